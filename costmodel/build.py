@@ -1,0 +1,342 @@
+"""Plan -> Schedule: the per-rank op graph of a forward pass (prefill) or of one decode step.
+
+Parallelism is applied by small functions, one per idea: the dense part of a layer split tp ways
+(``_dense``), attention kept local, spread over a ring (``_ring_prefill``), over an all-to-all
+(``_ulysses``), or the decode variants (``_decode_*``); pipeline stages wrap layers (``_rank``).
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from . import kernels, layers as Lr
+from .layers import Kind, Work
+from .plan import DecodeAttn, Plan, RingVariant, validate
+from .schedule import Op, Schedule
+from .specs import Collective, Hardware, Model, Phase, Workload, ceil_div
+from .topology import Topology
+
+COMPUTE, COMM = "compute", "comm"
+
+
+def ring_calls(variant: str, causal: bool, ring: int, lr: int, p: int, t: int) -> list[tuple[int, int, bool]]:
+    """Attention calls (q_len, kv_len, causal) rank ``p`` makes at ring step ``t`` (pass-KV prefill).
+
+    ``lr`` is the ring-local sequence length per rank.  Layouts: plain (contiguous chunks), zigzag
+    (chunks p and 2P-1-p of 2P), striped (tokens p, p+P, ...).  A fully masked block makes no call.
+    """
+    src = (p - t) % ring
+    if not causal:
+        return [(lr, lr, False)]
+    if variant == RingVariant.PLAIN:
+        return [(lr, lr, True)] if src == p else ([(lr, lr, False)] if src < p else [])
+    if variant == RingVariant.ZIGZAG:
+        h = lr // 2
+        if src == p:
+            return [(lr, lr, True)]
+        return [(lr, h, False)] if src < p else [(h, lr, False)]
+    # striped: blocks with src > p lose their diagonal (drop the first query and the last key)
+    return [(lr, lr, True)] if src <= p else ([(lr - 1, lr - 1, True)] if lr > 1 else [])
+
+
+class _Prog:
+    """One rank's op list; derives deps from the buffers each op reads and writes."""
+
+    def __init__(self, b: "_Builder", rank: int):
+        self.b, self.rank = b, rank
+        self.writer: dict[str, int] = {}
+        self.readers: dict[str, list[int]] = {}
+
+    def add(self, *, stream: str, kind: str, tag: str, reads=(), writes=(), **f) -> Op:
+        deps = {self.writer[x] for x in reads if x in self.writer}
+        for x in writes:
+            deps.update(self.readers.get(x, ()))
+            if x in self.writer:
+                deps.add(self.writer[x])
+        op = Op(id=len(self.b.ops), rank=self.rank, stream=stream, kind=kind, tag=tag, deps=tuple(sorted(deps)),
+                reads=tuple(reads), writes=tuple(writes), **f)
+        self.b.ops.append(op)
+        for x in reads:
+            self.readers.setdefault(x, []).append(op.id)
+        for x in writes:
+            self.writer[x] = op.id
+            self.readers[x] = []
+        return op
+
+    def work(self, w: Work, tag: str, rename: dict[str, str]) -> Op:
+        hw, kernel = self.b.hw, self.b.kernel
+        shape = (w.m, w.n, w.k) if w.kind == Kind.GEMM else w.shape
+        return self.add(stream=COMPUTE, kind=w.kind, tag=f"{tag}/{w.name}",
+                        reads=tuple(rename.get(x, x) for x in w.reads),
+                        writes=tuple(rename.get(x, x) for x in w.writes),
+                        flops=float(w.flops), hbm_bytes=float(w.hbm_bytes),
+                        shape=tuple(_num(v) for v in shape), causal=w.causal,
+                        est_s=float(Lr.work_time(hw, w, kernel)) if hw else 0.0)
+
+    def collective(self, coll: str, group: tuple[int, ...], msg_bytes: float, tag: str, reads, writes) -> Op | None:
+        if len(group) <= 1:
+            return None
+        b = self.b
+        link = b.topo.group_link(group)
+        return self.add(stream=COMM, kind=coll, tag=tag, reads=reads, writes=writes, peers=group,
+                        match=b.key(f"{tag}|{group}"), msg_bytes=float(msg_bytes), link=link.value,
+                        link_bytes=float(kernels.sent_bytes(coll, msg_bytes, len(group))),
+                        est_s=float(kernels.comm_time(b.hw, link, coll, msg_bytes, len(group))) if b.hw else 0.0)
+
+    def sendrecv(self, tag: str, send_to: int | None, send_buf: str | None, recv_from: int | None,
+                 recv_buf: str | None, nbytes: float, recv_tag: str | None = None) -> None:
+        """A send and/or a recv issued together (one NCCL group) on the comm stream."""
+        b = self.b
+        batch = b.next_batch()
+        if send_to is not None:
+            link = b.topo.link(self.rank, send_to)
+            self.add(stream=COMM, kind=Kind.SEND, tag=f"{tag}/send", reads=(send_buf,), peers=(send_to,),
+                     match=b.key(f"{tag}|{self.rank}->{send_to}"), batch=batch, msg_bytes=float(nbytes),
+                     link=link.value, link_bytes=float(nbytes),
+                     est_s=float(kernels.comm_time(b.hw, link, Collective.P2P, nbytes, 2)) if b.hw else 0.0)
+        if recv_from is not None:
+            link = b.topo.link(recv_from, self.rank)
+            rtag = recv_tag or tag
+            self.add(stream=COMM, kind=Kind.RECV, tag=f"{rtag}/recv", writes=(recv_buf,), peers=(recv_from,),
+                     match=b.key(f"{rtag}|{recv_from}->{self.rank}"), batch=batch, msg_bytes=float(nbytes),
+                     link=link.value,
+                     est_s=float(kernels.comm_time(b.hw, link, Collective.P2P, nbytes, 2)) if b.hw else 0.0)
+
+
+def _num(v):
+    a = np.asarray(v)
+    return int(a) if float(a).is_integer() else float(a)
+
+
+class _Builder:
+    def __init__(self, model: Model, wl: Workload, plan: Plan, topo: Topology, hw: Hardware | None, kernel: str,
+                 layers: int | None):
+        self.model, self.wl, self.plan, self.topo, self.hw, self.kernel = model, wl, plan, topo, hw, kernel
+        self.ops: list[Op] = []
+        self._keys: dict[str, int] = {}
+        self._batch = 0
+        per_stage = model.layers // plan.pp
+        self.layers_per_stage = per_stage if layers is None else max(1, min(layers, per_stage))
+
+    def key(self, s: str) -> int:
+        return self._keys.setdefault(s, len(self._keys))
+
+    def next_batch(self) -> int:
+        self._batch += 1
+        return self._batch
+
+    # -- geometry -------------------------------------------------------------------------------
+    @property
+    def mb(self) -> int:
+        return self.wl.batch // self.plan.microbatches
+
+    def heads(self) -> tuple[int, int]:
+        """(query heads, kv heads) one rank attends with, after tp and ulysses."""
+        p, m = self.plan, self.model
+        return m.n_heads // (p.tp * p.ulysses), max(m.n_kv_heads // (p.tp * p.ulysses), 1)
+
+    def dense_tokens(self) -> int:
+        """Token rows of the dense part (GEMMs) on one rank for one microbatch."""
+        p, wl = self.plan, self.wl
+        if wl.phase == Phase.PREFILL:
+            return self.mb * wl.seq_len // p.sp
+        if p.sp == 1 or (p.ring > 1 and p.decode_attn == DecodeAttn.ALLGATHER):
+            return self.mb  # every rank of the sequence group computes the new tokens (no scatter needed)
+        return ceil_div(self.mb, p.sp)  # owners compute their sequences' new tokens
+
+    # -- one rank -------------------------------------------------------------------------------
+    def rank(self, rank: int) -> None:
+        prog = _Prog(self, rank)
+        plan = self.plan
+        s, r, u, t = plan.coords(rank)
+        prev = plan.rank_of(s - 1, r, u, t) if s > 0 else None
+        nxt = plan.rank_of(s + 1, r, u, t) if s < plan.pp - 1 else None
+        act = self.dense_tokens() * self.model.d_model * self.model.dtype_bytes
+        m = plan.microbatches
+        if prev is not None:
+            prog.sendrecv("pp/mb0", None, None, prev, "x@0", act)
+        for j in range(m):
+            for i in range(self.layers_per_stage):
+                self.layer(prog, rank, s * self.layers_per_stage + i, j)
+            if nxt is not None or (prev is not None and j + 1 < m):
+                prog.sendrecv(f"pp/mb{j}", nxt, f"x@{j}", prev if j + 1 < m else None, f"x@{j + 1}", act,
+                              recv_tag=f"pp/mb{j + 1}")
+
+    def layer(self, prog: _Prog, rank: int, layer: int, j: int) -> None:
+        model, plan, wl = self.model, self.plan, self.wl
+        tok = self.dense_tokens()
+        tag = f"L{layer}/mb{j}"
+        ren = {"x": f"x@{j}", "kv_local": f"kvcache/L{layer}/mb{j}"}
+        works = Lr.layer_dense_works(model, tok, plan.tp)
+        pre, post = works[:3], works[3:]
+        for w in pre:
+            prog.work(w, tag, ren)
+        if wl.phase == Phase.PREFILL:
+            self.attention_prefill(prog, rank, tag, ren["kv_local"])
+        else:
+            self.attention_decode(prog, rank, tag, ren["kv_local"])
+        tp_group = plan.tp_group(rank)
+        msg = tok * model.d_model * model.dtype_bytes
+        for w in post:
+            prog.work(w, tag, ren)
+            if w.name in ("o_proj", "mlp_down"):
+                prog.collective(Kind.ALL_REDUCE, tp_group, msg, f"{tag}/tp/{w.name}_ar", ("y",), ("y",))
+
+    # -- attention, prefill --------------------------------------------------------------------
+    def attention_prefill(self, prog: _Prog, rank: int, tag: str, kv: str) -> None:
+        plan, model, wl = self.plan, self.model, self.wl
+        hq, hkv = self.heads()
+        ltok = wl.seq_len // plan.ring  # ring-local tokens per sequence (after the all-to-all, if any)
+        q, o = "q", "o"
+        if plan.ulysses > 1:
+            tok = self.dense_tokens()
+            qkv_b = tok * (hq + 2 * hkv) * plan.ulysses * model.head_dim * model.dtype_bytes
+            prog.collective(Kind.ALL_TO_ALL, plan.ulysses_group(rank), qkv_b, f"{tag}/ulysses/a2a_qkv",
+                            ("q", kv), ("q_h", f"{kv}/heads"))
+            q, kv, o = "q_h", f"{kv}/heads", "o_h"
+        if plan.ring > 1:
+            self._ring_prefill(prog, rank, tag, q, kv, o, ltok, hq, hkv)
+        else:
+            w = Lr.attention("attn", model, self.mb, hq, ltok, ltok, wl.causal, (q, kv), (o,), kv_heads=hkv)
+            prog.work(w, f"{tag}/attn", {})
+        if plan.ulysses > 1:
+            tok = self.dense_tokens()
+            prog.collective(Kind.ALL_TO_ALL, plan.ulysses_group(rank),
+                            tok * hq * plan.ulysses * model.head_dim * model.dtype_bytes,
+                            f"{tag}/ulysses/a2a_o", ("o_h",), ("o",))
+
+    def _ring_prefill(self, prog: _Prog, rank, tag, q, kv, o, ltok, hq, hkv) -> None:
+        """Pass-KV ring: P steps; step t attends to the block that left rank p-t, t steps ago, while
+        the next block moves (double buffer); partial outputs merge into an FP32 accumulator."""
+        plan, model, wl = self.plan, self.model, self.wl
+        group = plan.ring_group(rank)
+        R = plan.ring
+        i = group.index(rank)
+        nxt, prv = group[(i + 1) % R], group[(i - 1) % R]
+        block = self.mb * ltok * 2 * hkv * model.head_dim * model.dtype_bytes
+        tok = self.mb * ltok
+        have = False
+        for t in range(R):
+            cur = kv if t == 0 else f"kvbuf{t % 2}"
+            stag = f"{tag}/ring/step{t}"
+            if t < R - 1:
+                prog.sendrecv(stag, nxt, cur, prv, f"kvbuf{(t + 1) % 2}", block)
+            for c, (ql, kl, causal) in enumerate(ring_calls(plan.ring_variant, wl.causal, R, ltok, i, t)):
+                w = Lr.attention(f"attn{c}" if c else "attn", model, self.mb, hq, ql, kl, causal, (q, cur),
+                                 ("part",), kv_heads=hkv)
+                prog.work(w, stag, {})
+                if have:
+                    prog.work(Lr.lse_merge("merge", model, tok, hq, ("part", "acc"), ("acc",)), stag, {})
+                else:
+                    prog.work(Lr.elementwise("init", tok * hq * model.head_dim * (model.dtype_bytes + model.accum_bytes),
+                                             ("part",), ("acc",)), stag, {})
+                    have = True
+        prog.work(Lr.elementwise("finalize", tok * hq * model.head_dim * (model.accum_bytes + model.dtype_bytes),
+                                 ("acc",), (o,)), f"{tag}/ring", {})
+
+    # -- attention, decode ---------------------------------------------------------------------
+    def attention_decode(self, prog: _Prog, rank: int, tag: str, kv: str) -> None:
+        plan, model, wl = self.plan, self.model, self.wl
+        hq, hkv = self.heads()
+        if plan.ulysses > 1:
+            tok = self.dense_tokens()
+            g = plan.ulysses_group(rank)
+            per = tok * plan.ulysses
+            prog.collective(Kind.ALL_TO_ALL, g, per * (hq + 2 * hkv) * model.head_dim * model.dtype_bytes,
+                            f"{tag}/ulysses/a2a_qkv", ("q", kv), ("q_h", f"{kv}/heads"))
+            w = Lr.attention("attn", model, per, hq, 1, wl.context, False, ("q_h", f"{kv}/heads"), ("o_h",),
+                             kv_heads=hkv)
+            prog.work(w, f"{tag}/attn", {})
+            prog.collective(Kind.ALL_TO_ALL, g, per * hq * model.head_dim * model.dtype_bytes,
+                            f"{tag}/ulysses/a2a_o", ("o_h",), ("o",))
+            return
+        if plan.ring == 1:
+            w = Lr.attention("attn", model, self.mb, hq, 1, wl.context, False, ("q", kv), ("o",), kv_heads=hkv)
+            prog.work(w, f"{tag}/attn", {})
+            return
+        {DecodeAttn.ALLGATHER: self._decode_allgather, DecodeAttn.PASS_Q: self._decode_pass_q,
+         DecodeAttn.PASS_KV: self._decode_pass_kv}[plan.decode_attn](prog, rank, tag, kv, hq, hkv)
+
+    def _decode_allgather(self, prog, rank, tag, kv, hq, hkv) -> None:
+        """Every ring rank holds the new tokens' queries; each attends to its KV shard, then the
+        partial outputs and log-sum-exps are all-gathered and merged."""
+        plan, model, wl = self.plan, self.model, self.wl
+        R, b = plan.ring, self.mb
+        w = Lr.attention("attn", model, b, hq, 1, wl.context // R, False, ("q", kv), ("part",), kv_heads=hkv)
+        prog.work(w, f"{tag}/ring", {})
+        part = b * hq * (model.head_dim * model.accum_bytes + 4)
+        prog.collective(Kind.ALL_GATHER, plan.ring_group(rank), R * part, f"{tag}/ring/allgather", ("part",),
+                        ("parts",))
+        prog.work(Lr.elementwise("merge", R * part + b * hq * model.head_dim * model.dtype_bytes, ("parts",),
+                                 ("o",), kind=Kind.LSE_MERGE), f"{tag}/ring", {})
+
+    def _decode_pass_q(self, prog, rank, tag, kv, hq, hkv) -> None:
+        """The owners' queries travel the ring with their running (output, lse); each rank attends
+        them to its shard and merges; after P hops the block is home."""
+        plan, model, wl = self.plan, self.model, self.wl
+        R = plan.ring
+        group = plan.ring_group(rank)
+        i = group.index(rank)
+        nxt, prv = group[(i + 1) % R], group[(i - 1) % R]
+        tok = self.dense_tokens()
+        blk = tok * hq * (model.head_dim * (model.dtype_bytes + model.accum_bytes) + 4)
+        for t in range(R):
+            stag = f"{tag}/ring/step{t}"
+            cur = f"qblk{t % 2}" if t else "q"
+            w = Lr.attention("attn", model, tok, hq, 1, wl.context // R, False, (cur, kv), ("part",), kv_heads=hkv)
+            prog.work(w, stag, {})
+            prog.work(Lr.lse_merge("merge", model, tok, hq, ("part", cur), (cur,)), stag, {})
+            prog.sendrecv(stag, nxt, cur, prv, f"qblk{(t + 1) % 2}", blk)
+        prog.work(Lr.elementwise("finalize", tok * hq * model.head_dim * (model.accum_bytes + model.dtype_bytes),
+                                 (f"qblk{R % 2}",), ("o",)), f"{tag}/ring", {})
+
+    def _decode_pass_kv(self, prog, rank, tag, kv, hq, hkv) -> None:
+        """The seed's algorithm applied to decode as written: whole KV-cache shards travel the ring
+        while the owners' new queries attend to each one in turn."""
+        plan, model, wl = self.plan, self.model, self.wl
+        R = plan.ring
+        group = plan.ring_group(rank)
+        i = group.index(rank)
+        nxt, prv = group[(i + 1) % R], group[(i - 1) % R]
+        tok = self.dense_tokens()
+        shard = self.mb * (wl.context // R) * 2 * hkv * model.head_dim * model.dtype_bytes
+        for t in range(R):
+            stag = f"{tag}/ring/step{t}"
+            cur = kv if t == 0 else f"kvbuf{t % 2}"
+            if t < R - 1:
+                prog.sendrecv(stag, nxt, cur, prv, f"kvbuf{(t + 1) % 2}", shard)
+            w = Lr.attention("attn", model, tok, hq, 1, wl.context // R, False, ("q", cur), ("part",),
+                             kv_heads=hkv)
+            prog.work(w, stag, {})
+            prog.work(Lr.lse_merge("merge", model, tok, hq, ("part", "acc"), ("acc",)), stag, {})
+        prog.work(Lr.elementwise("finalize", tok * hq * model.head_dim * (model.accum_bytes + model.dtype_bytes),
+                                 ("acc",), ("o",)), f"{tag}/ring", {})
+
+
+def build_schedule(model: Model, workload: Workload, plan: Plan, topo: Topology, hw: Hardware | None = None, *,
+                   kernel: str = "flash", layers: int | None = None) -> Schedule:
+    """Build every rank's ops.  ``layers`` < layers per stage builds fewer identical layers and sets
+    ``layer_repeat`` (a coarsening the simulator may use; the ops are otherwise unchanged)."""
+    validate(plan, model, workload, topo)
+    if workload.phase == Phase.DECODE and plan.ring > 1 and plan.ulysses > 1:
+        from .errors import SpecError
+        raise SpecError("decode with both ring and ulysses > 1 is not modelled: use one of them")
+    b = _Builder(model, workload, plan, topo, hw, kernel, layers)
+    for r in range(plan.n_ranks):
+        b.rank(r)
+    per_stage = model.layers // plan.pp
+    repeat = per_stage // b.layers_per_stage if per_stage % b.layers_per_stage == 0 else 1
+    specs = {"model": _asdict(model), "workload": _asdict(workload), "plan": plan.to_dict(),
+             "topology": topo.to_dict(), "hardware": hw.name if hw else None, "attn_kernel": kernel}
+    return Schedule(n_ranks=plan.n_ranks, ops=b.ops, specs=specs, layers_built=b.layers_per_stage * plan.pp,
+                    layer_repeat=repeat if plan.microbatches == 1 or plan.pp == 1 else 1)
+
+
+def _asdict(obj) -> dict:
+    from dataclasses import asdict
+    d = asdict(obj)
+    return {k: (v.value if hasattr(v, "value") else v) for k, v in d.items()}
+
+
+__all__ = ["build_schedule", "ring_calls", "replace"]

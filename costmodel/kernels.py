@@ -1,0 +1,67 @@
+"""Time of one op on a hardware profile: the calibrated cost every engine shares.
+
+All functions are numpy-vectorised: the analytic model calls them with arrays over L and P, the
+schedule builder with scalars (stamping each op's uncontended time), the simulator per op.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .specs import Collective, Hardware
+
+
+def gemm_time(hw: Hardware, flops, hbm_bytes, m):
+    """max(compute at the shape's efficiency, memory) + launch."""
+    eff = hw.gemm_efficiency(np.maximum(m, 1))
+    return np.maximum(flops / (hw.peak_flops * eff), hbm_bytes / hw.elementwise_bw_Bps) + hw.launch_s
+
+
+def attn_time(hw: Hardware, kernel: str, flops, hbm_bytes, kv_len, causal: bool):
+    """Fused attention kernel: throughput by key length from the profile, or memory-bound (decode)."""
+    fig = hw.attn(kernel)
+    thr = (fig.causal if causal else fig.full)(np.maximum(kv_len, 1))
+    return np.maximum(flops / thr, hbm_bytes / hw.elementwise_bw_Bps) + hw.launch_s
+
+
+def elementwise_time(hw: Hardware, hbm_bytes):
+    return hbm_bytes / hw.elementwise_bw_Bps + hw.launch_s
+
+
+def ring_factors(coll: str, group):
+    """(steps, volume factor) of NCCL's ring algorithm for a group of ``group`` ranks.
+
+    ``volume factor * message bytes`` is what each rank sends; the message is the buffer size
+    nccl-tests calls 'size' (all-gather: the gathered output; reduce-scatter: the input).
+    """
+    g = np.asarray(group, dtype=float)
+    if coll == Collective.P2P:
+        return np.ones_like(g), np.ones_like(g)
+    if coll == Collective.ALL_REDUCE:
+        return 2 * (g - 1), 2 * (g - 1) / g
+    if coll in (Collective.ALL_GATHER, Collective.REDUCE_SCATTER, Collective.ALL_TO_ALL):
+        return g - 1, (g - 1) / g
+    raise ValueError(f"unknown collective {coll!r}")
+
+
+def sent_bytes(coll: str, msg_bytes, group):
+    """Bytes one rank sends over its links for one call."""
+    return ring_factors(coll, group)[1] * msg_bytes
+
+
+def comm_time(hw: Hardware, link: str, coll: str, msg_bytes, group):
+    """Uncontended alpha-beta time of one call; zero for a group of one (no call is made)."""
+    f = hw.comm[str(link)][str(coll)]
+    steps, vol = ring_factors(coll, group)
+    t = f.latency_s + steps * f.hop_latency_s + vol * msg_bytes / f.bw_Bps
+    return np.where(np.asarray(group) > 1, t, 0.0) if coll != Collective.P2P else t
+
+
+def overlapped(work_s, xfer_s, slowdown: float):
+    """Time of compute ``work_s`` that starts together with a transfer of ``xfer_s`` on the same GPU.
+
+    Compute runs ``slowdown`` times slower while the transfer's kernels run beside it; the step ends
+    when both are done.
+    """
+    w = np.asarray(work_s, dtype=float)
+    x = np.asarray(xfer_s, dtype=float)
+    return np.where(w * slowdown <= x, x, x + (w - x / slowdown))

@@ -1,0 +1,114 @@
+"""``predict``: the analytic model on one configuration, as the JSON contract other tools rely on."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from .analytic import Setting, evaluate
+from .config import Config
+from .plan import seq_multiple
+from .specs import Phase
+
+DEFINITIONS = {
+    "latency_s": "prefill: time to run the whole batch's prompt through all layers (= TTFT of the batch); "
+                 "decode: time of one decode step of the whole batch (isolated step, no overlap between steps)",
+    "tps": "tokens per second: prefill B*L / latency_s; decode B / latency_s (one new token per sequence per step)",
+    "tpot_s": "decode only: time per output token of one sequence = the decode step latency",
+    "flops_per_device": "FLOPs executed by the busiest device for the phase",
+    "hbm_bytes_per_device": "HBM bytes read+written by the busiest device's kernels",
+    "comm_bytes_per_device": "bytes sent by the busiest device, by link type",
+    "memory_bytes_per_device": "peak resident bytes of one device by kind; prefill keeps the KV cache it builds",
+    "roofline_latency_s": "max(FLOPs/peak, HBM bytes/HBM bw, NVLink bytes/NVLink bw, IB bytes/NIC bw) per device "
+                          "with datasheet peaks: no implementation of this plan can be faster",
+}
+
+
+def setting(cfg: Config) -> Setting:
+    return Setting(phase=cfg.workload.phase, causal=cfg.workload.causal, kernel=cfg.kernel,
+                   ring_variant=cfg.plan.ring_variant, decode_attn=cfg.plan.decode_attn,
+                   topo_kind=cfg.topology.kind.value, gpus_per_node=cfg.topology.gpus_per_node)
+
+
+def _eval(cfg: Config, batch=None, seq=None, context=None) -> dict:
+    p, wl = cfg.plan, cfg.workload
+    return evaluate(cfg.model, cfg.hardware, setting(cfg), batch=wl.batch if batch is None else batch,
+                    seq=wl.seq_len if seq is None else seq, tp=p.tp, pp=p.pp, ring=p.ring, ulysses=p.ulysses,
+                    microbatches=p.microbatches, context=wl.context if context is None else context,
+                    gen_tokens=wl.gen_tokens)
+
+
+def max_batch(cfg: Config) -> int:
+    """Largest batch (a multiple of the micro-batch count) whose memory fits, 0 if none."""
+    m = cfg.plan.microbatches
+    cands = m * np.unique(np.round(np.geomspace(1, 2**20, 400)).astype(int))
+    fits = _eval(cfg, batch=cands)["feasible"]
+    if not fits[0]:
+        return 0
+    hi = int(cands[np.nonzero(fits)[0].max()])
+    lo_next = int(cands[min(np.nonzero(fits)[0].max() + 1, len(cands) - 1)])
+    fine = np.arange(hi, max(lo_next, hi + m), m)
+    ok = fine[_eval(cfg, batch=fine)["feasible"]]
+    return int(ok.max())
+
+
+def max_length(cfg: Config) -> int:
+    """Largest prompt (prefill) or context (decode) length that fits at this batch, 0 if none."""
+    mult = seq_multiple(cfg.plan) if cfg.workload.phase == Phase.PREFILL else cfg.plan.sp
+    cands = mult * np.unique(np.round(np.geomspace(1, 2**26 / mult, 600)).astype(int))
+    key = "seq" if cfg.workload.phase == Phase.PREFILL else "context"
+    fits = _eval(cfg, **{key: cands})["feasible"]
+    if not fits[0]:
+        return 0
+    i = int(np.nonzero(fits)[0].max())
+    hi, nxt = int(cands[i]), int(cands[min(i + 1, len(cands) - 1)])
+    fine = np.arange(hi, max(nxt, hi + mult), mult)
+    ok = fine[_eval(cfg, **{key: fine})["feasible"]]
+    return int(ok.max())
+
+
+def predict(cfg: Config) -> dict:
+    o = {k: (v.item() if isinstance(v, np.ndarray) and v.ndim == 0 else v) for k, v in _eval(cfg).items()}
+    o = {k: (v.item() if hasattr(v, "item") else v) for k, v in o.items()}
+    decode = cfg.workload.phase == Phase.DECODE
+    feasible = bool(o["feasible"])
+    mem = {"weights": o["mem_weights_bytes"], "kv_cache": o["mem_kv_cache_bytes"],
+           "activations": o["mem_activations_bytes"], "comm_buffers": o["mem_comm_buffers_bytes"],
+           "workspace": o["mem_workspace_bytes"], "total": o["mem_total_bytes"]}
+    mb = max_batch(cfg)
+    ml = max_length(cfg)
+    verdict = ("fits" if feasible else
+               f"does not fit: needs {o['mem_total_bytes'] / 1e9:.1f} GB of {o['capacity_bytes'] / 1e9:.1f} GB per "
+               f"device ({', '.join(f'{k} {v / 1e9:.1f} GB' for k, v in mem.items() if k != 'total')}); "
+               f"largest batch that fits at this length: {mb}; largest "
+               f"{'context' if decode else 'prompt'} that fits at this batch: {ml}")
+    return {
+        "engine": "analytic",
+        "latency_s": o["latency_s"],
+        "tps": o["tps"],
+        "tpot_s": o["tpot_s"] if decode else None,
+        "ttft_s": None if decode else o["latency_s"],
+        "flops_per_device": o["flops_per_device"],
+        "hbm_bytes_per_device": o["hbm_bytes_per_device"],
+        "comm_bytes_per_device": {"nvlink": o["comm_nvlink_bytes"], "ib": o["comm_ib_bytes"],
+                                  "total": o["comm_nvlink_bytes"] + o["comm_ib_bytes"]},
+        "memory_bytes_per_device": mem,
+        "capacity_bytes": o["capacity_bytes"],
+        "feasible": feasible,
+        "verdict": verdict,
+        "max_batch": mb,
+        "max_length": ml,
+        "bottleneck": str(o["bottleneck"]),
+        "roofline_latency_s": o["roofline_latency_s"],
+        "roofline": {"bound": str(o["roofline_bound"]), "compute_s": o["roofline_compute_s"],
+                     "hbm_s": o["roofline_hbm_s"], "nvlink_s": o["roofline_nvlink_s"], "ib_s": o["roofline_ib_s"]},
+        "time_breakdown_s": {"compute_bound_kernels": o["t_compute_s"], "memory_bound_kernels": o["t_memory_s"],
+                             "launch_overhead": o["t_overhead_s"], "communication_on_path": o["t_comm_s"],
+                             "communication_exposed": o["t_comm_exposed_s"], "pipeline_bubble": o["t_bubble_s"]},
+        "total_flops": o["total_flops"],
+        "definitions": DEFINITIONS,
+        "specs": cfg.specs(),
+    }
+
+
+__all__ = ["predict", "max_batch", "max_length", "setting", "replace"]

@@ -1,0 +1,171 @@
+"""Presets: TOML files under ``costmodel/presets/<kind>/<name>.toml`` turned into specs.
+
+Loading is strict: unknown and missing keys are reported by name.  Units in the file carry their
+names (``hbm_TBps``, ``launch_us``) and are converted to SI once, here.  Overrides use dotted paths
+into the file (``peak.hbm_TBps=4.0``) and are applied before validation, so every field can be set
+from the command line.
+"""
+from __future__ import annotations
+
+import copy
+import sys
+from pathlib import Path
+from typing import Any
+
+from .errors import SpecError
+from .specs import AttnFigures, CommFigures, Curve, Hardware, Model
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+PRESET_DIR = Path(__file__).parent / "presets"
+
+
+def available(kind: str) -> list[str]:
+    return sorted(p.stem for p in (PRESET_DIR / kind).glob("*.toml"))
+
+
+def load_toml(kind: str, name_or_path: str) -> dict:
+    """Raw TOML of a preset name (``h100-sxm``) or of a file path (a calibrated profile)."""
+    p = Path(name_or_path)
+    if p.suffix == ".toml" and p.exists():
+        path = p
+    else:
+        path = PRESET_DIR / kind / f"{name_or_path}.toml"
+        if not path.exists():
+            raise SpecError(f"--{kind} {name_or_path!r} is not a known preset: valid are {available(kind)} "
+                            f"or a path to a .toml file")
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise SpecError(f"--{kind} file {path} is not valid TOML: {e}") from None
+
+
+def apply_overrides(raw: dict, overrides: list[str] | None, kind: str) -> dict:
+    """Apply ``a.b.c=value`` overrides (value parsed as TOML: numbers, strings, lists)."""
+    out = copy.deepcopy(raw)
+    for item in overrides or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SpecError(f"--set {item!r} is not valid: use {kind}.path.to.key=value")
+        parts = key.split(".")
+        node = out
+        for part in parts[:-1]:
+            if not isinstance(node.get(part), dict):
+                raise SpecError(f"--set {item!r}: {kind} has no section {part!r}")
+            node = node[part]
+        if parts[-1] not in node:
+            raise SpecError(f"--set {item!r}: {kind} has no key {key!r}; known here: {sorted(node)}")
+        try:
+            node[parts[-1]] = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            node[parts[-1]] = value
+    return out
+
+
+class _Strict:
+    """Take keys from a TOML table; complain about missing and (at ``done``) unknown ones by name."""
+
+    def __init__(self, table: Any, where: str):
+        if not isinstance(table, dict):
+            raise SpecError(f"{where} must be a table, got {type(table).__name__}")
+        self.t, self.where, self.used = table, where, set()
+
+    def __call__(self, key: str, default: Any = ...) -> Any:
+        self.used.add(key)
+        if key not in self.t:
+            if default is ...:
+                raise SpecError(f"{self.where}: missing key {key!r}")
+            return default
+        return self.t[key]
+
+    def sub(self, key: str) -> "_Strict":
+        return _Strict(self(key), f"{self.where}.{key}")
+
+    def done(self) -> None:
+        extra = sorted(set(self.t) - self.used)
+        if extra:
+            raise SpecError(f"{self.where}: unknown key(s) {extra}; known: {sorted(self.used)}")
+
+
+def _num(x: Any, where: str) -> float:
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        raise SpecError(f"{where}={x!r} must be a number")
+    return float(x)
+
+
+def _curve(t: _Strict, xkey: str, ykey: str, scale: float = 1.0) -> Curve:
+    xs, ys = t(xkey), t(ykey)
+    return Curve(x=tuple(_num(v, f"{t.where}.{xkey}") for v in xs),
+                 y=tuple(_num(v, f"{t.where}.{ykey}") * scale for v in ys), name=f"{t.where}.{ykey}")
+
+
+def hardware_from_dict(raw: dict) -> Hardware:
+    top = _Strict(raw, "hardware")
+    peak, ach = top.sub("peak"), top.sub("achievable")
+    gemm = ach.sub("gemm")
+    attn_t = ach.sub("attention")
+    attention = {}
+    for kname in list(attn_t.t):
+        k = attn_t.sub(kname)
+        attention[kname] = AttnFigures(causal=_curve(k, "kv_len", "causal_TFLOPs", 1e12),
+                                       full=_curve(k, "kv_len", "full_TFLOPs", 1e12))
+        k.done()
+    attn_t.done()
+    comm_t = ach.sub("comm")
+    comm: dict[str, dict[str, CommFigures]] = {}
+    for link in list(comm_t.t):
+        lt = comm_t.sub(link)
+        comm[link] = {}
+        for coll in list(lt.t):
+            c = lt.sub(coll)
+            comm[link][coll] = CommFigures(latency_s=_num(c("latency_us"), c.where) * 1e-6,
+                                           hop_latency_s=_num(c("hop_latency_us", 0.0), c.where) * 1e-6,
+                                           bw_Bps=_num(c("bw_GBps"), c.where) * 1e9)
+            c.done()
+        lt.done()
+    comm_t.done()
+    hw = Hardware(
+        name=str(top("name")),
+        peak_flops=_num(peak("bf16_TFLOPs"), "peak.bf16_TFLOPs") * 1e12,
+        hbm_bw_Bps=_num(peak("hbm_TBps"), "peak.hbm_TBps") * 1e12,
+        hbm_capacity_bytes=_num(peak("hbm_capacity_MiB"), "peak.hbm_capacity_MiB") * 2**20,
+        nvlink_bw_Bps=_num(peak("nvlink_links"), "peak.nvlink_links") * _num(peak("nvlink_link_GBps"), "x") * 1e9,
+        nic_bw_Bps=_num(peak("nic_Gbps"), "peak.nic_Gbps") * 1e9 / 8,
+        gemm_efficiency=_curve(gemm, "tokens", "efficiency"),
+        attention=attention,
+        elementwise_bw_Bps=_num(ach("elementwise_TBps"), "achievable.elementwise_TBps") * 1e12,
+        launch_s=_num(ach("launch_us"), "achievable.launch_us") * 1e-6,
+        comm=comm,
+        compute_slowdown_under_comm=_num(ach("compute_slowdown_under_comm"), "achievable.compute_slowdown_under_comm"),
+        workspace_bytes=_num(ach("workspace_GiB"), "achievable.workspace_GiB") * 2**30,
+        provenance=dict(top("provenance", {})),
+    )
+    for t in (peak, gemm, ach, top):
+        t.done()
+    return hw
+
+
+def load_hardware(name: str, overrides: list[str] | None = None) -> Hardware:
+    return hardware_from_dict(apply_overrides(load_toml("hardware", name), overrides, "hardware"))
+
+
+MODEL_KEYS = ("name", "layers", "d_model", "n_heads", "n_kv_heads", "head_dim", "d_ff", "mlp", "dtype_bytes",
+              "accum_bytes", "vocab")
+
+
+def model_from_dict(raw: dict) -> Model:
+    t = _Strict(raw, "model")
+    kw = {k: t(k) for k in MODEL_KEYS if k in raw or k in ("layers", "d_model", "n_heads", "n_kv_heads",
+                                                            "head_dim", "d_ff")}
+    t.done()
+    return Model(**kw)
+
+
+def load_model(name: str, overrides: list[str] | None = None, **fields) -> Model:
+    raw = apply_overrides(load_toml("model", name), overrides, "model")
+    raw.update({k: v for k, v in fields.items() if v is not None})
+    return model_from_dict(raw)

@@ -1,0 +1,142 @@
+"""Results files: written atomically (temp file + rename) and carrying the specs that made them."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .errors import SpecError
+
+
+def _default(o):
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return None if math.isnan(o) else float(o)
+    if isinstance(o, np.bool_):
+        return bool(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def clean(o):
+    """NaN -> None recursively, so files are strict JSON."""
+    if isinstance(o, float) and math.isnan(o):
+        return None
+    if isinstance(o, dict):
+        return {k: clean(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [clean(v) for v in o]
+    return o
+
+
+def dumps(obj, **kw) -> str:
+    return json.dumps(clean(obj), default=_default, **kw)
+
+
+def ensure_dir(path: str | Path, what: str = "--out") -> Path:
+    p = Path(path)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise SpecError(f"{what} {str(path)!r} cannot be created: {e.strerror}") from None
+    if not os.access(p, os.W_OK):
+        raise SpecError(f"{what} {str(path)!r} is not writable")
+    return p
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    path = Path(path)
+    ensure_dir(path.parent, "output folder")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    path = Path(path)
+    ensure_dir(path.parent, "output folder")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def write_json(path, obj) -> Path:
+    return atomic_write_text(path, dumps(obj, indent=2) + "\n")
+
+
+def write_csv(path, columns: dict[str, list], header_comment: dict | None = None) -> Path:
+    """CSV of equal-length columns; an optional first line '# {json}' carries the specs."""
+    buf = io.StringIO()
+    if header_comment is not None:
+        buf.write("# " + dumps(header_comment) + "\n")
+    w = csv.writer(buf)
+    names = list(columns)
+    w.writerow(names)
+    n = len(next(iter(columns.values()))) if columns else 0
+    for i in range(n):
+        w.writerow([_cell(columns[c][i]) for c in names])
+    return atomic_write_text(path, buf.getvalue())
+
+
+def _cell(v):
+    if isinstance(v, (float, np.floating)):
+        return "" if math.isnan(v) else repr(float(v))
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def read_csv(path) -> tuple[dict | None, list[dict]]:
+    """Inverse of write_csv: (specs from the comment line or None, rows as dicts of strings)."""
+    with open(path) as f:
+        first = f.readline()
+        specs = json.loads(first[2:]) if first.startswith("# ") else None
+        if specs is None:
+            f.seek(0)
+        rows = list(csv.DictReader(f))
+    return specs, rows
+
+
+def append_jsonl(path, record: dict) -> None:
+    """Append one record durably (flush + fsync): records already written survive an interruption."""
+    path = Path(path)
+    ensure_dir(path.parent, "output folder")
+    line = dumps(record) + "\n"
+    with open(path, "a") as f:
+        f.write(line)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_jsonl(path) -> list[dict]:
+    out = []
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line:
+                out.append(json.loads(line))
+    return out

@@ -1,0 +1,258 @@
+"""Specs: hardware profile, model and workload, as frozen keyword-only dataclasses.
+
+Each is validated on construction (``SpecError`` naming the field, the value and the valid range)
+and can be built from a TOML preset (``costmodel.presets``), whose units are converted once, at load.
+Topology and plan live in ``topology.py`` and ``plan.py``.
+"""
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import numpy as np
+
+from .errors import SpecError, check
+
+
+class Phase(enum.StrEnum):
+    PREFILL = "prefill"
+    DECODE = "decode"
+
+
+class MlpKind(enum.StrEnum):
+    GELU = "gelu"
+    SWIGLU = "swiglu"
+
+
+class AttnKernel(enum.StrEnum):
+    FLASH = "flash"
+    CUDNN = "cudnn"
+
+
+class Link(enum.StrEnum):
+    NVLINK = "nvlink"
+    IB = "ib"
+
+
+class Collective(enum.StrEnum):
+    P2P = "p2p"
+    ALL_REDUCE = "all_reduce"
+    ALL_GATHER = "all_gather"
+    REDUCE_SCATTER = "reduce_scatter"
+    ALL_TO_ALL = "all_to_all"
+
+
+# ----------------------------------------------------------------------------------------------
+# Hardware profile
+# ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class Curve:
+    """A measured curve y(x), piecewise linear in log2(x), flat beyond its ends."""
+
+    x: tuple[float, ...]
+    y: tuple[float, ...]
+    name: str = "curve"
+
+    def __post_init__(self) -> None:
+        check(len(self.x) == len(self.y) and len(self.x) >= 1, f"{self.name}", (len(self.x), len(self.y)),
+              "x and y must be non-empty lists of the same length")
+        check(all(v > 0 for v in self.x), f"{self.name}.x", self.x, "all points must be > 0")
+        check(all(b > a for a, b in zip(self.x, self.x[1:])), f"{self.name}.x", self.x, "must increase strictly")
+        check(all(v > 0 for v in self.y), f"{self.name}.y", self.y, "all values must be > 0")
+
+    def __call__(self, x):  # numpy-vectorised
+        return np.interp(np.log2(np.maximum(x, 1e-30)), np.log2(self.x), self.y)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CommFigures:
+    """Achievable alpha-beta figures of one link type for one primitive.
+
+    A transfer of n bytes over a group of g ranks costs
+    ``latency_s + steps(g) * hop_latency_s + volume(n, g) / bw_Bps`` where steps and volume are those
+    of NCCL's ring algorithm (see ``kernels.py``).  ``bw_Bps`` is the bus bandwidth that nccl-tests
+    reports (for p2p: the one-way bandwidth of one pair).
+    """
+
+    latency_s: float
+    hop_latency_s: float = 0.0
+    bw_Bps: float
+
+    def __post_init__(self) -> None:
+        check(0 <= self.latency_s < 1e-2, "latency_us", self.latency_s * 1e6, "must be in [0, 10000) microseconds")
+        check(0 <= self.hop_latency_s < 1e-3, "hop_latency_us", self.hop_latency_s * 1e6,
+              "must be in [0, 1000) microseconds")
+        check(self.bw_Bps > 0, "bw_GBps", self.bw_Bps / 1e9, "must be > 0")
+
+
+@dataclass(frozen=True, kw_only=True)
+class AttnFigures:
+    """Attention kernel throughput (FLOP/s actually performed) by key length, masked and unmasked."""
+
+    causal: Curve
+    full: Curve
+
+
+@dataclass(frozen=True, kw_only=True)
+class Hardware:
+    name: str
+    # datasheet peaks
+    peak_flops: float  # dense BF16 FLOP/s
+    hbm_bw_Bps: float
+    hbm_capacity_bytes: float
+    nvlink_bw_Bps: float  # per GPU, per direction, all links
+    nic_bw_Bps: float  # per GPU, per direction (one NIC per GPU)
+    # achievable
+    gemm_efficiency: Curve  # fraction of peak_flops by GEMM rows (tokens)
+    attention: Mapping[str, AttnFigures]  # by kernel name
+    elementwise_bw_Bps: float
+    launch_s: float
+    comm: Mapping[str, Mapping[str, CommFigures]]  # link -> collective -> figures
+    compute_slowdown_under_comm: float  # compute time multiplier while NCCL kernels run beside it
+    workspace_bytes: float  # CUDA context, cuBLAS/NCCL workspaces, allocator slack
+    provenance: Mapping[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for f in ("peak_flops", "hbm_bw_Bps", "hbm_capacity_bytes", "nvlink_bw_Bps", "nic_bw_Bps",
+                  "elementwise_bw_Bps"):
+            check(getattr(self, f) > 0, f"hardware.{f}", getattr(self, f), "must be > 0")
+        check(0 <= self.launch_s < 1e-3, "hardware.launch_s", self.launch_s, "must be in [0, 1 ms)")
+        check(1.0 <= self.compute_slowdown_under_comm < 3.0, "hardware.compute_slowdown_under_comm",
+              self.compute_slowdown_under_comm, "must be in [1, 3)")
+        check(0 <= self.workspace_bytes < self.hbm_capacity_bytes, "hardware.workspace_bytes",
+              self.workspace_bytes, "must be >= 0 and below the HBM capacity")
+        check(self.elementwise_bw_Bps <= self.hbm_bw_Bps * 1.05, "hardware.elementwise_bw",
+              self.elementwise_bw_Bps, "cannot exceed the HBM bandwidth")
+        check(len(self.attention) > 0, "hardware.attention", list(self.attention), "needs at least one kernel")
+        for link in Link:
+            check(link.value in self.comm, "hardware.comm", sorted(self.comm), f"needs the link type {link.value!r}")
+            for c in Collective:
+                check(c.value in self.comm[link.value], f"hardware.comm.{link.value}",
+                      sorted(self.comm[link.value]), f"needs figures for {c.value!r}")
+
+    def attn(self, kernel: str) -> AttnFigures:
+        if kernel not in self.attention:
+            raise SpecError(f"--attn-kernel {kernel!r} is not in profile {self.name}: valid are {sorted(self.attention)}")
+        return self.attention[kernel]
+
+    def link_bw_Bps(self, link: str) -> float:
+        return self.nvlink_bw_Bps if link == Link.NVLINK else self.nic_bw_Bps
+
+
+# ----------------------------------------------------------------------------------------------
+# Model
+# ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class Model:
+    name: str = "custom"
+    layers: int
+    d_model: int
+    n_heads: int
+    n_kv_heads: int
+    head_dim: int
+    d_ff: int
+    mlp: MlpKind = MlpKind.GELU
+    dtype_bytes: int = 2  # BF16 weights and activations
+    accum_bytes: int = 4  # FP32 attention accumulation
+    vocab: int = 0  # 0: no embedding / LM head counted (the seed's model gives none)
+
+    def __post_init__(self) -> None:
+        for f in ("layers", "d_model", "n_heads", "n_kv_heads", "head_dim", "d_ff"):
+            v = getattr(self, f)
+            check(isinstance(v, int) and v >= 1, f"model.{f}", v, "must be a positive integer")
+        check(self.n_heads % self.n_kv_heads == 0, "model.n_kv_heads", self.n_kv_heads,
+              f"must divide n_heads={self.n_heads}")
+        check(self.dtype_bytes in (1, 2, 4), "model.dtype_bytes", self.dtype_bytes, "must be 1, 2 or 4")
+        check(self.accum_bytes in (2, 4), "model.accum_bytes", self.accum_bytes, "must be 2 or 4")
+        check(self.vocab >= 0, "model.vocab", self.vocab, "must be >= 0")
+        try:
+            object.__setattr__(self, "mlp", MlpKind(self.mlp))
+        except ValueError:
+            raise SpecError(f"model.mlp={self.mlp!r} is not valid: choose one of {[m.value for m in MlpKind]}") from None
+
+    @property
+    def q_dim(self) -> int:
+        return self.n_heads * self.head_dim
+
+    @property
+    def kv_dim(self) -> int:
+        return self.n_kv_heads * self.head_dim
+
+    @property
+    def mlp_mats(self) -> int:
+        return 3 if self.mlp == MlpKind.SWIGLU else 2
+
+    def params_per_layer(self) -> int:
+        attn = self.d_model * (self.q_dim + 2 * self.kv_dim) + self.q_dim * self.d_model
+        mlp = self.mlp_mats * self.d_model * self.d_ff
+        norms = 2 * self.d_model
+        return attn + mlp + norms
+
+    def params(self) -> int:
+        return self.layers * self.params_per_layer() + 2 * self.vocab * self.d_model
+
+    def dense_flops_per_token(self) -> int:
+        """Forward FLOPs per token of the GEMMs (2 per multiply-add), all layers, no attention scores."""
+        gemm_params = self.params_per_layer() - 2 * self.d_model
+        return 2 * self.layers * gemm_params + 2 * self.vocab * self.d_model
+
+    def kv_bytes_per_token(self) -> int:
+        """KV-cache bytes of one token over all layers."""
+        return 2 * self.layers * self.kv_dim * self.dtype_bytes
+
+
+def attention_flops(model: Model, batch, q_len, kv_len, causal: bool, layers=None):
+    """FLOPs of attention scores and values (QK^T and PV) for a prefill of q_len over kv_len keys.
+
+    Causal counts the exact lower triangle (q_len * (q_len + 1) / 2 pairs when q_len == kv_len).
+    Vectorised over numpy inputs.
+    """
+    layers = model.layers if layers is None else layers
+    q = np.asarray(q_len, dtype=float)
+    kv = np.asarray(kv_len, dtype=float)
+    pairs = (kv - q) * q + q * (q + 1) / 2 if causal else q * kv
+    return 4.0 * batch * pairs * model.q_dim * layers
+
+
+# ----------------------------------------------------------------------------------------------
+# Workload
+# ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class Workload:
+    batch: int
+    seq_len: int  # prompt length (prefill)
+    phase: Phase = Phase.PREFILL
+    context_len: int = 0  # decode: tokens already in the KV cache (0: same as seq_len)
+    gen_tokens: int = 1  # decode: tokens generated per sequence (TPOT averages over them)
+    causal: bool = True
+
+    def __post_init__(self) -> None:
+        check(isinstance(self.batch, int) and self.batch >= 1, "--batch", self.batch, "must be a positive integer")
+        check(isinstance(self.seq_len, int) and self.seq_len >= 1, "--seq", self.seq_len,
+              "must be a positive integer")
+        try:
+            object.__setattr__(self, "phase", Phase(self.phase))
+        except ValueError:
+            raise SpecError(f"--phase {self.phase!r} is not valid: choose prefill or decode") from None
+        check(self.context_len >= 0, "--context", self.context_len, "must be >= 0")
+        check(self.gen_tokens >= 1, "--gen-tokens", self.gen_tokens, "must be >= 1")
+
+    @property
+    def context(self) -> int:
+        """Decode: KV-cache length the new token attends to (context_len, or seq_len if 0)."""
+        return self.context_len or self.seq_len
+
+    @property
+    def tokens(self) -> int:
+        """Tokens processed by the phase: B*L for prefill, B per decode step."""
+        return self.batch * (self.seq_len if self.phase == Phase.PREFILL else 1)
+
+
+def ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def is_pow2(n: int) -> bool:
+    return n >= 1 and (n & (n - 1)) == 0 and math.log2(n) == int(math.log2(n))

@@ -1,0 +1,125 @@
+"""Vectorised sweeps over sequence length x device count x plan templates.
+
+A plan template writes degrees as integers or expressions of P (``ring=P``, ``tp=8,pp=P/8``,
+``tp=2,ring=P/2``).  Each template is evaluated in one numpy call over the whole L x P grid; points
+whose plan does not divide (heads, layers, nodes) are skipped with the reason, points that do not
+fit in memory are kept with ``feasible = False``.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+
+from .analytic import Setting, bottleneck, evaluate
+from .errors import SpecError
+from .plan import Plan, validate
+from .specs import Hardware, Model, Phase, Workload
+from .topology import topology_for
+
+_TERM = re.compile(r"^(tp|pp|ring|ulysses|mb|microbatches)=(\d+|P|P/\d+|P\*\d+|\d+\*P)$")
+
+
+@dataclass(frozen=True)
+class PlanTemplate:
+    text: str
+    terms: tuple[tuple[str, str], ...]
+
+    def degrees(self, P: int) -> dict[str, int] | None:
+        """Degrees at P devices, or None when an expression is not a whole number."""
+        out: dict[str, int] = {}
+        for key, expr in self.terms:
+            if expr == "P":
+                v = Fraction(P)
+            elif expr.startswith("P/"):
+                v = Fraction(P, int(expr[2:]))
+            elif "*" in expr:
+                v = Fraction(P * int(expr.replace("P", "").replace("*", "")))
+            else:
+                v = Fraction(int(expr))
+            if v.denominator != 1 or v < 1:
+                return None
+            out["microbatches" if key == "mb" else key] = int(v)
+        return out
+
+
+def parse_template(text: str) -> PlanTemplate:
+    terms = []
+    for item in text.replace(" ", "").split(","):
+        if not _TERM.match(item):
+            raise SpecError(f"--plans {text!r}: item {item!r} is not valid: use tp|pp|ring|ulysses|mb = an integer "
+                            f"or P, P/k, k*P, e.g. 'ring=P' or 'tp=8,pp=P/8'")
+        k, v = item.split("=")
+        terms.append((k, v))
+    return PlanTemplate(text=text, terms=tuple(terms))
+
+
+def seq_grid(lo: int, hi: int, points: int, multiple: int) -> np.ndarray:
+    """Geometric grid from lo to hi, each length rounded to a multiple of ``multiple``, unique."""
+    raw = np.geomspace(lo, hi, points)
+    g = np.unique(np.maximum(np.round(raw / multiple), 1).astype(np.int64) * multiple)
+    return g
+
+
+def run_sweep(model: Model, hw: Hardware, *, topo_kind: str, phase: str, causal: bool, kernel: str,
+              ring_variant: str, decode_attn: str, batch: int, seqs: np.ndarray, gpus: list[int],
+              templates: list[PlanTemplate], progress=None) -> tuple[dict[str, np.ndarray], list[dict]]:
+    """Evaluate every (template, P) over the L grid.  Returns (columns, skipped)."""
+    gpn = 8 if topo_kind == "ib" else max(gpus)
+    cols: dict[str, list] = {}
+    skipped: list[dict] = []
+    it = templates if progress is None else progress(templates)
+    for tpl in it:
+        rows = []
+        for P in gpus:
+            deg = tpl.degrees(P)
+            if deg is None:
+                skipped.append({"plan": tpl.text, "P": P, "reason": "an expression of P is not a whole number"})
+                continue
+            try:
+                plan = Plan(ring_variant=ring_variant, decode_attn=decode_attn, **deg)
+                topo = topology_for(topo_kind, P)
+                wl = Workload(batch=batch, seq_len=int(seqs[0]), phase=phase, context_len=int(seqs[0]),
+                              causal=causal)
+                validate(plan, model, wl, topo)
+            except SpecError as e:
+                skipped.append({"plan": tpl.text, "P": P, "reason": str(e)})
+                continue
+            rows.append((P, plan))
+        if not rows:
+            continue
+        Ps = np.array([r[0] for r in rows])
+        deg = {k: np.array([getattr(r[1], k) for r in rows])[None, :] for k in ("tp", "pp", "ring", "ulysses",
+                                                                             "microbatches")}
+        st = Setting(phase=phase, causal=causal, kernel=kernel, ring_variant=ring_variant, decode_attn=decode_attn,
+                     topo_kind=topo_kind, gpus_per_node=gpn)
+        L = seqs[:, None].astype(float)
+        o = evaluate(model, hw, st, batch=batch, seq=L, context=L, **deg)
+        grid_L, grid_P = np.broadcast_arrays(L, Ps[None, :])
+        names = np.array([rows[j][1].name for j in range(len(rows))])
+        block = {"plan_template": np.full(grid_L.size, tpl.text), "plan": np.broadcast_to(names[None, :],
+                                                                                              grid_L.shape).ravel(),
+                 "P": grid_P.ravel().astype(int), "L": grid_L.ravel().astype(np.int64)}
+        for k, v in o.items():
+            block[k] = np.broadcast_to(v, grid_L.shape).ravel()
+        for k, v in block.items():
+            cols.setdefault(k, []).append(v)
+    out = {k: np.concatenate(v) for k, v in cols.items()}
+    return out, skipped
+
+
+def lcm_multiple(templates: list[PlanTemplate], gpus: list[int], ring_variant: str) -> int:
+    """A length multiple every plan of the sweep can split (zigzag needs 2 x ring x ulysses)."""
+    m = 1
+    for tpl in templates:
+        for P in gpus:
+            d = tpl.degrees(P) or {}
+            need = d.get("ring", 1) * d.get("ulysses", 1) * (2 if ring_variant == "zigzag" and d.get("ring", 1) > 1 else 1)
+            m = m * need // math.gcd(m, need)
+    return m
+
+
+__all__ = ["run_sweep", "parse_template", "seq_grid", "lcm_multiple", "bottleneck", "Phase"]

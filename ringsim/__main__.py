@@ -1,0 +1,5 @@
+import sys
+
+from ringsim.cli import main
+
+sys.exit(main())

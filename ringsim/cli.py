@@ -1,0 +1,52 @@
+"""The ``ringsim`` command: wiring only.  Each subcommand lives in its own module with
+``add_arguments(parser)`` and ``run(args) -> int``; modules are imported only when their command
+runs, so a laptop without torch can use every command that does not execute on GPUs."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from costmodel.errors import SpecError
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "predict": ("ringsim.cmd_predict", "analytic prediction for one configuration"),
+    "sweep": ("ringsim.cmd_sweep", "vectorised analytic sweep over L x P x plans -> CSV + JSON"),
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ringsim", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_, help_) in COMMANDS.items():
+        sub.add_parser(name, help=help_, add_help=False)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        p = _parser()
+        if argv and argv[0] not in ("-h", "--help"):
+            p.print_usage(sys.stderr)
+            print(f"ringsim: error: unknown command {argv[0]!r}; valid: {', '.join(COMMANDS)}", file=sys.stderr)
+            return 2
+        p.print_help()
+        return 0 if argv else 2
+    name = argv[0]
+    mod = importlib.import_module(COMMANDS[name][0])
+    sp = argparse.ArgumentParser(prog=f"ringsim {name}", description=COMMANDS[name][1])
+    mod.add_arguments(sp)
+    args = sp.parse_args(argv[1:])
+    try:
+        return int(mod.run(args) or 0)
+    except SpecError as e:
+        print(f"ringsim {name}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"ringsim {name}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,21 @@
+"""ringsim predict: the analytic model on one configuration."""
+from __future__ import annotations
+
+import argparse
+
+from costmodel.config import add_config_arguments, config_from_args
+from costmodel.predict import predict
+from costmodel.results import dumps
+
+from .tables import format_result
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_config_arguments(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+
+
+def run(a: argparse.Namespace) -> int:
+    r = predict(config_from_args(a))
+    print(dumps(r, indent=2) if a.json else format_result(r))
+    return 0

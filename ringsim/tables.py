@@ -1,0 +1,50 @@
+"""Human-readable rendering of a prediction / simulation result (the JSON stays the contract)."""
+from __future__ import annotations
+
+from costmodel.units import fmt_bytes, fmt_count, fmt_seconds
+
+
+def _rows(r: dict) -> list[tuple[str, str]]:
+    s = r["specs"]
+    wl, plan = s["workload"], s["plan"]
+    mem = r["memory_bytes_per_device"]
+    comm = r["comm_bytes_per_device"]
+    rows = [
+        ("engine", r.get("engine", "analytic")),
+        ("configuration", f"{s['hardware']} on {s['topology']['spec']}, {s['model']['name']} "
+                          f"({s['model']['layers']} layers), plan {plan['name']}"),
+        ("workload", f"{wl['phase']}, batch {wl['batch']}, "
+                     + (f"prompt {wl['seq_len']}" if wl["phase"] == "prefill"
+                        else f"context {wl['context_len'] or wl['seq_len']}")
+                     + (", causal" if wl["causal"] else ", bidirectional") + f", attention kernel {s['attn_kernel']}"),
+        ("latency", fmt_seconds(r["latency_s"]) + ("  (one decode step)" if wl["phase"] == "decode" else
+                                                   "  (prefill of the batch)")),
+        ("TPS", f"{fmt_count(r['tps'])} tokens/s"),
+    ]
+    if r.get("tpot_s") is not None:
+        rows.append(("TPOT", fmt_seconds(r["tpot_s"])))
+    rows += [
+        ("roofline floor", f"{fmt_seconds(r['roofline_latency_s'])} ({r['roofline']['bound']}-bound at datasheet peaks)"),
+        ("bottleneck", r["bottleneck"]),
+        ("FLOPs / device", fmt_count(r["flops_per_device"]) + "FLOP"),
+        ("HBM traffic / device", fmt_bytes(r["hbm_bytes_per_device"])),
+        ("sent / device", f"NVLink {fmt_bytes(comm['nvlink'])}, InfiniBand {fmt_bytes(comm['ib'])}"),
+        ("memory / device", f"{fmt_bytes(mem['total'])} of {fmt_bytes(r['capacity_bytes'])}: "
+                            + ", ".join(f"{k} {fmt_bytes(v)}" for k, v in mem.items() if k != "total")),
+        ("feasible", "yes" if r["feasible"] else "NO"),
+        ("verdict", r["verdict"]),
+        ("largest batch that fits", str(r["max_batch"])),
+        ("largest length that fits", str(r["max_length"])),
+    ]
+    for k, v in r.get("time_breakdown_s", {}).items():
+        rows.append((f"  time: {k.replace('_', ' ')}", fmt_seconds(v)))
+    for k, v in r.get("sim", {}).items():
+        if not isinstance(v, (dict, list)):
+            rows.append((f"  sim: {k.replace('_', ' ')}", str(v)))
+    return rows
+
+
+def format_result(r: dict) -> str:
+    rows = _rows(r)
+    w = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{w}}  {v}" for k, v in rows)
