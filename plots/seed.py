@@ -1,0 +1,149 @@
+"""The seed's experiment, checked with physics: predictions, ceilings and the claims table.
+
+Everything here is computed from ``costmodel`` (the analytic model and the specs); the seed's
+figures are read from ``seed_claims.toml`` (data with its citation), never typed into code.  The
+result is one JSON-able dict (``seed_report``) that ``report.py`` renders and ``figures`` plots.
+"""
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from costmodel import presets
+from costmodel.analytic import Setting, evaluate
+from costmodel.config import Config
+from costmodel.errors import SpecError
+from costmodel.plan import parse_plan, seq_multiple, validate
+from costmodel.predict import predict, setting
+from costmodel.specs import Phase, Workload
+from costmodel.topology import parse_topology
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+CLAIMS_FILE = Path(__file__).parent / "seed_claims.toml"
+METRICS = ("tps", "tpot_s", "activation_ratio")
+
+
+def load_claims(path: str | Path | None = None) -> dict:
+    """The seed's claims (strict: every claim needs id, metric, plan, value, unit, text)."""
+    p = Path(path) if path else CLAIMS_FILE
+    try:
+        with open(p, "rb") as f:
+            raw = tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise SpecError(f"claims file {str(p)!r} cannot be read: {e}") from None
+    for key in ("source", "setup", "assumptions", "claim"):
+        if key not in raw:
+            raise SpecError(f"claims file {p}: missing key {key!r}")
+    for c in raw["claim"]:
+        missing = {"id", "metric", "plan", "value", "unit", "text"} - set(c)
+        if missing:
+            raise SpecError(f"claims file {p}: claim {c.get('id', '?')!r} misses {sorted(missing)}")
+        if c["metric"] not in METRICS:
+            raise SpecError(f"claims file {p}: claim {c['id']!r} metric {c['metric']!r} is not one of {METRICS}")
+    return raw
+
+
+def make_config(*, hardware: str, topology: str, model: str, batch: int, seq: int, phase: str, plan: str,
+                microbatches: int | None = None) -> Config:
+    hw = presets.load_hardware(hardware)
+    mdl = presets.load_model(model)
+    wl = Workload(batch=batch, seq_len=seq, phase=phase, context_len=seq if phase == Phase.DECODE else 0)
+    pl = parse_plan(plan, microbatches=microbatches)
+    topo = parse_topology(topology)
+    validate(pl, mdl, wl, topo)
+    return Config(hardware=hw, topology=topo, model=mdl, workload=wl, plan=pl)
+
+
+def _eval(cfg: Config, **over) -> dict:
+    p, wl = cfg.plan, cfg.workload
+    kw = dict(batch=wl.batch, seq=wl.seq_len, tp=p.tp, pp=p.pp, ring=p.ring, ulysses=p.ulysses,
+              microbatches=p.microbatches, context=wl.context)
+    kw.update(over)
+    return evaluate(cfg.model, cfg.hardware, setting(cfg), **kw)
+
+
+def best_microbatches(cfg: Config) -> int:
+    """The micro-batch count (a divisor of the batch) that minimises latency; 1 without a pipeline."""
+    if cfg.plan.pp == 1:
+        return 1
+    B = cfg.workload.batch
+    ms = np.array([m for m in range(1, B + 1) if B % m == 0])
+    lat = _eval(cfg, microbatches=ms)["latency_s"]
+    return int(ms[int(np.argmin(lat))])
+
+
+def plan_variants(setup: dict) -> list[tuple[str, str, int | None]]:
+    """(label, plan, microbatches) of the seed's two plans; the baseline also with its best m."""
+    return [(setup["ring_plan"], setup["ring_plan"], None),
+            (setup["baseline_plan"] + " (m=1)", setup["baseline_plan"], 1),
+            (setup["baseline_plan"] + " (best m)", setup["baseline_plan"], 0)]
+
+
+def predictions(setup: dict) -> list[dict]:
+    """predict() for every topology x plan x phase of the seed configuration."""
+    rows = []
+    for topo in setup["topologies"]:
+        for label, plan, m in plan_variants(setup):
+            for phase in (Phase.PREFILL.value, Phase.DECODE.value):
+                cfg = make_config(hardware=setup["hardware"], topology=topo, model=setup["model"],
+                                  batch=setup["batch"], seq=setup["seq"], phase=phase, plan=plan,
+                                  microbatches=m or None)
+                if m == 0:
+                    cfg = replace(cfg, plan=replace(cfg.plan, microbatches=best_microbatches(cfg)))
+                r = predict(cfg)
+                rows.append({"topology": topo, "plan_label": label, "plan": plan, "plan_name": cfg.plan.name,
+                             "microbatches": cfg.plan.microbatches, "phase": phase, "result": r})
+    return rows
+
+
+# ----------------------------------------------------------------------------------------------
+# plan-independent physical ceilings
+# ----------------------------------------------------------------------------------------------
+def prefill_tps_ceiling(model, hw, *, batch, seq, gpus, peak_scale=1.0):
+    """B*L / (all FLOPs of the prefill / (P x datasheet peak)): no plan on P GPUs can beat it."""
+    st = Setting(phase=Phase.PREFILL)
+    total = evaluate(model, hw, st, batch=batch, seq=seq)["total_flops"]
+    return np.asarray(batch, float) * np.asarray(seq, float) * gpus * hw.peak_flops * peak_scale / total
+
+
+def decode_step_floor(model, hw, *, batch, context, gpus, bytes_scale=1.0):
+    """(all weights + all KV cache) / (P x HBM bandwidth): every byte is read once per step by some GPU."""
+    w = model.params() * model.dtype_bytes
+    kv = np.asarray(batch, float) * np.asarray(context, float) * model.kv_bytes_per_token()
+    return (w + kv) * bytes_scale / (gpus * hw.hbm_bw_Bps)
+
+
+def min_memory_per_device(model, *, batch, context, gpus):
+    """(weights + KV cache) / P: what each device holds at least, whatever the plan."""
+    return (model.params() * model.dtype_bytes + batch * context * model.kv_bytes_per_token()) / gpus
+
+
+def ceilings(setup: dict) -> dict:
+    hw = presets.load_hardware(setup["hardware"])
+    model = presets.load_model(setup["model"])
+    B, L, P = setup["batch"], setup["seq"], setup["gpus"]
+    floor = float(decode_step_floor(model, hw, batch=B, context=L, gpus=P))
+    return {
+        "hardware": hw.name, "peak_flops": hw.peak_flops, "hbm_bw_Bps": hw.hbm_bw_Bps,
+        "capacity_bytes": hw.hbm_capacity_bytes,
+        "prefill_total_flops": float(evaluate(model, hw, Setting(), batch=B, seq=L)["total_flops"]),
+        "prefill_tps_ceiling": float(prefill_tps_ceiling(model, hw, batch=B, seq=L, gpus=P)),
+        "decode_tpot_floor_s": floor,
+        "decode_tps_ceiling": B / floor,
+        "weights_bytes": float(model.params() * model.dtype_bytes),
+        "kv_cache_bytes": float(B * L * model.kv_bytes_per_token()),
+        "min_memory_per_device_bytes": float(min_memory_per_device(model, batch=B, context=L, gpus=P)),
+        "definitions": {
+            "prefill_tps_ceiling": "B*L / (total prefill FLOPs / (P x datasheet BF16 peak))",
+            "decode_tpot_floor_s": "(all weights + all KV-cache bytes) / (P x datasheet HBM bandwidth)",
+            "min_memory_per_device_bytes": "(all weights + all KV-cache bytes) / P",
+        },
+    }
