@@ -65,14 +65,14 @@ class _Prog:
         return op
 
     def work(self, w: Work, tag: str, rename: dict[str, str]) -> Op:
-        hw, kernel = self.b.hw, self.b.kernel
-        shape = (w.m, w.n, w.k) if w.kind == Kind.GEMM else w.shape
-        return self.add(stream=COMPUTE, kind=w.kind, tag=f"{tag}/{w.name}",
-                        reads=tuple(rename.get(x, x) for x in w.reads),
-                        writes=tuple(rename.get(x, x) for x in w.writes),
-                        flops=float(w.flops), hbm_bytes=float(w.hbm_bytes),
-                        shape=tuple(_num(v) for v in shape), causal=w.causal,
-                        est_s=float(Lr.work_time(hw, w, kernel)) if hw else 0.0)
+        shape, flops, hbm, est = self.b.work_cost(w)
+        if rename:
+            reads = tuple(rename.get(x, x) for x in w.reads)
+            writes = tuple(rename.get(x, x) for x in w.writes)
+        else:
+            reads, writes = tuple(w.reads), tuple(w.writes)
+        return self.add(stream=COMPUTE, kind=w.kind, tag=f"{tag}/{w.name}", reads=reads, writes=writes,
+                        flops=flops, hbm_bytes=hbm, shape=shape, causal=w.causal, est_s=est)
 
     def collective(self, coll: str, group: tuple[int, ...], msg_bytes: float, tag: str, reads, writes) -> Op | None:
         if len(group) <= 1:
@@ -81,8 +81,8 @@ class _Prog:
         link = b.topo.group_link(group)
         return self.add(stream=COMM, kind=coll, tag=tag, reads=reads, writes=writes, peers=group,
                         match=b.key(f"{tag}|{group}"), msg_bytes=float(msg_bytes), link=link.value,
-                        link_bytes=float(kernels.sent_bytes(coll, msg_bytes, len(group))),
-                        est_s=float(kernels.comm_time(b.hw, link, coll, msg_bytes, len(group))) if b.hw else 0.0)
+                        link_bytes=b.sent(coll, msg_bytes, len(group)),
+                        est_s=b.comm_est(link, coll, msg_bytes, len(group)))
 
     def sendrecv(self, tag: str, send_to: int | None, send_buf: str | None, recv_from: int | None,
                  recv_buf: str | None, nbytes: float, recv_tag: str | None = None) -> None:
@@ -94,17 +94,21 @@ class _Prog:
             self.add(stream=COMM, kind=Kind.SEND, tag=f"{tag}/send", reads=(send_buf,), peers=(send_to,),
                      match=b.key(f"{tag}|{self.rank}->{send_to}"), batch=batch, msg_bytes=float(nbytes),
                      link=link.value, link_bytes=float(nbytes),
-                     est_s=float(kernels.comm_time(b.hw, link, Collective.P2P, nbytes, 2)) if b.hw else 0.0)
+                     est_s=b.comm_est(link, Collective.P2P, nbytes, 2))
         if recv_from is not None:
             link = b.topo.link(recv_from, self.rank)
             rtag = recv_tag or tag
             self.add(stream=COMM, kind=Kind.RECV, tag=f"{rtag}/recv", writes=(recv_buf,), peers=(recv_from,),
                      match=b.key(f"{rtag}|{recv_from}->{self.rank}"), batch=batch, msg_bytes=float(nbytes),
                      link=link.value,
-                     est_s=float(kernels.comm_time(b.hw, link, Collective.P2P, nbytes, 2)) if b.hw else 0.0)
+                     est_s=b.comm_est(link, Collective.P2P, nbytes, 2))
 
 
 def _num(v):
+    if type(v) is int:  # scalar fast path (the builder's usual case)
+        return v
+    if type(v) is float:
+        return int(v) if v.is_integer() else v
     a = np.asarray(v)
     return int(a) if float(a).is_integer() else float(a)
 
@@ -118,6 +122,43 @@ class _Builder:
         self._batch = 0
         per_stage = model.layers // plan.pp
         self.layers_per_stage = per_stage if layers is None else max(1, min(layers, per_stage))
+        # memo tables: the same kernels and messages recur on every rank, layer and step; their costs
+        # are computed once through the numpy-vectorised kernels.py (values identical to a direct call)
+        self._work_memo: dict[tuple, tuple] = {}
+        self._comm_memo: dict[tuple, float] = {}
+        self._sent_memo: dict[tuple, float] = {}
+
+    def work_cost(self, w: Work) -> tuple:
+        """(shape, flops, hbm_bytes, est_s) of a compute kernel, memoised on its cost inputs."""
+        shape = (w.m, w.n, w.k) if w.kind == Kind.GEMM else w.shape
+        try:
+            key = (w.kind, w.flops, w.hbm_bytes, w.m, w.kv_len, w.causal, shape)
+            hash(key)
+        except TypeError:  # array-valued fields: no memo
+            key = None
+        if key is not None and key in self._work_memo:
+            return self._work_memo[key]
+        est = float(Lr.work_time(self.hw, w, self.kernel)) if self.hw else 0.0
+        out = (tuple(_num(v) for v in shape), float(w.flops), float(w.hbm_bytes), est)
+        if key is not None:
+            self._work_memo[key] = out
+        return out
+
+    def comm_est(self, link, coll: str, msg_bytes: float, group: int) -> float:
+        if not self.hw:
+            return 0.0
+        key = (str(link), str(coll), msg_bytes, group)
+        t = self._comm_memo.get(key)
+        if t is None:
+            t = self._comm_memo[key] = float(kernels.comm_time(self.hw, link, coll, msg_bytes, group))
+        return t
+
+    def sent(self, coll: str, msg_bytes: float, group: int) -> float:
+        key = (str(coll), msg_bytes, group)
+        v = self._sent_memo.get(key)
+        if v is None:
+            v = self._sent_memo[key] = float(kernels.sent_bytes(coll, msg_bytes, group))
+        return v
 
     def key(self, s: str) -> int:
         return self._keys.setdefault(s, len(self._keys))
