@@ -51,30 +51,30 @@ class _Acc:
         self.flops, self.hbm = z.copy(), z.copy()
 
     def parts(self, w: Work):
+        """(device time, compute-bound?) of one run of w."""
         hw = self.hw
         tb = np.asarray(w.hbm_bytes, dtype=float) / hw.elementwise_bw_Bps
         if w.kind == Kind.GEMM:
-            tf = w.flops / (hw.peak_flops * hw.gemm_efficiency(np.maximum(w.m, 1)))
+            t = kernels.gemm_device_time(hw, w.flops, w.hbm_bytes, w.m)
         elif w.kind == Kind.ATTN:
-            fig = hw.attn(self.kernel)
-            tf = w.flops / (fig.causal if w.causal else fig.full)(np.maximum(w.kv_len, 1))
+            t = kernels.attn_device_time(hw, self.kernel, w.flops, w.hbm_bytes, w.kv_len, w.causal, w.q_len)
         else:
-            tf = np.zeros_like(tb)
-        return tf, tb
+            t = tb
+        return np.asarray(t, dtype=float), t > tb * 1.000001
 
     def time(self, w: Work):
-        tf, tb = self.parts(w)
-        return np.maximum(tf, tb) + self.hw.launch_s
+        return kernels.issue(self.hw, self.parts(w)[0])
 
     def add(self, w: Work, count=1.0, scale=1.0):
         """Add ``count`` runs of w to the path (its time multiplied by ``scale``); returns one run's time."""
-        tf, tb = self.parts(w)
-        self.compute = self.compute + count * scale * np.where(tf >= tb, tf, 0.0)
-        self.memory = self.memory + count * scale * np.where(tf >= tb, 0.0, tb)
-        self.overhead = self.overhead + count * scale * self.hw.launch_s
+        t, cb = self.parts(w)
+        over = np.maximum(self.hw.launch_s - t, 0.0)  # launch-bound: the CPU is the slower side
+        self.compute = self.compute + count * scale * np.where(cb, t, 0.0)
+        self.memory = self.memory + count * scale * np.where(cb, 0.0, t)
+        self.overhead = self.overhead + count * scale * over
         self.flops = self.flops + count * np.asarray(w.flops, dtype=float)
         self.hbm = self.hbm + count * np.asarray(w.hbm_bytes, dtype=float)
-        return (np.maximum(tf, tb) + self.hw.launch_s) * scale
+        return (t + over) * scale
 
     @property
     def busy(self):

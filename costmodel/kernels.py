@@ -10,21 +10,40 @@ import numpy as np
 from .specs import Collective, Hardware
 
 
+def issue(hw: Hardware, device_s):
+    """Eager ops are issued by the CPU ahead of the GPU: a kernel costs its device time, or the CPU's
+    per-op launch cost when that is longer (a chain of tiny kernels runs at the launch rate)."""
+    return np.maximum(device_s, hw.launch_s)
+
+
+def gemm_device_time(hw: Hardware, flops, hbm_bytes, m):
+    """max(compute at the shape's efficiency, memory); efficiency by rows (tokens) or by FLOPs per call."""
+    x = np.maximum(m, 1) if hw.gemm_efficiency_by == "tokens" else np.maximum(flops, 1)
+    eff = hw.gemm_efficiency(x)
+    return np.maximum(flops / (hw.peak_flops * eff), hbm_bytes / hw.elementwise_bw_Bps)
+
+
 def gemm_time(hw: Hardware, flops, hbm_bytes, m):
-    """max(compute at the shape's efficiency, memory) + launch."""
-    eff = hw.gemm_efficiency(np.maximum(m, 1))
-    return np.maximum(flops / (hw.peak_flops * eff), hbm_bytes / hw.elementwise_bw_Bps) + hw.launch_s
+    return issue(hw, gemm_device_time(hw, flops, hbm_bytes, m))
 
 
-def attn_time(hw: Hardware, kernel: str, flops, hbm_bytes, kv_len, causal: bool):
-    """Fused attention kernel: throughput by key length from the profile, or memory-bound (decode)."""
+def attn_device_time(hw: Hardware, kernel: str, flops, hbm_bytes, kv_len, causal: bool, q_len=None):
+    """Fused attention: throughput by key length from the profile; a decode-shaped call (one query
+    per sequence) is memory-bound and uses the kernel's decode bandwidth curve when the profile has one."""
     fig = hw.attn(kernel)
     thr = (fig.causal if causal else fig.full)(np.maximum(kv_len, 1))
-    return np.maximum(flops / thr, hbm_bytes / hw.elementwise_bw_Bps) + hw.launch_s
+    t = np.maximum(flops / thr, hbm_bytes / hw.elementwise_bw_Bps)
+    if fig.decode_bw is not None and q_len is not None:
+        t = np.where(np.asarray(q_len) <= 1, hbm_bytes / fig.decode_bw(np.maximum(hbm_bytes, 1)), t)
+    return t
+
+
+def attn_time(hw: Hardware, kernel: str, flops, hbm_bytes, kv_len, causal: bool, q_len=None):
+    return issue(hw, attn_device_time(hw, kernel, flops, hbm_bytes, kv_len, causal, q_len))
 
 
 def elementwise_time(hw: Hardware, hbm_bytes):
-    return hbm_bytes / hw.elementwise_bw_Bps + hw.launch_s
+    return issue(hw, hbm_bytes / hw.elementwise_bw_Bps)
 
 
 def ring_factors(coll: str, group):

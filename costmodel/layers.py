@@ -41,6 +41,7 @@ class Work:
     n: object = 0
     k: object = 0
     kv_len: object = 0  # attention: keys per call
+    q_len: object = 0  # attention: queries per call (1: decode-shaped)
     causal: bool = False
     shape: tuple = ()  # attention: (batch, heads, q_len, kv_len, head_dim)
     reads: tuple = ()
@@ -51,7 +52,7 @@ def work_time(hw: Hardware, w: Work, kernel: str):
     if w.kind == Kind.GEMM:
         return kernels.gemm_time(hw, w.flops, w.hbm_bytes, w.m)
     if w.kind == Kind.ATTN:
-        return kernels.attn_time(hw, kernel, w.flops, w.hbm_bytes, w.kv_len, w.causal)
+        return kernels.attn_time(hw, kernel, w.flops, w.hbm_bytes, w.kv_len, w.causal, w.q_len)
     return kernels.elementwise_time(hw, w.hbm_bytes)
 
 
@@ -75,7 +76,7 @@ def attention(name, model: Model, batch, heads, q_len, kv_len, causal, reads, wr
     pairs = ((kv - q) * q + q * (q + 1) / 2) if causal else q * kv
     flops = 4.0 * batch * heads * model.head_dim * pairs
     hbm = batch * model.head_dim * model.dtype_bytes * (2 * q * heads + 2 * kv * kvh) + batch * heads * q * 4
-    return Work(name, Kind.ATTN, flops=flops, hbm_bytes=hbm, kv_len=kv_len, causal=causal,
+    return Work(name, Kind.ATTN, flops=flops, hbm_bytes=hbm, kv_len=kv_len, q_len=q_len, causal=causal,
                 shape=(batch, heads, q_len, kv_len, model.head_dim), reads=reads, writes=writes)
 
 

@@ -111,8 +111,9 @@ def hardware_from_dict(raw: dict) -> Hardware:
     attention = {}
     for kname in list(attn_t.t):
         k = attn_t.sub(kname)
+        dec = _curve(k, "decode_kv_bytes", "decode_TBps", 1e12) if "decode_TBps" in k.t else None
         attention[kname] = AttnFigures(causal=_curve(k, "kv_len", "causal_TFLOPs", 1e12),
-                                       full=_curve(k, "kv_len", "full_TFLOPs", 1e12))
+                                       full=_curve(k, "kv_len", "full_TFLOPs", 1e12), decode_bw=dec)
         k.done()
     attn_t.done()
     comm_t = ach.sub("comm")
@@ -135,7 +136,8 @@ def hardware_from_dict(raw: dict) -> Hardware:
         hbm_capacity_bytes=_num(peak("hbm_capacity_MiB"), "peak.hbm_capacity_MiB") * 2**20,
         nvlink_bw_Bps=_num(peak("nvlink_links"), "peak.nvlink_links") * _num(peak("nvlink_link_GBps"), "x") * 1e9,
         nic_bw_Bps=_num(peak("nic_Gbps"), "peak.nic_Gbps") * 1e9 / 8,
-        gemm_efficiency=_curve(gemm, "tokens", "efficiency"),
+        gemm_efficiency=_curve(gemm, "flops" if "flops" in gemm.t else "tokens", "efficiency"),
+        gemm_efficiency_by="flops" if "flops" in gemm.t else "tokens",
         attention=attention,
         elementwise_bw_Bps=_num(ach("elementwise_TBps"), "achievable.elementwise_TBps") * 1e12,
         launch_s=_num(ach("launch_us"), "achievable.launch_us") * 1e-6,

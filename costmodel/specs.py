@@ -93,6 +93,7 @@ class AttnFigures:
 
     causal: Curve
     full: Curve
+    decode_bw: Curve | None = None  # bytes/s by bytes read, for one query against a cache (optional)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -105,7 +106,8 @@ class Hardware:
     nvlink_bw_Bps: float  # per GPU, per direction, all links
     nic_bw_Bps: float  # per GPU, per direction (one NIC per GPU)
     # achievable
-    gemm_efficiency: Curve  # fraction of peak_flops by GEMM rows (tokens)
+    gemm_efficiency: Curve  # fraction of peak_flops by GEMM rows (tokens) or by FLOPs per call
+    gemm_efficiency_by: str = "tokens"  # "tokens" | "flops": the x axis of gemm_efficiency
     attention: Mapping[str, AttnFigures]  # by kernel name
     elementwise_bw_Bps: float
     launch_s: float
@@ -115,6 +117,8 @@ class Hardware:
     provenance: Mapping[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        check(self.gemm_efficiency_by in ("tokens", "flops"), "achievable.gemm x axis", self.gemm_efficiency_by,
+              "give either 'tokens' or 'flops' with 'efficiency'")
         for f in ("peak_flops", "hbm_bw_Bps", "hbm_capacity_bytes", "nvlink_bw_Bps", "nic_bw_Bps",
                   "elementwise_bw_Bps"):
             check(getattr(self, f) > 0, f"hardware.{f}", getattr(self, f), "must be > 0")

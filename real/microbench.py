@@ -1,0 +1,282 @@
+"""Microbenchmarks that calibrate a hardware profile (issue 5): run on the GPU machine with
+
+    torchrun --standalone --nproc-per-node N -m ringsim calibrate --base h200-sxm --out profile.toml
+
+Every figure the cost model uses is measured here at the shapes the model asks about: GEMM time at
+the model's layer shapes by token count, fused attention throughput by kernel (flash, cuDNN), length
+and mask, decode-shaped attention (one query against a long cache), elementwise bandwidth, per-op
+launch overhead, neighbour exchange / all-reduce / all-gather / all-to-all by message size at the
+world's group size, and the slowdown of compute while a transfer runs beside it.  Raw samples are
+kept; ``validation.calibrate`` fits them into a profile.  Timing: CUDA events, warm-up first,
+median of repetitions, maximum over ranks for collectives.
+"""
+from __future__ import annotations
+
+import math
+import os
+import statistics
+import time
+from typing import Callable
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+
+def _sync(dev):
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+def time_fn(fn: Callable[[], object], dev, reps: int = 5, warmup: int = 2, min_s: float = 0.0) -> list[float]:
+    """Per-call seconds of ``fn`` (CUDA events on GPU, perf_counter on CPU), ``reps`` samples."""
+    for _ in range(warmup):
+        fn()
+    _sync(dev)
+    out = []
+    for _ in range(reps):
+        if dev.type == "cuda":
+            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            a.record()
+            fn()
+            b.record()
+            b.synchronize()
+            out.append(a.elapsed_time(b) * 1e-3)
+        else:
+            t0 = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - t0)
+    return out
+
+
+def _rec(samples: list[float], **kw) -> dict:
+    return {**kw, "median_s": statistics.median(samples), "min_s": min(samples), "max_s": max(samples),
+            "samples_s": samples}
+
+
+# ---------------------------------------------------------------------------------------------
+# compute
+# ---------------------------------------------------------------------------------------------
+def gemm_shapes(d_model: int, d_ff: int, q_dim: int, kv_dim: int, tp: int) -> dict[str, tuple[int, int]]:
+    """(n, k) of the layer's four GEMMs on one TP rank."""
+    return {"qkv": ((q_dim + 2 * kv_dim) // tp, d_model), "o_proj": (d_model, q_dim // tp),
+            "mlp_up": (d_ff // tp, d_model), "mlp_down": (d_model, d_ff // tp)}
+
+
+def bench_gemm(dev, dtype, tokens: list[int], shapes: dict[str, tuple[int, int]], tp: int, reps: int) -> list[dict]:
+    out = []
+    for m in tokens:
+        for name, (n, k) in shapes.items():
+            x = torch.randn(m, k, device=dev, dtype=dtype)
+            w = torch.randn(n, k, device=dev, dtype=dtype) / math.sqrt(k)
+            s = time_fn(lambda: F.linear(x, w), dev, reps=reps)
+            out.append(_rec(s, op="gemm", name=name, tp=tp, m=m, n=n, k=k, flops=2.0 * m * n * k))
+            del x, w
+    return out
+
+
+def sdpa_lse(kernel: str, q, k, v, causal: bool):
+    """Fused attention returning (out, logsumexp) through the SDPA kernel named (flash | cudnn | math)."""
+    if kernel == "flash":
+        r = torch.ops.aten._scaled_dot_product_flash_attention(q, k, v, 0.0, causal, False)
+        return r[0], r[1]
+    if kernel == "cudnn":
+        r = torch.ops.aten._scaled_dot_product_cudnn_attention(q, k, v, None, True, 0.0, causal, False)
+        return r[0], r[1]
+    scale = q.shape[-1] ** -0.5
+    s = torch.matmul(q.float(), k.float().transpose(-1, -2)) * scale
+    if causal:
+        ql, kl = q.shape[-2], k.shape[-2]
+        mask = torch.ones(ql, kl, dtype=torch.bool, device=q.device).tril(kl - ql)
+        s = s.masked_fill(~mask, float("-inf"))
+    lse = torch.logsumexp(s, dim=-1)
+    return torch.matmul(torch.softmax(s, -1), v.float()).to(q.dtype), lse
+
+
+def bench_attention(dev, dtype, kernels: list[str], lengths: list[int], heads: int, head_dim: int,
+                    reps: int) -> list[dict]:
+    out = []
+    for kern in kernels:
+        for causal in (True, False):
+            for L in lengths:
+                q, k, v = (torch.randn(1, heads, L, head_dim, device=dev, dtype=dtype) for _ in range(3))
+                try:
+                    s = time_fn(lambda: sdpa_lse(kern, q, k, v, causal), dev, reps=reps)
+                except RuntimeError as e:  # kernel not available for this shape / build
+                    out.append({"op": "attention", "kernel": kern, "error": str(e).splitlines()[0][:200]})
+                    break
+                pairs = L * (L + 1) / 2 if causal else L * L
+                out.append(_rec(s, op="attention", kernel=kern, causal=causal, batch=1, heads=heads, q_len=L,
+                                kv_len=L, head_dim=head_dim, flops=4.0 * heads * head_dim * pairs))
+                del q, k, v
+    return out
+
+
+def bench_decode_attention(dev, dtype, kernels: list[str], cases: list[tuple[int, int]], heads: int,
+                           head_dim: int, reps: int) -> list[dict]:
+    """One query per sequence against a cache of kv_len keys: memory-bound; bytes = K + V read."""
+    out = []
+    for kern in kernels:
+        for b, L in cases:
+            q = torch.randn(b, heads, 1, head_dim, device=dev, dtype=dtype)
+            k, v = (torch.randn(b, heads, L, head_dim, device=dev, dtype=dtype) for _ in range(2))
+            try:
+                s = time_fn(lambda: sdpa_lse(kern, q, k, v, False), dev, reps=reps)
+            except RuntimeError as e:
+                out.append({"op": "decode_attention", "kernel": kern, "error": str(e).splitlines()[0][:200]})
+                break
+            kv_bytes = 2.0 * b * heads * L * head_dim * q.element_size()
+            out.append(_rec(s, op="decode_attention", kernel=kern, batch=b, heads=heads, kv_len=L,
+                            head_dim=head_dim, kv_bytes=kv_bytes))
+            del q, k, v
+    return out
+
+
+def bench_elementwise(dev, dtype, sizes: list[int], reps: int) -> list[dict]:
+    out = []
+    for n in sizes:
+        a, b = torch.randn(n, device=dev, dtype=dtype), torch.randn(n, device=dev, dtype=dtype)
+        c = torch.empty_like(a)
+        s = time_fn(lambda: torch.add(a, b, out=c), dev, reps=reps)
+        out.append(_rec(s, op="elementwise", name="add", elements=n, bytes=3.0 * n * a.element_size()))
+        del a, b, c
+    return out
+
+
+def bench_launch(dev, calls: int = 2000) -> dict:
+    """Per-op cost of a chain of tiny eager kernels (CPU-side dispatch + launch), wall clock."""
+    x = torch.zeros(8, device=dev)
+    for _ in range(50):
+        x.add_(1.0)
+    _sync(dev)
+    samples = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            x.add_(1.0)
+        _sync(dev)
+        samples.append((time.perf_counter() - t0) / calls)
+    return _rec(samples, op="launch", calls=calls)
+
+
+# ---------------------------------------------------------------------------------------------
+# communication (all ranks of the default group take part)
+# ---------------------------------------------------------------------------------------------
+def _max_over_ranks(samples: list[float], dev) -> list[float]:
+    t = torch.tensor(samples, device=dev, dtype=torch.float64)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return t.tolist()
+
+
+def bench_comm(dev, sizes: list[int], reps: int) -> list[dict]:
+    world, rank = dist.get_world_size(), dist.get_rank()
+    nxt, prv = (rank + 1) % world, (rank - 1) % world
+    out = []
+    for nbytes in sizes:
+        n = max(nbytes // 2, world)
+        n -= n % world
+        x = torch.randn(n, device=dev, dtype=torch.bfloat16)
+        y = torch.empty_like(x)
+        g = torch.empty(n * world, device=dev, dtype=torch.bfloat16)
+
+        def exchange():
+            ops = [dist.P2POp(dist.isend, x, nxt), dist.P2POp(dist.irecv, y, prv)]
+            for r in dist.batch_isend_irecv(ops):
+                r.wait()
+
+        cases = {"p2p": (exchange, x.numel() * 2),
+                 "all_reduce": (lambda: dist.all_reduce(x), x.numel() * 2),
+                 "all_gather": (lambda: dist.all_gather_into_tensor(g, x), g.numel() * 2),
+                 "reduce_scatter": (lambda: dist.reduce_scatter_tensor(y[: n // world], x), x.numel() * 2),
+                 "all_to_all": (lambda: dist.all_to_all_single(y, x), x.numel() * 2)}
+        for coll, (fn, msg) in cases.items():
+            dist.barrier()
+            s = _max_over_ranks(time_fn(fn, dev, reps=reps), dev)
+            out.append(_rec(s, op="comm", coll=coll, group=world, msg_bytes=float(msg)))
+        del x, y, g
+    return out
+
+
+def bench_slowdown(dev, dtype, reps: int = 3) -> dict:
+    """Time of a GEMM burst alone and while a large neighbour exchange runs on another stream."""
+    world, rank = dist.get_world_size(), dist.get_rank()
+    a = torch.randn(8192, 8192, device=dev, dtype=dtype)
+    b = torch.randn(8192, 8192, device=dev, dtype=dtype)
+
+    def burst():
+        for _ in range(10):
+            torch.matmul(a, b)
+
+    alone = time_fn(burst, dev, reps=reps)
+    big = torch.randn(256 * 2**20, device=dev, dtype=torch.bfloat16)  # 512 MiB
+    rbuf = torch.empty_like(big)
+    comm = torch.cuda.Stream(dev) if dev.type == "cuda" else None
+    beside = []
+    for _ in range(reps):
+        dist.barrier()
+        if comm is not None:
+            comm.wait_stream(torch.cuda.current_stream(dev))
+            with torch.cuda.stream(comm):
+                for _ in range(4):
+                    ops = [dist.P2POp(dist.isend, big, (rank + 1) % world),
+                           dist.P2POp(dist.irecv, rbuf, (rank - 1) % world)]
+                    for r in dist.batch_isend_irecv(ops):
+                        r.wait()
+        beside.append(time_fn(burst, dev, reps=1, warmup=0)[0])
+        _sync(dev)
+    return {"op": "slowdown", "alone": _rec(alone), "beside_comm": _rec(beside),
+            "ratio": statistics.median(beside) / statistics.median(alone)}
+
+
+def provenance(dev) -> dict:
+    import datetime
+    import socket
+    import sys
+    p = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+         "host": socket.gethostname(), "torch": torch.__version__, "python": sys.version.split()[0],
+         "command": " ".join(["torchrun"] + sys.argv), "world_size": dist.get_world_size() if dist.is_initialized()
+         else 1}
+    if dev.type == "cuda":
+        p["gpu"] = torch.cuda.get_device_name(dev)
+        p["cuda"] = torch.version.cuda
+        try:
+            p["nccl"] = ".".join(str(v) for v in torch.cuda.nccl.version())
+        except Exception:  # noqa: BLE001 - version probing only
+            p["nccl"] = "unknown"
+        try:
+            import subprocess
+            p["driver"] = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                                         capture_output=True, text=True, timeout=20).stdout.split()[0]
+        except Exception:  # noqa: BLE001
+            p["driver"] = "unknown"
+        p["env"] = {k: os.environ.get(k) for k in ("NCCL_NVLS_ENABLE", "TORCH_SYMM_MEM_DISABLE_MULTICAST")}
+    return p
+
+
+def run_all(model_dims: dict, quick: bool = False) -> dict:
+    """Every microbenchmark; returns the raw results (rank 0's view; comm figures are max over ranks)."""
+    dev = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
+    dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
+    cuda = dev.type == "cuda"
+    reps = 2 if quick else 7
+    res: dict = {"provenance": provenance(dev), "device": dev.type, "model_dims": model_dims, "results": []}
+    R = res["results"]
+    d, ff, qd, kvd, hd = (model_dims[k] for k in ("d_model", "d_ff", "q_dim", "kv_dim", "head_dim"))
+    heads = qd // hd
+    tokens = [16, 64] if quick else [16, 64, 256, 1024, 4096, 16384, 65536]
+    for tp in ((1,) if quick else (1, 2)):
+        R += bench_gemm(dev, dtype, tokens, gemm_shapes(d, ff, qd, kvd, tp), tp, reps)
+    kernels = ["flash", "cudnn"] if cuda else ["math"]
+    lengths = [128, 256] if quick else [512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072]
+    R += bench_attention(dev, dtype, kernels, lengths, heads, hd, 3 if not quick else 2)
+    cases = [(1, 256)] if quick else [(1, 4096), (1, 16384), (1, 65536), (1, 262144), (16, 16384), (16, 65536),
+                                      (64, 4096), (64, 16384)]
+    R += bench_decode_attention(dev, dtype, kernels, cases, heads, hd, reps)
+    R += bench_elementwise(dev, dtype, [2**16] if quick else [2**20, 2**24, 2**28], reps)
+    R.append(bench_launch(dev, 200 if quick else 2000))
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        sizes = [2**10, 2**16] if quick else [2**10, 2**14, 2**17, 2**20, 2**23, 2**26, 2**28, 2**30]
+        R += bench_comm(dev, sizes, reps)
+        if cuda:
+            R.append(bench_slowdown(dev, dtype))
+    return res

@@ -1,0 +1,75 @@
+"""ringsim calibrate: measure the microbenchmarks and write a calibrated hardware profile.
+
+On the GPU machine (one process per GPU):
+    torchrun --standalone --nproc-per-node 4 -m ringsim calibrate --base h200-sxm --out h200-sxm.toml
+Re-fit a stored raw file anywhere (no GPU, no torch):
+    ringsim calibrate --from-raw raw.json --base h200-sxm --out h200-sxm.toml
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+from costmodel import presets
+from costmodel.errors import SpecError
+from costmodel.results import atomic_write_text, write_json
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--base", default="h200-sxm", help=f"preset to start from {presets.available('hardware')}")
+    p.add_argument("--name", default=None, help="profile name (default: the base's)")
+    p.add_argument("--out", required=True, help="profile TOML to write")
+    p.add_argument("--raw-out", default=None, help="also keep the raw measurements here (JSON)")
+    p.add_argument("--from-raw", default=None, help="fit a stored raw JSON instead of measuring")
+    p.add_argument("--model", default="seed-dense", help="model whose layer shapes are measured")
+    p.add_argument("--quick", action="store_true", help="tiny sizes (smoke test, e.g. on CPU)")
+
+
+def _measure(a) -> dict | None:
+    import torch
+    import torch.distributed as dist
+
+    from real import microbench
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group(backend)
+    m = presets.load_model(a.model)
+    dims = {"d_model": m.d_model, "d_ff": m.d_ff, "q_dim": m.q_dim, "kv_dim": m.kv_dim, "head_dim": m.head_dim}
+    raw = microbench.run_all(dims, quick=a.quick)
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+    return raw if rank == 0 else None
+
+
+def run(a: argparse.Namespace) -> int:
+    import tomli_w
+
+    from validation.calibrate import fit_profile
+
+    if a.from_raw:
+        try:
+            with open(a.from_raw) as f:
+                raw = json.load(f)
+        except (OSError, json.JSONDecodeError) as e:
+            raise SpecError(f"--from-raw {a.from_raw!r} cannot be read as JSON: {e}") from None
+    else:
+        raw = _measure(a)
+        if raw is None:
+            return 0  # not rank 0
+    if a.raw_out and not a.from_raw:
+        write_json(a.raw_out, raw)
+    prof, notes = fit_profile(raw, a.base, a.name or a.base)
+    header = (f"# Calibrated by `ringsim calibrate` on {prof['provenance']['gpu']} ({prof['provenance']['date']}).\n"
+              "# Measured fields and the ones kept from the published preset are listed in provenance.notes.\n")
+    atomic_write_text(a.out, header + tomli_w.dumps(prof))
+    print(f"wrote {a.out}")
+    for n in notes:
+        print(f"  {n}")
+    return 0
