@@ -12,6 +12,7 @@ from costmodel.errors import SpecError
 COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("ringsim.cmd_predict", "analytic prediction for one configuration"),
     "sweep": ("ringsim.cmd_sweep", "vectorised analytic sweep over L x P x plans -> CSV + JSON"),
+    "simulate": ("ringsim.cmd_simulate", "discrete-event simulation of one configuration's schedule"),
     "calibrate": ("ringsim.cmd_calibrate", "measure microbenchmarks (torchrun, GPU) -> calibrated profile TOML"),
 }
 

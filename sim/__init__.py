@@ -1,13 +1,13 @@
 """sim: a discrete-event simulator (simpy) that executes a ``costmodel`` schedule on a topology.
 
 Imports ``costmodel`` and ``simpy`` only (DESIGN.md).  ``simulate`` runs one schedule; ``run_config``
-builds the schedule of a configuration (coarsening identical units where that changes nothing),
-runs it and reports; ``report`` turns a run into per-rank, per-link and critical-path summaries, a
-Chrome trace and plain timeline records.
+builds the schedule of a configuration (coarsening identical units where that provably changes
+nothing), runs it and extrapolates; ``report`` turns a run into per-rank, per-link and critical-path
+summaries, a Chrome trace and plain timeline records for plots.
 """
 from .engine import Engine, SimOptions, SimResult, simulate
 from .report import chrome_trace, critical_path, link_stats, rank_stats, timeline_records
-
+from .run import SimRun, run_config, simulate_json
 
 __all__ = ["Engine", "SimOptions", "SimResult", "simulate", "chrome_trace", "critical_path", "link_stats",
-           "rank_stats", "timeline_records"]
+           "rank_stats", "timeline_records", "SimRun", "run_config", "simulate_json"]

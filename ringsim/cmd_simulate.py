@@ -1,0 +1,56 @@
+"""ringsim simulate: the discrete-event simulator on one configuration (same options as predict)."""
+from __future__ import annotations
+
+import argparse
+
+from costmodel.config import add_config_arguments, config_from_args
+from costmodel.errors import SpecError
+from costmodel.results import atomic_write_text, dumps, write_json
+
+from .tables import format_result
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_config_arguments(p)
+    g = p.add_argument_group("simulator")
+    g.add_argument("--trace", metavar="FILE", default=None,
+                   help="write a Chrome trace (opens in Perfetto / chrome://tracing): one process per rank, "
+                        "one thread per stream; simulates the whole phase (no coarsening)")
+    g.add_argument("--timeline", metavar="FILE", default=None,
+                   help='write {"specs": ..., "timeline": [{rank, stream, kind, tag, start_s, end_s}, ...]} for plots')
+    g.add_argument("--no-coarsen", action="store_true",
+                   help="simulate every layer and micro-batch even where identical units repeat exactly")
+    g.add_argument("--no-slowdown", action="store_true",
+                   help="ignore the profile's compute_slowdown_under_comm (compute at full speed beside NCCL)")
+    g.add_argument("--expand-collectives", action="store_true",
+                   help="run collectives as their algorithm's steps of point-to-point flows (sharing links) "
+                        "instead of one calibrated transfer")
+    g.add_argument("--nics-per-node", type=int, default=None,
+                   help="InfiniBand NICs per node shared by consecutive GPUs (default: one per GPU)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+
+
+def run(a: argparse.Namespace) -> int:
+    from sim import SimOptions, chrome_trace, run_config, simulate_json, timeline_records
+
+    if a.nics_per_node is not None and a.nics_per_node < 1:
+        raise SpecError(f"--nics-per-node {a.nics_per_node} is not valid: it must be a positive integer")
+    cfg = config_from_args(a)
+    opts = SimOptions(compute_slowdown=not a.no_slowdown, expand_collectives=a.expand_collectives,
+                      nics_per_node=a.nics_per_node)
+    full = a.no_coarsen or a.trace or a.timeline
+    sr = run_config(cfg, opts, coarsen=not full)
+    out = simulate_json(cfg, sr)
+    if a.trace:
+        atomic_write_text(a.trace, dumps(chrome_trace(sr.result, label=f"ringsim simulate {cfg.plan.name}")))
+    if a.timeline:
+        specs = {**cfg.specs(), "engine": "simulator", "latency_s": sr.latency_s, "options": out["sim"]["options"]}
+        write_json(a.timeline, {"specs": specs, "timeline": timeline_records(sr.result)})
+    if a.json:
+        print(dumps(out, indent=2))
+    else:
+        print(format_result(out))
+        for f, what in ((a.trace, "Chrome trace"), (a.timeline, "timeline")):
+            if f:
+                print(f"{what} written to {f}")
+    return 0
