@@ -23,7 +23,8 @@ def test_memory_grows_with_length(seed, h100, P, B, family, phase):
            "tp_ring": dict(tp=min(P, 8), ring=max(P // 8, 1))}[family]
     o = _ev(seed, h100, phase=phase, batch=B, seq=L, **deg)
     assert np.all(np.diff(o["mem_total_bytes"]) > 0)
-    assert np.all(np.diff(o["latency_s"]) > 0)
+    assert np.all(np.diff(o["latency_s"]) >= 0)  # flat where every kernel is launch-bound (short decode)
+    assert o["latency_s"][-1] > o["latency_s"][0]
 
 
 @settings(max_examples=60, deadline=None)
