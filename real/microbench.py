@@ -234,7 +234,8 @@ def provenance(dev) -> dict:
     import sys
     p = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
          "host": socket.gethostname(), "torch": torch.__version__, "python": sys.version.split()[0],
-         "command": " ".join(["torchrun"] + sys.argv), "world_size": dist.get_world_size() if dist.is_initialized()
+         "command": " ".join((["torchrun"] if "TORCHELASTIC_RUN_ID" in os.environ else ["python3 -m"]) + sys.argv),
+         "world_size": dist.get_world_size() if dist.is_initialized()
          else 1}
     if dev.type == "cuda":
         p["gpu"] = torch.cuda.get_device_name(dev)

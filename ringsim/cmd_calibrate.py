@@ -1,9 +1,9 @@
 """ringsim calibrate: measure the microbenchmarks and write a calibrated hardware profile.
 
 On the GPU machine (one process per GPU):
-    torchrun --standalone --nproc-per-node 4 -m ringsim calibrate --base h200-sxm --out h200-sxm.toml
+    torchrun --standalone --nproc-per-node 4 -m ringsim calibrate --base h200-sxm-published --name h200-sxm --out h200-sxm.toml
 Re-fit a stored raw file anywhere (no GPU, no torch):
-    ringsim calibrate --from-raw raw.json --base h200-sxm --out h200-sxm.toml
+    ringsim calibrate --from-raw raw.json --base h200-sxm-published --name h200-sxm --out h200-sxm.toml
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from costmodel.results import atomic_write_text, write_json
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--base", default="h200-sxm", help=f"preset to start from {presets.available('hardware')}")
+    p.add_argument("--base", default="h200-sxm-published", help=f"preset to start from {presets.available('hardware')}")
     p.add_argument("--name", default=None, help="profile name (default: the base's)")
     p.add_argument("--out", required=True, help="profile TOML to write")
     p.add_argument("--raw-out", default=None, help="also keep the raw measurements here (JSON)")
@@ -66,6 +66,10 @@ def run(a: argparse.Namespace) -> int:
     if a.raw_out and not a.from_raw:
         write_json(a.raw_out, raw)
     prof, notes = fit_profile(raw, a.base, a.name or a.base)
+    if a.from_raw:
+        import sys
+        prof["provenance"]["fitted_by"] = "ringsim calibrate " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["calibrate"]
+                                                                         else sys.argv[1:])
     header = (f"# Calibrated by `ringsim calibrate` on {prof['provenance']['gpu']} ({prof['provenance']['date']}).\n"
               "# Measured fields and the ones kept from the published preset are listed in provenance.notes.\n")
     atomic_write_text(a.out, header + tomli_w.dumps(prof))
