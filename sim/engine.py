@@ -339,14 +339,14 @@ class Engine:
         if f.left <= 0:
             self._flow_done_now(f)
             return
-        demand, cap, flows_on = self.demand, self.net.cap, self.flows_on
+        demand, flows_on = self.demand, self.flows_on
         over = False
         for lk in f.links:
             if not flows_on[lk]:
                 self.link_since[lk] = now
             flows_on[lk].append(f)
             demand[lk] += f.demand
-            if demand[lk] > cap[lk] * (1 + 1e-12):
+            if demand[lk] > self._eff(lk) * (1 + 1e-12):
                 over = True
         if over:
             self._reshare(f.links, now)
@@ -354,13 +354,24 @@ class Engine:
             f.rate = f.demand
             self._post(f.left / f.rate, self._flow_end, (f, f.ver))
 
+    def _eff(self, lk: int) -> float:
+        """A link's capacity for sharing: its line rate, or the largest calibrated rate of a flow on it
+        if that is higher (a calibrated figure alone on its links is always achieved)."""
+        c = self.net.cap[lk]
+        for g in self.flows_on[lk]:
+            if g.demand > c:
+                c = g.demand
+        return c
+
     def _rate(self, f: _Flow) -> float:
         s = 1.0
-        demand, cap = self.demand, self.net.cap
+        demand = self.demand
         for lk in f.links:
             d = demand[lk]
-            if d > cap[lk] * (1 + 1e-12):
-                s = min(s, cap[lk] / d)
+            if d > f.demand:
+                c = self._eff(lk)
+                if d > c * (1 + 1e-12):
+                    s = min(s, c / d)
         return f.demand * s
 
     def _reshare(self, links, now: float) -> None:
@@ -386,10 +397,10 @@ class Engine:
         if ver != f.ver:
             return
         now = self.env._now
-        demand, cap, flows_on = self.demand, self.net.cap, self.flows_on
+        demand, flows_on = self.demand, self.flows_on
         was_over = False
         for lk in f.links:
-            if demand[lk] > cap[lk] * (1 + 1e-12):
+            if demand[lk] > f.demand and demand[lk] > self._eff(lk) * (1 + 1e-12):
                 was_over = True
             flows_on[lk].remove(f)
             demand[lk] -= f.demand

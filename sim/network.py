@@ -15,7 +15,9 @@ The physical model (one place, so the engine stays about the IR):
 Sharing is proportional, scaled from the calibrated figures: a flow alone on its links moves data at
 its achievable rate (``hw.comm[link][collective].bw_Bps``, e.g. the p2p figure for a send/recv), so an
 uncontended transfer takes exactly its ``est_s``; when the flows on a link ask for more than the link's
-capacity, each flow's rate is scaled by capacity / demand on its most loaded link.
+capacity, each flow's rate is scaled by capacity / demand on its most loaded link.  A link's capacity
+for this is its line rate, or the largest calibrated rate of a flow on it when that is higher (a bus
+bandwidth figure can exceed one port's line rate; alone, a calibrated figure is always achieved).
 """
 from __future__ import annotations
 
