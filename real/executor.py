@@ -1,0 +1,416 @@
+"""The executor: one rank walks its ops of a ``costmodel`` Schedule, in order, with real tensors.
+
+Compute ops run on the compute stream (the current CUDA stream), communication ops on a second
+stream; an op waits (CUDA events) only for the dependencies the schedule gives it that ran on the
+other stream, so a ring step's transfer of the next K/V block overlaps its attention.  On CPU the ops
+run one after the other and communication completes before the next op.  Every op runs inside a
+``torch.profiler.record_function`` range named by its tag, so a profile lines up with the simulated
+timeline op by op.
+
+Buffers are the schedule's buffer names (``x@0``, ``q``, ``kvcache/L0/mb0``, ``kvbuf1``, ...) in a dict;
+``layout`` says which rows and heads they hold.
+"""
+from __future__ import annotations
+
+import contextlib
+import re
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch.profiler import record_function
+
+from costmodel.config import Config
+from costmodel.layers import Kind
+from costmodel.plan import DecodeAttn
+from costmodel.schedule import Op, Schedule
+from costmodel.specs import Phase
+
+from . import comm, kernels, layout
+from . import model as M
+from .buffers import Acc, Packed, Part
+
+_STEP = re.compile(r"/step(\d+)/")
+_NAME = re.compile(r"^([a-z_]+?)(\d*)$")
+
+
+class Executor:
+    def __init__(self, cfg: Config, sched: Schedule, rank: int, *, device: torch.device, dtype: torch.dtype,
+                 kernel: str, seed: int, groups: comm.Groups | None = None):
+        self.cfg, self.plan, self.model, self.wl = cfg, cfg.plan, cfg.model, cfg.workload
+        self.rank, self.device, self.dtype, self.kernel, self.seed = rank, device, dtype, kernel, seed
+        self.attn = kernels.get(kernel)
+        self.ops = sched.rank_ops(rank)
+        self.groups = groups
+        plan, model = self.plan, self.model
+        self.stage, self.r, self.u, self.t = plan.coords(rank)
+        self.decode = self.wl.phase == Phase.DECODE
+        self.mb = self.wl.batch // plan.microbatches
+        lps = model.layers // plan.pp
+        self.layer_ids = range(self.stage * lps, (self.stage + 1) * lps)
+        self.weights = {i: M.layer_shard(model, i, seed, plan.tp, self.t, device, dtype) for i in self.layer_ids}
+        w0 = self.weights[self.layer_ids[0]]
+        self.hq, self.hk = w0.hq, w0.hk
+        if plan.ulysses > 1:
+            if self.hk < plan.ulysses and plan.ulysses % self.hk:
+                raise ValueError(f"ulysses={plan.ulysses} cannot split the {self.hk} KV heads of a TP rank")
+            self.uq, self.uk = layout.ulysses_heads(self.hq, self.hk, plan.ulysses, self.u)
+        self.inputs: dict[str, object] = {}
+        self._pool: dict[str, torch.Tensor] = {}
+        (self._setup_decode if self.decode else self._setup_prefill)()
+        self.cuda = device.type == "cuda"
+        stream_of = {op.id: op.stream for op in self.ops}
+        self._cross = {op.id: tuple(d for d in op.deps if stream_of[d] != op.stream) for op in self.ops}
+        need = {d for ds in self._cross.values() for d in ds}
+        if self.cuda:
+            self.streams = {"compute": torch.cuda.current_stream(device), "comm": torch.cuda.Stream(device)}
+            self.events = {i: torch.cuda.Event() for i in need}
+        self.steps = _group_batches(self.ops)
+        self.env: dict[str, object] = {}
+
+    # ------------------------------------------------------------------------------------------
+    # setup: inputs, caches, tables (not timed)
+    # ------------------------------------------------------------------------------------------
+    def _setup_prefill(self) -> None:
+        plan, model, wl, dev = self.plan, self.model, self.wl, self.device
+        pos = layout.dense_positions(plan, self.rank, wl.seq_len)
+        self.S = len(pos)
+        self.lr = wl.seq_len // plan.ring
+        self.cos, self.sin = M.rope_tables(torch.tensor(pos, device=dev), model.head_dim, self.dtype)
+        if self.stage == 0:
+            x = M.prefill_input(model, wl.batch, wl.seq_len, self.seed, dev)[:, torch.tensor(pos, device=dev)]
+            for j in range(plan.microbatches):
+                self.inputs[f"x@{j}"] = x[j * self.mb:(j + 1) * self.mb].reshape(-1, model.d_model).to(self.dtype)
+        self.x_rows = self.mb * self.S
+
+    def _setup_decode(self) -> None:
+        plan, model, wl, dev = self.plan, self.model, self.wl, self.device
+        self.first, self.rows, self.virt = layout.decode_rows(plan, wl, self.rank)
+        C = wl.context
+        self.cos, self.sin = M.rope_tables(torch.tensor([C - 1], device=dev), model.head_dim, self.dtype)
+        if self.stage == 0:
+            for j in range(plan.microbatches):
+                x = M.decode_input(model, self.virt, self.seed, dev, j)
+                self.inputs[f"x@{j}"] = x[self.first:self.first + self.rows].to(self.dtype).contiguous()
+        self.x_rows = self.rows
+        kvh = layout.kv_heads(model, plan.tp, self.t)
+        R = plan.ring
+        self.Cl = C // R
+        # whether this rank writes the new token's K/V into its cache (it holds the last chunk)
+        self.writes_slot = plan.ring == 1 or layout.decode_owners(plan) or self.r == R - 1
+        for i in self.layer_ids:
+            for j in range(plan.microbatches):
+                full = M.decode_cache(model, i, j, self.virt, C, self.seed, dev)[:, :, :, kvh.start:kvh.stop]
+                name = f"kvcache/L{i}/mb{j}"
+                if plan.ulysses > 1:
+                    self.inputs[name + "/heads"] = full[:, :, :, self.uk].to(self.dtype).contiguous()
+                elif R > 1:
+                    shard = torch.empty(2, self.virt, self.Cl, self.hk, model.head_dim, device=dev, dtype=self.dtype)
+                    for b in range(self.virt):
+                        c = layout.decode_chunk(plan, wl, self.rank, b)
+                        shard[:, b] = full[:, b, c * self.Cl:(c + 1) * self.Cl]
+                    self.inputs[name] = shard
+                else:
+                    self.inputs[name] = full.to(self.dtype).contiguous()
+                del full
+
+    # ------------------------------------------------------------------------------------------
+    # the walk
+    # ------------------------------------------------------------------------------------------
+    def run(self) -> dict:
+        """Run this rank's ops once; returns the buffers (outputs are ``x@j`` of the last stage)."""
+        self.env = dict(self.inputs)
+        for group in self.steps:
+            self._launch(group)
+        if self.cuda:
+            self.streams["compute"].wait_stream(self.streams["comm"])
+        return self.env
+
+    def run_ops(self, ops: list[Op], env: dict) -> dict:
+        """Run a subset of this rank's ops (e.g. one layer's attention) on given buffers."""
+        self.env = env
+        for group in _group_batches(ops):
+            self._launch(group)
+        if self.cuda:
+            self.streams["compute"].wait_stream(self.streams["comm"])
+        return self.env
+
+    def outputs(self) -> list[torch.Tensor]:
+        return [self.env[f"x@{j}"] for j in range(self.plan.microbatches)]
+
+    def _launch(self, group: list[Op]) -> None:
+        stream = group[0].stream
+        with contextlib.ExitStack() as st:
+            for op in group:
+                st.enter_context(record_function(op.tag))
+            if not self.cuda:
+                self._dispatch(group)
+                return
+            s = self.streams[stream]
+            for op in group:
+                for d in self._cross[op.id]:
+                    if d in self.events:
+                        s.wait_event(self.events[d])
+            with torch.cuda.stream(s):
+                self._dispatch(group)
+            for op in group:
+                ev = self.events.get(op.id)
+                if ev is not None:
+                    ev.record(s)
+
+    def _dispatch(self, group: list[Op]) -> None:
+        op = group[0]
+        if op.kind in (Kind.SEND, Kind.RECV):
+            return self._p2p(group)
+        if op.kind == Kind.ALL_REDUCE:
+            return self._all_reduce(op)
+        if op.kind == Kind.ALL_GATHER:
+            return self._all_gather(op)
+        if op.kind == Kind.ALL_TO_ALL:
+            return self._a2a_qkv(op) if op.tag.endswith("a2a_qkv") else self._a2a_o(op)
+        name = _NAME.match(op.tag.rsplit("/", 1)[1])
+        getattr(self, f"_op_{name.group(1)}")(op, int(name.group(2) or 0))
+
+    # -- helpers --------------------------------------------------------------------------------
+    def _w(self, op: Op) -> M.LayerWeights:
+        return self.weights[int(op.tag.split("/", 1)[0][1:])]
+
+    def _step(self, op: Op) -> int:
+        return int(_STEP.search(op.tag).group(1))
+
+    def _on_comm(self, *ts) -> None:
+        """Tell the caching allocator these tensors are used on the comm stream (and the compute one)."""
+        if self.cuda:
+            for t in ts:
+                t.record_stream(self.streams["comm"])
+                t.record_stream(self.streams["compute"])
+
+    # ------------------------------------------------------------------------------------------
+    # compute ops: dense part
+    # ------------------------------------------------------------------------------------------
+    def _op_norm(self, op: Op, n: int) -> None:
+        w = self._w(op)
+        self.env[op.writes[0]] = M.rmsnorm(self.env[op.reads[0]], w.g1 if n == 1 else w.g2)
+
+    def _op_qkv(self, op: Op, _: int) -> None:
+        self.env[op.writes[0]] = F.linear(self.env[op.reads[0]], self._w(op).wqkv)
+
+    def _op_o_proj(self, op: Op, _: int) -> None:
+        self.env[op.writes[0]] = F.linear(self.env[op.reads[0]], self._w(op).wo)
+
+    def _op_mlp_up(self, op: Op, _: int) -> None:
+        self.env[op.writes[0]] = F.linear(self.env[op.reads[0]], self._w(op).wup)
+
+    def _op_act(self, op: Op, _: int) -> None:
+        self.env[op.writes[0]] = M.activation(self.model, self.env[op.reads[0]])
+
+    def _op_mlp_down(self, op: Op, _: int) -> None:
+        self.env[op.writes[0]] = F.linear(self.env[op.reads[0]], self._w(op).wdown)
+
+    def _op_resid(self, op: Op, _: int) -> None:
+        self.env[op.writes[0]] = self.env[op.reads[0]] + self.env[op.reads[1]]
+
+    def _op_rope(self, op: Op, _: int) -> None:
+        D, hq, hk = self.model.head_dim, self.hq, self.hk
+        raw = self.env[op.reads[0]]
+        b = self.mb if not self.decode else self.rows
+        raw = raw.view(b, -1, hq + 2 * hk, D)  # (B, S, heads, D); decode S = 1
+        q = M.apply_rope(raw[:, :, :hq], self.cos, self.sin)
+        kv = torch.empty(2, b, raw.shape[1], hk, D, device=raw.device, dtype=raw.dtype)
+        M.apply_rope(raw[:, :, hq:hq + hk], self.cos, self.sin, out=kv[0])
+        kv[1].copy_(raw[:, :, hq + hk:])
+        self.env[op.writes[0]] = q
+        name = op.writes[1]
+        if not self.decode or self.plan.ulysses > 1:
+            self.env[name] = kv  # prefill: the block; ulysses decode: the new token, sent by the all-to-all
+        elif self.writes_slot:  # decode: write the new token's K/V into the last slot of the cache
+            cache = self.env[name]
+            rows = slice(self.first, self.first + self.rows)
+            cache[:, rows, cache.shape[2] - 1] = kv[:, :, 0]
+
+    # ------------------------------------------------------------------------------------------
+    # compute ops: attention and merges
+    # ------------------------------------------------------------------------------------------
+    def _call(self, q, k, v, causal: bool):
+        """q (B, S, H, D), k/v (B, Sk, Hk, D) -> out (B, H, S, D), lse (B, H, S)."""
+        return self.attn(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), causal)
+
+    def _op_attn(self, op: Op, c: int) -> None:
+        env, wl = self.env, self.wl
+        if "/ring/" in op.tag:
+            return self._decode_ring_attn(op) if self.decode else self._ring_attn(op, c)
+        q, kv = env[op.reads[0]], env[op.reads[1]]
+        out, _ = self._call(q, kv[0], kv[1], wl.causal and not self.decode)
+        out = out.transpose(1, 2)  # (B, S, H, D)
+        env[op.writes[0]] = out.reshape(out.shape[0] * out.shape[1], -1) if op.writes[0] == "o" else out
+
+    def _ring_attn(self, op: Op, c: int) -> None:
+        t = self._step(op)
+        qs, ks, causal = layout.ring_blocks(self.plan.ring_variant, self.wl.causal, self.plan.ring, self.lr,
+                                            self.r, t)[c]
+        q, kv = self.env[op.reads[0]], self.env[op.reads[1]]
+        out, lse = self._call(q[:, qs], kv[0][:, ks], kv[1][:, ks], causal)
+        self.env[op.writes[0]] = Part(out, lse, qs)
+
+    def _decode_ring_attn(self, op: Op) -> None:
+        env, R, da = self.env, self.plan.ring, self.plan.decode_attn
+        if da == DecodeAttn.ALLGATHER:
+            q, kv = env[op.reads[0]], env[op.reads[1]]
+        elif da == DecodeAttn.PASS_KV:
+            q, kv = env[op.reads[0]], env[op.reads[1]][:, self.first:self.first + self.rows]
+        else:  # pass-Q: the block of the rank t hops behind, against our chunk of its sequences
+            cur = env[op.reads[0]]
+            q = cur if isinstance(cur, torch.Tensor) else cur.q
+            j = (self.r - self._step(op)) % R
+            kv = env[op.reads[1]][:, j * self.rows:(j + 1) * self.rows]
+        out, lse = self._call(q, kv[0], kv[1], False)
+        env[op.writes[0]] = Part(out, lse)
+
+    def _op_init(self, op: Op, _: int) -> None:
+        part: Part = self.env[op.reads[0]]
+        b, h, _s, d = part.out.shape
+        acc = Acc.empty(b, h, self.lr, d, self.device)
+        acc.init(part)
+        self.env[op.writes[0]] = acc
+
+    def _op_merge(self, op: Op, _: int) -> None:
+        env = self.env
+        if op.reads[0] == "parts":
+            return self._merge_gathered(op)
+        part: Part = env[op.reads[0]]
+        first = self.decode and self._step(op) == 0
+        if self.decode and self.plan.decode_attn == DecodeAttn.PASS_Q:
+            cur = env[op.reads[1]]
+            if first:
+                n, h, _, d = part.out.shape
+                pk = Packed.new(n, h, d, self.dtype, self.device)
+                pk.q.copy_(cur)
+                pk.o.copy_(part.out)
+                pk.lse.copy_(part.lse)
+                env[op.writes[0]] = pk
+            else:
+                Acc(cur.o, cur.lse).merge(part)
+            return
+        if first:  # pass-KV decode: the first block starts the accumulator
+            n, h, s, d = part.out.shape
+            acc = Acc(torch.empty(n, h, s, d, device=self.device), torch.empty(n, h, s, device=self.device))
+            acc.init(part)
+            env[op.writes[0]] = acc
+        else:
+            env[op.reads[1]].merge(part)
+
+    def _merge_gathered(self, op: Op) -> None:
+        parts = self.env[op.reads[0]]  # (R, n, H, D + 1): output and lse of every ring rank
+        o, lse = parts[..., :-1], parts[..., -1]
+        total = torch.logsumexp(lse, dim=0)
+        out = (torch.exp(lse - total).unsqueeze(-1) * o).sum(0)
+        self.env[op.writes[0]] = out.to(self.dtype).reshape(out.shape[0], -1)
+
+    def _op_finalize(self, op: Op, _: int) -> None:
+        src = self.env[op.reads[0]]
+        o = src.o.to(self.dtype).transpose(1, 2)  # (B, S, H, D)
+        self.env[op.writes[0]] = o.reshape(o.shape[0] * o.shape[1], -1) if op.writes[0] == "o" else o
+
+    # ------------------------------------------------------------------------------------------
+    # communication ops
+    # ------------------------------------------------------------------------------------------
+    def _recv_buffer(self, name: str) -> torch.Tensor:
+        buf = self._pool.get(name)
+        if buf is not None:
+            return buf
+        D, dev = self.model.head_dim, self.device
+        if name.startswith("x@"):
+            buf = torch.empty(self.x_rows, self.model.d_model, device=dev, dtype=self.dtype)
+        elif name.startswith("kvbuf"):
+            if self.decode:
+                buf = torch.empty(2, self.virt, self.Cl, self.hk, D, device=dev, dtype=self.dtype)
+            else:
+                hk = self.uk.stop - self.uk.start if self.plan.ulysses > 1 else self.hk
+                buf = torch.empty(2, self.mb, self.lr, hk, D, device=dev, dtype=self.dtype)
+        elif name.startswith("qblk"):
+            buf = torch.empty(Packed.nbytes(self.rows, self.hq, D, self.dtype), device=dev, dtype=torch.uint8)
+        else:
+            raise RuntimeError(f"no receive buffer known for {name!r}")
+        self._pool[name] = buf
+        return buf
+
+    def _p2p(self, group: list[Op]) -> None:
+        sends, recvs = [], []
+        for op in group:
+            if op.kind == Kind.SEND:
+                t = self.env[op.reads[0]]
+                t = t.buf if isinstance(t, Packed) else t.contiguous()
+                sends.append((t, op.peers[0]))
+            else:
+                recvs.append((self._recv_buffer(op.writes[0]), op.peers[0], op.writes[0]))
+        self._on_comm(*[t for t, _ in sends])
+        for w in comm.sendrecv(sends, [(b, p) for b, p, _ in recvs]):
+            w.wait()
+        for buf, _, name in recvs:
+            if name.startswith("qblk"):
+                self.env[name] = Packed(buf, self.rows, self.hq, self.model.head_dim, self.dtype)
+            else:
+                self.env[name] = buf
+
+    def _all_reduce(self, op: Op) -> None:
+        y = self.env[op.reads[0]]
+        self._on_comm(y)
+        dist.all_reduce(y, group=self.groups(op.peers))
+
+    def _all_gather(self, op: Op) -> None:
+        part: Part = self.env[op.reads[0]]  # out (n, H, 1, D), lse (n, H, 1)
+        pack = torch.cat([part.out.float().squeeze(2), part.lse], dim=-1).contiguous()
+        out = torch.empty((len(op.peers),) + tuple(pack.shape), device=self.device, dtype=torch.float32)
+        self._on_comm(pack, out)
+        comm.all_gather_stacked(out, pack, self.groups(op.peers))
+        self.env[op.writes[0]] = out
+
+    def _a2a(self, chunks: list[torch.Tensor], peers) -> torch.Tensor:
+        send = torch.stack([c.reshape(-1) for c in chunks])
+        recv = torch.empty_like(send)
+        self._on_comm(send, recv)
+        dist.all_to_all_single(recv, send, group=self.groups(peers))
+        return recv
+
+    def _a2a_qkv(self, op: Op) -> None:
+        """Ulysses: tokens (or decode rows) split, heads whole -> heads split, tokens whole."""
+        U, env = self.plan.ulysses, self.env
+        q, kv = env[op.reads[0]], env[op.reads[1]]  # (B, S, hq, D), (2, B, S, hk, D)
+        chunks = []
+        for u in range(U):
+            qs, ks = layout.ulysses_heads(self.hq, self.hk, U, u)
+            chunks.append(torch.cat([q[:, :, qs].reshape(-1), kv[:, :, :, ks].reshape(-1)]))
+        recv = self._a2a(chunks, op.peers)
+        b, s, _, D = q.shape
+        uq, uk = self.uq.stop - self.uq.start, self.uk.stop - self.uk.start
+        nq = b * s * uq * D
+        qp = [recv[i, :nq].view(b, s, uq, D) for i in range(U)]
+        kp = [recv[i, nq:].view(2, b, s, uk, D) for i in range(U)]
+        if self.decode:  # rows of every owner, one new token each; write them into our head cache
+            env[op.writes[0]] = torch.cat(qp, dim=0)
+            new = torch.cat(kp, dim=1)
+            cache = env[op.writes[1]]
+            cache[:, :, cache.shape[2] - 1] = new[:, :, 0]
+        else:
+            env[op.writes[0]] = torch.cat(qp, dim=1)
+            env[op.writes[1]] = torch.cat(kp, dim=2)
+
+    def _a2a_o(self, op: Op) -> None:
+        U, env = self.plan.ulysses, self.env
+        o = env[op.reads[0]]  # (B, S, uq, D) with B (decode) or S (prefill) gathered over the group
+        dim = 0 if self.decode else 1
+        recv = self._a2a(list(o.chunk(U, dim=dim)), op.peers)
+        b, s = (o.shape[0] // U, o.shape[1]) if self.decode else (o.shape[0], o.shape[1] // U)
+        parts = [recv[i].view(b, s, o.shape[2], o.shape[3]) for i in range(U)]
+        env[op.writes[0]] = torch.cat(parts, dim=2).reshape(b * s, -1)
+
+
+def _group_batches(ops: list[Op]) -> list[list[Op]]:
+    """Consecutive ops sharing a batch id >= 0 are issued together."""
+    out: list[list[Op]] = []
+    for op in ops:
+        if op.batch >= 0 and out and out[-1][0].batch == op.batch:
+            out[-1].append(op)
+        else:
+            out.append([op])
+    return out

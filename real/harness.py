@@ -1,0 +1,87 @@
+"""Glue shared by ``real.run`` and the tests: process-group setup, one configuration's executor, the
+output gathered from every rank, and the single-device reference it must equal."""
+from __future__ import annotations
+
+import datetime
+import os
+
+import torch
+import torch.distributed as dist
+
+from costmodel.build import build_schedule
+from costmodel.config import Config
+from costmodel.specs import Phase
+
+from . import comm, layout, reference
+from .executor import Executor
+
+
+def init_distributed(backend: str, timeout_s: float, device: torch.device | None = None) -> None:
+    """Join the job torchrun (or a test) started: RANK, WORLD_SIZE, MASTER_ADDR/PORT from the
+    environment; collectives that do not finish within ``timeout_s`` fail instead of hanging."""
+    kw = {}
+    if device is not None and device.type == "cuda":
+        kw["device_id"] = device  # eager NCCL init: a broken fabric fails here, not mid-run
+    dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s), **kw)
+
+
+def local_device() -> torch.device:
+    if torch.cuda.is_available():
+        d = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(d)
+        return d
+    return torch.device("cpu")
+
+
+def make_executor(cfg: Config, *, device, dtype, kernel: str, seed: int, groups: comm.Groups) -> Executor:
+    sched = build_schedule(cfg.model, cfg.workload, cfg.plan, cfg.topology, cfg.hardware, kernel=cfg.kernel)
+    groups.prepare(cfg.plan)
+    return Executor(cfg, sched, dist.get_rank(), device=device, dtype=dtype, kernel=kernel, seed=seed,
+                    groups=groups)
+
+
+def gather_output(ex: Executor) -> torch.Tensor:
+    """The whole output (prefill: (B, L, d); decode: (B, d)) assembled from the last stage's ranks
+    (every rank gets it)."""
+    plan, wl, model = ex.plan, ex.wl, ex.model
+    last = ex.stage == plan.pp - 1
+    mine = torch.cat(ex.outputs()) if last else torch.zeros(plan.microbatches * ex.x_rows, model.d_model,
+                                                             device=ex.device, dtype=ex.dtype)
+    allout = torch.empty((plan.n_ranks,) + tuple(mine.shape), device=ex.device, dtype=ex.dtype)
+    comm.all_gather_stacked(allout, mine.contiguous(), dist.group.WORLD)
+    B, m, mb = wl.batch, plan.microbatches, ex.mb
+    if wl.phase == Phase.PREFILL:
+        out = torch.empty(B, wl.seq_len, model.d_model, device=ex.device, dtype=ex.dtype)
+    else:
+        out = torch.empty(B, model.d_model, device=ex.device, dtype=ex.dtype)
+    for q in range(plan.n_ranks):
+        s, _, _, t = plan.coords(q)
+        if s != plan.pp - 1 or t != 0:
+            continue
+        if wl.phase == Phase.PREFILL:
+            pos = torch.tensor(layout.dense_positions(plan, q, wl.seq_len), device=ex.device)
+            out[:, pos] = allout[q].view(B, len(pos), model.d_model)
+        else:
+            first, rows, _ = layout.decode_rows(plan, wl, q)
+            blk = allout[q].view(m, rows, model.d_model)
+            n = max(0, min(rows, mb - first))
+            for j in range(m):
+                out[j * mb + first:j * mb + first + n] = blk[j, :n]
+    return out
+
+
+def reference_output(cfg: Config, *, device, seed: int, dtype=torch.float32) -> torch.Tensor:
+    wl, plan = cfg.workload, cfg.plan
+    if wl.phase == Phase.PREFILL:
+        return reference.prefill(cfg.model, cfg.model.layers, wl.batch, wl.seq_len, wl.causal, seed, device, dtype)
+    virt = max(layout.decode_rows(plan, wl, r)[2] for r in range(plan.n_ranks))
+    return reference.decode(cfg.model, cfg.model.layers, wl.batch, plan.microbatches, wl.context, seed, device,
+                            virt, dtype)
+
+
+def rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:
+    """||out - ref|| / ||ref|| in FP64; inf if out has a NaN."""
+    o, r = out.double(), ref.double()
+    if not torch.isfinite(o).all():
+        return float("inf")
+    return float((o - r).norm() / r.norm())

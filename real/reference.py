@@ -1,0 +1,89 @@
+"""Single-device reference forward passes: the whole sequence, all heads, one device, no schedule.
+
+Written independently of the executor (plain softmax attention, no log-sum-exp merge, no sharding) so
+that an executor that matches it is right, whatever plan it ran.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from costmodel.specs import Model
+
+from . import model as M
+
+
+def _attention(q, k, v, causal: bool) -> torch.Tensor:
+    """q (B, S, H, D), k/v (B, Sk, Hk, D) -> (B, S, H, D); plain softmax (CPU) or SDPA (GPU)."""
+    h, hk = q.shape[2], k.shape[2]
+    if hk != h:
+        k, v = k.repeat_interleave(h // hk, dim=2), v.repeat_interleave(h // hk, dim=2)
+    q, k, v = (x.transpose(1, 2) for x in (q, k, v))
+    if q.device.type == "cuda":
+        o = F.scaled_dot_product_attention(q, k, v, is_causal=causal and q.shape[2] > 1)
+    else:
+        s = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(q.shape[-1])
+        if causal:
+            sq, sk = s.shape[-2:]
+            mask = torch.ones(sq, sk, dtype=torch.bool, device=s.device).tril(sk - sq)
+            s = s.masked_fill(~mask, float("-inf"))
+        o = torch.matmul(torch.softmax(s, dim=-1), v)
+    return o.transpose(1, 2)
+
+
+def _mlp_and_proj(model: Model, w: M.LayerWeights, x: torch.Tensor, o: torch.Tensor) -> torch.Tensor:
+    x = x + F.linear(o, w.wo)
+    h = M.rmsnorm(x, w.g2)
+    return x + F.linear(M.activation(model, F.linear(h, w.wup)), w.wdown)
+
+
+def _qkv(model: Model, w: M.LayerWeights, x: torch.Tensor):
+    D = model.head_dim
+    qkv = F.linear(M.rmsnorm(x, w.g1), w.wqkv)
+    q = qkv[..., :w.hq * D].unflatten(-1, (w.hq, D))
+    k = qkv[..., w.hq * D:(w.hq + w.hk) * D].unflatten(-1, (w.hk, D))
+    v = qkv[..., (w.hq + w.hk) * D:].unflatten(-1, (w.hk, D))
+    return q, k, v
+
+
+def prefill(model: Model, layers: int, batch: int, seq_len: int, causal: bool, seed: int, device,
+            dtype=torch.float32) -> torch.Tensor:
+    """Output hidden states (batch, seq_len, d) after ``layers`` layers."""
+    x = M.prefill_input(model, batch, seq_len, seed, device).to(dtype)
+    cos, sin = M.rope_tables(torch.arange(seq_len, device=device), model.head_dim, dtype)
+    for layer in range(layers):
+        w = M.layer_shard(model, layer, seed, 1, 0, device, dtype)
+        q, k, v = _qkv(model, w, x)
+        q, k = M.apply_rope(q, cos, sin), M.apply_rope(k, cos, sin)
+        o = _attention(q, k, v, causal).flatten(-2)
+        del q, k, v
+        x = _mlp_and_proj(model, w, x, o)
+    return x
+
+
+def decode(model: Model, layers: int, batch: int, microbatches: int, context: int, seed: int, device,
+           virtual: int, dtype=torch.float32) -> torch.Tensor:
+    """One decode step: output hidden states (batch, d) of the new tokens at position context-1.
+
+    ``virtual`` is the per-micro-batch number of sequences the executor draws inputs for (>= batch /
+    microbatches); only the first batch/microbatches of each are real.
+    """
+    mb = batch // microbatches
+    outs = []
+    pos = torch.tensor([context - 1], device=device)
+    cos, sin = M.rope_tables(pos, model.head_dim, dtype)
+    for j in range(microbatches):
+        x = M.decode_input(model, virtual, seed, device, j)[:mb].to(dtype)[:, None, :]  # (mb, 1, d)
+        for layer in range(layers):
+            w = M.layer_shard(model, layer, seed, 1, 0, device, dtype)
+            q, k, v = _qkv(model, w, x)
+            q, k = M.apply_rope(q, cos, sin), M.apply_rope(k, cos, sin)
+            cache = M.decode_cache(model, layer, j, virtual, context, seed, device)[:, :mb].to(dtype)
+            kc = torch.cat([cache[0, :, :context - 1], k], dim=1)
+            vc = torch.cat([cache[1, :, :context - 1], v], dim=1)
+            o = _attention(q, kc, vc, False).flatten(-2)
+            x = _mlp_and_proj(model, w, x, o)
+        outs.append(x[:, 0])
+    return torch.cat(outs)
