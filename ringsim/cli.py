@@ -12,6 +12,9 @@ from costmodel.errors import SpecError
 COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("ringsim.cmd_predict", "analytic prediction for one configuration"),
     "sweep": ("ringsim.cmd_sweep", "vectorised analytic sweep over L x P x plans -> CSV + JSON"),
+    "reproduce": ("ringsim.cmd_reproduce", "the seed experiment checked with physics -> REPORT.md + figures"),
+    "plot": ("ringsim.cmd_plot", "re-make the figures of a results file (sweep, timeline, validation, ...)"),
+    "best": ("ringsim.cmd_best", "rank every placeable plan for a workload; say why the others lose"),
     "simulate": ("ringsim.cmd_simulate", "discrete-event simulation of one configuration's schedule"),
     "calibrate": ("ringsim.cmd_calibrate", "measure microbenchmarks (torchrun, GPU) -> calibrated profile TOML"),
 }

@@ -1,0 +1,154 @@
+"""Plan search: every plan that can be placed on N GPUs for a workload, ranked on the analytic model.
+
+Enumerates tp x ulysses x ring x pp = N, ring variants (prefill layouts or decode merges) and
+micro-batch counts; each candidate is validated (``plan.validate``: the reason is kept when it does
+not divide), the valid ones are evaluated in one numpy call per categorical setting, and those that do
+not fit in memory are rejected with their numbers.  ``latency`` ranks by latency at the given batch;
+``throughput`` ranks by TPS at the largest batch (a multiple of the micro-batch count, up to
+``max_batch``) that fits in memory.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from .analytic import Setting, evaluate
+from .config import Config
+from .errors import SpecError
+from .plan import DecodeAttn, Plan, RingVariant, validate
+from .specs import Phase
+
+
+def factorisations(n: int) -> list[tuple[int, int, int, int]]:
+    """(tp, ulysses, ring, pp) with product n."""
+    divs = [d for d in range(1, n + 1) if n % d == 0]
+    out = []
+    for tp in divs:
+        for u in [d for d in divs if (n // tp) % d == 0]:
+            for r in [d for d in divs if (n // (tp * u)) % d == 0]:
+                out.append((tp, u, r, n // (tp * u * r)))
+    return out
+
+
+def microbatch_counts(batch: int, pp: int) -> list[int]:
+    """1 without a pipeline; with one: powers of two dividing the batch, and the batch itself."""
+    if pp == 1:
+        return [1]
+    ms = {m for m in (2**k for k in range(0, 21)) if m <= batch and batch % m == 0}
+    return sorted(ms | {batch})
+
+
+def enumerate_plans(cfg: Config, n_gpus: int) -> tuple[list[Plan], list[dict]]:
+    """(valid plans, rejected [{plan, reason}]) for the configuration's model, workload and topology."""
+    wl = cfg.workload
+    decode = wl.phase == Phase.DECODE
+    ok, rejected = [], []
+    for tp, u, r, pp in factorisations(n_gpus):
+        variants = ([{}] if r == 1 else
+                    [{"decode_attn": v} for v in DecodeAttn] if decode else [{"ring_variant": v} for v in RingVariant])
+        for var in variants:
+            for m in microbatch_counts(wl.batch, pp):
+                try:
+                    plan = Plan(tp=tp, ulysses=u, ring=r, pp=pp, microbatches=m, **var)
+                except SpecError as e:
+                    rejected.append({"plan": f"tp={tp},ulysses={u},ring={r},pp={pp}", "reason": str(e)})
+                    continue
+                try:
+                    validate(plan, cfg.model, wl, cfg.topology)
+                    if decode and r > 1 and u > 1:
+                        raise SpecError("decode with both ring and ulysses > 1 is not modelled: use one of them")
+                except SpecError as e:
+                    rejected.append({"plan": plan_label(plan, decode), "kind": "does not divide", "reason": str(e)})
+                    continue
+                ok.append(plan)
+    return ok, rejected
+
+
+def plan_label(plan: Plan, decode: bool) -> str:
+    name = plan.name
+    if plan.ring > 1 and decode:
+        name = name.replace(f"[{plan.ring_variant.value}]", f"[{plan.decode_attn.value}]")
+    return name
+
+
+def _setting(cfg: Config, plan: Plan) -> Setting:
+    wl, t = cfg.workload, cfg.topology
+    return Setting(phase=wl.phase, causal=wl.causal, kernel=cfg.kernel, ring_variant=plan.ring_variant,
+                   decode_attn=plan.decode_attn, topo_kind=t.kind.value, gpus_per_node=t.gpus_per_node)
+
+
+def _evaluate_group(cfg: Config, plans: list[Plan], batch) -> dict:
+    deg = {k: np.array([getattr(p, k) for p in plans]) for k in ("tp", "pp", "ring", "ulysses", "microbatches")}
+    wl = cfg.workload
+    return evaluate(cfg.model, cfg.hardware, _setting(cfg, plans[0]), batch=batch, seq=wl.seq_len,
+                    context=wl.context, **{k: (v if np.ndim(batch) < 2 else v[:, None]) for k, v in deg.items()})
+
+
+def _largest_batch(cfg: Config, plans: list[Plan], max_batch: int) -> tuple[np.ndarray, dict]:
+    """Per plan: the largest batch (multiple of its micro-batches, <= max_batch) that fits; its outputs."""
+    m = np.array([p.microbatches for p in plans])[:, None]
+    k = np.unique(np.round(np.geomspace(1, max_batch, 96)).astype(int))[None, :]
+    b = m * k
+    b = np.where(b <= max_batch, b, m)  # out-of-range candidates collapse onto the smallest batch
+    o = _evaluate_group(cfg, plans, b)
+    fit = o["feasible"]
+    j = np.where(fit.any(axis=1), np.argmax(np.where(fit, b, -1), axis=1), 0)
+    rows = np.arange(len(plans))
+    return b[rows, j], {key: np.asarray(v)[rows, j] if np.ndim(v) == 2 else v for key, v in o.items()}
+
+
+def rank_plans(cfg: Config, n_gpus: int, objective: str = "latency", max_batch: int = 4096) -> dict:
+    """Evaluate every valid plan; returns {"ranked": [...], "rejected": [...], "objective": ...}."""
+    if objective not in ("latency", "throughput"):
+        raise SpecError(f"--objective {objective!r} is not valid: choose latency or throughput")
+    if n_gpus != cfg.topology.n_gpus:
+        raise SpecError(f"--gpus {n_gpus} but topology {cfg.topology.spec} has {cfg.topology.n_gpus} GPUs")
+    plans, rejected = enumerate_plans(cfg, n_gpus)
+    decode = cfg.workload.phase == Phase.DECODE
+    groups: dict[tuple, list[Plan]] = {}
+    for p in plans:
+        groups.setdefault((p.ring_variant, p.decode_attn), []).append(p)
+    rows = []
+    for group in groups.values():
+        if objective == "latency":
+            o = _evaluate_group(cfg, group, cfg.workload.batch)
+            batches = np.full(len(group), cfg.workload.batch)
+        else:
+            batches, o = _largest_batch(cfg, group, max_batch)
+        for i, p in enumerate(group):
+            g = lambda k: np.asarray(o[k]).reshape(-1)[i] if np.size(o[k]) > 1 else np.asarray(o[k]).item()  # noqa: E731
+            rows.append({"plan": plan_label(p, decode), "degrees": p.to_dict(), "batch": int(batches[i]),
+                         "latency_s": float(g("latency_s")), "tps": float(g("tps")),
+                         "tpot_s": float(g("tpot_s")) if decode else None, "mem_total_bytes": float(g("mem_total_bytes")),
+                         "mem_weights_bytes": float(g("mem_weights_bytes")), "mem_kv_cache_bytes": float(g("mem_kv_cache_bytes")),
+                         "mem_activations_bytes": float(g("mem_activations_bytes")),
+                         "capacity_bytes": float(g("capacity_bytes")), "feasible": bool(g("feasible")),
+                         "bottleneck": str(g("bottleneck")), "roofline_latency_s": float(g("roofline_latency_s"))})
+    fits = [r for r in rows if r["feasible"]]
+    for r in rows:
+        if not r["feasible"]:
+            rejected.append({"plan": r["plan"], "kind": "does not fit", "reason": (
+                f"needs {r['mem_total_bytes'] / 1e9:.1f} GB of {r['capacity_bytes'] / 1e9:.1f} GB per device "
+                f"(weights {r['mem_weights_bytes'] / 1e9:.1f}, KV cache {r['mem_kv_cache_bytes'] / 1e9:.1f}, "
+                f"activations {r['mem_activations_bytes'] / 1e9:.1f} GB) at batch {r['batch']}")})
+    key = (lambda r: r["latency_s"]) if objective == "latency" else (lambda r: -r["tps"])
+    fits.sort(key=lambda r: (key(r), r["plan"]))
+    if fits:
+        best = fits[0]
+        for r in fits:
+            r["slower_by"] = (r["latency_s"] / best["latency_s"] - 1 if objective == "latency"
+                              else best["tps"] / r["tps"] - 1)
+    return {"objective": objective, "gpus": n_gpus, "ranked": fits, "rejected": rejected, "evaluated": len(rows),
+            "specs": cfg.specs()}
+
+
+def config_for(cfg: Config, row: dict) -> Config:
+    """The Config of a ranked row (its plan and batch)."""
+    d = row["degrees"]
+    plan = Plan(tp=d["tp"], pp=d["pp"], ring=d["ring"], ulysses=d["ulysses"], microbatches=d["microbatches"],
+                ring_variant=d["ring_variant"], decode_attn=d["decode_attn"])
+    return replace(cfg, plan=plan, workload=replace(cfg.workload, batch=row["batch"]))
+
+
+__all__ = ["enumerate_plans", "rank_plans", "factorisations", "microbatch_counts", "config_for"]

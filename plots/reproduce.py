@@ -1,0 +1,149 @@
+"""``ringsim reproduce``: the seed experiment on both topologies, both plans, prefill and decode, with
+sweeps against L, the crossover, a simulated layer and (when present) measurements -> REPORT.md.
+
+Order matters: every results file is written first, then its figure is drawn *from the file*
+(``plot_file``), so ``ringsim plot data/FILE`` re-makes any figure exactly."""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from costmodel import presets
+from costmodel.errors import SpecError
+from costmodel.results import atomic_write_text, ensure_dir, write_csv, write_json
+from costmodel.sweep import lcm_multiple, parse_template, run_sweep, seq_grid
+
+from . import report
+from .claims import claims_table
+from .files import plot_file
+from .seed import ceilings, load_claims, make_config, predictions
+from .sweeps import crossover_rows, load_sweep
+from .validation import load_validation
+
+SWEEP_TOPOLOGIES = ("ib", "nvlink-domain")
+SWEEP_GPUS = (8, 16, 32, 64)
+SWEEP_SEQ = (4 * 1024, 1024 * 1024)
+REPO = Path(__file__).resolve().parent.parent
+
+
+def sweep_templates(batch: int) -> list[str]:
+    """ring across all P; the seed's baseline shape tp=8 x pp=P/8 with one sequence per micro-batch;
+    the hybrid tp=8 inside a node x ring across nodes."""
+    return ["ring=P", f"tp=8,pp=P/8,mb={batch}", "tp=8,ring=P/8"]
+
+
+def write_sweep(out_dir: Path, *, hardware: str, model_name: str, topo_kind: str, phase: str, batch: int,
+                points: int, gpus=SWEEP_GPUS, seq=SWEEP_SEQ) -> Path:
+    """One sweep written exactly as ``ringsim sweep`` writes it (CSV + JSON with specs)."""
+    plans = sweep_templates(batch)
+    templates = [parse_template(t) for t in plans]
+    hw, model = presets.load_hardware(hardware), presets.load_model(model_name)
+    mult = lcm_multiple(templates, list(gpus), "zigzag")
+    seqs = seq_grid(seq[0], seq[1], points, mult)
+    cols, skipped = run_sweep(model, hw, topo_kind=topo_kind, phase=phase, causal=True, kernel="flash",
+                              ring_variant="zigzag", decode_attn="allgather", batch=batch, seqs=seqs,
+                              gpus=list(gpus), templates=templates)
+    specs = {"kind": "sweep", "engine": "analytic", "hardware": hw.name, "hardware_provenance": dict(hw.provenance),
+             "model": model.name, "model_fields": {k: getattr(model, k) for k in ("layers", "d_model", "n_heads",
+                                                                                   "n_kv_heads", "head_dim", "d_ff")},
+             "topology": topo_kind, "phase": phase, "causal": True, "batch": batch, "ring_variant": "zigzag",
+             "decode_attn": "allgather", "attn_kernel": "flash", "gpus": list(gpus), "plans": plans,
+             "seq_range": list(seq), "seq_multiple": mult}
+    n = len(next(iter(cols.values())))
+    stem = f"sweep_{topo_kind}_{phase}"
+    write_csv(out_dir / f"{stem}.csv", cols, header_comment=specs)
+    write_json(out_dir / f"{stem}.json", {"specs": specs, "skipped": skipped, "points": n,
+                                          "rows": [{k: cols[k][i] for k in cols} for i in range(n)]})
+    return out_dir / f"{stem}.csv"
+
+
+def simulated_timelines(setup: dict, data: Path) -> tuple[Path | None, str]:
+    """One layer of both seed plans through the simulator, when ``sim`` is importable."""
+    try:
+        from sim import simulate, timeline_records  # the simulator's API (issue 3)
+    except ImportError as e:
+        return None, (f"the simulator is not importable here ({e}); `ringsim plot` draws any timeline file "
+                      "{'specs', 'timeline': [{rank, stream, kind, tag, start_s, end_s}]} once sim/ writes one")
+    from costmodel.build import build_schedule
+    items = []
+    for label, plan in (("ring", setup["ring_plan"]), ("baseline", setup["baseline_plan"])):
+        cfg = make_config(hardware=setup["hardware"], topology=setup["topologies"][0], model=setup["model"],
+                          batch=setup["batch"], seq=setup["seq"], phase="prefill", plan=plan)
+        sched = build_schedule(cfg.model, cfg.workload, cfg.plan, cfg.topology, cfg.hardware, kernel=cfg.kernel,
+                               layers=1)
+        res = simulate(sched, cfg.topology, cfg.hardware)
+        items.append({"label": f"{cfg.plan.name} on {cfg.topology.spec}, one layer per stage, prefill",
+                      "specs": {**cfg.specs(), "engine": "sim", "layers_built": sched.layers_built},
+                      "latency_s": res.latency_s, "timeline": timeline_records(res)})
+    path = data / "timeline_seed_one_layer.json"
+    write_json(path, {"kind": "timelines", "timelines": items})
+    return path, ""
+
+
+def validation_records(data: Path) -> tuple[Path | None, str]:
+    src = sorted((REPO / "validation" / "data").glob("*.jsonl"))
+    if not src:
+        return None, "no measurements yet: validation/data/*.jsonl does not exist (issue 5 commits it)"
+    recs = load_validation(src)
+    if not recs:
+        return None, (f"{len(src)} file(s) in validation/data/ but no record with measured_s and analytic_s "
+                      "or simulated_s")
+    path = data / "validation_records.json"
+    write_json(path, {"kind": "validation", "sources": [str(p.relative_to(REPO)) for p in src], "records": recs})
+    return path, ""
+
+
+def reproduce(out: str | Path, *, claims_path=None, sweep_batch: int = 8, points: int = 40,
+              command: str = "ringsim reproduce", log=print) -> dict:
+    t0 = time.perf_counter()
+    out = ensure_dir(out)
+    data, figs = ensure_dir(out / "data", "--out"), ensure_dir(out / "figures", "--out")
+    if sweep_batch < 1 or points < 2:
+        raise SpecError(f"--sweep-batch {sweep_batch} must be >= 1 and --points {points} >= 2")
+    claims = load_claims(claims_path)
+    setup = claims["setup"]
+    preds, ceil = predictions(setup), ceilings(setup)
+    doc = {"specs": {"kind": "seed-report", **setup, "claims_source": claims["source"],
+                     "method_source": claims["method_source"], "assumptions": claims["assumptions"]},
+           "ceilings": ceil, "predictions": preds, "claims": claims_table(claims, preds, ceil)}
+    seed_file = write_json(data / "seed_report.json", doc)
+    rel = lambda p: os.path.relpath(p, out).replace(os.sep, "/")  # noqa: E731
+    figures = {"claims": rel(plot_file(seed_file, figs, "seed_claims")[0])}
+    log(f"seed report: {len(preds)} predictions, {len(doc['claims'])} claims -> {rel(seed_file)}")
+    sweeps, cross = [], []
+    for topo in SWEEP_TOPOLOGIES:
+        for phase in ("prefill", "decode"):
+            f = write_sweep(data, hardware=setup["hardware"], model_name=setup["model"], topo_kind=topo,
+                            phase=phase, batch=sweep_batch, points=points)
+            paths = plot_file(f, figs)
+            specs, cols = load_sweep(f)
+            cross += crossover_rows(specs, cols)
+            import json
+            skipped = json.loads(f.with_suffix(".json").read_text())["skipped"]
+            sweeps.append({"file": rel(f), "specs": specs, "skipped": skipped,
+                           "figures": {k: rel(p) for k, p in zip(("latency_tps", "comm", "memory"),
+                                                                 [q for q in paths if q.suffix == ".png"])}})
+            log(f"sweep {topo} {phase}: {len(cols['L'])} points -> {rel(f)}")
+    cross_file = write_json(data / "crossover.json", {"specs": {"kind": "crossover",
+                                                                "sources": [s["file"] for s in sweeps]},
+                                                      "rows": cross})
+    figures["crossover"] = rel(plot_file(cross_file, figs)[0])
+    skipped = {}
+    for key, fn in (("timeline", lambda: simulated_timelines(setup, data)), ("validation",
+                                                                              lambda: validation_records(data))):
+        path, why = fn()
+        if path is None:
+            skipped[key] = why
+            log(f"{key}: skipped: {why}")
+        else:
+            figures[key] = rel(plot_file(path, figs)[0])
+    runtime = time.perf_counter() - t0
+    md = report.render(doc, sweeps=sweeps, crossover=cross, figures=figures, skipped=skipped, runtime_s=runtime,
+                       command=command)
+    atomic_write_text(out / "REPORT.md", md)
+    log(f"wrote {out / 'REPORT.md'} in {runtime:.1f} s")
+    return {"report": out / "REPORT.md", "doc": doc, "figures": figures, "skipped": skipped, "runtime_s": runtime,
+            "crossover": cross, "sweeps": sweeps}

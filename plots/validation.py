@@ -1,0 +1,89 @@
+"""Predicted vs measured: a scatter over records ``{label, measured_s, analytic_s, simulated_s}``.
+
+``load_validation`` accepts a JSON list of such records, ``{"records": [...]}``, or a JSONL file with
+one record per line; records of ``validation/data/*.jsonl`` are mapped when they carry the same keys
+(``measured_s`` and at least one of ``analytic_s`` / ``simulated_s``).  A record may also carry
+``phase`` (prefill/decode) for the marker."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from costmodel.errors import SpecError
+
+from .style import layout, plt, save
+
+
+def _num(v):
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return None
+    return x if np.isfinite(x) and x > 0 else None
+
+
+def normalise(records: list[dict]) -> list[dict]:
+    out = []
+    for r in records:
+        m = _num(r.get("measured_s"))
+        a, s = _num(r.get("analytic_s")), _num(r.get("simulated_s"))
+        if m is None or (a is None and s is None):
+            continue
+        out.append({"label": str(r.get("label", "")), "phase": str(r.get("phase", "")), "measured_s": m,
+                    "analytic_s": a, "simulated_s": s})
+    return out
+
+
+def load_validation(paths) -> list[dict]:
+    recs: list[dict] = []
+    for path in paths:
+        p = Path(path)
+        try:
+            text = p.read_text()
+            if p.suffix == ".jsonl":
+                items = [json.loads(line) for line in text.splitlines() if line.strip()]
+            else:
+                d = json.loads(text)
+                items = d.get("records", []) if isinstance(d, dict) else d
+        except (OSError, ValueError) as e:
+            raise SpecError(f"validation file {str(p)!r} cannot be read: {e}") from None
+        recs += [r for r in items if isinstance(r, dict)]
+    return normalise(recs)
+
+
+def summary(records: list[dict]) -> dict:
+    out = {}
+    for eng in ("analytic_s", "simulated_s"):
+        err = [abs(r[eng] / r["measured_s"] - 1) for r in records if r[eng] is not None]
+        if err:
+            out[eng.removesuffix("_s")] = {"n": len(err), "median_abs_err": float(np.median(err)),
+                                           "max_abs_err": float(np.max(err))}
+    return out
+
+
+def fig_validation(records: list[dict], out, name) -> list[Path]:
+    if not records:
+        raise SpecError("no validation records with measured_s and a prediction: nothing to plot")
+    fig, ax = plt.subplots(figsize=(5.2, 4.8))
+    lo = min(min(r["measured_s"], *(v for v in (r["analytic_s"], r["simulated_s"]) if v)) for r in records)
+    hi = max(max(r["measured_s"], *(v for v in (r["analytic_s"], r["simulated_s"]) if v)) for r in records)
+    xs = np.geomspace(lo / 1.5, hi * 1.5, 10)
+    ax.plot(xs, xs, "k-", lw=0.8, label="exact")
+    ax.fill_between(xs, xs * 0.85, xs * 1.15, color="0.85", label="±15%")
+    s = summary(records)
+    for eng, mk, col in (("analytic_s", "o", "#1f77b4"), ("simulated_s", "s", "#d62728")):
+        pts = [(r["measured_s"], r[eng]) for r in records if r[eng] is not None]
+        if pts:
+            st = s[eng.removesuffix("_s")]
+            ax.plot(*zip(*pts), mk, color=col, mfc="none", label=f"{eng.removesuffix('_s')} (n={st['n']}, median "
+                                                                  f"|err| {st['median_abs_err']:.1%})")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("measured (s)")
+    ax.set_ylabel("predicted (s)")
+    ax.set_title("predicted vs measured")
+    ax.legend(loc="upper left")
+    layout(fig)
+    return save(fig, out, name)
