@@ -116,13 +116,14 @@ def run_config(cfg: Config, options: SimOptions | None = None, coarsen: bool = T
     p = cfg.plan
     lps = cfg.model.layers // p.pp
     n_units = p.microbatches * lps if p.pp == 1 else 0
-    tries = [k for k in TRIES if k < n_units] if coarsen and p.pp == 1 else []
+    tries = []  # (micro-batches, layers) to build: whole micro-batches once a micro-batch is too short
+    for want in (TRIES if coarsen and p.pp == 1 else ()):
+        mk, lk = (1, want) if lps >= want else (-(-want // lps), lps)
+        if mk * lk < n_units and (mk, lk) not in tries:
+            tries.append((mk, lk))
     build_s = 0.0
-    for k in tries:
-        layers = min(k, lps)
-        m = -(-k // layers)
-        if layers * m != k:
-            continue
+    for m, layers in tries:
+        k = m * layers
         tb = _time.perf_counter()
         sched = _build(cfg, m, layers)
         build_s += _time.perf_counter() - tb
