@@ -108,7 +108,9 @@ def rank_plans(cfg: Config, n_gpus: int, objective: str = "latency", max_batch: 
     decode = cfg.workload.phase == Phase.DECODE
     groups: dict[tuple, list[Plan]] = {}
     for p in plans:
-        groups.setdefault((p.ring_variant, p.decode_attn), []).append(p)
+        # one call per (setting, tp, ulysses, ring): analytic._ring_prefill picks the slowest-rank kernel by
+        # its mean over the whole array, so only plans sharing these degrees may share a call (exactness)
+        groups.setdefault((p.ring_variant, p.decode_attn, p.tp, p.ulysses, p.ring), []).append(p)
     rows = []
     for group in groups.values():
         if objective == "latency":

@@ -5,6 +5,7 @@ Order matters: every results file is written first, then its figure is drawn *fr
 (``plot_file``), so ``ringsim plot data/FILE`` re-makes any figure exactly."""
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -97,7 +98,8 @@ def validation_records(data: Path) -> tuple[Path | None, str]:
 
 
 def reproduce(out: str | Path, *, claims_path=None, sweep_batch: int = 8, points: int = 40,
-              command: str = "ringsim reproduce", log=print) -> dict:
+              command: str = "ringsim reproduce", log=print, gpus=SWEEP_GPUS, topologies=SWEEP_TOPOLOGIES,
+              phases=("prefill", "decode"), timeline: bool = True) -> dict:
     t0 = time.perf_counter()
     out = ensure_dir(out)
     data, figs = ensure_dir(out / "data", "--out"), ensure_dir(out / "figures", "--out")
@@ -111,17 +113,16 @@ def reproduce(out: str | Path, *, claims_path=None, sweep_batch: int = 8, points
            "ceilings": ceil, "predictions": preds, "claims": claims_table(claims, preds, ceil)}
     seed_file = write_json(data / "seed_report.json", doc)
     rel = lambda p: os.path.relpath(p, out).replace(os.sep, "/")  # noqa: E731
-    figures = {"claims": rel(plot_file(seed_file, figs, "seed_claims")[0])}
+    figures = {"claims": rel(plot_file(seed_file, figs)[0])}
     log(f"seed report: {len(preds)} predictions, {len(doc['claims'])} claims -> {rel(seed_file)}")
     sweeps, cross = [], []
-    for topo in SWEEP_TOPOLOGIES:
-        for phase in ("prefill", "decode"):
+    for topo in topologies:
+        for phase in phases:
             f = write_sweep(data, hardware=setup["hardware"], model_name=setup["model"], topo_kind=topo,
-                            phase=phase, batch=sweep_batch, points=points)
+                            phase=phase, batch=sweep_batch, points=points, gpus=tuple(gpus))
             paths = plot_file(f, figs)
             specs, cols = load_sweep(f)
             cross += crossover_rows(specs, cols)
-            import json
             skipped = json.loads(f.with_suffix(".json").read_text())["skipped"]
             sweeps.append({"file": rel(f), "specs": specs, "skipped": skipped,
                            "figures": {k: rel(p) for k, p in zip(("latency_tps", "comm", "memory"),
@@ -132,7 +133,8 @@ def reproduce(out: str | Path, *, claims_path=None, sweep_batch: int = 8, points
                                                       "rows": cross})
     figures["crossover"] = rel(plot_file(cross_file, figs)[0])
     skipped = {}
-    for key, fn in (("timeline", lambda: simulated_timelines(setup, data)), ("validation",
+    no_tl = lambda: (None, "not requested")  # noqa: E731
+    for key, fn in (("timeline", (lambda: simulated_timelines(setup, data)) if timeline else no_tl), ("validation",
                                                                               lambda: validation_records(data))):
         path, why = fn()
         if path is None:

@@ -1,0 +1,106 @@
+"""ringsim reproduce: the report's numbers come from the model, every figure from a results file, and an
+unwritable output folder is one clear error with a non-zero exit."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from costmodel import presets
+from costmodel.predict import predict
+from costmodel.units import fmt_count, fmt_seconds
+from plots.files import kind_of, plot_file
+from plots.reproduce import reproduce
+from plots.seed import load_claims, make_config
+from ringsim.cli import main
+
+
+@pytest.fixture(scope="module")
+def rep(tmp_path_factory):
+    out = tmp_path_factory.mktemp("rep")
+    # small sweeps (one P, one topology, 3 lengths) keep the test fast; the seed tables are complete
+    r = reproduce(out, points=3, gpus=(16,), topologies=("nvlink-domain",), phases=("prefill",), timeline=False,
+                  log=lambda *a: None)
+    return out, r
+
+
+def test_report_numbers_are_the_models(rep):
+    out, r = rep
+    text = (out / "REPORT.md").read_text()
+    setup = load_claims()["setup"]
+    for topo in setup["topologies"]:
+        for plan, phase, key in (("ring=16", "prefill", "tps"), ("ring=16", "decode", "tpot_s")):
+            cfg = make_config(hardware=setup["hardware"], topology=topo, model=setup["model"], batch=setup["batch"],
+                              seq=setup["seq"], phase=phase, plan=plan)
+            want = predict(cfg)[key]
+            got = next(p["result"][key] for p in r["doc"]["predictions"]
+                       if p["topology"] == topo and p["plan"] == plan and p["phase"] == phase)
+            assert got == pytest.approx(want, rel=1e-12)
+            assert (fmt_count(want) if key == "tps" else fmt_seconds(want)) in text
+
+
+def test_ceilings_by_hand(rep):
+    _, r = rep
+    s = load_claims()["setup"]
+    m, hw = presets.load_model(s["model"]), presets.load_hardware(s["hardware"])
+    B, L, P = s["batch"], s["seq"], s["gpus"]
+    flops = B * L * m.dense_flops_per_token() + 4.0 * B * (L * (L + 1) / 2) * m.q_dim * m.layers
+    ce = r["doc"]["ceilings"]
+    assert ce["prefill_tps_ceiling"] == pytest.approx(B * L / (flops / (P * hw.peak_flops)), rel=1e-9)
+    floor = (m.params() * m.dtype_bytes + B * L * m.kv_bytes_per_token()) / (P * hw.hbm_bw_Bps)
+    assert ce["decode_tpot_floor_s"] == pytest.approx(floor, rel=1e-9)
+
+
+def test_claim_verdicts_follow_the_ceilings(rep):
+    _, r = rep
+    for c in r["doc"]["claims"]:
+        if c["metric"] == "tps":
+            assert ("NOT ATTAINABLE" in c["verdict"]) == (c["claim"] > c["ceiling"])
+        elif c["metric"] == "tpot_s":
+            assert ("NOT ATTAINABLE" in c["verdict"]) == (c["claim"] < c["ceiling"])
+        assert c["change"], c["id"]
+    # the claims are data with a citation, not code
+    assert "../shared/seeds/" in load_claims()["source"]
+
+
+def test_every_figure_comes_from_a_results_file(rep, tmp_path):
+    out, r = rep
+    text = (out / "REPORT.md").read_text()
+    figs = sorted(p.name for p in (out / "figures").iterdir())
+    assert figs and all(f.endswith((".png", ".svg")) for f in figs)
+    for rel in r["figures"].values():
+        assert f"]({rel})" in text and (out / rel).stat().st_size > 1000
+    remade = []
+    for f in sorted((out / "data").iterdir()):
+        if f.suffix == ".json" and f.stem.startswith("sweep_"):
+            continue  # the CSV twin re-makes the same figures
+        assert kind_of(f)
+        remade += [p.name for p in plot_file(f, tmp_path)]
+    assert sorted(remade) == figs
+
+
+def test_skips_are_stated(rep):
+    out, r = rep
+    text = (out / "REPORT.md").read_text()
+    assert "## Predicted vs measured" in text
+    if "validation" not in r["figures"]:
+        assert "Not produced: " in text
+
+
+@pytest.mark.parametrize("cmd", ["reproduce", "plot"])
+def test_unwritable_out_is_a_clear_error(tmp_path, capsys, cmd):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    argv = ["reproduce", "--out", str(blocker / "sub"), "--quiet"] if cmd == "reproduce" else None
+    if cmd == "plot":
+        sweep = tmp_path / "s.json"
+        sweep.write_text(json.dumps({"timeline": [{"rank": 0, "stream": "compute", "kind": "gemm", "tag": "t",
+                                                   "start_s": 0.0, "end_s": 1e-3}]}))
+        argv = ["plot", str(sweep), "--out", str(blocker / "sub")]
+    rc = main(argv)
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "cannot be created" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
