@@ -49,19 +49,29 @@ class _Prog:
         self.readers: dict[str, list[int]] = {}
 
     def add(self, *, stream: str, kind: str, tag: str, reads=(), writes=(), **f) -> Op:
-        deps = {self.writer[x] for x in reads if x in self.writer}
+        writer, readers = self.writer, self.readers
+        deps = {writer[x] for x in reads if x in writer}
         for x in writes:
-            deps.update(self.readers.get(x, ()))
-            if x in self.writer:
-                deps.add(self.writer[x])
-        op = Op(id=len(self.b.ops), rank=self.rank, stream=stream, kind=kind, tag=tag, deps=tuple(sorted(deps)),
+            rd = readers.get(x)
+            if rd:
+                deps.update(rd)
+            if x in writer:
+                deps.add(writer[x])
+        ops = self.b.ops
+        i = len(ops)
+        op = Op(id=i, rank=self.rank, stream=stream, kind=kind, tag=tag,
+                deps=tuple(sorted(deps)) if len(deps) > 1 else tuple(deps),
                 reads=tuple(reads), writes=tuple(writes), **f)
-        self.b.ops.append(op)
+        ops.append(op)
         for x in reads:
-            self.readers.setdefault(x, []).append(op.id)
+            rd = readers.get(x)
+            if rd is None:
+                readers[x] = [i]
+            else:
+                rd.append(i)
         for x in writes:
-            self.writer[x] = op.id
-            self.readers[x] = []
+            writer[x] = i
+            readers[x] = []
         return op
 
     def work(self, w: Work, tag: str, rename: dict[str, str]) -> Op:
@@ -127,6 +137,15 @@ class _Builder:
         self._work_memo: dict[tuple, tuple] = {}
         self._comm_memo: dict[tuple, float] = {}
         self._sent_memo: dict[tuple, float] = {}
+        self._attn_memo: dict[tuple, Work] = {}
+
+    def attention(self, *args, **kw) -> Work:
+        """``layers.attention`` memoised on its arguments (a ring makes the same few calls many times)."""
+        key = (args[0],) + args[2:] + tuple(sorted(kw.items()))
+        w = self._attn_memo.get(key)
+        if w is None:
+            w = self._attn_memo[key] = Lr.attention(*args, **kw)
+        return w
 
     def work_cost(self, w: Work) -> tuple:
         """(shape, flops, hbm_bytes, est_s) of a compute kernel, memoised on its cost inputs."""
@@ -264,7 +283,7 @@ class _Builder:
             if t < R - 1:
                 prog.sendrecv(stag, nxt, cur, prv, f"kvbuf{(t + 1) % 2}", block)
             for c, (ql, kl, causal) in enumerate(ring_calls(plan.ring_variant, wl.causal, R, ltok, i, t)):
-                w = Lr.attention(f"attn{c}" if c else "attn", model, self.mb, hq, ql, kl, causal, (q, cur),
+                w = self.attention(f"attn{c}" if c else "attn", model, self.mb, hq, ql, kl, causal, (q, cur),
                                  ("part",), kv_heads=hkv)
                 prog.work(w, stag, {})
                 if have:
@@ -325,7 +344,7 @@ class _Builder:
         for t in range(R):
             stag = f"{tag}/ring/step{t}"
             cur = f"qblk{t % 2}" if t else "q"
-            w = Lr.attention("attn", model, tok, hq, 1, wl.context // R, False, (cur, kv), ("part",), kv_heads=hkv)
+            w = self.attention("attn", model, tok, hq, 1, wl.context // R, False, (cur, kv), ("part",), kv_heads=hkv)
             prog.work(w, stag, {})
             prog.work(Lr.lse_merge("merge", model, tok, hq, ("part", cur), (cur,)), stag, {})
             prog.sendrecv(stag, nxt, cur, prv, f"qblk{(t + 1) % 2}", blk)
@@ -347,7 +366,7 @@ class _Builder:
             cur = kv if t == 0 else f"kvbuf{t % 2}"
             if t < R - 1:
                 prog.sendrecv(stag, nxt, cur, prv, f"kvbuf{(t + 1) % 2}", shard)
-            w = Lr.attention("attn", model, tok, hq, 1, wl.context // R, False, ("q", cur), ("part",),
+            w = self.attention("attn", model, tok, hq, 1, wl.context // R, False, ("q", cur), ("part",),
                              kv_heads=hkv)
             prog.work(w, stag, {})
             prog.work(Lr.lse_merge("merge", model, tok, hq, ("part", "acc"), ("acc",)), stag, {})
