@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "plot": ("ringsim.cmd_plot", "re-make the figures of a results file (sweep, timeline, validation, ...)"),
     "best": ("ringsim.cmd_best", "rank every placeable plan for a workload; say why the others lose"),
     "simulate": ("ringsim.cmd_simulate", "discrete-event simulation of one configuration's schedule"),
+    "validate": ("ringsim.cmd_validate", "analytic model and simulator vs stored measurements: table, summary, plot"),
     "calibrate": ("ringsim.cmd_calibrate", "measure microbenchmarks (torchrun, GPU) -> calibrated profile TOML"),
 }
 

@@ -1,0 +1,38 @@
+"""ringsim validate: the analytic model and the simulator against stored measurements."""
+from __future__ import annotations
+
+import argparse
+import glob
+
+from costmodel.errors import SpecError
+from costmodel.results import dumps, ensure_dir, write_json
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("data", nargs="*", help="JSONL measurement files (default: validation/data/*.jsonl)")
+    p.add_argument("--hardware", default=None, help="profile to predict with (default: the one each record names)")
+    p.add_argument("--no-sim", action="store_true", help="analytic model only")
+    p.add_argument("--out", default=None, help="folder for validation.json and the predicted-vs-measured plot")
+    p.add_argument("--json", action="store_true", help="print the rows and summary as JSON")
+
+
+def run(a: argparse.Namespace) -> int:
+    from validation.compare import compare, format_table, summarise
+
+    paths = a.data or sorted(glob.glob("validation/data/*.jsonl"))
+    if not paths:
+        raise SpecError("no validation data given and none found under validation/data/*.jsonl")
+    rows = compare(paths, hardware=a.hardware, simulate=not a.no_sim)
+    if not rows:
+        raise SpecError(f"no usable measurement records in {paths}")
+    summary = summarise(rows)
+    result = {"files": paths, "rows": [r.as_dict() for r in rows], "summary": summary,
+              "records": [r.as_dict() for r in rows]}
+    if a.out:
+        out = ensure_dir(a.out)
+        write_json(out / "validation.json", result)
+        from plots.validation import fig_validation, normalise
+        paths_out = fig_validation(normalise(result["records"]), out, "validation_scatter")
+        print("wrote " + ", ".join(str(p) for p in [out / "validation.json", *paths_out]))
+    print(dumps(result, indent=2) if a.json else format_table(rows, summary))
+    return 0

@@ -1,0 +1,69 @@
+"""Calibration: the committed profiles are exactly what the committed raw measurements fit to."""
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from costmodel import presets
+from validation.calibrate import fit_comm, fit_gemm, fit_profile
+from validation.compare import Row, config_of, summarise
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
+
+ROOT = Path(__file__).resolve().parents[1]
+CAL = ROOT / "validation" / "data" / "calibration"
+
+
+@pytest.mark.parametrize("raw,base,name", [("h200x2_raw.json", "h200-sxm-published", "h200-sxm"),
+                                           ("h100x1_raw.json", "h100-sxm-published", "h100-sxm")])
+def test_committed_profile_is_the_fit_of_committed_raw(raw, base, name):
+    prof, notes = fit_profile(json.loads((CAL / raw).read_text()), base, name)
+    committed = tomllib.loads((ROOT / "costmodel" / "presets" / "hardware" / f"{name}.toml").read_text())
+    assert committed["achievable"] == prof["achievable"]
+    assert committed["peak"] == prof["peak"]
+    assert committed["provenance"]["kind"] == "calibrated" and committed["provenance"]["gpu"].startswith("NVIDIA H")
+    for k in ("driver", "torch", "date", "command"):
+        assert committed["provenance"][k]
+    assert any("published" in n for n in notes)  # what could not be measured is said
+
+
+def test_h200_measured_figures_are_physical():
+    hw = presets.load_hardware("h200-sxm")
+    pub = presets.load_hardware("h200-sxm-published")
+    assert hw.peak_flops == pub.peak_flops  # datasheet peaks untouched
+    assert 0.5 < float(hw.gemm_efficiency(1e13)) < 0.9  # large GEMMs: 70-80% of peak measured
+    assert 1e12 < hw.elementwise_bw_Bps <= hw.hbm_bw_Bps
+    nv = hw.comm["nvlink"]["p2p"]
+    assert 100e9 < nv.bw_Bps < hw.nvlink_bw_Bps  # below the 450 GB/s line rate
+    assert hw.comm["ib"] == pub.comm["ib"]  # one node: InfiniBand stays published
+    # cuDNN's attention kernel is faster than flash (FA2) at long lengths, as measured
+    assert float(hw.attn("cudnn").full(16384)) > float(hw.attn("flash").full(16384))
+
+
+def test_fit_gemm_and_comm_on_synthetic_data():
+    res = [{"op": "gemm", "flops": 2e12, "median_s": 2e12 / (0.5 * 1e15)},
+           {"op": "gemm", "flops": 2e9, "median_s": 2e9 / (0.1 * 1e15)}]
+    g = fit_gemm(res, 1e15)
+    assert g["efficiency"] == [pytest.approx(0.1), pytest.approx(0.5)]
+    comm = [{"op": "comm", "coll": "p2p", "group": 2, "msg_bytes": 1e3, "median_s": 20e-6},
+            {"op": "comm", "coll": "p2p", "group": 2, "msg_bytes": 1e9, "median_s": 20e-6 + 1e9 / 300e9}]
+    f = fit_comm(comm, {"p2p": {"latency_us": 1.0, "hop_latency_us": 0.0, "bw_GBps": 1.0}})
+    assert f["p2p"]["latency_us"] == pytest.approx(20.0) and f["p2p"]["bw_GBps"] == pytest.approx(300.0)
+
+
+def test_config_of_record_and_summary():
+    rec = {"argv": ["--hardware", "h200-sxm", "--topology", "nvswitch:2", "--layers", "1", "--seq", "16Ki",
+                    "--plan", "ring=2"], "measured": {"median_s": 0.01}}
+    cfg = config_of(rec)
+    assert cfg.plan.ring == 2 and cfg.workload.seq_len == 16384 and cfg.model.layers == 1
+    rows = [Row("a", "prefill", 1.0, 1.02, 0.99, 0.0, "x"), Row("b", "prefill", 1.0, 0.9, 1.2, 0.0, "x"),
+            Row("c", "decode", 1.0, 1.05, None, 0.0, "x")]
+    s = summarise(rows)
+    assert s["prefill/analytic"]["median_abs_err"] == pytest.approx(0.06)
+    assert s["prefill/analytic"]["max_abs_err"] == pytest.approx(0.10)
+    assert s["prefill/analytic"]["meets_targets"] is False
+    assert s["decode/analytic"]["meets_targets"] is True and "decode/simulator" not in s
