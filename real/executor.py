@@ -389,11 +389,13 @@ class Executor:
         if self.decode:  # rows of every owner, one new token each; write them into our head cache
             env[op.writes[0]] = torch.cat(qp, dim=0)
             new = torch.cat(kp, dim=1)
+            self._on_comm(env[op.writes[0]], new)
             cache = env[op.writes[1]]
             cache[:, :, cache.shape[2] - 1] = new[:, :, 0]
         else:
             env[op.writes[0]] = torch.cat(qp, dim=1)
             env[op.writes[1]] = torch.cat(kp, dim=2)
+            self._on_comm(env[op.writes[0]], env[op.writes[1]])
 
     def _a2a_o(self, op: Op) -> None:
         U, env = self.plan.ulysses, self.env
@@ -403,6 +405,7 @@ class Executor:
         b, s = (o.shape[0] // U, o.shape[1]) if self.decode else (o.shape[0], o.shape[1] // U)
         parts = [recv[i].view(b, s, o.shape[2], o.shape[3]) for i in range(U)]
         env[op.writes[0]] = torch.cat(parts, dim=2).reshape(b * s, -1)
+        self._on_comm(env[op.writes[0]])
 
 
 def _group_batches(ops: list[Op]) -> list[list[Op]]:

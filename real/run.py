@@ -130,6 +130,8 @@ def measure(argv: list[str], a: argparse.Namespace, groups: comm.Groups, device,
     if cfg.plan.n_ranks != world:
         raise SpecError(f"plan {cfg.plan.name} has {cfg.plan.n_ranks} ranks but torchrun started {world} processes; "
                         f"use --nproc-per-node/--nnodes so that they match")
+    if device.type == "cuda":
+        torch.cuda.empty_cache()  # what the previous configuration left cached is free for this one
     pred = predict(cfg)
     rec: dict = {"record": "real.run", "schema": 1, "specs": cfg.specs(), "args": argv, "world_size": world,
                  "dtype": str(dtype).replace("torch.", ""), "seed": a.seed,
