@@ -13,15 +13,15 @@ step() { echo "=== $(date -u +%T) $*" | tee -a "$LOG"; timeout "$@" 2>&1 | grep 
 TR="torchrun --standalone --nproc-per-node 2"
 COMMON="--hardware h200-sxm --topology nvswitch:2 --batch 1 --out $REC"
 SEQS='16Ki;32Ki;64Ki;128Ki'
-step 240 $TR benchmarks/bench_ring_vs_cp.py --seq '64Ki;128Ki' --out "$OUT/ring_vs_cp_h200x2.json"
-step 150 $TR -m real.run $COMMON --plan ring=2 --ring-variant zigzag --seq 16Ki --layers 1 --profile-dir "$OUT/prof"
-step 200 $TR -m real.run $COMMON --plan ring=2 --ring-variant 'zigzag;plain' --seq "$SEQS" --layers '1;4'
+step 200 $TR benchmarks/bench_ring_vs_cp.py --seq '64Ki;128Ki' --out "$OUT/ring_vs_cp_h200x2.json"
+step 60 $TR -m real.run $COMMON --plan ring=2 --ring-variant zigzag --seq 16Ki --layers 1 --profile-dir "$OUT/prof"
+step 150 $TR -m real.run $COMMON --plan ring=2 --ring-variant 'zigzag;plain' --seq "$SEQS" --layers '1;4'
 step 150 $TR -m real.run $COMMON --plan tp=2 --seq "$SEQS" --layers '1;4'
 step 150 $TR -m real.run $COMMON --plan pp=2 --seq "$SEQS" --layers '2;4'
+CUDA_VISIBLE_DEVICES=0 step 150 torchrun --standalone --nproc-per-node 1 -m real.run --hardware h200-sxm \
+    --topology nvswitch:1 --batch 1 --out $REC --plan tp=1 --seq "$SEQS" --layers '1;4'
 step 100 $TR -m real.run --hardware h200-sxm --topology nvswitch:2 --out $REC --phase decode --batch 8 --layers 4 \
     --context '32Ki;128Ki' --plan 'ring=2' --decode-attn 'pass-kv;pass-q;allgather'
 step 60 $TR -m real.run --hardware h200-sxm --topology nvswitch:2 --out $REC --phase decode --batch 8 --layers 4 \
     --context '32Ki;128Ki' --plan 'tp=2'
-CUDA_VISIBLE_DEVICES=0 step 150 torchrun --standalone --nproc-per-node 1 -m real.run --hardware h200-sxm \
-    --topology nvswitch:1 --batch 1 --out $REC --plan tp=1 --seq "$SEQS" --layers '1;4'
 echo "=== done $(date -u +%T)" | tee -a "$LOG"
