@@ -122,6 +122,8 @@ def fit_profile(raw: dict, base: str, name: str) -> tuple[dict, list[str]]:
         notes.append(f"achievable.comm.nvlink.*: measured at group size {g} (latency from the smallest message, "
                      "bus bandwidth from the largest); hop_latency_us published")
         notes.append("achievable.comm.ib.*: published (one node: InfiniBand not measurable here)")
+    else:
+        notes.append("achievable.comm.*: published (one process: no communication measured; sources above)")
     sd = _by(res, "slowdown")
     if sd:
         ratio = sd[0]["ratio"]
@@ -129,6 +131,8 @@ def fit_profile(raw: dict, base: str, name: str) -> tuple[dict, list[str]]:
         clamp = " (below 1: no slowdown seen, clamped to 1.0)" if ratio < 1 else ""
         notes.append(f"achievable.compute_slowdown_under_comm: measured ratio {ratio:.3f}{clamp} "
                      "(8192^3 GEMM burst alone vs beside 512 MiB neighbour exchanges)")
+    else:
+        notes.append("achievable.compute_slowdown_under_comm: published estimate (not measured: no second GPU)")
     pv = raw["provenance"]
     prof["provenance"] = {
         "kind": "calibrated", "gpu": pv.get("gpu", "unknown"), "driver": pv.get("driver", "unknown"),
