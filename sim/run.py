@@ -22,7 +22,7 @@ from costmodel.config import Config
 from costmodel.predict import predict
 from costmodel.specs import Phase
 
-from .engine import SimOptions, SimResult, simulate
+from .engine import SimOptions, SimResult, no_gc, simulate
 from .report import critical_path, link_stats, rank_stats
 
 TRIES = (3, 6)  # units simulated before falling back to the full schedule
@@ -112,6 +112,11 @@ def _unit_stats(res: SimResult, k: int) -> list[dict]:
 
 def run_config(cfg: Config, options: SimOptions | None = None, coarsen: bool = True) -> SimRun:
     """Simulate one configuration (coarsened where provably unchanged, see the module docstring)."""
+    with no_gc():
+        return _run_config(cfg, options, coarsen)
+
+
+def _run_config(cfg: Config, options: SimOptions | None, coarsen: bool) -> SimRun:
     t0 = _time.perf_counter()
     p = cfg.plan
     lps = cfg.model.layers // p.pp
