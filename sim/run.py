@@ -19,11 +19,12 @@ import numpy as np
 
 from costmodel.build import build_schedule
 from costmodel.config import Config
+from costmodel.layers import COMPUTE_KINDS
 from costmodel.predict import predict
 from costmodel.specs import Phase
 
 from .engine import SimOptions, SimResult, no_gc, simulate
-from .report import critical_path, link_stats, rank_stats
+from .report import _union_by_rank, critical_path, link_stats, rank_stats
 
 TRIES = (3, 6)  # units simulated before falling back to the full schedule
 
@@ -59,7 +60,7 @@ def _unit_slices(res: SimResult, k: int) -> list[list[int]] | None:
     """Op indices of each rank, or None if ranks' ops do not split into k equal units."""
     out = []
     for r in range(res.schedule.n_ranks):
-        idx = [i for i, op in enumerate(res.schedule.ops) if op.rank == r] if k else []
+        idx = [i for i, op in enumerate(res.schedule.ops) if op.rank == r]
         if len(idx) % k:
             return None
         out.append(idx)
@@ -90,8 +91,6 @@ def _period(res: SimResult, k: int) -> float | None:
 
 def _unit_stats(res: SimResult, k: int) -> list[dict]:
     """Per-rank busy / waiting of the last unit alone (its ops' intervals)."""
-    from .report import _union_by_rank
-    from costmodel.layers import COMPUTE_KINDS
     per_rank = _unit_slices(res, k)
     ops = res.schedule.ops
     last = [i for idx in per_rank for i in idx[(k - 1) * (len(idx) // k):]]
