@@ -254,15 +254,18 @@ def _ring_prefill(model, hw, st, acc: _Acc, mb, hq, hkv, lr, R, ring_ib):
                  kernels.comm_time(hw, "nvlink", Collective.P2P, blk, 2))
     c0 = acc.time(first)
     # the slowest rank's step (zigzag: the two half-blocks; plain/striped: a full or diagonal block)
-    c1 = np.max(np.stack([acc.time(w) for w in rest]), axis=0)
-    w1 = rest[int(np.argmax([np.mean(acc.time(w)) for w in rest]))]
+    times = np.stack([np.broadcast_to(acc.time(w), np.shape(R)) for w in rest])
+    c1 = times.max(axis=0)
+    slowest = times.argmax(axis=0)  # per point: which of the step's kernels is the slowest rank's
     g_init, g_merge, t_fin = acc.time(init), acc.time(merge), acc.time(fin)
     t_ring = ring_recurrence(c0, g_init, c1, g_merge, x, R, hw.compute_slowdown_under_comm) + t_fin
     # account the ring's kernels on the critical path (FLOPs / bytes of the slowest rank)
     shape = np.shape(R)
     n_rest = np.where(is_ring, R - 1, 0)
-    for w, cnt in ((first, 1.0), (w1, n_rest), (init, is_ring * 1.0), (merge, n_rest), (fin, is_ring * 1.0)):
+    for w, cnt in ((first, 1.0), (init, is_ring * 1.0), (merge, n_rest), (fin, is_ring * 1.0)):
         acc.add(w, count=np.broadcast_to(cnt, shape))
+    for i, w in enumerate(rest):
+        acc.add(w, count=np.where(slowest == i, n_rest, 0.0))
     busy_ring = (c0 + g_init + t_fin) + n_rest * (c1 + g_merge)
     # attention's time beyond the kernels just added is exposed ring communication
     return np.where(is_ring, np.maximum(t_ring - busy_ring, 0.0), 0.0), np.where(is_ring, (R - 1) * x, 0.0)

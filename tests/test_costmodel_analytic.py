@@ -127,3 +127,16 @@ def test_max_batch_is_the_boundary():
     mb = r["max_batch"]
     assert predict(load_config(topology="nvswitch:8", plan="ring=8", batch=mb, seq="128Ki"))["feasible"]
     assert not predict(load_config(topology="nvswitch:8", plan="ring=8", batch=mb + 1, seq="128Ki"))["feasible"]
+
+
+def test_vectorised_equals_pointwise_over_mixed_plans(seed, h100):
+    """One evaluate over plans of different ring/TP splits equals predict point by point."""
+    R, T = np.array([2, 4, 8, 16, 32]), np.array([8, 4, 2, 1, 1])
+    st_ = Setting(topo_kind="nvlink-domain", gpus_per_node=64)
+    o = evaluate(seed, h100, st_, batch=2, seq=131072, ring=R, tp=T)
+    for i in range(len(R)):
+        p = predict(load_config(hardware="h100-sxm", topology=f"nvlink-domain:{R[i] * T[i]}", batch=2, seq=131072,
+                                plan=f"tp={T[i]},ring={R[i]}"))
+        assert float(o["latency_s"][i]) == pytest.approx(p["latency_s"], rel=1e-12)
+        assert float(o["flops_per_device"][i]) == pytest.approx(p["flops_per_device"], rel=1e-12)
+        assert float(o["hbm_bytes_per_device"][i]) == pytest.approx(p["hbm_bytes_per_device"], rel=1e-12)
