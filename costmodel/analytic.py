@@ -60,7 +60,11 @@ class _Acc:
             t = kernels.attn_device_time(hw, self.kernel, w.flops, w.hbm_bytes, w.kv_len, w.causal, w.q_len)
         else:
             t = tb
-        return np.asarray(t, dtype=float), t > tb * 1.000001
+        # compute-bound by the roofline's ridge point: arithmetic intensity above peak FLOP/s per byte/s
+        ridge = hw.peak_flops / hw.hbm_bw_Bps
+        fl = np.asarray(w.flops, dtype=float)
+        cb = fl >= ridge * np.asarray(w.hbm_bytes, dtype=float)
+        return np.asarray(t, dtype=float), cb & (fl > 0)
 
     def time(self, w: Work):
         return kernels.issue(self.hw, self.parts(w)[0])

@@ -38,17 +38,31 @@ def _eval(cfg: Config, batch=None, seq=None, context=None) -> dict:
                     gen_tokens=wl.gen_tokens)
 
 
-def max_batch(cfg: Config) -> int:
-    """Largest batch (a multiple of the micro-batch count) whose memory fits, 0 if none."""
+def _mb_size(cfg: Config) -> int:
+    """Step of the batch search: 1 with one micro-batch (the batch runs whole), else the micro-batch size."""
     m = cfg.plan.microbatches
-    cands = m * np.unique(np.round(np.geomspace(1, 2**20, 400)).astype(int))
-    fits = _eval(cfg, batch=cands)["feasible"]
+    return 1 if m == 1 else max(cfg.workload.batch // m, 1)
+
+
+def _eval_batch(cfg: Config, batch):
+    """Evaluate at other batch sizes: one micro-batch stays one; otherwise the micro-batch *size* is kept."""
+    p, wl = cfg.plan, cfg.workload
+    m = 1 if p.microbatches == 1 else np.asarray(batch) // _mb_size(cfg)
+    return evaluate(cfg.model, cfg.hardware, setting(cfg), batch=batch, seq=wl.seq_len, tp=p.tp, pp=p.pp,
+                    ring=p.ring, ulysses=p.ulysses, microbatches=m, context=wl.context, gen_tokens=wl.gen_tokens)
+
+
+def max_batch(cfg: Config) -> int:
+    """Largest batch that fits (with one micro-batch, or at this plan's micro-batch size); 0 if none."""
+    size = _mb_size(cfg)
+    cands = size * np.unique(np.round(np.geomspace(1, 2**20, 400)).astype(int))
+    fits = _eval_batch(cfg, cands)["feasible"]
     if not fits[0]:
         return 0
-    hi = int(cands[np.nonzero(fits)[0].max()])
-    lo_next = int(cands[min(np.nonzero(fits)[0].max() + 1, len(cands) - 1)])
-    fine = np.arange(hi, max(lo_next, hi + m), m)
-    ok = fine[_eval(cfg, batch=fine)["feasible"]]
+    i = int(np.nonzero(fits)[0].max())
+    hi, lo_next = int(cands[i]), int(cands[min(i + 1, len(cands) - 1)])
+    fine = np.arange(hi, max(lo_next, hi + size), size)
+    ok = fine[_eval_batch(cfg, fine)["feasible"]]
     return int(ok.max())
 
 
@@ -80,7 +94,8 @@ def predict(cfg: Config) -> dict:
     verdict = ("fits" if feasible else
                f"does not fit: needs {o['mem_total_bytes'] / 1e9:.1f} GB of {o['capacity_bytes'] / 1e9:.1f} GB per "
                f"device ({', '.join(f'{k} {v / 1e9:.1f} GB' for k, v in mem.items() if k != 'total')}); "
-               f"largest batch that fits at this length: {mb}; largest "
+               f"largest batch that fits at this length"
+               f"{'' if cfg.plan.microbatches == 1 else f' (micro-batches of {_mb_size(cfg)})'}: {mb}; largest "
                f"{'context' if decode else 'prompt'} that fits at this batch: {ml}")
     return {
         "engine": "analytic",

@@ -140,3 +140,17 @@ def test_vectorised_equals_pointwise_over_mixed_plans(seed, h100):
         assert float(o["latency_s"][i]) == pytest.approx(p["latency_s"], rel=1e-12)
         assert float(o["flops_per_device"][i]) == pytest.approx(p["flops_per_device"], rel=1e-12)
         assert float(o["hbm_bytes_per_device"][i]) == pytest.approx(p["hbm_bytes_per_device"], rel=1e-12)
+
+
+def test_max_batch_keeps_microbatch_size():
+    """With micro-batches, the largest batch keeps their size (their count grows); it does not collapse to 0."""
+    r = predict(load_config(topology="ib:2x8", plan="tp=8,pp=2", microbatches=128, batch=128, seq=100000))
+    assert not r["feasible"] and r["max_batch"] > 0
+    assert predict(load_config(topology="ib:2x8", plan="tp=8,pp=2", microbatches=r["max_batch"],
+                               batch=r["max_batch"], seq=100000))["feasible"]
+
+
+def test_decode_attention_is_memory_bound(seed, h100):
+    o = evaluate(seed, h100, Setting(phase="decode", topo_kind="nvswitch"), batch=64, seq=131072, ring=8)
+    assert float(o["t_memory_s"]) > 10 * float(o["t_compute_s"])
+    assert str(o["bottleneck"]) == "memory"
