@@ -22,7 +22,7 @@ TARGETS = {"prefill": {"median": 0.05, "max": 0.15}, "decode": {"median": 0.10}}
 
 def options_of(rec: dict) -> list[str]:
     """The command-line options (predict's) a record was measured with."""
-    for key in ("argv", "options_argv"):
+    for key in ("args", "argv", "options_argv"):
         if isinstance(rec.get(key), list):
             return [str(x) for x in rec[key]]
     opts = rec.get("options")
@@ -47,10 +47,16 @@ def config_of(rec: dict, hardware: str | None = None) -> Config:
     a, _ = p.parse_known_args(options_of(rec))
     if hardware:
         a.hardware = hardware
+    chosen = (rec.get("attn_kernel_real") or {}).get("chosen")
+    if chosen in ("flash", "cudnn"):  # predict with the kernel the run actually used
+        a.attn_kernel = chosen
     return config_from_args(a)
 
 
 def measured_s(rec: dict) -> float:
+    lat = rec.get("latency_s")
+    if isinstance(lat, dict) and "median" in lat:
+        return float(lat["median"])
     m = rec.get("measured") or rec.get("timing") or {}
     for key in ("median_s", "latency_s"):
         if key in m:
@@ -84,7 +90,8 @@ class Row:
 def label_of(cfg: Config) -> str:
     wl, p = cfg.workload, cfg.plan
     size = f"L={wl.seq_len}" if wl.phase == "prefill" else f"ctx={wl.context}"
-    return f"{p.name} {wl.phase} B={wl.batch} {size} layers={cfg.model.layers} {cfg.kernel}"
+    name = p.name + (f"[{p.decode_attn.value}]" if wl.phase == "decode" and p.ring > 1 else "")
+    return f"{name} {wl.phase} B={wl.batch} {size} layers={cfg.model.layers} {cfg.kernel}"
 
 
 def compare(paths: list[str], hardware: str | None = None, simulate: bool = True, progress=None) -> list[Row]:
@@ -105,9 +112,11 @@ def compare(paths: list[str], hardware: str | None = None, simulate: bool = True
         if simulate:
             from sim import run_config  # validation may import every engine
             s = run_config(cfg).latency_s
-        m = rec.get("measured") or {}
         med = measured_s(rec)
-        spread = (m.get("max_s", med) - m.get("min_s", med)) / med if med else 0.0
+        lat = rec.get("latency_s") if isinstance(rec.get("latency_s"), dict) else {}
+        m = {"max_s": lat.get("max"), "min_s": lat.get("min")} if lat else (rec.get("measured") or {})
+        hi, lo = m.get("max_s") or med, m.get("min_s") or med
+        spread = (hi - lo) / med if med else 0.0
         rows.append(Row(label_of(cfg), str(cfg.workload.phase), med, a, s, spread, src))
     return rows
 
