@@ -19,6 +19,10 @@ from .executor import Executor
 def init_distributed(backend: str, timeout_s: float, device: torch.device | None = None) -> None:
     """Join the job torchrun (or a test) started: RANK, WORLD_SIZE, MASTER_ADDR/PORT from the
     environment; collectives that do not finish within ``timeout_s`` fail instead of hanging."""
+    if "WORLD_SIZE" not in os.environ:  # started without torchrun: a job of one process
+        from .selftest import free_port
+        os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1",
+                          MASTER_PORT=str(free_port()))
     kw = {}
     if device is not None and device.type == "cuda":
         kw["device_id"] = device  # eager NCCL init: a broken fabric fails here, not mid-run

@@ -75,13 +75,12 @@ def _check_argv(argv: list[str], cfg: Config, check_seq: int) -> tuple[list[str]
     wl = cfg.workload
     key, cur = ("--context", wl.context) if wl.phase == Phase.DECODE else ("--seq", wl.seq_len)
     if check_seq <= 0 or cur <= check_seq:
-        return argv, {"seq_len": wl.seq_len, "context": wl.context, "reduced": False}
+        return argv, {key.lstrip("-"): cur, "reduced": False}
     from costmodel.plan import seq_multiple
     mult = seq_multiple(cfg.plan) if wl.phase == Phase.PREFILL else cfg.plan.sp
     n = max(mult, check_seq // mult * mult)
     out = list(argv) + [key, str(n)]
-    return out, {"seq_len": n if key == "--seq" else wl.seq_len, "context": n if key == "--context" else wl.context,
-                 "reduced": True}
+    return out, {key.lstrip("-"): n, "reduced": True}
 
 
 def _time_reps(ex, n: int, device) -> list[float]:
@@ -209,7 +208,7 @@ def _profile(ex, out_dir: str, name: str) -> None:
         ex.run()
         if ex.device.type == "cuda":
             torch.cuda.synchronize(ex.device)
-    prof.export_chrome_trace(os.path.join(out_dir, re.sub(r"[^A-Za-z0-9_.=-]", "_", f"trace_{name}_rank{dist.get_rank()}.json")))
+    prof.export_chrome_trace(os.path.join(out_dir, re.sub(r"[^A-Za-z0-9_.-]+", "_", f"trace_{name}_rank{dist.get_rank()}.json")))
 
 
 def _main(argv: list[str]) -> int:
@@ -244,8 +243,10 @@ def _main(argv: list[str]) -> int:
 
 def _say(rec: dict) -> None:
     s = rec["specs"]
-    name = (f"{s['plan']['name']} L={s['workload']['seq_len']} B={s['workload']['batch']} "
-            f"layers={s['model']['layers']} {s['workload']['phase']}")
+    wl = s["workload"]
+    n = f"context={wl['context_len'] or wl['seq_len']}" if wl["phase"] == "decode" else f"L={wl['seq_len']}"
+    name = (f"{s['plan']['name']} {n} B={wl['batch']} layers={s['model']['layers']} {wl['phase']}"
+            + (f" {s['plan']['decode_attn']}" if wl["phase"] == "decode" and s["plan"]["ring"] > 1 else ""))
     if rec["status"] != "ok":
         print(f"real.run: REFUSED {name}: {rec['reason']}", flush=True)
         return

@@ -1,0 +1,89 @@
+"""``real.run`` end to end on CPU (gloo): records appended and kept, refusals, bad input -> exit 2."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from real.run import expand
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--d-model", "32", "--heads", "4", "--kv-heads", "2", "--head-dim", "8", "--d-ff", "64"]
+
+
+def _env() -> dict:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(k, None)
+    return env
+
+
+def _torchrun(n: int, args: list[str], timeout: int = 120) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(n),
+           "-m", "real.run", *args]
+    return subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=timeout)
+
+
+def _python(args: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "real.run", *args], cwd=ROOT, env=_env(), capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_expand_lists_every_combination():
+    got = expand(["--seq", "8;16", "--plan", "tp=2,pp=2;ring=4", "--out", "x"])
+    assert len(got) == 4
+    assert ["--seq", "16", "--plan", "ring=4", "--out", "x"] in got
+
+
+def test_help():
+    r = _python(["--help"])
+    assert r.returncode == 0 and "--reps" in r.stdout and "--plan" in r.stdout
+
+
+def test_two_ranks_append_records_and_keep_them(tmp_path):
+    out = tmp_path / "r.jsonl"
+    args = ["--topology", "nvswitch:2", *TINY, "--layers", "2", "--plan", "ring=2", "--out", str(out)]
+    r = _torchrun(2, args + ["--seq", "16;32"])
+    assert r.returncode == 0, r.stderr[-3000:]
+    recs = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [x["specs"]["workload"]["seq_len"] for x in recs] == [16, 32]
+    for x in recs:
+        assert x["status"] == "ok" and x["world_size"] == 2
+        lat = x["latency_s"]
+        assert len(lat["samples"]) == 5 and lat["min"] <= lat["median"] <= lat["max"]
+        assert x["check"]["passed"] and x["check"]["rel_err"] <= 1e-5
+        assert x["attn_kernel_real"]["chosen"] == "math"
+        assert "real.run" in x["provenance"]["command"] and x["provenance"]["torch"]
+    # a later run (here: one process, no torchrun) appends; the records already there are kept as they were
+    r = _python([*TINY, "--layers", "2", "--topology", "nvswitch:1", "--seq", "24", "--plan", "tp=1",
+                 "--out", str(out)])
+    assert r.returncode == 0, r.stderr[-3000:]
+    recs2 = [json.loads(x) for x in out.read_text().splitlines()]
+    assert recs2[:2] == recs and len(recs2) == 3 and recs2[2]["world_size"] == 1
+
+
+def test_plan_that_does_not_match_the_processes_is_refused_with_a_sentence(tmp_path):
+    r = _python(["--topology", "nvswitch:4", *TINY, "--layers", "2", "--seq", "16", "--plan", "ring=4",
+                 "--out", str(tmp_path / "r.jsonl")])
+    assert r.returncode == 2
+    assert "has 4 ranks but torchrun started 1 processes" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_bad_input_exits_2(tmp_path):
+    r = _python(["--topology", "nvswitch:1", "--plan", "tp=1", "--reps", "3", "--out", str(tmp_path / "r.jsonl")])
+    assert r.returncode == 2 and "--reps 3" in r.stderr and "Traceback" not in r.stderr
+    r = _python(["--topology", "nvswitch:1", "--plan", "tp=1", "--seq", "12q", "--out", str(tmp_path / "r.jsonl")])
+    assert r.returncode == 2 and "--seq" in r.stderr
+
+
+def test_configuration_that_does_not_fit_is_refused_with_the_verdict(tmp_path):
+    out = tmp_path / "r.jsonl"
+    r = _python(["--topology", "nvswitch:1", "--plan", "tp=1", "--batch", "512", "--seq", "128Ki",
+                 "--out", str(out)])
+    assert r.returncode == 0, r.stderr[-2000:]
+    (rec,) = [json.loads(x) for x in out.read_text().splitlines()]
+    assert rec["status"] == "refused" and "does not fit" in rec["reason"]
+    assert "REFUSED" in r.stdout
