@@ -377,20 +377,21 @@ class _Builder:
 def build_schedule(model: Model, workload: Workload, plan: Plan, topo: Topology, hw: Hardware | None = None, *,
                    kernel: str = "flash", layers: int | None = None) -> Schedule:
     """Build every rank's ops.  ``layers`` < layers per stage builds fewer identical layers and sets
-    ``layer_repeat`` (a coarsening the simulator may use; the ops are otherwise unchanged)."""
+    ``layer_repeat`` = layers per stage / layers built (the ops are otherwise unchanged); per-layer totals
+    scale by it, per-micro-batch ops (pipeline transfers) do not."""
     validate(plan, model, workload, topo)
     if workload.phase == Phase.DECODE and plan.ring > 1 and plan.ulysses > 1:
         from .errors import SpecError
         raise SpecError("decode with both ring and ulysses > 1 is not modelled: use one of them")
+    per_stage = model.layers // plan.pp
     b = _Builder(model, workload, plan, topo, hw, kernel, layers)
     for r in range(plan.n_ranks):
         b.rank(r)
-    per_stage = model.layers // plan.pp
-    repeat = per_stage // b.layers_per_stage if per_stage % b.layers_per_stage == 0 else 1
+    repeat = per_stage / b.layers_per_stage  # identical layers: an exact ratio even when it is not whole
     specs = {"model": _asdict(model), "workload": _asdict(workload), "plan": plan.to_dict(),
              "topology": topo.to_dict(), "hardware": hw.name if hw else None, "attn_kernel": kernel}
     return Schedule(n_ranks=plan.n_ranks, ops=b.ops, specs=specs, layers_built=b.layers_per_stage * plan.pp,
-                    layer_repeat=repeat if plan.microbatches == 1 or plan.pp == 1 else 1)
+                    layer_repeat=repeat)
 
 
 def _asdict(obj) -> dict:

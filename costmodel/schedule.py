@@ -57,7 +57,7 @@ class Schedule:
     ops: list[Op]
     specs: dict = field(default_factory=dict)
     layers_built: int = 0  # layers actually expanded (== model.layers unless coarsened)
-    layer_repeat: int = 1  # each built layer stands for this many identical layers
+    layer_repeat: float = 1.0  # each built layer stands for this many identical layers
 
     def __post_init__(self) -> None:
         self._by_rank: list[list[Op]] | None = None
@@ -77,16 +77,18 @@ class Schedule:
         return len(self.ops)
 
     def totals(self, rank: int) -> dict:
-        """Per-rank sums: FLOPs, HBM bytes, bytes sent by link type, compute-op time (scaled by layer_repeat)."""
+        """Per-rank sums: FLOPs, HBM bytes, bytes sent by link type.  Ops of a layer (tags ``L<n>/...``)
+        count ``layer_repeat`` times; pipeline transfers (``pp/...``) once per micro-batch."""
         flops = hbm = 0.0
         sent = {"nvlink": 0.0, "ib": 0.0}
-        for op in self.rank_ops(rank):
-            flops += op.flops
-            hbm += op.hbm_bytes
-            if op.link_bytes:
-                sent[op.link] += op.link_bytes
         r = self.layer_repeat
-        return {"flops": flops * r, "hbm_bytes": hbm * r, "sent_bytes": {k: v * r for k, v in sent.items()}}
+        for op in self.rank_ops(rank):
+            k = r if op.tag.startswith("L") else 1.0
+            flops += op.flops * k
+            hbm += op.hbm_bytes * k
+            if op.link_bytes:
+                sent[op.link] += op.link_bytes * k
+        return {"flops": flops, "hbm_bytes": hbm, "sent_bytes": sent}
 
     def to_jsonl(self, path) -> None:
         with open(path, "w") as f:

@@ -178,3 +178,19 @@ def test_p1_degenerate_equals_single_gpu(seed, h100):
     single = sum(op.est_s for op in b) * seed.layers
     assert float(ref["latency_s"]) == pytest.approx(single, rel=1e-9)
     assert float(ref["comm_nvlink_bytes"]) == 0 and bool(np.all(ref["feasible"]))
+
+
+@pytest.mark.parametrize("text,m", [("tp=2,pp=2", 2), ("ring=2", 1), ("tp=2", 3)])
+def test_coarsened_layers_stand_for_the_rest(seed, h100, text, m):
+    """A schedule built with one layer per stage, scaled by layer_repeat, has the full schedule's totals."""
+    plan = parse_plan(text, microbatches=m)
+    topo = parse_topology(f"nvswitch:{plan.n_ranks}")
+    wl = Workload(batch=6, seq_len=4096)
+    full = build_schedule(seed, wl, plan, topo, h100)
+    one = build_schedule(seed, wl, plan, topo, h100, layers=1)
+    assert one.layer_repeat == seed.layers // plan.pp
+    assert build_schedule(seed, wl, plan, topo, h100, layers=3).layer_repeat == pytest.approx(seed.layers / plan.pp / 3)
+    for r in range(plan.n_ranks):
+        a, b = full.totals(r), one.totals(r)
+        assert b["flops"] == pytest.approx(a["flops"], rel=1e-12)
+        assert b["sent_bytes"] == pytest.approx(a["sent_bytes"], rel=1e-12)
