@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import statistics
 import sys
@@ -34,12 +33,12 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from costmodel.build import build_schedule  # noqa: E402
-from costmodel.config import add_config_arguments, config_from_args  # noqa: E402
-from costmodel.results import write_json  # noqa: E402
-from costmodel.units import parse_count  # noqa: E402
-from real import comm, harness, kernels, layout, provenance  # noqa: E402
-from real.executor import Executor  # noqa: E402
+from costmodel.build import build_schedule
+from costmodel.config import add_config_arguments, config_from_args
+from costmodel.results import write_json
+from costmodel.units import parse_count
+from real import comm, harness, kernels, layout, provenance
+from real.executor import Executor
 
 H, D = 32, 128
 
@@ -134,10 +133,10 @@ def torch_cp_case(P: int, q_full, k_full, v_full, rotate: str, backend: str, a, 
     q, k, v = q_full.contiguous(), k_full.contiguous(), v_full.contiguous()  # (B, H, L, D), as torch CP expects
     L = q.shape[2]
     flops = causal_flops(L, L, True) / P
-    with context_parallel(mesh, buffers=[q, k, v], buffer_seq_dims=[2, 2, 2], no_restore_buffers={q, k, v}):
-        with sdpa_kernel(be):
-            samples = timed(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True), a.reps, a.warmup)
-            out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    with context_parallel(mesh, buffers=[q, k, v], buffer_seq_dims=[2, 2, 2], no_restore_buffers={q, k, v}), \
+            sdpa_kernel(be):
+        samples = timed(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True), a.reps, a.warmup)
+        out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
     return {"rotate_method": rotate, "sdpa_backend": backend, **stats(samples, flops)}, out
 
 
@@ -176,7 +175,7 @@ def main() -> int:
             del out
             row["single_gpu_local_calls"].append(local_calls_case(L, P, rank, q_full, k_full, v_full, kern, a))
             f = kernels.get(kern)
-            sw = timed(lambda: f(q_full, k_full, v_full, True), max(5, a.reps // 2), 1)
+            sw = timed(lambda f=f, q=q_full, k=k_full, v=v_full: f(q, k, v, True), max(5, a.reps // 2), 1)
             row["single_gpu_whole"].append({"kernel": kern, **stats(sw, causal_flops(L, L, True))})
         for rotate in ("allgather", "alltoall"):
             for be in avail:

@@ -26,7 +26,7 @@ class Acc:
     lse: torch.Tensor
 
     @classmethod
-    def empty(cls, b: int, h: int, s: int, d: int, device) -> "Acc":
+    def empty(cls, b: int, h: int, s: int, d: int, device) -> Acc:
         return cls(torch.empty(b, s, h, d, device=device, dtype=torch.float32).transpose(1, 2),
                    torch.empty(b, h, s, device=device, dtype=torch.float32))
 
@@ -72,5 +72,5 @@ class Packed:
         return n * h * d * (es + 4) + n * h * 4
 
     @classmethod
-    def new(cls, n: int, h: int, d: int, dtype: torch.dtype, device) -> "Packed":
+    def new(cls, n: int, h: int, d: int, dtype: torch.dtype, device) -> Packed:
         return cls(torch.empty(cls.nbytes(n, h, d, dtype), dtype=torch.uint8, device=device), n, h, d, dtype)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -30,7 +30,7 @@ def _expand_kv(k: torch.Tensor, h: int) -> torch.Tensor:
 
 
 def attn_math(q, k, v, causal: bool, scale: float | None = None):
-    b, h, sq, d = q.shape
+    _, h, sq, d = q.shape
     sk = k.shape[2]
     scale = 1.0 / math.sqrt(d) if scale is None else scale
     kf, vf = _expand_kv(k, h).float(), _expand_kv(v, h).float()

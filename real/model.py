@@ -60,7 +60,7 @@ def layer_shard(model: Model, layer: int, seed: int, tp: int, t: int, device, dt
     wdown = randn((d, f), key + "wdown", seed, device, 0.5 / math.sqrt(f))[:, fs]
     g1 = randn((d,), key + "g1", seed, device, 0.1, 1.0)
     g2 = randn((d,), key + "g2", seed, device, 0.1, 1.0)
-    cv = lambda x: x.to(dtype).contiguous()  # noqa: E731
+    cv = lambda x: x.to(dtype).contiguous()
     return LayerWeights(g1=cv(g1), wqkv=cv(wqkv), wo=cv(wo), g2=cv(g2), wup=cv(torch.cat(ups)), wdown=cv(wdown),
                         hq=len(qh), hk=len(kh))
 

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-
-from real import selftest  # noqa: E402
+from real import selftest
 
 TOL = 1e-5
 

@@ -23,12 +23,12 @@ def _env() -> dict:
 def _torchrun(n: int, args: list[str], timeout: int = 120) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(n),
            "-m", "real.run", *args]
-    return subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def _python(args: list[str]) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "real.run", *args], cwd=ROOT, env=_env(), capture_output=True,
-                          text=True, timeout=120)
+                          text=True, timeout=120, check=False)
 
 
 def test_expand_lists_every_combination():

@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
-import torch  # noqa: E402
-
-from costmodel.plan import Plan  # noqa: E402
-from real import kernels, layout  # noqa: E402
-from real.buffers import Acc, Packed, Part  # noqa: E402
+from costmodel.plan import Plan
+from real import kernels, layout
+from real.buffers import Acc, Packed, Part
 
 
 @pytest.mark.parametrize("variant", ["plain", "zigzag", "striped"])
