@@ -89,3 +89,20 @@ def test_kernel_choice_on_cpu_is_math():
     c = kernels.choose("auto", torch.device("cpu"), torch.float32, (1, 2, 16, 8))
     assert c["chosen"] == "math"
     assert kernels.probe("flash", torch.device("cpu"), torch.bfloat16) is not None
+
+
+def test_real_imports_only_costmodel_and_torch():
+    """DESIGN.md: real imports costmodel (+ torch), never sim, validation, plots, ringsim; no simpy."""
+    import subprocess
+    import sys
+    code = (
+        "import sys\n"
+        "class B:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('simpy', 'sim', 'validation', 'plots', 'ringsim', 'matplotlib'):\n"
+        "            raise ImportError('blocked ' + name)\n"
+        "sys.meta_path.insert(0, B())\n"
+        "import real.run, real.executor, real.selftest, real.harness, real.reference\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
