@@ -40,6 +40,9 @@ class Executor:
         self.cfg, self.plan, self.model, self.wl = cfg, cfg.plan, cfg.model, cfg.workload
         self.rank, self.device, self.dtype, self.kernel, self.seed = rank, device, dtype, kernel, seed
         self.attn = kernels.get(kernel)
+        if sched.layer_repeat != 1 or sched.layers_built != cfg.model.layers:
+            raise ValueError(f"the executor needs every layer built: the schedule has {sched.layers_built} of "
+                             f"{cfg.model.layers} (layer_repeat {sched.layer_repeat})")
         self.ops = sched.rank_ops(rank)
         self.groups = groups
         plan, model = self.plan, self.model
