@@ -150,6 +150,7 @@ def measure(argv: list[str], a: argparse.Namespace, groups: comm.Groups, device,
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
     ex = harness.make_executor(cfg, device=device, dtype=dtype, kernel=choice["chosen"], seed=a.seed, groups=groups)
+    _stall_for_tests()
     _time_reps(ex, a.warmup, device)
     samples = _time_reps(ex, a.reps, device)
     if a.profile_dir:
@@ -175,6 +176,13 @@ def measure(argv: list[str], a: argparse.Namespace, groups: comm.Groups, device,
     if not a.no_check:
         rec["check"] = check(argv, cfg, a, groups, device, dtype, choice["chosen"])
     return rec
+
+
+def _stall_for_tests() -> None:
+    """Fault injection for the tests: RINGSIM_REAL_STALL='RANK:SECONDS' makes that rank stop answering."""
+    spec = os.environ.get("RINGSIM_REAL_STALL")
+    if spec and int(spec.split(":")[0]) == dist.get_rank():
+        time.sleep(float(spec.split(":")[1]))
 
 
 def check(argv, cfg: Config, a, groups, device, dtype, kernel: str) -> dict:

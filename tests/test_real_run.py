@@ -20,10 +20,11 @@ def _env() -> dict:
     return env
 
 
-def _torchrun(n: int, args: list[str], timeout: int = 120) -> subprocess.CompletedProcess:
+def _torchrun(n: int, args: list[str], timeout: int = 120, **env) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(n),
            "-m", "real.run", *args]
-    return subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=timeout, check=False)
+    return subprocess.run(cmd, cwd=ROOT, env={**_env(), **env}, capture_output=True, text=True, timeout=timeout,
+                          check=False)
 
 
 def _python(args: list[str]) -> subprocess.CompletedProcess:
@@ -87,3 +88,14 @@ def test_configuration_that_does_not_fit_is_refused_with_the_verdict(tmp_path):
     (rec,) = [json.loads(x) for x in out.read_text().splitlines()]
     assert rec["status"] == "refused" and "does not fit" in rec["reason"]
     assert "REFUSED" in r.stdout
+
+
+def test_a_rank_that_stops_answering_ends_every_rank_with_an_error(tmp_path):
+    """Rank 1 stalls; rank 0's collective times out after --timeout-s; the job ends (no hang)."""
+    import time
+    t0 = time.monotonic()
+    r = _torchrun(2, ["--topology", "nvswitch:2", *TINY, "--layers", "2", "--seq", "16", "--plan", "ring=2",
+                      "--timeout-s", "4", "--out", str(tmp_path / "r.jsonl")], timeout=100, RINGSIM_REAL_STALL="1:60")
+    assert r.returncode != 0
+    assert time.monotonic() - t0 < 55
+    assert "real.run: rank 0: error" in r.stderr and "every rank stops" in r.stderr
