@@ -125,8 +125,13 @@ def _num(v):
 
 class _Builder:
     def __init__(self, model: Model, wl: Workload, plan: Plan, topo: Topology, hw: Hardware | None, kernel: str,
-                 layers: int | None):
+                 layers: int | None, ring_steps: int | None = None):
         self.model, self.wl, self.plan, self.topo, self.hw, self.kernel = model, wl, plan, topo, hw, kernel
+        self.ring_steps = ring_steps  # None: every ring step; k: steps 0..k and the last (see _ring_ts)
+        self.ring_steps_built = 0  # middle steps (1..R-2) built per ring when coarsened, else 0
+        self.ring_uniform = True  # every middle step of every rank has the same op costs
+        self._uniform_memo: dict[int, bool] = {}
+        self._ring_memo: dict[int, tuple[tuple[int, ...], int]] = {}
         self.ops: list[Op] = []
         self._keys: dict[str, int] = {}
         self._batch = 0
@@ -270,18 +275,20 @@ class _Builder:
         """Pass-KV ring: P steps; step t attends to the block that left rank p-t, t steps ago, while
         the next block moves (double buffer); partial outputs merge into an FP32 accumulator."""
         plan, model, wl = self.plan, self.model, self.wl
-        group = plan.ring_group(rank)
+        group, i = self.ring_pos(rank)
         R = plan.ring
-        i = group.index(rank)
         nxt, prv = group[(i + 1) % R], group[(i - 1) % R]
         block = self.mb * ltok * 2 * hkv * model.head_dim * model.dtype_bytes
         tok = self.mb * ltok
         have = False
-        for t in range(R):
-            cur = kv if t == 0 else f"kvbuf{t % 2}"
+        ts = self._ring_ts(R)
+        if len(ts) < R and not self._middle_uniform(R, ltok, i, hq, hkv):
+            self.ring_uniform = False
+        for j, t in enumerate(ts):  # j == t unless coarsened (buffers alternate by position)
+            cur = kv if j == 0 else f"kvbuf{j % 2}"
             stag = f"{tag}/ring/step{t}"
-            if t < R - 1:
-                prog.sendrecv(stag, nxt, cur, prv, f"kvbuf{(t + 1) % 2}", block)
+            if j < len(ts) - 1:
+                prog.sendrecv(stag, nxt, cur, prv, f"kvbuf{(j + 1) % 2}", block)
             for c, (ql, kl, causal) in enumerate(ring_calls(plan.ring_variant, wl.causal, R, ltok, i, t)):
                 w = self.attention(f"attn{c}" if c else "attn", model, self.mb, hq, ql, kl, causal, (q, cur),
                                  ("part",), kv_heads=hkv)
@@ -294,6 +301,42 @@ class _Builder:
                     have = True
         prog.work(Lr.elementwise("finalize", tok * hq * model.head_dim * (model.accum_bytes + model.dtype_bytes),
                                  ("acc",), (o,)), f"{tag}/ring", {})
+
+    def ring_pos(self, rank: int) -> tuple[tuple[int, ...], int]:
+        """(``plan.ring_group(rank)``, rank's index in it), memoised for the whole group (O(R) per group)."""
+        got = self._ring_memo.get(rank)
+        if got is None:
+            group = self.plan.ring_group(rank)
+            for j, r in enumerate(group):
+                self._ring_memo[r] = (group, j)
+            got = self._ring_memo[rank]
+        return got
+
+    def _ring_ts(self, R: int) -> list[int] | range:
+        """Ring steps to build: all of them, or (``ring_steps=k`` < R - 2) steps 0..k and the last one:
+        built steps 1..k stand for the middle steps 1..R-2 (the simulator extrapolates them)."""
+        k = self.ring_steps
+        if k is None or R - 2 <= k:
+            return range(R)
+        self.ring_steps_built = k
+        return list(range(k + 1)) + [R - 1]
+
+    def _middle_uniform(self, R: int, ltok: int, i: int, hq: int, hkv: int) -> bool:
+        """True if rank ``i``'s middle steps 1..R-2 all make calls of the same costs (est_s).
+
+        Every layout's calls depend on the step only through whether the block's source rank is below,
+        at or above ``i`` (``ring_calls``), so the lowest and highest sources of each side stand for all."""
+        got = self._uniform_memo.get(i)
+        if got is None:
+            plan, wl = self.plan, self.wl
+            srcs = {s for s in (0, 1, i - 1, i + 1, i + 2, R - 2, R - 1)
+                    if 0 <= s < R and s != i and s != (i + 1) % R}  # middle steps: all sources but these two
+            calls = {tuple(ring_calls(plan.ring_variant, wl.causal, R, ltok, i, (i - s) % R)) for s in srcs}
+            ests = {tuple(self.work_cost(self.attention("attn", self.model, self.mb, hq, ql, kl, c, ("q", "kv"),
+                                                        ("part",), kv_heads=hkv))[3] for ql, kl, c in cs)
+                    for cs in calls}
+            got = self._uniform_memo[i] = len(ests) <= 1
+        return got
 
     # -- attention, decode ---------------------------------------------------------------------
     def attention_decode(self, prog: _Prog, rank: int, tag: str, kv: str) -> None:
@@ -336,8 +379,7 @@ class _Builder:
         them to its shard and merges; after P hops the block is home."""
         plan, model, wl = self.plan, self.model, self.wl
         R = plan.ring
-        group = plan.ring_group(rank)
-        i = group.index(rank)
+        group, i = self.ring_pos(rank)
         nxt, prv = group[(i + 1) % R], group[(i - 1) % R]
         tok = self.dense_tokens()
         blk = tok * hq * (model.head_dim * (model.dtype_bytes + model.accum_bytes) + 4)
@@ -356,8 +398,7 @@ class _Builder:
         while the owners' new queries attend to each one in turn."""
         plan, model, wl = self.plan, self.model, self.wl
         R = plan.ring
-        group = plan.ring_group(rank)
-        i = group.index(rank)
+        group, i = self.ring_pos(rank)
         nxt, prv = group[(i + 1) % R], group[(i - 1) % R]
         tok = self.dense_tokens()
         shard = self.mb * (wl.context // R) * 2 * hkv * model.head_dim * model.dtype_bytes
@@ -375,23 +416,31 @@ class _Builder:
 
 
 def build_schedule(model: Model, workload: Workload, plan: Plan, topo: Topology, hw: Hardware | None = None, *,
-                   kernel: str = "flash", layers: int | None = None) -> Schedule:
+                   kernel: str = "flash", layers: int | None = None, ring_steps: int | None = None) -> Schedule:
     """Build every rank's ops.  ``layers`` < layers per stage builds fewer identical layers and sets
     ``layer_repeat`` = layers per stage / layers built (the ops are otherwise unchanged); per-layer totals
-    scale by it, per-micro-batch ops (pipeline transfers) do not."""
+    scale by it, per-micro-batch ops (pipeline transfers) do not.
+    ``ring_steps=k`` (a coarsening for the simulator; None builds everything) builds only steps 0..k and
+    the last step of each pass-KV prefill ring with R - 2 > k, recorded in ``ring_steps_built`` /
+    ``ring_steps_total``; ``ring_steps_uniform`` says whether the middle steps 1..R-2 cost the same on
+    every rank (else the built ones cannot stand for the rest).  Totals then count only what was built."""
     validate(plan, model, workload, topo)
     if workload.phase == Phase.DECODE and plan.ring > 1 and plan.ulysses > 1:
         from .errors import SpecError
         raise SpecError("decode with both ring and ulysses > 1 is not modelled: use one of them")
     per_stage = model.layers // plan.pp
-    b = _Builder(model, workload, plan, topo, hw, kernel, layers)
+    b = _Builder(model, workload, plan, topo, hw, kernel, layers, ring_steps)
     for r in range(plan.n_ranks):
         b.rank(r)
     repeat = per_stage / b.layers_per_stage  # identical layers: an exact ratio even when it is not whole
     specs = {"model": _asdict(model), "workload": _asdict(workload), "plan": plan.to_dict(),
              "topology": topo.to_dict(), "hardware": hw.name if hw else None, "attn_kernel": kernel}
-    return Schedule(n_ranks=plan.n_ranks, ops=b.ops, specs=specs, layers_built=b.layers_per_stage * plan.pp,
-                    layer_repeat=repeat)
+    sched = Schedule(n_ranks=plan.n_ranks, ops=b.ops, specs=specs, layers_built=b.layers_per_stage * plan.pp,
+                     layer_repeat=repeat)
+    if b.ring_steps_built:
+        sched.ring_steps_built, sched.ring_steps_total = b.ring_steps_built, plan.ring - 2
+        sched.ring_steps_uniform = b.ring_uniform
+    return sched
 
 
 def _asdict(obj) -> dict:

@@ -9,9 +9,19 @@ with its neighbours, so from then on every unit repeats with the same period; th
 (N - k) * c after the k simulated units.  If the check fails we simulate more units, then all of
 them.  Bytes per link scale exactly with the unit count; busy, waiting and idle add one period's
 worth per extra unit.  Pipelines (pp > 1) are simulated in full.
+
+Ring steps.  A phase of one unit (one layer, one micro-batch, pp == 1) whose pass-KV prefill ring has
+R - 2 middle steps (1..R-2) that cost the same on every rank (``build_schedule(ring_steps=k)`` says so)
+is built twice with only k and k + p middle steps, A and B (k: a node's worth + RING_SETTLE, p = 4).  B must equal A op by op (start, end,
+transfer start, every rank, to 1e-9 of the latency) before step k, repeat itself with one period c
+from step k - 1 on, and end (its last middle step, the last ring step and what follows) exactly as A
+ends shifted by p * c.  Then inserting middle steps only shifts the end, so the full ring of R - 2 middle
+steps ends (R - 2 - k) * c after A; per-rank and per-link figures grow by (R - 2 - k) / p times B - A.
+Otherwise k grows once, then the full schedule runs.  The critical path is of B (the simulated part).
 """
 from __future__ import annotations
 
+import re
 import time as _time
 from dataclasses import dataclass, replace
 
@@ -27,6 +37,9 @@ from .engine import SimOptions, SimResult, no_gc, simulate
 from .report import _union_by_rank, critical_path, link_stats, rank_stats
 
 TRIES = (3, 6)  # units simulated before falling back to the full schedule
+RING_SETTLE = 4  # ring steps to settle, beyond a node's worth when hops cross nodes (a slow hop's lag
+#                  moves one rank per step, so after a node's worth of steps every rank has felt it)
+_STEP = re.compile(r"/ring/step(\d+)/")
 
 
 @dataclass
@@ -42,10 +55,12 @@ class SimRun:
     links: list[dict]
     build_s: float
     wall_s: float
+    ring_steps_total: int = 0  # middle ring steps (1..R-2) of the phase when those were coarsened, else 0
+    ring_steps_simulated: int = 0  # of them, simulated (in run B)
 
     @property
     def coarsened(self) -> bool:
-        return self.units_simulated < self.units_total
+        return self.units_simulated < self.units_total or self.ring_steps_simulated < self.ring_steps_total
 
 
 def _build(cfg: Config, microbatches: int, layers: int):
@@ -109,6 +124,111 @@ def _unit_stats(res: SimResult, k: int) -> list[dict]:
              "transfer_s": transfer[r], "overlap_s": compute[r] + transfer[r] - busy[r]} for r in range(n)]
 
 
+def _ring_segments(res: SimResult, k: int) -> list[tuple[list[int], list[list[int]], list[int]]] | None:
+    """Per rank: (ops before middle step 1, ops of middle steps 1..k, the rest), or None if a rank's ops
+    do not split that way with the same number of ops in every middle step."""
+    out = [([], [[] for _ in range(k)], []) for _ in range(res.schedule.n_ranks)]
+    for i, op in enumerate(res.schedule.ops):
+        pre, mid, tail = out[op.rank]
+        m = _STEP.search(op.tag)
+        t = int(m.group(1)) if m else -1
+        if 1 <= t <= k:
+            if tail:
+                return None
+            mid[t - 1].append(i)
+        elif tail or mid[0]:
+            tail.append(i)
+        else:
+            pre.append(i)
+    for _, mid, _ in out:
+        if any(len(m) != len(mid[0]) for m in mid) or not mid[0]:
+            return None
+    return out
+
+
+def _ring_period(a: SimResult, b: SimResult, k: int, p: int) -> float | None:
+    """c if run B (k + p middle steps) is run A (k) with p steps of period c inserted (module docstring)."""
+    sa, sb = _ring_segments(a, k), _ring_segments(b, k + p)
+    if sa is None or sb is None or len(sa) != len(sb):
+        return None
+    tol = 1e-9 * max(b.latency_s, 1e-30)
+    A = [np.asarray(v, dtype=float) for v in (a.start, a.end, a.xstart)]
+    B = [np.asarray(v, dtype=float) for v in (b.start, b.end, b.xstart)]
+    oa, ob = a.schedule.ops, b.schedule.ops
+    c = B[0][sb[0][1][k - 1][0]] - B[0][sb[0][1][k - 2][0]]
+    I, J, S = [], [], []  # B op J[n] must happen at A op I[n] (or B op I[n]) shifted by S[n]
+    ia, ib, sh = [], [], []  # pairs within B (periodicity)
+    for (pa, ma, ta), (pb, mb, tb) in zip(sa, sb):
+        if len(pa) != len(pb) or len(ta) != len(tb) or len(ma[0]) != len(mb[0]):
+            return None
+        before = pa + [i for m in ma[:k - 1] for i in m]
+        I += before + ma[k - 1] + ta
+        J += pb + [i for m in mb[:k - 1] for i in m] + mb[k + p - 1] + tb
+        S += [0.0] * len(before) + [p * c] * (len(ma[k - 1]) + len(ta))
+        for j in range(k - 2, k + p - 2):
+            ia += mb[j]
+            ib += mb[j + 1]
+    if any(oa[i].kind != ob[j].kind or oa[i].est_s != ob[j].est_s for i, j in zip(I, J)):
+        return None
+    I, J, S = np.asarray(I), np.asarray(J), np.asarray(S)
+    ia, ib = np.asarray(ia), np.asarray(ib)
+    for x, y in zip(A, B):
+        if not (_close(y[J], x[I] + S, tol) and _close(y[ib], y[ia] + c, tol)):
+            return None
+    if abs(b.latency_s - a.latency_s - p * c) > tol:
+        return None
+    return float(c)
+
+
+def _close(x: np.ndarray, y: np.ndarray, tol: float) -> bool:
+    both_nan = np.isnan(x) & np.isnan(y)
+    return bool(np.all(both_nan | (np.abs(x - y) <= tol)))
+
+
+def _run_ring_steps(cfg: Config, options: SimOptions | None, t0: float) -> SimRun | None:
+    """The ring-step coarsening of the module docstring, or None where it does not apply or hold."""
+    build_s = 0.0
+    topo = cfg.topology
+    g = RING_SETTLE + (topo.gpus_per_node if topo.nodes > 1 else 0)
+    for k, p in ((g, 4), (2 * g, 8)):  # (k, p) middle ring steps of runs A and B
+        if 2 * k + p > cfg.plan.ring - 2:
+            break  # simulating A and B would cost more than the whole ring
+        runs = []
+        for steps in (k, k + p):
+            tb = _time.perf_counter()
+            sched = build_schedule(cfg.model, cfg.workload, cfg.plan, cfg.topology, cfg.hardware,
+                                   kernel=cfg.kernel, ring_steps=steps)
+            build_s += _time.perf_counter() - tb
+            if not sched.ring_steps_built or not sched.ring_steps_uniform:
+                return None  # too few steps to gain, or steps that differ: nothing to extrapolate
+            runs.append(simulate(sched, cfg.topology, cfg.hardware, options))
+        a, b = runs
+        c = _ring_period(a, b, k, p)
+        if c is None:
+            continue
+        total = cfg.plan.ring - 2
+        f = (total - k) / p  # B - A, f times, on top of A
+        latency = a.latency_s + (total - k) * c
+        ranks = rank_stats(b)
+        for r, ra in zip(ranks, rank_stats(a)):
+            for key in ("busy_s", "waiting_s", "compute_s", "transfer_s", "overlap_s"):
+                r[key] = ra[key] + f * (r[key] - ra[key])
+            r["idle_s"] = max(latency - r["busy_s"] - r["waiting_s"], 0.0)
+            r["utilisation"] = r["compute_s"] / latency if latency > 0 else 0.0
+        links, la = link_stats(b), link_stats(a)
+        if [x["link"] for x in links] != [x["link"] for x in la]:
+            continue
+        for lk, lka in zip(links, la):
+            for key in ("bytes", "busy_s"):
+                lk[key] = lka[key] + f * (lk[key] - lka[key])
+            lk["busy_fraction"] = lk["busy_s"] / latency if latency > 0 else 0.0
+            lk["utilisation"] = lk["bytes"] / (lk["capacity_Bps"] * latency) if latency > 0 else 0.0
+        return SimRun(result=b, latency_s=latency, units_total=1, units_simulated=1, period_s=c, ranks=ranks,
+                      links=links, build_s=build_s, wall_s=_time.perf_counter() - t0,
+                      ring_steps_total=total, ring_steps_simulated=k + p)
+    return None
+
+
 def run_config(cfg: Config, options: SimOptions | None = None, coarsen: bool = True) -> SimRun:
     """Simulate one configuration (coarsened where provably unchanged, see the module docstring)."""
     with no_gc():
@@ -120,6 +240,10 @@ def _run_config(cfg: Config, options: SimOptions | None, coarsen: bool) -> SimRu
     p = cfg.plan
     lps = cfg.model.layers // p.pp
     n_units = p.microbatches * lps if p.pp == 1 else 0
+    if coarsen and n_units == 1 and p.ring > 2 and cfg.workload.phase == Phase.PREFILL:
+        run = _run_ring_steps(cfg, options, t0)
+        if run is not None:
+            return run
     tries = []  # (micro-batches, layers) to build: whole micro-batches once a micro-batch is too short
     for want in (TRIES if coarsen and p.pp == 1 else ()):
         mk, lk = (1, want) if lps >= want else (-(-want // lps), lps)
@@ -188,6 +312,9 @@ def simulate_json(cfg: Config, run: SimRun, analytic: dict | None = None, path_s
         "units_total": run.units_total,
         "units_simulated": run.units_simulated,
         "period_s": run.period_s,
+        "period_of": None if run.period_s is None else ("ring step" if run.ring_steps_total else "unit"),
+        "ring_steps_total": run.ring_steps_total,
+        "ring_steps_simulated": run.ring_steps_simulated,
         "busy_max_s": max(busy),
         "busy_min_s": min(busy),
         "imbalance": (max(busy) - min(busy)) / lat if lat > 0 else 0.0,
