@@ -57,6 +57,8 @@ class SimRun:
     wall_s: float
     ring_steps_total: int = 0  # middle ring steps (1..R-2) of the phase when those were coarsened, else 0
     ring_steps_simulated: int = 0  # of them, simulated (in run B)
+    events_all: int = 0  # events of every simulation this run made (coarsening tries included)
+    sim_s_all: float = 0.0  # their engine wall time (building schedules excluded)
 
     @property
     def coarsened(self) -> bool:
@@ -185,7 +187,7 @@ def _close(x: np.ndarray, y: np.ndarray, tol: float) -> bool:
     return bool(np.all(both_nan | (np.abs(x - y) <= tol)))
 
 
-def _run_ring_steps(cfg: Config, options: SimOptions | None, t0: float) -> SimRun | None:
+def _run_ring_steps(cfg: Config, options: SimOptions | None, t0: float, tally: list) -> SimRun | None:
     """The ring-step coarsening of the module docstring, or None where it does not apply or hold."""
     build_s = 0.0
     topo = cfg.topology
@@ -201,7 +203,7 @@ def _run_ring_steps(cfg: Config, options: SimOptions | None, t0: float) -> SimRu
             build_s += _time.perf_counter() - tb
             if not sched.ring_steps_built or not sched.ring_steps_uniform:
                 return None  # too few steps to gain, or steps that differ: nothing to extrapolate
-            runs.append(simulate(sched, cfg.topology, cfg.hardware, options))
+            runs.append(_simulate(tally, sched, cfg, options))
         a, b = runs
         c = _ring_period(a, b, k, p)
         if c is None:
@@ -232,16 +234,26 @@ def _run_ring_steps(cfg: Config, options: SimOptions | None, t0: float) -> SimRu
 def run_config(cfg: Config, options: SimOptions | None = None, coarsen: bool = True) -> SimRun:
     """Simulate one configuration (coarsened where provably unchanged, see the module docstring)."""
     with no_gc():
-        return _run_config(cfg, options, coarsen)
+        tally = [0, 0.0]
+        run = _run_config(cfg, options, coarsen, tally)
+    run.events_all, run.sim_s_all = tally
+    return run
 
 
-def _run_config(cfg: Config, options: SimOptions | None, coarsen: bool) -> SimRun:
+def _simulate(tally: list, sched, cfg: Config, options: SimOptions | None) -> SimResult:
+    res = simulate(sched, cfg.topology, cfg.hardware, options)
+    tally[0] += res.n_events
+    tally[1] += res.wall_s
+    return res
+
+
+def _run_config(cfg: Config, options: SimOptions | None, coarsen: bool, tally: list) -> SimRun:
     t0 = _time.perf_counter()
     p = cfg.plan
     lps = cfg.model.layers // p.pp
     n_units = p.microbatches * lps if p.pp == 1 else 0
     if coarsen and n_units == 1 and p.ring > 2 and cfg.workload.phase == Phase.PREFILL:
-        run = _run_ring_steps(cfg, options, t0)
+        run = _run_ring_steps(cfg, options, t0, tally)
         if run is not None:
             return run
     tries = []  # (micro-batches, layers) to build: whole micro-batches once a micro-batch is too short
@@ -255,7 +267,7 @@ def _run_config(cfg: Config, options: SimOptions | None, coarsen: bool) -> SimRu
         tb = _time.perf_counter()
         sched = _build(cfg, m, layers)
         build_s += _time.perf_counter() - tb
-        res = simulate(sched, cfg.topology, cfg.hardware, options)
+        res = _simulate(tally, sched, cfg, options)
         c = _period(res, k)
         if c is None:
             continue
@@ -280,7 +292,7 @@ def _run_config(cfg: Config, options: SimOptions | None, coarsen: bool) -> SimRu
     tb = _time.perf_counter()
     sched = build_schedule(cfg.model, cfg.workload, p, cfg.topology, cfg.hardware, kernel=cfg.kernel)
     build_s += _time.perf_counter() - tb
-    res = simulate(sched, cfg.topology, cfg.hardware, options)
+    res = _simulate(tally, sched, cfg, options)
     return SimRun(result=res, latency_s=res.latency_s, units_total=max(n_units, 1),
                   units_simulated=max(n_units, 1), period_s=None, ranks=rank_stats(res), links=link_stats(res),
                   build_s=build_s, wall_s=_time.perf_counter() - t0)
@@ -306,6 +318,8 @@ def simulate_json(cfg: Config, run: SimRun, analytic: dict | None = None, path_s
         "ops_simulated": len(res.schedule.ops),
         "events": res.n_events,
         "events_per_s": res.n_events / res.wall_s if res.wall_s > 0 else None,
+        "events_all": run.events_all,
+        "events_per_s_all": run.events_all / run.sim_s_all if run.sim_s_all > 0 else None,
         "wall_s": run.wall_s,
         "build_s": run.build_s,
         "coarsened": run.coarsened,
