@@ -19,7 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--timeline", metavar="FILE", default=None,
                    help='write {"specs": ..., "timeline": [{rank, stream, kind, tag, start_s, end_s}, ...]} for plots')
     g.add_argument("--no-coarsen", action="store_true",
-                   help="simulate every layer and micro-batch even where identical units repeat exactly")
+                   help="simulate every layer, micro-batch and ring step even where identical ones repeat exactly")
     g.add_argument("--no-slowdown", action="store_true",
                    help="ignore the profile's compute_slowdown_under_comm (compute at full speed beside NCCL)")
     g.add_argument("--expand-collectives", action="store_true",
