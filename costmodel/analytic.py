@@ -59,7 +59,7 @@ class _Acc:
         elif w.kind == Kind.ATTN:
             t = kernels.attn_device_time(hw, self.kernel, w.flops, w.hbm_bytes, w.kv_len, w.causal, w.q_len)
         else:
-            t = tb
+            t = kernels.elementwise_device_time(hw, w.hbm_bytes, Lr.op_class(w))
         # compute-bound by the roofline's ridge point: arithmetic intensity above peak FLOP/s per byte/s
         ridge = hw.peak_flops / hw.hbm_bw_Bps
         fl = np.asarray(w.flops, dtype=float)
@@ -67,12 +67,12 @@ class _Acc:
         return np.asarray(t, dtype=float), cb & (fl > 0)
 
     def time(self, w: Work):
-        return kernels.issue(self.hw, self.parts(w)[0])
+        return kernels.issue(self.hw, self.parts(w)[0], Lr.op_class(w))
 
     def add(self, w: Work, count=1.0, scale=1.0):
         """Add ``count`` runs of w to the path (its time multiplied by ``scale``); returns one run's time."""
         t, cb = self.parts(w)
-        over = np.maximum(self.hw.launch_s - t, 0.0)  # launch-bound: the CPU is the slower side
+        over = np.maximum(self.hw.op(Lr.op_class(w)).issue_s - t, 0.0)  # issue-bound: the host is slower
         self.compute = self.compute + count * scale * np.where(cb, t, 0.0)
         self.memory = self.memory + count * scale * np.where(cb, 0.0, t)
         self.overhead = self.overhead + count * scale * over

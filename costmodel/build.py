@@ -156,7 +156,7 @@ class _Builder:
         """(shape, flops, hbm_bytes, est_s) of a compute kernel, memoised on its cost inputs."""
         shape = (w.m, w.n, w.k) if w.kind == Kind.GEMM else w.shape
         try:
-            key = (w.kind, w.flops, w.hbm_bytes, w.m, w.kv_len, w.causal, shape)
+            key = (w.kind, Lr.op_class(w), w.flops, w.hbm_bytes, w.m, w.kv_len, w.q_len, w.causal, shape)
             hash(key)
         except TypeError:  # array-valued fields: no memo
             key = None

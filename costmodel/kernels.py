@@ -10,10 +10,10 @@ import numpy as np
 from .specs import Collective, Hardware
 
 
-def issue(hw: Hardware, device_s):
-    """Eager ops are issued by the CPU ahead of the GPU: a kernel costs its device time, or the CPU's
-    per-op launch cost when that is longer (a chain of tiny kernels runs at the launch rate)."""
-    return np.maximum(device_s, hw.launch_s)
+def issue(hw: Hardware, device_s, cls: str | None = None):
+    """Eager ops are issued by the CPU ahead of the GPU: an op costs its device time, or the host's
+    time to issue it when that is longer (a chain of short ops runs at the issue rate)."""
+    return np.maximum(device_s, hw.op(cls).issue_s if cls else hw.launch_s)
 
 
 def gemm_device_time(hw: Hardware, flops, hbm_bytes, m):
@@ -24,7 +24,7 @@ def gemm_device_time(hw: Hardware, flops, hbm_bytes, m):
 
 
 def gemm_time(hw: Hardware, flops, hbm_bytes, m):
-    return issue(hw, gemm_device_time(hw, flops, hbm_bytes, m))
+    return issue(hw, gemm_device_time(hw, flops, hbm_bytes, m), "gemm")
 
 
 def attn_device_time(hw: Hardware, kernel: str, flops, hbm_bytes, kv_len, causal: bool, q_len=None):
@@ -39,11 +39,17 @@ def attn_device_time(hw: Hardware, kernel: str, flops, hbm_bytes, kv_len, causal
 
 
 def attn_time(hw: Hardware, kernel: str, flops, hbm_bytes, kv_len, causal: bool, q_len=None):
-    return issue(hw, attn_device_time(hw, kernel, flops, hbm_bytes, kv_len, causal, q_len))
+    return issue(hw, attn_device_time(hw, kernel, flops, hbm_bytes, kv_len, causal, q_len), "attention")
 
 
-def elementwise_time(hw: Hardware, hbm_bytes):
-    return issue(hw, hbm_bytes / hw.elementwise_bw_Bps)
+def elementwise_device_time(hw: Hardware, hbm_bytes, cls: str | None = None):
+    """Ideal traffic at the elementwise bandwidth, times the implementation's factor for this op class."""
+    f = hw.op(cls).bytes_factor if cls else 1.0
+    return f * hbm_bytes / hw.elementwise_bw_Bps
+
+
+def elementwise_time(hw: Hardware, hbm_bytes, cls: str | None = None):
+    return issue(hw, elementwise_device_time(hw, hbm_bytes, cls), cls)
 
 
 def ring_factors(coll: str, group):

@@ -48,12 +48,25 @@ class Work:
     writes: tuple = ()
 
 
+_CLASS = {"norm1": "norm", "norm2": "norm", "rope": "rope", "resid1": "residual", "resid2": "residual",
+          "act": "act", "merge": "merge", "init": "init", "finalize": "finalize"}
+
+
+def op_class(w: Work) -> str:
+    """The profile's op class of a kernel (``hardware.achievable.ops``)."""
+    if w.kind == Kind.GEMM:
+        return "gemm"
+    if w.kind == Kind.ATTN:
+        return "attention"
+    return _CLASS.get(w.name, "merge" if w.kind == Kind.LSE_MERGE else "residual")
+
+
 def work_time(hw: Hardware, w: Work, kernel: str):
     if w.kind == Kind.GEMM:
         return kernels.gemm_time(hw, w.flops, w.hbm_bytes, w.m)
     if w.kind == Kind.ATTN:
         return kernels.attn_time(hw, kernel, w.flops, w.hbm_bytes, w.kv_len, w.causal, w.q_len)
-    return kernels.elementwise_time(hw, w.hbm_bytes)
+    return kernels.elementwise_time(hw, w.hbm_bytes, op_class(w))
 
 
 def gemm(name, m, n, k, dtype_bytes, reads, writes) -> Work:

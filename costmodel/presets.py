@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import SpecError
-from .specs import AttnFigures, CommFigures, Curve, Hardware, Model
+from .specs import AttnFigures, CommFigures, Curve, Hardware, Model, OpFigures
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -129,7 +129,17 @@ def hardware_from_dict(raw: dict) -> Hardware:
             c.done()
         lt.done()
     comm_t.done()
+    ops = {}
+    if "ops" in ach.t:
+        ops_t = ach.sub("ops")
+        for cls in list(ops_t.t):
+            o = ops_t.sub(cls)
+            ops[cls] = OpFigures(bytes_factor=_num(o("bytes_factor", 1.0), o.where),
+                                 issue_s=_num(o("issue_us"), o.where) * 1e-6)
+            o.done()
+        ops_t.done()
     hw = Hardware(
+        ops=ops,
         name=str(top("name")),
         peak_flops=_num(peak("bf16_TFLOPs"), "peak.bf16_TFLOPs") * 1e12,
         hbm_bw_Bps=_num(peak("hbm_TBps"), "peak.hbm_TBps") * 1e12,

@@ -97,6 +97,27 @@ class AttnFigures:
 
 
 @dataclass(frozen=True, kw_only=True)
+class OpFigures:
+    """How one implementation runs one class of op (norm, rope, merge, gemm, ...), as measured.
+
+    ``bytes_factor``: device time over the time of the ideal (fused) HBM traffic the recipe counts
+    (1.0 = one fused kernel; an eager chain of FP32 kernels is several times that).
+    ``issue_s``: host time to issue the op (Python, dispatch, every kernel launch it makes): the op
+    cannot finish sooner, so it is the floor of short ops (decode).
+    """
+
+    bytes_factor: float = 1.0
+    issue_s: float
+
+    def __post_init__(self) -> None:
+        check(0.1 <= self.bytes_factor <= 100, "ops.bytes_factor", self.bytes_factor, "must be in [0.1, 100]")
+        check(0 <= self.issue_s < 1.0, "ops.issue_us", self.issue_s * 1e6, "must be in [0, 1e6) microseconds")
+
+
+OP_CLASSES = ("norm", "rope", "residual", "act", "merge", "init", "finalize", "gemm", "attention")
+
+
+@dataclass(frozen=True, kw_only=True)
 class Hardware:
     name: str
     # datasheet peaks
@@ -114,6 +135,7 @@ class Hardware:
     comm: Mapping[str, Mapping[str, CommFigures]]  # link -> collective -> figures
     compute_slowdown_under_comm: float  # compute time multiplier while NCCL kernels run beside it
     workspace_bytes: float  # CUDA context, cuBLAS/NCCL workspaces, allocator slack
+    ops: Mapping[str, OpFigures] = field(default_factory=dict)  # per op class; absent: ideal fused kernels
     provenance: Mapping[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -129,12 +151,19 @@ class Hardware:
               self.workspace_bytes, "must be >= 0 and below the HBM capacity")
         check(self.elementwise_bw_Bps <= self.hbm_bw_Bps * 1.05, "hardware.elementwise_bw",
               self.elementwise_bw_Bps, "cannot exceed the HBM bandwidth")
+        for k in self.ops:
+            check(k in OP_CLASSES, "hardware.achievable.ops", k, f"op classes are {list(OP_CLASSES)}")
         check(len(self.attention) > 0, "hardware.attention", list(self.attention), "needs at least one kernel")
         for link in Link:
             check(link.value in self.comm, "hardware.comm", sorted(self.comm), f"needs the link type {link.value!r}")
             for c in Collective:
                 check(c.value in self.comm[link.value], f"hardware.comm.{link.value}",
                       sorted(self.comm[link.value]), f"needs figures for {c.value!r}")
+
+    def op(self, cls: str) -> OpFigures:
+        """Figures of an op class, or the ideal kernel (factor 1, launch cost) when not calibrated."""
+        f = self.ops.get(cls)
+        return f if f is not None else OpFigures(bytes_factor=1.0, issue_s=self.launch_s)
 
     def attn(self, kernel: str) -> AttnFigures:
         if kernel not in self.attention:

@@ -275,9 +275,136 @@ def run_all(model_dims: dict, quick: bool = False) -> dict:
     R += bench_decode_attention(dev, dtype, kernels, cases, heads, hd, reps)
     R += bench_elementwise(dev, dtype, [2**16] if quick else [2**20, 2**24, 2**28], reps)
     R.append(bench_launch(dev, 200 if quick else 2000))
+    from costmodel.specs import Model
+    m = Model(name="dims", layers=1, d_model=d, n_heads=heads, n_kv_heads=kvd // hd, head_dim=hd, d_ff=ff)
+    R += bench_ops(dev, dtype, m, reps, tok_big=256 if quick else 16384, calls=50 if quick else 300)
+    R.append(bench_executor_walk(dev, dtype, reps=3 if quick else 20))
     if dist.is_initialized() and dist.get_world_size() > 1:
         sizes = [2**10, 2**16] if quick else [2**10, 2**14, 2**17, 2**20, 2**23, 2**26, 2**28, 2**30]
         R += bench_comm(dev, sizes, reps)
         if cuda:
             R.append(bench_slowdown(dev, dtype))
     return res
+
+
+# ---------------------------------------------------------------------------------------------
+# the executor's own op implementations (issue 5: the physics of this implementation)
+# ---------------------------------------------------------------------------------------------
+def _op_cases(model, tok: int, dev, dtype) -> dict:
+    """For each op class: (callable running the executor's implementation, ideal bytes of the recipe)."""
+    from costmodel import layers as Lr
+    from real import model as M
+    from real.buffers import Acc, Part
+
+    d, hd = model.d_model, model.head_dim
+    hq = hk = model.n_heads
+    qkv_n = model.q_dim + 2 * model.kv_dim
+    x = torch.randn(tok, d, device=dev, dtype=dtype)
+    y = torch.randn(tok, d, device=dev, dtype=dtype)
+    g = torch.randn(d, device=dev, dtype=dtype)
+    raw = torch.randn(tok, qkv_n, device=dev, dtype=dtype)
+    cos, sin = M.rope_tables(torch.arange(tok, device=dev), hd, dtype)
+    u = torch.randn(tok, model.d_ff, device=dev, dtype=dtype)
+    out = torch.randn(1, hq, tok, hd, device=dev, dtype=dtype)
+    lse = torch.randn(1, hq, tok, device=dev, dtype=torch.float32)
+    acc = Acc.empty(1, hq, tok, hd, dev)
+    acc.init(Part(out, lse))
+
+    def rope():
+        r = raw.view(1, tok, hq + 2 * hk, hd)
+        M.apply_rope(r[:, :, :hq], cos, sin)
+        kv = torch.empty(2, 1, tok, hk, hd, device=dev, dtype=dtype)
+        M.apply_rope(r[:, :, hq:hq + hk], cos, sin, out=kv[0])
+        kv[1].copy_(r[:, :, hq + hk:])
+
+    def init():
+        a = Acc.empty(1, hq, tok, hd, dev)
+        a.init(Part(out, lse))
+
+    def finalize():
+        o = acc.o.to(dtype).transpose(1, 2)
+        return o.reshape(tok, -1)
+
+    pre = Lr.pre_attention(model, tok, 1)
+    acc_b = tok * hq * hd * (model.dtype_bytes + model.accum_bytes)
+    return {
+        "norm": (lambda: M.rmsnorm(x, g), pre[0].hbm_bytes),
+        "rope": (rope, pre[2].hbm_bytes),
+        "residual": (lambda: x + y, Lr.residual("r", model, tok).hbm_bytes),
+        "act": (lambda: M.activation(model, u), Lr.mlp_in(model, tok, 1)[2].hbm_bytes),
+        "merge": (lambda: acc.merge(Part(out, lse)), Lr.lse_merge("m", model, tok, hq, (), ()).hbm_bytes),
+        "init": (init, acc_b),
+        "finalize": (finalize, acc_b),
+    }
+
+
+def bench_ops(dev, dtype, model, reps: int, tok_big: int = 16384, tok_small: int = 1, calls: int = 300) -> list[dict]:
+    """Per op class: device time at a full-size shape (-> bytes factor over the ideal fused traffic) and
+    host issue time at a tiny shape (wall time per call of a long chain: the host is the slower side)."""
+    out = []
+    big = _op_cases(model, tok_big, dev, dtype)
+    small = _op_cases(model, tok_small, dev, dtype)
+    for cls, (fn, ideal) in big.items():
+        s = time_fn(fn, dev, reps=reps)
+        out.append(_rec(s, op="op_device", cls=cls, tokens=tok_big, ideal_bytes=float(ideal)))
+    x = torch.randn(tok_small, model.d_model, device=dev, dtype=dtype)
+    w = torch.randn(64, model.d_model, device=dev, dtype=dtype)
+    q = torch.randn(1, 1, 4, model.head_dim, device=dev, dtype=dtype)  # (B, S, H, D) as the executor holds it
+    kv = torch.randn(1, 64, 4, model.head_dim, device=dev, dtype=dtype)
+    kern = "cudnn" if dev.type == "cuda" else "math"
+    small["gemm"] = (lambda: F.linear(x, w), 0.0)
+    small["attention"] = (lambda: sdpa_lse(kern, q.transpose(1, 2), kv.transpose(1, 2), kv.transpose(1, 2),
+                                           False), 0.0)
+    for cls, (fn, _) in small.items():
+        for _ in range(20):
+            fn()
+        _sync(dev)
+        samples = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            for _ in range(calls):
+                fn()
+            _sync(dev)
+            samples.append((time.perf_counter() - t0) / calls)
+        out.append(_rec(samples, op="op_issue", cls=cls, tokens=tok_small, calls=calls))
+    return out
+
+
+def bench_executor_walk(dev, dtype, reps: int = 20) -> dict:
+    """Wall time of the real executor walking a tiny one-GPU decode step (host-bound): what its per-op
+    dispatch (tags, streams, events, buffer bookkeeping) adds to the issue time of the ops themselves."""
+    from costmodel import layers as Lr
+    from costmodel.config import Config
+    from costmodel.build import build_schedule
+    from costmodel.plan import Plan
+    from costmodel.specs import Model, Workload
+    from costmodel.topology import parse_topology
+    from costmodel import presets
+    from real.executor import Executor
+
+    model = Model(name="walk", layers=2, d_model=256, n_heads=2, n_kv_heads=2, head_dim=128, d_ff=1024)
+    wl = Workload(batch=1, seq_len=64, phase="decode", context_len=64)
+    cfg = Config(hardware=presets.load_hardware("h200-sxm-published"), topology=parse_topology("nvswitch:1"),
+                 model=model, workload=wl, plan=Plan())
+    sched = build_schedule(model, wl, cfg.plan, cfg.topology)
+    kern = "cudnn" if dev.type == "cuda" else "math"
+    ex = Executor(cfg, sched, 0, device=dev, dtype=dtype, kernel=kern, seed=0)
+    for _ in range(5):
+        ex.run()
+    _sync(dev)
+    samples = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            ex.run()
+        _sync(dev)
+        samples.append((time.perf_counter() - t0) / reps)
+    counts: dict[str, int] = {}
+    for op in sched.rank_ops(0):
+        if op.is_compute:
+            name = op.tag.rsplit("/", 1)[1]
+            kind = op.kind
+            w = Lr.Work(name=name, kind=kind)
+            cls = Lr.op_class(w)
+            counts[cls] = counts.get(cls, 0) + 1
+    return _rec(samples, op="executor_walk", ops=counts, n_ops=len(sched.rank_ops(0)))
