@@ -49,6 +49,7 @@ class _Acc:
         z = np.zeros(shape)
         self.compute, self.memory, self.overhead = z.copy(), z.copy(), z.copy()
         self.flops, self.hbm = z.copy(), z.copy()
+        self.host = z.copy()  # host time to issue the ops added (compute and comm)
 
     def parts(self, w: Work):
         """(device time, compute-bound?) of one run of w."""
@@ -67,22 +68,26 @@ class _Acc:
         return np.asarray(t, dtype=float), cb & (fl > 0)
 
     def time(self, w: Work):
-        return kernels.issue(self.hw, self.parts(w)[0], Lr.op_class(w))
+        """Device time of one run of w."""
+        return self.parts(w)[0]
+
+    def issue_comm(self, count):
+        """Host time of ``count`` communication calls (one kernel launch each)."""
+        self.host = self.host + np.asarray(count, dtype=float) * self.hw.launch_s
 
     def add(self, w: Work, count=1.0, scale=1.0):
         """Add ``count`` runs of w to the path (its time multiplied by ``scale``); returns one run's time."""
         t, cb = self.parts(w)
-        over = np.maximum(self.hw.op(Lr.op_class(w)).issue_s - t, 0.0)  # issue-bound: the host is slower
         self.compute = self.compute + count * scale * np.where(cb, t, 0.0)
         self.memory = self.memory + count * scale * np.where(cb, 0.0, t)
-        self.overhead = self.overhead + count * scale * over
+        self.host = self.host + count * self.hw.op(Lr.op_class(w)).issue_s
         self.flops = self.flops + count * np.asarray(w.flops, dtype=float)
         self.hbm = self.hbm + count * np.asarray(w.hbm_bytes, dtype=float)
-        return (t + over) * scale
+        return t * scale
 
     @property
     def busy(self):
-        return self.compute + self.memory + self.overhead
+        return self.compute + self.memory
 
 
 def _link(setting: Setting, span) -> np.ndarray:
@@ -166,6 +171,7 @@ def evaluate(model: Model, hw: Hardware, st: Setting, *, batch, seq, tp=1, pp=1,
     ar_msg = tok * d * b
     t_ar = kernels.comm_time(hw, "nvlink", Collective.ALL_REDUCE, ar_msg, T)
     comm_path = comm_path + 2 * t_ar
+    acc.issue_comm(2 * (T > 1))
     sent_nv = sent_nv + 2 * kernels.sent_bytes(Collective.ALL_REDUCE, ar_msg, T) * (T > 1)
 
     # ---- attention block ----
@@ -182,6 +188,7 @@ def evaluate(model: Model, hw: Hardware, st: Setting, *, batch, seq, tp=1, pp=1,
         comm_path_ib = comm_path_ib + np.where(u_ib, t_a2a, 0.0)
         a2a_sent = kernels.sent_bytes(Collective.ALL_TO_ALL, a2a_qkv + a2a_o, U) * if_u
         sent_nv, sent_ib = sent_nv + np.where(u_ib, 0, a2a_sent), sent_ib + np.where(u_ib, a2a_sent, 0)
+        acc.issue_comm(2 * if_u + 2 * (R - 1))
         t_attn, t_xfer = _ring_prefill(model, hw, st, acc, mb, hq, hkv, lr, R, ring_ib)
         t_xfer = t_xfer + t_a2a
         blk = mb * lr * 2 * hkv * hd * b
@@ -195,7 +202,9 @@ def evaluate(model: Model, hw: Hardware, st: Setting, *, batch, seq, tp=1, pp=1,
 
     # ---- stages and micro-batches ----
     lps = model.layers / S
-    t_stage = lps * layer_t
+    # the host issues a stage's ops ahead of its GPU: a stage takes its device path or its host path
+    t_dev = lps * layer_t
+    t_stage = np.maximum(t_dev, lps * acc.host)
     act = tok * d * b
     pp_ib = _link(st, T * U * R * S) & (S > 1)
     x_pp = np.where(S > 1, _comm(hw, pp_ib, Collective.P2P, act, 2), 0.0)
@@ -220,10 +229,10 @@ def evaluate(model: Model, hw: Hardware, st: Setting, *, batch, seq, tp=1, pp=1,
         "stage_time_s": t_stage,
         "t_compute_s": acc.compute * lps * m,
         "t_memory_s": acc.memory * lps * m,
-        "t_overhead_s": acc.overhead * lps * m,
+        "t_overhead_s": (t_stage - t_dev) * m,
         "t_bubble_s": latency - m * t_stage,
     }
-    out["t_comm_exposed_s"] = np.maximum(m * t_stage - (acc.busy * lps * m), 0.0)
+    out["t_comm_exposed_s"] = np.maximum(m * t_dev - (acc.busy * lps * m), 0.0)
     out["t_comm_s"] = (2 * t_ar + t_xfer) * lps * m + (S + m - 2) * x_pp * (S > 1)
     out["bottleneck"] = bottleneck(out)
     out.update(memory(model, hw, st, B=B, L=L, C=C, T=T, S=S, R=R, U=U, m=m, tok=tok, hq=hq, hkv=hkv))
@@ -335,6 +344,8 @@ def _decode_attention(model, hw, st, acc: _Acc, mb, tok, hq, hkv, C, R, U, T, ri
     extra = np.where(is_ring, t_ring_extra, 0.0) + np.where(u, t_u, 0.0)
     nv = np.where(is_ring, r_sent, 0.0) + np.where(u & ~u_ib, u_sent, 0.0)
     ib = np.where(is_ring & ring_ib, r_sent, 0.0) + np.where(u & u_ib, u_sent, 0.0)
+    calls = {DecodeAttn.ALLGATHER: 1, DecodeAttn.PASS_Q: 2 * R, DecodeAttn.PASS_KV: 2 * (R - 1)}[DecodeAttn(v)]
+    acc.issue_comm(np.where(is_ring, calls, 0.0) + 2 * u)
     xfer = np.where(is_ring, t_ring_x, 0.0) + np.where(u, t_u, 0.0)
     return extra + zero, (nv, ib), xfer + zero
 

@@ -76,13 +76,14 @@ class _Prog:
 
     def work(self, w: Work, tag: str, rename: dict[str, str]) -> Op:
         shape, flops, hbm, est = self.b.work_cost(w)
+        issue = self.b.hw.op(Lr.op_class(w)).issue_s if self.b.hw else 0.0
         if rename:
             reads = tuple(rename.get(x, x) for x in w.reads)
             writes = tuple(rename.get(x, x) for x in w.writes)
         else:
             reads, writes = tuple(w.reads), tuple(w.writes)
         return self.add(stream=COMPUTE, kind=w.kind, tag=f"{tag}/{w.name}", reads=reads, writes=writes,
-                        flops=flops, hbm_bytes=hbm, shape=shape, causal=w.causal, est_s=est)
+                        flops=flops, hbm_bytes=hbm, shape=shape, causal=w.causal, est_s=est, issue_s=issue)
 
     def collective(self, coll: str, group: tuple[int, ...], msg_bytes: float, tag: str, reads, writes) -> Op | None:
         if len(group) <= 1:
@@ -92,7 +93,8 @@ class _Prog:
         return self.add(stream=COMM, kind=coll, tag=tag, reads=reads, writes=writes, peers=group,
                         match=b.key(f"{tag}|{group}"), msg_bytes=float(msg_bytes), link=link.value,
                         link_bytes=b.sent(coll, msg_bytes, len(group)),
-                        est_s=b.comm_est(link, coll, msg_bytes, len(group)))
+                        est_s=b.comm_est(link, coll, msg_bytes, len(group)),
+                        issue_s=b.hw.launch_s if b.hw else 0.0)
 
     def sendrecv(self, tag: str, send_to: int | None, send_buf: str | None, recv_from: int | None,
                  recv_buf: str | None, nbytes: float, recv_tag: str | None = None) -> None:
@@ -104,14 +106,14 @@ class _Prog:
             self.add(stream=COMM, kind=Kind.SEND, tag=f"{tag}/send", reads=(send_buf,), peers=(send_to,),
                      match=b.key(f"{tag}|{self.rank}->{send_to}"), batch=batch, msg_bytes=float(nbytes),
                      link=link.value, link_bytes=float(nbytes),
-                     est_s=b.comm_est(link, Collective.P2P, nbytes, 2))
+                     est_s=b.comm_est(link, Collective.P2P, nbytes, 2), issue_s=b.hw.launch_s if b.hw else 0.0)
         if recv_from is not None:
             link = b.topo.link(recv_from, self.rank)
             rtag = recv_tag or tag
             self.add(stream=COMM, kind=Kind.RECV, tag=f"{rtag}/recv", writes=(recv_buf,), peers=(recv_from,),
                      match=b.key(f"{rtag}|{recv_from}->{self.rank}"), batch=batch, msg_bytes=float(nbytes),
                      link=link.value,
-                     est_s=b.comm_est(link, Collective.P2P, nbytes, 2))
+                     est_s=b.comm_est(link, Collective.P2P, nbytes, 2), issue_s=b.hw.launch_s if b.hw else 0.0)
 
 
 def _num(v):

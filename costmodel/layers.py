@@ -62,11 +62,17 @@ def op_class(w: Work) -> str:
 
 
 def work_time(hw: Hardware, w: Work, kernel: str):
+    """Device time of one run of w (the host's issue time is separate: ``issue_time``)."""
     if w.kind == Kind.GEMM:
-        return kernels.gemm_time(hw, w.flops, w.hbm_bytes, w.m)
+        return kernels.gemm_device_time(hw, w.flops, w.hbm_bytes, w.m)
     if w.kind == Kind.ATTN:
-        return kernels.attn_time(hw, kernel, w.flops, w.hbm_bytes, w.kv_len, w.causal, w.q_len)
-    return kernels.elementwise_time(hw, w.hbm_bytes, op_class(w))
+        return kernels.attn_device_time(hw, kernel, w.flops, w.hbm_bytes, w.kv_len, w.causal, w.q_len)
+    return kernels.elementwise_device_time(hw, w.hbm_bytes, op_class(w))
+
+
+def issue_time(hw: Hardware, w: Work) -> float:
+    """Host time to issue w (its op class's calibrated figure, or the kernel launch cost)."""
+    return hw.op(op_class(w)).issue_s
 
 
 def gemm(name, m, n, k, dtype_bytes, reads, writes) -> Work:

@@ -11,7 +11,9 @@ Semantics every interpreter follows (analytic, ``sim``, ``real``):
   ``match`` id and complete together.
 * ``reads``/``writes`` name buffers; ``deps`` were derived from them (read-after-write,
   write-after-read, write-after-write), so an executor can allocate exactly those buffers.
-* ``est_s`` is the op's uncontended time on the profile the schedule was built with (kernels.py).
+* ``est_s`` is the op's uncontended device time on the profile the schedule was built with
+  (kernels.py); ``issue_s`` is the host's time to issue it.  The host of a rank issues its ops in list
+  order, one after another, ahead of the GPU: an op cannot start before the host has issued it.
 """
 from __future__ import annotations
 
@@ -43,6 +45,7 @@ class Op:
     reads: tuple[str, ...] = ()
     writes: tuple[str, ...] = ()
     est_s: float = 0.0
+    issue_s: float = 0.0  # host time to issue the op (the host walks a rank's ops in list order)
 
     @property
     def is_compute(self) -> bool:

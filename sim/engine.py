@@ -154,6 +154,16 @@ class Engine:
                     pend[unit_of[i]] += 1
         self.unit_of, self.units, self.stream_units, self.pend, self.dependents = \
             unit_of, units, stream_units, pend, dependents
+        # the host of a rank issues its ops in list order, ahead of the GPU: a unit cannot start before
+        # the host has issued all of its ops (cumulative issue time of the rank's ops up to them)
+        host_clock = [0.0] * self.s.n_ranks
+        host_ready = [0.0] * len(units)
+        for i, op in enumerate(ops):
+            host_clock[op.rank] += op.issue_s
+            u = unit_of[i]
+            if host_clock[op.rank] > host_ready[u]:
+                host_ready[u] = host_clock[op.rank]
+        self.host_ready = host_ready
 
     # -- run -----------------------------------------------------------------------------------
     def run(self) -> SimResult:
@@ -168,6 +178,7 @@ class Engine:
         self.trigger = [-1] * len(self.units)
         self.head = [0] * len(self.stream_units)
         self.busy = [False] * len(self.stream_units)
+        self.host_wait = [False] * len(self.stream_units)
         self.comm_active = [0] * self.s.n_ranks
         self.running: list[list[int]] = [[] for _ in range(self.s.n_ranks)]  # compute ops in flight
         self.c_state: dict[int, list] = {}  # op -> [remaining uncontended s, since, factor, version]
@@ -214,10 +225,22 @@ class Engine:
         u = us[h]
         if self.pend[u]:
             return
+        wait = self.host_ready[u] - self.env._now
+        if wait > 1e-15:  # the GPU is ahead of the host: come back when the host has issued the unit
+            if not self.host_wait[st]:
+                self.host_wait[st] = True
+                self._post(wait, self._host_issued, (st, trig))
+            return
         self.busy[st] = True
         self.trigger[u] = trig
         for i in self.units[u]:
             self._start_op(i)
+
+    def _host_issued(self, ev) -> None:
+        st, trig = ev._value
+        self.n_events += 1
+        self.host_wait[st] = False
+        self._try_issue(st, trig)
 
     def _start_op(self, i: int) -> None:
         now = self.env._now

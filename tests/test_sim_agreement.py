@@ -4,7 +4,10 @@ coarsening (identical layers and micro-batches) against the full simulation.
 The analytic model applies ``compute_slowdown_under_comm`` as a blanket factor on ring-step compute
 that overlaps a transfer, while the simulator slows compute only for the time a comm op of the same
 GPU is actually in flight.  For the 1% agreement the profile's slowdown is set to 1.0 (hardware
-override), so the two engines are compared on the same physics.
+override), so the two engines are compared on the same physics.  The host's issue time is set to zero
+here too: the analytic model takes a stage as max(device path, host path), exact when one of the two
+dominates throughout and a lower bound when they interleave, which the simulator's host clock
+resolves op by op (``test_host_pipeline_*`` hold both regimes).
 """
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -17,7 +20,7 @@ from costmodel.specs import Model, Workload
 from costmodel.topology import parse_topology
 from sim import run_config
 
-NO_SLOWDOWN = ["achievable.compute_slowdown_under_comm=1.0"]
+NO_SLOWDOWN = ["achievable.compute_slowdown_under_comm=1.0", "achievable.launch_us=0"]
 
 
 @pytest.fixture(scope="module")
@@ -123,3 +126,34 @@ def test_coarsening_changes_no_result(plan, topo, mb, extra, periodic):
     assert [lk["link"] for lk in coarse.links] == [lk["link"] for lk in full.links]
     for a, b in zip(coarse.links, full.links):
         assert a["bytes"] == pytest.approx(b["bytes"], rel=1e-12)
+
+
+@pytest.mark.parametrize("regime,launch_us", [("device-bound", 1.0), ("host-bound", 900.0)])
+def test_host_pipeline_regimes(regime, launch_us):
+    """The host issues ahead of the GPU: where one side dominates throughout, both engines give the
+    same phase time (max of the device path and the host path)."""
+    hw = load_hardware("h100-sxm", ["achievable.compute_slowdown_under_comm=1.0", f"achievable.launch_us={launch_us}"])
+    model = _model(4, 128, 16, 1, 4)
+    wl = Workload(batch=1, seq_len=16384)
+    cfg = Config(hardware=hw, topology=parse_topology("nvswitch:2"), model=model, workload=wl, plan=Plan(tp=2))
+    a = float(_eval(cfg)["latency_s"])
+    s = run_config(cfg).latency_s
+    assert s == pytest.approx(a, rel=0.01)
+    n_ops = len([op for op in __import__("costmodel.build", fromlist=["x"]).build_schedule(
+        model, wl, cfg.plan, cfg.topology, hw).rank_ops(0)])
+    if regime == "host-bound":  # every op waits for the host: the phase is the host's issue time
+        assert a == pytest.approx(n_ops * launch_us * 1e-6, rel=0.05)
+
+
+def test_host_clock_delays_ops_in_sim():
+    """With a slow host, the simulator starts no op before the host has issued it."""
+    hw = load_hardware("h100-sxm", ["achievable.launch_us=500"])
+    model = _model(1, 64, 8, 1, 2)
+    cfg = Config(hardware=hw, topology=parse_topology("nvswitch:1"), model=model,
+                 workload=Workload(batch=1, seq_len=256), plan=Plan())
+    res = run_config(cfg, coarsen=False).result
+    ops = res.schedule.rank_ops(0)
+    clock = 0.0
+    for op in ops:
+        clock += op.issue_s
+        assert res.start[op.id] >= clock - 1e-12
