@@ -72,8 +72,8 @@ class _Acc:
         return self.parts(w)[0]
 
     def issue_comm(self, count):
-        """Host time of ``count`` communication calls (one kernel launch each)."""
-        self.host = self.host + np.asarray(count, dtype=float) * self.hw.launch_s
+        """Host time of ``count`` communication calls (the profile's ``comm`` issue time)."""
+        self.host = self.host + np.asarray(count, dtype=float) * self.hw.op("comm").issue_s
 
     def add(self, w: Work, count=1.0, scale=1.0):
         """Add ``count`` runs of w to the path (its time multiplied by ``scale``); returns one run's time."""

@@ -94,7 +94,7 @@ class _Prog:
                         match=b.key(f"{tag}|{group}"), msg_bytes=float(msg_bytes), link=link.value,
                         link_bytes=b.sent(coll, msg_bytes, len(group)),
                         est_s=b.comm_est(link, coll, msg_bytes, len(group)),
-                        issue_s=b.hw.launch_s if b.hw else 0.0)
+                        issue_s=b.hw.op("comm").issue_s if b.hw else 0.0)
 
     def sendrecv(self, tag: str, send_to: int | None, send_buf: str | None, recv_from: int | None,
                  recv_buf: str | None, nbytes: float, recv_tag: str | None = None) -> None:
@@ -106,14 +106,14 @@ class _Prog:
             self.add(stream=COMM, kind=Kind.SEND, tag=f"{tag}/send", reads=(send_buf,), peers=(send_to,),
                      match=b.key(f"{tag}|{self.rank}->{send_to}"), batch=batch, msg_bytes=float(nbytes),
                      link=link.value, link_bytes=float(nbytes),
-                     est_s=b.comm_est(link, Collective.P2P, nbytes, 2), issue_s=b.hw.launch_s if b.hw else 0.0)
+                     est_s=b.comm_est(link, Collective.P2P, nbytes, 2), issue_s=b.hw.op("comm").issue_s if b.hw else 0.0)
         if recv_from is not None:
             link = b.topo.link(recv_from, self.rank)
             rtag = recv_tag or tag
             self.add(stream=COMM, kind=Kind.RECV, tag=f"{rtag}/recv", writes=(recv_buf,), peers=(recv_from,),
                      match=b.key(f"{rtag}|{recv_from}->{self.rank}"), batch=batch, msg_bytes=float(nbytes),
                      link=link.value,
-                     est_s=b.comm_est(link, Collective.P2P, nbytes, 2), issue_s=b.hw.launch_s if b.hw else 0.0)
+                     est_s=b.comm_est(link, Collective.P2P, nbytes, 2), issue_s=b.hw.op("comm").issue_s if b.hw else 0.0)
 
 
 def _num(v):

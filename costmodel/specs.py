@@ -114,7 +114,7 @@ class OpFigures:
         check(0 <= self.issue_s < 1.0, "ops.issue_us", self.issue_s * 1e6, "must be in [0, 1e6) microseconds")
 
 
-OP_CLASSES = ("norm", "rope", "residual", "act", "merge", "init", "finalize", "gemm", "attention")
+OP_CLASSES = ("norm", "rope", "residual", "act", "merge", "init", "finalize", "gemm", "attention", "comm")
 
 
 @dataclass(frozen=True, kw_only=True)

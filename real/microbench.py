@@ -278,6 +278,8 @@ def run_all(model_dims: dict, quick: bool = False) -> dict:
     from costmodel.specs import Model
     m = Model(name="dims", layers=1, d_model=d, n_heads=heads, n_kv_heads=kvd // hd, head_dim=hd, d_ff=ff)
     R += bench_ops(dev, dtype, m, reps, tok_big=256 if quick else 16384, calls=50 if quick else 300)
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        R.append(bench_comm_issue(dev, 50 if quick else 200))
     R.append(bench_executor_walk(dev, dtype, reps=3 if quick else 20))
     if dist.is_initialized() and dist.get_world_size() > 1:
         sizes = [2**10, 2**16] if quick else [2**10, 2**14, 2**17, 2**20, 2**23, 2**26, 2**28, 2**30]
@@ -382,13 +384,25 @@ def bench_executor_walk(dev, dtype, reps: int = 20) -> dict:
     from costmodel import presets
     from real.executor import Executor
 
-    model = Model(name="walk", layers=2, d_model=256, n_heads=2, n_kv_heads=2, head_dim=128, d_ff=1024)
+    from real import comm as C
+
+    world = dist.get_world_size() if dist.is_initialized() else 1
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    tp = world if world in (1, 2, 4, 8) else 1
+    model = Model(name="walk", layers=2, d_model=256 * tp, n_heads=2 * tp, n_kv_heads=2 * tp, head_dim=128,
+                  d_ff=1024 * tp)
     wl = Workload(batch=1, seq_len=64, phase="decode", context_len=64)
-    cfg = Config(hardware=presets.load_hardware("h200-sxm-published"), topology=parse_topology("nvswitch:1"),
-                 model=model, workload=wl, plan=Plan())
+    cfg = Config(hardware=presets.load_hardware("h200-sxm-published"), topology=parse_topology(f"nvswitch:{tp}"),
+                 model=model, workload=wl, plan=Plan(tp=tp))
     sched = build_schedule(model, wl, cfg.plan, cfg.topology)
     kern = "cudnn" if dev.type == "cuda" else "math"
-    ex = Executor(cfg, sched, 0, device=dev, dtype=dtype, kernel=kern, seed=0)
+    groups = None
+    if tp > 1:
+        groups = C.Groups()
+        groups.prepare(cfg.plan)
+    if tp == 1 and rank:
+        rank = 0
+    ex = Executor(cfg, sched, rank, device=dev, dtype=dtype, kernel=kern, seed=0, groups=groups)
     for _ in range(5):
         ex.run()
     _sync(dev)
@@ -400,11 +414,43 @@ def bench_executor_walk(dev, dtype, reps: int = 20) -> dict:
         _sync(dev)
         samples.append((time.perf_counter() - t0) / reps)
     counts: dict[str, int] = {}
-    for op in sched.rank_ops(0):
-        if op.is_compute:
+    for op in sched.rank_ops(rank):
+        if not op.is_compute:
+            counts["comm"] = counts.get("comm", 0) + 1
+        else:
             name = op.tag.rsplit("/", 1)[1]
             kind = op.kind
             w = Lr.Work(name=name, kind=kind)
             cls = Lr.op_class(w)
             counts[cls] = counts.get(cls, 0) + 1
-    return _rec(samples, op="executor_walk", ops=counts, n_ops=len(sched.rank_ops(0)))
+    if dist.is_initialized():
+        samples = _max_over_ranks(samples, dev)
+    return _rec(samples, op="executor_walk", ops=counts, n_ops=len(sched.rank_ops(rank)), tp=tp)
+
+
+def bench_comm_issue(dev, calls: int = 200) -> dict:
+    """Host time per tiny NCCL call issued back to back (all-reduce, all-gather, neighbour exchange)."""
+    world, rank = dist.get_world_size(), dist.get_rank()
+    x = torch.ones(64, device=dev)
+    g = torch.empty(64 * world, device=dev)
+    y = torch.empty_like(x)
+
+    def exchange():
+        ops = [dist.P2POp(dist.isend, x, (rank + 1) % world), dist.P2POp(dist.irecv, y, (rank - 1) % world)]
+        for r in dist.batch_isend_irecv(ops):
+            r.wait()
+
+    per = {}
+    for name, fn in (("all_reduce", lambda: dist.all_reduce(x)), ("all_gather", lambda: dist.all_gather_into_tensor(g, x)),
+                     ("p2p", exchange)):
+        for _ in range(20):
+            fn()
+        _sync(dev)
+        dist.barrier()
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        _sync(dev)
+        per[name] = (time.perf_counter() - t0) / calls
+    s = _max_over_ranks([statistics.median(per.values())], dev)
+    return _rec(s, op="op_issue", cls="comm", calls=calls, per_call_s=per)

@@ -65,15 +65,25 @@ def run(a: argparse.Namespace) -> int:
             return 0  # not rank 0
     if a.raw_out and not a.from_raw:
         write_json(a.raw_out, raw)
-    prof, notes = fit_profile(raw, a.base, a.name or a.base)
-    if a.from_raw:
-        import sys
-        prof["provenance"]["fitted_by"] = "ringsim calibrate " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["calibrate"]
-                                                                         else sys.argv[1:])
-    header = (f"# Calibrated by `ringsim calibrate` on {prof['provenance']['gpu']} ({prof['provenance']['date']}).\n"
-              "# Measured fields and the ones kept from the published preset are listed in provenance.notes.\n")
-    atomic_write_text(a.out, header + tomli_w.dumps(prof))
-    print(f"wrote {a.out}")
-    for n in notes:
-        print(f"  {n}")
+    import sys
+    from pathlib import Path
+
+    name = a.name or a.base
+    eager_out = Path(a.out).with_name(Path(a.out).stem + "-eager.toml")
+    for path, nm, ops in ((Path(a.out), name, False), (eager_out, name + "-eager", True)):
+        prof, notes = fit_profile(raw, a.base, nm, with_ops=ops)
+        if ops and "ops" not in prof["achievable"]:
+            continue  # no executor measurements in this raw file
+        if a.from_raw:
+            prof["provenance"]["fitted_by"] = "ringsim calibrate " + " ".join(
+                sys.argv[2:] if sys.argv[1:2] == ["calibrate"] else sys.argv[1:])
+        kind = ("this repository's eager executor (real/): validation of its measurements" if ops else
+                "the hardware with ideal fused elementwise kernels: predictions")
+        header = (f"# Calibrated by `ringsim calibrate` on {prof['provenance']['gpu']} ({prof['provenance']['date']}).\n"
+                  f"# Profile of {kind}.\n"
+                  "# Measured fields and the ones kept from the published preset are listed in provenance.notes.\n")
+        atomic_write_text(path, header + tomli_w.dumps(prof))
+        print(f"wrote {path}")
+        for n in notes:
+            print(f"  {n}")
     return 0

@@ -21,9 +21,16 @@ CAL = ROOT / "validation" / "data" / "calibration"
 @pytest.mark.parametrize("raw,base,name", [("h200x2_raw.json", "h200-sxm-published", "h200-sxm"),
                                            ("h100x1_raw.json", "h100-sxm-published", "h100-sxm")])
 def test_committed_profile_is_the_fit_of_committed_raw(raw, base, name):
-    prof, notes = fit_profile(json.loads((CAL / raw).read_text()), base, name)
+    data = json.loads((CAL / raw).read_text())
+    prof, notes = fit_profile(data, base, name)
     committed = tomllib.loads((ROOT / "costmodel" / "presets" / "hardware" / f"{name}.toml").read_text())
     assert committed["achievable"] == prof["achievable"]
+    assert "ops" not in committed["achievable"]  # predictions: ideal fused kernels
+    eager = ROOT / "costmodel" / "presets" / "hardware" / f"{name}-eager.toml"
+    if eager.exists():  # the executor's own op figures, fitted from the same raw file
+        ep, _ = fit_profile(data, base, name + "-eager", with_ops=True)
+        assert tomllib.loads(eager.read_text())["achievable"] == ep["achievable"]
+        assert {"norm", "rope", "gemm", "comm"} <= set(ep["achievable"]["ops"])
     assert committed["peak"] == prof["peak"]
     assert committed["provenance"]["kind"] == "calibrated" and committed["provenance"]["gpu"].startswith("NVIDIA H")
     for k in ("driver", "torch", "date", "command"):

@@ -113,8 +113,11 @@ def fit_ops(results: list[dict], elementwise_Bps: float) -> dict | None:
     return out
 
 
-def fit_profile(raw: dict, base: str, name: str) -> tuple[dict, list[str]]:
-    """The base preset's TOML dict with every measured figure replaced; returns (profile, notes)."""
+def fit_profile(raw: dict, base: str, name: str, with_ops: bool = False) -> tuple[dict, list[str]]:
+    """The base preset's TOML dict with every measured figure replaced; returns (profile, notes).
+
+    ``with_ops`` adds the executor's own op figures (``achievable.ops``): a profile of *this* eager
+    implementation, for validating it; without them the profile predicts ideal fused kernels."""
     prof = presets.load_toml("hardware", base)
     prof = copy.deepcopy(prof)
     res = raw["results"]
@@ -135,7 +138,10 @@ def fit_profile(raw: dict, base: str, name: str) -> tuple[dict, list[str]]:
     if ew:
         ach["elementwise_TBps"] = _sig(ew[-1]["bytes"] / ew[-1]["median_s"] / 1e12)
         notes.append("achievable.elementwise_TBps: measured (add of the largest size, 3 bytes moved per byte)")
-    ops = fit_ops(res, ach["elementwise_TBps"] * 1e12)
+    ops = fit_ops(res, ach["elementwise_TBps"] * 1e12) if with_ops else None
+    if not with_ops:
+        notes.append("achievable.ops: none (ideal fused kernels); the executor's measured op figures are in the "
+                     "'-eager' profile fitted from the same raw file")
     if ops:
         ach["ops"] = ops
         notes.append("achievable.ops.*: measured on the real/ executor's own implementations: bytes_factor = device "

@@ -12,6 +12,7 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
+from costmodel import presets
 from costmodel.config import Config, add_config_arguments, config_from_args
 from costmodel.errors import SpecError
 from costmodel.predict import predict
@@ -47,6 +48,8 @@ def config_of(rec: dict, hardware: str | None = None) -> Config:
     a, _ = p.parse_known_args(options_of(rec))
     if hardware:
         a.hardware = hardware
+    elif f"{a.hardware}-eager" in presets.available("hardware"):
+        a.hardware = f"{a.hardware}-eager"  # the measurements are of the eager executor: use its op figures
     chosen = (rec.get("attn_kernel_real") or {}).get("chosen")
     if chosen in ("flash", "cudnn"):  # predict with the kernel the run actually used
         a.attn_kernel = chosen
@@ -88,6 +91,7 @@ class Row:
 
 
 def label_of(cfg: Config) -> str:
+    """A readable name of a configuration (plan, phase, sizes, kernel)."""
     wl, p = cfg.workload, cfg.plan
     size = f"L={wl.seq_len}" if wl.phase == "prefill" else f"ctx={wl.context}"
     name = p.name + (f"[{p.decode_attn.value}]" if wl.phase == "decode" and p.ring > 1 else "")
