@@ -326,7 +326,7 @@ def _decode_attention(model, hw, st, acc: _Acc, mb, tok, hq, hkv, C, R, U, T, ri
         a = Lr.attention("attn", model, tok, hq, 1, shard_len, False, (), (), kv_heads=hkv)
         mrg = Lr.lse_merge("merge", model, tok, hq, (), ())
         fin = Lr.elementwise("finalize", tok * hq * hd * (ab + b), (), ())
-        shard = mb * shard_len * 2 * hkv * hd * b
+        shard = tok * R * shard_len * 2 * hkv * hd * b  # the owners' padded batch (tok rows per rank)
         x = np.where(ring_ib, kernels.comm_time(hw, "ib", Collective.P2P, shard, 2),
                      kernels.comm_time(hw, "nvlink", Collective.P2P, shard, 2))
         ca, cm = acc.time(a), acc.time(mrg)
@@ -360,7 +360,13 @@ def memory(model: Model, hw: Hardware, st: Setting, *, B, L, C, T, S, R, U, m, t
                  + model.mlp_mats * d * model.d_ff / T + 2 * d)
     weights = lps * per_layer * b + 2 * model.vocab * d * b / T
     cached = (C if decode else L) / R
-    kv_cache = B * lps * cached * 2 * hkv * hd * b
+    if decode:  # owners (pass-KV, pass-Q, ulysses) pad each micro-batch to a multiple of the group
+        owners = ((R > 1) & (st.decode_attn != DecodeAttn.ALLGATHER)) | (U > 1)
+        sp = R * U
+        B_cache = np.where(owners, m * np.ceil(B / m / sp) * sp, B)
+    else:
+        B_cache = B
+    kv_cache = B_cache * lps * cached * 2 * hkv * hd * b
     mb = B / m
     x = tok * d * b * np.where(S > 1, 2, 1)
     qd_t = model.q_dim / T
@@ -373,7 +379,7 @@ def memory(model: Model, hw: Hardware, st: Setting, *, B, L, C, T, S, R, U, m, t
     activations = x + np.maximum(attn_phase, mlp_phase)
     if decode:
         lr = C / R
-        shard = mb * lr * 2 * hkv * hd * b
+        shard = (tok * R if st.decode_attn == DecodeAttn.PASS_KV else mb) * lr * 2 * hkv * hd * b
         blk = np.ceil(mb / R) * hq * (hd * (b + ab) + 4)
         ring_buf = {DecodeAttn.PASS_KV: 2 * shard, DecodeAttn.PASS_Q: 2 * blk,
                     DecodeAttn.ALLGATHER: R * mb * hq * (hd * ab + 4)}[DecodeAttn(st.decode_attn)]

@@ -403,7 +403,8 @@ class _Builder:
         group, i = self.ring_pos(rank)
         nxt, prv = group[(i + 1) % R], group[(i - 1) % R]
         tok = self.dense_tokens()
-        shard = self.mb * (wl.context // R) * 2 * hkv * model.head_dim * model.dtype_bytes
+        # owners pad the micro-batch to tok x R sequences (every rank the same rows): the shard holds them all
+        shard = tok * R * (wl.context // R) * 2 * hkv * model.head_dim * model.dtype_bytes
         for t in range(R):
             stag = f"{tag}/ring/step{t}"
             cur = kv if t == 0 else f"kvbuf{t % 2}"
