@@ -118,17 +118,22 @@ def bench_decode_attention(dev, dtype, kernels: list[str], cases: list[tuple[int
     out = []
     for kern in kernels:
         for b, L in cases:
-            q = torch.randn(b, heads, 1, head_dim, device=dev, dtype=dtype)
-            k, v = (torch.randn(b, heads, L, head_dim, device=dev, dtype=dtype) for _ in range(2))
-            try:
-                s = time_fn(lambda: sdpa_lse(kern, q, k, v, False), dev, reps=reps)
-            except RuntimeError as e:
-                out.append({"op": "decode_attention", "kernel": kern, "error": str(e).splitlines()[0][:200]})
-                break
-            kv_bytes = 2.0 * b * heads * L * head_dim * q.element_size()
-            out.append(_rec(s, op="decode_attention", kernel=kern, batch=b, heads=heads, kv_len=L,
-                            head_dim=head_dim, kv_bytes=kv_bytes))
-            del q, k, v
+            for layout in ("contiguous", "executor"):
+                q = torch.randn(b, heads, 1, head_dim, device=dev, dtype=dtype)
+                if layout == "contiguous":
+                    k, v = (torch.randn(b, heads, L, head_dim, device=dev, dtype=dtype) for _ in range(2))
+                else:  # the executor's cache: (2, B, S, H, D), attended through (B, H, S, D) views
+                    cache = torch.randn(2, b, L, heads, head_dim, device=dev, dtype=dtype)
+                    k, v = cache[0].transpose(1, 2), cache[1].transpose(1, 2)
+                try:
+                    s = time_fn(lambda: sdpa_lse(kern, q, k, v, False), dev, reps=reps)
+                except RuntimeError as e:
+                    out.append({"op": "decode_attention", "kernel": kern, "error": str(e).splitlines()[0][:200]})
+                    break
+                kv_bytes = 2.0 * b * heads * L * head_dim * q.element_size()
+                out.append(_rec(s, op="decode_attention", kernel=kern, batch=b, heads=heads, kv_len=L,
+                                head_dim=head_dim, kv_bytes=kv_bytes, layout=layout))
+                del q, k, v
     return out
 
 

@@ -46,7 +46,7 @@ def fit_gemm(results: list[dict], peak_flops: float) -> dict:
     return {"flops": [_sig(x) for x in xs], "efficiency": [_sig(y) for y in ys]}
 
 
-def fit_attention(results: list[dict], kernel: str) -> dict | None:
+def fit_attention(results: list[dict], kernel: str, layout: str = "contiguous") -> dict | None:
     a = [r for r in _by(results, "attention") if r["kernel"] == kernel]
     if not a:
         return None
@@ -58,7 +58,8 @@ def fit_attention(results: list[dict], kernel: str) -> dict | None:
             return None
         out[key] = [_sig(rows[L]["flops"] / rows[L]["median_s"] / 1e12) for L in lengths]
     out = {"kv_len": lengths, **out}
-    d = sorted((r for r in _by(results, "decode_attention") if r["kernel"] == kernel), key=lambda r: r["kv_bytes"])
+    d = sorted((r for r in _by(results, "decode_attention") if r["kernel"] == kernel
+                and r.get("layout", "contiguous") == layout), key=lambda r: r["kv_bytes"])
     if d:
         xs, ys = [], []
         for r in d:
@@ -127,11 +128,14 @@ def fit_profile(raw: dict, base: str, name: str, with_ops: bool = False) -> tupl
     notes = []
     ach["gemm"] = fit_gemm(res, peak)
     notes.append("achievable.gemm: measured (efficiency by FLOPs per call at the model's layer shapes, tp=1 and 2)")
+    has_exec_layout = any(r.get("layout") == "executor" for r in _by(res, "decode_attention"))
+    layout = "executor" if with_ops and has_exec_layout else "contiguous"
     for kern in list(ach["attention"]):
-        f = fit_attention(res, kern)
+        f = fit_attention(res, kern, layout)
         if f:
             ach["attention"][kern] = f
-            notes.append(f"achievable.attention.{kern}: measured (B=1, square, causal and full; decode-shaped calls)")
+            notes.append(f"achievable.attention.{kern}: measured (B=1, square, causal and full; decode-shaped calls "
+                         f"on {layout} K/V)")
         else:
             notes.append(f"achievable.attention.{kern}: NOT measured, published figures kept")
     ew = sorted(_by(res, "elementwise"), key=lambda r: r["bytes"])
