@@ -42,19 +42,18 @@ class Setting:
 
 
 class _Acc:
-    """Accumulates time on the critical path split into compute-, memory- and overhead-bound parts."""
+    """Accumulates a rank's device time (compute- and memory-bound) and the host time to issue it."""
 
     def __init__(self, hw: Hardware, kernel: str, shape):
         self.hw, self.kernel = hw, kernel
         z = np.zeros(shape)
-        self.compute, self.memory, self.overhead = z.copy(), z.copy(), z.copy()
+        self.compute, self.memory = z.copy(), z.copy()
         self.flops, self.hbm = z.copy(), z.copy()
         self.host = z.copy()  # host time to issue the ops added (compute and comm)
 
     def parts(self, w: Work):
         """(device time, compute-bound?) of one run of w."""
         hw = self.hw
-        tb = np.asarray(w.hbm_bytes, dtype=float) / hw.elementwise_bw_Bps
         if w.kind == Kind.GEMM:
             t = kernels.gemm_device_time(hw, w.flops, w.hbm_bytes, w.m)
         elif w.kind == Kind.ATTN:
@@ -147,7 +146,6 @@ def evaluate(model: Model, hw: Hardware, st: Setting, *, batch, seq, tp=1, pp=1,
     B, L, T, S, R, U, m = (np.broadcast_to(v, shape).astype(float) for v in (B, L, T, S, R, U, m))
     C = np.broadcast_to(C, shape).astype(float)
     d, b, hd = model.d_model, model.dtype_bytes, model.head_dim
-    gpn = st.gpus_per_node
     mb = B / m
     hq = model.n_heads / (T * U)
     hkv = np.maximum(np.floor(model.n_kv_heads / (T * U)), 1)

@@ -6,7 +6,6 @@ Parallelism is applied by small functions, one per idea: the dense part of a lay
 """
 from __future__ import annotations
 
-from dataclasses import replace
 
 import numpy as np
 
@@ -452,4 +451,4 @@ def _asdict(obj) -> dict:
     return {k: (v.value if hasattr(v, "value") else v) for k, v in d.items()}
 
 
-__all__ = ["build_schedule", "ring_calls", "replace"]
+__all__ = ["build_schedule", "ring_calls"]

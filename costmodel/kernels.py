@@ -1,4 +1,5 @@
-"""Time of one op on a hardware profile: the calibrated cost every engine shares.
+"""Device time of one op on a hardware profile: the calibrated cost every engine shares (the host's
+time to issue an op is the profile's ``op(cls).issue_s``, kept apart: see ``schedule.py``).
 
 All functions are numpy-vectorised: the analytic model calls them with arrays over L and P, the
 schedule builder with scalars (stamping each op's uncontended time), the simulator per op.
@@ -10,21 +11,12 @@ import numpy as np
 from .specs import Collective, Hardware
 
 
-def issue(hw: Hardware, device_s, cls: str | None = None):
-    """Eager ops are issued by the CPU ahead of the GPU: an op costs its device time, or the host's
-    time to issue it when that is longer (a chain of short ops runs at the issue rate)."""
-    return np.maximum(device_s, hw.op(cls).issue_s if cls else hw.launch_s)
-
-
 def gemm_device_time(hw: Hardware, flops, hbm_bytes, m):
     """max(compute at the shape's efficiency, memory); efficiency by rows (tokens) or by FLOPs per call."""
     x = np.maximum(m, 1) if hw.gemm_efficiency_by == "tokens" else np.maximum(flops, 1)
     eff = hw.gemm_efficiency(x)
     return np.maximum(flops / (hw.peak_flops * eff), hbm_bytes / hw.elementwise_bw_Bps)
 
-
-def gemm_time(hw: Hardware, flops, hbm_bytes, m):
-    return issue(hw, gemm_device_time(hw, flops, hbm_bytes, m), "gemm")
 
 
 def attn_device_time(hw: Hardware, kernel: str, flops, hbm_bytes, kv_len, causal: bool, q_len=None):
@@ -38,18 +30,12 @@ def attn_device_time(hw: Hardware, kernel: str, flops, hbm_bytes, kv_len, causal
     return t
 
 
-def attn_time(hw: Hardware, kernel: str, flops, hbm_bytes, kv_len, causal: bool, q_len=None):
-    return issue(hw, attn_device_time(hw, kernel, flops, hbm_bytes, kv_len, causal, q_len), "attention")
-
 
 def elementwise_device_time(hw: Hardware, hbm_bytes, cls: str | None = None):
     """Ideal traffic at the elementwise bandwidth, times the implementation's factor for this op class."""
     f = hw.op(cls).bytes_factor if cls else 1.0
     return f * hbm_bytes / hw.elementwise_bw_Bps
 
-
-def elementwise_time(hw: Hardware, hbm_bytes, cls: str | None = None):
-    return issue(hw, elementwise_device_time(hw, hbm_bytes, cls), cls)
 
 
 def ring_factors(coll: str, group):

@@ -1,7 +1,6 @@
 """``predict``: the analytic model on one configuration, as the JSON contract other tools rely on."""
 from __future__ import annotations
 
-from dataclasses import replace
 
 import numpy as np
 
@@ -126,4 +125,4 @@ def predict(cfg: Config) -> dict:
     }
 
 
-__all__ = ["predict", "max_batch", "max_length", "setting", "replace"]
+__all__ = ["predict", "max_batch", "max_length", "setting"]

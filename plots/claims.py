@@ -11,7 +11,7 @@ from costmodel.plan import seq_multiple
 from costmodel.specs import Phase
 from costmodel.units import fmt_bytes, fmt_count, fmt_seconds
 
-from .seed import _eval, decode_step_floor, make_config, min_memory_per_device, prefill_tps_ceiling
+from .seed import _eval, decode_step_floor, make_config, prefill_tps_ceiling
 
 
 def _pick(preds: list[dict], plan: str, phase: str) -> list[dict]:
@@ -145,7 +145,6 @@ def activation_claim(setup, assume, claim, preds, ceil) -> dict:
 def claims_table(claims: dict, preds: list[dict], ceil: dict) -> list[dict]:
     setup, assume = claims["setup"], claims["assumptions"]
     out = []
-    tps = {c["plan"]: c["value"] for c in claims["claim"] if c["metric"] == "tps"}
     tpot = {c["plan"]: c["value"] for c in claims["claim"] if c["metric"] == "tpot_s"}
     for c in claims["claim"]:
         metric = c["metric"]

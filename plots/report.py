@@ -20,26 +20,23 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
                      + ["| " + " | ".join(r) + " |" for r in esc])
 
 
-def claims_markdown(doc: dict) -> str:
+def claims_markdown(doc: dict, with_change: bool = True) -> str:
+    """The claims table: claim, predictions per topology, physical ceiling, verdict, and (the report's
+    long form) what would have to change; ``with_change=False`` is the short form for the README."""
     topos = list(dict.fromkeys(t for c in doc["claims"] for t in c["predicted"]))
     rows = []
     for c in doc["claims"]:
         ceil = _fmt(c["metric"], c["ceiling"]) if c["ceiling"] is not None else "n/a"
-        rows.append([c["text"]] + [_fmt(c["metric"], c["predicted"].get(t)) for t in topos]
-                    + [ceil, c["verdict"], "<br>".join("• " + x for x in c["change"])])
-    return _table(["seed claim"] + [f"model, {t}" for t in topos]
-                  + ["physical ceiling (TPS) / floor (TPOT), any plan", "verdict", "what would have to change"], rows)
+        row = [c["text"]] + [_fmt(c["metric"], c["predicted"].get(t)) for t in topos] + [ceil, c["verdict"]]
+        rows.append(row + (["<br>".join("• " + x for x in c["change"])] if with_change else []))
+    header = (["seed claim"] + [f"model, {t}" for t in topos]
+              + ["physical ceiling (TPS) / floor (TPOT), any plan", "verdict"])
+    return _table(header + (["what would have to change"] if with_change else []), rows)
 
 
 def verdict_markdown(doc: dict) -> str:
-    """The short verdict table (for the README): claim, predictions, ceiling, verdict's first clause."""
-    topos = list(dict.fromkeys(t for c in doc["claims"] for t in c["predicted"]))
-    rows = []
-    for c in doc["claims"]:
-        ceil = _fmt(c["metric"], c["ceiling"]) if c["ceiling"] is not None else "n/a"
-        rows.append([c["text"]] + [_fmt(c["metric"], c["predicted"].get(t)) for t in topos]
-                    + [ceil, c["verdict"]])
-    return _table(["seed claim"] + [f"model, {t}" for t in topos] + ["ceiling / floor, any plan", "verdict"], rows)
+    """The short verdict table (for the README)."""
+    return claims_markdown(doc, with_change=False)
 
 
 def predictions_markdown(doc: dict) -> str:

@@ -10,7 +10,6 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
 
 from costmodel import presets
 from costmodel.errors import SpecError

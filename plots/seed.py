@@ -6,7 +6,6 @@ result is one JSON-able dict (``seed_report``) that ``report.py`` renders and ``
 """
 from __future__ import annotations
 
-import math
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -17,7 +16,7 @@ from costmodel import presets
 from costmodel.analytic import Setting, evaluate
 from costmodel.config import Config
 from costmodel.errors import SpecError
-from costmodel.plan import parse_plan, seq_multiple, validate
+from costmodel.plan import parse_plan, validate
 from costmodel.predict import predict, setting
 from costmodel.specs import Phase, Workload
 from costmodel.topology import parse_topology

@@ -12,7 +12,7 @@ import numpy as np
 
 from costmodel.errors import SpecError
 
-from .style import layout, plt, save
+from .style import plt, save
 
 KIND_COLORS = {"gemm": "#1f77b4", "attention": "#d62728", "elementwise": "#bcbd22", "lse_merge": "#ff7f0e",
                "send": "#2ca02c", "recv": "#98df8a", "all_reduce": "#9467bd", "all_gather": "#8c564b",

@@ -26,8 +26,7 @@ def run(a: argparse.Namespace) -> int:
     if not rows:
         raise SpecError(f"no usable measurement records in {paths}")
     summary = summarise(rows)
-    result = {"files": paths, "rows": [r.as_dict() for r in rows], "summary": summary,
-              "records": [r.as_dict() for r in rows]}
+    result = {"files": paths, "summary": summary, "records": [r.as_dict() for r in rows]}
     if a.out:
         out = ensure_dir(a.out)
         write_json(out / "validation.json", result)

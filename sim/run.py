@@ -159,7 +159,7 @@ def _ring_period(a: SimResult, b: SimResult, k: int, p: int) -> float | None:
     oa, ob = a.schedule.ops, b.schedule.ops
     c = B[0][sb[0][1][k - 1][0]] - B[0][sb[0][1][k - 2][0]]
     I, J, S = [], [], []  # B op J[n] must happen at A op I[n] (or B op I[n]) shifted by S[n]
-    ia, ib, sh = [], [], []  # pairs within B (periodicity)
+    ia, ib = [], []  # pairs within B (periodicity)
     for (pa, ma, ta), (pb, mb, tb) in zip(sa, sb):
         if len(pa) != len(pb) or len(ta) != len(tb) or len(ma[0]) != len(mb[0]):
             return None

@@ -16,7 +16,6 @@ the shapes the model asks about, never fitted to validation data.
 from __future__ import annotations
 
 import copy
-import statistics
 from collections import defaultdict
 
 import numpy as np
@@ -189,6 +188,3 @@ def _sig(x: float, digits: int = 4) -> float:
     """A figure kept to ``digits`` significant digits (what a measurement supports)."""
     return float(f"{x:.{digits}g}")
 
-
-def median(xs):
-    return statistics.median(xs)
