@@ -54,12 +54,7 @@ class _Acc:
     def parts(self, w: Work):
         """(device time, compute-bound?) of one run of w."""
         hw = self.hw
-        if w.kind == Kind.GEMM:
-            t = kernels.gemm_device_time(hw, w.flops, w.hbm_bytes, w.m)
-        elif w.kind == Kind.ATTN:
-            t = kernels.attn_device_time(hw, self.kernel, w.flops, w.hbm_bytes, w.kv_len, w.causal, w.q_len)
-        else:
-            t = kernels.elementwise_device_time(hw, w.hbm_bytes, Lr.op_class(w))
+        t = Lr.work_time(hw, w, self.kernel)
         # compute-bound by the roofline's ridge point: arithmetic intensity above peak FLOP/s per byte/s
         ridge = hw.peak_flops / hw.hbm_bw_Bps
         fl = np.asarray(w.flops, dtype=float)
@@ -206,7 +201,7 @@ def evaluate(model: Model, hw: Hardware, st: Setting, *, batch, seq, tp=1, pp=1,
     act = tok * d * b
     pp_ib = _link(st, T * U * R * S) & (S > 1)
     x_pp = np.where(S > 1, _comm(hw, pp_ib, Collective.P2P, act, 2), 0.0)
-    latency = np.where(S > 1, (S + m - 1) * t_stage + (S + m - 2) * x_pp, m * t_stage)
+    latency = np.where(S > 1, (S + m - 1) * t_stage + (S + m - 2) * x_pp, m * t_stage) + hw.pass_launch_s
     pp_sent = np.where(S > 1, m * act, 0.0)
     sent_nv = sent_nv * lps * m + np.where(pp_ib, 0.0, pp_sent)
     sent_ib = sent_ib * lps * m + np.where(pp_ib, pp_sent, 0.0)
@@ -227,8 +222,8 @@ def evaluate(model: Model, hw: Hardware, st: Setting, *, batch, seq, tp=1, pp=1,
         "stage_time_s": t_stage,
         "t_compute_s": acc.compute * lps * m,
         "t_memory_s": acc.memory * lps * m,
-        "t_overhead_s": (t_stage - t_dev) * m,
-        "t_bubble_s": latency - m * t_stage,
+        "t_overhead_s": (t_stage - t_dev) * m + hw.pass_launch_s,
+        "t_bubble_s": latency - hw.pass_launch_s - m * t_stage,
     }
     out["t_comm_exposed_s"] = np.maximum(m * t_dev - (acc.busy * lps * m), 0.0)
     out["t_comm_s"] = (2 * t_ar + t_xfer) * lps * m + (S + m - 2) * x_pp * (S > 1)

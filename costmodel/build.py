@@ -438,7 +438,7 @@ def build_schedule(model: Model, workload: Workload, plan: Plan, topo: Topology,
     specs = {"model": _asdict(model), "workload": _asdict(workload), "plan": plan.to_dict(),
              "topology": topo.to_dict(), "hardware": hw.name if hw else None, "attn_kernel": kernel}
     sched = Schedule(n_ranks=plan.n_ranks, ops=b.ops, specs=specs, layers_built=b.layers_per_stage * plan.pp,
-                     layer_repeat=repeat)
+                     layer_repeat=repeat, launch_s=hw.pass_launch_s if hw else 0.0)
     if b.ring_steps_built:
         sched.ring_steps_built, sched.ring_steps_total = b.ring_steps_built, plan.ring - 2
         sched.ring_steps_uniform = b.ring_uniform

@@ -63,7 +63,7 @@ def comm_time(hw: Hardware, link: str, coll: str, msg_bytes, group):
     """Uncontended alpha-beta time of one call; zero for a group of one (no call is made)."""
     f = hw.comm[str(link)][str(coll)]
     steps, vol = ring_factors(coll, group)
-    t = f.latency_s + steps * f.hop_latency_s + vol * msg_bytes / f.bw_Bps
+    t = f.latency_s + steps * f.hop_latency_s + vol * msg_bytes / f.bw(msg_bytes)
     return np.where(np.asarray(group) > 1, t, 0.0) if coll != Collective.P2P else t
 
 

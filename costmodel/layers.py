@@ -62,12 +62,17 @@ def op_class(w: Work) -> str:
 
 
 def work_time(hw: Hardware, w: Work, kernel: str):
-    """Device time of one run of w (the host's issue time is separate: ``issue_time``)."""
+    """Device time of one run of w, at least its op class's floor (the host's issue time is separate:
+    ``issue_time``)."""
+    cls = op_class(w)
     if w.kind == Kind.GEMM:
-        return kernels.gemm_device_time(hw, w.flops, w.hbm_bytes, w.m)
-    if w.kind == Kind.ATTN:
-        return kernels.attn_device_time(hw, kernel, w.flops, w.hbm_bytes, w.kv_len, w.causal, w.q_len)
-    return kernels.elementwise_device_time(hw, w.hbm_bytes, op_class(w))
+        t = kernels.gemm_device_time(hw, w.flops, w.hbm_bytes, w.m)
+    elif w.kind == Kind.ATTN:
+        t = kernels.attn_device_time(hw, kernel, w.flops, w.hbm_bytes, w.kv_len, w.causal, w.q_len)
+    else:
+        t = kernels.elementwise_device_time(hw, w.hbm_bytes, cls)
+    floor = hw.op(cls).floor_s
+    return np.maximum(t, floor) if floor else t
 
 
 def issue_time(hw: Hardware, w: Work) -> float:

@@ -123,9 +123,10 @@ def hardware_from_dict(raw: dict) -> Hardware:
         comm[link] = {}
         for coll in list(lt.t):
             c = lt.sub(coll)
+            curve = _curve(c, "msg_bytes", "bus_GBps", 1e9) if "bus_GBps" in c.t else None
             comm[link][coll] = CommFigures(latency_s=_num(c("latency_us"), c.where) * 1e-6,
                                            hop_latency_s=_num(c("hop_latency_us", 0.0), c.where) * 1e-6,
-                                           bw_Bps=_num(c("bw_GBps"), c.where) * 1e9)
+                                           bw_Bps=_num(c("bw_GBps"), c.where) * 1e9, bw_curve=curve)
             c.done()
         lt.done()
     comm_t.done()
@@ -135,7 +136,8 @@ def hardware_from_dict(raw: dict) -> Hardware:
         for cls in list(ops_t.t):
             o = ops_t.sub(cls)
             ops[cls] = OpFigures(bytes_factor=_num(o("bytes_factor", 1.0), o.where),
-                                 issue_s=_num(o("issue_us"), o.where) * 1e-6)
+                                 issue_s=_num(o("issue_us"), o.where) * 1e-6,
+                                 floor_s=_num(o("floor_us", 0.0), o.where) * 1e-6)
             o.done()
         ops_t.done()
     hw = Hardware(
@@ -151,6 +153,7 @@ def hardware_from_dict(raw: dict) -> Hardware:
         attention=attention,
         elementwise_bw_Bps=_num(ach("elementwise_TBps"), "achievable.elementwise_TBps") * 1e12,
         launch_s=_num(ach("launch_us"), "achievable.launch_us") * 1e-6,
+        pass_launch_s=_num(ach("pass_launch_us", 0.0), "achievable.pass_launch_us") * 1e-6,
         comm=comm,
         compute_slowdown_under_comm=_num(ach("compute_slowdown_under_comm"), "achievable.compute_slowdown_under_comm"),
         workspace_bytes=_num(ach("workspace_GiB"), "achievable.workspace_GiB") * 2**30,

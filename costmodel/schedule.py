@@ -61,6 +61,7 @@ class Schedule:
     specs: dict = field(default_factory=dict)
     layers_built: int = 0  # layers actually expanded (== model.layers unless coarsened)
     layer_repeat: float = 1.0  # each built layer stands for this many identical layers
+    launch_s: float = 0.0  # every rank's first op waits this long (the launch of a captured CUDA graph)
     ring_steps_built: int = 0  # prefill rings built with only k middle steps (build_schedule(ring_steps=k)), else 0
     ring_steps_total: int = 0  # middle steps (1..R-2) those k stand for; totals() counts only what was built
     ring_steps_uniform: bool = True  # the middle steps stood for all cost the same on every rank

@@ -71,14 +71,21 @@ class CommFigures:
     """Achievable alpha-beta figures of one link type for one primitive.
 
     A transfer of n bytes over a group of g ranks costs
-    ``latency_s + steps(g) * hop_latency_s + volume(n, g) / bw_Bps`` where steps and volume are those
-    of NCCL's ring algorithm (see ``kernels.py``).  ``bw_Bps`` is the bus bandwidth that nccl-tests
-    reports (for p2p: the one-way bandwidth of one pair).
+    ``latency_s + steps(g) * hop_latency_s + volume(n, g) / bw(n)`` where steps and volume are those
+    of NCCL's ring algorithm (see ``kernels.py``).  ``bw`` is the bus bandwidth that nccl-tests
+    reports (for p2p: the one-way bandwidth of one pair): ``bw_Bps``, or the measured curve by message
+    size when the profile has one.
     """
 
     latency_s: float
     hop_latency_s: float = 0.0
     bw_Bps: float
+    bw_curve: Curve | None = None  # measured bus bandwidth by message bytes (NCCL's protocols and chunking
+    #                               reach full bandwidth only for large messages); flat beyond its ends
+
+    def bw(self, msg_bytes):
+        """Bus bandwidth for a message of ``msg_bytes`` (numpy-vectorised)."""
+        return self.bw_Bps if self.bw_curve is None else self.bw_curve(msg_bytes)
 
     def __post_init__(self) -> None:
         check(0 <= self.latency_s < 1e-2, "latency_us", self.latency_s * 1e6, "must be in [0, 10000) microseconds")
@@ -103,15 +110,19 @@ class OpFigures:
     ``bytes_factor``: device time over the time of the ideal (fused) HBM traffic the recipe counts
     (1.0 = one fused kernel; an eager chain of FP32 kernels is several times that).
     ``issue_s``: host time to issue the op (Python, dispatch, every kernel launch it makes): the op
-    cannot finish sooner, so it is the floor of short ops (decode).
+    cannot finish sooner, so it is the floor of short ops (decode) when the host issues op by op.
+    ``floor_s``: device time of the op at its smallest shape (the fixed cost of each kernel it runs,
+    as seen when a CUDA graph replays it with no host in the way): its device time is at least this.
     """
 
     bytes_factor: float = 1.0
     issue_s: float
+    floor_s: float = 0.0
 
     def __post_init__(self) -> None:
         check(0.1 <= self.bytes_factor <= 100, "ops.bytes_factor", self.bytes_factor, "must be in [0.1, 100]")
         check(0 <= self.issue_s < 1.0, "ops.issue_us", self.issue_s * 1e6, "must be in [0, 1e6) microseconds")
+        check(0 <= self.floor_s < 1e-2, "ops.floor_us", self.floor_s * 1e6, "must be in [0, 10000) microseconds")
 
 
 OP_CLASSES = ("norm", "rope", "residual", "act", "merge", "init", "finalize", "gemm", "attention", "comm")
@@ -136,6 +147,7 @@ class Hardware:
     compute_slowdown_under_comm: float  # compute time multiplier while NCCL kernels run beside it
     workspace_bytes: float  # CUDA context, cuBLAS/NCCL workspaces, allocator slack
     ops: Mapping[str, OpFigures] = field(default_factory=dict)  # per op class; absent: ideal fused kernels
+    pass_launch_s: float = 0.0  # before a forward pass's first kernel runs (a captured CUDA graph's launch)
     provenance: Mapping[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -145,6 +157,8 @@ class Hardware:
                   "elementwise_bw_Bps"):
             check(getattr(self, f) > 0, f"hardware.{f}", getattr(self, f), "must be > 0")
         check(0 <= self.launch_s < 1e-3, "hardware.launch_s", self.launch_s, "must be in [0, 1 ms)")
+        check(0 <= self.pass_launch_s < 1e-2, "achievable.pass_launch_us", self.pass_launch_s * 1e6,
+              "must be in [0, 10000) microseconds")
         check(1.0 <= self.compute_slowdown_under_comm < 3.0, "hardware.compute_slowdown_under_comm",
               self.compute_slowdown_under_comm, "must be in [1, 3)")
         check(0 <= self.workspace_bytes < self.hbm_capacity_bytes, "hardware.workspace_bytes",

@@ -3,7 +3,8 @@
 ``load_validation`` accepts a JSON list of such records, ``{"records": [...]}``, or a JSONL file with
 one record per line; records of ``validation/data/*.jsonl`` are mapped when they carry the same keys
 (``measured_s`` and at least one of ``analytic_s`` / ``simulated_s``).  A record may also carry
-``phase`` (prefill/decode) for the marker."""
+``phase`` (prefill/decode) and ``exec`` (eager/graph): points are coloured by phase and execution mode,
+marked by engine."""
 from __future__ import annotations
 
 import json
@@ -31,7 +32,9 @@ def normalise(records: list[dict]) -> list[dict]:
         a, s = _num(r.get("analytic_s")), _num(r.get("simulated_s"))
         if m is None or (a is None and s is None):
             continue
-        out.append({"label": str(r.get("label", "")), "phase": str(r.get("phase", "")), "measured_s": m,
+        phase, mode = str(r.get("phase", "")), str(r.get("exec", "eager") or "eager")
+        group = phase if mode == "eager" else f"{phase} ({mode})"
+        out.append({"label": str(r.get("label", "")), "phase": phase, "group": group, "measured_s": m,
                     "analytic_s": a, "simulated_s": s})
     return out
 
@@ -72,18 +75,24 @@ def fig_validation(records: list[dict], out, name) -> list[Path]:
     xs = np.geomspace(lo / 1.5, hi * 1.5, 10)
     ax.plot(xs, xs, "k-", lw=0.8, label="exact")
     ax.fill_between(xs, xs * 0.85, xs * 1.15, color="0.85", label="±15%")
-    s = summary(records)
-    for eng, mk, col in (("analytic_s", "o", "#1f77b4"), ("simulated_s", "s", "#d62728")):
-        pts = [(r["measured_s"], r[eng]) for r in records if r[eng] is not None]
-        if pts:
-            st = s[eng.removesuffix("_s")]
-            ax.plot(*zip(*pts), mk, color=col, mfc="none", label=f"{eng.removesuffix('_s')} (n={st['n']}, median "
-                                                                  f"|err| {st['median_abs_err']:.1%})")
+    groups = sorted({r["group"] for r in records}, key=lambda g: (not g.startswith("prefill"), g))
+    colours = ["#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"]
+    for gi, g in enumerate(groups):
+        sub = [r for r in records if r["group"] == g]
+        s = summary(sub)
+        gname = g + (" (eager, host-bound)" if g == "decode" else "")
+        for eng, mk in (("analytic_s", "o"), ("simulated_s", "x")):
+            pts = [(r["measured_s"], r[eng]) for r in sub if r[eng] is not None]
+            if pts:
+                st = s[eng.removesuffix("_s")]
+                ax.plot(*zip(*pts), mk, color=colours[gi % len(colours)], mfc="none", ms=5,
+                        label=f"{gname}, {eng.removesuffix('_s')[:3]}. (n={st['n']}, median |err| "
+                              f"{st['median_abs_err']:.1%})")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("measured (s)")
     ax.set_ylabel("predicted (s)")
     ax.set_title("predicted vs measured")
-    ax.legend(loc="upper left")
+    ax.legend(loc="upper left", fontsize=7)
     layout(fig)
     return save(fig, out, name)

@@ -7,6 +7,10 @@ run one after the other and communication completes before the next op.  Every o
 ``torch.profiler.record_function`` range named by its tag, so a profile lines up with the simulated
 timeline op by op.
 
+``capture()`` records the walk as a CUDA graph (every rank together, after eager passes have set up
+communicators, kernel plans and receive buffers); ``run()`` then replays it: the host issues one
+launch per pass instead of one call per kernel, so short passes (decode) run at the speed of the GPU.
+
 Buffers are the schedule's buffer names (``x@0``, ``q``, ``kvcache/L0/mb0``, ``kvbuf1``, ...) in a dict;
 ``layout`` says which rows and heads they hold.
 """
@@ -70,6 +74,9 @@ class Executor:
             self.events = {i: torch.cuda.Event() for i in need}
         self.steps = _group_batches(self.ops)
         self.env: dict[str, object] = {}
+        self.graph = None  # a captured pass (capture()); run() replays it
+        self._recorded: set[int] | None = None  # while capturing: ops whose event this capture recorded
+        self._graph_env: dict[str, object] = {}
 
     # ------------------------------------------------------------------------------------------
     # setup: inputs, caches, tables (not timed)
@@ -101,42 +108,63 @@ class Executor:
         self.Cl = C // R
         # whether this rank writes the new token's K/V into its cache (it holds the last chunk)
         self.writes_slot = plan.ring == 1 or layout.decode_owners(plan) or self.r == R - 1
+        heads = self.uk if plan.ulysses > 1 else slice(0, self.hk)
+        rows = self.Cl if R > 1 else C
         for i in self.layer_ids:
             for j in range(plan.microbatches):
-                full = M.decode_cache(model, i, j, self.virt, C, self.seed, dev)[:, :, :, kvh.start:kvh.stop]
-                name = f"kvcache/L{i}/mb{j}"
-                if plan.ulysses > 1:
-                    self.inputs[name + "/heads"] = full[:, :, :, self.uk].to(self.dtype).contiguous()
-                elif R > 1:
-                    shard = torch.empty(2, self.virt, self.Cl, self.hk, model.head_dim, device=dev, dtype=self.dtype)
-                    for b in range(self.virt):
-                        c = layout.decode_chunk(plan, wl, self.rank, b)
-                        shard[:, b] = full[:, b, c * self.Cl:(c + 1) * self.Cl]
-                    self.inputs[name] = shard
-                else:
-                    self.inputs[name] = full.to(self.dtype).contiguous()
-                del full
+                # this rank's shard, filled one sequence at a time (rows of its chunk, heads of its slice)
+                shard = torch.empty(2, self.virt, rows, heads.stop - heads.start, model.head_dim, device=dev,
+                                    dtype=self.dtype)
+                for b in range(self.virt):
+                    full = M.decode_cache_seq(model, i, j, b, C, self.seed, dev)[:, :, kvh.start:kvh.stop]
+                    c = layout.decode_chunk(plan, wl, self.rank, b) if R > 1 else 0
+                    shard[:, b] = full[:, c * rows:(c + 1) * rows, heads]
+                    del full
+                self.inputs[f"kvcache/L{i}/mb{j}" + ("/heads" if plan.ulysses > 1 else "")] = shard
 
     # ------------------------------------------------------------------------------------------
     # the walk
     # ------------------------------------------------------------------------------------------
     def run(self) -> dict:
-        """Run this rank's ops once; returns the buffers (outputs are ``x@j`` of the last stage)."""
-        self.env = dict(self.inputs)
-        for group in self.steps:
+        """Run this rank's ops once (replay the captured graph, if any); returns the buffers (outputs
+        are ``x@j`` of the last stage)."""
+        if self.graph is not None:
+            self.graph.replay()
+            self.env = self._graph_env
+            return self.env
+        return self.run_ops(self.steps, dict(self.inputs), grouped=True)
+
+    def run_ops(self, ops: list, env: dict, grouped: bool = False) -> dict:
+        """Run a subset of this rank's ops (e.g. one layer's attention) on given buffers, in the current
+        stream (the comm stream forks from it and joins it again)."""
+        self.env = env
+        self._recorded = None
+        if self.cuda:
+            cur = torch.cuda.current_stream(self.device)
+            self.streams["compute"] = cur
+            if torch.cuda.is_current_stream_capturing():
+                self.streams["comm"].wait_stream(cur)  # a captured side stream must fork from the capture
+                self._recorded = set()
+        for group in (ops if grouped else _group_batches(ops)):
             self._launch(group)
         if self.cuda:
             self.streams["compute"].wait_stream(self.streams["comm"])
         return self.env
 
-    def run_ops(self, ops: list[Op], env: dict) -> dict:
-        """Run a subset of this rank's ops (e.g. one layer's attention) on given buffers."""
-        self.env = env
-        for group in _group_batches(ops):
-            self._launch(group)
-        if self.cuda:
-            self.streams["compute"].wait_stream(self.streams["comm"])
-        return self.env
+    def capture(self) -> None:
+        """Record one pass as a CUDA graph; later ``run()`` calls replay it.  Every rank captures at the
+        same time, after at least one eager ``run()`` (NCCL communicators, cuBLAS/cuDNN plans and the
+        receive buffers exist by then: none of them may be created while capturing)."""
+        if not self.cuda:
+            raise ValueError("CUDA graph capture needs a CUDA device: this executor runs on "
+                             f"{self.device.type}")
+        torch.cuda.synchronize(self.device)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            env = self.run_ops(self.steps, dict(self.inputs), grouped=True)
+        torch.cuda.synchronize(self.device)
+        self.streams["compute"] = torch.cuda.current_stream(self.device)
+        self.graph, self._graph_env = graph, env
 
     def outputs(self) -> list[torch.Tensor]:
         return [self.env[f"x@{j}"] for j in range(self.plan.microbatches)]
@@ -152,7 +180,9 @@ class Executor:
             s = self.streams[stream]
             for op in group:
                 for d in self._cross[op.id]:
-                    if d in self.events:
+                    # while capturing, only events recorded in this capture can be waited on (a
+                    # dependency on earlier, uncaptured work is complete: capture starts after a synchronise)
+                    if d in self.events and (self._recorded is None or d in self._recorded):
                         s.wait_event(self.events[d])
             with torch.cuda.stream(s):
                 self._dispatch(group)
@@ -160,6 +190,8 @@ class Executor:
                 ev = self.events.get(op.id)
                 if ev is not None:
                     ev.record(s)
+                    if self._recorded is not None:
+                        self._recorded.add(op.id)
 
     def _dispatch(self, group: list[Op]) -> None:
         op = group[0]

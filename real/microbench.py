@@ -18,6 +18,7 @@ import statistics
 import time
 from typing import Callable
 
+import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -259,14 +260,20 @@ def provenance(dev) -> dict:
     return p
 
 
-def run_all(model_dims: dict, quick: bool = False) -> dict:
-    """Every microbenchmark; returns the raw results (rank 0's view; comm figures are max over ranks)."""
+def run_all(model_dims: dict, quick: bool = False, suites: tuple[str, ...] = ("eager", "graph")) -> dict:
+    """Every microbenchmark of the suites asked for (eager: as the host issues op by op; graph: replayed
+    from CUDA graphs, GPU only); returns the raw results (rank 0's view; comm figures are max over ranks)."""
     dev = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
     dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
     cuda = dev.type == "cuda"
     reps = 2 if quick else 7
-    res: dict = {"provenance": provenance(dev), "device": dev.type, "model_dims": model_dims, "results": []}
+    res: dict = {"provenance": provenance(dev), "device": dev.type, "model_dims": model_dims, "results": [],
+                 "suites": [s for s in suites if s == "eager" or cuda]}
     R = res["results"]
+    if cuda and "graph" in suites:
+        R += run_graph(model_dims, quick)
+    if "eager" not in suites:
+        return res
     d, ff, qd, kvd, hd = (model_dims[k] for k in ("d_model", "d_ff", "q_dim", "kv_dim", "head_dim"))
     heads = qd // hd
     tokens = [16, 64] if quick else [16, 64, 256, 1024, 4096, 16384, 65536]
@@ -459,3 +466,186 @@ def bench_comm_issue(dev, calls: int = 200) -> dict:
         per[name] = (time.perf_counter() - t0) / calls
     s = _max_over_ranks([statistics.median(per.values())], dev)
     return _rec(s, op="op_issue", cls="comm", calls=calls, per_call_s=per)
+
+
+# ---------------------------------------------------------------------------------------------
+# CUDA-graph replay (the '-graph' profile: what the executor costs when the host is out of the way)
+# ---------------------------------------------------------------------------------------------
+def time_graph(fn: Callable[[], object], dev, calls: int = 20, reps: int = 5, collective: bool = False) -> list[float]:
+    """Per-call seconds of ``fn`` replayed from one CUDA graph of ``calls`` back-to-back calls (the
+    graph's launch is spread over them).  ``collective``: every rank captures and replays together and
+    each sample is the maximum over ranks."""
+    for _ in range(2):
+        fn()
+    _sync(dev)
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        for _ in range(calls):
+            fn()
+    g.replay()
+    _sync(dev)
+    out = []
+    for _ in range(reps):
+        if collective:
+            dist.barrier()
+            _sync(dev)
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        g.replay()
+        b.record()
+        b.synchronize()
+        out.append(a.elapsed_time(b) * 1e-3 / calls)
+    del g
+    return _max_over_ranks(out, dev) if collective else out
+
+
+def bench_graph_launch(dev, sizes=(1, 30, 300), reps: int = 9) -> dict:
+    """Replay time of graphs of n tiny kernels: t(n) = launch + n * per_kernel (least squares)."""
+    x = torch.zeros(8, device=dev)
+    pts = []
+    for n in sizes:
+        s = time_graph(lambda: [x.add_(1.0) for _ in range(n)], dev, calls=1, reps=reps)
+        pts.append((n, statistics.median(s)))
+    ns, ts = np.array([p[0] for p in pts], float), np.array([p[1] for p in pts], float)
+    slope, icpt = np.polyfit(ns, ts, 1)
+    return {"op": "graph_launch", "mode": "graph", "points": [{"kernels": n, "median_s": t} for n, t in pts],
+            "launch_s": float(max(icpt, 0.0)), "per_kernel_s": float(slope)}
+
+
+def bench_comm_graph(dev, sizes: list[int], calls: int = 10, reps: int = 5) -> list[dict]:
+    """The communication microbenchmarks of ``bench_comm``, each call captured in a CUDA graph."""
+    world, rank = dist.get_world_size(), dist.get_rank()
+    nxt, prv = (rank + 1) % world, (rank - 1) % world
+    out = []
+    for nbytes in sizes:
+        n = max(nbytes // 2, world)
+        n -= n % world
+        x = torch.randn(n, device=dev, dtype=torch.bfloat16)
+        y = torch.empty_like(x)
+        g = torch.empty(n * world, device=dev, dtype=torch.bfloat16)
+
+        def exchange():
+            for r in dist.batch_isend_irecv([dist.P2POp(dist.isend, x, nxt), dist.P2POp(dist.irecv, y, prv)]):
+                r.wait()
+
+        cases = {"p2p": (exchange, x.numel() * 2),
+                 "all_reduce": (lambda: dist.all_reduce(x), x.numel() * 2),
+                 "all_gather": (lambda: dist.all_gather_into_tensor(g, x), g.numel() * 2),
+                 "reduce_scatter": (lambda: dist.reduce_scatter_tensor(y[: n // world], x), x.numel() * 2),
+                 "all_to_all": (lambda: dist.all_to_all_single(y, x), x.numel() * 2)}
+        k = calls if nbytes <= 2**24 else 2
+        for coll, (fn, msg) in cases.items():
+            dist.barrier()
+            s = time_graph(fn, dev, calls=k, reps=reps, collective=True)
+            out.append(_rec(s, op="comm", mode="graph", coll=coll, group=world, msg_bytes=float(msg)))
+        del x, y, g
+    return out
+
+
+def _executor_variants(world: int) -> list:
+    """Plans whose decode step the in-place op measurement walks: TP and every ring decode variant."""
+    from costmodel.plan import Plan
+    if world == 1:
+        return [Plan()]
+    return [Plan(tp=world)] + [Plan(ring=world, decode_attn=d) for d in ("pass-kv", "pass-q", "allgather")]
+
+
+def bench_executor_ops_graph(dev, dtype, model_dims: dict, calls: int = 10, reps: int = 5,
+                             context: int = 256) -> list[dict]:
+    """Device time of each op of the executor's own decode step, in place: one layer of the model at one
+    sequence and a short context, every op group (a kernel, or an NCCL group) captured alone in a CUDA
+    graph of ``calls`` repetitions and replayed by every rank together.  At these shapes an
+    elementwise op's time is its floor: the fixed cost of the kernels its implementation runs."""
+    from costmodel import layers as Lr, presets
+    from costmodel.build import build_schedule
+    from costmodel.config import Config
+    from costmodel.specs import Model, Workload
+    from costmodel.topology import parse_topology
+    from real import comm as C
+    from real.executor import Executor
+
+    world = dist.get_world_size() if dist.is_initialized() else 1
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    d, ff, qd, kvd, hd = (model_dims[k] for k in ("d_model", "d_ff", "q_dim", "kv_dim", "head_dim"))
+    model = Model(name="dims", layers=1, d_model=d, n_heads=qd // hd, n_kv_heads=kvd // hd, head_dim=hd, d_ff=ff)
+    wl = Workload(batch=1, seq_len=context, phase="decode", context_len=context)
+    kern = "cudnn"
+    out = []
+    for plan in _executor_variants(world):
+        cfg = Config(hardware=presets.load_hardware("h200-sxm-published"),
+                     topology=parse_topology(f"nvswitch:{world}"), model=model, workload=wl, plan=plan)
+        sched = build_schedule(model, wl, plan, cfg.topology)
+        groups = None
+        if world > 1:
+            groups = C.Groups()
+            groups.prepare(plan)
+        ex = Executor(cfg, sched, rank, device=dev, dtype=dtype, kernel=kern, seed=0, groups=groups)
+        for _ in range(3):
+            ex.run()
+        _sync(dev)
+        from real.executor import _group_batches
+        env = dict(ex.inputs)  # the buffers as they are before the group measured (names are reused)
+        for grp in _group_batches(ex.ops):
+            op = grp[0]
+            cls = "comm" if not op.is_compute else Lr.op_class(Lr.Work(name=op.tag.rsplit("/", 1)[1], kind=op.kind))
+            before = dict(env)
+            s = time_graph(lambda: ex.run_ops(grp, dict(before)), dev, calls=calls, reps=reps, collective=world > 1)
+            out.append(_rec(s, op="op_floor", mode="graph", cls=cls, tag=op.tag, plan=plan.name,
+                            decode_attn=str(plan.decode_attn), ops_in_group=len(grp)))
+            ex.run_ops(grp, env)  # on to the next group's inputs
+        del ex, env, before
+        _sync(dev)
+    return out
+
+
+def run_graph(model_dims: dict, quick: bool = False) -> list[dict]:
+    """The measurements of the '-graph' profile, every one timed as a CUDA graph replay."""
+    dev = torch.device("cuda", torch.cuda.current_device())
+    dtype = torch.bfloat16
+    reps = 3 if quick else 7
+    R: list[dict] = []
+    d, ff, qd, kvd, hd = (model_dims[k] for k in ("d_model", "d_ff", "q_dim", "kv_dim", "head_dim"))
+    heads = qd // hd
+    tokens = [1, 16] if quick else [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536]
+    for tp in ((1,) if quick else (1, 2)):
+        for m in tokens:
+            for name, (n, k) in gemm_shapes(d, ff, qd, kvd, tp).items():
+                x = torch.randn(m, k, device=dev, dtype=dtype)
+                w = torch.randn(n, k, device=dev, dtype=dtype) / math.sqrt(k)
+                s = time_graph(lambda: F.linear(x, w), dev, calls=10 if m <= 4096 else 2, reps=reps)
+                R.append(_rec(s, op="gemm", mode="graph", name=name, tp=tp, m=m, n=n, k=k, flops=2.0 * m * n * k))
+                del x, w
+    cases = [(1, 256)] if quick else [(1, 1024), (1, 4096), (1, 16384), (1, 65536), (1, 262144), (16, 8192),
+                                      (16, 16384), (16, 65536), (16, 131072), (64, 4096), (64, 16384), (64, 32768)]
+    for kern in ("flash", "cudnn"):
+        for b, L in cases:
+            q = torch.randn(b, heads, 1, hd, device=dev, dtype=dtype)
+            cache = torch.randn(2, b, L, heads, hd, device=dev, dtype=dtype)
+            k, v = cache[0].transpose(1, 2), cache[1].transpose(1, 2)
+            try:
+                s = time_graph(lambda: sdpa_lse(kern, q, k, v, False), dev, calls=10 if b * L <= 2**20 else 2,
+                               reps=reps)
+            except RuntimeError as e:
+                R.append({"op": "decode_attention", "mode": "graph", "kernel": kern,
+                          "error": str(e).splitlines()[0][:200]})
+                break
+            R.append(_rec(s, op="decode_attention", mode="graph", kernel=kern, batch=b, heads=heads, kv_len=L,
+                          head_dim=hd, kv_bytes=2.0 * b * heads * L * hd * q.element_size(), layout="executor"))
+            del q, cache, k, v
+    for n in ([2**16] if quick else [2**20, 2**24, 2**28]):
+        a_, b_ = torch.randn(n, device=dev, dtype=dtype), torch.randn(n, device=dev, dtype=dtype)
+        c_ = torch.empty_like(a_)
+        s = time_graph(lambda: torch.add(a_, b_, out=c_), dev, calls=10, reps=reps)
+        R.append(_rec(s, op="elementwise", mode="graph", name="add", elements=n, bytes=3.0 * n * a_.element_size()))
+        del a_, b_, c_
+    from costmodel.specs import Model
+    m = Model(name="dims", layers=1, d_model=d, n_heads=heads, n_kv_heads=kvd // hd, head_dim=hd, d_ff=ff)
+    for cls, (fn, ideal) in _op_cases(m, 256 if quick else 16384, dev, dtype).items():
+        s = time_graph(fn, dev, calls=5, reps=reps)
+        R.append(_rec(s, op="op_device", mode="graph", cls=cls, tokens=256 if quick else 16384, ideal_bytes=float(ideal)))
+    R.append(bench_graph_launch(dev))
+    R += bench_executor_ops_graph(dev, dtype, model_dims, calls=5 if quick else 10, reps=reps)
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        sizes = [2**10, 2**16] if quick else [2**10, 2**14, 2**17, 2**20, 2**23, 2**26, 2**28, 2**30]
+        R += bench_comm_graph(dev, sizes, reps=reps)
+    return R

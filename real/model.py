@@ -75,10 +75,16 @@ def decode_input(model: Model, n: int, seed: int, device, mb: int) -> torch.Tens
     return randn((n, model.d_model), f"input/decode/mb{mb}", seed, device)
 
 
+def decode_cache_seq(model: Model, layer: int, mb: int, seq: int, context: int, seed: int, device) -> torch.Tensor:
+    """The KV cache of sequence ``seq`` of micro-batch ``mb`` at ``layer``: (2, context, kv_heads, D), FP32;
+    its last slot is overwritten by the token decoded now.  Drawn per sequence, so that a rank can build
+    its shard one sequence at a time (a whole batch in FP32 would not fit beside the shards)."""
+    return randn((2, context, model.n_kv_heads, model.head_dim), f"cache/L{layer}/mb{mb}/seq{seq}", seed, device)
+
+
 def decode_cache(model: Model, layer: int, mb: int, n: int, context: int, seed: int, device) -> torch.Tensor:
-    """The KV cache micro-batch ``mb`` reads at ``layer``: (2, n, context, kv_heads, D), FP32; its last
-    slot is overwritten by the token decoded now."""
-    return randn((2, n, context, model.n_kv_heads, model.head_dim), f"cache/L{layer}/mb{mb}", seed, device)
+    """The first ``n`` sequences' caches of micro-batch ``mb`` at ``layer``: (2, n, context, kv_heads, D), FP32."""
+    return torch.stack([decode_cache_seq(model, layer, mb, b, context, seed, device) for b in range(n)], dim=1)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -80,7 +80,7 @@ def decode(model: Model, layers: int, batch: int, microbatches: int, context: in
             w = M.layer_shard(model, layer, seed, 1, 0, device, dtype)
             q, k, v = _qkv(model, w, x)
             q, k = M.apply_rope(q, cos, sin), M.apply_rope(k, cos, sin)
-            cache = M.decode_cache(model, layer, j, virtual, context, seed, device)[:, :mb].to(dtype)
+            cache = M.decode_cache(model, layer, j, mb, context, seed, device).to(dtype)
             kc = torch.cat([cache[0, :, :context - 1], k], dim=1)
             vc = torch.cat([cache[1, :, :context - 1], v], dim=1)
             o = _attention(q, kc, vc, False).flatten(-2)

@@ -7,7 +7,9 @@ measured (flushed and fsynced: an interrupted run keeps the records already writ
 Per configuration: the model's verdict first (a configuration it says does not fit, or that needs
 more memory than this GPU has free, is refused with that verdict and recorded as refused); then
 ``--warmup`` unmeasured and ``--reps`` measured forward passes, each timed with CUDA events on every
-rank and reduced to the maximum over ranks (ranks aligned by a barrier before each); then the check:
+rank and reduced to the maximum over ranks (ranks aligned by a barrier before each).  With
+``--exec graph`` the pass is captured as a CUDA graph after the eager warm-up and every measured
+repetition is one replay (the launch included).  Then the check:
 the same plan, in the run's dtype, against a single-device FP32 reference (on GPU at
 ``min(seq, --check-seq)`` tokens; the record says which), relative error <= 1e-2 on GPU (BF16),
 1e-5 in FP32.
@@ -53,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--kernel", default="auto", choices=["auto"] + list(kernels.KERNELS[:3]),
                    help="attention kernel run for real (default auto: the fastest that works here)")
     g.add_argument("--dtype", default=None, choices=list(_DTYPES), help="default bf16 on GPU, fp32 on CPU")
+    g.add_argument("--exec", dest="exec_mode", default="eager", choices=["eager", "graph"],
+                   help="eager: the host issues op by op (default); graph: one CUDA graph replay per pass (GPU only)")
     g.add_argument("--seed", type=int, default=0, help="seed of weights and inputs")
     g.add_argument("--check-seq", default="8Ki",
                    help="GPU check length: the check runs at min(--seq, this) (decode: --context); 0 = full")
@@ -151,10 +155,16 @@ def measure(argv: list[str], a: argparse.Namespace, groups: comm.Groups, device,
         torch.cuda.reset_peak_memory_stats(device)
     ex = harness.make_executor(cfg, device=device, dtype=dtype, kernel=choice["chosen"], seed=a.seed, groups=groups)
     _stall_for_tests()
-    _time_reps(ex, a.warmup, device)
+    graph = a.exec_mode == "graph"
+    _time_reps(ex, max(a.warmup, 1) if graph else a.warmup, device)
+    if graph:
+        ex.capture()
+        _time_reps(ex, a.warmup, device)
     samples = _time_reps(ex, a.reps, device)
     if a.profile_dir:
-        _profile(ex, a.profile_dir, f"{cfg.plan.name}_L{cfg.workload.seq_len}_layers{cfg.model.layers}")
+        wl = cfg.workload
+        size = f"ctx{wl.context}_B{wl.batch}_{cfg.plan.decode_attn}" if wl.phase == Phase.DECODE else f"L{wl.seq_len}_B{wl.batch}"
+        _profile(ex, a.profile_dir, f"{cfg.plan.name}_{size}_layers{cfg.model.layers}_{a.exec_mode}")
     peak = torch.tensor([torch.cuda.max_memory_allocated(device) if device.type == "cuda" else 0], device=device)
     dist.all_reduce(peak, op=dist.ReduceOp.MAX)
     flops = max(sched.totals(r)["flops"] for r in range(world))
@@ -162,12 +172,14 @@ def measure(argv: list[str], a: argparse.Namespace, groups: comm.Groups, device,
     med = statistics.median(samples)
     wl = cfg.workload
     tokens = wl.batch * (wl.seq_len if wl.phase == Phase.PREFILL else 1)
-    rec.update(status="ok", attn_kernel_real=choice,
+    how = ("CUDA events around one forward pass on each rank's compute stream (after a barrier and a device "
+           "synchronise), maximum over ranks per repetition" if device.type == "cuda" else
+           "host clock, maximum over ranks")
+    if graph:
+        how = how.replace("one forward pass", "one replay of the captured forward pass (its launch included)")
+    rec.update(status="ok", attn_kernel_real=choice, exec=a.exec_mode,
                latency_s={"median": med, "min": min(samples), "max": max(samples), "samples": samples,
-                          "reps": a.reps, "warmup": a.warmup,
-                          "how": "CUDA events around one forward pass on each rank's compute stream (after a "
-                                 "barrier and a device synchronise), maximum over ranks per repetition"
-                                 if device.type == "cuda" else "host clock, maximum over ranks"},
+                          "reps": a.reps, "warmup": a.warmup, "how": how},
                tps=tokens / med, tflops_per_gpu=flops / med / 1e12, flops_per_gpu=flops,
                memory={"peak_allocated_bytes_max_over_ranks": int(peak.item()),
                        "predicted_total_bytes": pred["memory_bytes_per_device"]["total"],
@@ -190,6 +202,9 @@ def check(argv, cfg: Config, a, groups, device, dtype, kernel: str) -> dict:
     ccfg = config_from_args(build_parser().parse_args(cargv))
     ex = harness.make_executor(ccfg, device=device, dtype=dtype, kernel=kernel, seed=a.seed + 1, groups=groups)
     ex.run()
+    if a.exec_mode == "graph":  # check what was measured: the replay of the captured pass
+        ex.capture()
+        ex.run()
     out = harness.gather_output(ex)
     del ex
     err = None
@@ -202,7 +217,7 @@ def check(argv, cfg: Config, a, groups, device, dtype, kernel: str) -> dict:
     dist.broadcast(t, 0)
     err = float(t.item())
     tol = TOL[dtype]
-    return {**info, "layers": ccfg.model.layers, "batch": ccfg.workload.batch, "kernel": kernel,
+    return {**info, "layers": ccfg.model.layers, "batch": ccfg.workload.batch, "kernel": kernel, "exec": a.exec_mode,
             "rel_err": err, "tol": tol, "passed": err <= tol,
             "reference": "single device, whole sequence, FP32 (SDPA on GPU, TF32 off; plain softmax on CPU)",
             "metric": "||out - ref||_F / ||ref||_F over the whole output"}
@@ -229,6 +244,8 @@ def _main(argv: list[str]) -> int:
     for c in combos:  # every combination is valid before anything runs
         config_from_args(build_parser().parse_args(c))
     device = harness.local_device()
+    if a.exec_mode == "graph" and device.type != "cuda":
+        raise SpecError("--exec graph needs a CUDA GPU (it captures the pass as a CUDA graph); valid here: --exec eager")
     dtype = _DTYPES[a.dtype] if a.dtype else (torch.bfloat16 if device.type == "cuda" else torch.float32)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = False

@@ -24,6 +24,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--from-raw", default=None, help="fit a stored raw JSON instead of measuring")
     p.add_argument("--model", default="seed-dense", help="model whose layer shapes are measured")
     p.add_argument("--quick", action="store_true", help="tiny sizes (smoke test, e.g. on CPU)")
+    p.add_argument("--suite", default="eager,graph",
+                   help="microbenchmark suites, comma-separated: eager (host issues op by op), graph (CUDA graph "
+                        "replay, GPU only); default both")
+
+
+def _suites(s: str) -> tuple[str, ...]:
+    out = tuple(x.strip() for x in s.split(",") if x.strip())
+    bad = [x for x in out if x not in ("eager", "graph")]
+    if bad or not out:
+        raise SpecError(f"--suite {s!r} is not valid: give 'eager', 'graph' or 'eager,graph'")
+    return out
 
 
 def _measure(a) -> dict | None:
@@ -40,7 +51,7 @@ def _measure(a) -> dict | None:
         dist.init_process_group(backend)
     m = presets.load_model(a.model)
     dims = {"d_model": m.d_model, "d_ff": m.d_ff, "q_dim": m.q_dim, "kv_dim": m.kv_dim, "head_dim": m.head_dim}
-    raw = microbench.run_all(dims, quick=a.quick)
+    raw = microbench.run_all(dims, quick=a.quick, suites=_suites(a.suite))
     rank = dist.get_rank() if dist.is_initialized() else 0
     if dist.is_initialized():
         dist.barrier()
@@ -69,16 +80,23 @@ def run(a: argparse.Namespace) -> int:
     from pathlib import Path
 
     name = a.name or a.base
-    eager_out = Path(a.out).with_name(Path(a.out).stem + "-eager.toml")
-    for path, nm, ops in ((Path(a.out), name, False), (eager_out, name + "-eager", True)):
-        prof, notes = fit_profile(raw, a.base, nm, with_ops=ops)
+    modes = {r.get("mode", "eager") for r in raw.get("results", [])}
+    for mode in ("ideal", "eager", "graph"):
+        if {"ideal": "eager", "eager": "eager", "graph": "graph"}[mode] not in modes:
+            continue  # the suite this profile is fitted from was not run
+        path = Path(a.out) if mode == "ideal" else Path(a.out).with_name(f"{Path(a.out).stem}-{mode}.toml")
+        nm = name if mode == "ideal" else f"{name}-{mode}"
+        prof, notes = fit_profile(raw, a.base, nm, mode=mode)
+        ops = mode != "ideal"
         if ops and "ops" not in prof["achievable"]:
-            continue  # no executor measurements in this raw file
+            continue  # no executor measurements of this kind in the raw file
         if a.from_raw:
             prof["provenance"]["fitted_by"] = "ringsim calibrate " + " ".join(
                 sys.argv[2:] if sys.argv[1:2] == ["calibrate"] else sys.argv[1:])
-        kind = ("this repository's eager executor (real/): validation of its measurements" if ops else
-                "the hardware with ideal fused elementwise kernels: predictions")
+        kind = {"ideal": "the hardware with ideal fused elementwise kernels: predictions",
+                "eager": "this repository's executor (real/) issued op by op: validation of its eager measurements",
+                "graph": "this repository's executor (real/) replayed from CUDA graphs: validation of its "
+                         "--exec graph measurements"}[mode]
         header = (f"# Calibrated by `ringsim calibrate` on {prof['provenance']['gpu']} ({prof['provenance']['date']}).\n"
                   f"# Profile of {kind}.\n"
                   "# Measured fields and the ones kept from the published preset are listed in provenance.notes.\n")

@@ -156,7 +156,7 @@ class Engine:
             unit_of, units, stream_units, pend, dependents
         # the host of a rank issues its ops in list order, ahead of the GPU: a unit cannot start before
         # the host has issued all of its ops (cumulative issue time of the rank's ops up to them)
-        host_clock = [0.0] * self.s.n_ranks
+        host_clock = [self.s.launch_s] * self.s.n_ranks  # a captured graph's launch delays the first op
         host_ready = [0.0] * len(units)
         for i, op in enumerate(ops):
             host_clock[op.rank] += op.issue_s

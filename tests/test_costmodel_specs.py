@@ -120,3 +120,14 @@ def test_topology_links():
     t = parse_topology("ib:2x8")
     assert t.link(0, 7) == "nvlink" and t.link(7, 8) == "ib"
     assert parse_topology("nvlink-domain:16").link(0, 15) == "nvlink"
+
+
+def test_graph_figures_are_validated_with_the_field_named():
+    hw = presets.load_hardware("h200-sxm-graph", ["achievable.ops.norm.floor_us=20", "achievable.pass_launch_us=12"])
+    assert hw.op("norm").floor_s == pytest.approx(20e-6) and hw.pass_launch_s == pytest.approx(12e-6)
+    with pytest.raises(SpecError, match="floor_us"):
+        presets.load_hardware("h200-sxm-graph", ["achievable.ops.norm.floor_us=-1"])
+    with pytest.raises(SpecError, match="pass_launch_us"):
+        presets.load_hardware("h200-sxm-graph", ["achievable.pass_launch_us=1e6"])
+    with pytest.raises(SpecError, match="bus_GBps"):
+        presets.load_hardware("h200-sxm-graph", ["achievable.comm.nvlink.p2p.bus_GBps=[1.0]"])

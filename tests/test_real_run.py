@@ -78,6 +78,10 @@ def test_bad_input_exits_2(tmp_path):
     assert r.returncode == 2 and "--reps 3" in r.stderr and "Traceback" not in r.stderr
     r = _python(["--topology", "nvswitch:1", "--plan", "tp=1", "--seq", "12q", "--out", str(tmp_path / "r.jsonl")])
     assert r.returncode == 2 and "--seq" in r.stderr
+    if not __import__("torch").cuda.is_available():  # CUDA graphs need a GPU: one sentence, nothing written
+        r = _python(["--topology", "nvswitch:1", "--plan", "tp=1", "--exec", "graph", "--out", str(tmp_path / "g.jsonl")])
+        assert r.returncode == 2 and "--exec graph" in r.stderr and "Traceback" not in r.stderr
+        assert not (tmp_path / "g.jsonl").exists()
 
 
 def test_configuration_that_does_not_fit_is_refused_with_the_verdict(tmp_path):

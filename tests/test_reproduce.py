@@ -3,8 +3,6 @@ unwritable output folder is one clear error with a non-zero exit."""
 from __future__ import annotations
 
 import json
-import math
-from pathlib import Path
 
 import pytest
 

@@ -157,3 +157,32 @@ def test_host_clock_delays_ops_in_sim():
     for op in ops:
         clock += op.issue_s
         assert res.start[op.id] >= clock - 1e-12
+
+
+@pytest.mark.parametrize("plan,decode", [("tp=2", None), ("ring=2", "pass-kv"), ("ring=2", "pass-q"),
+                                         ("ring=2", "allgather"), ("tp=1", None)])
+def test_graph_profile_floors_and_launch_in_both_engines(plan, decode):
+    """The '-graph' profile (no host issue, a device floor per op class, one launch per pass): the two
+    engines agree, every elementwise op costs at least its class's floor, and the launch adds once."""
+    from costmodel.build import build_schedule
+    from costmodel.plan import parse_plan
+    from costmodel.presets import load_model
+    import dataclasses
+    hw = load_hardware("h200-sxm-graph", ["achievable.compute_slowdown_under_comm=1.0"])
+    p = parse_plan(plan, **({"decode_attn": decode} if decode else {}))
+    model = dataclasses.replace(load_model("seed-dense"), layers=2)
+    wl = Workload(batch=1, seq_len=64, phase="decode", context_len=16384)
+    cfg = Config(hardware=hw, topology=parse_topology(f"nvswitch:{p.n_ranks}"), model=model, workload=wl, plan=p)
+    a = float(_eval(cfg)["latency_s"])
+    s = run_config(cfg).latency_s
+    assert s == pytest.approx(a, rel=0.01)
+    sched = build_schedule(model, wl, p, cfg.topology, hw)
+    assert sched.launch_s == hw.pass_launch_s > 0
+    norms = [op for op in sched.rank_ops(0) if op.tag.endswith("/norm1")]
+    assert norms and all(op.est_s == pytest.approx(hw.op("norm").floor_s) for op in norms)  # one row: the floor
+    assert all(op.issue_s == 0.0 for op in sched.rank_ops(0))
+    no_launch = load_hardware("h200-sxm-graph", ["achievable.compute_slowdown_under_comm=1.0",
+                                                 "achievable.pass_launch_us=0"])
+    cfg0 = dataclasses.replace(cfg, hardware=no_launch)
+    assert a - float(_eval(cfg0)["latency_s"]) == pytest.approx(hw.pass_launch_s, rel=1e-6)
+    assert s - run_config(cfg0).latency_s == pytest.approx(hw.pass_launch_s, rel=1e-6)

@@ -28,7 +28,7 @@ def test_committed_profile_is_the_fit_of_committed_raw(raw, base, name):
     assert "ops" not in committed["achievable"]  # predictions: ideal fused kernels
     eager = ROOT / "costmodel" / "presets" / "hardware" / f"{name}-eager.toml"
     if eager.exists():  # the executor's own op figures, fitted from the same raw file
-        ep, _ = fit_profile(data, base, name + "-eager", with_ops=True)
+        ep, _ = fit_profile(data, base, name + "-eager", mode="eager")
         assert tomllib.loads(eager.read_text())["achievable"] == ep["achievable"]
         assert {"norm", "rope", "gemm", "comm"} <= set(ep["achievable"]["ops"])
     assert committed["peak"] == prof["peak"]
@@ -62,6 +62,51 @@ def test_fit_gemm_and_comm_on_synthetic_data():
     assert f["p2p"]["latency_us"] == pytest.approx(20.0) and f["p2p"]["bw_GBps"] == pytest.approx(300.0)
 
 
+def test_comm_bandwidth_curve_reproduces_every_measured_size():
+    """Medium messages reach less bandwidth than large ones (measured): the fitted curve gives back the
+    measured time at every size where the transfer dominates."""
+    from costmodel import kernels
+    t = {1e3: 15e-6, 1e6: 25e-6, 64e6: 286e-6, 256e6: 922e-6, 1e9: 3.0e-3}
+    comm = [{"op": "comm", "coll": "p2p", "group": 2, "msg_bytes": n, "median_s": s} for n, s in t.items()]
+    base = presets.load_toml("hardware", "h200-sxm-published")
+    f = fit_comm(comm, base["achievable"]["comm"]["nvlink"])
+    assert f["p2p"]["msg_bytes"] == [1e6, 64e6, 256e6, 1e9]
+    raw = json.loads(json.dumps(base))
+    raw["achievable"]["comm"]["nvlink"] = f
+    hw = presets.hardware_from_dict(raw)
+    for n, s in t.items():
+        if n >= 1e6:
+            assert float(kernels.comm_time(hw, "nvlink", "p2p", n, 2)) == pytest.approx(s, rel=1e-3)
+    # between sizes: between the neighbours' bandwidths
+    bw = hw.comm["nvlink"]["p2p"].bw(128e6)
+    assert float(hw.comm["nvlink"]["p2p"].bw(64e6)) < float(bw) < float(hw.comm["nvlink"]["p2p"].bw(256e6))
+
+
+def test_graph_profile_is_the_fit_of_the_graph_measurements():
+    """The '-graph' profile: no host issue time, a device floor per op class equal to the median of the
+    executor's own ops measured in place, the pass launch from the graph-launch line, GEMMs graph-timed."""
+    import statistics
+    data = json.loads((CAL / "h200x2_raw.json").read_text())
+    prof, notes = fit_profile(data, "h200-sxm-published", "h200-sxm-graph", mode="graph")
+    committed = tomllib.loads((ROOT / "costmodel" / "presets" / "hardware" / "h200-sxm-graph.toml").read_text())
+    assert committed["achievable"] == prof["achievable"]
+    ops = prof["achievable"]["ops"]
+    assert all(o["issue_us"] == 0.0 for o in ops.values())
+    floors = [r["median_s"] for r in data["results"] if r["op"] == "op_floor" and r["cls"] == "norm"]
+    assert len(floors) >= 4 and ops["norm"]["floor_us"] == pytest.approx(statistics.median(floors) * 1e6, rel=1e-3)
+    assert "floor_us" not in ops["gemm"] and "floor_us" not in ops["comm"]
+    gl = next(r for r in data["results"] if r["op"] == "graph_launch")
+    assert prof["achievable"]["pass_launch_us"] == pytest.approx(gl["launch_s"] * 1e6, rel=1e-3)
+    assert 1.0 < prof["achievable"]["pass_launch_us"] < 100.0
+    # a decode-sized GEMM is graph-timed: far below the eager per-call time, which carries the host launch
+    hw_g, hw_e = presets.load_hardware("h200-sxm-graph"), presets.load_hardware("h200-sxm-eager")
+    assert float(hw_g.gemm_efficiency(1e9)) > 1.5 * float(hw_e.gemm_efficiency(1e9))  # m = 16..64 rows
+    assert any("CUDA graph" in n for n in notes)
+    with pytest.raises(Exception, match="no CUDA-graph measurements"):
+        fit_profile({**data, "results": [r for r in data["results"] if r.get("mode") != "graph"]},
+                    "h200-sxm-published", "x", mode="graph")
+
+
 def test_config_of_record_and_summary():
     rec = {"argv": ["--hardware", "h200-sxm", "--topology", "nvswitch:2", "--layers", "1", "--seq", "16Ki",
                     "--plan", "ring=2"], "measured": {"median_s": 0.01}}
@@ -74,3 +119,8 @@ def test_config_of_record_and_summary():
     assert s["prefill/analytic"]["max_abs_err"] == pytest.approx(0.10)
     assert s["prefill/analytic"]["meets_targets"] is False
     assert s["decode/analytic"]["meets_targets"] is True and "decode/simulator" not in s
+    # graph-replayed runs are summarised apart (device-bound), and their records use the '-graph' profile
+    s = summarise(rows + [Row("d", "decode", 1.0, 1.2, 1.2, 0.0, "x", "graph")])
+    assert s["decode-graph/analytic"]["median_abs_err"] == pytest.approx(0.2) and s["decode/analytic"]["n"] == 1
+    assert config_of({**rec, "exec": "graph"}).hardware.name == "h200-sxm-graph"
+    assert config_of(rec).hardware.name == "h200-sxm-eager"

@@ -10,8 +10,15 @@ the shapes the model asks about, never fitted to validation data.
 * Launch overhead: wall time per tiny eager op.
 * Communication at the measured group size (one node): latency = median time of the smallest message
   minus the published per-hop latency steps; bus bandwidth = volume / (time - latency) at the
-  largest message.  InfiniBand figures stay published: a single node cannot measure them.
+  largest message, and by message size (a curve) wherever the transfer is at least a quarter of the
+  time.  InfiniBand figures stay published: a single node cannot measure them.
 * Compute slowdown while a transfer runs beside it: median time ratio, at least 1.
+
+Three profiles come from one raw file (``mode``): ``ideal`` (the hardware with fused kernels: the
+predictions), ``eager`` (this repository's executor with the host issuing op by op: per-class bytes
+factors and host issue times) and ``graph`` (the same executor replayed from CUDA graphs: every
+figure that has a graph-replay measurement uses it; op classes get a device floor from the in-place
+op measurement, no host issue time, and a pass pays one graph launch).
 """
 from __future__ import annotations
 
@@ -46,17 +53,19 @@ def fit_gemm(results: list[dict], peak_flops: float) -> dict:
 
 
 def fit_attention(results: list[dict], kernel: str, layout: str = "contiguous") -> dict | None:
+    """The measured parts of one kernel's figures: prefill curves (both masks at the same lengths) and/or
+    the decode bandwidth curve; None when neither was measured."""
     a = [r for r in _by(results, "attention") if r["kernel"] == kernel]
-    if not a:
-        return None
     out: dict = {}
     lengths = sorted({r["kv_len"] for r in a})
     for causal, key in ((True, "causal_TFLOPs"), (False, "full_TFLOPs")):
         rows = {r["kv_len"]: r for r in a if r["causal"] == causal}
-        if set(rows) != set(lengths):
-            return None
+        if not a or set(rows) != set(lengths):
+            out = {}
+            break
         out[key] = [_sig(rows[L]["flops"] / rows[L]["median_s"] / 1e12) for L in lengths]
-    out = {"kv_len": lengths, **out}
+    if out:
+        out = {"kv_len": lengths, **out}
     d = sorted((r for r in _by(results, "decode_attention") if r["kernel"] == kernel
                 and r.get("layout", "contiguous") == layout), key=lambda r: r["kv_bytes"])
     if d:
@@ -70,7 +79,7 @@ def fit_attention(results: list[dict], kernel: str, layout: str = "contiguous") 
             ys.append(bw)
         out["decode_kv_bytes"] = xs
         out["decode_TBps"] = [_sig(y) for y in ys]
-    return out
+    return out or None
 
 
 def fit_comm(results: list[dict], base_comm: dict) -> dict:
@@ -87,6 +96,12 @@ def fit_comm(results: list[dict], base_comm: dict) -> dict:
         bw = vol * big["msg_bytes"] / max(big["median_s"] - alpha, 1e-9)
         out[coll] = {"latency_us": _sig(max(alpha - steps * hop, 0.0) * 1e6),
                      "hop_latency_us": _sig(hop * 1e6), "bw_GBps": _sig(bw / 1e9)}
+        # bandwidth by message size, where the transfer (not the latency) is at least a quarter of the time
+        pts = [(r["msg_bytes"], vol * r["msg_bytes"] / (r["median_s"] - alpha)) for r in rows[1:]
+               if r["median_s"] - alpha >= 0.25 * r["median_s"]]
+        if len(pts) >= 2:
+            out[coll]["msg_bytes"] = [float(n) for n, _ in pts]
+            out[coll]["bus_GBps"] = [_sig(b / 1e9) for _, b in pts]
     return out
 
 
@@ -113,14 +128,62 @@ def fit_ops(results: list[dict], elementwise_Bps: float) -> dict | None:
     return out
 
 
-def fit_profile(raw: dict, base: str, name: str, with_ops: bool = False) -> tuple[dict, list[str]]:
+def fit_ops_graph(results: list[dict], elementwise_Bps: float) -> tuple[dict | None, list[str]]:
+    """Per op class under graph replay: no host issue time; a device floor (median in-place time of the
+    executor's ops of that class at one sequence) for the elementwise classes and attention; bytes factor
+    from the graph-timed full-size op.  GEMM and communication need no floor: their curves and latencies
+    are graph-timed per call already."""
+    floors: dict[str, list[float]] = defaultdict(list)
+    for r in _by(results, "op_floor"):
+        floors[r["cls"]].append(r["median_s"])
+    if not floors:
+        return None, []
+    dev = {r["cls"]: r for r in _by(results, "op_device") if r.get("mode") == "graph"}
+    from costmodel.specs import OP_CLASSES
+    out, notes = {}, []
+    for cls in OP_CLASSES:
+        d: dict = {"issue_us": 0.0}
+        if cls not in ("gemm", "comm") and floors.get(cls):
+            d["floor_us"] = _sig(float(np.median(floors[cls])) * 1e6)
+        if cls in dev:
+            ideal = dev[cls]["ideal_bytes"] / elementwise_Bps
+            d["bytes_factor"] = _sig(min(max(dev[cls]["median_s"] / ideal, 0.1), 100.0))
+        out[cls] = d
+    missing = [c for c in OP_CLASSES if c not in ("gemm", "comm") and not floors.get(c)]
+    if missing:
+        notes.append(f"achievable.ops floors not measured for {missing} (not in a decode step): floor 0")
+    return out, notes
+
+
+def _select(results: list[dict], mode: str) -> list[dict]:
+    """The records a profile is fitted from: eager ones, or (graph) the graph-replay records of every
+    kind measured that way and the eager records of the other kinds (e.g. long prefill attention)."""
+    eager = [r for r in results if r.get("mode", "eager") != "graph"]
+    if mode != "graph":
+        return eager
+    graph = [r for r in results if r.get("mode") == "graph"]
+    kinds = {r["op"] for r in graph}
+    return [r for r in eager if r["op"] not in kinds] + graph
+
+
+MODES = ("ideal", "eager", "graph")
+
+
+def fit_profile(raw: dict, base: str, name: str, mode: str = "ideal") -> tuple[dict, list[str]]:
     """The base preset's TOML dict with every measured figure replaced; returns (profile, notes).
 
-    ``with_ops`` adds the executor's own op figures (``achievable.ops``): a profile of *this* eager
-    implementation, for validating it; without them the profile predicts ideal fused kernels."""
+    ``mode`` (see the module docstring): ``ideal`` predicts fused kernels; ``eager`` and ``graph`` add
+    the executor's own op figures (``achievable.ops``): profiles of *this* implementation, for
+    validating its measurements."""
+    if mode not in MODES:
+        raise SpecError(f"calibration mode {mode!r} is not valid: use one of {list(MODES)}")
+    with_ops = mode != "ideal"
     prof = presets.load_toml("hardware", base)
     prof = copy.deepcopy(prof)
-    res = raw["results"]
+    res = _select(raw["results"], mode)
+    if mode == "graph" and not any(r.get("mode") == "graph" for r in res):
+        raise SpecError("the raw calibration file has no CUDA-graph measurements: a '-graph' profile needs "
+                        "a run of the 'graph' suite on a GPU")
     prof["name"] = name
     peak = prof["peak"]["bf16_TFLOPs"] * 1e12
     ach = prof["achievable"]
@@ -132,24 +195,42 @@ def fit_profile(raw: dict, base: str, name: str, with_ops: bool = False) -> tupl
     for kern in list(ach["attention"]):
         f = fit_attention(res, kern, layout)
         if f:
-            ach["attention"][kern] = f
-            notes.append(f"achievable.attention.{kern}: measured (B=1, square, causal and full; decode-shaped calls "
-                         f"on {layout} K/V)")
+            ach["attention"][kern] = {**ach["attention"][kern], **f}
+            parts = (["B=1, square, causal and full"] if "kv_len" in f else []) + \
+                    ([f"decode-shaped calls on {layout} K/V"] if "decode_TBps" in f else [])
+            notes.append(f"achievable.attention.{kern}: measured ({'; '.join(parts)}); the rest published")
         else:
             notes.append(f"achievable.attention.{kern}: NOT measured, published figures kept")
     ew = sorted(_by(res, "elementwise"), key=lambda r: r["bytes"])
     if ew:
         ach["elementwise_TBps"] = _sig(ew[-1]["bytes"] / ew[-1]["median_s"] / 1e12)
         notes.append("achievable.elementwise_TBps: measured (add of the largest size, 3 bytes moved per byte)")
-    ops = fit_ops(res, ach["elementwise_TBps"] * 1e12) if with_ops else None
+    if mode == "graph":
+        ops, more = fit_ops_graph(res, ach["elementwise_TBps"] * 1e12)
+        notes += more
+    else:
+        ops = fit_ops(res, ach["elementwise_TBps"] * 1e12) if with_ops else None
     if not with_ops:
         notes.append("achievable.ops: none (ideal fused kernels); the executor's measured op figures are in the "
-                     "'-eager' profile fitted from the same raw file")
-    if ops:
+                     "'-eager' and '-graph' profiles fitted from the same raw file")
+    if ops and mode == "eager":
         ach["ops"] = ops
         notes.append("achievable.ops.*: measured on the real/ executor's own implementations: bytes_factor = device "
                      "time at 16384 tokens over the recipe's ideal (fused) traffic; issue_us = host time per op at "
                      "one token, plus the executor's dispatch cost per op (a walk of a tiny decode step)")
+    if ops and mode == "graph":
+        ach["ops"] = ops
+        notes.append("achievable.ops.*: the real/ executor replayed from CUDA graphs: issue_us = 0 (one launch per "
+                     "pass); floor_us = median device time of the executor's own ops of the class, each captured "
+                     "alone in place in a decode step of one layer at one sequence (TP and every ring decode "
+                     "variant); bytes_factor = graph-timed device time at 16384 tokens over the ideal traffic")
+        gl = _by(res, "graph_launch")
+        if gl:
+            ach["pass_launch_us"] = _sig(gl[0]["launch_s"] * 1e6)
+            notes.append("achievable.pass_launch_us: measured (replay time of graphs of 1, 30 and 300 tiny kernels: "
+                         "the intercept of a straight line)")
+        notes.append("graph mode: GEMM, decode attention, elementwise and communication figures are timed as CUDA "
+                     "graph replays; prefill attention and the compute slowdown are the eager measurements")
     la = _by(res, "launch")
     if la:
         ach["launch_us"] = _sig(la[0]["median_s"] * 1e6)

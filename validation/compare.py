@@ -46,10 +46,14 @@ def config_of(rec: dict, hardware: str | None = None) -> Config:
     p = argparse.ArgumentParser(add_help=False)
     add_config_arguments(p)
     a, _ = p.parse_known_args(options_of(rec))
+    mode = rec.get("exec", "eager")  # how the executor ran: issued op by op, or replayed from a CUDA graph
     if hardware:
         a.hardware = hardware
-    elif f"{a.hardware}-eager" in presets.available("hardware"):
-        a.hardware = f"{a.hardware}-eager"  # the measurements are of the eager executor: use its op figures
+    elif f"{a.hardware}-{mode}" in presets.available("hardware"):
+        a.hardware = f"{a.hardware}-{mode}"  # the profile of the executor as it ran: its own op figures
+    elif mode == "graph":
+        raise SpecError(f"record measured with --exec graph needs the profile {a.hardware}-graph "
+                        f"(ringsim calibrate writes it); available: {presets.available('hardware')}")
     chosen = (rec.get("attn_kernel_real") or {}).get("chosen")
     if chosen in ("flash", "cudnn"):  # predict with the kernel the run actually used
         a.attn_kernel = chosen
@@ -78,6 +82,12 @@ class Row:
     simulated_s: float | None
     spread: float  # (max - min) / median of the measurement
     source: str
+    exec: str = "eager"  # how the executor ran: op by op (eager) or replayed from a CUDA graph (graph)
+
+    @property
+    def group(self) -> str:
+        """Summary group: the phase, and '-graph' for graph-replayed runs (device-bound, no host issue)."""
+        return self.phase if self.exec == "eager" else f"{self.phase}-{self.exec}"
 
     def err(self, engine: str) -> float | None:
         v = self.analytic_s if engine == "analytic" else self.simulated_s
@@ -87,7 +97,7 @@ class Row:
         return {"label": self.label, "phase": self.phase, "measured_s": self.measured_s,
                 "analytic_s": self.analytic_s, "simulated_s": self.simulated_s,
                 "analytic_err": self.err("analytic"), "simulated_err": self.err("simulator"),
-                "measured_spread": self.spread, "source": self.source}
+                "measured_spread": self.spread, "source": self.source, "exec": self.exec}
 
 
 def label_of(cfg: Config) -> str:
@@ -121,23 +131,27 @@ def compare(paths: list[str], hardware: str | None = None, simulate: bool = True
         m = {"max_s": lat.get("max"), "min_s": lat.get("min")} if lat else (rec.get("measured") or {})
         hi, lo = m.get("max_s") or med, m.get("min_s") or med
         spread = (hi - lo) / med if med else 0.0
-        rows.append(Row(label_of(cfg), str(cfg.workload.phase), med, a, s, spread, src))
+        mode = rec.get("exec", "eager")
+        label = label_of(cfg) + ("" if mode == "eager" else f" {mode}")
+        rows.append(Row(label, str(cfg.workload.phase), med, a, s, spread, src, mode))
     return rows
 
 
 def summarise(rows: list[Row]) -> dict:
     """Median and max absolute % error per engine and phase, with the targets and whether each holds."""
     out: dict = {}
-    for phase in ("prefill", "decode"):
+    groups = sorted({r.group for r in rows}, key=lambda g: (g.split("-")[0] != "prefill", g))
+    for group in groups:
+        phase = group.split("-")[0]
         for engine in ("analytic", "simulator"):
-            errs = [abs(e) for r in rows if r.phase == phase and (e := r.err(engine)) is not None]
+            errs = [abs(e) for r in rows if r.group == group and (e := r.err(engine)) is not None]
             if not errs:
                 continue
             d = {"n": len(errs), "median_abs_err": statistics.median(errs), "max_abs_err": max(errs)}
             t = TARGETS[phase]
             d["targets"] = t
             d["meets_targets"] = (d["median_abs_err"] <= t["median"]) and (d["max_abs_err"] <= t.get("max", 1e9))
-            out[f"{phase}/{engine}"] = d
+            out[f"{group}/{engine}"] = d
     return out
 
 
@@ -154,6 +168,6 @@ def format_table(rows: list[Row], summary: dict) -> str:
     lines.append("summary: median and max |error| per phase and engine")
     for k, d in summary.items():
         tgt = ", ".join(f"{n} <= {v:.0%}" for n, v in d["targets"].items())
-        lines.append(f"  {k:<20} n={d['n']:<3} median {d['median_abs_err']:6.1%}  max {d['max_abs_err']:6.1%}  "
+        lines.append(f"  {k:<23} n={d['n']:<3} median {d['median_abs_err']:6.1%}  max {d['max_abs_err']:6.1%}  "
                      f"(target {tgt}: {'met' if d['meets_targets'] else 'NOT met'})")
     return "\n".join(lines)
