@@ -174,7 +174,9 @@ def _max_over_ranks(samples: list[float], dev) -> list[float]:
     return t.tolist()
 
 
-def bench_comm(dev, sizes: list[int], reps: int) -> list[dict]:
+def bench_comm(dev, sizes: list[int], reps: int, graph: bool = False, calls: int = 10) -> list[dict]:
+    """Neighbour exchange and the collectives over the whole world, by message size; ``graph``: each call
+    captured in a CUDA graph (``calls`` per replay, 2 above 16 MiB) and timed as its replay."""
     world, rank = dist.get_world_size(), dist.get_rank()
     nxt, prv = (rank + 1) % world, (rank - 1) % world
     out = []
@@ -197,8 +199,12 @@ def bench_comm(dev, sizes: list[int], reps: int) -> list[dict]:
                  "all_to_all": (lambda: dist.all_to_all_single(y, x), x.numel() * 2)}
         for coll, (fn, msg) in cases.items():
             dist.barrier()
-            s = _max_over_ranks(time_fn(fn, dev, reps=reps), dev)
-            out.append(_rec(s, op="comm", coll=coll, group=world, msg_bytes=float(msg)))
+            if graph:
+                s = time_graph(fn, dev, calls=calls if nbytes <= 2**24 else 2, reps=reps, collective=True)
+                out.append(_rec(s, op="comm", mode="graph", coll=coll, group=world, msg_bytes=float(msg)))
+            else:
+                s = _max_over_ranks(time_fn(fn, dev, reps=reps), dev)
+                out.append(_rec(s, op="comm", coll=coll, group=world, msg_bytes=float(msg)))
         del x, y, g
     return out
 
@@ -243,6 +249,8 @@ def provenance(dev) -> dict:
          "command": " ".join((["torchrun"] if "TORCHELASTIC_RUN_ID" in os.environ else ["python3 -m"]) + sys.argv),
          "world_size": dist.get_world_size() if dist.is_initialized()
          else 1}
+    from real.provenance import git_revision, source_sha256
+    p.update(git_revision=git_revision(), source_sha256=source_sha256())
     if dev.type == "cuda":
         p["gpu"] = torch.cuda.get_device_name(dev)
         p["cuda"] = torch.version.cuda
@@ -512,36 +520,6 @@ def bench_graph_launch(dev, sizes=(1, 30, 300), reps: int = 9) -> dict:
             "launch_s": float(max(icpt, 0.0)), "per_kernel_s": float(slope)}
 
 
-def bench_comm_graph(dev, sizes: list[int], calls: int = 10, reps: int = 5) -> list[dict]:
-    """The communication microbenchmarks of ``bench_comm``, each call captured in a CUDA graph."""
-    world, rank = dist.get_world_size(), dist.get_rank()
-    nxt, prv = (rank + 1) % world, (rank - 1) % world
-    out = []
-    for nbytes in sizes:
-        n = max(nbytes // 2, world)
-        n -= n % world
-        x = torch.randn(n, device=dev, dtype=torch.bfloat16)
-        y = torch.empty_like(x)
-        g = torch.empty(n * world, device=dev, dtype=torch.bfloat16)
-
-        def exchange():
-            for r in dist.batch_isend_irecv([dist.P2POp(dist.isend, x, nxt), dist.P2POp(dist.irecv, y, prv)]):
-                r.wait()
-
-        cases = {"p2p": (exchange, x.numel() * 2),
-                 "all_reduce": (lambda: dist.all_reduce(x), x.numel() * 2),
-                 "all_gather": (lambda: dist.all_gather_into_tensor(g, x), g.numel() * 2),
-                 "reduce_scatter": (lambda: dist.reduce_scatter_tensor(y[: n // world], x), x.numel() * 2),
-                 "all_to_all": (lambda: dist.all_to_all_single(y, x), x.numel() * 2)}
-        k = calls if nbytes <= 2**24 else 2
-        for coll, (fn, msg) in cases.items():
-            dist.barrier()
-            s = time_graph(fn, dev, calls=k, reps=reps, collective=True)
-            out.append(_rec(s, op="comm", mode="graph", coll=coll, group=world, msg_bytes=float(msg)))
-        del x, y, g
-    return out
-
-
 def _executor_variants(world: int) -> list:
     """Plans whose decode step the in-place op measurement walks: TP and every ring decode variant."""
     from costmodel.plan import Plan
@@ -647,5 +625,5 @@ def run_graph(model_dims: dict, quick: bool = False) -> list[dict]:
     R += bench_executor_ops_graph(dev, dtype, model_dims, calls=5 if quick else 10, reps=reps)
     if dist.is_initialized() and dist.get_world_size() > 1:
         sizes = [2**10, 2**16] if quick else [2**10, 2**14, 2**17, 2**20, 2**23, 2**26, 2**28, 2**30]
-        R += bench_comm_graph(dev, sizes, reps=reps)
+        R += bench_comm(dev, sizes, reps, graph=True)
     return R

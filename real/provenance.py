@@ -38,8 +38,30 @@ def command_line() -> str:
 
 
 def git_revision() -> str | None:
+    """HEAD of the checkout (with ``-dirty`` when tracked files differ from it); a copy of a working tree
+    may carry a stale ``.git``, so ``source_sha256`` is the reliable name of the code."""
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    return os.environ.get("RINGSIM_GIT_REV") or _run(["git", "-C", here, "rev-parse", "HEAD"])
+    rev = os.environ.get("RINGSIM_GIT_REV") or _run(["git", "-C", here, "rev-parse", "HEAD"])
+    if rev and "RINGSIM_GIT_REV" not in os.environ and _run(["git", "-C", here, "status", "--porcelain",
+                                                              "--untracked-files=no"]):
+        rev += "-dirty"
+    return rev
+
+
+_SOURCE_DIRS = ("costmodel", "real", "sim", "validation", "ringsim")
+
+
+def source_sha256() -> str:
+    """SHA-256 over the Python sources of the packages that measure and predict (path and content, in
+    path order): the same code gives the same digest on any machine, with or without git."""
+    import hashlib
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    files = sorted(p for d in _SOURCE_DIRS for p in (root / d).rglob("*") if p.suffix in (".py", ".toml"))
+    for path in files:
+        h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
 
 
 def local() -> dict:
@@ -79,5 +101,6 @@ def collect(per_rank: list[dict]) -> dict:
         "nccl": nccl,
         "python": platform.python_version(),
         "git_revision": git_revision(),
+        "source_sha256": source_sha256(),
         "env": {k: os.environ[k] for k in _ENV_KEYS if k in os.environ},
     }

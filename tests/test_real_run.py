@@ -57,6 +57,7 @@ def test_two_ranks_append_records_and_keep_them(tmp_path):
         assert x["check"]["passed"] and x["check"]["rel_err"] <= 1e-5
         assert x["attn_kernel_real"]["chosen"] == "math"
         assert "real.run" in x["provenance"]["command"] and x["provenance"]["torch"]
+        assert len(x["provenance"]["source_sha256"]) == 64  # names the code even where .git is stale
     # a later run (here: one process, no torchrun) appends; the records already there are kept as they were
     r = _python([*TINY, "--layers", "2", "--topology", "nvswitch:1", "--seq", "24", "--plan", "tp=1",
                  "--out", str(out)])
