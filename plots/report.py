@@ -99,8 +99,18 @@ def img(path: str, alt: str) -> str:
     return f"![{alt}]({path})"
 
 
+def validation_markdown(summary: dict) -> str:
+    """The ``ringsim validate`` summary as a table: median and max |error| per group and engine."""
+    rows = ["| group / engine | n | median abs error | max abs error | target | met |", "| --- | --- | --- | --- | --- | --- |"]
+    for k, d in summary.items():
+        tgt = ", ".join(f"{n} <= {v:.0%}" for n, v in d["targets"].items())
+        rows.append(f"| {k} | {d['n']} | {d['median_abs_err']:.1%} | {d['max_abs_err']:.1%} | {tgt} | "
+                    f"{'yes' if d['meets_targets'] else 'NO'} |")
+    return "\n".join(rows)
+
+
 def render(doc: dict, *, sweeps: list[dict], crossover: list[dict], figures: dict, skipped: dict,
-           runtime_s: float, command: str) -> str:
+           runtime_s: float, command: str, validation_summary: dict | None = None) -> str:
     s, ce = doc["specs"], doc["ceilings"]
     defs = doc["predictions"][0]["result"]["definitions"]
     lines = [
@@ -160,6 +170,10 @@ def render(doc: dict, *, sweeps: list[dict], crossover: list[dict], figures: dic
     lines += ([img(figures["timeline"], "simulated one-layer timeline of both plans"), ""] if "timeline" in figures
               else [f"Not produced: {skipped.get('timeline', 'no timeline')}", ""])
     lines += ["## Predicted vs measured", ""]
+    if validation_summary:
+        lines += ["The committed measurements (`validation/data/`) against both engines, as `ringsim validate` "
+                  "reports them; `decode` is the executor issued op by op (host-bound), `decode-graph` its "
+                  "CUDA-graph replay.", "", validation_markdown(validation_summary), ""]
     lines += ([img(figures["validation"], "predicted vs measured"), ""] if "validation" in figures
               else [f"Not produced: {skipped.get('validation', 'no validation data')}", ""])
     return "\n".join(lines) + "\n"

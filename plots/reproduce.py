@@ -84,15 +84,23 @@ def simulated_timelines(setup: dict, data: Path) -> tuple[Path | None, str]:
 
 
 def validation_records(data: Path) -> tuple[Path | None, str]:
+    """The committed measurements beside both engines' predictions (``validation.compare``, the same rows
+    as ``ringsim validate``), written as a results file the scatter is drawn from."""
     src = sorted((REPO / "validation" / "data").glob("*.jsonl"))
     if not src:
         return None, "no measurements yet: validation/data/*.jsonl does not exist (issue 5 commits it)"
-    recs = load_validation(src)
+    recs = load_validation(src)  # records that already carry predictions
+    summary = None
     if not recs:
-        return None, (f"{len(src)} file(s) in validation/data/ but no record with measured_s and analytic_s "
-                      "or simulated_s")
+        from validation.compare import compare, summarise  # costmodel + sim: no torch
+        rows = compare([str(p) for p in src])
+        recs = [r.as_dict() for r in rows]
+        summary = summarise(rows)
+    if not recs:
+        return None, f"{len(src)} file(s) in validation/data/ but no measured record in them"
     path = data / "validation_records.json"
-    write_json(path, {"kind": "validation", "sources": [str(p.relative_to(REPO)) for p in src], "records": recs})
+    write_json(path, {"kind": "validation", "sources": [str(p.relative_to(REPO)) for p in src], "records": recs,
+                      "summary": summary})
     return path, ""
 
 
@@ -142,8 +150,10 @@ def reproduce(out: str | Path, *, claims_path=None, sweep_batch: int = 8, points
         else:
             figures[key] = rel(plot_file(path, figs)[0])
     runtime = time.perf_counter() - t0
+    vfile = data / "validation_records.json"
+    vsum = json.loads(vfile.read_text()).get("summary") if "validation" in figures and vfile.exists() else None
     md = report.render(doc, sweeps=sweeps, crossover=cross, figures=figures, skipped=skipped, runtime_s=runtime,
-                       command=command)
+                       command=command, validation_summary=vsum)
     atomic_write_text(out / "REPORT.md", md)
     log(f"wrote {out / 'REPORT.md'} in {runtime:.1f} s")
     return {"report": out / "REPORT.md", "doc": doc, "figures": figures, "skipped": skipped, "runtime_s": runtime,

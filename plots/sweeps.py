@@ -195,6 +195,8 @@ def fig_crossover(doc: dict, out, name) -> list[Path]:
     for j, other in enumerate(others):
         ax = axes[0, j]
         keys = list(dict.fromkeys((r["topology"], r["phase"]) for r in rows if r["other_template"] == other))
+        notes: dict[tuple, list[str]] = {}  # one label per point, however many series share it
+        p_last = max(r["P"] for r in rows if r["other_template"] == other)
         for topo, phase in keys:
             sel = sorted((r for r in rows if r["other_template"] == other and r["topology"] == topo
                           and r["phase"] == phase), key=lambda r: r["P"])
@@ -206,11 +208,15 @@ def fig_crossover(doc: dict, out, name) -> list[Path]:
             for r in sel:
                 if r["crossover_L"] is None:
                     ax.plot([r["P"]], [r["L_max"]], marker="v", color=col, ms=8, mfc="white")
-                    ax.annotate("never", (r["P"], r["L_max"]), textcoords="offset points", xytext=(4, -10),
-                                fontsize=7, color=col)
+                    notes.setdefault((r["P"], r["L_max"], "never"), []).append(col)
                 elif r["ring_wins_from_start"]:
-                    ax.annotate(f"<= {r['L_min']:,}", (r["P"], r["crossover_L"]), textcoords="offset points",
-                                xytext=(4, 4), fontsize=7, color=col)
+                    notes.setdefault((r["P"], r["crossover_L"], f"<= {r['L_min']:,}"), []).append(col)
+        for (p, yv, text), cols in notes.items():
+            up = not text.startswith("never")
+            right_edge = p == p_last
+            ax.annotate(text, (p, yv), textcoords="offset points", xytext=(-6 if right_edge else 6, 5 if up else -12),
+                        ha="right" if right_edge else "left", fontsize=7,
+                        color=cols[0] if len(set(cols)) == 1 else "0.25")
         ax.set_xscale("log", base=2)
         ax.xaxis.set_major_locator(FixedLocator(sorted({r["P"] for r in rows})))
         ax.xaxis.set_minor_locator(NullLocator())

@@ -63,7 +63,11 @@ def fig_timeline(timelines: list[dict], out, name, max_ranks: int = 16) -> list[
     for tl in timelines:
         ranks = sorted({int(r["rank"]) for r in tl["timeline"]})[:max_ranks]
         heights.append(len(ranks) * 2)
-    fig, axes = plt.subplots(len(timelines), 1, figsize=(11, 1.0 + 0.22 * sum(heights)), squeeze=False,
+    # margins in inches, whatever the number of rows: legend and titles above, the time axis below
+    rows_in = [0.22 * max(h, 2) for h in heights]
+    gap_in, top_in, bottom_in = 0.55, 0.75, 0.55
+    H = sum(rows_in) + gap_in * (len(heights) - 1) + top_in + bottom_in
+    fig, axes = plt.subplots(len(timelines), 1, figsize=(11, H), squeeze=False,
                              sharex=True, gridspec_kw={"height_ratios": [max(h, 2) for h in heights]})
     seen = set()
     for ax, tl in zip(axes[:, 0], timelines):
@@ -90,6 +94,7 @@ def fig_timeline(timelines: list[dict], out, name, max_ranks: int = 16) -> list[
         ax.set_title(f"{tl['label']}: {end / scale:.4g} {unit}{more}", loc="left")
         ax.grid(axis="y", visible=False)
     axes[-1, 0].set_xlabel(f"time ({unit})")
-    fig.legend(loc="upper right", ncol=min(len(seen), 6), fontsize=7)
-    fig.subplots_adjust(left=0.09, right=0.98, top=0.93, bottom=0.06, hspace=0.35)
+    fig.legend(loc="upper right", ncol=min(len(seen), 8), fontsize=7, bbox_to_anchor=(0.98, 1 - 0.05 / H))
+    fig.subplots_adjust(left=0.09, right=0.98, top=1 - top_in / H, bottom=bottom_in / H,
+                        hspace=gap_in / (sum(rows_in) / len(rows_in)))
     return save(fig, out, name)
