@@ -87,6 +87,20 @@ def test_skips_are_stated(rep):
         assert "Not produced: " in text
 
 
+def test_measurements_are_predicted_and_summarised(rep):
+    """validation/data/ is committed: the report holds the same summary ringsim validate gives, and the
+    scatter is drawn from a results file of the records with both engines' predictions."""
+    out, r = rep
+    text = (out / "REPORT.md").read_text()
+    assert "validation" in r["figures"]
+    doc = json.loads((out / "data" / "validation_records.json").read_text())
+    recs = doc["records"]
+    assert len(recs) >= 100 and all(x["analytic_s"] > 0 and x["measured_s"] > 0 for x in recs)
+    s = doc["summary"]["prefill/analytic"]
+    assert f"| prefill/analytic | {s['n']} | {s['median_abs_err']:.1%} |" in text
+    assert kind_of(out / "data" / "validation_records.json") == "validation"
+
+
 @pytest.mark.parametrize("cmd", ["reproduce", "plot"])
 def test_unwritable_out_is_a_clear_error(tmp_path, capsys, cmd):
     blocker = tmp_path / "a_file"
