@@ -72,7 +72,7 @@ def bench_gemm(dev, dtype, tokens: list[int], shapes: dict[str, tuple[int, int]]
             w = torch.randn(n, k, device=dev, dtype=dtype) / math.sqrt(k)
             s = time_fn(lambda: F.linear(x, w), dev, reps=reps)
             out.append(_rec(s, op="gemm", name=name, tp=tp, m=m, n=n, k=k, flops=2.0 * m * n * k))
-            del x, w
+            x = w = None  # freed before the next size
     return out
 
 
@@ -109,7 +109,7 @@ def bench_attention(dev, dtype, kernels: list[str], lengths: list[int], heads: i
                 pairs = L * (L + 1) / 2 if causal else L * L
                 out.append(_rec(s, op="attention", kernel=kern, causal=causal, batch=1, heads=heads, q_len=L,
                                 kv_len=L, head_dim=head_dim, flops=4.0 * heads * head_dim * pairs))
-                del q, k, v
+                q = k = v = None  # freed before the next size
     return out
 
 
@@ -134,7 +134,7 @@ def bench_decode_attention(dev, dtype, kernels: list[str], cases: list[tuple[int
                 kv_bytes = 2.0 * b * heads * L * head_dim * q.element_size()
                 out.append(_rec(s, op="decode_attention", kernel=kern, batch=b, heads=heads, kv_len=L,
                                 head_dim=head_dim, kv_bytes=kv_bytes, layout=layout))
-                del q, k, v
+                q = k = v = None  # freed before the next size
     return out
 
 
@@ -145,7 +145,7 @@ def bench_elementwise(dev, dtype, sizes: list[int], reps: int) -> list[dict]:
         c = torch.empty_like(a)
         s = time_fn(lambda: torch.add(a, b, out=c), dev, reps=reps)
         out.append(_rec(s, op="elementwise", name="add", elements=n, bytes=3.0 * n * a.element_size()))
-        del a, b, c
+        a = b = c = None  # freed before the next size
     return out
 
 
@@ -205,7 +205,7 @@ def bench_comm(dev, sizes: list[int], reps: int, graph: bool = False, calls: int
             else:
                 s = _max_over_ranks(time_fn(fn, dev, reps=reps), dev)
                 out.append(_rec(s, op="comm", coll=coll, group=world, msg_bytes=float(msg)))
-        del x, y, g
+        x = y = g = None  # freed before the next size
     return out
 
 
@@ -571,7 +571,7 @@ def bench_executor_ops_graph(dev, dtype, model_dims: dict, calls: int = 10, reps
             out.append(_rec(s, op="op_floor", mode="graph", cls=cls, tag=op.tag, plan=plan.name,
                             decode_attn=str(plan.decode_attn), ops_in_group=len(grp)))
             ex.run_ops(grp, env)  # on to the next group's inputs
-        del ex, env, before
+        ex = env = before = None  # freed before the next size
         _sync(dev)
     return out
 
@@ -592,7 +592,7 @@ def run_graph(model_dims: dict, quick: bool = False) -> list[dict]:
                 w = torch.randn(n, k, device=dev, dtype=dtype) / math.sqrt(k)
                 s = time_graph(lambda: F.linear(x, w), dev, calls=10 if m <= 4096 else 2, reps=reps)
                 R.append(_rec(s, op="gemm", mode="graph", name=name, tp=tp, m=m, n=n, k=k, flops=2.0 * m * n * k))
-                del x, w
+                x = w = None  # freed before the next size
     cases = [(1, 256)] if quick else [(1, 1024), (1, 4096), (1, 16384), (1, 65536), (1, 262144), (16, 8192),
                                       (16, 16384), (16, 65536), (16, 131072), (64, 4096), (64, 16384), (64, 32768)]
     for kern in ("flash", "cudnn"):
@@ -609,13 +609,13 @@ def run_graph(model_dims: dict, quick: bool = False) -> list[dict]:
                 break
             R.append(_rec(s, op="decode_attention", mode="graph", kernel=kern, batch=b, heads=heads, kv_len=L,
                           head_dim=hd, kv_bytes=2.0 * b * heads * L * hd * q.element_size(), layout="executor"))
-            del q, cache, k, v
+            q = cache = k = v = None  # freed before the next size
     for n in ([2**16] if quick else [2**20, 2**24, 2**28]):
         a_, b_ = torch.randn(n, device=dev, dtype=dtype), torch.randn(n, device=dev, dtype=dtype)
         c_ = torch.empty_like(a_)
         s = time_graph(lambda: torch.add(a_, b_, out=c_), dev, calls=10, reps=reps)
         R.append(_rec(s, op="elementwise", mode="graph", name="add", elements=n, bytes=3.0 * n * a_.element_size()))
-        del a_, b_, c_
+        a_ = b_ = c_ = None  # freed before the next size
     from costmodel.specs import Model
     m = Model(name="dims", layers=1, d_model=d, n_heads=heads, n_kv_heads=kvd // hd, head_dim=hd, d_ff=ff)
     for cls, (fn, ideal) in _op_cases(m, 256 if quick else 16384, dev, dtype).items():

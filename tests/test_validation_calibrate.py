@@ -125,3 +125,30 @@ def test_config_of_record_and_summary():
     assert s["decode-graph/analytic"]["median_abs_err"] == pytest.approx(0.2) and s["decode/analytic"]["n"] == 1
     assert config_of({**rec, "exec": "graph"}).hardware.name == "h200-sxm-graph"
     assert config_of(rec).hardware.name == "h200-sxm-eager"
+
+
+def test_calibrate_measures_and_fits_on_cpu(tmp_path):
+    """The microbenchmarks run end to end (2 gloo processes, tiny sizes): raw file, ideal and eager
+    profiles that load; no '-graph' profile (the graph suite needs a GPU), and that is said by its absence."""
+    import os
+    import subprocess
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR",
+                                                            "MASTER_PORT")}
+    env.update(PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                        "-m", "ringsim", "calibrate", "--quick", "--base", "h200-sxm-published", "--name", "cpu",
+                        "--out", str(tmp_path / "cpu.toml"), "--raw-out", str(tmp_path / "raw.json")],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert r.returncode == 0, r.stderr[-2000:]
+    raw = json.loads((tmp_path / "raw.json").read_text())
+    ops = {x["op"] for x in raw["results"]}
+    assert {"gemm", "attention", "elementwise", "launch", "op_issue", "op_device", "executor_walk", "comm"} <= ops
+    assert raw["suites"] == ["eager"] and raw["provenance"]["world_size"] == 2
+    assert len(raw["provenance"]["source_sha256"]) == 64
+    for name in ("cpu", "cpu-eager"):
+        hw = presets.hardware_from_dict(tomllib.loads((tmp_path / f"{name}.toml").read_text()))
+        assert hw.name == name
+    assert not (tmp_path / "cpu-graph.toml").exists()
+    bad = subprocess.run([sys.executable, "-m", "ringsim", "calibrate", "--suite", "graphs", "--out",
+                          str(tmp_path / "x.toml")], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "--suite" in bad.stderr and "Traceback" not in bad.stderr
