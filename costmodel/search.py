@@ -86,16 +86,27 @@ def _evaluate_group(cfg: Config, plans: list[Plan], batch) -> dict:
 
 
 def _largest_batch(cfg: Config, plans: list[Plan], max_batch: int) -> tuple[np.ndarray, dict]:
-    """Per plan: the largest batch (multiple of its micro-batches, <= max_batch) that fits; its outputs."""
-    m = np.array([p.microbatches for p in plans])[:, None]
+    """Per plan: the largest batch (multiple of its micro-batches, <= max_batch) that fits; its outputs.
+
+    Memory grows with the batch, so a geometric grid of multiples brackets the answer and a vectorised
+    bisection between the bracket's ends finds it exactly."""
+    m = np.array([p.microbatches for p in plans])
     k = np.unique(np.round(np.geomspace(1, max_batch, 96)).astype(int))[None, :]
-    b = m * k
-    b = np.where(b <= max_batch, b, m)  # out-of-range candidates collapse onto the smallest batch
-    o = _evaluate_group(cfg, plans, b)
-    fit = o["feasible"]
-    j = np.where(fit.any(axis=1), np.argmax(np.where(fit, b, -1), axis=1), 0)
+    b = m[:, None] * k
+    b = np.where(b <= max_batch, b, m[:, None])  # out-of-range candidates collapse onto the smallest batch
+    fit = _evaluate_group(cfg, plans, b)["feasible"]
     rows = np.arange(len(plans))
-    return b[rows, j], {key: np.asarray(v)[rows, j] if np.ndim(v) == 2 else v for key, v in o.items()}
+    j = np.argmax(np.where(fit, b, -1), axis=1)
+    lo = np.where(fit.any(axis=1), b[rows, j] // m, 1)  # a multiple that fits (or 1: none does)
+    nxt = np.where(k[0][None, :] > lo[:, None], k[0][None, :], np.iinfo(np.int64).max).min(axis=1)
+    hi = np.minimum(nxt, max_batch // m + 1)  # the first multiple not known to fit
+    hi = np.where(fit.any(axis=1), hi, lo)
+    while np.any(hi - lo > 1):
+        mid = np.where(hi - lo > 1, (lo + hi) // 2, lo)
+        ok = np.asarray(_evaluate_group(cfg, plans, (mid * m)[:, None])["feasible"])[:, 0]
+        lo, hi = np.where(ok, mid, lo), np.where(ok, hi, mid)
+    o = _evaluate_group(cfg, plans, (lo * m)[:, None])
+    return lo * m, {key: np.asarray(v)[:, 0] if np.ndim(v) == 2 else v for key, v in o.items()}
 
 
 def rank_plans(cfg: Config, n_gpus: int, objective: str = "latency", max_batch: int = 4096) -> dict:
