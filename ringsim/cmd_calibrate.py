@@ -93,7 +93,8 @@ def run(a: argparse.Namespace) -> int:
         if a.from_raw:
             prof["provenance"]["fitted_by"] = "ringsim calibrate " + " ".join(
                 sys.argv[2:] if sys.argv[1:2] == ["calibrate"] else sys.argv[1:])
-        kind = {"ideal": "the hardware with ideal fused elementwise kernels: predictions",
+        kind = {"ideal": "the hardware with ideal fused kernels" + (" issued from a CUDA graph" if "graph" in modes else "")
+                         + ": predictions",
                 "eager": "this repository's executor (real/) issued op by op: validation of its eager measurements",
                 "graph": "this repository's executor (real/) replayed from CUDA graphs: validation of its "
                          "--exec graph measurements"}[mode]

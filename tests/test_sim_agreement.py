@@ -132,7 +132,9 @@ def test_coarsening_changes_no_result(plan, topo, mb, extra, periodic):
 def test_host_pipeline_regimes(regime, launch_us):
     """The host issues ahead of the GPU: where one side dominates throughout, both engines give the
     same phase time (max of the device path and the host path)."""
-    hw = load_hardware("h100-sxm", ["achievable.compute_slowdown_under_comm=1.0", f"achievable.launch_us={launch_us}"])
+    from costmodel.specs import OP_CLASSES
+    hw = load_hardware("h100-sxm", ["achievable.compute_slowdown_under_comm=1.0", "achievable.pass_launch_us=0"]
+                       + [f"achievable.ops.{c}.issue_us={launch_us}" for c in OP_CLASSES])
     model = _model(4, 128, 16, 1, 4)
     wl = Workload(batch=1, seq_len=16384)
     cfg = Config(hardware=hw, topology=parse_topology("nvswitch:2"), model=model, workload=wl, plan=Plan(tp=2))
@@ -147,13 +149,15 @@ def test_host_pipeline_regimes(regime, launch_us):
 
 def test_host_clock_delays_ops_in_sim():
     """With a slow host, the simulator starts no op before the host has issued it."""
-    hw = load_hardware("h100-sxm", ["achievable.launch_us=500"])
+    from costmodel.specs import OP_CLASSES
+    hw = load_hardware("h100-sxm", [f"achievable.ops.{c}.issue_us=500" for c in OP_CLASSES])
     model = _model(1, 64, 8, 1, 2)
     cfg = Config(hardware=hw, topology=parse_topology("nvswitch:1"), model=model,
                  workload=Workload(batch=1, seq_len=256), plan=Plan())
     res = run_config(cfg, coarsen=False).result
     ops = res.schedule.rank_ops(0)
-    clock = 0.0
+    assert all(op.issue_s == pytest.approx(500e-6) for op in ops)
+    clock = res.schedule.launch_s  # the pass's launch, then each op's issue
     for op in ops:
         clock += op.issue_s
         assert res.start[op.id] >= clock - 1e-12

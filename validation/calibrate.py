@@ -14,8 +14,10 @@ the shapes the model asks about, never fitted to validation data.
   time.  InfiniBand figures stay published: a single node cannot measure them.
 * Compute slowdown while a transfer runs beside it: median time ratio, at least 1.
 
-Three profiles come from one raw file (``mode``): ``ideal`` (the hardware with fused kernels: the
-predictions), ``eager`` (this repository's executor with the host issuing op by op: per-class bytes
+Three profiles come from one raw file (``mode``): ``ideal`` (the hardware with fused kernels issued
+from a CUDA graph, as a serving engine runs them: the predictions; per-kernel figures are the
+graph-timed ones where the raw file has them, each op is one kernel with the in-place floor of one
+elementwise kernel, and a pass pays one graph launch), ``eager`` (this repository's executor with the host issuing op by op: per-class bytes
 factors and host issue times) and ``graph`` (the same executor replayed from CUDA graphs: every
 figure that has a graph-replay measurement uses it; op classes get a device floor from the in-place
 op measurement, no host issue time, and a pass pays one graph launch).
@@ -155,6 +157,19 @@ def fit_ops_graph(results: list[dict], elementwise_Bps: float) -> tuple[dict | N
     return out, notes
 
 
+def fit_ops_ideal(results: list[dict]) -> dict | None:
+    """Fused kernels issued from a CUDA graph: no host issue time, bytes factor 1, and for the elementwise
+    classes the floor of one elementwise kernel in place (the median graph-timed residual add of the
+    executor's decode steps: a single kernel); GEMM, attention and communication curves carry theirs."""
+    one = [r["median_s"] for r in _by(results, "op_floor") if r["cls"] == "residual"]
+    if not one:
+        return None
+    from costmodel.specs import OP_CLASSES
+    floor = _sig(float(np.median(one)) * 1e6)
+    return {cls: ({"issue_us": 0.0} if cls in ("gemm", "attention", "comm") else {"issue_us": 0.0, "floor_us": floor})
+            for cls in OP_CLASSES}
+
+
 def _select(results: list[dict], mode: str) -> list[dict]:
     """The records a profile is fitted from: eager ones, or (graph) the graph-replay records of every
     kind measured that way and the eager records of the other kinds (e.g. long prefill attention)."""
@@ -180,8 +195,9 @@ def fit_profile(raw: dict, base: str, name: str, mode: str = "ideal") -> tuple[d
     with_ops = mode != "ideal"
     prof = presets.load_toml("hardware", base)
     prof = copy.deepcopy(prof)
-    res = _select(raw["results"], mode)
-    if mode == "graph" and not any(r.get("mode") == "graph" for r in res):
+    has_graph = any(r.get("mode") == "graph" for r in raw["results"])
+    res = _select(raw["results"], "graph" if mode == "ideal" and has_graph else mode)
+    if mode == "graph" and not has_graph:
         raise SpecError("the raw calibration file has no CUDA-graph measurements: a '-graph' profile needs "
                         "a run of the 'graph' suite on a GPU")
     prof["name"] = name
@@ -190,8 +206,8 @@ def fit_profile(raw: dict, base: str, name: str, mode: str = "ideal") -> tuple[d
     notes = []
     ach["gemm"] = fit_gemm(res, peak)
     notes.append("achievable.gemm: measured (efficiency by FLOPs per call at the model's layer shapes, tp=1 and 2)")
-    has_exec_layout = any(r.get("layout") == "executor" for r in _by(res, "decode_attention"))
-    layout = "executor" if with_ops and has_exec_layout else "contiguous"
+    layouts = {r.get("layout", "contiguous") for r in _by(res, "decode_attention")}
+    layout = "executor" if "executor" in layouts and (with_ops or "contiguous" not in layouts) else "contiguous"
     for kern in list(ach["attention"]):
         f = fit_attention(res, kern, layout)
         if f:
@@ -210,27 +226,36 @@ def fit_profile(raw: dict, base: str, name: str, mode: str = "ideal") -> tuple[d
         notes += more
     else:
         ops = fit_ops(res, ach["elementwise_TBps"] * 1e12) if with_ops else None
-    if not with_ops:
+    if not with_ops and has_graph:
+        ops = fit_ops_ideal(res)
+        if ops:
+            ach["ops"] = ops
+            notes.append("achievable.ops.*: ideal fused kernels issued from a CUDA graph: bytes_factor 1, issue_us 0, "
+                         "floor_us = the in-place floor of one elementwise kernel (the executor's residual add, "
+                         "graph-timed) for the elementwise classes; the executor's measured op figures are in "
+                         "the '-eager' and '-graph' profiles fitted from the same raw file")
+    elif not with_ops:
         notes.append("achievable.ops: none (ideal fused kernels); the executor's measured op figures are in the "
-                     "'-eager' and '-graph' profiles fitted from the same raw file")
+                     "'-eager' profile fitted from the same raw file")
     if ops and mode == "eager":
         ach["ops"] = ops
         notes.append("achievable.ops.*: measured on the real/ executor's own implementations: bytes_factor = device "
                      "time at 16384 tokens over the recipe's ideal (fused) traffic; issue_us = host time per op at "
                      "one token, plus the executor's dispatch cost per op (a walk of a tiny decode step)")
+    if has_graph and mode != "eager":
+        gl = _by(res, "graph_launch")
+        if gl:
+            ach["pass_launch_us"] = _sig(gl[0]["launch_s"] * 1e6)
+            notes.append("achievable.pass_launch_us: measured (replay time of graphs of 1, 30 and 300 tiny kernels: "
+                         "the intercept of a straight line)")
+        notes.append("GEMM, decode attention, elementwise and communication figures are timed as CUDA graph "
+                     "replays; prefill attention and the compute slowdown are the eager measurements")
     if ops and mode == "graph":
         ach["ops"] = ops
         notes.append("achievable.ops.*: the real/ executor replayed from CUDA graphs: issue_us = 0 (one launch per "
                      "pass); floor_us = median device time of the executor's own ops of the class, each captured "
                      "alone in place in a decode step of one layer at one sequence (TP and every ring decode "
                      "variant); bytes_factor = graph-timed device time at 16384 tokens over the ideal traffic")
-        gl = _by(res, "graph_launch")
-        if gl:
-            ach["pass_launch_us"] = _sig(gl[0]["launch_s"] * 1e6)
-            notes.append("achievable.pass_launch_us: measured (replay time of graphs of 1, 30 and 300 tiny kernels: "
-                         "the intercept of a straight line)")
-        notes.append("graph mode: GEMM, decode attention, elementwise and communication figures are timed as CUDA "
-                     "graph replays; prefill attention and the compute slowdown are the eager measurements")
     la = _by(res, "launch")
     if la:
         ach["launch_us"] = _sig(la[0]["median_s"] * 1e6)
