@@ -21,7 +21,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", default=None, help="profile name (default: the base's)")
     p.add_argument("--out", required=True, help="profile TOML to write")
     p.add_argument("--raw-out", default=None, help="also keep the raw measurements here (JSON)")
-    p.add_argument("--from-raw", default=None, help="fit a stored raw JSON instead of measuring")
+    p.add_argument("--from-raw", action="append", default=None,
+                   help="fit stored raw JSON instead of measuring; repeat to add supplements (e.g. attention at "
+                        "longer lengths), whose records are added to the first file's")
     p.add_argument("--model", default="seed-dense", help="model whose layer shapes are measured")
     p.add_argument("--quick", action="store_true", help="tiny sizes (smoke test, e.g. on CPU)")
     p.add_argument("--suite", default="eager,graph",
@@ -62,14 +64,10 @@ def _measure(a) -> dict | None:
 def run(a: argparse.Namespace) -> int:
     import tomli_w
 
-    from validation.calibrate import fit_profile
+    from validation.calibrate import fit_profile, load_raw
 
     if a.from_raw:
-        try:
-            with open(a.from_raw) as f:
-                raw = json.load(f)
-        except (OSError, json.JSONDecodeError) as e:
-            raise SpecError(f"--from-raw {a.from_raw!r} cannot be read as JSON: {e}") from None
+        raw = load_raw(a.from_raw)
     else:
         raw = _measure(a)
         if raw is None:

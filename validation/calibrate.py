@@ -277,6 +277,10 @@ def fit_profile(raw: dict, base: str, name: str, mode: str = "ideal") -> tuple[d
                      "(8192^3 GEMM burst alone vs beside 512 MiB neighbour exchanges)")
     else:
         notes.append("achievable.compute_slowdown_under_comm: published estimate (not measured: no second GPU)")
+    for s in raw.get("supplements", []):
+        sp = s.get("provenance", {})
+        notes.append(f"supplemented by {s['file']} ({', '.join(s['ops'])}; {sp.get('gpu', '?')}, {sp.get('date', '?')}): "
+                     "its records are fitted together with the run's")
     pv = raw["provenance"]
     prof["provenance"] = {
         "kind": "calibrated", "gpu": pv.get("gpu", "unknown"), "driver": pv.get("driver", "unknown"),
@@ -288,6 +292,29 @@ def fit_profile(raw: dict, base: str, name: str, mode: str = "ideal") -> tuple[d
     }
     presets.hardware_from_dict(copy.deepcopy(prof))  # validate before anyone writes it
     return prof, notes
+
+
+def load_raw(paths: list[str]) -> dict:
+    """One raw file, or several: the first is the calibration run (its provenance is the profile's); the
+    others supplement it (e.g. attention beyond its longest length), their records added to its own and
+    their provenance kept under ``supplements``."""
+    import json
+    raws = []
+    for p in paths:
+        try:
+            with open(p) as f:
+                raws.append(json.load(f))
+        except (OSError, json.JSONDecodeError) as e:
+            raise SpecError(f"--from-raw {p!r} cannot be read as JSON: {e}") from None
+        if not isinstance(raws[-1], dict) or not isinstance(raws[-1].get("results"), list):
+            raise SpecError(f"--from-raw {p!r} is not a calibration raw file (no 'results' list)")
+    raw = copy.deepcopy(raws[0])
+    raw["supplements"] = []
+    for p, r in zip(paths[1:], raws[1:]):
+        raw["results"] = raw["results"] + r["results"]
+        raw["supplements"].append({"file": str(p).rsplit("/", 1)[-1], "provenance": r.get("provenance", {}),
+                                   "ops": sorted({x.get("op", "?") for x in r["results"]})})
+    return raw
 
 
 def _sig(x: float, digits: int = 4) -> float:
