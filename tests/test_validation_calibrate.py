@@ -158,3 +158,17 @@ def test_calibrate_measures_and_fits_on_cpu(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "ringsim", "calibrate", "--suite", "graphs", "--out",
                           str(tmp_path / "x.toml")], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "--suite" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_supplements_add_records_and_say_so(tmp_path):
+    data = load_raw([str(CAL / f) for f in RAWS["h200-sxm"]])
+    run = json.loads((CAL / RAWS["h200-sxm"][0]).read_text())
+    assert len(data["results"]) > len(run["results"]) and data["provenance"] == run["provenance"]
+    assert data["supplements"][0]["ops"] == ["attention"]
+    prof, notes = fit_profile(data, "h200-sxm-published", "x")
+    assert max(prof["achievable"]["attention"]["cudnn"]["kv_len"]) == 524288
+    assert any(n.startswith("supplemented by h200x1_attention_long_raw.json") for n in notes)
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"provenance": {}}')
+    with pytest.raises(Exception, match="not a calibration raw file"):
+        load_raw([str(CAL / RAWS["h200-sxm"][0]), str(bad)])
