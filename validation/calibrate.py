@@ -181,6 +181,31 @@ def _select(results: list[dict], mode: str) -> list[dict]:
     return [r for r in eager if r["op"] not in kinds] + graph
 
 
+def _ops_of(mode: str, res: list[dict], elementwise_Bps: float, has_graph: bool) -> tuple[dict | None, list[str]]:
+    """``achievable.ops`` of a profile and the notes that say where it comes from."""
+    if mode == "eager":
+        ops = fit_ops(res, elementwise_Bps)
+        return ops, (["achievable.ops.*: measured on the real/ executor's own implementations: bytes_factor = "
+                      "device time at 16384 tokens over the recipe's ideal (fused) traffic; issue_us = host time per "
+                      "op at one token, plus the executor's dispatch cost per op (a walk of a tiny decode step)"]
+                     if ops else [])
+    if mode == "graph":
+        ops, notes = fit_ops_graph(res, elementwise_Bps)
+        return ops, notes + (["achievable.ops.*: the real/ executor replayed from CUDA graphs: issue_us = 0 (one "
+                              "launch per pass); floor_us = median device time of the executor's own ops of the "
+                              "class, each captured alone in place in a decode step of one layer at one sequence "
+                              "(TP and every ring decode variant); bytes_factor = graph-timed device time at 16384 "
+                              "tokens over the ideal traffic"] if ops else [])
+    ops = fit_ops_ideal(res) if has_graph else None
+    if ops:
+        return ops, ["achievable.ops.*: ideal fused kernels issued from a CUDA graph: bytes_factor 1, issue_us 0, "
+                     "floor_us = the in-place floor of one elementwise kernel (the executor's residual add, "
+                     "graph-timed) for the elementwise classes; the executor's measured op figures are in the "
+                     "'-eager' and '-graph' profiles fitted from the same raw file"]
+    return None, ["achievable.ops: none (ideal fused kernels); the executor's measured op figures are in the "
+                  "'-eager' profile fitted from the same raw file"]
+
+
 MODES = ("ideal", "eager", "graph")
 
 
@@ -221,27 +246,10 @@ def fit_profile(raw: dict, base: str, name: str, mode: str = "ideal") -> tuple[d
     if ew:
         ach["elementwise_TBps"] = _sig(ew[-1]["bytes"] / ew[-1]["median_s"] / 1e12)
         notes.append("achievable.elementwise_TBps: measured (add of the largest size, 3 bytes moved per byte)")
-    if mode == "graph":
-        ops, more = fit_ops_graph(res, ach["elementwise_TBps"] * 1e12)
-        notes += more
-    else:
-        ops = fit_ops(res, ach["elementwise_TBps"] * 1e12) if with_ops else None
-    if not with_ops and has_graph:
-        ops = fit_ops_ideal(res)
-        if ops:
-            ach["ops"] = ops
-            notes.append("achievable.ops.*: ideal fused kernels issued from a CUDA graph: bytes_factor 1, issue_us 0, "
-                         "floor_us = the in-place floor of one elementwise kernel (the executor's residual add, "
-                         "graph-timed) for the elementwise classes; the executor's measured op figures are in "
-                         "the '-eager' and '-graph' profiles fitted from the same raw file")
-    elif not with_ops:
-        notes.append("achievable.ops: none (ideal fused kernels); the executor's measured op figures are in the "
-                     "'-eager' profile fitted from the same raw file")
-    if ops and mode == "eager":
+    ops, more = _ops_of(mode, res, ach["elementwise_TBps"] * 1e12, has_graph)
+    if ops:
         ach["ops"] = ops
-        notes.append("achievable.ops.*: measured on the real/ executor's own implementations: bytes_factor = device "
-                     "time at 16384 tokens over the recipe's ideal (fused) traffic; issue_us = host time per op at "
-                     "one token, plus the executor's dispatch cost per op (a walk of a tiny decode step)")
+    notes += more
     if has_graph and mode != "eager":
         gl = _by(res, "graph_launch")
         if gl:
@@ -250,12 +258,6 @@ def fit_profile(raw: dict, base: str, name: str, mode: str = "ideal") -> tuple[d
                          "the intercept of a straight line)")
         notes.append("GEMM, decode attention, elementwise and communication figures are timed as CUDA graph "
                      "replays; prefill attention and the compute slowdown are the eager measurements")
-    if ops and mode == "graph":
-        ach["ops"] = ops
-        notes.append("achievable.ops.*: the real/ executor replayed from CUDA graphs: issue_us = 0 (one launch per "
-                     "pass); floor_us = median device time of the executor's own ops of the class, each captured "
-                     "alone in place in a decode step of one layer at one sequence (TP and every ring decode "
-                     "variant); bytes_factor = graph-timed device time at 16384 tokens over the ideal traffic")
     la = _by(res, "launch")
     if la:
         ach["launch_us"] = _sig(la[0]["median_s"] * 1e6)
