@@ -1,19 +1,29 @@
 """One configuration = hardware + topology + model + workload + plan + attention kernel.
 
-The command-line options that describe it live here (not in ``ringsim/``) so that every front door
-(``ringsim predict``, ``ringsim simulate``, ``torchrun -m real.run``) takes exactly the same ones.
+The core takes a typed ``Config``; ``build_config`` makes one from a plain dict (the keys below,
+values as a user writes them: ``seq="128Ki"``, ``plan="tp=8,pp=2"``), and ``load_config_toml`` from a
+TOML file of the same keys.  The command line (``ringsim/options.py``, also used by ``real.run``)
+converts its arguments into that dict once; nothing here knows about a command line.
 """
 from __future__ import annotations
 
-import argparse
+import sys
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
 
-from . import presets
+from . import presets, strategies
+from .build import asdict_values
 from .errors import SpecError
-from .plan import DecodeAttn, Plan, RingVariant, parse_plan, validate
+from .plan import DecodeAttn, Plan, RingVariant, parse_plan
 from .specs import AttnKernel, Hardware, Model, Phase, Workload
 from .topology import Topology, parse_topology
 from .units import parse_count
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 
 @dataclass(frozen=True)
@@ -23,54 +33,92 @@ class Config:
     model: Model
     workload: Workload
     plan: Plan
-    kernel: str = "flash"
+    kernel: str = AttnKernel.FLASH.value
 
     def specs(self) -> dict:
-        from .build import _asdict
         return {"hardware": self.hardware.name, "hardware_provenance": dict(self.hardware.provenance),
-                "topology": self.topology.to_dict(), "model": _asdict(self.model),
-                "workload": _asdict(self.workload), "plan": self.plan.to_dict(), "attn_kernel": self.kernel}
+                "topology": self.topology.to_dict(), "model": asdict_values(self.model),
+                "workload": asdict_values(self.workload), "plan": self.plan.to_dict(), "attn_kernel": self.kernel}
 
 
-def add_config_arguments(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("configuration")
-    g.add_argument("--hardware", default="h100-sxm",
-                   help=f"hardware preset {presets.available('hardware')} or a profile .toml (default h100-sxm)")
-    g.add_argument("--topology", default="nvswitch:8", help="nvswitch:N | ib:KxG | nvlink-domain:N (default nvswitch:8)")
-    g.add_argument("--model", default="seed-dense", help=f"model preset {presets.available('model')} or a .toml")
-    for f, h in (("layers", "layers"), ("d-model", "hidden size"), ("heads", "attention heads"),
-                 ("kv-heads", "KV heads"), ("head-dim", "head dimension"), ("d-ff", "MLP size")):
-        g.add_argument(f"--{f}", type=int, default=None, help=f"override the model's {h}")
-    g.add_argument("--mlp", choices=["gelu", "swiglu"], default=None, help="override the MLP kind")
-    g.add_argument("--batch", default="1", help="batch size (sequences)")
-    g.add_argument("--seq", default="8Ki", help="sequence length (prompt): plain, k = x1000, Ki = x1024")
-    g.add_argument("--phase", default="prefill", choices=[ph.value for ph in Phase])
-    g.add_argument("--context", default=None, help="decode: tokens in the KV cache (default: --seq)")
-    g.add_argument("--gen-tokens", type=int, default=1, help="decode: tokens generated per sequence")
-    g.add_argument("--no-causal", action="store_true", help="bidirectional attention (default causal)")
-    g.add_argument("--plan", default="tp=8", help="e.g. 'tp=8,pp=2', 'ring=16', 'tp=2,ring=4', 'ulysses=4'")
-    g.add_argument("--microbatches", type=int, default=None, help="micro-batches per batch (pipeline)")
-    g.add_argument("--ring-variant", default=RingVariant.ZIGZAG.value, choices=[v.value for v in RingVariant])
-    g.add_argument("--decode-attn", default=DecodeAttn.ALLGATHER.value, choices=[v.value for v in DecodeAttn])
-    g.add_argument("--attn-kernel", default=AttnKernel.FLASH.value, choices=[k.value for k in AttnKernel])
-    g.add_argument("--set", action="append", default=[], metavar="KIND.PATH=VALUE",
-                   help="override any preset field, e.g. hardware.peak.hbm_TBps=4.0 or model.vocab=128256")
+# option -> (default, help); the one list both build_config and the command line read
+OPTIONS: dict[str, tuple[Any, str]] = {
+    "hardware": ("h100-sxm", "hardware preset or a profile .toml"),
+    "topology": ("nvswitch:8", "nvswitch:N | ib:KxG | nvlink-domain:N"),
+    "model": ("seed-dense", "model preset or a .toml"),
+    "layers": (None, "override the model's layers"),
+    "d_model": (None, "override the model's hidden size"),
+    "heads": (None, "override the model's attention heads"),
+    "kv_heads": (None, "override the model's KV heads"),
+    "head_dim": (None, "override the model's head dimension"),
+    "d_ff": (None, "override the model's MLP size"),
+    "mlp": (None, "override the MLP kind (gelu | swiglu)"),
+    "batch": ("1", "batch size (sequences)"),
+    "seq": ("8Ki", "sequence length (prompt): plain, k = x1000, Ki = x1024"),
+    "phase": (Phase.PREFILL.value, "prefill | decode"),
+    "context": (None, "decode: tokens in the KV cache (default: seq)"),
+    "gen_tokens": (1, "decode: tokens generated per sequence"),
+    "causal": (True, "causal attention (False: bidirectional)"),
+    "plan": ("tp=8", "e.g. 'tp=8,pp=2', 'ring=16', 'tp=2,ring=4', 'ulysses=4'"),
+    "microbatches": (None, "micro-batches per batch (pipeline)"),
+    "ring_variant": (RingVariant.ZIGZAG.value, "plain | zigzag | striped"),
+    "decode_attn": (DecodeAttn.ALLGATHER.value, "pass-kv | pass-q | allgather"),
+    "attn_kernel": (AttnKernel.FLASH.value, "attention kernel of the profile (flash | cudnn)"),
+    "set": ((), "overrides KIND.PATH=VALUE of any preset field, e.g. hardware.peak.hbm_TBps=4.0"),
+}
+_MODEL_FIELDS = {"layers": "layers", "d_model": "d_model", "heads": "n_heads", "kv_heads": "n_kv_heads",
+                 "head_dim": "head_dim", "d_ff": "d_ff", "mlp": "mlp"}
 
 
-def config_from_args(a: argparse.Namespace) -> Config:
-    hw_over = [s.split(".", 1)[1] for s in a.set if s.startswith("hardware.")]
-    model_over = [s.split(".", 1)[1] for s in a.set if s.startswith("model.")]
-    bad = [s for s in a.set if not s.startswith(("hardware.", "model."))]
+def _int(v, field: str) -> int | None:
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int):
+        if isinstance(v, str) and v.isascii() and v.strip().lstrip("+").isdigit():
+            return int(v)
+        raise SpecError(f"{field} {v!r} is not valid: it must be a positive integer")
+    return v
+
+
+def build_config(options: Mapping[str, Any]) -> Config:
+    """A validated Config from a dict of the ``OPTIONS`` keys (missing keys take their defaults)."""
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise SpecError(f"configuration key {unknown[0]!r} is not valid: valid keys are {sorted(OPTIONS)}")
+    o = {k: options.get(k, d) for k, (d, _) in OPTIONS.items()}
+    o = {k: (OPTIONS[k][0] if v is None and OPTIONS[k][0] is not None else v) for k, v in o.items()}
+    sets = [o["set"]] if isinstance(o["set"], str) else list(o["set"] or ())
+    bad = [s for s in sets if not str(s).startswith(("hardware.", "model."))]
     if bad:
         raise SpecError(f"--set {bad[0]!r} is not valid: it must start with hardware. or model.")
-    hw = presets.load_hardware(a.hardware, hw_over)
-    model = presets.load_model(a.model, model_over, layers=a.layers, d_model=a.d_model, n_heads=a.heads,
-                               n_kv_heads=a.kv_heads, head_dim=a.head_dim, d_ff=a.d_ff, mlp=a.mlp)
-    wl = Workload(batch=parse_count(a.batch, "--batch"), seq_len=parse_count(a.seq, "--seq"), phase=a.phase,
-                  context_len=parse_count(a.context, "--context") if a.context else 0,
-                  gen_tokens=a.gen_tokens, causal=not a.no_causal)
-    plan = parse_plan(a.plan, microbatches=a.microbatches, ring_variant=a.ring_variant, decode_attn=a.decode_attn)
-    topo = parse_topology(a.topology)
-    hw.attn(a.attn_kernel)
-    validate(plan, model, wl, topo)
-    return Config(hardware=hw, topology=topo, model=model, workload=wl, plan=plan, kernel=a.attn_kernel)
+    hw = presets.load_hardware(o["hardware"], [s.split(".", 1)[1] for s in sets if s.startswith("hardware.")])
+    fields = {f: _int(o[k], f"--{k.replace('_', '-')}") if k != "mlp" else o[k] for k, f in _MODEL_FIELDS.items()}
+    model = presets.load_model(o["model"], [s.split(".", 1)[1] for s in sets if s.startswith("model.")], **fields)
+    if not isinstance(o["causal"], bool):
+        raise SpecError(f"causal {o['causal']!r} is not valid: it must be true or false")
+    gen = _int(o["gen_tokens"], "--gen-tokens")
+    wl = Workload(batch=parse_count(o["batch"], "--batch"), seq_len=parse_count(o["seq"], "--seq"),
+                  phase=o["phase"], context_len=parse_count(o["context"], "--context") if o["context"] else 0,
+                  gen_tokens=gen, causal=o["causal"])
+    plan = parse_plan(o["plan"], microbatches=_int(o["microbatches"], "--microbatches"),
+                      ring_variant=o["ring_variant"], decode_attn=o["decode_attn"])
+    topo = parse_topology(o["topology"])
+    hw.attn(o["attn_kernel"])
+    strategies.validate(plan, model, wl, topo)
+    return Config(hardware=hw, topology=topo, model=model, workload=wl, plan=plan, kernel=o["attn_kernel"])
+
+
+def load_config_toml(path: str | Path) -> Config:
+    """A Config from a TOML file of ``OPTIONS`` keys (e.g. ``plan = "ring=16"``, ``seq = "128Ki"``)."""
+    p = Path(path)
+    try:
+        with open(p, "rb") as f:
+            raw = tomllib.load(f)
+    except (OSError, UnicodeDecodeError) as e:
+        raise SpecError(f"configuration file {str(path)!r} cannot be read: {e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise SpecError(f"configuration file {str(path)!r} is not valid TOML: {e}") from None
+    return build_config(raw)
+
+
+__all__ = ["Config", "OPTIONS", "build_config", "load_config_toml"]

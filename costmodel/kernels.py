@@ -65,14 +65,3 @@ def comm_time(hw: Hardware, link: str, coll: str, msg_bytes, group):
     steps, vol = ring_factors(coll, group)
     t = f.latency_s + steps * f.hop_latency_s + vol * msg_bytes / f.bw(msg_bytes)
     return np.where(np.asarray(group) > 1, t, 0.0) if coll != Collective.P2P else t
-
-
-def overlapped(work_s, xfer_s, slowdown: float):
-    """Time of compute ``work_s`` that starts together with a transfer of ``xfer_s`` on the same GPU.
-
-    Compute runs ``slowdown`` times slower while the transfer's kernels run beside it; the step ends
-    when both are done.
-    """
-    w = np.asarray(work_s, dtype=float)
-    x = np.asarray(xfer_s, dtype=float)
-    return np.where(w * slowdown <= x, x, x + (w - x / slowdown))

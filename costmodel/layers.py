@@ -12,29 +12,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import kernels
+from .schedule import OpKind, Role
 from .specs import Hardware, Model
-
-
-class Kind:  # op kinds of the IR (plain strings, so the IR stays serialisable)
-    GEMM = "gemm"
-    ATTN = "attention"
-    ELEMENTWISE = "elementwise"
-    LSE_MERGE = "lse_merge"
-    SEND = "send"
-    RECV = "recv"
-    ALL_REDUCE = "all_reduce"
-    ALL_GATHER = "all_gather"
-    REDUCE_SCATTER = "reduce_scatter"
-    ALL_TO_ALL = "all_to_all"
-
-
-COMPUTE_KINDS = (Kind.GEMM, Kind.ATTN, Kind.ELEMENTWISE, Kind.LSE_MERGE)
 
 
 @dataclass(frozen=True)
 class Work:
-    name: str
-    kind: str
+    role: Role
+    kind: OpKind
     flops: object = 0.0
     hbm_bytes: object = 0.0
     m: object = 0  # GEMM rows (tokens)
@@ -48,26 +33,13 @@ class Work:
     writes: tuple = ()
 
 
-_CLASS = {"norm1": "norm", "norm2": "norm", "rope": "rope", "resid1": "residual", "resid2": "residual",
-          "act": "act", "merge": "merge", "init": "init", "finalize": "finalize"}
-
-
-def op_class(w: Work) -> str:
-    """The profile's op class of a kernel (``hardware.achievable.ops``)."""
-    if w.kind == Kind.GEMM:
-        return "gemm"
-    if w.kind == Kind.ATTN:
-        return "attention"
-    return _CLASS.get(w.name, "merge" if w.kind == Kind.LSE_MERGE else "residual")
-
-
 def work_time(hw: Hardware, w: Work, kernel: str):
-    """Device time of one run of w, at least its op class's floor (the host's issue time is separate:
-    ``issue_time``)."""
-    cls = op_class(w)
-    if w.kind == Kind.GEMM:
+    """Device time of one run of w, at least its op class's floor (the host's time to issue it is the
+    profile's ``op(cls).issue_s``, kept apart)."""
+    cls = w.role.op_class
+    if w.kind == OpKind.GEMM:
         t = kernels.gemm_device_time(hw, w.flops, w.hbm_bytes, w.m)
-    elif w.kind == Kind.ATTN:
+    elif w.kind == OpKind.ATTN:
         t = kernels.attn_device_time(hw, kernel, w.flops, w.hbm_bytes, w.kv_len, w.causal, w.q_len)
     else:
         t = kernels.elementwise_device_time(hw, w.hbm_bytes, cls)
@@ -75,21 +47,16 @@ def work_time(hw: Hardware, w: Work, kernel: str):
     return np.maximum(t, floor) if floor else t
 
 
-def issue_time(hw: Hardware, w: Work) -> float:
-    """Host time to issue w (its op class's calibrated figure, or the kernel launch cost)."""
-    return hw.op(op_class(w)).issue_s
-
-
-def gemm(name, m, n, k, dtype_bytes, reads, writes) -> Work:
-    return Work(name, Kind.GEMM, flops=2.0 * m * n * k, hbm_bytes=(m * k + k * n + m * n) * dtype_bytes,
+def gemm(role, m, n, k, dtype_bytes, reads, writes) -> Work:
+    return Work(Role(role), OpKind.GEMM, flops=2.0 * m * n * k, hbm_bytes=(m * k + k * n + m * n) * dtype_bytes,
                 m=m, n=n, k=k, reads=reads, writes=writes)
 
 
-def elementwise(name, hbm_bytes, reads, writes, kind=Kind.ELEMENTWISE) -> Work:
-    return Work(name, kind, hbm_bytes=hbm_bytes, reads=reads, writes=writes)
+def elementwise(role, hbm_bytes, reads, writes, kind=OpKind.ELEMENTWISE) -> Work:
+    return Work(Role(role), kind, hbm_bytes=hbm_bytes, reads=reads, writes=writes)
 
 
-def attention(name, model: Model, batch, heads, q_len, kv_len, causal, reads, writes, kv_heads=None) -> Work:
+def attention(role, model: Model, batch, heads, q_len, kv_len, causal, reads, writes, kv_heads=None) -> Work:
     """One fused attention call: q_len queries against kv_len keys, causal (aligned at the end) or full.
 
     HBM bytes: read Q, K, V once, write O (BF16) and the log-sum-exp (FP32).
@@ -100,29 +67,23 @@ def attention(name, model: Model, batch, heads, q_len, kv_len, causal, reads, wr
     pairs = ((kv - q) * q + q * (q + 1) / 2) if causal else q * kv
     flops = 4.0 * batch * heads * model.head_dim * pairs
     hbm = batch * model.head_dim * model.dtype_bytes * (2 * q * heads + 2 * kv * kvh) + batch * heads * q * 4
-    return Work(name, Kind.ATTN, flops=flops, hbm_bytes=hbm, kv_len=kv_len, q_len=q_len, causal=causal,
+    return Work(Role(role), OpKind.ATTN, flops=flops, hbm_bytes=hbm, kv_len=kv_len, q_len=q_len, causal=causal,
                 shape=(batch, heads, q_len, kv_len, model.head_dim), reads=reads, writes=writes)
 
 
-def lse_merge(name, model: Model, tokens, heads, reads, writes) -> Work:
+def lse_merge(role, model: Model, tokens, heads, reads, writes) -> Work:
     """Merge a partial attention output into the FP32 accumulator with their log-sum-exps:
     read acc (FP32) and partial (BF16), write acc; read/write both lse (FP32)."""
     hd = model.head_dim
     hbm = tokens * heads * (hd * (2 * model.accum_bytes + model.dtype_bytes) + 3 * 4)
-    return elementwise(name, hbm, reads, writes, kind=Kind.LSE_MERGE)
-
-
-def kv_heads_per_rank(model: Model, tp):
-    """KV heads a TP rank holds (replicated when tp exceeds the KV heads)."""
-    return np.maximum(model.n_kv_heads // np.asarray(tp), 1)
+    return elementwise(role, hbm, reads, writes, kind=OpKind.LSE_MERGE)
 
 
 # ----------------------------------------------------------------------------------------------
 # the dense part of a layer on one rank: `tok` token rows, weights split tp ways
 # ----------------------------------------------------------------------------------------------
-def pre_attention(model: Model, tok, tp) -> list[Work]:
+def pre_attention(model: Model, tok, qkv_n) -> list[Work]:
     d, b = model.d_model, model.dtype_bytes
-    qkv_n = (model.q_dim + 2 * model.head_dim * kv_heads_per_rank(model, tp) * tp) / tp
     return [
         elementwise("norm1", 2 * tok * d * b, ("x",), ("h",)),
         gemm("qkv", tok, qkv_n, d, b, ("h",), ("q", "kv_local")),
@@ -150,7 +111,9 @@ def mlp_in(model: Model, tok, tp) -> list[Work]:
     ]
 
 
-def layer_dense_works(model: Model, tok, tp) -> list[Work]:
-    """Every compute kernel of a layer except attention itself (and its merge), in issue order."""
-    return (pre_attention(model, tok, tp) + post_attention_proj(model, tok, tp) + [residual("resid1", model, tok)]
-            + mlp_in(model, tok, tp) + [residual("resid2", model, tok)])
+def layer_dense_works(geo) -> list[Work]:
+    """Every compute kernel of a layer except attention itself (and its merge), in issue order, for
+    one rank of a ``geometry.Geometry`` (its dense token rows, its TP shard)."""
+    model, tok, tp = geo.model, geo.dense_tokens, geo.tp
+    return (pre_attention(model, tok, geo.qkv_cols) + post_attention_proj(model, tok, tp)
+            + [residual("resid1", model, tok)] + mlp_in(model, tok, tp) + [residual("resid2", model, tok)])

@@ -1,19 +1,21 @@
-"""Plans: how the work is split over ranks, and where each rank sits on the topology.
+"""Plans: a mesh of named parallel axes, and where each rank sits on the topology.
 
-A plan is the product of degrees ``tp`` (tensor), ``ulysses`` (all-to-all sequence/head), ``ring``
-(Ring Attention sequence parallelism) and ``pp`` (pipeline stages).  Ranks are laid out with tp
-innermost, then ulysses, then ring, then pp outermost, and rank r runs on GPU r: TP groups stay
-inside a node, rings and pipeline stages cross nodes only when they must.
+A plan is a set of named axes with degrees (``AXES``: ``tp`` tensor, ``ulysses`` all-to-all sequence
+/ head, ``ring`` Ring Attention sequence parallelism, ``pp`` pipeline stages), plus the choices that
+are not degrees (micro-batches, ring layout, decode merge).  Ranks are laid out with the first axis
+innermost: rank r runs on GPU r, so TP groups stay inside a node and rings and pipeline stages cross
+nodes only when they must.  Everything that iterates parallel dimensions (labels, process groups,
+sweep templates, the plan search) iterates ``AXES``; adding an axis is one entry here plus the
+strategy that uses it (``costmodel/strategies/``).
 """
 from __future__ import annotations
 
 import enum
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from typing import Iterator
 
 from .errors import SpecError, check
-from .specs import Model, Phase, Workload
-from .topology import Topology
 
 
 class RingVariant(enum.StrEnum):
@@ -28,87 +30,200 @@ class DecodeAttn(enum.StrEnum):
     ALLGATHER = "allgather"
 
 
-@dataclass(frozen=True, kw_only=True)
-class Plan:
-    tp: int = 1
-    pp: int = 1
-    ring: int = 1
-    ulysses: int = 1
-    microbatches: int = 1
-    ring_variant: RingVariant = RingVariant.ZIGZAG
-    decode_attn: DecodeAttn = DecodeAttn.ALLGATHER
+@dataclass(frozen=True)
+class Axis:
+    """One parallel axis of the mesh: its name, what it splits, and the aliases the plan grammar takes."""
 
-    def __post_init__(self) -> None:
-        for f in ("tp", "pp", "ring", "ulysses", "microbatches"):
-            v = getattr(self, f)
-            check(isinstance(v, int) and v >= 1, f"plan {f}", v, "must be a positive integer")
-        for f, enum_ in (("ring_variant", RingVariant), ("decode_attn", DecodeAttn)):
+    name: str
+    splits: str
+    aliases: tuple[str, ...] = ()
+
+
+# innermost first: the order of the rank layout
+AXES: tuple[Axis, ...] = (
+    Axis("tp", "weights and heads (Megatron tensor parallelism: two all-reduces per layer)"),
+    Axis("ulysses", "heads of attention after an all-to-all; tokens of the dense part"),
+    Axis("ring", "the sequence (Ring Attention: K/V blocks or queries travel the ring)", aliases=("sp",)),
+    Axis("pp", "layers (pipeline stages)"),
+)
+AXIS_NAMES: tuple[str, ...] = tuple(a.name for a in AXES)
+_ALIAS = {al: a.name for a in AXES for al in a.aliases}
+
+
+class Plan:
+    """A mesh of degrees over ``AXES`` plus micro-batches, the ring layout and the decode merge.
+
+    ``Plan(tp=8, pp=2, microbatches=4)``; ``plan.tp`` (any axis name) is that axis' degree.
+    Immutable and hashable."""
+
+    __slots__ = ("degrees", "microbatches", "ring_variant", "decode_attn")
+
+    def __init__(self, *, microbatches: int = 1, ring_variant: str = RingVariant.ZIGZAG,
+                 decode_attn: str = DecodeAttn.ALLGATHER, **degrees: int) -> None:
+        unknown = [k for k in degrees if k not in AXIS_NAMES]
+        if unknown:
+            raise SpecError(f"plan axis {unknown[0]!r} is not valid: choose from {list(AXIS_NAMES)}")
+        degs = tuple(degrees.get(n, 1) for n in AXIS_NAMES)
+        for n, v in zip(AXIS_NAMES, degs):
+            check(type(v) is int and v >= 1, f"plan {n}", v, "must be a positive integer")
+        check(type(microbatches) is int and microbatches >= 1, "plan microbatches", microbatches,
+              "must be a positive integer")
+        set_ = object.__setattr__
+        set_(self, "degrees", degs)
+        set_(self, "microbatches", microbatches)
+        for f, enum_, v in (("ring_variant", RingVariant, ring_variant), ("decode_attn", DecodeAttn, decode_attn)):
             try:
-                object.__setattr__(self, f, enum_(getattr(self, f)))
+                set_(self, f, enum_(v))
             except ValueError:
-                raise SpecError(f"--{f.replace('_', '-')} {getattr(self, f)!r} is not valid: choose one of "
+                raise SpecError(f"--{f.replace('_', '-')} {v!r} is not valid: choose one of "
                                 f"{[e.value for e in enum_]}") from None
+
+    def __setattr__(self, k, v):  # immutable
+        raise AttributeError(f"Plan is immutable: use plan.replace({k}=...)")
+
+    def __getattr__(self, name: str) -> int:
+        if name in AXIS_NAMES:
+            return self.degrees[AXIS_NAMES.index(name)]
+        raise AttributeError(name)
+
+    def _key(self) -> tuple:
+        return (self.degrees, self.microbatches, self.ring_variant, self.decode_attn)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Plan) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return f"Plan({self.label()})"
+
+    def replace(self, **kw) -> "Plan":
+        d = {**self.mesh(), "microbatches": self.microbatches, "ring_variant": self.ring_variant,
+             "decode_attn": self.decode_attn}
+        d.update(kw)
+        return Plan(**d)
+
+    # -- the mesh -------------------------------------------------------------------------------
+    def mesh(self) -> dict[str, int]:
+        """{axis: degree} over every axis (degree 1 included), innermost first."""
+        return dict(zip(AXIS_NAMES, self.degrees))
+
+    def active(self) -> Iterator[tuple[str, int]]:
+        """(axis, degree) of the axes with degree > 1, innermost first."""
+        return ((n, d) for n, d in zip(AXIS_NAMES, self.degrees) if d > 1)
 
     @property
     def n_ranks(self) -> int:
-        return self.tp * self.pp * self.ring * self.ulysses
+        n = 1
+        for d in self.degrees:
+            n *= d
+        return n
+
+    def stride(self, axis: str) -> int:
+        """Rank distance between neighbours along ``axis``."""
+        s = 1
+        for n, d in zip(AXIS_NAMES, self.degrees):
+            if n == axis:
+                return s
+            s *= d
+        raise SpecError(f"plan axis {axis!r} is not valid: choose from {list(AXIS_NAMES)}")
+
+    def span(self, axis: str) -> int:
+        """Consecutive ranks (GPUs) one group of ``axis`` spans: stride x degree."""
+        return self.stride(axis) * getattr(self, axis)
+
+    def coords(self, rank: int) -> dict[str, int]:
+        """{axis: index} of a rank."""
+        out = {}
+        for n, d in zip(AXIS_NAMES, self.degrees):
+            out[n] = rank % d
+            rank //= d
+        return out
+
+    def rank_of(self, **coords: int) -> int:
+        r, s = 0, 1
+        for n, d in zip(AXIS_NAMES, self.degrees):
+            r += coords.get(n, 0) * s
+            s *= d
+        return r
+
+    def group(self, axis: str, rank: int) -> tuple[int, ...]:
+        """The ranks of ``rank``'s group along ``axis``, in axis order."""
+        st, deg = self.stride(axis), getattr(self, axis)
+        base = rank - ((rank // st) % deg) * st
+        return tuple(base + i * st for i in range(deg))
+
+    def groups(self, axis: str) -> list[tuple[int, ...]]:
+        """Every group along ``axis`` (each rank in exactly one)."""
+        return sorted({self.group(axis, r) for r in range(self.n_ranks)})
+
+    def neighbour(self, axis: str, rank: int, delta: int) -> int | None:
+        """The rank ``delta`` steps along ``axis`` (None past the ends; rings wrap with ``ring_peer``)."""
+        i = self.coords(rank)[axis] + delta
+        if not 0 <= i < getattr(self, axis):
+            return None
+        return rank + delta * self.stride(axis)
 
     @property
     def sp(self) -> int:
         """Degree of sequence sharding of the dense part (ring x ulysses)."""
         return self.ring * self.ulysses
 
+    # -- names ----------------------------------------------------------------------------------
+    def label(self, phase: str | None = None) -> str:
+        """The full label: every degree > 1, then the choices that change what runs.
+
+        ``tp=8,pp=2,mb=4``; ``ring=16:zigzag`` (prefill) or ``ring=16:pass-kv`` (decode);
+        ``single`` for one GPU.  Without ``phase`` a ring shows both its layout and its decode merge."""
+        s = ",".join(f"{n}={d}" for n, d in self.active()) or "single"
+        if self.pp > 1:
+            s += f",mb={self.microbatches}"
+        if self.ring > 1:
+            if phase == "prefill":
+                s += f":{self.ring_variant.value}"
+            elif phase == "decode":
+                s += f":{self.decode_attn.value}"
+            else:
+                s += f":{self.ring_variant.value}/{self.decode_attn.value}"
+        return s
+
     @property
     def name(self) -> str:
-        parts = [f"{k}={getattr(self, k)}" for k in ("tp", "ulysses", "ring", "pp") if getattr(self, k) > 1]
-        s = ",".join(parts) or "single"
+        """Short name (degrees, ring layout, micro-batches) used in older records and file names."""
+        s = ",".join(f"{n}={d}" for n, d in self.active()) or "single"
         if self.ring > 1:
             s += f"[{self.ring_variant.value}]"
         if self.pp > 1:
             s += f"[m={self.microbatches}]"
         return s
 
-    def coords(self, rank: int) -> tuple[int, int, int, int]:
-        """(pp, ring, ulysses, tp) index of a rank."""
-        t = rank % self.tp
-        u = (rank // self.tp) % self.ulysses
-        r = (rank // (self.tp * self.ulysses)) % self.ring
-        s = rank // (self.tp * self.ulysses * self.ring)
-        return s, r, u, t
-
-    def rank_of(self, s: int, r: int, u: int, t: int) -> int:
-        return ((s * self.ring + r) * self.ulysses + u) * self.tp + t
-
-    def tp_group(self, rank: int) -> tuple[int, ...]:
-        s, r, u, _ = self.coords(rank)
-        return tuple(self.rank_of(s, r, u, i) for i in range(self.tp))
-
-    def ulysses_group(self, rank: int) -> tuple[int, ...]:
-        s, r, _, t = self.coords(rank)
-        return tuple(self.rank_of(s, r, i, t) for i in range(self.ulysses))
-
-    def ring_group(self, rank: int) -> tuple[int, ...]:
-        s, _, u, t = self.coords(rank)
-        return tuple(self.rank_of(s, i, u, t) for i in range(self.ring))
-
     def to_dict(self) -> dict:
-        return {"tp": self.tp, "pp": self.pp, "ring": self.ring, "ulysses": self.ulysses,
-                "microbatches": self.microbatches, "ring_variant": self.ring_variant.value,
+        return {**self.mesh(), "microbatches": self.microbatches, "ring_variant": self.ring_variant.value,
                 "decode_attn": self.decode_attn.value, "name": self.name}
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "Plan":
+        kw = {k: d[k] for k in AXIS_NAMES if k in d}
+        for k in ("microbatches", "ring_variant", "decode_attn"):
+            if k in d:
+                kw[k] = d[k]
+        return cls(**kw)
 
-_ITEM = re.compile(r"^(tp|pp|ring|ulysses|sp|mb|microbatches)=(\d+)$")
+
+_ITEM = re.compile(r"^([a-z]+)=([0-9]+)$")
 
 
 def parse_plan(text: str, **kw) -> Plan:
     """Parse ``tp=8,pp=2`` / ``ring=16`` / ``tp=2,ring=4`` / ``ulysses=4`` (+ keyword extras)."""
     degrees: dict[str, int] = {}
+    valid = ", ".join(f"{n}=N" for n in AXIS_NAMES)
     for item in str(text).replace(" ", "").split(","):
-        m = _ITEM.match(item)
-        if not m:
-            raise SpecError(f"--plan {text!r}: item {item!r} is not valid: use tp=T, pp=S, ring=R, ulysses=U "
-                            f"joined by commas, e.g. 'tp=8,pp=2' or 'ring=16'")
-        key = {"sp": "ring", "mb": "microbatches"}.get(m.group(1), m.group(1))
+        m = _ITEM.match(item) if item.isascii() else None
+        key = None if m is None else {**_ALIAS, "mb": "microbatches"}.get(m.group(1), m.group(1))
+        if m is None or key not in AXIS_NAMES + ("microbatches",):
+            raise SpecError(f"--plan {text!r}: item {item!r} is not valid: use {valid} (and mb=M) joined by "
+                            f"commas, e.g. 'tp=8,pp=2' or 'ring=16'")
         if key in degrees:
             raise SpecError(f"--plan {text!r} gives {key} twice")
         degrees[key] = int(m.group(2))
@@ -116,50 +231,4 @@ def parse_plan(text: str, **kw) -> Plan:
     return Plan(**degrees)
 
 
-def validate(plan: Plan, model: Model, workload: Workload, topo: Topology) -> None:
-    """One check of the plan as a whole: every factor named in its message (SpecError)."""
-    if plan.n_ranks != topo.n_gpus:
-        raise SpecError(
-            f"plan {plan.name}: tp={plan.tp} x ulysses={plan.ulysses} x ring={plan.ring} x pp={plan.pp} = "
-            f"{plan.n_ranks} ranks, but topology {topo.spec} has {topo.n_gpus} GPUs; the product must equal it")
-    if topo.kind.value == "ib" and plan.tp > topo.gpus_per_node:
-        raise SpecError(f"plan tp={plan.tp} exceeds the {topo.gpus_per_node} GPUs of one node of {topo.spec}: "
-                        f"TP groups must stay inside a node")
-    heads_split = plan.tp * plan.ulysses
-    if model.n_heads % heads_split:
-        raise SpecError(f"plan tp={plan.tp} x ulysses={plan.ulysses} = {heads_split} does not divide "
-                        f"n_heads={model.n_heads}")
-    if model.n_kv_heads % plan.tp and plan.tp % model.n_kv_heads:
-        raise SpecError(f"plan tp={plan.tp} and n_kv_heads={model.n_kv_heads}: one must divide the other")
-    if model.d_ff % plan.tp:
-        raise SpecError(f"plan tp={plan.tp} does not divide d_ff={model.d_ff}")
-    if model.layers % plan.pp:
-        raise SpecError(f"plan pp={plan.pp} does not divide layers={model.layers}; try pp in "
-                        f"{[d for d in range(1, model.layers + 1) if model.layers % d == 0]}")
-    if workload.batch % plan.microbatches:
-        raise SpecError(f"--microbatches {plan.microbatches} does not divide --batch {workload.batch}")
-    if workload.phase == Phase.PREFILL:
-        need = seq_multiple(plan)
-        if workload.seq_len % need:
-            up = -(-workload.seq_len // need) * need
-            why = {RingVariant.ZIGZAG: f"2 x ring={plan.ring} x ulysses={plan.ulysses} required by the zigzag layout",
-                   RingVariant.PLAIN: f"ring={plan.ring} x ulysses={plan.ulysses} required by the sequence split",
-                   RingVariant.STRIPED: f"ring={plan.ring} x ulysses={plan.ulysses} required by the striped layout"}
-            raise SpecError(f"--seq {workload.seq_len} is not divisible by {need} = "
-                            f"{why[plan.ring_variant] if plan.ring > 1 else f'ulysses={plan.ulysses}'}; try {up}")
-    else:
-        if workload.context % plan.sp:
-            up = -(-workload.context // plan.sp) * plan.sp
-            raise SpecError(f"--context {workload.context} is not divisible by ring x ulysses = {plan.sp}, "
-                            f"which shards the KV cache; try {up}")
-
-
-def seq_multiple(plan: Plan) -> int:
-    """What the prefill sequence length must be a multiple of under this plan."""
-    if plan.ring > 1 and plan.ring_variant == RingVariant.ZIGZAG:
-        return 2 * plan.ring * plan.ulysses
-    return plan.ring * plan.ulysses
-
-
-def with_microbatches(plan: Plan, m: int) -> Plan:
-    return replace(plan, microbatches=m)
+__all__ = ["AXES", "AXIS_NAMES", "Axis", "Plan", "RingVariant", "DecodeAttn", "parse_plan"]

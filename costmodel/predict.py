@@ -4,24 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .analytic import Setting, evaluate
+from . import strategies
+from .analytic import evaluate
+from .closedform import Setting
 from .config import Config
-from .plan import seq_multiple
+from .result import Result
 from .specs import Phase
-
-DEFINITIONS = {
-    "latency_s": "prefill: time to run the whole batch's prompt through all layers (= TTFT of the batch); "
-                 "decode: time of one decode step of the whole batch (isolated step, no overlap between steps)",
-    "tps": "tokens per second: prefill B*L / latency_s; decode B / latency_s (one new token per sequence per step)",
-    "tpot_s": "decode only: time per output token of one sequence = the decode step latency",
-    "flops_per_device": "FLOPs executed by the busiest device for the phase",
-    "hbm_bytes_per_device": "HBM bytes read+written by the busiest device's kernels",
-    "comm_bytes_per_device": "bytes sent by the busiest device, by link type",
-    "memory_bytes_per_device": "peak resident bytes of one device by kind; prefill keeps the KV cache it builds",
-    "roofline_latency_s": "max(FLOPs/peak, HBM bytes/HBM bw, NVLink bytes/NVLink bw, IB bytes/NIC bw) per device "
-                          "with datasheet peaks: no implementation of this plan can be faster",
-}
-
 
 def setting(cfg: Config) -> Setting:
     return Setting(phase=cfg.workload.phase, causal=cfg.workload.causal, kernel=cfg.kernel,
@@ -67,7 +55,7 @@ def max_batch(cfg: Config) -> int:
 
 def max_length(cfg: Config) -> int:
     """Largest prompt (prefill) or context (decode) length that fits at this batch, 0 if none."""
-    mult = seq_multiple(cfg.plan) if cfg.workload.phase == Phase.PREFILL else cfg.plan.sp
+    mult = strategies.length_multiple(cfg.plan, cfg.workload.phase)
     cands = mult * np.unique(np.round(np.geomspace(1, 2**26 / mult, 600)).astype(int))
     key = "seq" if cfg.workload.phase == Phase.PREFILL else "context"
     fits = _eval(cfg, **{key: cands})["feasible"]
@@ -80,7 +68,7 @@ def max_length(cfg: Config) -> int:
     return int(ok.max())
 
 
-def predict(cfg: Config) -> dict:
+def predict(cfg: Config) -> Result:
     o = {k: (v.item() if isinstance(v, np.ndarray) and v.ndim == 0 else v) for k, v in _eval(cfg).items()}
     o = {k: (v.item() if hasattr(v, "item") else v) for k, v in o.items()}
     decode = cfg.workload.phase == Phase.DECODE
@@ -96,33 +84,20 @@ def predict(cfg: Config) -> dict:
                f"largest batch that fits at this length"
                f"{'' if cfg.plan.microbatches == 1 else f' (micro-batches of {_mb_size(cfg)})'}: {mb}; largest "
                f"{'context' if decode else 'prompt'} that fits at this batch: {ml}")
-    return {
-        "engine": "analytic",
-        "latency_s": o["latency_s"],
-        "tps": o["tps"],
-        "tpot_s": o["tpot_s"] if decode else None,
-        "ttft_s": None if decode else o["latency_s"],
-        "flops_per_device": o["flops_per_device"],
-        "hbm_bytes_per_device": o["hbm_bytes_per_device"],
-        "comm_bytes_per_device": {"nvlink": o["comm_nvlink_bytes"], "ib": o["comm_ib_bytes"],
-                                  "total": o["comm_nvlink_bytes"] + o["comm_ib_bytes"]},
-        "memory_bytes_per_device": mem,
-        "capacity_bytes": o["capacity_bytes"],
-        "feasible": feasible,
-        "verdict": verdict,
-        "max_batch": mb,
-        "max_length": ml,
-        "bottleneck": str(o["bottleneck"]),
-        "roofline_latency_s": o["roofline_latency_s"],
-        "roofline": {"bound": str(o["roofline_bound"]), "compute_s": o["roofline_compute_s"],
-                     "hbm_s": o["roofline_hbm_s"], "nvlink_s": o["roofline_nvlink_s"], "ib_s": o["roofline_ib_s"]},
-        "time_breakdown_s": {"compute_bound_kernels": o["t_compute_s"], "memory_bound_kernels": o["t_memory_s"],
-                             "launch_overhead": o["t_overhead_s"], "communication_on_path": o["t_comm_s"],
-                             "communication_exposed": o["t_comm_exposed_s"], "pipeline_bubble": o["t_bubble_s"]},
-        "total_flops": o["total_flops"],
-        "definitions": DEFINITIONS,
-        "specs": cfg.specs(),
-    }
+    return Result(
+        engine="analytic", latency_s=o["latency_s"], tps=o["tps"], tpot_s=o["tpot_s"] if decode else None,
+        ttft_s=None if decode else o["latency_s"], flops_per_device=o["flops_per_device"],
+        hbm_bytes_per_device=o["hbm_bytes_per_device"],
+        comm_bytes_per_device={"nvlink": o["comm_nvlink_bytes"], "ib": o["comm_ib_bytes"],
+                               "total": o["comm_nvlink_bytes"] + o["comm_ib_bytes"]},
+        memory_bytes_per_device=mem, capacity_bytes=o["capacity_bytes"], feasible=feasible, verdict=verdict,
+        max_batch=mb, max_length=ml, bottleneck=str(o["bottleneck"]), roofline_latency_s=o["roofline_latency_s"],
+        roofline={"bound": str(o["roofline_bound"]), "compute_s": o["roofline_compute_s"],
+                  "hbm_s": o["roofline_hbm_s"], "nvlink_s": o["roofline_nvlink_s"], "ib_s": o["roofline_ib_s"]},
+        time_breakdown_s={"compute_bound_kernels": o["t_compute_s"], "memory_bound_kernels": o["t_memory_s"],
+                          "launch_overhead": o["t_overhead_s"], "communication_on_path": o["t_comm_s"],
+                          "communication_exposed": o["t_comm_exposed_s"], "pipeline_bubble": o["t_bubble_s"]},
+        total_flops=o["total_flops"], specs=cfg.specs())
 
 
 __all__ = ["predict", "max_batch", "max_length", "setting"]

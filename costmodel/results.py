@@ -19,6 +19,8 @@ from .errors import SpecError
 
 
 def _default(o):
+    if hasattr(o, "to_dict"):
+        return o.to_dict()
     if isinstance(o, np.ndarray):
         return o.tolist()
     if isinstance(o, (np.integer,)):
@@ -31,7 +33,9 @@ def _default(o):
 
 
 def clean(o):
-    """NaN -> None recursively, so files are strict JSON."""
+    """NaN -> None recursively, so files are strict JSON (typed results by their ``to_dict``)."""
+    if hasattr(o, "to_dict"):
+        o = o.to_dict()
     if isinstance(o, float) and math.isnan(o):
         return None
     if isinstance(o, dict):

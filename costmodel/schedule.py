@@ -17,11 +17,80 @@ Semantics every interpreter follows (analytic, ``sim``, ``real``):
 """
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
+import enum
+from dataclasses import dataclass, field
 from typing import Iterator
 
-from .layers import COMPUTE_KINDS
+from .specs import Collective
+
+
+class OpKind(enum.StrEnum):
+    """What an op does to the machine (the engines' dispatch and the profile's cost kind)."""
+
+    GEMM = "gemm"
+    ATTN = "attention"
+    ELEMENTWISE = "elementwise"
+    LSE_MERGE = "lse_merge"
+    SEND = "send"
+    RECV = "recv"
+    ALL_REDUCE = "all_reduce"
+    ALL_GATHER = "all_gather"
+    ALL_TO_ALL = "all_to_all"
+
+    @property
+    def is_compute(self) -> bool:
+        return self in _COMPUTE
+
+    @property
+    def collective(self) -> Collective:
+        """The profile's communication primitive of a comm op (send/recv: point-to-point)."""
+        return Collective.P2P if self in (OpKind.SEND, OpKind.RECV) else Collective(self.value)
+
+
+_COMPUTE = frozenset({OpKind.GEMM, OpKind.ATTN, OpKind.ELEMENTWISE, OpKind.LSE_MERGE})
+COMPUTE_KINDS = tuple(_COMPUTE)
+
+
+class Role(enum.StrEnum):
+    """What an op means in the model (the executor's dispatch): which kernel of the layer, which
+    message.  Values are the tags' last words, so a trace reads as before."""
+
+    NORM1 = "norm1"
+    QKV = "qkv"
+    ROPE = "rope"
+    ATTN = "attn"  # attention of the rank's own tokens against its own (or gathered) keys
+    RING_ATTN = "ring_attn"  # attention of a ring step (a travelling block, or a cache shard)
+    INIT = "init"  # first partial output -> FP32 accumulator
+    MERGE = "merge"  # partial output merged into the accumulator (log-sum-exp)
+    MERGE_PARTS = "merge_parts"  # every ring rank's gathered partials merged at once (decode all-gather)
+    FINALIZE = "finalize"
+    O_PROJ = "o_proj"
+    RESID1 = "resid1"
+    NORM2 = "norm2"
+    MLP_UP = "mlp_up"
+    ACT = "act"
+    MLP_DOWN = "mlp_down"
+    RESID2 = "resid2"
+    TP_ALL_REDUCE = "tp_all_reduce"
+    A2A_QKV = "a2a_qkv"  # ulysses: tokens split -> heads split
+    A2A_O = "a2a_o"  # ulysses: back
+    RING_KV = "ring_kv"  # a K/V block (prefill) or cache shard (decode pass-KV) to the next ring rank
+    RING_Q = "ring_q"  # decode pass-Q: queries with their running output
+    GATHER_PARTS = "gather_parts"  # decode all-gather of partial outputs
+    PP_ACT = "pp_act"  # activations to the next pipeline stage
+
+    @property
+    def op_class(self) -> str:
+        """The profile's op class (``hardware.achievable.ops``)."""
+        return _OP_CLASS[self]
+
+
+_OP_CLASS = {Role.NORM1: "norm", Role.NORM2: "norm", Role.ROPE: "rope", Role.RESID1: "residual",
+             Role.RESID2: "residual", Role.ACT: "act", Role.MERGE: "merge", Role.MERGE_PARTS: "merge",
+             Role.INIT: "init", Role.FINALIZE: "finalize", Role.QKV: "gemm", Role.O_PROJ: "gemm",
+             Role.MLP_UP: "gemm", Role.MLP_DOWN: "gemm", Role.ATTN: "attention", Role.RING_ATTN: "attention",
+             **{r: "comm" for r in (Role.TP_ALL_REDUCE, Role.A2A_QKV, Role.A2A_O, Role.RING_KV, Role.RING_Q,
+                                    Role.GATHER_PARTS, Role.PP_ACT)}}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -29,8 +98,13 @@ class Op:
     id: int
     rank: int
     stream: str  # "compute" | "comm"
-    kind: str  # layers.Kind
-    tag: str  # e.g. "L3/mb0/ring/step2/attn"
+    kind: OpKind
+    role: Role
+    tag: str  # a label for traces only, e.g. "L3/mb0/ring/step2/attn"
+    layer: int = -1  # the model layer the op belongs to (-1: none, e.g. a pipeline transfer)
+    mb: int = -1  # micro-batch
+    step: int = -1  # ring step (-1: not a ring step)
+    call: int = 0  # index of the op among the attention calls of one ring step
     deps: tuple[int, ...] = ()
     flops: float = 0.0
     hbm_bytes: float = 0.0
@@ -47,9 +121,15 @@ class Op:
     est_s: float = 0.0
     issue_s: float = 0.0  # host time to issue the op (the host walks a rank's ops in list order)
 
+    def __post_init__(self) -> None:
+        if type(self.kind) is not OpKind:
+            object.__setattr__(self, "kind", OpKind(self.kind))
+        if type(self.role) is not Role:
+            object.__setattr__(self, "role", Role(self.role))
+
     @property
     def is_compute(self) -> bool:
-        return self.kind in COMPUTE_KINDS
+        return self.kind.is_compute
 
 
 @dataclass
@@ -84,21 +164,15 @@ class Schedule:
         return len(self.ops)
 
     def totals(self, rank: int) -> dict:
-        """Per-rank sums: FLOPs, HBM bytes, bytes sent by link type.  Ops of a layer (tags ``L<n>/...``)
-        count ``layer_repeat`` times; pipeline transfers (``pp/...``) once per micro-batch."""
+        """Per-rank sums: FLOPs, HBM bytes, bytes sent by link type.  Ops of a layer (``layer >= 0``)
+        count ``layer_repeat`` times; pipeline transfers once per micro-batch."""
         flops = hbm = 0.0
         sent = {"nvlink": 0.0, "ib": 0.0}
         r = self.layer_repeat
         for op in self.rank_ops(rank):
-            k = r if op.tag.startswith("L") else 1.0
+            k = r if op.layer >= 0 else 1.0
             flops += op.flops * k
             hbm += op.hbm_bytes * k
             if op.link_bytes:
                 sent[op.link] += op.link_bytes * k
         return {"flops": flops, "hbm_bytes": hbm, "sent_bytes": sent}
-
-    def to_jsonl(self, path) -> None:
-        with open(path, "w") as f:
-            f.write(json.dumps({"specs": self.specs, "n_ranks": self.n_ranks}) + "\n")
-            for op in self.ops:
-                f.write(json.dumps(asdict(op)) + "\n")

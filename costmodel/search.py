@@ -13,21 +13,23 @@ from dataclasses import replace
 
 import numpy as np
 
-from .analytic import Setting, evaluate
+from . import strategies
+from .analytic import evaluate
+from .closedform import Setting
 from .config import Config
 from .errors import SpecError
-from .plan import DecodeAttn, Plan, RingVariant, validate
+from .plan import AXIS_NAMES, DecodeAttn, Plan, RingVariant
 from .specs import Phase
 
 
-def factorisations(n: int) -> list[tuple[int, int, int, int]]:
-    """(tp, ulysses, ring, pp) with product n."""
-    divs = [d for d in range(1, n + 1) if n % d == 0]
+def factorisations(n: int, axes: tuple[str, ...] = AXIS_NAMES) -> list[dict[str, int]]:
+    """Every {axis: degree} over ``axes`` with product n (degree 1 included)."""
+    if len(axes) == 1:
+        return [{axes[0]: n}]
     out = []
-    for tp in divs:
-        for u in [d for d in divs if (n // tp) % d == 0]:
-            for r in [d for d in divs if (n // (tp * u)) % d == 0]:
-                out.append((tp, u, r, n // (tp * u * r)))
+    for d in range(1, n + 1):
+        if n % d == 0:
+            out += [{axes[0]: d, **rest} for rest in factorisations(n // d, axes[1:])]
     return out
 
 
@@ -44,20 +46,14 @@ def enumerate_plans(cfg: Config, n_gpus: int) -> tuple[list[Plan], list[dict]]:
     wl = cfg.workload
     decode = wl.phase == Phase.DECODE
     ok, rejected = [], []
-    for tp, u, r, pp in factorisations(n_gpus):
-        variants = ([{}] if r == 1 else
+    for mesh in factorisations(n_gpus):
+        variants = ([{}] if mesh["ring"] == 1 else
                     [{"decode_attn": v} for v in DecodeAttn] if decode else [{"ring_variant": v} for v in RingVariant])
         for var in variants:
-            for m in microbatch_counts(wl.batch, pp):
+            for m in microbatch_counts(wl.batch, mesh["pp"]):
+                plan = Plan(microbatches=m, **mesh, **var)
                 try:
-                    plan = Plan(tp=tp, ulysses=u, ring=r, pp=pp, microbatches=m, **var)
-                except SpecError as e:
-                    rejected.append({"plan": f"tp={tp},ulysses={u},ring={r},pp={pp}", "reason": str(e)})
-                    continue
-                try:
-                    validate(plan, cfg.model, wl, cfg.topology)
-                    if decode and r > 1 and u > 1:
-                        raise SpecError("decode with both ring and ulysses > 1 is not modelled: use one of them")
+                    strategies.validate(plan, cfg.model, wl, cfg.topology)
                 except SpecError as e:
                     rejected.append({"plan": plan_label(plan, decode), "kind": "does not divide", "reason": str(e)})
                     continue
@@ -66,10 +62,7 @@ def enumerate_plans(cfg: Config, n_gpus: int) -> tuple[list[Plan], list[dict]]:
 
 
 def plan_label(plan: Plan, decode: bool) -> str:
-    name = plan.name
-    if plan.ring > 1 and decode:
-        name = name.replace(f"[{plan.ring_variant.value}]", f"[{plan.decode_attn.value}]")
-    return name
+    return plan.label(Phase.DECODE if decode else Phase.PREFILL)
 
 
 def _setting(cfg: Config, plan: Plan) -> Setting:
@@ -79,7 +72,7 @@ def _setting(cfg: Config, plan: Plan) -> Setting:
 
 
 def _evaluate_group(cfg: Config, plans: list[Plan], batch) -> dict:
-    deg = {k: np.array([getattr(p, k) for p in plans]) for k in ("tp", "pp", "ring", "ulysses", "microbatches")}
+    deg = {k: np.array([getattr(p, k) for p in plans]) for k in AXIS_NAMES + ("microbatches",)}
     wl = cfg.workload
     return evaluate(cfg.model, cfg.hardware, _setting(cfg, plans[0]), batch=batch, seq=wl.seq_len,
                     context=wl.context, **{k: (v if np.ndim(batch) < 2 else v[:, None]) for k, v in deg.items()})
@@ -121,7 +114,8 @@ def rank_plans(cfg: Config, n_gpus: int, objective: str = "latency", max_batch: 
     for p in plans:
         # one call per (setting, tp, ulysses, ring): analytic._ring_prefill picks the slowest-rank kernel by
         # its mean over the whole array, so only plans sharing these degrees may share a call (exactness)
-        groups.setdefault((p.ring_variant, p.decode_attn, p.tp, p.ulysses, p.ring), []).append(p)
+        groups.setdefault((p.ring_variant, p.decode_attn) + tuple(d for n, d in p.mesh().items() if n != "pp"),
+                          []).append(p)
     rows = []
     for group in groups.values():
         if objective == "latency":
@@ -158,9 +152,7 @@ def rank_plans(cfg: Config, n_gpus: int, objective: str = "latency", max_batch: 
 
 def config_for(cfg: Config, row: dict) -> Config:
     """The Config of a ranked row (its plan and batch)."""
-    d = row["degrees"]
-    plan = Plan(tp=d["tp"], pp=d["pp"], ring=d["ring"], ulysses=d["ulysses"], microbatches=d["microbatches"],
-                ring_variant=d["ring_variant"], decode_attn=d["decode_attn"])
+    plan = Plan.from_dict(row["degrees"])
     return replace(cfg, plan=plan, workload=replace(cfg.workload, batch=row["batch"]))
 
 

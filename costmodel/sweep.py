@@ -14,13 +14,16 @@ from fractions import Fraction
 
 import numpy as np
 
-from .analytic import Setting, bottleneck, evaluate
+from . import strategies
+from .analytic import bottleneck, evaluate
+from .closedform import Setting
 from .errors import SpecError
-from .plan import Plan, validate
+from .geometry import seq_multiple
+from .plan import AXIS_NAMES, Plan
 from .specs import Hardware, Model, Phase, Workload
 from .topology import topology_for
 
-_TERM = re.compile(r"^(tp|pp|ring|ulysses|mb|microbatches)=(\d+|P|P/\d+|P\*\d+|\d+\*P)$")
+_TERM = re.compile(r"^(" + "|".join(AXIS_NAMES) + r"|mb|microbatches)=(\d+|P|P/\d+|P\*\d+|\d+\*P)$")
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,7 @@ def parse_template(text: str) -> PlanTemplate:
     terms = []
     for item in text.replace(" ", "").split(","):
         if not _TERM.match(item):
-            raise SpecError(f"--plans {text!r}: item {item!r} is not valid: use tp|pp|ring|ulysses|mb = an integer "
+            raise SpecError(f"--plans {text!r}: item {item!r} is not valid: use {'|'.join(AXIS_NAMES)}|mb = an integer "
                             f"or P, P/k, k*P, e.g. 'ring=P' or 'tp=8,pp=P/8'")
         k, v = item.split("=")
         terms.append((k, v))
@@ -84,7 +87,7 @@ def run_sweep(model: Model, hw: Hardware, *, topo_kind: str, phase: str, causal:
                 topo = topology_for(topo_kind, P)
                 wl = Workload(batch=batch, seq_len=int(seqs[0]), phase=phase, context_len=int(seqs[0]),
                               causal=causal)
-                validate(plan, model, wl, topo)
+                strategies.validate(plan, model, wl, topo)
             except SpecError as e:
                 skipped.append({"plan": tpl.text, "P": P, "reason": str(e)})
                 continue
@@ -92,14 +95,13 @@ def run_sweep(model: Model, hw: Hardware, *, topo_kind: str, phase: str, causal:
         if not rows:
             continue
         Ps = np.array([r[0] for r in rows])
-        deg = {k: np.array([getattr(r[1], k) for r in rows])[None, :] for k in ("tp", "pp", "ring", "ulysses",
-                                                                             "microbatches")}
+        deg = {k: np.array([getattr(r[1], k) for r in rows])[None, :] for k in AXIS_NAMES + ("microbatches",)}
         st = Setting(phase=phase, causal=causal, kernel=kernel, ring_variant=ring_variant, decode_attn=decode_attn,
                      topo_kind=topo_kind, gpus_per_node=gpn)
         L = seqs[:, None].astype(float)
         o = evaluate(model, hw, st, batch=batch, seq=L, context=L, **deg)
         grid_L, grid_P = np.broadcast_arrays(L, Ps[None, :])
-        names = np.array([rows[j][1].name for j in range(len(rows))])
+        names = np.array([rows[j][1].label(phase) for j in range(len(rows))])
         block = {"plan_template": np.full(grid_L.size, tpl.text), "plan": np.broadcast_to(names[None, :],
                                                                                               grid_L.shape).ravel(),
                  "P": grid_P.ravel().astype(int), "L": grid_L.ravel().astype(np.int64)}
@@ -117,7 +119,7 @@ def lcm_multiple(templates: list[PlanTemplate], gpus: list[int], ring_variant: s
     for tpl in templates:
         for P in gpus:
             d = tpl.degrees(P) or {}
-            need = d.get("ring", 1) * d.get("ulysses", 1) * (2 if ring_variant == "zigzag" and d.get("ring", 1) > 1 else 1)
+            need = seq_multiple(d.get("ring", 1), d.get("ulysses", 1), ring_variant)
             m = m * need // math.gcd(m, need)
     return m
 

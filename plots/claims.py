@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from costmodel import presets
-from costmodel.plan import seq_multiple
+from costmodel.strategies import length_multiple
 from costmodel.specs import Phase
 from costmodel.units import fmt_bytes, fmt_count, fmt_seconds
 
@@ -69,7 +69,7 @@ def tps_claim(setup, assume, claim, preds, ceil) -> dict:
         bb = "no batch fits in memory at this length"
     change.append(f"batch: cannot help, the ceiling is {fmt_count(c1)} tokens/s at B=1 too; {bb}")
     # length: where the ceiling / the model reach the claim
-    mult = seq_multiple(cfg.plan)
+    mult = length_multiple(cfg.plan, "prefill")
     lgrid = mult * np.unique(np.round(np.geomspace(1024, L, 200) / mult).astype(int))
     l_ceil = _largest(lgrid, prefill_tps_ceiling(model, hw, batch=B, seq=lgrid, gpus=P) >= v)
     ol = _eval(cfg, seq=lgrid, context=lgrid)

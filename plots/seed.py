@@ -13,10 +13,12 @@ from pathlib import Path
 import numpy as np
 
 from costmodel import presets
-from costmodel.analytic import Setting, evaluate
+from costmodel.analytic import evaluate
+from costmodel.closedform import Setting
 from costmodel.config import Config
 from costmodel.errors import SpecError
-from costmodel.plan import parse_plan, validate
+from costmodel.plan import parse_plan
+from costmodel.strategies import validate
 from costmodel.predict import predict, setting
 from costmodel.specs import Phase, Workload
 from costmodel.topology import parse_topology
@@ -96,7 +98,7 @@ def predictions(setup: dict) -> list[dict]:
                                   batch=setup["batch"], seq=setup["seq"], phase=phase, plan=plan,
                                   microbatches=m or None)
                 if m == 0:
-                    cfg = replace(cfg, plan=replace(cfg.plan, microbatches=best_microbatches(cfg)))
+                    cfg = replace(cfg, plan=cfg.plan.replace(microbatches=best_microbatches(cfg)))
                 r = predict(cfg)
                 rows.append({"topology": topo, "plan_label": label, "plan": plan, "plan_name": cfg.plan.name,
                              "microbatches": cfg.plan.microbatches, "phase": phase, "result": r})

@@ -14,11 +14,11 @@ class Groups:
         self._by_ranks: dict[tuple[int, ...], object] = {}
 
     def prepare(self, plan: Plan) -> None:
-        """Create every TP, ulysses and ring group of ``plan`` (all ranks call this, same order)."""
+        """Create the groups of every axis of ``plan``'s mesh (all ranks call this, in the same order)."""
         world = dist.get_world_size()
-        for fn in (plan.tp_group, plan.ulysses_group, plan.ring_group):
-            for g in sorted({fn(r) for r in range(plan.n_ranks)}):
-                if len(g) > 1 and g not in self._by_ranks:
+        for axis, _ in plan.active():
+            for g in plan.groups(axis):
+                if g not in self._by_ranks:
                     self._by_ranks[g] = dist.group.WORLD if g == tuple(range(world)) else dist.new_group(list(g))
 
     def __call__(self, ranks: tuple[int, ...]):

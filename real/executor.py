@@ -17,7 +17,6 @@ Buffers are the schedule's buffer names (``x@0``, ``q``, ``kvcache/L0/mb0``, ``k
 from __future__ import annotations
 
 import contextlib
-import re
 
 import torch
 import torch.distributed as dist
@@ -25,7 +24,7 @@ import torch.nn.functional as F
 from torch.profiler import record_function
 
 from costmodel.config import Config
-from costmodel.layers import Kind
+from costmodel.schedule import OpKind, Role
 from costmodel.plan import DecodeAttn
 from costmodel.schedule import Op, Schedule
 from costmodel.specs import Phase
@@ -34,8 +33,6 @@ from . import comm, kernels, layout
 from . import model as M
 from .buffers import Acc, Packed, Part
 
-_STEP = re.compile(r"/step(\d+)/")
-_NAME = re.compile(r"^([a-z_]+?)(\d*)$")
 
 
 class Executor:
@@ -50,7 +47,8 @@ class Executor:
         self.ops = sched.rank_ops(rank)
         self.groups = groups
         plan, model = self.plan, self.model
-        self.stage, self.r, self.u, self.t = plan.coords(rank)
+        c = plan.coords(rank)
+        self.stage, self.r, self.u, self.t = c["pp"], c["ring"], c["ulysses"], c["tp"]
         self.decode = self.wl.phase == Phase.DECODE
         self.mb = self.wl.batch // plan.microbatches
         lps = model.layers // plan.pp
@@ -58,9 +56,7 @@ class Executor:
         self.weights = {i: M.layer_shard(model, i, seed, plan.tp, self.t, device, dtype) for i in self.layer_ids}
         w0 = self.weights[self.layer_ids[0]]
         self.hq, self.hk = w0.hq, w0.hk
-        if plan.ulysses > 1:
-            if self.hk < plan.ulysses and plan.ulysses % self.hk:
-                raise ValueError(f"ulysses={plan.ulysses} cannot split the {self.hk} KV heads of a TP rank")
+        if plan.ulysses > 1:  # strategies.ulysses.rules: the KV heads split (checked when the config was built)
             self.uq, self.uk = layout.ulysses_heads(self.hq, self.hk, plan.ulysses, self.u)
         self.inputs: dict[str, object] = {}
         self._pool: dict[str, torch.Tensor] = {}
@@ -103,11 +99,11 @@ class Executor:
                 x = M.decode_input(model, self.virt, self.seed, dev, j)
                 self.inputs[f"x@{j}"] = x[self.first:self.first + self.rows].to(self.dtype).contiguous()
         self.x_rows = self.rows
-        kvh = layout.kv_heads(model, plan.tp, self.t)
+        kvh = layout.tp_kv_heads(model, plan.tp, self.t)
         R = plan.ring
         self.Cl = C // R
         # whether this rank writes the new token's K/V into its cache (it holds the last chunk)
-        self.writes_slot = plan.ring == 1 or layout.decode_owners(plan) or self.r == R - 1
+        self.writes_slot = plan.ring == 1 or layout.decode_owners(plan, wl) or self.r == R - 1
         heads = self.uk if plan.ulysses > 1 else slice(0, self.hk)
         rows = self.Cl if R > 1 else C
         for i in self.layer_ids:
@@ -195,23 +191,13 @@ class Executor:
 
     def _dispatch(self, group: list[Op]) -> None:
         op = group[0]
-        if op.kind in (Kind.SEND, Kind.RECV):
+        if op.kind in (OpKind.SEND, OpKind.RECV):
             return self._p2p(group)
-        if op.kind == Kind.ALL_REDUCE:
-            return self._all_reduce(op)
-        if op.kind == Kind.ALL_GATHER:
-            return self._all_gather(op)
-        if op.kind == Kind.ALL_TO_ALL:
-            return self._a2a_qkv(op) if op.tag.endswith("a2a_qkv") else self._a2a_o(op)
-        name = _NAME.match(op.tag.rsplit("/", 1)[1])
-        getattr(self, f"_op_{name.group(1)}")(op, int(name.group(2) or 0))
+        self._by_role[op.role](self, op)
 
     # -- helpers --------------------------------------------------------------------------------
     def _w(self, op: Op) -> M.LayerWeights:
-        return self.weights[int(op.tag.split("/", 1)[0][1:])]
-
-    def _step(self, op: Op) -> int:
-        return int(_STEP.search(op.tag).group(1))
+        return self.weights[op.layer]
 
     def _on_comm(self, *ts) -> None:
         """Tell the caching allocator these tensors are used on the comm stream (and the compute one)."""
@@ -223,29 +209,22 @@ class Executor:
     # ------------------------------------------------------------------------------------------
     # compute ops: dense part
     # ------------------------------------------------------------------------------------------
-    def _op_norm(self, op: Op, n: int) -> None:
+    def _op_norm(self, op: Op) -> None:
         w = self._w(op)
-        self.env[op.writes[0]] = M.rmsnorm(self.env[op.reads[0]], w.g1 if n == 1 else w.g2)
+        self.env[op.writes[0]] = M.rmsnorm(self.env[op.reads[0]], w.g1 if op.role == Role.NORM1 else w.g2)
 
-    def _op_qkv(self, op: Op, _: int) -> None:
-        self.env[op.writes[0]] = F.linear(self.env[op.reads[0]], self._w(op).wqkv)
+    def _op_linear(self, op: Op) -> None:
+        w = self._w(op)
+        weight = {Role.QKV: w.wqkv, Role.O_PROJ: w.wo, Role.MLP_UP: w.wup, Role.MLP_DOWN: w.wdown}[op.role]
+        self.env[op.writes[0]] = F.linear(self.env[op.reads[0]], weight)
 
-    def _op_o_proj(self, op: Op, _: int) -> None:
-        self.env[op.writes[0]] = F.linear(self.env[op.reads[0]], self._w(op).wo)
-
-    def _op_mlp_up(self, op: Op, _: int) -> None:
-        self.env[op.writes[0]] = F.linear(self.env[op.reads[0]], self._w(op).wup)
-
-    def _op_act(self, op: Op, _: int) -> None:
+    def _op_act(self, op: Op) -> None:
         self.env[op.writes[0]] = M.activation(self.model, self.env[op.reads[0]])
 
-    def _op_mlp_down(self, op: Op, _: int) -> None:
-        self.env[op.writes[0]] = F.linear(self.env[op.reads[0]], self._w(op).wdown)
-
-    def _op_resid(self, op: Op, _: int) -> None:
+    def _op_resid(self, op: Op) -> None:
         self.env[op.writes[0]] = self.env[op.reads[0]] + self.env[op.reads[1]]
 
-    def _op_rope(self, op: Op, _: int) -> None:
+    def _op_rope(self, op: Op) -> None:
         D, hq, hk = self.model.head_dim, self.hq, self.hk
         raw = self.env[op.reads[0]]
         b = self.mb if not self.decode else self.rows
@@ -270,19 +249,18 @@ class Executor:
         """q (B, S, H, D), k/v (B, Sk, Hk, D) -> out (B, H, S, D), lse (B, H, S)."""
         return self.attn(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), causal)
 
-    def _op_attn(self, op: Op, c: int) -> None:
+    def _op_attn(self, op: Op) -> None:
         env, wl = self.env, self.wl
-        if "/ring/" in op.tag:
-            return self._decode_ring_attn(op) if self.decode else self._ring_attn(op, c)
         q, kv = env[op.reads[0]], env[op.reads[1]]
         out, _ = self._call(q, kv[0], kv[1], wl.causal and not self.decode)
         out = out.transpose(1, 2)  # (B, S, H, D)
         env[op.writes[0]] = out.reshape(out.shape[0] * out.shape[1], -1) if op.writes[0] == "o" else out
 
-    def _ring_attn(self, op: Op, c: int) -> None:
-        t = self._step(op)
-        qs, ks, causal = layout.ring_blocks(self.plan.ring_variant, self.wl.causal, self.plan.ring, self.lr,
-                                            self.r, t)[c]
+    def _op_ring_attn(self, op: Op) -> None:
+        if self.decode:
+            return self._decode_ring_attn(op)
+        qs, ks, causal = layout.checked_ring_blocks(self.plan.ring_variant, self.wl.causal, self.plan.ring, self.lr,
+                                                    self.r, op.step, op.call, op.shape)
         q, kv = self.env[op.reads[0]], self.env[op.reads[1]]
         out, lse = self._call(q[:, qs], kv[0][:, ks], kv[1][:, ks], causal)
         self.env[op.writes[0]] = Part(out, lse, qs)
@@ -296,24 +274,22 @@ class Executor:
         else:  # pass-Q: the block of the rank t hops behind, against our chunk of its sequences
             cur = env[op.reads[0]]
             q = cur if isinstance(cur, torch.Tensor) else cur.q
-            j = (self.r - self._step(op)) % R
+            j = (self.r - op.step) % R
             kv = env[op.reads[1]][:, j * self.rows:(j + 1) * self.rows]
         out, lse = self._call(q, kv[0], kv[1], False)
         env[op.writes[0]] = Part(out, lse)
 
-    def _op_init(self, op: Op, _: int) -> None:
+    def _op_init(self, op: Op) -> None:
         part: Part = self.env[op.reads[0]]
         b, h, _s, d = part.out.shape
         acc = Acc.empty(b, h, self.lr, d, self.device)
         acc.init(part)
         self.env[op.writes[0]] = acc
 
-    def _op_merge(self, op: Op, _: int) -> None:
+    def _op_merge(self, op: Op) -> None:
         env = self.env
-        if op.reads[0] == "parts":
-            return self._merge_gathered(op)
         part: Part = env[op.reads[0]]
-        first = self.decode and self._step(op) == 0
+        first = self.decode and op.step == 0
         if self.decode and self.plan.decode_attn == DecodeAttn.PASS_Q:
             cur = env[op.reads[1]]
             if first:
@@ -334,14 +310,14 @@ class Executor:
         else:
             env[op.reads[1]].merge(part)
 
-    def _merge_gathered(self, op: Op) -> None:
+    def _op_merge_parts(self, op: Op) -> None:
         parts = self.env[op.reads[0]]  # (R, n, H, D + 1): output and lse of every ring rank
         o, lse = parts[..., :-1], parts[..., -1]
         total = torch.logsumexp(lse, dim=0)
         out = (torch.exp(lse - total).unsqueeze(-1) * o).sum(0)
         self.env[op.writes[0]] = out.to(self.dtype).reshape(out.shape[0], -1)
 
-    def _op_finalize(self, op: Op, _: int) -> None:
+    def _op_finalize(self, op: Op) -> None:
         src = self.env[op.reads[0]]
         o = src.o.to(self.dtype).transpose(1, 2)  # (B, S, H, D)
         self.env[op.writes[0]] = o.reshape(o.shape[0] * o.shape[1], -1) if op.writes[0] == "o" else o
@@ -372,7 +348,7 @@ class Executor:
     def _p2p(self, group: list[Op]) -> None:
         sends, recvs = [], []
         for op in group:
-            if op.kind == Kind.SEND:
+            if op.kind == OpKind.SEND:
                 t = self.env[op.reads[0]]
                 t = t.buf if isinstance(t, Packed) else t.contiguous()
                 sends.append((t, op.peers[0]))
@@ -441,6 +417,15 @@ class Executor:
         parts = [recv[i].view(b, s, o.shape[2], o.shape[3]) for i in range(U)]
         env[op.writes[0]] = torch.cat(parts, dim=2).reshape(b * s, -1)
         self._on_comm(env[op.writes[0]])
+
+
+    # the executor's meaning of each role (send/recv pairs dispatch by kind: ``_p2p``)
+    _by_role = {Role.NORM1: _op_norm, Role.NORM2: _op_norm, Role.QKV: _op_linear, Role.O_PROJ: _op_linear,
+                Role.MLP_UP: _op_linear, Role.MLP_DOWN: _op_linear, Role.ACT: _op_act, Role.RESID1: _op_resid,
+                Role.RESID2: _op_resid, Role.ROPE: _op_rope, Role.ATTN: _op_attn, Role.RING_ATTN: _op_ring_attn,
+                Role.INIT: _op_init, Role.MERGE: _op_merge, Role.MERGE_PARTS: _op_merge_parts,
+                Role.FINALIZE: _op_finalize, Role.TP_ALL_REDUCE: _all_reduce, Role.GATHER_PARTS: _all_gather,
+                Role.A2A_QKV: _a2a_qkv, Role.A2A_O: _a2a_o}
 
 
 def _group_batches(ops: list[Op]) -> list[list[Op]]:

@@ -59,7 +59,8 @@ def gather_output(ex: Executor) -> torch.Tensor:
     else:
         out = torch.empty(B, model.d_model, device=ex.device, dtype=ex.dtype)
     for q in range(plan.n_ranks):
-        s, _, _, t = plan.coords(q)
+        c = plan.coords(q)
+        s, t = c["pp"], c["tp"]
         if s != plan.pp - 1 or t != 0:
             continue
         if wl.phase == Phase.PREFILL:

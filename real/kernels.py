@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import torch
 
-KERNELS = ("math", "flash", "cudnn", "efficient")
+KERNELS = ("math", "flash", "cudnn")
 FAST_GPU_KERNELS = ("cudnn", "flash")
 
 
@@ -65,16 +65,7 @@ def attn_cudnn(q, k, v, causal: bool, scale: float | None = None):
     return r[0], r[1].reshape(q.shape[:3]).float()
 
 
-def attn_efficient(q, k, v, causal: bool, scale: float | None = None):
-    _check_causal(q, k, causal, "efficient")
-    h = q.shape[1]
-    r = torch.ops.aten._scaled_dot_product_efficient_attention(q, _expand_kv(k, h), _expand_kv(v, h), None, True,
-                                                               0.0, causal, scale=scale)
-    return r[0], r[1][..., :q.shape[2]].reshape(q.shape[:3]).float()
-
-
-_IMPL: dict[str, Callable] = {"math": attn_math, "flash": attn_flash, "cudnn": attn_cudnn,
-                              "efficient": attn_efficient}
+_IMPL: dict[str, Callable] = {"math": attn_math, "flash": attn_flash, "cudnn": attn_cudnn}
 
 
 def get(name: str) -> Callable:

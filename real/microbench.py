@@ -347,14 +347,14 @@ def _op_cases(model, tok: int, dev, dtype) -> dict:
         o = acc.o.to(dtype).transpose(1, 2)
         return o.reshape(tok, -1)
 
-    pre = Lr.pre_attention(model, tok, 1)
+    pre = Lr.pre_attention(model, tok, model.q_dim + 2 * model.kv_dim)
     acc_b = tok * hq * hd * (model.dtype_bytes + model.accum_bytes)
     return {
         "norm": (lambda: M.rmsnorm(x, g), pre[0].hbm_bytes),
         "rope": (rope, pre[2].hbm_bytes),
-        "residual": (lambda: x + y, Lr.residual("r", model, tok).hbm_bytes),
+        "residual": (lambda: x + y, Lr.residual("resid1", model, tok).hbm_bytes),
         "act": (lambda: M.activation(model, u), Lr.mlp_in(model, tok, 1)[2].hbm_bytes),
-        "merge": (lambda: acc.merge(Part(out, lse)), Lr.lse_merge("m", model, tok, hq, (), ()).hbm_bytes),
+        "merge": (lambda: acc.merge(Part(out, lse)), Lr.lse_merge("merge", model, tok, hq, (), ()).hbm_bytes),
         "init": (init, acc_b),
         "finalize": (finalize, acc_b),
     }
@@ -438,10 +438,7 @@ def bench_executor_walk(dev, dtype, reps: int = 20) -> dict:
         if not op.is_compute:
             counts["comm"] = counts.get("comm", 0) + 1
         else:
-            name = op.tag.rsplit("/", 1)[1]
-            kind = op.kind
-            w = Lr.Work(name=name, kind=kind)
-            cls = Lr.op_class(w)
+            cls = op.role.op_class
             counts[cls] = counts.get(cls, 0) + 1
     if dist.is_initialized():
         samples = _max_over_ranks(samples, dev)
@@ -565,7 +562,7 @@ def bench_executor_ops_graph(dev, dtype, model_dims: dict, calls: int = 10, reps
         env = dict(ex.inputs)  # the buffers as they are before the group measured (names are reused)
         for grp in _group_batches(ex.ops):
             op = grp[0]
-            cls = "comm" if not op.is_compute else Lr.op_class(Lr.Work(name=op.tag.rsplit("/", 1)[1], kind=op.kind))
+            cls = op.role.op_class
             before = dict(env)
             s = time_graph(lambda: ex.run_ops(grp, dict(before)), dev, calls=calls, reps=reps, collective=world > 1)
             out.append(_rec(s, op="op_floor", mode="graph", cls=cls, tag=op.tag, plan=plan.name,

@@ -46,7 +46,7 @@ def layer_shard(model: Model, layer: int, seed: int, tp: int, t: int, device, dt
     """TP rank ``t``'s slice of layer ``layer`` (tp=1: the whole layer)."""
     d, D, f = model.d_model, model.head_dim, model.d_ff
     key = f"L{layer}/"
-    qh, kh = layout.q_heads(model, tp, t), layout.kv_heads(model, tp, t)
+    qh, kh = layout.tp_q_heads(model, tp, t), layout.tp_kv_heads(model, tp, t)
     wq = randn((model.n_heads, D, d), key + "wq", seed, device, 1 / math.sqrt(d))[qh.start:qh.stop]
     wk = randn((model.n_kv_heads, D, d), key + "wk", seed, device, 1 / math.sqrt(d))[kh.start:kh.stop]
     wv = randn((model.n_kv_heads, D, d), key + "wv", seed, device, 1 / math.sqrt(d))[kh.start:kh.stop]

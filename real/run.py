@@ -31,7 +31,8 @@ import traceback
 import torch
 import torch.distributed as dist
 
-from costmodel.config import Config, add_config_arguments, config_from_args
+from costmodel.config import Config
+from ringsim.options import add_config_arguments, config_from_args
 from costmodel.errors import SpecError
 from costmodel.predict import predict
 from costmodel.results import append_jsonl
@@ -80,8 +81,8 @@ def _check_argv(argv: list[str], cfg: Config, check_seq: int) -> tuple[list[str]
     key, cur = ("--context", wl.context) if wl.phase == Phase.DECODE else ("--seq", wl.seq_len)
     if check_seq <= 0 or cur <= check_seq:
         return argv, {key.lstrip("-"): cur, "reduced": False}
-    from costmodel.plan import seq_multiple
-    mult = seq_multiple(cfg.plan) if wl.phase == Phase.PREFILL else cfg.plan.sp
+    from costmodel.strategies import length_multiple
+    mult = length_multiple(cfg.plan, wl.phase)
     n = max(mult, check_seq // mult * mult)
     out = list(argv) + [key, str(n)]
     return out, {key.lstrip("-"): n, "reduced": True}

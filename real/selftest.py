@@ -17,7 +17,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from costmodel.config import add_config_arguments, config_from_args
+from ringsim.options import add_config_arguments, config_from_args
 
 from . import comm, harness
 

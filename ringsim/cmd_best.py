@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from costmodel.config import add_config_arguments, config_from_args
+from ringsim.options import add_config_arguments, config_from_args
 from costmodel.errors import SpecError
 from costmodel.results import dumps
 from costmodel.units import fmt_bytes, fmt_count, fmt_seconds

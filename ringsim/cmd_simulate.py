@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from costmodel.config import add_config_arguments, config_from_args
+from ringsim.options import add_config_arguments, config_from_args
 from costmodel.errors import SpecError
 from costmodel.results import atomic_write_text, dumps, write_json
 

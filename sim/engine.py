@@ -30,14 +30,13 @@ import simpy
 from simpy.events import NORMAL, Event
 
 from costmodel.errors import SpecError
-from costmodel.layers import COMPUTE_KINDS, Kind
-from costmodel.schedule import Schedule
+from costmodel.schedule import COMPUTE_KINDS, OpKind, Schedule
 from costmodel.specs import Collective, Hardware
 from costmodel.topology import Topology
 
 from .network import Network
 
-_P2P = (Kind.SEND, Kind.RECV)
+_P2P = (OpKind.SEND, OpKind.RECV)
 
 
 @contextlib.contextmanager
@@ -319,7 +318,7 @@ class Engine:
     # -- transfers -----------------------------------------------------------------------------
     def _start_p2p(self, pair: list[int]) -> None:
         ops = self.s.ops
-        snd = pair[0] if ops[pair[0]].kind == Kind.SEND else pair[1]
+        snd = pair[0] if ops[pair[0]].kind == OpKind.SEND else pair[1]
         op = ops[snd]
         dst = op.peers[0]
         fig = self.hw.comm[op.link][Collective.P2P]

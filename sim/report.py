@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from costmodel.layers import COMPUTE_KINDS
+from costmodel.schedule import COMPUTE_KINDS
 
 from .engine import SimResult
 

@@ -21,7 +21,6 @@ Otherwise k grows once, then the full schedule runs.  The critical path is of B 
 """
 from __future__ import annotations
 
-import re
 import time as _time
 from dataclasses import dataclass, replace
 
@@ -29,8 +28,9 @@ import numpy as np
 
 from costmodel.build import build_schedule
 from costmodel.config import Config
-from costmodel.layers import COMPUTE_KINDS
+from costmodel.schedule import COMPUTE_KINDS
 from costmodel.predict import predict
+from costmodel.result import Result
 from costmodel.specs import Phase
 
 from .engine import SimOptions, SimResult, no_gc, simulate
@@ -39,7 +39,6 @@ from .report import _union_by_rank, critical_path, link_stats, rank_stats
 TRIES = (3, 6)  # units simulated before falling back to the full schedule
 RING_SETTLE = 4  # ring steps to settle, beyond a node's worth when hops cross nodes (a slow hop's lag
 #                  moves one rank per step, so after a node's worth of steps every rank has felt it)
-_STEP = re.compile(r"/ring/step(\d+)/")
 
 
 @dataclass
@@ -68,7 +67,7 @@ class SimRun:
 def _build(cfg: Config, microbatches: int, layers: int):
     p, wl = cfg.plan, cfg.workload
     mb = wl.batch // p.microbatches
-    plan = replace(p, microbatches=microbatches)
+    plan = p.replace(microbatches=microbatches)
     wl2 = replace(wl, batch=mb * microbatches)
     return build_schedule(cfg.model, wl2, plan, cfg.topology, cfg.hardware, kernel=cfg.kernel, layers=layers)
 
@@ -132,8 +131,7 @@ def _ring_segments(res: SimResult, k: int) -> list[tuple[list[int], list[list[in
     out = [([], [[] for _ in range(k)], []) for _ in range(res.schedule.n_ranks)]
     for i, op in enumerate(res.schedule.ops):
         pre, mid, tail = out[op.rank]
-        m = _STEP.search(op.tag)
-        t = int(m.group(1)) if m else -1
+        t = op.step
         if 1 <= t <= k:
             if tail:
                 return None
@@ -298,20 +296,28 @@ def _run_config(cfg: Config, options: SimOptions | None, coarsen: bool, tally: l
                   build_s=build_s, wall_s=_time.perf_counter() - t0)
 
 
-def simulate_json(cfg: Config, run: SimRun, analytic: dict | None = None, path_steps: int | None = 200) -> dict:
-    """``predict(cfg)`` with latency, tps, tpot_s, ttft_s and engine replaced by the simulator's,
-    plus a ``sim`` dict: the analytic latency beside it, per-rank, per-link and critical-path figures."""
-    out = dict(predict(cfg) if analytic is None else analytic)
-    a_lat = out["latency_s"]
+def simulate_json(cfg: Config, run: SimRun, analytic: Result | None = None, path_steps: int | None = 200) -> Result:
+    """The simulator's ``Result``: its own latency, time breakdown and bottleneck (from the critical
+    path it ran), the configuration-level figures the engines share (FLOPs, bytes, memory, roofline:
+    they do not depend on timing), and a ``sim`` section: the analytic latency beside it, per-rank,
+    per-link and critical-path figures."""
+    a = predict(cfg) if analytic is None else analytic
+    a_lat = a.latency_s
     lat = run.latency_s
     decode = cfg.workload.phase == Phase.DECODE
-    out.update(engine="simulator", latency_s=lat, tps=cfg.workload.tokens / lat if lat > 0 else None,
-               tpot_s=lat if decode else None, ttft_s=None if decode else lat)
     res = run.result
     busy = [r["busy_s"] for r in run.ranks]
     cp = critical_path(res, limit=path_steps)
     opt = res.options
-    out["sim"] = {
+    # the critical path's shares, scaled to the whole phase when it was coarsened
+    length = cp["compute_s"] + cp["comm_s"] + cp["gaps_s"]
+    k = lat / length if length > 0 else 0.0
+    breakdown = {"critical_path_compute": cp["compute_s"] * k, "critical_path_communication": cp["comm_s"] * k,
+                 "critical_path_gaps": cp["gaps_s"] * k}
+    names = {"critical_path_compute": "compute", "critical_path_communication": "communication",
+             "critical_path_gaps": "waiting"}
+    bottleneck = names[max(breakdown, key=breakdown.get)]
+    sim = {
         "latency_s": lat,
         "analytic_latency_s": a_lat,
         "vs_analytic": lat / a_lat - 1 if a_lat else None,
@@ -342,4 +348,6 @@ def simulate_json(cfg: Config, run: SimRun, analytic: dict | None = None, path_s
         "critical_path": {**cp, "note": ("of the simulated units (the phase was coarsened)" if run.coarsened
                                          else "of the whole phase")},
     }
-    return out
+    return replace(a, engine="simulator", latency_s=lat, tps=cfg.workload.tokens / lat if lat > 0 else None,
+                   tpot_s=lat if decode else None, ttft_s=None if decode else lat, bottleneck=bottleneck,
+                   time_breakdown_s=breakdown, sim=sim)

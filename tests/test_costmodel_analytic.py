@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from costmodel.analytic import Setting, evaluate, ring_recurrence
-from costmodel.kernels import overlapped
+from costmodel.analytic import evaluate
+from costmodel.closedform import Setting, ring_recurrence
 from ringsim import load_config, predict
 
 PLANS = [dict(ring=1), dict(tp=1), dict(ring=1, tp=1)]
@@ -77,11 +77,6 @@ def test_ring_recurrence_limits():
     assert float(ring_recurrence(0.3, 0.1, 9.0, 9.0, 5.0, 1, 1.0)) == pytest.approx(0.4)
     # slowdown applies only to steps that overlap a transfer
     assert float(ring_recurrence(1.0, 0.0, 1.0, 0.0, 0.01, 2, 1.5)) == pytest.approx(1.5 + 1.0)
-
-
-def test_overlapped():
-    assert float(overlapped(1.0, 2.0, 1.1)) == 2.0
-    assert float(overlapped(2.0, 1.0, 2.0)) == pytest.approx(1.0 + 2.0 - 0.5)
 
 
 def test_pipeline_bubble_closed_form(seed, h100):

@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from costmodel.analytic import evaluate
-from costmodel.build import build_schedule, ring_calls
+from costmodel.build import build_schedule
+from costmodel.geometry import ring_calls
 from costmodel.errors import SpecError
 from costmodel.plan import Plan, parse_plan
 from costmodel.predict import setting

@@ -92,14 +92,18 @@ def test_kernel_choice_on_cpu_is_math():
 
 
 def test_real_imports_only_costmodel_and_torch():
-    """DESIGN.md: real imports costmodel (+ torch), never sim, validation, plots, ringsim; no simpy."""
+    """real imports costmodel (+ torch), never sim, validation, plots or the CLI; no simpy.  The one
+    exception is ``ringsim.options``, the option grammar every front door shares (it imports costmodel
+    only)."""
     import subprocess
     import sys
     code = (
         "import sys\n"
         "class B:\n"
         "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name.split('.')[0] in ('simpy', 'sim', 'validation', 'plots', 'ringsim', 'matplotlib'):\n"
+        "        if name in ('ringsim', 'ringsim.options'):\n"
+        "            return None\n"
+        "        if name.split('.')[0] in ('simpy', 'sim', 'validation', 'plots', 'ringsim', 'matplotlib', 'studies'):\n"
         "            raise ImportError('blocked ' + name)\n"
         "sys.meta_path.insert(0, B())\n"
         "import real.run, real.executor, real.selftest, real.harness, real.reference\n"

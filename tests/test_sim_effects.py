@@ -82,13 +82,13 @@ def test_allreduce_and_pipeline_send_share_an_nvlink_port(hw1):
     est_ar = float(comm_time(hw, "nvlink", "all_reduce", ar_b, 2))
     vol = ar_b  # 2 (g-1)/g * msg with g = 2
     ops = [
-        Op(id=0, rank=0, stream="comm", kind="all_reduce", tag="tp/ar", peers=(0, 1), match=1, batch=1,
+        Op(id=0, rank=0, stream="comm", kind="all_reduce", role="tp_all_reduce", tag="tp/ar", peers=(0, 1), match=1, batch=1,
            msg_bytes=ar_b, link_bytes=vol, link="nvlink", est_s=est_ar),
-        Op(id=1, rank=0, stream="comm", kind="send", tag="pp/send", peers=(2,), match=2, batch=1,
+        Op(id=1, rank=0, stream="comm", kind="send", role="pp_act", tag="pp/send", peers=(2,), match=2, batch=1,
            msg_bytes=p2p_b, link_bytes=p2p_b, link="nvlink", est_s=pf.latency_s + p2p_b / pf.bw_Bps),
-        Op(id=2, rank=1, stream="comm", kind="all_reduce", tag="tp/ar", peers=(0, 1), match=1,
+        Op(id=2, rank=1, stream="comm", kind="all_reduce", role="tp_all_reduce", tag="tp/ar", peers=(0, 1), match=1,
            msg_bytes=ar_b, link_bytes=vol, link="nvlink", est_s=est_ar),
-        Op(id=3, rank=2, stream="comm", kind="recv", tag="pp/recv", peers=(0,), match=2,
+        Op(id=3, rank=2, stream="comm", kind="recv", role="pp_act", tag="pp/recv", peers=(0,), match=2,
            msg_bytes=p2p_b, link="nvlink", est_s=pf.latency_s + p2p_b / pf.bw_Bps),
     ]
     res = simulate(Schedule(n_ranks=3, ops=ops), parse_topology("nvswitch:4"), hw)

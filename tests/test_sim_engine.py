@@ -31,15 +31,15 @@ class B:
         self.ops = []
 
     def c(self, rank, ms, tag, deps=()):
-        return self._add(rank=rank, stream="compute", kind="gemm", tag=tag, deps=tuple(deps), est_s=ms * MS)
+        return self._add(rank=rank, stream="compute", kind="gemm", role="qkv", tag=tag, deps=tuple(deps), est_s=ms * MS)
 
     def send(self, rank, dst, nbytes, match, tag, deps=(), batch=-1):
-        return self._add(rank=rank, stream="comm", kind="send", tag=tag, deps=tuple(deps), peers=(dst,),
+        return self._add(rank=rank, stream="comm", kind="send", role="ring_kv", tag=tag, deps=tuple(deps), peers=(dst,),
                          match=match, batch=batch, msg_bytes=nbytes, link_bytes=nbytes, link="nvlink",
                          est_s=nbytes / 100e9)
 
     def recv(self, rank, src, nbytes, match, tag, deps=(), batch=-1):
-        return self._add(rank=rank, stream="comm", kind="recv", tag=tag, deps=tuple(deps), peers=(src,),
+        return self._add(rank=rank, stream="comm", kind="recv", role="ring_kv", tag=tag, deps=tuple(deps), peers=(src,),
                          match=match, batch=batch, msg_bytes=nbytes, link="nvlink", est_s=nbytes / 100e9)
 
     def _add(self, **kw):
@@ -136,7 +136,7 @@ def test_collective_completes_together_after_last_member(hw):
     est = float(comm_time(hw, "nvlink", "all_reduce", 3e8, 3))
     for r, ms in zip(g, (1, 2, 4)):
         c = b.c(r, ms, f"c{r}")
-        b._add(rank=r, stream="comm", kind="all_reduce", tag="ar", deps=(c,), peers=g, match=5, msg_bytes=3e8,
+        b._add(rank=r, stream="comm", kind="all_reduce", role="tp_all_reduce", tag="ar", deps=(c,), peers=g, match=5, msg_bytes=3e8,
                link_bytes=2 * 2 / 3 * 3e8, link="nvlink", est_s=est)
     res = simulate(b.schedule(3), parse_topology("nvswitch:4"), hw)
     for i in (1, 3, 5):

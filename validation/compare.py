@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from costmodel import presets
-from costmodel.config import Config, add_config_arguments, config_from_args
+from costmodel.config import Config
+from ringsim.options import add_config_arguments, config_from_args
 from costmodel.errors import SpecError
 from costmodel.predict import predict
 from costmodel.results import read_jsonl

@@ -1,0 +1,320 @@
+"""Who holds what: tokens, heads and KV heads per rank, ring blocks and the calls of each ring step,
+ulysses pieces, decode owners and cache chunks, and the size of every message a plan sends.
+
+This is the one place these facts are written.  The schedule builder (scalars), the closed forms
+(numpy arrays over L, B and the plan's degrees) and the executor's data layout (``real/layout.py``)
+all read it; ``tests/test_geometry.py`` walks every plan family and checks the three against it.
+
+``Geometry`` takes scalars or arrays for every count (they broadcast together); with Python ints in,
+sizes come out as Python ints.  Only the categorical choices (phase, ring layout, decode merge) are
+scalars.
+
+Layouts (prefill): ring rank ``r`` holds a ring-local sequence of ``L / ring`` tokens in the variant's
+layout (plain: chunk r of R; zigzag: chunks r and 2R-1-r of 2R; striped: tokens r, r+R, ...); ulysses
+rank ``u`` holds the u-th contiguous piece of it, so an all-to-all over the ulysses group puts the
+ring-local sequence back together.  Heads: TP rank ``t`` holds query heads [t*H/tp, (t+1)*H/tp) and
+the KV heads they use (replicated when tp exceeds the KV heads); ulysses splits those again after its
+all-to-all.  Decode: the cache of ``context`` tokens is split in ``sp`` chunks per sequence.  Owners
+(pass-KV, pass-Q, ulysses) compute the new tokens of sequences [i*c, (i+1)*c), c = ceil(mb/sp), padding
+the micro-batch to c*sp rows, and hold the *last* chunk of those sequences; with the all-gather merge
+every rank computes every new token and ring rank R-1 holds the last chunk of every sequence.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .plan import DecodeAttn, Plan, RingVariant
+from .specs import Model, Phase, Workload
+
+
+def _max1(x):
+    return x if isinstance(x, int) and x >= 1 else (1 if isinstance(x, int) else np.maximum(x, 1))
+
+
+def ceil_div(a, b):
+    return -(-a // b)
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """The geometry of one plan (scalars) or of a grid of plans (arrays), for one micro-batch."""
+
+    model: Model
+    phase: str
+    batch: object  # B
+    seq: object  # L (prefill prompt)
+    context: object  # C (decode cache length)
+    tp: object = 1
+    ulysses: object = 1
+    ring: object = 1
+    pp: object = 1
+    microbatches: object = 1
+    ring_variant: str = RingVariant.ZIGZAG
+    decode_attn: str = DecodeAttn.ALLGATHER
+    causal: bool = True
+
+    @classmethod
+    def of(cls, model: Model, wl: Workload, plan: Plan) -> "Geometry":
+        return cls(model=model, phase=wl.phase, batch=wl.batch, seq=wl.seq_len, context=wl.context,
+                   tp=plan.tp, ulysses=plan.ulysses, ring=plan.ring, pp=plan.pp, microbatches=plan.microbatches,
+                   ring_variant=plan.ring_variant, decode_attn=plan.decode_attn, causal=wl.causal)
+
+    @property
+    def decode(self) -> bool:
+        return self.phase == Phase.DECODE
+
+    # -- batch and tokens -----------------------------------------------------------------------
+    @property
+    def mb(self):
+        """Sequences of one micro-batch."""
+        return self.batch // self.microbatches
+
+    @property
+    def sp(self):
+        return self.ring * self.ulysses
+
+    @property
+    def owners(self):
+        """Decode: whether new tokens are computed by their owners (pass-KV, pass-Q, ulysses), each
+        owning ceil(mb / sp) sequences, rather than by every rank of the ring (all-gather merge)."""
+        allgather = self.decode_attn == DecodeAttn.ALLGATHER
+        if isinstance(self.sp, int):
+            return self.sp > 1 and not (self.ring > 1 and allgather)
+        return (np.asarray(self.sp) > 1) & ~((np.asarray(self.ring) > 1) & allgather)
+
+    @property
+    def owner_rows(self):
+        """Decode: rows (sequences) one owner computes: ceil(mb / sp)."""
+        return ceil_div(self.mb, self.sp)
+
+    @property
+    def dense_tokens(self):
+        """Token rows of the dense part (GEMMs) on one rank for one micro-batch."""
+        if not self.decode:
+            return self.mb * self.seq // self.sp
+        if isinstance(self.sp, int):
+            return self.owner_rows if self.owners else self.mb
+        return np.where(self.owners, self.owner_rows, self.mb)
+
+    @property
+    def cache_batch(self):
+        """Decode: sequences of one micro-batch the cache holds per rank (owners pad to rows x sp)."""
+        if isinstance(self.sp, int):
+            return self.owner_rows * self.sp if self.owners else self.mb
+        return np.where(self.owners, self.owner_rows * self.sp, self.mb)
+
+    # -- heads ----------------------------------------------------------------------------------
+    @property
+    def q_heads(self):
+        """Query heads one rank attends with (after tp and ulysses)."""
+        return self.model.n_heads // (self.tp * self.ulysses)
+
+    @property
+    def kv_heads(self):
+        """KV heads one rank attends with (after tp and ulysses; replicated below one)."""
+        return _max1(self.model.n_kv_heads // (self.tp * self.ulysses))
+
+    @property
+    def kv_heads_tp(self):
+        """KV heads a TP rank holds (replicated when tp exceeds the KV heads)."""
+        return _max1(self.model.n_kv_heads // self.tp)
+
+    @property
+    def qkv_cols(self):
+        """Columns of a TP rank's fused QKV projection."""
+        return (self.model.q_dim + 2 * self.model.head_dim * self.kv_heads_tp * self.tp) // self.tp
+
+    # -- sequence -------------------------------------------------------------------------------
+    @property
+    def ring_len(self):
+        """Ring-local tokens per sequence (prefill, after the ulysses all-to-all)."""
+        return self.seq // self.ring
+
+    @property
+    def shard_len(self):
+        """Decode: cache tokens per sequence one ring rank holds."""
+        return self.context // self.ring
+
+    # -- messages (bytes) ------------------------------------------------------------------------
+    @property
+    def act_bytes(self):
+        """One rank's activations of one micro-batch: a TP all-reduce, a pipeline transfer."""
+        return self.dense_tokens * self.model.d_model * self.model.dtype_bytes
+
+    @property
+    def kv_block_bytes(self):
+        """Prefill pass-KV: the K/V block one ring step moves."""
+        m = self.model
+        return self.mb * self.ring_len * 2 * self.kv_heads * m.head_dim * m.dtype_bytes
+
+    @property
+    def a2a_qkv_bytes(self):
+        """Ulysses: the all-to-all of Q, K, V (tokens split -> heads split), nccl-tests 'size'."""
+        m = self.model
+        return self.dense_tokens * self.ulysses * (self.q_heads + 2 * self.kv_heads) * m.head_dim * m.dtype_bytes
+
+    @property
+    def a2a_o_bytes(self):
+        m = self.model
+        return self.dense_tokens * self.ulysses * self.q_heads * m.head_dim * m.dtype_bytes
+
+    @property
+    def partial_bytes(self):
+        """Decode all-gather: one rank's partial output (FP32) and log-sum-exp for every row."""
+        m = self.model
+        return self.mb * self.q_heads * (m.head_dim * m.accum_bytes + 4)
+
+    @property
+    def q_packet_bytes(self):
+        """Decode pass-Q: queries with their running output (FP32) and log-sum-exp."""
+        m = self.model
+        return self.dense_tokens * self.q_heads * (m.head_dim * (m.dtype_bytes + m.accum_bytes) + 4)
+
+    @property
+    def cache_shard_bytes(self):
+        """Decode pass-KV: one rank's cache shard of the owners' padded micro-batch."""
+        m = self.model
+        return self.cache_batch * self.shard_len * 2 * self.kv_heads * m.head_dim * m.dtype_bytes
+
+    def accum_bytes(self, tokens):
+        """An FP32 accumulator of ``tokens`` rows and its BF16 output (init / finalize traffic)."""
+        m = self.model
+        return tokens * self.q_heads * m.head_dim * (m.accum_bytes + m.dtype_bytes)
+
+
+# ----------------------------------------------------------------------------------------------
+# ring prefill: which block meets which at step t
+# ----------------------------------------------------------------------------------------------
+def seq_multiple(ring: int, ulysses: int, variant: str) -> int:
+    """What a prefill length must be a multiple of (zigzag needs two chunks per ring rank)."""
+    if ring > 1 and variant == RingVariant.ZIGZAG:
+        return 2 * ring * ulysses
+    return ring * ulysses
+
+
+def ring_blocks(variant: str, causal: bool, ring: int, lr: int, p: int, t: int) -> list[tuple[slice, slice, bool]]:
+    """(query rows, key rows, causal) of each attention call ring rank ``p`` makes at step ``t``
+    (pass-KV: the block that left rank p - t, t steps ago), in ring-local rows of ``lr`` tokens.
+    A fully masked block makes no call."""
+    src = (p - t) % ring
+    full = slice(0, lr)
+    if not causal:
+        return [(full, full, False)]
+    if variant == RingVariant.PLAIN:
+        return [(full, full, True)] if src == p else ([(full, full, False)] if src < p else [])
+    if variant == RingVariant.ZIGZAG:
+        h = lr // 2
+        if src == p:
+            return [(full, full, True)]
+        return [(full, slice(0, h), False)] if src < p else [(slice(h, lr), full, False)]
+    # striped: a block from a later rank loses its diagonal (drop the first query and the last key)
+    if src <= p:
+        return [(full, full, True)]
+    return [(slice(1, lr), slice(0, lr - 1), True)] if lr > 1 else []
+
+
+def ring_calls(variant: str, causal: bool, ring: int, lr: int, p: int, t: int) -> list[tuple[int, int, bool]]:
+    """(q_len, kv_len, causal) of the calls of ``ring_blocks``."""
+    return [(q.stop - q.start, k.stop - k.start, c) for q, k, c in ring_blocks(variant, causal, ring, lr, p, t)]
+
+
+def ring_step_shapes(variant: str, causal: bool, lr) -> tuple[tuple, list[tuple]]:
+    """The closed forms' view of a ring: the first step's call (q_len, kv_len, causal) and the call
+    shapes a later step can make on some rank (the slowest rank's sets the step; ``lr`` may be an array).
+    They are the shapes of ``ring_blocks``: plain's off-diagonal block, zigzag's two halves, and
+    striped's diagonal blocks (the dropped row and column change nothing at scale)."""
+    first = (lr, lr, causal)
+    if not causal:
+        return first, [first]
+    if variant == RingVariant.ZIGZAG:
+        return first, [(lr, lr / 2, False), (lr / 2, lr, False)]
+    if variant == RingVariant.PLAIN:
+        return first, [(lr, lr, False)]
+    return first, [first]
+
+
+def ring_positions(variant: str, ring: int, r: int, seq_len: int) -> list[int]:
+    """Global token positions of ring rank ``r``'s ring-local sequence, in ring-local order."""
+    if ring == 1:
+        return list(range(seq_len))
+    lr = seq_len // ring
+    if variant == RingVariant.PLAIN:
+        return list(range(r * lr, (r + 1) * lr))
+    if variant == RingVariant.ZIGZAG:
+        c = seq_len // (2 * ring)
+        return list(range(r * c, (r + 1) * c)) + list(range((2 * ring - 1 - r) * c, (2 * ring - r) * c))
+    return list(range(r, seq_len, ring))
+
+
+def dense_positions(plan: Plan, rank: int, seq_len: int) -> list[int]:
+    """Global positions of the token rows the dense part of ``rank`` computes (prefill)."""
+    c = plan.coords(rank)
+    pos = ring_positions(plan.ring_variant, plan.ring, c["ring"], seq_len)
+    piece = len(pos) // plan.ulysses
+    return pos[c["ulysses"] * piece:(c["ulysses"] + 1) * piece]
+
+
+# ----------------------------------------------------------------------------------------------
+# heads
+# ----------------------------------------------------------------------------------------------
+def tp_q_heads(model: Model, tp: int, t: int) -> range:
+    h = model.n_heads // tp
+    return range(t * h, (t + 1) * h)
+
+
+def tp_kv_heads(model: Model, tp: int, t: int) -> range:
+    """KV heads TP rank ``t`` holds (those its query heads use)."""
+    if model.n_kv_heads >= tp:
+        h = model.n_kv_heads // tp
+        return range(t * h, (t + 1) * h)
+    k = t // (tp // model.n_kv_heads)
+    return range(k, k + 1)
+
+
+def ulysses_heads(n_q: int, n_kv: int, ulysses: int, u: int) -> tuple[slice, slice]:
+    """(local query heads, local KV heads) ulysses rank ``u`` attends with, out of a TP rank's
+    ``n_q`` query and ``n_kv`` KV heads."""
+    hq = n_q // ulysses
+    if n_kv >= ulysses:
+        hk = n_kv // ulysses
+        return slice(u * hq, (u + 1) * hq), slice(u * hk, (u + 1) * hk)
+    k = (u * hq) // (n_q // n_kv)
+    return slice(u * hq, (u + 1) * hq), slice(k, k + 1)
+
+
+# ----------------------------------------------------------------------------------------------
+# decode: owners and cache chunks
+# ----------------------------------------------------------------------------------------------
+def decode_group(plan: Plan, rank: int) -> tuple[int, int]:
+    """(index, size) of ``rank`` in the group that shards the decode work (ring or ulysses)."""
+    c = plan.coords(rank)
+    return (c["ring"], plan.ring) if plan.ring > 1 else (c["ulysses"], plan.ulysses)
+
+
+def decode_rows(plan: Plan, wl: Workload, rank: int) -> tuple[int, int, int]:
+    """(first sequence, rows, padded micro-batch) one rank computes in one micro-batch."""
+    g = Geometry.of(None, wl, plan)  # counts only: the model is not read
+    if not g.owners:
+        return 0, g.mb, g.mb
+    i, _ = decode_group(plan, rank)
+    return i * g.owner_rows, g.owner_rows, g.cache_batch
+
+
+def decode_chunk(plan: Plan, wl: Workload, rank: int, seq: int) -> int:
+    """Which of the ``ring`` context chunks of sequence ``seq`` the ring rank of ``rank`` holds: with
+    owners, the owner of ``seq`` holds its last chunk and the chunks before it sit on the ranks before."""
+    if plan.ring == 1:
+        return 0
+    r, R = plan.coords(rank)["ring"], plan.ring
+    g = Geometry.of(None, wl, plan)
+    if not g.owners:
+        return r
+    owner = seq // g.owner_rows
+    return (r - owner + R - 1) % R
+
+
+__all__ = ["Geometry", "seq_multiple", "ring_blocks", "ring_calls", "ring_step_shapes", "ring_positions",
+           "dense_positions", "tp_q_heads", "tp_kv_heads", "ulysses_heads", "decode_group", "decode_rows",
+           "decode_chunk", "ceil_div"]

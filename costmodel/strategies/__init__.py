@@ -1,0 +1,70 @@
+"""Strategies: how a plan's axes turn into work, one module each.
+
+Every module keeps together what the strategy emits into the schedule (``emit``), what it costs in
+closed form (``closed_form``, numpy-vectorised over the points of a sweep), the communication buffers
+it holds (``buffers``) and when it is allowed (``rules``, raising ``SpecError`` with one sentence).
+
+* ``pipeline``  -- stages and micro-batches (the ``pp`` axis): a rank's program, the bubble;
+* ``dense``     -- the layer's GEMMs and elementwise kernels split ``tp`` ways, two all-reduces;
+* ``ulysses``   -- all-to-all to heads and back around the attention core (the ``ulysses`` axis);
+* attention cores, exactly one per layer: ``local`` (no ring), ``ring_prefill`` (pass-KV ring with
+  the plain, zigzag and striped layouts), and the decode merges ``decode_allgather``,
+  ``decode_pass_q`` and ``decode_pass_kv``.
+
+Adding a strategy: write its module with the functions above and register it below (``CORES`` or
+``WRAPPERS``); ``attention_for`` picks it, ``validate`` runs its rules, the builder and the analytic
+model call its ``emit`` and ``closed_form``.
+"""
+from __future__ import annotations
+
+from types import ModuleType
+
+from ..errors import SpecError
+from ..plan import DecodeAttn, Plan
+from ..specs import Model, Phase, Workload
+from ..topology import Topology
+from . import decode_allgather, decode_pass_kv, decode_pass_q, dense, local, pipeline, ring_prefill, ulysses
+
+# the attention core of a layer, by (phase, ring merge); ``local`` when the plan has no ring
+CORES: dict[tuple[str, str | None], ModuleType] = {
+    (Phase.PREFILL, None): ring_prefill,
+    (Phase.DECODE, DecodeAttn.ALLGATHER): decode_allgather,
+    (Phase.DECODE, DecodeAttn.PASS_Q): decode_pass_q,
+    (Phase.DECODE, DecodeAttn.PASS_KV): decode_pass_kv,
+}
+WRAPPERS: tuple[ModuleType, ...] = (ulysses,)  # around the core, outermost first
+ALL: tuple[ModuleType, ...] = (pipeline, dense, *WRAPPERS, local, *dict.fromkeys(CORES.values()))
+
+
+def core_for_phase(phase: str, decode_attn: str) -> ModuleType:
+    """The ring's attention core in this phase (prefill: pass-KV; decode: by its merge)."""
+    return CORES[(phase, None if phase == Phase.PREFILL else DecodeAttn(decode_attn))]
+
+
+def core_for(plan: Plan, phase: str) -> ModuleType:
+    """The attention core of a layer of this plan: ``local`` without a ring."""
+    return local if plan.ring == 1 else core_for_phase(phase, plan.decode_attn)
+
+
+def attention_for(plan: Plan, phase: str) -> list[ModuleType]:
+    """The wrappers the plan uses (outermost first), then its attention core."""
+    return [w for w in WRAPPERS if w.used(plan)] + [core_for(plan, phase)]
+
+
+def validate(plan: Plan, model: Model, workload: Workload, topo: Topology) -> None:
+    """Every rule of the plan, one sentence each (``SpecError``): the mesh fills the topology, then
+    each strategy's own rules.  The single feasibility check predict, simulate and ``real.run`` use."""
+    if plan.n_ranks != topo.n_gpus:
+        factors = " x ".join(f"{n}={d}" for n, d in plan.mesh().items())
+        raise SpecError(f"plan {plan.name}: {factors} = {plan.n_ranks} ranks, but topology {topo.spec} has "
+                        f"{topo.n_gpus} GPUs; the product must equal it")
+    for s in ALL:
+        s.rules(plan, model, workload, topo)
+
+
+def length_multiple(plan: Plan, phase: str) -> int:
+    """What the prompt (prefill) or the context (decode) length must be a multiple of."""
+    return max(s.length_multiple(plan, phase) for s in ALL)
+
+
+__all__ = ["CORES", "WRAPPERS", "ALL", "attention_for", "core_for", "core_for_phase", "validate", "length_multiple"]
