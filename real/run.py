@@ -128,12 +128,19 @@ def _refusal(cfg: Config, pred: dict, device) -> str | None:
     return None
 
 
-def measure(argv: list[str], a: argparse.Namespace, groups: comm.Groups, device, dtype, prov: dict) -> dict:
+def precheck(argv: list[str], world: int) -> Config:
+    """What ``real.run`` checks of one configuration before it measures it: the configuration itself,
+    by the same rules as predict and simulate (``strategies.validate``), and the process count."""
     cfg = config_from_args(build_parser().parse_args(argv))
-    world = dist.get_world_size()
     if cfg.plan.n_ranks != world:
         raise SpecError(f"plan {cfg.plan.name} has {cfg.plan.n_ranks} ranks but torchrun started {world} processes; "
                         f"use --nproc-per-node/--nnodes so that they match")
+    return cfg
+
+
+def measure(argv: list[str], a: argparse.Namespace, groups: comm.Groups, device, dtype, prov: dict) -> dict:
+    world = dist.get_world_size()
+    cfg = precheck(argv, world)
     if device.type == "cuda":
         torch.cuda.empty_cache()  # what the previous configuration left cached is free for this one
     pred = predict(cfg)
