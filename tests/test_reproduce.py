@@ -10,9 +10,9 @@ from costmodel import presets
 from costmodel.predict import predict
 from costmodel.units import fmt_count, fmt_seconds
 from plots.files import kind_of, plot_file
-from plots.reproduce import reproduce
-from plots.seed import load_claims, make_config
 from ringsim.cli import main
+from studies.reproduce import reproduce
+from studies.seed import load_claims, make_config
 
 
 @pytest.fixture(scope="module")

@@ -10,23 +10,22 @@ import os
 import time
 from pathlib import Path
 
-
 from costmodel import presets
 from costmodel.errors import SpecError
 from costmodel.results import atomic_write_text, ensure_dir, write_csv, write_json
 from costmodel.sweep import lcm_multiple, parse_template, run_sweep, seq_grid
+from plots import report
+from plots.files import plot_file
+from plots.sweeps import crossover_rows, load_sweep
+from plots.validation import load_validation
+from validation.stored import measurement_files, package_relative
 
-from . import report
 from .claims import claims_table
-from .files import plot_file
 from .seed import ceilings, load_claims, make_config, predictions
-from .sweeps import crossover_rows, load_sweep
-from .validation import load_validation
 
 SWEEP_TOPOLOGIES = ("ib", "nvlink-domain")
 SWEEP_GPUS = (8, 16, 32, 64)
 SWEEP_SEQ = (4 * 1024, 1024 * 1024)
-REPO = Path(__file__).resolve().parent.parent
 
 
 def sweep_templates(batch: int) -> list[str]:
@@ -86,7 +85,7 @@ def simulated_timelines(setup: dict, data: Path) -> tuple[Path | None, str]:
 def validation_records(data: Path) -> tuple[Path | None, str]:
     """The committed measurements beside both engines' predictions (``validation.compare``, the same rows
     as ``ringsim validate``), written as a results file the scatter is drawn from."""
-    src = sorted((REPO / "validation" / "data").glob("*.jsonl"))
+    src = measurement_files()
     if not src:
         return None, "no measurements yet: validation/data/*.jsonl does not exist (issue 5 commits it)"
     recs = load_validation(src)  # records that already carry predictions
@@ -99,7 +98,7 @@ def validation_records(data: Path) -> tuple[Path | None, str]:
     if not recs:
         return None, f"{len(src)} file(s) in validation/data/ but no measured record in them"
     path = data / "validation_records.json"
-    write_json(path, {"kind": "validation", "sources": [str(p.relative_to(REPO)) for p in src], "records": recs,
+    write_json(path, {"kind": "validation", "sources": [package_relative(p) for p in src], "records": recs,
                       "summary": summary})
     return path, ""
 
@@ -119,7 +118,7 @@ def reproduce(out: str | Path, *, claims_path=None, sweep_batch: int = 8, points
                      "method_source": claims["method_source"], "assumptions": claims["assumptions"]},
            "ceilings": ceil, "predictions": preds, "claims": claims_table(claims, preds, ceil)}
     seed_file = write_json(data / "seed_report.json", doc)
-    rel = lambda p: os.path.relpath(p, out).replace(os.sep, "/")  # noqa: E731
+    rel = lambda p: os.path.relpath(p, out).replace(os.sep, "/")
     figures = {"claims": rel(plot_file(seed_file, figs)[0])}
     log(f"seed report: {len(preds)} predictions, {len(doc['claims'])} claims -> {rel(seed_file)}")
     sweeps, cross = [], []
@@ -140,7 +139,7 @@ def reproduce(out: str | Path, *, claims_path=None, sweep_batch: int = 8, points
                                                       "rows": cross})
     figures["crossover"] = rel(plot_file(cross_file, figs)[0])
     skipped = {}
-    no_tl = lambda: (None, "not requested")  # noqa: E731
+    no_tl = lambda: (None, "not requested")
     for key, fn in (("timeline", (lambda: simulated_timelines(setup, data)) if timeline else no_tl), ("validation",
                                                                               lambda: validation_records(data))):
         path, why = fn()

@@ -22,8 +22,9 @@ def _pick(preds: list[dict], plan: str, phase: str) -> list[dict]:
 
 
 def _cfg(setup, row, **over):
-    kw = dict(hardware=setup["hardware"], topology=row["topology"], model=setup["model"], batch=setup["batch"],
-              seq=setup["seq"], phase=row["phase"], plan=row["plan"], microbatches=row["microbatches"])
+    kw = {"hardware": setup["hardware"], "topology": row["topology"], "model": setup["model"],
+          "batch": setup["batch"], "seq": setup["seq"], "phase": row["phase"], "plan": row["plan"],
+          "microbatches": row["microbatches"]}
     kw.update(over)
     return make_config(**kw)
 
@@ -135,9 +136,9 @@ def activation_claim(setup, assume, claim, preds, ceil) -> dict:
     single = _eval(make_config(hardware=setup["hardware"], topology="nvswitch:1", model=setup["model"],
                                batch=setup["batch"], seq=setup["seq"], phase=Phase.PREFILL, plan="tp=1"))
     a_one = float(single["mem_activations_bytes"])
-    change = [f"definition: against one GPU holding the whole sequence the reduction is {a_one / a_ring:.3g}x; "
-              f"against tp=8,pp=2 (m=1) it is {a_base / a_ring:.3g}x "
-              f"({fmt_bytes(a_base)} vs {fmt_bytes(a_ring)} per device)"]
+    change = [(f"definition: against one GPU holding the whole sequence the reduction is {a_one / a_ring:.3g}x; "
+               f"against tp=8,pp=2 (m=1) it is {a_base / a_ring:.3g}x "
+               f"({fmt_bytes(a_base)} vs {fmt_bytes(a_ring)} per device)")]
     return {"ceiling": None, "plan_roofline": None, "best_topology": None, "change": change,
             "predicted_by_topology": {r["topology"]: a_base / a_ring for r in ring}, "vs_single_gpu": a_one / a_ring}
 
