@@ -65,14 +65,15 @@ def simulated_timelines(setup: dict, data: Path) -> tuple[Path | None, str]:
         from sim import simulate, timeline_records  # the simulator's API (issue 3)
     except ImportError as e:
         return None, (f"the simulator is not importable here ({e}); `ringsim plot` draws any timeline file "
-                      "{'specs', 'timeline': [{rank, stream, kind, tag, start_s, end_s}]} once sim/ writes one")
+                      "{'specs', 'timeline': [{rank, stream, kind, tag, start_s, end_s}]} "
+                      "once sim/ writes one")
     from costmodel.build import build_schedule
     items = []
     for label, plan in (("ring", setup["ring_plan"]), ("baseline", setup["baseline_plan"])):
         cfg = make_config(hardware=setup["hardware"], topology=setup["topologies"][0], model=setup["model"],
                           batch=setup["batch"], seq=setup["seq"], phase="prefill", plan=plan)
-        sched = build_schedule(cfg.model, cfg.workload, cfg.plan, cfg.topology, cfg.hardware, kernel=cfg.kernel,
-                               layers=1)
+        sched = build_schedule(cfg.model, cfg.workload, cfg.plan, cfg.topology, cfg.hardware,
+                               kernel=cfg.kernel, layers=1)
         res = simulate(sched, cfg.topology, cfg.hardware)
         items.append({"label": f"{cfg.plan.name} on {cfg.topology.spec}, one layer per stage, prefill",
                       "specs": {**cfg.specs(), "engine": "sim", "layers_built": sched.layers_built},
@@ -140,8 +141,9 @@ def reproduce(out: str | Path, *, claims_path=None, sweep_batch: int = 8, points
     figures["crossover"] = rel(plot_file(cross_file, figs)[0])
     skipped = {}
     no_tl = lambda: (None, "not requested")
-    for key, fn in (("timeline", (lambda: simulated_timelines(setup, data)) if timeline else no_tl), ("validation",
-                                                                              lambda: validation_records(data))):
+    steps = (("timeline", (lambda: simulated_timelines(setup, data)) if timeline else no_tl),
+             ("validation", lambda: validation_records(data)))
+    for key, fn in steps:
         path, why = fn()
         if path is None:
             skipped[key] = why
@@ -150,10 +152,11 @@ def reproduce(out: str | Path, *, claims_path=None, sweep_batch: int = 8, points
             figures[key] = rel(plot_file(path, figs)[0])
     runtime = time.perf_counter() - t0
     vfile = data / "validation_records.json"
-    vsum = json.loads(vfile.read_text()).get("summary") if "validation" in figures and vfile.exists() else None
-    md = report.render(doc, sweeps=sweeps, crossover=cross, figures=figures, skipped=skipped, runtime_s=runtime,
-                       command=command, validation_summary=vsum)
+    have_v = "validation" in figures and vfile.exists()
+    vsum = json.loads(vfile.read_text()).get("summary") if have_v else None
+    md = report.render(doc, sweeps=sweeps, crossover=cross, figures=figures, skipped=skipped,
+                       runtime_s=runtime, command=command, validation_summary=vsum)
     atomic_write_text(out / "REPORT.md", md)
     log(f"wrote {out / 'REPORT.md'} in {runtime:.1f} s")
-    return {"report": out / "REPORT.md", "doc": doc, "figures": figures, "skipped": skipped, "runtime_s": runtime,
-            "crossover": cross, "sweeps": sweeps}
+    return {"report": out / "REPORT.md", "doc": doc, "figures": figures, "skipped": skipped,
+            "runtime_s": runtime, "crossover": cross, "sweeps": sweeps}

@@ -47,7 +47,8 @@ def load_claims(path: str | Path | None = None) -> dict:
         if missing:
             raise SpecError(f"claims file {p}: claim {c.get('id', '?')!r} misses {sorted(missing)}")
         if c["metric"] not in METRICS:
-            raise SpecError(f"claims file {p}: claim {c['id']!r} metric {c['metric']!r} is not one of {METRICS}")
+            raise SpecError(f"claims file {p}: claim {c['id']!r} metric {c['metric']!r} "
+                            f"is not one of {METRICS}")
     return raw
 
 

@@ -24,8 +24,8 @@ FORBIDDEN = {
                   "tqdm"),
     "sim": ("real", "torch"),
     "real": ("sim", "simpy"),
-    "plots": ("costmodel.analytic", "costmodel.build", "costmodel.predict", "costmodel.sweep", "costmodel.search",
-              "sim", "real", "validation", "torch", "studies"),
+    "plots": ("costmodel.analytic", "costmodel.build", "costmodel.predict", "costmodel.sweep",
+              "costmodel.search", "sim", "real", "validation", "torch", "studies"),
     "studies": ("real", "torch"),
 }
 
@@ -80,8 +80,8 @@ def test_import_direction(package, path):
     assert not bad, f"{path.relative_to(ROOT)} ({package}) imports {bad}"
 
 
-@pytest.mark.xfail(strict=True, reason="costmodel/config.py still imports argparse; its command-line helpers are "
-                                       "moving to ringsim/options.py. Remove this marker when that lands.")
+@pytest.mark.xfail(strict=True, reason="costmodel/config.py still imports argparse; its command-line "
+                   "helpers are moving to ringsim/options.py. Remove this marker when that lands.")
 def test_costmodel_knows_no_command_line():
     bad = {str(p.relative_to(ROOT)): breaches(p, ("argparse",)) for p in modules("costmodel")}
     assert not {k: v for k, v in bad.items() if v}
@@ -103,7 +103,8 @@ def test_plots_loads_no_engine_at_run_time():
     """Transitively too: importing every plots module loads no engine, simulator, validation or torch."""
     mods = ", ".join(module_name(p) for p in modules("plots"))
     code = (f"import sys, {mods}\n"
-            f"bad = sorted(m for m in sys.modules for f in {FORBIDDEN['plots']!r} if m == f or m.startswith(f + '.'))\n"
+            f"bad = sorted(m for m in sys.modules for f in {FORBIDDEN['plots']!r}\n"
+            "             if m == f or m.startswith(f + '.'))\n"
             "print(bad)\nsys.exit(1 if bad else 0)\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=120,
                        cwd=ROOT)

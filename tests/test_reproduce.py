@@ -19,8 +19,8 @@ from studies.seed import load_claims, make_config
 def rep(tmp_path_factory):
     out = tmp_path_factory.mktemp("rep")
     # small sweeps (one P, one topology, 3 lengths) keep the test fast; the seed tables are complete
-    r = reproduce(out, points=3, gpus=(16,), topologies=("nvlink-domain",), phases=("prefill",), timeline=False,
-                  log=lambda *a: None)
+    r = reproduce(out, points=3, gpus=(16,), topologies=("nvlink-domain",), phases=("prefill",),
+                  timeline=False, log=lambda *a: None)
     return out, r
 
 
@@ -30,8 +30,8 @@ def test_report_numbers_are_the_models(rep):
     setup = load_claims()["setup"]
     for topo in setup["topologies"]:
         for plan, phase, key in (("ring=16", "prefill", "tps"), ("ring=16", "decode", "tpot_s")):
-            cfg = make_config(hardware=setup["hardware"], topology=topo, model=setup["model"], batch=setup["batch"],
-                              seq=setup["seq"], phase=phase, plan=plan)
+            cfg = make_config(hardware=setup["hardware"], topology=topo, model=setup["model"],
+                              batch=setup["batch"], seq=setup["seq"], phase=phase, plan=plan)
             want = predict(cfg)[key]
             got = next(p["result"][key] for p in r["doc"]["predictions"]
                        if p["topology"] == topo and p["plan"] == plan and p["phase"] == phase)
