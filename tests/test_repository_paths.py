@@ -27,3 +27,26 @@ def test_no_tracked_file_points_into_shared():
         needle = b"../" + b"shared"  # spelled in two pieces so this file does not match itself
         hits += [f"{rel}:{i + 1}" for i, line in enumerate(data.splitlines()) if needle in line]
     assert not hits, hits
+
+
+def test_run_time_data_is_package_data():
+    """What the code reads beside its modules at run time ships in a plain (non-editable) install: the seed
+    claims, the hardware/model presets and the stored measurements match pyproject's package-data, in
+    packages that packages.find includes."""
+    import fnmatch
+    import sys
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    include, data = cfg["packages"]["find"]["include"], cfg["package-data"]
+    needed = [ROOT / "studies" / "seed_claims.toml", *sorted((ROOT / "costmodel" / "presets").glob("*/*.toml")),
+              *sorted((ROOT / "validation" / "data").glob("*.jsonl"))]
+    assert len(needed) > 3
+    for f in needed:
+        rel = f.relative_to(ROOT)
+        pkg, inside = rel.parts[0], "/".join(rel.parts[1:])
+        assert any(fnmatch.fnmatch(pkg, pat) for pat in include), f"{pkg} is not in packages.find include"
+        assert any(fnmatch.fnmatch(inside, pat) for pat in data.get(pkg, [])), f"{rel} is not package data"
