@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import argparse
-import glob
 
 from costmodel.errors import SpecError
 from costmodel.results import dumps, ensure_dir, write_json
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("data", nargs="*", help="JSONL measurement files (default: validation/data/*.jsonl)")
+    p.add_argument("data", nargs="*", help="JSONL measurement files (default: the stored validation/data/*.jsonl)")
     p.add_argument("--hardware", default=None, help="profile to predict with (default: the one each record names)")
     p.add_argument("--no-sim", action="store_true", help="analytic model only")
     p.add_argument("--out", default=None, help="folder for validation.json and the predicted-vs-measured plot")
@@ -18,10 +17,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(a: argparse.Namespace) -> int:
     from validation.compare import compare, format_table, summarise
+    from validation.stored import DATA_DIR, measurement_files, shown
 
-    paths = a.data or sorted(glob.glob("validation/data/*.jsonl"))
+    paths = a.data or [shown(p) for p in measurement_files()]
     if not paths:
-        raise SpecError("no validation data given and none found under validation/data/*.jsonl")
+        raise SpecError(f"no validation data given and none found under {shown(DATA_DIR)}/*.jsonl")
     rows = compare(paths, hardware=a.hardware, simulate=not a.no_sim)
     if not rows:
         raise SpecError(f"no usable measurement records in {paths}")

@@ -7,8 +7,8 @@ import pytest
 
 from costmodel.predict import predict
 from costmodel.search import config_for, factorisations, microbatch_counts, rank_plans
-from plots.seed import make_config
 from ringsim.cli import main
+from studies.seed import make_config
 
 
 @pytest.fixture(scope="module")

@@ -10,17 +10,17 @@ from costmodel import presets
 from costmodel.predict import predict
 from costmodel.units import fmt_count, fmt_seconds
 from plots.files import kind_of, plot_file
-from plots.reproduce import reproduce
-from plots.seed import load_claims, make_config
 from ringsim.cli import main
+from studies.reproduce import reproduce
+from studies.seed import load_claims, make_config
 
 
 @pytest.fixture(scope="module")
 def rep(tmp_path_factory):
     out = tmp_path_factory.mktemp("rep")
     # small sweeps (one P, one topology, 3 lengths) keep the test fast; the seed tables are complete
-    r = reproduce(out, points=3, gpus=(16,), topologies=("nvlink-domain",), phases=("prefill",), timeline=False,
-                  log=lambda *a: None)
+    r = reproduce(out, points=3, gpus=(16,), topologies=("nvlink-domain",), phases=("prefill",),
+                  timeline=False, log=lambda *a: None)
     return out, r
 
 
@@ -30,8 +30,8 @@ def test_report_numbers_are_the_models(rep):
     setup = load_claims()["setup"]
     for topo in setup["topologies"]:
         for plan, phase, key in (("ring=16", "prefill", "tps"), ("ring=16", "decode", "tpot_s")):
-            cfg = make_config(hardware=setup["hardware"], topology=topo, model=setup["model"], batch=setup["batch"],
-                              seq=setup["seq"], phase=phase, plan=plan)
+            cfg = make_config(hardware=setup["hardware"], topology=topo, model=setup["model"],
+                              batch=setup["batch"], seq=setup["seq"], phase=phase, plan=plan)
             want = predict(cfg)[key]
             got = next(p["result"][key] for p in r["doc"]["predictions"]
                        if p["topology"] == topo and p["plan"] == plan and p["phase"] == phase)
@@ -59,8 +59,9 @@ def test_claim_verdicts_follow_the_ceilings(rep):
         elif c["metric"] == "tpot_s":
             assert ("NOT ATTAINABLE" in c["verdict"]) == (c["claim"] < c["ceiling"])
         assert c["change"], c["id"]
-    # the claims are data with a citation, not code
-    assert "../shared/seeds/" in load_claims()["source"]
+    # the claims are data with a citation (the seed document by name, not a path outside the repository)
+    source = load_claims()["source"]
+    assert source.startswith("seed document 000 (") and "../" not in source
 
 
 def test_every_figure_comes_from_a_results_file(rep, tmp_path):

@@ -22,8 +22,9 @@ def _pick(preds: list[dict], plan: str, phase: str) -> list[dict]:
 
 
 def _cfg(setup, row, **over):
-    kw = dict(hardware=setup["hardware"], topology=row["topology"], model=setup["model"], batch=setup["batch"],
-              seq=setup["seq"], phase=row["phase"], plan=row["plan"], microbatches=row["microbatches"])
+    kw = {"hardware": setup["hardware"], "topology": row["topology"], "model": setup["model"],
+          "batch": setup["batch"], "seq": setup["seq"], "phase": row["phase"], "plan": row["plan"],
+          "microbatches": row["microbatches"]}
     kw.update(over)
     return make_config(**kw)
 
@@ -32,7 +33,8 @@ def _eval_best_m(cfg, bgrid) -> dict:
     """Evaluate at each batch with its best micro-batch count (a divisor of it; 1 without a pipeline)."""
     if cfg.plan.pp == 1:
         return _eval(cfg, batch=bgrid, microbatches=1)
-    bs, ms = zip(*[(b, m) for b in bgrid for m in range(1, b + 1) if b % m == 0 and (m & (m - 1) == 0 or m == b)])
+    bs, ms = zip(*[(b, m) for b in bgrid for m in range(1, b + 1)
+                   if b % m == 0 and (m & (m - 1) == 0 or m == b)])
     bs, ms = np.array(bs), np.array(ms)
     o = _eval(cfg, batch=bs, microbatches=ms)
     keep = np.array([i for b in bgrid for i in [np.flatnonzero(bs == b)[np.argmin(o["latency_s"][bs == b])]]])
@@ -75,18 +77,21 @@ def tps_claim(setup, assume, claim, preds, ceil) -> dict:
     ol = _eval(cfg, seq=lgrid, context=lgrid)
     l_model = _largest(lgrid, ol["tps"] >= v)
     l_fit = _largest(lgrid, ol["feasible"])
-    change.append(f"length: the ceiling reaches it only for L <= {l_ceil:,}; the model (on {best['topology']}) "
+    change.append(f"length: the ceiling reaches it only for L <= {l_ceil:,}; "
+                  f"the model (on {best['topology']}) "
                   + (f"for L <= {l_model:,}" if l_model else f"for no L in 1Ki..{L:,}")
                   + f"; B={B} fits only for L <= {l_fit:,}")
     fp8 = ceiling * assume["fp8_peak_over_bf16"]
-    change.append(f"precision: FP8 (x{assume['fp8_peak_over_bf16']:g} peak) lifts the ceiling to {fmt_count(fp8)} "
-                  f"tokens/s: " + ("enough in principle" if fp8 >= v else f"still {v / fp8:.2f}x short"))
+    change.append(f"precision: FP8 (x{assume['fp8_peak_over_bf16']:g} peak) lifts the ceiling to "
+                  f"{fmt_count(fp8)} tokens/s: "
+                  + ("enough in principle" if fp8 >= v else f"still {v / fp8:.2f}x short"))
     need = math.ceil(v / (ceiling / P))
     h200 = presets.load_hardware("h200-sxm")
     c200 = float(prefill_tps_ceiling(model, h200, batch=B, seq=L, gpus=P))
     change.append(f"hardware: at least {need} H100s at datasheet peak (not {P}); 16 H200 give "
                   f"{fmt_count(c200)} tokens/s (same tensor cores)")
-    return {"ceiling": ceiling, "plan_roofline": plan_roof, "best_topology": best["topology"], "change": change}
+    return {"ceiling": ceiling, "plan_roofline": plan_roof, "best_topology": best["topology"],
+            "change": change}
 
 
 def tpot_claim(setup, assume, claim, preds, ceil) -> dict:
@@ -117,11 +122,12 @@ def tpot_claim(setup, assume, claim, preds, ceil) -> dict:
     h200 = presets.load_hardware("h200-sxm")
     f200 = float(decode_step_floor(model, h200, batch=B, context=L, gpus=P))
     need = math.ceil((w + B * L * kvt) / (v * hw.hbm_bw_Bps))
-    change.append(f"hardware: 16 H200 floor {fmt_seconds(f200)}; the claim needs >= {need:,} H100s' HBM bandwidth")
+    change.append(f"hardware: 16 H200 floor {fmt_seconds(f200)}; "
+                  f"the claim needs >= {need:,} H100s' HBM bandwidth")
     per_tok = {r["topology"]: r["result"]["tpot_s"] / B for r in rows}
     alt = "; ".join(f"{t}: {fmt_seconds(x)} ({_ratio_text(x, v)} the claim)" for t, x in per_tok.items())
-    change.append(f"definition: if TPOT meant step time / B (1 / decode TPS of the batch), the model gives {alt}; "
-                  f"floor {fmt_seconds(floor / B)}")
+    change.append(f"definition: if TPOT meant step time / B (1 / decode TPS of the batch), "
+                  f"the model gives {alt}; floor {fmt_seconds(floor / B)}")
     return {"ceiling": floor, "plan_roofline": best["result"]["roofline_latency_s"],
             "best_topology": best["topology"], "change": change, "per_token_of_batch": per_tok}
 
@@ -135,11 +141,12 @@ def activation_claim(setup, assume, claim, preds, ceil) -> dict:
     single = _eval(make_config(hardware=setup["hardware"], topology="nvswitch:1", model=setup["model"],
                                batch=setup["batch"], seq=setup["seq"], phase=Phase.PREFILL, plan="tp=1"))
     a_one = float(single["mem_activations_bytes"])
-    change = [f"definition: against one GPU holding the whole sequence the reduction is {a_one / a_ring:.3g}x; "
-              f"against tp=8,pp=2 (m=1) it is {a_base / a_ring:.3g}x "
-              f"({fmt_bytes(a_base)} vs {fmt_bytes(a_ring)} per device)"]
+    change = [(f"definition: against one GPU holding the whole sequence the reduction is "
+               f"{a_one / a_ring:.3g}x; against tp=8,pp=2 (m=1) it is {a_base / a_ring:.3g}x "
+               f"({fmt_bytes(a_base)} vs {fmt_bytes(a_ring)} per device)")]
     return {"ceiling": None, "plan_roofline": None, "best_topology": None, "change": change,
-            "predicted_by_topology": {r["topology"]: a_base / a_ring for r in ring}, "vs_single_gpu": a_one / a_ring}
+            "predicted_by_topology": {r["topology"]: a_base / a_ring for r in ring},
+            "vs_single_gpu": a_one / a_ring}
 
 
 def claims_table(claims: dict, preds: list[dict], ceil: dict) -> list[dict]:
@@ -156,20 +163,21 @@ def claims_table(claims: dict, preds: list[dict], ceil: dict) -> list[dict]:
             phase = Phase.PREFILL if metric == "tps" else Phase.DECODE
             rows = _pick(preds, c["plan"], phase)
             predicted = {r["topology"]: r["result"][metric] for r in rows}
-            feasible = {r["topology"]: (r["result"]["feasible"], r["result"]["memory_bytes_per_device"]["total"])
-                        for r in rows}
+            feasible = {r["topology"]: (r["result"]["feasible"],
+                                        r["result"]["memory_bytes_per_device"]["total"]) for r in rows}
             info = (tps_claim if metric == "tps" else tpot_claim)(setup, assume, c, preds, ceil)
             if metric == "tps" and c["plan"] in tpot:
                 n = c["value"] * tpot[c["plan"]]
-                info["change"].append(f"definition: claimed TPS x claimed TPOT = {n:,.0f} tokens per output-token "
-                                      f"time, but a decode step of B={setup['batch']} yields {setup['batch']}: "
-                                      f"the two claims cannot describe the same run under one definition; "
-                                      f"1 / claimed TPOT = {fmt_count(1 / tpot[c['plan']])} tokens/s; the model's "
-                                      f"decode TPS of the batch (B / step): " + ", ".join(
-                                          f"{r['topology']} {fmt_count(r['result']['tps'])}" for r in
-                                          _pick(preds, c["plan"], Phase.DECODE)))
-        out.append({"id": c["id"], "text": c["text"], "metric": metric, "plan": c["plan"], "claim": c["value"],
-                    "unit": c["unit"], "predicted": predicted, "feasible": feasible,
+                info["change"].append(
+                    f"definition: claimed TPS x claimed TPOT = {n:,.0f} tokens per output-token "
+                    f"time, but a decode step of B={setup['batch']} yields {setup['batch']}: "
+                    f"the two claims cannot describe the same run under one definition; "
+                    f"1 / claimed TPOT = {fmt_count(1 / tpot[c['plan']])} tokens/s; the model's "
+                    f"decode TPS of the batch (B / step): " + ", ".join(
+                        f"{r['topology']} {fmt_count(r['result']['tps'])}" for r in
+                        _pick(preds, c["plan"], Phase.DECODE)))
+        out.append({"id": c["id"], "text": c["text"], "metric": metric, "plan": c["plan"],
+                    "claim": c["value"], "unit": c["unit"], "predicted": predicted, "feasible": feasible,
                     "verdict": verdict(metric, c["value"], predicted, info.get("ceiling"), feasible, ceil,
                                        assume["consistent_within"]), **info})
     return out

@@ -10,23 +10,22 @@ import os
 import time
 from pathlib import Path
 
-
 from costmodel import presets
 from costmodel.errors import SpecError
 from costmodel.results import atomic_write_text, ensure_dir, write_csv, write_json
 from costmodel.sweep import lcm_multiple, parse_template, run_sweep, seq_grid
+from plots import report
+from plots.files import plot_file
+from plots.sweeps import crossover_rows, load_sweep
+from plots.validation import load_validation
+from validation.stored import measurement_files, package_relative
 
-from . import report
 from .claims import claims_table
-from .files import plot_file
 from .seed import ceilings, load_claims, make_config, predictions
-from .sweeps import crossover_rows, load_sweep
-from .validation import load_validation
 
 SWEEP_TOPOLOGIES = ("ib", "nvlink-domain")
 SWEEP_GPUS = (8, 16, 32, 64)
 SWEEP_SEQ = (4 * 1024, 1024 * 1024)
-REPO = Path(__file__).resolve().parent.parent
 
 
 def sweep_templates(batch: int) -> list[str]:
@@ -66,14 +65,15 @@ def simulated_timelines(setup: dict, data: Path) -> tuple[Path | None, str]:
         from sim import simulate, timeline_records  # the simulator's API (issue 3)
     except ImportError as e:
         return None, (f"the simulator is not importable here ({e}); `ringsim plot` draws any timeline file "
-                      "{'specs', 'timeline': [{rank, stream, kind, tag, start_s, end_s}]} once sim/ writes one")
+                      "{'specs', 'timeline': [{rank, stream, kind, tag, start_s, end_s}]} "
+                      "once sim/ writes one")
     from costmodel.build import build_schedule
     items = []
     for label, plan in (("ring", setup["ring_plan"]), ("baseline", setup["baseline_plan"])):
         cfg = make_config(hardware=setup["hardware"], topology=setup["topologies"][0], model=setup["model"],
                           batch=setup["batch"], seq=setup["seq"], phase="prefill", plan=plan)
-        sched = build_schedule(cfg.model, cfg.workload, cfg.plan, cfg.topology, cfg.hardware, kernel=cfg.kernel,
-                               layers=1)
+        sched = build_schedule(cfg.model, cfg.workload, cfg.plan, cfg.topology, cfg.hardware,
+                               kernel=cfg.kernel, layers=1)
         res = simulate(sched, cfg.topology, cfg.hardware)
         items.append({"label": f"{cfg.plan.name} on {cfg.topology.spec}, one layer per stage, prefill",
                       "specs": {**cfg.specs(), "engine": "sim", "layers_built": sched.layers_built},
@@ -86,7 +86,7 @@ def simulated_timelines(setup: dict, data: Path) -> tuple[Path | None, str]:
 def validation_records(data: Path) -> tuple[Path | None, str]:
     """The committed measurements beside both engines' predictions (``validation.compare``, the same rows
     as ``ringsim validate``), written as a results file the scatter is drawn from."""
-    src = sorted((REPO / "validation" / "data").glob("*.jsonl"))
+    src = measurement_files()
     if not src:
         return None, "no measurements yet: validation/data/*.jsonl does not exist (issue 5 commits it)"
     recs = load_validation(src)  # records that already carry predictions
@@ -99,7 +99,7 @@ def validation_records(data: Path) -> tuple[Path | None, str]:
     if not recs:
         return None, f"{len(src)} file(s) in validation/data/ but no measured record in them"
     path = data / "validation_records.json"
-    write_json(path, {"kind": "validation", "sources": [str(p.relative_to(REPO)) for p in src], "records": recs,
+    write_json(path, {"kind": "validation", "sources": [package_relative(p) for p in src], "records": recs,
                       "summary": summary})
     return path, ""
 
@@ -119,7 +119,7 @@ def reproduce(out: str | Path, *, claims_path=None, sweep_batch: int = 8, points
                      "method_source": claims["method_source"], "assumptions": claims["assumptions"]},
            "ceilings": ceil, "predictions": preds, "claims": claims_table(claims, preds, ceil)}
     seed_file = write_json(data / "seed_report.json", doc)
-    rel = lambda p: os.path.relpath(p, out).replace(os.sep, "/")  # noqa: E731
+    rel = lambda p: os.path.relpath(p, out).replace(os.sep, "/")
     figures = {"claims": rel(plot_file(seed_file, figs)[0])}
     log(f"seed report: {len(preds)} predictions, {len(doc['claims'])} claims -> {rel(seed_file)}")
     sweeps, cross = [], []
@@ -140,9 +140,10 @@ def reproduce(out: str | Path, *, claims_path=None, sweep_batch: int = 8, points
                                                       "rows": cross})
     figures["crossover"] = rel(plot_file(cross_file, figs)[0])
     skipped = {}
-    no_tl = lambda: (None, "not requested")  # noqa: E731
-    for key, fn in (("timeline", (lambda: simulated_timelines(setup, data)) if timeline else no_tl), ("validation",
-                                                                              lambda: validation_records(data))):
+    no_tl = lambda: (None, "not requested")
+    steps = (("timeline", (lambda: simulated_timelines(setup, data)) if timeline else no_tl),
+             ("validation", lambda: validation_records(data)))
+    for key, fn in steps:
         path, why = fn()
         if path is None:
             skipped[key] = why
@@ -151,10 +152,11 @@ def reproduce(out: str | Path, *, claims_path=None, sweep_batch: int = 8, points
             figures[key] = rel(plot_file(path, figs)[0])
     runtime = time.perf_counter() - t0
     vfile = data / "validation_records.json"
-    vsum = json.loads(vfile.read_text()).get("summary") if "validation" in figures and vfile.exists() else None
-    md = report.render(doc, sweeps=sweeps, crossover=cross, figures=figures, skipped=skipped, runtime_s=runtime,
-                       command=command, validation_summary=vsum)
+    have_v = "validation" in figures and vfile.exists()
+    vsum = json.loads(vfile.read_text()).get("summary") if have_v else None
+    md = report.render(doc, sweeps=sweeps, crossover=cross, figures=figures, skipped=skipped,
+                       runtime_s=runtime, command=command, validation_summary=vsum)
     atomic_write_text(out / "REPORT.md", md)
     log(f"wrote {out / 'REPORT.md'} in {runtime:.1f} s")
-    return {"report": out / "REPORT.md", "doc": doc, "figures": figures, "skipped": skipped, "runtime_s": runtime,
-            "crossover": cross, "sweeps": sweeps}
+    return {"report": out / "REPORT.md", "doc": doc, "figures": figures, "skipped": skipped,
+            "runtime_s": runtime, "crossover": cross, "sweeps": sweeps}

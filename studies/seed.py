@@ -1,8 +1,9 @@
 """The seed's experiment, checked with physics: predictions, ceilings and the claims table.
 
 Everything here is computed from ``costmodel`` (the analytic model and the specs); the seed's
-figures are read from ``seed_claims.toml`` (data with its citation), never typed into code.  The
-result is one JSON-able dict (``seed_report``) that ``report.py`` renders and ``figures`` plots.
+figures are read from ``seed_claims.toml`` (data with its citation, packaged beside this module),
+never typed into code.  ``studies.reproduce`` writes the result as ``data/seed_report.json``, which
+``plots.report`` renders and ``plots.files`` draws.
 """
 from __future__ import annotations
 
@@ -48,7 +49,8 @@ def load_claims(path: str | Path | None = None) -> dict:
         if missing:
             raise SpecError(f"claims file {p}: claim {c.get('id', '?')!r} misses {sorted(missing)}")
         if c["metric"] not in METRICS:
-            raise SpecError(f"claims file {p}: claim {c['id']!r} metric {c['metric']!r} is not one of {METRICS}")
+            raise SpecError(f"claims file {p}: claim {c['id']!r} metric {c['metric']!r} "
+                            f"is not one of {METRICS}")
     return raw
 
 
@@ -65,8 +67,8 @@ def make_config(*, hardware: str, topology: str, model: str, batch: int, seq: in
 
 def _eval(cfg: Config, **over) -> dict:
     p, wl = cfg.plan, cfg.workload
-    kw = dict(batch=wl.batch, seq=wl.seq_len, tp=p.tp, pp=p.pp, ring=p.ring, ulysses=p.ulysses,
-              microbatches=p.microbatches, context=wl.context)
+    kw = {"batch": wl.batch, "seq": wl.seq_len, "tp": p.tp, "pp": p.pp, "ring": p.ring, "ulysses": p.ulysses,
+          "microbatches": p.microbatches, "context": wl.context}
     kw.update(over)
     return evaluate(cfg.model, cfg.hardware, setting(cfg), **kw)
 
