@@ -80,8 +80,6 @@ def test_import_direction(package, path):
     assert not bad, f"{path.relative_to(ROOT)} ({package}) imports {bad}"
 
 
-@pytest.mark.xfail(strict=True, reason="costmodel/config.py still imports argparse; its command-line "
-                   "helpers are moving to ringsim/options.py. Remove this marker when that lands.")
 def test_costmodel_knows_no_command_line():
     bad = {str(p.relative_to(ROOT)): breaches(p, ("argparse",)) for p in modules("costmodel")}
     assert not {k: v for k, v in bad.items() if v}
