@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .plan import DecodeAttn, Plan, RingVariant
+from .plan import AXIS_NAMES, DecodeAttn, Plan, RingVariant
 from .specs import Model, Phase, Workload
 
 
@@ -74,6 +74,16 @@ class Geometry:
     @property
     def sp(self):
         return self.ring * self.ulysses
+
+    def span(self, axis: str):
+        """Consecutive GPUs one group of ``axis`` spans (the mesh lays axes out innermost first):
+        the placement rule behind every 'does this group cross a node?' of the closed forms."""
+        s = 1
+        for name in AXIS_NAMES:
+            s = s * getattr(self, name)
+            if name == axis:
+                return s
+        raise ValueError(f"unknown axis {axis!r}")
 
     @property
     def owners(self):

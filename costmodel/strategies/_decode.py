@@ -21,4 +21,4 @@ def length_multiple(plan, phase) -> int:
 
 def ring_ib(ctx):
     geo = ctx.geo
-    return ctx.crosses_ib(geo.tp * geo.ulysses * geo.ring) & (geo.ring > 1)
+    return ctx.crosses_ib(geo.span("ring")) & (geo.ring > 1)

@@ -52,7 +52,7 @@ def closed_form(ctx, t_layer, host_layer) -> dict:
     t_dev = lps * t_layer
     t_stage = np.maximum(t_dev, lps * host_layer)
     act = geo.act_bytes
-    pp_ib = ctx.crosses_ib(geo.tp * geo.ulysses * geo.ring * S) & (S > 1)
+    pp_ib = ctx.crosses_ib(geo.span("pp")) & (S > 1)
     x_pp = np.where(S > 1, ctx.comm(pp_ib, Collective.P2P, act, 2), 0.0)
     latency = np.where(S > 1, (S + m - 1) * t_stage + (S + m - 2) * x_pp, m * t_stage) + hw.pass_launch_s
     sent = np.where(S > 1, m * act, 0.0)

@@ -105,7 +105,7 @@ def closed_form(ctx, on) -> AttnCost:
     merge = Lr.lse_merge(Role.MERGE, m, tok, hq, (), ())
     init = Lr.elementwise(Role.INIT, geo.accum_bytes(tok), (), ())
     fin = Lr.elementwise(Role.FINALIZE, geo.accum_bytes(tok), (), ())
-    ring_ib = ctx.crosses_ib(geo.tp * geo.ulysses * R) & (R > 1)
+    ring_ib = ctx.crosses_ib(geo.span("ring")) & (R > 1)
     x = ctx.comm(ring_ib, Collective.P2P, geo.kv_block_bytes, 2)
     c0 = acc.time(first)
     times = np.stack([np.broadcast_to(acc.time(w), ctx.shape) for w in rest])

@@ -58,7 +58,7 @@ def emit_leave(b, site) -> None:
 def closed_form(ctx, on) -> AttnCost:
     geo = ctx.geo
     U = geo.ulysses
-    u_ib = ctx.crosses_ib(geo.tp * U)
+    u_ib = ctx.crosses_ib(geo.span("ulysses"))
     qkv, o = geo.a2a_qkv_bytes, geo.a2a_o_bytes
     t = np.where(on, ctx.comm(u_ib, Collective.ALL_TO_ALL, qkv, U) + ctx.comm(u_ib, Collective.ALL_TO_ALL, o, U), 0.0)
     sent = kernels.sent_bytes(Collective.ALL_TO_ALL, qkv + o, U) * on
