@@ -25,12 +25,16 @@ def main() -> None:
     p.add_argument("--lengths", default="262144,524288")
     p.add_argument("--model", default="seed-dense")
     p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--batches", default="1", help="batch sizes, comma separated (each length at each batch)")
     p.add_argument("--out", required=True)
     a = p.parse_args()
     dev = torch.device("cuda", torch.cuda.current_device())
     m = presets.load_model(a.model)
     lengths = [int(x) for x in a.lengths.split(",")]
-    res = microbench.bench_attention(dev, torch.bfloat16, ["flash", "cudnn"], lengths, m.n_heads, m.head_dim, a.reps)
+    res = []
+    for b in (int(x) for x in a.batches.split(",")):
+        res += microbench.bench_attention(dev, torch.bfloat16, ["flash", "cudnn"], lengths, m.n_heads, m.head_dim,
+                                          a.reps, batch=b)
     dims = {"d_model": m.d_model, "d_ff": m.d_ff, "q_dim": m.q_dim, "kv_dim": m.kv_dim, "head_dim": m.head_dim}
     raw = {"provenance": microbench.provenance(dev), "device": "cuda", "model_dims": dims, "results": res,
            "suites": ["attention-long"]}
@@ -40,7 +44,7 @@ def main() -> None:
         if "error" in r:
             print(r)
         else:
-            print(f"{r['kernel']:6s} causal={r['causal']!s:5s} L={r['kv_len']:>7d} {r['flops'] / r['median_s'] / 1e12:7.1f} "
+            print(f"{r['kernel']:6s} B={r['batch']} causal={r['causal']!s:5s} L={r['kv_len']:>7d} {r['flops'] / r['median_s'] / 1e12:7.1f} "
                   f"TFLOP/s ({r['median_s']:.3f} s)", flush=True)
 
 

@@ -95,20 +95,20 @@ def sdpa_lse(kernel: str, q, k, v, causal: bool):
 
 
 def bench_attention(dev, dtype, kernels: list[str], lengths: list[int], heads: int, head_dim: int,
-                    reps: int) -> list[dict]:
+                    reps: int, batch: int = 1) -> list[dict]:
     out = []
     for kern in kernels:
         for causal in (True, False):
             for L in lengths:
-                q, k, v = (torch.randn(1, heads, L, head_dim, device=dev, dtype=dtype) for _ in range(3))
+                q, k, v = (torch.randn(batch, heads, L, head_dim, device=dev, dtype=dtype) for _ in range(3))
                 try:
                     s = time_fn(lambda: sdpa_lse(kern, q, k, v, causal), dev, reps=reps)
                 except RuntimeError as e:  # kernel not available for this shape / build
                     out.append({"op": "attention", "kernel": kern, "error": str(e).splitlines()[0][:200]})
                     break
                 pairs = L * (L + 1) / 2 if causal else L * L
-                out.append(_rec(s, op="attention", kernel=kern, causal=causal, batch=1, heads=heads, q_len=L,
-                                kv_len=L, head_dim=head_dim, flops=4.0 * heads * head_dim * pairs))
+                out.append(_rec(s, op="attention", kernel=kern, causal=causal, batch=batch, heads=heads, q_len=L,
+                                kv_len=L, head_dim=head_dim, flops=4.0 * batch * heads * head_dim * pairs))
                 q = k = v = None  # freed before the next size
     return out
 
