@@ -124,14 +124,28 @@ class AttnCost:
                         self.sent_ib + o.sent_ib)
 
 
-def ring_recurrence(c0, g0, c1, g1, x, R, slowdown, x_first=None):
+def stretched_end(start, work, lo, hi, slowdown):
+    """End of ``work`` seconds of compute begun at ``start`` on a GPU where a transfer runs during
+    [lo, hi): inside that window compute runs ``slowdown`` times slower (NCCL's kernels share the SMs),
+    outside it at full speed.  Vectorised.  The simulator applies the same rule op by op."""
+    t2 = np.maximum(start, lo)  # compute reaches the window (or starts inside it)
+    before = np.minimum(work, np.maximum(lo - start, 0.0))
+    rem = work - before
+    win = np.maximum(hi - t2, 0.0)  # window left once compute reaches it
+    inside = rem * slowdown <= win
+    end = np.where(inside, t2 + rem * slowdown, t2 + win + (rem - win / slowdown))
+    return np.where(rem > 0, end, start + before)
+
+
+def ring_recurrence(c0, g0, c1, g1, x, R, slowdown, x_first=None, slowdown_g=None):
     """End time of a pass-KV ring of R steps (from the moment the local block is ready).
 
     Step 0 computes c0 then g0, steps >= 1 compute c1 then g1; each of the first R-1 steps moves a
     block of x seconds.  Step t's transfer starts when the previous one is done and the buffer it
     overwrites has been read; step t's attention starts when its block has arrived and the previous
-    step's merge is done; compute beside a transfer is ``slowdown`` times slower.  Vectorised; loops
-    over steps up to max(R).
+    step's merge is done; attention (c) runs ``slowdown`` times slower and the merge (g) ``slowdown_g``
+    times slower (default: the same), only while a transfer is in flight (``stretched_end``).
+    Vectorised; loops over steps up to max(R).
     """
     shape = np.broadcast(c0, g0, c1, g1, x, R).shape
     R = np.broadcast_to(R, shape)
@@ -143,17 +157,17 @@ def ring_recurrence(c0, g0, c1, g1, x, R, slowdown, x_first=None):
     for t in range(int(np.max(R))):
         live = t < R
         has_x = t < R - 1
-        s = np.where(has_x, slowdown, 1.0)
-        c = (c0 if t == 0 else c1) * s
-        g = (g0 if t == 0 else g1) * s
-        start = np.maximum(E, Rprev) if t else E
-        A = start + c
-        E_new = A + g
+        c = c0 if t == 0 else c1
+        g = g0 if t == 0 else g1
         if t == 0:
             G = np.zeros(shape)
         else:
             G = np.maximum(Rprev, Aprev) if t >= 2 else Rprev
         Rt = G + (xf if t == 0 else x)
+        lo, hi = np.where(has_x, G, 0.0), np.where(has_x, Rt, 0.0)  # no transfer: an empty window
+        start = np.maximum(E, Rprev) if t else E
+        A = stretched_end(start, c, lo, hi, slowdown)
+        E_new = stretched_end(A, g, lo, hi, slowdown if slowdown_g is None else slowdown_g)
         Aprev = np.where(live, A, Aprev)
         Rprev = np.where(has_x, Rt, Rprev)
         E = np.where(live, E_new, E)

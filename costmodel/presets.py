@@ -156,6 +156,8 @@ def hardware_from_dict(raw: dict) -> Hardware:
         pass_launch_s=_num(ach("pass_launch_us", 0.0), "achievable.pass_launch_us") * 1e-6,
         comm=comm,
         compute_slowdown_under_comm=_num(ach("compute_slowdown_under_comm"), "achievable.compute_slowdown_under_comm"),
+        attention_slowdown_under_comm=_num(ach("attention_slowdown_under_comm", 1.0),
+                                           "achievable.attention_slowdown_under_comm"),
         workspace_bytes=_num(ach("workspace_GiB"), "achievable.workspace_GiB") * 2**30,
         provenance=dict(top("provenance", {})),
     )

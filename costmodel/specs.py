@@ -149,6 +149,8 @@ class Hardware:
     launch_s: float
     comm: Mapping[str, Mapping[str, CommFigures]]  # link -> collective -> figures
     compute_slowdown_under_comm: float  # compute time multiplier while NCCL kernels run beside it
+    attention_slowdown_under_comm: float = 1.0  # the same for attention kernels (measured beside the ring's
+    #                                             K/V exchange: benchmarks/bench_ring_causes.py)
     workspace_bytes: float  # CUDA context, cuBLAS/NCCL workspaces, allocator slack
     ops: Mapping[str, OpFigures] = field(default_factory=dict)  # per op class; absent: ideal fused kernels
     pass_launch_s: float = 0.0  # before a forward pass's first kernel runs (a captured CUDA graph's launch)
@@ -165,6 +167,8 @@ class Hardware:
               "must be in [0, 10000) microseconds")
         check(1.0 <= self.compute_slowdown_under_comm < 3.0, "hardware.compute_slowdown_under_comm",
               self.compute_slowdown_under_comm, "must be in [1, 3)")
+        check(1.0 <= self.attention_slowdown_under_comm < 3.0, "hardware.attention_slowdown_under_comm",
+              self.attention_slowdown_under_comm, "must be in [1, 3)")
         check(0 <= self.workspace_bytes < self.hbm_capacity_bytes, "hardware.workspace_bytes",
               self.workspace_bytes, "must be >= 0 and below the HBM capacity")
         check(self.elementwise_bw_Bps <= self.hbm_bw_Bps * 1.05, "hardware.elementwise_bw",

@@ -9,7 +9,8 @@ It implements the IR's semantics (``costmodel/schedule.py``) exactly:
 * a send and the recv with the same ``match`` form a pair: the transfer starts when both have started
   and both complete together; the ops of one collective (same ``match``) start their transfer when all
   have started and complete together;
-* compute ops last ``est_s``, stretched by ``hw.compute_slowdown_under_comm`` for the part of them
+* compute ops last ``est_s``, stretched by ``hw.attention_slowdown_under_comm`` (attention) or
+  ``hw.compute_slowdown_under_comm`` (every other kernel) for the part of them
   that runs while a communication op of the same GPU is in flight (started and not done: NCCL kernels
   occupy SMs while they wait for a peer, too);
 * transfers move their bytes over the links they hold (``network.py``), sharing bandwidth with the
@@ -106,7 +107,12 @@ class Engine:
         self.net = Network(topo, hw, self.opt.nics_per_node)
         if sched.n_ranks > topo.n_gpus:
             raise SpecError(f"schedule has {sched.n_ranks} ranks but topology {topo.spec} has {topo.n_gpus} GPUs")
-        self.slow = hw.compute_slowdown_under_comm if self.opt.compute_slowdown else 1.0
+        on = self.opt.compute_slowdown
+        s_attn = hw.attention_slowdown_under_comm if on else 1.0
+        s_other = hw.compute_slowdown_under_comm if on else 1.0
+        # per op: how much slower it runs while a transfer is in flight on its GPU
+        self.slow_of = [s_attn if op.kind == OpKind.ATTN else s_other for op in sched.ops]
+        self.slow = max(s_attn, s_other)  # 1.0: no op is ever slowed, nothing to rescale
         self._index()
 
     # -- static structure ----------------------------------------------------------------------
@@ -246,14 +252,11 @@ class Engine:
         self.start[i] = now
         r = self.rank[i]
         if not self.is_comm[i]:
-            f = self.slow if self.comm_active[r] else 1.0
+            f = self.slow_of[i] if self.comm_active[r] else 1.0
             self.c_state[i] = st = [self.est[i], now, f, 0]
             self.running[r].append(i)
             self._post(st[0] * f, self._compute_done, (i, 0))
             return
-        self.comm_active[r] += 1
-        if self.comm_active[r] == 1 and self.slow != 1.0:
-            self._rescale(r)
         op = self.s.ops[i]
         m = op.match
         if m < 0:
@@ -268,6 +271,11 @@ class Engine:
             for j in got:
                 self.xstart[j] = now
                 self.xlast[j] = i
+                # compute is slowed while data moves, not while a posted NCCL op waits for its peer
+                rj = self.rank[j]
+                self.comm_active[rj] += 1
+                if self.comm_active[rj] == 1 and self.slow != 1.0:
+                    self._rescale(rj)
             if op.kind in _P2P:
                 self._start_p2p(got)
             else:
@@ -286,8 +294,9 @@ class Engine:
     def _rescale(self, r: int) -> None:
         """The GPU's comm activity switched on or off: stretch or shrink its running compute."""
         now = self.env._now
-        f_new = self.slow if self.comm_active[r] else 1.0
+        active = bool(self.comm_active[r])
         for i in self.running[r]:
+            f_new = self.slow_of[i] if active else 1.0
             st = self.c_state[i]
             st[0] = max(st[0] - (now - st[1]) / st[2], 0.0)
             st[1], st[2] = now, f_new

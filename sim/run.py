@@ -342,7 +342,8 @@ def simulate_json(cfg: Config, run: SimRun, analytic: Result | None = None, path
         "critical_path_comm_fraction": cp["comm_s"] / lat if lat > 0 else 0.0,
         "options": {"compute_slowdown": opt.compute_slowdown, "expand_collectives": opt.expand_collectives,
                     "nics_per_node": opt.nics_per_node or cfg.topology.gpus_per_node,
-                    "compute_slowdown_under_comm": cfg.hardware.compute_slowdown_under_comm},
+                    "compute_slowdown_under_comm": cfg.hardware.compute_slowdown_under_comm,
+                    "attention_slowdown_under_comm": cfg.hardware.attention_slowdown_under_comm},
         "per_rank": run.ranks,
         "links": run.links,
         "critical_path": {**cp, "note": ("of the simulated units (the phase was coarsened)" if run.coarsened

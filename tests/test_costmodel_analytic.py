@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from costmodel.analytic import evaluate
-from costmodel.closedform import Setting, ring_recurrence
+from costmodel.closedform import Setting, ring_recurrence, stretched_end
 from ringsim import load_config, predict
 
 PLANS = [dict(ring=1), dict(tp=1), dict(ring=1, tp=1)]
@@ -75,8 +75,14 @@ def test_ring_recurrence_limits():
     assert float(ring_recurrence(0.1, 0.0, 0.1, 0.0, 1.0, 4, 1.0)) == pytest.approx(3 * 1.0 + 0.1)
     # one step: just the compute
     assert float(ring_recurrence(0.3, 0.1, 9.0, 9.0, 5.0, 1, 1.0)) == pytest.approx(0.4)
-    # slowdown applies only to steps that overlap a transfer
-    assert float(ring_recurrence(1.0, 0.0, 1.0, 0.0, 0.01, 2, 1.5)) == pytest.approx(1.5 + 1.0)
+    # the slowdown applies only while a transfer is in flight: step 0's attention runs the 0.01 s of its
+    # transfer at 1/1.5 speed, the rest of it and step 1 (no transfer) at full speed
+    assert float(ring_recurrence(1.0, 0.0, 1.0, 0.0, 0.01, 2, 1.5)) == pytest.approx(0.01 + (1 - 0.01 / 1.5) + 1.0)
+    # a transfer longer than the compute slows all of it: 0.5 s of work takes 0.75 s inside a 2 s transfer
+    assert float(ring_recurrence(0.5, 0.0, 0.5, 0.0, 2.0, 2, 1.5)) == pytest.approx(2.0 + 0.5)
+    assert float(stretched_end(0.0, 0.5, 0.0, 2.0, 1.5)) == pytest.approx(0.75)
+    # compute that starts before the window runs at full speed until it opens
+    assert float(stretched_end(0.0, 1.0, 0.5, 0.6, 2.0)) == pytest.approx(0.5 + 0.1 + (0.5 - 0.05))
 
 
 def test_pipeline_bubble_closed_form(seed, h100):

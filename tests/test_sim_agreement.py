@@ -193,3 +193,22 @@ def test_graph_profile_floors_and_launch_in_both_engines(plan, decode):
     cfg0 = dataclasses.replace(cfg, hardware=no_launch)
     assert a - float(_eval(cfg0)["latency_s"]) == pytest.approx(hw.pass_launch_s, rel=1e-6)
     assert s - run_config(cfg0).latency_s == pytest.approx(hw.pass_launch_s, rel=1e-6)
+
+
+@pytest.mark.parametrize("plan,seq,variant,n", [("ring=2", "40Ki", "zigzag", 2), ("ring=4", "64Ki", "zigzag", 4),
+                                                ("ring=8", "128Ki", "plain", 8), ("tp=2,ring=4", "64Ki", "zigzag", 8)])
+def test_slowdown_beside_transfers_agrees(plan, seq, variant, n):
+    """With NCCL slowing compute beside a transfer, both engines slow it only while the transfer is in
+    flight (``closedform.stretched_end`` and the simulator's per-op stretch): they agree within 1%."""
+    from dataclasses import replace
+
+    from costmodel.predict import predict
+    from ringsim import load_config
+    from sim import SimOptions
+    cfg = load_config(hardware="h200-sxm", topology=f"nvswitch:{n}", plan=plan, seq=seq, batch=2, layers=2,
+                      ring_variant=variant)
+    cfg = replace(cfg, hardware=replace(cfg.hardware, compute_slowdown_under_comm=1.1,
+                                                       attention_slowdown_under_comm=1.25))
+    a = predict(cfg).latency_s
+    s = run_config(cfg, SimOptions()).latency_s
+    assert a == pytest.approx(s, rel=0.01)

@@ -119,13 +119,13 @@ def test_compute_slows_while_comm_is_in_flight():
     hw = load_hardware("h100-sxm", HW_SET[:-1] + ["achievable.compute_slowdown_under_comm=1.5"])
     b = B()
     b.c(0, 2, "work")
-    b.send(0, 1, 1e8, 1, "send")  # issued at 0 (in flight, waiting), transfer 1..2 ms
+    b.send(0, 1, 1e8, 1, "send")  # issued at 0, waits for its peer until 1 ms, transfer 1..2 ms
     k = b.c(1, 1, "k")
     b.recv(1, 0, 1e8, 1, "recv", deps=[k])
     res = simulate(b.schedule(2), parse_topology("nvswitch:2"), hw)
-    # rank 0 computes at 1/1.5 speed while its send is in flight (0..2 ms): 4/3 ms of work done,
-    # the remaining 2/3 ms at full speed -> ends at 8/3 ms
-    assert res.end[0] == pytest.approx(8 / 3 * MS, rel=1e-12)
+    # rank 0 computes at 1/1.5 speed only while data moves (1..2 ms), not while its posted send waits
+    # for the peer: 1 ms of work by 1 ms, 2/3 ms more by 2 ms, the last 1/3 ms at full speed -> 7/3 ms
+    assert res.end[0] == pytest.approx(7 / 3 * MS, rel=1e-12)
     off = simulate(b.schedule(2), parse_topology("nvswitch:2"), hw, SimOptions(compute_slowdown=False))
     assert off.end[0] == pytest.approx(2 * MS, rel=1e-12)
 

@@ -45,7 +45,8 @@ def closed_form(ctx, on) -> AttnCost:
     fin = Lr.elementwise(Role.FINALIZE, geo.accum_bytes(geo.dense_tokens), (), ())
     x = ctx.comm(ring_ib(ctx), Collective.P2P, geo.cache_shard_bytes, 2)
     ca, cm = ctx.acc.time(a), ctx.acc.time(merge)
-    t_r = ring_recurrence(ca, cm, ca, cm, x, R, ctx.hw.compute_slowdown_under_comm)
+    t_r = ring_recurrence(ca, cm, ca, cm, x, R, ctx.hw.attention_slowdown_under_comm,
+                          slowdown_g=ctx.hw.compute_slowdown_under_comm)
     n = ctx.full(np.where(on, R, 0.0))
     ctx.acc.add(a, count=n)
     ctx.acc.add(merge, count=n)

@@ -93,8 +93,9 @@ def emit(b, site, q, kv, o) -> None:
 
 def closed_form(ctx, on) -> AttnCost:
     """The max-plus recurrence of the double-buffered ring; each step's compute is the slowest rank's
-    (the causal imbalance of the plain layout); compute beside a transfer is slowed by the profile's
-    ``compute_slowdown_under_comm``."""
+    (the causal imbalance of the plain layout); attention beside a transfer is slowed by the profile's
+    ``attention_slowdown_under_comm`` and the merges by ``compute_slowdown_under_comm``, while the
+    transfer is in flight."""
     geo, hw, acc, m = ctx.geo, ctx.hw, ctx.acc, ctx.model
     R, lr, mb, hq, hkv = geo.ring, geo.ring_len, geo.mb, geo.q_heads, geo.kv_heads
     first_s, rest_s = ring_step_shapes(ctx.st.ring_variant, ctx.st.causal, lr)
@@ -112,7 +113,8 @@ def closed_form(ctx, on) -> AttnCost:
     c1 = times.max(axis=0)
     slowest = times.argmax(axis=0)  # per point: which of the step's kernels is the slowest rank's
     g_init, g_merge, t_fin = acc.time(init), acc.time(merge), acc.time(fin)
-    t_ring = ring_recurrence(c0, g_init, c1, g_merge, x, R, hw.compute_slowdown_under_comm) + t_fin
+    t_ring = ring_recurrence(c0, g_init, c1, g_merge, x, R, hw.attention_slowdown_under_comm,
+                             slowdown_g=hw.compute_slowdown_under_comm) + t_fin
     one = np.where(on, 1.0, 0.0)
     n_rest = np.where(on, R - 1, 0)
     for w, cnt in ((first, one), (init, one), (merge, n_rest), (fin, one)):
