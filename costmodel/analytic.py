@@ -85,8 +85,8 @@ class _Acc:
 
 
 def _link(setting: Setting, span) -> np.ndarray:
-    """'ib' where a group spanning ``span`` consecutive GPUs leaves a node of an ib topology."""
-    if setting.topo_kind != "ib":
+    """'ib' where a group spanning ``span`` consecutive GPUs leaves a node (ib) or an NVLink domain (nvl)."""
+    if setting.topo_kind not in ("ib", "nvl"):
         return np.zeros(np.shape(span), dtype=bool)
     return np.asarray(span) > setting.gpus_per_node
 
