@@ -90,8 +90,8 @@ class Ctx:
         return self.geo.model
 
     def crosses_ib(self, span):
-        """True where a group spanning ``span`` consecutive GPUs leaves a node of an ib topology."""
-        if self.st.topo_kind != "ib":
+        """True where a group spanning ``span`` consecutive GPUs leaves a node (ib) or an NVLink domain (nvl)."""
+        if self.st.topo_kind not in ("ib", "nvl"):
             return np.zeros(np.shape(span), dtype=bool)
         return np.asarray(span) > self.st.gpus_per_node
 

@@ -8,6 +8,7 @@ from the command line.
 from __future__ import annotations
 
 import copy
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -27,21 +28,38 @@ def available(kind: str) -> list[str]:
     return sorted(p.stem for p in (PRESET_DIR / kind).glob("*.toml"))
 
 
+def _is_path(name_or_path: str) -> bool:
+    """A file path rather than a preset name: ends in .toml or names a folder."""
+    return name_or_path.endswith(".toml") or "/" in name_or_path or "\\" in name_or_path
+
+
 def load_toml(kind: str, name_or_path: str) -> dict:
-    """Raw TOML of a preset name (``h100-sxm``) or of a file path (a calibrated profile)."""
-    p = Path(name_or_path)
-    if p.suffix == ".toml" and p.exists():
-        path = p
+    """Raw TOML of a preset name (``h100-sxm``) or of a file path (a calibrated profile, your own preset)."""
+    if not isinstance(name_or_path, str) or not name_or_path:
+        raise SpecError(f"--{kind} {name_or_path!r} is not valid: give a preset name {available(kind)} "
+                        f"or a path to a .toml file")
+    if _is_path(name_or_path):
+        path = Path(name_or_path)
+        if path.is_dir():
+            raise SpecError(f"--{kind} {name_or_path!r} is a directory: give a .toml file or a preset name "
+                            f"{available(kind)}")
+        if not path.is_file():
+            raise SpecError(f"--{kind} {name_or_path!r}: no such file; give an existing .toml file or a preset "
+                            f"name {available(kind)}")
     else:
         path = PRESET_DIR / kind / f"{name_or_path}.toml"
-        if not path.exists():
+        if not path.is_file():
             raise SpecError(f"--{kind} {name_or_path!r} is not a known preset: valid are {available(kind)} "
                             f"or a path to a .toml file")
     try:
         with open(path, "rb") as f:
             return tomllib.load(f)
     except tomllib.TOMLDecodeError as e:
-        raise SpecError(f"--{kind} file {path} is not valid TOML: {e}") from None
+        raise SpecError(f"--{kind} file {path} is not valid TOML: {' '.join(str(e).split())}") from None
+    except UnicodeDecodeError as e:
+        raise SpecError(f"--{kind} file {path} is not UTF-8 text (byte {e.start}): TOML files must be UTF-8") from None
+    except OSError as e:
+        raise SpecError(f"--{kind} file {path} cannot be read: {e.strerror or e}") from None
 
 
 def apply_overrides(raw: dict, overrides: list[str] | None, kind: str) -> dict:
@@ -78,11 +96,11 @@ class _Strict:
         self.used.add(key)
         if key not in self.t:
             if default is ...:
-                raise SpecError(f"{self.where}: missing key {key!r}")
+                raise SpecError(f"{self.where}: missing key {key!r}; add it (see docs/templates/ for every key)")
             return default
         return self.t[key]
 
-    def sub(self, key: str) -> "_Strict":
+    def sub(self, key: str) -> _Strict:
         return _Strict(self(key), f"{self.where}.{key}")
 
     def done(self) -> None:
@@ -92,13 +110,28 @@ class _Strict:
 
 
 def _num(x: Any, where: str) -> float:
+    """A finite number (not a boolean, not a string, not inf or nan)."""
     if isinstance(x, bool) or not isinstance(x, (int, float)):
-        raise SpecError(f"{where}={x!r} must be a number")
+        raise SpecError(f"{where}={x!r} is not valid: must be a number")
+    if not math.isfinite(x):
+        raise SpecError(f"{where}={x!r} is not valid: must be a finite number")
     return float(x)
 
 
+def _get(t: _Strict, key: str, default: Any = ...) -> float:
+    """Number ``key`` of table ``t``, named in full (``hardware.peak.hbm_TBps``) when it is not one."""
+    return _num(t(key, default), f"{t.where}.{key}")
+
+
+def _list(t: _Strict, key: str) -> list:
+    v = t(key)
+    if not isinstance(v, list):
+        raise SpecError(f"{t.where}.{key}={v!r} is not valid: must be a list of numbers")
+    return v
+
+
 def _curve(t: _Strict, xkey: str, ykey: str, scale: float = 1.0) -> Curve:
-    xs, ys = t(xkey), t(ykey)
+    xs, ys = _list(t, xkey), _list(t, ykey)
     return Curve(x=tuple(_num(v, f"{t.where}.{xkey}") for v in xs),
                  y=tuple(_num(v, f"{t.where}.{ykey}") * scale for v in ys), name=f"{t.where}.{ykey}")
 
@@ -124,9 +157,9 @@ def hardware_from_dict(raw: dict) -> Hardware:
         for coll in list(lt.t):
             c = lt.sub(coll)
             curve = _curve(c, "msg_bytes", "bus_GBps", 1e9) if "bus_GBps" in c.t else None
-            comm[link][coll] = CommFigures(latency_s=_num(c("latency_us"), c.where) * 1e-6,
-                                           hop_latency_s=_num(c("hop_latency_us", 0.0), c.where) * 1e-6,
-                                           bw_Bps=_num(c("bw_GBps"), c.where) * 1e9, bw_curve=curve)
+            comm[link][coll] = CommFigures(latency_s=_get(c, "latency_us") * 1e-6,
+                                           hop_latency_s=_get(c, "hop_latency_us", 0.0) * 1e-6,
+                                           bw_Bps=_get(c, "bw_GBps") * 1e9, bw_curve=curve)
             c.done()
         lt.done()
     comm_t.done()
@@ -135,31 +168,37 @@ def hardware_from_dict(raw: dict) -> Hardware:
         ops_t = ach.sub("ops")
         for cls in list(ops_t.t):
             o = ops_t.sub(cls)
-            ops[cls] = OpFigures(bytes_factor=_num(o("bytes_factor", 1.0), o.where),
-                                 issue_s=_num(o("issue_us"), o.where) * 1e-6,
-                                 floor_s=_num(o("floor_us", 0.0), o.where) * 1e-6)
+            ops[cls] = OpFigures(bytes_factor=_get(o, "bytes_factor", 1.0),
+                                 issue_s=_get(o, "issue_us") * 1e-6,
+                                 floor_s=_get(o, "floor_us", 0.0) * 1e-6)
             o.done()
         ops_t.done()
+    name = top("name")
+    if not isinstance(name, str) or not name:
+        raise SpecError(f"hardware.name={name!r} is not valid: must be a non-empty string")
+    prov = top("provenance", {})
+    if not isinstance(prov, dict):
+        raise SpecError(f"hardware.provenance={prov!r} is not valid: must be a table")
     hw = Hardware(
         ops=ops,
-        name=str(top("name")),
-        peak_flops=_num(peak("bf16_TFLOPs"), "peak.bf16_TFLOPs") * 1e12,
-        hbm_bw_Bps=_num(peak("hbm_TBps"), "peak.hbm_TBps") * 1e12,
-        hbm_capacity_bytes=_num(peak("hbm_capacity_MiB"), "peak.hbm_capacity_MiB") * 2**20,
-        nvlink_bw_Bps=_num(peak("nvlink_links"), "peak.nvlink_links") * _num(peak("nvlink_link_GBps"), "x") * 1e9,
-        nic_bw_Bps=_num(peak("nic_Gbps"), "peak.nic_Gbps") * 1e9 / 8,
+        name=name,
+        peak_flops=_get(peak, "bf16_TFLOPs") * 1e12,
+        peak_fp8_flops=_get(peak, "fp8_TFLOPs", 0.0) * 1e12,
+        hbm_bw_Bps=_get(peak, "hbm_TBps") * 1e12,
+        hbm_capacity_bytes=_get(peak, "hbm_capacity_MiB") * 2**20,
+        nvlink_bw_Bps=_get(peak, "nvlink_links") * _get(peak, "nvlink_link_GBps") * 1e9,
+        nic_bw_Bps=_get(peak, "nic_Gbps") * 1e9 / 8,
         gemm_efficiency=_curve(gemm, "flops" if "flops" in gemm.t else "tokens", "efficiency"),
         gemm_efficiency_by="flops" if "flops" in gemm.t else "tokens",
         attention=attention,
-        elementwise_bw_Bps=_num(ach("elementwise_TBps"), "achievable.elementwise_TBps") * 1e12,
-        launch_s=_num(ach("launch_us"), "achievable.launch_us") * 1e-6,
-        pass_launch_s=_num(ach("pass_launch_us", 0.0), "achievable.pass_launch_us") * 1e-6,
+        elementwise_bw_Bps=_get(ach, "elementwise_TBps") * 1e12,
+        launch_s=_get(ach, "launch_us") * 1e-6,
+        pass_launch_s=_get(ach, "pass_launch_us", 0.0) * 1e-6,
         comm=comm,
-        compute_slowdown_under_comm=_num(ach("compute_slowdown_under_comm"), "achievable.compute_slowdown_under_comm"),
-        attention_slowdown_under_comm=_num(ach("attention_slowdown_under_comm", 1.0),
-                                           "achievable.attention_slowdown_under_comm"),
-        workspace_bytes=_num(ach("workspace_GiB"), "achievable.workspace_GiB") * 2**30,
-        provenance=dict(top("provenance", {})),
+        compute_slowdown_under_comm=_get(ach, "compute_slowdown_under_comm"),
+        attention_slowdown_under_comm=_get(ach, "attention_slowdown_under_comm", 1.0),
+        workspace_bytes=_get(ach, "workspace_GiB") * 2**30,
+        provenance=dict(prov),
     )
     for t in (peak, gemm, ach, top):
         t.done()
@@ -170,14 +209,14 @@ def load_hardware(name: str, overrides: list[str] | None = None) -> Hardware:
     return hardware_from_dict(apply_overrides(load_toml("hardware", name), overrides, "hardware"))
 
 
-MODEL_KEYS = ("name", "layers", "d_model", "n_heads", "n_kv_heads", "head_dim", "d_ff", "mlp", "dtype_bytes",
-              "accum_bytes", "vocab")
+MODEL_REQUIRED = ("layers", "d_model", "n_heads", "n_kv_heads", "head_dim", "d_ff")
+MODEL_KEYS = ("name", *MODEL_REQUIRED, "mlp", "dtype_bytes", "accum_bytes", "vocab", "rope_theta", "tie_embeddings",
+              "qkv_bias", "source")
 
 
 def model_from_dict(raw: dict) -> Model:
     t = _Strict(raw, "model")
-    kw = {k: t(k) for k in MODEL_KEYS if k in raw or k in ("layers", "d_model", "n_heads", "n_kv_heads",
-                                                            "head_dim", "d_ff")}
+    kw = {k: t(k) for k in MODEL_KEYS if k in raw or k in MODEL_REQUIRED}
     t.done()
     return Model(**kw)
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import enum
 import math
+import numbers
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 import numpy as np
 
@@ -48,6 +49,24 @@ class Collective(enum.StrEnum):
 USED_COLLECTIVES = (Collective.P2P, Collective.ALL_REDUCE, Collective.ALL_GATHER, Collective.ALL_TO_ALL)
 
 
+def _int(v) -> bool:
+    """An integer that is not a boolean (TOML ``true`` is not a layer count)."""
+    return isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
+
+
+def _number(v) -> bool:
+    """An int or float that is not a boolean."""
+    return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
+
+
+def _finite(v) -> bool:
+    """A number that is neither infinite nor NaN (non-numbers are left to the caller's other checks)."""
+    try:
+        return math.isfinite(v)
+    except TypeError:
+        return False
+
+
 # ----------------------------------------------------------------------------------------------
 # Hardware profile
 # ----------------------------------------------------------------------------------------------
@@ -62,9 +81,9 @@ class Curve:
     def __post_init__(self) -> None:
         check(len(self.x) == len(self.y) and len(self.x) >= 1, f"{self.name}", (len(self.x), len(self.y)),
               "x and y must be non-empty lists of the same length")
-        check(all(v > 0 for v in self.x), f"{self.name}.x", self.x, "all points must be > 0")
+        check(all(_finite(v) and v > 0 for v in self.x), f"{self.name}.x", self.x, "all points must be finite and > 0")
         check(all(b > a for a, b in zip(self.x, self.x[1:])), f"{self.name}.x", self.x, "must increase strictly")
-        check(all(v > 0 for v in self.y), f"{self.name}.y", self.y, "all values must be > 0")
+        check(all(_finite(v) and v > 0 for v in self.y), f"{self.name}.y", self.y, "all values must be finite and > 0")
 
     def __call__(self, x):  # numpy-vectorised
         return np.interp(np.log2(np.maximum(x, 1e-30)), np.log2(self.x), self.y)
@@ -95,7 +114,7 @@ class CommFigures:
         check(0 <= self.latency_s < 1e-2, "latency_us", self.latency_s * 1e6, "must be in [0, 10000) microseconds")
         check(0 <= self.hop_latency_s < 1e-3, "hop_latency_us", self.hop_latency_s * 1e6,
               "must be in [0, 1000) microseconds")
-        check(self.bw_Bps > 0, "bw_GBps", self.bw_Bps / 1e9, "must be > 0")
+        check(_finite(self.bw_Bps) and self.bw_Bps > 0, "bw_GBps", self.bw_Bps / 1e9, "must be a finite number > 0")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -137,6 +156,7 @@ class Hardware:
     name: str
     # datasheet peaks
     peak_flops: float  # dense BF16 FLOP/s
+    peak_fp8_flops: float = 0.0  # dense FP8 FLOP/s (0: not given); informational, no formula uses it yet
     hbm_bw_Bps: float
     hbm_capacity_bytes: float
     nvlink_bw_Bps: float  # per GPU, per direction, all links
@@ -161,7 +181,10 @@ class Hardware:
               "give either 'tokens' or 'flops' with 'efficiency'")
         for f in ("peak_flops", "hbm_bw_Bps", "hbm_capacity_bytes", "nvlink_bw_Bps", "nic_bw_Bps",
                   "elementwise_bw_Bps"):
-            check(getattr(self, f) > 0, f"hardware.{f}", getattr(self, f), "must be > 0")
+            v = getattr(self, f)
+            check(_finite(v) and v > 0, f"hardware.{f}", v, "must be a finite number > 0")
+        check(_finite(self.peak_fp8_flops) and self.peak_fp8_flops >= 0, "hardware.peak_fp8_flops",
+              self.peak_fp8_flops, "must be a finite number >= 0 (0: not given)")
         check(0 <= self.launch_s < 1e-3, "hardware.launch_s", self.launch_s, "must be in [0, 1 ms)")
         check(0 <= self.pass_launch_s < 1e-2, "achievable.pass_launch_us", self.pass_launch_s * 1e6,
               "must be in [0, 10000) microseconds")
@@ -210,19 +233,33 @@ class Model:
     dtype_bytes: int = 2  # BF16 weights and activations
     accum_bytes: int = 4  # FP32 attention accumulation
     vocab: int = 0  # 0: no embedding / LM head counted (the seed's model gives none)
+    # Descriptive fields of published models.  No cost formula uses them yet (see docs/PRESETS.md for
+    # the ones that should): they default so that older presets and Model(...) calls keep working.
+    rope_theta: float = 0.0  # RoPE base frequency (0: not given)
+    tie_embeddings: bool = False  # the LM head shares the embedding matrix (HF tie_word_embeddings)
+    qkv_bias: bool = False  # the Q, K and V projections have biases (Qwen2 family)
+    source: str = ""  # where the figures come from (URL, repository and path)
 
     def __post_init__(self) -> None:
         for f in ("layers", "d_model", "n_heads", "n_kv_heads", "head_dim", "d_ff"):
             v = getattr(self, f)
-            check(isinstance(v, int) and v >= 1, f"model.{f}", v, "must be a positive integer")
+            check(_int(v) and v >= 1, f"model.{f}", v, "must be a positive integer")
         check(self.n_heads % self.n_kv_heads == 0, "model.n_kv_heads", self.n_kv_heads,
               f"must divide n_heads={self.n_heads}")
-        check(self.dtype_bytes in (1, 2, 4), "model.dtype_bytes", self.dtype_bytes, "must be 1, 2 or 4")
-        check(self.accum_bytes in (2, 4), "model.accum_bytes", self.accum_bytes, "must be 2 or 4")
-        check(self.vocab >= 0, "model.vocab", self.vocab, "must be >= 0")
+        check(_int(self.dtype_bytes) and self.dtype_bytes in (1, 2, 4), "model.dtype_bytes", self.dtype_bytes,
+              "must be 1, 2 or 4")
+        check(_int(self.accum_bytes) and self.accum_bytes in (2, 4), "model.accum_bytes", self.accum_bytes,
+              "must be 2 or 4")
+        check(_int(self.vocab) and self.vocab >= 0, "model.vocab", self.vocab, "must be an integer >= 0")
+        check(_number(self.rope_theta) and _finite(self.rope_theta) and self.rope_theta >= 0, "model.rope_theta",
+              self.rope_theta, "must be a finite number >= 0 (0: not given)")
+        for f in ("tie_embeddings", "qkv_bias"):
+            check(isinstance(getattr(self, f), bool), f"model.{f}", getattr(self, f), "must be true or false")
+        check(isinstance(self.name, str), "model.name", self.name, "must be a string")
+        check(isinstance(self.source, str), "model.source", self.source, "must be a string")
         try:
             object.__setattr__(self, "mlp", MlpKind(self.mlp))
-        except ValueError:
+        except (ValueError, TypeError):
             raise SpecError(f"model.mlp={self.mlp!r} is not valid: choose one of {[m.value for m in MlpKind]}") from None
 
     @property

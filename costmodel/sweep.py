@@ -71,7 +71,7 @@ def run_sweep(model: Model, hw: Hardware, *, topo_kind: str, phase: str, causal:
               ring_variant: str, decode_attn: str, batch: int, seqs: np.ndarray, gpus: list[int],
               templates: list[PlanTemplate], progress=None) -> tuple[dict[str, np.ndarray], list[dict]]:
     """Evaluate every (template, P) over the L grid.  Returns (columns, skipped)."""
-    gpn = 8 if topo_kind == "ib" else max(gpus)
+    gpn = 8 if topo_kind == "ib" else 72 if topo_kind == "nvl" else max(gpus)  # as topology_for
     cols: dict[str, list] = {}
     skipped: list[dict] = []
     it = templates if progress is None else progress(templates)

@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("ringsim.cmd_simulate", "discrete-event simulation of one configuration's schedule"),
     "validate": ("ringsim.cmd_validate", "analytic model and simulator vs stored measurements: table, summary, plot"),
     "calibrate": ("ringsim.cmd_calibrate", "measure microbenchmarks (torchrun, GPU) -> calibrated profile TOML"),
+    "presets": ("ringsim.cmd_presets", "list the model and hardware presets and topology forms, with their sources"),
 }
 
 

@@ -24,9 +24,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gpus", default="8,16,32,64", help="device counts P, comma separated")
     p.add_argument("--plans", nargs="+", default=DEFAULT_PLANS, help="plan templates in P, e.g. 'ring=P' 'tp=8,pp=P/8'")
     p.add_argument("--topology", default="nvlink-domain", choices=[k.value for k in TopoKind],
-                   help="topology kind; its size follows P (ib: 8-GPU nodes)")
-    p.add_argument("--hardware", default="h100-sxm")
-    p.add_argument("--model", default="seed-dense")
+                   help="topology kind; its size follows P (ib: 8-GPU nodes; nvl: NVLink domains of up to 72 GPUs "
+                        "joined by InfiniBand)")
+    p.add_argument("--hardware", default="h100-sxm", help="hardware preset (ringsim presets) or a profile .toml")
+    p.add_argument("--model", default="seed-dense", help="model preset (ringsim presets) or a model .toml")
     p.add_argument("--layers", type=int, default=None)
     p.add_argument("--batch", default="1")
     p.add_argument("--phase", default="prefill", choices=[ph.value for ph in Phase])

@@ -9,7 +9,8 @@ from ringsim.cli import COMMANDS, main
 
 
 def _run(*args):
-    return subprocess.run([sys.executable, "-m", "ringsim", *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-m", "ringsim", *args], check=False, capture_output=True, text=True,
+                          timeout=120)
 
 
 @pytest.mark.parametrize("cmd", sorted(COMMANDS))
@@ -64,8 +65,8 @@ def test_predict_table(capsys):
     (["--plan", "ring=8", "--topology", "nvswitch:8", "--seq", "100001"], "not divisible by 16"),
     (["--plan", "tp=3", "--topology", "nvswitch:3"], "does not divide n_heads=32"),
     (["--plan", "ring=16", "--topology", "nvswitch:8"], "16 ranks, but topology nvswitch:8 has 8 GPUs"),
-    (["--hardware", "a100"], "--hardware 'a100' is not a known preset: valid are ['h100-sxm', "),
-    (["--model", "llama"], "valid are ['seed-dense']"),
+    (["--hardware", "a100"], "--hardware 'a100' is not a known preset: valid are ['b200', 'gb200', 'h100-sxm', "),
+    (["--model", "llama"], "valid are ['llama3-405b', 'llama3-70b', 'llama3-8b', 'qwen2.5-72b', 'seed-dense']"),
     (["--seq", "12x"], "--seq '12x' is not a count"),
     (["--topology", "torus:4"], "--topology 'torus:4' is not valid"),
     (["--set", "hardware.peak.hbm_TBps=-1"], "hardware.hbm_bw_Bps"),

@@ -15,7 +15,7 @@ _AR_AFTER = {Role.O_PROJ: "o_proj_ar", Role.MLP_DOWN: "mlp_down_ar"}
 
 def rules(plan, model, wl, topo) -> None:
     tp = plan.tp
-    if topo.kind.value == "ib" and tp > topo.gpus_per_node:
+    if topo.kind.value in ("ib", "nvl") and tp > topo.gpus_per_node:
         raise SpecError(f"plan tp={tp} exceeds the {topo.gpus_per_node} GPUs of one node of {topo.spec}: "
                         f"TP groups must stay inside a node")
     heads_split = tp * plan.ulysses
