@@ -161,10 +161,10 @@ def read_jsonl_lines(path, skipped: list[str] | None = None) -> list[tuple[int, 
             continue
         try:
             rec = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as e:
+        except (UnicodeDecodeError, ValueError, RecursionError) as e:
             if i == last and not data.endswith(b"\n"):
-                msg = (f"{path}: line {i + 1} (the last) is cut short, left out: an interrupted write "
-                       f"({len(raw)} bytes, not valid JSON)")
+                msg = (f"{path}:{i + 1}: the last line is cut short (an interrupted write: {len(raw)} bytes, "
+                       f"not valid JSON); left out")
                 if skipped is None:
                     import warnings
                     warnings.warn(msg, stacklevel=2)
@@ -174,9 +174,9 @@ def read_jsonl_lines(path, skipped: list[str] | None = None) -> list[tuple[int, 
             why = ("is not UTF-8 text" if isinstance(e, UnicodeDecodeError)
                    else f"is not valid JSON ({e.msg} at column {e.colno})" if isinstance(e, json.JSONDecodeError)
                    else f"is not valid JSON ({e})")
-            raise SpecError(f"{path}: line {i + 1} {why}; fix or delete that line") from None
+            raise SpecError(f"{path}:{i + 1}: the line {why}; fix or delete that line") from None
         if not isinstance(rec, dict):
-            raise SpecError(f"{path}: line {i + 1} is a JSON {_json_kind(rec)}, not a record (a JSON object "
+            raise SpecError(f"{path}:{i + 1}: the line is a JSON {_json_kind(rec)}, not a record (a JSON object "
                             f"{{...}}); fix or delete that line")
         out.append((i + 1, rec))
     return out

@@ -114,12 +114,19 @@ class Watchdog:
 
     def judge(self, mine: dict, states: dict[int, dict] | None, now: float) -> str | None:
         """The line that ends the job, or None while every rank answers."""
-        if states is None or len(states) < self.world:
+        if states is None:
             if now - self._store_ok_at > self.stale_s and mine["elapsed"] > mine["bound"] + self.stale_s:
                 return (f"'{mine['label']}' did not finish within {mine['bound']:.0f} s ({mine['why']}) and the "
                         f"other ranks' heartbeats cannot be read: a rank stopped answering")
             return None
-        states = {**states, self.rank: {**mine, "bound": mine["bound"]}}
+        states = {**states, self.rank: mine}
+        missing = [q for q in range(self.world) if q not in states]
+        for q in missing:  # never heard of
+            since = self._seen.setdefault(q, (None, now))[1]
+            if now - since > self.stale_s:
+                return f"rank {q} stopped answering: no heartbeat from it in {now - since:.0f} s"
+        if missing:
+            return None
         for q, st in states.items():  # a heartbeat that does not change: the process is frozen or gone
             beat, since = self._seen.get(q, (None, now))
             if st["beat"] != beat:
