@@ -215,7 +215,7 @@ def pass_s(pred: dict, device) -> float:
     p = float(pred["latency_s"])
     if device.type != "cuda":
         p = max(p, float(pred.get("flops_per_device") or 0.0) / CPU_FLOPS)
-    return p
+    return p if math.isfinite(p) and p > 0 else 0.0  # no usable prediction: the floors alone
 
 
 def bounds(pred: dict, a: argparse.Namespace, world: int, device) -> dict[str, tuple[float, str]]:

@@ -106,9 +106,11 @@ def test_a_rank_that_stops_answering_ends_every_rank_with_an_error(tmp_path):
     took = time.monotonic() - t0
     assert r.returncode != 0
     assert "every rank stops" in r.stderr
-    line = next((x for x in r.stderr.splitlines() if x.startswith("real.run: rank 0: error: rank 1 stopped answering")),
+    # either rank's watchdog may fire first (rank 1's own sees it is behind): the line names rank 1
+    line = next((x for x in r.stderr.splitlines() if re.match(r"real\.run: rank [01]: error: rank 1 stopped answering", x)),
                 None)
     assert line is not None, r.stderr[-3000:]
     waited, bound = (float(x) for x in re.search(r"for ([0-9.]+) s; the bound there is ([0-9.]+) s", line).groups())
     assert bound == 3.0 and bound < waited <= bound + 2.5, f"waited {waited} s in the step (bound {bound} s): {line}"
     assert took < 60, f"the job took {took:.1f} s in all, torchrun's start included (waited {waited} s): {line}"
+    print(f"hung rank 1 ended the job {waited:.1f} s into its step (bound {bound:.0f} s); {took:.1f} s in all")
