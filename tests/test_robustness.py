@@ -322,41 +322,57 @@ _FIELDS = ["latency_s", "status", "check", "exec", "attn_kernel_real", "args", "
 
 
 @st.composite
-def _corrupted(draw) -> bytes:
+def _records(draw) -> bytes:
+    """Three records, each kept, given a wrong value (a field, or the latency's median/min/max), stripped
+    of a field, or replaced by a line that is JSON but not a record."""
     recs = [_rec(), _rec(args=_rec()["args"][:-1] + ["2"]), _rec(status="refused")]
     lines: list[str] = []
     for r in recs:
-        kind = draw(st.sampled_from(["keep", "field", "median", "line", "drop"]))
+        kind = draw(st.sampled_from(["keep", "field", "median", "median", "line", "drop"]))
         if kind == "field":
             r[draw(st.sampled_from(_FIELDS))] = draw(_BAD_VALUES)
         elif kind == "median":
             r["latency_s"] = {"median": draw(_BAD_VALUES), "min": draw(_BAD_VALUES), "max": draw(_BAD_VALUES)}
         elif kind == "drop":
             r.pop(draw(st.sampled_from(_FIELDS)), None)
-        if kind == "line":
-            lines.append(json.dumps(draw(_BAD_VALUES)))
-        else:
-            lines.append(json.dumps(r))
-    data = ("\n".join(lines) + "\n").encode()
-    if draw(st.booleans()):  # a write cut anywhere
-        data = data[:draw(st.integers(min_value=0, max_value=len(data)))]
-    if draw(st.booleans()):  # or bytes that are not JSON at all
+        lines.append(json.dumps(draw(_BAD_VALUES)) if kind == "line" else json.dumps(r))
+    return ("\n".join(lines) + "\n").encode()
+
+
+@st.composite
+def _cut(draw) -> bytes:
+    """The same, cut anywhere (a crash mid-write) and with bytes that are not JSON put anywhere."""
+    data = draw(_records())
+    data = data[:draw(st.integers(min_value=0, max_value=len(data)))]
+    if draw(st.booleans()):
         i = draw(st.integers(min_value=0, max_value=len(data)))
         data = data[:i] + draw(st.binary(max_size=6)) + data[i:]
     return data
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(data=_corrupted())
-def test_corrupted_validation_jsonl_gives_a_result_or_one_sentence(tmp_path, data):
-    p = tmp_path / "v.jsonl"
-    p.write_bytes(data)
+def _result_or_one_sentence(path: Path, data: bytes) -> None:
+    path.write_bytes(data)
     try:
-        rows = compare([str(p)], simulate=False)
+        rows = compare([str(path)], simulate=False)
     except SpecError as e:
         msg = str(e)
-        assert "\n" not in msg and msg.startswith(str(p)), msg
+        assert "\n" not in msg and msg.startswith(str(path)), msg
         return
     assert isinstance(rows, Rows)
     for r in rows:  # what is used is a real measurement
-        assert math.isfinite(r.measured_s) and r.measured_s > 0
+        assert math.isfinite(r.measured_s) and r.measured_s > 0, r
+
+
+_HYP = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@_HYP
+@given(data=_records())
+def test_wrong_types_in_validation_jsonl_give_a_result_or_one_sentence(tmp_path, data):
+    _result_or_one_sentence(tmp_path / "v.jsonl", data)
+
+
+@_HYP
+@given(data=_cut())
+def test_cut_or_garbled_validation_jsonl_gives_a_result_or_one_sentence(tmp_path, data):
+    _result_or_one_sentence(tmp_path / "v.jsonl", data)
