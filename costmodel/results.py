@@ -132,21 +132,64 @@ def read_csv(path) -> tuple[dict | None, list[dict]]:
 
 
 def append_jsonl(path, record: dict) -> None:
-    """Append one record durably (flush + fsync): records already written survive an interruption."""
+    """Append one record durably (flush + fsync): records already written survive an interruption.
+
+    The record always starts on a line of its own: if an interrupted write left the file without a
+    final newline, one is written first (the cut line stays as it was; ``read_jsonl`` names it)."""
     path = Path(path)
     ensure_dir(path.parent, "output folder")
-    line = dumps(record) + "\n"
-    with open(path, "a") as f:
+    line = (dumps(record) + "\n").encode()
+    with open(path, "a+b") as f:
+        if f.seek(0, os.SEEK_END) > 0:
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b"\n":
+                line = b"\n" + line
         f.write(line)
         f.flush()
         os.fsync(f.fileno())
 
 
-def read_jsonl(path) -> list[dict]:
-    out = []
-    with open(path) as f:
-        for line in f:
-            line = line.strip()
-            if line:
-                out.append(json.loads(line))
+def read_jsonl_lines(path, skipped: list[str] | None = None) -> list[tuple[int, dict]]:
+    """(1-based line number, record) of every record (a JSON object per line; blank lines are ignored).
+
+    A last line cut short (no final newline and not valid JSON: a write that was interrupted) is left
+    out with a warning: appended to ``skipped`` if given, else ``warnings.warn``.  Any other line that
+    is not a JSON object raises ``SpecError`` naming the file and the line."""
+    with open(path, "rb") as f:
+        data = f.read()
+    lines = data.split(b"\n")
+    last = max((i for i, b in enumerate(lines) if b.strip()), default=-1)
+    out: list[tuple[int, dict]] = []
+    for i, raw in enumerate(lines):
+        if not raw.strip():
+            continue
+        try:
+            rec = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError) as e:
+            if i == last and not data.endswith(b"\n"):
+                msg = (f"{path}:{i + 1}: the last line is cut short (an interrupted write: {len(raw)} bytes, "
+                       f"not valid JSON); left out")
+                if skipped is None:
+                    import warnings
+                    warnings.warn(msg, stacklevel=2)
+                else:
+                    skipped.append(msg)
+                continue
+            why = ("is not UTF-8 text" if isinstance(e, UnicodeDecodeError)
+                   else f"is not valid JSON ({e.msg} at column {e.colno})" if isinstance(e, json.JSONDecodeError)
+                   else f"is not valid JSON ({e})")
+            raise SpecError(f"{path}:{i + 1}: the line {why}; fix or delete that line") from None
+        if not isinstance(rec, dict):
+            raise SpecError(f"{path}:{i + 1}: the line is a JSON {_json_kind(rec)}, not a record (a JSON object "
+                            f"{{...}}); fix or delete that line")
+        out.append((i + 1, rec))
     return out
+
+
+def read_jsonl(path, skipped: list[str] | None = None) -> list[dict]:
+    """The records of a JSONL file (see ``read_jsonl_lines``)."""
+    return [rec for _, rec in read_jsonl_lines(path, skipped)]
+
+
+def _json_kind(v) -> str:
+    return {list: "array", str: "string", bool: "boolean", type(None): "null"}.get(type(v), "number")

@@ -4,11 +4,12 @@ Inside the code everything is SI (seconds, bytes, FLOP, bytes/s).
 """
 from __future__ import annotations
 
+import math
 import re
 
 from .errors import SpecError
 
-_SEQ = re.compile(r"^\s*(\d+)\s*(k|Ki|M|Mi)?\s*$")
+_SEQ = re.compile(r"^\s*([0-9]+)\s*(k|Ki|M|Mi)?\s*$", re.ASCII)  # ASCII digits only: int() would take any script's
 _MULT = {None: 1, "k": 1000, "Ki": 1024, "M": 1_000_000, "Mi": 1024 * 1024}
 
 
@@ -19,7 +20,8 @@ def parse_count(text: str | int, field: str = "--seq") -> int:
     m = _SEQ.match(str(text))
     if not m:
         raise SpecError(
-            f"{field} {text!r} is not a count: use a plain integer, k (x1000), Ki (x1024), M or Mi, e.g. 100k or 128Ki"
+            f"{field} {text!r} is not a count: use a plain integer in ASCII digits 0-9, k (x1000), Ki (x1024), M or Mi, "
+            f"e.g. 100k or 128Ki"
         )
     value = int(m.group(1)) * _MULT[m.group(2)]
     if value <= 0:
@@ -46,7 +48,7 @@ def fmt_bytes(n: float) -> str:
 
 
 def fmt_seconds(t: float) -> str:
-    if t != t:  # NaN
+    if math.isnan(t):
         return "n/a"
     for unit, size in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
         if abs(t) >= size:

@@ -14,19 +14,32 @@ the same plan, in the run's dtype, against a single-device FP32 reference (on GP
 ``min(seq, --check-seq)`` tokens; the record says which), relative error <= 1e-2 on GPU (BF16),
 1e-5 in FP32.
 
-Bad input: one sentence, exit 2.  A failure on any rank (NCCL error or a collective that outlives
-``--timeout-s``) ends every rank with an error naming the rank; torchrun then stops the others.
+A record whose check fails says ``status: "failed"`` (with the error and the tolerance); the run goes
+on with the other configurations and exits 1 at the end (``ringsim validate`` leaves such records out).
+
+Bad input: one sentence, exit 2, before anything is measured (every option of every configuration,
+``--out`` and ``--profile-dir`` writable, on every rank).  Only configuration options may list values.
+
+A rank that stops answering ends the job with a line naming it (``real/watchdog.py``): every step (a
+configuration's setup, each pass, the check) must end within max(``--timeout-s``, 20 x the model's
+predicted time of that step); setup within at least 60 s.  A failure on any rank (NCCL error, ...)
+ends every rank with an error naming the rank; torchrun then stops the others.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import datetime
 import itertools
+import math
 import os
 import re
 import statistics
 import sys
+import tempfile
 import time
 import traceback
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -40,39 +53,115 @@ from costmodel.specs import Phase
 from costmodel.units import parse_count
 
 from . import comm, harness, kernels, provenance
+from .watchdog import Watchdog
 
 MULTI_SEP = ";"
 TOL = {torch.bfloat16: 1e-2, torch.float16: 1e-2, torch.float32: 1e-5}
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+REPS_MAX, WARMUP_MAX = 10_000, 1_000
+TIMEOUT_FLOOR_S = 30.0  # --timeout-s default: the least time any step gets
+SETUP_FLOOR_S = 60.0  # a configuration's setup (executors, process groups; NCCL's first pass on GPU)
+STEP_FACTOR = 20.0  # a step may take this many times the model's prediction
+CPU_FLOPS = 5e9  # on CPU the GPU prediction means nothing: a pass is bounded by its FLOP at this rate
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a bad option as one sentence (exit 2 through SpecError) instead of usage text."""
+
+    def error(self, message):
+        raise SpecError(message)
+
+
+def _ascii_int(text: str) -> int:
+    if not (isinstance(text, str) and text.strip().lstrip("+-").isascii() and text.strip().lstrip("+-").isdigit()):
+        raise argparse.ArgumentTypeError(f"invalid integer {text!r}: use ASCII digits 0-9")
+    return int(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="torchrun --nproc-per-node N -m real.run", description=__doc__.split("\n")[0])
+    p = _Parser(prog="torchrun --nproc-per-node N -m real.run", description=__doc__.split("\n")[0])
     add_config_arguments(p)
     g = p.add_argument_group("measurement")
     g.add_argument("--out", required=True, help="JSONL file; one record is appended per configuration")
-    g.add_argument("--reps", type=int, default=5, help="measured repetitions (>= 5; default 5)")
-    g.add_argument("--warmup", type=int, default=2, help="unmeasured repetitions first (default 2)")
+    g.add_argument("--reps", type=_ascii_int, default=5, help=f"measured repetitions (5 to {REPS_MAX}; default 5)")
+    g.add_argument("--warmup", type=_ascii_int, default=2,
+                   help=f"unmeasured repetitions first (0 to {WARMUP_MAX}; default 2)")
     g.add_argument("--kernel", default="auto", choices=["auto"] + list(kernels.KERNELS[:3]),
                    help="attention kernel run for real (default auto: the fastest that works here)")
     g.add_argument("--dtype", default=None, choices=list(_DTYPES), help="default bf16 on GPU, fp32 on CPU")
     g.add_argument("--exec", dest="exec_mode", default="eager", choices=["eager", "graph"],
                    help="eager: the host issues op by op (default); graph: one CUDA graph replay per pass (GPU only)")
-    g.add_argument("--seed", type=int, default=0, help="seed of weights and inputs")
+    g.add_argument("--seed", type=_ascii_int, default=0, help="seed of weights and inputs")
     g.add_argument("--check-seq", default="8Ki",
                    help="GPU check length: the check runs at min(--seq, this) (decode: --context); 0 = full")
     g.add_argument("--no-check", action="store_true", help="skip the check against the FP32 reference")
-    g.add_argument("--timeout-s", type=float, default=600.0, help="a collective that takes longer fails the run")
+    g.add_argument("--timeout-s", type=float, default=TIMEOUT_FLOOR_S,
+                   help=f"the least time a step gets: a rank that does not finish a step (setup, a pass, the check) "
+                        f"within max(this, {STEP_FACTOR:g} x the model's predicted time of the step) ends the job, "
+                        f"naming the rank (setup: at least {SETUP_FLOOR_S:g} s; default {TIMEOUT_FLOOR_S:g})")
     g.add_argument("--profile-dir", default=None, help="write a Chrome trace of one extra pass per rank here")
     return p
 
 
+def _options(p: argparse.ArgumentParser) -> dict[str, bool]:
+    """Option string -> whether it takes a value."""
+    return {o: act.nargs != 0 for act in p._actions for o in act.option_strings}
+
+
+def _config_options() -> set[str]:
+    p = argparse.ArgumentParser(add_help=False)
+    add_config_arguments(p)
+    return set(_options(p))
+
+
+def _resolve(name: str, opts: dict[str, bool]) -> str | None:
+    """The option ``name`` stands for (argparse takes unique prefixes), or None if unknown."""
+    if name in opts:
+        return name
+    hits = [o for o in opts if o.startswith(name)] if name.startswith("--") else []
+    return hits[0] if len(hits) == 1 else None
+
+
 def expand(argv: list[str]) -> list[list[str]]:
-    """Split every option value holding ';' into the product of argv lists."""
+    """Split the values of configuration options holding ';' into the product of argv lists.
+
+    Only configuration options (predict's) may list values; ';' in any other option's value (--out,
+    --reps, ...) is refused, as is a non-ASCII digit in a configuration value."""
+    opts, conf = _options(build_parser()), _config_options()
     slots: list[list[str]] = []
-    for a in argv:
-        slots.append([v for v in a.split(MULTI_SEP)] if (MULTI_SEP in a and not a.startswith("--")) else [a])
+    i = 0
+    while i < len(argv):
+        tok = argv[i]
+        name, eq, val = tok.partition("=") if tok.startswith("--") else (tok, "", "")
+        full = _resolve(name, opts) if tok.startswith("--") else None
+        if full is None or not opts[full]:
+            slots.append([tok])
+            i += 1
+            continue
+        if not eq:
+            if i + 1 >= len(argv):
+                slots.append([tok])  # argparse names the missing value
+                break
+            val = argv[i + 1]
+        vals = _values(full, val, conf)
+        slots.append([f"{name}={v}" for v in vals] if eq else [tok])
+        if not eq:
+            slots.append(vals)
+        i += 1 if eq else 2
     return [list(c) for c in itertools.product(*slots)]
+
+
+def _values(opt: str, val: str, conf: set[str]) -> list[str]:
+    if opt not in conf:
+        if MULTI_SEP in val:
+            raise SpecError(f"{opt} {val!r} holds {MULTI_SEP!r}, but only configuration options (--seq, --plan, "
+                            f"--batch, ...) may list several values: {opt} takes one value")
+        return [val]
+    vals = val.split(MULTI_SEP)
+    for v in vals:
+        if any(c.isdigit() and not c.isascii() for c in v):
+            raise SpecError(f"{opt} {v!r} is not valid: numbers take ASCII digits 0-9 only")
+    return vals
 
 
 def _check_argv(argv: list[str], cfg: Config, check_seq: int) -> tuple[list[str], dict]:
@@ -88,11 +177,22 @@ def _check_argv(argv: list[str], cfg: Config, check_seq: int) -> tuple[list[str]
     return out, {key.lstrip("-"): n, "reduced": True}
 
 
-def _time_reps(ex, n: int, device) -> list[float]:
-    """Per-repetition seconds, max over ranks."""
+def _time_reps(ex, n: int, device, wd: Watchdog | None = None, what: str = "pass", bound=(float("inf"), ""),
+               first_bound=None) -> list[float]:
+    """Per-repetition seconds, max over ranks.  Each repetition is a watchdog step with ``bound``
+    (the first one ``first_bound`` if given)."""
     ts = []
-    for _ in range(n):
+    for i in range(n):
+        if wd is not None:
+            b, why = first_bound if (i == 0 and first_bound) else bound
+            wd.step(f"{what} {i + 1} of {n}", b, why)
+        if i == 0 and first_bound:
+            _stall_for_tests()
+        if wd is not None:
+            wd.tick(f"{what} {i + 1} of {n}: waiting for every rank at the barrier before it")
         dist.barrier()
+        if wd is not None:
+            wd.tick(f"{what} {i + 1} of {n}: running")
         if device.type == "cuda":
             torch.cuda.synchronize(device)
             a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -108,6 +208,32 @@ def _time_reps(ex, n: int, device) -> list[float]:
     t = torch.tensor(ts, dtype=torch.float64, device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return t.tolist()
+
+
+def pass_s(pred: dict, device) -> float:
+    """The time one pass is expected to take here: the model's prediction (GPU), or on a CPU, where that
+    means nothing, its FLOP at ``CPU_FLOPS`` if longer."""
+    p = float(pred["latency_s"])
+    if device.type != "cuda":
+        p = max(p, float(pred.get("flops_per_device") or 0.0) / CPU_FLOPS)
+    return p if math.isfinite(p) and p > 0 else 0.0  # no usable prediction: the floors alone
+
+
+def bounds(pred: dict, a: argparse.Namespace, world: int, device) -> dict[str, tuple[float, str]]:
+    """Seconds each step of one configuration may take, with how the figure was set."""
+    floor, p = a.timeout_s, pass_s(pred, device)
+    rule = f"max(--timeout-s {floor:g}, {STEP_FACTOR:g} x predicted pass time {p:.3g} s)"
+    one = (max(floor, STEP_FACTOR * p), rule)
+    # on GPU the first pass also makes NCCL's lazy connections: it gets the setup floor as well
+    first = (max(one[0], SETUP_FLOOR_S), f"{rule}, at least {SETUP_FLOOR_S:g} s for the first pass on GPU") \
+        if device.type == "cuda" else one
+    # the check: a pass at most this long, then the FP32 reference of all ranks' work on one device
+    k = 3 + 16 * world
+    check = (max(floor, STEP_FACTOR * k * p), (f"max(--timeout-s {floor:g}, {STEP_FACTOR:g} x {k} x predicted pass "
+                                               f"time {p:.3g} s: the check's passes and its FP32 reference)"))
+    setup = (max(floor, SETUP_FLOOR_S), f"max(--timeout-s {floor:g}, {SETUP_FLOOR_S:g} s of setup)")
+    profile = (max(floor, SETUP_FLOOR_S + STEP_FACTOR * p), f"{SETUP_FLOOR_S:g} s + {rule}")
+    return {"pass": one, "first": first, "check": check, "setup": setup, "profile": profile}
 
 
 def _agree(flag: bool, device) -> bool:
@@ -138,12 +264,17 @@ def precheck(argv: list[str], world: int) -> Config:
     return cfg
 
 
-def measure(argv: list[str], a: argparse.Namespace, groups: comm.Groups, device, dtype, prov: dict) -> dict:
+def measure(argv: list[str], a: argparse.Namespace, groups: comm.Groups, device, dtype, prov: dict,
+            wd: Watchdog | None = None, index: int = 0) -> dict:
     world = dist.get_world_size()
     cfg = precheck(argv, world)
     if device.type == "cuda":
         torch.cuda.empty_cache()  # what the previous configuration left cached is free for this one
     pred = predict(cfg)
+    bd = bounds(pred, a, world, device)
+    name = f"configuration {index + 1} ({_name(cfg.specs())})"
+    if wd is not None:
+        wd.step(f"{name}: setup", *bd["setup"])
     rec: dict = {"record": "real.run", "schema": 1, "specs": cfg.specs(), "args": argv, "world_size": world,
                  "dtype": str(dtype).replace("torch.", ""), "seed": a.seed,
                  "predicted": {k: pred[k] for k in ("latency_s", "tps", "feasible", "verdict", "bottleneck",
@@ -162,14 +293,19 @@ def measure(argv: list[str], a: argparse.Namespace, groups: comm.Groups, device,
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
     ex = harness.make_executor(cfg, device=device, dtype=dtype, kernel=choice["chosen"], seed=a.seed, groups=groups)
-    _stall_for_tests()
     graph = a.exec_mode == "graph"
-    _time_reps(ex, max(a.warmup, 1) if graph else a.warmup, device)
+    n_warm = max(a.warmup, 1) if graph else a.warmup
+    _time_reps(ex, n_warm, device, wd, f"{name}: warm-up pass", bd["pass"], bd["first"])
     if graph:
+        if wd is not None:
+            wd.step(f"{name}: CUDA graph capture", *bd["setup"])
         ex.capture()
-        _time_reps(ex, a.warmup, device)
-    samples = _time_reps(ex, a.reps, device)
+        _time_reps(ex, a.warmup, device, wd, f"{name}: warm-up replay", bd["pass"], bd["first"])
+    samples = _time_reps(ex, a.reps, device, wd, f"{name}: measured pass", bd["pass"],
+                         None if n_warm else bd["first"])
     if a.profile_dir:
+        if wd is not None:
+            wd.step(f"{name}: profiled pass", *bd["profile"])
         wl = cfg.workload
         size = f"ctx{wl.context}_B{wl.batch}_{cfg.plan.decode_attn}" if wl.phase == Phase.DECODE else f"L{wl.seq_len}_B{wl.batch}"
         _profile(ex, a.profile_dir, f"{cfg.plan.name}_{size}_layers{cfg.model.layers}_{a.exec_mode}")
@@ -194,18 +330,33 @@ def measure(argv: list[str], a: argparse.Namespace, groups: comm.Groups, device,
                        "gpu_total_bytes": prov.get("gpu_memory_bytes")},
                predicted_over_measured_latency=pred["latency_s"] / med)
     if not a.no_check:
-        rec["check"] = check(argv, cfg, a, groups, device, dtype, choice["chosen"])
+        if wd is not None:
+            wd.step(f"{name}: check against the FP32 reference", *bd["check"])
+        rec["check"] = chk = check(argv, cfg, a, groups, device, dtype, choice["chosen"], index)
+        if not chk["passed"]:
+            rec.update(status="failed", reason=f"check failed: relative error {chk['rel_err']:.3g} against the "
+                                               f"FP32 reference exceeds the tolerance {chk['tol']:g}")
     return rec
 
 
 def _stall_for_tests() -> None:
-    """Fault injection for the tests: RINGSIM_REAL_STALL='RANK:SECONDS' makes that rank stop answering."""
+    """Fault injection for the tests: RINGSIM_REAL_STALL='RANK:SECONDS' makes that rank stop answering
+    (at the start of a configuration's first pass)."""
     spec = os.environ.get("RINGSIM_REAL_STALL")
     if spec and int(spec.split(":")[0]) == dist.get_rank():
         time.sleep(float(spec.split(":")[1]))
 
 
-def check(argv, cfg: Config, a, groups, device, dtype, kernel: str) -> dict:
+def _spoil_for_tests(out: torch.Tensor, index: int) -> torch.Tensor:
+    """Fault injection for the tests: RINGSIM_REAL_BAD_CHECK=I (configuration numbers from 0, comma
+    separated) makes those configurations' output wrong, so that their check fails."""
+    spec = os.environ.get("RINGSIM_REAL_BAD_CHECK")
+    if spec and str(index) in spec.split(","):
+        return out + 1.0
+    return out
+
+
+def check(argv, cfg: Config, a, groups, device, dtype, kernel: str, index: int = 0) -> dict:
     cargv, info = _check_argv(argv, cfg, parse_count(a.check_seq, "--check-seq") if a.check_seq != "0" else 0)
     ccfg = config_from_args(build_parser().parse_args(cargv))
     ex = harness.make_executor(ccfg, device=device, dtype=dtype, kernel=kernel, seed=a.seed + 1, groups=groups)
@@ -213,7 +364,7 @@ def check(argv, cfg: Config, a, groups, device, dtype, kernel: str) -> dict:
     if a.exec_mode == "graph":  # check what was measured: the replay of the captured pass
         ex.capture()
         ex.run()
-    out = harness.gather_output(ex)
+    out = _spoil_for_tests(harness.gather_output(ex), index)
     del ex
     err = None
     if dist.get_rank() == 0:
@@ -242,51 +393,158 @@ def _profile(ex, out_dir: str, name: str) -> None:
     prof.export_chrome_trace(os.path.join(out_dir, re.sub(r"[^A-Za-z0-9_.-]+", "_", f"trace_{name}_rank{dist.get_rank()}.json")))
 
 
-def _main(argv: list[str]) -> int:
+def preflight(argv: list[str]) -> tuple[list[list[str]], argparse.Namespace, list[Config]]:
+    """Every check of the input that needs neither the other ranks nor the files (each rank runs it;
+    they all see the same argv): SpecError on the first bad option."""
     combos = expand(argv)
-    a = build_parser().parse_args(combos[0])
-    if a.reps < 5:
-        raise SpecError(f"--reps {a.reps} is not valid: at least 5 repetitions are measured")
-    if a.warmup < 0:
-        raise SpecError(f"--warmup {a.warmup} is not valid: must be >= 0")
-    for c in combos:  # every combination is valid before anything runs
-        config_from_args(build_parser().parse_args(c))
-    device = harness.local_device()
+    a = build_parser().parse_args(combos[0])  # measurement options: one value, the same in every combination
+    if not (math.isfinite(a.timeout_s) and a.timeout_s > 0):
+        raise SpecError(f"--timeout-s {a.timeout_s:g} is not valid: a positive, finite number of seconds "
+                        f"(default {TIMEOUT_FLOOR_S:g})")
+    if not 5 <= a.reps <= REPS_MAX:
+        raise SpecError(f"--reps {a.reps} is not valid: 5 to {REPS_MAX} repetitions are measured")
+    if not 0 <= a.warmup <= WARMUP_MAX:
+        raise SpecError(f"--warmup {a.warmup} is not valid: 0 to {WARMUP_MAX} unmeasured repetitions")
+    if not 0 <= a.seed < 2 ** 63:
+        raise SpecError(f"--seed {a.seed} is not valid: 0 to 2**63 - 1")
+    if a.check_seq.strip() != "0":
+        parse_count(a.check_seq, "--check-seq")
+    if not a.out.strip():
+        raise SpecError("--out '' is not valid: name a JSONL file")
+    cfgs = [config_from_args(build_parser().parse_args(c)) for c in combos]  # every combination, before any runs
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    for c in cfgs:
+        if c.plan.n_ranks != world:
+            raise SpecError(f"plan {c.plan.name} has {c.plan.n_ranks} ranks but torchrun started {world} processes; "
+                            f"use --nproc-per-node/--nnodes so that they match")
+    return combos, a, cfgs
+
+
+def _device_checks(a: argparse.Namespace, device, dtype) -> None:
     if a.exec_mode == "graph" and device.type != "cuda":
         raise SpecError("--exec graph needs a CUDA GPU (it captures the pass as a CUDA graph); valid here: --exec eager")
+    if a.kernel != "auto":
+        why = kernels.probe(a.kernel, device, dtype)
+        if why is not None:
+            valid = ["auto"] + [k for k in kernels.KERNELS[:3] if k == "math" or kernels.probe(k, device, dtype) is None]
+            here = "on CPU" if device.type != "cuda" else f"on {torch.cuda.get_device_name(device)} in {a.dtype or 'bf16'}"
+            raise SpecError(f"--kernel {a.kernel} does not run {here} ({why}); valid here: {', '.join(valid)}")
+
+
+def _writable_dir(path: str, field: str) -> None:
+    """``path`` is (or can be created as) a folder this process can write in; nothing is left behind."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise SpecError(f"{field} {path!r} is not a folder")
+    q = p
+    while not q.exists():
+        q = q.parent
+    if not q.is_dir():
+        raise SpecError(f"{field} {path!r} cannot be created: {str(q)!r} is a file, not a folder")
+    try:
+        tempfile.TemporaryDirectory(dir=q, prefix=".ringsim-probe-").cleanup()
+    except OSError as e:
+        where = "is" if q == p else f"would be created in {str(q)!r}, which is"
+        raise SpecError(f"{field} {path!r} {where} not writable ({e.strerror or e})") from None
+
+
+def _writable_file(path: str, field: str) -> None:
+    p = Path(path)
+    if p.is_dir():
+        raise SpecError(f"{field} {path!r} is a folder: name a JSONL file, e.g. {str(p / 'records.jsonl')!r}")
+    if p.exists():
+        try:
+            open(p, "ab").close()  # appending nothing: the file is as it was
+        except OSError as e:
+            raise SpecError(f"{field} {path!r} cannot be appended to ({e.strerror or e}): name a writable file") \
+                from None
+    else:
+        try:
+            _writable_dir(str(p.parent), "folder")
+        except SpecError as e:
+            raise SpecError(f"{field} {path!r} cannot be written: its {e}") from None
+
+
+def _file_checks(a: argparse.Namespace, rank: int) -> str | None:
+    """The files this rank writes can be written: None, or the sentence that says why not."""
+    try:
+        if rank == 0:
+            _writable_file(a.out, "--out")
+        if a.profile_dir:
+            _writable_dir(a.profile_dir, "--profile-dir")
+    except SpecError as e:
+        return str(e)
+    return None
+
+
+def _main(argv: list[str]) -> int:
+    combos, a, cfgs = preflight(argv)
+    device = harness.local_device()
     dtype = _DTYPES[a.dtype] if a.dtype else (torch.bfloat16 if device.type == "cuda" else torch.float32)
+    _device_checks(a, device, dtype)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = False
         os.environ.setdefault("TORCH_NCCL_ASYNC_ERROR_HANDLING", "1")
-    harness.init_distributed("nccl" if device.type == "cuda" else "gloo", a.timeout_s, device)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    steps = [b for c in cfgs for b, _ in bounds(predict(c), a, world, device).values()]
+    backstop = max(steps) + 2 * SETUP_FLOOR_S  # the process group's own timeout: after the watchdog's
+    harness.init_distributed("nccl" if device.type == "cuda" else "gloo", max(a.timeout_s, SETUP_FLOOR_S), device)
+    rank = dist.get_rank()
+    why: list = [None] * dist.get_world_size()
+    dist.all_gather_object(why, _file_checks(a, rank))  # every rank stops, or none
+    bad = [(r, w) for r, w in enumerate(why) if w]
+    if bad:
+        dist.destroy_process_group()
+        r, w = bad[0]
+        raise SpecError(w if r == 0 else f"on rank {r}: {w}")
+    with contextlib.suppress(Exception):  # an older torch: the setup timeout stays
+        from torch.distributed.distributed_c10d import _set_pg_timeout
+        _set_pg_timeout(datetime.timedelta(seconds=backstop))
+    wd = Watchdog(rank, dist.get_world_size())
+    wd.step("start: provenance", max(a.timeout_s, SETUP_FLOOR_S), f"max(--timeout-s, {SETUP_FLOOR_S:g} s of setup)")
     per_rank: list = [None] * dist.get_world_size()
     dist.all_gather_object(per_rank, provenance.local())
     prov = provenance.collect(per_rank)
     groups = comm.Groups()
-    rank = dist.get_rank()
-    for c in combos:
-        rec = measure(c, build_parser().parse_args(c), groups, device, dtype, prov)
+    failed = []
+    for i, c in enumerate(combos):
+        rec = measure(c, build_parser().parse_args(c), groups, device, dtype, prov, wd, i)
+        if rec["status"] == "failed":
+            failed.append(f"configuration {i + 1} ({_name(rec['specs'])}): {rec['reason']}")
+        wd.step(f"configuration {i + 1}: writing its record", max(a.timeout_s, SETUP_FLOOR_S), "setup floor")
         if rank == 0:
             append_jsonl(a.out, rec)
             _say(rec)
+    wd.step("end: every rank finishing", max(a.timeout_s, SETUP_FLOOR_S), "setup floor")
     dist.barrier()
+    wd.stop()
     dist.destroy_process_group()
+    if failed:
+        if rank == 0:
+            print(f"real.run: error: {len(failed)} of {len(combos)} configurations failed their check (their "
+                  f"records say status failed; ringsim validate leaves them out): {'; '.join(failed)}",
+                  file=sys.stderr, flush=True)
+        return 1
     return 0
 
 
-def _say(rec: dict) -> None:
-    s = rec["specs"]
+def _name(s: dict) -> str:
     wl = s["workload"]
     n = f"context={wl['context_len'] or wl['seq_len']}" if wl["phase"] == "decode" else f"L={wl['seq_len']}"
-    name = (f"{s['plan']['name']} {n} B={wl['batch']} layers={s['model']['layers']} {wl['phase']}"
+    return (f"{s['plan']['name']} {n} B={wl['batch']} layers={s['model']['layers']} {wl['phase']}"
             + (f" {s['plan']['decode_attn']}" if wl["phase"] == "decode" and s["plan"]["ring"] > 1 else ""))
-    if rec["status"] != "ok":
+
+
+def _say(rec: dict) -> None:
+    name = _name(rec["specs"])
+    if rec["status"] == "refused":
         print(f"real.run: REFUSED {name}: {rec['reason']}", flush=True)
         return
     lat = rec["latency_s"]
     chk = rec.get("check")
     c = f" check rel_err={chk['rel_err']:.2e} ({'pass' if chk['passed'] else 'FAIL'})" if chk else ""
-    print(f"real.run: {name} kernel={rec['attn_kernel_real']['chosen']} median {lat['median'] * 1e3:.2f} ms "
+    print(f"real.run: {'FAILED ' if rec['status'] == 'failed' else ''}{name} "
+          f"kernel={rec['attn_kernel_real']['chosen']} median {lat['median'] * 1e3:.2f} ms "
           f"(min {lat['min'] * 1e3:.2f}, max {lat['max'] * 1e3:.2f}) {rec['tflops_per_gpu']:.1f} TFLOP/s/GPU "
           f"predicted {rec['predicted']['latency_s'] * 1e3:.2f} ms{c}", flush=True)
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from costmodel.errors import SpecError
 from costmodel.results import dumps, ensure_dir, write_json
@@ -23,15 +24,19 @@ def run(a: argparse.Namespace) -> int:
     if not paths:
         raise SpecError(f"no validation data given and none found under {shown(DATA_DIR)}/*.jsonl")
     rows = compare(paths, hardware=a.hardware, simulate=not a.no_sim)
+    for w in rows.warnings:
+        print(f"ringsim validate: warning: {w}", file=sys.stderr)
+    left = rows.left_out_line()
     if not rows:
-        raise SpecError(f"no usable measurement records in {paths}")
+        raise SpecError(f"no usable measurement records in {paths}" + (f" ({left})" if left else ""))
     summary = summarise(rows)
-    result = {"files": paths, "summary": summary, "records": [r.as_dict() for r in rows]}
+    result = {"files": paths, "summary": summary, "records": [r.as_dict() for r in rows],
+              "left_out": rows.left_out, "warnings": rows.warnings}
     if a.out:
         out = ensure_dir(a.out)
         write_json(out / "validation.json", result)
         from plots.validation import fig_validation, normalise
         paths_out = fig_validation(normalise(result["records"]), out, "validation_scatter")
         print("wrote " + ", ".join(str(p) for p in [out / "validation.json", *paths_out]))
-    print(dumps(result, indent=2) if a.json else format_table(rows, summary))
+    print(dumps(result, indent=2) if a.json else format_table(rows, summary) + (f"\n{left}" if left else ""))
     return 0

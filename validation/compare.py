@@ -8,6 +8,7 @@ validation data never feeds it) is loaded, and both engines predict the phase la
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ from costmodel.config import Config
 from ringsim.options import add_config_arguments, config_from_args
 from costmodel.errors import SpecError
 from costmodel.predict import predict
-from costmodel.results import read_jsonl
+from costmodel.results import read_jsonl_lines
 
 TARGETS = {"prefill": {"median": 0.05, "max": 0.15}, "decode": {"median": 0.10}}
 
@@ -43,8 +44,15 @@ def options_of(rec: dict) -> list[str]:
     raise SpecError("a validation record has neither 'argv' nor 'options': cannot rebuild its configuration")
 
 
+class _Parser(argparse.ArgumentParser):
+    """A bad option in a record is a bad record: one sentence, not argparse's usage text and exit."""
+
+    def error(self, message):
+        raise SpecError(f"its options are not valid: {message}")
+
+
 def config_of(rec: dict, hardware: str | None = None) -> Config:
-    p = argparse.ArgumentParser(add_help=False)
+    p = _Parser(add_help=False)
     add_config_arguments(p)
     a, _ = p.parse_known_args(options_of(rec))
     mode = rec.get("exec", "eager")  # how the executor ran: issued op by op, or replayed from a CUDA graph
@@ -64,14 +72,57 @@ def config_of(rec: dict, hardware: str | None = None) -> Config:
 def measured_s(rec: dict) -> float:
     lat = rec.get("latency_s")
     if isinstance(lat, dict) and "median" in lat:
-        return float(lat["median"])
+        return _seconds(lat["median"], "latency_s.median")
     m = rec.get("measured") or rec.get("timing") or {}
+    if not isinstance(m, dict):
+        raise SpecError(f"its 'measured' is a {type(m).__name__}, not an object with median_s")
     for key in ("median_s", "latency_s"):
         if key in m:
-            return float(m[key])
+            return _seconds(m[key], key)
     if "median_s" in rec:
-        return float(rec["median_s"])
+        return _seconds(rec["median_s"], "median_s")
     raise SpecError("a validation record has no measured median_s")
+
+
+def _seconds(v, field: str, required: bool = True) -> float | None:
+    """A measured time: a finite number of seconds > 0 (a string, zero, negative, NaN or inf is refused)."""
+    if v is None and not required:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+        raise SpecError(f"its {field} is {v!r}: a measured time must be a finite number of seconds > 0")
+    return float(v)
+
+
+def left_out_reason(rec: dict) -> str | None:
+    """Why a record is not a measurement to compare with (refused, failed its check), or None."""
+    status = rec.get("status", "ok")
+    chk = rec.get("check")
+    if status == "refused":
+        return "refused (not measured)"
+    if status == "failed" or (isinstance(chk, dict) and chk.get("passed") is False):
+        return "failed its check against the reference"
+    if status != "ok":
+        raise SpecError(f"its status is {status!r}: valid are 'ok', 'failed', 'refused'")
+    if chk is not None and not (isinstance(chk, dict) and chk.get("passed") is True):
+        raise SpecError(f"its check is {chk!r}: an object with passed true or false, or absent")
+    return None
+
+
+class Rows(list):
+    """The rows of ``compare``, with what was left out and why (``left_out``: {reason: count}) and the
+    warnings of reading (``warnings``: a cut last line left out)."""
+
+    def __init__(self, rows=(), left_out: dict | None = None, warnings: list[str] | None = None):
+        super().__init__(rows)
+        self.left_out = dict(left_out or {})
+        self.warnings = list(warnings or [])
+
+    def left_out_line(self) -> str | None:
+        n = sum(self.left_out.values())
+        if not n:
+            return None
+        why = ", ".join(f"{c} {r}" for r, c in self.left_out.items())
+        return f"left out {n} record{'s' if n != 1 else ''}: {why}"
 
 
 @dataclass
@@ -109,33 +160,55 @@ def label_of(cfg: Config) -> str:
     return f"{name} {wl.phase} B={wl.batch} {size} layers={cfg.model.layers} {cfg.kernel}"
 
 
-def compare(paths: list[str], hardware: str | None = None, simulate: bool = True, progress=None) -> list[Row]:
-    recs: list[tuple[str, dict]] = []
+def compare(paths: list[str], hardware: str | None = None, simulate: bool = True, progress=None) -> Rows:
+    """Every usable record of ``paths`` beside both engines.  Records that were refused or failed their
+    check are left out and counted (``Rows.left_out``); a record that is not a valid measurement (an
+    array, a median that is not a positive finite number, options that do not parse, ...) raises
+    ``SpecError`` naming its file and line."""
+    recs: list[tuple[str, int, dict]] = []
+    warnings: list[str] = []
     for path in paths:
         try:
-            recs += [(Path(path).name, r) for r in read_jsonl(path)]
-        except (OSError, ValueError) as e:
-            raise SpecError(f"validation data {path!r} cannot be read: {e}") from None
-    rows = []
+            recs += [(path, n, r) for n, r in read_jsonl_lines(path, warnings)]
+        except OSError as e:
+            raise SpecError(f"validation data {path!r} cannot be read: {e.strerror or e}") from None
+    rows = Rows(warnings=warnings)
     it = recs if progress is None else progress(recs)
-    for src, rec in it:
-        if rec.get("status", "ok") != "ok":
-            continue
-        cfg = config_of(rec, hardware)
-        a = predict(cfg)["latency_s"]
-        s = None
-        if simulate:
-            from sim import run_config  # validation may import every engine
-            s = run_config(cfg).latency_s
-        med = measured_s(rec)
-        lat = rec.get("latency_s") if isinstance(rec.get("latency_s"), dict) else {}
-        m = {"max_s": lat.get("max"), "min_s": lat.get("min")} if lat else (rec.get("measured") or {})
-        hi, lo = m.get("max_s") or med, m.get("min_s") or med
-        spread = (hi - lo) / med if med else 0.0
-        mode = rec.get("exec", "eager")
-        label = label_of(cfg) + ("" if mode == "eager" else f" {mode}")
-        rows.append(Row(label, str(cfg.workload.phase), med, a, s, spread, src, mode))
+    for path, n, rec in it:
+        try:
+            why = left_out_reason(rec)
+            if why is not None:
+                rows.left_out[why] = rows.left_out.get(why, 0) + 1
+                continue
+            rows.append(_row(Path(path).name, rec, hardware, simulate))
+        except SpecError as e:
+            raise SpecError(f"{path}:{n}: record not used: {e}") from None
+        except Exception as e:  # noqa: BLE001 - a record the engines cannot take is named, never a traceback
+            raise SpecError(f"{path}:{n}: record not used: its configuration cannot be predicted "
+                            f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
     return rows
+
+
+def _row(src: str, rec: dict, hardware: str | None, simulate: bool) -> Row:
+    mode = rec.get("exec", "eager")
+    if mode not in ("eager", "graph"):
+        raise SpecError(f"its exec is {mode!r}: valid are 'eager', 'graph'")
+    if not isinstance(rec.get("attn_kernel_real") or {}, dict):
+        raise SpecError(f"its attn_kernel_real is {rec['attn_kernel_real']!r}: an object with 'chosen'")
+    med = measured_s(rec)  # checked before the engines run: a bad record is named at once
+    lat = rec.get("latency_s") if isinstance(rec.get("latency_s"), dict) else {}
+    m = {"max_s": lat.get("max"), "min_s": lat.get("min")} if lat else (rec.get("measured") or {})
+    hi = _seconds(m.get("max_s"), "max", required=False) or med
+    lo = _seconds(m.get("min_s"), "min", required=False) or med
+    spread = (hi - lo) / med
+    cfg = config_of(rec, hardware)
+    a = predict(cfg)["latency_s"]
+    s = None
+    if simulate:
+        from sim import run_config  # validation may import every engine
+        s = run_config(cfg).latency_s
+    label = label_of(cfg) + ("" if mode == "eager" else f" {mode}")
+    return Row(label, str(cfg.workload.phase), med, a, s, spread, src, mode)
 
 
 def summarise(rows: list[Row]) -> dict:
