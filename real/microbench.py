@@ -249,8 +249,8 @@ def provenance(dev) -> dict:
          "command": " ".join((["torchrun"] if "TORCHELASTIC_RUN_ID" in os.environ else ["python3 -m"]) + sys.argv),
          "world_size": dist.get_world_size() if dist.is_initialized()
          else 1}
-    from real.provenance import git_revision, source_sha256
-    p.update(git_revision=git_revision(), source_sha256=source_sha256())
+    from real.provenance import boot_id, git_revision, source_sha256
+    p.update(git_revision=git_revision(), source_sha256=source_sha256(), boot_ids=[b for b in [boot_id()] if b])
     if dev.type == "cuda":
         p["gpu"] = torch.cuda.get_device_name(dev)
         p["cuda"] = torch.version.cuda

@@ -64,9 +64,19 @@ def source_sha256() -> str:
     return h.hexdigest()
 
 
+def boot_id() -> str | None:
+    """The machine's boot id (Linux): a device call on a freshly started machine has its own, so records
+    and calibrations that share one were measured on the same lease."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
 def local() -> dict:
     """This process's view (gathered over ranks by the caller)."""
-    d: dict = {"hostname": socket.gethostname()}
+    d: dict = {"hostname": socket.gethostname(), "boot_id": boot_id()}
     if torch.cuda.is_available():
         i = torch.cuda.current_device()
         p = torch.cuda.get_device_properties(i)
@@ -90,6 +100,7 @@ def collect(per_rank: list[dict]) -> dict:
         "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": command_line(),
         "hostnames": sorted({r["hostname"] for r in per_rank}),
+        "boot_ids": sorted({r["boot_id"] for r in per_rank if r.get("boot_id")}),
         "gpus": [r.get("gpu") for r in per_rank],
         "gpu": per_rank[0].get("gpu"),
         "gpu_memory_bytes": per_rank[0].get("gpu_memory_bytes"),

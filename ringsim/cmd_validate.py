@@ -30,7 +30,8 @@ def run(a: argparse.Namespace) -> int:
     if not rows:
         raise SpecError(f"no usable measurement records in {paths}" + (f" ({left})" if left else ""))
     summary = summarise(rows)
-    result = {"files": paths, "summary": summary, "records": [r.as_dict() for r in rows],
+    unseen = summarise(rows, unseen=True)
+    result = {"files": paths, "summary": summary, "summary_unseen": unseen, "records": [r.as_dict() for r in rows],
               "left_out": rows.left_out, "warnings": rows.warnings}
     if a.out:
         out = ensure_dir(a.out)
@@ -38,5 +39,5 @@ def run(a: argparse.Namespace) -> int:
         from plots.validation import fig_validation, normalise
         paths_out = fig_validation(normalise(result["records"]), out, "validation_scatter")
         print("wrote " + ", ".join(str(p) for p in [out / "validation.json", *paths_out]))
-    print(dumps(result, indent=2) if a.json else format_table(rows, summary) + (f"\n{left}" if left else ""))
+    print(dumps(result, indent=2) if a.json else format_table(rows, summary, unseen) + (f"\n{left}" if left else ""))
     return 0

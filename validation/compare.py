@@ -11,6 +11,7 @@ import argparse
 import math
 import statistics
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from costmodel import presets
@@ -135,6 +136,7 @@ class Row:
     spread: float  # (max - min) / median of the measurement
     source: str
     exec: str = "eager"  # how the executor ran: op by op (eager) or replayed from a CUDA graph (graph)
+    seen: str | None = None  # why the record is not an unseen one (None: unseen), see ``seen_by_calibration``
 
     @property
     def group(self) -> str:
@@ -149,7 +151,8 @@ class Row:
         return {"label": self.label, "phase": self.phase, "measured_s": self.measured_s,
                 "analytic_s": self.analytic_s, "simulated_s": self.simulated_s,
                 "analytic_err": self.err("analytic"), "simulated_err": self.err("simulator"),
-                "measured_spread": self.spread, "source": self.source, "exec": self.exec}
+                "measured_spread": self.spread, "source": self.source, "exec": self.exec,
+                "unseen": self.seen is None, "seen_because": self.seen}
 
 
 def label_of(cfg: Config) -> str:
@@ -208,12 +211,94 @@ def _row(src: str, rec: dict, hardware: str | None, simulate: bool) -> Row:
         from sim import run_config  # validation may import every engine
         s = run_config(cfg).latency_s
     label = label_of(cfg) + ("" if mode == "eager" else f" {mode}")
-    return Row(label, str(cfg.workload.phase), med, a, s, spread, src, mode)
+    return Row(label, str(cfg.workload.phase), med, a, s, spread, src, mode, seen_by_calibration(rec, cfg))
 
 
-def summarise(rows: list[Row]) -> dict:
-    """Median and max absolute % error per engine and phase, with the targets and whether each holds."""
+SAME_CALL_S = 30 * 60  # a device call lasts at most 28 minutes: records this close to a calibration may share it
+
+
+def _calibration(hw) -> dict:
+    """Shapes and dates of the calibration runs a profile was fitted from (its ``fitted_by`` raw files)."""
+    key = hw.name
+    got = _CAL.get(key)
+    if got is not None:
+        return got
+    import json
+    import re
+
+    from .stored import DATA_DIR
+    files = re.findall(r"--from-raw\s+(\S+)", str(hw.provenance.get("fitted_by", "")))
+    got = {"attention": set(), "decode_attention": set(), "gemm_m": set(), "dates": [], "files": [],
+           "boot_ids": set()}
+    for f in files:
+        path = DATA_DIR / "calibration" / Path(f).name
+        try:
+            raw = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        got["files"].append(path.name)
+        pv = raw.get("provenance", {})
+        d = pv.get("date") or pv.get("date_utc")
+        if d:
+            got["dates"].append(datetime.fromisoformat(d))
+        got["boot_ids"].update(pv.get("boot_ids") or [])
+        for r in raw.get("results", []):
+            op = r.get("op")
+            if op == "attention" or "median_overlap_s" in r:
+                got["attention"].add(int(r.get("kv_len", 0)))
+                got["attention"].add(int(r.get("q_len", 0)))
+            elif op == "decode_attention":
+                got["decode_attention"].add(int(r.get("kv_len", 0)))
+            elif op == "gemm":
+                got["gemm_m"].add(int(r.get("m", 0)))
+    _CAL[key] = got
+    return got
+
+
+_CAL: dict[str, dict] = {}
+
+
+def seen_by_calibration(rec: dict, cfg: Config) -> str | None:
+    """Why a record is not an unseen one, or None: it counts as unseen only if no calibration run of its
+    profile measured its attention lengths (per rank: the ring's blocks, the cache shard) or its GEMM
+    rows, and it was measured in a device call of its own: on another machine boot than every calibration
+    run when all of them record their boot, else more than ``SAME_CALL_S`` away from each of them."""
+    from costmodel.geometry import Geometry
+    cal = _calibration(cfg.hardware)
+    if not cal["files"]:
+        return "its profile names no calibration raw file"
+    g = Geometry.of(cfg.model, cfg.workload, cfg.plan)
+    if cfg.workload.phase == "decode":
+        lengths, known = {g.shard_len if cfg.plan.ring > 1 else g.context}, cal["decode_attention"]
+    else:
+        lr = g.ring_len
+        lengths = {lr, lr // 2} if cfg.plan.ring > 1 else {lr}
+        known = cal["attention"]
+    hit = sorted(lengths & known)
+    if hit:
+        return f"its attention length {hit[0]} was calibrated"
+    if int(g.dense_tokens) in cal["gemm_m"]:
+        return f"its GEMM rows ({int(g.dense_tokens)}) were calibrated"
+    pv = rec.get("provenance") or {}
+    if pv.get("boot_ids") and cal["boot_ids"] and len(cal["boot_ids"]) >= len(cal["files"]):
+        # every calibration run and the record name their machine's boot: the same lease iff one is shared
+        if set(pv["boot_ids"]) & cal["boot_ids"]:
+            return "it was measured on the lease (machine boot) of a calibration run"
+        return None
+    d = pv.get("date_utc")
+    if d:
+        t = datetime.fromisoformat(d)
+        if any(abs((t - c).total_seconds()) <= SAME_CALL_S for c in cal["dates"]):
+            return "it was measured within 30 minutes of a calibration run (possibly the same device call)"
+    return None
+
+
+def summarise(rows: list[Row], unseen: bool = False) -> dict:
+    """Median and max absolute % error per engine and phase, with the targets and whether each holds;
+    ``unseen``: over the unseen records only (shapes never calibrated, another device call)."""
     out: dict = {}
+    if unseen:
+        rows = [r for r in rows if r.seen is None]
     groups = sorted({r.group for r in rows}, key=lambda g: (g.split("-")[0] != "prefill", g))
     for group in groups:
         phase = group.split("-")[0]
@@ -229,7 +314,7 @@ def summarise(rows: list[Row]) -> dict:
     return out
 
 
-def format_table(rows: list[Row], summary: dict) -> str:
+def format_table(rows: list[Row], summary: dict, unseen_summary: dict | None = None) -> str:
     w = max([len(r.label) for r in rows] + [13])
     lines = [f"{'configuration':<{w}}  {'measured':>10}  {'analytic':>10}  {'err':>7}  {'simulated':>10}  {'err':>7}",
              "-" * (w + 56)]
@@ -244,4 +329,14 @@ def format_table(rows: list[Row], summary: dict) -> str:
         tgt = ", ".join(f"{n} <= {v:.0%}" for n, v in d["targets"].items())
         lines.append(f"  {k:<23} n={d['n']:<3} median {d['median_abs_err']:6.1%}  max {d['max_abs_err']:6.1%}  "
                      f"(target {tgt}: {'met' if d['meets_targets'] else 'NOT met'})")
+    if unseen_summary is not None:
+        lines.append("")
+        lines.append("unseen subset: shapes no calibration run of the profile measured, another device call, check "
+                     "passed")
+        if not unseen_summary:
+            lines.append("  (none)")
+        for k, d in unseen_summary.items():
+            tgt = ", ".join(f"{n} <= {v:.0%}" for n, v in d["targets"].items())
+            lines.append(f"  {k:<23} n={d['n']:<3} median {d['median_abs_err']:6.1%}  max {d['max_abs_err']:6.1%}"
+                         f"  (target {tgt}: {'met' if d['meets_targets'] else 'NOT met'})")
     return "\n".join(lines)
