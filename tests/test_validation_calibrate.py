@@ -19,7 +19,9 @@ CAL = ROOT / "validation" / "data" / "calibration"
 
 
 # each profile's raw files: the calibration run, then any supplement (attention beyond 128Ki on the H200)
-RAWS = {"h200-sxm": ["h200x2_raw.json", "h200x1_attention_long_raw.json"], "h100-sxm": ["h100x1_raw.json"]}
+RAWS = {"h200-sxm": ["h200x2_raw.json", "h200x1_attention_long_raw.json", "h200x1_attention_batch_raw_20261128.json",
+                     "h200x2_ring_causes_disjoint_20261128.json"],
+        "h100-sxm": ["h100x1_raw.json"]}
 
 
 @pytest.mark.parametrize("raw,base,name", [(RAWS["h200-sxm"], "h200-sxm-published", "h200-sxm"),
