@@ -10,10 +10,9 @@ import os
 import time
 from pathlib import Path
 
-
 from costmodel import presets
 from costmodel.errors import SpecError
-from costmodel.results import atomic_write_text, ensure_dir, write_csv, write_json
+from costmodel.results import atomic_write_text, ensure_dir, write_json, write_sweep_files
 from costmodel.sweep import lcm_multiple, parse_template, run_sweep, seq_grid
 
 from . import report
@@ -37,7 +36,7 @@ def sweep_templates(batch: int) -> list[str]:
 
 def write_sweep(out_dir: Path, *, hardware: str, model_name: str, topo_kind: str, phase: str, batch: int,
                 points: int, gpus=SWEEP_GPUS, seq=SWEEP_SEQ) -> Path:
-    """One sweep written exactly as ``ringsim sweep`` writes it (CSV + JSON with specs)."""
+    """One sweep written exactly as ``ringsim sweep`` writes it (npz + CSV + JSON manifest); returns the CSV."""
     plans = sweep_templates(batch)
     templates = [parse_template(t) for t in plans]
     hw, model = presets.load_hardware(hardware), presets.load_model(model_name)
@@ -52,11 +51,8 @@ def write_sweep(out_dir: Path, *, hardware: str, model_name: str, topo_kind: str
              "topology": topo_kind, "phase": phase, "causal": True, "batch": batch, "ring_variant": "zigzag",
              "decode_attn": "allgather", "attn_kernel": "flash", "gpus": list(gpus), "plans": plans,
              "seq_range": list(seq), "seq_multiple": mult}
-    n = len(next(iter(cols.values())))
     stem = f"sweep_{topo_kind}_{phase}"
-    write_csv(out_dir / f"{stem}.csv", cols, header_comment=specs)
-    write_json(out_dir / f"{stem}.json", {"specs": specs, "skipped": skipped, "points": n,
-                                          "rows": [{k: cols[k][i] for k in cols} for i in range(n)]})
+    write_sweep_files(out_dir, cols, specs, skipped, stem=stem)
     return out_dir / f"{stem}.csv"
 
 
@@ -119,7 +115,7 @@ def reproduce(out: str | Path, *, claims_path=None, sweep_batch: int = 8, points
                      "method_source": claims["method_source"], "assumptions": claims["assumptions"]},
            "ceilings": ceil, "predictions": preds, "claims": claims_table(claims, preds, ceil)}
     seed_file = write_json(data / "seed_report.json", doc)
-    rel = lambda p: os.path.relpath(p, out).replace(os.sep, "/")  # noqa: E731
+    rel = lambda p: os.path.relpath(p, out).replace(os.sep, "/")
     figures = {"claims": rel(plot_file(seed_file, figs)[0])}
     log(f"seed report: {len(preds)} predictions, {len(doc['claims'])} claims -> {rel(seed_file)}")
     sweeps, cross = [], []
@@ -140,7 +136,7 @@ def reproduce(out: str | Path, *, claims_path=None, sweep_batch: int = 8, points
                                                       "rows": cross})
     figures["crossover"] = rel(plot_file(cross_file, figs)[0])
     skipped = {}
-    no_tl = lambda: (None, "not requested")  # noqa: E731
+    no_tl = lambda: (None, "not requested")
     for key, fn in (("timeline", (lambda: simulated_timelines(setup, data)) if timeline else no_tl), ("validation",
                                                                               lambda: validation_records(data))):
         path, why = fn()
