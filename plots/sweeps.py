@@ -21,6 +21,7 @@ def load_sweep(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
     """(specs, columns) of a sweep: ``sweep.npz`` (binary columns), ``sweep.csv`` (first line '# {specs}')
     or the manifest ``sweep.json`` (reads the npz it names, else the CSV; older manifests with "rows")."""
     p = Path(path)
+    text = False  # columns read from CSV text: every column is strings
     try:
         if p.suffix == ".npz":
             specs, cols = read_npz(p)
@@ -28,6 +29,7 @@ def load_sweep(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
                 specs = json.loads(p.with_suffix(".json").read_text()).get("specs")
         elif p.suffix == ".csv":
             specs, cols = read_csv_columns(p)
+            text = True
         else:
             with open(p) as f:
                 d = json.load(f)
@@ -39,7 +41,7 @@ def load_sweep(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
                 for kind, read in (("npz", read_npz), ("csv", read_csv_columns)):
                     f = d["files"].get(kind)
                     if f and (p.parent / f).is_file():
-                        cols = read(p.parent / f)[1]
+                        cols, text = read(p.parent / f)[1], kind == "csv"
                         break
                 else:
                     raise SpecError(f"sweep {str(p)!r} names data files {d['files']} but none is beside it")
@@ -55,9 +57,15 @@ def load_sweep(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
                 v = np.array(["" if x is None else str(x) for x in v.tolist()])
             cols[k] = np.where(v == "", "nan", v).astype(float) if v.dtype.kind in "US" else v.astype(float)
         elif k == "feasible":
-            cols[k] = v if v.dtype.kind == "b" else np.array([x is True or x == "True" for x in v.tolist()])
+            cols[k] = (v if v.dtype.kind == "b" else v == "True" if v.dtype.kind == "U"
+                       else np.array([x is True or x == "True" for x in v.tolist()]))
         elif v.dtype.kind == "O":
             cols[k] = v.astype(str)
+        elif text and v.dtype.kind == "U":
+            try:  # CSV text of the other numeric outputs (t_compute_s, ...): numbers, as in the npz
+                cols[k] = np.where(v == "", "nan", v).astype(float)
+            except ValueError:
+                pass
     for need in ("plan_template", "P", "L", "latency_s", "tps", "feasible"):
         if need not in cols:
             raise SpecError(f"sweep {str(p)!r} lacks the column {need!r}")
