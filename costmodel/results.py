@@ -95,7 +95,8 @@ def write_json(path, obj) -> Path:
     return atomic_write_text(path, dumps(obj, indent=2) + "\n")
 
 
-def write_csv(path, columns: dict, header_comment: dict | None = None, *, chunk_rows: int = 1 << 16) -> Path:
+def write_csv(path, columns: dict, header_comment: dict | None = None, *, chunk_rows: int = 1 << 16,
+              categories: dict | None = None) -> Path:
     """CSV of equal-length columns, formatted a column at a time; an optional first line '# {json}' carries
     the specs.  Written atomically.
 
@@ -110,11 +111,11 @@ def write_csv(path, columns: dict, header_comment: dict | None = None, *, chunk_
     if any(c.ndim != 1 or len(c) != n for c in cols):
         raise ValueError("write_csv needs 1-D columns of equal length")
     enc = []
-    for c in cols:
+    for name, c in zip(names, cols):
         if _is_float(c):
             enc.append(None)
         else:
-            labels, codes = categorical(c)
+            labels, codes = (categories or {}).get(name) or categorical(c)
             enc.append({"codes": codes, 44: _label_table(labels, 44), 10: _label_table(labels, 10)})
     head = io.StringIO()
     if header_comment is not None:
@@ -150,13 +151,42 @@ def _is_float(c: np.ndarray) -> bool:
 
 
 def categorical(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(labels, codes) with ``labels[codes] == c``: the form string, integer and boolean columns are
-    written in (CSV: each label formatted once; npz: codes + labels)."""
+    """(labels, codes) with ``labels[codes] == c`` and labels sorted: the form string, integer and boolean
+    columns are written in (CSV: each label formatted once; npz: codes + labels)."""
     c = np.asarray(c)
     if c.dtype.kind == "O":
         c = c.astype(str)
+    if c.dtype.kind == "U" and c.size and c.itemsize:
+        # sorting a million strings is slow: hash each string's code points, pick out the few distinct
+        # hashes one at a time (no sort), then check that no two strings share a hash
+        c = np.ascontiguousarray(c)
+        u = c.view(np.uint64 if c.itemsize % 8 == 0 else np.uint32).reshape(len(c), -1)
+        h = u[:, 0].astype(np.uint64)
+        for j in range(1, u.shape[1]):
+            h = h * np.uint64(1000003) + u[:, j]
+        codes = np.full(len(c), -1, np.int64)
+        firsts = []
+        while len(firsts) < 64:
+            i = int(np.argmax(codes < 0))
+            if codes[i] >= 0:
+                break
+            codes[h == h[i]] = len(firsts)
+            firsts.append(i)
+        if codes.min() >= 0:
+            labels = c[np.array(firsts)]
+            order = np.argsort(labels)
+            rank = np.empty(len(order), np.int64)
+            rank[order] = np.arange(len(order))
+            labels, codes = labels[order], rank[codes].astype(np.int32)
+            if np.array_equal(labels[codes], c):
+                return labels, codes
     labels, codes = np.unique(c, return_inverse=True)
     return labels, codes.reshape(-1).astype(np.int32 if len(labels) < 2 ** 31 else np.int64)
+
+
+def categoricals(columns: dict) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``categorical`` of every column that is not floats (computed once for both the CSV and the npz)."""
+    return {k: categorical(v) for k, v in columns.items() if not _is_float(np.asarray(v))}
 
 
 def _label_table(labels: np.ndarray, sep: int) -> np.ndarray:
@@ -248,27 +278,25 @@ def _t8(v: np.ndarray) -> np.ndarray:
     return _T4[q] | (_T4[v - q * np.uint64(10000)] << np.uint64(32))
 
 
-def float_words(x: np.ndarray, sep: int = 44) -> np.ndarray:
-    """(n, 4) uint64 words of each float's text and the separator byte ``sep`` (see above)."""
+def float_words(x: np.ndarray, sep: int = 44, out: np.ndarray | None = None) -> np.ndarray:
+    """(n, 4) uint64 words of each float's text and the separator byte ``sep`` (see above), written into
+    ``out`` (any (n, 4) uint64 view, e.g. four columns of a row buffer) when given."""
     x = np.asarray(x, np.float64)
     n = len(x)
-    w = np.zeros((4, n), np.uint64)
-    w[3] = sep
+    if out is None:
+        out = np.empty((4, n), np.uint64).T
     a = np.abs(x)
     reg = (a >= _RANGE[0]) & (a <= _RANGE[1])
-    if reg.all():
-        ar, ir = a, None
-    else:
-        ir = np.flatnonzero(reg)
-        ar = a[ir]
-    if len(ar):
+    allreg = bool(reg.all())
+    if allreg or reg.any():
+        ar = a if allreg else np.where(reg, a, 1.0)
         D, e = _digits17(ar)
         first = D // np.uint64(10 ** 16)
         frac = D - first * np.uint64(10 ** 16)
         h8 = frac // np.uint64(10 ** 8)
         l8 = frac - h8 * np.uint64(10 ** 8)
         w1, w2 = _t8(h8), _t8(l8)
-        tz = np.zeros(len(D), np.int64)  # trailing zeros of the 16 decimals (x % c is slow: x - x // c * c)
+        tz = np.zeros(n, np.int64)  # trailing zeros of the 16 decimals (x % c is slow: x - x // c * c)
         t = np.where(frac == 0, np.uint64(1), frac)
         for s in (8, 4, 2, 1):
             c = np.uint64(10 ** s)
@@ -279,28 +307,30 @@ def float_words(x: np.ndarray, sep: int = 44) -> np.ndarray:
         keep = np.where(frac == 0, 1, 16 - tz)
         w1 &= _MASK[np.minimum(keep, 8)]
         w2 &= _MASK[np.maximum(keep - 8, 0)]
-        sign = np.signbit(x if ir is None else x[ir]).astype(np.uint64) * np.uint64(45)
-        w0 = sign | ((first + np.uint64(48)) << np.uint64(8)) | np.uint64(46 << 16)
+        w0 = (np.signbit(x).astype(np.uint64) * np.uint64(45)) | ((first + np.uint64(48)) << np.uint64(8))
+        w0 |= np.uint64(46 << 16)
         w3 = _EXP[sep][e + 400]
-        if ir is None:
-            w[0], w[1], w[2], w[3] = w0, w1, w2, w3
-        else:
-            w[0, ir], w[1, ir], w[2, ir], w[3, ir] = w0, w1, w2, w3
-    if ir is not None:
-        for i in np.flatnonzero(~reg):
-            v = float(x[i])
-            if math.isnan(v):
-                continue  # NaN: an empty field
-            if v == 0 or math.isinf(v):
-                key = ("-" if math.copysign(1, v) < 0 else "") + ("inf" if math.isinf(v) else "0")
-                w[0, i] = _SPECIAL[key]
-            else:
-                b = np.zeros(32, np.uint8)
-                tb = repr(v).encode()
-                b[:len(tb)] = np.frombuffer(tb, np.uint8)
-                b[len(tb)] = sep
-                w[:, i] = b.view(np.uint64)
-    return w.T
+    else:
+        w0 = w1 = w2 = np.zeros(n, np.uint64)
+        w3 = np.uint64(sep)
+    if not allreg:  # NaN: an empty field; zeros and infinities: words; the rest (tiny, huge): repr
+        neg = np.signbit(x)
+        special = np.where(np.isnan(x), np.uint64(0), np.where(
+            np.isinf(x), np.where(neg, np.uint64(_SPECIAL["-inf"]), np.uint64(_SPECIAL["inf"])),
+            np.where(neg, np.uint64(_SPECIAL["-0"]), np.uint64(_SPECIAL["0"]))))
+        w0 = np.where(reg, w0, special)
+        w1 = np.where(reg, w1, np.uint64(0))
+        w2 = np.where(reg, w2, np.uint64(0))
+        w3 = np.where(reg, w3, np.uint64(sep))
+    out[:, 0], out[:, 1], out[:, 2], out[:, 3] = w0, w1, w2, w3
+    if not allreg:
+        for i in np.flatnonzero(~reg & np.isfinite(x) & (x != 0)):
+            b = np.zeros(32, np.uint8)
+            tb = repr(float(x[i])).encode()
+            b[:len(tb)] = np.frombuffer(tb, np.uint8)
+            b[len(tb)] = sep
+            out[i] = b.view(np.uint64)
+    return out
 
 
 def format_floats(x: np.ndarray) -> list[str]:
@@ -313,16 +343,18 @@ def _csv_block(cols: list[np.ndarray], enc: list, lo: int) -> bytes:
     """Rows lo.. of the columns as CSV bytes: fields as uint64 words side by side, then the padding dropped."""
     m = len(cols[0])
     last = len(cols) - 1
-    parts = []
-    for i, (c, e) in enumerate(zip(cols, enc)):
-        sep = 10 if i == last else 44
-        parts.append(float_words(c, sep) if e is None else e[sep][e["codes"][lo:lo + m]])
-    buf = np.empty((m, sum(p.shape[1] for p in parts)), np.uint64)
+    widths = [4 if e is None else e[44].shape[1] for e in enc]
+    buf = np.empty((m, sum(widths)), np.uint64)
     at = 0
-    for p in parts:
-        for j in range(p.shape[1]):
-            buf[:, at] = p[:, j]
-            at += 1
+    for i, (c, e, w) in enumerate(zip(cols, enc, widths)):
+        sep = 10 if i == last else 44
+        if e is None:
+            float_words(c, sep, out=buf[:, at:at + w])
+        else:
+            codes = e["codes"][lo:lo + m]
+            for j in range(w):
+                buf[:, at + j] = e[sep][:, j][codes]
+        at += w
     return buf.tobytes().translate(None, b"\0")
 
 
@@ -352,7 +384,7 @@ def read_csv_columns(path) -> tuple[dict | None, dict[str, np.ndarray]]:
     return specs, {k: np.array(v if data else [], dtype=str) for k, v in zip(names, data or [()] * len(names))}
 
 
-def write_npz(path, columns: dict, specs: dict | None = None) -> Path:
+def write_npz(path, columns: dict, specs: dict | None = None, *, categories: dict | None = None) -> Path:
     """Binary columns (uncompressed npz, no pickles): numbers and booleans as they are, strings (and object
     columns) as int32 codes ``NAME@codes`` + ``NAME@labels``; ``__columns__`` keeps the order and
     ``__specs__`` the specs as JSON.  Written atomically.  Read back with ``read_npz``."""
@@ -361,7 +393,7 @@ def write_npz(path, columns: dict, specs: dict | None = None) -> Path:
     for k, v in columns.items():
         v = np.asarray(v)
         if v.dtype.kind in "USO":
-            arrays[f"{k}@labels"], arrays[f"{k}@codes"] = categorical(v)
+            arrays[f"{k}@labels"], arrays[f"{k}@codes"] = (categories or {}).get(k) or categorical(v)
         else:
             arrays[k] = v
     return atomic_write_with(path, lambda f: np.savez(f, **arrays))
@@ -392,11 +424,12 @@ def write_sweep_files(folder, columns: dict, specs: dict, skipped: list, *, stem
     tmp = Path(tempfile.mkdtemp(dir=folder, prefix=f".{stem}.", suffix=".tmp"))
     try:
         files: dict[str, str] = {}
+        cats = categoricals(columns)
         if with_npz:
-            write_npz(tmp / f"{stem}.npz", columns, specs)
+            write_npz(tmp / f"{stem}.npz", columns, specs, categories=cats)
             files["npz"] = f"{stem}.npz"
         if with_csv:
-            write_csv(tmp / f"{stem}.csv", columns, header_comment=specs)
+            write_csv(tmp / f"{stem}.csv", columns, header_comment=specs, categories=cats)
             files["csv"] = f"{stem}.csv"
         write_json(tmp / f"{stem}.json", {"specs": specs, "skipped": skipped, "points": n,
                                           "columns": list(columns), "files": files})
