@@ -96,6 +96,9 @@ def run_sweep(model: Model, hw: Hardware, *, topo_kind: str, phase: str, causal:
     nL = len(seqs)
     total = nL * sum(len(rows) for _, rows in work)
     out: dict[str, np.ndarray] = {}
+    if work:  # the two string columns made here, at their final width (no re-allocation as they widen)
+        out["plan_template"] = np.empty(total, np.array([tpl.text for tpl, _ in work]).dtype)
+        out["plan"] = np.empty(total, np.array([r[1].name for _, rows in work for r in rows]).dtype)
     at = 0
     it = work if progress is None else progress(work)
     for tpl, rows in it:
