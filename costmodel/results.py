@@ -184,9 +184,10 @@ def categorical(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return labels, codes.reshape(-1).astype(np.int32 if len(labels) < 2 ** 31 else np.int64)
 
 
-def categoricals(columns: dict) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """``categorical`` of every column that is not floats (computed once for both the CSV and the npz)."""
-    return {k: categorical(v) for k, v in columns.items() if not _is_float(np.asarray(v))}
+def categoricals(columns: dict, kinds: str = "USObiu") -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``categorical`` of every column whose dtype kind is in ``kinds`` (the CSV codes every column that is
+    not floats, the npz only strings), computed once for both files."""
+    return {k: categorical(v) for k, v in columns.items() if np.asarray(v).dtype.kind in kinds}
 
 
 def _label_table(labels: np.ndarray, sep: int) -> np.ndarray:
@@ -424,7 +425,7 @@ def write_sweep_files(folder, columns: dict, specs: dict, skipped: list, *, stem
     tmp = Path(tempfile.mkdtemp(dir=folder, prefix=f".{stem}.", suffix=".tmp"))
     try:
         files: dict[str, str] = {}
-        cats = categoricals(columns)
+        cats = categoricals(columns, "USObiu" if with_csv else "USO")
         if with_npz:
             write_npz(tmp / f"{stem}.npz", columns, specs, categories=cats)
             files["npz"] = f"{stem}.npz"
