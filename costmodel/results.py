@@ -157,29 +157,24 @@ def categorical(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if c.dtype.kind == "O":
         c = c.astype(str)
     if c.dtype.kind == "U" and c.size and c.itemsize:
-        # sorting a million strings is slow: hash each string's code points, pick out the few distinct
-        # hashes one at a time (no sort), then check that no two strings share a hash
+        # sorting a million strings is slow: sort a hash of each string's code points instead, then check
+        # that no two distinct strings share a hash (else sort the strings after all)
         c = np.ascontiguousarray(c)
         u = c.view(np.uint64 if c.itemsize % 8 == 0 else np.uint32).reshape(len(c), -1)
         h = u[:, 0].astype(np.uint64)
         for j in range(1, u.shape[1]):
             h = h * np.uint64(1000003) + u[:, j]
-        codes = np.full(len(c), -1, np.int64)
-        firsts = []
-        while len(firsts) < 64:
-            i = int(np.argmax(codes < 0))
-            if codes[i] >= 0:
-                break
-            codes[h == h[i]] = len(firsts)
-            firsts.append(i)
-        if codes.min() >= 0:
-            labels = c[np.array(firsts)]
-            order = np.argsort(labels)
-            rank = np.empty(len(order), np.int64)
-            rank[order] = np.arange(len(order))
-            labels, codes = labels[order], rank[codes].astype(np.int32)
-            if np.array_equal(labels[codes], c):
-                return labels, codes
+        _, inv = np.unique(h, return_inverse=True)
+        inv = inv.reshape(-1)
+        rep = np.empty(int(inv.max()) + 1, np.int64)
+        rep[inv] = np.arange(len(c))  # one row of each hash
+        labels = c[rep]
+        order = np.argsort(labels)
+        rank = np.empty(len(order), np.int64)
+        rank[order] = np.arange(len(order))
+        labels, codes = labels[order], rank[inv].astype(np.int32 if len(order) < 2 ** 31 else np.int64)
+        if np.array_equal(labels[codes], c):
+            return labels, codes
     labels, codes = np.unique(c, return_inverse=True)
     return labels, codes.reshape(-1).astype(np.int32 if len(labels) < 2 ** 31 else np.int64)
 
