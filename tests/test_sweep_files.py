@@ -185,3 +185,21 @@ def test_no_csv(tmp_path):
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in out.iterdir()) == ["sweep.json", "sweep.npz"]
     assert json.loads((out / "sweep.json").read_text())["files"] == {"npz": "sweep.npz"}
+
+
+@pytest.mark.parametrize("values", [["ulysses=8,ring=P/8", "ring=P", "", "ring=P"], ["a"], ["", ""], ["ab", "abc", "ab"],
+                                    [str(i) for i in range(300)] * 3, [True, False, True], [8, 128, 8, 16]])
+def test_categorical_is_unique(values):
+    c = np.array(values)
+    labels, codes = results.categorical(c)
+    ref_labels, ref_codes = np.unique(c, return_inverse=True)
+    assert np.array_equal(labels, ref_labels) and np.array_equal(codes, ref_codes.reshape(-1))
+
+
+def test_manifest_with_rows_still_reads(tmp_path):
+    f = tmp_path / "old.json"
+    rows = [{"plan_template": "ring=P", "plan": "ring=8", "P": 8, "L": L, "latency_s": 1.0 * L, "tps": None,
+             "feasible": True} for L in (1024, 2048)]
+    f.write_text(json.dumps({"specs": {"kind": "sweep"}, "rows": rows}))
+    _, cols = load_sweep(f)
+    assert cols["L"].tolist() == [1024.0, 2048.0] and np.isnan(cols["tps"]).all() and cols["feasible"].all()
