@@ -157,6 +157,12 @@ def categorical(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if c.dtype.kind == "O":
         c = c.astype(str)
     if c.dtype.kind == "U" and c.size and c.itemsize:
+        starts = np.flatnonzero(c[1:] != c[:-1]) + 1
+        if len(starts) < len(c) // 4:  # long runs of one string (a sweep's plan_template): code the runs
+            starts = np.concatenate([[0], starts])
+            labels, run_codes = np.unique(c[starts], return_inverse=True)
+            codes = np.repeat(run_codes.reshape(-1), np.diff(np.append(starts, len(c))))
+            return labels, codes.astype(np.int32 if len(labels) < 2 ** 31 else np.int64)
         # sorting a million strings is slow: sort a hash of each string's code points instead, then check
         # that no two distinct strings share a hash (else sort the strings after all)
         c = np.ascontiguousarray(c)
