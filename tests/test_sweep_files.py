@@ -188,7 +188,8 @@ def test_no_csv(tmp_path):
 
 
 @pytest.mark.parametrize("values", [["ulysses=8,ring=P/8", "ring=P", "", "ring=P"], ["a"], ["", ""], ["ab", "abc", "ab"],
-                                    [str(i) for i in range(300)] * 3, [True, False, True], [8, 128, 8, 16]])
+                                    [str(i) for i in range(300)] * 3, ["b"] * 9 + ["a"] * 20 + ["b", "c"] * 3,
+                                    [True, False, True], [8, 128, 8, 16]])
 def test_categorical_is_unique(values):
     c = np.array(values)
     labels, codes = results.categorical(c)
