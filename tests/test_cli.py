@@ -9,7 +9,8 @@ from ringsim.cli import COMMANDS, main
 
 
 def _run(*args):
-    return subprocess.run([sys.executable, "-m", "ringsim", *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-m", "ringsim", *args], check=False, capture_output=True, text=True,
+                          timeout=120)
 
 
 @pytest.mark.parametrize("cmd", sorted(COMMANDS))
