@@ -6,6 +6,7 @@ import io
 import json
 import math
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -98,26 +99,269 @@ def write_json(path, obj) -> Path:
     return atomic_write_text(path, dumps(obj, indent=2) + "\n")
 
 
-def write_csv(path, columns: dict[str, list], header_comment: dict | None = None) -> Path:
-    """CSV of equal-length columns; an optional first line '# {json}' carries the specs."""
-    buf = io.StringIO()
-    if header_comment is not None:
-        buf.write("# " + dumps(header_comment) + "\n")
-    w = csv.writer(buf)
+def write_csv(path, columns: dict, header_comment: dict | None = None, *, chunk_rows: int = 1 << 16,
+              categories: dict | None = None) -> Path:
+    """CSV of equal-length columns, formatted a column at a time; an optional first line '# {json}' carries
+    the specs.  Written atomically.
+
+    Floats are written with 17 significant digits in scientific notation (trailing zeros dropped, e.g.
+    ``8.552081e+10``, ``1.0000000000000001e-01``): enough that ``float(text)`` gives back the same double
+    exactly, though not always the shortest text ``repr`` would give.  NaN is an empty field, infinities
+    ``inf``/``-inf``.  Booleans are ``True``/``False``; integers and strings are written as ``str`` does,
+    strings quoted as the csv module quotes them."""
     names = list(columns)
-    w.writerow(names)
-    n = len(next(iter(columns.values()))) if columns else 0
-    for i in range(n):
-        w.writerow([_cell(columns[c][i]) for c in names])
-    return atomic_write_text(path, buf.getvalue())
+    cols = [np.asarray(columns[c]) for c in names]
+    n = len(cols[0]) if cols else 0
+    if any(c.ndim != 1 or len(c) != n for c in cols):
+        raise ValueError("write_csv needs 1-D columns of equal length")
+    enc = []
+    for name, c in zip(names, cols):
+        if _is_float(c):
+            enc.append(None)
+        else:
+            labels, codes = (categories or {}).get(name) or categorical(c)
+            enc.append({"codes": codes, 44: _label_table(labels, 44), 10: _label_table(labels, 10)})
+    head = io.StringIO()
+    if header_comment is not None:
+        head.write("# " + dumps(header_comment) + "\n")
+    csv.writer(head, lineterminator="\n").writerow(names)
+
+    def write(f):
+        f.write(head.getvalue().encode())
+        for lo in range(0, n, chunk_rows):
+            f.write(_csv_block([c[lo:lo + chunk_rows] for c in cols], enc, lo))
+    return atomic_write_with(path, write)
 
 
-def _cell(v):
-    if isinstance(v, (float, np.floating)):
-        return "" if math.isnan(v) else repr(float(v))
-    if isinstance(v, np.generic):
-        return v.item()
-    return v
+def atomic_write_with(path: str | Path, write) -> Path:
+    """Call ``write(binary file)`` on a temp file beside ``path``, then rename it over ``path``."""
+    path = Path(path)
+    ensure_dir(path.parent, "output folder")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.chmod(tmp, _MODE)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def _is_float(c: np.ndarray) -> bool:
+    return c.dtype.kind == "f"
+
+
+def categorical(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, codes) with ``labels[codes] == c`` and labels sorted: the form string, integer and boolean
+    columns are written in (CSV: each label formatted once; npz: codes + labels)."""
+    c = np.asarray(c)
+    if c.dtype.kind == "O":
+        c = c.astype(str)
+    if c.dtype.kind == "U" and c.size and c.itemsize:
+        starts = np.flatnonzero(c[1:] != c[:-1]) + 1
+        if len(starts) < len(c) // 4:  # long runs of one string (a sweep's plan_template): code the runs
+            starts = np.concatenate([[0], starts])
+            labels, run_codes = np.unique(c[starts], return_inverse=True)
+            codes = np.repeat(run_codes.reshape(-1), np.diff(np.append(starts, len(c))))
+            return labels, codes.astype(np.int32 if len(labels) < 2 ** 31 else np.int64)
+        # sorting a million strings is slow: sort a hash of each string's code points instead, then check
+        # that no two distinct strings share a hash (else sort the strings after all)
+        c = np.ascontiguousarray(c)
+        u = c.view(np.uint64 if c.itemsize % 8 == 0 else np.uint32).reshape(len(c), -1)
+        h = u[:, 0].astype(np.uint64)
+        for j in range(1, u.shape[1]):
+            h = h * np.uint64(1000003) + u[:, j]
+        _, inv = np.unique(h, return_inverse=True)
+        inv = inv.reshape(-1)
+        rep = np.empty(int(inv.max()) + 1, np.int64)
+        rep[inv] = np.arange(len(c))  # one row of each hash
+        labels = c[rep]
+        order = np.argsort(labels)
+        rank = np.empty(len(order), np.int64)
+        rank[order] = np.arange(len(order))
+        labels, codes = labels[order], rank[inv].astype(np.int32 if len(order) < 2 ** 31 else np.int64)
+        if np.array_equal(labels[codes], c):
+            return labels, codes
+    labels, codes = np.unique(c, return_inverse=True)
+    return labels, codes.reshape(-1).astype(np.int32 if len(labels) < 2 ** 31 else np.int64)
+
+
+def categoricals(columns: dict, kinds: str = "USObiu") -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``categorical`` of every column whose dtype kind is in ``kinds`` (the CSV codes every column that is
+    not floats, the npz only strings), computed once for both files."""
+    return {k: categorical(v) for k, v in columns.items() if np.asarray(v).dtype.kind in kinds}
+
+
+def _label_table(labels: np.ndarray, sep: int) -> np.ndarray:
+    """Labels as CSV fields followed by the separator, in a (labels, words) uint64 table, zero-padded."""
+    texts = []
+    for v in labels.tolist():
+        b = io.StringIO()
+        csv.writer(b, lineterminator="").writerow([v])
+        t = b.getvalue()
+        t = (t if t != '""' else "").encode()
+        if b"\0" in t:
+            raise ValueError("CSV fields cannot hold NUL characters")
+        texts.append(t + bytes([sep]))
+    w = -(-max(map(len, texts), default=1) // 8) * 8
+    tab = np.zeros((max(len(texts), 1), w), np.uint8)
+    for i, t in enumerate(texts):
+        tab[i, :len(t)] = np.frombuffer(t, np.uint8)
+    return tab.view(np.uint64)
+
+
+# floats: 17 significant digits, so that float(text) is the same double.  The 17-digit integer
+# D = round(|x| * 10**k) comes from an error-free product (Dekker) of |x| with 10**k held as a sum of two
+# doubles: its error is ~1e-31 relative, far below the half unit that decides the rounding.  A field is
+# four little-endian uint64 words: [sign, first digit, '.'], 8 decimals, 8 decimals, exponent + separator;
+# zero bytes are padding and are dropped when the block is written.
+_KMAX = 300
+_RANGE = (1e-280, 1e280)  # outside (never in a sweep's outputs): repr, one value at a time
+
+
+def _pow10_pairs():
+    from fractions import Fraction
+    hi, lo = np.empty(2 * _KMAX + 1), np.empty(2 * _KMAX + 1)
+    for k in range(-_KMAX, _KMAX + 1):
+        v = Fraction(10) ** k
+        hi[k + _KMAX] = float(v)
+        lo[k + _KMAX] = float(v - Fraction(hi[k + _KMAX]))
+    return hi, lo
+
+
+_P10_HI, _P10_LO = _pow10_pairs()
+_SPLIT = 134217729.0  # 2**27 + 1
+_P10_HH = _P10_HI * _SPLIT - (_P10_HI * _SPLIT - _P10_HI)
+_P10_HL = _P10_HI - _P10_HH
+_T4 = np.array([np.frombuffer(f"{i:04d}".encode(), np.uint8) for i in range(10000)]).view(np.uint32).ravel()
+_T4 = _T4.astype(np.uint64)
+_MASK = np.array([(1 << (8 * i)) - 1 for i in range(8)] + [(1 << 64) - 1], dtype=np.uint64)
+
+
+def _exp_table(sep: int) -> np.ndarray:
+    t = np.zeros((801, 8), np.uint8)
+    for e in range(-400, 401):
+        b = f"e{e:+03d}".encode() + bytes([sep])
+        t[e + 400, :len(b)] = np.frombuffer(b, np.uint8)
+    return t.view(np.uint64).ravel()
+
+
+_EXP = {44: _exp_table(44), 10: _exp_table(10), 0: _exp_table(0)}
+_SPECIAL = {k: int.from_bytes(v, "little") for k, v in (("0", b"0.0"), ("-0", b"-0.0"), ("inf", b"inf"),
+                                                         ("-inf", b"-inf"))}
+
+
+def _digits17(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(D, e): D = round(a * 10**(16 - e)) in [1e16, 1e17) as uint64, for a > 0 inside _RANGE."""
+    e = np.floor(np.log10(a)).astype(np.int64)
+    D = np.empty(len(a), np.uint64)
+    todo = np.arange(len(a))
+    for _ in range(4):  # log10 may land one decade off next to a power of ten
+        ai, idx = a[todo], 16 - e[todo] + _KMAX
+        c = ai * _SPLIT
+        ah = c - (c - ai)
+        al = ai - ah
+        p = ai * _P10_HI[idx]
+        err = ((ah * _P10_HH[idx] - p) + ah * _P10_HL[idx] + al * _P10_HH[idx]) + al * _P10_HL[idx]
+        err += ai * _P10_LO[idx]
+        d = p.astype(np.int64) + np.rint(err).astype(np.int64)
+        hi, lo = d >= 10 ** 17, d < 10 ** 16
+        D[todo] = d
+        bad = hi | lo
+        if not bad.any():
+            break
+        e[todo] += hi.astype(np.int64) - lo.astype(np.int64)
+        todo = todo[bad]
+    return D, e
+
+
+def _t8(v: np.ndarray) -> np.ndarray:
+    """Eight decimal digits of v < 10**8 as the bytes of a uint64 (little-endian: first digit first)."""
+    q = v // np.uint64(10000)
+    return _T4[q] | (_T4[v - q * np.uint64(10000)] << np.uint64(32))
+
+
+def float_words(x: np.ndarray, sep: int = 44, out: np.ndarray | None = None) -> np.ndarray:
+    """(n, 4) uint64 words of each float's text and the separator byte ``sep`` (see above), written into
+    ``out`` (any (n, 4) uint64 view, e.g. four columns of a row buffer) when given."""
+    x = np.asarray(x, np.float64)
+    n = len(x)
+    if out is None:
+        out = np.empty((4, n), np.uint64).T
+    a = np.abs(x)
+    reg = (a >= _RANGE[0]) & (a <= _RANGE[1])
+    allreg = bool(reg.all())
+    if allreg or reg.any():
+        ar = a if allreg else np.where(reg, a, 1.0)
+        D, e = _digits17(ar)
+        first = D // np.uint64(10 ** 16)
+        frac = D - first * np.uint64(10 ** 16)
+        h8 = frac // np.uint64(10 ** 8)
+        l8 = frac - h8 * np.uint64(10 ** 8)
+        w1, w2 = _t8(h8), _t8(l8)
+        tz = np.zeros(n, np.int64)  # trailing zeros of the 16 decimals (x % c is slow: x - x // c * c)
+        t = np.where(frac == 0, np.uint64(1), frac)
+        for s in (8, 4, 2, 1):
+            c = np.uint64(10 ** s)
+            q = t // c
+            m = q * c == t
+            t = np.where(m, q, t)
+            tz += m * s
+        keep = np.where(frac == 0, 1, 16 - tz)
+        w1 &= _MASK[np.minimum(keep, 8)]
+        w2 &= _MASK[np.maximum(keep - 8, 0)]
+        w0 = (np.signbit(x).astype(np.uint64) * np.uint64(45)) | ((first + np.uint64(48)) << np.uint64(8))
+        w0 |= np.uint64(46 << 16)
+        w3 = _EXP[sep][e + 400]
+    else:
+        w0 = w1 = w2 = np.zeros(n, np.uint64)
+        w3 = np.uint64(sep)
+    if not allreg:  # NaN: an empty field; zeros and infinities: words; the rest (tiny, huge): repr
+        neg = np.signbit(x)
+        special = np.where(np.isnan(x), np.uint64(0), np.where(
+            np.isinf(x), np.where(neg, np.uint64(_SPECIAL["-inf"]), np.uint64(_SPECIAL["inf"])),
+            np.where(neg, np.uint64(_SPECIAL["-0"]), np.uint64(_SPECIAL["0"]))))
+        w0 = np.where(reg, w0, special)
+        w1 = np.where(reg, w1, np.uint64(0))
+        w2 = np.where(reg, w2, np.uint64(0))
+        w3 = np.where(reg, w3, np.uint64(sep))
+    out[:, 0], out[:, 1], out[:, 2], out[:, 3] = w0, w1, w2, w3
+    if not allreg:
+        for i in np.flatnonzero(~reg & np.isfinite(x) & (x != 0)):
+            b = np.zeros(32, np.uint8)
+            tb = repr(float(x[i])).encode()
+            b[:len(tb)] = np.frombuffer(tb, np.uint8)
+            b[len(tb)] = sep
+            out[i] = b.view(np.uint64)
+    return out
+
+
+def format_floats(x: np.ndarray) -> list[str]:
+    """The text write_csv gives each float ('' for NaN)."""
+    b = np.ascontiguousarray(float_words(x, 0)).view(np.uint8).reshape(len(x), 32)
+    return [bytes(r[r != 0]).decode() for r in b]
+
+
+def _csv_block(cols: list[np.ndarray], enc: list, lo: int) -> bytes:
+    """Rows lo.. of the columns as CSV bytes: fields as uint64 words side by side, then the padding dropped."""
+    m = len(cols[0])
+    last = len(cols) - 1
+    widths = [4 if e is None else e[44].shape[1] for e in enc]
+    buf = np.empty((m, sum(widths)), np.uint64)
+    at = 0
+    for i, (c, e, w) in enumerate(zip(cols, enc, widths)):
+        sep = 10 if i == last else 44
+        if e is None:
+            float_words(c, sep, out=buf[:, at:at + w])
+        else:
+            codes = e["codes"][lo:lo + m]
+            for j in range(w):
+                buf[:, at + j] = e[sep][:, j][codes]
+        at += w
+    return buf.tobytes().translate(None, b"\0")
 
 
 def read_csv(path) -> tuple[dict | None, list[dict]]:
@@ -129,6 +373,82 @@ def read_csv(path) -> tuple[dict | None, list[dict]]:
             f.seek(0)
         rows = list(csv.DictReader(f))
     return specs, rows
+
+
+def read_csv_columns(path) -> tuple[dict | None, dict[str, np.ndarray]]:
+    """(specs, columns of strings) of a CSV written by write_csv; empty fields are empty strings."""
+    with open(path, newline="") as f:
+        first = f.readline()
+        specs = json.loads(first[2:]) if first.startswith("# ") else None
+        if specs is None:
+            f.seek(0)
+        r = csv.reader(f)
+        names = next(r, [])
+        data = list(zip(*r))
+    if data and len(data) != len(names):
+        raise ValueError(f"{path}: rows do not have {len(names)} fields")
+    return specs, {k: np.array(v if data else [], dtype=str) for k, v in zip(names, data or [()] * len(names))}
+
+
+def write_npz(path, columns: dict, specs: dict | None = None, *, categories: dict | None = None) -> Path:
+    """Binary columns (uncompressed npz, no pickles): numbers and booleans as they are, strings (and object
+    columns) as int32 codes ``NAME@codes`` + ``NAME@labels``; ``__columns__`` keeps the order and
+    ``__specs__`` the specs as JSON.  Written atomically.  Read back with ``read_npz``."""
+    arrays: dict[str, np.ndarray] = {"__columns__": np.array(list(columns), dtype=str),
+                                     "__specs__": np.array(dumps(specs) if specs is not None else "")}
+    for k, v in columns.items():
+        v = np.asarray(v)
+        if v.dtype.kind in "USO":
+            arrays[f"{k}@labels"], arrays[f"{k}@codes"] = (categories or {}).get(k) or categorical(v)
+        else:
+            arrays[k] = v
+    return atomic_write_with(path, lambda f: np.savez(f, **arrays))
+
+
+def read_npz(path) -> tuple[dict | None, dict[str, np.ndarray]]:
+    """(specs or None, columns) of a file written by write_npz; string columns come back as unicode arrays."""
+    with np.load(path, allow_pickle=False) as z:
+        names = z["__columns__"].tolist()
+        s = str(z["__specs__"]) if "__specs__" in z.files else ""
+        cols = {}
+        for k in names:
+            cols[k] = z[f"{k}@labels"][z[f"{k}@codes"]] if f"{k}@codes" in z.files else z[k]
+    return (json.loads(s) if s else None), cols
+
+
+def write_sweep_files(folder, columns: dict, specs: dict, skipped: list, *, stem: str = "sweep",
+                      with_csv: bool = True, with_npz: bool = True) -> dict[str, Path]:
+    """A sweep's files as a unit: ``STEM.npz`` (binary columns), ``STEM.csv`` (optional) and the manifest
+    ``STEM.json`` (specs, skipped pairs, point count, the data files' names; no rows).
+
+    Everything is written into a temporary folder inside ``folder`` first; then the old manifest is
+    removed, the data files are renamed into place and the new manifest comes last.  An interruption
+    while writing leaves the old set as it was; one while renaming leaves no manifest beside data it
+    did not describe (each data file carries its own specs)."""
+    folder = ensure_dir(folder, "--out")
+    n = len(next(iter(columns.values()))) if columns else 0
+    tmp = Path(tempfile.mkdtemp(dir=folder, prefix=f".{stem}.", suffix=".tmp"))
+    try:
+        files: dict[str, str] = {}
+        cats = categoricals(columns, "USObiu" if with_csv else "USO")
+        if with_npz:
+            write_npz(tmp / f"{stem}.npz", columns, specs, categories=cats)
+            files["npz"] = f"{stem}.npz"
+        if with_csv:
+            write_csv(tmp / f"{stem}.csv", columns, header_comment=specs, categories=cats)
+            files["csv"] = f"{stem}.csv"
+        write_json(tmp / f"{stem}.json", {"specs": specs, "skipped": skipped, "points": n,
+                                          "columns": list(columns), "files": files})
+        (folder / f"{stem}.json").unlink(missing_ok=True)
+        for kind in ("npz", "csv"):
+            if kind in files:
+                os.replace(tmp / files[kind], folder / files[kind])
+            else:
+                (folder / f"{stem}.{kind}").unlink(missing_ok=True)  # a previous run's, now stale
+        os.replace(tmp / f"{stem}.json", folder / f"{stem}.json")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {k: folder / v for k, v in {**files, "json": f"{stem}.json"}.items()}
 
 
 def append_jsonl(path, record: dict) -> None:

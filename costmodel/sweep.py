@@ -70,12 +70,14 @@ def seq_grid(lo: int, hi: int, points: int, multiple: int) -> np.ndarray:
 def run_sweep(model: Model, hw: Hardware, *, topo_kind: str, phase: str, causal: bool, kernel: str,
               ring_variant: str, decode_attn: str, batch: int, seqs: np.ndarray, gpus: list[int],
               templates: list[PlanTemplate], progress=None) -> tuple[dict[str, np.ndarray], list[dict]]:
-    """Evaluate every (template, P) over the L grid.  Returns (columns, skipped)."""
+    """Evaluate every (template, P) over the L grid.  Returns (columns, skipped).
+
+    The (template, P) pairs are checked first, so every output column is allocated once at its final
+    length and each template's block is written into it (no per-block copies to concatenate)."""
     gpn = 8 if topo_kind == "ib" else 72 if topo_kind == "nvl" else max(gpus)  # as topology_for
-    cols: dict[str, list] = {}
     skipped: list[dict] = []
-    it = templates if progress is None else progress(templates)
-    for tpl in it:
+    work: list[tuple[PlanTemplate, list]] = []
+    for tpl in templates:
         rows = []
         for P in gpus:
             deg = tpl.degrees(P)
@@ -92,24 +94,35 @@ def run_sweep(model: Model, hw: Hardware, *, topo_kind: str, phase: str, causal:
                 skipped.append({"plan": tpl.text, "P": P, "reason": str(e)})
                 continue
             rows.append((P, plan))
-        if not rows:
-            continue
+        if rows:
+            work.append((tpl, rows))
+    nL = len(seqs)
+    total = nL * sum(len(rows) for _, rows in work)
+    out: dict[str, np.ndarray] = {}
+    if work:  # the two string columns made here, at their final width (no re-allocation as they widen)
+        out["plan_template"] = np.empty(total, np.array([tpl.text for tpl, _ in work]).dtype)
+        out["plan"] = np.empty(total, np.array([r[1].label(phase) for _, rows in work for r in rows]).dtype)
+    at = 0
+    it = work if progress is None else progress(work)
+    for tpl, rows in it:
         Ps = np.array([r[0] for r in rows])
         deg = {k: np.array([getattr(r[1], k) for r in rows])[None, :] for k in AXIS_NAMES + ("microbatches",)}
         st = Setting(phase=phase, causal=causal, kernel=kernel, ring_variant=ring_variant, decode_attn=decode_attn,
                      topo_kind=topo_kind, gpus_per_node=gpn)
         L = seqs[:, None].astype(float)
         o = evaluate(model, hw, st, batch=batch, seq=L, context=L, **deg)
-        grid_L, grid_P = np.broadcast_arrays(L, Ps[None, :])
         names = np.array([rows[j][1].label(phase) for j in range(len(rows))])
-        block = {"plan_template": np.full(grid_L.size, tpl.text), "plan": np.broadcast_to(names[None, :],
-                                                                                              grid_L.shape).ravel(),
-                 "P": grid_P.ravel().astype(int), "L": grid_L.ravel().astype(np.int64)}
-        for k, v in o.items():
-            block[k] = np.broadcast_to(v, grid_L.shape).ravel()
+        block = {"plan_template": np.array(tpl.text), "plan": names[None, :], "P": Ps[None, :].astype(int),
+                 "L": seqs[:, None].astype(np.int64), **o}
+        n = nL * len(rows)
         for k, v in block.items():
-            cols.setdefault(k, []).append(v)
-    out = {k: np.concatenate(v) for k, v in cols.items()}
+            v = np.asarray(v)
+            if k not in out:
+                out[k] = np.empty(total, v.dtype)
+            elif np.result_type(out[k].dtype, v.dtype) != out[k].dtype:  # e.g. a longer string
+                out[k] = out[k].astype(np.result_type(out[k].dtype, v.dtype))
+            out[k][at:at + n].reshape(nL, len(rows))[...] = v
+        at += n
     return out, skipped
 
 
@@ -124,4 +137,4 @@ def lcm_multiple(templates: list[PlanTemplate], gpus: list[int], ring_variant: s
     return m
 
 
-__all__ = ["run_sweep", "parse_template", "seq_grid", "lcm_multiple", "bottleneck", "Phase"]
+__all__ = ["Phase", "bottleneck", "lcm_multiple", "parse_template", "run_sweep", "seq_grid"]

@@ -22,6 +22,15 @@ def kind_of(path: str | Path) -> str:
         if first.startswith("# ") and '"kind": "sweep"' in first:
             return "sweep"
         raise SpecError(f"{p}: a CSV results file must start with '# {{specs}}' of kind 'sweep'")
+    if p.suffix == ".npz":
+        try:
+            with np.load(p, allow_pickle=False) as z:
+                specs = json.loads(str(z["__specs__"])) if "__specs__" in z.files else {}
+        except (OSError, ValueError) as e:
+            raise SpecError(f"results file {str(p)!r} is not a readable npz: {e}") from None
+        if (specs or {}).get("kind") == "sweep":
+            return "sweep"
+        raise SpecError(f"{p}: an npz results file must carry specs of kind 'sweep'")
     if p.suffix == ".jsonl":
         return "validation"
     try:
@@ -37,7 +46,7 @@ def kind_of(path: str | Path) -> str:
         kind = (d.get("specs") or {}).get("kind") or d.get("kind")
         if kind in ("sweep", "crossover", "seed-report"):
             return kind
-    raise SpecError(f"{p}: not a results file ringsim can plot: expected a sweep (CSV/JSON), crossover.json, "
+    raise SpecError(f"{p}: not a results file ringsim can plot: expected a sweep (npz/CSV/JSON), crossover.json, "
                     f"a timeline ({{'timeline': [...]}}), validation records (JSON/JSONL) or seed_report.json")
 
 

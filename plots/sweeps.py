@@ -1,4 +1,4 @@
-"""Figures from sweep results files (``ringsim sweep`` CSV or JSON): latency / TPS, communication and
+"""Figures from sweep results files (``ringsim sweep`` npz, CSV or JSON manifest): latency / TPS, communication and
 memory against L at each P, and the crossover length where ring starts to win."""
 from __future__ import annotations
 
@@ -6,11 +6,10 @@ import json
 from pathlib import Path
 
 import numpy as np
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
 from costmodel.errors import SpecError
-from costmodel.results import read_csv
-
-from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+from costmodel.results import read_csv_columns, read_npz
 
 from .style import layout, plan_color, plt, save, seq_axis
 
@@ -19,30 +18,54 @@ NUMERIC = ("P", "L", "latency_s", "tps", "tpot_s", "comm_nvlink_bytes", "comm_ib
 
 
 def load_sweep(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
-    """(specs, columns) of a sweep CSV (first line '# {specs}') or JSON ({"specs", "rows"})."""
+    """(specs, columns) of a sweep: ``sweep.npz`` (binary columns), ``sweep.csv`` (first line '# {specs}')
+    or the manifest ``sweep.json`` (reads the npz it names, else the CSV; older manifests with "rows")."""
     p = Path(path)
+    text = False  # columns read from CSV text: every column is strings
     try:
-        if p.suffix == ".csv":
-            specs, rows = read_csv(p)
+        if p.suffix == ".npz":
+            specs, cols = read_npz(p)
+            if specs is None and p.with_suffix(".json").is_file():
+                specs = json.loads(p.with_suffix(".json").read_text()).get("specs")
+        elif p.suffix == ".csv":
+            specs, cols = read_csv_columns(p)
+            text = True
         else:
             with open(p) as f:
                 d = json.load(f)
-            specs, rows = d.get("specs"), d.get("rows")
-    except (OSError, ValueError) as e:
+            specs, cols = d.get("specs"), None
+            if isinstance(d.get("rows"), list):  # a manifest from before the columnar files
+                rows = d["rows"]
+                cols = {k: np.array([r[k] for r in rows], dtype=object) for k in (rows[0] if rows else [])}
+            elif isinstance(d.get("files"), dict):
+                for kind, read in (("npz", read_npz), ("csv", read_csv_columns)):
+                    f = d["files"].get(kind)
+                    if f and (p.parent / f).is_file():
+                        cols, text = read(p.parent / f)[1], kind == "csv"
+                        break
+                else:
+                    raise SpecError(f"sweep {str(p)!r} names data files {d['files']} but none is beside it")
+    except (OSError, ValueError, KeyError) as e:
         raise SpecError(f"results file {str(p)!r} cannot be read: {e}") from None
-    if not specs or specs.get("kind") != "sweep" or rows is None:
-        raise SpecError(f"results file {str(p)!r} is not a sweep (needs specs.kind == 'sweep' and rows)")
-    if not rows:
+    if not specs or specs.get("kind") != "sweep" or cols is None:
+        raise SpecError(f"results file {str(p)!r} is not a sweep (needs specs.kind == 'sweep' and columns)")
+    if not cols or not len(next(iter(cols.values()))):
         raise SpecError(f"sweep {str(p)!r} has no rows")
-    cols: dict[str, np.ndarray] = {}
-    for k in rows[0]:
-        vals = [r[k] for r in rows]
+    for k, v in cols.items():
         if k in NUMERIC:
-            cols[k] = np.array([np.nan if v in ("", None) else float(v) for v in vals])
+            if v.dtype.kind == "O":  # JSON rows: None for NaN
+                v = np.array(["" if x is None else str(x) for x in v.tolist()])
+            cols[k] = np.where(v == "", "nan", v).astype(float) if v.dtype.kind in "US" else v.astype(float)
         elif k == "feasible":
-            cols[k] = np.array([v is True or v == "True" for v in vals])
-        else:
-            cols[k] = np.array(vals)
+            cols[k] = (v if v.dtype.kind == "b" else v == "True" if v.dtype.kind == "U"
+                       else np.array([x is True or x == "True" for x in v.tolist()]))
+        elif v.dtype.kind == "O":
+            cols[k] = v.astype(str)
+        elif text and v.dtype.kind == "U":
+            try:  # CSV text of the other numeric outputs (t_compute_s, ...): numbers, as in the npz
+                cols[k] = np.where(v == "", "nan", v).astype(float)
+            except ValueError:
+                pass
     for need in ("plan_template", "P", "L", "latency_s", "tps", "feasible"):
         if need not in cols:
             raise SpecError(f"sweep {str(p)!r} lacks the column {need!r}")
@@ -108,7 +131,7 @@ def fig_comm(specs, cols, out, name) -> list[Path]:
     for j, P in enumerate(Ps):
         ax = axes[0, j]
         for tpl in _templates(cols):
-            L, nv, ok, plans = _series(cols, tpl, P, "comm_nvlink_bytes")
+            L, nv, _ok, plans = _series(cols, tpl, P, "comm_nvlink_bytes")
             if not len(L):
                 continue
             _, ib, _, _ = _series(cols, tpl, P, "comm_ib_bytes")
@@ -171,8 +194,8 @@ def crossover_rows(specs, cols, ring_template: str = "ring=P") -> list[dict]:
     out = []
     for other in [t for t in _templates(cols) if t != ring_template]:
         for P in sorted({int(p) for p in cols["P"]}):
-            Lr, lr, okr, pr = _series(cols, ring_template, P, "latency_s")
-            Lo, lo, oko, po = _series(cols, other, P, "latency_s")
+            Lr, lr, _okr, pr = _series(cols, ring_template, P, "latency_s")
+            Lo, lo, _oko, po = _series(cols, other, P, "latency_s")
             if not len(Lr) or not len(Lo):
                 continue
             common, ir, io = np.intersect1d(Lr, Lo, return_indices=True)

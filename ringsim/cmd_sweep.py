@@ -1,15 +1,18 @@
-"""ringsim sweep: the analytic model over L x P x plans, written as CSV and JSON with their specs."""
+"""ringsim sweep: the analytic model over L x P x plans, written as columns (sweep.npz, sweep.csv) beside a
+manifest (sweep.json: specs, skipped pairs, point count, file names)."""
 from __future__ import annotations
 
 import argparse
+import os
 import time
+from pathlib import Path
 
 from tqdm import tqdm
 
 from costmodel import presets
 from costmodel.errors import SpecError
 from costmodel.plan import DecodeAttn, RingVariant
-from costmodel.results import ensure_dir, write_csv, write_json
+from costmodel.results import write_sweep_files
 from costmodel.specs import AttnKernel, Phase
 from costmodel.sweep import lcm_multiple, parse_template, run_sweep, seq_grid
 from costmodel.topology import TopoKind
@@ -35,19 +38,36 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ring-variant", default="zigzag", choices=[v.value for v in RingVariant])
     p.add_argument("--decode-attn", default="allgather", choices=[v.value for v in DecodeAttn])
     p.add_argument("--attn-kernel", default="flash", choices=[k.value for k in AttnKernel])
-    p.add_argument("--out", required=True, help="output folder (sweep.csv, sweep.json)")
+    p.add_argument("--out", required=True, help="output folder (sweep.npz, sweep.csv, sweep.json)")
+    p.add_argument("--no-csv", action="store_true",
+                   help="write the binary columns (sweep.npz) and the manifest only: the CSV is most of the "
+                        "time of a sweep of millions of points")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def _check_out(path: str) -> None:
+    """--out can be made and written, checked before the sweep runs (and before anything is created)."""
+    p = Path(path).absolute()
+    q = p
+    while not q.exists() and q != q.parent:
+        q = q.parent
+    if not q.is_dir():
+        raise SpecError(f"--out {path!r} cannot be created: {str(q)!r} is not a folder")
+    if not os.access(q, os.W_OK):
+        raise SpecError(f"--out {path!r} is not writable")
+
+
 def run(a: argparse.Namespace) -> int:
-    out = ensure_dir(a.out)
     lo, hi = parse_range(a.seq)
     try:
         gpus = sorted({int(x) for x in a.gpus.split(",")})
     except ValueError:
         raise SpecError(f"--gpus {a.gpus!r} is not valid: use comma-separated integers, e.g. 8,16,32") from None
+    if min(gpus) < 1:
+        raise SpecError(f"--gpus {a.gpus!r} is not valid: device counts must be positive integers, e.g. 8,16,32")
     if a.points < 1:
         raise SpecError(f"--points {a.points} must be >= 1")
+    _check_out(a.out)
     templates = [parse_template(t) for t in a.plans]
     hw = presets.load_hardware(a.hardware)
     model = presets.load_model(a.model, layers=a.layers)
@@ -66,11 +86,16 @@ def run(a: argparse.Namespace) -> int:
              "ring_variant": a.ring_variant, "decode_attn": a.decode_attn, "attn_kernel": a.attn_kernel,
              "gpus": gpus, "plans": a.plans, "seq_range": [lo, hi], "seq_multiple": mult}
     n = len(next(iter(cols.values()))) if cols else 0
-    write_csv(out / "sweep.csv", cols, header_comment=specs)
-    write_json(out / "sweep.json", {"specs": specs, "skipped": skipped, "points": n,
-                                    "rows": [{k: cols[k][i] for k in cols} for i in range(n)]})
+    if n == 0:
+        why = "; ".join(f"{s['plan']} at P={s['P']}: {s['reason']}" for s in skipped[:3])
+        raise SpecError(f"no point was evaluated: every (plan, P) was skipped ({why}"
+                        f"{'; ...' if len(skipped) > 3 else ''})")
+    t1 = time.perf_counter()
+    files = write_sweep_files(a.out, cols, specs, skipped, with_csv=not a.no_csv)
+    dw = time.perf_counter() - t1
     print(f"{n} points ({len(seqs)} lengths x {len(gpus)} device counts x {len(templates)} plans) in "
-          f"{dt * 1e3:.1f} ms; {len(skipped)} (plan, P) skipped; wrote {out / 'sweep.csv'} and {out / 'sweep.json'}")
+          f"{dt * 1e3:.1f} ms, written in {dw * 1e3:.1f} ms; {len(skipped)} (plan, P) skipped; wrote "
+          + ", ".join(str(f) for f in files.values()))
     for s in skipped:
         print(f"  skipped {s['plan']} at P={s['P']}: {s['reason']}")
     return 0

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from costmodel import presets
 from costmodel.errors import SpecError
-from costmodel.results import atomic_write_text, ensure_dir, write_csv, write_json
+from costmodel.results import atomic_write_text, ensure_dir, write_json, write_sweep_files
 from costmodel.sweep import lcm_multiple, parse_template, run_sweep, seq_grid
 from plots import report
 from plots.files import plot_file
@@ -36,7 +36,7 @@ def sweep_templates(batch: int) -> list[str]:
 
 def write_sweep(out_dir: Path, *, hardware: str, model_name: str, topo_kind: str, phase: str, batch: int,
                 points: int, gpus=SWEEP_GPUS, seq=SWEEP_SEQ) -> Path:
-    """One sweep written exactly as ``ringsim sweep`` writes it (CSV + JSON with specs)."""
+    """One sweep written exactly as ``ringsim sweep`` writes it (npz + CSV + JSON manifest); returns the CSV."""
     plans = sweep_templates(batch)
     templates = [parse_template(t) for t in plans]
     hw, model = presets.load_hardware(hardware), presets.load_model(model_name)
@@ -51,11 +51,8 @@ def write_sweep(out_dir: Path, *, hardware: str, model_name: str, topo_kind: str
              "topology": topo_kind, "phase": phase, "causal": True, "batch": batch, "ring_variant": "zigzag",
              "decode_attn": "allgather", "attn_kernel": "flash", "gpus": list(gpus), "plans": plans,
              "seq_range": list(seq), "seq_multiple": mult}
-    n = len(next(iter(cols.values())))
     stem = f"sweep_{topo_kind}_{phase}"
-    write_csv(out_dir / f"{stem}.csv", cols, header_comment=specs)
-    write_json(out_dir / f"{stem}.json", {"specs": specs, "skipped": skipped, "points": n,
-                                          "rows": [{k: cols[k][i] for k in cols} for i in range(n)]})
+    write_sweep_files(out_dir, cols, specs, skipped, stem=stem)
     return out_dir / f"{stem}.csv"
 
 

@@ -93,7 +93,9 @@ def test_sweep_writes_csv_and_json(tmp_path):
     assert any("TP groups must stay inside a node" in s["reason"] for s in data["skipped"])  # tp=16 on ib
     first = (out / "sweep.csv").read_text().splitlines()[0]
     assert first.startswith("# ") and json.loads(first[2:])["topology"] == "ib"
-    assert data["points"] == len(data["rows"]) == 10 * 2 + 10 * 2 + 10 * 1
+    assert data["points"] == 10 * 2 + 10 * 2 + 10 * 1 and "rows" not in data
+    assert data["files"] == {"npz": "sweep.npz", "csv": "sweep.csv"}
+    assert len((out / "sweep.csv").read_text().splitlines()) == 2 + data["points"]
     assert not list(out.glob(".*tmp"))  # written atomically: no temp files left
 
 

@@ -1,0 +1,206 @@
+"""Sweep outputs: columnar CSV and npz round-trip the in-memory columns; files are written as a unit;
+bad input and empty sweeps are one-sentence errors before anything is written."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from costmodel import presets, results
+from costmodel.results import (
+    format_floats,
+    read_csv_columns,
+    read_npz,
+    write_csv,
+    write_npz,
+    write_sweep_files,
+)
+from costmodel.sweep import parse_template, run_sweep, seq_grid
+from plots.sweeps import load_sweep
+
+SPECIAL = [0.0, -0.0, np.inf, -np.inf, np.nan, 5e-324, 2.2250738585072014e-308, 1.7976931348623157e308, 0.1, 1.0,
+           1e16, 1e-5, 1e-280, 1e280, 9.999999999999999e22, 1e23, 123456789012345678.0, 2.0 ** 53 + 2, 1 / 3]
+
+
+def _floats(n=20000, seed=0):
+    rng = np.random.default_rng(seed)
+    return np.concatenate([rng.lognormal(0, 40, n) * rng.choice([-1, 1], n),
+                           rng.integers(0, 2 ** 64, n, dtype=np.uint64).view(np.float64),  # any bit pattern
+                           10.0 ** np.arange(-300, 300), np.nextafter(10.0 ** np.arange(-300, 300), 0),
+                           np.array(SPECIAL)])
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal values, NaN where NaN (any NaN), and the sign of zero."""
+    if a.dtype != b.dtype or not np.array_equal(a, b, equal_nan=a.dtype.kind == "f"):
+        return False
+    return a.dtype.kind != "f" or np.array_equal(np.signbit(a[~np.isnan(a)]), np.signbit(b[~np.isnan(b)]))
+
+
+def test_float_text_is_exact():
+    x = _floats()
+    texts = format_floats(x)
+    back = np.array([float(t) if t else np.nan for t in texts])
+    assert _same(back, x)
+    assert texts[-len(SPECIAL):][:5] == ["0.0", "-0.0", "inf", "-inf", ""]
+    assert "8.552081e+10" == format_floats(np.array([8.552081e10]))[0]
+
+
+def _columns(n=5000, seed=1):
+    rng = np.random.default_rng(seed)
+    f = np.resize(_floats(n // 4, seed), n)
+    return {"plan_template": np.array(["ring=P", "tp=8,pp=P/8", 'odd "quoted", text', "", "ünï"])[rng.integers(0, 5, n)],
+            "P": rng.integers(1, 1 << 40, n), "L": rng.integers(-3, 3, n).astype(np.int64),
+            "latency_s": f, "tps": rng.random(n) * 1e6, "feasible": rng.random(n) < 0.5,
+            "tpot_s": np.full(n, np.nan)}
+
+
+def test_csv_round_trip(tmp_path):
+    cols = _columns()
+    write_csv(tmp_path / "a.csv", cols, header_comment={"kind": "sweep", "x": [1, 2]})
+    specs, back = read_csv_columns(tmp_path / "a.csv")
+    assert specs == {"kind": "sweep", "x": [1, 2]} and list(back) == list(cols)
+    assert _same(back["plan_template"], cols["plan_template"].astype(back["plan_template"].dtype))
+    for k in ("P", "L"):
+        assert _same(back[k].astype(np.int64), cols[k])
+    assert _same(back["feasible"] == "True", cols["feasible"])
+    for k in ("latency_s", "tps", "tpot_s"):
+        assert _same(np.where(back[k] == "", "nan", back[k]).astype(float), cols[k])
+    # the csv module reads the same rows (quoting included)
+    import csv
+    with open(tmp_path / "a.csv", newline="") as f:
+        f.readline()
+        rows = list(csv.reader(f))
+    assert len(rows) == 1 + len(cols["P"]) and all(len(r) == len(cols) for r in rows)
+
+
+def test_npz_round_trip(tmp_path):
+    cols = _columns()
+    cols["obj"] = np.array(["a", "b"] * (len(cols["P"]) // 2), dtype=object)
+    write_npz(tmp_path / "a.npz", cols, {"kind": "sweep"})
+    specs, back = read_npz(tmp_path / "a.npz")
+    assert specs == {"kind": "sweep"} and list(back) == list(cols)
+    for k, v in cols.items():
+        assert _same(back[k], v.astype(str) if v.dtype.kind == "O" else v), k
+    with np.load(tmp_path / "a.npz", allow_pickle=False) as z:  # strings as codes + labels, no pickles
+        assert z["plan_template@codes"].dtype == np.int32 and len(z["plan_template@labels"]) == 5
+
+
+def _sweep(phase="prefill"):
+    hw, model = presets.load_hardware("h100-sxm"), presets.load_model("seed-dense")
+    t = [parse_template(x) for x in ("ring=P", "tp=8,pp=P/8", "tp=P")]
+    cols, skipped = run_sweep(model, hw, topo_kind="ib", phase=phase, causal=True, kernel="flash",
+                              ring_variant="zigzag", decode_attn="allgather", batch=1,
+                              seqs=seq_grid(8192, 1 << 20, 7, 256), gpus=[8, 16], templates=t)
+    return cols, skipped, {"kind": "sweep", "phase": phase, "topology": "ib"}
+
+
+@pytest.mark.parametrize("phase", ["prefill", "decode"])
+def test_sweep_files_read_back_equal(tmp_path, phase):
+    cols, skipped, specs = _sweep(phase)
+    files = write_sweep_files(tmp_path, cols, specs, skipped)
+    man = json.loads(files["json"].read_text())
+    assert man["points"] == len(cols["L"]) and man["files"] == {"npz": "sweep.npz", "csv": "sweep.csv"}
+    assert "rows" not in man and man["skipped"] == skipped
+    _, back = read_npz(files["npz"])
+    assert all(_same(back[k], cols[k]) for k in cols)
+    ref = load_sweep(files["npz"])[1]
+    for f in (files["csv"], files["json"]):
+        s, c = load_sweep(f)
+        assert s == specs and list(c) == list(ref)
+        assert all(_same(c[k], ref[k]) for k in ref if ref[k].dtype.kind != "U")
+        assert all(np.array_equal(c[k], ref[k]) for k in ref if ref[k].dtype.kind == "U")
+
+
+def test_interrupted_rewrite_keeps_the_old_set(tmp_path, monkeypatch):
+    cols, skipped, specs = _sweep()
+    write_sweep_files(tmp_path, cols, specs, skipped)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    half = {k: v[: len(v) // 2] for k, v in cols.items()}
+
+    def broken(path, *a, **kw):  # a CSV that fails half way through
+        path.write_text("# partial\n")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(results, "write_csv", broken)
+    with pytest.raises(KeyboardInterrupt):
+        write_sweep_files(tmp_path, half, {**specs, "phase": "other"}, [])
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # old set intact, no temp folder
+
+    def rename_fails(src, dst, _real=results.os.replace):  # interrupted while the new files move in
+        if dst == tmp_path / "sweep.csv":
+            raise KeyboardInterrupt
+        _real(src, dst)
+
+    monkeypatch.undo()
+    monkeypatch.setattr(results.os, "replace", rename_fails)
+    with pytest.raises(KeyboardInterrupt):
+        write_sweep_files(tmp_path, half, {**specs, "phase": "other"}, [])
+    monkeypatch.undo()
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert "sweep.json" not in names and names == ["sweep.csv", "sweep.npz"]  # no old manifest beside new data
+    assert read_npz(tmp_path / "sweep.npz")[0]["phase"] == "other"  # each data file carries its own specs
+
+
+def _run(*args):
+    return subprocess.run([sys.executable, "-m", "ringsim", *args], check=False, capture_output=True, text=True,
+                          timeout=120)
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--gpus", "0"], "--gpus '0' is not valid"),
+    (["--gpus", "-8"], "--gpus '-8' is not valid"),
+    (["--gpus", "8,x"], "--gpus '8,x' is not valid"),
+    (["--points", "0"], "--points 0 must be >= 1"),
+    (["--plans", "tp=3"], "no point was evaluated"),
+])
+def test_bad_sweep_is_one_sentence_exit_2_and_writes_nothing(tmp_path, args, needle):
+    out = tmp_path / "new" / "s"
+    r = _run("sweep", "--points", "4", "--gpus", "8", *args, "--out", str(out), "--quiet")
+    assert r.returncode == 2 and needle in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "new").exists()
+
+
+def test_plot_npz_and_csv_make_the_same_figures(tmp_path):
+    out = tmp_path / "s"
+    r = _run("sweep", "--points", "5", "--gpus", "8,16", "--out", str(out), "--quiet")
+    assert r.returncode == 0, r.stderr
+    names = {}
+    for f in ("sweep.npz", "sweep.csv", "sweep.json"):
+        r = _run("plot", str(out / f), "--out", str(tmp_path / f))
+        assert r.returncode == 0, r.stderr
+        names[f] = sorted(p.name for p in (tmp_path / f).iterdir())
+    assert names["sweep.npz"] == names["sweep.csv"] == names["sweep.json"] and len(names["sweep.npz"]) == 6
+
+
+def test_no_csv(tmp_path):
+    out = tmp_path / "s"
+    (out).mkdir()
+    (out / "sweep.csv").write_text("stale")
+    r = _run("sweep", "--points", "3", "--gpus", "8", "--out", str(out), "--quiet", "--no-csv")
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["sweep.json", "sweep.npz"]
+    assert json.loads((out / "sweep.json").read_text())["files"] == {"npz": "sweep.npz"}
+
+
+@pytest.mark.parametrize("values", [["ulysses=8,ring=P/8", "ring=P", "", "ring=P"], ["a"], ["", ""], ["ab", "abc", "ab"],
+                                    [str(i) for i in range(300)] * 3, ["b"] * 9 + ["a"] * 20 + ["b", "c"] * 3,
+                                    [True, False, True], [8, 128, 8, 16]])
+def test_categorical_is_unique(values):
+    c = np.array(values)
+    labels, codes = results.categorical(c)
+    ref_labels, ref_codes = np.unique(c, return_inverse=True)
+    assert np.array_equal(labels, ref_labels) and np.array_equal(codes, ref_codes.reshape(-1))
+
+
+def test_manifest_with_rows_still_reads(tmp_path):
+    f = tmp_path / "old.json"
+    rows = [{"plan_template": "ring=P", "plan": "ring=8", "P": 8, "L": L, "latency_s": 1.0 * L, "tps": None,
+             "feasible": True} for L in (1024, 2048)]
+    f.write_text(json.dumps({"specs": {"kind": "sweep"}, "rows": rows}))
+    _, cols = load_sweep(f)
+    assert cols["L"].tolist() == [1024.0, 2048.0] and np.isnan(cols["tps"]).all() and cols["feasible"].all()
