@@ -38,6 +38,9 @@ def load_toml(kind: str, name_or_path: str) -> dict:
     if not isinstance(name_or_path, str) or not name_or_path:
         raise SpecError(f"--{kind} {name_or_path!r} is not valid: give a preset name {available(kind)} "
                         f"or a path to a .toml file")
+    if len(name_or_path) > 255 or "\0" in name_or_path:
+        raise SpecError(f"--{kind} {name_or_path[:40]!r}... is not valid: give a preset name {available(kind)} "
+                        f"or a path to a .toml file")
     if _is_path(name_or_path):
         path = Path(name_or_path)
         if path.is_dir():

@@ -22,6 +22,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the house's error: one line on stderr, exit 2 (no usage block)."""
+
+    def error(self, message):
+        print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ringsim", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -35,20 +43,23 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
         p = _parser()
         if argv and argv[0] not in ("-h", "--help"):
-            p.print_usage(sys.stderr)
             print(f"ringsim: error: unknown command {argv[0]!r}; valid: {', '.join(COMMANDS)}", file=sys.stderr)
             return 2
         p.print_help()
         return 0 if argv else 2
     name = argv[0]
     mod = importlib.import_module(COMMANDS[name][0])
-    sp = argparse.ArgumentParser(prog=f"ringsim {name}", description=COMMANDS[name][1])
+    sp = _Parser(prog=f"ringsim {name}", description=COMMANDS[name][1])
     mod.add_arguments(sp)
     args = sp.parse_args(argv[1:])
     try:
         return int(mod.run(args) or 0)
     except SpecError as e:
         print(f"ringsim {name}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a file the command reads or writes: named in one line, never a traceback
+        where = f" {e.filename!r}" if getattr(e, "filename", None) else ""
+        print(f"ringsim {name}: error:{where} {e.strerror or e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"ringsim {name}: interrupted", file=sys.stderr)
