@@ -12,7 +12,11 @@ from costmodel.build import build_schedule
 from costmodel.config import Config, build_config, load_config_toml
 from costmodel.predict import predict
 
-__version__ = "0.2.0"
+try:  # one source of the version: the installed package's metadata (pyproject.toml)
+    from importlib.metadata import PackageNotFoundError, version as _version
+    __version__ = _version("ringsim")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree that was never installed
+    __version__ = "unknown"
 __all__ = ["Config", "load_config", "load_config_toml", "predict", "build_schedule", "__version__"]
 
 
