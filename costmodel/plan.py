@@ -177,7 +177,7 @@ class Plan:
         ``tp=8,pp=2,mb=4``; ``ring=16:zigzag`` (prefill) or ``ring=16:pass-kv`` (decode);
         ``single`` for one GPU.  Without ``phase`` a ring shows both its layout and its decode merge."""
         s = ",".join(f"{n}={d}" for n, d in self.active()) or "single"
-        if self.pp > 1:
+        if self.pp > 1 or self.microbatches > 1:  # micro-batches run one after another even without stages
             s += f",mb={self.microbatches}"
         if self.ring > 1:
             if phase == "prefill":

@@ -135,3 +135,20 @@ def test_geometry_is_the_same_for_scalars_and_arrays():
                      "a2a_qkv_bytes", "q_packet_bytes", "cache_shard_bytes", "partial_bytes", "act_bytes",
                      "cache_batch"):
             assert float(getattr(arr, name)[0]) == getattr(g, name), (kw, phase, name)
+
+
+def test_labels_identify_plans():
+    """Distinct plans never share a label: every degree, micro-batches (with or without stages), the ring
+    layout in prefill and the merge in decode."""
+    from costmodel.search import factorisations
+    plans = {Plan(microbatches=m, ring_variant=v, decode_attn=d, **mesh)
+             for mesh in factorisations(16) for m in (1, 2, 8) for v in ("zigzag", "plain", "striped")
+             for d in ("pass-kv", "pass-q", "allgather")}
+    for phase in ("prefill", "decode"):
+        seen = {}
+        for p in plans:
+            key = (p.degrees, p.microbatches, p.ring_variant if phase == "prefill" and p.ring > 1 else None,
+                   p.decode_attn if phase == "decode" and p.ring > 1 else None)
+            seen.setdefault(p.label(phase), set()).add(key)
+        assert all(len(v) == 1 for v in seen.values())
+    assert Plan(tp=8, microbatches=8).label("decode") != Plan(tp=8).label("decode")
