@@ -128,9 +128,10 @@ def test_sweep_takes_preset_paths_and_nvl(tmp_path, capsys):
     assert main(["sweep", "--hardware", str(TEMPLATES / "my-h100.toml"), "--model", str(TEMPLATES /
                  "model-template.toml"), "--topology", "nvl", "--gpus", "72,144", "--plans", "ring=P",
                  "--seq", "64k:128k", "--points", "2", "--out", str(tmp_path), "--quiet"]) == 0
-    d = json.loads((tmp_path / "sweep.json").read_text())
-    assert d["specs"]["hardware"] == "my-h100" and d["specs"]["topology"] == "nvl"
-    ib = {r["P"]: r["comm_ib_bytes"] for r in d["rows"]}
+    from plots.sweeps import load_sweep
+    specs, cols = load_sweep(tmp_path / "sweep.json")
+    assert specs["hardware"] == "my-h100" and specs["topology"] == "nvl"
+    ib = dict(zip(cols["P"].tolist(), cols["comm_ib_bytes"].tolist()))
     assert ib[72] == 0 and ib[144] > 0  # one NVL72 domain stays on NVLink; two cross InfiniBand
 
 
