@@ -27,14 +27,8 @@ A = np.ndarray
 def evaluate(model: Model, hw: Hardware, st: Setting, *, batch, seq, tp=1, pp=1, ring=1, ulysses=1,
              microbatches=1, context=None, gen_tokens=1) -> dict[str, A]:
     """Closed-form cost of a plan; every numeric input may be an array (broadcast together)."""
-    B, L, T, S, R, U, m = np.broadcast_arrays(*(np.asarray(v) for v in (batch, seq, tp, pp, ring, ulysses,
-                                                                          microbatches)))
-    C = np.asarray(L if context is None else context)
-    shape = np.broadcast(B, L, T, S, R, U, m, C).shape
-    B, L, T, S, R, U, m = (np.broadcast_to(v, shape).astype(float) for v in (B, L, T, S, R, U, m))
-    C = np.broadcast_to(C, shape).astype(float)
-    geo = Geometry(model=model, phase=st.phase, batch=B, seq=L, context=C, tp=T, ulysses=U, ring=R, pp=S,
-                   microbatches=m, ring_variant=st.ring_variant, decode_attn=st.decode_attn, causal=st.causal)
+    geo, shape = _geometry(model, st, batch, seq, tp, pp, ring, ulysses, microbatches, context)
+    B, L, C, S, R, U, m = geo.batch, geo.seq, geo.context, geo.pp, geo.ring, geo.ulysses, geo.microbatches
     decode = st.phase == Phase.DECODE
     acc = Acc(hw, st.kernel, shape)
     ctx = Ctx(hw=hw, st=st, geo=geo, acc=acc, shape=shape)
@@ -82,6 +76,25 @@ def evaluate(model: Model, hw: Hardware, st: Setting, *, batch, seq, tp=1, pp=1,
     out.update(roofline(hw, out))
     out["total_flops"] = _total_flops(model, st, B, L, C)
     return out
+
+
+def _geometry(model: Model, st: Setting, batch, seq, tp, pp, ring, ulysses, microbatches, context):
+    """The inputs broadcast together as float arrays, and their geometry."""
+    vals = [np.asarray(v) for v in (batch, seq, tp, pp, ring, ulysses, microbatches,
+                                    seq if context is None else context)]
+    shape = np.broadcast_shapes(*(v.shape for v in vals))
+    B, L, T, S, R, U, m, C = (np.broadcast_to(v, shape).astype(float) for v in vals)
+    geo = Geometry(model=model, phase=st.phase, batch=B, seq=L, context=C, tp=T, ulysses=U, ring=R, pp=S,
+                   microbatches=m, ring_variant=st.ring_variant, decode_attn=st.decode_attn, causal=st.causal)
+    return geo, shape
+
+
+def evaluate_memory(model: Model, hw: Hardware, st: Setting, *, batch, seq, tp=1, pp=1, ring=1, ulysses=1,
+                    microbatches=1, context=None) -> dict[str, A]:
+    """Only the memory part of ``evaluate`` (same inputs, same values): what ``max_batch`` / ``max_length``
+    search over, without the latency model."""
+    geo, shape = _geometry(model, st, batch, seq, tp, pp, ring, ulysses, microbatches, context)
+    return memory(Ctx(hw=hw, st=st, geo=geo, acc=None, shape=shape))
 
 
 def memory(ctx: Ctx) -> dict[str, A]:

@@ -1,15 +1,15 @@
 """``predict``: the analytic model on one configuration, as the JSON contract other tools rely on."""
 from __future__ import annotations
 
-
 import numpy as np
 
 from . import strategies
-from .analytic import evaluate
+from .analytic import evaluate, evaluate_memory
 from .closedform import Setting
 from .config import Config
 from .result import Result
 from .specs import Phase
+
 
 def setting(cfg: Config) -> Setting:
     return Setting(phase=cfg.workload.phase, causal=cfg.workload.causal, kernel=cfg.kernel,
@@ -31,26 +31,41 @@ def _mb_size(cfg: Config) -> int:
     return 1 if m == 1 else max(cfg.workload.batch // m, 1)
 
 
-def _eval_batch(cfg: Config, batch):
-    """Evaluate at other batch sizes: one micro-batch stays one; otherwise the micro-batch *size* is kept."""
+def _fits(cfg: Config, batch=None, seq=None, context=None):
+    """Whether the configuration fits in memory at other batches / lengths (arrays): the memory part of
+    the model only (``analytic.evaluate_memory``, the same values ``evaluate`` reports).  At other batch
+    sizes one micro-batch stays one; otherwise the micro-batch *size* is kept."""
     p, wl = cfg.plan, cfg.workload
-    m = 1 if p.microbatches == 1 else np.asarray(batch) // _mb_size(cfg)
-    return evaluate(cfg.model, cfg.hardware, setting(cfg), batch=batch, seq=wl.seq_len, tp=p.tp, pp=p.pp,
-                    ring=p.ring, ulysses=p.ulysses, microbatches=m, context=wl.context, gen_tokens=wl.gen_tokens)
+    m = p.microbatches
+    if batch is None:
+        batch = wl.batch
+    elif m != 1:
+        m = np.asarray(batch) // _mb_size(cfg)
+    return evaluate_memory(cfg.model, cfg.hardware, setting(cfg), batch=batch,
+                           seq=wl.seq_len if seq is None else seq, tp=p.tp, pp=p.pp, ring=p.ring,
+                           ulysses=p.ulysses, microbatches=m, context=wl.context if context is None else context
+                           )["feasible"]
+
+
+def _largest(cands: np.ndarray, step: int, fits) -> int:
+    """The largest value that fits: the largest candidate that does, then every ``step`` up to the next
+    candidate (0 if the smallest candidate does not fit)."""
+    ok = fits(cands)
+    if not ok[0]:
+        return 0
+    i = int(np.flatnonzero(ok)[-1])
+    hi, nxt = int(cands[i]), int(cands[min(i + 1, len(cands) - 1)])
+    fine = np.arange(hi, max(nxt, hi + step), step)
+    return int(fine[fits(fine)].max())
+
+
+_BATCH_GRID = np.unique(np.round(np.geomspace(1, 2**20, 400)).astype(int))
 
 
 def max_batch(cfg: Config) -> int:
     """Largest batch that fits (with one micro-batch, or at this plan's micro-batch size); 0 if none."""
     size = _mb_size(cfg)
-    cands = size * np.unique(np.round(np.geomspace(1, 2**20, 400)).astype(int))
-    fits = _eval_batch(cfg, cands)["feasible"]
-    if not fits[0]:
-        return 0
-    i = int(np.nonzero(fits)[0].max())
-    hi, lo_next = int(cands[i]), int(cands[min(i + 1, len(cands) - 1)])
-    fine = np.arange(hi, max(lo_next, hi + size), size)
-    ok = fine[_eval_batch(cfg, fine)["feasible"]]
-    return int(ok.max())
+    return _largest(size * _BATCH_GRID, size, lambda b: _fits(cfg, batch=b))
 
 
 def max_length(cfg: Config) -> int:
@@ -58,14 +73,7 @@ def max_length(cfg: Config) -> int:
     mult = strategies.length_multiple(cfg.plan, cfg.workload.phase)
     cands = mult * np.unique(np.round(np.geomspace(1, 2**26 / mult, 600)).astype(int))
     key = "seq" if cfg.workload.phase == Phase.PREFILL else "context"
-    fits = _eval(cfg, **{key: cands})["feasible"]
-    if not fits[0]:
-        return 0
-    i = int(np.nonzero(fits)[0].max())
-    hi, nxt = int(cands[i]), int(cands[min(i + 1, len(cands) - 1)])
-    fine = np.arange(hi, max(nxt, hi + mult), mult)
-    ok = fine[_eval(cfg, **{key: fine})["feasible"]]
-    return int(ok.max())
+    return _largest(cands, mult, lambda v: _fits(cfg, **{key: v}))
 
 
 def predict(cfg: Config) -> Result:
@@ -100,4 +108,4 @@ def predict(cfg: Config) -> Result:
         total_flops=o["total_flops"], specs=cfg.specs())
 
 
-__all__ = ["predict", "max_batch", "max_length", "setting"]
+__all__ = ["max_batch", "max_length", "predict", "setting"]
