@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import kernels, layers as Lr
+from . import kernels
+from . import layers as Lr
 from .geometry import Geometry
 from .layers import Work
 from .plan import DecodeAttn, RingVariant
@@ -115,13 +116,16 @@ class AttnCost:
     sent_nvlink: object = 0.0
     sent_ib: object = 0.0
 
-    def masked(self, on) -> "AttnCost":
+    def masked(self, on) -> AttnCost:
         return AttnCost(*(np.where(on, v, 0.0) for v in (self.exposed_s, self.xfer_s, self.sent_nvlink,
                                                           self.sent_ib)))
 
-    def __add__(self, o: "AttnCost") -> "AttnCost":
+    def __add__(self, o: AttnCost) -> AttnCost:
         return AttnCost(self.exposed_s + o.exposed_s, self.xfer_s + o.xfer_s, self.sent_nvlink + o.sent_nvlink,
                         self.sent_ib + o.sent_ib)
+
+
+PERIODIC_TOL = 2e-13  # ring_recurrence: increments equal to this (relative) count as periodic
 
 
 def ring_recurrence(c0, g0, c1, g1, x, R, slowdown, x_first=None):
@@ -130,9 +134,65 @@ def ring_recurrence(c0, g0, c1, g1, x, R, slowdown, x_first=None):
     Step 0 computes c0 then g0, steps >= 1 compute c1 then g1; each of the first R-1 steps moves a
     block of x seconds.  Step t's transfer starts when the previous one is done and the buffer it
     overwrites has been read; step t's attention starts when its block has arrived and the previous
-    step's merge is done; compute beside a transfer is ``slowdown`` times slower.  Vectorised; loops
-    over steps up to max(R).
+    step's merge is done; compute beside a transfer is ``slowdown`` times slower.  Vectorised.
+
+    The middle steps (2..R-2) apply one max-plus map to the state (E, R_t, A_t).  The map never
+    expands distances (sup norm) and commutes with adding a constant, so once one step's increments
+    are equal across the state (to ``PERIODIC_TOL`` relative, here ``eps``) every later increment is
+    within ``eps`` of them: such a point jumps to step R-2 at once (the end moves by at most
+    ``eps`` x the steps jumped).  Only rings still running are stepped; the others are done.  Points
+    that never turn periodic take every step, as ``ring_recurrence_loop`` does.
     """
+    shape = np.broadcast(c0, g0, c1, g1, x, R).shape
+    n = int(np.prod(shape))
+    flat = [np.broadcast_to(np.asarray(v, dtype=float), shape).reshape(n)
+            for v in (c0, g0, c1, g1, x, x if x_first is None else x_first, slowdown)]
+    c0, g0, c1, g1, x, xf, slow = flat
+    Rn = np.broadcast_to(np.asarray(R), shape).reshape(n)
+    done = np.zeros(n)
+    # step 0 (every ring with R >= 1)
+    has_x = Rn > 1
+    s = np.where(has_x, slow, 1.0)
+    A = 0.0 + c0 * s
+    E = A + g0 * s
+    Rp = np.where(has_x, 0.0 + xf, 0.0)
+    done = np.where(Rn >= 1, E, done)
+    idx = np.flatnonzero(Rn > 1)
+    E, Rp, A = E[idx], Rp[idx], A[idx]
+    Ri, c1, g1, x, slow = Rn[idx], c1[idx], g1[idx], x[idx], slow[idx]
+    prev = None
+    t = 1
+    while idx.size:
+        has_x = t < Ri - 1
+        s = np.where(has_x, slow, 1.0)
+        start = np.maximum(E, Rp)
+        A_new = start + c1 * s
+        E_new = A_new + g1 * s
+        Rt = (np.maximum(Rp, A) if t >= 2 else Rp) + x
+        Rp_new = np.where(has_x, Rt, Rp)
+        last = ~has_x  # t == R - 1: this ring is done
+        done[idx[last]] = E_new[last]
+        if t >= 3:
+            dE, dR, dA = E_new - prev[0], Rp_new - prev[1], A_new - prev[2]
+            eps = np.maximum(np.abs(dR - dE), np.abs(dA - dE))
+            jump = has_x & (Ri - 2 > t) & (eps <= PERIODIC_TOL * np.abs(dE))
+            if jump.any():  # state at step R-2, then the last step (no transfer beside it)
+                k = (Ri - 2 - t)[jump]
+                Ej, Rj = E_new[jump] + k * dE[jump], Rp_new[jump] + k * dR[jump]
+                done[idx[jump]] = (np.maximum(Ej, Rj) + c1[jump]) + g1[jump]
+                last = last | jump
+        if last.any():
+            keep = ~last
+            idx, Ri, c1, g1, x, slow = idx[keep], Ri[keep], c1[keep], g1[keep], x[keep], slow[keep]
+            E_new, Rp_new, A_new = E_new[keep], Rp_new[keep], A_new[keep]
+        prev = (E_new, Rp_new, A_new) if t >= 2 else None
+        E, Rp, A = E_new, Rp_new, A_new
+        t += 1
+    return done.reshape(shape)
+
+
+def ring_recurrence_loop(c0, g0, c1, g1, x, R, slowdown, x_first=None):
+    """``ring_recurrence`` step by step over every point up to max(R): the reference it is tested against."""
     shape = np.broadcast(c0, g0, c1, g1, x, R).shape
     R = np.broadcast_to(R, shape)
     xf = x if x_first is None else x_first
