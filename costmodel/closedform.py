@@ -63,11 +63,16 @@ class Acc:
     def add(self, w: Work, count=1.0, scale=1.0):
         """Add ``count`` runs of w to the path (its time multiplied by ``scale``); returns one run's time."""
         t, cb = self.parts(w)
-        self.compute = self.compute + count * scale * np.where(cb, t, 0.0)
-        self.memory = self.memory + count * scale * np.where(cb, 0.0, t)
-        self.host = self.host + count * self.hw.op(w.role.op_class).issue_s
-        self.flops = self.flops + count * np.asarray(w.flops, dtype=float)
-        self.hbm = self.hbm + count * np.asarray(w.hbm_bytes, dtype=float)
+        # in place (the accumulators have the evaluation's shape); a factor of exactly 1 is left out
+        one = type(count) in (int, float) and count == 1 and type(scale) in (int, float) and scale == 1
+        k = None if one else count * scale
+        c, m = np.where(cb, t, 0.0), np.where(cb, 0.0, t)
+        self.compute += c if one else k * c
+        self.memory += m if one else k * m
+        self.host += count * self.hw.op(w.role.op_class).issue_s
+        fl, hb = np.asarray(w.flops, dtype=float), np.asarray(w.hbm_bytes, dtype=float)
+        self.flops += fl if one else count * fl
+        self.hbm += hb if one else count * hb
         return t * scale
 
     @property
@@ -126,6 +131,7 @@ class AttnCost:
 
 
 PERIODIC_TOL = 2e-13  # ring_recurrence: increments equal to this (relative) count as periodic
+POWER_AFTER = 8  # ring_recurrence: steps after which rings not yet periodic finish by a max-plus power
 
 
 def ring_recurrence(c0, g0, c1, g1, x, R, slowdown, x_first=None):
@@ -140,8 +146,9 @@ def ring_recurrence(c0, g0, c1, g1, x, R, slowdown, x_first=None):
     expands distances (sup norm) and commutes with adding a constant, so once one step's increments
     are equal across the state (to ``PERIODIC_TOL`` relative, here ``eps``) every later increment is
     within ``eps`` of them: such a point jumps to step R-2 at once (the end moves by at most
-    ``eps`` x the steps jumped).  Only rings still running are stepped; the others are done.  Points
-    that never turn periodic take every step, as ``ring_recurrence_loop`` does.
+    ``eps`` x the steps jumped).  Only rings still running are stepped; the others are done.  Rings
+    not periodic after ``POWER_AFTER`` steps finish with the map's max-plus power (by squaring:
+    log2(R) products), then the last step.
     """
     shape = np.broadcast(c0, g0, c1, g1, x, R).shape
     n = int(np.prod(shape))
@@ -181,6 +188,13 @@ def ring_recurrence(c0, g0, c1, g1, x, R, slowdown, x_first=None):
                 Ej, Rj = E_new[jump] + k * dE[jump], Rp_new[jump] + k * dR[jump]
                 done[idx[jump]] = (np.maximum(Ej, Rj) + c1[jump]) + g1[jump]
                 last = last | jump
+        if t >= POWER_AFTER:  # the rest (slow to settle): the max-plus power of the middle step's map
+            rest = ~last
+            if rest.any():
+                sl = slow[rest]
+                done[idx[rest]] = _ring_power(E_new[rest], A_new[rest], Rp_new[rest], c1[rest] * sl,
+                                              g1[rest] * sl, x[rest], c1[rest], g1[rest], Ri[rest] - 2 - t)
+            break
         if last.any():
             keep = ~last
             idx, Ri, c1, g1, x, slow = idx[keep], Ri[keep], c1[keep], g1[keep], x[keep], slow[keep]
@@ -189,6 +203,31 @@ def ring_recurrence(c0, g0, c1, g1, x, R, slowdown, x_first=None):
         E, Rp, A = E_new, Rp_new, A_new
         t += 1
     return done.reshape(shape)
+
+
+def _mp(a, b):
+    """Max-plus product of 3x3 matrices of arrays (lists of rows)."""
+    return [[np.maximum(np.maximum(a[i][0] + b[0][j], a[i][1] + b[1][j]), a[i][2] + b[2][j]) for j in range(3)]
+            for i in range(3)]
+
+
+def _ring_power(E, A, Rr, cs, gs, x, c1, g1, n):
+    """End of the ring from the state (E, A, R) after a middle step: n more middle steps (the max-plus
+    map F of ``ring_recurrence``, raised to the n-th power by squaring), then the last step."""
+    ninf = np.full(E.shape, -np.inf)
+    cg = cs + gs
+    P = [[cg, ninf, cg], [cs, ninf, cs], [ninf, x, x]]  # rows and columns: E, A, R
+    v = [E, A, Rr]
+    n = np.asarray(n, dtype=np.int64)
+    while n.any():
+        bit = (n & 1).astype(bool)
+        if bit.any():
+            w = [np.maximum(np.maximum(P[i][0] + v[0], P[i][1] + v[1]), P[i][2] + v[2]) for i in range(3)]
+            v = [np.where(bit, w[i], v[i]) for i in range(3)]
+        n = n >> 1
+        if n.any():
+            P = _mp(P, P)
+    return (np.maximum(v[0], v[2]) + c1) + g1
 
 
 def ring_recurrence_loop(c0, g0, c1, g1, x, R, slowdown, x_first=None):
