@@ -10,7 +10,7 @@ from costmodel import strategies
 from costmodel.analytic import evaluate, evaluate_memory
 from costmodel.config import build_config
 from costmodel.errors import SpecError
-from costmodel.predict import _mb_size, max_batch, max_length, setting
+from costmodel.predict import _mb_size, max_batch, max_length, predict, setting
 from costmodel.specs import Phase
 
 
@@ -93,6 +93,8 @@ def test_search_equals_the_whole_model_search(i):
     for cfg in CFGS[i:i + 30]:
         got = (max_batch(cfg), max_length(cfg))
         assert got == (ref_max_batch(cfg), ref_max_length(cfg)), cfg.plan
+        r = predict(cfg)  # both searches in the same two calls of the memory model
+        assert (r.max_batch, r.max_length) == got
         fits_some += got[0] > 0
     assert fits_some > 0  # the comparison is not only of zeros
 
