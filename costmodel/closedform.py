@@ -131,6 +131,7 @@ class AttnCost:
 
 
 PERIODIC_TOL = 2e-13  # ring_recurrence: increments equal to this (relative) count as periodic
+SCALAR_STEPS = 64  # ring_recurrence: one ring of at most this many steps runs step by step in floats
 POWER_AFTER = 8  # ring_recurrence: steps after which rings not yet periodic finish by a max-plus power
 
 
@@ -156,6 +157,8 @@ def ring_recurrence(c0, g0, c1, g1, x, R, slowdown, x_first=None):
             for v in (c0, g0, c1, g1, x, x if x_first is None else x_first, slowdown)]
     c0, g0, c1, g1, x, xf, slow = flat
     Rn = np.broadcast_to(np.asarray(R), shape).reshape(n)
+    if n == 1 and Rn[0] <= SCALAR_STEPS:  # one short ring (predict): the plain loop in Python floats
+        return np.full(shape, _ring_scalar(*(float(v[0]) for v in flat), int(Rn[0])))
     done = np.zeros(n)
     # step 0 (every ring with R >= 1)
     has_x = Rn > 1
@@ -203,6 +206,21 @@ def ring_recurrence(c0, g0, c1, g1, x, R, slowdown, x_first=None):
         E, Rp, A = E_new, Rp_new, A_new
         t += 1
     return done.reshape(shape)
+
+
+def _ring_scalar(c0, g0, c1, g1, x, xf, slow, R):
+    """``ring_recurrence_loop`` of one ring, step by step in Python floats (the same IEEE operations)."""
+    E = Rp = Ap = 0.0
+    for t in range(R):
+        s = slow if t < R - 1 else 1.0
+        c, g = (c0 if t == 0 else c1) * s, (g0 if t == 0 else g1) * s
+        A = (max(E, Rp) if t else E) + c
+        E = A + g
+        G = 0.0 if t == 0 else (max(Rp, Ap) if t >= 2 else Rp)
+        if t < R - 1:
+            Rp = G + (xf if t == 0 else x)
+        Ap = A
+    return E
 
 
 def _mp(a, b):

@@ -39,3 +39,12 @@ def test_broadcast_shapes_and_scalars():
     np.testing.assert_allclose(got, ref, rtol=1e-12, atol=0)
     assert float(ring_recurrence(1.0, 0.0, 1.0, 0.0, 0.1, 1024, 1.0)) == pytest.approx(1024.0, rel=1e-12)
     assert float(ring_recurrence(0.1, 0.0, 0.1, 0.0, 1.0, 1024, 1.0)) == pytest.approx(1023 + 0.1, rel=1e-12)
+
+
+def test_one_short_ring_in_floats_is_the_loop_bit_for_bit():
+    rng = np.random.default_rng(5)
+    c0, g0, c1, g1, x, xf, R = _inputs(rng, 300, 64)
+    for i in range(300):
+        args = (c0[i], g0[i], c1[i], g1[i], x[i], int(R[i]), 1.2)
+        got = ring_recurrence(*args, x_first=xf[i])
+        assert got.shape == () and float(got) == float(ring_recurrence_loop(*args, x_first=xf[i]))
