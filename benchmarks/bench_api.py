@@ -18,7 +18,7 @@ from costmodel import presets
 from costmodel.analytic import evaluate
 from costmodel.closedform import Setting
 from costmodel.predict import predict
-from costmodel.sweep import parse_template, run_sweep, seq_grid
+from costmodel.sweep import parse_template, run_sweep
 from ringsim import load_config
 
 TEMPLATES = ["ring=P", "tp=8,pp=P/8", "tp=8,ring=P/8", "tp=4,ring=P/4", "tp=2,ring=P/2", "ulysses=8,ring=P/8",
@@ -39,11 +39,11 @@ def _best(repeat: int, fn, *args, **kw) -> tuple[float, float, object]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--points", type=int, default=12500, help="sequence lengths of the sweep (x P x plans)")
+    ap.add_argument("--points", type=int, default=15000, help="sequence lengths of the sweep (x P x plans)")
     a = ap.parse_args()
     print(f"cores available: {len(os.sched_getaffinity(0))}")
     hw, model = presets.load_hardware("h100-sxm"), presets.load_model("seed-dense")
-    seqs = seq_grid(16384, 1 << 22, a.points, 2048)
+    seqs = 2048 * np.arange(8, 8 + a.points)  # every multiple of 2048 from 16Ki: any plan here splits them
     tpls = [parse_template(t) for t in TEMPLATES]
     for phase in ("prefill", "decode"):
         merge = "pass-kv" if phase == "decode" else "allgather"
