@@ -1,5 +1,5 @@
 """``max_batch`` / ``max_length`` search the memory part of the model only (``analytic.evaluate_memory``):
-on a few hundred random configurations they give exactly what the old search over the whole model
+on 200 random configurations they give exactly what the old search over the whole model
 (``analytic.evaluate``, kept here as the reference) gives."""
 import random
 
@@ -77,7 +77,7 @@ def _random_configs(n, seed=16):
     return out
 
 
-CFGS = _random_configs(300)
+CFGS = _random_configs(200)
 
 
 def test_random_configs_cover_the_families():
@@ -87,10 +87,10 @@ def test_random_configs_cover_the_families():
     assert any(c.plan.ulysses > 1 for c in CFGS) and any(c.plan.pp > 1 for c in CFGS)
 
 
-@pytest.mark.parametrize("i", range(0, len(CFGS), 30))
+@pytest.mark.parametrize("i", range(0, len(CFGS), 25))
 def test_search_equals_the_whole_model_search(i):
     fits_some = 0
-    for cfg in CFGS[i:i + 30]:
+    for cfg in CFGS[i:i + 25]:
         got = (max_batch(cfg), max_length(cfg))
         assert got == (ref_max_batch(cfg), ref_max_length(cfg)), cfg.plan
         r = predict(cfg)  # both searches in the same two calls of the memory model
@@ -99,7 +99,7 @@ def test_search_equals_the_whole_model_search(i):
     assert fits_some > 0  # the comparison is not only of zeros
 
 
-@pytest.mark.parametrize("i", [0, 7, 42, 101, 250])
+@pytest.mark.parametrize("i", [0, 7, 42, 101, 190])
 def test_memory_part_equals_evaluate(i):
     cfg = CFGS[i]
     p, wl = cfg.plan, cfg.workload
