@@ -70,7 +70,7 @@ class SimRun:
     ring_steps_simulated: int = 0  # of them, simulated (in run B)
     coarsen_exact: bool = True  # the simulated part repeats exactly (else to coarsen_drift of the period)
     coarsen_drift: float = 0.0  # largest deviation of an op's shift from the period, relative, when inexact
-    coarsen_tolerance: float = 0.0  # the drift coarsening accepted in this run (0: exact repeats only)
+    coarsen_tolerance: float = 0.0  # the drift the accepted try was allowed (0: exact repeats only)
     events_all: int = 0  # events of every simulation this run made (coarsening tries included)
     sim_s_all: float = 0.0  # their engine wall time (building schedules excluded)
 
@@ -310,7 +310,8 @@ def _run_config(cfg: Config, options: SimOptions | None, coarsen: bool, tally: l
         sched = _build(cfg, m, layers)
         build_s += _time.perf_counter() - tb
         res = _simulate(tally, sched, cfg, options)
-        got = _period(res, k, tolerance if k >= TOLERANCE_AFTER else 0.0)
+        tol_k = tolerance if k >= TOLERANCE_AFTER else 0.0
+        got = _period(res, k, tol_k)
         if got is None:
             continue
         c, drift = got
@@ -332,7 +333,7 @@ def _run_config(cfg: Config, options: SimOptions | None, coarsen: bool, tally: l
             lk["utilisation"] = lk["bytes"] / (lk["capacity_Bps"] * latency) if latency > 0 else 0.0
         return SimRun(result=res, latency_s=latency, units_total=n_units, units_simulated=k, period_s=c,
                       ranks=ranks, links=links, build_s=build_s, wall_s=_time.perf_counter() - t0,
-                      coarsen_exact=drift == 0.0, coarsen_drift=drift, coarsen_tolerance=tolerance)
+                      coarsen_exact=drift == 0.0, coarsen_drift=drift, coarsen_tolerance=tol_k)
     tb = _time.perf_counter()
     sched = build_schedule(cfg.model, cfg.workload, p, cfg.topology, cfg.hardware, kernel=cfg.kernel)
     build_s += _time.perf_counter() - tb

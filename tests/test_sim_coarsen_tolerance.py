@@ -42,6 +42,6 @@ def test_drifting_period_is_coarsened_within_tolerance():
 
 def test_exact_repeats_say_exact_and_tolerance_zero_refuses_drift():
     ex = run_config(_cfg("ib:2x8"))
-    assert ex.coarsened and ex.coarsen_exact and ex.coarsen_drift == 0.0
+    assert ex.coarsened and ex.coarsen_exact and ex.coarsen_drift == 0.0 and ex.coarsen_tolerance == 0.0
     strict = run_config(_cfg("nvlink-domain:16"), tolerance=0.0)
     assert not strict.coarsened and strict.coarsen_exact
