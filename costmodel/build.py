@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import kernels, layers as Lr, strategies
+from . import kernels, strategies
+from . import layers as Lr
 from .geometry import Geometry
 from .layers import Work
 from .plan import Plan
@@ -27,7 +28,7 @@ COMPUTE, COMM = "compute", "comm"
 class Site:
     """Where ops are being emitted: the rank's program, the layer and micro-batch, the tag prefix."""
 
-    prog: "Prog"
+    prog: Prog
     rank: int
     layer: int
     mb: int
@@ -40,7 +41,7 @@ class Site:
 class Prog:
     """One rank's op list; derives deps from the buffers each op reads and writes."""
 
-    def __init__(self, b: "Builder", rank: int):
+    def __init__(self, b: Builder, rank: int):
         self.b, self.rank = b, rank
         self.writer: dict[str, int] = {}
         self.readers: dict[str, list[int]] = {}
@@ -74,15 +75,18 @@ class Prog:
     def work(self, w: Work, tag: str, rename: dict[str, str] | None = None, label: str | None = None,
              **fields) -> Op:
         """A compute kernel; its tag is ``tag/label`` (label: the role's name unless given)."""
-        shape, flops, hbm, est = self.b.work_cost(w)
-        hw = self.b.hw
-        issue = hw.op(w.role.op_class).issue_s if hw else 0.0
+        b = self.b
+        got = b._op_memo.get(id(w))  # the same Work objects recur (strategies memoise them)
+        if got is None or got[0] is not w:
+            shape, flops, hbm, est = b.work_cost(w)
+            issue = b.hw.op(w.role.op_class).issue_s if b.hw else 0.0
+            got = b._op_memo[id(w)] = (w, shape, flops, hbm, est, issue, w.role.value, tuple(w.reads),
+                                       tuple(w.writes))
+        _, shape, flops, hbm, est, issue, role_name, reads, writes = got
         if rename:
-            reads = tuple(rename.get(x, x) for x in w.reads)
-            writes = tuple(rename.get(x, x) for x in w.writes)
-        else:
-            reads, writes = tuple(w.reads), tuple(w.writes)
-        return self.add(stream=COMPUTE, kind=w.kind, role=w.role, tag=f"{tag}/{label or w.role.value}",
+            reads = tuple(rename.get(x, x) for x in reads)
+            writes = tuple(rename.get(x, x) for x in writes)
+        return self.add(stream=COMPUTE, kind=w.kind, role=w.role, tag=f"{tag}/{label or role_name}",
                         reads=reads, writes=writes, flops=flops, hbm_bytes=hbm, shape=shape, causal=w.causal,
                         est_s=est, issue_s=issue, **fields)
 
@@ -152,6 +156,7 @@ class Builder:
         self._comm_memo: dict[tuple, float] = {}
         self._sent_memo: dict[tuple, float] = {}
         self._attn_memo: dict[tuple, Work] = {}
+        self._op_memo: dict[int, tuple] = {}  # id(Work) -> (the Work, its op's cost fields)
 
     def attention(self, *args, **kw) -> Work:
         """``layers.attention`` memoised on its arguments (a ring makes the same few calls many times)."""
@@ -261,4 +266,4 @@ def asdict_values(obj) -> dict:
     return {k: (v.value if hasattr(v, "value") else v) for k, v in d.items()}
 
 
-__all__ = ["build_schedule", "Builder", "Prog", "Site", "asdict_values"]
+__all__ = ["Builder", "Prog", "Site", "asdict_values", "build_schedule"]

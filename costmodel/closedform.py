@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import kernels, layers as Lr
+from . import kernels
+from . import layers as Lr
 from .geometry import Geometry
 from .layers import Work
 from .plan import DecodeAttn, RingVariant
@@ -40,16 +41,22 @@ class Acc:
         self.compute, self.memory = z.copy(), z.copy()
         self.flops, self.hbm = z.copy(), z.copy()
         self.host = z.copy()  # host time to issue the ops added (compute and comm)
+        self._parts: dict[int, tuple] = {}  # id(w) -> (w, parts): a strategy often asks time(w), then add(w)
 
     def parts(self, w: Work):
-        """(device time, compute-bound?) of one run of w."""
+        """(device time, compute-bound?) of one run of w (computed once per Work object)."""
+        got = self._parts.get(id(w))
+        if got is not None and got[0] is w:
+            return got[1]
         hw = self.hw
         t = Lr.work_time(hw, w, self.kernel)
         # compute-bound by the roofline's ridge point: arithmetic intensity above peak FLOP/s per byte/s
         ridge = hw.peak_flops / hw.hbm_bw_Bps
         fl = np.asarray(w.flops, dtype=float)
         cb = fl >= ridge * np.asarray(w.hbm_bytes, dtype=float)
-        return np.asarray(t, dtype=float), cb & (fl > 0)
+        out = np.asarray(t, dtype=float), cb & (fl > 0)
+        self._parts[id(w)] = (w, out)
+        return out
 
     def time(self, w: Work):
         """Device time of one run of w."""
@@ -62,11 +69,16 @@ class Acc:
     def add(self, w: Work, count=1.0, scale=1.0):
         """Add ``count`` runs of w to the path (its time multiplied by ``scale``); returns one run's time."""
         t, cb = self.parts(w)
-        self.compute = self.compute + count * scale * np.where(cb, t, 0.0)
-        self.memory = self.memory + count * scale * np.where(cb, 0.0, t)
-        self.host = self.host + count * self.hw.op(w.role.op_class).issue_s
-        self.flops = self.flops + count * np.asarray(w.flops, dtype=float)
-        self.hbm = self.hbm + count * np.asarray(w.hbm_bytes, dtype=float)
+        # in place (the accumulators have the evaluation's shape); a factor of exactly 1 is left out
+        one = type(count) in (int, float) and count == 1 and type(scale) in (int, float) and scale == 1
+        k = None if one else count * scale
+        c, m = np.where(cb, t, 0.0), np.where(cb, 0.0, t)
+        self.compute += c if one else k * c
+        self.memory += m if one else k * m
+        self.host += count * self.hw.op(w.role.op_class).issue_s
+        fl, hb = np.asarray(w.flops, dtype=float), np.asarray(w.hbm_bytes, dtype=float)
+        self.flops += fl if one else count * fl
+        self.hbm += hb if one else count * hb
         return t * scale
 
     @property
@@ -115,11 +127,11 @@ class AttnCost:
     sent_nvlink: object = 0.0
     sent_ib: object = 0.0
 
-    def masked(self, on) -> "AttnCost":
+    def masked(self, on) -> AttnCost:
         return AttnCost(*(np.where(on, v, 0.0) for v in (self.exposed_s, self.xfer_s, self.sent_nvlink,
                                                           self.sent_ib)))
 
-    def __add__(self, o: "AttnCost") -> "AttnCost":
+    def __add__(self, o: AttnCost) -> AttnCost:
         return AttnCost(self.exposed_s + o.exposed_s, self.xfer_s + o.xfer_s, self.sent_nvlink + o.sent_nvlink,
                         self.sent_ib + o.sent_ib)
 
@@ -137,6 +149,22 @@ def stretched_end(start, work, lo, hi, slowdown):
     return np.where(rem > 0, end, start + before)
 
 
+def _stretched_end1(start: float, work: float, lo: float, hi: float, slowdown: float) -> float:
+    """``stretched_end`` of one point in Python floats."""
+    t2 = max(start, lo)
+    before = min(work, max(lo - start, 0.0))
+    rem = work - before
+    if rem <= 0:
+        return start + before
+    win = max(hi - t2, 0.0)
+    return t2 + rem * slowdown if rem * slowdown <= win else t2 + win + (rem - win / slowdown)
+
+
+PERIODIC_TOL = 2e-13  # ring_recurrence: increments equal to this (relative) count as periodic
+SCALAR_STEPS = 64  # ring_recurrence: one ring of at most this many steps runs step by step in floats
+POWER_AFTER = 8  # ring_recurrence: steps after which rings not yet periodic finish by a max-plus power
+
+
 def ring_recurrence(c0, g0, c1, g1, x, R, slowdown, x_first=None, slowdown_g=None):
     """End time of a pass-KV ring of R steps (from the moment the local block is ready).
 
@@ -145,8 +173,116 @@ def ring_recurrence(c0, g0, c1, g1, x, R, slowdown, x_first=None, slowdown_g=Non
     overwrites has been read; step t's attention starts when its block has arrived and the previous
     step's merge is done; attention (c) runs ``slowdown`` times slower and the merge (g) ``slowdown_g``
     times slower (default: the same), only while a transfer is in flight (``stretched_end``).
-    Vectorised; loops over steps up to max(R).
+
+    The middle steps (2..R-2) apply one map to the state (E, R_t, A_t).  The map is monotone, never
+    expands distances (sup norm) and commutes with adding a constant, so once one step's increments
+    are equal across the state (to ``PERIODIC_TOL`` relative) every later increment is within that of
+    them: such a point jumps to step R-2 at once.  Only rings still running are stepped.  Without a
+    slowdown the map is max-plus linear, and rings not periodic after ``POWER_AFTER`` steps finish with
+    its max-plus power (by squaring); with one they keep stepping.
     """
+    shape = np.broadcast(c0, g0, c1, g1, x, R).shape
+    n = int(np.prod(shape))
+    sg = slowdown if slowdown_g is None else slowdown_g
+    flat = [np.broadcast_to(np.asarray(v, dtype=float), shape).reshape(n)
+            for v in (c0, g0, c1, g1, x, x if x_first is None else x_first, slowdown, sg)]
+    c0, g0, c1, g1, x, xf, slow, slow_g = flat
+    Rn = np.broadcast_to(np.asarray(R), shape).reshape(n)
+    if n == 1 and Rn[0] <= SCALAR_STEPS:  # one short ring (predict): the plain loop in Python floats
+        return np.full(shape, _ring_scalar(*(float(v[0]) for v in flat), int(Rn[0])))
+    done = np.zeros(n)
+    # step 0 (every ring with R >= 1): its transfer runs during [0, xf)
+    has_x = Rn > 1
+    hi0 = np.where(has_x, xf, 0.0)
+    A = stretched_end(0.0, c0, 0.0, hi0, slow)
+    E = stretched_end(A, g0, 0.0, hi0, slow_g)
+    Rp = np.where(has_x, 0.0 + xf, 0.0)
+    done = np.where(Rn >= 1, E, done)
+    idx = np.flatnonzero(Rn > 1)
+    E, Rp, A = E[idx], Rp[idx], A[idx]
+    Ri, c1, g1, x, slow, slow_g = Rn[idx], c1[idx], g1[idx], x[idx], slow[idx], slow_g[idx]
+    prev = None
+    t = 1
+    while idx.size:
+        has_x = t < Ri - 1
+        start = np.maximum(E, Rp)
+        G = np.maximum(Rp, A) if t >= 2 else Rp
+        Rt = G + x
+        lo, hi = np.where(has_x, G, 0.0), np.where(has_x, Rt, 0.0)  # no transfer: an empty window
+        A_new = stretched_end(start, c1, lo, hi, slow)
+        E_new = stretched_end(A_new, g1, lo, hi, slow_g)
+        Rp_new = np.where(has_x, Rt, Rp)
+        last = ~has_x  # t == R - 1: this ring is done
+        done[idx[last]] = E_new[last]
+        if t >= 3:
+            dE, dR, dA = E_new - prev[0], Rp_new - prev[1], A_new - prev[2]
+            eps = np.maximum(np.abs(dR - dE), np.abs(dA - dE))
+            jump = has_x & (Ri - 2 > t) & (eps <= PERIODIC_TOL * np.abs(dE))
+            if jump.any():  # state at step R-2, then the last step (no transfer beside it)
+                k = (Ri - 2 - t)[jump]
+                Ej, Rj = E_new[jump] + k * dE[jump], Rp_new[jump] + k * dR[jump]
+                done[idx[jump]] = (np.maximum(Ej, Rj) + c1[jump]) + g1[jump]
+                last = last | jump
+        if t >= POWER_AFTER:  # the rest (slow to settle), where the map is max-plus: its power
+            rest = ~last & (slow == 1.0) & (slow_g == 1.0)
+            if rest.any():
+                done[idx[rest]] = _ring_power(E_new[rest], A_new[rest], Rp_new[rest], c1[rest], g1[rest], x[rest],
+                                              c1[rest], g1[rest], Ri[rest] - 2 - t)
+                last = last | rest
+        if last.any():
+            keep = ~last
+            idx, Ri, c1, g1, x = idx[keep], Ri[keep], c1[keep], g1[keep], x[keep]
+            slow, slow_g = slow[keep], slow_g[keep]
+            E_new, Rp_new, A_new = E_new[keep], Rp_new[keep], A_new[keep]
+        prev = (E_new, Rp_new, A_new) if t >= 2 else None
+        E, Rp, A = E_new, Rp_new, A_new
+        t += 1
+    return done.reshape(shape)
+
+
+def _ring_scalar(c0, g0, c1, g1, x, xf, slow, slow_g, R):
+    """``ring_recurrence_loop`` of one ring, step by step in Python floats (the same operations)."""
+    E = Rp = Ap = 0.0
+    for t in range(R):
+        c, g = (c0, g0) if t == 0 else (c1, g1)
+        G = 0.0 if t == 0 else (max(Rp, Ap) if t >= 2 else Rp)
+        Rt = G + (xf if t == 0 else x)
+        lo, hi = (G, Rt) if t < R - 1 else (0.0, 0.0)
+        A = _stretched_end1(max(E, Rp) if t else E, c, lo, hi, slow)
+        E = _stretched_end1(A, g, lo, hi, slow_g)
+        if t < R - 1:
+            Rp = Rt
+        Ap = A
+    return E
+
+
+def _mp(a, b):
+    """Max-plus product of 3x3 matrices of arrays (lists of rows)."""
+    return [[np.maximum(np.maximum(a[i][0] + b[0][j], a[i][1] + b[1][j]), a[i][2] + b[2][j]) for j in range(3)]
+            for i in range(3)]
+
+
+def _ring_power(E, A, Rr, cs, gs, x, c1, g1, n):
+    """End of the ring from the state (E, A, R) after a middle step: n more middle steps (the max-plus
+    map F of ``ring_recurrence``, raised to the n-th power by squaring), then the last step."""
+    ninf = np.full(E.shape, -np.inf)
+    cg = cs + gs
+    P = [[cg, ninf, cg], [cs, ninf, cs], [ninf, x, x]]  # rows and columns: E, A, R
+    v = [E, A, Rr]
+    n = np.asarray(n, dtype=np.int64)
+    while n.any():
+        bit = (n & 1).astype(bool)
+        if bit.any():
+            w = [np.maximum(np.maximum(P[i][0] + v[0], P[i][1] + v[1]), P[i][2] + v[2]) for i in range(3)]
+            v = [np.where(bit, w[i], v[i]) for i in range(3)]
+        n = n >> 1
+        if n.any():
+            P = _mp(P, P)
+    return (np.maximum(v[0], v[2]) + c1) + g1
+
+
+def ring_recurrence_loop(c0, g0, c1, g1, x, R, slowdown, x_first=None, slowdown_g=None):
+    """``ring_recurrence`` step by step over every point up to max(R): the reference it is tested against."""
     shape = np.broadcast(c0, g0, c1, g1, x, R).shape
     R = np.broadcast_to(R, shape)
     xf = x if x_first is None else x_first

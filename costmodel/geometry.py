@@ -22,6 +22,7 @@ every rank computes every new token and ring rank R-1 holds the last chunk of ev
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -39,7 +40,8 @@ def ceil_div(a, b):
 
 @dataclass(frozen=True)
 class Geometry:
-    """The geometry of one plan (scalars) or of a grid of plans (arrays), for one micro-batch."""
+    """The geometry of one plan (scalars) or of a grid of plans (arrays), for one micro-batch.  Derived
+    sizes are computed once (``cached_property``: the closed forms read them many times)."""
 
     model: Model
     phase: str
@@ -56,7 +58,7 @@ class Geometry:
     causal: bool = True
 
     @classmethod
-    def of(cls, model: Model, wl: Workload, plan: Plan) -> "Geometry":
+    def of(cls, model: Model, wl: Workload, plan: Plan) -> Geometry:
         return cls(model=model, phase=wl.phase, batch=wl.batch, seq=wl.seq_len, context=wl.context,
                    tp=plan.tp, ulysses=plan.ulysses, ring=plan.ring, pp=plan.pp, microbatches=plan.microbatches,
                    ring_variant=plan.ring_variant, decode_attn=plan.decode_attn, causal=wl.causal)
@@ -66,12 +68,12 @@ class Geometry:
         return self.phase == Phase.DECODE
 
     # -- batch and tokens -----------------------------------------------------------------------
-    @property
+    @cached_property
     def mb(self):
         """Sequences of one micro-batch."""
         return self.batch // self.microbatches
 
-    @property
+    @cached_property
     def sp(self):
         return self.ring * self.ulysses
 
@@ -85,7 +87,7 @@ class Geometry:
                 return s
         raise ValueError(f"unknown axis {axis!r}")
 
-    @property
+    @cached_property
     def owners(self):
         """Decode: whether new tokens are computed by their owners (pass-KV, pass-Q, ulysses), each
         owning ceil(mb / sp) sequences, rather than by every rank of the ring (all-gather merge)."""
@@ -94,12 +96,12 @@ class Geometry:
             return self.sp > 1 and not (self.ring > 1 and allgather)
         return (np.asarray(self.sp) > 1) & ~((np.asarray(self.ring) > 1) & allgather)
 
-    @property
+    @cached_property
     def owner_rows(self):
         """Decode: rows (sequences) one owner computes: ceil(mb / sp)."""
         return ceil_div(self.mb, self.sp)
 
-    @property
+    @cached_property
     def dense_tokens(self):
         """Token rows of the dense part (GEMMs) on one rank for one micro-batch."""
         if not self.decode:
@@ -108,7 +110,7 @@ class Geometry:
             return self.owner_rows if self.owners else self.mb
         return np.where(self.owners, self.owner_rows, self.mb)
 
-    @property
+    @cached_property
     def cache_batch(self):
         """Decode: sequences of one micro-batch the cache holds per rank (owners pad to rows x sp)."""
         if isinstance(self.sp, int):
@@ -116,73 +118,73 @@ class Geometry:
         return np.where(self.owners, self.owner_rows * self.sp, self.mb)
 
     # -- heads ----------------------------------------------------------------------------------
-    @property
+    @cached_property
     def q_heads(self):
         """Query heads one rank attends with (after tp and ulysses)."""
         return self.model.n_heads // (self.tp * self.ulysses)
 
-    @property
+    @cached_property
     def kv_heads(self):
         """KV heads one rank attends with (after tp and ulysses; replicated below one)."""
         return _max1(self.model.n_kv_heads // (self.tp * self.ulysses))
 
-    @property
+    @cached_property
     def kv_heads_tp(self):
         """KV heads a TP rank holds (replicated when tp exceeds the KV heads)."""
         return _max1(self.model.n_kv_heads // self.tp)
 
-    @property
+    @cached_property
     def qkv_cols(self):
         """Columns of a TP rank's fused QKV projection."""
         return (self.model.q_dim + 2 * self.model.head_dim * self.kv_heads_tp * self.tp) // self.tp
 
     # -- sequence -------------------------------------------------------------------------------
-    @property
+    @cached_property
     def ring_len(self):
         """Ring-local tokens per sequence (prefill, after the ulysses all-to-all)."""
         return self.seq // self.ring
 
-    @property
+    @cached_property
     def shard_len(self):
         """Decode: cache tokens per sequence one ring rank holds."""
         return self.context // self.ring
 
     # -- messages (bytes) ------------------------------------------------------------------------
-    @property
+    @cached_property
     def act_bytes(self):
         """One rank's activations of one micro-batch: a TP all-reduce, a pipeline transfer."""
         return self.dense_tokens * self.model.d_model * self.model.dtype_bytes
 
-    @property
+    @cached_property
     def kv_block_bytes(self):
         """Prefill pass-KV: the K/V block one ring step moves."""
         m = self.model
         return self.mb * self.ring_len * 2 * self.kv_heads * m.head_dim * m.dtype_bytes
 
-    @property
+    @cached_property
     def a2a_qkv_bytes(self):
         """Ulysses: the all-to-all of Q, K, V (tokens split -> heads split), nccl-tests 'size'."""
         m = self.model
         return self.dense_tokens * self.ulysses * (self.q_heads + 2 * self.kv_heads) * m.head_dim * m.dtype_bytes
 
-    @property
+    @cached_property
     def a2a_o_bytes(self):
         m = self.model
         return self.dense_tokens * self.ulysses * self.q_heads * m.head_dim * m.dtype_bytes
 
-    @property
+    @cached_property
     def partial_bytes(self):
         """Decode all-gather: one rank's partial output (FP32) and log-sum-exp for every row."""
         m = self.model
         return self.mb * self.q_heads * (m.head_dim * m.accum_bytes + 4)
 
-    @property
+    @cached_property
     def q_packet_bytes(self):
         """Decode pass-Q: queries with their running output (FP32) and log-sum-exp."""
         m = self.model
         return self.dense_tokens * self.q_heads * (m.head_dim * (m.dtype_bytes + m.accum_bytes) + 4)
 
-    @property
+    @cached_property
     def cache_shard_bytes(self):
         """Decode pass-KV: one rank's cache shard of the owners' padded micro-batch."""
         m = self.model
@@ -325,6 +327,19 @@ def decode_chunk(plan: Plan, wl: Workload, rank: int, seq: int) -> int:
     return (r - owner + R - 1) % R
 
 
-__all__ = ["Geometry", "seq_multiple", "ring_blocks", "ring_calls", "ring_step_shapes", "ring_positions",
-           "dense_positions", "tp_q_heads", "tp_kv_heads", "ulysses_heads", "decode_group", "decode_rows",
-           "decode_chunk", "ceil_div"]
+__all__ = [
+    "Geometry",
+    "ceil_div",
+    "decode_chunk",
+    "decode_group",
+    "decode_rows",
+    "dense_positions",
+    "ring_blocks",
+    "ring_calls",
+    "ring_positions",
+    "ring_step_shapes",
+    "seq_multiple",
+    "tp_kv_heads",
+    "tp_q_heads",
+    "ulysses_heads",
+]

@@ -1,15 +1,17 @@
 """``predict``: the analytic model on one configuration, as the JSON contract other tools rely on."""
 from __future__ import annotations
 
+from functools import lru_cache
 
 import numpy as np
 
 from . import strategies
-from .analytic import evaluate
+from .analytic import evaluate, evaluate_memory
 from .closedform import Setting
 from .config import Config
 from .result import Result
 from .specs import Phase
+
 
 def setting(cfg: Config) -> Setting:
     return Setting(phase=cfg.workload.phase, causal=cfg.workload.causal, kernel=cfg.kernel,
@@ -31,41 +33,70 @@ def _mb_size(cfg: Config) -> int:
     return 1 if m == 1 else max(cfg.workload.batch // m, 1)
 
 
-def _eval_batch(cfg: Config, batch):
-    """Evaluate at other batch sizes: one micro-batch stays one; otherwise the micro-batch *size* is kept."""
+def _inputs(cfg: Config, batch=None, seq=None, context=None) -> dict:
+    """The numeric inputs of the memory model at other batches or lengths (1-D arrays of one size): at
+    other batch sizes one micro-batch stays one; otherwise the micro-batch *size* is kept."""
     p, wl = cfg.plan, cfg.workload
-    m = 1 if p.microbatches == 1 else np.asarray(batch) // _mb_size(cfg)
-    return evaluate(cfg.model, cfg.hardware, setting(cfg), batch=batch, seq=wl.seq_len, tp=p.tp, pp=p.pp,
-                    ring=p.ring, ulysses=p.ulysses, microbatches=m, context=wl.context, gen_tokens=wl.gen_tokens)
+    n = len(next(v for v in (batch, seq, context) if v is not None))
+    m = np.full(n, p.microbatches)
+    if batch is not None and p.microbatches != 1:
+        m = batch // _mb_size(cfg)
+    return {"batch": np.full(n, wl.batch) if batch is None else batch,
+            "seq": np.full(n, wl.seq_len) if seq is None else seq,
+            "context": np.full(n, wl.context) if context is None else context, "microbatches": m}
+
+
+def _fits(cfg: Config, parts: list[dict]) -> list[np.ndarray]:
+    """Whether the configuration fits in memory at each part's inputs: one call of the memory part of
+    the model (``analytic.evaluate_memory``, the values ``evaluate`` reports) over all the parts."""
+    p = cfg.plan
+    cat = {k: np.concatenate([q[k] for q in parts]) for k in parts[0]}
+    ok = evaluate_memory(cfg.model, cfg.hardware, setting(cfg), tp=p.tp, pp=p.pp, ring=p.ring, ulysses=p.ulysses,
+                         **cat)["feasible"]
+    return np.split(ok, np.cumsum([len(q["batch"]) for q in parts])[:-1])
+
+
+_BATCH_GRID = np.unique(np.round(np.geomspace(1, 2**20, 400)).astype(int))
+
+
+@lru_cache(maxsize=64)
+def _length_grid(mult: int) -> np.ndarray:
+    return mult * np.unique(np.round(np.geomspace(1, 2**26 / mult, 600)).astype(int))
+
+
+def _searches(cfg: Config, which=("batch", "length")) -> list[int]:
+    """The largest batch and/or length that fit: the largest candidate (geometric grid) that does, then
+    every step up to the next candidate (0 if the smallest does not fit).  Both searches share two calls
+    of the memory model (the candidates, then the steps)."""
+    key = "seq" if cfg.workload.phase == Phase.PREFILL else "context"
+    qs = []  # (candidates, step, inputs builder)
+    if "batch" in which:
+        size = _mb_size(cfg)
+        qs.append((size * _BATCH_GRID, size, lambda v: _inputs(cfg, batch=v)))
+    if "length" in which:
+        mult = strategies.length_multiple(cfg.plan, cfg.workload.phase)
+        qs.append((_length_grid(mult), mult, lambda v: _inputs(cfg, **{key: v})))
+    oks = _fits(cfg, [f(c) for c, _, f in qs])
+    out, fine = [0] * len(qs), []
+    for j, ((cands, step, f), ok) in enumerate(zip(qs, oks)):
+        if ok[0]:
+            i = int(np.flatnonzero(ok)[-1])
+            hi, nxt = int(cands[i]), int(cands[min(i + 1, len(cands) - 1)])
+            fine.append((j, np.arange(hi, max(nxt, hi + step), step), f))
+    if fine:
+        for (j, v, _), ok in zip(fine, _fits(cfg, [f(v) for _, v, f in fine])):
+            out[j] = int(v[ok].max())
+    return out
 
 
 def max_batch(cfg: Config) -> int:
     """Largest batch that fits (with one micro-batch, or at this plan's micro-batch size); 0 if none."""
-    size = _mb_size(cfg)
-    cands = size * np.unique(np.round(np.geomspace(1, 2**20, 400)).astype(int))
-    fits = _eval_batch(cfg, cands)["feasible"]
-    if not fits[0]:
-        return 0
-    i = int(np.nonzero(fits)[0].max())
-    hi, lo_next = int(cands[i]), int(cands[min(i + 1, len(cands) - 1)])
-    fine = np.arange(hi, max(lo_next, hi + size), size)
-    ok = fine[_eval_batch(cfg, fine)["feasible"]]
-    return int(ok.max())
+    return _searches(cfg, ("batch",))[0]
 
 
 def max_length(cfg: Config) -> int:
     """Largest prompt (prefill) or context (decode) length that fits at this batch, 0 if none."""
-    mult = strategies.length_multiple(cfg.plan, cfg.workload.phase)
-    cands = mult * np.unique(np.round(np.geomspace(1, 2**26 / mult, 600)).astype(int))
-    key = "seq" if cfg.workload.phase == Phase.PREFILL else "context"
-    fits = _eval(cfg, **{key: cands})["feasible"]
-    if not fits[0]:
-        return 0
-    i = int(np.nonzero(fits)[0].max())
-    hi, nxt = int(cands[i]), int(cands[min(i + 1, len(cands) - 1)])
-    fine = np.arange(hi, max(nxt, hi + mult), mult)
-    ok = fine[_eval(cfg, **{key: fine})["feasible"]]
-    return int(ok.max())
+    return _searches(cfg, ("length",))[0]
 
 
 def predict(cfg: Config) -> Result:
@@ -76,8 +107,7 @@ def predict(cfg: Config) -> Result:
     mem = {"weights": o["mem_weights_bytes"], "kv_cache": o["mem_kv_cache_bytes"],
            "activations": o["mem_activations_bytes"], "comm_buffers": o["mem_comm_buffers_bytes"],
            "workspace": o["mem_workspace_bytes"], "total": o["mem_total_bytes"]}
-    mb = max_batch(cfg)
-    ml = max_length(cfg)
+    mb, ml = _searches(cfg)
     verdict = ("fits" if feasible else
                f"does not fit: needs {o['mem_total_bytes'] / 1e9:.1f} GB of {o['capacity_bytes'] / 1e9:.1f} GB per "
                f"device ({', '.join(f'{k} {v / 1e9:.1f} GB' for k, v in mem.items() if k != 'total')}); "
@@ -100,4 +130,4 @@ def predict(cfg: Config) -> Result:
         total_flops=o["total_flops"], specs=cfg.specs())
 
 
-__all__ = ["predict", "max_batch", "max_length", "setting"]
+__all__ = ["max_batch", "max_length", "predict", "setting"]

@@ -1,8 +1,8 @@
 """sim: a discrete-event simulator (simpy) that executes a ``costmodel`` schedule on a topology.
 
 Imports ``costmodel`` and ``simpy`` only (DESIGN.md).  ``simulate`` runs one schedule; ``run_config``
-builds the schedule of a configuration (coarsening identical units where that provably changes
-nothing), runs it and extrapolates; ``report`` turns a run into per-rank, per-link and critical-path
+builds the schedule of a configuration (coarsening identical units where they repeat exactly, or,
+after 12 units, to a stated tolerance reported in the result: ``sim/run.py``), runs it and extrapolates; ``report`` turns a run into per-rank, per-link and critical-path
 summaries, a Chrome trace and plain timeline records for plots.
 """
 from .engine import Engine, SimOptions, SimResult, simulate
