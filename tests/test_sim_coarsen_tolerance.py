@@ -21,12 +21,18 @@ def _cfg(topo: str, layers: int = 2, mb: int = 16) -> Config:
                   workload=Workload(batch=128, seq_len=100000), plan=parse_plan(f"ring=16,mb={mb}"))
 
 
+# With compute slowed only while data moves, this case's slowest rank settles to a drift of 3% after
+# 12 units (it was 0.9% when posted-but-waiting NCCL ops slowed compute too): above the default 1e-2,
+# so the default refuses it (the second test) and the mechanism is exercised at a stated 5e-2.
+TOL = 5e-2
+
+
 def test_drifting_period_is_coarsened_within_tolerance():
     cfg = _cfg("nvlink-domain:16")
-    coarse, full = run_config(cfg), run_config(cfg, coarsen=False)
+    coarse, full = run_config(cfg, tolerance=TOL), run_config(cfg, coarsen=False)
     assert not full.coarsened and full.units_simulated == 32
     assert coarse.coarsened and coarse.units_simulated < 32
-    assert not coarse.coarsen_exact and 0 < coarse.coarsen_drift <= coarse.coarsen_tolerance == COARSEN_TOLERANCE
+    assert not coarse.coarsen_exact and 0 < coarse.coarsen_drift <= coarse.coarsen_tolerance == TOL
     tol = coarse.coarsen_tolerance
     T = full.latency_s
     assert coarse.latency_s == pytest.approx(T, rel=tol)
@@ -36,6 +42,8 @@ def test_drifting_period_is_coarsened_within_tolerance():
             assert a[k] == pytest.approx(b[k], abs=tol * T), (a["rank"], k)
     for a, b in zip(coarse.links, full.links, strict=True):
         assert a["link"] == b["link"] and a["bytes"] == pytest.approx(b["bytes"], rel=1e-12)
+    assert not run_config(cfg).coarsened  # the default tolerance (COARSEN_TOLERANCE) does not accept 3%
+    assert COARSEN_TOLERANCE < 0.03 < TOL
     sim = simulate_json(cfg, coarse).sim
     assert sim["coarsen_exact"] is False and sim["coarsen_tolerance"] == tol and sim["coarsen_drift"] > 0
 
