@@ -124,6 +124,13 @@ class AttnCost:
                         self.sent_ib + o.sent_ib)
 
 
+def split_links(is_ib, sent) -> tuple:
+    """(NVLink bytes, IB bytes) of ``sent``: each transfer's bytes counted once, on the link it crosses.
+    Per-device totals are those of the busiest rank: where a group crosses InfiniBand, the rank at the node
+    boundary, whose sends of that group all go over IB (the others' go over NVLink and are no more)."""
+    return np.where(is_ib, 0.0, sent), np.where(is_ib, sent, 0.0)
+
+
 def ring_recurrence(c0, g0, c1, g1, x, R, slowdown, x_first=None):
     """End time of a pass-KV ring of R steps (from the moment the local block is ready).
 

@@ -34,11 +34,15 @@ class Config:
     workload: Workload
     plan: Plan
     kernel: str = AttnKernel.FLASH.value
+    overrides: tuple[str, ...] = ()  # the --set KIND.PATH=VALUE applied, in order
+    derived: tuple[str, ...] = ()  # achievable figures those overrides bounded (presets.peak_rules)
 
     def specs(self) -> dict:
         return {"hardware": self.hardware.name, "hardware_provenance": dict(self.hardware.provenance),
                 "topology": self.topology.to_dict(), "model": asdict_values(self.model),
-                "workload": asdict_values(self.workload), "plan": self.plan.to_dict(), "attn_kernel": self.kernel}
+                "workload": asdict_values(self.workload), "plan": self.plan.to_dict(),
+                "attn_kernel": self.kernel,
+                "overrides": list(self.overrides), "overrides_derived": list(self.derived)}
 
 
 # option -> (default, help); the one list both build_config and the command line read
@@ -91,7 +95,8 @@ def build_config(options: Mapping[str, Any]) -> Config:
     bad = [s for s in sets if not str(s).startswith(("hardware.", "model."))]
     if bad:
         raise SpecError(f"--set {bad[0]!r} is not valid: it must start with hardware. or model.")
-    hw = presets.load_hardware(o["hardware"], [s.split(".", 1)[1] for s in sets if s.startswith("hardware.")])
+    hw, derived = presets.load_hardware_noted(o["hardware"],
+                                              [s.split(".", 1)[1] for s in sets if s.startswith("hardware.")])
     fields = {f: _int(o[k], f"--{k.replace('_', '-')}") if k != "mlp" else o[k] for k, f in _MODEL_FIELDS.items()}
     model = presets.load_model(o["model"], [s.split(".", 1)[1] for s in sets if s.startswith("model.")], **fields)
     if not isinstance(o["causal"], bool):
@@ -105,7 +110,8 @@ def build_config(options: Mapping[str, Any]) -> Config:
     topo = parse_topology(o["topology"])
     hw.attn(o["attn_kernel"])
     strategies.validate(plan, model, wl, topo)
-    return Config(hardware=hw, topology=topo, model=model, workload=wl, plan=plan, kernel=o["attn_kernel"])
+    return Config(hardware=hw, topology=topo, model=model, workload=wl, plan=plan, kernel=o["attn_kernel"],
+                  overrides=tuple(str(s) for s in sets), derived=tuple(derived))
 
 
 def load_config_toml(path: str | Path) -> Config:

@@ -21,6 +21,9 @@ def _rows(r: dict) -> list[tuple[str, str]]:
                                                    "  (prefill of the batch)")),
         ("TPS", f"{fmt_count(r['tps'])} tokens/s"),
     ]
+    if s.get("overrides"):
+        derived = "".join(f"; {d}" for d in s.get("overrides_derived", []))
+        rows.append(("overrides", ", ".join(s["overrides"]) + derived))
     if r.get("tpot_s") is not None:
         rows.append(("TPOT", fmt_seconds(r["tpot_s"])))
     rows += [
