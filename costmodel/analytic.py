@@ -34,7 +34,8 @@ def evaluate(model: Model, hw: Hardware, st: Setting, *, batch, seq, tp=1, pp=1,
     B, L, T, S, R, U, m = (np.broadcast_to(v, shape).astype(float) for v in (B, L, T, S, R, U, m))
     C = np.broadcast_to(C, shape).astype(float)
     geo = Geometry(model=model, phase=st.phase, batch=B, seq=L, context=C, tp=T, ulysses=U, ring=R, pp=S,
-                   microbatches=m, ring_variant=st.ring_variant, decode_attn=st.decode_attn, causal=st.causal)
+                   microbatches=m, ring_variant=st.ring_variant, decode_attn=st.decode_attn, causal=st.causal,
+                   pp_send=st.pp_send)
     decode = st.phase == Phase.DECODE
     acc = Acc(hw, st.kernel, shape)
     ctx = Ctx(hw=hw, st=st, geo=geo, acc=acc, shape=shape)
@@ -81,6 +82,7 @@ def evaluate(model: Model, hw: Hardware, st: Setting, *, batch, seq, tp=1, pp=1,
     out.update(memory(ctx))
     out.update(roofline(hw, out))
     out["total_flops"] = _total_flops(model, st, B, L, C)
+    out["attn_kernel_used"] = np.broadcast_to(acc.kernels_used, shape)
     return out
 
 

@@ -15,6 +15,7 @@ from . import kernels, layers as Lr
 from .geometry import Geometry
 from .layers import Work
 from .plan import DecodeAttn, RingVariant
+from .schedule import OpKind
 from .specs import Hardware, Phase
 
 
@@ -24,10 +25,11 @@ class Setting:
 
     phase: str = Phase.PREFILL
     causal: bool = True
-    kernel: str = "flash"
+    kernel: str = "auto"
     ring_variant: str = RingVariant.ZIGZAG
     decode_attn: str = DecodeAttn.ALLGATHER
     topo_kind: str = "nvswitch"
+    pp_send: str = "scatter"
     gpus_per_node: int = 8
 
 
@@ -40,6 +42,7 @@ class Acc:
         self.compute, self.memory = z.copy(), z.copy()
         self.flops, self.hbm = z.copy(), z.copy()
         self.host = z.copy()  # host time to issue the ops added (compute and comm)
+        self.kernel_mask = np.zeros(shape, dtype=int)  # kernels used: bits over hw.attn_names(kernel)
 
     def parts(self, w: Work):
         """(device time, compute-bound?) of one run of w."""
@@ -62,12 +65,27 @@ class Acc:
     def add(self, w: Work, count=1.0, scale=1.0):
         """Add ``count`` runs of w to the path (its time multiplied by ``scale``); returns one run's time."""
         t, cb = self.parts(w)
+        self.note_kernel(w, np.asarray(count) > 0)
         self.compute = self.compute + count * scale * np.where(cb, t, 0.0)
         self.memory = self.memory + count * scale * np.where(cb, 0.0, t)
         self.host = self.host + count * self.hw.op(w.role.op_class).issue_s
         self.flops = self.flops + count * np.asarray(w.flops, dtype=float)
         self.hbm = self.hbm + count * np.asarray(w.hbm_bytes, dtype=float)
         return t * scale
+
+    def note_kernel(self, w: Work, where=True) -> None:
+        """Record the attention kernel w runs on (where ``where``): a call the rank makes whose time is
+        not on the path (a ring step's faster calls) still names its kernel."""
+        if w.kind != OpKind.ATTN:
+            return
+        bit = 1 << kernels.attn_choice(self.hw, w.flops, w.hbm_bytes, w.kv_len, w.causal, w.q_len)[1] \
+            if self.kernel == "auto" else 1
+        self.kernel_mask = self.kernel_mask | np.where(where, bit, 0)
+
+    @property
+    def kernels_used(self):
+        """Per point: the attention kernels the added calls ran on ('flash', 'cudnn+flash', ...)."""
+        return kernels.kernels_label(self.hw, self.kernel, self.kernel_mask)
 
     @property
     def busy(self):

@@ -24,6 +24,14 @@ class RingVariant(enum.StrEnum):
     STRIPED = "striped"
 
 
+class PpSend(enum.StrEnum):
+    """How a stage hands its activations to the next with TP inside the stage: ``scatter`` (Megatron:
+    each TP rank sends its 1/tp slice, the next stage all-gathers) or ``full`` (every rank sends all)."""
+
+    SCATTER = "scatter"
+    FULL = "full"
+
+
 class DecodeAttn(enum.StrEnum):
     PASS_KV = "pass-kv"
     PASS_Q = "pass-q"
@@ -56,10 +64,11 @@ class Plan:
     ``Plan(tp=8, pp=2, microbatches=4)``; ``plan.tp`` (any axis name) is that axis' degree.
     Immutable and hashable."""
 
-    __slots__ = ("degrees", "microbatches", "ring_variant", "decode_attn")
+    __slots__ = ("degrees", "microbatches", "ring_variant", "decode_attn", "pp_send")
 
     def __init__(self, *, microbatches: int = 1, ring_variant: str = RingVariant.ZIGZAG,
-                 decode_attn: str = DecodeAttn.ALLGATHER, **degrees: int) -> None:
+                 decode_attn: str = DecodeAttn.ALLGATHER, pp_send: str = PpSend.SCATTER,
+                 **degrees: int) -> None:
         unknown = [k for k in degrees if k not in AXIS_NAMES]
         if unknown:
             raise SpecError(f"plan axis {unknown[0]!r} is not valid: choose from {list(AXIS_NAMES)}")
@@ -71,7 +80,8 @@ class Plan:
         set_ = object.__setattr__
         set_(self, "degrees", degs)
         set_(self, "microbatches", microbatches)
-        for f, enum_, v in (("ring_variant", RingVariant, ring_variant), ("decode_attn", DecodeAttn, decode_attn)):
+        for f, enum_, v in (("ring_variant", RingVariant, ring_variant),
+                            ("decode_attn", DecodeAttn, decode_attn), ("pp_send", PpSend, pp_send)):
             try:
                 set_(self, f, enum_(v))
             except ValueError:
@@ -87,7 +97,7 @@ class Plan:
         raise AttributeError(name)
 
     def _key(self) -> tuple:
-        return (self.degrees, self.microbatches, self.ring_variant, self.decode_attn)
+        return (self.degrees, self.microbatches, self.ring_variant, self.decode_attn, self.pp_send)
 
     def __eq__(self, other) -> bool:
         return isinstance(other, Plan) and self._key() == other._key()
@@ -100,7 +110,7 @@ class Plan:
 
     def replace(self, **kw) -> "Plan":
         d = {**self.mesh(), "microbatches": self.microbatches, "ring_variant": self.ring_variant,
-             "decode_attn": self.decode_attn}
+             "decode_attn": self.decode_attn, "pp_send": self.pp_send}
         d.update(kw)
         return Plan(**d)
 
@@ -200,12 +210,12 @@ class Plan:
 
     def to_dict(self) -> dict:
         return {**self.mesh(), "microbatches": self.microbatches, "ring_variant": self.ring_variant.value,
-                "decode_attn": self.decode_attn.value, "name": self.name}
+                "decode_attn": self.decode_attn.value, "pp_send": self.pp_send.value, "name": self.name}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Plan":
         kw = {k: d[k] for k in AXIS_NAMES if k in d}
-        for k in ("microbatches", "ring_variant", "decode_attn"):
+        for k in ("microbatches", "ring_variant", "decode_attn", "pp_send"):
             if k in d:
                 kw[k] = d[k]
         return cls(**kw)
@@ -231,4 +241,4 @@ def parse_plan(text: str, **kw) -> Plan:
     return Plan(**degrees)
 
 
-__all__ = ["AXES", "AXIS_NAMES", "Axis", "Plan", "RingVariant", "DecodeAttn", "parse_plan"]
+__all__ = ["AXES", "AXIS_NAMES", "Axis", "Plan", "RingVariant", "DecodeAttn", "PpSend", "parse_plan"]

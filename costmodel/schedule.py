@@ -77,7 +77,8 @@ class Role(enum.StrEnum):
     RING_KV = "ring_kv"  # a K/V block (prefill) or cache shard (decode pass-KV) to the next ring rank
     RING_Q = "ring_q"  # decode pass-Q: queries with their running output
     GATHER_PARTS = "gather_parts"  # decode all-gather of partial outputs
-    PP_ACT = "pp_act"  # activations to the next pipeline stage
+    PP_ACT = "pp_act"  # activations to the next pipeline stage (all of them, or a TP rank's 1/tp slice)
+    PP_GATHER = "pp_gather"  # the receiving stage's all-gather of the slices over its TP group (scatter)
 
     @property
     def op_class(self) -> str:
@@ -90,7 +91,7 @@ _OP_CLASS = {Role.NORM1: "norm", Role.NORM2: "norm", Role.ROPE: "rope", Role.RES
              Role.INIT: "init", Role.FINALIZE: "finalize", Role.QKV: "gemm", Role.O_PROJ: "gemm",
              Role.MLP_UP: "gemm", Role.MLP_DOWN: "gemm", Role.ATTN: "attention", Role.RING_ATTN: "attention",
              **{r: "comm" for r in (Role.TP_ALL_REDUCE, Role.A2A_QKV, Role.A2A_O, Role.RING_KV, Role.RING_Q,
-                                    Role.GATHER_PARTS, Role.PP_ACT)}}
+                                    Role.GATHER_PARTS, Role.PP_ACT, Role.PP_GATHER)}}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -51,7 +51,7 @@ def enumerate_plans(cfg: Config, n_gpus: int) -> tuple[list[Plan], list[dict]]:
                     [{"decode_attn": v} for v in DecodeAttn] if decode else [{"ring_variant": v} for v in RingVariant])
         for var in variants:
             for m in microbatch_counts(wl.batch, mesh["pp"]):
-                plan = Plan(microbatches=m, **mesh, **var)
+                plan = Plan(microbatches=m, pp_send=cfg.plan.pp_send, **mesh, **var)
                 try:
                     strategies.validate(plan, cfg.model, wl, cfg.topology)
                 except SpecError as e:
@@ -68,7 +68,8 @@ def plan_label(plan: Plan, decode: bool) -> str:
 def _setting(cfg: Config, plan: Plan) -> Setting:
     wl, t = cfg.workload, cfg.topology
     return Setting(phase=wl.phase, causal=wl.causal, kernel=cfg.kernel, ring_variant=plan.ring_variant,
-                   decode_attn=plan.decode_attn, topo_kind=t.kind.value, gpus_per_node=t.gpus_per_node)
+                   decode_attn=plan.decode_attn, topo_kind=t.kind.value, gpus_per_node=t.gpus_per_node,
+                   pp_send=plan.pp_send)
 
 
 def _evaluate_group(cfg: Config, plans: list[Plan], batch) -> dict:

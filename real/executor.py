@@ -50,6 +50,7 @@ class Executor:
         c = plan.coords(rank)
         self.stage, self.r, self.u, self.t = c["pp"], c["ring"], c["ulysses"], c["tp"]
         self.decode = self.wl.phase == Phase.DECODE
+        self.pp_scatter = plan.pp > 1 and plan.tp > 1 and plan.pp_send == "scatter"  # geometry.pp_scatter
         self.mb = self.wl.batch // plan.microbatches
         lps = model.layers // plan.pp
         self.layer_ids = range(self.stage * lps, (self.stage + 1) * lps)
@@ -330,7 +331,10 @@ class Executor:
         if buf is not None:
             return buf
         D, dev = self.model.head_dim, self.device
-        if name.startswith("x@"):
+        if name.startswith("x@") and name.endswith("/part"):  # pipeline scatter: this TP rank's slice
+            n = self.x_rows * self.model.d_model // self.plan.tp
+            buf = torch.empty(n, device=dev, dtype=self.dtype)
+        elif name.startswith("x@"):
             buf = torch.empty(self.x_rows, self.model.d_model, device=dev, dtype=self.dtype)
         elif name.startswith("kvbuf"):
             if self.decode:
@@ -351,6 +355,8 @@ class Executor:
             if op.kind == OpKind.SEND:
                 t = self.env[op.reads[0]]
                 t = t.buf if isinstance(t, Packed) else t.contiguous()
+                if op.role == Role.PP_ACT and self.pp_scatter:
+                    t = t.view(-1).chunk(self.plan.tp)[self.t]  # pipeline scatter: this TP rank's 1/tp
                 sends.append((t, op.peers[0]))
             else:
                 recvs.append((self._recv_buffer(op.writes[0]), op.peers[0], op.writes[0]))
@@ -375,6 +381,14 @@ class Executor:
         self._on_comm(pack, out)
         comm.all_gather_stacked(out, pack, self.groups(op.peers))
         self.env[op.writes[0]] = out
+
+    def _pp_gather(self, op: Op) -> None:
+        """Pipeline scatter: the slices the stage's TP ranks received -> the whole activations on each."""
+        part = self.env[op.reads[0]]
+        out = torch.empty(self.plan.tp, part.numel(), device=self.device, dtype=part.dtype)
+        self._on_comm(part, out)
+        comm.all_gather_stacked(out, part, self.groups(op.peers))
+        self.env[op.writes[0]] = out.view(self.x_rows, self.model.d_model)
 
     def _a2a(self, chunks: list[torch.Tensor], peers) -> torch.Tensor:
         send = torch.stack([c.reshape(-1) for c in chunks])
@@ -425,7 +439,7 @@ class Executor:
                 Role.RESID2: _op_resid, Role.ROPE: _op_rope, Role.ATTN: _op_attn, Role.RING_ATTN: _op_ring_attn,
                 Role.INIT: _op_init, Role.MERGE: _op_merge, Role.MERGE_PARTS: _op_merge_parts,
                 Role.FINALIZE: _op_finalize, Role.TP_ALL_REDUCE: _all_reduce, Role.GATHER_PARTS: _all_gather,
-                Role.A2A_QKV: _a2a_qkv, Role.A2A_O: _a2a_o}
+                Role.A2A_QKV: _a2a_qkv, Role.A2A_O: _a2a_o, Role.PP_GATHER: _pp_gather}
 
 
 def _group_batches(ops: list[Op]) -> list[list[Op]]:

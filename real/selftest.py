@@ -50,7 +50,9 @@ def cases(n: int) -> list[list[str]]:
         out.append(pre + ["--seq", "16", "--plan", "ulysses=2,ring=2", "--ring-variant", "zigzag"])
         out.append(pre + ["--seq", "12", "--plan", "tp=2,ulysses=2"])
         out.append(TINY + topo + ["--layers", "4", "--batch", "4", "--seq", "12", "--plan", "tp=2,pp=2",
-                                  "--microbatches", "2"])
+                                  "--microbatches", "2"])  # --pp-send scatter (default): slices, all-gather
+        out.append(TINY + topo + ["--layers", "4", "--batch", "4", "--seq", "12", "--plan", "tp=2,pp=2",
+                                  "--microbatches", "2", "--pp-send", "full"])
         out.append(TINY + topo + ["--layers", "2", "--batch", "2", "--seq", "16", "--plan", "tp=2,ring=2",
                                   "--phase", "decode", "--context", "16", "--decode-attn", "pass-q"])
         out.append(TINY + topo + ["--layers", "2", "--batch", "4", "--seq", "1", "--plan", "tp=2,pp=2",

@@ -34,5 +34,5 @@ def test_plans_covered(results):
                    "decode-attn allgather"):
         assert needle in text
     if n == 4:
-        for needle in ("tp=2,ring=2", "tp=2,pp=2", "ulysses=2,ring=2", "tp=2,ulysses=2"):
+        for needle in ("tp=2,ring=2", "tp=2,pp=2", "ulysses=2,ring=2", "tp=2,ulysses=2", "--pp-send full"):
             assert needle in text

@@ -3,13 +3,19 @@
 Stage s holds layers [s*L/S, (s+1)*L/S).  A rank runs its micro-batches one after another; between
 stages, the activations of micro-batch j go to the next stage while the stage receives j + 1.
 Closed form: (S + m - 1) t_stage + (S + m - 2) t_transfer (the bubble is (S - 1) stages).
+
+With TP inside a stage (``pp_send=scatter``, the default, as Megatron does) each TP rank sends only its
+1/tp slice of the (replicated) activations to its peer of the next stage, and that stage all-gathers the
+slices over its TP group before its first layer: t_transfer = p2p(act/tp) + all-gather(act, tp).
+``pp_send=full`` sends all of it from every TP rank (t_transfer = p2p(act)), kept for comparison.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from .. import kernels
 from ..errors import SpecError
-from ..schedule import Role
+from ..schedule import OpKind, Role
 from ..specs import Collective
 
 
@@ -19,6 +25,9 @@ def rules(plan, model, wl, topo) -> None:
                         f"{[d for d in range(1, model.layers + 1) if model.layers % d == 0]}")
     if wl.batch % plan.microbatches:
         raise SpecError(f"--microbatches {plan.microbatches} does not divide --batch {wl.batch}")
+    if plan.pp > 1 and plan.tp > 1 and plan.pp_send == "scatter" and model.d_model % plan.tp:
+        raise SpecError(f"--pp-send scatter splits the activations tp={plan.tp} ways, which does not divide "
+                        f"d_model={model.d_model}; use --pp-send full")
 
 
 def length_multiple(plan, phase) -> int:
@@ -30,17 +39,23 @@ def emit(b, prog, rank: int, layer_fn) -> None:
     plan = b.plan
     s = plan.coords(rank)["pp"]
     prev, nxt = plan.neighbour("pp", rank, -1), plan.neighbour("pp", rank, +1)
-    act = b.geo.act_bytes
+    geo = b.geo
+    scatter = bool(geo.pp_scatter)
+    msg = float(geo.pp_msg_bytes)
+    got = "x@{}/part" if scatter else "x@{}"  # what the recv writes: a slice (then gathered) or all of it
     m = plan.microbatches
     lps = b.layers_per_stage
     if prev is not None:
-        prog.sendrecv(Role.PP_ACT, "pp/mb0", None, None, prev, "x@0", act, mb=0)
+        prog.sendrecv(Role.PP_ACT, "pp/mb0", None, None, prev, got.format(0), msg, mb=0)
     for j in range(m):
+        if prev is not None and scatter:
+            prog.collective(OpKind.ALL_GATHER, Role.PP_GATHER, plan.group("tp", rank), geo.act_bytes,
+                            f"pp/mb{j}/gather", (got.format(j),), (f"x@{j}",), mb=j)
         for i in range(lps):
             layer_fn(prog, rank, s * lps + i, j)
         if nxt is not None or (prev is not None and j + 1 < m):
-            prog.sendrecv(Role.PP_ACT, f"pp/mb{j}", nxt, f"x@{j}", prev if j + 1 < m else None, f"x@{j + 1}", act,
-                          recv_tag=f"pp/mb{j + 1}", mb=j, recv_fields={"mb": j + 1})
+            prog.sendrecv(Role.PP_ACT, f"pp/mb{j}", nxt, f"x@{j}", prev if j + 1 < m else None,
+                          got.format(j + 1), msg, recv_tag=f"pp/mb{j + 1}", mb=j, recv_fields={"mb": j + 1})
 
 
 def closed_form(ctx, t_layer, host_layer) -> dict:
@@ -51,15 +66,27 @@ def closed_form(ctx, t_layer, host_layer) -> dict:
     # the host issues a stage's ops ahead of its GPU: a stage takes its device path or its host path
     t_dev = lps * t_layer
     t_stage = np.maximum(t_dev, lps * host_layer)
-    act = geo.act_bytes
+    act, msg, sc = geo.act_bytes, geo.pp_msg_bytes, geo.pp_scatter
     pp_ib = ctx.crosses_ib(geo.span("pp")) & (S > 1)
-    x_pp = np.where(S > 1, ctx.comm(pp_ib, Collective.P2P, act, 2), 0.0)
+    # the send of a slice (or all) to the next stage, then (scatter) its all-gather over that stage's TP group
+    gather = np.where(sc, kernels.comm_time(hw, "nvlink", Collective.ALL_GATHER, act, geo.tp), 0.0)
+    x_pp = np.where(S > 1, ctx.comm(pp_ib, Collective.P2P, msg, 2) + gather, 0.0)
     latency = np.where(S > 1, (S + m - 1) * t_stage + (S + m - 2) * x_pp, m * t_stage) + hw.pass_launch_s
-    sent = np.where(S > 1, m * act, 0.0)
+    # bytes of the busiest rank: a middle stage sends and gathers; with two stages, the sender or the
+    # receiver, whichever keeps its links busier (send over the pp link, gather over NVLink)
+    send = np.where(S > 1, m * msg, 0.0)
+    g = np.where(sc, m * kernels.sent_bytes(Collective.ALL_GATHER, act, geo.tp), 0.0)
+    s_nv, s_ib = np.where(pp_ib, 0.0, send), np.where(pp_ib, send, 0.0)
+    sender_t = s_nv / hw.nvlink_bw_Bps + s_ib / hw.nic_bw_Bps
+    recv_wins = (S == 2) & (g / hw.nvlink_bw_Bps > sender_t)
+    both = S > 2
+    sent_nv = np.where(recv_wins, g, s_nv + np.where(both, g, 0.0))
+    sent_ib = np.where(recv_wins, 0.0, s_ib)
     return {"latency": latency, "t_dev": t_dev, "t_stage": t_stage, "x_pp": x_pp, "lps": lps,
-            "sent_nvlink": np.where(pp_ib, 0.0, sent), "sent_ib": np.where(pp_ib, sent, 0.0)}
+            "sent_nvlink": sent_nv, "sent_ib": sent_ib}
 
 
 def buffers(ctx):
-    """Pipeline stages hold the received activations beside the working ones (counted with them)."""
+    """Pipeline stages hold the received activations beside the working ones (counted with them; the
+    scatter's received slice is 1/tp of that and is not counted apart)."""
     return 0.0

@@ -119,6 +119,7 @@ def closed_form(ctx, on) -> AttnCost:
         acc.add(w, count=ctx.full(cnt))
     for i, w in enumerate(rest):
         acc.add(w, count=np.where(slowest == i, n_rest, 0.0))
+        acc.note_kernel(w, n_rest > 0)
     acc.issue_comm(2 * (R - 1) * one)
     busy = (c0 + g_init + t_fin) + n_rest * (c1 + g_merge)
     sent = (R - 1) * geo.kv_block_bytes
