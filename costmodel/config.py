@@ -67,10 +67,10 @@ OPTIONS: dict[str, tuple[Any, str]] = {
     "microbatches": (None, "micro-batches per batch (pipeline)"),
     "ring_variant": (RingVariant.ZIGZAG.value, "plain | zigzag | striped"),
     "decode_attn": (DecodeAttn.ALLGATHER.value, "pass-kv | pass-q | allgather"),
-    "pp_send": (PpSend.SCATTER.value, "pipeline with TP in a stage: scatter (each TP rank sends 1/tp, "
-                                      "the next stage all-gathers: Megatron) | full (every rank sends all)"),
-    "attn_kernel": (AttnKernel.AUTO.value, "attention kernel of the profile: auto (the fastest for each "
-                                           "call's shape) | flash | cudnn"),
+    "pp_send": (PpSend.SCATTER.value, ("pipeline with TP in a stage: scatter (each TP rank sends 1/tp, the "
+                                       "next stage all-gathers: Megatron) | full (every rank sends all)")),
+    "attn_kernel": (AttnKernel.AUTO.value, ("attention kernel of the profile: auto (the fastest for each "
+                                            "call's shape) | flash | cudnn")),
     "set": ((), "overrides KIND.PATH=VALUE of any preset field, e.g. hardware.peak.hbm_TBps=4.0"),
 }
 _MODEL_FIELDS = {"layers": "layers", "d_model": "d_model", "heads": "n_heads", "kv_heads": "n_kv_heads",

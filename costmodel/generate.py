@@ -48,7 +48,8 @@ def extend(cfg: Config, res: Result, step_s: np.ndarray, how: str, extra: dict |
     n = steps(cfg)
     ctxs = step_contexts(cfg)
     last = _eval(cfg, context=int(ctxs[-1]))
-    f = lambda k: float(np.asarray(last[k]).reshape(-1)[0])  # noqa: E731
+    def f(k):
+        return float(np.asarray(last[k]).reshape(-1)[0])
     total = float(np.sum(step_s))
     mem = {"weights": f("mem_weights_bytes"), "kv_cache": f("mem_kv_cache_bytes"),
            "activations": f("mem_activations_bytes"), "comm_buffers": f("mem_comm_buffers_bytes"),

@@ -35,11 +35,11 @@ def _rows(r: dict) -> list[tuple[str, str]]:
         rows.append(("TPOT", fmt_seconds(r["tpot_s"])))
     g = r.get("generation")
     if g:
-        rows.append(("generation", f"{g['tokens']} tokens, context {g['context_first']} -> "
-                                   f"{g['context_last']}: total {fmt_seconds(g['total_s'])} (latency above), "
-                                   f"mean TPOT {fmt_seconds(g['tpot_mean_s'])}, steps "
-                                   f"{fmt_seconds(g['step_first_s'])} -> {fmt_seconds(g['step_last_s'])}; "
-                                   f"memory at the last step; {g['how']}"))
+        text = (f"{g['tokens']} tokens, context {g['context_first']} -> {g['context_last']}: total "
+                f"{fmt_seconds(g['total_s'])} (latency above), mean TPOT {fmt_seconds(g['tpot_mean_s'])}, "
+                f"steps {fmt_seconds(g['step_first_s'])} -> {fmt_seconds(g['step_last_s'])}; memory at "
+                f"the last step; {g['how']}")
+        rows.append(("generation", text))
     rows += [
         ("roofline floor", f"{fmt_seconds(r['roofline_latency_s'])} ({r['roofline']['bound']}-bound at datasheet peaks)"),
         ("bottleneck", r["bottleneck"]),

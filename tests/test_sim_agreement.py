@@ -117,8 +117,8 @@ def test_coarsening_changes_no_result(plan, topo, mb, extra, periodic):
           else Workload(batch=mb, seq_len=1024 * n))
     # the flash kernel pinned: which units repeat exactly depends on the kernels' costs (with --attn-kernel
     # auto the striped case happens to repeat exactly and would not exercise the fallback any more)
-    cfg = Config(hardware=hw, topology=parse_topology(topo), model=_model(6, 64, 8, 2, 4), workload=wl, plan=p,
-                 kernel="flash")
+    cfg = Config(hardware=hw, topology=parse_topology(topo), model=_model(6, 64, 8, 2, 4), workload=wl,
+                 plan=p, kernel="flash")
     coarse, full = run_config(cfg), run_config(cfg, coarsen=False)
     assert full.units_simulated == 6 * mb and not full.coarsened
     assert coarse.coarsened == periodic
