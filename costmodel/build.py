@@ -32,8 +32,11 @@ class Site:
     layer: int
     mb: int
     tag: str
+    chunk: int = -1  # chunked prefill: the chunk of this unit (-1: no chunks)
 
     def fields(self, **kw) -> dict:
+        if self.chunk >= 0:
+            return {"layer": self.layer, "mb": self.mb, "chunk": self.chunk, **kw}
         return {"layer": self.layer, "mb": self.mb, **kw}
 
 
@@ -221,18 +224,23 @@ class Builder:
     def rank(self, rank: int) -> None:
         strategies.pipeline.emit(self, Prog(self, rank), rank, self.layer)
 
-    def layer(self, prog: Prog, rank: int, layer: int, j: int) -> None:
-        """One layer of micro-batch ``j``: the dense part around the attention strategies' block."""
-        site = Site(prog, rank, layer, j, f"L{layer}/mb{j}")
-        kv = f"kvcache/L{layer}/mb{j}"
-        strategies.dense.emit_pre(self, site, {"x": f"x@{j}", "kv_local": kv})
+    def layer(self, prog: Prog, rank: int, layer: int, j: int, c: int = -1) -> None:
+        """One layer of micro-batch ``j`` (chunk ``c`` of it with chunks; its activations are ``x@u``,
+        u = j N + c): the dense part around the attention strategies' block."""
+        if c >= 0:
+            site = Site(prog, rank, layer, j, f"L{layer}/mb{j}/c{c}", chunk=c)
+            kv, x = strategies.chunked.cache_name(layer, j, c), f"x@{j * self.plan.chunks + c}"
+        else:
+            site = Site(prog, rank, layer, j, f"L{layer}/mb{j}")
+            kv, x = f"kvcache/L{layer}/mb{j}", f"x@{j}"
+        strategies.dense.emit_pre(self, site, {"x": x, "kv_local": kv})
         q, o = "q", "o"
         for s in self.attn_strategies[:-1]:  # wrappers (ulysses) re-lay the buffers the core reads
             q, kv, o = s.emit_enter(self, site, q, kv, o)
         self.attn_strategies[-1].emit(self, site, q, kv, o)
         for s in reversed(self.attn_strategies[:-1]):
             s.emit_leave(self, site)
-        strategies.dense.emit_post(self, site, {"x": f"x@{j}"})
+        strategies.dense.emit_post(self, site, {"x": x})
 
 
 def build_schedule(model: Model, workload: Workload, plan: Plan, topo: Topology, hw: Hardware | None = None, *,

@@ -65,6 +65,7 @@ OPTIONS: dict[str, tuple[Any, str]] = {
     "causal": (True, "causal attention (False: bidirectional)"),
     "plan": ("tp=8", "e.g. 'tp=8,pp=2', 'ring=16', 'tp=2,ring=4', 'ulysses=4'"),
     "microbatches": (None, "micro-batches per batch (pipeline)"),
+    "chunks": (None, "prefill: chunks per sequence flowing through the pipeline (chunked prefill, TP x PP)"),
     "ring_variant": (RingVariant.ZIGZAG.value, "plain | zigzag | striped"),
     "decode_attn": (DecodeAttn.ALLGATHER.value, "pass-kv | pass-q | allgather"),
     "pp_send": (PpSend.SCATTER.value, ("pipeline with TP in a stage: scatter (each TP rank sends 1/tp, the "
@@ -110,7 +111,7 @@ def build_config(options: Mapping[str, Any]) -> Config:
                   gen_tokens=gen, causal=o["causal"])
     plan = parse_plan(o["plan"], microbatches=_int(o["microbatches"], "--microbatches"),
                       ring_variant=o["ring_variant"], decode_attn=o["decode_attn"],
-                      pp_send=o["pp_send"])
+                      pp_send=o["pp_send"], chunks=_int(o["chunks"], "--chunks"))
     topo = parse_topology(o["topology"])
     if o["attn_kernel"] not in [k.value for k in AttnKernel]:
         valid = [k.value for k in AttnKernel]

@@ -23,6 +23,7 @@ def _eval(cfg: Config, batch=None, seq=None, context=None) -> dict:
     return evaluate(cfg.model, cfg.hardware, setting(cfg), batch=wl.batch if batch is None else batch,
                     seq=wl.seq_len if seq is None else seq, tp=p.tp, pp=p.pp, ring=p.ring, ulysses=p.ulysses,
                     microbatches=p.microbatches, context=wl.context if context is None else context,
+                    chunks=p.chunks,
                     gen_tokens=wl.gen_tokens)
 
 
@@ -37,7 +38,8 @@ def _eval_batch(cfg: Config, batch):
     p, wl = cfg.plan, cfg.workload
     m = 1 if p.microbatches == 1 else np.asarray(batch) // _mb_size(cfg)
     return evaluate(cfg.model, cfg.hardware, setting(cfg), batch=batch, seq=wl.seq_len, tp=p.tp, pp=p.pp,
-                    ring=p.ring, ulysses=p.ulysses, microbatches=m, context=wl.context, gen_tokens=wl.gen_tokens)
+                    ring=p.ring, ulysses=p.ulysses, microbatches=m, context=wl.context, gen_tokens=wl.gen_tokens,
+                    chunks=p.chunks)
 
 
 def max_batch(cfg: Config) -> int:

@@ -1,6 +1,7 @@
 """Issue 13 (fair baselines): honest per-device totals and recorded overrides."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from costmodel.analytic import evaluate
@@ -204,3 +205,57 @@ def test_gen_tokens_real_run_measures_independent_steps(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "real.run", *args, "--gen-tokens", "33"], cwd=root, env=env,
                          capture_output=True, text=True, timeout=120, check=False)
     assert bad.returncode == 2 and "--gen-tokens 33 is not valid for real.run" in bad.stderr
+
+
+# ---- item 4: chunked-prefill pipelines ----
+@pytest.mark.parametrize("plan,topo,mb,n", [("tp=4,pp=2", "nvswitch:8", 1, 4), ("tp=2,pp=4", "ib:2x4", 2, 4),
+                                            ("pp=2", "nvswitch:2", 2, 8), ("pp=4", "nvswitch:4", 1, 2)])
+def test_chunks_engines_agree(plan, topo, mb, n):
+    """Chunked prefill: the simulator (coarsened or not) equals the analytic within 1% (no slowdown, no
+    host issue time); the schedule's chunk attention is q = L/N against the c L/N cached keys, then its
+    own."""
+    from costmodel.specs import OP_CLASSES
+    from sim import run_config
+    hw = load_hardware("h100-sxm", ["achievable.compute_slowdown_under_comm=1.0"]
+                       + [f"achievable.ops.{c}.issue_us=0" for c in OP_CLASSES])
+    c = build_config({"plan": plan, "topology": topo, "batch": "2", "seq": "16384", "layers": "4",
+                      "chunks": n, "microbatches": mb})
+    cfg = Config(hardware=hw, topology=c.topology, model=c.model, workload=c.workload, plan=c.plan)
+    a = predict(cfg).latency_s
+    assert run_config(cfg, coarsen=False).latency_s == pytest.approx(a, rel=0.01)
+    assert run_config(cfg).latency_s == pytest.approx(a, rel=0.01)
+    s = build_schedule(cfg.model, cfg.workload, cfg.plan, cfg.topology, hw)
+    lc = 16384 // n
+    past = {(op.chunk, op.shape[2], op.shape[3]) for op in s if op.role == "chunk_attn" and op.call == 0}
+    assert past == {(k, lc, k * lc) for k in range(1, n)}
+    assert {op.shape[2:4] for op in s if op.role == "attn"} == {(lc, lc)}
+
+
+def test_chunks_shrink_the_bubble_and_rules():
+    kw = {"plan": "tp=8,pp=2", "topology": "ib:2x8", "batch": "1", "seq": "128Ki"}
+    one, eight = (predict(build_config({**kw, "chunks": n})) for n in (1, 8))
+    assert eight.latency_s < one.latency_s
+    assert eight.time_breakdown_s["pipeline_bubble"] < one.time_breakdown_s["pipeline_bubble"] / 3
+    assert eight.specs["plan"]["chunks"] == 8 and "chunks=8" in build_config({**kw, "chunks": 8}).plan.label()
+    for bad, msg in (({"plan": "ring=16"}, "is not modelled"),
+                     ({"seq": "100001"}, "does not divide --seq 100001"),
+                     ({"phase": "decode", "context": "8192"}, "applies to prefill only")):
+        with pytest.raises(SpecError, match=msg):
+            build_config({**kw, "chunks": 8, **bad})
+
+
+def test_chunks_in_search_and_sweep_templates():
+    from costmodel.presets import load_model
+    from costmodel.search import enumerate_plans
+    from costmodel.sweep import parse_template, run_sweep
+    cfg = build_config({"plan": "tp=8,pp=2", "topology": "ib:2x8", "batch": "1", "seq": "128Ki"})
+    plans, _ = enumerate_plans(cfg, 16)
+    assert any(p.chunks == 8 and p.tp == 8 and p.pp == 2 for p in plans)
+    assert all(p.chunks == 1 for p in plans if p.ring > 1 or p.ulysses > 1)
+    tpls = [parse_template("tp=8,pp=P/8"), parse_template("tp=8,pp=P/8,chunks=8")]
+    cols, skipped = run_sweep(load_model("seed-dense"), load_hardware("h100-sxm"), topo_kind="ib",
+                              phase="prefill", causal=True, kernel="auto", ring_variant="zigzag",
+                              decode_attn="allgather", batch=1, seqs=np.array([131072]), gpus=[16],
+                              templates=tpls)
+    lat = dict(zip(cols["plan_template"], cols["latency_s"]))
+    assert lat["tp=8,pp=P/8,chunks=8"] < lat["tp=8,pp=P/8"] and not skipped
