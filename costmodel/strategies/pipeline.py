@@ -95,7 +95,8 @@ def closed_form(ctx, units) -> dict:
     several = (N > 1) & (m > 1) & (S > 1) & (m * N <= GRID_UNITS)
     if np.any(several):
         latency = np.where(several, _grid_path(t_unit, np.where(several, S, 1), np.where(several, m, 1),
-                                               np.where(several, N, 1), x_pp), latency)
+                                               np.where(several, N, 1), x_pp, geo.tp > 1,
+                                               PRE_ALL_REDUCE / lps, geo.pp_scatter, gather), latency)
     latency = latency + hw.pass_launch_s
     # bytes of the busiest rank: a middle stage sends and gathers; with two stages, the sender or the
     # receiver, whichever keeps its links busier (send over the pp link, gather over NVLink)
@@ -112,36 +113,45 @@ def closed_form(ctx, units) -> dict:
 
 
 GRID_UNITS = 512
+PRE_ALL_REDUCE = 0.5  # the share of a layer a stage runs before its first TP all-reduce (an estimate)
 
 
-def _grid_path(t_unit, S, m, N, x):
+def _grid_path(t_unit, S, m, N, x, coupled, pre=0.0, gathers=False, g=0.0):
     """Longest path through the (stage, unit) grid: node (s, u) costs t(u mod N); moving to the next
     unit on a stage s >= 1 or to the next stage costs a transfer x (stage 0 runs its units back to back).
-    Vectorised over points; loops over max S x max (m N)."""
+    ``coupled`` (TP > 1: the TP all-reduces share the comm stream with the stage's sends, in program
+    order): stage s starts unit u only once its send of unit u - 1 is done, i.e. once stage s + 1 has
+    started it, less ``pre`` x t(u) (the part of its first layer before the first all-reduce); a stage
+    that all-gathers its input (scatter sends, ``gathers``, g seconds) waits for it at the start of the
+    unit; the send is done when the receiver's gather starts.
+    Vectorised over points; loops over max (m N) x max S."""
     T = np.stack([np.broadcast_to(np.asarray(v, dtype=float), np.shape(x)) for v in t_unit])
     S_max, U_max = int(np.max(S)), int(np.max(m * N))
     Ni = np.broadcast_to(N, np.shape(x)).astype(int)
     U = np.broadcast_to(m * N, np.shape(x))
-    prev = None  # D_{s-1}[u] for every u
+    prev = None  # D[s] (end of unit u - 1 on stage s) for every s
+    t_prev = None
+    for u in range(U_max):
+        live = u < U
+        tu = np.take_along_axis(T, (u % Ni)[None], axis=0)[0]
+        row = []
+        for s in range(S_max):
+            start = np.zeros(np.shape(x))
+            if prev is not None:
+                start = np.maximum(start, prev[s] + (x if s else 0.0))
+                if s + 1 < S_max:  # the send of unit u - 1 (its receiver started it)
+                    slack = 0.0 if s else pre * tu
+                    slack = np.where(gathers, slack, pre * tu)
+                    done = prev[s + 1] - t_prev - np.where(gathers, g, 0.0)
+                    start = np.maximum(start, np.where(coupled & (s + 1 < S), done - slack, 0.0))
+            if s:
+                start = np.maximum(start, row[s - 1] + x)
+            d = start + tu
+            row.append(np.where(live, d, prev[s] if prev is not None else 0.0))
+        prev, t_prev = row, np.where(live, tu, t_prev if t_prev is not None else 0.0)
     out = np.zeros(np.shape(x))
     for s in range(S_max):
-        row, left = [], None
-        for u in range(U_max):
-            live = u < U
-            tu = np.take_along_axis(T, (u % Ni)[None], axis=0)[0]
-            if left is None and prev is None:
-                d = tu
-            elif left is None:
-                d = prev[u] + x + tu
-            elif prev is None:
-                d = left + (x if s else 0.0) + tu
-            else:
-                d = np.maximum(left + (x if s else 0.0), prev[u] + x) + tu
-            d = np.where(live, d, left if left is not None else 0.0)
-            row.append(d)
-            left = d
-        prev = row
-        out = np.where(s == S - 1, row[-1], out)
+        out = np.where(s == S - 1, prev[s], out)
     return out
 
 
