@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import strategies
-from .closedform import Acc, Ctx, Setting
+from .closedform import Acc, AttnCost, Ctx, Setting
 from .geometry import Geometry
 from .specs import Hardware, Model, Phase
 
@@ -28,13 +28,13 @@ CHUNK = 1 << 14  # points per block of a large evaluation (numpy's temporaries s
 
 
 def evaluate(model: Model, hw: Hardware, st: Setting, *, batch, seq, tp=1, pp=1, ring=1, ulysses=1,
-             microbatches=1, context=None, gen_tokens=1) -> dict[str, A]:
+             microbatches=1, context=None, gen_tokens=1, chunks=1) -> dict[str, A]:
     """Closed-form cost of a plan; every numeric input may be an array (broadcast together).
 
     Every output of a point depends on that point's inputs only, so a large grid is evaluated in
     blocks of ``CHUNK`` points (the same values, faster: the temporaries of a block stay in cache)."""
     vals = [np.asarray(v) for v in (batch, seq, tp, pp, ring, ulysses, microbatches,
-                                    seq if context is None else context)]
+                                    seq if context is None else context, chunks)]
     shape = np.broadcast_shapes(*(v.shape for v in vals))
     n = int(np.prod(shape))
     if n <= 2 * CHUNK:
@@ -49,26 +49,38 @@ def evaluate(model: Model, hw: Hardware, st: Setting, *, batch, seq, tp=1, pp=1,
 
 
 def _evaluate(model: Model, hw: Hardware, st: Setting, batch, seq, tp, pp, ring, ulysses, microbatches, context,
-              gen_tokens) -> dict[str, A]:
-    geo, shape = _geometry(model, st, batch, seq, tp, pp, ring, ulysses, microbatches, context)
-    B, L, C, S, R, U, m = geo.batch, geo.seq, geo.context, geo.pp, geo.ring, geo.ulysses, geo.microbatches
+              chunks, gen_tokens) -> dict[str, A]:
+    geo, shape = _geometry(model, st, batch, seq, tp, pp, ring, ulysses, microbatches, context, chunks)
+    B, L, C, S, R, U, m, N = (geo.batch, geo.seq, geo.context, geo.pp, geo.ring, geo.ulysses, geo.microbatches,
+                              geo.chunks)
     decode = st.phase == Phase.DECODE
-    acc = Acc(hw, st.kernel, shape)
+    is_u, no_ring, chunked = U > 1, R == 1, N > 1
+
+    # ---- one layer of one unit (a micro-batch, or chunk c of it): dense part, wrappers, attention core ----
+    units = []
+    for c in range(int(np.max(N))):
+        acc = Acc(hw, st.kernel, shape)
+        ctx = Ctx(hw=hw, st=st, geo=geo, acc=acc, shape=shape)
+        cost = strategies.dense.closed_form(ctx)
+        for w in strategies.WRAPPERS:
+            cost = cost + w.closed_form(ctx, is_u)
+        cost = cost + strategies.local.closed_form(ctx, no_ring & ~chunked)
+        cost = cost + strategies.chunked.closed_form(ctx, chunked, c)
+        core = strategies.core_for_phase(st.phase, st.decode_attn)
+        cost = cost + core.closed_form(ctx, (~no_ring & ~is_u) if decode else ~no_ring)
+        units.append((acc, cost, acc.busy + cost.exposed_s, c < N))
+    acc, cost = units[0][0], units[0][1]
+    if len(units) > 1:  # the sums over the chunks that exist at each point
+        acc = Acc(hw, st.kernel, shape)
+        for f in ("compute", "memory", "flops", "hbm", "host"):
+            setattr(acc, f, sum(np.where(e, getattr(a, f), 0.0) for a, _, _, e in units))
+        acc.kernel_mask = np.bitwise_or.reduce([np.where(e, a.kernel_mask, 0) for a, _, _, e in units])
+        cost = AttnCost(*(sum(np.where(e, getattr(k, f), 0.0) for _, k, _, e in units)
+                          for f in ("exposed_s", "xfer_s", "sent_nvlink", "sent_ib")))
     ctx = Ctx(hw=hw, st=st, geo=geo, acc=acc, shape=shape)
 
-    # ---- one layer: dense part, wrappers, attention core ----
-    cost = strategies.dense.closed_form(ctx)
-    is_u = U > 1
-    for w in strategies.WRAPPERS:
-        cost = cost + w.closed_form(ctx, is_u)
-    no_ring = R == 1
-    cost = cost + strategies.local.closed_form(ctx, no_ring)
-    core = strategies.core_for_phase(st.phase, st.decode_attn)
-    cost = cost + core.closed_form(ctx, (~no_ring & ~is_u) if decode else ~no_ring)
-    layer_t = acc.busy + cost.exposed_s
-
-    # ---- stages and micro-batches ----
-    pipe = strategies.pipeline.closed_form(ctx, layer_t, acc.host)
+    # ---- stages and micro-batches (and chunks) ----
+    pipe = strategies.pipeline.closed_form(ctx, [(t, a.host, e) for a, _, t, e in units])
     lps, t_stage, t_dev, x_pp, latency = pipe["lps"], pipe["t_stage"], pipe["t_dev"], pipe["x_pp"], pipe["latency"]
     sent_nv = cost.sent_nvlink * lps * m + pipe["sent_nvlink"]
     sent_ib = cost.sent_ib * lps * m + pipe["sent_ib"]
@@ -93,12 +105,13 @@ def _evaluate(model: Model, hw: Hardware, st: Setting, batch, seq, tp, pp, ring,
         "t_bubble_s": latency - hw.pass_launch_s - m * t_stage,
     }
     out["t_comm_exposed_s"] = np.maximum(m * t_dev - (acc.busy * lps * m), 0.0)
-    out["t_comm_s"] = cost.xfer_s * lps * m + (S + m - 2) * x_pp * (S > 1)
+    out["t_comm_s"] = cost.xfer_s * lps * m + (S + m * N - 2) * x_pp * (S > 1)
     out = {k: _full(v, shape) for k, v in out.items()}
     out["bottleneck"] = bottleneck(out)
     out.update(memory(ctx))
     out.update(roofline(hw, out))
     out["total_flops"] = _full(_total_flops(model, st, B, L, C), shape)
+    out["attn_kernel_used"] = np.array(np.broadcast_to(acc.kernels_used, shape))
     return out
 
 
@@ -108,24 +121,27 @@ def _full(v, shape) -> A:
     return v if v.shape == shape else np.array(np.broadcast_to(v, shape))
 
 
-def _geometry(model: Model, st: Setting, batch, seq, tp, pp, ring, ulysses, microbatches, context):
+def _geometry(model: Model, st: Setting, batch, seq, tp, pp, ring, ulysses, microbatches, context, chunks=1):
     """The inputs as float arrays, each at its own shape (they broadcast together where they meet:
     what depends on the plan's degrees only is computed once per degree, not once per point), the
     shape of the evaluation, and their geometry."""
+    if st.phase == Phase.DECODE:
+        chunks = 1  # a decode step has no prompt to split
     vals = [np.asarray(v) for v in (batch, seq, tp, pp, ring, ulysses, microbatches,
-                                    seq if context is None else context)]
+                                    seq if context is None else context, chunks)]
     shape = np.broadcast_shapes(*(v.shape for v in vals))
-    B, L, T, S, R, U, m, C = (v.astype(float) for v in vals)
+    B, L, T, S, R, U, m, C, N = (v.astype(float) for v in vals)
     geo = Geometry(model=model, phase=st.phase, batch=B, seq=L, context=C, tp=T, ulysses=U, ring=R, pp=S,
-                   microbatches=m, ring_variant=st.ring_variant, decode_attn=st.decode_attn, causal=st.causal)
+                   microbatches=m, ring_variant=st.ring_variant, decode_attn=st.decode_attn, causal=st.causal,
+                   pp_send=st.pp_send, chunks=N)
     return geo, shape
 
 
 def evaluate_memory(model: Model, hw: Hardware, st: Setting, *, batch, seq, tp=1, pp=1, ring=1, ulysses=1,
-                    microbatches=1, context=None) -> dict[str, A]:
+                    microbatches=1, context=None, chunks=1) -> dict[str, A]:
     """Only the memory part of ``evaluate`` (same inputs, same values): what ``max_batch`` / ``max_length``
     search over, without the latency model."""
-    geo, shape = _geometry(model, st, batch, seq, tp, pp, ring, ulysses, microbatches, context)
+    geo, shape = _geometry(model, st, batch, seq, tp, pp, ring, ulysses, microbatches, context, chunks)
     return memory(Ctx(hw=hw, st=st, geo=geo, acc=None, shape=shape))
 
 
@@ -148,7 +164,7 @@ def memory(ctx: Ctx) -> dict[str, A]:
     if decode:
         attn_phase = tok * d * b + tok * qd_t * (2 * b + ab) + np.where(R > 1, R * mb * hq * (hd * ab + 4), 0)
     else:
-        atok = mb * L / R
+        atok = mb * L / (R * geo.chunks)  # a chunk's queries (the whole ring-local sequence without chunks)
         attn_phase = tok * d * b + atok * hq * hd * (b + np.where(R > 1, ab + b, b)) + atok * hq * 4
     mlp_phase = tok * d * b + tok * model.d_ff / T * b * model.mlp_mats + tok * d * b
     activations = x + np.maximum(attn_phase, mlp_phase)

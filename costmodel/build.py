@@ -33,8 +33,11 @@ class Site:
     layer: int
     mb: int
     tag: str
+    chunk: int = -1  # chunked prefill: the chunk of this unit (-1: no chunks)
 
     def fields(self, **kw) -> dict:
+        if self.chunk >= 0:
+            return {"layer": self.layer, "mb": self.mb, "chunk": self.chunk, **kw}
         return {"layer": self.layer, "mb": self.mb, **kw}
 
 
@@ -145,6 +148,7 @@ class Builder:
         self.ring_steps_built = 0  # middle steps (1..R-2) built per ring when coarsened, else 0
         self.ring_uniform = True  # every middle step of every rank has the same op costs
         self.memo: dict = {}  # strategies' own memo tables
+        self.kernels_used: set[str] = set()  # attention kernels the ops' est_s assumed
         self.ops: list[Op] = []
         self._keys: dict[str, int] = {}
         self._batch = 0
@@ -177,6 +181,11 @@ class Builder:
         if key is not None and key in self._work_memo:
             return self._work_memo[key]
         est = float(Lr.work_time(self.hw, w, self.kernel)) if self.hw else 0.0
+        if w.kind == OpKind.ATTN and self.hw:
+            names = self.hw.attn_names(self.kernel)
+            pick = int(kernels.attn_choice(self.hw, w.flops, w.hbm_bytes, w.kv_len, w.causal, w.q_len)[1]) \
+                if self.kernel == "auto" else 0
+            self.kernels_used.add(names[pick])
         out = (tuple(_num(v) for v in shape), float(w.flops), float(w.hbm_bytes), est)
         if key is not None:
             self._work_memo[key] = out
@@ -220,22 +229,27 @@ class Builder:
     def rank(self, rank: int) -> None:
         strategies.pipeline.emit(self, Prog(self, rank), rank, self.layer)
 
-    def layer(self, prog: Prog, rank: int, layer: int, j: int) -> None:
-        """One layer of micro-batch ``j``: the dense part around the attention strategies' block."""
-        site = Site(prog, rank, layer, j, f"L{layer}/mb{j}")
-        kv = f"kvcache/L{layer}/mb{j}"
-        strategies.dense.emit_pre(self, site, {"x": f"x@{j}", "kv_local": kv})
+    def layer(self, prog: Prog, rank: int, layer: int, j: int, c: int = -1) -> None:
+        """One layer of micro-batch ``j`` (chunk ``c`` of it with chunks; its activations are ``x@u``,
+        u = j N + c): the dense part around the attention strategies' block."""
+        if c >= 0:
+            site = Site(prog, rank, layer, j, f"L{layer}/mb{j}/c{c}", chunk=c)
+            kv, x = strategies.chunked.cache_name(layer, j, c), f"x@{j * self.plan.chunks + c}"
+        else:
+            site = Site(prog, rank, layer, j, f"L{layer}/mb{j}")
+            kv, x = f"kvcache/L{layer}/mb{j}", f"x@{j}"
+        strategies.dense.emit_pre(self, site, {"x": x, "kv_local": kv})
         q, o = "q", "o"
         for s in self.attn_strategies[:-1]:  # wrappers (ulysses) re-lay the buffers the core reads
             q, kv, o = s.emit_enter(self, site, q, kv, o)
         self.attn_strategies[-1].emit(self, site, q, kv, o)
         for s in reversed(self.attn_strategies[:-1]):
             s.emit_leave(self, site)
-        strategies.dense.emit_post(self, site, {"x": f"x@{j}"})
+        strategies.dense.emit_post(self, site, {"x": x})
 
 
 def build_schedule(model: Model, workload: Workload, plan: Plan, topo: Topology, hw: Hardware | None = None, *,
-                   kernel: str = "flash", layers: int | None = None, ring_steps: int | None = None) -> Schedule:
+                   kernel: str = "auto", layers: int | None = None, ring_steps: int | None = None) -> Schedule:
     """Build every rank's ops.  ``layers`` < layers per stage builds fewer identical layers and sets
     ``layer_repeat`` = layers per stage / layers built (the ops are otherwise unchanged); per-layer totals
     scale by it, per-micro-batch ops (pipeline transfers) do not.
@@ -250,7 +264,8 @@ def build_schedule(model: Model, workload: Workload, plan: Plan, topo: Topology,
         b.rank(r)
     repeat = per_stage / b.layers_per_stage  # identical layers: an exact ratio even when it is not whole
     specs = {"model": asdict_values(model), "workload": asdict_values(workload), "plan": plan.to_dict(),
-             "topology": topo.to_dict(), "hardware": hw.name if hw else None, "attn_kernel": kernel}
+             "topology": topo.to_dict(), "hardware": hw.name if hw else None, "attn_kernel": kernel,
+             "attn_kernels_used": sorted(b.kernels_used)}
     sched = Schedule(n_ranks=plan.n_ranks, ops=b.ops, specs=specs, layers_built=b.layers_per_stage * plan.pp,
                      layer_repeat=repeat, launch_s=hw.pass_launch_s if hw else 0.0)
     if b.ring_steps_built:

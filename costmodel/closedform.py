@@ -16,6 +16,7 @@ from . import layers as Lr
 from .geometry import Geometry
 from .layers import Work
 from .plan import DecodeAttn, RingVariant
+from .schedule import OpKind
 from .specs import Hardware, Phase
 
 
@@ -25,10 +26,11 @@ class Setting:
 
     phase: str = Phase.PREFILL
     causal: bool = True
-    kernel: str = "flash"
+    kernel: str = "auto"
     ring_variant: str = RingVariant.ZIGZAG
     decode_attn: str = DecodeAttn.ALLGATHER
     topo_kind: str = "nvswitch"
+    pp_send: str = "scatter"
     gpus_per_node: int = 8
 
 
@@ -42,6 +44,7 @@ class Acc:
         self.flops, self.hbm = z.copy(), z.copy()
         self.host = z.copy()  # host time to issue the ops added (compute and comm)
         self._parts: dict[int, tuple] = {}  # id(w) -> (w, parts): a strategy often asks time(w), then add(w)
+        self.kernel_mask = np.zeros(shape, dtype=int)  # kernels used: bits over hw.attn_names(kernel)
 
     def parts(self, w: Work):
         """(device time, compute-bound?) of one run of w (computed once per Work object)."""
@@ -69,6 +72,7 @@ class Acc:
     def add(self, w: Work, count=1.0, scale=1.0):
         """Add ``count`` runs of w to the path (its time multiplied by ``scale``); returns one run's time."""
         t, cb = self.parts(w)
+        self.note_kernel(w, np.asarray(count) > 0)
         # in place (the accumulators have the evaluation's shape); a factor of exactly 1 is left out
         one = type(count) in (int, float) and count == 1 and type(scale) in (int, float) and scale == 1
         k = None if one else count * scale
@@ -80,6 +84,20 @@ class Acc:
         self.flops += fl if one else count * fl
         self.hbm += hb if one else count * hb
         return t * scale
+
+    def note_kernel(self, w: Work, where=True) -> None:
+        """Record the attention kernel w runs on (where ``where``): a call the rank makes whose time is
+        not on the path (a ring step's faster calls) still names its kernel."""
+        if w.kind != OpKind.ATTN:
+            return
+        bit = 1 << kernels.attn_choice(self.hw, w.flops, w.hbm_bytes, w.kv_len, w.causal, w.q_len)[1] \
+            if self.kernel == "auto" else 1
+        self.kernel_mask = self.kernel_mask | np.where(where, bit, 0)
+
+    @property
+    def kernels_used(self):
+        """Per point: the attention kernels the added calls ran on ('flash', 'cudnn+flash', ...)."""
+        return kernels.kernels_label(self.hw, self.kernel, self.kernel_mask)
 
     @property
     def busy(self):
@@ -134,6 +152,14 @@ class AttnCost:
     def __add__(self, o: AttnCost) -> AttnCost:
         return AttnCost(self.exposed_s + o.exposed_s, self.xfer_s + o.xfer_s, self.sent_nvlink + o.sent_nvlink,
                         self.sent_ib + o.sent_ib)
+
+
+def split_links(is_ib, sent) -> tuple:
+    """(NVLink bytes, IB bytes) of ``sent``: each transfer's bytes counted once, on the link it crosses.
+    Per-device totals are those of the busiest rank: where a group crosses InfiniBand, the rank at the node
+    boundary, whose sends of that group all go over IB (the others' go over NVLink and are no more)."""
+    return np.where(is_ib, 0.0, sent), np.where(is_ib, sent, 0.0)
+
 
 
 def stretched_end(start, work, lo, hi, slowdown):

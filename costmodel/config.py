@@ -15,7 +15,7 @@ from typing import Any, Mapping
 from . import presets, strategies
 from .build import asdict_values
 from .errors import SpecError
-from .plan import DecodeAttn, Plan, RingVariant, parse_plan
+from .plan import DecodeAttn, Plan, PpSend, RingVariant, parse_plan
 from .specs import AttnKernel, Hardware, Model, Phase, Workload
 from .topology import Topology, parse_topology
 from .units import parse_count
@@ -33,12 +33,16 @@ class Config:
     model: Model
     workload: Workload
     plan: Plan
-    kernel: str = AttnKernel.FLASH.value
+    kernel: str = AttnKernel.AUTO.value
+    overrides: tuple[str, ...] = ()  # the --set KIND.PATH=VALUE applied, in order
+    derived: tuple[str, ...] = ()  # achievable figures those overrides bounded (presets.peak_rules)
 
     def specs(self) -> dict:
         return {"hardware": self.hardware.name, "hardware_provenance": dict(self.hardware.provenance),
                 "topology": self.topology.to_dict(), "model": asdict_values(self.model),
-                "workload": asdict_values(self.workload), "plan": self.plan.to_dict(), "attn_kernel": self.kernel}
+                "workload": asdict_values(self.workload), "plan": self.plan.to_dict(),
+                "attn_kernel": self.kernel,
+                "overrides": list(self.overrides), "overrides_derived": list(self.derived)}
 
 
 # option -> (default, help); the one list both build_config and the command line read
@@ -61,9 +65,13 @@ OPTIONS: dict[str, tuple[Any, str]] = {
     "causal": (True, "causal attention (False: bidirectional)"),
     "plan": ("tp=8", "e.g. 'tp=8,pp=2', 'ring=16', 'tp=2,ring=4', 'ulysses=4'"),
     "microbatches": (None, "micro-batches per batch (pipeline)"),
+    "chunks": (None, "prefill: chunks per sequence flowing through the pipeline (chunked prefill, TP x PP)"),
     "ring_variant": (RingVariant.ZIGZAG.value, "plain | zigzag | striped"),
     "decode_attn": (DecodeAttn.ALLGATHER.value, "pass-kv | pass-q | allgather"),
-    "attn_kernel": (AttnKernel.FLASH.value, "attention kernel of the profile (flash | cudnn)"),
+    "pp_send": (PpSend.SCATTER.value, ("pipeline with TP in a stage: scatter (each TP rank sends 1/tp, the "
+                                       "next stage all-gathers: Megatron) | full (every rank sends all)")),
+    "attn_kernel": (AttnKernel.AUTO.value, ("attention kernel of the profile: auto (the fastest for each "
+                                            "call's shape) | flash | cudnn")),
     "set": ((), "overrides KIND.PATH=VALUE of any preset field, e.g. hardware.peak.hbm_TBps=4.0"),
 }
 _MODEL_FIELDS = {"layers": "layers", "d_model": "d_model", "heads": "n_heads", "kv_heads": "n_kv_heads",
@@ -91,7 +99,8 @@ def build_config(options: Mapping[str, Any]) -> Config:
     bad = [s for s in sets if not str(s).startswith(("hardware.", "model."))]
     if bad:
         raise SpecError(f"--set {bad[0]!r} is not valid: it must start with hardware. or model.")
-    hw = presets.load_hardware(o["hardware"], [s.split(".", 1)[1] for s in sets if s.startswith("hardware.")])
+    hw, derived = presets.load_hardware_noted(o["hardware"],
+                                              [s.split(".", 1)[1] for s in sets if s.startswith("hardware.")])
     fields = {f: _int(o[k], f"--{k.replace('_', '-')}") if k != "mlp" else o[k] for k, f in _MODEL_FIELDS.items()}
     model = presets.load_model(o["model"], [s.split(".", 1)[1] for s in sets if s.startswith("model.")], **fields)
     if not isinstance(o["causal"], bool):
@@ -101,11 +110,16 @@ def build_config(options: Mapping[str, Any]) -> Config:
                   phase=o["phase"], context_len=parse_count(o["context"], "--context") if o["context"] else 0,
                   gen_tokens=gen, causal=o["causal"])
     plan = parse_plan(o["plan"], microbatches=_int(o["microbatches"], "--microbatches"),
-                      ring_variant=o["ring_variant"], decode_attn=o["decode_attn"])
+                      ring_variant=o["ring_variant"], decode_attn=o["decode_attn"],
+                      pp_send=o["pp_send"], chunks=_int(o["chunks"], "--chunks"))
     topo = parse_topology(o["topology"])
-    hw.attn(o["attn_kernel"])
+    if o["attn_kernel"] not in [k.value for k in AttnKernel]:
+        valid = [k.value for k in AttnKernel]
+        raise SpecError(f"--attn-kernel {o['attn_kernel']!r} is not valid: choose one of {valid}")
+    hw.attn_names(o["attn_kernel"])
     strategies.validate(plan, model, wl, topo)
-    return Config(hardware=hw, topology=topo, model=model, workload=wl, plan=plan, kernel=o["attn_kernel"])
+    return Config(hardware=hw, topology=topo, model=model, workload=wl, plan=plan, kernel=o["attn_kernel"],
+                  overrides=tuple(str(s) for s in sets), derived=tuple(derived))
 
 
 def load_config_toml(path: str | Path) -> Config:

@@ -56,12 +56,15 @@ class Geometry:
     ring_variant: str = RingVariant.ZIGZAG
     decode_attn: str = DecodeAttn.ALLGATHER
     causal: bool = True
+    pp_send: str = "scatter"
+    chunks: object = 1  # prefill: chunks of each sequence flowing through the pipeline (chunked prefill)
 
     @classmethod
     def of(cls, model: Model, wl: Workload, plan: Plan) -> Geometry:
         return cls(model=model, phase=wl.phase, batch=wl.batch, seq=wl.seq_len, context=wl.context,
                    tp=plan.tp, ulysses=plan.ulysses, ring=plan.ring, pp=plan.pp, microbatches=plan.microbatches,
-                   ring_variant=plan.ring_variant, decode_attn=plan.decode_attn, causal=wl.causal)
+                   ring_variant=plan.ring_variant, decode_attn=plan.decode_attn, causal=wl.causal,
+                   pp_send=plan.pp_send, chunks=plan.chunks)
 
     @property
     def decode(self) -> bool:
@@ -105,7 +108,7 @@ class Geometry:
     def dense_tokens(self):
         """Token rows of the dense part (GEMMs) on one rank for one micro-batch."""
         if not self.decode:
-            return self.mb * self.seq // self.sp
+            return self.mb * self.seq // (self.sp * self.chunks)
         if isinstance(self.sp, int):
             return self.owner_rows if self.owners else self.mb
         return np.where(self.owners, self.owner_rows, self.mb)
@@ -154,6 +157,21 @@ class Geometry:
     def act_bytes(self):
         """One rank's activations of one micro-batch: a TP all-reduce, a pipeline transfer."""
         return self.dense_tokens * self.model.d_model * self.model.dtype_bytes
+
+    @property
+    def chunk_len(self):
+        """Prefill with chunks: the tokens of one chunk of a sequence."""
+        return self.seq // self.chunks
+
+    @property
+    def pp_scatter(self):
+        """True where a stage's TP ranks each send 1/tp of the activations (the next stage all-gathers)."""
+        return (self.pp_send == "scatter") & (np.asarray(self.tp) > 1) & (np.asarray(self.pp) > 1)
+
+    @property
+    def pp_msg_bytes(self):
+        """What one rank sends to the next stage per micro-batch: its 1/tp slice (scatter) or all of it."""
+        return np.where(self.pp_scatter, self.act_bytes / self.tp, self.act_bytes)
 
     @cached_property
     def kv_block_bytes(self):

@@ -21,7 +21,10 @@ def gemm_device_time(hw: Hardware, flops, hbm_bytes, m):
 
 def attn_device_time(hw: Hardware, kernel: str, flops, hbm_bytes, kv_len, causal: bool, q_len=None):
     """Fused attention: throughput by key length from the profile; a decode-shaped call (one query
-    per sequence) is memory-bound and uses the kernel's decode bandwidth curve when the profile has one."""
+    per sequence) is memory-bound and uses the kernel's decode bandwidth curve when the profile has one.
+    ``kernel="auto"``: the fastest of the profile's kernels for this shape (``attn_choice``)."""
+    if kernel == "auto":
+        return attn_choice(hw, flops, hbm_bytes, kv_len, causal, q_len)[0]
     fig = hw.attn(kernel)
     thr = (fig.causal if causal else fig.full)(np.maximum(kv_len, 1))
     t = np.maximum(flops / thr, hbm_bytes / hw.elementwise_bw_Bps)
@@ -29,6 +32,23 @@ def attn_device_time(hw: Hardware, kernel: str, flops, hbm_bytes, kv_len, causal
         t = np.where(np.asarray(q_len) <= 1, hbm_bytes / fig.decode_bw(np.maximum(hbm_bytes, 1)), t)
     return t
 
+
+
+def attn_choice(hw: Hardware, flops, hbm_bytes, kv_len, causal: bool, q_len=None):
+    """(time, index) of the fastest kernel of the profile for this call, per point; the index is into
+    ``sorted(hw.attention)`` (ties: the first name)."""
+    names = sorted(hw.attention)
+    ts = np.stack([np.asarray(attn_device_time(hw, k, flops, hbm_bytes, kv_len, causal, q_len), dtype=float)
+                   for k in names])
+    return ts.min(axis=0), ts.argmin(axis=0)
+
+
+def kernels_label(hw: Hardware, kernel: str, mask):
+    """Names of the kernels a bit mask over ``hw.attn_names(kernel)`` marks, joined by '+' (vectorised)."""
+    names = hw.attn_names(kernel)
+    labels = np.array(["+".join(n for i, n in enumerate(names) if m >> i & 1) or "none"
+                       for m in range(1 << len(names))])
+    return labels[np.asarray(mask, dtype=int)]
 
 
 def elementwise_device_time(hw: Hardware, hbm_bytes, cls: str | None = None):

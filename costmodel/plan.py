@@ -24,6 +24,14 @@ class RingVariant(enum.StrEnum):
     STRIPED = "striped"
 
 
+class PpSend(enum.StrEnum):
+    """How a stage hands its activations to the next with TP inside the stage: ``scatter`` (Megatron:
+    each TP rank sends its 1/tp slice, the next stage all-gathers) or ``full`` (every rank sends all)."""
+
+    SCATTER = "scatter"
+    FULL = "full"
+
+
 class DecodeAttn(enum.StrEnum):
     PASS_KV = "pass-kv"
     PASS_Q = "pass-q"
@@ -56,10 +64,11 @@ class Plan:
     ``Plan(tp=8, pp=2, microbatches=4)``; ``plan.tp`` (any axis name) is that axis' degree.
     Immutable and hashable."""
 
-    __slots__ = ("degrees", "microbatches", "ring_variant", "decode_attn")
+    __slots__ = ("degrees", "microbatches", "ring_variant", "decode_attn", "pp_send", "chunks")
 
     def __init__(self, *, microbatches: int = 1, ring_variant: str = RingVariant.ZIGZAG,
-                 decode_attn: str = DecodeAttn.ALLGATHER, **degrees: int) -> None:
+                 decode_attn: str = DecodeAttn.ALLGATHER, pp_send: str = PpSend.SCATTER, chunks: int = 1,
+                 **degrees: int) -> None:
         unknown = [k for k in degrees if k not in AXIS_NAMES]
         if unknown:
             raise SpecError(f"plan axis {unknown[0]!r} is not valid: choose from {list(AXIS_NAMES)}")
@@ -71,7 +80,10 @@ class Plan:
         set_ = object.__setattr__
         set_(self, "degrees", degs)
         set_(self, "microbatches", microbatches)
-        for f, enum_, v in (("ring_variant", RingVariant, ring_variant), ("decode_attn", DecodeAttn, decode_attn)):
+        check(type(chunks) is int and chunks >= 1, "--chunks", chunks, "must be a positive integer")
+        set_(self, "chunks", chunks)
+        for f, enum_, v in (("ring_variant", RingVariant, ring_variant),
+                            ("decode_attn", DecodeAttn, decode_attn), ("pp_send", PpSend, pp_send)):
             try:
                 set_(self, f, enum_(v))
             except ValueError:
@@ -87,7 +99,8 @@ class Plan:
         raise AttributeError(name)
 
     def _key(self) -> tuple:
-        return (self.degrees, self.microbatches, self.ring_variant, self.decode_attn)
+        return (self.degrees, self.microbatches, self.ring_variant, self.decode_attn, self.pp_send,
+                self.chunks)
 
     def __eq__(self, other) -> bool:
         return isinstance(other, Plan) and self._key() == other._key()
@@ -100,7 +113,7 @@ class Plan:
 
     def replace(self, **kw) -> "Plan":
         d = {**self.mesh(), "microbatches": self.microbatches, "ring_variant": self.ring_variant,
-             "decode_attn": self.decode_attn}
+             "decode_attn": self.decode_attn, "pp_send": self.pp_send, "chunks": self.chunks}
         d.update(kw)
         return Plan(**d)
 
@@ -179,6 +192,8 @@ class Plan:
         s = ",".join(f"{n}={d}" for n, d in self.active()) or "single"
         if self.pp > 1 or self.microbatches > 1:  # micro-batches run one after another even without stages
             s += f",mb={self.microbatches}"
+        if self.chunks > 1:
+            s += f",chunks={self.chunks}"
         if self.ring > 1:
             if phase == "prefill":
                 s += f":{self.ring_variant.value}"
@@ -196,16 +211,19 @@ class Plan:
             s += f"[{self.ring_variant.value}]"
         if self.pp > 1:
             s += f"[m={self.microbatches}]"
+        if self.chunks > 1:
+            s += f"[c={self.chunks}]"
         return s
 
     def to_dict(self) -> dict:
         return {**self.mesh(), "microbatches": self.microbatches, "ring_variant": self.ring_variant.value,
-                "decode_attn": self.decode_attn.value, "name": self.name}
+                "decode_attn": self.decode_attn.value, "pp_send": self.pp_send.value,
+                "chunks": self.chunks, "name": self.name}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Plan":
         kw = {k: d[k] for k in AXIS_NAMES if k in d}
-        for k in ("microbatches", "ring_variant", "decode_attn"):
+        for k in ("microbatches", "ring_variant", "decode_attn", "pp_send", "chunks"):
             if k in d:
                 kw[k] = d[k]
         return cls(**kw)
@@ -221,7 +239,7 @@ def parse_plan(text: str, **kw) -> Plan:
     for item in str(text).replace(" ", "").split(","):
         m = _ITEM.match(item) if item.isascii() else None
         key = None if m is None else {**_ALIAS, "mb": "microbatches"}.get(m.group(1), m.group(1))
-        if m is None or key not in AXIS_NAMES + ("microbatches",):
+        if m is None or key not in AXIS_NAMES + ("microbatches", "chunks"):
             raise SpecError(f"--plan {text!r}: item {item!r} is not valid: use {valid} (and mb=M) joined by "
                             f"commas, e.g. 'tp=8,pp=2' or 'ring=16'")
         if key in degrees:
@@ -231,4 +249,4 @@ def parse_plan(text: str, **kw) -> Plan:
     return Plan(**degrees)
 
 
-__all__ = ["AXES", "AXIS_NAMES", "Axis", "Plan", "RingVariant", "DecodeAttn", "parse_plan"]
+__all__ = ["AXES", "AXIS_NAMES", "Axis", "DecodeAttn", "Plan", "PpSend", "RingVariant", "parse_plan"]

@@ -16,7 +16,8 @@ from .specs import Phase
 def setting(cfg: Config) -> Setting:
     return Setting(phase=cfg.workload.phase, causal=cfg.workload.causal, kernel=cfg.kernel,
                    ring_variant=cfg.plan.ring_variant, decode_attn=cfg.plan.decode_attn,
-                   topo_kind=cfg.topology.kind.value, gpus_per_node=cfg.topology.gpus_per_node)
+                   topo_kind=cfg.topology.kind.value, gpus_per_node=cfg.topology.gpus_per_node,
+                   pp_send=cfg.plan.pp_send)
 
 
 def _eval(cfg: Config, batch=None, seq=None, context=None) -> dict:
@@ -24,6 +25,7 @@ def _eval(cfg: Config, batch=None, seq=None, context=None) -> dict:
     return evaluate(cfg.model, cfg.hardware, setting(cfg), batch=wl.batch if batch is None else batch,
                     seq=wl.seq_len if seq is None else seq, tp=p.tp, pp=p.pp, ring=p.ring, ulysses=p.ulysses,
                     microbatches=p.microbatches, context=wl.context if context is None else context,
+                    chunks=p.chunks,
                     gen_tokens=wl.gen_tokens)
 
 
@@ -52,7 +54,7 @@ def _fits(cfg: Config, parts: list[dict]) -> list[np.ndarray]:
     p = cfg.plan
     cat = {k: np.concatenate([q[k] for q in parts]) for k in parts[0]}
     ok = evaluate_memory(cfg.model, cfg.hardware, setting(cfg), tp=p.tp, pp=p.pp, ring=p.ring, ulysses=p.ulysses,
-                         **cat)["feasible"]
+                         chunks=p.chunks, **cat)["feasible"]
     return np.split(ok, np.cumsum([len(q["batch"]) for q in parts])[:-1])
 
 
@@ -114,7 +116,8 @@ def predict(cfg: Config) -> Result:
                f"largest batch that fits at this length"
                f"{'' if cfg.plan.microbatches == 1 else f' (micro-batches of {_mb_size(cfg)})'}: {mb}; largest "
                f"{'context' if decode else 'prompt'} that fits at this batch: {ml}")
-    return Result(
+    from .generate import analytic as generation
+    return generation(cfg, Result(
         engine="analytic", latency_s=o["latency_s"], tps=o["tps"], tpot_s=o["tpot_s"] if decode else None,
         ttft_s=None if decode else o["latency_s"], flops_per_device=o["flops_per_device"],
         hbm_bytes_per_device=o["hbm_bytes_per_device"],
@@ -127,7 +130,8 @@ def predict(cfg: Config) -> Result:
         time_breakdown_s={"compute_bound_kernels": o["t_compute_s"], "memory_bound_kernels": o["t_memory_s"],
                           "launch_overhead": o["t_overhead_s"], "communication_on_path": o["t_comm_s"],
                           "communication_exposed": o["t_comm_exposed_s"], "pipeline_bubble": o["t_bubble_s"]},
-        total_flops=o["total_flops"], specs=cfg.specs())
+        total_flops=o["total_flops"],
+        specs={**cfg.specs(), "attn_kernels_used": str(o["attn_kernel_used"]).split("+")}))
 
 
 __all__ = ["max_batch", "max_length", "predict", "setting"]

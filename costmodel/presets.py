@@ -208,8 +208,48 @@ def hardware_from_dict(raw: dict) -> Hardware:
     return hw
 
 
+# peak (datasheet) -> the achievable figures it bounds: an override of the peak caps them (a measured
+# bandwidth or throughput cannot exceed the datasheet's); raising a peak leaves them as measured
+_PEAK_BOUNDS = {"peak.hbm_TBps": "memory bandwidths (achievable.elementwise_TBps, attention decode_TBps)",
+                "peak.bf16_TFLOPs": "attention throughputs (achievable.attention.*.causal/full_TFLOPs)"}
+
+
+def peak_rules(raw: dict, overrides: list[str] | None) -> tuple[dict, list[str]]:
+    """Apply the peak -> achievable bounds for the peaks that ``overrides`` set; returns the profile and
+    one sentence per figure capped (recorded in the output's specs)."""
+    keys = {str(o).partition("=")[0] for o in overrides or ()}
+    notes: list[str] = []
+    peak, ach = raw.get("peak", {}), raw.get("achievable", {})
+    num = (int, float)
+    if "peak.hbm_TBps" in keys and isinstance(peak.get("hbm_TBps"), num) and peak["hbm_TBps"] > 0:
+        cap = float(peak["hbm_TBps"])
+        if float(ach.get("elementwise_TBps", 0.0)) > cap:
+            was = ach["elementwise_TBps"]
+            notes.append(f"achievable.elementwise_TBps {was} capped at peak.hbm_TBps {cap}")
+            ach["elementwise_TBps"] = cap
+        for kname, k in ach.get("attention", {}).items():
+            if "decode_TBps" in k and max(k["decode_TBps"]) > cap:
+                notes.append(f"achievable.attention.{kname}.decode_TBps capped at peak.hbm_TBps {cap}")
+                k["decode_TBps"] = [min(float(v), cap) for v in k["decode_TBps"]]
+    if "peak.bf16_TFLOPs" in keys and isinstance(peak.get("bf16_TFLOPs"), num) and peak["bf16_TFLOPs"] > 0:
+        cap = float(peak["bf16_TFLOPs"])
+        for kname, k in ach.get("attention", {}).items():
+            for f in ("causal_TFLOPs", "full_TFLOPs"):
+                if f in k and max(k[f]) > cap:
+                    notes.append(f"achievable.attention.{kname}.{f} capped at peak.bf16_TFLOPs {cap}")
+                    k[f] = [min(float(v), cap) for v in k[f]]
+    return raw, notes
+
+
+def load_hardware_noted(name: str, overrides: list[str] | None = None) -> tuple[Hardware, list[str]]:
+    """The profile with ``overrides`` applied, the peak -> achievable bounds (``peak_rules``) enforced,
+    and the sentences saying which achievable figures those bounds changed."""
+    raw, notes = peak_rules(apply_overrides(load_toml("hardware", name), overrides, "hardware"), overrides)
+    return hardware_from_dict(raw), notes
+
+
 def load_hardware(name: str, overrides: list[str] | None = None) -> Hardware:
-    return hardware_from_dict(apply_overrides(load_toml("hardware", name), overrides, "hardware"))
+    return load_hardware_noted(name, overrides)[0]
 
 
 MODEL_REQUIRED = ("layers", "d_model", "n_heads", "n_kv_heads", "head_dim", "d_ff")

@@ -12,7 +12,8 @@ DEFINITIONS = {
     "latency_s": "prefill: time to run the whole batch's prompt through all layers (= TTFT of the batch); "
                  "decode: time of one decode step of the whole batch (isolated step, no overlap between steps)",
     "tps": "tokens per second: prefill B*L / latency_s; decode B / latency_s (one new token per sequence per step)",
-    "tpot_s": "decode only: time per output token of one sequence = the decode step latency",
+    "tpot_s": "decode only: time per output token of one sequence = the decode step latency (--gen-tokens N: "
+              "the mean over the N steps, whose total is latency_s; memory and feasible at the last step)",
     "flops_per_device": "FLOPs executed by the busiest device for the phase",
     "hbm_bytes_per_device": "HBM bytes read+written by the busiest device's kernels",
     "comm_bytes_per_device": "bytes sent by the busiest device, by link type",
@@ -47,16 +48,18 @@ class Result:
     total_flops: float
     specs: dict
     sim: dict | None = None
+    generation: dict | None = None  # decode with --gen-tokens N > 1: the N steps (costmodel/generate.py)
     definitions: dict = field(default_factory=lambda: dict(DEFINITIONS))
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        if d["sim"] is None:
-            del d["sim"]
+        for k in ("sim", "generation"):
+            if d[k] is None:
+                del d[k]
         return d
 
     def __getitem__(self, key: str):  # read like the JSON contract: result["latency_s"]
-        if key == "sim" and self.sim is None:
+        if key in ("sim", "generation") and getattr(self, key) is None:
             raise KeyError(key)
         try:
             return getattr(self, key)

@@ -60,6 +60,7 @@ class Role(enum.StrEnum):
     ROPE = "rope"
     ATTN = "attn"  # attention of the rank's own tokens against its own (or gathered) keys
     RING_ATTN = "ring_attn"  # attention of a ring step (a travelling block, or a cache shard)
+    CHUNK_ATTN = "chunk_attn"  # chunked prefill: a chunk's queries against cached chunks, or its own (causal)
     INIT = "init"  # first partial output -> FP32 accumulator
     MERGE = "merge"  # partial output merged into the accumulator (log-sum-exp)
     MERGE_PARTS = "merge_parts"  # every ring rank's gathered partials merged at once (decode all-gather)
@@ -77,7 +78,8 @@ class Role(enum.StrEnum):
     RING_KV = "ring_kv"  # a K/V block (prefill) or cache shard (decode pass-KV) to the next ring rank
     RING_Q = "ring_q"  # decode pass-Q: queries with their running output
     GATHER_PARTS = "gather_parts"  # decode all-gather of partial outputs
-    PP_ACT = "pp_act"  # activations to the next pipeline stage
+    PP_ACT = "pp_act"  # activations to the next pipeline stage (all of them, or a TP rank's 1/tp slice)
+    PP_GATHER = "pp_gather"  # the receiving stage's all-gather of the slices over its TP group (scatter)
 
     @property
     def op_class(self) -> str:
@@ -89,8 +91,9 @@ _OP_CLASS = {Role.NORM1: "norm", Role.NORM2: "norm", Role.ROPE: "rope", Role.RES
              Role.RESID2: "residual", Role.ACT: "act", Role.MERGE: "merge", Role.MERGE_PARTS: "merge",
              Role.INIT: "init", Role.FINALIZE: "finalize", Role.QKV: "gemm", Role.O_PROJ: "gemm",
              Role.MLP_UP: "gemm", Role.MLP_DOWN: "gemm", Role.ATTN: "attention", Role.RING_ATTN: "attention",
+             Role.CHUNK_ATTN: "attention",
              **{r: "comm" for r in (Role.TP_ALL_REDUCE, Role.A2A_QKV, Role.A2A_O, Role.RING_KV, Role.RING_Q,
-                                    Role.GATHER_PARTS, Role.PP_ACT)}}
+                                    Role.GATHER_PARTS, Role.PP_ACT, Role.PP_GATHER)}}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -105,6 +108,7 @@ class Op:
     mb: int = -1  # micro-batch
     step: int = -1  # ring step (-1: not a ring step)
     call: int = 0  # index of the op among the attention calls of one ring step
+    chunk: int = -1  # chunked prefill: the chunk of the micro-batch's sequences (-1: no chunks)
     deps: tuple[int, ...] = ()
     flops: float = 0.0
     hbm_bytes: float = 0.0

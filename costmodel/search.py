@@ -41,6 +41,13 @@ def microbatch_counts(batch: int, pp: int) -> list[int]:
     return sorted(ms | {batch})
 
 
+def chunk_counts(wl, mesh: dict) -> list[int]:
+    """Chunked prefill (TP x PP plans): 1 and the powers of two up to 32 that divide the prompt."""
+    if wl.phase == Phase.DECODE or mesh["pp"] == 1 or mesh["ring"] > 1 or mesh["ulysses"] > 1:
+        return [1]
+    return [1] + [n for n in (2, 4, 8, 16, 32) if wl.seq_len % n == 0]
+
+
 def enumerate_plans(cfg: Config, n_gpus: int) -> tuple[list[Plan], list[dict]]:
     """(valid plans, rejected [{plan, reason}]) for the configuration's model, workload and topology."""
     wl = cfg.workload
@@ -50,8 +57,9 @@ def enumerate_plans(cfg: Config, n_gpus: int) -> tuple[list[Plan], list[dict]]:
         variants = ([{}] if mesh["ring"] == 1 else
                     [{"decode_attn": v} for v in DecodeAttn] if decode else [{"ring_variant": v} for v in RingVariant])
         for var in variants:
-            for m in microbatch_counts(wl.batch, mesh["pp"]):
-                plan = Plan(microbatches=m, **mesh, **var)
+            counts = [(m, n) for m in microbatch_counts(wl.batch, mesh["pp"]) for n in chunk_counts(wl, mesh)]
+            for m, n in counts:
+                plan = Plan(microbatches=m, pp_send=cfg.plan.pp_send, chunks=n, **mesh, **var)
                 try:
                     strategies.validate(plan, cfg.model, wl, cfg.topology)
                 except SpecError as e:
@@ -68,11 +76,12 @@ def plan_label(plan: Plan, decode: bool) -> str:
 def _setting(cfg: Config, plan: Plan) -> Setting:
     wl, t = cfg.workload, cfg.topology
     return Setting(phase=wl.phase, causal=wl.causal, kernel=cfg.kernel, ring_variant=plan.ring_variant,
-                   decode_attn=plan.decode_attn, topo_kind=t.kind.value, gpus_per_node=t.gpus_per_node)
+                   decode_attn=plan.decode_attn, topo_kind=t.kind.value, gpus_per_node=t.gpus_per_node,
+                   pp_send=plan.pp_send)
 
 
 def _evaluate_group(cfg: Config, plans: list[Plan], batch) -> dict:
-    deg = {k: np.array([getattr(p, k) for p in plans]) for k in AXIS_NAMES + ("microbatches",)}
+    deg = {k: np.array([getattr(p, k) for p in plans]) for k in AXIS_NAMES + ("microbatches", "chunks")}
     wl = cfg.workload
     return evaluate(cfg.model, cfg.hardware, _setting(cfg, plans[0]), batch=batch, seq=wl.seq_len,
                     context=wl.context, **{k: (v if np.ndim(batch) < 2 else v[:, None]) for k, v in deg.items()})

@@ -28,6 +28,7 @@ class MlpKind(enum.StrEnum):
 
 
 class AttnKernel(enum.StrEnum):
+    AUTO = "auto"  # call by call, the fastest kernel the profile has for that shape
     FLASH = "flash"
     CUDNN = "cudnn"
 
@@ -209,6 +210,13 @@ class Hardware:
         """Figures of an op class, or the ideal kernel (factor 1, launch cost) when not calibrated."""
         f = self.ops.get(cls)
         return f if f is not None else OpFigures(bytes_factor=1.0, issue_s=self.launch_s)
+
+    def attn_names(self, kernel: str) -> list[str]:
+        """The profile's kernels a choice stands for: all of them (sorted) for ``auto``, else that one."""
+        if kernel == AttnKernel.AUTO:
+            return sorted(self.attention)
+        self.attn(kernel)
+        return [kernel]
 
     def attn(self, kernel: str) -> AttnFigures:
         if kernel not in self.attention:

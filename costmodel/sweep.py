@@ -23,7 +23,7 @@ from .plan import AXIS_NAMES, Plan
 from .specs import Hardware, Model, Phase, Workload
 from .topology import topology_for
 
-_TERM = re.compile(r"^(" + "|".join(AXIS_NAMES) + r"|mb|microbatches)=(\d+|P|P/\d+|P\*\d+|\d+\*P)$")
+_TERM = re.compile(r"^(" + "|".join(AXIS_NAMES) + r"|mb|microbatches|chunks)=(\d+|P|P/\d+|P\*\d+|\d+\*P)$")
 
 
 @dataclass(frozen=True)
@@ -53,8 +53,9 @@ def parse_template(text: str) -> PlanTemplate:
     terms = []
     for item in text.replace(" ", "").split(","):
         if not _TERM.match(item):
-            raise SpecError(f"--plans {text!r}: item {item!r} is not valid: use {'|'.join(AXIS_NAMES)}|mb = an integer "
-                            f"or P, P/k, k*P, e.g. 'ring=P' or 'tp=8,pp=P/8'")
+            keys = "|".join(AXIS_NAMES)
+            raise SpecError(f"--plans {text!r}: item {item!r} is not valid: use {keys}|mb|chunks = an "
+                            f"integer or P, P/k, k*P, e.g. 'ring=P' or 'tp=8,pp=P/8'")
         k, v = item.split("=")
         terms.append((k, v))
     return PlanTemplate(text=text, terms=tuple(terms))
@@ -106,7 +107,8 @@ def run_sweep(model: Model, hw: Hardware, *, topo_kind: str, phase: str, causal:
     it = work if progress is None else progress(work)
     for tpl, rows in it:
         Ps = np.array([r[0] for r in rows])
-        deg = {k: np.array([getattr(r[1], k) for r in rows])[None, :] for k in AXIS_NAMES + ("microbatches",)}
+        deg = {k: np.array([getattr(r[1], k) for r in rows])[None, :]
+               for k in AXIS_NAMES + ("microbatches", "chunks")}
         st = Setting(phase=phase, causal=causal, kernel=kernel, ring_variant=ring_variant, decode_attn=decode_attn,
                      topo_kind=topo_kind, gpus_per_node=gpn)
         L = seqs[:, None].astype(float)
@@ -132,7 +134,7 @@ def lcm_multiple(templates: list[PlanTemplate], gpus: list[int], ring_variant: s
     for tpl in templates:
         for P in gpus:
             d = tpl.degrees(P) or {}
-            need = seq_multiple(d.get("ring", 1), d.get("ulysses", 1), ring_variant)
+            need = seq_multiple(d.get("ring", 1), d.get("ulysses", 1), ring_variant) * d.get("chunks", 1)
             m = m * need // math.gcd(m, need)
     return m
 

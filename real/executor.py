@@ -50,6 +50,7 @@ class Executor:
         c = plan.coords(rank)
         self.stage, self.r, self.u, self.t = c["pp"], c["ring"], c["ulysses"], c["tp"]
         self.decode = self.wl.phase == Phase.DECODE
+        self.pp_scatter = plan.pp > 1 and plan.tp > 1 and plan.pp_send == "scatter"  # geometry.pp_scatter
         self.mb = self.wl.batch // plan.microbatches
         lps = model.layers // plan.pp
         self.layer_ids = range(self.stage * lps, (self.stage + 1) * lps)
@@ -83,10 +84,18 @@ class Executor:
         self.S = len(pos)
         self.lr = wl.seq_len // plan.ring
         self.cos, self.sin = M.rope_tables(torch.tensor(pos, device=dev), model.head_dim, self.dtype)
+        N = plan.chunks
+        if N > 1:  # chunked prefill (no ring, no ulysses): units u = j N + c of mb sequences x L/N tokens
+            self.S = self.lr = lc = wl.seq_len // N
+            self.chunk_rope = [M.rope_tables(torch.arange(c * lc, (c + 1) * lc, device=dev), model.head_dim,
+                                             self.dtype) for c in range(N)]
         if self.stage == 0:
             x = M.prefill_input(model, wl.batch, wl.seq_len, self.seed, dev)[:, torch.tensor(pos, device=dev)]
             for j in range(plan.microbatches):
-                self.inputs[f"x@{j}"] = x[j * self.mb:(j + 1) * self.mb].reshape(-1, model.d_model).to(self.dtype)
+                xj = x[j * self.mb:(j + 1) * self.mb]
+                for c in range(N):
+                    blk = xj[:, c * self.S:(c + 1) * self.S] if N > 1 else xj
+                    self.inputs[f"x@{j * N + c}"] = blk.reshape(-1, model.d_model).to(self.dtype)
         self.x_rows = self.mb * self.S
 
     def _setup_decode(self) -> None:
@@ -163,7 +172,7 @@ class Executor:
         self.graph, self._graph_env = graph, env
 
     def outputs(self) -> list[torch.Tensor]:
-        return [self.env[f"x@{j}"] for j in range(self.plan.microbatches)]
+        return [self.env[f"x@{u}"] for u in range(self.plan.microbatches * self.plan.chunks)]
 
     def _launch(self, group: list[Op]) -> None:
         stream = group[0].stream
@@ -229,9 +238,10 @@ class Executor:
         raw = self.env[op.reads[0]]
         b = self.mb if not self.decode else self.rows
         raw = raw.view(b, -1, hq + 2 * hk, D)  # (B, S, heads, D); decode S = 1
-        q = M.apply_rope(raw[:, :, :hq], self.cos, self.sin)
+        cos, sin = self.chunk_rope[op.chunk] if op.chunk >= 0 else (self.cos, self.sin)
+        q = M.apply_rope(raw[:, :, :hq], cos, sin)
         kv = torch.empty(2, b, raw.shape[1], hk, D, device=raw.device, dtype=raw.dtype)
-        M.apply_rope(raw[:, :, hq:hq + hk], self.cos, self.sin, out=kv[0])
+        M.apply_rope(raw[:, :, hq:hq + hk], cos, sin, out=kv[0])
         kv[1].copy_(raw[:, :, hq + hk:])
         self.env[op.writes[0]] = q
         name = op.writes[1]
@@ -264,6 +274,15 @@ class Executor:
         q, kv = self.env[op.reads[0]], self.env[op.reads[1]]
         out, lse = self._call(q[:, qs], kv[0][:, ks], kv[1][:, ks], causal)
         self.env[op.writes[0]] = Part(out, lse, qs)
+
+    def _op_chunk_attn(self, op: Op) -> None:
+        """Chunked prefill: the chunk's queries against the cached chunks before it (full) or against its
+        own K/V (causal); a partial output for the log-sum-exp merge."""
+        q = self.env[op.reads[0]]
+        kvs = [self.env[r] for r in op.reads[1:]]
+        kv = torch.cat(kvs, dim=2) if len(kvs) > 1 else kvs[0]
+        out, lse = self._call(q, kv[0], kv[1], op.causal)
+        self.env[op.writes[0]] = Part(out, lse)
 
     def _decode_ring_attn(self, op: Op) -> None:
         env, R, da = self.env, self.plan.ring, self.plan.decode_attn
@@ -330,7 +349,10 @@ class Executor:
         if buf is not None:
             return buf
         D, dev = self.model.head_dim, self.device
-        if name.startswith("x@"):
+        if name.startswith("x@") and name.endswith("/part"):  # pipeline scatter: this TP rank's slice
+            n = self.x_rows * self.model.d_model // self.plan.tp
+            buf = torch.empty(n, device=dev, dtype=self.dtype)
+        elif name.startswith("x@"):
             buf = torch.empty(self.x_rows, self.model.d_model, device=dev, dtype=self.dtype)
         elif name.startswith("kvbuf"):
             if self.decode:
@@ -351,6 +373,8 @@ class Executor:
             if op.kind == OpKind.SEND:
                 t = self.env[op.reads[0]]
                 t = t.buf if isinstance(t, Packed) else t.contiguous()
+                if op.role == Role.PP_ACT and self.pp_scatter:
+                    t = t.view(-1).chunk(self.plan.tp)[self.t]  # pipeline scatter: this TP rank's 1/tp
                 sends.append((t, op.peers[0]))
             else:
                 recvs.append((self._recv_buffer(op.writes[0]), op.peers[0], op.writes[0]))
@@ -375,6 +399,14 @@ class Executor:
         self._on_comm(pack, out)
         comm.all_gather_stacked(out, pack, self.groups(op.peers))
         self.env[op.writes[0]] = out
+
+    def _pp_gather(self, op: Op) -> None:
+        """Pipeline scatter: the slices the stage's TP ranks received -> the whole activations on each."""
+        part = self.env[op.reads[0]]
+        out = torch.empty(self.plan.tp, part.numel(), device=self.device, dtype=part.dtype)
+        self._on_comm(part, out)
+        comm.all_gather_stacked(out, part, self.groups(op.peers))
+        self.env[op.writes[0]] = out.view(self.x_rows, self.model.d_model)
 
     def _a2a(self, chunks: list[torch.Tensor], peers) -> torch.Tensor:
         send = torch.stack([c.reshape(-1) for c in chunks])
@@ -425,7 +457,8 @@ class Executor:
                 Role.RESID2: _op_resid, Role.ROPE: _op_rope, Role.ATTN: _op_attn, Role.RING_ATTN: _op_ring_attn,
                 Role.INIT: _op_init, Role.MERGE: _op_merge, Role.MERGE_PARTS: _op_merge_parts,
                 Role.FINALIZE: _op_finalize, Role.TP_ALL_REDUCE: _all_reduce, Role.GATHER_PARTS: _all_gather,
-                Role.A2A_QKV: _a2a_qkv, Role.A2A_O: _a2a_o}
+                Role.A2A_QKV: _a2a_qkv, Role.A2A_O: _a2a_o, Role.PP_GATHER: _pp_gather,
+                Role.CHUNK_ATTN: _op_chunk_attn}
 
 
 def _group_batches(ops: list[Op]) -> list[list[Op]]:

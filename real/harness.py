@@ -49,8 +49,8 @@ def gather_output(ex: Executor) -> torch.Tensor:
     (every rank gets it)."""
     plan, wl, model = ex.plan, ex.wl, ex.model
     last = ex.stage == plan.pp - 1
-    mine = torch.cat(ex.outputs()) if last else torch.zeros(plan.microbatches * ex.x_rows, model.d_model,
-                                                             device=ex.device, dtype=ex.dtype)
+    mine = torch.cat(ex.outputs()) if last else torch.zeros(plan.microbatches * plan.chunks * ex.x_rows,
+                                                             model.d_model, device=ex.device, dtype=ex.dtype)
     allout = torch.empty((plan.n_ranks,) + tuple(mine.shape), device=ex.device, dtype=ex.dtype)
     comm.all_gather_stacked(allout, mine.contiguous(), dist.group.WORLD)
     B, m, mb = wl.batch, plan.microbatches, ex.mb
@@ -63,7 +63,11 @@ def gather_output(ex: Executor) -> torch.Tensor:
         s, t = c["pp"], c["tp"]
         if s != plan.pp - 1 or t != 0:
             continue
-        if wl.phase == Phase.PREFILL:
+        if wl.phase == Phase.PREFILL and plan.chunks > 1:  # units (j, c): mb sequences x L/N tokens each
+            N, lc = plan.chunks, wl.seq_len // plan.chunks
+            blk = allout[q].view(m, N, mb, lc, model.d_model).permute(0, 2, 1, 3, 4)
+            out[:] = blk.reshape(B, wl.seq_len, model.d_model)
+        elif wl.phase == Phase.PREFILL:
             pos = torch.tensor(layout.dense_positions(plan, q, wl.seq_len), device=ex.device)
             out[:, pos] = allout[q].view(B, len(pos), model.d_model)
         else:

@@ -44,6 +44,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from costmodel import generate
 from costmodel.config import Config
 from ringsim.options import add_config_arguments, config_from_args
 from costmodel.errors import SpecError
@@ -264,10 +265,52 @@ def precheck(argv: list[str], world: int) -> Config:
     return cfg
 
 
+GEN_STEPS_MAX = 32  # real.run measures every step of --gen-tokens: a short N
+
+
+def measure_generation(argv: list[str], cfg: Config, a, groups, device, dtype, prov: dict) -> dict:
+    """--gen-tokens N: N INDEPENDENT decode steps at the growing contexts of costmodel/generate.py (each a
+    fresh executor whose cache already holds that many tokens), measured one after another and summed;
+    not one cache grown in place across N replays."""
+    n = generate.steps(cfg)
+    recs = []
+    for i, ctx in enumerate(generate.step_contexts(cfg)):
+        step = list(argv) + ["--context", str(int(ctx)), "--gen-tokens", "1"]
+        r = measure(step, a, groups, device, dtype, prov)
+        if r.get("status") != "ok":
+            return {**r, "generation": {"tokens": n, "failed_step": i, "context": int(ctx)}}
+        recs.append(r)
+    pred = predict(cfg)
+    samples = [sum(s) for s in zip(*(r["latency_s"]["samples"] for r in recs))]
+    med = statistics.median(samples)
+    wl = cfg.workload
+    out = dict(recs[0])
+    out.update(specs=cfg.specs(), args=argv,
+               predicted={k: pred[k] for k in ("latency_s", "tps", "feasible", "verdict", "bottleneck",
+                                               "memory_bytes_per_device", "roofline_latency_s")},
+               latency_s={"median": med, "min": min(samples), "max": max(samples), "samples": samples,
+                          "reps": a.reps, "warmup": a.warmup,
+                          "how": f"sum over {n} independent decode steps at the growing contexts (each step: "
+                                 + recs[0]["latency_s"]["how"] + "), per repetition"},
+               tps=wl.batch * n / med, predicted_over_measured_latency=pred["latency_s"] / med,
+               generation={"tokens": n, "how": "N independent steps at the growing contexts, each a fresh "
+                                               "executor with the cache at that length (not one cache grown "
+                                               "in place)",
+                           "steps": [{"context": r["specs"]["workload"]["context_len"],
+                                      "median_s": r["latency_s"]["median"],
+                                      "check_passed": (r.get("check") or {}).get("passed")} for r in recs],
+                           "tpot_mean_s": med / n, "predicted": pred.get("generation")})
+    out.pop("check", None)
+    out["checks_passed"] = all(s["check_passed"] is not False for s in out["generation"]["steps"])
+    return out
+
+
 def measure(argv: list[str], a: argparse.Namespace, groups: comm.Groups, device, dtype, prov: dict,
             wd: Watchdog | None = None, index: int = 0) -> dict:
     world = dist.get_world_size()
     cfg = precheck(argv, world)
+    if generate.steps(cfg) > 1:
+        return measure_generation(argv, cfg, a, groups, device, dtype, prov)
     if device.type == "cuda":
         torch.cuda.empty_cache()  # what the previous configuration left cached is free for this one
     pred = predict(cfg)
@@ -412,6 +455,11 @@ def preflight(argv: list[str]) -> tuple[list[list[str]], argparse.Namespace, lis
     if not a.out.strip():
         raise SpecError("--out '' is not valid: name a JSONL file")
     cfgs = [config_from_args(build_parser().parse_args(c)) for c in combos]  # every combination, before any runs
+    for c in cfgs:  # --gen-tokens: real.run measures every step
+        n = generate.steps(c)
+        if n > GEN_STEPS_MAX:
+            raise SpecError(f"--gen-tokens {n} is not valid for real.run: it measures every step, at most "
+                            f"{GEN_STEPS_MAX}; predict and simulate take any N")
     world = int(os.environ.get("WORLD_SIZE", "1"))
     for c in cfgs:
         if c.plan.n_ranks != world:

@@ -39,6 +39,8 @@ def cases(n: int) -> list[list[str]]:
     out.append(pre + ["--seq", seq, "--plan", f"ulysses={n}"])
     out.append(TINY + topo + ["--layers", str(n), "--batch", "4", "--seq", "12", "--plan", f"pp={n}",
                               "--microbatches", "2"])
+    out.append(TINY + topo + ["--layers", str(n), "--batch", "2", "--seq", "16", "--plan", f"pp={n}",
+                              "--chunks", "4"])  # chunked prefill: chunks attend to the stage's cached chunks
     dec = pre + ["--phase", "decode", "--seq", "1", "--context", str(6 * n), "--batch", "3"]
     out.append(dec + ["--plan", f"tp={n}"])
     for da in ("pass-kv", "pass-q", "allgather"):
@@ -50,7 +52,11 @@ def cases(n: int) -> list[list[str]]:
         out.append(pre + ["--seq", "16", "--plan", "ulysses=2,ring=2", "--ring-variant", "zigzag"])
         out.append(pre + ["--seq", "12", "--plan", "tp=2,ulysses=2"])
         out.append(TINY + topo + ["--layers", "4", "--batch", "4", "--seq", "12", "--plan", "tp=2,pp=2",
-                                  "--microbatches", "2"])
+                                  "--microbatches", "2"])  # --pp-send scatter (default): slices, all-gather
+        out.append(TINY + topo + ["--layers", "4", "--batch", "4", "--seq", "12", "--plan", "tp=2,pp=2",
+                                  "--microbatches", "2", "--pp-send", "full"])
+        out.append(TINY + topo + ["--layers", "4", "--batch", "4", "--seq", "12", "--plan", "tp=2,pp=2",
+                                  "--microbatches", "2", "--chunks", "3"])  # chunked prefill
         out.append(TINY + topo + ["--layers", "2", "--batch", "2", "--seq", "16", "--plan", "tp=2,ring=2",
                                   "--phase", "decode", "--context", "16", "--decode-attn", "pass-q"])
         out.append(TINY + topo + ["--layers", "2", "--batch", "4", "--seq", "1", "--plan", "tp=2,pp=2",

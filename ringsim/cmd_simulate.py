@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from ringsim.options import add_config_arguments, config_from_args
+from costmodel import generate
 from costmodel.errors import SpecError
 from costmodel.results import atomic_write_text, dumps, write_json
 
@@ -39,8 +40,12 @@ def run(a: argparse.Namespace) -> int:
     opts = SimOptions(compute_slowdown=not a.no_slowdown, expand_collectives=a.expand_collectives,
                       nics_per_node=a.nics_per_node)
     full = a.no_coarsen or a.trace or a.timeline
-    sr = run_config(cfg, opts, coarsen=not full)
-    out = simulate_json(cfg, sr)
+    if generate.steps(cfg) > 1:  # --gen-tokens N: first, middle and last steps simulated (sim/generate.py)
+        from sim.generate import simulate_generation
+        out, sr = simulate_generation(cfg, opts, coarsen=not full)
+    else:
+        sr = run_config(cfg, opts, coarsen=not full)
+        out = simulate_json(cfg, sr)
     if a.trace:
         atomic_write_text(a.trace, dumps(chrome_trace(sr.result, label=f"ringsim simulate {cfg.plan.name}")))
     if a.timeline:

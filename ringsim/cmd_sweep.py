@@ -37,7 +37,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-causal", action="store_true")
     p.add_argument("--ring-variant", default="zigzag", choices=[v.value for v in RingVariant])
     p.add_argument("--decode-attn", default="allgather", choices=[v.value for v in DecodeAttn])
-    p.add_argument("--attn-kernel", default="flash", choices=[k.value for k in AttnKernel])
+    p.add_argument("--attn-kernel", default="auto", choices=[k.value for k in AttnKernel],
+                   help="auto (default): the fastest of the profile's kernels call by call; the attn_kernel_used "
+                        "column names the kernel(s) each point assumed")
     p.add_argument("--out", required=True, help="output folder (sweep.npz, sweep.csv, sweep.json)")
     p.add_argument("--no-csv", action="store_true",
                    help="write the binary columns (sweep.npz) and the manifest only: the CSV is most of the "

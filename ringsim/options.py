@@ -6,12 +6,12 @@ import argparse
 
 from costmodel import presets
 from costmodel.config import OPTIONS, Config, build_config
-from costmodel.plan import DecodeAttn, RingVariant
+from costmodel.plan import DecodeAttn, PpSend, RingVariant
 from costmodel.specs import AttnKernel, Phase
 
 _CHOICES = {"phase": [p.value for p in Phase], "ring_variant": [v.value for v in RingVariant],
             "decode_attn": [v.value for v in DecodeAttn], "attn_kernel": [k.value for k in AttnKernel],
-            "mlp": ["gelu", "swiglu"]}
+            "mlp": ["gelu", "swiglu"], "pp_send": [v.value for v in PpSend]}
 
 
 def add_config_arguments(p: argparse.ArgumentParser) -> None:

@@ -4,6 +4,11 @@ from __future__ import annotations
 from costmodel.units import fmt_bytes, fmt_count, fmt_seconds
 
 
+def _kernel(s: dict) -> str:
+    used = s.get("attn_kernels_used")
+    return s["attn_kernel"] + (f" ({'+'.join(used)})" if used and s["attn_kernel"] == "auto" else "")
+
+
 def _rows(r: dict) -> list[tuple[str, str]]:
     s = r["specs"]
     wl, plan = s["workload"], s["plan"]
@@ -16,13 +21,25 @@ def _rows(r: dict) -> list[tuple[str, str]]:
         ("workload", f"{wl['phase']}, batch {wl['batch']}, "
                      + (f"prompt {wl['seq_len']}" if wl["phase"] == "prefill"
                         else f"context {wl['context_len'] or wl['seq_len']}")
-                     + (", causal" if wl["causal"] else ", bidirectional") + f", attention kernel {s['attn_kernel']}"),
-        ("latency", fmt_seconds(r["latency_s"]) + ("  (one decode step)" if wl["phase"] == "decode" else
-                                                   "  (prefill of the batch)")),
+                     + (", causal" if wl["causal"] else ", bidirectional")
+                     + f", attention kernel {_kernel(s)}"),
+        ("latency", fmt_seconds(r["latency_s"]) + (
+            f"  ({r['generation']['tokens']} decode steps)" if r.get("generation") else
+            "  (one decode step)" if wl["phase"] == "decode" else "  (prefill of the batch)")),
         ("TPS", f"{fmt_count(r['tps'])} tokens/s"),
     ]
+    if s.get("overrides"):
+        derived = "".join(f"; {d}" for d in s.get("overrides_derived", []))
+        rows.append(("overrides", ", ".join(s["overrides"]) + derived))
     if r.get("tpot_s") is not None:
         rows.append(("TPOT", fmt_seconds(r["tpot_s"])))
+    g = r.get("generation")
+    if g:
+        text = (f"{g['tokens']} tokens, context {g['context_first']} -> {g['context_last']}: total "
+                f"{fmt_seconds(g['total_s'])} (latency above), mean TPOT {fmt_seconds(g['tpot_mean_s'])}, "
+                f"steps {fmt_seconds(g['step_first_s'])} -> {fmt_seconds(g['step_last_s'])}; memory at "
+                f"the last step; {g['how']}")
+        rows.append(("generation", text))
     rows += [
         ("roofline floor", f"{fmt_seconds(r['roofline_latency_s'])} ({r['roofline']['bound']}-bound at datasheet peaks)"),
         ("bottleneck", r["bottleneck"]),

@@ -47,7 +47,8 @@ def test_builder_reads_the_geometry(kw, phase, h100):
     sched = build_schedule(GQA, wl, plan, topo, h100)
     want = {Role.RING_KV: g.kv_block_bytes if phase == "prefill" else g.cache_shard_bytes,
             Role.RING_Q: g.q_packet_bytes, Role.A2A_QKV: g.a2a_qkv_bytes, Role.A2A_O: g.a2a_o_bytes,
-            Role.GATHER_PARTS: g.ring * g.partial_bytes, Role.TP_ALL_REDUCE: g.act_bytes, Role.PP_ACT: g.act_bytes}
+            Role.GATHER_PARTS: g.ring * g.partial_bytes, Role.TP_ALL_REDUCE: g.act_bytes,
+            Role.PP_ACT: float(g.pp_msg_bytes), Role.PP_GATHER: g.act_bytes}
     seen = set()
     for op in sched:
         if not op.is_compute:
@@ -69,6 +70,7 @@ def test_builder_reads_the_geometry(kw, phase, h100):
     # every message kind the plan's strategies use was emitted
     used = {Role.TP_ALL_REDUCE} if plan.tp > 1 else set()
     used |= {Role.PP_ACT} if plan.pp > 1 else set()
+    used |= {Role.PP_GATHER} if plan.pp > 1 and plan.tp > 1 and plan.pp_send == "scatter" else set()
     used |= {Role.A2A_QKV, Role.A2A_O} if plan.ulysses > 1 else set()
     if plan.ring > 1:
         used |= {Role.RING_KV} if phase == "prefill" else {

@@ -31,8 +31,9 @@ def test_plans_covered(results):
     text = " ".join(r["case"] for r in res)
     for needle in ("ring-variant plain", "ring-variant zigzag", "ring-variant striped", f"tp={n}",
                    f"pp={n}", f"ulysses={n}", "decode-attn pass-kv", "decode-attn pass-q",
-                   "decode-attn allgather"):
+                   "decode-attn allgather", "--chunks 4"):
         assert needle in text
     if n == 4:
-        for needle in ("tp=2,ring=2", "tp=2,pp=2", "ulysses=2,ring=2", "tp=2,ulysses=2"):
+        for needle in ("tp=2,ring=2", "tp=2,pp=2", "ulysses=2,ring=2", "tp=2,ulysses=2", "--pp-send full",
+                       "--chunks 3"):
             assert needle in text

@@ -23,7 +23,17 @@ from ..errors import SpecError
 from ..plan import DecodeAttn, Plan
 from ..specs import Model, Phase, Workload
 from ..topology import Topology
-from . import decode_allgather, decode_pass_kv, decode_pass_q, dense, local, pipeline, ring_prefill, ulysses
+from . import (
+    chunked,
+    decode_allgather,
+    decode_pass_kv,
+    decode_pass_q,
+    dense,
+    local,
+    pipeline,
+    ring_prefill,
+    ulysses,
+)
 
 # the attention core of a layer, by (phase, ring merge); ``local`` when the plan has no ring
 CORES: dict[tuple[str, str | None], ModuleType] = {
@@ -33,7 +43,7 @@ CORES: dict[tuple[str, str | None], ModuleType] = {
     (Phase.DECODE, DecodeAttn.PASS_KV): decode_pass_kv,
 }
 WRAPPERS: tuple[ModuleType, ...] = (ulysses,)  # around the core, outermost first
-ALL: tuple[ModuleType, ...] = (pipeline, dense, *WRAPPERS, local, *dict.fromkeys(CORES.values()))
+ALL: tuple[ModuleType, ...] = (pipeline, dense, *WRAPPERS, local, chunked, *dict.fromkeys(CORES.values()))
 
 
 def core_for_phase(phase: str, decode_attn: str) -> ModuleType:
@@ -42,8 +52,10 @@ def core_for_phase(phase: str, decode_attn: str) -> ModuleType:
 
 
 def core_for(plan: Plan, phase: str) -> ModuleType:
-    """The attention core of a layer of this plan: ``local`` without a ring."""
-    return local if plan.ring == 1 else core_for_phase(phase, plan.decode_attn)
+    """The attention core of a layer of this plan: ``local`` without a ring (``chunked`` with chunks)."""
+    if plan.ring == 1:
+        return chunked if plan.chunks > 1 and phase == Phase.PREFILL else local
+    return core_for_phase(phase, plan.decode_attn)
 
 
 def attention_for(plan: Plan, phase: str) -> list[ModuleType]:

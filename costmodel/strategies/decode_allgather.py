@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import kernels, layers as Lr
-from ..closedform import AttnCost
+from ..closedform import AttnCost, split_links
 from ..schedule import OpKind, Role
 from ..specs import Collective
 from ._decode import length_multiple, ring_ib, rules
@@ -41,7 +41,8 @@ def closed_form(ctx, on) -> AttnCost:
     msg = R * geo.partial_bytes
     t = ctx.comm(ring_ib(ctx), Collective.ALL_GATHER, msg, R)
     sent = kernels.sent_bytes(Collective.ALL_GATHER, msg, R)
-    return AttnCost(exposed_s=t, xfer_s=t, sent_nvlink=sent, sent_ib=np.where(ring_ib(ctx), sent, 0.0)).masked(on)
+    nv, ib = split_links(ring_ib(ctx), sent)
+    return AttnCost(exposed_s=t, xfer_s=t, sent_nvlink=nv, sent_ib=ib).masked(on)
 
 
 def buffers(ctx):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import layers as Lr
-from ..closedform import AttnCost, ring_recurrence
+from ..closedform import AttnCost, ring_recurrence, split_links
 from ..schedule import Role
 from ..specs import Collective
 from ._decode import length_multiple, ring_ib, rules
@@ -53,8 +53,9 @@ def closed_form(ctx, on) -> AttnCost:
     ctx.acc.add(fin, count=ctx.full(np.where(on, 1.0, 0.0)))
     ctx.acc.issue_comm(2 * np.maximum(n - 1, 0))
     sent = (R - 1) * geo.cache_shard_bytes
-    return AttnCost(exposed_s=np.maximum(t_r - R * (ca + cm), 0.0), xfer_s=(R - 1) * x, sent_nvlink=sent,
-                    sent_ib=np.where(ring_ib(ctx), sent, 0.0)).masked(on)
+    nv, ib = split_links(ring_ib(ctx), sent)
+    return AttnCost(exposed_s=np.maximum(t_r - R * (ca + cm), 0.0), xfer_s=(R - 1) * x, sent_nvlink=nv,
+                    sent_ib=ib).masked(on)
 
 
 def buffers(ctx):

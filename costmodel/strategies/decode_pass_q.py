@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import layers as Lr
-from ..closedform import AttnCost
+from ..closedform import AttnCost, split_links
 from ..schedule import Role
 from ..specs import Collective
 from ._decode import length_multiple, ring_ib, rules
@@ -50,7 +50,8 @@ def closed_form(ctx, on) -> AttnCost:
     # every hop waits for the slowest link of the ring: R hops, each bounded by the IB one if any
     t = R * ctx.comm(ring_ib(ctx), Collective.P2P, geo.q_packet_bytes, 2)
     sent = R * geo.q_packet_bytes
-    return AttnCost(exposed_s=t, xfer_s=t, sent_nvlink=sent, sent_ib=np.where(ring_ib(ctx), sent, 0.0)).masked(on)
+    nv, ib = split_links(ring_ib(ctx), sent)
+    return AttnCost(exposed_s=t, xfer_s=t, sent_nvlink=nv, sent_ib=ib).masked(on)
 
 
 def buffers(ctx):

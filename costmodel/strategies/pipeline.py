@@ -3,13 +3,19 @@
 Stage s holds layers [s*L/S, (s+1)*L/S).  A rank runs its micro-batches one after another; between
 stages, the activations of micro-batch j go to the next stage while the stage receives j + 1.
 Closed form: (S + m - 1) t_stage + (S + m - 2) t_transfer (the bubble is (S - 1) stages).
+
+With TP inside a stage (``pp_send=scatter``, the default, as Megatron does) each TP rank sends only its
+1/tp slice of the (replicated) activations to its peer of the next stage, and that stage all-gathers the
+slices over its TP group before its first layer: t_transfer = p2p(act/tp) + all-gather(act, tp).
+``pp_send=full`` sends all of it from every TP rank (t_transfer = p2p(act)), kept for comparison.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from .. import kernels
 from ..errors import SpecError
-from ..schedule import Role
+from ..schedule import OpKind, Role
 from ..specs import Collective
 
 
@@ -19,6 +25,9 @@ def rules(plan, model, wl, topo) -> None:
                         f"{[d for d in range(1, model.layers + 1) if model.layers % d == 0]}")
     if wl.batch % plan.microbatches:
         raise SpecError(f"--microbatches {plan.microbatches} does not divide --batch {wl.batch}")
+    if plan.pp > 1 and plan.tp > 1 and plan.pp_send == "scatter" and model.d_model % plan.tp:
+        raise SpecError(f"--pp-send scatter splits the activations tp={plan.tp} ways, which does not divide "
+                        f"d_model={model.d_model}; use --pp-send full")
 
 
 def length_multiple(plan, phase) -> int:
@@ -30,36 +39,123 @@ def emit(b, prog, rank: int, layer_fn) -> None:
     plan = b.plan
     s = plan.coords(rank)["pp"]
     prev, nxt = plan.neighbour("pp", rank, -1), plan.neighbour("pp", rank, +1)
-    act = b.geo.act_bytes
-    m = plan.microbatches
+    geo = b.geo
+    scatter = bool(geo.pp_scatter)
+    msg = float(geo.pp_msg_bytes)
+    got = "x@{}/part" if scatter else "x@{}"  # what the recv writes: a slice (then gathered) or all of it
+    N = plan.chunks
+    m = plan.microbatches * N  # units: micro-batch j = u // N, chunk c = u % N (chunked prefill)
     lps = b.layers_per_stage
     if prev is not None:
-        prog.sendrecv(Role.PP_ACT, "pp/mb0", None, None, prev, "x@0", act, mb=0)
+        prog.sendrecv(Role.PP_ACT, "pp/mb0", None, None, prev, got.format(0), msg, mb=0)
     for j in range(m):
+        mb = j // N
+        if prev is not None and scatter:
+            prog.collective(OpKind.ALL_GATHER, Role.PP_GATHER, plan.group("tp", rank), geo.act_bytes,
+                            f"pp/mb{j}/gather", (got.format(j),), (f"x@{j}",), mb=mb)
         for i in range(lps):
-            layer_fn(prog, rank, s * lps + i, j)
+            if N > 1:
+                layer_fn(prog, rank, s * lps + i, mb, j % N)
+            else:
+                layer_fn(prog, rank, s * lps + i, j)
         if nxt is not None or (prev is not None and j + 1 < m):
-            prog.sendrecv(Role.PP_ACT, f"pp/mb{j}", nxt, f"x@{j}", prev if j + 1 < m else None, f"x@{j + 1}", act,
-                          recv_tag=f"pp/mb{j + 1}", mb=j, recv_fields={"mb": j + 1})
+            prog.sendrecv(Role.PP_ACT, f"pp/mb{j}", nxt, f"x@{j}", prev if j + 1 < m else None,
+                          got.format(j + 1), msg, recv_tag=f"pp/mb{j + 1}", mb=mb,
+                          recv_fields={"mb": (j + 1) // N})
 
 
-def closed_form(ctx, t_layer, host_layer) -> dict:
-    """Latency of the phase from one layer's device time and host issue time, per point."""
+def closed_form(ctx, units) -> dict:
+    """Latency of the phase from each unit's layer device time and host issue time, per point: ``units``
+    = [(t_layer, host_layer, exists)] for the chunks c = 0..N-1 of a micro-batch (one unit without
+    chunks).  Units u = 0..U-1 (U = m N) flow through the stages in order, and a stage receives unit u + 1
+    only after it computed unit u (the receive is issued with the send of u), so a critical path runs
+    units 0..u through the first stage, unit u down the stages and units u..U-1 through the last one:
+    latency = m sum_c t(c) + (S + U - 2) x + max_u [(S - 1) t(u) - u x]  (x: one transfer) with one
+    micro-batch; with equal units the maximum is at u = 0 and this is the formula above.  With chunks and
+    several micro-batches (unit times rise and fall) the path may descend several times: the longest
+    path of the stage x unit grid is computed directly (``_grid_path``)."""
     geo, hw = ctx.geo, ctx.hw
     S, m = geo.pp, geo.microbatches
+    N = geo.chunks
     lps = ctx.model.layers / S
     # the host issues a stage's ops ahead of its GPU: a stage takes its device path or its host path
-    t_dev = lps * t_layer
-    t_stage = np.maximum(t_dev, lps * host_layer)
-    act = geo.act_bytes
+    t_dev = sum(np.where(e, lps * t, 0.0) for t, _, e in units)  # one micro-batch, all its chunks
+    t_unit = [np.where(e, np.maximum(lps * t, lps * h), 0.0) for t, h, e in units]
+    t_stage = sum(t_unit)
+    act, msg, sc = geo.act_bytes, geo.pp_msg_bytes, geo.pp_scatter
     pp_ib = ctx.crosses_ib(geo.span("pp")) & (S > 1)
-    x_pp = np.where(S > 1, ctx.comm(pp_ib, Collective.P2P, act, 2), 0.0)
-    latency = np.where(S > 1, (S + m - 1) * t_stage + (S + m - 2) * x_pp, m * t_stage) + hw.pass_launch_s
-    sent = np.where(S > 1, m * act, 0.0)
+    # the send of a slice (or all) to the next stage, then (scatter) its all-gather over that stage's TP group
+    gather = np.where(sc, kernels.comm_time(hw, "nvlink", Collective.ALL_GATHER, act, geo.tp), 0.0)
+    x_pp = np.where(S > 1, ctx.comm(pp_ib, Collective.P2P, msg, 2) + gather, 0.0)
+    via = np.max(np.stack([np.where(e, (S - 1) * t - c * x_pp, -np.inf) for c, (t, (_, _, e))
+                           in enumerate(zip(t_unit, units))]), axis=0)
+    latency = np.where(S > 1, m * t_stage + (S + m * N - 2) * x_pp + via, m * t_stage)
+    # several micro-batches of chunks: the grid's longest path, up to GRID_UNITS units (beyond, the formula
+    # above, which takes one descent only: a lower bound, a few percent low in the tests' cases)
+    several = (N > 1) & (m > 1) & (S > 1) & (m * N <= GRID_UNITS)
+    if np.any(several):
+        latency = np.where(several, _grid_path(t_unit, np.where(several, S, 1), np.where(several, m, 1),
+                                               np.where(several, N, 1), x_pp, geo.tp > 1,
+                                               PRE_ALL_REDUCE / lps, geo.pp_scatter, gather), latency)
+    latency = latency + hw.pass_launch_s
+    # bytes of the busiest rank: a middle stage sends and gathers; with two stages, the sender or the
+    # receiver, whichever keeps its links busier (send over the pp link, gather over NVLink)
+    send = np.where(S > 1, m * N * msg, 0.0)
+    g = np.where(sc, m * N * kernels.sent_bytes(Collective.ALL_GATHER, act, geo.tp), 0.0)
+    s_nv, s_ib = np.where(pp_ib, 0.0, send), np.where(pp_ib, send, 0.0)
+    sender_t = s_nv / hw.nvlink_bw_Bps + s_ib / hw.nic_bw_Bps
+    recv_wins = (S == 2) & (g / hw.nvlink_bw_Bps > sender_t)
+    both = S > 2
+    sent_nv = np.where(recv_wins, g, s_nv + np.where(both, g, 0.0))
+    sent_ib = np.where(recv_wins, 0.0, s_ib)
     return {"latency": latency, "t_dev": t_dev, "t_stage": t_stage, "x_pp": x_pp, "lps": lps,
-            "sent_nvlink": np.where(pp_ib, 0.0, sent), "sent_ib": np.where(pp_ib, sent, 0.0)}
+            "sent_nvlink": sent_nv, "sent_ib": sent_ib}
+
+
+GRID_UNITS = 512
+PRE_ALL_REDUCE = 0.5  # the share of a layer a stage runs before its first TP all-reduce (an estimate)
+
+
+def _grid_path(t_unit, S, m, N, x, coupled, pre=0.0, gathers=False, g=0.0):
+    """Longest path through the (stage, unit) grid: node (s, u) costs t(u mod N); moving to the next
+    unit on a stage s >= 1 or to the next stage costs a transfer x (stage 0 runs its units back to back).
+    ``coupled`` (TP > 1: the TP all-reduces share the comm stream with the stage's sends, in program
+    order): stage s starts unit u only once its send of unit u - 1 is done, i.e. once stage s + 1 has
+    started it, less ``pre`` x t(u) (the part of its first layer before the first all-reduce); a stage
+    that all-gathers its input (scatter sends, ``gathers``, g seconds) waits for it at the start of the
+    unit; the send is done when the receiver's gather starts.
+    Vectorised over points; loops over max (m N) x max S."""
+    T = np.stack([np.broadcast_to(np.asarray(v, dtype=float), np.shape(x)) for v in t_unit])
+    S_max, U_max = int(np.max(S)), int(np.max(m * N))
+    Ni = np.broadcast_to(N, np.shape(x)).astype(int)
+    U = np.broadcast_to(m * N, np.shape(x))
+    prev = None  # D[s] (end of unit u - 1 on stage s) for every s
+    t_prev = None
+    for u in range(U_max):
+        live = u < U
+        tu = np.take_along_axis(T, (u % Ni)[None], axis=0)[0]
+        row = []
+        for s in range(S_max):
+            start = np.zeros(np.shape(x))
+            if prev is not None:
+                start = np.maximum(start, prev[s] + (x if s else 0.0))
+                if s + 1 < S_max:  # the send of unit u - 1 (its receiver started it)
+                    slack = 0.0 if s else pre * tu
+                    slack = np.where(gathers, slack, pre * tu)
+                    done = prev[s + 1] - t_prev - np.where(gathers, g, 0.0)
+                    start = np.maximum(start, np.where(coupled & (s + 1 < S), done - slack, 0.0))
+            if s:
+                start = np.maximum(start, row[s - 1] + x)
+            d = start + tu
+            row.append(np.where(live, d, prev[s] if prev is not None else 0.0))
+        prev, t_prev = row, np.where(live, tu, t_prev if t_prev is not None else 0.0)
+    out = np.zeros(np.shape(x))
+    for s in range(S_max):
+        out = np.where(s == S - 1, prev[s], out)
+    return out
 
 
 def buffers(ctx):
-    """Pipeline stages hold the received activations beside the working ones (counted with them)."""
+    """Pipeline stages hold the received activations beside the working ones (counted with them; the
+    scatter's received slice is 1/tp of that and is not counted apart)."""
     return 0.0

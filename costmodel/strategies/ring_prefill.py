@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import layers as Lr
-from ..closedform import AttnCost, ring_recurrence
+from ..closedform import AttnCost, ring_recurrence, split_links
 from ..errors import SpecError
 from ..geometry import ring_calls, ring_step_shapes, seq_multiple
 from ..plan import RingVariant
@@ -121,13 +121,15 @@ def closed_form(ctx, on) -> AttnCost:
         acc.add(w, count=ctx.full(cnt))
     for i, w in enumerate(rest):
         acc.add(w, count=np.where(slowest == i, n_rest, 0.0))
+        acc.note_kernel(w, n_rest > 0)
     acc.issue_comm(2 * (R - 1) * one)
     busy = (c0 + g_init + t_fin) + n_rest * (c1 + g_merge)
     sent = (R - 1) * geo.kv_block_bytes
-    # the ring's time beyond its kernels is exposed communication; inner hops are NVLink, the rank at
-    # a node boundary also sends over IB (per-device totals count both: issue 13 revisits this)
-    return AttnCost(exposed_s=np.maximum(t_ring - busy, 0.0), xfer_s=(R - 1) * x, sent_nvlink=sent,
-                    sent_ib=np.where(ring_ib, sent, 0.0)).masked(on)
+    # the ring's time beyond its kernels is exposed communication; inner hops are NVLink, the busiest
+    # rank (at a node boundary) sends every block over IB: each byte counted once, on its link
+    nv, ib = split_links(ring_ib, sent)
+    return AttnCost(exposed_s=np.maximum(t_ring - busy, 0.0), xfer_s=(R - 1) * x, sent_nvlink=nv,
+                    sent_ib=ib).masked(on)
 
 
 def buffers(ctx):
