@@ -18,7 +18,8 @@ HW = load_hardware("h100-sxm")
 
 def _cfg(topo: str, layers: int = 2, mb: int = 16) -> Config:
     return Config(hardware=HW, topology=parse_topology(topo), model=load_model("seed-dense", layers=layers),
-                  workload=Workload(batch=128, seq_len=100000), plan=parse_plan(f"ring=16,mb={mb}"))
+                  workload=Workload(batch=128, seq_len=100000), plan=parse_plan(f"ring=16,mb={mb}"),
+                  kernel="flash")  # the case whose slowest rank drifts (with cuDNN every unit repeats exactly)
 
 
 # With compute slowed only while data moves, this case's slowest rank settles to a drift of 3% after
