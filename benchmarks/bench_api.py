@@ -1,11 +1,12 @@
 """Benchmark: the analytic model through its API at about a million configurations, and ``predict``.
 
     python benchmarks/bench_api.py            # configurations/s of costmodel.sweep.run_sweep and of
-                                              # costmodel.analytic.evaluate, prefill and decode (target >= 1e6/s);
-                                              # predict() ms per call (target <= 1 ms)
+                                              # costmodel.analytic.evaluate, prefill and decode
+                                              # (target >= 1e6/s); predict() ms per call (target <= 1 ms)
 
 Times are the best of N runs (``--repeat``), wall and CPU (the process's), on the cores available.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,8 +22,18 @@ from costmodel.predict import predict
 from costmodel.sweep import parse_template, run_sweep
 from ringsim import load_config
 
-TEMPLATES = ["ring=P", "tp=8,pp=P/8", "tp=8,ring=P/8", "tp=4,ring=P/4", "tp=2,ring=P/2", "ulysses=8,ring=P/8",
-             "tp=8,pp=P/8,mb=8", "tp=4,pp=P/4,mb=4", "pp=P/8,ring=8", "tp=2,pp=2,ring=P/4"]
+TEMPLATES = [
+    "ring=P",
+    "tp=8,pp=P/8",
+    "tp=8,ring=P/8",
+    "tp=4,ring=P/4",
+    "tp=2,ring=P/2",
+    "ulysses=8,ring=P/8",
+    "tp=8,pp=P/8,mb=8",
+    "tp=4,pp=P/4,mb=4",
+    "pp=P/8,ring=8",
+    "tp=2,pp=2,ring=P/4",
+]
 GPUS = [8, 16, 32, 64, 128, 256, 512, 1024]
 
 
@@ -47,33 +58,67 @@ def main() -> None:
     tpls = [parse_template(t) for t in TEMPLATES]
     for phase in ("prefill", "decode"):
         merge = "pass-kv" if phase == "decode" else "allgather"
-        wall, cpu, (cols, _) = _best(a.repeat, run_sweep, model, hw, topo_kind="ib", phase=phase, causal=True,
-                                     kernel="flash", ring_variant="zigzag", decode_attn=merge, batch=8, seqs=seqs,
-                                     gpus=GPUS, templates=tpls)
+        wall, cpu, (cols, _) = _best(
+            a.repeat,
+            run_sweep,
+            model,
+            hw,
+            topo_kind="ib",
+            phase=phase,
+            causal=True,
+            kernel="flash",
+            ring_variant="zigzag",
+            decode_attn=merge,
+            batch=8,
+            seqs=seqs,
+            gpus=GPUS,
+            templates=tpls,
+        )
         n = len(cols["latency_s"])
-        print(f"run_sweep {phase:8s}: {n:>9,} configurations ({len(seqs)} L x {len(GPUS)} P x {len(tpls)} plans, "
-              f"invalid (plan, P) skipped) wall {wall:6.3f} s  cpu {cpu:6.3f} s  = {n / wall:>12,.0f} configs/s wall"
-              f"  {n / cpu:>12,.0f} configs/s cpu  [target >= 1e6/s: {'met' if n / wall >= 1e6 else 'MISSED'}]",
-              flush=True)
+        print(
+            f"run_sweep {phase:8s}: {n:>9,} configurations "
+            f"({len(seqs)} L x {len(GPUS)} P x {len(tpls)} plans, "
+            f"invalid (plan, P) skipped) wall {wall:6.3f} s  cpu {cpu:6.3f} s  "
+            f"= {n / wall:>12,.0f} configs/s wall"
+            f"  {n / cpu:>12,.0f} configs/s cpu  "
+            f"[target >= 1e6/s: {'met' if n / wall >= 1e6 else 'MISSED'}]",
+            flush=True,
+        )
         # evaluate alone: one call over L x ring (a million points)
         L = seqs[:, None].astype(float)
         R = np.array(GPUS)[None, :]
-        st = Setting(phase=phase, kernel="flash", ring_variant="zigzag", topo_kind="ib", gpus_per_node=8,
-                     decode_attn=merge)
+        st = Setting(
+            phase=phase,
+            kernel="flash",
+            ring_variant="zigzag",
+            topo_kind="ib",
+            gpus_per_node=8,
+            decode_attn=merge,
+        )
         reps = max(1, 1_000_000 // (L.size * R.size))
         Ls = np.repeat(L, reps, axis=0)
         wall, cpu, o = _best(a.repeat, evaluate, model, hw, st, batch=8, seq=Ls, context=Ls, ring=R)
         n = o["latency_s"].size
-        print(f"evaluate  {phase:8s}: {n:>9,} configurations (L x ring=8..1024)                          "
-              f"wall {wall:6.3f} s  cpu {cpu:6.3f} s  = {n / wall:>12,.0f} configs/s wall"
-              f"  {n / cpu:>12,.0f} configs/s cpu", flush=True)
-    for plan, kw in (("ring=16", {}), ("tp=8,pp=2", {"microbatches": 16}), ("ring=16", {"phase": "decode",
-                                                                                        "context": 100000})):
+        print(
+            f"evaluate  {phase:8s}: {n:>9,} configurations (L x ring=8..1024)                          "
+            f"wall {wall:6.3f} s  cpu {cpu:6.3f} s  = {n / wall:>12,.0f} configs/s wall"
+            f"  {n / cpu:>12,.0f} configs/s cpu",
+            flush=True,
+        )
+    for plan, kw in (
+        ("ring=16", {}),
+        ("tp=8,pp=2", {"microbatches": 16}),
+        ("ring=16", {"phase": "decode", "context": 100000}),
+    ):
         cfg = load_config(topology="ib:2x8", plan=plan, batch=128, seq=100000, **kw)
         wall, cpu, _ = _best(50, predict, cfg)
         ok = "met" if wall <= 1e-3 else "MISSED"
-        print(f"predict {cfg.plan.label(cfg.workload.phase):24s} {cfg.workload.phase:8s}: wall {wall * 1e3:6.2f} ms"
-              f"  cpu {cpu * 1e3:6.2f} ms per call (best of 50)  [target <= 1 ms: {ok}]", flush=True)
+        print(
+            f"predict {cfg.plan.label(cfg.workload.phase):24s} {cfg.workload.phase:8s}: "
+            f"wall {wall * 1e3:6.2f} ms"
+            f"  cpu {cpu * 1e3:6.2f} ms per call (best of 50)  [target <= 1 ms: {ok}]",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

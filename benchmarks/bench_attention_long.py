@@ -6,6 +6,7 @@ Runs ``real.microbench.bench_attention`` (B = 1, the model's heads, square, caus
 cuDNN) at the lengths given and writes a raw file in the calibration format, to be fitted together with
 a full calibration run: ``ringsim calibrate --from-raw RUN.json --from-raw THIS.json ...``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,19 +34,35 @@ def main() -> None:
     lengths = [int(x) for x in a.lengths.split(",")]
     res = []
     for b in (int(x) for x in a.batches.split(",")):
-        res += microbench.bench_attention(dev, torch.bfloat16, ["flash", "cudnn"], lengths, m.n_heads, m.head_dim,
-                                          a.reps, batch=b)
-    dims = {"d_model": m.d_model, "d_ff": m.d_ff, "q_dim": m.q_dim, "kv_dim": m.kv_dim, "head_dim": m.head_dim}
-    raw = {"provenance": microbench.provenance(dev), "device": "cuda", "model_dims": dims, "results": res,
-           "suites": ["attention-long"]}
+        res += microbench.bench_attention(
+            dev, torch.bfloat16, ["flash", "cudnn"], lengths, m.n_heads, m.head_dim, a.reps, batch=b
+        )
+    dims = {
+        "d_model": m.d_model,
+        "d_ff": m.d_ff,
+        "q_dim": m.q_dim,
+        "kv_dim": m.kv_dim,
+        "head_dim": m.head_dim,
+    }
+    raw = {
+        "provenance": microbench.provenance(dev),
+        "device": "cuda",
+        "model_dims": dims,
+        "results": res,
+        "suites": ["attention-long"],
+    }
     with open(a.out, "w") as f:
         json.dump(raw, f, indent=1)
     for r in res:
         if "error" in r:
             print(r)
         else:
-            print(f"{r['kernel']:6s} B={r['batch']} causal={r['causal']!s:5s} L={r['kv_len']:>7d} {r['flops'] / r['median_s'] / 1e12:7.1f} "
-                  f"TFLOP/s ({r['median_s']:.3f} s)", flush=True)
+            print(
+                f"{r['kernel']:6s} B={r['batch']} causal={r['causal']!s:5s} L={r['kv_len']:>7d} "
+                f"{r['flops'] / r['median_s'] / 1e12:7.1f} "
+                f"TFLOP/s ({r['median_s']:.3f} s)",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

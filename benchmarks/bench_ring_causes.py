@@ -14,6 +14,7 @@ off-diagonal block) at several ring-local lengths and batches, both ranks togeth
 From these, ``slowdown = 1 + (t_beside - t_alone) / overlap``: how much slower attention runs while
 NCCL's kernels share the GPU.  Raw samples and provenance go to ``--out``; nothing is fitted here.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,8 +28,10 @@ import torch.distributed as dist
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from real import kernels  # noqa: E402
-from real import provenance  # noqa: E402
+from real import (
+    kernels,  # noqa: E402
+    provenance,  # noqa: E402
+)
 
 H, D = 32, 128
 
@@ -49,7 +52,10 @@ def measure(kernel: str, B: int, lr: int, q_len: int, kv_len: int, causal: bool,
     cur = torch.cuda.current_stream(dev)
 
     def xfer():
-        ops = [dist.P2POp(dist.isend, blk, (rank + 1) % world), dist.P2POp(dist.irecv, rbuf, (rank - 1) % world)]
+        ops = [
+            dist.P2POp(dist.isend, blk, (rank + 1) % world),
+            dist.P2POp(dist.irecv, rbuf, (rank - 1) % world),
+        ]
         for w in dist.batch_isend_irecv(ops):
             w.wait()
 
@@ -98,14 +104,32 @@ def measure(kernel: str, B: int, lr: int, q_len: int, kv_len: int, causal: bool,
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     alone, xalone, beside, xbeside, overlap = t.tolist()
     med = statistics.median
-    flops = 4.0 * B * H * D * (((kv_len - q_len) * q_len + q_len * (q_len + 1) / 2) if causal else q_len * kv_len)
+    flops = (
+        4.0 * B * H * D * (((kv_len - q_len) * q_len + q_len * (q_len + 1) / 2) if causal else q_len * kv_len)
+    )
     ov = med(overlap)
-    return {"kernel": kernel, "batch": B, "heads": H, "head_dim": D, "ring_len": lr, "q_len": q_len,
-            "kv_len": kv_len, "causal": causal, "flops": flops, "block_bytes": float(blk.numel() * 2),
-            "alone_s": alone, "xfer_alone_s": xalone, "beside_s": beside, "xfer_beside_s": xbeside,
-            "overlap_s": overlap, "median_alone_s": med(alone), "median_beside_s": med(beside),
-            "median_overlap_s": ov, "tflops_alone": flops / med(alone) / 1e12,
-            "slowdown": 1.0 + (med(beside) - med(alone)) / ov if ov > 0 else None}
+    return {
+        "kernel": kernel,
+        "batch": B,
+        "heads": H,
+        "head_dim": D,
+        "ring_len": lr,
+        "q_len": q_len,
+        "kv_len": kv_len,
+        "causal": causal,
+        "flops": flops,
+        "block_bytes": float(blk.numel() * 2),
+        "alone_s": alone,
+        "xfer_alone_s": xalone,
+        "beside_s": beside,
+        "xfer_beside_s": xbeside,
+        "overlap_s": overlap,
+        "median_alone_s": med(alone),
+        "median_beside_s": med(beside),
+        "median_overlap_s": ov,
+        "tflops_alone": flops / med(alone) / 1e12,
+        "slowdown": 1.0 + (med(beside) - med(alone)) / ov if ov > 0 else None,
+    }
 
 
 def main() -> int:
@@ -125,21 +149,30 @@ def main() -> int:
         for B in (int(x) for x in a.batches.split(",")):
             for lr in (int(x) for x in a.lengths.split(",")):
                 h = lr // 2
-                for name, ql, kl, c in (("diagonal", lr, lr, True), ("half_kv", lr, h, False),
-                                        ("half_q", h, lr, False), ("full", lr, lr, False)):
+                for name, ql, kl, c in (
+                    ("diagonal", lr, lr, True),
+                    ("half_kv", lr, h, False),
+                    ("half_q", h, lr, False),
+                    ("full", lr, lr, False),
+                ):
                     r = measure(kern, B, lr, ql, kl, c, a.reps, dev)
                     r["block"] = name
                     out.append(r)
                     if rank == 0:
-                        print(f"{kern} B={B} lr={lr} {name:8s} alone {r['median_alone_s'] * 1e6:9.1f} us "
-                              f"({r['tflops_alone']:.0f} TFLOP/s) beside {r['median_beside_s'] * 1e6:9.1f} us "
-                              f"overlap {r['median_overlap_s'] * 1e6:9.1f} us slowdown {r['slowdown']}", flush=True)
+                        print(
+                            f"{kern} B={B} lr={lr} {name:8s} alone {r['median_alone_s'] * 1e6:9.1f} us "
+                            f"({r['tflops_alone']:.0f} TFLOP/s) beside {r['median_beside_s'] * 1e6:9.1f} us "
+                            f"overlap {r['median_overlap_s'] * 1e6:9.1f} us slowdown {r['slowdown']}",
+                            flush=True,
+                        )
     per_rank = [None] * dist.get_world_size()
     dist.all_gather_object(per_rank, provenance.local())
     if rank == 0:
         prov = provenance.collect(per_rank)
-        prov["command"] = "torchrun --standalone --nproc-per-node 2 benchmarks/bench_ring_causes.py " + " ".join(
-            sys.argv[1:])
+        prov["command"] = (
+            "torchrun --standalone --nproc-per-node 2 benchmarks/bench_ring_causes.py "
+            + " ".join(sys.argv[1:])
+        )
         with open(a.out, "w") as f:
             json.dump({"provenance": prov, "results": out}, f, indent=1)
     dist.destroy_process_group()

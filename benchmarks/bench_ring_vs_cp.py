@@ -19,6 +19,7 @@ Times: CUDA events around each call on every rank after a barrier, maximum over 
 ``--reps`` (min, max and raw samples kept).  Outputs of ringsim and torch CP are checked against
 single-GPU attention of the whole sequence (relative error, BF16).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,11 +35,11 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from costmodel.build import build_schedule
-from ringsim.options import add_config_arguments, config_from_args
 from costmodel.results import write_json
 from costmodel.units import parse_count
 from real import comm, harness, kernels, layout, provenance
 from real.executor import Executor
+from ringsim.options import add_config_arguments, config_from_args
 
 H, D = 32, 128
 
@@ -64,8 +65,13 @@ def timed(fn, reps: int, warmup: int) -> list[float]:
 
 def stats(samples: list[float], flops: float) -> dict:
     med = statistics.median(samples)
-    return {"median_s": med, "min_s": min(samples), "max_s": max(samples), "samples_s": samples,
-            "tflops_per_gpu": flops / med / 1e12}
+    return {
+        "median_s": med,
+        "min_s": min(samples),
+        "max_s": max(samples),
+        "samples_s": samples,
+        "tflops_per_gpu": flops / med / 1e12,
+    }
 
 
 def causal_flops(q: int, k: int, causal: bool) -> float:
@@ -77,18 +83,55 @@ def rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.double() - b.double()).norm() / b.double().norm())
 
 
-def ringsim_case(L: int, P: int, rank: int, q_full, k_full, v_full, kernel: str, a, groups) -> tuple[dict, torch.Tensor]:
+def ringsim_case(
+    L: int, P: int, rank: int, q_full, k_full, v_full, kernel: str, a, groups
+) -> tuple[dict, torch.Tensor]:
     p = argparse.ArgumentParser()
     add_config_arguments(p)
-    cfg = config_from_args(p.parse_args([
-        "--hardware", "h200-sxm", "--topology", f"nvswitch:{P}", "--layers", "1", "--d-model", str(H * D),
-        "--heads", str(H), "--kv-heads", str(H), "--head-dim", str(D), "--d-ff", "256", "--batch", "1",
-        "--seq", str(L), "--plan", f"ring={P}", "--ring-variant", "zigzag", "--attn-kernel",
-        "cudnn" if kernel == "cudnn" else "flash"]))
+    cfg = config_from_args(
+        p.parse_args(
+            [
+                "--hardware",
+                "h200-sxm",
+                "--topology",
+                f"nvswitch:{P}",
+                "--layers",
+                "1",
+                "--d-model",
+                str(H * D),
+                "--heads",
+                str(H),
+                "--kv-heads",
+                str(H),
+                "--head-dim",
+                str(D),
+                "--d-ff",
+                "256",
+                "--batch",
+                "1",
+                "--seq",
+                str(L),
+                "--plan",
+                f"ring={P}",
+                "--ring-variant",
+                "zigzag",
+                "--attn-kernel",
+                "cudnn" if kernel == "cudnn" else "flash",
+            ]
+        )
+    )
     sched = build_schedule(cfg.model, cfg.workload, cfg.plan, cfg.topology, cfg.hardware, kernel=cfg.kernel)
     groups.prepare(cfg.plan)
-    ex = Executor(cfg, sched, rank, device=torch.device("cuda"), dtype=torch.bfloat16, kernel=kernel, seed=0,
-                  groups=groups)
+    ex = Executor(
+        cfg,
+        sched,
+        rank,
+        device=torch.device("cuda"),
+        dtype=torch.bfloat16,
+        kernel=kernel,
+        seed=0,
+        groups=groups,
+    )
     ex.inputs.clear()  # the layer's input hidden states are not needed: we start at q and K/V
     ops = [op for op in ex.ops if op.tag.startswith("L0/mb0/ring/")]
     pos = torch.tensor(layout.ring_positions("zigzag", P, rank, L), device="cuda")
@@ -97,8 +140,11 @@ def ringsim_case(L: int, P: int, rank: int, q_full, k_full, v_full, kernel: str,
     env = {"q": q, "kvcache/L0/mb0": kv}
     samples = timed(lambda: ex.run_ops(ops, dict(env)), a.reps, a.warmup)
     out = ex.run_ops(ops, dict(env))["o"].view(1, -1, H, D).transpose(1, 2)
-    flops = sum(causal_flops(qs.stop - qs.start, ks.stop - ks.start, c)
-                for t in range(P) for qs, ks, c in layout.ring_blocks("zigzag", True, P, L // P, rank, t))
+    flops = sum(
+        causal_flops(qs.stop - qs.start, ks.stop - ks.start, c)
+        for t in range(P)
+        for qs, ks, c in layout.ring_blocks("zigzag", True, P, L // P, rank, t)
+    )
     return {"kernel": kernel, "ops_per_layer": len(ops), **stats(samples, flops)}, out
 
 
@@ -121,20 +167,29 @@ def local_calls_case(L: int, P: int, rank: int, q_full, k_full, v_full, kernel: 
     return {"kernel": kernel, **stats(samples, flops)}
 
 
-def torch_cp_case(P: int, q_full, k_full, v_full, rotate: str, backend: str, a, mesh) -> tuple[dict, torch.Tensor | None]:
+def torch_cp_case(
+    P: int, q_full, k_full, v_full, rotate: str, backend: str, a, mesh
+) -> tuple[dict, torch.Tensor | None]:
     from torch.distributed.tensor.experimental import context_parallel
     from torch.nn.attention import SDPBackend, sdpa_kernel
+
     try:
         from torch.distributed.tensor.experimental._attention import set_rotate_method
     except ImportError:  # newer layouts
         from torch.distributed.tensor.experimental._context_parallel._attention import set_rotate_method
     set_rotate_method(rotate)
     be = {"flash": SDPBackend.FLASH_ATTENTION, "cudnn": SDPBackend.CUDNN_ATTENTION}[backend]
-    q, k, v = q_full.contiguous(), k_full.contiguous(), v_full.contiguous()  # (B, H, L, D), as torch CP expects
+    q, k, v = (
+        q_full.contiguous(),
+        k_full.contiguous(),
+        v_full.contiguous(),
+    )  # (B, H, L, D), as torch CP expects
     L = q.shape[2]
     flops = causal_flops(L, L, True) / P
-    with context_parallel(mesh, buffers=[q, k, v], buffer_seq_dims=[2, 2, 2], no_restore_buffers={q, k, v}), \
-            sdpa_kernel(be):
+    with (
+        context_parallel(mesh, buffers=[q, k, v], buffer_seq_dims=[2, 2, 2], no_restore_buffers={q, k, v}),
+        sdpa_kernel(be),
+    ):
         samples = timed(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True), a.reps, a.warmup)
         out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
     return {"rotate_method": rotate, "sdpa_backend": backend, **stats(samples, flops)}, out
@@ -153,27 +208,44 @@ def main() -> int:
     per_rank: list = [None] * P
     dist.all_gather_object(per_rank, provenance.local())
     from torch.distributed.device_mesh import init_device_mesh
+
     mesh = init_device_mesh("cuda", (P,))
     groups = comm.Groups()
     avail = [k for k in kernels.FAST_GPU_KERNELS if kernels.probe(k, device, torch.bfloat16) is None]
     results = []
     for L in [parse_count(s) for s in a.seq.split(";")]:
         g = torch.Generator(device="cuda").manual_seed(L)
-        q_full, k_full, v_full = (torch.randn(1, L, H, D, device="cuda", dtype=torch.bfloat16, generator=g)
-                                  .transpose(1, 2) for _ in range(3))  # (1, H, L, D), flash's memory layout
+        q_full, k_full, v_full = (
+            torch.randn(1, L, H, D, device="cuda", dtype=torch.bfloat16, generator=g).transpose(1, 2)
+            for _ in range(3)
+        )  # (1, H, L, D), flash's memory layout
         pos = torch.tensor(layout.ring_positions("zigzag", P, rank, L), device="cuda")
         ref_full, _ = kernels.get(avail[0])(q_full, k_full, v_full, True)
         ref = ref_full[:, :, pos]
         del ref_full
-        row: dict = {"seq_len": L, "batch": 1, "heads": H, "head_dim": D, "gpus": P, "dtype": "bfloat16",
-                     "causal": True, "layout": "zigzag", "total_flops": causal_flops(L, L, True),
-                     "ringsim": [], "torch_cp": [], "single_gpu_local_calls": [], "single_gpu_whole": []}
+        row: dict = {
+            "seq_len": L,
+            "batch": 1,
+            "heads": H,
+            "head_dim": D,
+            "gpus": P,
+            "dtype": "bfloat16",
+            "causal": True,
+            "layout": "zigzag",
+            "total_flops": causal_flops(L, L, True),
+            "ringsim": [],
+            "torch_cp": [],
+            "single_gpu_local_calls": [],
+            "single_gpu_whole": [],
+        }
         for kern in avail:
             r, out = ringsim_case(L, P, rank, q_full, k_full, v_full, kern, a, groups)
             r["rel_err_vs_single_gpu"] = _max(rel(out, ref))
             row["ringsim"].append(r)
             del out
-            row["single_gpu_local_calls"].append(local_calls_case(L, P, rank, q_full, k_full, v_full, kern, a))
+            row["single_gpu_local_calls"].append(
+                local_calls_case(L, P, rank, q_full, k_full, v_full, kern, a)
+            )
             f = kernels.get(kern)
             sw = timed(lambda f=f, q=q_full, k=k_full, v=v_full: f(q, k, v, True), max(5, a.reps // 2), 1)
             row["single_gpu_whole"].append({"kernel": kern, **stats(sw, causal_flops(L, L, True))})
@@ -184,7 +256,11 @@ def main() -> int:
                     r["rel_err_vs_single_gpu"] = _max(rel(out, ref))
                     del out
                 except Exception as e:  # noqa: BLE001 - recorded: torch CP may not support a combination
-                    r = {"rotate_method": rotate, "sdpa_backend": be, "error": f"{type(e).__name__}: {e}"[:300]}
+                    r = {
+                        "rotate_method": rotate,
+                        "sdpa_backend": be,
+                        "error": f"{type(e).__name__}: {e}"[:300],
+                    }
                 row["torch_cp"].append(r)
                 torch.cuda.empty_cache()
         _summarise(row)
@@ -194,8 +270,15 @@ def main() -> int:
         del q_full, k_full, v_full, ref
         torch.cuda.empty_cache()
     if rank == 0:
-        write_json(a.out, {"benchmark": "ring_vs_cp", "doc": __doc__, "results": results,
-                           "provenance": provenance.collect(per_rank)})
+        write_json(
+            a.out,
+            {
+                "benchmark": "ring_vs_cp",
+                "doc": __doc__,
+                "results": results,
+                "provenance": provenance.collect(per_rank),
+            },
+        )
     dist.barrier()
     dist.destroy_process_group()
     return 0
@@ -214,22 +297,31 @@ def _summarise(row: dict) -> None:
     cps = [r for r in row["torch_cp"] if "median_s" in r]
     best_cp = min(cps, key=lambda r: r["median_s"]) if cps else None
     same_cp = [r for r in cps if r["sdpa_backend"] == best["kernel"]]
-    s = {"seq_len": row["seq_len"], "gpus": row["gpus"], "ringsim_kernel": best["kernel"],
-         "ringsim_ms": best["median_s"] * 1e3, "ringsim_tflops_per_gpu": best["tflops_per_gpu"],
-         "single_gpu_same_calls_ms": local[best["kernel"]]["median_s"] * 1e3,
-         "single_gpu_same_calls_tflops": local[best["kernel"]]["tflops_per_gpu"],
-         "efficiency_vs_single_gpu_same_work": local[best["kernel"]]["median_s"] / best["median_s"],
-         "single_gpu_whole_L_ms": whole[best["kernel"]]["median_s"] * 1e3,
-         "speedup_vs_single_gpu_whole_L": whole[best["kernel"]]["median_s"] / best["median_s"],
-         "parallel_efficiency_vs_whole_L": whole[best["kernel"]]["median_s"] / best["median_s"] / row["gpus"]}
+    s = {
+        "seq_len": row["seq_len"],
+        "gpus": row["gpus"],
+        "ringsim_kernel": best["kernel"],
+        "ringsim_ms": best["median_s"] * 1e3,
+        "ringsim_tflops_per_gpu": best["tflops_per_gpu"],
+        "single_gpu_same_calls_ms": local[best["kernel"]]["median_s"] * 1e3,
+        "single_gpu_same_calls_tflops": local[best["kernel"]]["tflops_per_gpu"],
+        "efficiency_vs_single_gpu_same_work": local[best["kernel"]]["median_s"] / best["median_s"],
+        "single_gpu_whole_L_ms": whole[best["kernel"]]["median_s"] * 1e3,
+        "speedup_vs_single_gpu_whole_L": whole[best["kernel"]]["median_s"] / best["median_s"],
+        "parallel_efficiency_vs_whole_L": whole[best["kernel"]]["median_s"] / best["median_s"] / row["gpus"],
+    }
     if best_cp:
-        s.update(torch_cp_best=f"{best_cp['rotate_method']}/{best_cp['sdpa_backend']}",
-                 torch_cp_best_ms=best_cp["median_s"] * 1e3,
-                 ringsim_speedup_vs_torch_cp_best=best_cp["median_s"] / best["median_s"])
+        s.update(
+            torch_cp_best=f"{best_cp['rotate_method']}/{best_cp['sdpa_backend']}",
+            torch_cp_best_ms=best_cp["median_s"] * 1e3,
+            ringsim_speedup_vs_torch_cp_best=best_cp["median_s"] / best["median_s"],
+        )
     if same_cp:
         b = min(same_cp, key=lambda r: r["median_s"])
-        s.update(torch_cp_same_kernel_ms=b["median_s"] * 1e3,
-                 ringsim_speedup_vs_torch_cp_same_kernel=b["median_s"] / best["median_s"])
+        s.update(
+            torch_cp_same_kernel_ms=b["median_s"] * 1e3,
+            ringsim_speedup_vs_torch_cp_same_kernel=b["median_s"] / best["median_s"],
+        )
     row["summary"] = s
 
 

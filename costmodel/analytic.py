@@ -12,6 +12,7 @@ Latency model (one rank on the critical path):
   around one attention core: local, the pass-KV ring recurrence, or a decode merge);
 * a pipeline of S stages and m micro-batches = (S + m - 1) t_stage + (S + m - 2) t_transfer.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -27,14 +28,40 @@ A = np.ndarray
 CHUNK = 1 << 14  # points per block of a large evaluation (numpy's temporaries stay in cache)
 
 
-def evaluate(model: Model, hw: Hardware, st: Setting, *, batch, seq, tp=1, pp=1, ring=1, ulysses=1,
-             microbatches=1, context=None, gen_tokens=1, chunks=1) -> dict[str, A]:
+def evaluate(
+    model: Model,
+    hw: Hardware,
+    st: Setting,
+    *,
+    batch,
+    seq,
+    tp=1,
+    pp=1,
+    ring=1,
+    ulysses=1,
+    microbatches=1,
+    context=None,
+    gen_tokens=1,
+    chunks=1,
+) -> dict[str, A]:
     """Closed-form cost of a plan; every numeric input may be an array (broadcast together).
 
     Every output of a point depends on that point's inputs only, so a large grid is evaluated in
     blocks of ``CHUNK`` points (the same values, faster: the temporaries of a block stay in cache)."""
-    vals = [np.asarray(v) for v in (batch, seq, tp, pp, ring, ulysses, microbatches,
-                                    seq if context is None else context, chunks)]
+    vals = [
+        np.asarray(v)
+        for v in (
+            batch,
+            seq,
+            tp,
+            pp,
+            ring,
+            ulysses,
+            microbatches,
+            seq if context is None else context,
+            chunks,
+        )
+    ]
     shape = np.broadcast_shapes(*(v.shape for v in vals))
     n = int(np.prod(shape))
     if n <= 2 * CHUNK:
@@ -43,16 +70,45 @@ def evaluate(model: Model, hw: Hardware, st: Setting, *, batch, seq, tp=1, pp=1,
     ax = int(np.argmax(shape))
     vals = [v.reshape((1,) * (len(shape) - v.ndim) + v.shape) for v in vals]
     step = max(1, CHUNK * shape[ax] // n)
-    parts = [_evaluate(model, hw, st, *(v[(slice(None),) * ax + (slice(i, i + step),)] if v.shape[ax] > 1 else v
-                                        for v in vals), gen_tokens) for i in range(0, shape[ax], step)]
+    parts = [
+        _evaluate(
+            model,
+            hw,
+            st,
+            *(v[(slice(None),) * ax + (slice(i, i + step),)] if v.shape[ax] > 1 else v for v in vals),
+            gen_tokens,
+        )
+        for i in range(0, shape[ax], step)
+    ]
     return {k: np.concatenate([p[k] for p in parts], axis=ax) for k in parts[0]}
 
 
-def _evaluate(model: Model, hw: Hardware, st: Setting, batch, seq, tp, pp, ring, ulysses, microbatches, context,
-              chunks, gen_tokens) -> dict[str, A]:
+def _evaluate(
+    model: Model,
+    hw: Hardware,
+    st: Setting,
+    batch,
+    seq,
+    tp,
+    pp,
+    ring,
+    ulysses,
+    microbatches,
+    context,
+    chunks,
+    gen_tokens,
+) -> dict[str, A]:
     geo, shape = _geometry(model, st, batch, seq, tp, pp, ring, ulysses, microbatches, context, chunks)
-    B, L, C, S, R, U, m, N = (geo.batch, geo.seq, geo.context, geo.pp, geo.ring, geo.ulysses, geo.microbatches,
-                              geo.chunks)
+    B, L, C, S, R, U, m, N = (
+        geo.batch,
+        geo.seq,
+        geo.context,
+        geo.pp,
+        geo.ring,
+        geo.ulysses,
+        geo.microbatches,
+        geo.chunks,
+    )
     decode = st.phase == Phase.DECODE
     is_u, no_ring, chunked = U > 1, R == 1, N > 1
 
@@ -75,13 +131,23 @@ def _evaluate(model: Model, hw: Hardware, st: Setting, batch, seq, tp, pp, ring,
         for f in ("compute", "memory", "flops", "hbm", "host"):
             setattr(acc, f, sum(np.where(e, getattr(a, f), 0.0) for a, _, _, e in units))
         acc.kernel_mask = np.bitwise_or.reduce([np.where(e, a.kernel_mask, 0) for a, _, _, e in units])
-        cost = AttnCost(*(sum(np.where(e, getattr(k, f), 0.0) for _, k, _, e in units)
-                          for f in ("exposed_s", "xfer_s", "sent_nvlink", "sent_ib")))
+        cost = AttnCost(
+            *(
+                sum(np.where(e, getattr(k, f), 0.0) for _, k, _, e in units)
+                for f in ("exposed_s", "xfer_s", "sent_nvlink", "sent_ib")
+            )
+        )
     ctx = Ctx(hw=hw, st=st, geo=geo, acc=acc, shape=shape)
 
     # ---- stages and micro-batches (and chunks) ----
     pipe = strategies.pipeline.closed_form(ctx, [(t, a.host, e) for a, _, t, e in units])
-    lps, t_stage, t_dev, x_pp, latency = pipe["lps"], pipe["t_stage"], pipe["t_dev"], pipe["x_pp"], pipe["latency"]
+    lps, t_stage, t_dev, x_pp, latency = (
+        pipe["lps"],
+        pipe["t_stage"],
+        pipe["t_dev"],
+        pipe["x_pp"],
+        pipe["latency"],
+    )
     sent_nv = cost.sent_nvlink * lps * m + pipe["sent_nvlink"]
     sent_ib = cost.sent_ib * lps * m + pipe["sent_ib"]
     flops = acc.flops * lps * m
@@ -127,18 +193,57 @@ def _geometry(model: Model, st: Setting, batch, seq, tp, pp, ring, ulysses, micr
     shape of the evaluation, and their geometry."""
     if st.phase == Phase.DECODE:
         chunks = 1  # a decode step has no prompt to split
-    vals = [np.asarray(v) for v in (batch, seq, tp, pp, ring, ulysses, microbatches,
-                                    seq if context is None else context, chunks)]
+    vals = [
+        np.asarray(v)
+        for v in (
+            batch,
+            seq,
+            tp,
+            pp,
+            ring,
+            ulysses,
+            microbatches,
+            seq if context is None else context,
+            chunks,
+        )
+    ]
     shape = np.broadcast_shapes(*(v.shape for v in vals))
     B, L, T, S, R, U, m, C, N = (v.astype(float) for v in vals)
-    geo = Geometry(model=model, phase=st.phase, batch=B, seq=L, context=C, tp=T, ulysses=U, ring=R, pp=S,
-                   microbatches=m, ring_variant=st.ring_variant, decode_attn=st.decode_attn, causal=st.causal,
-                   pp_send=st.pp_send, chunks=N)
+    geo = Geometry(
+        model=model,
+        phase=st.phase,
+        batch=B,
+        seq=L,
+        context=C,
+        tp=T,
+        ulysses=U,
+        ring=R,
+        pp=S,
+        microbatches=m,
+        ring_variant=st.ring_variant,
+        decode_attn=st.decode_attn,
+        causal=st.causal,
+        pp_send=st.pp_send,
+        chunks=N,
+    )
     return geo, shape
 
 
-def evaluate_memory(model: Model, hw: Hardware, st: Setting, *, batch, seq, tp=1, pp=1, ring=1, ulysses=1,
-                    microbatches=1, context=None, chunks=1) -> dict[str, A]:
+def evaluate_memory(
+    model: Model,
+    hw: Hardware,
+    st: Setting,
+    *,
+    batch,
+    seq,
+    tp=1,
+    pp=1,
+    ring=1,
+    ulysses=1,
+    microbatches=1,
+    context=None,
+    chunks=1,
+) -> dict[str, A]:
     """Only the memory part of ``evaluate`` (same inputs, same values): what ``max_batch`` / ``max_length``
     search over, without the latency model."""
     geo, shape = _geometry(model, st, batch, seq, tp, pp, ring, ulysses, microbatches, context, chunks)
@@ -149,11 +254,20 @@ def memory(ctx: Ctx) -> dict[str, A]:
     """Peak memory per device by kind (bytes), against the profile's capacity."""
     geo, hw, st, model = ctx.geo, ctx.hw, ctx.st, ctx.model
     d, b, hd, ab = model.d_model, model.dtype_bytes, model.head_dim, model.accum_bytes
-    B, L, C, T, S, R, U, m = geo.batch, geo.seq, geo.context, geo.tp, geo.pp, geo.ring, geo.ulysses, geo.microbatches
+    B, L, C, T, S, R, U, m = (
+        geo.batch,
+        geo.seq,
+        geo.context,
+        geo.tp,
+        geo.pp,
+        geo.ring,
+        geo.ulysses,
+        geo.microbatches,
+    )
     tok, hq, hkv, mb = geo.dense_tokens, geo.q_heads, geo.kv_heads, geo.mb
     decode = st.phase == Phase.DECODE
     lps = model.layers / S
-    per_layer = (d * geo.qkv_cols + model.q_dim / T * d + model.mlp_mats * d * model.d_ff / T + 2 * d)
+    per_layer = d * geo.qkv_cols + model.q_dim / T * d + model.mlp_mats * d * model.d_ff / T + 2 * d
     weights = lps * per_layer * b + 2 * model.vocab * d * b / T
     cached = (C if decode else L) / R
     # decode owners (pass-KV, pass-Q, ulysses) pad each micro-batch to a multiple of the group
@@ -175,9 +289,16 @@ def memory(ctx: Ctx) -> dict[str, A]:
         comm_buf = comm_buf + np.where(U > 1, w.buffers(ctx), 0.0)
     workspace = np.full(ctx.shape, hw.workspace_bytes)
     total = weights + kv_cache + activations + comm_buf + workspace
-    out = {"mem_weights_bytes": weights + 0 * B, "mem_kv_cache_bytes": kv_cache, "mem_activations_bytes": activations,
-           "mem_comm_buffers_bytes": comm_buf, "mem_workspace_bytes": workspace, "mem_total_bytes": total,
-           "capacity_bytes": np.full(ctx.shape, hw.hbm_capacity_bytes), "feasible": total <= hw.hbm_capacity_bytes}
+    out = {
+        "mem_weights_bytes": weights + 0 * B,
+        "mem_kv_cache_bytes": kv_cache,
+        "mem_activations_bytes": activations,
+        "mem_comm_buffers_bytes": comm_buf,
+        "mem_workspace_bytes": workspace,
+        "mem_total_bytes": total,
+        "capacity_bytes": np.full(ctx.shape, hw.hbm_capacity_bytes),
+        "feasible": total <= hw.hbm_capacity_bytes,
+    }
     return {k: _full(v, ctx.shape) for k, v in out.items()}
 
 
@@ -191,15 +312,23 @@ def roofline(hw: Hardware, out: dict) -> dict[str, A]:
     }
     stack = np.stack(list(bounds.values()))
     names = np.array(list(bounds))
-    return {"roofline_latency_s": stack.max(axis=0), "roofline_bound": names[stack.argmax(axis=0)],
-            **{f"roofline_{k}_s": v for k, v in bounds.items()}}
+    return {
+        "roofline_latency_s": stack.max(axis=0),
+        "roofline_bound": names[stack.argmax(axis=0)],
+        **{f"roofline_{k}_s": v for k, v in bounds.items()},
+    }
 
 
 def bottleneck(out: dict) -> A:
     """What bounds the latency: the largest of compute-bound and memory-bound kernel time, the time the
     links are busy on the critical path (hidden or not), the pipeline bubble and launch overhead."""
-    parts = {"compute": out["t_compute_s"], "memory": out["t_memory_s"], "communication": out["t_comm_s"],
-             "pipeline-bubble": out["t_bubble_s"], "launch-overhead": out["t_overhead_s"]}
+    parts = {
+        "compute": out["t_compute_s"],
+        "memory": out["t_memory_s"],
+        "communication": out["t_comm_s"],
+        "pipeline-bubble": out["t_bubble_s"],
+        "launch-overhead": out["t_overhead_s"],
+    }
     stack = np.stack([np.asarray(v, dtype=float) for v in parts.values()])
     return np.array(list(parts))[stack.argmax(axis=0)]
 

@@ -6,6 +6,7 @@ plan (``strategies.attention_for``) emit the attention block.  What each strateg
 costs in closed form and when it is allowed live together in ``costmodel/strategies/``; who holds
 which tokens and heads, and the size of each message, come from ``geometry.py``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -60,9 +61,18 @@ class Prog:
                 deps.add(writer[x])
         ops = self.b.ops
         i = len(ops)
-        op = Op(id=i, rank=self.rank, stream=stream, kind=kind, role=role, tag=tag,
-                deps=tuple(sorted(deps)) if len(deps) > 1 else tuple(deps),
-                reads=tuple(reads), writes=tuple(writes), **f)
+        op = Op(
+            id=i,
+            rank=self.rank,
+            stream=stream,
+            kind=kind,
+            role=role,
+            tag=tag,
+            deps=tuple(sorted(deps)) if len(deps) > 1 else tuple(deps),
+            reads=tuple(reads),
+            writes=tuple(writes),
+            **f,
+        )
         ops.append(op)
         for x in reads:
             rd = readers.get(x)
@@ -75,56 +85,132 @@ class Prog:
             readers[x] = []
         return op
 
-    def work(self, w: Work, tag: str, rename: dict[str, str] | None = None, label: str | None = None,
-             **fields) -> Op:
+    def work(
+        self, w: Work, tag: str, rename: dict[str, str] | None = None, label: str | None = None, **fields
+    ) -> Op:
         """A compute kernel; its tag is ``tag/label`` (label: the role's name unless given)."""
         b = self.b
         got = b._op_memo.get(id(w))  # the same Work objects recur (strategies memoise them)
         if got is None or got[0] is not w:
             shape, flops, hbm, est = b.work_cost(w)
             issue = b.hw.op(w.role.op_class).issue_s if b.hw else 0.0
-            got = b._op_memo[id(w)] = (w, shape, flops, hbm, est, issue, w.role.value, tuple(w.reads),
-                                       tuple(w.writes))
+            got = b._op_memo[id(w)] = (
+                w,
+                shape,
+                flops,
+                hbm,
+                est,
+                issue,
+                w.role.value,
+                tuple(w.reads),
+                tuple(w.writes),
+            )
         _, shape, flops, hbm, est, issue, role_name, reads, writes = got
         if rename:
             reads = tuple(rename.get(x, x) for x in reads)
             writes = tuple(rename.get(x, x) for x in writes)
-        return self.add(stream=COMPUTE, kind=w.kind, role=w.role, tag=f"{tag}/{label or role_name}",
-                        reads=reads, writes=writes, flops=flops, hbm_bytes=hbm, shape=shape, causal=w.causal,
-                        est_s=est, issue_s=issue, **fields)
+        return self.add(
+            stream=COMPUTE,
+            kind=w.kind,
+            role=w.role,
+            tag=f"{tag}/{label or role_name}",
+            reads=reads,
+            writes=writes,
+            flops=flops,
+            hbm_bytes=hbm,
+            shape=shape,
+            causal=w.causal,
+            est_s=est,
+            issue_s=issue,
+            **fields,
+        )
 
-    def collective(self, kind: OpKind, role: Role, group: tuple[int, ...], msg_bytes: float, tag: str, reads,
-                   writes, **fields) -> Op | None:
+    def collective(
+        self,
+        kind: OpKind,
+        role: Role,
+        group: tuple[int, ...],
+        msg_bytes: float,
+        tag: str,
+        reads,
+        writes,
+        **fields,
+    ) -> Op | None:
         if len(group) <= 1:
             return None
         b = self.b
         link = b.topo.group_link(group)
         coll = kind.collective
-        return self.add(stream=COMM, kind=kind, role=role, tag=tag, reads=reads, writes=writes, peers=group,
-                        match=b.key(f"{tag}|{group}"), msg_bytes=float(msg_bytes), link=link.value,
-                        link_bytes=b.sent(coll, msg_bytes, len(group)),
-                        est_s=b.comm_est(link, coll, msg_bytes, len(group)), issue_s=b.comm_issue_s, **fields)
+        return self.add(
+            stream=COMM,
+            kind=kind,
+            role=role,
+            tag=tag,
+            reads=reads,
+            writes=writes,
+            peers=group,
+            match=b.key(f"{tag}|{group}"),
+            msg_bytes=float(msg_bytes),
+            link=link.value,
+            link_bytes=b.sent(coll, msg_bytes, len(group)),
+            est_s=b.comm_est(link, coll, msg_bytes, len(group)),
+            issue_s=b.comm_issue_s,
+            **fields,
+        )
 
-    def sendrecv(self, role: Role, tag: str, send_to: int | None, send_buf: str | None, recv_from: int | None,
-                 recv_buf: str | None, nbytes: float, recv_tag: str | None = None, recv_fields: dict | None = None,
-                 **fields) -> None:
+    def sendrecv(
+        self,
+        role: Role,
+        tag: str,
+        send_to: int | None,
+        send_buf: str | None,
+        recv_from: int | None,
+        recv_buf: str | None,
+        nbytes: float,
+        recv_tag: str | None = None,
+        recv_fields: dict | None = None,
+        **fields,
+    ) -> None:
         """A send and/or a recv issued together (one NCCL group) on the comm stream."""
         b = self.b
         batch = b.next_batch()
         p2p = OpKind.SEND.collective
         if send_to is not None:
             link = b.topo.link(self.rank, send_to)
-            self.add(stream=COMM, kind=OpKind.SEND, role=role, tag=f"{tag}/send", reads=(send_buf,),
-                     peers=(send_to,), match=b.key(f"{tag}|{self.rank}->{send_to}"), batch=batch,
-                     msg_bytes=float(nbytes), link=link.value, link_bytes=float(nbytes),
-                     est_s=b.comm_est(link, p2p, nbytes, 2), issue_s=b.comm_issue_s, **fields)
+            self.add(
+                stream=COMM,
+                kind=OpKind.SEND,
+                role=role,
+                tag=f"{tag}/send",
+                reads=(send_buf,),
+                peers=(send_to,),
+                match=b.key(f"{tag}|{self.rank}->{send_to}"),
+                batch=batch,
+                msg_bytes=float(nbytes),
+                link=link.value,
+                link_bytes=float(nbytes),
+                est_s=b.comm_est(link, p2p, nbytes, 2),
+                issue_s=b.comm_issue_s,
+                **fields,
+            )
         if recv_from is not None:
             link = b.topo.link(recv_from, self.rank)
             rtag = recv_tag or tag
-            self.add(stream=COMM, kind=OpKind.RECV, role=role, tag=f"{rtag}/recv", writes=(recv_buf,),
-                     peers=(recv_from,), match=b.key(f"{rtag}|{recv_from}->{self.rank}"), batch=batch,
-                     msg_bytes=float(nbytes), link=link.value, est_s=b.comm_est(link, p2p, nbytes, 2),
-                     issue_s=b.comm_issue_s, **(fields if recv_fields is None else recv_fields))
+            self.add(
+                stream=COMM,
+                kind=OpKind.RECV,
+                role=role,
+                tag=f"{rtag}/recv",
+                writes=(recv_buf,),
+                peers=(recv_from,),
+                match=b.key(f"{rtag}|{recv_from}->{self.rank}"),
+                batch=batch,
+                msg_bytes=float(nbytes),
+                link=link.value,
+                est_s=b.comm_est(link, p2p, nbytes, 2),
+                issue_s=b.comm_issue_s,
+                **(fields if recv_fields is None else recv_fields),
+            )
 
 
 def _num(v):
@@ -139,8 +225,17 @@ def _num(v):
 class Builder:
     """Builds every rank's program; memoises the costs of kernels and messages that recur."""
 
-    def __init__(self, model: Model, wl: Workload, plan: Plan, topo: Topology, hw: Hardware | None, kernel: str,
-                 layers: int | None, ring_steps: int | None = None):
+    def __init__(
+        self,
+        model: Model,
+        wl: Workload,
+        plan: Plan,
+        topo: Topology,
+        hw: Hardware | None,
+        kernel: str,
+        layers: int | None,
+        ring_steps: int | None = None,
+    ):
         self.model, self.wl, self.plan, self.topo, self.hw, self.kernel = model, wl, plan, topo, hw, kernel
         self.geo = Geometry.of(model, wl, plan)
         self.attn_strategies = strategies.attention_for(plan, wl.phase)
@@ -183,8 +278,11 @@ class Builder:
         est = float(Lr.work_time(self.hw, w, self.kernel)) if self.hw else 0.0
         if w.kind == OpKind.ATTN and self.hw:
             names = self.hw.attn_names(self.kernel)
-            pick = int(kernels.attn_choice(self.hw, w.flops, w.hbm_bytes, w.kv_len, w.causal, w.q_len)[1]) \
-                if self.kernel == "auto" else 0
+            pick = (
+                int(kernels.attn_choice(self.hw, w.flops, w.hbm_bytes, w.kv_len, w.causal, w.q_len)[1])
+                if self.kernel == "auto"
+                else 0
+            )
             self.kernels_used.add(names[pick])
         out = (tuple(_num(v) for v in shape), float(w.flops), float(w.hbm_bytes), est)
         if key is not None:
@@ -248,8 +346,17 @@ class Builder:
         strategies.dense.emit_post(self, site, {"x": x})
 
 
-def build_schedule(model: Model, workload: Workload, plan: Plan, topo: Topology, hw: Hardware | None = None, *,
-                   kernel: str = "auto", layers: int | None = None, ring_steps: int | None = None) -> Schedule:
+def build_schedule(
+    model: Model,
+    workload: Workload,
+    plan: Plan,
+    topo: Topology,
+    hw: Hardware | None = None,
+    *,
+    kernel: str = "auto",
+    layers: int | None = None,
+    ring_steps: int | None = None,
+) -> Schedule:
     """Build every rank's ops.  ``layers`` < layers per stage builds fewer identical layers and sets
     ``layer_repeat`` = layers per stage / layers built (the ops are otherwise unchanged); per-layer totals
     scale by it, per-micro-batch ops (pipeline transfers) do not.
@@ -263,11 +370,23 @@ def build_schedule(model: Model, workload: Workload, plan: Plan, topo: Topology,
     for r in range(plan.n_ranks):
         b.rank(r)
     repeat = per_stage / b.layers_per_stage  # identical layers: an exact ratio even when it is not whole
-    specs = {"model": asdict_values(model), "workload": asdict_values(workload), "plan": plan.to_dict(),
-             "topology": topo.to_dict(), "hardware": hw.name if hw else None, "attn_kernel": kernel,
-             "attn_kernels_used": sorted(b.kernels_used)}
-    sched = Schedule(n_ranks=plan.n_ranks, ops=b.ops, specs=specs, layers_built=b.layers_per_stage * plan.pp,
-                     layer_repeat=repeat, launch_s=hw.pass_launch_s if hw else 0.0)
+    specs = {
+        "model": asdict_values(model),
+        "workload": asdict_values(workload),
+        "plan": plan.to_dict(),
+        "topology": topo.to_dict(),
+        "hardware": hw.name if hw else None,
+        "attn_kernel": kernel,
+        "attn_kernels_used": sorted(b.kernels_used),
+    }
+    sched = Schedule(
+        n_ranks=plan.n_ranks,
+        ops=b.ops,
+        specs=specs,
+        layers_built=b.layers_per_stage * plan.pp,
+        layer_repeat=repeat,
+        launch_s=hw.pass_launch_s if hw else 0.0,
+    )
     if b.ring_steps_built:
         sched.ring_steps_built, sched.ring_steps_total = b.ring_steps_built, plan.ring - 2
         sched.ring_steps_uniform = b.ring_uniform
@@ -277,6 +396,7 @@ def build_schedule(model: Model, workload: Workload, plan: Plan, topo: Topology,
 def asdict_values(obj) -> dict:
     """A spec dataclass as a dict of plain values (enums by value)."""
     from dataclasses import asdict
+
     d = asdict(obj)
     return {k: (v.value if hasattr(v, "value") else v) for k, v in d.items()}
 

@@ -1,10 +1,12 @@
-"""Building blocks of the closed forms (``analytic.py`` and each strategy's ``closed_form``), numpy-vectorised.
+"""Building blocks of the closed forms (``analytic.py`` and each strategy's ``closed_form``),
+numpy-vectorised.
 
 * ``Acc`` accumulates one rank's device time on the critical path (compute- and memory-bound kernel
   time, FLOPs, HBM bytes) and the host's time to issue those ops;
 * ``comm`` is the uncontended time of one call on NVLink or InfiniBand, chosen per point;
 * ``ring_recurrence`` is the max-plus recurrence of a double-buffered ring.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -90,8 +92,11 @@ class Acc:
         not on the path (a ring step's faster calls) still names its kernel."""
         if w.kind != OpKind.ATTN:
             return
-        bit = 1 << kernels.attn_choice(self.hw, w.flops, w.hbm_bytes, w.kv_len, w.causal, w.q_len)[1] \
-            if self.kernel == "auto" else 1
+        bit = (
+            1 << kernels.attn_choice(self.hw, w.flops, w.hbm_bytes, w.kv_len, w.causal, w.q_len)[1]
+            if self.kernel == "auto"
+            else 1
+        )
         self.kernel_mask = self.kernel_mask | np.where(where, bit, 0)
 
     @property
@@ -120,7 +125,8 @@ class Ctx:
         return self.geo.model
 
     def crosses_ib(self, span):
-        """True where a group spanning ``span`` consecutive GPUs leaves a node (ib) or an NVLink domain (nvl)."""
+        """True where a group spanning ``span`` consecutive GPUs leaves a node (ib) or an NVLink domain
+        (nvl)."""
         if self.st.topo_kind not in ("ib", "nvl"):
             return np.zeros(np.shape(span), dtype=bool)
         return np.asarray(span) > self.st.gpus_per_node
@@ -146,12 +152,17 @@ class AttnCost:
     sent_ib: object = 0.0
 
     def masked(self, on) -> AttnCost:
-        return AttnCost(*(np.where(on, v, 0.0) for v in (self.exposed_s, self.xfer_s, self.sent_nvlink,
-                                                          self.sent_ib)))
+        return AttnCost(
+            *(np.where(on, v, 0.0) for v in (self.exposed_s, self.xfer_s, self.sent_nvlink, self.sent_ib))
+        )
 
     def __add__(self, o: AttnCost) -> AttnCost:
-        return AttnCost(self.exposed_s + o.exposed_s, self.xfer_s + o.xfer_s, self.sent_nvlink + o.sent_nvlink,
-                        self.sent_ib + o.sent_ib)
+        return AttnCost(
+            self.exposed_s + o.exposed_s,
+            self.xfer_s + o.xfer_s,
+            self.sent_nvlink + o.sent_nvlink,
+            self.sent_ib + o.sent_ib,
+        )
 
 
 def split_links(is_ib, sent) -> tuple:
@@ -159,7 +170,6 @@ def split_links(is_ib, sent) -> tuple:
     Per-device totals are those of the busiest rank: where a group crosses InfiniBand, the rank at the node
     boundary, whose sends of that group all go over IB (the others' go over NVLink and are no more)."""
     return np.where(is_ib, 0.0, sent), np.where(is_ib, sent, 0.0)
-
 
 
 def stretched_end(start, work, lo, hi, slowdown):
@@ -210,8 +220,10 @@ def ring_recurrence(c0, g0, c1, g1, x, R, slowdown, x_first=None, slowdown_g=Non
     shape = np.broadcast(c0, g0, c1, g1, x, R).shape
     n = int(np.prod(shape))
     sg = slowdown if slowdown_g is None else slowdown_g
-    flat = [np.broadcast_to(np.asarray(v, dtype=float), shape).reshape(n)
-            for v in (c0, g0, c1, g1, x, x if x_first is None else x_first, slowdown, sg)]
+    flat = [
+        np.broadcast_to(np.asarray(v, dtype=float), shape).reshape(n)
+        for v in (c0, g0, c1, g1, x, x if x_first is None else x_first, slowdown, sg)
+    ]
     c0, g0, c1, g1, x, xf, slow, slow_g = flat
     Rn = np.broadcast_to(np.asarray(R), shape).reshape(n)
     if n == 1 and Rn[0] <= SCALAR_STEPS:  # one short ring (predict): the plain loop in Python floats
@@ -252,8 +264,17 @@ def ring_recurrence(c0, g0, c1, g1, x, R, slowdown, x_first=None, slowdown_g=Non
         if t >= POWER_AFTER:  # the rest (slow to settle), where the map is max-plus: its power
             rest = ~last & (slow == 1.0) & (slow_g == 1.0)
             if rest.any():
-                done[idx[rest]] = _ring_power(E_new[rest], A_new[rest], Rp_new[rest], c1[rest], g1[rest], x[rest],
-                                              c1[rest], g1[rest], Ri[rest] - 2 - t)
+                done[idx[rest]] = _ring_power(
+                    E_new[rest],
+                    A_new[rest],
+                    Rp_new[rest],
+                    c1[rest],
+                    g1[rest],
+                    x[rest],
+                    c1[rest],
+                    g1[rest],
+                    Ri[rest] - 2 - t,
+                )
                 last = last | rest
         if last.any():
             keep = ~last
@@ -284,8 +305,10 @@ def _ring_scalar(c0, g0, c1, g1, x, xf, slow, slow_g, R):
 
 def _mp(a, b):
     """Max-plus product of 3x3 matrices of arrays (lists of rows)."""
-    return [[np.maximum(np.maximum(a[i][0] + b[0][j], a[i][1] + b[1][j]), a[i][2] + b[2][j]) for j in range(3)]
-            for i in range(3)]
+    return [
+        [np.maximum(np.maximum(a[i][0] + b[0][j], a[i][1] + b[1][j]), a[i][2] + b[2][j]) for j in range(3)]
+        for i in range(3)
+    ]
 
 
 def _ring_power(E, A, Rr, cs, gs, x, c1, g1, n):

@@ -5,12 +5,14 @@ values as a user writes them: ``seq="128Ki"``, ``plan="tp=8,pp=2"``), and ``load
 TOML file of the same keys.  The command line (``ringsim/options.py``, also used by ``real.run``)
 converts its arguments into that dict once; nothing here knows about a command line.
 """
+
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from . import presets, strategies
 from .build import asdict_values
@@ -38,11 +40,17 @@ class Config:
     derived: tuple[str, ...] = ()  # achievable figures those overrides bounded (presets.peak_rules)
 
     def specs(self) -> dict:
-        return {"hardware": self.hardware.name, "hardware_provenance": dict(self.hardware.provenance),
-                "topology": self.topology.to_dict(), "model": asdict_values(self.model),
-                "workload": asdict_values(self.workload), "plan": self.plan.to_dict(),
-                "attn_kernel": self.kernel,
-                "overrides": list(self.overrides), "overrides_derived": list(self.derived)}
+        return {
+            "hardware": self.hardware.name,
+            "hardware_provenance": dict(self.hardware.provenance),
+            "topology": self.topology.to_dict(),
+            "model": asdict_values(self.model),
+            "workload": asdict_values(self.workload),
+            "plan": self.plan.to_dict(),
+            "attn_kernel": self.kernel,
+            "overrides": list(self.overrides),
+            "overrides_derived": list(self.derived),
+        }
 
 
 # option -> (default, help); the one list both build_config and the command line read
@@ -68,14 +76,28 @@ OPTIONS: dict[str, tuple[Any, str]] = {
     "chunks": (None, "prefill: chunks per sequence flowing through the pipeline (chunked prefill, TP x PP)"),
     "ring_variant": (RingVariant.ZIGZAG.value, "plain | zigzag | striped"),
     "decode_attn": (DecodeAttn.ALLGATHER.value, "pass-kv | pass-q | allgather"),
-    "pp_send": (PpSend.SCATTER.value, ("pipeline with TP in a stage: scatter (each TP rank sends 1/tp, the "
-                                       "next stage all-gathers: Megatron) | full (every rank sends all)")),
-    "attn_kernel": (AttnKernel.AUTO.value, ("attention kernel of the profile: auto (the fastest for each "
-                                            "call's shape) | flash | cudnn")),
+    "pp_send": (
+        PpSend.SCATTER.value,
+        (
+            "pipeline with TP in a stage: scatter (each TP rank sends 1/tp, the "
+            "next stage all-gathers: Megatron) | full (every rank sends all)"
+        ),
+    ),
+    "attn_kernel": (
+        AttnKernel.AUTO.value,
+        ("attention kernel of the profile: auto (the fastest for each call's shape) | flash | cudnn"),
+    ),
     "set": ((), "overrides KIND.PATH=VALUE of any preset field, e.g. hardware.peak.hbm_TBps=4.0"),
 }
-_MODEL_FIELDS = {"layers": "layers", "d_model": "d_model", "heads": "n_heads", "kv_heads": "n_kv_heads",
-                 "head_dim": "head_dim", "d_ff": "d_ff", "mlp": "mlp"}
+_MODEL_FIELDS = {
+    "layers": "layers",
+    "d_model": "d_model",
+    "heads": "n_heads",
+    "kv_heads": "n_kv_heads",
+    "head_dim": "head_dim",
+    "d_ff": "d_ff",
+    "mlp": "mlp",
+}
 
 
 def _int(v, field: str) -> int | None:
@@ -99,27 +121,50 @@ def build_config(options: Mapping[str, Any]) -> Config:
     bad = [s for s in sets if not str(s).startswith(("hardware.", "model."))]
     if bad:
         raise SpecError(f"--set {bad[0]!r} is not valid: it must start with hardware. or model.")
-    hw, derived = presets.load_hardware_noted(o["hardware"],
-                                              [s.split(".", 1)[1] for s in sets if s.startswith("hardware.")])
-    fields = {f: _int(o[k], f"--{k.replace('_', '-')}") if k != "mlp" else o[k] for k, f in _MODEL_FIELDS.items()}
-    model = presets.load_model(o["model"], [s.split(".", 1)[1] for s in sets if s.startswith("model.")], **fields)
+    hw, derived = presets.load_hardware_noted(
+        o["hardware"], [s.split(".", 1)[1] for s in sets if s.startswith("hardware.")]
+    )
+    fields = {
+        f: _int(o[k], f"--{k.replace('_', '-')}") if k != "mlp" else o[k] for k, f in _MODEL_FIELDS.items()
+    }
+    model = presets.load_model(
+        o["model"], [s.split(".", 1)[1] for s in sets if s.startswith("model.")], **fields
+    )
     if not isinstance(o["causal"], bool):
         raise SpecError(f"causal {o['causal']!r} is not valid: it must be true or false")
     gen = _int(o["gen_tokens"], "--gen-tokens")
-    wl = Workload(batch=parse_count(o["batch"], "--batch"), seq_len=parse_count(o["seq"], "--seq"),
-                  phase=o["phase"], context_len=parse_count(o["context"], "--context") if o["context"] else 0,
-                  gen_tokens=gen, causal=o["causal"])
-    plan = parse_plan(o["plan"], microbatches=_int(o["microbatches"], "--microbatches"),
-                      ring_variant=o["ring_variant"], decode_attn=o["decode_attn"],
-                      pp_send=o["pp_send"], chunks=_int(o["chunks"], "--chunks"))
+    wl = Workload(
+        batch=parse_count(o["batch"], "--batch"),
+        seq_len=parse_count(o["seq"], "--seq"),
+        phase=o["phase"],
+        context_len=parse_count(o["context"], "--context") if o["context"] else 0,
+        gen_tokens=gen,
+        causal=o["causal"],
+    )
+    plan = parse_plan(
+        o["plan"],
+        microbatches=_int(o["microbatches"], "--microbatches"),
+        ring_variant=o["ring_variant"],
+        decode_attn=o["decode_attn"],
+        pp_send=o["pp_send"],
+        chunks=_int(o["chunks"], "--chunks"),
+    )
     topo = parse_topology(o["topology"])
     if o["attn_kernel"] not in [k.value for k in AttnKernel]:
         valid = [k.value for k in AttnKernel]
         raise SpecError(f"--attn-kernel {o['attn_kernel']!r} is not valid: choose one of {valid}")
     hw.attn_names(o["attn_kernel"])
     strategies.validate(plan, model, wl, topo)
-    return Config(hardware=hw, topology=topo, model=model, workload=wl, plan=plan, kernel=o["attn_kernel"],
-                  overrides=tuple(str(s) for s in sets), derived=tuple(derived))
+    return Config(
+        hardware=hw,
+        topology=topo,
+        model=model,
+        workload=wl,
+        plan=plan,
+        kernel=o["attn_kernel"],
+        overrides=tuple(str(s) for s in sets),
+        derived=tuple(derived),
+    )
 
 
 def load_config_toml(path: str | Path) -> Config:

@@ -1,6 +1,7 @@
 """Errors.  ``SpecError`` (a ``ValueError``) is malformed input: the command line turns it into one
 sentence and exit code 2.  A valid configuration that does not fit is not an error but a result
 (``feasible: false`` with the reason and what would fit)."""
+
 from __future__ import annotations
 
 

@@ -11,6 +11,7 @@ The analytic model evaluates every step (vectorised); the simulator simulates th
 last steps and interpolates the others linearly in i (``sim/generate.py``; the step time is smooth in
 the context, tests hold the interpolation to 0.5% of the sum of every step).
 """
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -48,23 +49,51 @@ def extend(cfg: Config, res: Result, step_s: np.ndarray, how: str, extra: dict |
     n = steps(cfg)
     ctxs = step_contexts(cfg)
     last = _eval(cfg, context=int(ctxs[-1]))
+
     def f(k):
         return float(np.asarray(last[k]).reshape(-1)[0])
+
     total = float(np.sum(step_s))
-    mem = {"weights": f("mem_weights_bytes"), "kv_cache": f("mem_kv_cache_bytes"),
-           "activations": f("mem_activations_bytes"), "comm_buffers": f("mem_comm_buffers_bytes"),
-           "workspace": f("mem_workspace_bytes"), "total": f("mem_total_bytes")}
+    mem = {
+        "weights": f("mem_weights_bytes"),
+        "kv_cache": f("mem_kv_cache_bytes"),
+        "activations": f("mem_activations_bytes"),
+        "comm_buffers": f("mem_comm_buffers_bytes"),
+        "workspace": f("mem_workspace_bytes"),
+        "total": f("mem_total_bytes"),
+    }
     feasible = bool(np.asarray(last["feasible"]).reshape(-1)[0])
-    verdict = res.verdict if feasible else (
-        f"does not fit at the last of {n} steps (context {int(ctxs[-1])}): needs "
-        f"{mem['total'] / 1e9:.1f} GB of {f('capacity_bytes') / 1e9:.1f} GB per device")
-    gen = {"tokens": n, "context_first": int(ctxs[0]), "context_last": int(ctxs[-1]),
-           "cache_growth_per_step": int(ctxs[1] - ctxs[0]) if n > 1 else 0,
-           "step_first_s": float(step_s[0]), "step_last_s": float(step_s[-1]), "total_s": total,
-           "tpot_mean_s": total / n, "tps": cfg.workload.batch * n / total if total > 0 else None,
-           "how": how, **(extra or {})}
-    return replace(res, latency_s=total, tpot_s=total / n, tps=gen["tps"], memory_bytes_per_device=mem,
-                   feasible=feasible, verdict=verdict, generation=gen)
+    verdict = (
+        res.verdict
+        if feasible
+        else (
+            f"does not fit at the last of {n} steps (context {int(ctxs[-1])}): needs "
+            f"{mem['total'] / 1e9:.1f} GB of {f('capacity_bytes') / 1e9:.1f} GB per device"
+        )
+    )
+    gen = {
+        "tokens": n,
+        "context_first": int(ctxs[0]),
+        "context_last": int(ctxs[-1]),
+        "cache_growth_per_step": int(ctxs[1] - ctxs[0]) if n > 1 else 0,
+        "step_first_s": float(step_s[0]),
+        "step_last_s": float(step_s[-1]),
+        "total_s": total,
+        "tpot_mean_s": total / n,
+        "tps": cfg.workload.batch * n / total if total > 0 else None,
+        "how": how,
+        **(extra or {}),
+    }
+    return replace(
+        res,
+        latency_s=total,
+        tpot_s=total / n,
+        tps=gen["tps"],
+        memory_bytes_per_device=mem,
+        feasible=feasible,
+        verdict=verdict,
+        generation=gen,
+    )
 
 
 def analytic(cfg: Config, res: Result) -> Result:
@@ -72,6 +101,7 @@ def analytic(cfg: Config, res: Result) -> Result:
     if steps(cfg) <= 1:
         return res
     from .predict import _eval
+
     step_s = np.asarray(_eval(cfg, context=step_contexts(cfg))["latency_s"], dtype=float).reshape(-1)
     return extend(cfg, res, step_s, "analytic: every step evaluated at its context (C + q*i)")
 

@@ -19,6 +19,7 @@ all-to-all.  Decode: the cache of ``context`` tokens is split in ``sp`` chunks p
 the micro-batch to c*sp rows, and hold the *last* chunk of those sequences; with the all-gather merge
 every rank computes every new token and ring rank R-1 holds the last chunk of every sequence.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -61,10 +62,23 @@ class Geometry:
 
     @classmethod
     def of(cls, model: Model, wl: Workload, plan: Plan) -> Geometry:
-        return cls(model=model, phase=wl.phase, batch=wl.batch, seq=wl.seq_len, context=wl.context,
-                   tp=plan.tp, ulysses=plan.ulysses, ring=plan.ring, pp=plan.pp, microbatches=plan.microbatches,
-                   ring_variant=plan.ring_variant, decode_attn=plan.decode_attn, causal=wl.causal,
-                   pp_send=plan.pp_send, chunks=plan.chunks)
+        return cls(
+            model=model,
+            phase=wl.phase,
+            batch=wl.batch,
+            seq=wl.seq_len,
+            context=wl.context,
+            tp=plan.tp,
+            ulysses=plan.ulysses,
+            ring=plan.ring,
+            pp=plan.pp,
+            microbatches=plan.microbatches,
+            ring_variant=plan.ring_variant,
+            decode_attn=plan.decode_attn,
+            causal=wl.causal,
+            pp_send=plan.pp_send,
+            chunks=plan.chunks,
+        )
 
     @property
     def decode(self) -> bool:
@@ -183,7 +197,9 @@ class Geometry:
     def a2a_qkv_bytes(self):
         """Ulysses: the all-to-all of Q, K, V (tokens split -> heads split), nccl-tests 'size'."""
         m = self.model
-        return self.dense_tokens * self.ulysses * (self.q_heads + 2 * self.kv_heads) * m.head_dim * m.dtype_bytes
+        return (
+            self.dense_tokens * self.ulysses * (self.q_heads + 2 * self.kv_heads) * m.head_dim * m.dtype_bytes
+        )
 
     @cached_property
     def a2a_o_bytes(self):
@@ -224,7 +240,9 @@ def seq_multiple(ring: int, ulysses: int, variant: str) -> int:
     return ring * ulysses
 
 
-def ring_blocks(variant: str, causal: bool, ring: int, lr: int, p: int, t: int) -> list[tuple[slice, slice, bool]]:
+def ring_blocks(
+    variant: str, causal: bool, ring: int, lr: int, p: int, t: int
+) -> list[tuple[slice, slice, bool]]:
     """(query rows, key rows, causal) of each attention call ring rank ``p`` makes at step ``t``
     (pass-KV: the block that left rank p - t, t steps ago), in ring-local rows of ``lr`` tokens.
     A fully masked block makes no call."""
@@ -247,7 +265,9 @@ def ring_blocks(variant: str, causal: bool, ring: int, lr: int, p: int, t: int) 
 
 def ring_calls(variant: str, causal: bool, ring: int, lr: int, p: int, t: int) -> list[tuple[int, int, bool]]:
     """(q_len, kv_len, causal) of the calls of ``ring_blocks``."""
-    return [(q.stop - q.start, k.stop - k.start, c) for q, k, c in ring_blocks(variant, causal, ring, lr, p, t)]
+    return [
+        (q.stop - q.start, k.stop - k.start, c) for q, k, c in ring_blocks(variant, causal, ring, lr, p, t)
+    ]
 
 
 def ring_step_shapes(variant: str, causal: bool, lr) -> tuple[tuple, list[tuple]]:
@@ -283,7 +303,7 @@ def dense_positions(plan: Plan, rank: int, seq_len: int) -> list[int]:
     c = plan.coords(rank)
     pos = ring_positions(plan.ring_variant, plan.ring, c["ring"], seq_len)
     piece = len(pos) // plan.ulysses
-    return pos[c["ulysses"] * piece:(c["ulysses"] + 1) * piece]
+    return pos[c["ulysses"] * piece : (c["ulysses"] + 1) * piece]
 
 
 # ----------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ time to issue an op is the profile's ``op(cls).issue_s``, kept apart: see ``sche
 All functions are numpy-vectorised: the analytic model calls them with arrays over L and P, the
 schedule builder with scalars (stamping each op's uncontended time), the simulator per op.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,7 +17,6 @@ def gemm_device_time(hw: Hardware, flops, hbm_bytes, m):
     x = np.maximum(m, 1) if hw.gemm_efficiency_by == "tokens" else np.maximum(flops, 1)
     eff = hw.gemm_efficiency(x)
     return np.maximum(flops / (hw.peak_flops * eff), hbm_bytes / hw.elementwise_bw_Bps)
-
 
 
 def attn_device_time(hw: Hardware, kernel: str, flops, hbm_bytes, kv_len, causal: bool, q_len=None):
@@ -33,21 +33,25 @@ def attn_device_time(hw: Hardware, kernel: str, flops, hbm_bytes, kv_len, causal
     return t
 
 
-
 def attn_choice(hw: Hardware, flops, hbm_bytes, kv_len, causal: bool, q_len=None):
     """(time, index) of the fastest kernel of the profile for this call, per point; the index is into
     ``sorted(hw.attention)`` (ties: the first name)."""
     names = sorted(hw.attention)
-    ts = np.stack([np.asarray(attn_device_time(hw, k, flops, hbm_bytes, kv_len, causal, q_len), dtype=float)
-                   for k in names])
+    ts = np.stack(
+        [
+            np.asarray(attn_device_time(hw, k, flops, hbm_bytes, kv_len, causal, q_len), dtype=float)
+            for k in names
+        ]
+    )
     return ts.min(axis=0), ts.argmin(axis=0)
 
 
 def kernels_label(hw: Hardware, kernel: str, mask):
     """Names of the kernels a bit mask over ``hw.attn_names(kernel)`` marks, joined by '+' (vectorised)."""
     names = hw.attn_names(kernel)
-    labels = np.array(["+".join(n for i, n in enumerate(names) if m >> i & 1) or "none"
-                       for m in range(1 << len(names))])
+    labels = np.array(
+        ["+".join(n for i, n in enumerate(names) if m >> i & 1) or "none" for m in range(1 << len(names))]
+    )
     return labels[np.asarray(mask, dtype=int)]
 
 
@@ -55,7 +59,6 @@ def elementwise_device_time(hw: Hardware, hbm_bytes, cls: str | None = None):
     """Ideal traffic at the elementwise bandwidth, times the implementation's factor for this op class."""
     f = hw.op(cls).bytes_factor if cls else 1.0
     return f * hbm_bytes / hw.elementwise_bw_Bps
-
 
 
 def ring_factors(coll: str, group):

@@ -5,6 +5,7 @@ A ``Work`` is one compute kernel's cost inputs.  Its fields may be scalars or ar
 gives its time on a profile.  Keeping the recipe in one place is what makes the closed forms and the
 op graph agree by construction.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -48,8 +49,17 @@ def work_time(hw: Hardware, w: Work, kernel: str):
 
 
 def gemm(role, m, n, k, dtype_bytes, reads, writes) -> Work:
-    return Work(Role(role), OpKind.GEMM, flops=2.0 * m * n * k, hbm_bytes=(m * k + k * n + m * n) * dtype_bytes,
-                m=m, n=n, k=k, reads=reads, writes=writes)
+    return Work(
+        Role(role),
+        OpKind.GEMM,
+        flops=2.0 * m * n * k,
+        hbm_bytes=(m * k + k * n + m * n) * dtype_bytes,
+        m=m,
+        n=n,
+        k=k,
+        reads=reads,
+        writes=writes,
+    )
 
 
 def elementwise(role, hbm_bytes, reads, writes, kind=OpKind.ELEMENTWISE) -> Work:
@@ -67,8 +77,18 @@ def attention(role, model: Model, batch, heads, q_len, kv_len, causal, reads, wr
     pairs = ((kv - q) * q + q * (q + 1) / 2) if causal else q * kv
     flops = 4.0 * batch * heads * model.head_dim * pairs
     hbm = batch * model.head_dim * model.dtype_bytes * (2 * q * heads + 2 * kv * kvh) + batch * heads * q * 4
-    return Work(Role(role), OpKind.ATTN, flops=flops, hbm_bytes=hbm, kv_len=kv_len, q_len=q_len, causal=causal,
-                shape=(batch, heads, q_len, kv_len, model.head_dim), reads=reads, writes=writes)
+    return Work(
+        Role(role),
+        OpKind.ATTN,
+        flops=flops,
+        hbm_bytes=hbm,
+        kv_len=kv_len,
+        q_len=q_len,
+        causal=causal,
+        shape=(batch, heads, q_len, kv_len, model.head_dim),
+        reads=reads,
+        writes=writes,
+    )
 
 
 def lse_merge(role, model: Model, tokens, heads, reads, writes) -> Work:
@@ -115,5 +135,10 @@ def layer_dense_works(geo) -> list[Work]:
     """Every compute kernel of a layer except attention itself (and its merge), in issue order, for
     one rank of a ``geometry.Geometry`` (its dense token rows, its TP shard)."""
     model, tok, tp = geo.model, geo.dense_tokens, geo.tp
-    return (pre_attention(model, tok, geo.qkv_cols) + post_attention_proj(model, tok, tp)
-            + [residual("resid1", model, tok)] + mlp_in(model, tok, tp) + [residual("resid2", model, tok)])
+    return (
+        pre_attention(model, tok, geo.qkv_cols)
+        + post_attention_proj(model, tok, tp)
+        + [residual("resid1", model, tok)]
+        + mlp_in(model, tok, tp)
+        + [residual("resid2", model, tok)]
+    )

@@ -8,12 +8,13 @@ nodes only when they must.  Everything that iterates parallel dimensions (labels
 sweep templates, the plan search) iterates ``AXES``; adding an axis is one entry here plus the
 strategy that uses it (``costmodel/strategies/``).
 """
+
 from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from .errors import SpecError, check
 
@@ -66,29 +67,44 @@ class Plan:
 
     __slots__ = ("degrees", "microbatches", "ring_variant", "decode_attn", "pp_send", "chunks")
 
-    def __init__(self, *, microbatches: int = 1, ring_variant: str = RingVariant.ZIGZAG,
-                 decode_attn: str = DecodeAttn.ALLGATHER, pp_send: str = PpSend.SCATTER, chunks: int = 1,
-                 **degrees: int) -> None:
+    def __init__(
+        self,
+        *,
+        microbatches: int = 1,
+        ring_variant: str = RingVariant.ZIGZAG,
+        decode_attn: str = DecodeAttn.ALLGATHER,
+        pp_send: str = PpSend.SCATTER,
+        chunks: int = 1,
+        **degrees: int,
+    ) -> None:
         unknown = [k for k in degrees if k not in AXIS_NAMES]
         if unknown:
             raise SpecError(f"plan axis {unknown[0]!r} is not valid: choose from {list(AXIS_NAMES)}")
         degs = tuple(degrees.get(n, 1) for n in AXIS_NAMES)
         for n, v in zip(AXIS_NAMES, degs):
             check(type(v) is int and v >= 1, f"plan {n}", v, "must be a positive integer")
-        check(type(microbatches) is int and microbatches >= 1, "plan microbatches", microbatches,
-              "must be a positive integer")
+        check(
+            type(microbatches) is int and microbatches >= 1,
+            "plan microbatches",
+            microbatches,
+            "must be a positive integer",
+        )
         set_ = object.__setattr__
         set_(self, "degrees", degs)
         set_(self, "microbatches", microbatches)
         check(type(chunks) is int and chunks >= 1, "--chunks", chunks, "must be a positive integer")
         set_(self, "chunks", chunks)
-        for f, enum_, v in (("ring_variant", RingVariant, ring_variant),
-                            ("decode_attn", DecodeAttn, decode_attn), ("pp_send", PpSend, pp_send)):
+        for f, enum_, v in (
+            ("ring_variant", RingVariant, ring_variant),
+            ("decode_attn", DecodeAttn, decode_attn),
+            ("pp_send", PpSend, pp_send),
+        ):
             try:
                 set_(self, f, enum_(v))
             except ValueError:
-                raise SpecError(f"--{f.replace('_', '-')} {v!r} is not valid: choose one of "
-                                f"{[e.value for e in enum_]}") from None
+                raise SpecError(
+                    f"--{f.replace('_', '-')} {v!r} is not valid: choose one of {[e.value for e in enum_]}"
+                ) from None
 
     def __setattr__(self, k, v):  # immutable
         raise AttributeError(f"Plan is immutable: use plan.replace({k}=...)")
@@ -99,8 +115,14 @@ class Plan:
         raise AttributeError(name)
 
     def _key(self) -> tuple:
-        return (self.degrees, self.microbatches, self.ring_variant, self.decode_attn, self.pp_send,
-                self.chunks)
+        return (
+            self.degrees,
+            self.microbatches,
+            self.ring_variant,
+            self.decode_attn,
+            self.pp_send,
+            self.chunks,
+        )
 
     def __eq__(self, other) -> bool:
         return isinstance(other, Plan) and self._key() == other._key()
@@ -111,9 +133,15 @@ class Plan:
     def __repr__(self) -> str:
         return f"Plan({self.label()})"
 
-    def replace(self, **kw) -> "Plan":
-        d = {**self.mesh(), "microbatches": self.microbatches, "ring_variant": self.ring_variant,
-             "decode_attn": self.decode_attn, "pp_send": self.pp_send, "chunks": self.chunks}
+    def replace(self, **kw) -> Plan:
+        d = {
+            **self.mesh(),
+            "microbatches": self.microbatches,
+            "ring_variant": self.ring_variant,
+            "decode_attn": self.decode_attn,
+            "pp_send": self.pp_send,
+            "chunks": self.chunks,
+        }
         d.update(kw)
         return Plan(**d)
 
@@ -216,12 +244,18 @@ class Plan:
         return s
 
     def to_dict(self) -> dict:
-        return {**self.mesh(), "microbatches": self.microbatches, "ring_variant": self.ring_variant.value,
-                "decode_attn": self.decode_attn.value, "pp_send": self.pp_send.value,
-                "chunks": self.chunks, "name": self.name}
+        return {
+            **self.mesh(),
+            "microbatches": self.microbatches,
+            "ring_variant": self.ring_variant.value,
+            "decode_attn": self.decode_attn.value,
+            "pp_send": self.pp_send.value,
+            "chunks": self.chunks,
+            "name": self.name,
+        }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Plan":
+    def from_dict(cls, d: dict) -> Plan:
         kw = {k: d[k] for k in AXIS_NAMES if k in d}
         for k in ("microbatches", "ring_variant", "decode_attn", "pp_send", "chunks"):
             if k in d:
@@ -240,8 +274,10 @@ def parse_plan(text: str, **kw) -> Plan:
         m = _ITEM.match(item) if item.isascii() else None
         key = None if m is None else {**_ALIAS, "mb": "microbatches"}.get(m.group(1), m.group(1))
         if m is None or key not in AXIS_NAMES + ("microbatches", "chunks"):
-            raise SpecError(f"--plan {text!r}: item {item!r} is not valid: use {valid} (and mb=M) joined by "
-                            f"commas, e.g. 'tp=8,pp=2' or 'ring=16'")
+            raise SpecError(
+                f"--plan {text!r}: item {item!r} is not valid: use {valid} (and mb=M) joined by "
+                f"commas, e.g. 'tp=8,pp=2' or 'ring=16'"
+            )
         if key in degrees:
             raise SpecError(f"--plan {text!r} gives {key} twice")
         degrees[key] = int(m.group(2))

@@ -1,4 +1,5 @@
 """``predict``: the analytic model on one configuration, as the JSON contract other tools rely on."""
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -14,19 +15,35 @@ from .specs import Phase
 
 
 def setting(cfg: Config) -> Setting:
-    return Setting(phase=cfg.workload.phase, causal=cfg.workload.causal, kernel=cfg.kernel,
-                   ring_variant=cfg.plan.ring_variant, decode_attn=cfg.plan.decode_attn,
-                   topo_kind=cfg.topology.kind.value, gpus_per_node=cfg.topology.gpus_per_node,
-                   pp_send=cfg.plan.pp_send)
+    return Setting(
+        phase=cfg.workload.phase,
+        causal=cfg.workload.causal,
+        kernel=cfg.kernel,
+        ring_variant=cfg.plan.ring_variant,
+        decode_attn=cfg.plan.decode_attn,
+        topo_kind=cfg.topology.kind.value,
+        gpus_per_node=cfg.topology.gpus_per_node,
+        pp_send=cfg.plan.pp_send,
+    )
 
 
 def _eval(cfg: Config, batch=None, seq=None, context=None) -> dict:
     p, wl = cfg.plan, cfg.workload
-    return evaluate(cfg.model, cfg.hardware, setting(cfg), batch=wl.batch if batch is None else batch,
-                    seq=wl.seq_len if seq is None else seq, tp=p.tp, pp=p.pp, ring=p.ring, ulysses=p.ulysses,
-                    microbatches=p.microbatches, context=wl.context if context is None else context,
-                    chunks=p.chunks,
-                    gen_tokens=wl.gen_tokens)
+    return evaluate(
+        cfg.model,
+        cfg.hardware,
+        setting(cfg),
+        batch=wl.batch if batch is None else batch,
+        seq=wl.seq_len if seq is None else seq,
+        tp=p.tp,
+        pp=p.pp,
+        ring=p.ring,
+        ulysses=p.ulysses,
+        microbatches=p.microbatches,
+        context=wl.context if context is None else context,
+        chunks=p.chunks,
+        gen_tokens=wl.gen_tokens,
+    )
 
 
 def _mb_size(cfg: Config) -> int:
@@ -43,9 +60,12 @@ def _inputs(cfg: Config, batch=None, seq=None, context=None) -> dict:
     m = np.full(n, p.microbatches)
     if batch is not None and p.microbatches != 1:
         m = batch // _mb_size(cfg)
-    return {"batch": np.full(n, wl.batch) if batch is None else batch,
-            "seq": np.full(n, wl.seq_len) if seq is None else seq,
-            "context": np.full(n, wl.context) if context is None else context, "microbatches": m}
+    return {
+        "batch": np.full(n, wl.batch) if batch is None else batch,
+        "seq": np.full(n, wl.seq_len) if seq is None else seq,
+        "context": np.full(n, wl.context) if context is None else context,
+        "microbatches": m,
+    }
 
 
 def _fits(cfg: Config, parts: list[dict]) -> list[np.ndarray]:
@@ -53,8 +73,17 @@ def _fits(cfg: Config, parts: list[dict]) -> list[np.ndarray]:
     the model (``analytic.evaluate_memory``, the values ``evaluate`` reports) over all the parts."""
     p = cfg.plan
     cat = {k: np.concatenate([q[k] for q in parts]) for k in parts[0]}
-    ok = evaluate_memory(cfg.model, cfg.hardware, setting(cfg), tp=p.tp, pp=p.pp, ring=p.ring, ulysses=p.ulysses,
-                         chunks=p.chunks, **cat)["feasible"]
+    ok = evaluate_memory(
+        cfg.model,
+        cfg.hardware,
+        setting(cfg),
+        tp=p.tp,
+        pp=p.pp,
+        ring=p.ring,
+        ulysses=p.ulysses,
+        chunks=p.chunks,
+        **cat,
+    )["feasible"]
     return np.split(ok, np.cumsum([len(q["batch"]) for q in parts])[:-1])
 
 
@@ -106,32 +135,69 @@ def predict(cfg: Config) -> Result:
     o = {k: (v.item() if hasattr(v, "item") else v) for k, v in o.items()}
     decode = cfg.workload.phase == Phase.DECODE
     feasible = bool(o["feasible"])
-    mem = {"weights": o["mem_weights_bytes"], "kv_cache": o["mem_kv_cache_bytes"],
-           "activations": o["mem_activations_bytes"], "comm_buffers": o["mem_comm_buffers_bytes"],
-           "workspace": o["mem_workspace_bytes"], "total": o["mem_total_bytes"]}
+    mem = {
+        "weights": o["mem_weights_bytes"],
+        "kv_cache": o["mem_kv_cache_bytes"],
+        "activations": o["mem_activations_bytes"],
+        "comm_buffers": o["mem_comm_buffers_bytes"],
+        "workspace": o["mem_workspace_bytes"],
+        "total": o["mem_total_bytes"],
+    }
     mb, ml = _searches(cfg)
-    verdict = ("fits" if feasible else
-               f"does not fit: needs {o['mem_total_bytes'] / 1e9:.1f} GB of {o['capacity_bytes'] / 1e9:.1f} GB per "
-               f"device ({', '.join(f'{k} {v / 1e9:.1f} GB' for k, v in mem.items() if k != 'total')}); "
-               f"largest batch that fits at this length"
-               f"{'' if cfg.plan.microbatches == 1 else f' (micro-batches of {_mb_size(cfg)})'}: {mb}; largest "
-               f"{'context' if decode else 'prompt'} that fits at this batch: {ml}")
+    verdict = (
+        "fits"
+        if feasible
+        else f"does not fit: needs {o['mem_total_bytes'] / 1e9:.1f} GB "
+        f"of {o['capacity_bytes'] / 1e9:.1f} GB per "
+        f"device ({', '.join(f'{k} {v / 1e9:.1f} GB' for k, v in mem.items() if k != 'total')}); "
+        f"largest batch that fits at this length"
+        f"{'' if cfg.plan.microbatches == 1 else f' (micro-batches of {_mb_size(cfg)})'}: {mb}; largest "
+        f"{'context' if decode else 'prompt'} that fits at this batch: {ml}"
+    )
     from .generate import analytic as generation
-    return generation(cfg, Result(
-        engine="analytic", latency_s=o["latency_s"], tps=o["tps"], tpot_s=o["tpot_s"] if decode else None,
-        ttft_s=None if decode else o["latency_s"], flops_per_device=o["flops_per_device"],
-        hbm_bytes_per_device=o["hbm_bytes_per_device"],
-        comm_bytes_per_device={"nvlink": o["comm_nvlink_bytes"], "ib": o["comm_ib_bytes"],
-                               "total": o["comm_nvlink_bytes"] + o["comm_ib_bytes"]},
-        memory_bytes_per_device=mem, capacity_bytes=o["capacity_bytes"], feasible=feasible, verdict=verdict,
-        max_batch=mb, max_length=ml, bottleneck=str(o["bottleneck"]), roofline_latency_s=o["roofline_latency_s"],
-        roofline={"bound": str(o["roofline_bound"]), "compute_s": o["roofline_compute_s"],
-                  "hbm_s": o["roofline_hbm_s"], "nvlink_s": o["roofline_nvlink_s"], "ib_s": o["roofline_ib_s"]},
-        time_breakdown_s={"compute_bound_kernels": o["t_compute_s"], "memory_bound_kernels": o["t_memory_s"],
-                          "launch_overhead": o["t_overhead_s"], "communication_on_path": o["t_comm_s"],
-                          "communication_exposed": o["t_comm_exposed_s"], "pipeline_bubble": o["t_bubble_s"]},
-        total_flops=o["total_flops"],
-        specs={**cfg.specs(), "attn_kernels_used": str(o["attn_kernel_used"]).split("+")}))
+
+    return generation(
+        cfg,
+        Result(
+            engine="analytic",
+            latency_s=o["latency_s"],
+            tps=o["tps"],
+            tpot_s=o["tpot_s"] if decode else None,
+            ttft_s=None if decode else o["latency_s"],
+            flops_per_device=o["flops_per_device"],
+            hbm_bytes_per_device=o["hbm_bytes_per_device"],
+            comm_bytes_per_device={
+                "nvlink": o["comm_nvlink_bytes"],
+                "ib": o["comm_ib_bytes"],
+                "total": o["comm_nvlink_bytes"] + o["comm_ib_bytes"],
+            },
+            memory_bytes_per_device=mem,
+            capacity_bytes=o["capacity_bytes"],
+            feasible=feasible,
+            verdict=verdict,
+            max_batch=mb,
+            max_length=ml,
+            bottleneck=str(o["bottleneck"]),
+            roofline_latency_s=o["roofline_latency_s"],
+            roofline={
+                "bound": str(o["roofline_bound"]),
+                "compute_s": o["roofline_compute_s"],
+                "hbm_s": o["roofline_hbm_s"],
+                "nvlink_s": o["roofline_nvlink_s"],
+                "ib_s": o["roofline_ib_s"],
+            },
+            time_breakdown_s={
+                "compute_bound_kernels": o["t_compute_s"],
+                "memory_bound_kernels": o["t_memory_s"],
+                "launch_overhead": o["t_overhead_s"],
+                "communication_on_path": o["t_comm_s"],
+                "communication_exposed": o["t_comm_exposed_s"],
+                "pipeline_bubble": o["t_bubble_s"],
+            },
+            total_flops=o["total_flops"],
+            specs={**cfg.specs(), "attn_kernels_used": str(o["attn_kernel_used"]).split("+")},
+        ),
+    )
 
 
 __all__ = ["max_batch", "max_length", "predict", "setting"]

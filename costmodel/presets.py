@@ -5,6 +5,7 @@ names (``hbm_TBps``, ``launch_us``) and are converted to SI once, here.  Overrid
 into the file (``peak.hbm_TBps=4.0``) and are applied before validation, so every field can be set
 from the command line.
 """
+
 from __future__ import annotations
 
 import copy
@@ -36,31 +37,43 @@ def _is_path(name_or_path: str) -> bool:
 def load_toml(kind: str, name_or_path: str) -> dict:
     """Raw TOML of a preset name (``h100-sxm``) or of a file path (a calibrated profile, your own preset)."""
     if not isinstance(name_or_path, str) or not name_or_path:
-        raise SpecError(f"--{kind} {name_or_path!r} is not valid: give a preset name {available(kind)} "
-                        f"or a path to a .toml file")
+        raise SpecError(
+            f"--{kind} {name_or_path!r} is not valid: give a preset name {available(kind)} "
+            f"or a path to a .toml file"
+        )
     if len(name_or_path) > 255 or "\0" in name_or_path:
-        raise SpecError(f"--{kind} {name_or_path[:40]!r}... is not valid: give a preset name {available(kind)} "
-                        f"or a path to a .toml file")
+        raise SpecError(
+            f"--{kind} {name_or_path[:40]!r}... is not valid: give a preset name {available(kind)} "
+            f"or a path to a .toml file"
+        )
     if _is_path(name_or_path):
         path = Path(name_or_path)
         if path.is_dir():
-            raise SpecError(f"--{kind} {name_or_path!r} is a directory: give a .toml file or a preset name "
-                            f"{available(kind)}")
+            raise SpecError(
+                f"--{kind} {name_or_path!r} is a directory: give a .toml file or a preset name "
+                f"{available(kind)}"
+            )
         if not path.is_file():
-            raise SpecError(f"--{kind} {name_or_path!r}: no such file; give an existing .toml file or a preset "
-                            f"name {available(kind)}")
+            raise SpecError(
+                f"--{kind} {name_or_path!r}: no such file; give an existing .toml file or a preset "
+                f"name {available(kind)}"
+            )
     else:
         path = PRESET_DIR / kind / f"{name_or_path}.toml"
         if not path.is_file():
-            raise SpecError(f"--{kind} {name_or_path!r} is not a known preset: valid are {available(kind)} "
-                            f"or a path to a .toml file")
+            raise SpecError(
+                f"--{kind} {name_or_path!r} is not a known preset: valid are {available(kind)} "
+                f"or a path to a .toml file"
+            )
     try:
         with open(path, "rb") as f:
             return tomllib.load(f)
     except tomllib.TOMLDecodeError as e:
         raise SpecError(f"--{kind} file {path} is not valid TOML: {' '.join(str(e).split())}") from None
     except UnicodeDecodeError as e:
-        raise SpecError(f"--{kind} file {path} is not UTF-8 text (byte {e.start}): TOML files must be UTF-8") from None
+        raise SpecError(
+            f"--{kind} file {path} is not UTF-8 text (byte {e.start}): TOML files must be UTF-8"
+        ) from None
     except OSError as e:
         raise SpecError(f"--{kind} file {path} cannot be read: {e.strerror or e}") from None
 
@@ -99,7 +112,9 @@ class _Strict:
         self.used.add(key)
         if key not in self.t:
             if default is ...:
-                raise SpecError(f"{self.where}: missing key {key!r}; add it (see docs/templates/ for every key)")
+                raise SpecError(
+                    f"{self.where}: missing key {key!r}; add it (see docs/templates/ for every key)"
+                )
             return default
         return self.t[key]
 
@@ -135,8 +150,11 @@ def _list(t: _Strict, key: str) -> list:
 
 def _curve(t: _Strict, xkey: str, ykey: str, scale: float = 1.0) -> Curve:
     xs, ys = _list(t, xkey), _list(t, ykey)
-    return Curve(x=tuple(_num(v, f"{t.where}.{xkey}") for v in xs),
-                 y=tuple(_num(v, f"{t.where}.{ykey}") * scale for v in ys), name=f"{t.where}.{ykey}")
+    return Curve(
+        x=tuple(_num(v, f"{t.where}.{xkey}") for v in xs),
+        y=tuple(_num(v, f"{t.where}.{ykey}") * scale for v in ys),
+        name=f"{t.where}.{ykey}",
+    )
 
 
 def hardware_from_dict(raw: dict) -> Hardware:
@@ -148,8 +166,11 @@ def hardware_from_dict(raw: dict) -> Hardware:
     for kname in list(attn_t.t):
         k = attn_t.sub(kname)
         dec = _curve(k, "decode_kv_bytes", "decode_TBps", 1e12) if "decode_TBps" in k.t else None
-        attention[kname] = AttnFigures(causal=_curve(k, "kv_len", "causal_TFLOPs", 1e12),
-                                       full=_curve(k, "kv_len", "full_TFLOPs", 1e12), decode_bw=dec)
+        attention[kname] = AttnFigures(
+            causal=_curve(k, "kv_len", "causal_TFLOPs", 1e12),
+            full=_curve(k, "kv_len", "full_TFLOPs", 1e12),
+            decode_bw=dec,
+        )
         k.done()
     attn_t.done()
     comm_t = ach.sub("comm")
@@ -160,9 +181,12 @@ def hardware_from_dict(raw: dict) -> Hardware:
         for coll in list(lt.t):
             c = lt.sub(coll)
             curve = _curve(c, "msg_bytes", "bus_GBps", 1e9) if "bus_GBps" in c.t else None
-            comm[link][coll] = CommFigures(latency_s=_get(c, "latency_us") * 1e-6,
-                                           hop_latency_s=_get(c, "hop_latency_us", 0.0) * 1e-6,
-                                           bw_Bps=_get(c, "bw_GBps") * 1e9, bw_curve=curve)
+            comm[link][coll] = CommFigures(
+                latency_s=_get(c, "latency_us") * 1e-6,
+                hop_latency_s=_get(c, "hop_latency_us", 0.0) * 1e-6,
+                bw_Bps=_get(c, "bw_GBps") * 1e9,
+                bw_curve=curve,
+            )
             c.done()
         lt.done()
     comm_t.done()
@@ -171,9 +195,11 @@ def hardware_from_dict(raw: dict) -> Hardware:
         ops_t = ach.sub("ops")
         for cls in list(ops_t.t):
             o = ops_t.sub(cls)
-            ops[cls] = OpFigures(bytes_factor=_get(o, "bytes_factor", 1.0),
-                                 issue_s=_get(o, "issue_us") * 1e-6,
-                                 floor_s=_get(o, "floor_us", 0.0) * 1e-6)
+            ops[cls] = OpFigures(
+                bytes_factor=_get(o, "bytes_factor", 1.0),
+                issue_s=_get(o, "issue_us") * 1e-6,
+                floor_s=_get(o, "floor_us", 0.0) * 1e-6,
+            )
             o.done()
         ops_t.done()
     name = top("name")
@@ -210,8 +236,10 @@ def hardware_from_dict(raw: dict) -> Hardware:
 
 # peak (datasheet) -> the achievable figures it bounds: an override of the peak caps them (a measured
 # bandwidth or throughput cannot exceed the datasheet's); raising a peak leaves them as measured
-_PEAK_BOUNDS = {"peak.hbm_TBps": "memory bandwidths (achievable.elementwise_TBps, attention decode_TBps)",
-                "peak.bf16_TFLOPs": "attention throughputs (achievable.attention.*.causal/full_TFLOPs)"}
+_PEAK_BOUNDS = {
+    "peak.hbm_TBps": "memory bandwidths (achievable.elementwise_TBps, attention decode_TBps)",
+    "peak.bf16_TFLOPs": "attention throughputs (achievable.attention.*.causal/full_TFLOPs)",
+}
 
 
 def peak_rules(raw: dict, overrides: list[str] | None) -> tuple[dict, list[str]]:
@@ -253,8 +281,18 @@ def load_hardware(name: str, overrides: list[str] | None = None) -> Hardware:
 
 
 MODEL_REQUIRED = ("layers", "d_model", "n_heads", "n_kv_heads", "head_dim", "d_ff")
-MODEL_KEYS = ("name", *MODEL_REQUIRED, "mlp", "dtype_bytes", "accum_bytes", "vocab", "rope_theta", "tie_embeddings",
-              "qkv_bias", "source")
+MODEL_KEYS = (
+    "name",
+    *MODEL_REQUIRED,
+    "mlp",
+    "dtype_bytes",
+    "accum_bytes",
+    "vocab",
+    "rope_theta",
+    "tie_embeddings",
+    "qkv_bias",
+    "source",
+)
 
 
 def model_from_dict(raw: dict) -> Model:

@@ -4,24 +4,27 @@
 fills it with what it saw (the simulator its own latency, time breakdown and bottleneck, plus a
 ``sim`` section), and ``to_dict`` is the only serialiser.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
 DEFINITIONS = {
     "latency_s": "prefill: time to run the whole batch's prompt through all layers (= TTFT of the batch); "
-                 "decode: time of one decode step of the whole batch (isolated step, no overlap between steps)",
-    "tps": "tokens per second: prefill B*L / latency_s; decode B / latency_s (one new token per sequence per step)",
+    "decode: time of one decode step of the whole batch (isolated step, no overlap between steps)",
+    "tps": "tokens per second: prefill B*L / latency_s; decode B / latency_s "
+    "(one new token per sequence per step)",
     "tpot_s": "decode only: time per output token of one sequence = the decode step latency (--gen-tokens N: "
-              "the mean over the N steps, whose total is latency_s; memory and feasible at the last step)",
+    "the mean over the N steps, whose total is latency_s; memory and feasible at the last step)",
     "flops_per_device": "FLOPs executed by the busiest device for the phase",
     "hbm_bytes_per_device": "HBM bytes read+written by the busiest device's kernels",
     "comm_bytes_per_device": "bytes sent by the busiest device, by link type",
-    "memory_bytes_per_device": "peak resident bytes of one device by kind; prefill keeps the KV cache it builds",
-    "roofline_latency_s": "max(FLOPs/peak, HBM bytes/HBM bw, NVLink bytes/NVLink bw, IB bytes/NIC bw) per device "
-                          "with datasheet peaks: no implementation of this plan can be faster",
+    "memory_bytes_per_device": "peak resident bytes of one device by kind; "
+    "prefill keeps the KV cache it builds",
+    "roofline_latency_s": "max(FLOPs/peak, HBM bytes/HBM bw, NVLink bytes/NVLink bw, IB bytes/NIC bw) "
+    "per device with datasheet peaks: no implementation of this plan can be faster",
     "time_breakdown_s": "analytic: kernel time by bound, communication on and off the path, bubble, launch; "
-                        "simulator: the critical path's time in compute kernels, communication and gaps",
+    "simulator: the critical path's time in compute kernels, communication and gaps",
 }
 
 

@@ -1,4 +1,5 @@
 """Results files: written atomically (temp file + rename) and carrying the specs that made them."""
+
 from __future__ import annotations
 
 import csv
@@ -10,13 +11,13 @@ import shutil
 import tempfile
 from pathlib import Path
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-_MODE = 0o666 & ~_UMASK  # what open() would give: mkstemp's 0600 is for secrets, not results
-
 import numpy as np
 
 from .errors import SpecError
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+_MODE = 0o666 & ~_UMASK  # what open() would give: mkstemp's 0600 is for secrets, not results
 
 
 def _default(o):
@@ -99,8 +100,14 @@ def write_json(path, obj) -> Path:
     return atomic_write_text(path, dumps(obj, indent=2) + "\n")
 
 
-def write_csv(path, columns: dict, header_comment: dict | None = None, *, chunk_rows: int = 1 << 16,
-              categories: dict | None = None) -> Path:
+def write_csv(
+    path,
+    columns: dict,
+    header_comment: dict | None = None,
+    *,
+    chunk_rows: int = 1 << 16,
+    categories: dict | None = None,
+) -> Path:
     """CSV of equal-length columns, formatted a column at a time; an optional first line '# {json}' carries
     the specs.  Written atomically.
 
@@ -129,7 +136,8 @@ def write_csv(path, columns: dict, header_comment: dict | None = None, *, chunk_
     def write(f):
         f.write(head.getvalue().encode())
         for lo in range(0, n, chunk_rows):
-            f.write(_csv_block([c[lo:lo + chunk_rows] for c in cols], enc, lo))
+            f.write(_csv_block([c[lo : lo + chunk_rows] for c in cols], enc, lo))
+
     return atomic_write_with(path, write)
 
 
@@ -166,7 +174,7 @@ def categorical(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             starts = np.concatenate([[0], starts])
             labels, run_codes = np.unique(c[starts], return_inverse=True)
             codes = np.repeat(run_codes.reshape(-1), np.diff(np.append(starts, len(c))))
-            return labels, codes.astype(np.int32 if len(labels) < 2 ** 31 else np.int64)
+            return labels, codes.astype(np.int32 if len(labels) < 2**31 else np.int64)
         # sorting a million strings is slow: sort a hash of each string's code points instead, then check
         # that no two distinct strings share a hash (else sort the strings after all)
         c = np.ascontiguousarray(c)
@@ -182,11 +190,11 @@ def categorical(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         order = np.argsort(labels)
         rank = np.empty(len(order), np.int64)
         rank[order] = np.arange(len(order))
-        labels, codes = labels[order], rank[inv].astype(np.int32 if len(order) < 2 ** 31 else np.int64)
+        labels, codes = labels[order], rank[inv].astype(np.int32 if len(order) < 2**31 else np.int64)
         if np.array_equal(labels[codes], c):
             return labels, codes
     labels, codes = np.unique(c, return_inverse=True)
-    return labels, codes.reshape(-1).astype(np.int32 if len(labels) < 2 ** 31 else np.int64)
+    return labels, codes.reshape(-1).astype(np.int32 if len(labels) < 2**31 else np.int64)
 
 
 def categoricals(columns: dict, kinds: str = "USObiu") -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -209,7 +217,7 @@ def _label_table(labels: np.ndarray, sep: int) -> np.ndarray:
     w = -(-max(map(len, texts), default=1) // 8) * 8
     tab = np.zeros((max(len(texts), 1), w), np.uint8)
     for i, t in enumerate(texts):
-        tab[i, :len(t)] = np.frombuffer(t, np.uint8)
+        tab[i, : len(t)] = np.frombuffer(t, np.uint8)
     return tab.view(np.uint64)
 
 
@@ -224,6 +232,7 @@ _RANGE = (1e-280, 1e280)  # outside (never in a sweep's outputs): repr, one valu
 
 def _pow10_pairs():
     from fractions import Fraction
+
     hi, lo = np.empty(2 * _KMAX + 1), np.empty(2 * _KMAX + 1)
     for k in range(-_KMAX, _KMAX + 1):
         v = Fraction(10) ** k
@@ -245,13 +254,15 @@ def _exp_table(sep: int) -> np.ndarray:
     t = np.zeros((801, 8), np.uint8)
     for e in range(-400, 401):
         b = f"e{e:+03d}".encode() + bytes([sep])
-        t[e + 400, :len(b)] = np.frombuffer(b, np.uint8)
+        t[e + 400, : len(b)] = np.frombuffer(b, np.uint8)
     return t.view(np.uint64).ravel()
 
 
 _EXP = {44: _exp_table(44), 10: _exp_table(10), 0: _exp_table(0)}
-_SPECIAL = {k: int.from_bytes(v, "little") for k, v in (("0", b"0.0"), ("-0", b"-0.0"), ("inf", b"inf"),
-                                                         ("-inf", b"-inf"))}
+_SPECIAL = {
+    k: int.from_bytes(v, "little")
+    for k, v in (("0", b"0.0"), ("-0", b"-0.0"), ("inf", b"inf"), ("-inf", b"-inf"))
+}
 
 
 def _digits17(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -268,7 +279,7 @@ def _digits17(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         err = ((ah * _P10_HH[idx] - p) + ah * _P10_HL[idx] + al * _P10_HH[idx]) + al * _P10_HL[idx]
         err += ai * _P10_LO[idx]
         d = p.astype(np.int64) + np.rint(err).astype(np.int64)
-        hi, lo = d >= 10 ** 17, d < 10 ** 16
+        hi, lo = d >= 10**17, d < 10**16
         D[todo] = d
         bad = hi | lo
         if not bad.any():
@@ -297,15 +308,15 @@ def float_words(x: np.ndarray, sep: int = 44, out: np.ndarray | None = None) -> 
     if allreg or reg.any():
         ar = a if allreg else np.where(reg, a, 1.0)
         D, e = _digits17(ar)
-        first = D // np.uint64(10 ** 16)
-        frac = D - first * np.uint64(10 ** 16)
-        h8 = frac // np.uint64(10 ** 8)
-        l8 = frac - h8 * np.uint64(10 ** 8)
+        first = D // np.uint64(10**16)
+        frac = D - first * np.uint64(10**16)
+        h8 = frac // np.uint64(10**8)
+        l8 = frac - h8 * np.uint64(10**8)
         w1, w2 = _t8(h8), _t8(l8)
         tz = np.zeros(n, np.int64)  # trailing zeros of the 16 decimals (x % c is slow: x - x // c * c)
         t = np.where(frac == 0, np.uint64(1), frac)
         for s in (8, 4, 2, 1):
-            c = np.uint64(10 ** s)
+            c = np.uint64(10**s)
             q = t // c
             m = q * c == t
             t = np.where(m, q, t)
@@ -321,9 +332,15 @@ def float_words(x: np.ndarray, sep: int = 44, out: np.ndarray | None = None) -> 
         w3 = np.uint64(sep)
     if not allreg:  # NaN: an empty field; zeros and infinities: words; the rest (tiny, huge): repr
         neg = np.signbit(x)
-        special = np.where(np.isnan(x), np.uint64(0), np.where(
-            np.isinf(x), np.where(neg, np.uint64(_SPECIAL["-inf"]), np.uint64(_SPECIAL["inf"])),
-            np.where(neg, np.uint64(_SPECIAL["-0"]), np.uint64(_SPECIAL["0"]))))
+        special = np.where(
+            np.isnan(x),
+            np.uint64(0),
+            np.where(
+                np.isinf(x),
+                np.where(neg, np.uint64(_SPECIAL["-inf"]), np.uint64(_SPECIAL["inf"])),
+                np.where(neg, np.uint64(_SPECIAL["-0"]), np.uint64(_SPECIAL["0"])),
+            ),
+        )
         w0 = np.where(reg, w0, special)
         w1 = np.where(reg, w1, np.uint64(0))
         w2 = np.where(reg, w2, np.uint64(0))
@@ -333,7 +350,7 @@ def float_words(x: np.ndarray, sep: int = 44, out: np.ndarray | None = None) -> 
         for i in np.flatnonzero(~reg & np.isfinite(x) & (x != 0)):
             b = np.zeros(32, np.uint8)
             tb = repr(float(x[i])).encode()
-            b[:len(tb)] = np.frombuffer(tb, np.uint8)
+            b[: len(tb)] = np.frombuffer(tb, np.uint8)
             b[len(tb)] = sep
             out[i] = b.view(np.uint64)
     return out
@@ -346,7 +363,8 @@ def format_floats(x: np.ndarray) -> list[str]:
 
 
 def _csv_block(cols: list[np.ndarray], enc: list, lo: int) -> bytes:
-    """Rows lo.. of the columns as CSV bytes: fields as uint64 words side by side, then the padding dropped."""
+    """Rows lo.. of the columns as CSV bytes: fields as uint64 words side by side, then the padding
+    dropped."""
     m = len(cols[0])
     last = len(cols) - 1
     widths = [4 if e is None else e[44].shape[1] for e in enc]
@@ -355,9 +373,9 @@ def _csv_block(cols: list[np.ndarray], enc: list, lo: int) -> bytes:
     for i, (c, e, w) in enumerate(zip(cols, enc, widths)):
         sep = 10 if i == last else 44
         if e is None:
-            float_words(c, sep, out=buf[:, at:at + w])
+            float_words(c, sep, out=buf[:, at : at + w])
         else:
-            codes = e["codes"][lo:lo + m]
+            codes = e["codes"][lo : lo + m]
             for j in range(w):
                 buf[:, at + j] = e[sep][:, j][codes]
         at += w
@@ -387,15 +405,19 @@ def read_csv_columns(path) -> tuple[dict | None, dict[str, np.ndarray]]:
         data = list(zip(*r))
     if data and len(data) != len(names):
         raise ValueError(f"{path}: rows do not have {len(names)} fields")
-    return specs, {k: np.array(v if data else [], dtype=str) for k, v in zip(names, data or [()] * len(names))}
+    return specs, {
+        k: np.array(v if data else [], dtype=str) for k, v in zip(names, data or [()] * len(names))
+    }
 
 
 def write_npz(path, columns: dict, specs: dict | None = None, *, categories: dict | None = None) -> Path:
     """Binary columns (uncompressed npz, no pickles): numbers and booleans as they are, strings (and object
     columns) as int32 codes ``NAME@codes`` + ``NAME@labels``; ``__columns__`` keeps the order and
     ``__specs__`` the specs as JSON.  Written atomically.  Read back with ``read_npz``."""
-    arrays: dict[str, np.ndarray] = {"__columns__": np.array(list(columns), dtype=str),
-                                     "__specs__": np.array(dumps(specs) if specs is not None else "")}
+    arrays: dict[str, np.ndarray] = {
+        "__columns__": np.array(list(columns), dtype=str),
+        "__specs__": np.array(dumps(specs) if specs is not None else ""),
+    }
     for k, v in columns.items():
         v = np.asarray(v)
         if v.dtype.kind in "USO":
@@ -416,8 +438,16 @@ def read_npz(path) -> tuple[dict | None, dict[str, np.ndarray]]:
     return (json.loads(s) if s else None), cols
 
 
-def write_sweep_files(folder, columns: dict, specs: dict, skipped: list, *, stem: str = "sweep",
-                      with_csv: bool = True, with_npz: bool = True) -> dict[str, Path]:
+def write_sweep_files(
+    folder,
+    columns: dict,
+    specs: dict,
+    skipped: list,
+    *,
+    stem: str = "sweep",
+    with_csv: bool = True,
+    with_npz: bool = True,
+) -> dict[str, Path]:
     """A sweep's files as a unit: ``STEM.npz`` (binary columns), ``STEM.csv`` (optional) and the manifest
     ``STEM.json`` (specs, skipped pairs, point count, the data files' names; no rows).
 
@@ -437,8 +467,10 @@ def write_sweep_files(folder, columns: dict, specs: dict, skipped: list, *, stem
         if with_csv:
             write_csv(tmp / f"{stem}.csv", columns, header_comment=specs, categories=cats)
             files["csv"] = f"{stem}.csv"
-        write_json(tmp / f"{stem}.json", {"specs": specs, "skipped": skipped, "points": n,
-                                          "columns": list(columns), "files": files})
+        write_json(
+            tmp / f"{stem}.json",
+            {"specs": specs, "skipped": skipped, "points": n, "columns": list(columns), "files": files},
+        )
         (folder / f"{stem}.json").unlink(missing_ok=True)
         for kind in ("npz", "csv"):
             if kind in files:
@@ -487,21 +519,30 @@ def read_jsonl_lines(path, skipped: list[str] | None = None) -> list[tuple[int, 
             rec = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError, RecursionError) as e:
             if i == last and not data.endswith(b"\n"):
-                msg = (f"{path}:{i + 1}: the last line is cut short (an interrupted write: {len(raw)} bytes, "
-                       f"not valid JSON); left out")
+                msg = (
+                    f"{path}:{i + 1}: the last line is cut short (an interrupted write: {len(raw)} bytes, "
+                    f"not valid JSON); left out"
+                )
                 if skipped is None:
                     import warnings
+
                     warnings.warn(msg, stacklevel=2)
                 else:
                     skipped.append(msg)
                 continue
-            why = ("is not UTF-8 text" if isinstance(e, UnicodeDecodeError)
-                   else f"is not valid JSON ({e.msg} at column {e.colno})" if isinstance(e, json.JSONDecodeError)
-                   else f"is not valid JSON ({e})")
+            why = (
+                "is not UTF-8 text"
+                if isinstance(e, UnicodeDecodeError)
+                else f"is not valid JSON ({e.msg} at column {e.colno})"
+                if isinstance(e, json.JSONDecodeError)
+                else f"is not valid JSON ({e})"
+            )
             raise SpecError(f"{path}:{i + 1}: the line {why}; fix or delete that line") from None
         if not isinstance(rec, dict):
-            raise SpecError(f"{path}:{i + 1}: the line is a JSON {_json_kind(rec)}, not a record (a JSON object "
-                            f"{{...}}); fix or delete that line")
+            raise SpecError(
+                f"{path}:{i + 1}: the line is a JSON {_json_kind(rec)}, not a record (a JSON object "
+                f"{{...}}); fix or delete that line"
+            )
         out.append((i + 1, rec))
     return out
 

@@ -15,11 +15,12 @@ Semantics every interpreter follows (analytic, ``sim``, ``real``):
   (kernels.py); ``issue_s`` is the host's time to issue it.  The host of a rank issues its ops in list
   order, one after another, ahead of the GPU: an op cannot start before the host has issued it.
 """
+
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 from .specs import Collective
 
@@ -87,13 +88,38 @@ class Role(enum.StrEnum):
         return _OP_CLASS[self]
 
 
-_OP_CLASS = {Role.NORM1: "norm", Role.NORM2: "norm", Role.ROPE: "rope", Role.RESID1: "residual",
-             Role.RESID2: "residual", Role.ACT: "act", Role.MERGE: "merge", Role.MERGE_PARTS: "merge",
-             Role.INIT: "init", Role.FINALIZE: "finalize", Role.QKV: "gemm", Role.O_PROJ: "gemm",
-             Role.MLP_UP: "gemm", Role.MLP_DOWN: "gemm", Role.ATTN: "attention", Role.RING_ATTN: "attention",
-             Role.CHUNK_ATTN: "attention",
-             **{r: "comm" for r in (Role.TP_ALL_REDUCE, Role.A2A_QKV, Role.A2A_O, Role.RING_KV, Role.RING_Q,
-                                    Role.GATHER_PARTS, Role.PP_ACT, Role.PP_GATHER)}}
+_OP_CLASS = {
+    Role.NORM1: "norm",
+    Role.NORM2: "norm",
+    Role.ROPE: "rope",
+    Role.RESID1: "residual",
+    Role.RESID2: "residual",
+    Role.ACT: "act",
+    Role.MERGE: "merge",
+    Role.MERGE_PARTS: "merge",
+    Role.INIT: "init",
+    Role.FINALIZE: "finalize",
+    Role.QKV: "gemm",
+    Role.O_PROJ: "gemm",
+    Role.MLP_UP: "gemm",
+    Role.MLP_DOWN: "gemm",
+    Role.ATTN: "attention",
+    Role.RING_ATTN: "attention",
+    Role.CHUNK_ATTN: "attention",
+    **{
+        r: "comm"
+        for r in (
+            Role.TP_ALL_REDUCE,
+            Role.A2A_QKV,
+            Role.A2A_O,
+            Role.RING_KV,
+            Role.RING_Q,
+            Role.GATHER_PARTS,
+            Role.PP_ACT,
+            Role.PP_GATHER,
+        )
+    },
+}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -146,7 +172,9 @@ class Schedule:
     layers_built: int = 0  # layers actually expanded (== model.layers unless coarsened)
     layer_repeat: float = 1.0  # each built layer stands for this many identical layers
     launch_s: float = 0.0  # every rank's first op waits this long (the launch of a captured CUDA graph)
-    ring_steps_built: int = 0  # prefill rings built with only k middle steps (build_schedule(ring_steps=k)), else 0
+    ring_steps_built: int = (
+        0  # prefill rings built with only k middle steps (build_schedule(ring_steps=k)), else 0
+    )
     ring_steps_total: int = 0  # middle steps (1..R-2) those k stand for; totals() counts only what was built
     ring_steps_uniform: bool = True  # the middle steps stood for all cost the same on every rank
 

@@ -7,6 +7,7 @@ not fit in memory are rejected with their numbers.  ``latency`` ranks by latency
 ``throughput`` ranks by TPS at the largest batch (a multiple of the micro-batch count, up to
 ``max_batch``) that fits in memory.
 """
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -54,8 +55,13 @@ def enumerate_plans(cfg: Config, n_gpus: int) -> tuple[list[Plan], list[dict]]:
     decode = wl.phase == Phase.DECODE
     ok, rejected = [], []
     for mesh in factorisations(n_gpus):
-        variants = ([{}] if mesh["ring"] == 1 else
-                    [{"decode_attn": v} for v in DecodeAttn] if decode else [{"ring_variant": v} for v in RingVariant])
+        variants = (
+            [{}]
+            if mesh["ring"] == 1
+            else [{"decode_attn": v} for v in DecodeAttn]
+            if decode
+            else [{"ring_variant": v} for v in RingVariant]
+        )
         for var in variants:
             counts = [(m, n) for m in microbatch_counts(wl.batch, mesh["pp"]) for n in chunk_counts(wl, mesh)]
             for m, n in counts:
@@ -63,7 +69,9 @@ def enumerate_plans(cfg: Config, n_gpus: int) -> tuple[list[Plan], list[dict]]:
                 try:
                     strategies.validate(plan, cfg.model, wl, cfg.topology)
                 except SpecError as e:
-                    rejected.append({"plan": plan_label(plan, decode), "kind": "does not divide", "reason": str(e)})
+                    rejected.append(
+                        {"plan": plan_label(plan, decode), "kind": "does not divide", "reason": str(e)}
+                    )
                     continue
                 ok.append(plan)
     return ok, rejected
@@ -75,16 +83,30 @@ def plan_label(plan: Plan, decode: bool) -> str:
 
 def _setting(cfg: Config, plan: Plan) -> Setting:
     wl, t = cfg.workload, cfg.topology
-    return Setting(phase=wl.phase, causal=wl.causal, kernel=cfg.kernel, ring_variant=plan.ring_variant,
-                   decode_attn=plan.decode_attn, topo_kind=t.kind.value, gpus_per_node=t.gpus_per_node,
-                   pp_send=plan.pp_send)
+    return Setting(
+        phase=wl.phase,
+        causal=wl.causal,
+        kernel=cfg.kernel,
+        ring_variant=plan.ring_variant,
+        decode_attn=plan.decode_attn,
+        topo_kind=t.kind.value,
+        gpus_per_node=t.gpus_per_node,
+        pp_send=plan.pp_send,
+    )
 
 
 def _evaluate_group(cfg: Config, plans: list[Plan], batch) -> dict:
     deg = {k: np.array([getattr(p, k) for p in plans]) for k in AXIS_NAMES + ("microbatches", "chunks")}
     wl = cfg.workload
-    return evaluate(cfg.model, cfg.hardware, _setting(cfg, plans[0]), batch=batch, seq=wl.seq_len,
-                    context=wl.context, **{k: (v if np.ndim(batch) < 2 else v[:, None]) for k, v in deg.items()})
+    return evaluate(
+        cfg.model,
+        cfg.hardware,
+        _setting(cfg, plans[0]),
+        batch=batch,
+        seq=wl.seq_len,
+        context=wl.context,
+        **{k: (v if np.ndim(batch) < 2 else v[:, None]) for k, v in deg.items()},
+    )
 
 
 def _largest_batch(cfg: Config, plans: list[Plan], max_batch: int) -> tuple[np.ndarray, dict]:
@@ -123,8 +145,9 @@ def rank_plans(cfg: Config, n_gpus: int, objective: str = "latency", max_batch: 
     for p in plans:
         # one call per (setting, tp, ulysses, ring): analytic._ring_prefill picks the slowest-rank kernel by
         # its mean over the whole array, so only plans sharing these degrees may share a call (exactness)
-        groups.setdefault((p.ring_variant, p.decode_attn) + tuple(d for n, d in p.mesh().items() if n != "pp"),
-                          []).append(p)
+        groups.setdefault(
+            (p.ring_variant, p.decode_attn) + tuple(d for n, d in p.mesh().items() if n != "pp"), []
+        ).append(p)
     rows = []
     for group in groups.values():
         if objective == "latency":
@@ -133,30 +156,62 @@ def rank_plans(cfg: Config, n_gpus: int, objective: str = "latency", max_batch: 
         else:
             batches, o = _largest_batch(cfg, group, max_batch)
         for i, p in enumerate(group):
-            g = lambda k: np.asarray(o[k]).reshape(-1)[i] if np.size(o[k]) > 1 else np.asarray(o[k]).item()  # noqa: E731
-            rows.append({"plan": plan_label(p, decode), "degrees": p.to_dict(), "batch": int(batches[i]),
-                         "latency_s": float(g("latency_s")), "tps": float(g("tps")),
-                         "tpot_s": float(g("tpot_s")) if decode else None, "mem_total_bytes": float(g("mem_total_bytes")),
-                         "mem_weights_bytes": float(g("mem_weights_bytes")), "mem_kv_cache_bytes": float(g("mem_kv_cache_bytes")),
-                         "mem_activations_bytes": float(g("mem_activations_bytes")),
-                         "capacity_bytes": float(g("capacity_bytes")), "feasible": bool(g("feasible")),
-                         "bottleneck": str(g("bottleneck")), "roofline_latency_s": float(g("roofline_latency_s"))})
+
+            def g(k, o=o, i=i):
+                return np.asarray(o[k]).reshape(-1)[i] if np.size(o[k]) > 1 else np.asarray(o[k]).item()
+
+            rows.append(
+                {
+                    "plan": plan_label(p, decode),
+                    "degrees": p.to_dict(),
+                    "batch": int(batches[i]),
+                    "latency_s": float(g("latency_s")),
+                    "tps": float(g("tps")),
+                    "tpot_s": float(g("tpot_s")) if decode else None,
+                    "mem_total_bytes": float(g("mem_total_bytes")),
+                    "mem_weights_bytes": float(g("mem_weights_bytes")),
+                    "mem_kv_cache_bytes": float(g("mem_kv_cache_bytes")),
+                    "mem_activations_bytes": float(g("mem_activations_bytes")),
+                    "capacity_bytes": float(g("capacity_bytes")),
+                    "feasible": bool(g("feasible")),
+                    "bottleneck": str(g("bottleneck")),
+                    "roofline_latency_s": float(g("roofline_latency_s")),
+                }
+            )
     fits = [r for r in rows if r["feasible"]]
     for r in rows:
         if not r["feasible"]:
-            rejected.append({"plan": r["plan"], "kind": "does not fit", "reason": (
-                f"needs {r['mem_total_bytes'] / 1e9:.1f} GB of {r['capacity_bytes'] / 1e9:.1f} GB per device "
-                f"(weights {r['mem_weights_bytes'] / 1e9:.1f}, KV cache {r['mem_kv_cache_bytes'] / 1e9:.1f}, "
-                f"activations {r['mem_activations_bytes'] / 1e9:.1f} GB) at batch {r['batch']}")})
+            rejected.append(
+                {
+                    "plan": r["plan"],
+                    "kind": "does not fit",
+                    "reason": (
+                        f"needs {r['mem_total_bytes'] / 1e9:.1f} GB "
+                        f"of {r['capacity_bytes'] / 1e9:.1f} GB per device "
+                        f"(weights {r['mem_weights_bytes'] / 1e9:.1f}, "
+                        f"KV cache {r['mem_kv_cache_bytes'] / 1e9:.1f}, "
+                        f"activations {r['mem_activations_bytes'] / 1e9:.1f} GB) at batch {r['batch']}"
+                    ),
+                }
+            )
     key = (lambda r: r["latency_s"]) if objective == "latency" else (lambda r: -r["tps"])
     fits.sort(key=lambda r: (key(r), r["plan"]))
     if fits:
         best = fits[0]
         for r in fits:
-            r["slower_by"] = (r["latency_s"] / best["latency_s"] - 1 if objective == "latency"
-                              else best["tps"] / r["tps"] - 1)
-    return {"objective": objective, "gpus": n_gpus, "ranked": fits, "rejected": rejected, "evaluated": len(rows),
-            "specs": cfg.specs()}
+            r["slower_by"] = (
+                r["latency_s"] / best["latency_s"] - 1
+                if objective == "latency"
+                else best["tps"] / r["tps"] - 1
+            )
+    return {
+        "objective": objective,
+        "gpus": n_gpus,
+        "ranked": fits,
+        "rejected": rejected,
+        "evaluated": len(rows),
+        "specs": cfg.specs(),
+    }
 
 
 def config_for(cfg: Config, row: dict) -> Config:

@@ -4,6 +4,7 @@ Each is validated on construction (``SpecError`` naming the field, the value and
 and can be built from a TOML preset (``costmodel.presets``), whose units are converted once, at load.
 Topology and plan live in ``topology.py`` and ``plan.py``.
 """
+
 from __future__ import annotations
 
 import enum
@@ -80,11 +81,27 @@ class Curve:
     name: str = "curve"
 
     def __post_init__(self) -> None:
-        check(len(self.x) == len(self.y) and len(self.x) >= 1, f"{self.name}", (len(self.x), len(self.y)),
-              "x and y must be non-empty lists of the same length")
-        check(all(_finite(v) and v > 0 for v in self.x), f"{self.name}.x", self.x, "all points must be finite and > 0")
-        check(all(b > a for a, b in zip(self.x, self.x[1:])), f"{self.name}.x", self.x, "must increase strictly")
-        check(all(_finite(v) and v > 0 for v in self.y), f"{self.name}.y", self.y, "all values must be finite and > 0")
+        check(
+            len(self.x) == len(self.y) and len(self.x) >= 1,
+            f"{self.name}",
+            (len(self.x), len(self.y)),
+            "x and y must be non-empty lists of the same length",
+        )
+        check(
+            all(_finite(v) and v > 0 for v in self.x),
+            f"{self.name}.x",
+            self.x,
+            "all points must be finite and > 0",
+        )
+        check(
+            all(b > a for a, b in zip(self.x, self.x[1:])), f"{self.name}.x", self.x, "must increase strictly"
+        )
+        check(
+            all(_finite(v) and v > 0 for v in self.y),
+            f"{self.name}.y",
+            self.y,
+            "all values must be finite and > 0",
+        )
 
     def __call__(self, x):  # numpy-vectorised
         return np.interp(np.log2(np.maximum(x, 1e-30)), np.log2(self.x), self.y)
@@ -112,10 +129,24 @@ class CommFigures:
         return self.bw_Bps if self.bw_curve is None else self.bw_curve(msg_bytes)
 
     def __post_init__(self) -> None:
-        check(0 <= self.latency_s < 1e-2, "latency_us", self.latency_s * 1e6, "must be in [0, 10000) microseconds")
-        check(0 <= self.hop_latency_s < 1e-3, "hop_latency_us", self.hop_latency_s * 1e6,
-              "must be in [0, 1000) microseconds")
-        check(_finite(self.bw_Bps) and self.bw_Bps > 0, "bw_GBps", self.bw_Bps / 1e9, "must be a finite number > 0")
+        check(
+            0 <= self.latency_s < 1e-2,
+            "latency_us",
+            self.latency_s * 1e6,
+            "must be in [0, 10000) microseconds",
+        )
+        check(
+            0 <= self.hop_latency_s < 1e-3,
+            "hop_latency_us",
+            self.hop_latency_s * 1e6,
+            "must be in [0, 1000) microseconds",
+        )
+        check(
+            _finite(self.bw_Bps) and self.bw_Bps > 0,
+            "bw_GBps",
+            self.bw_Bps / 1e9,
+            "must be a finite number > 0",
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -146,7 +177,9 @@ class OpFigures:
     def __post_init__(self) -> None:
         check(0.1 <= self.bytes_factor <= 100, "ops.bytes_factor", self.bytes_factor, "must be in [0.1, 100]")
         check(0 <= self.issue_s < 1.0, "ops.issue_us", self.issue_s * 1e6, "must be in [0, 1e6) microseconds")
-        check(0 <= self.floor_s < 1e-2, "ops.floor_us", self.floor_s * 1e6, "must be in [0, 10000) microseconds")
+        check(
+            0 <= self.floor_s < 1e-2, "ops.floor_us", self.floor_s * 1e6, "must be in [0, 10000) microseconds"
+        )
 
 
 OP_CLASSES = ("norm", "rope", "residual", "act", "merge", "init", "finalize", "gemm", "attention", "comm")
@@ -178,33 +211,78 @@ class Hardware:
     provenance: Mapping[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        check(self.gemm_efficiency_by in ("tokens", "flops"), "achievable.gemm x axis", self.gemm_efficiency_by,
-              "give either 'tokens' or 'flops' with 'efficiency'")
-        for f in ("peak_flops", "hbm_bw_Bps", "hbm_capacity_bytes", "nvlink_bw_Bps", "nic_bw_Bps",
-                  "elementwise_bw_Bps"):
+        check(
+            self.gemm_efficiency_by in ("tokens", "flops"),
+            "achievable.gemm x axis",
+            self.gemm_efficiency_by,
+            "give either 'tokens' or 'flops' with 'efficiency'",
+        )
+        for f in (
+            "peak_flops",
+            "hbm_bw_Bps",
+            "hbm_capacity_bytes",
+            "nvlink_bw_Bps",
+            "nic_bw_Bps",
+            "elementwise_bw_Bps",
+        ):
             v = getattr(self, f)
             check(_finite(v) and v > 0, f"hardware.{f}", v, "must be a finite number > 0")
-        check(_finite(self.peak_fp8_flops) and self.peak_fp8_flops >= 0, "hardware.peak_fp8_flops",
-              self.peak_fp8_flops, "must be a finite number >= 0 (0: not given)")
+        check(
+            _finite(self.peak_fp8_flops) and self.peak_fp8_flops >= 0,
+            "hardware.peak_fp8_flops",
+            self.peak_fp8_flops,
+            "must be a finite number >= 0 (0: not given)",
+        )
         check(0 <= self.launch_s < 1e-3, "hardware.launch_s", self.launch_s, "must be in [0, 1 ms)")
-        check(0 <= self.pass_launch_s < 1e-2, "achievable.pass_launch_us", self.pass_launch_s * 1e6,
-              "must be in [0, 10000) microseconds")
-        check(1.0 <= self.compute_slowdown_under_comm < 3.0, "hardware.compute_slowdown_under_comm",
-              self.compute_slowdown_under_comm, "must be in [1, 3)")
-        check(1.0 <= self.attention_slowdown_under_comm < 3.0, "hardware.attention_slowdown_under_comm",
-              self.attention_slowdown_under_comm, "must be in [1, 3)")
-        check(0 <= self.workspace_bytes < self.hbm_capacity_bytes, "hardware.workspace_bytes",
-              self.workspace_bytes, "must be >= 0 and below the HBM capacity")
-        check(self.elementwise_bw_Bps <= self.hbm_bw_Bps * 1.05, "hardware.elementwise_bw",
-              self.elementwise_bw_Bps, "cannot exceed the HBM bandwidth")
+        check(
+            0 <= self.pass_launch_s < 1e-2,
+            "achievable.pass_launch_us",
+            self.pass_launch_s * 1e6,
+            "must be in [0, 10000) microseconds",
+        )
+        check(
+            1.0 <= self.compute_slowdown_under_comm < 3.0,
+            "hardware.compute_slowdown_under_comm",
+            self.compute_slowdown_under_comm,
+            "must be in [1, 3)",
+        )
+        check(
+            1.0 <= self.attention_slowdown_under_comm < 3.0,
+            "hardware.attention_slowdown_under_comm",
+            self.attention_slowdown_under_comm,
+            "must be in [1, 3)",
+        )
+        check(
+            0 <= self.workspace_bytes < self.hbm_capacity_bytes,
+            "hardware.workspace_bytes",
+            self.workspace_bytes,
+            "must be >= 0 and below the HBM capacity",
+        )
+        check(
+            self.elementwise_bw_Bps <= self.hbm_bw_Bps * 1.05,
+            "hardware.elementwise_bw",
+            self.elementwise_bw_Bps,
+            "cannot exceed the HBM bandwidth",
+        )
         for k in self.ops:
             check(k in OP_CLASSES, "hardware.achievable.ops", k, f"op classes are {list(OP_CLASSES)}")
-        check(len(self.attention) > 0, "hardware.attention", list(self.attention), "needs at least one kernel")
+        check(
+            len(self.attention) > 0, "hardware.attention", list(self.attention), "needs at least one kernel"
+        )
         for link in Link:
-            check(link.value in self.comm, "hardware.comm", sorted(self.comm), f"needs the link type {link.value!r}")
+            check(
+                link.value in self.comm,
+                "hardware.comm",
+                sorted(self.comm),
+                f"needs the link type {link.value!r}",
+            )
             for c in USED_COLLECTIVES:
-                check(c.value in self.comm[link.value], f"hardware.comm.{link.value}",
-                      sorted(self.comm[link.value]), f"needs figures for {c.value!r}")
+                check(
+                    c.value in self.comm[link.value],
+                    f"hardware.comm.{link.value}",
+                    sorted(self.comm[link.value]),
+                    f"needs figures for {c.value!r}",
+                )
 
     def op(self, cls: str) -> OpFigures:
         """Figures of an op class, or the ideal kernel (factor 1, launch cost) when not calibrated."""
@@ -220,9 +298,10 @@ class Hardware:
 
     def attn(self, kernel: str) -> AttnFigures:
         if kernel not in self.attention:
-            raise SpecError(f"--attn-kernel {kernel!r} is not in profile {self.name}: valid are {sorted(self.attention)}")
+            raise SpecError(
+                f"--attn-kernel {kernel!r} is not in profile {self.name}: valid are {sorted(self.attention)}"
+            )
         return self.attention[kernel]
-
 
 
 # ----------------------------------------------------------------------------------------------
@@ -252,15 +331,31 @@ class Model:
         for f in ("layers", "d_model", "n_heads", "n_kv_heads", "head_dim", "d_ff"):
             v = getattr(self, f)
             check(_int(v) and v >= 1, f"model.{f}", v, "must be a positive integer")
-        check(self.n_heads % self.n_kv_heads == 0, "model.n_kv_heads", self.n_kv_heads,
-              f"must divide n_heads={self.n_heads}")
-        check(_int(self.dtype_bytes) and self.dtype_bytes in (1, 2, 4), "model.dtype_bytes", self.dtype_bytes,
-              "must be 1, 2 or 4")
-        check(_int(self.accum_bytes) and self.accum_bytes in (2, 4), "model.accum_bytes", self.accum_bytes,
-              "must be 2 or 4")
+        check(
+            self.n_heads % self.n_kv_heads == 0,
+            "model.n_kv_heads",
+            self.n_kv_heads,
+            f"must divide n_heads={self.n_heads}",
+        )
+        check(
+            _int(self.dtype_bytes) and self.dtype_bytes in (1, 2, 4),
+            "model.dtype_bytes",
+            self.dtype_bytes,
+            "must be 1, 2 or 4",
+        )
+        check(
+            _int(self.accum_bytes) and self.accum_bytes in (2, 4),
+            "model.accum_bytes",
+            self.accum_bytes,
+            "must be 2 or 4",
+        )
         check(_int(self.vocab) and self.vocab >= 0, "model.vocab", self.vocab, "must be an integer >= 0")
-        check(_number(self.rope_theta) and _finite(self.rope_theta) and self.rope_theta >= 0, "model.rope_theta",
-              self.rope_theta, "must be a finite number >= 0 (0: not given)")
+        check(
+            _number(self.rope_theta) and _finite(self.rope_theta) and self.rope_theta >= 0,
+            "model.rope_theta",
+            self.rope_theta,
+            "must be a finite number >= 0 (0: not given)",
+        )
         for f in ("tie_embeddings", "qkv_bias"):
             check(isinstance(getattr(self, f), bool), f"model.{f}", getattr(self, f), "must be true or false")
         check(isinstance(self.name, str), "model.name", self.name, "must be a string")
@@ -268,7 +363,9 @@ class Model:
         try:
             object.__setattr__(self, "mlp", MlpKind(self.mlp))
         except (ValueError, TypeError):
-            raise SpecError(f"model.mlp={self.mlp!r} is not valid: choose one of {[m.value for m in MlpKind]}") from None
+            raise SpecError(
+                f"model.mlp={self.mlp!r} is not valid: choose one of {[m.value for m in MlpKind]}"
+            ) from None
 
     @property
     def q_dim(self) -> int:
@@ -327,9 +424,18 @@ class Workload:
     causal: bool = True
 
     def __post_init__(self) -> None:
-        check(isinstance(self.batch, int) and self.batch >= 1, "--batch", self.batch, "must be a positive integer")
-        check(isinstance(self.seq_len, int) and self.seq_len >= 1, "--seq", self.seq_len,
-              "must be a positive integer")
+        check(
+            isinstance(self.batch, int) and self.batch >= 1,
+            "--batch",
+            self.batch,
+            "must be a positive integer",
+        )
+        check(
+            isinstance(self.seq_len, int) and self.seq_len >= 1,
+            "--seq",
+            self.seq_len,
+            "must be a positive integer",
+        )
         try:
             object.__setattr__(self, "phase", Phase(self.phase))
         except ValueError:

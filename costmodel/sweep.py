@@ -5,6 +5,7 @@ A plan template writes degrees as integers or expressions of P (``ring=P``, ``tp
 whose plan does not divide (heads, layers, nodes) are skipped with the reason, points that do not
 fit in memory are kept with ``feasible = False``.
 """
+
 from __future__ import annotations
 
 import math
@@ -54,8 +55,10 @@ def parse_template(text: str) -> PlanTemplate:
     for item in text.replace(" ", "").split(","):
         if not _TERM.match(item):
             keys = "|".join(AXIS_NAMES)
-            raise SpecError(f"--plans {text!r}: item {item!r} is not valid: use {keys}|mb|chunks = an "
-                            f"integer or P, P/k, k*P, e.g. 'ring=P' or 'tp=8,pp=P/8'")
+            raise SpecError(
+                f"--plans {text!r}: item {item!r} is not valid: use {keys}|mb|chunks = an "
+                f"integer or P, P/k, k*P, e.g. 'ring=P' or 'tp=8,pp=P/8'"
+            )
         k, v = item.split("=")
         terms.append((k, v))
     return PlanTemplate(text=text, terms=tuple(terms))
@@ -68,9 +71,22 @@ def seq_grid(lo: int, hi: int, points: int, multiple: int) -> np.ndarray:
     return g
 
 
-def run_sweep(model: Model, hw: Hardware, *, topo_kind: str, phase: str, causal: bool, kernel: str,
-              ring_variant: str, decode_attn: str, batch: int, seqs: np.ndarray, gpus: list[int],
-              templates: list[PlanTemplate], progress=None) -> tuple[dict[str, np.ndarray], list[dict]]:
+def run_sweep(
+    model: Model,
+    hw: Hardware,
+    *,
+    topo_kind: str,
+    phase: str,
+    causal: bool,
+    kernel: str,
+    ring_variant: str,
+    decode_attn: str,
+    batch: int,
+    seqs: np.ndarray,
+    gpus: list[int],
+    templates: list[PlanTemplate],
+    progress=None,
+) -> tuple[dict[str, np.ndarray], list[dict]]:
     """Evaluate every (template, P) over the L grid.  Returns (columns, skipped).
 
     The (template, P) pairs are checked first, so every output column is allocated once at its final
@@ -83,13 +99,16 @@ def run_sweep(model: Model, hw: Hardware, *, topo_kind: str, phase: str, causal:
         for P in gpus:
             deg = tpl.degrees(P)
             if deg is None:
-                skipped.append({"plan": tpl.text, "P": P, "reason": "an expression of P is not a whole number"})
+                skipped.append(
+                    {"plan": tpl.text, "P": P, "reason": "an expression of P is not a whole number"}
+                )
                 continue
             try:
                 plan = Plan(ring_variant=ring_variant, decode_attn=decode_attn, **deg)
                 topo = topology_for(topo_kind, P)
-                wl = Workload(batch=batch, seq_len=int(seqs[0]), phase=phase, context_len=int(seqs[0]),
-                              causal=causal)
+                wl = Workload(
+                    batch=batch, seq_len=int(seqs[0]), phase=phase, context_len=int(seqs[0]), causal=causal
+                )
                 strategies.validate(plan, model, wl, topo)
             except SpecError as e:
                 skipped.append({"plan": tpl.text, "P": P, "reason": str(e)})
@@ -107,15 +126,29 @@ def run_sweep(model: Model, hw: Hardware, *, topo_kind: str, phase: str, causal:
     it = work if progress is None else progress(work)
     for tpl, rows in it:
         Ps = np.array([r[0] for r in rows])
-        deg = {k: np.array([getattr(r[1], k) for r in rows])[None, :]
-               for k in AXIS_NAMES + ("microbatches", "chunks")}
-        st = Setting(phase=phase, causal=causal, kernel=kernel, ring_variant=ring_variant, decode_attn=decode_attn,
-                     topo_kind=topo_kind, gpus_per_node=gpn)
+        deg = {
+            k: np.array([getattr(r[1], k) for r in rows])[None, :]
+            for k in AXIS_NAMES + ("microbatches", "chunks")
+        }
+        st = Setting(
+            phase=phase,
+            causal=causal,
+            kernel=kernel,
+            ring_variant=ring_variant,
+            decode_attn=decode_attn,
+            topo_kind=topo_kind,
+            gpus_per_node=gpn,
+        )
         L = seqs[:, None].astype(float)
         o = evaluate(model, hw, st, batch=batch, seq=L, context=L, **deg)
         names = np.array([rows[j][1].label(phase) for j in range(len(rows))])
-        block = {"plan_template": np.array(tpl.text), "plan": names[None, :], "P": Ps[None, :].astype(int),
-                 "L": seqs[:, None].astype(np.int64), **o}
+        block = {
+            "plan_template": np.array(tpl.text),
+            "plan": names[None, :],
+            "P": Ps[None, :].astype(int),
+            "L": seqs[:, None].astype(np.int64),
+            **o,
+        }
         n = nL * len(rows)
         for k, v in block.items():
             v = np.asarray(v)
@@ -123,7 +156,7 @@ def run_sweep(model: Model, hw: Hardware, *, topo_kind: str, phase: str, causal:
                 out[k] = np.empty(total, v.dtype)
             elif np.result_type(out[k].dtype, v.dtype) != out[k].dtype:  # e.g. a longer string
                 out[k] = out[k].astype(np.result_type(out[k].dtype, v.dtype))
-            out[k][at:at + n].reshape(nL, len(rows))[...] = v
+            out[k][at : at + n].reshape(nL, len(rows))[...] = v
         at += n
     return out, skipped
 

@@ -7,6 +7,7 @@
                      joined by InfiniBand (one NIC per GPU): a group inside a domain uses NVLink, a group
                      spanning domains crosses InfiniBand
 """
+
 from __future__ import annotations
 
 import enum
@@ -39,17 +40,33 @@ class Topology:
         check(self.nodes >= 1, "--topology", self.spec, "it needs at least one node (domain)")
         check(self.gpus_per_node >= 1, "--topology", self.spec, "a node (domain) needs at least one GPU")
         if self.kind == TopoKind.NVSWITCH:
-            check(self.nodes == 1 and self.gpus_per_node <= MAX_NODE_GPUS, "--topology",
-                  f"nvswitch:{self.gpus_per_node}", f"an NVSwitch node has 1 to {MAX_NODE_GPUS} GPUs")
+            check(
+                self.nodes == 1 and self.gpus_per_node <= MAX_NODE_GPUS,
+                "--topology",
+                f"nvswitch:{self.gpus_per_node}",
+                f"an NVSwitch node has 1 to {MAX_NODE_GPUS} GPUs",
+            )
         elif self.kind == TopoKind.IB:
-            check(self.gpus_per_node <= MAX_NODE_GPUS, "--topology", f"ib:{self.nodes}x{self.gpus_per_node}",
-                  f"a node has 1 to {MAX_NODE_GPUS} GPUs")
+            check(
+                self.gpus_per_node <= MAX_NODE_GPUS,
+                "--topology",
+                f"ib:{self.nodes}x{self.gpus_per_node}",
+                f"a node has 1 to {MAX_NODE_GPUS} GPUs",
+            )
         elif self.kind == TopoKind.NVL:
-            check(self.gpus_per_node <= MAX_NVLINK_DOMAIN, "--topology", f"nvl:{self.gpus_per_node}x{self.nodes}",
-                  f"an NVLink domain has 1 to {MAX_NVLINK_DOMAIN} GPUs (nvl:NxK: K domains of N GPUs)")
+            check(
+                self.gpus_per_node <= MAX_NVLINK_DOMAIN,
+                "--topology",
+                f"nvl:{self.gpus_per_node}x{self.nodes}",
+                f"an NVLink domain has 1 to {MAX_NVLINK_DOMAIN} GPUs (nvl:NxK: K domains of N GPUs)",
+            )
         else:
-            check(self.nodes == 1 and self.gpus_per_node <= MAX_NVLINK_DOMAIN, "--topology",
-                  f"nvlink-domain:{self.gpus_per_node}", f"an NVLink domain has 1 to {MAX_NVLINK_DOMAIN} GPUs")
+            check(
+                self.nodes == 1 and self.gpus_per_node <= MAX_NVLINK_DOMAIN,
+                "--topology",
+                f"nvlink-domain:{self.gpus_per_node}",
+                f"an NVLink domain has 1 to {MAX_NVLINK_DOMAIN} GPUs",
+            )
 
     @property
     def n_gpus(self) -> int:
@@ -76,16 +93,22 @@ class Topology:
         return Link.NVLINK if len(nodes) == 1 else Link.IB
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind.value, "nodes": self.nodes, "gpus_per_node": self.gpus_per_node, "spec": self.spec}
+        return {
+            "kind": self.kind.value,
+            "nodes": self.nodes,
+            "gpus_per_node": self.gpus_per_node,
+            "spec": self.spec,
+        }
 
 
 _TOPO = re.compile(r"^(nvswitch|nvlink-domain):(\d+)$|^ib:(\d+)x(\d+)$|^nvl:(\d+)x(\d+)$")
 FORMS = {
     "nvswitch:N": f"one node, N <= {MAX_NODE_GPUS} GPUs on an NVSwitch (NVLink only)",
-    "ib:KxG": f"K nodes of G <= {MAX_NODE_GPUS} GPUs, one NIC per GPU; groups leaving a node cross InfiniBand",
+    "ib:KxG": f"K nodes of G <= {MAX_NODE_GPUS} GPUs, one NIC per GPU; "
+    f"groups leaving a node cross InfiniBand",
     "nvlink-domain:N": f"N <= {MAX_NVLINK_DOMAIN} GPUs in one NVLink domain (NVLink only)",
     "nvl:NxK": f"K NVLink domains of N <= {MAX_NVLINK_DOMAIN} GPUs (nvl:72x4 = four NVL72 racks, 288 GPUs); "
-               f"groups spanning domains cross InfiniBand",
+    f"groups spanning domains cross InfiniBand",
 }
 
 
@@ -93,7 +116,8 @@ def parse_topology(text: str) -> Topology:
     m = _TOPO.match(str(text).strip())
     if not m:
         raise SpecError(
-            f"--topology {text!r} is not valid: use nvswitch:N (N <= 8), ib:KxG (K nodes of G GPUs), nvlink-domain:N "
+            f"--topology {text!r} is not valid: use nvswitch:N (N <= 8), ib:KxG (K nodes of G GPUs), "
+            f"nvlink-domain:N "
             f"or nvl:NxK (K NVLink domains of N GPUs, e.g. nvl:72x4)"
         )
     if m.group(1):
@@ -109,7 +133,9 @@ def topology_for(kind: str, n_gpus: int) -> Topology:
     try:
         k = TopoKind(kind)
     except ValueError:
-        raise SpecError(f"--topology {kind!r} is not a topology kind: valid are {[t.value for t in TopoKind]}") from None
+        raise SpecError(
+            f"--topology {kind!r} is not a topology kind: valid are {[t.value for t in TopoKind]}"
+        ) from None
     if k in (TopoKind.IB, TopoKind.NVL):
         size = MAX_NODE_GPUS if k == TopoKind.IB else NVL_DOMAIN
         g = min(size, n_gpus)

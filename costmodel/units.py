@@ -2,6 +2,7 @@
 
 Inside the code everything is SI (seconds, bytes, FLOP, bytes/s).
 """
+
 from __future__ import annotations
 
 import math
@@ -9,7 +10,9 @@ import re
 
 from .errors import SpecError
 
-_SEQ = re.compile(r"^\s*([0-9]+)\s*(k|Ki|M|Mi)?\s*$", re.ASCII)  # ASCII digits only: int() would take any script's
+_SEQ = re.compile(
+    r"^\s*([0-9]+)\s*(k|Ki|M|Mi)?\s*$", re.ASCII
+)  # ASCII digits only: int() would take any script's
 _MULT = {None: 1, "k": 1000, "Ki": 1024, "M": 1_000_000, "Mi": 1024 * 1024}
 
 
@@ -20,7 +23,8 @@ def parse_count(text: str | int, field: str = "--seq") -> int:
     m = _SEQ.match(str(text))
     if not m:
         raise SpecError(
-            f"{field} {text!r} is not a count: use a plain integer in ASCII digits 0-9, k (x1000), Ki (x1024), M or Mi, "
+            f"{field} {text!r} is not a count: use a plain integer in ASCII digits 0-9, "
+            f"k (x1000), Ki (x1024), M or Mi, "
             f"e.g. 100k or 128Ki"
         )
     value = int(m.group(1)) * _MULT[m.group(2)]

@@ -1,4 +1,5 @@
 """``plot_file``: re-make the figures of any results file from the file alone (``ringsim plot FILE``)."""
+
 from __future__ import annotations
 
 import json
@@ -46,12 +47,15 @@ def kind_of(path: str | Path) -> str:
         kind = (d.get("specs") or {}).get("kind") or d.get("kind")
         if kind in ("sweep", "crossover", "seed-report"):
             return kind
-    raise SpecError(f"{p}: not a results file ringsim can plot: expected a sweep (npz/CSV/JSON), crossover.json, "
-                    f"a timeline ({{'timeline': [...]}}), validation records (JSON/JSONL) or seed_report.json")
+    raise SpecError(
+        f"{p}: not a results file ringsim can plot: expected a sweep (npz/CSV/JSON), crossover.json, "
+        f"a timeline ({{'timeline': [...]}}), validation records (JSON/JSONL) or seed_report.json"
+    )
 
 
 def plot_file(path: str | Path, out: str | Path, name: str | None = None) -> list[Path]:
     from . import sweeps, timeline, validation
+
     kind = kind_of(path)
     stem = name or Path(path).stem
     if kind == "sweep":
@@ -77,11 +81,19 @@ def fig_claims(doc: dict, out, name) -> list[Path]:
         sel = [r for r in rows if r["metric"] == metric]
         x = np.arange(len(sel))
         topos = list(dict.fromkeys(t for r in sel for t in r["predicted"]))
-        ax.scatter(x, [r["claim"] * scale for r in sel], marker="*", s=160, color="k", zorder=3, label="seed claim")
+        ax.scatter(
+            x, [r["claim"] * scale for r in sel], marker="*", s=160, color="k", zorder=3, label="seed claim"
+        )
         for k, t in enumerate(topos):
-            ax.scatter(x + 0.12 * (k + 1), [r["predicted"].get(t, np.nan) * scale for r in sel],
-                       marker="os"[k % 2], s=45, color=["#1f77b4", "#d62728"][k % 2], zorder=3,
-                       label=f"model, {t}")
+            ax.scatter(
+                x + 0.12 * (k + 1),
+                [r["predicted"].get(t, np.nan) * scale for r in sel],
+                marker="os"[k % 2],
+                s=45,
+                color=["#1f77b4", "#d62728"][k % 2],
+                zorder=3,
+                label=f"model, {t}",
+            )
         ceil = [r["ceiling"] * scale for r in sel]
         lab = "physical ceiling, any plan" if metric == "tps" else "physical floor, any plan"
         for i, c in enumerate(ceil):
@@ -91,11 +103,20 @@ def fig_claims(doc: dict, out, name) -> list[Path]:
         ax.set_xlim(-0.5, len(sel) - 0.2)
         ax.set_yscale("log")
         ax.set_ylabel(("prefill TPS (" if metric == "tps" else "decode TPOT (") + unit + ")")
-        ax.set_title(("TPS: higher is better; nothing can sit above the green line" if metric == "tps" else
-                      "TPOT: lower is better; nothing can sit below the green line"), fontsize=9)
+        ax.set_title(
+            (
+                "TPS: higher is better; nothing can sit above the green line"
+                if metric == "tps"
+                else "TPOT: lower is better; nothing can sit below the green line"
+            ),
+            fontsize=9,
+        )
         ax.legend(loc="best", fontsize=7)
     s = doc.get("specs", {})
-    fig.suptitle(f"seed claims vs model and physics: {s.get('gpus')}x {s.get('hardware')}, {s.get('model')}, "
-                 f"B={s.get('batch')}, L={s.get('seq'):,}", fontsize=10)
+    fig.suptitle(
+        f"seed claims vs model and physics: {s.get('gpus')}x {s.get('hardware')}, {s.get('model')}, "
+        f"B={s.get('batch')}, L={s.get('seq'):,}",
+        fontsize=10,
+    )
     layout(fig)
     return save(fig, out, name)

@@ -1,4 +1,5 @@
 """REPORT.md: the seed report's tables and figures as GitHub-readable Markdown (relative links)."""
+
 from __future__ import annotations
 
 from costmodel.units import fmt_bytes, fmt_count, fmt_seconds
@@ -16,8 +17,10 @@ def _fmt(metric: str, v) -> str:
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
     esc = [[str(c).replace("|", "\\|").replace("\n", "<br>") for c in r] for r in rows]
-    return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-                     + ["| " + " | ".join(r) + " |" for r in esc])
+    return "\n".join(
+        ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        + ["| " + " | ".join(r) + " |" for r in esc]
+    )
 
 
 def claims_markdown(doc: dict, with_change: bool = True) -> str:
@@ -29,8 +32,11 @@ def claims_markdown(doc: dict, with_change: bool = True) -> str:
         ceil = _fmt(c["metric"], c["ceiling"]) if c["ceiling"] is not None else "n/a"
         row = [c["text"]] + [_fmt(c["metric"], c["predicted"].get(t)) for t in topos] + [ceil, c["verdict"]]
         rows.append(row + (["<br>".join("• " + x for x in c["change"])] if with_change else []))
-    header = (["seed claim"] + [f"model, {t}" for t in topos]
-              + ["physical ceiling (TPS) / floor (TPOT), any plan", "verdict"])
+    header = (
+        ["seed claim"]
+        + [f"model, {t}" for t in topos]
+        + ["physical ceiling (TPS) / floor (TPOT), any plan", "verdict"]
+    )
     return _table(header + (["what would have to change"] if with_change else []), rows)
 
 
@@ -43,13 +49,39 @@ def predictions_markdown(doc: dict) -> str:
     rows = []
     for p in doc["predictions"]:
         r = p["result"]
-        rows.append([p["topology"], p["plan_name"], p["phase"], fmt_seconds(r["latency_s"]),
-                     f"{fmt_count(r['tps'])}", fmt_seconds(r["tpot_s"]) if r["tpot_s"] is not None else "—",
-                     f"{fmt_seconds(r['roofline_latency_s'])} ({r['roofline']['bound']})", r["bottleneck"],
-                     f"{fmt_bytes(r['memory_bytes_per_device']['total'])} / {fmt_bytes(r['capacity_bytes'])}",
-                     "yes" if r["feasible"] else "**no**", str(r["max_batch"]), f"{r['max_length']:,}"])
-    return _table(["topology", "plan", "phase", "latency", "TPS (tokens/s)", "TPOT", "roofline floor (bound)",
-                   "bottleneck", "memory / device", "fits", "largest B that fits", "largest L that fits"], rows)
+        rows.append(
+            [
+                p["topology"],
+                p["plan_name"],
+                p["phase"],
+                fmt_seconds(r["latency_s"]),
+                f"{fmt_count(r['tps'])}",
+                fmt_seconds(r["tpot_s"]) if r["tpot_s"] is not None else "—",
+                f"{fmt_seconds(r['roofline_latency_s'])} ({r['roofline']['bound']})",
+                r["bottleneck"],
+                f"{fmt_bytes(r['memory_bytes_per_device']['total'])} / {fmt_bytes(r['capacity_bytes'])}",
+                "yes" if r["feasible"] else "**no**",
+                str(r["max_batch"]),
+                f"{r['max_length']:,}",
+            ]
+        )
+    return _table(
+        [
+            "topology",
+            "plan",
+            "phase",
+            "latency",
+            "TPS (tokens/s)",
+            "TPOT",
+            "roofline floor (bound)",
+            "bottleneck",
+            "memory / device",
+            "fits",
+            "largest B that fits",
+            "largest L that fits",
+        ],
+        rows,
+    )
 
 
 def memory_markdown(doc: dict) -> str:
@@ -61,11 +93,28 @@ def memory_markdown(doc: dict) -> str:
             continue
         seen.add(key)
         m = p["result"]["memory_bytes_per_device"]
-        rows.append([p["plan_name"], p["phase"]] + [fmt_bytes(m[k]) for k in ("weights", "kv_cache", "activations",
-                                                                              "comm_buffers", "workspace", "total")]
-                    + [f"{m['total'] / p['result']['capacity_bytes']:.2f}x"])
-    return _table(["plan", "phase", "weights", "KV cache", "activations", "comm buffers", "workspace", "total",
-                   "of HBM"], rows)
+        rows.append(
+            [p["plan_name"], p["phase"]]
+            + [
+                fmt_bytes(m[k])
+                for k in ("weights", "kv_cache", "activations", "comm_buffers", "workspace", "total")
+            ]
+            + [f"{m['total'] / p['result']['capacity_bytes']:.2f}x"]
+        )
+    return _table(
+        [
+            "plan",
+            "phase",
+            "weights",
+            "KV cache",
+            "activations",
+            "comm buffers",
+            "workspace",
+            "total",
+            "of HBM",
+        ],
+        rows,
+    )
 
 
 def comm_roofline_markdown(doc: dict) -> str:
@@ -73,11 +122,35 @@ def comm_roofline_markdown(doc: dict) -> str:
     for p in doc["predictions"]:
         r = p["result"]
         c, rf = r["comm_bytes_per_device"], r["roofline"]
-        rows.append([p["topology"], p["plan_name"], p["phase"], fmt_bytes(c["nvlink"]), fmt_bytes(c["ib"]),
-                     fmt_seconds(rf["compute_s"]), fmt_seconds(rf["hbm_s"]), fmt_seconds(rf["nvlink_s"]),
-                     fmt_seconds(rf["ib_s"]), rf["bound"]])
-    return _table(["topology", "plan", "phase", "sent on NVLink", "sent on InfiniBand", "compute ceiling",
-                   "HBM ceiling", "NVLink ceiling", "IB ceiling", "bound"], rows)
+        rows.append(
+            [
+                p["topology"],
+                p["plan_name"],
+                p["phase"],
+                fmt_bytes(c["nvlink"]),
+                fmt_bytes(c["ib"]),
+                fmt_seconds(rf["compute_s"]),
+                fmt_seconds(rf["hbm_s"]),
+                fmt_seconds(rf["nvlink_s"]),
+                fmt_seconds(rf["ib_s"]),
+                rf["bound"],
+            ]
+        )
+    return _table(
+        [
+            "topology",
+            "plan",
+            "phase",
+            "sent on NVLink",
+            "sent on InfiniBand",
+            "compute ceiling",
+            "HBM ceiling",
+            "NVLink ceiling",
+            "IB ceiling",
+            "bound",
+        ],
+        rows,
+    )
 
 
 def crossover_markdown(rows: list[dict]) -> str:
@@ -89,10 +162,29 @@ def crossover_markdown(rows: list[dict]) -> str:
             x = f"≤ {r['L_min']:,} (wins over the whole range)"
         else:
             x = f"{r['crossover_L']:,}"
-        out.append([r["topology"], r["phase"], str(r["P"]), r["ring_plan"], r["other_plan"], x,
-                    f"{r['speedup_at_L_max']:.2f}x"])
-    return _table(["topology", "phase", "P", "ring plan", "compared with", "ring faster from L =",
-                   "ring speed-up at the longest L"], out)
+        out.append(
+            [
+                r["topology"],
+                r["phase"],
+                str(r["P"]),
+                r["ring_plan"],
+                r["other_plan"],
+                x,
+                f"{r['speedup_at_L_max']:.2f}x",
+            ]
+        )
+    return _table(
+        [
+            "topology",
+            "phase",
+            "P",
+            "ring plan",
+            "compared with",
+            "ring faster from L =",
+            "ring speed-up at the longest L",
+        ],
+        out,
+    )
 
 
 def img(path: str, alt: str) -> str:
@@ -101,23 +193,38 @@ def img(path: str, alt: str) -> str:
 
 def validation_markdown(summary: dict) -> str:
     """The ``ringsim validate`` summary as a table: median and max |error| per group and engine."""
-    rows = ["| group / engine | n | median abs error | max abs error | target | met |", "| --- | --- | --- | --- | --- | --- |"]
+    rows = [
+        "| group / engine | n | median abs error | max abs error | target | met |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     for k, d in summary.items():
         tgt = ", ".join(f"{n} <= {v:.0%}" for n, v in d["targets"].items())
-        rows.append(f"| {k} | {d['n']} | {d['median_abs_err']:.1%} | {d['max_abs_err']:.1%} | {tgt} | "
-                    f"{'yes' if d['meets_targets'] else 'NO'} |")
+        rows.append(
+            f"| {k} | {d['n']} | {d['median_abs_err']:.1%} | {d['max_abs_err']:.1%} | {tgt} | "
+            f"{'yes' if d['meets_targets'] else 'NO'} |"
+        )
     return "\n".join(rows)
 
 
-def render(doc: dict, *, sweeps: list[dict], crossover: list[dict], figures: dict, skipped: dict,
-           runtime_s: float, command: str, validation_summary: dict | None = None) -> str:
+def render(
+    doc: dict,
+    *,
+    sweeps: list[dict],
+    crossover: list[dict],
+    figures: dict,
+    skipped: dict,
+    runtime_s: float,
+    command: str,
+    validation_summary: dict | None = None,
+) -> str:
     s, ce = doc["specs"], doc["ceilings"]
     defs = doc["predictions"][0]["result"]["definitions"]
     lines = [
         "# The seed experiment, checked with physics",
         "",
         f"`{command}` — analytic model (`costmodel`), {s['gpus']}x {s['hardware']}, model {s['model']}, "
-        f"B = {s['batch']}, L = {s['seq']:,}; ran in {runtime_s:.1f} s. Seed claims from `{s['claims_source']}`. "
+        f"B = {s['batch']}, L = {s['seq']:,}; ran in {runtime_s:.1f} s. "
+        f"Seed claims from `{s['claims_source']}`. "
         "Every number below is computed by the model from the files in `data/`; every figure is drawn from "
         "one of those files (`ringsim plot data/FILE` re-makes it).",
         "",
@@ -130,7 +237,8 @@ def render(doc: dict, *, sweeps: list[dict], crossover: list[dict], figures: dic
         "Physical ceilings, whatever the plan, on datasheet peaks:",
         "",
         f"* prefill TPS ceiling = {ce['definitions']['prefill_tps_ceiling']} = "
-        f"**{fmt_count(ce['prefill_tps_ceiling'])} tokens/s** ({fmt_count(ce['prefill_total_flops'])}FLOP in all)",
+        f"**{fmt_count(ce['prefill_tps_ceiling'])} tokens/s** "
+        f"({fmt_count(ce['prefill_total_flops'])}FLOP in all)",
         f"* decode TPOT floor = {ce['definitions']['decode_tpot_floor_s']} = "
         f"**{fmt_seconds(ce['decode_tpot_floor_s'])}** (weights {fmt_bytes(ce['weights_bytes'])}, KV cache "
         f"{fmt_bytes(ce['kv_cache_bytes'])}); decode TPS ceiling = B / floor = "
@@ -145,35 +253,75 @@ def render(doc: dict, *, sweeps: list[dict], crossover: list[dict], figures: dic
         "",
     ]
     lines += [f"* `{k}`: {v}" for k, v in defs.items()]
-    lines += ["", "The baseline `tp=8,pp=2` is shown with one micro-batch (the seed gives none) and with the "
-              "micro-batch count that minimises its latency; ring runs the zigzag layout in prefill and the "
-              "all-gather merge in decode.", "", predictions_markdown(doc), "",
-              "### Memory per device", "", memory_markdown(doc), "",
-              "### Communication per device and roofline ceilings", "",
-              "Ceilings are this plan's bytes or FLOPs over the datasheet rate; the roofline floor is their maximum.",
-              "", comm_roofline_markdown(doc), ""]
+    lines += [
+        "",
+        "The baseline `tp=8,pp=2` is shown with one micro-batch (the seed gives none) and with the "
+        "micro-batch count that minimises its latency; ring runs the zigzag layout in prefill and the "
+        "all-gather merge in decode.",
+        "",
+        predictions_markdown(doc),
+        "",
+        "### Memory per device",
+        "",
+        memory_markdown(doc),
+        "",
+        "### Communication per device and roofline ceilings",
+        "",
+        "Ceilings are this plan's bytes or FLOPs over the datasheet rate; "
+        "the roofline floor is their maximum.",
+        "",
+        comm_roofline_markdown(doc),
+        "",
+    ]
     lines += ["## Against sequence length", ""]
     for sw in sweeps:
         sp = sw["specs"]
-        lines += [f"### {sp['topology']}, {sp['phase']} (B = {sp['batch']}, plans {', '.join(sp['plans'])}; "
-                  f"from `{sw['file']}`)", ""]
-        for key, alt in (("latency_tps", "latency and TPS vs L"), ("comm", "communication vs L"),
-                         ("memory", "memory vs L")):
+        lines += [
+            f"### {sp['topology']}, {sp['phase']} (B = {sp['batch']}, plans {', '.join(sp['plans'])}; "
+            f"from `{sw['file']}`)",
+            "",
+        ]
+        for key, alt in (
+            ("latency_tps", "latency and TPS vs L"),
+            ("comm", "communication vs L"),
+            ("memory", "memory vs L"),
+        ):
             lines += [img(sw["figures"][key], f"{alt}, {sp['topology']} {sp['phase']}"), ""]
         if sw["skipped"]:
-            lines += ["Skipped: " + "; ".join(f"{k['plan']} at P={k['P']}: {k['reason']}" for k in sw["skipped"]), ""]
-    lines += ["## Where ring starts to win", "",
-              "The shortest swept length from which `ring=P` has the lower latency at every longer length "
-              "(memory not considered: the memory figures show which of these points fit).", "",
-              crossover_markdown(crossover), "", img(figures["crossover"], "crossover length vs P"), ""]
+            lines += [
+                "Skipped: " + "; ".join(f"{k['plan']} at P={k['P']}: {k['reason']}" for k in sw["skipped"]),
+                "",
+            ]
+    lines += [
+        "## Where ring starts to win",
+        "",
+        "The shortest swept length from which `ring=P` has the lower latency at every longer length "
+        "(memory not considered: the memory figures show which of these points fit).",
+        "",
+        crossover_markdown(crossover),
+        "",
+        img(figures["crossover"], "crossover length vs P"),
+        "",
+    ]
     lines += ["## One layer, simulated", ""]
-    lines += ([img(figures["timeline"], "simulated one-layer timeline of both plans"), ""] if "timeline" in figures
-              else [f"Not produced: {skipped.get('timeline', 'no timeline')}", ""])
+    lines += (
+        [img(figures["timeline"], "simulated one-layer timeline of both plans"), ""]
+        if "timeline" in figures
+        else [f"Not produced: {skipped.get('timeline', 'no timeline')}", ""]
+    )
     lines += ["## Predicted vs measured", ""]
     if validation_summary:
-        lines += ["The committed measurements (`validation/data/`) against both engines, as `ringsim validate` "
-                  "reports them; `decode` is the executor issued op by op (host-bound), `decode-graph` its "
-                  "CUDA-graph replay.", "", validation_markdown(validation_summary), ""]
-    lines += ([img(figures["validation"], "predicted vs measured"), ""] if "validation" in figures
-              else [f"Not produced: {skipped.get('validation', 'no validation data')}", ""])
+        lines += [
+            "The committed measurements (`validation/data/`) against both engines, as `ringsim validate` "
+            "reports them; `decode` is the executor issued op by op (host-bound), `decode-graph` its "
+            "CUDA-graph replay.",
+            "",
+            validation_markdown(validation_summary),
+            "",
+        ]
+    lines += (
+        [img(figures["validation"], "predicted vs measured"), ""]
+        if "validation" in figures
+        else [f"Not produced: {skipped.get('validation', 'no validation data')}", ""]
+    )
     return "\n".join(lines) + "\n"

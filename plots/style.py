@@ -1,4 +1,5 @@
 """Matplotlib set-up (Agg, no display) and the one way figures are saved: PNG + SVG, atomically."""
+
 from __future__ import annotations
 
 import io
@@ -12,14 +13,30 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator  # noqa: 
 
 from costmodel.results import atomic_write_bytes, ensure_dir  # noqa: E402
 
-plt.rcParams.update({
-    "figure.dpi": 110, "savefig.dpi": 130, "font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9,
-    "legend.fontsize": 8, "axes.grid": True, "grid.alpha": 0.3, "grid.linewidth": 0.6,
-    "svg.hashsalt": "ringsim", "svg.fonttype": "none",
-})
+plt.rcParams.update(
+    {
+        "figure.dpi": 110,
+        "savefig.dpi": 130,
+        "font.size": 9,
+        "axes.titlesize": 10,
+        "axes.labelsize": 9,
+        "legend.fontsize": 8,
+        "axes.grid": True,
+        "grid.alpha": 0.3,
+        "grid.linewidth": 0.6,
+        "svg.hashsalt": "ringsim",
+        "svg.fonttype": "none",
+    }
+)
 
 # one colour per plan family, the same in every figure
-PLAN_COLORS = {"ring": "#d62728", "tp": "#1f77b4", "hybrid": "#2ca02c", "ulysses": "#9467bd", "other": "#7f7f7f"}
+PLAN_COLORS = {
+    "ring": "#d62728",
+    "tp": "#1f77b4",
+    "hybrid": "#2ca02c",
+    "ulysses": "#9467bd",
+    "other": "#7f7f7f",
+}
 TOPO_STYLES = {"ib": "-", "nvlink-domain": "--", "nvswitch": ":"}
 
 
@@ -66,8 +83,14 @@ def seq_axis(ax, label: str = "sequence length L (tokens)", axis: str = "x") -> 
 def layout(fig) -> None:
     """Fixed margins sized from the figure (tight_layout costs seconds per figure on a small CPU)."""
     w, h = fig.get_size_inches()
-    fig.subplots_adjust(left=min(0.75 / w, 0.2), right=1 - 0.15 / w, bottom=min(0.55 / h, 0.3),
-                        top=1 - min(0.55 / h, 0.3), wspace=0.28, hspace=0.42)
+    fig.subplots_adjust(
+        left=min(0.75 / w, 0.2),
+        right=1 - 0.15 / w,
+        bottom=min(0.55 / h, 0.3),
+        top=1 - min(0.55 / h, 0.3),
+        wspace=0.28,
+        hspace=0.42,
+    )
 
 
 def save(fig, out_dir: str | Path, name: str) -> list[Path]:

@@ -1,5 +1,6 @@
-"""Figures from sweep results files (``ringsim sweep`` npz, CSV or JSON manifest): latency / TPS, communication and
-memory against L at each P, and the crossover length where ring starts to win."""
+"""Figures from sweep results files (``ringsim sweep`` npz, CSV or JSON manifest): latency / TPS,
+communication and memory against L at each P, and the crossover length where ring starts to win."""
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,21 @@ from costmodel.results import read_csv_columns, read_npz
 
 from .style import layout, plan_color, plt, save, seq_axis
 
-NUMERIC = ("P", "L", "latency_s", "tps", "tpot_s", "comm_nvlink_bytes", "comm_ib_bytes", "mem_total_bytes",
-           "capacity_bytes", "mem_weights_bytes", "mem_kv_cache_bytes", "mem_activations_bytes", "roofline_latency_s")
+NUMERIC = (
+    "P",
+    "L",
+    "latency_s",
+    "tps",
+    "tpot_s",
+    "comm_nvlink_bytes",
+    "comm_ib_bytes",
+    "mem_total_bytes",
+    "capacity_bytes",
+    "mem_weights_bytes",
+    "mem_kv_cache_bytes",
+    "mem_activations_bytes",
+    "roofline_latency_s",
+)
 
 
 def load_sweep(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
@@ -57,8 +71,13 @@ def load_sweep(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
                 v = np.array(["" if x is None else str(x) for x in v.tolist()])
             cols[k] = np.where(v == "", "nan", v).astype(float) if v.dtype.kind in "US" else v.astype(float)
         elif k == "feasible":
-            cols[k] = (v if v.dtype.kind == "b" else v == "True" if v.dtype.kind == "U"
-                       else np.array([x is True or x == "True" for x in v.tolist()]))
+            cols[k] = (
+                v
+                if v.dtype.kind == "b"
+                else v == "True"
+                if v.dtype.kind == "U"
+                else np.array([x is True or x == "True" for x in v.tolist()])
+            )
         elif v.dtype.kind == "O":
             cols[k] = v.astype(str)
         elif text and v.dtype.kind == "U":
@@ -75,7 +94,12 @@ def load_sweep(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
 def _series(cols, tpl, P, key):
     sel = (cols["plan_template"] == tpl) & (cols["P"] == P)
     order = np.argsort(cols["L"][sel])
-    return cols["L"][sel][order], cols[key][sel][order], cols["feasible"][sel][order], cols["plan"][sel][order]
+    return (
+        cols["L"][sel][order],
+        cols[key][sel][order],
+        cols["feasible"][sel][order],
+        cols["plan"][sel][order],
+    )
 
 
 def _line(ax, x, y, ok, color, label, ls="-"):
@@ -88,13 +112,18 @@ def _line(ax, x, y, ok, color, label, ls="-"):
 
 
 def _title(specs) -> str:
-    return (f"{specs.get('model')} on {specs.get('hardware')}, topology {specs.get('topology')}, {specs.get('phase')}, "
-            f"B={specs.get('batch')}")
+    return (
+        f"{specs.get('model')} on {specs.get('hardware')}, topology {specs.get('topology')}, "
+        f"{specs.get('phase')}, "
+        f"B={specs.get('batch')}"
+    )
 
 
 def _grid(cols, nrows, sharey="row"):
     Ps = sorted({int(p) for p in cols["P"]})
-    fig, axes = plt.subplots(nrows, len(Ps), figsize=(3.2 * len(Ps), 2.9 * nrows), squeeze=False, sharey=sharey)
+    fig, axes = plt.subplots(
+        nrows, len(Ps), figsize=(3.2 * len(Ps), 2.9 * nrows), squeeze=False, sharey=sharey
+    )
     return fig, axes, Ps
 
 
@@ -162,8 +191,15 @@ def fig_memory(specs, cols, out, name) -> list[Path]:
             if ok.any() and not ok.all():
                 i = int(np.nonzero(ok)[0].max())
                 ax.plot([L[i]], [mem[i] / 1e9], "o", color=c, ms=6, mfc="white")
-                ax.annotate(f"fits up to\n{int(L[i]):,}", (L[i], mem[i] / 1e9), textcoords="offset points",
-                            xytext=(-6, 8), ha="right", fontsize=7, color=c)
+                ax.annotate(
+                    f"fits up to\n{int(L[i]):,}",
+                    (L[i], mem[i] / 1e9),
+                    textcoords="offset points",
+                    xytext=(-6, 8),
+                    ha="right",
+                    fontsize=7,
+                    color=c,
+                )
             elif not ok.any():
                 ax.plot([L[0]], [mem[0] / 1e9], "x", color=c, ms=7)
         if cap:
@@ -173,8 +209,10 @@ def fig_memory(specs, cols, out, name) -> list[Path]:
         ax.set_yscale("log")
         ax.legend(loc="upper left")
     axes[0, 0].set_ylabel("memory per device (GB)")
-    fig.suptitle("peak memory per device vs HBM capacity (o: longest L that fits, x: never fits) — "
-                 + _title(specs), fontsize=10)
+    fig.suptitle(
+        "peak memory per device vs HBM capacity (o: longest L that fits, x: never fits) — " + _title(specs),
+        fontsize=10,
+    )
     layout(fig)
     return save(fig, out, name)
 
@@ -182,8 +220,11 @@ def fig_memory(specs, cols, out, name) -> list[Path]:
 def sweep_figures(path, out, prefix: str | None = None) -> list[Path]:
     specs, cols = load_sweep(path)
     stem = prefix or Path(path).stem
-    return (fig_latency(specs, cols, out, f"{stem}_latency_tps") + fig_comm(specs, cols, out, f"{stem}_comm")
-            + fig_memory(specs, cols, out, f"{stem}_memory"))
+    return (
+        fig_latency(specs, cols, out, f"{stem}_latency_tps")
+        + fig_comm(specs, cols, out, f"{stem}_comm")
+        + fig_memory(specs, cols, out, f"{stem}_memory")
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -203,10 +244,23 @@ def crossover_rows(specs, cols, ring_template: str = "ring=P") -> list[dict]:
             tail = np.flatnonzero(~wins)
             start = 0 if not tail.size else int(tail.max()) + 1
             L_x = int(common[start]) if start < len(common) else None
-            out.append({"topology": specs.get("topology"), "phase": specs.get("phase"), "batch": specs.get("batch"),
-                        "P": P, "ring_template": ring_template, "other_template": other, "ring_plan": str(pr[0]), "other_plan": str(po[0]), "crossover_L": L_x,
-                        "ring_wins_from_start": start == 0, "L_min": int(common[0]), "L_max": int(common[-1]),
-                        "speedup_at_L_max": float(lo[io][-1] / lr[ir][-1])})
+            out.append(
+                {
+                    "topology": specs.get("topology"),
+                    "phase": specs.get("phase"),
+                    "batch": specs.get("batch"),
+                    "P": P,
+                    "ring_template": ring_template,
+                    "other_template": other,
+                    "ring_plan": str(pr[0]),
+                    "other_plan": str(po[0]),
+                    "crossover_L": L_x,
+                    "ring_wins_from_start": start == 0,
+                    "L_min": int(common[0]),
+                    "L_max": int(common[-1]),
+                    "speedup_at_L_max": float(lo[io][-1] / lr[ir][-1]),
+                }
+            )
     return out
 
 
@@ -221,8 +275,14 @@ def fig_crossover(doc: dict, out, name) -> list[Path]:
         notes: dict[tuple, list[str]] = {}  # one label per point, however many series share it
         p_last = max(r["P"] for r in rows if r["other_template"] == other)
         for topo, phase in keys:
-            sel = sorted((r for r in rows if r["other_template"] == other and r["topology"] == topo
-                          and r["phase"] == phase), key=lambda r: r["P"])
+            sel = sorted(
+                (
+                    r
+                    for r in rows
+                    if r["other_template"] == other and r["topology"] == topo and r["phase"] == phase
+                ),
+                key=lambda r: r["P"],
+            )
             ls, mk = styles.get(topo, ("-", "o"))
             col = "#d62728" if phase == "prefill" else "#ff7f0e"
             P = [r["P"] for r in sel]
@@ -237,9 +297,15 @@ def fig_crossover(doc: dict, out, name) -> list[Path]:
         for (p, yv, text), cols in notes.items():
             up = not text.startswith("never")
             right_edge = p == p_last
-            ax.annotate(text, (p, yv), textcoords="offset points", xytext=(-6 if right_edge else 6, 5 if up else -12),
-                        ha="right" if right_edge else "left", fontsize=7,
-                        color=cols[0] if len(set(cols)) == 1 else "0.25")
+            ax.annotate(
+                text,
+                (p, yv),
+                textcoords="offset points",
+                xytext=(-6 if right_edge else 6, 5 if up else -12),
+                ha="right" if right_edge else "left",
+                fontsize=7,
+                color=cols[0] if len(set(cols)) == 1 else "0.25",
+            )
         ax.set_xscale("log", base=2)
         ax.xaxis.set_major_locator(FixedLocator(sorted({r["P"] for r in rows})))
         ax.xaxis.set_minor_locator(NullLocator())
@@ -249,8 +315,11 @@ def fig_crossover(doc: dict, out, name) -> list[Path]:
         ax.set_title(f"ring=P beats {other}")
         ax.legend(loc="best")
     axes[0, 0].set_ylabel("crossover length L (tokens)")
-    fig.suptitle("shortest length from which ring's latency stays lower (v never: not up to the sweep's end; "
-                 "annotated <=: from the shortest L swept)", fontsize=9)
+    fig.suptitle(
+        "shortest length from which ring's latency stays lower (v never: not up to the sweep's end; "
+        "annotated <=: from the shortest L swept)",
+        fontsize=9,
+    )
     layout(fig)
     return save(fig, out, name)
 

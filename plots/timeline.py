@@ -3,6 +3,7 @@
 
 Several timelines may sit in one file as ``{"kind": "timelines", "timelines": [{"label", "specs",
 "timeline"}, ...]}``: one panel each, on a shared time axis, so two plans can be compared."""
+
 from __future__ import annotations
 
 import json
@@ -14,9 +15,18 @@ from costmodel.errors import SpecError
 
 from .style import plt, save
 
-KIND_COLORS = {"gemm": "#1f77b4", "attention": "#d62728", "elementwise": "#bcbd22", "lse_merge": "#ff7f0e",
-               "send": "#2ca02c", "recv": "#98df8a", "all_reduce": "#9467bd", "all_gather": "#8c564b",
-               "reduce_scatter": "#e377c2", "all_to_all": "#17becf"}
+KIND_COLORS = {
+    "gemm": "#1f77b4",
+    "attention": "#d62728",
+    "elementwise": "#bcbd22",
+    "lse_merge": "#ff7f0e",
+    "send": "#2ca02c",
+    "recv": "#98df8a",
+    "all_reduce": "#9467bd",
+    "all_gather": "#8c564b",
+    "reduce_scatter": "#e377c2",
+    "all_to_all": "#17becf",
+}
 REQUIRED = ("rank", "stream", "kind", "start_s", "end_s")
 
 
@@ -67,8 +77,14 @@ def fig_timeline(timelines: list[dict], out, name, max_ranks: int = 16) -> list[
     rows_in = [0.22 * max(h, 2) for h in heights]
     gap_in, top_in, bottom_in = 0.55, 0.75, 0.55
     H = sum(rows_in) + gap_in * (len(heights) - 1) + top_in + bottom_in
-    fig, axes = plt.subplots(len(timelines), 1, figsize=(11, H), squeeze=False,
-                             sharex=True, gridspec_kw={"height_ratios": [max(h, 2) for h in heights]})
+    fig, axes = plt.subplots(
+        len(timelines),
+        1,
+        figsize=(11, H),
+        squeeze=False,
+        sharex=True,
+        gridspec_kw={"height_ratios": [max(h, 2) for h in heights]},
+    )
     seen = set()
     for ax, tl in zip(axes[:, 0], timelines):
         ranks = sorted({int(r["rank"]) for r in tl["timeline"]})
@@ -79,12 +95,20 @@ def fig_timeline(timelines: list[dict], out, name, max_ranks: int = 16) -> list[
             key = (int(r["rank"]), str(r["stream"]))
             if key not in rows:
                 continue
-            by_kind.setdefault(str(r["kind"]), []).append((rows[key], float(r["start_s"]) / scale,
-                                                          (float(r["end_s"]) - float(r["start_s"])) / scale))
+            by_kind.setdefault(str(r["kind"]), []).append(
+                (rows[key], float(r["start_s"]) / scale, (float(r["end_s"]) - float(r["start_s"])) / scale)
+            )
         for kind, bars in by_kind.items():
             y = np.array([b[0] for b in bars])
-            ax.barh(y, [b[2] for b in bars], left=[b[1] for b in bars], height=0.8,
-                    color=KIND_COLORS.get(kind, "#7f7f7f"), label=None if kind in seen else kind, linewidth=0)
+            ax.barh(
+                y,
+                [b[2] for b in bars],
+                left=[b[1] for b in bars],
+                height=0.8,
+                color=KIND_COLORS.get(kind, "#7f7f7f"),
+                label=None if kind in seen else kind,
+                linewidth=0,
+            )
             seen.add(kind)
         ax.set_yticks(list(rows.values()))
         ax.set_yticklabels([f"r{rk} {s}" for rk, s in rows], fontsize=6)
@@ -95,6 +119,11 @@ def fig_timeline(timelines: list[dict], out, name, max_ranks: int = 16) -> list[
         ax.grid(axis="y", visible=False)
     axes[-1, 0].set_xlabel(f"time ({unit})")
     fig.legend(loc="upper right", ncol=min(len(seen), 8), fontsize=7, bbox_to_anchor=(0.98, 1 - 0.05 / H))
-    fig.subplots_adjust(left=0.09, right=0.98, top=1 - top_in / H, bottom=bottom_in / H,
-                        hspace=gap_in / (sum(rows_in) / len(rows_in)))
+    fig.subplots_adjust(
+        left=0.09,
+        right=0.98,
+        top=1 - top_in / H,
+        bottom=bottom_in / H,
+        hspace=gap_in / (sum(rows_in) / len(rows_in)),
+    )
     return save(fig, out, name)

@@ -5,6 +5,7 @@ one record per line; records of ``validation/data/*.jsonl`` are mapped when they
 (``measured_s`` and at least one of ``analytic_s`` / ``simulated_s``).  A record may also carry
 ``phase`` (prefill/decode) and ``exec`` (eager/graph): points are coloured by phase and execution mode,
 marked by engine."""
+
 from __future__ import annotations
 
 import json
@@ -34,8 +35,16 @@ def normalise(records: list[dict]) -> list[dict]:
             continue
         phase, mode = str(r.get("phase", "")), str(r.get("exec", "eager") or "eager")
         group = phase if mode == "eager" else f"{phase} ({mode})"
-        out.append({"label": str(r.get("label", "")), "phase": phase, "group": group, "measured_s": m,
-                    "analytic_s": a, "simulated_s": s})
+        out.append(
+            {
+                "label": str(r.get("label", "")),
+                "phase": phase,
+                "group": group,
+                "measured_s": m,
+                "analytic_s": a,
+                "simulated_s": s,
+            }
+        )
     return out
 
 
@@ -61,8 +70,11 @@ def summary(records: list[dict]) -> dict:
     for eng in ("analytic_s", "simulated_s"):
         err = [abs(r[eng] / r["measured_s"] - 1) for r in records if r[eng] is not None]
         if err:
-            out[eng.removesuffix("_s")] = {"n": len(err), "median_abs_err": float(np.median(err)),
-                                           "max_abs_err": float(np.max(err))}
+            out[eng.removesuffix("_s")] = {
+                "n": len(err),
+                "median_abs_err": float(np.median(err)),
+                "max_abs_err": float(np.max(err)),
+            }
     return out
 
 
@@ -85,9 +97,15 @@ def fig_validation(records: list[dict], out, name) -> list[Path]:
             pts = [(r["measured_s"], r[eng]) for r in sub if r[eng] is not None]
             if pts:
                 st = s[eng.removesuffix("_s")]
-                ax.plot(*zip(*pts), mk, color=colours[gi % len(colours)], mfc="none", ms=5,
-                        label=f"{gname}, {eng.removesuffix('_s')[:3]}. (n={st['n']}, median |err| "
-                              f"{st['median_abs_err']:.1%})")
+                ax.plot(
+                    *zip(*pts),
+                    mk,
+                    color=colours[gi % len(colours)],
+                    mfc="none",
+                    ms=5,
+                    label=f"{gname}, {eng.removesuffix('_s')[:3]}. (n={st['n']}, median |err| "
+                    f"{st['median_abs_err']:.1%})",
+                )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("measured (s)")

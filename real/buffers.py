@@ -1,6 +1,7 @@
 """Buffers the executor passes between ops: partial attention outputs, FP32 accumulators, and the
 query block that travels the ring in pass-Q decode.  The merge of partial outputs by their
 log-sum-exps happens here, in FP32."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -27,8 +28,10 @@ class Acc:
 
     @classmethod
     def empty(cls, b: int, h: int, s: int, d: int, device) -> Acc:
-        return cls(torch.empty(b, s, h, d, device=device, dtype=torch.float32).transpose(1, 2),
-                   torch.empty(b, h, s, device=device, dtype=torch.float32))
+        return cls(
+            torch.empty(b, s, h, d, device=device, dtype=torch.float32).transpose(1, 2),
+            torch.empty(b, h, s, device=device, dtype=torch.float32),
+        )
 
     def init(self, part: Part) -> None:
         if part.rows is None or (part.rows.start == 0 and part.rows.stop == self.o.shape[2]):
@@ -64,7 +67,7 @@ class Packed:
         b = a + n * h * d * 4
         self.q = buf[:a].view(dtype).view(n, 1, h, d)
         self.o = buf[a:b].view(torch.float32).view(n, h, 1, d)
-        self.lse = buf[b:b + n * h * 4].view(torch.float32).view(n, h, 1)
+        self.lse = buf[b : b + n * h * 4].view(torch.float32).view(n, h, 1)
 
     @staticmethod
     def nbytes(n: int, h: int, d: int, dtype: torch.dtype) -> int:

@@ -1,4 +1,5 @@
 """Process groups and the communication calls the executor issues (NCCL on GPU, gloo on CPU)."""
+
 from __future__ import annotations
 
 import torch
@@ -19,7 +20,9 @@ class Groups:
         for axis, _ in plan.active():
             for g in plan.groups(axis):
                 if g not in self._by_ranks:
-                    self._by_ranks[g] = dist.group.WORLD if g == tuple(range(world)) else dist.new_group(list(g))
+                    self._by_ranks[g] = (
+                        dist.group.WORLD if g == tuple(range(world)) else dist.new_group(list(g))
+                    )
 
     def __call__(self, ranks: tuple[int, ...]):
         return self._by_ranks[tuple(ranks)]

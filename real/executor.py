@@ -14,6 +14,7 @@ launch per pass instead of one call per kernel, so short passes (decode) run at 
 Buffers are the schedule's buffer names (``x@0``, ``q``, ``kvcache/L0/mb0``, ``kvbuf1``, ...) in a dict;
 ``layout`` says which rows and heads they hold.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -24,9 +25,8 @@ import torch.nn.functional as F
 from torch.profiler import record_function
 
 from costmodel.config import Config
-from costmodel.schedule import OpKind, Role
 from costmodel.plan import DecodeAttn
-from costmodel.schedule import Op, Schedule
+from costmodel.schedule import Op, OpKind, Role, Schedule
 from costmodel.specs import Phase
 
 from . import comm, kernels, layout
@@ -34,16 +34,27 @@ from . import model as M
 from .buffers import Acc, Packed, Part
 
 
-
 class Executor:
-    def __init__(self, cfg: Config, sched: Schedule, rank: int, *, device: torch.device, dtype: torch.dtype,
-                 kernel: str, seed: int, groups: comm.Groups | None = None):
+    def __init__(
+        self,
+        cfg: Config,
+        sched: Schedule,
+        rank: int,
+        *,
+        device: torch.device,
+        dtype: torch.dtype,
+        kernel: str,
+        seed: int,
+        groups: comm.Groups | None = None,
+    ):
         self.cfg, self.plan, self.model, self.wl = cfg, cfg.plan, cfg.model, cfg.workload
         self.rank, self.device, self.dtype, self.kernel, self.seed = rank, device, dtype, kernel, seed
         self.attn = kernels.get(kernel)
         if sched.layer_repeat != 1 or sched.layers_built != cfg.model.layers:
-            raise ValueError(f"the executor needs every layer built: the schedule has {sched.layers_built} of "
-                             f"{cfg.model.layers} (layer_repeat {sched.layer_repeat})")
+            raise ValueError(
+                f"the executor needs every layer built: the schedule has {sched.layers_built} of "
+                f"{cfg.model.layers} (layer_repeat {sched.layer_repeat})"
+            )
         self.ops = sched.rank_ops(rank)
         self.groups = groups
         plan, model = self.plan, self.model
@@ -54,10 +65,14 @@ class Executor:
         self.mb = self.wl.batch // plan.microbatches
         lps = model.layers // plan.pp
         self.layer_ids = range(self.stage * lps, (self.stage + 1) * lps)
-        self.weights = {i: M.layer_shard(model, i, seed, plan.tp, self.t, device, dtype) for i in self.layer_ids}
+        self.weights = {
+            i: M.layer_shard(model, i, seed, plan.tp, self.t, device, dtype) for i in self.layer_ids
+        }
         w0 = self.weights[self.layer_ids[0]]
         self.hq, self.hk = w0.hq, w0.hk
-        if plan.ulysses > 1:  # strategies.ulysses.rules: the KV heads split (checked when the config was built)
+        if (
+            plan.ulysses > 1
+        ):  # strategies.ulysses.rules: the KV heads split (checked when the config was built)
             self.uq, self.uk = layout.ulysses_heads(self.hq, self.hk, plan.ulysses, self.u)
         self.inputs: dict[str, object] = {}
         self._pool: dict[str, torch.Tensor] = {}
@@ -87,14 +102,16 @@ class Executor:
         N = plan.chunks
         if N > 1:  # chunked prefill (no ring, no ulysses): units u = j N + c of mb sequences x L/N tokens
             self.S = self.lr = lc = wl.seq_len // N
-            self.chunk_rope = [M.rope_tables(torch.arange(c * lc, (c + 1) * lc, device=dev), model.head_dim,
-                                             self.dtype) for c in range(N)]
+            self.chunk_rope = [
+                M.rope_tables(torch.arange(c * lc, (c + 1) * lc, device=dev), model.head_dim, self.dtype)
+                for c in range(N)
+            ]
         if self.stage == 0:
             x = M.prefill_input(model, wl.batch, wl.seq_len, self.seed, dev)[:, torch.tensor(pos, device=dev)]
             for j in range(plan.microbatches):
-                xj = x[j * self.mb:(j + 1) * self.mb]
+                xj = x[j * self.mb : (j + 1) * self.mb]
                 for c in range(N):
-                    blk = xj[:, c * self.S:(c + 1) * self.S] if N > 1 else xj
+                    blk = xj[:, c * self.S : (c + 1) * self.S] if N > 1 else xj
                     self.inputs[f"x@{j * N + c}"] = blk.reshape(-1, model.d_model).to(self.dtype)
         self.x_rows = self.mb * self.S
 
@@ -106,7 +123,7 @@ class Executor:
         if self.stage == 0:
             for j in range(plan.microbatches):
                 x = M.decode_input(model, self.virt, self.seed, dev, j)
-                self.inputs[f"x@{j}"] = x[self.first:self.first + self.rows].to(self.dtype).contiguous()
+                self.inputs[f"x@{j}"] = x[self.first : self.first + self.rows].to(self.dtype).contiguous()
         self.x_rows = self.rows
         kvh = layout.tp_kv_heads(model, plan.tp, self.t)
         R = plan.ring
@@ -118,12 +135,13 @@ class Executor:
         for i in self.layer_ids:
             for j in range(plan.microbatches):
                 # this rank's shard, filled one sequence at a time (rows of its chunk, heads of its slice)
-                shard = torch.empty(2, self.virt, rows, heads.stop - heads.start, model.head_dim, device=dev,
-                                    dtype=self.dtype)
+                shard = torch.empty(
+                    2, self.virt, rows, heads.stop - heads.start, model.head_dim, device=dev, dtype=self.dtype
+                )
                 for b in range(self.virt):
-                    full = M.decode_cache_seq(model, i, j, b, C, self.seed, dev)[:, :, kvh.start:kvh.stop]
+                    full = M.decode_cache_seq(model, i, j, b, C, self.seed, dev)[:, :, kvh.start : kvh.stop]
                     c = layout.decode_chunk(plan, wl, self.rank, b) if R > 1 else 0
-                    shard[:, b] = full[:, c * rows:(c + 1) * rows, heads]
+                    shard[:, b] = full[:, c * rows : (c + 1) * rows, heads]
                     del full
                 self.inputs[f"kvcache/L{i}/mb{j}" + ("/heads" if plan.ulysses > 1 else "")] = shard
 
@@ -150,7 +168,7 @@ class Executor:
             if torch.cuda.is_current_stream_capturing():
                 self.streams["comm"].wait_stream(cur)  # a captured side stream must fork from the capture
                 self._recorded = set()
-        for group in (ops if grouped else _group_batches(ops)):
+        for group in ops if grouped else _group_batches(ops):
             self._launch(group)
         if self.cuda:
             self.streams["compute"].wait_stream(self.streams["comm"])
@@ -161,8 +179,9 @@ class Executor:
         same time, after at least one eager ``run()`` (NCCL communicators, cuBLAS/cuDNN plans and the
         receive buffers exist by then: none of them may be created while capturing)."""
         if not self.cuda:
-            raise ValueError("CUDA graph capture needs a CUDA device: this executor runs on "
-                             f"{self.device.type}")
+            raise ValueError(
+                f"CUDA graph capture needs a CUDA device: this executor runs on {self.device.type}"
+            )
         torch.cuda.synchronize(self.device)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
@@ -241,8 +260,8 @@ class Executor:
         cos, sin = self.chunk_rope[op.chunk] if op.chunk >= 0 else (self.cos, self.sin)
         q = M.apply_rope(raw[:, :, :hq], cos, sin)
         kv = torch.empty(2, b, raw.shape[1], hk, D, device=raw.device, dtype=raw.dtype)
-        M.apply_rope(raw[:, :, hq:hq + hk], cos, sin, out=kv[0])
-        kv[1].copy_(raw[:, :, hq + hk:])
+        M.apply_rope(raw[:, :, hq : hq + hk], cos, sin, out=kv[0])
+        kv[1].copy_(raw[:, :, hq + hk :])
         self.env[op.writes[0]] = q
         name = op.writes[1]
         if not self.decode or self.plan.ulysses > 1:
@@ -269,8 +288,16 @@ class Executor:
     def _op_ring_attn(self, op: Op) -> None:
         if self.decode:
             return self._decode_ring_attn(op)
-        qs, ks, causal = layout.checked_ring_blocks(self.plan.ring_variant, self.wl.causal, self.plan.ring, self.lr,
-                                                    self.r, op.step, op.call, op.shape)
+        qs, ks, causal = layout.checked_ring_blocks(
+            self.plan.ring_variant,
+            self.wl.causal,
+            self.plan.ring,
+            self.lr,
+            self.r,
+            op.step,
+            op.call,
+            op.shape,
+        )
         q, kv = self.env[op.reads[0]], self.env[op.reads[1]]
         out, lse = self._call(q[:, qs], kv[0][:, ks], kv[1][:, ks], causal)
         self.env[op.writes[0]] = Part(out, lse, qs)
@@ -289,12 +316,12 @@ class Executor:
         if da == DecodeAttn.ALLGATHER:
             q, kv = env[op.reads[0]], env[op.reads[1]]
         elif da == DecodeAttn.PASS_KV:
-            q, kv = env[op.reads[0]], env[op.reads[1]][:, self.first:self.first + self.rows]
+            q, kv = env[op.reads[0]], env[op.reads[1]][:, self.first : self.first + self.rows]
         else:  # pass-Q: the block of the rank t hops behind, against our chunk of its sequences
             cur = env[op.reads[0]]
             q = cur if isinstance(cur, torch.Tensor) else cur.q
             j = (self.r - op.step) % R
-            kv = env[op.reads[1]][:, j * self.rows:(j + 1) * self.rows]
+            kv = env[op.reads[1]][:, j * self.rows : (j + 1) * self.rows]
         out, lse = self._call(q, kv[0], kv[1], False)
         env[op.writes[0]] = Part(out, lse)
 
@@ -450,15 +477,31 @@ class Executor:
         env[op.writes[0]] = torch.cat(parts, dim=2).reshape(b * s, -1)
         self._on_comm(env[op.writes[0]])
 
-
     # the executor's meaning of each role (send/recv pairs dispatch by kind: ``_p2p``)
-    _by_role = {Role.NORM1: _op_norm, Role.NORM2: _op_norm, Role.QKV: _op_linear, Role.O_PROJ: _op_linear,
-                Role.MLP_UP: _op_linear, Role.MLP_DOWN: _op_linear, Role.ACT: _op_act, Role.RESID1: _op_resid,
-                Role.RESID2: _op_resid, Role.ROPE: _op_rope, Role.ATTN: _op_attn, Role.RING_ATTN: _op_ring_attn,
-                Role.INIT: _op_init, Role.MERGE: _op_merge, Role.MERGE_PARTS: _op_merge_parts,
-                Role.FINALIZE: _op_finalize, Role.TP_ALL_REDUCE: _all_reduce, Role.GATHER_PARTS: _all_gather,
-                Role.A2A_QKV: _a2a_qkv, Role.A2A_O: _a2a_o, Role.PP_GATHER: _pp_gather,
-                Role.CHUNK_ATTN: _op_chunk_attn}
+    _by_role = {
+        Role.NORM1: _op_norm,
+        Role.NORM2: _op_norm,
+        Role.QKV: _op_linear,
+        Role.O_PROJ: _op_linear,
+        Role.MLP_UP: _op_linear,
+        Role.MLP_DOWN: _op_linear,
+        Role.ACT: _op_act,
+        Role.RESID1: _op_resid,
+        Role.RESID2: _op_resid,
+        Role.ROPE: _op_rope,
+        Role.ATTN: _op_attn,
+        Role.RING_ATTN: _op_ring_attn,
+        Role.INIT: _op_init,
+        Role.MERGE: _op_merge,
+        Role.MERGE_PARTS: _op_merge_parts,
+        Role.FINALIZE: _op_finalize,
+        Role.TP_ALL_REDUCE: _all_reduce,
+        Role.GATHER_PARTS: _all_gather,
+        Role.A2A_QKV: _a2a_qkv,
+        Role.A2A_O: _a2a_o,
+        Role.PP_GATHER: _pp_gather,
+        Role.CHUNK_ATTN: _op_chunk_attn,
+    }
 
 
 def _group_batches(ops: list[Op]) -> list[list[Op]]:

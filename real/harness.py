@@ -1,5 +1,6 @@
 """Glue shared by ``real.run`` and the tests: process-group setup, one configuration's executor, the
 output gathered from every rank, and the single-device reference it must equal."""
+
 from __future__ import annotations
 
 import datetime
@@ -21,8 +22,10 @@ def init_distributed(backend: str, timeout_s: float, device: torch.device | None
     environment; collectives that do not finish within ``timeout_s`` fail instead of hanging."""
     if "WORLD_SIZE" not in os.environ:  # started without torchrun: a job of one process
         from .selftest import free_port
-        os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1",
-                          MASTER_PORT=str(free_port()))
+
+        os.environ.update(
+            RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port())
+        )
     kw = {}
     if device is not None and device.type == "cuda":
         kw["device_id"] = device  # eager NCCL init: a broken fabric fails here, not mid-run
@@ -40,8 +43,9 @@ def local_device() -> torch.device:
 def make_executor(cfg: Config, *, device, dtype, kernel: str, seed: int, groups: comm.Groups) -> Executor:
     sched = build_schedule(cfg.model, cfg.workload, cfg.plan, cfg.topology, cfg.hardware, kernel=cfg.kernel)
     groups.prepare(cfg.plan)
-    return Executor(cfg, sched, dist.get_rank(), device=device, dtype=dtype, kernel=kernel, seed=seed,
-                    groups=groups)
+    return Executor(
+        cfg, sched, dist.get_rank(), device=device, dtype=dtype, kernel=kernel, seed=seed, groups=groups
+    )
 
 
 def gather_output(ex: Executor) -> torch.Tensor:
@@ -49,8 +53,13 @@ def gather_output(ex: Executor) -> torch.Tensor:
     (every rank gets it)."""
     plan, wl, model = ex.plan, ex.wl, ex.model
     last = ex.stage == plan.pp - 1
-    mine = torch.cat(ex.outputs()) if last else torch.zeros(plan.microbatches * plan.chunks * ex.x_rows,
-                                                             model.d_model, device=ex.device, dtype=ex.dtype)
+    mine = (
+        torch.cat(ex.outputs())
+        if last
+        else torch.zeros(
+            plan.microbatches * plan.chunks * ex.x_rows, model.d_model, device=ex.device, dtype=ex.dtype
+        )
+    )
     allout = torch.empty((plan.n_ranks,) + tuple(mine.shape), device=ex.device, dtype=ex.dtype)
     comm.all_gather_stacked(allout, mine.contiguous(), dist.group.WORLD)
     B, m, mb = wl.batch, plan.microbatches, ex.mb
@@ -75,17 +84,20 @@ def gather_output(ex: Executor) -> torch.Tensor:
             blk = allout[q].view(m, rows, model.d_model)
             n = max(0, min(rows, mb - first))
             for j in range(m):
-                out[j * mb + first:j * mb + first + n] = blk[j, :n]
+                out[j * mb + first : j * mb + first + n] = blk[j, :n]
     return out
 
 
 def reference_output(cfg: Config, *, device, seed: int, dtype=torch.float32) -> torch.Tensor:
     wl, plan = cfg.workload, cfg.plan
     if wl.phase == Phase.PREFILL:
-        return reference.prefill(cfg.model, cfg.model.layers, wl.batch, wl.seq_len, wl.causal, seed, device, dtype)
+        return reference.prefill(
+            cfg.model, cfg.model.layers, wl.batch, wl.seq_len, wl.causal, seed, device, dtype
+        )
     virt = max(layout.decode_rows(plan, wl, r)[2] for r in range(plan.n_ranks))
-    return reference.decode(cfg.model, cfg.model.layers, wl.batch, plan.microbatches, wl.context, seed, device,
-                            virt, dtype)
+    return reference.decode(
+        cfg.model, cfg.model.layers, wl.batch, plan.microbatches, wl.context, seed, device, virt, dtype
+    )
 
 
 def rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:

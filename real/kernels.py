@@ -10,6 +10,7 @@ Sq != Sk aligns the mask at the end (query i sees keys j <= i + Sk - Sq).
 * ``efficient``: ``aten._scaled_dot_product_efficient_attention`` (CUDA, FP32 too): used for the
   FP32 reference on GPU, never chosen as the default.
 """
+
 from __future__ import annotations
 
 import math
@@ -52,16 +53,18 @@ def _check_causal(q, k, causal: bool, name: str) -> None:
 def attn_flash(q, k, v, causal: bool, scale: float | None = None):
     _check_causal(q, k, causal, "flash")
     h = q.shape[1]
-    r = torch.ops.aten._scaled_dot_product_flash_attention(q, _expand_kv(k, h), _expand_kv(v, h), 0.0, causal,
-                                                           False, scale=scale)
+    r = torch.ops.aten._scaled_dot_product_flash_attention(
+        q, _expand_kv(k, h), _expand_kv(v, h), 0.0, causal, False, scale=scale
+    )
     return r[0], r[1].reshape(q.shape[:3])
 
 
 def attn_cudnn(q, k, v, causal: bool, scale: float | None = None):
     _check_causal(q, k, causal, "cudnn")
     h = q.shape[1]
-    r = torch.ops.aten._scaled_dot_product_cudnn_attention(q, _expand_kv(k, h), _expand_kv(v, h), None, True, 0.0,
-                                                           causal, False, scale=scale)
+    r = torch.ops.aten._scaled_dot_product_cudnn_attention(
+        q, _expand_kv(k, h), _expand_kv(v, h), None, True, 0.0, causal, False, scale=scale
+    )
     return r[0], r[1].reshape(q.shape[:3]).float()
 
 
@@ -74,28 +77,36 @@ def get(name: str) -> Callable:
     return _IMPL[name]
 
 
-def probe(name: str, device: torch.device, dtype: torch.dtype, heads: int = 4, head_dim: int = 128) -> str | None:
-    """None if ``name`` runs here and matches ``math`` on a small causal and a non-causal call, else why not."""
+def probe(
+    name: str, device: torch.device, dtype: torch.dtype, heads: int = 4, head_dim: int = 128
+) -> str | None:
+    """None if ``name`` runs here and matches ``math`` on a small causal and a non-causal call, else why
+    not."""
     if name == "math":
         return None
     if device.type != "cuda":
         return "needs a CUDA device"
     try:
         g = torch.Generator(device=device).manual_seed(1)
-        q, k, v = (torch.randn(1, heads, 256, head_dim, device=device, dtype=dtype, generator=g) for _ in range(3))
+        q, k, v = (
+            torch.randn(1, heads, 256, head_dim, device=device, dtype=dtype, generator=g) for _ in range(3)
+        )
         for causal, kk, vv in ((True, k, v), (False, k[:, :, :128], v[:, :, :128])):
             o, lse = _IMPL[name](q, kk, vv, causal)
             ro, rl = attn_math(q, kk, vv, causal)
-            if not (torch.allclose(o.float(), ro.float(), atol=2e-2, rtol=2e-2) and
-                    torch.allclose(lse, rl, atol=1e-2, rtol=1e-3)):
+            if not (
+                torch.allclose(o.float(), ro.float(), atol=2e-2, rtol=2e-2)
+                and torch.allclose(lse, rl, atol=1e-2, rtol=1e-3)
+            ):
                 return "wrong results against the math kernel"
         return None
     except Exception as e:  # noqa: BLE001 - any failure means 'not available here'
         return f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
 
 
-def choose(requested: str, device: torch.device, dtype: torch.dtype, shape: tuple[int, int, int, int],
-           reps: int = 3) -> dict:
+def choose(
+    requested: str, device: torch.device, dtype: torch.dtype, shape: tuple[int, int, int, int], reps: int = 3
+) -> dict:
     """Pick the attention kernel: ``requested`` if given, else the fastest working one on ``shape``
     (B, H, S, D; causal).  Returns {"chosen", "requested", "available", "unavailable", "probe_ms"}."""
     cands = ["math"] if device.type != "cuda" or dtype == torch.float32 else list(FAST_GPU_KERNELS)
@@ -113,7 +124,9 @@ def choose(requested: str, device: torch.device, dtype: torch.dtype, shape: tupl
     if len(avail) > 1:
         b, h, s, d = shape
         g = torch.Generator(device=device).manual_seed(2)
-        q, k, v = (torch.randn(b, s, h, d, device=device, dtype=dtype, generator=g).transpose(1, 2) for _ in range(3))
+        q, k, v = (
+            torch.randn(b, s, h, d, device=device, dtype=dtype, generator=g).transpose(1, 2) for _ in range(3)
+        )
         for name in avail:
             f = _IMPL[name]
             f(q, k, v, True)
@@ -125,5 +138,11 @@ def choose(requested: str, device: torch.device, dtype: torch.dtype, shape: tupl
             ms[name] = (time.perf_counter() - t0) / reps * 1e3
         del q, k, v
     chosen = min(avail, key=lambda n: ms.get(n, 0.0))
-    return {"chosen": chosen, "requested": requested, "available": avail, "unavailable": why,
-            "probe_ms": ms, "probe_shape_bhsd": list(shape) if ms else None}
+    return {
+        "chosen": chosen,
+        "requested": requested,
+        "available": avail,
+        "unavailable": why,
+        "probe_ms": ms,
+        "probe_shape_bhsd": list(shape) if ms else None,
+    }

@@ -4,13 +4,35 @@ Every fact here is read from ``costmodel.geometry`` (the one place the builder a
 read too); this module only adds what the executor needs on top (checks that the executor's slices
 are the calls the schedule counted).
 """
+
 from __future__ import annotations
 
-from costmodel.geometry import (Geometry, decode_chunk, decode_group, decode_rows, dense_positions, ring_blocks,
-                                ring_positions, tp_kv_heads, tp_q_heads, ulysses_heads)
+from costmodel.geometry import (
+    Geometry,
+    decode_chunk,
+    decode_group,
+    decode_rows,
+    dense_positions,
+    ring_blocks,
+    ring_positions,
+    tp_kv_heads,
+    tp_q_heads,
+    ulysses_heads,
+)
 
-__all__ = ["ring_positions", "dense_positions", "ring_blocks", "tp_q_heads", "tp_kv_heads", "ulysses_heads",
-           "decode_group", "decode_rows", "decode_chunk", "decode_owners", "checked_ring_blocks"]
+__all__ = [
+    "ring_positions",
+    "dense_positions",
+    "ring_blocks",
+    "tp_q_heads",
+    "tp_kv_heads",
+    "ulysses_heads",
+    "decode_group",
+    "decode_rows",
+    "decode_chunk",
+    "decode_owners",
+    "checked_ring_blocks",
+]
 
 
 def decode_owners(plan, wl) -> bool:
@@ -18,12 +40,15 @@ def decode_owners(plan, wl) -> bool:
     return bool(Geometry.of(None, wl, plan).owners)
 
 
-def checked_ring_blocks(variant: str, causal: bool, ring: int, lr: int, p: int, t: int, call: int,
-                        op_shape: tuple) -> tuple[slice, slice, bool]:
+def checked_ring_blocks(
+    variant: str, causal: bool, ring: int, lr: int, p: int, t: int, call: int, op_shape: tuple
+) -> tuple[slice, slice, bool]:
     """Call ``call`` of ``ring_blocks``, checked against the attention op's shape (batch, heads, q_len,
     kv_len, head_dim): the executor must run the call the schedule counted."""
     qs, ks, causal_ = ring_blocks(variant, causal, ring, lr, p, t)[call]
     if (qs.stop - qs.start, ks.stop - ks.start) != tuple(op_shape[2:4]):
-        raise RuntimeError(f"ring layout {variant} p={p} t={t} call {call}: executor block "
-                           f"{(qs.stop - qs.start, ks.stop - ks.start)} != the schedule's call {op_shape}")
+        raise RuntimeError(
+            f"ring layout {variant} p={p} t={t} call {call}: executor block "
+            f"{(qs.stop - qs.start, ks.stop - ks.start)} != the schedule's call {op_shape}"
+        )
     return qs, ks, causal_

@@ -10,13 +10,14 @@ world's group size, and the slowdown of compute while a transfer runs beside it.
 kept; ``validation.calibrate`` fits them into a profile.  Timing: CUDA events, warm-up first,
 median of repetitions, maximum over ranks for collectives.
 """
+
 from __future__ import annotations
 
 import math
 import os
 import statistics
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -51,8 +52,13 @@ def time_fn(fn: Callable[[], object], dev, reps: int = 5, warmup: int = 2, min_s
 
 
 def _rec(samples: list[float], **kw) -> dict:
-    return {**kw, "median_s": statistics.median(samples), "min_s": min(samples), "max_s": max(samples),
-            "samples_s": samples}
+    return {
+        **kw,
+        "median_s": statistics.median(samples),
+        "min_s": min(samples),
+        "max_s": max(samples),
+        "samples_s": samples,
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -60,11 +66,17 @@ def _rec(samples: list[float], **kw) -> dict:
 # ---------------------------------------------------------------------------------------------
 def gemm_shapes(d_model: int, d_ff: int, q_dim: int, kv_dim: int, tp: int) -> dict[str, tuple[int, int]]:
     """(n, k) of the layer's four GEMMs on one TP rank."""
-    return {"qkv": ((q_dim + 2 * kv_dim) // tp, d_model), "o_proj": (d_model, q_dim // tp),
-            "mlp_up": (d_ff // tp, d_model), "mlp_down": (d_model, d_ff // tp)}
+    return {
+        "qkv": ((q_dim + 2 * kv_dim) // tp, d_model),
+        "o_proj": (d_model, q_dim // tp),
+        "mlp_up": (d_ff // tp, d_model),
+        "mlp_down": (d_model, d_ff // tp),
+    }
 
 
-def bench_gemm(dev, dtype, tokens: list[int], shapes: dict[str, tuple[int, int]], tp: int, reps: int) -> list[dict]:
+def bench_gemm(
+    dev, dtype, tokens: list[int], shapes: dict[str, tuple[int, int]], tp: int, reps: int
+) -> list[dict]:
     out = []
     for m in tokens:
         for name, (n, k) in shapes.items():
@@ -94,8 +106,9 @@ def sdpa_lse(kernel: str, q, k, v, causal: bool):
     return torch.matmul(torch.softmax(s, -1), v.float()).to(q.dtype), lse
 
 
-def bench_attention(dev, dtype, kernels: list[str], lengths: list[int], heads: int, head_dim: int,
-                    reps: int, batch: int = 1) -> list[dict]:
+def bench_attention(
+    dev, dtype, kernels: list[str], lengths: list[int], heads: int, head_dim: int, reps: int, batch: int = 1
+) -> list[dict]:
     out = []
     for kern in kernels:
         for causal in (True, False):
@@ -107,14 +120,27 @@ def bench_attention(dev, dtype, kernels: list[str], lengths: list[int], heads: i
                     out.append({"op": "attention", "kernel": kern, "error": str(e).splitlines()[0][:200]})
                     break
                 pairs = L * (L + 1) / 2 if causal else L * L
-                out.append(_rec(s, op="attention", kernel=kern, causal=causal, batch=batch, heads=heads, q_len=L,
-                                kv_len=L, head_dim=head_dim, flops=4.0 * batch * heads * head_dim * pairs))
+                out.append(
+                    _rec(
+                        s,
+                        op="attention",
+                        kernel=kern,
+                        causal=causal,
+                        batch=batch,
+                        heads=heads,
+                        q_len=L,
+                        kv_len=L,
+                        head_dim=head_dim,
+                        flops=4.0 * batch * heads * head_dim * pairs,
+                    )
+                )
                 q = k = v = None  # freed before the next size
     return out
 
 
-def bench_decode_attention(dev, dtype, kernels: list[str], cases: list[tuple[int, int]], heads: int,
-                           head_dim: int, reps: int) -> list[dict]:
+def bench_decode_attention(
+    dev, dtype, kernels: list[str], cases: list[tuple[int, int]], heads: int, head_dim: int, reps: int
+) -> list[dict]:
     """One query per sequence against a cache of kv_len keys: memory-bound; bytes = K + V read."""
     out = []
     for kern in kernels:
@@ -129,11 +155,24 @@ def bench_decode_attention(dev, dtype, kernels: list[str], cases: list[tuple[int
                 try:
                     s = time_fn(lambda: sdpa_lse(kern, q, k, v, False), dev, reps=reps)
                 except RuntimeError as e:
-                    out.append({"op": "decode_attention", "kernel": kern, "error": str(e).splitlines()[0][:200]})
+                    out.append(
+                        {"op": "decode_attention", "kernel": kern, "error": str(e).splitlines()[0][:200]}
+                    )
                     break
                 kv_bytes = 2.0 * b * heads * L * head_dim * q.element_size()
-                out.append(_rec(s, op="decode_attention", kernel=kern, batch=b, heads=heads, kv_len=L,
-                                head_dim=head_dim, kv_bytes=kv_bytes, layout=layout))
+                out.append(
+                    _rec(
+                        s,
+                        op="decode_attention",
+                        kernel=kern,
+                        batch=b,
+                        heads=heads,
+                        kv_len=L,
+                        head_dim=head_dim,
+                        kv_bytes=kv_bytes,
+                        layout=layout,
+                    )
+                )
                 q = k = v = None  # freed before the next size
     return out
 
@@ -192,11 +231,13 @@ def bench_comm(dev, sizes: list[int], reps: int, graph: bool = False, calls: int
             for r in dist.batch_isend_irecv(ops):
                 r.wait()
 
-        cases = {"p2p": (exchange, x.numel() * 2),
-                 "all_reduce": (lambda: dist.all_reduce(x), x.numel() * 2),
-                 "all_gather": (lambda: dist.all_gather_into_tensor(g, x), g.numel() * 2),
-                 "reduce_scatter": (lambda: dist.reduce_scatter_tensor(y[: n // world], x), x.numel() * 2),
-                 "all_to_all": (lambda: dist.all_to_all_single(y, x), x.numel() * 2)}
+        cases = {
+            "p2p": (exchange, x.numel() * 2),
+            "all_reduce": (lambda: dist.all_reduce(x), x.numel() * 2),
+            "all_gather": (lambda: dist.all_gather_into_tensor(g, x), g.numel() * 2),
+            "reduce_scatter": (lambda: dist.reduce_scatter_tensor(y[: n // world], x), x.numel() * 2),
+            "all_to_all": (lambda: dist.all_to_all_single(y, x), x.numel() * 2),
+        }
         for coll, (fn, msg) in cases.items():
             dist.barrier()
             if graph:
@@ -230,27 +271,42 @@ def bench_slowdown(dev, dtype, reps: int = 3) -> dict:
             comm.wait_stream(torch.cuda.current_stream(dev))
             with torch.cuda.stream(comm):
                 for _ in range(4):
-                    ops = [dist.P2POp(dist.isend, big, (rank + 1) % world),
-                           dist.P2POp(dist.irecv, rbuf, (rank - 1) % world)]
+                    ops = [
+                        dist.P2POp(dist.isend, big, (rank + 1) % world),
+                        dist.P2POp(dist.irecv, rbuf, (rank - 1) % world),
+                    ]
                     for r in dist.batch_isend_irecv(ops):
                         r.wait()
         beside.append(time_fn(burst, dev, reps=1, warmup=0)[0])
         _sync(dev)
-    return {"op": "slowdown", "alone": _rec(alone), "beside_comm": _rec(beside),
-            "ratio": statistics.median(beside) / statistics.median(alone)}
+    return {
+        "op": "slowdown",
+        "alone": _rec(alone),
+        "beside_comm": _rec(beside),
+        "ratio": statistics.median(beside) / statistics.median(alone),
+    }
 
 
 def provenance(dev) -> dict:
     import datetime
     import socket
     import sys
-    p = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-         "host": socket.gethostname(), "torch": torch.__version__, "python": sys.version.split()[0],
-         "command": " ".join((["torchrun"] if "TORCHELASTIC_RUN_ID" in os.environ else ["python3 -m"]) + sys.argv),
-         "world_size": dist.get_world_size() if dist.is_initialized()
-         else 1}
+
+    p = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "host": socket.gethostname(),
+        "torch": torch.__version__,
+        "python": sys.version.split()[0],
+        "command": " ".join(
+            (["torchrun"] if "TORCHELASTIC_RUN_ID" in os.environ else ["python3 -m"]) + sys.argv
+        ),
+        "world_size": dist.get_world_size() if dist.is_initialized() else 1,
+    }
     from real.provenance import boot_id, git_revision, source_sha256
-    p.update(git_revision=git_revision(), source_sha256=source_sha256(), boot_ids=[b for b in [boot_id()] if b])
+
+    p.update(
+        git_revision=git_revision(), source_sha256=source_sha256(), boot_ids=[b for b in [boot_id()] if b]
+    )
     if dev.type == "cuda":
         p["gpu"] = torch.cuda.get_device_name(dev)
         p["cuda"] = torch.version.cuda
@@ -260,8 +316,13 @@ def provenance(dev) -> dict:
             p["nccl"] = "unknown"
         try:
             import subprocess
-            p["driver"] = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                                         capture_output=True, text=True, timeout=20).stdout.split()[0]
+
+            p["driver"] = subprocess.run(
+                ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                capture_output=True,
+                text=True,
+                timeout=20,
+            ).stdout.split()[0]
         except Exception:  # noqa: BLE001
             p["driver"] = "unknown"
         p["env"] = {k: os.environ.get(k) for k in ("NCCL_NVLS_ENABLE", "TORCH_SYMM_MEM_DISABLE_MULTICAST")}
@@ -271,12 +332,21 @@ def provenance(dev) -> dict:
 def run_all(model_dims: dict, quick: bool = False, suites: tuple[str, ...] = ("eager", "graph")) -> dict:
     """Every microbenchmark of the suites asked for (eager: as the host issues op by op; graph: replayed
     from CUDA graphs, GPU only); returns the raw results (rank 0's view; comm figures are max over ranks)."""
-    dev = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
+    dev = (
+        torch.device("cuda", torch.cuda.current_device())
+        if torch.cuda.is_available()
+        else torch.device("cpu")
+    )
     dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
     cuda = dev.type == "cuda"
     reps = 2 if quick else 7
-    res: dict = {"provenance": provenance(dev), "device": dev.type, "model_dims": model_dims, "results": [],
-                 "suites": [s for s in suites if s == "eager" or cuda]}
+    res: dict = {
+        "provenance": provenance(dev),
+        "device": dev.type,
+        "model_dims": model_dims,
+        "results": [],
+        "suites": [s for s in suites if s == "eager" or cuda],
+    }
     R = res["results"]
     if cuda and "graph" in suites:
         R += run_graph(model_dims, quick)
@@ -285,17 +355,30 @@ def run_all(model_dims: dict, quick: bool = False, suites: tuple[str, ...] = ("e
     d, ff, qd, kvd, hd = (model_dims[k] for k in ("d_model", "d_ff", "q_dim", "kv_dim", "head_dim"))
     heads = qd // hd
     tokens = [16, 64] if quick else [16, 64, 256, 1024, 4096, 16384, 65536]
-    for tp in ((1,) if quick else (1, 2)):
+    for tp in (1,) if quick else (1, 2):
         R += bench_gemm(dev, dtype, tokens, gemm_shapes(d, ff, qd, kvd, tp), tp, reps)
     kernels = ["flash", "cudnn"] if cuda else ["math"]
     lengths = [128, 256] if quick else [512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072]
     R += bench_attention(dev, dtype, kernels, lengths, heads, hd, 3 if not quick else 2)
-    cases = [(1, 256)] if quick else [(1, 4096), (1, 16384), (1, 65536), (1, 262144), (16, 16384), (16, 65536),
-                                      (64, 4096), (64, 16384)]
+    cases = (
+        [(1, 256)]
+        if quick
+        else [
+            (1, 4096),
+            (1, 16384),
+            (1, 65536),
+            (1, 262144),
+            (16, 16384),
+            (16, 65536),
+            (64, 4096),
+            (64, 16384),
+        ]
+    )
     R += bench_decode_attention(dev, dtype, kernels, cases, heads, hd, reps)
     R += bench_elementwise(dev, dtype, [2**16] if quick else [2**20, 2**24, 2**28], reps)
     R.append(bench_launch(dev, 200 if quick else 2000))
     from costmodel.specs import Model
+
     m = Model(name="dims", layers=1, d_model=d, n_heads=heads, n_kv_heads=kvd // hd, head_dim=hd, d_ff=ff)
     R += bench_ops(dev, dtype, m, reps, tok_big=256 if quick else 16384, calls=50 if quick else 300)
     if dist.is_initialized() and dist.get_world_size() > 1:
@@ -336,8 +419,8 @@ def _op_cases(model, tok: int, dev, dtype) -> dict:
         r = raw.view(1, tok, hq + 2 * hk, hd)
         M.apply_rope(r[:, :, :hq], cos, sin)
         kv = torch.empty(2, 1, tok, hk, hd, device=dev, dtype=dtype)
-        M.apply_rope(r[:, :, hq:hq + hk], cos, sin, out=kv[0])
-        kv[1].copy_(r[:, :, hq + hk:])
+        M.apply_rope(r[:, :, hq : hq + hk], cos, sin, out=kv[0])
+        kv[1].copy_(r[:, :, hq + hk :])
 
     def init():
         a = Acc.empty(1, hq, tok, hd, dev)
@@ -360,7 +443,9 @@ def _op_cases(model, tok: int, dev, dtype) -> dict:
     }
 
 
-def bench_ops(dev, dtype, model, reps: int, tok_big: int = 16384, tok_small: int = 1, calls: int = 300) -> list[dict]:
+def bench_ops(
+    dev, dtype, model, reps: int, tok_big: int = 16384, tok_small: int = 1, calls: int = 300
+) -> list[dict]:
     """Per op class: device time at a full-size shape (-> bytes factor over the ideal fused traffic) and
     host issue time at a tiny shape (wall time per call of a long chain: the host is the slower side)."""
     out = []
@@ -375,8 +460,10 @@ def bench_ops(dev, dtype, model, reps: int, tok_big: int = 16384, tok_small: int
     kv = torch.randn(1, 64, 4, model.head_dim, device=dev, dtype=dtype)
     kern = "cudnn" if dev.type == "cuda" else "math"
     small["gemm"] = (lambda: F.linear(x, w), 0.0)
-    small["attention"] = (lambda: sdpa_lse(kern, q.transpose(1, 2), kv.transpose(1, 2), kv.transpose(1, 2),
-                                           False), 0.0)
+    small["attention"] = (
+        lambda: sdpa_lse(kern, q.transpose(1, 2), kv.transpose(1, 2), kv.transpose(1, 2), False),
+        0.0,
+    )
     for cls, (fn, _) in small.items():
         for _ in range(20):
             fn()
@@ -395,25 +482,35 @@ def bench_ops(dev, dtype, model, reps: int, tok_big: int = 16384, tok_small: int
 def bench_executor_walk(dev, dtype, reps: int = 20) -> dict:
     """Wall time of the real executor walking a tiny one-GPU decode step (host-bound): what its per-op
     dispatch (tags, streams, events, buffer bookkeeping) adds to the issue time of the ops themselves."""
-    from costmodel import layers as Lr
-    from costmodel.config import Config
+    from costmodel import presets
     from costmodel.build import build_schedule
+    from costmodel.config import Config
     from costmodel.plan import Plan
     from costmodel.specs import Model, Workload
     from costmodel.topology import parse_topology
-    from costmodel import presets
-    from real.executor import Executor
-
     from real import comm as C
+    from real.executor import Executor
 
     world = dist.get_world_size() if dist.is_initialized() else 1
     rank = dist.get_rank() if dist.is_initialized() else 0
     tp = world if world in (1, 2, 4, 8) else 1
-    model = Model(name="walk", layers=2, d_model=256 * tp, n_heads=2 * tp, n_kv_heads=2 * tp, head_dim=128,
-                  d_ff=1024 * tp)
+    model = Model(
+        name="walk",
+        layers=2,
+        d_model=256 * tp,
+        n_heads=2 * tp,
+        n_kv_heads=2 * tp,
+        head_dim=128,
+        d_ff=1024 * tp,
+    )
     wl = Workload(batch=1, seq_len=64, phase="decode", context_len=64)
-    cfg = Config(hardware=presets.load_hardware("h200-sxm-published"), topology=parse_topology(f"nvswitch:{tp}"),
-                 model=model, workload=wl, plan=Plan(tp=tp))
+    cfg = Config(
+        hardware=presets.load_hardware("h200-sxm-published"),
+        topology=parse_topology(f"nvswitch:{tp}"),
+        model=model,
+        workload=wl,
+        plan=Plan(tp=tp),
+    )
     sched = build_schedule(model, wl, cfg.plan, cfg.topology)
     kern = "cudnn" if dev.type == "cuda" else "math"
     groups = None
@@ -458,8 +555,11 @@ def bench_comm_issue(dev, calls: int = 200) -> dict:
             r.wait()
 
     per = {}
-    for name, fn in (("all_reduce", lambda: dist.all_reduce(x)), ("all_gather", lambda: dist.all_gather_into_tensor(g, x)),
-                     ("p2p", exchange)):
+    for name, fn in (
+        ("all_reduce", lambda: dist.all_reduce(x)),
+        ("all_gather", lambda: dist.all_gather_into_tensor(g, x)),
+        ("p2p", exchange),
+    ):
         for _ in range(20):
             fn()
         _sync(dev)
@@ -476,7 +576,9 @@ def bench_comm_issue(dev, calls: int = 200) -> dict:
 # ---------------------------------------------------------------------------------------------
 # CUDA-graph replay (the '-graph' profile: what the executor costs when the host is out of the way)
 # ---------------------------------------------------------------------------------------------
-def time_graph(fn: Callable[[], object], dev, calls: int = 20, reps: int = 5, collective: bool = False) -> list[float]:
+def time_graph(
+    fn: Callable[[], object], dev, calls: int = 20, reps: int = 5, collective: bool = False
+) -> list[float]:
     """Per-call seconds of ``fn`` replayed from one CUDA graph of ``calls`` back-to-back calls (the
     graph's launch is spread over them).  ``collective``: every rank captures and replays together and
     each sample is the maximum over ranks."""
@@ -513,25 +615,32 @@ def bench_graph_launch(dev, sizes=(1, 30, 300), reps: int = 9) -> dict:
         pts.append((n, statistics.median(s)))
     ns, ts = np.array([p[0] for p in pts], float), np.array([p[1] for p in pts], float)
     slope, icpt = np.polyfit(ns, ts, 1)
-    return {"op": "graph_launch", "mode": "graph", "points": [{"kernels": n, "median_s": t} for n, t in pts],
-            "launch_s": float(max(icpt, 0.0)), "per_kernel_s": float(slope)}
+    return {
+        "op": "graph_launch",
+        "mode": "graph",
+        "points": [{"kernels": n, "median_s": t} for n, t in pts],
+        "launch_s": float(max(icpt, 0.0)),
+        "per_kernel_s": float(slope),
+    }
 
 
 def _executor_variants(world: int) -> list:
     """Plans whose decode step the in-place op measurement walks: TP and every ring decode variant."""
     from costmodel.plan import Plan
+
     if world == 1:
         return [Plan()]
     return [Plan(tp=world)] + [Plan(ring=world, decode_attn=d) for d in ("pass-kv", "pass-q", "allgather")]
 
 
-def bench_executor_ops_graph(dev, dtype, model_dims: dict, calls: int = 10, reps: int = 5,
-                             context: int = 256) -> list[dict]:
+def bench_executor_ops_graph(
+    dev, dtype, model_dims: dict, calls: int = 10, reps: int = 5, context: int = 256
+) -> list[dict]:
     """Device time of each op of the executor's own decode step, in place: one layer of the model at one
     sequence and a short context, every op group (a kernel, or an NCCL group) captured alone in a CUDA
     graph of ``calls`` repetitions and replayed by every rank together.  At these shapes an
     elementwise op's time is its floor: the fixed cost of the kernels its implementation runs."""
-    from costmodel import layers as Lr, presets
+    from costmodel import presets
     from costmodel.build import build_schedule
     from costmodel.config import Config
     from costmodel.specs import Model, Workload
@@ -542,13 +651,20 @@ def bench_executor_ops_graph(dev, dtype, model_dims: dict, calls: int = 10, reps
     world = dist.get_world_size() if dist.is_initialized() else 1
     rank = dist.get_rank() if dist.is_initialized() else 0
     d, ff, qd, kvd, hd = (model_dims[k] for k in ("d_model", "d_ff", "q_dim", "kv_dim", "head_dim"))
-    model = Model(name="dims", layers=1, d_model=d, n_heads=qd // hd, n_kv_heads=kvd // hd, head_dim=hd, d_ff=ff)
+    model = Model(
+        name="dims", layers=1, d_model=d, n_heads=qd // hd, n_kv_heads=kvd // hd, head_dim=hd, d_ff=ff
+    )
     wl = Workload(batch=1, seq_len=context, phase="decode", context_len=context)
     kern = "cudnn"
     out = []
     for plan in _executor_variants(world):
-        cfg = Config(hardware=presets.load_hardware("h200-sxm-published"),
-                     topology=parse_topology(f"nvswitch:{world}"), model=model, workload=wl, plan=plan)
+        cfg = Config(
+            hardware=presets.load_hardware("h200-sxm-published"),
+            topology=parse_topology(f"nvswitch:{world}"),
+            model=model,
+            workload=wl,
+            plan=plan,
+        )
         sched = build_schedule(model, wl, plan, cfg.topology)
         groups = None
         if world > 1:
@@ -559,14 +675,27 @@ def bench_executor_ops_graph(dev, dtype, model_dims: dict, calls: int = 10, reps
             ex.run()
         _sync(dev)
         from real.executor import _group_batches
+
         env = dict(ex.inputs)  # the buffers as they are before the group measured (names are reused)
         for grp in _group_batches(ex.ops):
             op = grp[0]
             cls = op.role.op_class
             before = dict(env)
-            s = time_graph(lambda: ex.run_ops(grp, dict(before)), dev, calls=calls, reps=reps, collective=world > 1)
-            out.append(_rec(s, op="op_floor", mode="graph", cls=cls, tag=op.tag, plan=plan.name,
-                            decode_attn=str(plan.decode_attn), ops_in_group=len(grp)))
+            s = time_graph(
+                lambda: ex.run_ops(grp, dict(before)), dev, calls=calls, reps=reps, collective=world > 1
+            )
+            out.append(
+                _rec(
+                    s,
+                    op="op_floor",
+                    mode="graph",
+                    cls=cls,
+                    tag=op.tag,
+                    plan=plan.name,
+                    decode_attn=str(plan.decode_attn),
+                    ops_in_group=len(grp),
+                )
+            )
             ex.run_ops(grp, env)  # on to the next group's inputs
         ex = env = before = None  # freed before the next size
         _sync(dev)
@@ -582,42 +711,91 @@ def run_graph(model_dims: dict, quick: bool = False) -> list[dict]:
     d, ff, qd, kvd, hd = (model_dims[k] for k in ("d_model", "d_ff", "q_dim", "kv_dim", "head_dim"))
     heads = qd // hd
     tokens = [1, 16] if quick else [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536]
-    for tp in ((1,) if quick else (1, 2)):
+    for tp in (1,) if quick else (1, 2):
         for m in tokens:
             for name, (n, k) in gemm_shapes(d, ff, qd, kvd, tp).items():
                 x = torch.randn(m, k, device=dev, dtype=dtype)
                 w = torch.randn(n, k, device=dev, dtype=dtype) / math.sqrt(k)
                 s = time_graph(lambda: F.linear(x, w), dev, calls=10 if m <= 4096 else 2, reps=reps)
-                R.append(_rec(s, op="gemm", mode="graph", name=name, tp=tp, m=m, n=n, k=k, flops=2.0 * m * n * k))
+                R.append(
+                    _rec(s, op="gemm", mode="graph", name=name, tp=tp, m=m, n=n, k=k, flops=2.0 * m * n * k)
+                )
                 x = w = None  # freed before the next size
-    cases = [(1, 256)] if quick else [(1, 1024), (1, 4096), (1, 16384), (1, 65536), (1, 262144), (16, 8192),
-                                      (16, 16384), (16, 65536), (16, 131072), (64, 4096), (64, 16384), (64, 32768)]
+    cases = (
+        [(1, 256)]
+        if quick
+        else [
+            (1, 1024),
+            (1, 4096),
+            (1, 16384),
+            (1, 65536),
+            (1, 262144),
+            (16, 8192),
+            (16, 16384),
+            (16, 65536),
+            (16, 131072),
+            (64, 4096),
+            (64, 16384),
+            (64, 32768),
+        ]
+    )
     for kern in ("flash", "cudnn"):
         for b, L in cases:
             q = torch.randn(b, heads, 1, hd, device=dev, dtype=dtype)
             cache = torch.randn(2, b, L, heads, hd, device=dev, dtype=dtype)
             k, v = cache[0].transpose(1, 2), cache[1].transpose(1, 2)
             try:
-                s = time_graph(lambda: sdpa_lse(kern, q, k, v, False), dev, calls=10 if b * L <= 2**20 else 2,
-                               reps=reps)
+                s = time_graph(
+                    lambda: sdpa_lse(kern, q, k, v, False), dev, calls=10 if b * L <= 2**20 else 2, reps=reps
+                )
             except RuntimeError as e:
-                R.append({"op": "decode_attention", "mode": "graph", "kernel": kern,
-                          "error": str(e).splitlines()[0][:200]})
+                R.append(
+                    {
+                        "op": "decode_attention",
+                        "mode": "graph",
+                        "kernel": kern,
+                        "error": str(e).splitlines()[0][:200],
+                    }
+                )
                 break
-            R.append(_rec(s, op="decode_attention", mode="graph", kernel=kern, batch=b, heads=heads, kv_len=L,
-                          head_dim=hd, kv_bytes=2.0 * b * heads * L * hd * q.element_size(), layout="executor"))
+            R.append(
+                _rec(
+                    s,
+                    op="decode_attention",
+                    mode="graph",
+                    kernel=kern,
+                    batch=b,
+                    heads=heads,
+                    kv_len=L,
+                    head_dim=hd,
+                    kv_bytes=2.0 * b * heads * L * hd * q.element_size(),
+                    layout="executor",
+                )
+            )
             q = cache = k = v = None  # freed before the next size
-    for n in ([2**16] if quick else [2**20, 2**24, 2**28]):
+    for n in [2**16] if quick else [2**20, 2**24, 2**28]:
         a_, b_ = torch.randn(n, device=dev, dtype=dtype), torch.randn(n, device=dev, dtype=dtype)
         c_ = torch.empty_like(a_)
         s = time_graph(lambda: torch.add(a_, b_, out=c_), dev, calls=10, reps=reps)
-        R.append(_rec(s, op="elementwise", mode="graph", name="add", elements=n, bytes=3.0 * n * a_.element_size()))
+        R.append(
+            _rec(s, op="elementwise", mode="graph", name="add", elements=n, bytes=3.0 * n * a_.element_size())
+        )
         a_ = b_ = c_ = None  # freed before the next size
     from costmodel.specs import Model
+
     m = Model(name="dims", layers=1, d_model=d, n_heads=heads, n_kv_heads=kvd // hd, head_dim=hd, d_ff=ff)
     for cls, (fn, ideal) in _op_cases(m, 256 if quick else 16384, dev, dtype).items():
         s = time_graph(fn, dev, calls=5, reps=reps)
-        R.append(_rec(s, op="op_device", mode="graph", cls=cls, tokens=256 if quick else 16384, ideal_bytes=float(ideal)))
+        R.append(
+            _rec(
+                s,
+                op="op_device",
+                mode="graph",
+                cls=cls,
+                tokens=256 if quick else 16384,
+                ideal_bytes=float(ideal),
+            )
+        )
     R.append(bench_graph_launch(dev))
     R += bench_executor_ops_graph(dev, dtype, model_dims, calls=5 if quick else 10, reps=reps)
     if dist.is_initialized() and dist.get_world_size() > 1:

@@ -7,6 +7,7 @@ generator, seeded from (seed, name), on the device that uses it, so the same see
 on every rank and in the single-device reference of the same device type; TP ranks then keep their
 slices (``layer_shard``).
 """
+
 from __future__ import annotations
 
 import math
@@ -47,12 +48,12 @@ def layer_shard(model: Model, layer: int, seed: int, tp: int, t: int, device, dt
     d, D, f = model.d_model, model.head_dim, model.d_ff
     key = f"L{layer}/"
     qh, kh = layout.tp_q_heads(model, tp, t), layout.tp_kv_heads(model, tp, t)
-    wq = randn((model.n_heads, D, d), key + "wq", seed, device, 1 / math.sqrt(d))[qh.start:qh.stop]
-    wk = randn((model.n_kv_heads, D, d), key + "wk", seed, device, 1 / math.sqrt(d))[kh.start:kh.stop]
-    wv = randn((model.n_kv_heads, D, d), key + "wv", seed, device, 1 / math.sqrt(d))[kh.start:kh.stop]
+    wq = randn((model.n_heads, D, d), key + "wq", seed, device, 1 / math.sqrt(d))[qh.start : qh.stop]
+    wk = randn((model.n_kv_heads, D, d), key + "wk", seed, device, 1 / math.sqrt(d))[kh.start : kh.stop]
+    wv = randn((model.n_kv_heads, D, d), key + "wv", seed, device, 1 / math.sqrt(d))[kh.start : kh.stop]
     wqkv = torch.cat([wq.reshape(-1, d), wk.reshape(-1, d), wv.reshape(-1, d)])
     wo = randn((d, model.n_heads * D), key + "wo", seed, device, 0.5 / math.sqrt(model.q_dim))
-    wo = wo[:, qh.start * D:qh.stop * D]
+    wo = wo[:, qh.start * D : qh.stop * D]
     fs = slice(t * f // tp, (t + 1) * f // tp)
     ups = [randn((f, d), key + "wup", seed, device, 1 / math.sqrt(d))[fs]]
     if model.mlp == MlpKind.SWIGLU:
@@ -61,8 +62,16 @@ def layer_shard(model: Model, layer: int, seed: int, tp: int, t: int, device, dt
     g1 = randn((d,), key + "g1", seed, device, 0.1, 1.0)
     g2 = randn((d,), key + "g2", seed, device, 0.1, 1.0)
     cv = lambda x: x.to(dtype).contiguous()
-    return LayerWeights(g1=cv(g1), wqkv=cv(wqkv), wo=cv(wo), g2=cv(g2), wup=cv(torch.cat(ups)), wdown=cv(wdown),
-                        hq=len(qh), hk=len(kh))
+    return LayerWeights(
+        g1=cv(g1),
+        wqkv=cv(wqkv),
+        wo=cv(wo),
+        g2=cv(g2),
+        wup=cv(torch.cat(ups)),
+        wdown=cv(wdown),
+        hq=len(qh),
+        hk=len(kh),
+    )
 
 
 def prefill_input(model: Model, batch: int, seq_len: int, seed: int, device) -> torch.Tensor:
@@ -75,16 +84,23 @@ def decode_input(model: Model, n: int, seed: int, device, mb: int) -> torch.Tens
     return randn((n, model.d_model), f"input/decode/mb{mb}", seed, device)
 
 
-def decode_cache_seq(model: Model, layer: int, mb: int, seq: int, context: int, seed: int, device) -> torch.Tensor:
+def decode_cache_seq(
+    model: Model, layer: int, mb: int, seq: int, context: int, seed: int, device
+) -> torch.Tensor:
     """The KV cache of sequence ``seq`` of micro-batch ``mb`` at ``layer``: (2, context, kv_heads, D), FP32;
     its last slot is overwritten by the token decoded now.  Drawn per sequence, so that a rank can build
     its shard one sequence at a time (a whole batch in FP32 would not fit beside the shards)."""
-    return randn((2, context, model.n_kv_heads, model.head_dim), f"cache/L{layer}/mb{mb}/seq{seq}", seed, device)
+    return randn(
+        (2, context, model.n_kv_heads, model.head_dim), f"cache/L{layer}/mb{mb}/seq{seq}", seed, device
+    )
 
 
 def decode_cache(model: Model, layer: int, mb: int, n: int, context: int, seed: int, device) -> torch.Tensor:
-    """The first ``n`` sequences' caches of micro-batch ``mb`` at ``layer``: (2, n, context, kv_heads, D), FP32."""
-    return torch.stack([decode_cache_seq(model, layer, mb, b, context, seed, device) for b in range(n)], dim=1)
+    """The first ``n`` sequences' caches of micro-batch ``mb`` at ``layer``: (2, n, context, kv_heads, D),
+    FP32."""
+    return torch.stack(
+        [decode_cache_seq(model, layer, mb, b, context, seed, device) for b in range(n)], dim=1
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -104,7 +120,9 @@ def activation(model: Model, u: torch.Tensor) -> torch.Tensor:
 
 def rope_tables(positions: torch.Tensor, head_dim: int, dtype) -> tuple[torch.Tensor, torch.Tensor]:
     """cos, sin of shape (S, 1, D) for rotate-half RoPE at the given global positions."""
-    inv = 1.0 / (ROPE_THETA ** (torch.arange(0, head_dim, 2, device=positions.device, dtype=torch.float64) / head_dim))
+    inv = 1.0 / (
+        ROPE_THETA ** (torch.arange(0, head_dim, 2, device=positions.device, dtype=torch.float64) / head_dim)
+    )
     ang = positions.to(torch.float64)[:, None] * inv[None, :]
     ang = torch.cat([ang, ang], dim=-1)
     return ang.cos().to(dtype)[:, None, :], ang.sin().to(dtype)[:, None, :]

@@ -1,4 +1,5 @@
 """Where and how a measurement was taken: devices, driver, library versions, date, command, host."""
+
 from __future__ import annotations
 
 import datetime
@@ -11,9 +12,18 @@ import sys
 
 import torch
 
-_ENV_KEYS = ("NCCL_NVLS_ENABLE", "TORCH_SYMM_MEM_DISABLE_MULTICAST", "NVSHMEM_DISABLE_NVLS", "NCCL_ALGO",
-             "NCCL_PROTO", "NCCL_P2P_LEVEL", "CUDA_VISIBLE_DEVICES", "WORLD_SIZE", "LOCAL_WORLD_SIZE",
-             "TORCH_NCCL_ASYNC_ERROR_HANDLING")
+_ENV_KEYS = (
+    "NCCL_NVLS_ENABLE",
+    "TORCH_SYMM_MEM_DISABLE_MULTICAST",
+    "NVSHMEM_DISABLE_NVLS",
+    "NCCL_ALGO",
+    "NCCL_PROTO",
+    "NCCL_P2P_LEVEL",
+    "CUDA_VISIBLE_DEVICES",
+    "WORLD_SIZE",
+    "LOCAL_WORLD_SIZE",
+    "TORCH_NCCL_ASYNC_ERROR_HANDLING",
+)
 
 
 def _run(cmd: list[str]) -> str | None:
@@ -31,10 +41,14 @@ def command_line() -> str:
         if any("torchrun" in a or "torch.distributed.run" in a for a in parent[:3]):
             if parent and os.path.basename(parent[0]).startswith("python") and len(parent) > 1:
                 parent = parent[1:]
-            return " ".join(shlex.quote(os.path.basename(parent[0]) if i == 0 else a) for i, a in enumerate(parent))
+            return " ".join(
+                shlex.quote(os.path.basename(parent[0]) if i == 0 else a) for i, a in enumerate(parent)
+            )
     except OSError:
         pass
-    return " ".join(shlex.quote(a) for a in [os.path.basename(sys.executable), "-m", "real.run"] + sys.argv[1:])
+    return " ".join(
+        shlex.quote(a) for a in [os.path.basename(sys.executable), "-m", "real.run"] + sys.argv[1:]
+    )
 
 
 def git_revision() -> str | None:
@@ -42,8 +56,11 @@ def git_revision() -> str | None:
     may carry a stale ``.git``, so ``source_sha256`` is the reliable name of the code."""
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     rev = os.environ.get("RINGSIM_GIT_REV") or _run(["git", "-C", here, "rev-parse", "HEAD"])
-    if rev and "RINGSIM_GIT_REV" not in os.environ and _run(["git", "-C", here, "status", "--porcelain",
-                                                              "--untracked-files=no"]):
+    if (
+        rev
+        and "RINGSIM_GIT_REV" not in os.environ
+        and _run(["git", "-C", here, "status", "--porcelain", "--untracked-files=no"])
+    ):
         rev += "-dirty"
     return rev
 
@@ -56,6 +73,7 @@ def source_sha256() -> str:
     path order): the same code gives the same digest on any machine, with or without git."""
     import hashlib
     from pathlib import Path
+
     root = Path(__file__).resolve().parents[1]
     h = hashlib.sha256()
     files = sorted(p for d in _SOURCE_DIRS for p in (root / d).rglob("*") if p.suffix in (".py", ".toml"))
@@ -80,8 +98,12 @@ def local() -> dict:
     if torch.cuda.is_available():
         i = torch.cuda.current_device()
         p = torch.cuda.get_device_properties(i)
-        d.update(gpu=p.name, gpu_memory_bytes=int(p.total_memory), sm_count=p.multi_processor_count,
-                 compute_capability=f"{p.major}.{p.minor}")
+        d.update(
+            gpu=p.name,
+            gpu_memory_bytes=int(p.total_memory),
+            sm_count=p.multi_processor_count,
+            compute_capability=f"{p.major}.{p.minor}",
+        )
     return d
 
 

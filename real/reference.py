@@ -3,6 +3,7 @@
 Written independently of the executor (plain softmax attention, no log-sum-exp merge, no sharding) so
 that an executor that matches it is right, whatever plan it ran.
 """
+
 from __future__ import annotations
 
 import math
@@ -42,14 +43,15 @@ def _mlp_and_proj(model: Model, w: M.LayerWeights, x: torch.Tensor, o: torch.Ten
 def _qkv(model: Model, w: M.LayerWeights, x: torch.Tensor):
     D = model.head_dim
     qkv = F.linear(M.rmsnorm(x, w.g1), w.wqkv)
-    q = qkv[..., :w.hq * D].unflatten(-1, (w.hq, D))
-    k = qkv[..., w.hq * D:(w.hq + w.hk) * D].unflatten(-1, (w.hk, D))
-    v = qkv[..., (w.hq + w.hk) * D:].unflatten(-1, (w.hk, D))
+    q = qkv[..., : w.hq * D].unflatten(-1, (w.hq, D))
+    k = qkv[..., w.hq * D : (w.hq + w.hk) * D].unflatten(-1, (w.hk, D))
+    v = qkv[..., (w.hq + w.hk) * D :].unflatten(-1, (w.hk, D))
     return q, k, v
 
 
-def prefill(model: Model, layers: int, batch: int, seq_len: int, causal: bool, seed: int, device,
-            dtype=torch.float32) -> torch.Tensor:
+def prefill(
+    model: Model, layers: int, batch: int, seq_len: int, causal: bool, seed: int, device, dtype=torch.float32
+) -> torch.Tensor:
     """Output hidden states (batch, seq_len, d) after ``layers`` layers."""
     x = M.prefill_input(model, batch, seq_len, seed, device).to(dtype)
     cos, sin = M.rope_tables(torch.arange(seq_len, device=device), model.head_dim, dtype)
@@ -63,8 +65,17 @@ def prefill(model: Model, layers: int, batch: int, seq_len: int, causal: bool, s
     return x
 
 
-def decode(model: Model, layers: int, batch: int, microbatches: int, context: int, seed: int, device,
-           virtual: int, dtype=torch.float32) -> torch.Tensor:
+def decode(
+    model: Model,
+    layers: int,
+    batch: int,
+    microbatches: int,
+    context: int,
+    seed: int,
+    device,
+    virtual: int,
+    dtype=torch.float32,
+) -> torch.Tensor:
     """One decode step: output hidden states (batch, d) of the new tokens at position context-1.
 
     ``virtual`` is the per-micro-batch number of sequences the executor draws inputs for (>= batch /
@@ -81,8 +92,8 @@ def decode(model: Model, layers: int, batch: int, microbatches: int, context: in
             q, k, v = _qkv(model, w, x)
             q, k = M.apply_rope(q, cos, sin), M.apply_rope(k, cos, sin)
             cache = M.decode_cache(model, layer, j, mb, context, seed, device).to(dtype)
-            kc = torch.cat([cache[0, :, :context - 1], k], dim=1)
-            vc = torch.cat([cache[1, :, :context - 1], v], dim=1)
+            kc = torch.cat([cache[0, :, : context - 1], k], dim=1)
+            vc = torch.cat([cache[1, :, : context - 1], v], dim=1)
             o = _attention(q, kc, vc, False).flatten(-2)
             x = _mlp_and_proj(model, w, x, o)
         outs.append(x[:, 0])

@@ -1,4 +1,5 @@
-"""Measure configurations for real: ``torchrun --nproc-per-node N -m real.run <predict's options> --out F.jsonl``.
+"""Measure configurations for real: ``torchrun --nproc-per-node N -m real.run <predict's options> \
+--out F.jsonl``.
 
 Every option of ``ringsim predict`` describes the configuration; any of them may list several values
 separated by ';' (quote it), and one JSONL record is appended per combination, as soon as it is
@@ -25,6 +26,7 @@ configuration's setup, each pass, the check) must end within max(``--timeout-s``
 predicted time of that step); setup within at least 60 s.  A failure on any rank (NCCL error, ...)
 ends every rank with an error naming the rank; torchrun then stops the others.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,12 +48,12 @@ import torch.distributed as dist
 
 from costmodel import generate
 from costmodel.config import Config
-from ringsim.options import add_config_arguments, config_from_args
 from costmodel.errors import SpecError
 from costmodel.predict import predict
 from costmodel.results import append_jsonl
 from costmodel.specs import Phase
 from costmodel.units import parse_count
+from ringsim.options import add_config_arguments, config_from_args
 
 from . import comm, harness, kernels, provenance
 from .watchdog import Watchdog
@@ -74,7 +76,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _ascii_int(text: str) -> int:
-    if not (isinstance(text, str) and text.strip().lstrip("+-").isascii() and text.strip().lstrip("+-").isdigit()):
+    if not (
+        isinstance(text, str) and text.strip().lstrip("+-").isascii() and text.strip().lstrip("+-").isdigit()
+    ):
         raise argparse.ArgumentTypeError(f"invalid integer {text!r}: use ASCII digits 0-9")
     return int(text)
 
@@ -84,22 +88,44 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_arguments(p)
     g = p.add_argument_group("measurement")
     g.add_argument("--out", required=True, help="JSONL file; one record is appended per configuration")
-    g.add_argument("--reps", type=_ascii_int, default=5, help=f"measured repetitions (5 to {REPS_MAX}; default 5)")
-    g.add_argument("--warmup", type=_ascii_int, default=2,
-                   help=f"unmeasured repetitions first (0 to {WARMUP_MAX}; default 2)")
-    g.add_argument("--kernel", default="auto", choices=["auto"] + list(kernels.KERNELS[:3]),
-                   help="attention kernel run for real (default auto: the fastest that works here)")
+    g.add_argument(
+        "--reps", type=_ascii_int, default=5, help=f"measured repetitions (5 to {REPS_MAX}; default 5)"
+    )
+    g.add_argument(
+        "--warmup",
+        type=_ascii_int,
+        default=2,
+        help=f"unmeasured repetitions first (0 to {WARMUP_MAX}; default 2)",
+    )
+    g.add_argument(
+        "--kernel",
+        default="auto",
+        choices=["auto"] + list(kernels.KERNELS[:3]),
+        help="attention kernel run for real (default auto: the fastest that works here)",
+    )
     g.add_argument("--dtype", default=None, choices=list(_DTYPES), help="default bf16 on GPU, fp32 on CPU")
-    g.add_argument("--exec", dest="exec_mode", default="eager", choices=["eager", "graph"],
-                   help="eager: the host issues op by op (default); graph: one CUDA graph replay per pass (GPU only)")
+    g.add_argument(
+        "--exec",
+        dest="exec_mode",
+        default="eager",
+        choices=["eager", "graph"],
+        help="eager: the host issues op by op (default); graph: one CUDA graph replay per pass (GPU only)",
+    )
     g.add_argument("--seed", type=_ascii_int, default=0, help="seed of weights and inputs")
-    g.add_argument("--check-seq", default="8Ki",
-                   help="GPU check length: the check runs at min(--seq, this) (decode: --context); 0 = full")
+    g.add_argument(
+        "--check-seq",
+        default="8Ki",
+        help="GPU check length: the check runs at min(--seq, this) (decode: --context); 0 = full",
+    )
     g.add_argument("--no-check", action="store_true", help="skip the check against the FP32 reference")
-    g.add_argument("--timeout-s", type=float, default=TIMEOUT_FLOOR_S,
-                   help=f"the least time a step gets: a rank that does not finish a step (setup, a pass, the check) "
-                        f"within max(this, {STEP_FACTOR:g} x the model's predicted time of the step) ends the job, "
-                        f"naming the rank (setup: at least {SETUP_FLOOR_S:g} s; default {TIMEOUT_FLOOR_S:g})")
+    g.add_argument(
+        "--timeout-s",
+        type=float,
+        default=TIMEOUT_FLOOR_S,
+        help=f"the least time a step gets: a rank that does not finish a step (setup, a pass, the check) "
+        f"within max(this, {STEP_FACTOR:g} x the model's predicted time of the step) ends the job, "
+        f"naming the rank (setup: at least {SETUP_FLOOR_S:g} s; default {TIMEOUT_FLOOR_S:g})",
+    )
     g.add_argument("--profile-dir", default=None, help="write a Chrome trace of one extra pass per rank here")
     return p
 
@@ -155,8 +181,10 @@ def expand(argv: list[str]) -> list[list[str]]:
 def _values(opt: str, val: str, conf: set[str]) -> list[str]:
     if opt not in conf:
         if MULTI_SEP in val:
-            raise SpecError(f"{opt} {val!r} holds {MULTI_SEP!r}, but only configuration options (--seq, --plan, "
-                            f"--batch, ...) may list several values: {opt} takes one value")
+            raise SpecError(
+                f"{opt} {val!r} holds {MULTI_SEP!r}, but only configuration options (--seq, --plan, "
+                f"--batch, ...) may list several values: {opt} takes one value"
+            )
         return [val]
     vals = val.split(MULTI_SEP)
     for v in vals:
@@ -172,14 +200,22 @@ def _check_argv(argv: list[str], cfg: Config, check_seq: int) -> tuple[list[str]
     if check_seq <= 0 or cur <= check_seq:
         return argv, {key.lstrip("-"): cur, "reduced": False}
     from costmodel.strategies import length_multiple
+
     mult = length_multiple(cfg.plan, wl.phase)
     n = max(mult, check_seq // mult * mult)
     out = list(argv) + [key, str(n)]
     return out, {key.lstrip("-"): n, "reduced": True}
 
 
-def _time_reps(ex, n: int, device, wd: Watchdog | None = None, what: str = "pass", bound=(float("inf"), ""),
-               first_bound=None) -> list[float]:
+def _time_reps(
+    ex,
+    n: int,
+    device,
+    wd: Watchdog | None = None,
+    what: str = "pass",
+    bound=(float("inf"), ""),
+    first_bound=None,
+) -> list[float]:
     """Per-repetition seconds, max over ranks.  Each repetition is a watchdog step with ``bound``
     (the first one ``first_bound`` if given)."""
     ts = []
@@ -226,12 +262,20 @@ def bounds(pred: dict, a: argparse.Namespace, world: int, device) -> dict[str, t
     rule = f"max(--timeout-s {floor:g}, {STEP_FACTOR:g} x predicted pass time {p:.3g} s)"
     one = (max(floor, STEP_FACTOR * p), rule)
     # on GPU the first pass also makes NCCL's lazy connections: it gets the setup floor as well
-    first = (max(one[0], SETUP_FLOOR_S), f"{rule}, at least {SETUP_FLOOR_S:g} s for the first pass on GPU") \
-        if device.type == "cuda" else one
+    first = (
+        (max(one[0], SETUP_FLOOR_S), f"{rule}, at least {SETUP_FLOOR_S:g} s for the first pass on GPU")
+        if device.type == "cuda"
+        else one
+    )
     # the check: a pass at most this long, then the FP32 reference of all ranks' work on one device
     k = 3 + 16 * world
-    check = (max(floor, STEP_FACTOR * k * p), (f"max(--timeout-s {floor:g}, {STEP_FACTOR:g} x {k} x predicted pass "
-                                               f"time {p:.3g} s: the check's passes and its FP32 reference)"))
+    check = (
+        max(floor, STEP_FACTOR * k * p),
+        (
+            f"max(--timeout-s {floor:g}, {STEP_FACTOR:g} x {k} x predicted pass "
+            f"time {p:.3g} s: the check's passes and its FP32 reference)"
+        ),
+    )
     setup = (max(floor, SETUP_FLOOR_S), f"max(--timeout-s {floor:g}, {SETUP_FLOOR_S:g} s of setup)")
     profile = (max(floor, SETUP_FLOOR_S + STEP_FACTOR * p), f"{SETUP_FLOOR_S:g} s + {rule}")
     return {"pass": one, "first": first, "check": check, "setup": setup, "profile": profile}
@@ -250,8 +294,11 @@ def _refusal(cfg: Config, pred: dict, device) -> str | None:
         free, total = torch.cuda.mem_get_info(device)
         need = pred["memory_bytes_per_device"]["total"]
         if need > free:
-            return (f"the model predicts {need / 1e9:.1f} GB per device but this GPU has {free / 1e9:.1f} GB free "
-                    f"of {total / 1e9:.1f} GB")
+            return (
+                f"the model predicts {need / 1e9:.1f} GB per device "
+                f"but this GPU has {free / 1e9:.1f} GB free "
+                f"of {total / 1e9:.1f} GB"
+            )
     return None
 
 
@@ -260,8 +307,10 @@ def precheck(argv: list[str], world: int) -> Config:
     by the same rules as predict and simulate (``strategies.validate``), and the process count."""
     cfg = config_from_args(build_parser().parse_args(argv))
     if cfg.plan.n_ranks != world:
-        raise SpecError(f"plan {cfg.plan.name} has {cfg.plan.n_ranks} ranks but torchrun started {world} processes; "
-                        f"use --nproc-per-node/--nnodes so that they match")
+        raise SpecError(
+            f"plan {cfg.plan.name} has {cfg.plan.n_ranks} ranks but torchrun started {world} processes; "
+            f"use --nproc-per-node/--nnodes so that they match"
+        )
     return cfg
 
 
@@ -285,28 +334,66 @@ def measure_generation(argv: list[str], cfg: Config, a, groups, device, dtype, p
     med = statistics.median(samples)
     wl = cfg.workload
     out = dict(recs[0])
-    out.update(specs=cfg.specs(), args=argv,
-               predicted={k: pred[k] for k in ("latency_s", "tps", "feasible", "verdict", "bottleneck",
-                                               "memory_bytes_per_device", "roofline_latency_s")},
-               latency_s={"median": med, "min": min(samples), "max": max(samples), "samples": samples,
-                          "reps": a.reps, "warmup": a.warmup,
-                          "how": f"sum over {n} independent decode steps at the growing contexts (each step: "
-                                 + recs[0]["latency_s"]["how"] + "), per repetition"},
-               tps=wl.batch * n / med, predicted_over_measured_latency=pred["latency_s"] / med,
-               generation={"tokens": n, "how": "N independent steps at the growing contexts, each a fresh "
-                                               "executor with the cache at that length (not one cache grown "
-                                               "in place)",
-                           "steps": [{"context": r["specs"]["workload"]["context_len"],
-                                      "median_s": r["latency_s"]["median"],
-                                      "check_passed": (r.get("check") or {}).get("passed")} for r in recs],
-                           "tpot_mean_s": med / n, "predicted": pred.get("generation")})
+    out.update(
+        specs=cfg.specs(),
+        args=argv,
+        predicted={
+            k: pred[k]
+            for k in (
+                "latency_s",
+                "tps",
+                "feasible",
+                "verdict",
+                "bottleneck",
+                "memory_bytes_per_device",
+                "roofline_latency_s",
+            )
+        },
+        latency_s={
+            "median": med,
+            "min": min(samples),
+            "max": max(samples),
+            "samples": samples,
+            "reps": a.reps,
+            "warmup": a.warmup,
+            "how": f"sum over {n} independent decode steps at the growing contexts (each step: "
+            + recs[0]["latency_s"]["how"]
+            + "), per repetition",
+        },
+        tps=wl.batch * n / med,
+        predicted_over_measured_latency=pred["latency_s"] / med,
+        generation={
+            "tokens": n,
+            "how": "N independent steps at the growing contexts, each a fresh "
+            "executor with the cache at that length (not one cache grown "
+            "in place)",
+            "steps": [
+                {
+                    "context": r["specs"]["workload"]["context_len"],
+                    "median_s": r["latency_s"]["median"],
+                    "check_passed": (r.get("check") or {}).get("passed"),
+                }
+                for r in recs
+            ],
+            "tpot_mean_s": med / n,
+            "predicted": pred.get("generation"),
+        },
+    )
     out.pop("check", None)
     out["checks_passed"] = all(s["check_passed"] is not False for s in out["generation"]["steps"])
     return out
 
 
-def measure(argv: list[str], a: argparse.Namespace, groups: comm.Groups, device, dtype, prov: dict,
-            wd: Watchdog | None = None, index: int = 0) -> dict:
+def measure(
+    argv: list[str],
+    a: argparse.Namespace,
+    groups: comm.Groups,
+    device,
+    dtype,
+    prov: dict,
+    wd: Watchdog | None = None,
+    index: int = 0,
+) -> dict:
     world = dist.get_world_size()
     cfg = precheck(argv, world)
     if generate.steps(cfg) > 1:
@@ -318,16 +405,34 @@ def measure(argv: list[str], a: argparse.Namespace, groups: comm.Groups, device,
     name = f"configuration {index + 1} ({_name(cfg.specs())})"
     if wd is not None:
         wd.step(f"{name}: setup", *bd["setup"])
-    rec: dict = {"record": "real.run", "schema": 1, "specs": cfg.specs(), "args": argv, "world_size": world,
-                 "dtype": str(dtype).replace("torch.", ""), "seed": a.seed,
-                 "predicted": {k: pred[k] for k in ("latency_s", "tps", "feasible", "verdict", "bottleneck",
-                                                    "memory_bytes_per_device", "roofline_latency_s")},
-                 "provenance": prov}
+    rec: dict = {
+        "record": "real.run",
+        "schema": 1,
+        "specs": cfg.specs(),
+        "args": argv,
+        "world_size": world,
+        "dtype": str(dtype).replace("torch.", ""),
+        "seed": a.seed,
+        "predicted": {
+            k: pred[k]
+            for k in (
+                "latency_s",
+                "tps",
+                "feasible",
+                "verdict",
+                "bottleneck",
+                "memory_bytes_per_device",
+                "roofline_latency_s",
+            )
+        },
+        "provenance": prov,
+    }
     why = _refusal(cfg, pred, device)
     if not _agree(why is None, device):
         rec.update(status="refused", reason=why or "another rank refused (its GPU has less free memory)")
         return rec
     from costmodel.build import build_schedule
+
     sched = build_schedule(cfg.model, cfg.workload, cfg.plan, cfg.topology, cfg.hardware, kernel=cfg.kernel)
     hq = cfg.model.n_heads // (cfg.plan.tp * cfg.plan.ulysses)
     probe_s = min(cfg.workload.seq_len // cfg.plan.ring, 8192)
@@ -335,7 +440,9 @@ def measure(argv: list[str], a: argparse.Namespace, groups: comm.Groups, device,
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
-    ex = harness.make_executor(cfg, device=device, dtype=dtype, kernel=choice["chosen"], seed=a.seed, groups=groups)
+    ex = harness.make_executor(
+        cfg, device=device, dtype=dtype, kernel=choice["chosen"], seed=a.seed, groups=groups
+    )
     graph = a.exec_mode == "graph"
     n_warm = max(a.warmup, 1) if graph else a.warmup
     _time_reps(ex, n_warm, device, wd, f"{name}: warm-up pass", bd["pass"], bd["first"])
@@ -344,41 +451,69 @@ def measure(argv: list[str], a: argparse.Namespace, groups: comm.Groups, device,
             wd.step(f"{name}: CUDA graph capture", *bd["setup"])
         ex.capture()
         _time_reps(ex, a.warmup, device, wd, f"{name}: warm-up replay", bd["pass"], bd["first"])
-    samples = _time_reps(ex, a.reps, device, wd, f"{name}: measured pass", bd["pass"],
-                         None if n_warm else bd["first"])
+    samples = _time_reps(
+        ex, a.reps, device, wd, f"{name}: measured pass", bd["pass"], None if n_warm else bd["first"]
+    )
     if a.profile_dir:
         if wd is not None:
             wd.step(f"{name}: profiled pass", *bd["profile"])
         wl = cfg.workload
-        size = f"ctx{wl.context}_B{wl.batch}_{cfg.plan.decode_attn}" if wl.phase == Phase.DECODE else f"L{wl.seq_len}_B{wl.batch}"
+        size = (
+            f"ctx{wl.context}_B{wl.batch}_{cfg.plan.decode_attn}"
+            if wl.phase == Phase.DECODE
+            else f"L{wl.seq_len}_B{wl.batch}"
+        )
         _profile(ex, a.profile_dir, f"{cfg.plan.name}_{size}_layers{cfg.model.layers}_{a.exec_mode}")
-    peak = torch.tensor([torch.cuda.max_memory_allocated(device) if device.type == "cuda" else 0], device=device)
+    peak = torch.tensor(
+        [torch.cuda.max_memory_allocated(device) if device.type == "cuda" else 0], device=device
+    )
     dist.all_reduce(peak, op=dist.ReduceOp.MAX)
     flops = max(sched.totals(r)["flops"] for r in range(world))
     del ex
     med = statistics.median(samples)
     wl = cfg.workload
     tokens = wl.batch * (wl.seq_len if wl.phase == Phase.PREFILL else 1)
-    how = ("CUDA events around one forward pass on each rank's compute stream (after a barrier and a device "
-           "synchronise), maximum over ranks per repetition" if device.type == "cuda" else
-           "host clock, maximum over ranks")
+    how = (
+        "CUDA events around one forward pass on each rank's compute stream (after a barrier and a device "
+        "synchronise), maximum over ranks per repetition"
+        if device.type == "cuda"
+        else "host clock, maximum over ranks"
+    )
     if graph:
         how = how.replace("one forward pass", "one replay of the captured forward pass (its launch included)")
-    rec.update(status="ok", attn_kernel_real=choice, exec=a.exec_mode,
-               latency_s={"median": med, "min": min(samples), "max": max(samples), "samples": samples,
-                          "reps": a.reps, "warmup": a.warmup, "how": how},
-               tps=tokens / med, tflops_per_gpu=flops / med / 1e12, flops_per_gpu=flops,
-               memory={"peak_allocated_bytes_max_over_ranks": int(peak.item()),
-                       "predicted_total_bytes": pred["memory_bytes_per_device"]["total"],
-                       "gpu_total_bytes": prov.get("gpu_memory_bytes")},
-               predicted_over_measured_latency=pred["latency_s"] / med)
+    rec.update(
+        status="ok",
+        attn_kernel_real=choice,
+        exec=a.exec_mode,
+        latency_s={
+            "median": med,
+            "min": min(samples),
+            "max": max(samples),
+            "samples": samples,
+            "reps": a.reps,
+            "warmup": a.warmup,
+            "how": how,
+        },
+        tps=tokens / med,
+        tflops_per_gpu=flops / med / 1e12,
+        flops_per_gpu=flops,
+        memory={
+            "peak_allocated_bytes_max_over_ranks": int(peak.item()),
+            "predicted_total_bytes": pred["memory_bytes_per_device"]["total"],
+            "gpu_total_bytes": prov.get("gpu_memory_bytes"),
+        },
+        predicted_over_measured_latency=pred["latency_s"] / med,
+    )
     if not a.no_check:
         if wd is not None:
             wd.step(f"{name}: check against the FP32 reference", *bd["check"])
         rec["check"] = chk = check(argv, cfg, a, groups, device, dtype, choice["chosen"], index)
         if not chk["passed"]:
-            rec.update(status="failed", reason=f"check failed: relative error {chk['rel_err']:.3g} against the "
-                                               f"FP32 reference exceeds the tolerance {chk['tol']:g}")
+            rec.update(
+                status="failed",
+                reason=f"check failed: relative error {chk['rel_err']:.3g} against the "
+                f"FP32 reference exceeds the tolerance {chk['tol']:g}",
+            )
     return rec
 
 
@@ -402,7 +537,9 @@ def _spoil_for_tests(out: torch.Tensor, index: int) -> torch.Tensor:
 def check(argv, cfg: Config, a, groups, device, dtype, kernel: str, index: int = 0) -> dict:
     cargv, info = _check_argv(argv, cfg, parse_count(a.check_seq, "--check-seq") if a.check_seq != "0" else 0)
     ccfg = config_from_args(build_parser().parse_args(cargv))
-    ex = harness.make_executor(ccfg, device=device, dtype=dtype, kernel=kernel, seed=a.seed + 1, groups=groups)
+    ex = harness.make_executor(
+        ccfg, device=device, dtype=dtype, kernel=kernel, seed=a.seed + 1, groups=groups
+    )
     ex.run()
     if a.exec_mode == "graph":  # check what was measured: the replay of the captured pass
         ex.capture()
@@ -419,21 +556,32 @@ def check(argv, cfg: Config, a, groups, device, dtype, kernel: str, index: int =
     dist.broadcast(t, 0)
     err = float(t.item())
     tol = TOL[dtype]
-    return {**info, "layers": ccfg.model.layers, "batch": ccfg.workload.batch, "kernel": kernel, "exec": a.exec_mode,
-            "rel_err": err, "tol": tol, "passed": err <= tol,
-            "reference": "single device, whole sequence, FP32 (SDPA on GPU, TF32 off; plain softmax on CPU)",
-            "metric": "||out - ref||_F / ||ref||_F over the whole output"}
+    return {
+        **info,
+        "layers": ccfg.model.layers,
+        "batch": ccfg.workload.batch,
+        "kernel": kernel,
+        "exec": a.exec_mode,
+        "rel_err": err,
+        "tol": tol,
+        "passed": err <= tol,
+        "reference": "single device, whole sequence, FP32 (SDPA on GPU, TF32 off; plain softmax on CPU)",
+        "metric": "||out - ref||_F / ||ref||_F over the whole output",
+    }
 
 
 def _profile(ex, out_dir: str, name: str) -> None:
     from torch.profiler import ProfilerActivity, profile
+
     os.makedirs(out_dir, exist_ok=True)
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if ex.device.type == "cuda" else [])
     with profile(activities=acts) as prof:
         ex.run()
         if ex.device.type == "cuda":
             torch.cuda.synchronize(ex.device)
-    prof.export_chrome_trace(os.path.join(out_dir, re.sub(r"[^A-Za-z0-9_.-]+", "_", f"trace_{name}_rank{dist.get_rank()}.json")))
+    prof.export_chrome_trace(
+        os.path.join(out_dir, re.sub(r"[^A-Za-z0-9_.-]+", "_", f"trace_{name}_rank{dist.get_rank()}.json"))
+    )
 
 
 def preflight(argv: list[str]) -> tuple[list[list[str]], argparse.Namespace, list[Config]]:
@@ -442,41 +590,59 @@ def preflight(argv: list[str]) -> tuple[list[list[str]], argparse.Namespace, lis
     combos = expand(argv)
     a = build_parser().parse_args(combos[0])  # measurement options: one value, the same in every combination
     if not (math.isfinite(a.timeout_s) and a.timeout_s > 0):
-        raise SpecError(f"--timeout-s {a.timeout_s:g} is not valid: a positive, finite number of seconds "
-                        f"(default {TIMEOUT_FLOOR_S:g})")
+        raise SpecError(
+            f"--timeout-s {a.timeout_s:g} is not valid: a positive, finite number of seconds "
+            f"(default {TIMEOUT_FLOOR_S:g})"
+        )
     if not 5 <= a.reps <= REPS_MAX:
         raise SpecError(f"--reps {a.reps} is not valid: 5 to {REPS_MAX} repetitions are measured")
     if not 0 <= a.warmup <= WARMUP_MAX:
         raise SpecError(f"--warmup {a.warmup} is not valid: 0 to {WARMUP_MAX} unmeasured repetitions")
-    if not 0 <= a.seed < 2 ** 63:
+    if not 0 <= a.seed < 2**63:
         raise SpecError(f"--seed {a.seed} is not valid: 0 to 2**63 - 1")
     if a.check_seq.strip() != "0":
         parse_count(a.check_seq, "--check-seq")
     if not a.out.strip():
         raise SpecError("--out '' is not valid: name a JSONL file")
-    cfgs = [config_from_args(build_parser().parse_args(c)) for c in combos]  # every combination, before any runs
+    cfgs = [
+        config_from_args(build_parser().parse_args(c)) for c in combos
+    ]  # every combination, before any runs
     for c in cfgs:  # --gen-tokens: real.run measures every step
         n = generate.steps(c)
         if n > GEN_STEPS_MAX:
-            raise SpecError(f"--gen-tokens {n} is not valid for real.run: it measures every step, at most "
-                            f"{GEN_STEPS_MAX}; predict and simulate take any N")
+            raise SpecError(
+                f"--gen-tokens {n} is not valid for real.run: it measures every step, at most "
+                f"{GEN_STEPS_MAX}; predict and simulate take any N"
+            )
     world = int(os.environ.get("WORLD_SIZE", "1"))
     for c in cfgs:
         if c.plan.n_ranks != world:
-            raise SpecError(f"plan {c.plan.name} has {c.plan.n_ranks} ranks but torchrun started {world} processes; "
-                            f"use --nproc-per-node/--nnodes so that they match")
+            raise SpecError(
+                f"plan {c.plan.name} has {c.plan.n_ranks} ranks but torchrun started {world} processes; "
+                f"use --nproc-per-node/--nnodes so that they match"
+            )
     return combos, a, cfgs
 
 
 def _device_checks(a: argparse.Namespace, device, dtype) -> None:
     if a.exec_mode == "graph" and device.type != "cuda":
-        raise SpecError("--exec graph needs a CUDA GPU (it captures the pass as a CUDA graph); valid here: --exec eager")
+        raise SpecError(
+            "--exec graph needs a CUDA GPU (it captures the pass as a CUDA graph); valid here: --exec eager"
+        )
     if a.kernel != "auto":
         why = kernels.probe(a.kernel, device, dtype)
         if why is not None:
-            valid = ["auto"] + [k for k in kernels.KERNELS[:3] if k == "math" or kernels.probe(k, device, dtype) is None]
-            here = "on CPU" if device.type != "cuda" else f"on {torch.cuda.get_device_name(device)} in {a.dtype or 'bf16'}"
-            raise SpecError(f"--kernel {a.kernel} does not run {here} ({why}); valid here: {', '.join(valid)}")
+            valid = ["auto"] + [
+                k for k in kernels.KERNELS[:3] if k == "math" or kernels.probe(k, device, dtype) is None
+            ]
+            here = (
+                "on CPU"
+                if device.type != "cuda"
+                else f"on {torch.cuda.get_device_name(device)} in {a.dtype or 'bf16'}"
+            )
+            raise SpecError(
+                f"--kernel {a.kernel} does not run {here} ({why}); valid here: {', '.join(valid)}"
+            )
 
 
 def _writable_dir(path: str, field: str) -> None:
@@ -504,8 +670,9 @@ def _writable_file(path: str, field: str) -> None:
         try:
             open(p, "ab").close()  # appending nothing: the file is as it was
         except OSError as e:
-            raise SpecError(f"{field} {path!r} cannot be appended to ({e.strerror or e}): name a writable file") \
-                from None
+            raise SpecError(
+                f"{field} {path!r} cannot be appended to ({e.strerror or e}): name a writable file"
+            ) from None
     else:
         try:
             _writable_dir(str(p.parent), "folder")
@@ -536,7 +703,9 @@ def _main(argv: list[str]) -> int:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     steps = [b for c in cfgs for b, _ in bounds(predict(c), a, world, device).values()]
     backstop = max(steps) + 2 * SETUP_FLOOR_S  # the process group's own timeout: after the watchdog's
-    harness.init_distributed("nccl" if device.type == "cuda" else "gloo", max(a.timeout_s, SETUP_FLOOR_S), device)
+    harness.init_distributed(
+        "nccl" if device.type == "cuda" else "gloo", max(a.timeout_s, SETUP_FLOOR_S), device
+    )
     rank = dist.get_rank()
     why: list = [None] * dist.get_world_size()
     dist.all_gather_object(why, _file_checks(a, rank))  # every rank stops, or none
@@ -547,9 +716,14 @@ def _main(argv: list[str]) -> int:
         raise SpecError(w if r == 0 else f"on rank {r}: {w}")
     with contextlib.suppress(Exception):  # an older torch: the setup timeout stays
         from torch.distributed.distributed_c10d import _set_pg_timeout
+
         _set_pg_timeout(datetime.timedelta(seconds=backstop))
     wd = Watchdog(rank, dist.get_world_size())
-    wd.step("start: provenance", max(a.timeout_s, SETUP_FLOOR_S), f"max(--timeout-s, {SETUP_FLOOR_S:g} s of setup)")
+    wd.step(
+        "start: provenance",
+        max(a.timeout_s, SETUP_FLOOR_S),
+        f"max(--timeout-s, {SETUP_FLOOR_S:g} s of setup)",
+    )
     per_rank: list = [None] * dist.get_world_size()
     dist.all_gather_object(per_rank, provenance.local())
     prov = provenance.collect(per_rank)
@@ -569,9 +743,12 @@ def _main(argv: list[str]) -> int:
     dist.destroy_process_group()
     if failed:
         if rank == 0:
-            print(f"real.run: error: {len(failed)} of {len(combos)} configurations failed their check (their "
-                  f"records say status failed; ringsim validate leaves them out): {'; '.join(failed)}",
-                  file=sys.stderr, flush=True)
+            print(
+                f"real.run: error: {len(failed)} of {len(combos)} configurations failed their check (their "
+                f"records say status failed; ringsim validate leaves them out): {'; '.join(failed)}",
+                file=sys.stderr,
+                flush=True,
+            )
         return 1
     return 0
 
@@ -579,8 +756,9 @@ def _main(argv: list[str]) -> int:
 def _name(s: dict) -> str:
     wl = s["workload"]
     n = f"context={wl['context_len'] or wl['seq_len']}" if wl["phase"] == "decode" else f"L={wl['seq_len']}"
-    return (f"{s['plan']['name']} {n} B={wl['batch']} layers={s['model']['layers']} {wl['phase']}"
-            + (f" {s['plan']['decode_attn']}" if wl["phase"] == "decode" and s["plan"]["ring"] > 1 else ""))
+    return f"{s['plan']['name']} {n} B={wl['batch']} layers={s['model']['layers']} {wl['phase']}" + (
+        f" {s['plan']['decode_attn']}" if wl["phase"] == "decode" and s["plan"]["ring"] > 1 else ""
+    )
 
 
 def _say(rec: dict) -> None:
@@ -591,10 +769,13 @@ def _say(rec: dict) -> None:
     lat = rec["latency_s"]
     chk = rec.get("check")
     c = f" check rel_err={chk['rel_err']:.2e} ({'pass' if chk['passed'] else 'FAIL'})" if chk else ""
-    print(f"real.run: {'FAILED ' if rec['status'] == 'failed' else ''}{name} "
-          f"kernel={rec['attn_kernel_real']['chosen']} median {lat['median'] * 1e3:.2f} ms "
-          f"(min {lat['min'] * 1e3:.2f}, max {lat['max'] * 1e3:.2f}) {rec['tflops_per_gpu']:.1f} TFLOP/s/GPU "
-          f"predicted {rec['predicted']['latency_s'] * 1e3:.2f} ms{c}", flush=True)
+    print(
+        f"real.run: {'FAILED ' if rec['status'] == 'failed' else ''}{name} "
+        f"kernel={rec['attn_kernel_real']['chosen']} median {lat['median'] * 1e3:.2f} ms "
+        f"(min {lat['min'] * 1e3:.2f}, max {lat['max'] * 1e3:.2f}) {rec['tflops_per_gpu']:.1f} TFLOP/s/GPU "
+        f"predicted {rec['predicted']['latency_s'] * 1e3:.2f} ms{c}",
+        flush=True,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -607,12 +788,20 @@ def main(argv: list[str] | None = None) -> int:
             print(f"real.run: error: {e}", file=sys.stderr, flush=True)
         return 2
     except KeyboardInterrupt:
-        print(f"real.run: rank {rank}: interrupted; records already written are kept", file=sys.stderr, flush=True)
+        print(
+            f"real.run: rank {rank}: interrupted; records already written are kept",
+            file=sys.stderr,
+            flush=True,
+        )
         return 130
     except Exception as e:  # noqa: BLE001 - any failure ends this rank with a clear line
         traceback.print_exc()
-        print(f"real.run: rank {rank}: error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
-              f"(every rank stops; records already written are kept)", file=sys.stderr, flush=True)
+        print(
+            f"real.run: rank {rank}: error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
+            f"(every rank stops; records already written are kept)",
+            file=sys.stderr,
+            flush=True,
+        )
         sys.stderr.flush()
         os._exit(1)
 

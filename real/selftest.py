@@ -3,6 +3,7 @@
 Used by the tests (CPU, gloo) and runnable by hand: ``python -m real.selftest --nproc 4``.
 Each case is a list of ``ringsim predict`` options; the result of each is (case, rel_err, error).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,8 +23,20 @@ from ringsim.options import add_config_arguments, config_from_args
 from . import comm, harness
 
 # a tiny model: 4 query heads sharing 2 KV heads (grouped-query), head_dim 8, SwiGLU or GELU
-TINY = ["--hardware", "h100-sxm", "--d-model", "32", "--heads", "4", "--kv-heads", "2", "--head-dim", "8",
-        "--d-ff", "64"]
+TINY = [
+    "--hardware",
+    "h100-sxm",
+    "--d-model",
+    "32",
+    "--heads",
+    "4",
+    "--kv-heads",
+    "2",
+    "--head-dim",
+    "8",
+    "--d-ff",
+    "64",
+]
 
 
 def cases(n: int) -> list[list[str]]:
@@ -37,10 +50,16 @@ def cases(n: int) -> list[list[str]]:
     out.append(pre + ["--seq", seq, "--plan", f"ring={n}", "--ring-variant", "zigzag", "--no-causal"])
     out.append(pre + ["--seq", "12", "--plan", f"tp={n}", "--mlp", "swiglu"])
     out.append(pre + ["--seq", seq, "--plan", f"ulysses={n}"])
-    out.append(TINY + topo + ["--layers", str(n), "--batch", "4", "--seq", "12", "--plan", f"pp={n}",
-                              "--microbatches", "2"])
-    out.append(TINY + topo + ["--layers", str(n), "--batch", "2", "--seq", "16", "--plan", f"pp={n}",
-                              "--chunks", "4"])  # chunked prefill: chunks attend to the stage's cached chunks
+    out.append(
+        TINY
+        + topo
+        + ["--layers", str(n), "--batch", "4", "--seq", "12", "--plan", f"pp={n}", "--microbatches", "2"]
+    )
+    out.append(
+        TINY
+        + topo
+        + ["--layers", str(n), "--batch", "2", "--seq", "16", "--plan", f"pp={n}", "--chunks", "4"]
+    )  # chunked prefill: chunks attend to the stage's cached chunks
     dec = pre + ["--phase", "decode", "--seq", "1", "--context", str(6 * n), "--batch", "3"]
     out.append(dec + ["--plan", f"tp={n}"])
     for da in ("pass-kv", "pass-q", "allgather"):
@@ -51,16 +70,87 @@ def cases(n: int) -> list[list[str]]:
         out.append(pre + ["--seq", "16", "--plan", "tp=2,ring=2", "--ring-variant", "striped"])
         out.append(pre + ["--seq", "16", "--plan", "ulysses=2,ring=2", "--ring-variant", "zigzag"])
         out.append(pre + ["--seq", "12", "--plan", "tp=2,ulysses=2"])
-        out.append(TINY + topo + ["--layers", "4", "--batch", "4", "--seq", "12", "--plan", "tp=2,pp=2",
-                                  "--microbatches", "2"])  # --pp-send scatter (default): slices, all-gather
-        out.append(TINY + topo + ["--layers", "4", "--batch", "4", "--seq", "12", "--plan", "tp=2,pp=2",
-                                  "--microbatches", "2", "--pp-send", "full"])
-        out.append(TINY + topo + ["--layers", "4", "--batch", "4", "--seq", "12", "--plan", "tp=2,pp=2",
-                                  "--microbatches", "2", "--chunks", "3"])  # chunked prefill
-        out.append(TINY + topo + ["--layers", "2", "--batch", "2", "--seq", "16", "--plan", "tp=2,ring=2",
-                                  "--phase", "decode", "--context", "16", "--decode-attn", "pass-q"])
-        out.append(TINY + topo + ["--layers", "2", "--batch", "4", "--seq", "1", "--plan", "tp=2,pp=2",
-                                  "--phase", "decode", "--context", "10", "--microbatches", "2"])
+        out.append(
+            TINY
+            + topo
+            + ["--layers", "4", "--batch", "4", "--seq", "12", "--plan", "tp=2,pp=2", "--microbatches", "2"]
+        )  # --pp-send scatter (default): slices, all-gather
+        out.append(
+            TINY
+            + topo
+            + [
+                "--layers",
+                "4",
+                "--batch",
+                "4",
+                "--seq",
+                "12",
+                "--plan",
+                "tp=2,pp=2",
+                "--microbatches",
+                "2",
+                "--pp-send",
+                "full",
+            ]
+        )
+        out.append(
+            TINY
+            + topo
+            + [
+                "--layers",
+                "4",
+                "--batch",
+                "4",
+                "--seq",
+                "12",
+                "--plan",
+                "tp=2,pp=2",
+                "--microbatches",
+                "2",
+                "--chunks",
+                "3",
+            ]
+        )  # chunked prefill
+        out.append(
+            TINY
+            + topo
+            + [
+                "--layers",
+                "2",
+                "--batch",
+                "2",
+                "--seq",
+                "16",
+                "--plan",
+                "tp=2,ring=2",
+                "--phase",
+                "decode",
+                "--context",
+                "16",
+                "--decode-attn",
+                "pass-q",
+            ]
+        )
+        out.append(
+            TINY
+            + topo
+            + [
+                "--layers",
+                "2",
+                "--batch",
+                "4",
+                "--seq",
+                "1",
+                "--plan",
+                "tp=2,pp=2",
+                "--phase",
+                "decode",
+                "--context",
+                "10",
+                "--microbatches",
+                "2",
+            ]
+        )
     return out
 
 
@@ -123,7 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     for r in run_cases(a.nproc):
         ok = r["error"] == "" and r["rel_err"] <= 1e-5
         bad += not ok
-        print(f"{'ok ' if ok else 'BAD'} {r['rel_err']:.2e} {r['case']}{' ' + r['error'] if r['error'] else ''}")
+        print(
+            f"{'ok ' if ok else 'BAD'} {r['rel_err']:.2e} {r['case']}{' ' + r['error'] if r['error'] else ''}"
+        )
     return 1 if bad else 0
 
 

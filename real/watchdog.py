@@ -14,6 +14,7 @@ stderr) when
 If the store cannot be read, a rank falls back on its own clock: its step plus ``stale_s`` of grace.
 torchrun stops the other ranks when one ends.  Nothing here needs a GPU.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -29,8 +30,9 @@ PREFIX = "ringsim/watchdog"
 
 
 class Watchdog:
-    def __init__(self, rank: int, world: int, *, interval_s: float = 1.0, stale_s: float = 20.0,
-                 exit_fn=None) -> None:
+    def __init__(
+        self, rank: int, world: int, *, interval_s: float = 1.0, stale_s: float = 20.0, exit_fn=None
+    ) -> None:
         self.rank, self.world, self.interval_s, self.stale_s = rank, world, interval_s, stale_s
         self._exit = exit_fn or _exit
         self._lock = threading.Lock()
@@ -40,13 +42,19 @@ class Watchdog:
         self._seen: dict[int, tuple[int, float]] = {}  # rank -> (beat, local time it last changed)
         self._store_ok_at = time.monotonic()
         self._stop = threading.Event()
-        self._prefix = f"{PREFIX}/{os.environ.get('TORCHELASTIC_RUN_ID', 'job')}/" \
-                       f"{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}/"
+        self._prefix = (
+            f"{PREFIX}/{os.environ.get('TORCHELASTIC_RUN_ID', 'job')}/"
+            f"{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}/"
+        )
         self._store = None
         try:
-            self._store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), is_master=False,
-                                        timeout=datetime.timedelta(seconds=max(2.0, 3 * interval_s)),
-                                        wait_for_workers=False)
+            self._store = dist.TCPStore(
+                os.environ["MASTER_ADDR"],
+                int(os.environ["MASTER_PORT"]),
+                is_master=False,
+                timeout=datetime.timedelta(seconds=max(2.0, 3 * interval_s)),
+                wait_for_workers=False,
+            )
         except Exception:  # noqa: BLE001 - without a store each rank watches its own clock
             self._store = None
         self._publish()
@@ -73,15 +81,23 @@ class Watchdog:
     def _state(self) -> dict:
         with self._lock:
             self._beat += 1
-            return {"beat": self._beat, "step": self._step, "label": self._label, "bound": self._bound,
-                    "why": self._why, "elapsed": time.monotonic() - self._entry}
+            return {
+                "beat": self._beat,
+                "step": self._step,
+                "label": self._label,
+                "bound": self._bound,
+                "why": self._why,
+                "elapsed": time.monotonic() - self._entry,
+            }
 
     def _publish(self) -> dict:
         st = self._state()
         if self._store is not None:
             try:
-                self._store.set(f"{self._prefix}{self.rank}",
-                                json.dumps({**st, "bound": st["bound"] if st["bound"] < 1e300 else None}))
+                self._store.set(
+                    f"{self._prefix}{self.rank}",
+                    json.dumps({**st, "bound": st["bound"] if st["bound"] < 1e300 else None}),
+                )
             except Exception:  # noqa: BLE001 - judged on the local clock (judge)
                 return st
             self._store_ok_at = time.monotonic()
@@ -108,16 +124,20 @@ class Watchdog:
             except Exception:  # noqa: BLE001 - a watchdog must not die of its own bug
                 verdict = None
             if verdict and not self._stop.is_set():
-                self._exit(f"real.run: rank {self.rank}: error: {verdict}; every rank stops "
-                           f"(records already written are kept)")
+                self._exit(
+                    f"real.run: rank {self.rank}: error: {verdict}; every rank stops "
+                    f"(records already written are kept)"
+                )
                 return
 
     def judge(self, mine: dict, states: dict[int, dict] | None, now: float) -> str | None:
         """The line that ends the job, or None while every rank answers."""
         if states is None:
             if now - self._store_ok_at > self.stale_s and mine["elapsed"] > mine["bound"] + self.stale_s:
-                return (f"'{mine['label']}' did not finish within {mine['bound']:.0f} s ({mine['why']}) and the "
-                        f"other ranks' heartbeats cannot be read: a rank stopped answering")
+                return (
+                    f"'{mine['label']}' did not finish within {mine['bound']:.0f} s ({mine['why']}) and the "
+                    f"other ranks' heartbeats cannot be read: a rank stopped answering"
+                )
             return None
         states = {**states, self.rank: mine}
         missing = [q for q in range(self.world) if q not in states]
@@ -132,8 +152,10 @@ class Watchdog:
             if st["beat"] != beat:
                 self._seen[q] = (st["beat"], now)
             elif q != self.rank and now - since > self.stale_s:
-                return (f"rank {q} stopped answering: no heartbeat for {now - since:.0f} s "
-                        f"(last seen in '{st['label']}')")
+                return (
+                    f"rank {q} stopped answering: no heartbeat for {now - since:.0f} s "
+                    f"(last seen in '{st['label']}')"
+                )
         low = min(st["step"] for st in states.values())
         behind = sorted(q for q, st in states.items() if st["step"] == low)
         elapsed = min(states[q]["elapsed"] for q in behind)
@@ -143,8 +165,11 @@ class Watchdog:
         st = states[behind[0]]
         how = f"the bound there is {bound:.1f} s" + (f" ({st['why']})" if st.get("why") else "")
         if len(behind) == len(states) and len(states) > 1:
-            return (f"no rank finished '{st['label']}' within its bound: every rank has waited {elapsed:.1f} s in "
-                    f"it; {how}")
+            return (
+                f"no rank finished '{st['label']}' within its bound: "
+                f"every rank has waited {elapsed:.1f} s in "
+                f"it; {how}"
+            )
         who = f"rank {behind[0]}" if len(behind) == 1 else "ranks " + ", ".join(map(str, behind))
         return f"{who} stopped answering: in '{st['label']}' for {elapsed:.1f} s; {how}"
 

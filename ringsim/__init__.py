@@ -6,6 +6,7 @@ The public API is small and wires the packages together:
 >>> cfg = load_config(plan="ring=16", topology="nvlink-domain:16", batch=1, seq="128Ki")
 >>> predict(cfg).latency_s  # doctest: +SKIP
 """
+
 from __future__ import annotations
 
 from costmodel.build import build_schedule
@@ -13,7 +14,9 @@ from costmodel.config import Config, build_config, load_config_toml
 from costmodel.predict import predict
 
 try:  # one source of the version: the installed package's metadata (pyproject.toml)
-    from importlib.metadata import PackageNotFoundError, version as _version
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as _version
+
     __version__ = _version("ringsim")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree that was never installed
     __version__ = "unknown"
@@ -21,5 +24,6 @@ __all__ = ["Config", "load_config", "load_config_toml", "predict", "build_schedu
 
 
 def load_config(**options) -> Config:
-    """A Config from keyword options (``plan="tp=8,pp=2"``, ``seq="100k"``; see ``costmodel.config.OPTIONS``)."""
+    """A Config from keyword options (``plan="tp=8,pp=2"``, ``seq="100k"``; see
+    ``costmodel.config.OPTIONS``)."""
     return build_config(options)

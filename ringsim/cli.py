@@ -1,6 +1,7 @@
 """The ``ringsim`` command: wiring only.  Each subcommand lives in its own module with
 ``add_arguments(parser)`` and ``run(args) -> int``; modules are imported only when their command
 runs, so a laptop without torch can use every command that does not execute on GPUs."""
+
 from __future__ import annotations
 
 import argparse
@@ -16,9 +17,18 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "plot": ("ringsim.cmd_plot", "re-make the figures of a results file (sweep, timeline, validation, ...)"),
     "best": ("ringsim.cmd_best", "rank every placeable plan for a workload; say why the others lose"),
     "simulate": ("ringsim.cmd_simulate", "discrete-event simulation of one configuration's schedule"),
-    "validate": ("ringsim.cmd_validate", "analytic model and simulator vs stored measurements: table, summary, plot"),
-    "calibrate": ("ringsim.cmd_calibrate", "measure microbenchmarks (torchrun, GPU) -> calibrated profile TOML"),
-    "presets": ("ringsim.cmd_presets", "list the model and hardware presets and topology forms, with their sources"),
+    "validate": (
+        "ringsim.cmd_validate",
+        "analytic model and simulator vs stored measurements: table, summary, plot",
+    ),
+    "calibrate": (
+        "ringsim.cmd_calibrate",
+        "measure microbenchmarks (torchrun, GPU) -> calibrated profile TOML",
+    ),
+    "presets": (
+        "ringsim.cmd_presets",
+        "list the model and hardware presets and topology forms, with their sources",
+    ),
 }
 
 
@@ -42,12 +52,15 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["--version"]:
         from ringsim import __version__
+
         print(f"ringsim {__version__}")
         return 0
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
         p = _parser()
         if argv and argv[0] not in ("-h", "--help"):
-            print(f"ringsim: error: unknown command {argv[0]!r}; valid: {', '.join(COMMANDS)}", file=sys.stderr)
+            print(
+                f"ringsim: error: unknown command {argv[0]!r}; valid: {', '.join(COMMANDS)}", file=sys.stderr
+            )
             return 2
         p.print_help()
         return 0 if argv else 2

@@ -1,22 +1,27 @@
 """ringsim best: every plan that can be placed on N GPUs, ranked on the analytic model, with the reason
 each other plan loses (does not fit, does not divide, slower by how much); optionally confirmed by
 the simulator."""
+
 from __future__ import annotations
 
 import argparse
 
-from ringsim.options import add_config_arguments, config_from_args
 from costmodel.errors import SpecError
 from costmodel.results import dumps
 from costmodel.units import fmt_bytes, fmt_count, fmt_seconds
+from ringsim.options import add_config_arguments, config_from_args
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_config_arguments(p)
     p.set_defaults(plan=None)
     p.add_argument("--gpus", type=int, required=True, help="GPUs to place the plan on (= the topology's)")
-    p.add_argument("--objective", choices=["latency", "throughput"], default="latency",
-                   help="latency at --batch, or TPS at the largest batch that fits (up to --max-batch)")
+    p.add_argument(
+        "--objective",
+        choices=["latency", "throughput"],
+        default="latency",
+        help="latency at --batch, or TPS at the largest batch that fits (up to --max-batch)",
+    )
     p.add_argument("--max-batch", type=int, default=4096, help="throughput: largest batch tried")
     p.add_argument("--top", type=int, default=10, help="ranked plans shown")
     p.add_argument("--confirm-with-sim", type=int, default=0, metavar="K", help="simulate the top K plans")
@@ -30,6 +35,7 @@ def _confirm(cfg, rows, k) -> str | None:
     except ImportError as e:
         return f"simulator not importable ({e})"
     from costmodel.search import config_for
+
     for r in rows[:k]:
         run = run_config(config_for(cfg, r))
         r["sim_latency_s"] = run.latency_s
@@ -38,7 +44,8 @@ def _confirm(cfg, rows, k) -> str | None:
 
 
 def _config(a: argparse.Namespace):
-    """The configuration without a plan: built on one GPU with tp=1 (always valid), then given the topology."""
+    """The configuration without a plan: built on one GPU with tp=1 (always valid), then given the
+    topology."""
     from dataclasses import replace
 
     from costmodel.topology import parse_topology
@@ -51,8 +58,10 @@ def _config(a: argparse.Namespace):
 
 def _row(i: int, r: dict, objective: str) -> str:
     vs = "best" if i == 1 else f"+{r['slower_by']:.1%}"
-    line = (f"{i:>3}  {r['plan']:34} {r['batch']:>6} {fmt_seconds(r['latency_s']):>10} {fmt_count(r['tps']):>10} "
-            f"{fmt_bytes(r['mem_total_bytes']):>9}  {r['bottleneck']:15} {vs:>8}")
+    line = (
+        f"{i:>3}  {r['plan']:34} {r['batch']:>6} {fmt_seconds(r['latency_s']):>10} {fmt_count(r['tps']):>10} "
+        f"{fmt_bytes(r['mem_total_bytes']):>9}  {r['bottleneck']:15} {vs:>8}"
+    )
     if "sim_latency_s" in r:
         line += f"  {fmt_seconds(r['sim_latency_s'])} ({r['sim_vs_analytic']:+.1%})"
     return line
@@ -72,24 +81,31 @@ def run(a: argparse.Namespace) -> int:
         return 0 if res["ranked"] else 1
     wl = cfg.workload
     length = f"prompt {wl.seq_len:,}" if wl.phase == "prefill" else f"context {wl.context:,}"
-    print(f"{res['evaluated']} plans evaluated on {cfg.hardware.name} {cfg.topology.spec}, {wl.phase}, batch "
-          f"{wl.batch}, {length}; objective {a.objective}"
-          + (" (each plan at the largest batch that fits)" if a.objective == "throughput" else "")
-          + f"; {len(res['ranked'])} fit, {len(res['rejected'])} rejected")
-    hdr = f"{'#':>3}  {'plan':34} {'batch':>6} {'latency':>10} {'TPS':>10} {'memory':>9}  {'bottleneck':15} {'vs best':>8}"
+    print(
+        f"{res['evaluated']} plans evaluated on {cfg.hardware.name} {cfg.topology.spec}, {wl.phase}, batch "
+        f"{wl.batch}, {length}; objective {a.objective}"
+        + (" (each plan at the largest batch that fits)" if a.objective == "throughput" else "")
+        + f"; {len(res['ranked'])} fit, {len(res['rejected'])} rejected"
+    )
+    hdr = (
+        f"{'#':>3}  {'plan':34} {'batch':>6} {'latency':>10} {'TPS':>10} {'memory':>9}  "
+        f"{'bottleneck':15} {'vs best':>8}"
+    )
     print(hdr + ("  sim latency (vs analytic)" if any("sim_latency_s" in r for r in res["ranked"]) else ""))
-    for i, r in enumerate(res["ranked"][:a.top], 1):
+    for i, r in enumerate(res["ranked"][: a.top], 1):
         print(_row(i, r, a.objective))
     if len(res["ranked"]) > a.top:
-        rest = res["ranked"][a.top:]
-        print(f"     ... {len(rest)} more that fit, {rest[0]['slower_by']:.1%} to {rest[-1]['slower_by']:.1%} "
-              f"{'slower' if a.objective == 'latency' else 'lower TPS'} than the best")
+        rest = res["ranked"][a.top :]
+        print(
+            f"     ... {len(rest)} more that fit, {rest[0]['slower_by']:.1%} to {rest[-1]['slower_by']:.1%} "
+            f"{'slower' if a.objective == 'latency' else 'lower TPS'} than the best"
+        )
     if "sim_skipped" in res:
         print(f"simulator: {res['sim_skipped']}")
     rej = res["rejected"]
     if rej:
         print(f"rejected ({len(rej)}):")
-        for r in (rej if a.all_rejected else rej[:12]):
+        for r in rej if a.all_rejected else rej[:12]:
             print(f"  {r['plan']:34} {r.get('kind', 'invalid')}: {r['reason']}")
         if len(rej) > 12 and not a.all_rejected:
             print(f"  ... {len(rej) - 12} more (--all-rejected lists them)")

@@ -1,14 +1,15 @@
 """ringsim calibrate: measure the microbenchmarks and write a calibrated hardware profile.
 
 On the GPU machine (one process per GPU):
-    torchrun --standalone --nproc-per-node 4 -m ringsim calibrate --base h200-sxm-published --name h200-sxm --out h200-sxm.toml
+    torchrun --standalone --nproc-per-node 4 -m ringsim calibrate --base h200-sxm-published \\
+        --name h200-sxm --out h200-sxm.toml
 Re-fit a stored raw file anywhere (no GPU, no torch):
     ringsim calibrate --from-raw raw.json --base h200-sxm-published --name h200-sxm --out h200-sxm.toml
 """
+
 from __future__ import annotations
 
 import argparse
-import json
 import os
 
 from costmodel import presets
@@ -17,18 +18,27 @@ from costmodel.results import atomic_write_text, write_json
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--base", default="h200-sxm-published", help=f"preset to start from {presets.available('hardware')}")
+    p.add_argument(
+        "--base", default="h200-sxm-published", help=f"preset to start from {presets.available('hardware')}"
+    )
     p.add_argument("--name", default=None, help="profile name (default: the base's)")
     p.add_argument("--out", required=True, help="profile TOML to write")
     p.add_argument("--raw-out", default=None, help="also keep the raw measurements here (JSON)")
-    p.add_argument("--from-raw", action="append", default=None,
-                   help="fit stored raw JSON instead of measuring; repeat to add supplements (e.g. attention at "
-                        "longer lengths), whose records are added to the first file's")
+    p.add_argument(
+        "--from-raw",
+        action="append",
+        default=None,
+        help="fit stored raw JSON instead of measuring; repeat to add supplements (e.g. attention at "
+        "longer lengths), whose records are added to the first file's",
+    )
     p.add_argument("--model", default="seed-dense", help="model whose layer shapes are measured")
     p.add_argument("--quick", action="store_true", help="tiny sizes (smoke test, e.g. on CPU)")
-    p.add_argument("--suite", default="eager,graph",
-                   help="microbenchmark suites, comma-separated: eager (host issues op by op), graph (CUDA graph "
-                        "replay, GPU only); default both")
+    p.add_argument(
+        "--suite",
+        default="eager,graph",
+        help="microbenchmark suites, comma-separated: eager (host issues op by op), graph (CUDA graph "
+        "replay, GPU only); default both",
+    )
 
 
 def _suites(s: str) -> tuple[str, ...]:
@@ -52,7 +62,13 @@ def _measure(a) -> dict | None:
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group(backend)
     m = presets.load_model(a.model)
-    dims = {"d_model": m.d_model, "d_ff": m.d_ff, "q_dim": m.q_dim, "kv_dim": m.kv_dim, "head_dim": m.head_dim}
+    dims = {
+        "d_model": m.d_model,
+        "d_ff": m.d_ff,
+        "q_dim": m.q_dim,
+        "kv_dim": m.kv_dim,
+        "head_dim": m.head_dim,
+    }
     raw = microbench.run_all(dims, quick=a.quick, suites=_suites(a.suite))
     rank = dist.get_rank() if dist.is_initialized() else 0
     if dist.is_initialized():
@@ -90,15 +106,23 @@ def run(a: argparse.Namespace) -> int:
             continue  # no executor measurements of this kind in the raw file
         if a.from_raw:
             prof["provenance"]["fitted_by"] = "ringsim calibrate " + " ".join(
-                sys.argv[2:] if sys.argv[1:2] == ["calibrate"] else sys.argv[1:])
-        kind = {"ideal": "the hardware with ideal fused kernels" + (" issued from a CUDA graph" if "graph" in modes else "")
-                         + ": predictions",
-                "eager": "this repository's executor (real/) issued op by op: validation of its eager measurements",
-                "graph": "this repository's executor (real/) replayed from CUDA graphs: validation of its "
-                         "--exec graph measurements"}[mode]
-        header = (f"# Calibrated by `ringsim calibrate` on {prof['provenance']['gpu']} ({prof['provenance']['date']}).\n"
-                  f"# Profile of {kind}.\n"
-                  "# Measured fields and the ones kept from the published preset are listed in provenance.notes.\n")
+                sys.argv[2:] if sys.argv[1:2] == ["calibrate"] else sys.argv[1:]
+            )
+        kind = {
+            "ideal": "the hardware with ideal fused kernels"
+            + (" issued from a CUDA graph" if "graph" in modes else "")
+            + ": predictions",
+            "eager": "this repository's executor (real/) issued op by op: "
+            "validation of its eager measurements",
+            "graph": "this repository's executor (real/) replayed from CUDA graphs: validation of its "
+            "--exec graph measurements",
+        }[mode]
+        header = (
+            f"# Calibrated by `ringsim calibrate` on {prof['provenance']['gpu']} "
+            f"({prof['provenance']['date']}).\n"
+            f"# Profile of {kind}.\n"
+            "# Measured fields and the ones kept from the published preset are listed in provenance.notes.\n"
+        )
         atomic_write_text(path, header + tomli_w.dumps(prof))
         print(f"wrote {path}")
         for n in notes:

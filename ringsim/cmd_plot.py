@@ -1,5 +1,6 @@
 """ringsim plot: re-make the figures of a results file (sweep CSV/JSON, crossover.json, timeline JSON,
 validation JSON/JSONL, seed_report.json) from the file alone."""
+
 from __future__ import annotations
 
 import argparse
@@ -8,7 +9,9 @@ from pathlib import Path
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("files", nargs="+", metavar="FILE", help="results file(s)")
-    p.add_argument("--out", default=None, help="folder for the PNG + SVG figures (default: next to each file)")
+    p.add_argument(
+        "--out", default=None, help="folder for the PNG + SVG figures (default: next to each file)"
+    )
     p.add_argument("--name", default=None, help="figure name stem (default: the file's stem; one FILE only)")
 
 

@@ -1,12 +1,13 @@
 """ringsim simulate: the discrete-event simulator on one configuration (same options as predict)."""
+
 from __future__ import annotations
 
 import argparse
 
-from ringsim.options import add_config_arguments, config_from_args
 from costmodel import generate
 from costmodel.errors import SpecError
 from costmodel.results import atomic_write_text, dumps, write_json
+from ringsim.options import add_config_arguments, config_from_args
 
 from .tables import format_result
 
@@ -14,20 +15,41 @@ from .tables import format_result
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_config_arguments(p)
     g = p.add_argument_group("simulator")
-    g.add_argument("--trace", metavar="FILE", default=None,
-                   help="write a Chrome trace (opens in Perfetto / chrome://tracing): one process per rank, "
-                        "one thread per stream; simulates the whole phase (no coarsening)")
-    g.add_argument("--timeline", metavar="FILE", default=None,
-                   help='write {"specs": ..., "timeline": [{rank, stream, kind, tag, start_s, end_s}, ...]} for plots')
-    g.add_argument("--no-coarsen", action="store_true",
-                   help="simulate every layer, micro-batch and ring step even where identical ones repeat exactly")
-    g.add_argument("--no-slowdown", action="store_true",
-                   help="ignore the profile's compute_slowdown_under_comm (compute at full speed beside NCCL)")
-    g.add_argument("--expand-collectives", action="store_true",
-                   help="run collectives as their algorithm's steps of point-to-point flows (sharing links) "
-                        "instead of one calibrated transfer")
-    g.add_argument("--nics-per-node", type=int, default=None,
-                   help="InfiniBand NICs per node shared by consecutive GPUs (default: one per GPU)")
+    g.add_argument(
+        "--trace",
+        metavar="FILE",
+        default=None,
+        help="write a Chrome trace (opens in Perfetto / chrome://tracing): one process per rank, "
+        "one thread per stream; simulates the whole phase (no coarsening)",
+    )
+    g.add_argument(
+        "--timeline",
+        metavar="FILE",
+        default=None,
+        help='write {"specs": ..., "timeline": [{rank, stream, kind, tag, start_s, end_s}, ...]} for plots',
+    )
+    g.add_argument(
+        "--no-coarsen",
+        action="store_true",
+        help="simulate every layer, micro-batch and ring step even where identical ones repeat exactly",
+    )
+    g.add_argument(
+        "--no-slowdown",
+        action="store_true",
+        help="ignore the profile's compute_slowdown_under_comm (compute at full speed beside NCCL)",
+    )
+    g.add_argument(
+        "--expand-collectives",
+        action="store_true",
+        help="run collectives as their algorithm's steps of point-to-point flows (sharing links) "
+        "instead of one calibrated transfer",
+    )
+    g.add_argument(
+        "--nics-per-node",
+        type=int,
+        default=None,
+        help="InfiniBand NICs per node shared by consecutive GPUs (default: one per GPU)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
 
@@ -37,11 +59,15 @@ def run(a: argparse.Namespace) -> int:
     if a.nics_per_node is not None and a.nics_per_node < 1:
         raise SpecError(f"--nics-per-node {a.nics_per_node} is not valid: it must be a positive integer")
     cfg = config_from_args(a)
-    opts = SimOptions(compute_slowdown=not a.no_slowdown, expand_collectives=a.expand_collectives,
-                      nics_per_node=a.nics_per_node)
+    opts = SimOptions(
+        compute_slowdown=not a.no_slowdown,
+        expand_collectives=a.expand_collectives,
+        nics_per_node=a.nics_per_node,
+    )
     full = a.no_coarsen or a.trace or a.timeline
     if generate.steps(cfg) > 1:  # --gen-tokens N: first, middle and last steps simulated (sim/generate.py)
         from sim.generate import simulate_generation
+
         out, sr = simulate_generation(cfg, opts, coarsen=not full)
     else:
         sr = run_config(cfg, opts, coarsen=not full)
@@ -49,7 +75,12 @@ def run(a: argparse.Namespace) -> int:
     if a.trace:
         atomic_write_text(a.trace, dumps(chrome_trace(sr.result, label=f"ringsim simulate {cfg.plan.name}")))
     if a.timeline:
-        specs = {**cfg.specs(), "engine": "simulator", "latency_s": sr.latency_s, "options": out["sim"]["options"]}
+        specs = {
+            **cfg.specs(),
+            "engine": "simulator",
+            "latency_s": sr.latency_s,
+            "options": out["sim"]["options"],
+        }
         write_json(a.timeline, {"specs": specs, "timeline": timeline_records(sr.result)})
     if a.json:
         print(dumps(out, indent=2))

@@ -1,5 +1,6 @@
 """ringsim sweep: the analytic model over L x P x plans, written as columns (sweep.npz, sweep.csv) beside a
 manifest (sweep.json: specs, skipped pairs, point count, file names)."""
+
 from __future__ import annotations
 
 import argparse
@@ -25,11 +26,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seq", default="8k:1M", help="range START:END of sequence (or context) lengths")
     p.add_argument("--points", type=int, default=48, help="lengths in the geometric grid")
     p.add_argument("--gpus", default="8,16,32,64", help="device counts P, comma separated")
-    p.add_argument("--plans", nargs="+", default=DEFAULT_PLANS, help="plan templates in P, e.g. 'ring=P' 'tp=8,pp=P/8'")
-    p.add_argument("--topology", default="nvlink-domain", choices=[k.value for k in TopoKind],
-                   help="topology kind; its size follows P (ib: 8-GPU nodes; nvl: NVLink domains of up to 72 GPUs "
-                        "joined by InfiniBand)")
-    p.add_argument("--hardware", default="h100-sxm", help="hardware preset (ringsim presets) or a profile .toml")
+    p.add_argument(
+        "--plans", nargs="+", default=DEFAULT_PLANS, help="plan templates in P, e.g. 'ring=P' 'tp=8,pp=P/8'"
+    )
+    p.add_argument(
+        "--topology",
+        default="nvlink-domain",
+        choices=[k.value for k in TopoKind],
+        help="topology kind; its size follows P (ib: 8-GPU nodes; nvl: NVLink domains of up to 72 GPUs "
+        "joined by InfiniBand)",
+    )
+    p.add_argument(
+        "--hardware", default="h100-sxm", help="hardware preset (ringsim presets) or a profile .toml"
+    )
     p.add_argument("--model", default="seed-dense", help="model preset (ringsim presets) or a model .toml")
     p.add_argument("--layers", type=int, default=None)
     p.add_argument("--batch", default="1")
@@ -37,13 +46,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-causal", action="store_true")
     p.add_argument("--ring-variant", default="zigzag", choices=[v.value for v in RingVariant])
     p.add_argument("--decode-attn", default="allgather", choices=[v.value for v in DecodeAttn])
-    p.add_argument("--attn-kernel", default="auto", choices=[k.value for k in AttnKernel],
-                   help="auto (default): the fastest of the profile's kernels call by call; the attn_kernel_used "
-                        "column names the kernel(s) each point assumed")
+    p.add_argument(
+        "--attn-kernel",
+        default="auto",
+        choices=[k.value for k in AttnKernel],
+        help="auto (default): the fastest of the profile's kernels call by call; the attn_kernel_used "
+        "column names the kernel(s) each point assumed",
+    )
     p.add_argument("--out", required=True, help="output folder (sweep.npz, sweep.csv, sweep.json)")
-    p.add_argument("--no-csv", action="store_true",
-                   help="write the binary columns (sweep.npz) and the manifest only: the CSV is most of the "
-                        "time of a sweep of millions of points")
+    p.add_argument(
+        "--no-csv",
+        action="store_true",
+        help="write the binary columns (sweep.npz) and the manifest only: the CSV is most of the "
+        "time of a sweep of millions of points",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -64,9 +80,13 @@ def run(a: argparse.Namespace) -> int:
     try:
         gpus = sorted({int(x) for x in a.gpus.split(",")})
     except ValueError:
-        raise SpecError(f"--gpus {a.gpus!r} is not valid: use comma-separated integers, e.g. 8,16,32") from None
+        raise SpecError(
+            f"--gpus {a.gpus!r} is not valid: use comma-separated integers, e.g. 8,16,32"
+        ) from None
     if min(gpus) < 1:
-        raise SpecError(f"--gpus {a.gpus!r} is not valid: device counts must be positive integers, e.g. 8,16,32")
+        raise SpecError(
+            f"--gpus {a.gpus!r} is not valid: device counts must be positive integers, e.g. 8,16,32"
+        )
     if a.points < 1:
         raise SpecError(f"--points {a.points} must be >= 1")
     _check_out(a.out)
@@ -76,28 +96,58 @@ def run(a: argparse.Namespace) -> int:
     mult = lcm_multiple(templates, gpus, a.ring_variant)
     seqs = seq_grid(lo, hi, a.points, mult)
     t0 = time.perf_counter()
-    cols, skipped = run_sweep(model, hw, topo_kind=a.topology, phase=a.phase, causal=not a.no_causal,
-                              kernel=a.attn_kernel, ring_variant=a.ring_variant, decode_attn=a.decode_attn,
-                              batch=parse_count(a.batch, "--batch"), seqs=seqs, gpus=gpus, templates=templates,
-                              progress=None if a.quiet else (lambda it: tqdm(it, desc="plans", unit="plan")))
+    cols, skipped = run_sweep(
+        model,
+        hw,
+        topo_kind=a.topology,
+        phase=a.phase,
+        causal=not a.no_causal,
+        kernel=a.attn_kernel,
+        ring_variant=a.ring_variant,
+        decode_attn=a.decode_attn,
+        batch=parse_count(a.batch, "--batch"),
+        seqs=seqs,
+        gpus=gpus,
+        templates=templates,
+        progress=None if a.quiet else (lambda it: tqdm(it, desc="plans", unit="plan")),
+    )
     dt = time.perf_counter() - t0
-    specs = {"kind": "sweep", "engine": "analytic", "hardware": hw.name, "hardware_provenance": dict(hw.provenance),
-             "model": model.name, "model_fields": {k: getattr(model, k) for k in ("layers", "d_model", "n_heads",
-                                                                                   "n_kv_heads", "head_dim", "d_ff")},
-             "topology": a.topology, "phase": a.phase, "causal": not a.no_causal, "batch": parse_count(a.batch),
-             "ring_variant": a.ring_variant, "decode_attn": a.decode_attn, "attn_kernel": a.attn_kernel,
-             "gpus": gpus, "plans": a.plans, "seq_range": [lo, hi], "seq_multiple": mult}
+    specs = {
+        "kind": "sweep",
+        "engine": "analytic",
+        "hardware": hw.name,
+        "hardware_provenance": dict(hw.provenance),
+        "model": model.name,
+        "model_fields": {
+            k: getattr(model, k) for k in ("layers", "d_model", "n_heads", "n_kv_heads", "head_dim", "d_ff")
+        },
+        "topology": a.topology,
+        "phase": a.phase,
+        "causal": not a.no_causal,
+        "batch": parse_count(a.batch),
+        "ring_variant": a.ring_variant,
+        "decode_attn": a.decode_attn,
+        "attn_kernel": a.attn_kernel,
+        "gpus": gpus,
+        "plans": a.plans,
+        "seq_range": [lo, hi],
+        "seq_multiple": mult,
+    }
     n = len(next(iter(cols.values()))) if cols else 0
     if n == 0:
         why = "; ".join(f"{s['plan']} at P={s['P']}: {s['reason']}" for s in skipped[:3])
-        raise SpecError(f"no point was evaluated: every (plan, P) was skipped ({why}"
-                        f"{'; ...' if len(skipped) > 3 else ''})")
+        raise SpecError(
+            f"no point was evaluated: every (plan, P) was skipped ({why}"
+            f"{'; ...' if len(skipped) > 3 else ''})"
+        )
     t1 = time.perf_counter()
     files = write_sweep_files(a.out, cols, specs, skipped, with_csv=not a.no_csv)
     dw = time.perf_counter() - t1
-    print(f"{n} points ({len(seqs)} lengths x {len(gpus)} device counts x {len(templates)} plans) in "
-          f"{dt * 1e3:.1f} ms, written in {dw * 1e3:.1f} ms; {len(skipped)} (plan, P) skipped; wrote "
-          + ", ".join(str(f) for f in files.values()))
+    print(
+        f"{n} points ({len(seqs)} lengths x {len(gpus)} device counts x {len(templates)} plans) in "
+        f"{dt * 1e3:.1f} ms, written in {dw * 1e3:.1f} ms; {len(skipped)} (plan, P) skipped; wrote "
+        + ", ".join(str(f) for f in files.values())
+    )
     for s in skipped:
         print(f"  skipped {s['plan']} at P={s['P']}: {s['reason']}")
     return 0

@@ -1,4 +1,5 @@
 """ringsim validate: the analytic model and the simulator against stored measurements."""
+
 from __future__ import annotations
 
 import argparse
@@ -9,10 +10,16 @@ from costmodel.results import dumps, ensure_dir, write_json
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("data", nargs="*", help="JSONL measurement files (default: the stored validation/data/*.jsonl)")
-    p.add_argument("--hardware", default=None, help="profile to predict with (default: the one each record names)")
+    p.add_argument(
+        "data", nargs="*", help="JSONL measurement files (default: the stored validation/data/*.jsonl)"
+    )
+    p.add_argument(
+        "--hardware", default=None, help="profile to predict with (default: the one each record names)"
+    )
     p.add_argument("--no-sim", action="store_true", help="analytic model only")
-    p.add_argument("--out", default=None, help="folder for validation.json and the predicted-vs-measured plot")
+    p.add_argument(
+        "--out", default=None, help="folder for validation.json and the predicted-vs-measured plot"
+    )
     p.add_argument("--json", action="store_true", help="print the rows and summary as JSON")
 
 
@@ -31,13 +38,24 @@ def run(a: argparse.Namespace) -> int:
         raise SpecError(f"no usable measurement records in {paths}" + (f" ({left})" if left else ""))
     summary = summarise(rows)
     unseen = summarise(rows, unseen=True)
-    result = {"files": paths, "summary": summary, "summary_unseen": unseen, "records": [r.as_dict() for r in rows],
-              "left_out": rows.left_out, "warnings": rows.warnings}
+    result = {
+        "files": paths,
+        "summary": summary,
+        "summary_unseen": unseen,
+        "records": [r.as_dict() for r in rows],
+        "left_out": rows.left_out,
+        "warnings": rows.warnings,
+    }
     if a.out:
         out = ensure_dir(a.out)
         write_json(out / "validation.json", result)
         from plots.validation import fig_validation, normalise
+
         paths_out = fig_validation(normalise(result["records"]), out, "validation_scatter")
         print("wrote " + ", ".join(str(p) for p in [out / "validation.json", *paths_out]))
-    print(dumps(result, indent=2) if a.json else format_table(rows, summary, unseen) + (f"\n{left}" if left else ""))
+    print(
+        dumps(result, indent=2)
+        if a.json
+        else format_table(rows, summary, unseen) + (f"\n{left}" if left else "")
+    )
     return 0

@@ -1,5 +1,6 @@
 """The configuration options of the command line (``ringsim predict/simulate/...`` and ``real.run``):
 ``costmodel.config.OPTIONS`` as argparse flags, turned back into the dict ``build_config`` takes."""
+
 from __future__ import annotations
 
 import argparse
@@ -9,16 +10,23 @@ from costmodel.config import OPTIONS, Config, build_config
 from costmodel.plan import DecodeAttn, PpSend, RingVariant
 from costmodel.specs import AttnKernel, Phase
 
-_CHOICES = {"phase": [p.value for p in Phase], "ring_variant": [v.value for v in RingVariant],
-            "decode_attn": [v.value for v in DecodeAttn], "attn_kernel": [k.value for k in AttnKernel],
-            "mlp": ["gelu", "swiglu"], "pp_send": [v.value for v in PpSend]}
+_CHOICES = {
+    "phase": [p.value for p in Phase],
+    "ring_variant": [v.value for v in RingVariant],
+    "decode_attn": [v.value for v in DecodeAttn],
+    "attn_kernel": [k.value for k in AttnKernel],
+    "mlp": ["gelu", "swiglu"],
+    "pp_send": [v.value for v in PpSend],
+}
 
 
 def add_config_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("configuration")
     for key, (default, help_) in OPTIONS.items():
         if key == "causal":
-            g.add_argument("--no-causal", action="store_true", help="bidirectional attention (default causal)")
+            g.add_argument(
+                "--no-causal", action="store_true", help="bidirectional attention (default causal)"
+            )
             continue
         if key == "set":
             g.add_argument("--set", action="append", default=[], metavar="KIND.PATH=VALUE", help=help_)
@@ -30,8 +38,13 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
         elif key == "model":
             extra = f" {presets.available('model')}"
         kw = {"choices": _CHOICES[key]} if key in _CHOICES else {}
-        g.add_argument(flag, dest=key, default=default, help=f"{help_}{extra}" + (
-            f" (default {default})" if default not in (None, ()) else ""), **kw)
+        g.add_argument(
+            flag,
+            dest=key,
+            default=default,
+            help=f"{help_}{extra}" + (f" (default {default})" if default not in (None, ()) else ""),
+            **kw,
+        )
 
 
 def options_from_args(a: argparse.Namespace) -> dict:

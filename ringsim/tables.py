@@ -1,4 +1,5 @@
 """Human-readable rendering of a prediction / simulation result (the JSON stays the contract)."""
+
 from __future__ import annotations
 
 from costmodel.units import fmt_bytes, fmt_count, fmt_seconds
@@ -16,16 +17,33 @@ def _rows(r: dict) -> list[tuple[str, str]]:
     comm = r["comm_bytes_per_device"]
     rows = [
         ("engine", r.get("engine", "analytic")),
-        ("configuration", f"{s['hardware']} on {s['topology']['spec']}, {s['model']['name']} "
-                          f"({s['model']['layers']} layers), plan {plan['name']}"),
-        ("workload", f"{wl['phase']}, batch {wl['batch']}, "
-                     + (f"prompt {wl['seq_len']}" if wl["phase"] == "prefill"
-                        else f"context {wl['context_len'] or wl['seq_len']}")
-                     + (", causal" if wl["causal"] else ", bidirectional")
-                     + f", attention kernel {_kernel(s)}"),
-        ("latency", fmt_seconds(r["latency_s"]) + (
-            f"  ({r['generation']['tokens']} decode steps)" if r.get("generation") else
-            "  (one decode step)" if wl["phase"] == "decode" else "  (prefill of the batch)")),
+        (
+            "configuration",
+            f"{s['hardware']} on {s['topology']['spec']}, {s['model']['name']} "
+            f"({s['model']['layers']} layers), plan {plan['name']}",
+        ),
+        (
+            "workload",
+            f"{wl['phase']}, batch {wl['batch']}, "
+            + (
+                f"prompt {wl['seq_len']}"
+                if wl["phase"] == "prefill"
+                else f"context {wl['context_len'] or wl['seq_len']}"
+            )
+            + (", causal" if wl["causal"] else ", bidirectional")
+            + f", attention kernel {_kernel(s)}",
+        ),
+        (
+            "latency",
+            fmt_seconds(r["latency_s"])
+            + (
+                f"  ({r['generation']['tokens']} decode steps)"
+                if r.get("generation")
+                else "  (one decode step)"
+                if wl["phase"] == "decode"
+                else "  (prefill of the batch)"
+            ),
+        ),
         ("TPS", f"{fmt_count(r['tps'])} tokens/s"),
     ]
     if s.get("overrides"):
@@ -35,19 +53,27 @@ def _rows(r: dict) -> list[tuple[str, str]]:
         rows.append(("TPOT", fmt_seconds(r["tpot_s"])))
     g = r.get("generation")
     if g:
-        text = (f"{g['tokens']} tokens, context {g['context_first']} -> {g['context_last']}: total "
-                f"{fmt_seconds(g['total_s'])} (latency above), mean TPOT {fmt_seconds(g['tpot_mean_s'])}, "
-                f"steps {fmt_seconds(g['step_first_s'])} -> {fmt_seconds(g['step_last_s'])}; memory at "
-                f"the last step; {g['how']}")
+        text = (
+            f"{g['tokens']} tokens, context {g['context_first']} -> {g['context_last']}: total "
+            f"{fmt_seconds(g['total_s'])} (latency above), mean TPOT {fmt_seconds(g['tpot_mean_s'])}, "
+            f"steps {fmt_seconds(g['step_first_s'])} -> {fmt_seconds(g['step_last_s'])}; memory at "
+            f"the last step; {g['how']}"
+        )
         rows.append(("generation", text))
     rows += [
-        ("roofline floor", f"{fmt_seconds(r['roofline_latency_s'])} ({r['roofline']['bound']}-bound at datasheet peaks)"),
+        (
+            "roofline floor",
+            f"{fmt_seconds(r['roofline_latency_s'])} ({r['roofline']['bound']}-bound at datasheet peaks)",
+        ),
         ("bottleneck", r["bottleneck"]),
         ("FLOPs / device", fmt_count(r["flops_per_device"]) + "FLOP"),
         ("HBM traffic / device", fmt_bytes(r["hbm_bytes_per_device"])),
         ("sent / device", f"NVLink {fmt_bytes(comm['nvlink'])}, InfiniBand {fmt_bytes(comm['ib'])}"),
-        ("memory / device", f"{fmt_bytes(mem['total'])} of {fmt_bytes(r['capacity_bytes'])}: "
-                            + ", ".join(f"{k} {fmt_bytes(v)}" for k, v in mem.items() if k != "total")),
+        (
+            "memory / device",
+            f"{fmt_bytes(mem['total'])} of {fmt_bytes(r['capacity_bytes'])}: "
+            + ", ".join(f"{k} {fmt_bytes(v)}" for k, v in mem.items() if k != "total"),
+        ),
         ("feasible", "yes" if r["feasible"] else "NO"),
         ("verdict", r["verdict"]),
         ("largest batch that fits", str(r["max_batch"])),

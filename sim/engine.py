@@ -20,6 +20,7 @@ Events live in simpy's queue, ordered by (time, priority, sequence number): the 
 same timeline, always.  Everything that happens at an instant without taking time (an op finishing
 releases its dependants, a stream issues its next unit) runs inline in the event that caused it.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -106,7 +107,9 @@ class Engine:
         self.opt = options or SimOptions()
         self.net = Network(topo, hw, self.opt.nics_per_node)
         if sched.n_ranks > topo.n_gpus:
-            raise SpecError(f"schedule has {sched.n_ranks} ranks but topology {topo.spec} has {topo.n_gpus} GPUs")
+            raise SpecError(
+                f"schedule has {sched.n_ranks} ranks but topology {topo.spec} has {topo.n_gpus} GPUs"
+            )
         on = self.opt.compute_slowdown
         s_attn = hw.attention_slowdown_under_comm if on else 1.0
         s_other = hw.compute_slowdown_under_comm if on else 1.0
@@ -125,9 +128,13 @@ class Engine:
         self.est = [op.est_s for op in ops]
         for op in ops:
             if op.stream not in ("compute", "comm"):
-                raise SpecError(f"op {op.id} ({op.tag}) has stream {op.stream!r}: valid are 'compute' and 'comm'")
+                raise SpecError(
+                    f"op {op.id} ({op.tag}) has stream {op.stream!r}: valid are 'compute' and 'comm'"
+                )
             if not 0 <= op.rank < self.s.n_ranks:
-                raise SpecError(f"op {op.id} ({op.tag}) has rank {op.rank}: valid are 0..{self.s.n_ranks - 1}")
+                raise SpecError(
+                    f"op {op.id} ({op.tag}) has rank {op.rank}: valid are 0..{self.s.n_ranks - 1}"
+                )
         # issue units per (rank, stream), in list order
         unit_of = [0] * n
         units: list[list[int]] = []
@@ -153,12 +160,19 @@ class Engine:
             for d in op.deps:
                 j = d if pos is None else pos.get(d)
                 if j is None or not 0 <= j < n or ops[j].rank != op.rank:
-                    raise SpecError(f"op {op.id} ({op.tag}) depends on op {d}, which is not an op of rank {op.rank}")
+                    raise SpecError(
+                        f"op {op.id} ({op.tag}) depends on op {d}, which is not an op of rank {op.rank}"
+                    )
                 if unit_of[j] != unit_of[i]:
                     dependents[j].append(i)
                     pend[unit_of[i]] += 1
-        self.unit_of, self.units, self.stream_units, self.pend, self.dependents = \
-            unit_of, units, stream_units, pend, dependents
+        self.unit_of, self.units, self.stream_units, self.pend, self.dependents = (
+            unit_of,
+            units,
+            stream_units,
+            pend,
+            dependents,
+        )
         # the host of a rank issues its ops in list order, ahead of the GPU: a unit cannot start before
         # the host has issued all of its ops (cumulative issue time of the rank's ops up to them)
         host_clock = [self.s.launch_s] * self.s.n_ranks  # a captured graph's launch delays the first op
@@ -201,10 +215,20 @@ class Engine:
         self._check_done()
         latency = max(self.end) if n else 0.0
         path = self._critical_path()
-        return SimResult(schedule=self.s, network=self.net, latency_s=latency, start=self.start, end=self.end,
-                         xstart=self.xstart, link_bytes=self.link_bytes, link_busy_s=self.link_busy,
-                         critical_path=path, n_events=self.n_events, wall_s=_time.perf_counter() - t0,
-                         options=self.opt)
+        return SimResult(
+            schedule=self.s,
+            network=self.net,
+            latency_s=latency,
+            start=self.start,
+            end=self.end,
+            xstart=self.xstart,
+            link_bytes=self.link_bytes,
+            link_busy_s=self.link_busy,
+            critical_path=path,
+            n_events=self.n_events,
+            wall_s=_time.perf_counter() - t0,
+            options=self.opt,
+        )
 
     def _post(self, delay: float, fn, arg) -> None:
         self.env.schedule(_Wake(self.env, fn, arg), NORMAL, delay)
@@ -214,10 +238,15 @@ class Engine:
         if stuck:
             op = self.s.ops[stuck[0]]
             started = self.start[stuck[0]] == self.start[stuck[0]]
-            raise SpecError(f"the schedule deadlocks: {len(stuck)} ops never finish, the first is op {op.id} "
-                            f"({op.tag}, rank {op.rank}, {op.stream}), "
-                            + ("started but its partner(s) never did" if started else
-                               "never started (a dependency or an earlier op of its stream never finished)"))
+            raise SpecError(
+                f"the schedule deadlocks: {len(stuck)} ops never finish, the first is op {op.id} "
+                f"({op.tag}, rank {op.rank}, {op.stream}), "
+                + (
+                    "started but its partner(s) never did"
+                    if started
+                    else "never started (a dependency or an earlier op of its stream never finished)"
+                )
+            )
 
     # -- streams and ops -----------------------------------------------------------------------
     def _try_issue(self, st: int, trig: int) -> None:
@@ -342,16 +371,26 @@ class Engine:
         nbytes = op.link_bytes
         lat = max(op.est_s - nbytes / fig.bw_Bps, 0.0)
         if not self.opt.expand_collectives or len(op.peers) < 2 or nbytes <= 0:
-            self._flow_after(lat, self.net.group_links(op.peers, op.link), fig.bw_Bps, nbytes,
-                             ("ops", tuple(members)))
+            self._flow_after(
+                lat, self.net.group_links(op.peers, op.link), fig.bw_Bps, nbytes, ("ops", tuple(members))
+            )
             return
         # expanded: its algorithm's steps, each a set of p2p flows; step k+1 after all of step k
         g = len(op.peers)
         n_steps = g - 1 if op.kind != Collective.ALL_REDUCE else 2 * (g - 1)
         hop = fig.hop_latency_s
         first = max(lat - n_steps * hop, 0.0)
-        coll = {"members": tuple(members), "peers": op.peers, "step": 0, "n_steps": n_steps, "left": 0,
-                "bytes": nbytes / n_steps, "bw": fig.bw_Bps, "hop": hop, "a2a": op.kind == Collective.ALL_TO_ALL}
+        coll = {
+            "members": tuple(members),
+            "peers": op.peers,
+            "step": 0,
+            "n_steps": n_steps,
+            "left": 0,
+            "bytes": nbytes / n_steps,
+            "bw": fig.bw_Bps,
+            "hop": hop,
+            "a2a": op.kind == Collective.ALL_TO_ALL,
+        }
         self._post(first, self._coll_step, coll)
 
     def _coll_step(self, ev) -> None:

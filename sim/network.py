@@ -19,6 +19,7 @@ capacity, each flow's rate is scaled by capacity / demand on its most loaded lin
 for this is its line rate, or the largest calibrated rate of a flow on it when that is higher (a bus
 bandwidth figure can exceed one port's line rate; alone, a calibrated figure is always achieved).
 """
+
 from __future__ import annotations
 
 from costmodel.specs import Hardware, Link
@@ -35,8 +36,11 @@ class Network:
         self.nics_per_node = gpn if nics_per_node is None else nics_per_node
         if not 1 <= self.nics_per_node <= gpn or gpn % self.nics_per_node:
             from costmodel.errors import SpecError
-            raise SpecError(f"--nics-per-node {nics_per_node} is not valid: it must divide the "
-                            f"{gpn} GPUs of a node of {topo.spec} (1 to {gpn})")
+
+            raise SpecError(
+                f"--nics-per-node {nics_per_node} is not valid: it must divide the "
+                f"{gpn} GPUs of a node of {topo.spec} (1 to {gpn})"
+            )
         self.gpus_per_nic = gpn // self.nics_per_node
         n_nics = topo.nodes * self.nics_per_node
         # link ids: [0, g) nvlink out, [g, 2g) nvlink in, then nic out, nic in
@@ -46,7 +50,9 @@ class Network:
         self._path_memo: dict[tuple[int, int], tuple[int, ...]] = {}
 
     def nic(self, gpu: int) -> int:
-        return self.topo.node_of(gpu) * self.nics_per_node + (gpu % self.topo.gpus_per_node) // self.gpus_per_nic
+        return (
+            self.topo.node_of(gpu) * self.nics_per_node + (gpu % self.topo.gpus_per_node) // self.gpus_per_nic
+        )
 
     def name(self, link: int) -> str:
         g, n = self._g, self._n_nics

@@ -1,5 +1,6 @@
 """What a run produced: per-rank busy / waiting / idle time, link utilisation, the critical path,
 a Chrome trace (Perfetto, chrome://tracing) and plain timeline records for plots."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -43,10 +44,19 @@ def rank_stats(res: SimResult) -> list[dict]:
     r3 = np.concatenate((r_all, rank[comm]))
     issued = _union_by_rank(r3, np.concatenate((cs, xs, s[comm])), np.concatenate((ce, xe, xs)), n_ranks, T)
     overlap = compute + transfer - busy
-    return [{"rank": r, "busy_s": float(busy[r]), "waiting_s": float(issued[r] - busy[r]),
-             "idle_s": float(max(T - issued[r], 0.0)), "compute_s": float(compute[r]),
-             "transfer_s": float(transfer[r]), "overlap_s": float(overlap[r]),
-             "utilisation": float(compute[r] / T) if T > 0 else 0.0} for r in range(n_ranks)]
+    return [
+        {
+            "rank": r,
+            "busy_s": float(busy[r]),
+            "waiting_s": float(issued[r] - busy[r]),
+            "idle_s": float(max(T - issued[r], 0.0)),
+            "compute_s": float(compute[r]),
+            "transfer_s": float(transfer[r]),
+            "overlap_s": float(overlap[r]),
+            "utilisation": float(compute[r] / T) if T > 0 else 0.0,
+        }
+        for r in range(n_ranks)
+    ]
 
 
 def link_stats(res: SimResult) -> list[dict]:
@@ -57,9 +67,17 @@ def link_stats(res: SimResult) -> list[dict]:
         if nb <= 0:
             continue
         cap = net.cap[lk]
-        out.append({"link": net.name(lk), "type": net.kind(lk), "bytes": nb, "busy_s": res.link_busy_s[lk],
-                    "busy_fraction": res.link_busy_s[lk] / T if T > 0 else 0.0,
-                    "utilisation": nb / (cap * T) if T > 0 else 0.0, "capacity_Bps": cap})
+        out.append(
+            {
+                "link": net.name(lk),
+                "type": net.kind(lk),
+                "bytes": nb,
+                "busy_s": res.link_busy_s[lk],
+                "busy_fraction": res.link_busy_s[lk] / T if T > 0 else 0.0,
+                "utilisation": nb / (cap * T) if T > 0 else 0.0,
+                "capacity_Bps": cap,
+            }
+        )
     return out
 
 
@@ -76,17 +94,27 @@ def critical_path(res: SimResult, limit: int | None = None) -> dict:
         by_kind[op.kind] = by_kind.get(op.kind, 0.0) + (b - a)
         gaps += max(a - t_prev, 0.0)
         t_prev = b
-        steps.append({"rank": op.rank, "stream": op.stream, "kind": op.kind, "tag": op.tag, "start_s": a, "end_s": b})
+        steps.append(
+            {"rank": op.rank, "stream": op.stream, "kind": op.kind, "tag": op.tag, "start_s": a, "end_s": b}
+        )
     comm = sum(v for k, v in by_kind.items() if k not in COMPUTE_KINDS)
-    return {"length_s": res.latency_s, "ops": len(steps), "compute_s": sum(by_kind.values()) - comm,
-            "comm_s": comm, "gaps_s": gaps, "by_kind_s": by_kind,
-            "steps": steps if limit is None else steps[:limit]}
+    return {
+        "length_s": res.latency_s,
+        "ops": len(steps),
+        "compute_s": sum(by_kind.values()) - comm,
+        "comm_s": comm,
+        "gaps_s": gaps,
+        "by_kind_s": by_kind,
+        "steps": steps if limit is None else steps[:limit],
+    }
 
 
 def timeline_records(res: SimResult) -> list[dict]:
     """One record per op: {"rank", "stream", "kind", "tag", "start_s", "end_s"} (the plots format)."""
-    return [{"rank": op.rank, "stream": op.stream, "kind": op.kind, "tag": op.tag, "start_s": s, "end_s": e}
-            for op, s, e in zip(res.schedule.ops, res.start, res.end)]
+    return [
+        {"rank": op.rank, "stream": op.stream, "kind": op.kind, "tag": op.tag, "start_s": s, "end_s": e}
+        for op, s, e in zip(res.schedule.ops, res.start, res.end)
+    ]
 
 
 def chrome_trace(res: SimResult, label: str = "ringsim simulate") -> dict:
@@ -94,8 +122,14 @@ def chrome_trace(res: SimResult, label: str = "ringsim simulate") -> dict:
     topo = res.network.topo
     ev: list[dict] = []
     for r in range(res.schedule.n_ranks):
-        ev.append({"name": "process_name", "ph": "M", "pid": r,
-                   "args": {"name": f"rank {r} (GPU {r}, node {topo.node_of(r)})"}})
+        ev.append(
+            {
+                "name": "process_name",
+                "ph": "M",
+                "pid": r,
+                "args": {"name": f"rank {r} (GPU {r}, node {topo.node_of(r)})"},
+            }
+        )
         ev.append({"name": "process_sort_index", "ph": "M", "pid": r, "args": {"sort_index": r}})
         for name, tid in STREAM_TID.items():
             ev.append({"name": "thread_name", "ph": "M", "pid": r, "tid": tid, "args": {"name": name}})
@@ -105,6 +139,20 @@ def chrome_trace(res: SimResult, label: str = "ringsim simulate") -> dict:
             args.update(waiting_us=(x - s) * 1e6, bytes=op.msg_bytes, link=op.link, peers=list(op.peers))
         else:
             args.update(flops=op.flops, hbm_bytes=op.hbm_bytes, est_us=op.est_s * 1e6)
-        ev.append({"name": op.tag, "cat": op.kind, "ph": "X", "pid": op.rank, "tid": STREAM_TID[op.stream],
-                   "ts": s * 1e6, "dur": max(e - s, 0.0) * 1e6, "args": args})
-    return {"traceEvents": ev, "displayTimeUnit": "ms", "otherData": {"label": label, "specs": res.schedule.specs}}
+        ev.append(
+            {
+                "name": op.tag,
+                "cat": op.kind,
+                "ph": "X",
+                "pid": op.rank,
+                "tid": STREAM_TID[op.stream],
+                "ts": s * 1e6,
+                "dur": max(e - s, 0.0) * 1e6,
+                "args": args,
+            }
+        )
+    return {
+        "traceEvents": ev,
+        "displayTimeUnit": "ms",
+        "otherData": {"label": label, "specs": res.schedule.specs},
+    }

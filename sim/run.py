@@ -15,20 +15,23 @@ off the critical path drifts by ~1% of the period, shrinking ~5% a unit), so the
 at every try.  Then a try is accepted if the op that ends last (the latency's) repeats exactly with
 period c, every other op's shift is c to ``COARSEN_TOLERANCE`` (1e-2) of c, that drift is smaller
 than between the two units before, and ``TOLERANCE_AFTER`` (12) units were simulated (fewer units
-than that are only extrapolated when they repeat exactly).  The result says so: ``coarsen_exact`` False, ``coarsen_tolerance``
-and the drift observed (``coarsen_drift``) in the ``sim`` section; per-rank figures are then good to
-the drift x the phase, the latency to what ``tests/test_sim_coarsen_tolerance.py`` checks against the
-full simulation.  ``run_config(tolerance=0)`` accepts exact repeats only; ``coarsen=False`` runs all.
+than that are only extrapolated when they repeat exactly).  The result says so: ``coarsen_exact``
+False, ``coarsen_tolerance`` and the drift observed (``coarsen_drift``) in the ``sim`` section;
+per-rank figures are then good to the drift x the phase, the latency to what
+``tests/test_sim_coarsen_tolerance.py`` checks against the full simulation.
+``run_config(tolerance=0)`` accepts exact repeats only; ``coarsen=False`` runs all.
 
 Ring steps.  A phase of one unit (one layer, one micro-batch, pp == 1) whose pass-KV prefill ring has
 R - 2 middle steps (1..R-2) that cost the same on every rank (``build_schedule(ring_steps=k)`` says so)
-is built twice with only k and k + p middle steps, A and B (k: a node's worth + RING_SETTLE, p = 4).  B must equal A op by op (start, end,
-transfer start, every rank, to 1e-9 of the latency) before step k, repeat itself with one period c
-from step k - 1 on, and end (its last middle step, the last ring step and what follows) exactly as A
-ends shifted by p * c.  Then inserting middle steps only shifts the end, so the full ring of R - 2 middle
-steps ends (R - 2 - k) * c after A; per-rank and per-link figures grow by (R - 2 - k) / p times B - A.
+is built twice with only k and k + p middle steps, A and B (k: a node's worth + RING_SETTLE, p = 4).
+B must equal A op by op (start, end, transfer start, every rank, to 1e-9 of the latency) before
+step k, repeat itself with one period c from step k - 1 on, and end (its last middle step, the last
+ring step and what follows) exactly as A ends shifted by p * c.  Then inserting middle steps only
+shifts the end, so the full ring of R - 2 middle steps ends (R - 2 - k) * c after A; per-rank and
+per-link figures grow by (R - 2 - k) / p times B - A.
 Otherwise k grows once, then the full schedule runs.  The critical path is of B (the simulated part).
 """
+
 from __future__ import annotations
 
 import time as _time
@@ -107,7 +110,7 @@ def _shifts(res: SimResult, k: int, u: int) -> tuple[np.ndarray, np.ndarray, np.
     ds, de, ix = [], [], []
     for idx in per_rank:
         n = len(idx) // k
-        last, prev = np.asarray(idx[u * n:(u + 1) * n]), np.asarray(idx[(u - 1) * n:u * n])
+        last, prev = np.asarray(idx[u * n : (u + 1) * n]), np.asarray(idx[(u - 1) * n : u * n])
         if not all(res.schedule.ops[a].kind == res.schedule.ops[b].kind for a, b in zip(last[:3], prev[:3])):
             return None
         ds.append(s[last] - s[prev])
@@ -151,7 +154,7 @@ def _unit_stats(res: SimResult, k: int) -> list[dict]:
     """Per-rank busy / waiting of the last unit alone (its ops' intervals)."""
     per_rank = _unit_slices(res, k)
     ops = res.schedule.ops
-    last = [i for idx in per_rank for i in idx[(k - 1) * (len(idx) // k):]]
+    last = [i for idx in per_rank for i in idx[(k - 1) * (len(idx) // k) :]]
     rank = np.asarray([ops[i].rank for i in last])
     comm = np.asarray([ops[i].kind not in COMPUTE_KINDS for i in last])
     s, e, x = (np.asarray(v)[last] for v in (res.start, res.end, res.xstart))
@@ -159,12 +162,23 @@ def _unit_stats(res: SimResult, k: int) -> list[dict]:
     compute = _union_by_rank(rank[~comm], s[~comm], e[~comm], n, T)
     transfer = _union_by_rank(rank[comm], x[comm], e[comm], n, T)
     r_all = np.concatenate((rank[~comm], rank[comm]))
-    busy = _union_by_rank(r_all, np.concatenate((s[~comm], x[comm])), np.concatenate((e[~comm], e[comm])), n, T)
+    busy = _union_by_rank(
+        r_all, np.concatenate((s[~comm], x[comm])), np.concatenate((e[~comm], e[comm])), n, T
+    )
     r3 = np.concatenate((r_all, rank[comm]))
-    issued = _union_by_rank(r3, np.concatenate((s[~comm], x[comm], s[comm])),
-                            np.concatenate((e[~comm], e[comm], x[comm])), n, T)
-    return [{"busy_s": busy[r], "waiting_s": issued[r] - busy[r], "compute_s": compute[r],
-             "transfer_s": transfer[r], "overlap_s": compute[r] + transfer[r] - busy[r]} for r in range(n)]
+    issued = _union_by_rank(
+        r3, np.concatenate((s[~comm], x[comm], s[comm])), np.concatenate((e[~comm], e[comm], x[comm])), n, T
+    )
+    return [
+        {
+            "busy_s": busy[r],
+            "waiting_s": issued[r] - busy[r],
+            "compute_s": compute[r],
+            "transfer_s": transfer[r],
+            "overlap_s": compute[r] + transfer[r] - busy[r],
+        }
+        for r in range(n)
+    ]
 
 
 def _ring_segments(res: SimResult, k: int) -> list[tuple[list[int], list[list[int]], list[int]]] | None:
@@ -198,24 +212,24 @@ def _ring_period(a: SimResult, b: SimResult, k: int, p: int) -> float | None:
     B = [np.asarray(v, dtype=float) for v in (b.start, b.end, b.xstart)]
     oa, ob = a.schedule.ops, b.schedule.ops
     c = B[0][sb[0][1][k - 1][0]] - B[0][sb[0][1][k - 2][0]]
-    I, J, S = [], [], []  # B op J[n] must happen at A op I[n] (or B op I[n]) shifted by S[n]
+    src, J, S = [], [], []  # B op J[n] must happen at A op src[n] (or B op src[n]) shifted by S[n]
     ia, ib = [], []  # pairs within B (periodicity)
     for (pa, ma, ta), (pb, mb, tb) in zip(sa, sb):
         if len(pa) != len(pb) or len(ta) != len(tb) or len(ma[0]) != len(mb[0]):
             return None
-        before = pa + [i for m in ma[:k - 1] for i in m]
-        I += before + ma[k - 1] + ta
-        J += pb + [i for m in mb[:k - 1] for i in m] + mb[k + p - 1] + tb
+        before = pa + [i for m in ma[: k - 1] for i in m]
+        src += before + ma[k - 1] + ta
+        J += pb + [i for m in mb[: k - 1] for i in m] + mb[k + p - 1] + tb
         S += [0.0] * len(before) + [p * c] * (len(ma[k - 1]) + len(ta))
         for j in range(k - 2, k + p - 2):
             ia += mb[j]
             ib += mb[j + 1]
-    if any(oa[i].kind != ob[j].kind or oa[i].est_s != ob[j].est_s for i, j in zip(I, J)):
+    if any(oa[i].kind != ob[j].kind or oa[i].est_s != ob[j].est_s for i, j in zip(src, J)):
         return None
-    I, J, S = np.asarray(I), np.asarray(J), np.asarray(S)
+    src, J, S = np.asarray(src), np.asarray(J), np.asarray(S)
     ia, ib = np.asarray(ia), np.asarray(ib)
     for x, y in zip(A, B):
-        if not (_close(y[J], x[I] + S, tol) and _close(y[ib], y[ia] + c, tol)):
+        if not (_close(y[J], x[src] + S, tol) and _close(y[ib], y[ia] + c, tol)):
             return None
     if abs(b.latency_s - a.latency_s - p * c) > tol:
         return None
@@ -238,8 +252,15 @@ def _run_ring_steps(cfg: Config, options: SimOptions | None, t0: float, tally: l
         runs = []
         for steps in (k, k + p):
             tb = _time.perf_counter()
-            sched = build_schedule(cfg.model, cfg.workload, cfg.plan, cfg.topology, cfg.hardware,
-                                   kernel=cfg.kernel, ring_steps=steps)
+            sched = build_schedule(
+                cfg.model,
+                cfg.workload,
+                cfg.plan,
+                cfg.topology,
+                cfg.hardware,
+                kernel=cfg.kernel,
+                ring_steps=steps,
+            )
             build_s += _time.perf_counter() - tb
             if not sched.ring_steps_built or not sched.ring_steps_uniform:
                 return None  # too few steps to gain, or steps that differ: nothing to extrapolate
@@ -265,14 +286,25 @@ def _run_ring_steps(cfg: Config, options: SimOptions | None, t0: float, tally: l
                 lk[key] = lka[key] + f * (lk[key] - lka[key])
             lk["busy_fraction"] = lk["busy_s"] / latency if latency > 0 else 0.0
             lk["utilisation"] = lk["bytes"] / (lk["capacity_Bps"] * latency) if latency > 0 else 0.0
-        return SimRun(result=b, latency_s=latency, units_total=1, units_simulated=1, period_s=c, ranks=ranks,
-                      links=links, build_s=build_s, wall_s=_time.perf_counter() - t0,
-                      ring_steps_total=total, ring_steps_simulated=k + p)
+        return SimRun(
+            result=b,
+            latency_s=latency,
+            units_total=1,
+            units_simulated=1,
+            period_s=c,
+            ranks=ranks,
+            links=links,
+            build_s=build_s,
+            wall_s=_time.perf_counter() - t0,
+            ring_steps_total=total,
+            ring_steps_simulated=k + p,
+        )
     return None
 
 
-def run_config(cfg: Config, options: SimOptions | None = None, coarsen: bool = True,
-               tolerance: float = COARSEN_TOLERANCE) -> SimRun:
+def run_config(
+    cfg: Config, options: SimOptions | None = None, coarsen: bool = True, tolerance: float = COARSEN_TOLERANCE
+) -> SimRun:
     """Simulate one configuration (coarsened where provably unchanged, or where the period repeats to
     ``tolerance``: see the module docstring; 0 accepts exact repeats only)."""
     with no_gc():
@@ -289,7 +321,9 @@ def _simulate(tally: list, sched, cfg: Config, options: SimOptions | None) -> Si
     return res
 
 
-def _run_config(cfg: Config, options: SimOptions | None, coarsen: bool, tally: list, tolerance: float) -> SimRun:
+def _run_config(
+    cfg: Config, options: SimOptions | None, coarsen: bool, tally: list, tolerance: float
+) -> SimRun:
     t0 = _time.perf_counter()
     p = cfg.plan
     lps = cfg.model.layers // p.pp
@@ -299,7 +333,7 @@ def _run_config(cfg: Config, options: SimOptions | None, coarsen: bool, tally: l
         if run is not None:
             return run
     tries = []  # (micro-batches, layers) to build: whole micro-batches once a micro-batch is too short
-    for want in (TRIES if coarsen and p.pp == 1 else ()):
+    for want in TRIES if coarsen and p.pp == 1 else ():
         mk, lk = (1, want) if lps >= want else (-(-want // lps), lps)
         if mk * lk < n_units and (mk, lk) not in tries:
             tries.append((mk, lk))
@@ -331,19 +365,40 @@ def _run_config(cfg: Config, options: SimOptions | None, coarsen: bool, tally: l
             lk["busy_s"] *= latency / res.latency_s if res.latency_s > 0 else 1.0
             lk["busy_fraction"] = lk["busy_s"] / latency if latency > 0 else 0.0
             lk["utilisation"] = lk["bytes"] / (lk["capacity_Bps"] * latency) if latency > 0 else 0.0
-        return SimRun(result=res, latency_s=latency, units_total=n_units, units_simulated=k, period_s=c,
-                      ranks=ranks, links=links, build_s=build_s, wall_s=_time.perf_counter() - t0,
-                      coarsen_exact=drift == 0.0, coarsen_drift=drift, coarsen_tolerance=tol_k)
+        return SimRun(
+            result=res,
+            latency_s=latency,
+            units_total=n_units,
+            units_simulated=k,
+            period_s=c,
+            ranks=ranks,
+            links=links,
+            build_s=build_s,
+            wall_s=_time.perf_counter() - t0,
+            coarsen_exact=drift == 0.0,
+            coarsen_drift=drift,
+            coarsen_tolerance=tol_k,
+        )
     tb = _time.perf_counter()
     sched = build_schedule(cfg.model, cfg.workload, p, cfg.topology, cfg.hardware, kernel=cfg.kernel)
     build_s += _time.perf_counter() - tb
     res = _simulate(tally, sched, cfg, options)
-    return SimRun(result=res, latency_s=res.latency_s, units_total=max(n_units, 1),
-                  units_simulated=max(n_units, 1), period_s=None, ranks=rank_stats(res), links=link_stats(res),
-                  build_s=build_s, wall_s=_time.perf_counter() - t0)
+    return SimRun(
+        result=res,
+        latency_s=res.latency_s,
+        units_total=max(n_units, 1),
+        units_simulated=max(n_units, 1),
+        period_s=None,
+        ranks=rank_stats(res),
+        links=link_stats(res),
+        build_s=build_s,
+        wall_s=_time.perf_counter() - t0,
+    )
 
 
-def simulate_json(cfg: Config, run: SimRun, analytic: Result | None = None, path_steps: int | None = 200) -> Result:
+def simulate_json(
+    cfg: Config, run: SimRun, analytic: Result | None = None, path_steps: int | None = 200
+) -> Result:
     """The simulator's ``Result``: its own latency, time breakdown and bottleneck (from the critical
     path it ran), the configuration-level figures the engines share (FLOPs, bytes, memory, roofline:
     they do not depend on timing), and a ``sim`` section: the analytic latency beside it, per-rank,
@@ -359,10 +414,16 @@ def simulate_json(cfg: Config, run: SimRun, analytic: Result | None = None, path
     # the critical path's shares, scaled to the whole phase when it was coarsened
     length = cp["compute_s"] + cp["comm_s"] + cp["gaps_s"]
     k = lat / length if length > 0 else 0.0
-    breakdown = {"critical_path_compute": cp["compute_s"] * k, "critical_path_communication": cp["comm_s"] * k,
-                 "critical_path_gaps": cp["gaps_s"] * k}
-    names = {"critical_path_compute": "compute", "critical_path_communication": "communication",
-             "critical_path_gaps": "waiting"}
+    breakdown = {
+        "critical_path_compute": cp["compute_s"] * k,
+        "critical_path_communication": cp["comm_s"] * k,
+        "critical_path_gaps": cp["gaps_s"] * k,
+    }
+    names = {
+        "critical_path_compute": "compute",
+        "critical_path_communication": "communication",
+        "critical_path_gaps": "waiting",
+    }
     bottleneck = names[max(breakdown, key=breakdown.get)]
     sim = {
         "latency_s": lat,
@@ -390,15 +451,30 @@ def simulate_json(cfg: Config, run: SimRun, analytic: Result | None = None, path
         "imbalance": (max(busy) - min(busy)) / lat if lat > 0 else 0.0,
         "waiting_max_s": max(r["waiting_s"] for r in run.ranks),
         "critical_path_comm_fraction": cp["comm_s"] / lat if lat > 0 else 0.0,
-        "options": {"compute_slowdown": opt.compute_slowdown, "expand_collectives": opt.expand_collectives,
-                    "nics_per_node": opt.nics_per_node or cfg.topology.gpus_per_node,
-                    "compute_slowdown_under_comm": cfg.hardware.compute_slowdown_under_comm,
-                    "attention_slowdown_under_comm": cfg.hardware.attention_slowdown_under_comm},
+        "options": {
+            "compute_slowdown": opt.compute_slowdown,
+            "expand_collectives": opt.expand_collectives,
+            "nics_per_node": opt.nics_per_node or cfg.topology.gpus_per_node,
+            "compute_slowdown_under_comm": cfg.hardware.compute_slowdown_under_comm,
+            "attention_slowdown_under_comm": cfg.hardware.attention_slowdown_under_comm,
+        },
         "per_rank": run.ranks,
         "links": run.links,
-        "critical_path": {**cp, "note": ("of the simulated units (the phase was coarsened)" if run.coarsened
-                                         else "of the whole phase")},
+        "critical_path": {
+            **cp,
+            "note": (
+                "of the simulated units (the phase was coarsened)" if run.coarsened else "of the whole phase"
+            ),
+        },
     }
-    return replace(a, engine="simulator", latency_s=lat, tps=cfg.workload.tokens / lat if lat > 0 else None,
-                   tpot_s=lat if decode else None, ttft_s=None if decode else lat, bottleneck=bottleneck,
-                   time_breakdown_s=breakdown, sim=sim)
+    return replace(
+        a,
+        engine="simulator",
+        latency_s=lat,
+        tps=cfg.workload.tokens / lat if lat > 0 else None,
+        tpot_s=lat if decode else None,
+        ttft_s=None if decode else lat,
+        bottleneck=bottleneck,
+        time_breakdown_s=breakdown,
+        sim=sim,
+    )

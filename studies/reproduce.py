@@ -3,6 +3,7 @@ sweeps against L, the crossover, a simulated layer and (when present) measuremen
 
 Order matters: every results file is written first, then its figure is drawn *from the file*
 (``plot_file``), so ``ringsim plot data/FILE`` re-makes any figure exactly."""
+
 from __future__ import annotations
 
 import json
@@ -34,23 +35,60 @@ def sweep_templates(batch: int) -> list[str]:
     return ["ring=P", f"tp=8,pp=P/8,mb={batch}", "tp=8,ring=P/8"]
 
 
-def write_sweep(out_dir: Path, *, hardware: str, model_name: str, topo_kind: str, phase: str, batch: int,
-                points: int, gpus=SWEEP_GPUS, seq=SWEEP_SEQ) -> Path:
-    """One sweep written exactly as ``ringsim sweep`` writes it (npz + CSV + JSON manifest); returns the CSV."""
+def write_sweep(
+    out_dir: Path,
+    *,
+    hardware: str,
+    model_name: str,
+    topo_kind: str,
+    phase: str,
+    batch: int,
+    points: int,
+    gpus=SWEEP_GPUS,
+    seq=SWEEP_SEQ,
+) -> Path:
+    """One sweep written exactly as ``ringsim sweep`` writes it (npz + CSV + JSON manifest); returns the
+    CSV."""
     plans = sweep_templates(batch)
     templates = [parse_template(t) for t in plans]
     hw, model = presets.load_hardware(hardware), presets.load_model(model_name)
     mult = lcm_multiple(templates, list(gpus), "zigzag")
     seqs = seq_grid(seq[0], seq[1], points, mult)
-    cols, skipped = run_sweep(model, hw, topo_kind=topo_kind, phase=phase, causal=True, kernel="flash",
-                              ring_variant="zigzag", decode_attn="allgather", batch=batch, seqs=seqs,
-                              gpus=list(gpus), templates=templates)
-    specs = {"kind": "sweep", "engine": "analytic", "hardware": hw.name, "hardware_provenance": dict(hw.provenance),
-             "model": model.name, "model_fields": {k: getattr(model, k) for k in ("layers", "d_model", "n_heads",
-                                                                                   "n_kv_heads", "head_dim", "d_ff")},
-             "topology": topo_kind, "phase": phase, "causal": True, "batch": batch, "ring_variant": "zigzag",
-             "decode_attn": "allgather", "attn_kernel": "flash", "gpus": list(gpus), "plans": plans,
-             "seq_range": list(seq), "seq_multiple": mult}
+    cols, skipped = run_sweep(
+        model,
+        hw,
+        topo_kind=topo_kind,
+        phase=phase,
+        causal=True,
+        kernel="flash",
+        ring_variant="zigzag",
+        decode_attn="allgather",
+        batch=batch,
+        seqs=seqs,
+        gpus=list(gpus),
+        templates=templates,
+    )
+    specs = {
+        "kind": "sweep",
+        "engine": "analytic",
+        "hardware": hw.name,
+        "hardware_provenance": dict(hw.provenance),
+        "model": model.name,
+        "model_fields": {
+            k: getattr(model, k) for k in ("layers", "d_model", "n_heads", "n_kv_heads", "head_dim", "d_ff")
+        },
+        "topology": topo_kind,
+        "phase": phase,
+        "causal": True,
+        "batch": batch,
+        "ring_variant": "zigzag",
+        "decode_attn": "allgather",
+        "attn_kernel": "flash",
+        "gpus": list(gpus),
+        "plans": plans,
+        "seq_range": list(seq),
+        "seq_multiple": mult,
+    }
     stem = f"sweep_{topo_kind}_{phase}"
     write_sweep_files(out_dir, cols, specs, skipped, stem=stem)
     return out_dir / f"{stem}.csv"
@@ -61,20 +99,36 @@ def simulated_timelines(setup: dict, data: Path) -> tuple[Path | None, str]:
     try:
         from sim import simulate, timeline_records  # the simulator's API (issue 3)
     except ImportError as e:
-        return None, (f"the simulator is not importable here ({e}); `ringsim plot` draws any timeline file "
-                      "{'specs', 'timeline': [{rank, stream, kind, tag, start_s, end_s}]} "
-                      "once sim/ writes one")
+        return None, (
+            f"the simulator is not importable here ({e}); `ringsim plot` draws any timeline file "
+            "{'specs', 'timeline': [{rank, stream, kind, tag, start_s, end_s}]} "
+            "once sim/ writes one"
+        )
     from costmodel.build import build_schedule
+
     items = []
-    for label, plan in (("ring", setup["ring_plan"]), ("baseline", setup["baseline_plan"])):
-        cfg = make_config(hardware=setup["hardware"], topology=setup["topologies"][0], model=setup["model"],
-                          batch=setup["batch"], seq=setup["seq"], phase="prefill", plan=plan)
-        sched = build_schedule(cfg.model, cfg.workload, cfg.plan, cfg.topology, cfg.hardware,
-                               kernel=cfg.kernel, layers=1)
+    for _label, plan in (("ring", setup["ring_plan"]), ("baseline", setup["baseline_plan"])):
+        cfg = make_config(
+            hardware=setup["hardware"],
+            topology=setup["topologies"][0],
+            model=setup["model"],
+            batch=setup["batch"],
+            seq=setup["seq"],
+            phase="prefill",
+            plan=plan,
+        )
+        sched = build_schedule(
+            cfg.model, cfg.workload, cfg.plan, cfg.topology, cfg.hardware, kernel=cfg.kernel, layers=1
+        )
         res = simulate(sched, cfg.topology, cfg.hardware)
-        items.append({"label": f"{cfg.plan.name} on {cfg.topology.spec}, one layer per stage, prefill",
-                      "specs": {**cfg.specs(), "engine": "sim", "layers_built": sched.layers_built},
-                      "latency_s": res.latency_s, "timeline": timeline_records(res)})
+        items.append(
+            {
+                "label": f"{cfg.plan.name} on {cfg.topology.spec}, one layer per stage, prefill",
+                "specs": {**cfg.specs(), "engine": "sim", "layers_built": sched.layers_built},
+                "latency_s": res.latency_s,
+                "timeline": timeline_records(res),
+            }
+        )
     path = data / "timeline_seed_one_layer.json"
     write_json(path, {"kind": "timelines", "timelines": items})
     return path, ""
@@ -90,20 +144,38 @@ def validation_records(data: Path) -> tuple[Path | None, str]:
     summary = None
     if not recs:
         from validation.compare import compare, summarise  # costmodel + sim: no torch
+
         rows = compare([str(p) for p in src])
         recs = [r.as_dict() for r in rows]
         summary = summarise(rows)
     if not recs:
         return None, f"{len(src)} file(s) in validation/data/ but no measured record in them"
     path = data / "validation_records.json"
-    write_json(path, {"kind": "validation", "sources": [package_relative(p) for p in src], "records": recs,
-                      "summary": summary})
+    write_json(
+        path,
+        {
+            "kind": "validation",
+            "sources": [package_relative(p) for p in src],
+            "records": recs,
+            "summary": summary,
+        },
+    )
     return path, ""
 
 
-def reproduce(out: str | Path, *, claims_path=None, sweep_batch: int = 8, points: int = 40,
-              command: str = "ringsim reproduce", log=print, gpus=SWEEP_GPUS, topologies=SWEEP_TOPOLOGIES,
-              phases=("prefill", "decode"), timeline: bool = True) -> dict:
+def reproduce(
+    out: str | Path,
+    *,
+    claims_path=None,
+    sweep_batch: int = 8,
+    points: int = 40,
+    command: str = "ringsim reproduce",
+    log=print,
+    gpus=SWEEP_GPUS,
+    topologies=SWEEP_TOPOLOGIES,
+    phases=("prefill", "decode"),
+    timeline: bool = True,
+) -> dict:
     t0 = time.perf_counter()
     out = ensure_dir(out)
     data, figs = ensure_dir(out / "data", "--out"), ensure_dir(out / "figures", "--out")
@@ -112,9 +184,18 @@ def reproduce(out: str | Path, *, claims_path=None, sweep_batch: int = 8, points
     claims = load_claims(claims_path)
     setup = claims["setup"]
     preds, ceil = predictions(setup), ceilings(setup)
-    doc = {"specs": {"kind": "seed-report", **setup, "claims_source": claims["source"],
-                     "method_source": claims["method_source"], "assumptions": claims["assumptions"]},
-           "ceilings": ceil, "predictions": preds, "claims": claims_table(claims, preds, ceil)}
+    doc = {
+        "specs": {
+            "kind": "seed-report",
+            **setup,
+            "claims_source": claims["source"],
+            "method_source": claims["method_source"],
+            "assumptions": claims["assumptions"],
+        },
+        "ceilings": ceil,
+        "predictions": preds,
+        "claims": claims_table(claims, preds, ceil),
+    }
     seed_file = write_json(data / "seed_report.json", doc)
     rel = lambda p: os.path.relpath(p, out).replace(os.sep, "/")
     figures = {"claims": rel(plot_file(seed_file, figs)[0])}
@@ -122,24 +203,45 @@ def reproduce(out: str | Path, *, claims_path=None, sweep_batch: int = 8, points
     sweeps, cross = [], []
     for topo in topologies:
         for phase in phases:
-            f = write_sweep(data, hardware=setup["hardware"], model_name=setup["model"], topo_kind=topo,
-                            phase=phase, batch=sweep_batch, points=points, gpus=tuple(gpus))
+            f = write_sweep(
+                data,
+                hardware=setup["hardware"],
+                model_name=setup["model"],
+                topo_kind=topo,
+                phase=phase,
+                batch=sweep_batch,
+                points=points,
+                gpus=tuple(gpus),
+            )
             paths = plot_file(f, figs)
             specs, cols = load_sweep(f)
             cross += crossover_rows(specs, cols)
             skipped = json.loads(f.with_suffix(".json").read_text())["skipped"]
-            sweeps.append({"file": rel(f), "specs": specs, "skipped": skipped,
-                           "figures": {k: rel(p) for k, p in zip(("latency_tps", "comm", "memory"),
-                                                                 [q for q in paths if q.suffix == ".png"])}})
+            sweeps.append(
+                {
+                    "file": rel(f),
+                    "specs": specs,
+                    "skipped": skipped,
+                    "figures": {
+                        k: rel(p)
+                        for k, p in zip(
+                            ("latency_tps", "comm", "memory"), [q for q in paths if q.suffix == ".png"]
+                        )
+                    },
+                }
+            )
             log(f"sweep {topo} {phase}: {len(cols['L'])} points -> {rel(f)}")
-    cross_file = write_json(data / "crossover.json", {"specs": {"kind": "crossover",
-                                                                "sources": [s["file"] for s in sweeps]},
-                                                      "rows": cross})
+    cross_file = write_json(
+        data / "crossover.json",
+        {"specs": {"kind": "crossover", "sources": [s["file"] for s in sweeps]}, "rows": cross},
+    )
     figures["crossover"] = rel(plot_file(cross_file, figs)[0])
     skipped = {}
     no_tl = lambda: (None, "not requested")
-    steps = (("timeline", (lambda: simulated_timelines(setup, data)) if timeline else no_tl),
-             ("validation", lambda: validation_records(data)))
+    steps = (
+        ("timeline", (lambda: simulated_timelines(setup, data)) if timeline else no_tl),
+        ("validation", lambda: validation_records(data)),
+    )
     for key, fn in steps:
         path, why = fn()
         if path is None:
@@ -151,9 +253,24 @@ def reproduce(out: str | Path, *, claims_path=None, sweep_batch: int = 8, points
     vfile = data / "validation_records.json"
     have_v = "validation" in figures and vfile.exists()
     vsum = json.loads(vfile.read_text()).get("summary") if have_v else None
-    md = report.render(doc, sweeps=sweeps, crossover=cross, figures=figures, skipped=skipped,
-                       runtime_s=runtime, command=command, validation_summary=vsum)
+    md = report.render(
+        doc,
+        sweeps=sweeps,
+        crossover=cross,
+        figures=figures,
+        skipped=skipped,
+        runtime_s=runtime,
+        command=command,
+        validation_summary=vsum,
+    )
     atomic_write_text(out / "REPORT.md", md)
     log(f"wrote {out / 'REPORT.md'} in {runtime:.1f} s")
-    return {"report": out / "REPORT.md", "doc": doc, "figures": figures, "skipped": skipped,
-            "runtime_s": runtime, "crossover": cross, "sweeps": sweeps}
+    return {
+        "report": out / "REPORT.md",
+        "doc": doc,
+        "figures": figures,
+        "skipped": skipped,
+        "runtime_s": runtime,
+        "crossover": cross,
+        "sweeps": sweeps,
+    }

@@ -5,6 +5,7 @@ figures are read from ``seed_claims.toml`` (data with its citation, packaged bes
 never typed into code.  ``studies.reproduce`` writes the result as ``data/seed_report.json``, which
 ``plots.report`` renders and ``plots.files`` draws.
 """
+
 from __future__ import annotations
 
 import sys
@@ -19,9 +20,9 @@ from costmodel.closedform import Setting
 from costmodel.config import Config
 from costmodel.errors import SpecError
 from costmodel.plan import parse_plan
-from costmodel.strategies import validate
 from costmodel.predict import predict, setting
 from costmodel.specs import Phase, Workload
+from costmodel.strategies import validate
 from costmodel.topology import parse_topology
 
 if sys.version_info >= (3, 11):
@@ -49,13 +50,23 @@ def load_claims(path: str | Path | None = None) -> dict:
         if missing:
             raise SpecError(f"claims file {p}: claim {c.get('id', '?')!r} misses {sorted(missing)}")
         if c["metric"] not in METRICS:
-            raise SpecError(f"claims file {p}: claim {c['id']!r} metric {c['metric']!r} "
-                            f"is not one of {METRICS}")
+            raise SpecError(
+                f"claims file {p}: claim {c['id']!r} metric {c['metric']!r} is not one of {METRICS}"
+            )
     return raw
 
 
-def make_config(*, hardware: str, topology: str, model: str, batch: int, seq: int, phase: str, plan: str,
-                microbatches: int | None = None) -> Config:
+def make_config(
+    *,
+    hardware: str,
+    topology: str,
+    model: str,
+    batch: int,
+    seq: int,
+    phase: str,
+    plan: str,
+    microbatches: int | None = None,
+) -> Config:
     hw = presets.load_hardware(hardware)
     mdl = presets.load_model(model)
     wl = Workload(batch=batch, seq_len=seq, phase=phase, context_len=seq if phase == Phase.DECODE else 0)
@@ -67,8 +78,16 @@ def make_config(*, hardware: str, topology: str, model: str, batch: int, seq: in
 
 def _eval(cfg: Config, **over) -> dict:
     p, wl = cfg.plan, cfg.workload
-    kw = {"batch": wl.batch, "seq": wl.seq_len, "tp": p.tp, "pp": p.pp, "ring": p.ring, "ulysses": p.ulysses,
-          "microbatches": p.microbatches, "context": wl.context}
+    kw = {
+        "batch": wl.batch,
+        "seq": wl.seq_len,
+        "tp": p.tp,
+        "pp": p.pp,
+        "ring": p.ring,
+        "ulysses": p.ulysses,
+        "microbatches": p.microbatches,
+        "context": wl.context,
+    }
     kw.update(over)
     return evaluate(cfg.model, cfg.hardware, setting(cfg), **kw)
 
@@ -85,9 +104,11 @@ def best_microbatches(cfg: Config) -> int:
 
 def plan_variants(setup: dict) -> list[tuple[str, str, int | None]]:
     """(label, plan, microbatches) of the seed's two plans; the baseline also with its best m."""
-    return [(setup["ring_plan"], setup["ring_plan"], None),
-            (setup["baseline_plan"] + " (m=1)", setup["baseline_plan"], 1),
-            (setup["baseline_plan"] + " (best m)", setup["baseline_plan"], 0)]
+    return [
+        (setup["ring_plan"], setup["ring_plan"], None),
+        (setup["baseline_plan"] + " (m=1)", setup["baseline_plan"], 1),
+        (setup["baseline_plan"] + " (best m)", setup["baseline_plan"], 0),
+    ]
 
 
 def predictions(setup: dict) -> list[dict]:
@@ -96,14 +117,30 @@ def predictions(setup: dict) -> list[dict]:
     for topo in setup["topologies"]:
         for label, plan, m in plan_variants(setup):
             for phase in (Phase.PREFILL.value, Phase.DECODE.value):
-                cfg = make_config(hardware=setup["hardware"], topology=topo, model=setup["model"],
-                                  batch=setup["batch"], seq=setup["seq"], phase=phase, plan=plan,
-                                  microbatches=m or None)
+                cfg = make_config(
+                    hardware=setup["hardware"],
+                    topology=topo,
+                    model=setup["model"],
+                    batch=setup["batch"],
+                    seq=setup["seq"],
+                    phase=phase,
+                    plan=plan,
+                    microbatches=m or None,
+                )
                 if m == 0:
                     cfg = replace(cfg, plan=cfg.plan.replace(microbatches=best_microbatches(cfg)))
                 r = predict(cfg)
-                rows.append({"topology": topo, "plan_label": label, "plan": plan, "plan_name": cfg.plan.name,
-                             "microbatches": cfg.plan.microbatches, "phase": phase, "result": r})
+                rows.append(
+                    {
+                        "topology": topo,
+                        "plan_label": label,
+                        "plan": plan,
+                        "plan_name": cfg.plan.name,
+                        "microbatches": cfg.plan.microbatches,
+                        "phase": phase,
+                        "result": r,
+                    }
+                )
     return rows
 
 
@@ -135,7 +172,9 @@ def ceilings(setup: dict) -> dict:
     B, L, P = setup["batch"], setup["seq"], setup["gpus"]
     floor = float(decode_step_floor(model, hw, batch=B, context=L, gpus=P))
     return {
-        "hardware": hw.name, "peak_flops": hw.peak_flops, "hbm_bw_Bps": hw.hbm_bw_Bps,
+        "hardware": hw.name,
+        "peak_flops": hw.peak_flops,
+        "hbm_bw_Bps": hw.hbm_bw_Bps,
         "capacity_bytes": hw.hbm_capacity_bytes,
         "prefill_total_flops": float(evaluate(model, hw, Setting(), batch=B, seq=L)["total_flops"]),
         "prefill_tps_ceiling": float(prefill_tps_ceiling(model, hw, batch=B, seq=L, gpus=P)),

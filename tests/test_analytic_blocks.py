@@ -1,5 +1,6 @@
 """``evaluate`` on a large grid works in blocks along its longest axis, inputs kept at their own
 shapes; every value is what one call over the whole grid gives (bit for bit)."""
+
 import numpy as np
 import pytest
 
@@ -7,7 +8,9 @@ import costmodel.analytic as an
 from costmodel.closedform import Setting
 
 
-@pytest.mark.parametrize("phase,merge", [("prefill", "allgather"), ("decode", "pass-kv"), ("decode", "pass-q")])
+@pytest.mark.parametrize(
+    "phase,merge", [("prefill", "allgather"), ("decode", "pass-kv"), ("decode", "pass-q")]
+)
 def test_blocks_equal_one_call(seed, h100, phase, merge, monkeypatch):
     st = Setting(phase=phase, topo_kind="ib", gpus_per_node=8, decode_attn=merge)
     L = (2048 * np.arange(8, 8 + 3000, 3))[:, None].astype(float)

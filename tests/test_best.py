@@ -1,4 +1,5 @@
 """ringsim best: every placeable plan enumerated, ranked consistently with predict, rejections explained."""
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,15 @@ from studies.seed import make_config
 
 @pytest.fixture(scope="module")
 def cfg():
-    return make_config(hardware="h100-sxm", topology="ib:2x8", model="seed-dense", batch=16, seq=100_000,
-                       phase="prefill", plan="ring=16")
+    return make_config(
+        hardware="h100-sxm",
+        topology="ib:2x8",
+        model="seed-dense",
+        batch=16,
+        seq=100_000,
+        phase="prefill",
+        plan="ring=16",
+    )
 
 
 def test_enumeration():
@@ -52,8 +60,22 @@ def test_throughput_uses_the_largest_batch_that_fits(cfg):
 
 
 def test_cli(capsys):
-    argv = ["best", "--gpus", "16", "--topology", "nvlink-domain:16", "--seq", "32k", "--batch", "4",
-            "--phase", "decode", "--top", "3", "--json"]
+    argv = [
+        "best",
+        "--gpus",
+        "16",
+        "--topology",
+        "nvlink-domain:16",
+        "--seq",
+        "32k",
+        "--batch",
+        "4",
+        "--phase",
+        "decode",
+        "--top",
+        "3",
+        "--json",
+    ]
     assert main(argv) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["ranked"] and out["objective"] == "latency"

@@ -1,7 +1,9 @@
 """Invariants of the closed forms (hypothesis) and the predict contract."""
+
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from costmodel.analytic import evaluate
 from costmodel.closedform import Setting, ring_recurrence, stretched_end
@@ -15,12 +17,20 @@ def _ev(model, hw, phase="prefill", **kw):
 
 
 @settings(max_examples=60, deadline=None)
-@given(P=st.sampled_from([1, 2, 4, 8, 16, 32]), B=st.integers(1, 64),
-       family=st.sampled_from(["ring", "tp", "ulysses", "tp_ring"]), phase=st.sampled_from(["prefill", "decode"]))
+@given(
+    P=st.sampled_from([1, 2, 4, 8, 16, 32]),
+    B=st.integers(1, 64),
+    family=st.sampled_from(["ring", "tp", "ulysses", "tp_ring"]),
+    phase=st.sampled_from(["prefill", "decode"]),
+)
 def test_memory_grows_with_length(seed, h100, P, B, family, phase):
     L = np.array([4096, 8192, 65536, 262144, 1048576]) * 1.0
-    deg = {"ring": dict(ring=P), "tp": dict(tp=min(P, 32)), "ulysses": dict(ulysses=min(P, 32)),
-           "tp_ring": dict(tp=min(P, 8), ring=max(P // 8, 1))}[family]
+    deg = {
+        "ring": dict(ring=P),
+        "tp": dict(tp=min(P, 32)),
+        "ulysses": dict(ulysses=min(P, 32)),
+        "tp_ring": dict(tp=min(P, 8), ring=max(P // 8, 1)),
+    }[family]
     o = _ev(seed, h100, phase=phase, batch=B, seq=L, **deg)
     assert np.all(np.diff(o["mem_total_bytes"]) > 0)
     assert np.all(np.diff(o["latency_s"]) >= 0)  # flat where every kernel is launch-bound (short decode)
@@ -28,10 +38,16 @@ def test_memory_grows_with_length(seed, h100, P, B, family, phase):
 
 
 @settings(max_examples=60, deadline=None)
-@given(L=st.sampled_from([8192, 32768, 131072, 1048576]), B=st.integers(1, 16), phase=st.sampled_from(["prefill"]))
+@given(
+    L=st.sampled_from([8192, 32768, 131072, 1048576]),
+    B=st.integers(1, 16),
+    phase=st.sampled_from(["prefill"]),
+)
 def test_total_flops_plan_independent(seed, h100, L, B, phase):
-    vals = [_ev(seed, h100, batch=B, seq=L, **d)["total_flops"] for d in
-            (dict(ring=16), dict(tp=8, pp=2), dict(ulysses=8), dict(tp=4, ring=4))]
+    vals = [
+        _ev(seed, h100, batch=B, seq=L, **d)["total_flops"]
+        for d in (dict(ring=16), dict(tp=8, pp=2), dict(ulysses=8), dict(tp=4, ring=4))
+    ]
     assert np.allclose(vals, vals[0], rtol=1e-12)
     # and the per-device FLOPs of a balanced plan are the total over P (the dense part is split evenly)
     z = _ev(seed, h100, batch=B, seq=L, ring=16)
@@ -77,7 +93,9 @@ def test_ring_recurrence_limits():
     assert float(ring_recurrence(0.3, 0.1, 9.0, 9.0, 5.0, 1, 1.0)) == pytest.approx(0.4)
     # the slowdown applies only while a transfer is in flight: step 0's attention runs the 0.01 s of its
     # transfer at 1/1.5 speed, the rest of it and step 1 (no transfer) at full speed
-    assert float(ring_recurrence(1.0, 0.0, 1.0, 0.0, 0.01, 2, 1.5)) == pytest.approx(0.01 + (1 - 0.01 / 1.5) + 1.0)
+    assert float(ring_recurrence(1.0, 0.0, 1.0, 0.0, 0.01, 2, 1.5)) == pytest.approx(
+        0.01 + (1 - 0.01 / 1.5) + 1.0
+    )
     # a transfer longer than the compute slows all of it: 0.5 s of work takes 0.75 s inside a 2 s transfer
     assert float(ring_recurrence(0.5, 0.0, 0.5, 0.0, 2.0, 2, 1.5)) == pytest.approx(2.0 + 0.5)
     assert float(stretched_end(0.0, 0.5, 0.0, 2.0, 1.5)) == pytest.approx(0.75)
@@ -108,8 +126,19 @@ def test_seed_configurations_answer(topology, phase, plan):
     if "pp" in plan:
         kw["microbatches"] = 16
     r = predict(load_config(**kw))
-    for key in ("latency_s", "tps", "tpot_s", "flops_per_device", "hbm_bytes_per_device", "comm_bytes_per_device",
-                "memory_bytes_per_device", "capacity_bytes", "feasible", "bottleneck", "roofline_latency_s"):
+    for key in (
+        "latency_s",
+        "tps",
+        "tpot_s",
+        "flops_per_device",
+        "hbm_bytes_per_device",
+        "comm_bytes_per_device",
+        "memory_bytes_per_device",
+        "capacity_bytes",
+        "feasible",
+        "bottleneck",
+        "roofline_latency_s",
+    ):
         assert key in r
     # the seed's KV cache alone (3.36 TB) exceeds 16 x 80 GB: the configuration cannot fit
     assert r["feasible"] is False and "does not fit" in r["verdict"]
@@ -127,7 +156,9 @@ def test_max_batch_is_the_boundary():
     r = predict(cfg)
     mb = r["max_batch"]
     assert predict(load_config(topology="nvswitch:8", plan="ring=8", batch=mb, seq="128Ki"))["feasible"]
-    assert not predict(load_config(topology="nvswitch:8", plan="ring=8", batch=mb + 1, seq="128Ki"))["feasible"]
+    assert not predict(load_config(topology="nvswitch:8", plan="ring=8", batch=mb + 1, seq="128Ki"))[
+        "feasible"
+    ]
 
 
 def test_vectorised_equals_pointwise_over_mixed_plans(seed, h100):
@@ -136,19 +167,30 @@ def test_vectorised_equals_pointwise_over_mixed_plans(seed, h100):
     st_ = Setting(topo_kind="nvlink-domain", gpus_per_node=64)
     o = evaluate(seed, h100, st_, batch=2, seq=131072, ring=R, tp=T)
     for i in range(len(R)):
-        p = predict(load_config(hardware="h100-sxm", topology=f"nvlink-domain:{R[i] * T[i]}", batch=2, seq=131072,
-                                plan=f"tp={T[i]},ring={R[i]}"))
+        p = predict(
+            load_config(
+                hardware="h100-sxm",
+                topology=f"nvlink-domain:{R[i] * T[i]}",
+                batch=2,
+                seq=131072,
+                plan=f"tp={T[i]},ring={R[i]}",
+            )
+        )
         assert float(o["latency_s"][i]) == pytest.approx(p["latency_s"], rel=1e-12)
         assert float(o["flops_per_device"][i]) == pytest.approx(p["flops_per_device"], rel=1e-12)
         assert float(o["hbm_bytes_per_device"][i]) == pytest.approx(p["hbm_bytes_per_device"], rel=1e-12)
 
 
 def test_max_batch_keeps_microbatch_size():
-    """With micro-batches, the largest batch keeps their size (their count grows); it does not collapse to 0."""
+    """With micro-batches, the largest batch keeps their size (their count grows); it does not collapse
+    to 0."""
     r = predict(load_config(topology="ib:2x8", plan="tp=8,pp=2", microbatches=128, batch=128, seq=100000))
     assert not r["feasible"] and r["max_batch"] > 0
-    assert predict(load_config(topology="ib:2x8", plan="tp=8,pp=2", microbatches=r["max_batch"],
-                               batch=r["max_batch"], seq=100000))["feasible"]
+    assert predict(
+        load_config(
+            topology="ib:2x8", plan="tp=8,pp=2", microbatches=r["max_batch"], batch=r["max_batch"], seq=100000
+        )
+    )["feasible"]
 
 
 def test_decode_attention_is_memory_bound(seed, h100):

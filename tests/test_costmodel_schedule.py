@@ -1,18 +1,20 @@
 """The schedule (shared IR): structure, hand-computed bytes, and agreement with the closed forms."""
+
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from costmodel.analytic import evaluate
 from costmodel.build import build_schedule
-from costmodel.geometry import ring_calls
+from costmodel.config import Config
 from costmodel.errors import SpecError
+from costmodel.geometry import ring_calls
 from costmodel.plan import Plan, parse_plan
 from costmodel.predict import setting
-from costmodel.config import Config
 from costmodel.specs import Workload
 from costmodel.topology import parse_topology
 
@@ -29,8 +31,14 @@ def _sched(model, hw, plan, topo, **wl):
 
 
 def test_seed_ring_block_bytes(seed, h100):
-    s = build_schedule(seed, Workload(batch=128, seq_len=100_000), parse_plan("ring=16"), parse_topology("ib:2x8"),
-                       h100, layers=1)
+    s = build_schedule(
+        seed,
+        Workload(batch=128, seq_len=100_000),
+        parse_plan("ring=16"),
+        parse_topology("ib:2x8"),
+        h100,
+        layers=1,
+    )
     sends = [op for op in s.rank_ops(0) if op.kind == "send"]
     assert len(sends) == 15
     assert all(op.msg_bytes == REF["ring_block_bytes"] for op in sends)
@@ -40,8 +48,14 @@ def test_seed_ring_block_bytes(seed, h100):
 
 
 def test_seed_tp_allreduce_bytes(seed, h100):
-    s = build_schedule(seed, Workload(batch=128, seq_len=100_000), parse_plan("tp=8,pp=2"), parse_topology("ib:2x8"),
-                       h100, layers=1)
+    s = build_schedule(
+        seed,
+        Workload(batch=128, seq_len=100_000),
+        parse_plan("tp=8,pp=2"),
+        parse_topology("ib:2x8"),
+        h100,
+        layers=1,
+    )
     ars = [op for op in s.rank_ops(0) if op.kind == "all_reduce"]
     assert len(ars) == 2  # two per layer
     assert all(op.msg_bytes == REF["tp_allreduce_msg_bytes"] for op in ars)
@@ -61,8 +75,9 @@ def test_pairs_and_collectives_match(tiny, h100):
     for op in s:
         if op.kind == "all_reduce":
             colls.setdefault(op.match, []).append(op.rank)
-    assert colls and all(sorted(r) == sorted(s.ops[[o.id for o in s if o.match == k][0]].peers)
-                         for k, r in colls.items())
+    assert colls and all(
+        sorted(r) == sorted(s.ops[[o.id for o in s if o.match == k][0]].peers) for k, r in colls.items()
+    )
 
 
 def test_deps_are_same_rank_and_earlier(tiny, h100):
@@ -90,8 +105,11 @@ def test_zigzag_balances_and_plain_does_not():
     R, lr = 8, 64
 
     def work(variant, p):
-        return sum((k - q) * q + q * (q + 1) / 2 if c else q * k
-                   for t in range(R) for q, k, c in ring_calls(variant, True, R, lr, p, t))
+        return sum(
+            (k - q) * q + q * (q + 1) / 2 if c else q * k
+            for t in range(R)
+            for q, k, c in ring_calls(variant, True, R, lr, p, t)
+        )
 
     z = [work("zigzag", p) for p in range(R)]
     pl = [work("plain", p) for p in range(R)]
@@ -113,11 +131,23 @@ def test_schedule_totals_match_analytic(tiny, h100, text, variant):
     s = build_schedule(tiny, wl, plan, topo, h100)
     tot = [s.totals(r) for r in range(n)]
     cfg = Config(hardware=h100, topology=topo, model=tiny, workload=wl, plan=plan)
-    o = evaluate(tiny, h100, setting(cfg), batch=2, seq=128, tp=plan.tp, pp=plan.pp, ring=plan.ring,
-                 ulysses=plan.ulysses, microbatches=plan.microbatches)
+    o = evaluate(
+        tiny,
+        h100,
+        setting(cfg),
+        batch=2,
+        seq=128,
+        tp=plan.tp,
+        pp=plan.pp,
+        ring=plan.ring,
+        ulysses=plan.ulysses,
+        microbatches=plan.microbatches,
+    )
     assert max(t["flops"] for t in tot) == pytest.approx(float(o["flops_per_device"]), rel=1e-9)
     assert max(t["hbm_bytes"] for t in tot) == pytest.approx(float(o["hbm_bytes_per_device"]), rel=0.02)
-    assert max(t["sent_bytes"]["nvlink"] for t in tot) == pytest.approx(float(o["comm_nvlink_bytes"]), rel=1e-9)
+    assert max(t["sent_bytes"]["nvlink"] for t in tot) == pytest.approx(
+        float(o["comm_nvlink_bytes"]), rel=1e-9
+    )
     # every plan does the same total work
     assert sum(t["flops"] for t in tot) == pytest.approx(float(o["total_flops"]), rel=1e-9)
 
@@ -125,8 +155,13 @@ def test_schedule_totals_match_analytic(tiny, h100, text, variant):
 @pytest.mark.parametrize("variant", ["pass-kv", "pass-q", "allgather"])
 def test_decode_schedules(tiny, h100, variant):
     plan = parse_plan("ring=4", decode_attn=variant)
-    s = build_schedule(tiny, Workload(batch=8, seq_len=64, phase="decode", context_len=256), plan,
-                       parse_topology("nvswitch:4"), h100)
+    s = build_schedule(
+        tiny,
+        Workload(batch=8, seq_len=64, phase="decode", context_len=256),
+        plan,
+        parse_topology("nvswitch:4"),
+        h100,
+    )
     kinds = {op.kind for op in s}
     assert "attention" in kinds
     if variant == "allgather":
@@ -152,8 +187,13 @@ def test_errors_are_one_sentence(tiny, h100):
 
 
 @settings(max_examples=25, deadline=None)
-@given(R=st.sampled_from([1, 2, 4]), T=st.sampled_from([1, 2]), k=st.integers(1, 6), B=st.integers(1, 3),
-       variant=st.sampled_from(["plain", "zigzag", "striped"]))
+@given(
+    R=st.sampled_from([1, 2, 4]),
+    T=st.sampled_from([1, 2]),
+    k=st.integers(1, 6),
+    B=st.integers(1, 3),
+    variant=st.sampled_from(["plain", "zigzag", "striped"]),
+)
 def test_total_flops_do_not_depend_on_plan(tiny, h100, R, T, k, B, variant):
     L = 2 * R * 8 * k
     plan = Plan(ring=R, tp=T, ring_variant=variant)
@@ -190,7 +230,9 @@ def test_coarsened_layers_stand_for_the_rest(seed, h100, text, m):
     full = build_schedule(seed, wl, plan, topo, h100)
     one = build_schedule(seed, wl, plan, topo, h100, layers=1)
     assert one.layer_repeat == seed.layers // plan.pp
-    assert build_schedule(seed, wl, plan, topo, h100, layers=3).layer_repeat == pytest.approx(seed.layers / plan.pp / 3)
+    assert build_schedule(seed, wl, plan, topo, h100, layers=3).layer_repeat == pytest.approx(
+        seed.layers / plan.pp / 3
+    )
     for r in range(plan.n_ranks):
         a, b = full.totals(r), one.totals(r)
         assert b["flops"] == pytest.approx(a["flops"], rel=1e-12)

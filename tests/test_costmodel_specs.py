@@ -1,4 +1,5 @@
 """Specs, presets and hand-computed closed forms."""
+
 import sys
 from pathlib import Path
 
@@ -54,8 +55,9 @@ def test_curve_interpolates_in_log_space():
     np.testing.assert_allclose(c(np.array([1, 2, 4])), [1, 2, 3])
 
 
-@pytest.mark.parametrize("text,value", [("100000", 100000), ("100k", 100000), ("128Ki", 131072), ("1M", 10**6),
-                                        ("1Mi", 2**20)])
+@pytest.mark.parametrize(
+    "text,value", [("100000", 100000), ("100k", 100000), ("128Ki", 131072), ("1M", 10**6), ("1Mi", 2**20)]
+)
 def test_parse_count(text, value):
     assert parse_count(text) == value
 
@@ -104,7 +106,9 @@ def test_workload_validation():
     assert Workload(batch=2, seq_len=10, phase="decode").context == 10
 
 
-@pytest.mark.parametrize("text,n,nodes", [("nvswitch:4", 4, 1), ("ib:2x8", 16, 2), ("nvlink-domain:72", 72, 1)])
+@pytest.mark.parametrize(
+    "text,n,nodes", [("nvswitch:4", 4, 1), ("ib:2x8", 16, 2), ("nvlink-domain:72", 72, 1)]
+)
 def test_topology_parse(text, n, nodes):
     t = parse_topology(text)
     assert t.n_gpus == n and t.nodes == nodes and t.spec == text
@@ -123,7 +127,9 @@ def test_topology_links():
 
 
 def test_graph_figures_are_validated_with_the_field_named():
-    hw = presets.load_hardware("h200-sxm-graph", ["achievable.ops.norm.floor_us=20", "achievable.pass_launch_us=12"])
+    hw = presets.load_hardware(
+        "h200-sxm-graph", ["achievable.ops.norm.floor_us=20", "achievable.pass_launch_us=12"]
+    )
     assert hw.op("norm").floor_s == pytest.approx(20e-6) and hw.pass_launch_s == pytest.approx(12e-6)
     with pytest.raises(SpecError, match="floor_us"):
         presets.load_hardware("h200-sxm-graph", ["achievable.ops.norm.floor_us=-1"])

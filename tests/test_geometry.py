@@ -4,6 +4,7 @@ For every plan family the test builds the schedule and checks each op's shapes a
 against ``costmodel.geometry``; checks the analytic model's bytes against the same geometry; and
 checks that ``real/layout.py``'s slices partition the tokens, heads and sequences they claim to.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,13 +23,23 @@ from real import layout
 
 GQA = Model(name="gqa", layers=4, d_model=512, n_heads=8, n_kv_heads=4, head_dim=64, d_ff=1024, mlp="swiglu")
 FAMILIES = [  # (plan kwargs, phase) over every strategy and their hybrids
-    ({}, "prefill"), ({"tp": 4}, "prefill"), ({"ulysses": 4}, "prefill"), ({"pp": 2, "microbatches": 2}, "prefill"),
-    ({"ring": 4, "ring_variant": "zigzag"}, "prefill"), ({"ring": 4, "ring_variant": "plain"}, "prefill"),
-    ({"ring": 4, "ring_variant": "striped"}, "prefill"), ({"tp": 2, "ring": 2}, "prefill"),
-    ({"ulysses": 2, "ring": 2}, "prefill"), ({"tp": 2, "pp": 2, "microbatches": 2}, "prefill"),
-    ({}, "decode"), ({"tp": 4}, "decode"), ({"ulysses": 4}, "decode"),
-    ({"ring": 4, "decode_attn": "allgather"}, "decode"), ({"ring": 4, "decode_attn": "pass-q"}, "decode"),
-    ({"ring": 4, "decode_attn": "pass-kv"}, "decode"), ({"tp": 2, "ring": 2, "decode_attn": "pass-kv"}, "decode"),
+    ({}, "prefill"),
+    ({"tp": 4}, "prefill"),
+    ({"ulysses": 4}, "prefill"),
+    ({"pp": 2, "microbatches": 2}, "prefill"),
+    ({"ring": 4, "ring_variant": "zigzag"}, "prefill"),
+    ({"ring": 4, "ring_variant": "plain"}, "prefill"),
+    ({"ring": 4, "ring_variant": "striped"}, "prefill"),
+    ({"tp": 2, "ring": 2}, "prefill"),
+    ({"ulysses": 2, "ring": 2}, "prefill"),
+    ({"tp": 2, "pp": 2, "microbatches": 2}, "prefill"),
+    ({}, "decode"),
+    ({"tp": 4}, "decode"),
+    ({"ulysses": 4}, "decode"),
+    ({"ring": 4, "decode_attn": "allgather"}, "decode"),
+    ({"ring": 4, "decode_attn": "pass-q"}, "decode"),
+    ({"ring": 4, "decode_attn": "pass-kv"}, "decode"),
+    ({"tp": 2, "ring": 2, "decode_attn": "pass-kv"}, "decode"),
     ({"pp": 2, "microbatches": 2, "ring": 2, "decode_attn": "pass-q"}, "decode"),
 ]
 
@@ -45,10 +56,16 @@ def _setup(kw, phase, batch=4, seq=512):
 def test_builder_reads_the_geometry(kw, phase, h100):
     plan, wl, topo, g = _setup(kw, phase)
     sched = build_schedule(GQA, wl, plan, topo, h100)
-    want = {Role.RING_KV: g.kv_block_bytes if phase == "prefill" else g.cache_shard_bytes,
-            Role.RING_Q: g.q_packet_bytes, Role.A2A_QKV: g.a2a_qkv_bytes, Role.A2A_O: g.a2a_o_bytes,
-            Role.GATHER_PARTS: g.ring * g.partial_bytes, Role.TP_ALL_REDUCE: g.act_bytes,
-            Role.PP_ACT: float(g.pp_msg_bytes), Role.PP_GATHER: g.act_bytes}
+    want = {
+        Role.RING_KV: g.kv_block_bytes if phase == "prefill" else g.cache_shard_bytes,
+        Role.RING_Q: g.q_packet_bytes,
+        Role.A2A_QKV: g.a2a_qkv_bytes,
+        Role.A2A_O: g.a2a_o_bytes,
+        Role.GATHER_PARTS: g.ring * g.partial_bytes,
+        Role.TP_ALL_REDUCE: g.act_bytes,
+        Role.PP_ACT: float(g.pp_msg_bytes),
+        Role.PP_GATHER: g.act_bytes,
+    }
     seen = set()
     for op in sched:
         if not op.is_compute:
@@ -63,8 +80,10 @@ def test_builder_reads_the_geometry(kw, phase, h100):
             assert h == g.q_heads, op.tag
             if op.role == Role.RING_ATTN and phase == "prefill":
                 i = plan.coords(op.rank)["ring"]
-                assert (ql, kl) in [(q, k) for q, k, _ in ring_calls(plan.ring_variant, True, plan.ring,
-                                                                        g.ring_len, i, op.step)]
+                assert (ql, kl) in [
+                    (q, k)
+                    for q, k, _ in ring_calls(plan.ring_variant, True, plan.ring, g.ring_len, i, op.step)
+                ]
             elif phase == "decode":
                 assert ql == 1 and kl == (g.shard_len if op.role == Role.RING_ATTN else g.context)
     # every message kind the plan's strategies use was emitted
@@ -73,8 +92,13 @@ def test_builder_reads_the_geometry(kw, phase, h100):
     used |= {Role.PP_GATHER} if plan.pp > 1 and plan.tp > 1 and plan.pp_send == "scatter" else set()
     used |= {Role.A2A_QKV, Role.A2A_O} if plan.ulysses > 1 else set()
     if plan.ring > 1:
-        used |= {Role.RING_KV} if phase == "prefill" else {
-            "allgather": {Role.GATHER_PARTS}, "pass-q": {Role.RING_Q}, "pass-kv": {Role.RING_KV}}[plan.decode_attn]
+        used |= (
+            {Role.RING_KV}
+            if phase == "prefill"
+            else {"allgather": {Role.GATHER_PARTS}, "pass-q": {Role.RING_Q}, "pass-kv": {Role.RING_KV}}[
+                plan.decode_attn
+            ]
+        )
     assert seen == used
 
 
@@ -84,8 +108,16 @@ def test_closed_form_reads_the_geometry(kw, phase, h100):
     plan, wl, topo, g = _setup(kw, phase)
     sched = build_schedule(GQA, wl, plan, topo, h100)
     st = Setting(phase=phase, ring_variant=plan.ring_variant, decode_attn=plan.decode_attn)
-    o = evaluate(GQA, h100, st, batch=wl.batch, seq=wl.seq_len, context=wl.context, microbatches=plan.microbatches,
-                 **plan.mesh())
+    o = evaluate(
+        GQA,
+        h100,
+        st,
+        batch=wl.batch,
+        seq=wl.seq_len,
+        context=wl.context,
+        microbatches=plan.microbatches,
+        **plan.mesh(),
+    )
     sent = max(sched.totals(r)["sent_bytes"]["nvlink"] for r in range(plan.n_ranks))
     assert float(o["comm_nvlink_bytes"]) == pytest.approx(sent, rel=1e-12)
     flops = max(sched.totals(r)["flops"] for r in range(plan.n_ranks))
@@ -101,14 +133,21 @@ def test_layout_partitions_what_the_geometry_counts(kw, phase):
         # the dense rows of one (pp, tp) slice cover every position once, dense_tokens per micro-batch row
         for s in range(plan.pp):
             for t in range(plan.tp):
-                rows = [layout.dense_positions(plan, r, wl.seq_len) for r, c in zip(ranks, coords)
-                        if c["pp"] == s and c["tp"] == t]
+                rows = [
+                    layout.dense_positions(plan, r, wl.seq_len)
+                    for r, c in zip(ranks, coords)
+                    if c["pp"] == s and c["tp"] == t
+                ]
                 assert sorted(p for rw in rows for p in rw) == list(range(wl.seq_len))
                 assert {len(rw) * g.mb for rw in rows} == {g.dense_tokens}
     else:
         for s in range(plan.pp):
             for t in range(plan.tp):
-                got = [layout.decode_rows(plan, wl, r) for r, c in zip(ranks, coords) if c["pp"] == s and c["tp"] == t]
+                got = [
+                    layout.decode_rows(plan, wl, r)
+                    for r, c in zip(ranks, coords)
+                    if c["pp"] == s and c["tp"] == t
+                ]
                 assert {rows for _, rows, _ in got} == {g.dense_tokens}
                 assert {virt for _, _, virt in got} == {g.cache_batch}
                 if g.owners:  # owners' rows tile the padded micro-batch
@@ -129,13 +168,31 @@ def test_geometry_is_the_same_for_scalars_and_arrays():
     """The closed forms evaluate Geometry on arrays: the same numbers as the builder's scalars."""
     for kw, phase in FAMILIES:
         plan, wl, topo, g = _setup(kw, phase)
-        arr = Geometry(model=GQA, phase=phase, batch=np.array([float(wl.batch)]), seq=np.array([512.0]),
-                       context=np.array([512.0]), microbatches=np.array([float(plan.microbatches)]),
-                       ring_variant=plan.ring_variant, decode_attn=plan.decode_attn,
-                       **{k: np.array([float(v)]) for k, v in plan.mesh().items()})
-        for name in ("dense_tokens", "q_heads", "kv_heads", "kv_heads_tp", "qkv_cols", "kv_block_bytes",
-                     "a2a_qkv_bytes", "q_packet_bytes", "cache_shard_bytes", "partial_bytes", "act_bytes",
-                     "cache_batch"):
+        arr = Geometry(
+            model=GQA,
+            phase=phase,
+            batch=np.array([float(wl.batch)]),
+            seq=np.array([512.0]),
+            context=np.array([512.0]),
+            microbatches=np.array([float(plan.microbatches)]),
+            ring_variant=plan.ring_variant,
+            decode_attn=plan.decode_attn,
+            **{k: np.array([float(v)]) for k, v in plan.mesh().items()},
+        )
+        for name in (
+            "dense_tokens",
+            "q_heads",
+            "kv_heads",
+            "kv_heads_tp",
+            "qkv_cols",
+            "kv_block_bytes",
+            "a2a_qkv_bytes",
+            "q_packet_bytes",
+            "cache_shard_bytes",
+            "partial_bytes",
+            "act_bytes",
+            "cache_batch",
+        ):
             assert float(getattr(arr, name)[0]) == getattr(g, name), (kw, phase, name)
 
 
@@ -143,14 +200,23 @@ def test_labels_identify_plans():
     """Distinct plans never share a label: every degree, micro-batches (with or without stages), the ring
     layout in prefill and the merge in decode."""
     from costmodel.search import factorisations
-    plans = {Plan(microbatches=m, ring_variant=v, decode_attn=d, **mesh)
-             for mesh in factorisations(16) for m in (1, 2, 8) for v in ("zigzag", "plain", "striped")
-             for d in ("pass-kv", "pass-q", "allgather")}
+
+    plans = {
+        Plan(microbatches=m, ring_variant=v, decode_attn=d, **mesh)
+        for mesh in factorisations(16)
+        for m in (1, 2, 8)
+        for v in ("zigzag", "plain", "striped")
+        for d in ("pass-kv", "pass-q", "allgather")
+    }
     for phase in ("prefill", "decode"):
         seen = {}
         for p in plans:
-            key = (p.degrees, p.microbatches, p.ring_variant if phase == "prefill" and p.ring > 1 else None,
-                   p.decode_attn if phase == "decode" and p.ring > 1 else None)
+            key = (
+                p.degrees,
+                p.microbatches,
+                p.ring_variant if phase == "prefill" and p.ring > 1 else None,
+                p.decode_attn if phase == "decode" and p.ring > 1 else None,
+            )
             seen.setdefault(p.label(phase), set()).add(key)
         assert all(len(v) == 1 for v in seen.values())
     assert Plan(tp=8, microbatches=8).label("decode") != Plan(tp=8).label("decode")

@@ -8,6 +8,7 @@
 * ``studies`` runs the engines and may import anything but ``real`` and torch.
 
 Every import counts, at module level or inside a function."""
+
 from __future__ import annotations
 
 import ast
@@ -20,12 +21,32 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 FORBIDDEN = {
-    "costmodel": ("sim", "real", "validation", "plots", "ringsim", "studies", "torch", "simpy", "matplotlib",
-                  "tqdm"),
+    "costmodel": (
+        "sim",
+        "real",
+        "validation",
+        "plots",
+        "ringsim",
+        "studies",
+        "torch",
+        "simpy",
+        "matplotlib",
+        "tqdm",
+    ),
     "sim": ("real", "torch"),
     "real": ("sim", "simpy"),
-    "plots": ("costmodel.analytic", "costmodel.build", "costmodel.predict", "costmodel.sweep",
-              "costmodel.search", "sim", "real", "validation", "torch", "studies"),
+    "plots": (
+        "costmodel.analytic",
+        "costmodel.build",
+        "costmodel.predict",
+        "costmodel.sweep",
+        "costmodel.search",
+        "sim",
+        "real",
+        "validation",
+        "torch",
+        "studies",
+    ),
     "studies": ("real", "torch"),
 }
 
@@ -100,10 +121,13 @@ def test_the_checker_sees_relative_and_nested_imports(tmp_path):
 def test_plots_loads_no_engine_at_run_time():
     """Transitively too: importing every plots module loads no engine, simulator, validation or torch."""
     mods = ", ".join(module_name(p) for p in modules("plots"))
-    code = (f"import sys, {mods}\n"
-            f"bad = sorted(m for m in sys.modules for f in {FORBIDDEN['plots']!r}\n"
-            "             if m == f or m.startswith(f + '.'))\n"
-            "print(bad)\nsys.exit(1 if bad else 0)\n")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=120,
-                       cwd=ROOT)
+    code = (
+        f"import sys, {mods}\n"
+        f"bad = sorted(m for m in sys.modules for f in {FORBIDDEN['plots']!r}\n"
+        "             if m == f or m.startswith(f + '.'))\n"
+        "print(bad)\nsys.exit(1 if bad else 0)\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=120, cwd=ROOT
+    )
     assert r.returncode == 0, r.stdout + r.stderr[-2000:]

@@ -1,4 +1,5 @@
 """plots/: every kind of results file makes its figures; bad files are one clear error."""
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,16 @@ def _names(paths):
 
 
 def test_sweep_csv_and_json_make_the_same_figures(tmp_path):
-    f = write_sweep(tmp_path, hardware="h100-sxm", model_name="seed-dense", topo_kind="ib", phase="decode",
-                    batch=2, points=3, gpus=(16,))
+    f = write_sweep(
+        tmp_path,
+        hardware="h100-sxm",
+        model_name="seed-dense",
+        topo_kind="ib",
+        phase="decode",
+        batch=2,
+        points=3,
+        gpus=(16,),
+    )
     a = plot_file(f, tmp_path / "a")
     b = plot_file(f.with_suffix(".json"), tmp_path / "b")
     assert _names(a) == _names(b) and len(a) == 6
@@ -30,9 +39,14 @@ def test_sweep_csv_and_json_make_the_same_figures(tmp_path):
 
 def test_crossover_by_hand():
     L = np.array([1, 2, 4, 8] * 2, float)
-    cols = {"plan_template": np.array(["ring=P"] * 4 + ["tp=P"] * 4), "P": np.full(8, 8.0), "L": L,
-            "latency_s": np.array([5, 5, 1, 1, 1, 2, 3, 4], float), "feasible": np.ones(8, bool),
-            "plan": np.array(["ring=8"] * 4 + ["tp=8"] * 4)}
+    cols = {
+        "plan_template": np.array(["ring=P"] * 4 + ["tp=P"] * 4),
+        "P": np.full(8, 8.0),
+        "L": L,
+        "latency_s": np.array([5, 5, 1, 1, 1, 2, 3, 4], float),
+        "feasible": np.ones(8, bool),
+        "plan": np.array(["ring=8"] * 4 + ["tp=8"] * 4),
+    }
     (row,) = crossover_rows({"topology": "ib", "phase": "prefill"}, cols)
     assert row["crossover_L"] == 4 and not row["ring_wins_from_start"]
     assert row["speedup_at_L_max"] == pytest.approx(4.0)
@@ -41,9 +55,11 @@ def test_crossover_by_hand():
 
 
 def test_timeline_file(tmp_path):
-    recs = [{"rank": r, "stream": s, "kind": k, "tag": f"L0/{k}", "start_s": t, "end_s": t + 1e-3}
-            for r in range(2) for s, k, t in (("compute", "gemm", 0.0), ("comm", "send", 5e-4),
-                                              ("compute", "attention", 1e-3))]
+    recs = [
+        {"rank": r, "stream": s, "kind": k, "tag": f"L0/{k}", "start_s": t, "end_s": t + 1e-3}
+        for r in range(2)
+        for s, k, t in (("compute", "gemm", 0.0), ("comm", "send", 5e-4), ("compute", "attention", 1e-3))
+    ]
     f = tmp_path / "tl.json"
     f.write_text(json.dumps({"specs": {"plan": {"name": "ring=2"}}, "timeline": recs}))
     assert kind_of(f) == "timeline"
@@ -54,9 +70,11 @@ def test_timeline_file(tmp_path):
 
 
 def test_validation_records(tmp_path):
-    recs = [{"label": "a", "measured_s": 1.0, "analytic_s": 1.1, "simulated_s": 0.95},
-            {"label": "b", "measured_s": 2.0, "analytic_s": 1.8, "simulated_s": None},
-            {"label": "no prediction", "measured_s": 1.0}]
+    recs = [
+        {"label": "a", "measured_s": 1.0, "analytic_s": 1.1, "simulated_s": 0.95},
+        {"label": "b", "measured_s": 2.0, "analytic_s": 1.8, "simulated_s": None},
+        {"label": "no prediction", "measured_s": 1.0},
+    ]
     assert len(normalise(recs)) == 2
     s = summary(normalise(recs))
     assert s["analytic"]["median_abs_err"] == pytest.approx(0.1) and s["simulated"]["n"] == 1
@@ -80,6 +98,9 @@ def test_plot_cli_errors(tmp_path, capsys):
 def test_plots_never_imports_torch():
     import subprocess
     import sys
-    code = ("import sys, studies.reproduce, plots.files, plots.sweeps, plots.timeline, plots.validation; "
-            "sys.exit(1 if any(m == 'torch' or m.startswith('real') for m in sys.modules) else 0)")
+
+    code = (
+        "import sys, studies.reproduce, plots.files, plots.sweeps, plots.timeline, plots.validation; "
+        "sys.exit(1 if any(m == 'torch' or m.startswith('real') for m in sys.modules) else 0)"
+    )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

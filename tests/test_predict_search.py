@@ -1,6 +1,7 @@
 """``max_batch`` / ``max_length`` search the memory part of the model only (``analytic.evaluate_memory``):
 on 200 random configurations they give exactly what the old search over the whole model
 (``analytic.evaluate``, kept here as the reference) gives."""
+
 import random
 
 import numpy as np
@@ -19,9 +20,20 @@ def _ref_eval(cfg, batch=None, seq=None, context=None):
     m = p.microbatches
     if batch is not None and m != 1:
         m = np.asarray(batch) // _mb_size(cfg)
-    return evaluate(cfg.model, cfg.hardware, setting(cfg), batch=wl.batch if batch is None else batch,
-                    seq=wl.seq_len if seq is None else seq, tp=p.tp, pp=p.pp, ring=p.ring, ulysses=p.ulysses,
-                    microbatches=m, context=wl.context if context is None else context, gen_tokens=wl.gen_tokens)
+    return evaluate(
+        cfg.model,
+        cfg.hardware,
+        setting(cfg),
+        batch=wl.batch if batch is None else batch,
+        seq=wl.seq_len if seq is None else seq,
+        tp=p.tp,
+        pp=p.pp,
+        ring=p.ring,
+        ulysses=p.ulysses,
+        microbatches=m,
+        context=wl.context if context is None else context,
+        gen_tokens=wl.gen_tokens,
+    )
 
 
 def _ref_search(cands, step, fits):
@@ -63,11 +75,18 @@ def _random_configs(n, seed=16):
         batch = mb * rng.choice([1, 2, 3, 8, 32])
         mult = 2 * ring * u
         seq = mult * rng.randint(1, 2**20 // mult)
-        opts = {"hardware": rng.choice(["h100-sxm", "h200-sxm", "h100-sxm-eager"]),
-                "topology": rng.choice([f"ib:{P // 8}x8", f"nvlink-domain:{P}"]),
-                "plan": f"tp={tp},ulysses={u},pp={pp},ring={ring}", "microbatches": mb, "batch": batch, "seq": seq,
-                "phase": phase, "ring_variant": rng.choice(["zigzag", "plain", "striped"]),
-                "decode_attn": rng.choice(["allgather", "pass-q", "pass-kv"]), "causal": rng.random() < 0.8}
+        opts = {
+            "hardware": rng.choice(["h100-sxm", "h200-sxm", "h100-sxm-eager"]),
+            "topology": rng.choice([f"ib:{P // 8}x8", f"nvlink-domain:{P}"]),
+            "plan": f"tp={tp},ulysses={u},pp={pp},ring={ring}",
+            "microbatches": mb,
+            "batch": batch,
+            "seq": seq,
+            "phase": phase,
+            "ring_variant": rng.choice(["zigzag", "plain", "striped"]),
+            "decode_attn": rng.choice(["allgather", "pass-q", "pass-kv"]),
+            "causal": rng.random() < 0.8,
+        }
         if phase == "decode":
             opts["context"] = ring * u * rng.randint(1, 2**20 // (ring * u))
         try:
@@ -90,7 +109,7 @@ def test_random_configs_cover_the_families():
 @pytest.mark.parametrize("i", range(0, len(CFGS), 25))
 def test_search_equals_the_whole_model_search(i):
     fits_some = 0
-    for cfg in CFGS[i:i + 25]:
+    for cfg in CFGS[i : i + 25]:
         got = (max_batch(cfg), max_length(cfg))
         assert got == (ref_max_batch(cfg), ref_max_length(cfg)), cfg.plan
         r = predict(cfg)  # both searches in the same two calls of the memory model
@@ -104,8 +123,16 @@ def test_memory_part_equals_evaluate(i):
     cfg = CFGS[i]
     p, wl = cfg.plan, cfg.workload
     L = np.array([1024.0, 65536.0, 1 << 20]) * strategies.length_multiple(p, wl.phase)
-    kw = {"batch": np.array([[1], [8], [64]]), "seq": L, "tp": p.tp, "pp": p.pp, "ring": p.ring,
-          "ulysses": p.ulysses, "microbatches": 1, "context": L}
+    kw = {
+        "batch": np.array([[1], [8], [64]]),
+        "seq": L,
+        "tp": p.tp,
+        "pp": p.pp,
+        "ring": p.ring,
+        "ulysses": p.ulysses,
+        "microbatches": 1,
+        "context": L,
+    }
     full = evaluate(cfg.model, cfg.hardware, setting(cfg), **kw)
     mem = evaluate_memory(cfg.model, cfg.hardware, setting(cfg), **kw)
     assert set(mem) <= set(full)

@@ -1,4 +1,5 @@
 """Presets of real models and machines, `ringsim presets`, nvl topologies, and strict loading errors."""
+
 import json
 from pathlib import Path
 
@@ -33,8 +34,18 @@ def test_the_new_presets_ship():
 
 
 # published head counts and widths (config.json of each model; sources in the preset files)
-_FIELDS = ("layers", "d_model", "n_heads", "n_kv_heads", "head_dim", "d_ff", "vocab", "rope_theta", "tie_embeddings",
-           "qkv_bias")
+_FIELDS = (
+    "layers",
+    "d_model",
+    "n_heads",
+    "n_kv_heads",
+    "head_dim",
+    "d_ff",
+    "vocab",
+    "rope_theta",
+    "tie_embeddings",
+    "qkv_bias",
+)
 PUBLISHED = {
     "llama3-8b": (32, 4096, 32, 8, 128, 14336, 128256, 500000.0, False, False),
     "llama3-70b": (80, 8192, 64, 8, 128, 28672, 128256, 500000.0, False, False),
@@ -52,8 +63,10 @@ def test_gqa_presets_have_the_published_figures(name):
     assert m.n_kv_heads < m.n_heads and m.source  # GQA, and it says where it comes from
 
 
-@pytest.mark.parametrize("name,billions", [("llama3-8b", 8.03), ("llama3-70b", 70.55), ("llama3-405b", 405.85),
-                                           ("qwen2.5-72b", 72.71)])
+@pytest.mark.parametrize(
+    "name,billions",
+    [("llama3-8b", 8.03), ("llama3-70b", 70.55), ("llama3-405b", 405.85), ("qwen2.5-72b", 72.71)],
+)
 def test_parameter_counts_match_the_model_names(name, billions):
     assert presets.load_model(name).params() / 1e9 == pytest.approx(billions, abs=0.01)
 
@@ -65,11 +78,21 @@ def test_blackwell_peaks_are_dense_and_achievable_figures_are_estimates(name, bf
     assert hw.hbm_bw_Bps == 8e12 and hw.nvlink_bw_Bps == 900e9  # 1.8 TB/s bidirectional
     assert any("ESTIMATE" in n and "achievable" in n for n in hw.provenance["notes"])
     text = (ROOT / "costmodel" / "presets" / "hardware" / f"{name}.toml").read_text()
-    ach = text[text.index("[achievable]"):]
+    ach = text[text.index("[achievable]") :]
     for line in ach.splitlines():  # every achievable figure says ESTIMATE (or sits under a comment that does)
-        if "=" in line and not line.startswith("#") and line.split("=")[0].strip() in (
-                "elementwise_TBps", "launch_us", "compute_slowdown_under_comm", "workspace_GiB", "latency_us",
-                "bw_GBps"):
+        if (
+            "=" in line
+            and not line.startswith("#")
+            and line.split("=")[0].strip()
+            in (
+                "elementwise_TBps",
+                "launch_us",
+                "compute_slowdown_under_comm",
+                "workspace_GiB",
+                "latency_us",
+                "bw_GBps",
+            )
+        ):
             assert "ESTIMATE" in line, line
 
 
@@ -105,18 +128,36 @@ def test_presets_command_json(capsys):
 
 
 def test_predict_llama3_8b_tp8(capsys):
-    assert main(["predict", "--model", "llama3-8b", "--plan", "tp=8", "--topology", "nvswitch:8", "--seq", "32Ki",
-                 "--json"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--model",
+                "llama3-8b",
+                "--plan",
+                "tp=8",
+                "--topology",
+                "nvswitch:8",
+                "--seq",
+                "32Ki",
+                "--json",
+            ]
+        )
+        == 0
+    )
     o = json.loads(capsys.readouterr().out)
     assert o["latency_s"] > 0 and o["feasible"] is True
     assert o["specs"]["model"]["n_kv_heads"] == 8 and o["specs"]["model"]["vocab"] == 128256
 
 
-@pytest.mark.parametrize("cmd", [
-    ["predict", "--plan", "tp=4", "--topology", "nvswitch:4", "--seq", "8Ki", "--json"],
-    ["simulate", "--plan", "tp=4", "--topology", "nvswitch:4", "--seq", "8Ki", "--layers", "2", "--json"],
-    ["best", "--gpus", "4", "--topology", "nvswitch:4", "--seq", "8Ki", "--layers", "2", "--json"],
-])
+@pytest.mark.parametrize(
+    "cmd",
+    [
+        ["predict", "--plan", "tp=4", "--topology", "nvswitch:4", "--seq", "8Ki", "--json"],
+        ["simulate", "--plan", "tp=4", "--topology", "nvswitch:4", "--seq", "8Ki", "--layers", "2", "--json"],
+        ["best", "--gpus", "4", "--topology", "nvswitch:4", "--seq", "8Ki", "--layers", "2", "--json"],
+    ],
+)
 def test_commands_take_preset_paths(cmd, capsys):
     paths = ["--hardware", str(TEMPLATES / "my-h100.toml"), "--model", str(TEMPLATES / "model-template.toml")]
     assert main(cmd + paths) == 0
@@ -125,10 +166,33 @@ def test_commands_take_preset_paths(cmd, capsys):
 
 
 def test_sweep_takes_preset_paths_and_nvl(tmp_path, capsys):
-    assert main(["sweep", "--hardware", str(TEMPLATES / "my-h100.toml"), "--model", str(TEMPLATES /
-                 "model-template.toml"), "--topology", "nvl", "--gpus", "72,144", "--plans", "ring=P",
-                 "--seq", "64k:128k", "--points", "2", "--out", str(tmp_path), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "sweep",
+                "--hardware",
+                str(TEMPLATES / "my-h100.toml"),
+                "--model",
+                str(TEMPLATES / "model-template.toml"),
+                "--topology",
+                "nvl",
+                "--gpus",
+                "72,144",
+                "--plans",
+                "ring=P",
+                "--seq",
+                "64k:128k",
+                "--points",
+                "2",
+                "--out",
+                str(tmp_path),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     from plots.sweeps import load_sweep
+
     specs, cols = load_sweep(tmp_path / "sweep.json")
     assert specs["hardware"] == "my-h100" and specs["topology"] == "nvl"
     ib = dict(zip(cols["P"].tolist(), cols["comm_ib_bytes"].tolist()))
@@ -162,7 +226,8 @@ def test_topology_for_nvl_uses_72_gpu_domains():
 
 
 def test_predict_on_nvl_crosses_ib_only_between_domains(capsys):
-    # 36Ki tokens over a ring of 36: the pass-KV transfers are not hidden behind attention, so their link shows
+    # 36Ki tokens over a ring of 36: the pass-KV transfers are not hidden behind attention, so their link
+    # shows
     base = ["predict", "--model", "llama3-70b", "--hardware", "gb200", "--seq", "36Ki", "--json"]
     assert main(base + ["--topology", "nvl:72x4", "--plan", "tp=8,ring=36"]) == 0
     spanning = json.loads(capsys.readouterr().out)
@@ -195,23 +260,53 @@ def _bad_cases(tmp_path):
     nonutf8 = tmp_path / "latin1.toml"
     nonutf8.write_bytes('name = "caf\xe9"\n'.encode("latin-1"))
     return {
-        "string-for-number": (["--model", _file(tmp_path, "m1.toml", "model-template.toml", "layers =",
-                                                'layers = "32"')], "model.layers"),
-        "string-for-hw-number": (["--hardware", _file(tmp_path, "h1.toml", "hardware-template.toml", "bf16_TFLOPs",
-                                                      'bf16_TFLOPs = "989.4"')], "hardware.peak.bf16_TFLOPs"),
-        "bool-for-hw-number": (["--hardware", _file(tmp_path, "h2.toml", "hardware-template.toml", "hbm_TBps",
-                                                    "hbm_TBps = true")], "hardware.peak.hbm_TBps"),
-        "nan-in-file": (["--hardware", _file(tmp_path, "h3.toml", "hardware-template.toml", "nic_Gbps",
-                                             "nic_Gbps = nan")], "hardware.peak.nic_Gbps"),
+        "string-for-number": (
+            ["--model", _file(tmp_path, "m1.toml", "model-template.toml", "layers =", 'layers = "32"')],
+            "model.layers",
+        ),
+        "string-for-hw-number": (
+            [
+                "--hardware",
+                _file(tmp_path, "h1.toml", "hardware-template.toml", "bf16_TFLOPs", 'bf16_TFLOPs = "989.4"'),
+            ],
+            "hardware.peak.bf16_TFLOPs",
+        ),
+        "bool-for-hw-number": (
+            [
+                "--hardware",
+                _file(tmp_path, "h2.toml", "hardware-template.toml", "hbm_TBps", "hbm_TBps = true"),
+            ],
+            "hardware.peak.hbm_TBps",
+        ),
+        "nan-in-file": (
+            [
+                "--hardware",
+                _file(tmp_path, "h3.toml", "hardware-template.toml", "nic_Gbps", "nic_Gbps = nan"),
+            ],
+            "hardware.peak.nic_Gbps",
+        ),
         "directory": (["--model", str(d)], "directory"),
         "directory-no-suffix": (["--hardware", str(tmp_path)], "directory"),
         "missing-file": (["--model", str(tmp_path / "nope.toml")], "no such file"),
         "non-utf8": (["--model", str(nonutf8)], "UTF-8"),
-        "unknown-key": (["--model", _file(tmp_path, "m2.toml", "model-template.toml", "vocab =", "vocabulary = 5")],
-                        "vocabulary"),
+        "unknown-key": (
+            ["--model", _file(tmp_path, "m2.toml", "model-template.toml", "vocab =", "vocabulary = 5")],
+            "vocabulary",
+        ),
         "missing-key": (["--model", _file(tmp_path, "m3.toml", "model-template.toml", "d_ff =", "")], "d_ff"),
-        "unknown-hw-key": (["--hardware", _file(tmp_path, "h4.toml", "hardware-template.toml", "nic_Gbps",
-                                                "nic_Gbps = 400\nnic_Gbit = 400")], "nic_Gbit"),
+        "unknown-hw-key": (
+            [
+                "--hardware",
+                _file(
+                    tmp_path,
+                    "h4.toml",
+                    "hardware-template.toml",
+                    "nic_Gbps",
+                    "nic_Gbps = 400\nnic_Gbit = 400",
+                ),
+            ],
+            "nic_Gbit",
+        ),
         "set-inf": (["--set", "hardware.peak.bf16_TFLOPs=inf"], "bf16_TFLOPs"),
         "set-nan-comm": (["--set", "hardware.achievable.comm.ib.p2p.bw_GBps=nan"], "bw_GBps"),
         "set-bool-layers": (["--set", "model.layers=true"], "model.layers"),
@@ -223,10 +318,27 @@ def _bad_cases(tmp_path):
     }
 
 
-CASES = ["string-for-number", "string-for-hw-number", "bool-for-hw-number", "nan-in-file", "directory",
-         "directory-no-suffix", "missing-file", "non-utf8", "unknown-key", "missing-key", "unknown-hw-key", "set-inf",
-         "set-nan-comm", "set-bool-layers", "set-string-vocab", "set-inf-rope", "set-bool-number-dtype",
-         "set-number-for-bool", "set-number-for-list"]
+CASES = [
+    "string-for-number",
+    "string-for-hw-number",
+    "bool-for-hw-number",
+    "nan-in-file",
+    "directory",
+    "directory-no-suffix",
+    "missing-file",
+    "non-utf8",
+    "unknown-key",
+    "missing-key",
+    "unknown-hw-key",
+    "set-inf",
+    "set-nan-comm",
+    "set-bool-layers",
+    "set-string-vocab",
+    "set-inf-rope",
+    "set-bool-number-dtype",
+    "set-number-for-bool",
+    "set-number-for-list",
+]
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -245,4 +357,3 @@ def test_bad_path_in_sweep_exits_2(tmp_path, capsys):
     assert main(["sweep", "--model", str(tmp_path), "--out", str(tmp_path / "o"), "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "directory" in err[0]
-

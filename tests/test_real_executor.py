@@ -5,6 +5,7 @@ micro-batches; ulysses; hybrids tp x ring, ulysses x ring, tp x ulysses; decode 
 ulysses and the ring variants pass-KV, pass-Q and all-gather) runs in ONE spawn of processes per
 world size; each output must equal the reference within 1e-5 relative error (FP32).
 """
+
 from __future__ import annotations
 
 import pytest
@@ -29,11 +30,26 @@ def test_every_plan_matches_reference(results):
 def test_plans_covered(results):
     n, res = results
     text = " ".join(r["case"] for r in res)
-    for needle in ("ring-variant plain", "ring-variant zigzag", "ring-variant striped", f"tp={n}",
-                   f"pp={n}", f"ulysses={n}", "decode-attn pass-kv", "decode-attn pass-q",
-                   "decode-attn allgather", "--chunks 4"):
+    for needle in (
+        "ring-variant plain",
+        "ring-variant zigzag",
+        "ring-variant striped",
+        f"tp={n}",
+        f"pp={n}",
+        f"ulysses={n}",
+        "decode-attn pass-kv",
+        "decode-attn pass-q",
+        "decode-attn allgather",
+        "--chunks 4",
+    ):
         assert needle in text
     if n == 4:
-        for needle in ("tp=2,ring=2", "tp=2,pp=2", "ulysses=2,ring=2", "tp=2,ulysses=2", "--pp-send full",
-                       "--chunks 3"):
+        for needle in (
+            "tp=2,ring=2",
+            "tp=2,pp=2",
+            "ulysses=2,ring=2",
+            "tp=2,ulysses=2",
+            "--pp-send full",
+            "--chunks 3",
+        ):
             assert needle in text

@@ -1,4 +1,5 @@
 """``real.run`` end to end on CPU (gloo): records appended and kept, refusals, bad input -> exit 2."""
+
 from __future__ import annotations
 
 import json
@@ -21,15 +22,32 @@ def _env() -> dict:
 
 
 def _torchrun(n: int, args: list[str], timeout: int = 120, **env) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(n),
-           "-m", "real.run", *args]
-    return subprocess.run(cmd, cwd=ROOT, env={**_env(), **env}, capture_output=True, text=True, timeout=timeout,
-                          check=False)
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        str(n),
+        "-m",
+        "real.run",
+        *args,
+    ]
+    return subprocess.run(
+        cmd, cwd=ROOT, env={**_env(), **env}, capture_output=True, text=True, timeout=timeout, check=False
+    )
 
 
 def _python(args: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "real.run", *args], cwd=ROOT, env=_env(), capture_output=True,
-                          text=True, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "real.run", *args],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_expand_lists_every_combination():
@@ -59,36 +77,78 @@ def test_two_ranks_append_records_and_keep_them(tmp_path):
         assert "real.run" in x["provenance"]["command"] and x["provenance"]["torch"]
         assert len(x["provenance"]["source_sha256"]) == 64  # names the code even where .git is stale
     # a later run (here: one process, no torchrun) appends; the records already there are kept as they were
-    r = _python([*TINY, "--layers", "2", "--topology", "nvswitch:1", "--seq", "24", "--plan", "tp=1",
-                 "--out", str(out)])
+    r = _python(
+        [
+            *TINY,
+            "--layers",
+            "2",
+            "--topology",
+            "nvswitch:1",
+            "--seq",
+            "24",
+            "--plan",
+            "tp=1",
+            "--out",
+            str(out),
+        ]
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     recs2 = [json.loads(x) for x in out.read_text().splitlines()]
     assert recs2[:2] == recs and len(recs2) == 3 and recs2[2]["world_size"] == 1
 
 
 def test_plan_that_does_not_match_the_processes_is_refused_with_a_sentence(tmp_path):
-    r = _python(["--topology", "nvswitch:4", *TINY, "--layers", "2", "--seq", "16", "--plan", "ring=4",
-                 "--out", str(tmp_path / "r.jsonl")])
+    r = _python(
+        [
+            "--topology",
+            "nvswitch:4",
+            *TINY,
+            "--layers",
+            "2",
+            "--seq",
+            "16",
+            "--plan",
+            "ring=4",
+            "--out",
+            str(tmp_path / "r.jsonl"),
+        ]
+    )
     assert r.returncode == 2
     assert "has 4 ranks but torchrun started 1 processes" in r.stderr
     assert "Traceback" not in r.stderr
 
 
 def test_bad_input_exits_2(tmp_path):
-    r = _python(["--topology", "nvswitch:1", "--plan", "tp=1", "--reps", "3", "--out", str(tmp_path / "r.jsonl")])
+    r = _python(
+        ["--topology", "nvswitch:1", "--plan", "tp=1", "--reps", "3", "--out", str(tmp_path / "r.jsonl")]
+    )
     assert r.returncode == 2 and "--reps 3" in r.stderr and "Traceback" not in r.stderr
-    r = _python(["--topology", "nvswitch:1", "--plan", "tp=1", "--seq", "12q", "--out", str(tmp_path / "r.jsonl")])
+    r = _python(
+        ["--topology", "nvswitch:1", "--plan", "tp=1", "--seq", "12q", "--out", str(tmp_path / "r.jsonl")]
+    )
     assert r.returncode == 2 and "--seq" in r.stderr
     if not __import__("torch").cuda.is_available():  # CUDA graphs need a GPU: one sentence, nothing written
-        r = _python(["--topology", "nvswitch:1", "--plan", "tp=1", "--exec", "graph", "--out", str(tmp_path / "g.jsonl")])
+        r = _python(
+            [
+                "--topology",
+                "nvswitch:1",
+                "--plan",
+                "tp=1",
+                "--exec",
+                "graph",
+                "--out",
+                str(tmp_path / "g.jsonl"),
+            ]
+        )
         assert r.returncode == 2 and "--exec graph" in r.stderr and "Traceback" not in r.stderr
         assert not (tmp_path / "g.jsonl").exists()
 
 
 def test_configuration_that_does_not_fit_is_refused_with_the_verdict(tmp_path):
     out = tmp_path / "r.jsonl"
-    r = _python(["--topology", "nvswitch:1", "--plan", "tp=1", "--batch", "512", "--seq", "128Ki",
-                 "--out", str(out)])
+    r = _python(
+        ["--topology", "nvswitch:1", "--plan", "tp=1", "--batch", "512", "--seq", "128Ki", "--out", str(out)]
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     (rec,) = [json.loads(x) for x in out.read_text().splitlines()]
     assert rec["status"] == "refused" and "does not fit" in rec["reason"]
@@ -100,17 +160,50 @@ def test_a_rank_that_stops_answering_ends_every_rank_with_an_error(tmp_path):
     max(--timeout-s, 20 x predicted pass time) plus its 1 s period, with a line naming rank 1 (no hang)."""
     import re
     import time
+
     t0 = time.monotonic()
-    r = _torchrun(2, ["--topology", "nvswitch:2", *TINY, "--layers", "2", "--seq", "16", "--plan", "ring=2",
-                      "--timeout-s", "3", "--out", str(tmp_path / "r.jsonl")], timeout=100, RINGSIM_REAL_STALL="1:120")
+    r = _torchrun(
+        2,
+        [
+            "--topology",
+            "nvswitch:2",
+            *TINY,
+            "--layers",
+            "2",
+            "--seq",
+            "16",
+            "--plan",
+            "ring=2",
+            "--timeout-s",
+            "3",
+            "--out",
+            str(tmp_path / "r.jsonl"),
+        ],
+        timeout=100,
+        RINGSIM_REAL_STALL="1:120",
+    )
     took = time.monotonic() - t0
     assert r.returncode != 0
     assert "every rank stops" in r.stderr
     # either rank's watchdog may fire first (rank 1's own sees it is behind): the line names rank 1
-    line = next((x for x in r.stderr.splitlines() if re.match(r"real\.run: rank [01]: error: rank 1 stopped answering", x)),
-                None)
+    line = next(
+        (
+            x
+            for x in r.stderr.splitlines()
+            if re.match(r"real\.run: rank [01]: error: rank 1 stopped answering", x)
+        ),
+        None,
+    )
     assert line is not None, r.stderr[-3000:]
-    waited, bound = (float(x) for x in re.search(r"for ([0-9.]+) s; the bound there is ([0-9.]+) s", line).groups())
-    assert bound == 3.0 and bound < waited <= bound + 2.5, f"waited {waited} s in the step (bound {bound} s): {line}"
-    assert took < 60, f"the job took {took:.1f} s in all, torchrun's start included (waited {waited} s): {line}"
-    print(f"hung rank 1 ended the job {waited:.1f} s into its step (bound {bound:.0f} s); {took:.1f} s in all")
+    waited, bound = (
+        float(x) for x in re.search(r"for ([0-9.]+) s; the bound there is ([0-9.]+) s", line).groups()
+    )
+    assert bound == 3.0 and bound < waited <= bound + 2.5, (
+        f"waited {waited} s in the step (bound {bound} s): {line}"
+    )
+    assert took < 60, (
+        f"the job took {took:.1f} s in all, torchrun's start included (waited {waited} s): {line}"
+    )
+    print(
+        f"hung rank 1 ended the job {waited:.1f} s into its step (bound {bound:.0f} s); {took:.1f} s in all"
+    )

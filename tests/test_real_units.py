@@ -1,4 +1,5 @@
 """Unit tests of the executor's pieces: layouts against the schedule, kernels, the LSE merge."""
+
 from __future__ import annotations
 
 import pytest
@@ -32,7 +33,9 @@ def test_ring_blocks_cover_exactly_the_causal_mask(variant, causal):
             for qs, ks, c in layout.ring_blocks(variant, causal, R, lr, p, t):
                 for i in range(qs.start, qs.stop):
                     for j in range(ks.start, ks.stop):
-                        if c and (j - ks.start) > (i - qs.start) + (ks.stop - ks.start) - (qs.stop - qs.start):
+                        if c and (j - ks.start) > (i - qs.start) + (ks.stop - ks.start) - (
+                            qs.stop - qs.start
+                        ):
                             continue
                         seen[i, kpos[j]] += 1
         want = torch.tensor([[int(not causal or k <= q) for k in range(L)] for q in qpos], dtype=torch.int32)
@@ -52,7 +55,7 @@ def test_math_kernel_matches_softmax_and_lse():
     v = torch.randn(2, 2, 7, 8, generator=g, dtype=torch.float32)
     out, lse = kernels.attn_math(q, k, v, causal=True)
     kk, vv = k.repeat_interleave(2, 1), v.repeat_interleave(2, 1)
-    s = q @ kk.transpose(-1, -2) / 8 ** 0.5
+    s = q @ kk.transpose(-1, -2) / 8**0.5
     mask = torch.ones(5, 7, dtype=torch.bool).tril(2)
     s = s.masked_fill(~mask, float("-inf"))
     torch.testing.assert_close(out, torch.softmax(s, -1) @ vv)
@@ -97,13 +100,15 @@ def test_real_imports_only_costmodel_and_torch():
     only)."""
     import subprocess
     import sys
+
     code = (
         "import sys\n"
         "class B:\n"
         "    def find_spec(self, name, path=None, target=None):\n"
         "        if name in ('ringsim', 'ringsim.options'):\n"
         "            return None\n"
-        "        if name.split('.')[0] in ('simpy', 'sim', 'validation', 'plots', 'ringsim', 'matplotlib', 'studies'):\n"
+        "        if name.split('.')[0] in ('simpy', 'sim', 'validation', 'plots', 'ringsim', "
+        "'matplotlib', 'studies'):\n"
         "            raise ImportError('blocked ' + name)\n"
         "sys.meta_path.insert(0, B())\n"
         "import real.run, real.executor, real.selftest, real.harness, real.reference\n"

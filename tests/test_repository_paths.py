@@ -1,5 +1,6 @@
 """Links and paths stay inside the repository: no tracked text file points into the project's shared
 folder beside it (a fresh clone or an installed wheel has no such folder)."""
+
 from __future__ import annotations
 
 import subprocess
@@ -42,8 +43,11 @@ def test_run_time_data_is_package_data():
         import tomli as tomllib
     cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     include, data = cfg["packages"]["find"]["include"], cfg["package-data"]
-    needed = [ROOT / "studies" / "seed_claims.toml", *sorted((ROOT / "costmodel" / "presets").glob("*/*.toml")),
-              *sorted((ROOT / "validation" / "data").glob("*.jsonl"))]
+    needed = [
+        ROOT / "studies" / "seed_claims.toml",
+        *sorted((ROOT / "costmodel" / "presets").glob("*/*.toml")),
+        *sorted((ROOT / "validation" / "data").glob("*.jsonl")),
+    ]
     assert len(needed) > 3
     for f in needed:
         rel = f.relative_to(ROOT)

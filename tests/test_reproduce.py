@@ -1,5 +1,6 @@
 """ringsim reproduce: the report's numbers come from the model, every figure from a results file, and an
 unwritable output folder is one clear error with a non-zero exit."""
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,15 @@ from studies.seed import load_claims, make_config
 def rep(tmp_path_factory):
     out = tmp_path_factory.mktemp("rep")
     # small sweeps (one P, one topology, 3 lengths) keep the test fast; the seed tables are complete
-    r = reproduce(out, points=3, gpus=(16,), topologies=("nvlink-domain",), phases=("prefill",),
-                  timeline=False, log=lambda *a: None)
+    r = reproduce(
+        out,
+        points=3,
+        gpus=(16,),
+        topologies=("nvlink-domain",),
+        phases=("prefill",),
+        timeline=False,
+        log=lambda *a: None,
+    )
     return out, r
 
 
@@ -30,11 +38,21 @@ def test_report_numbers_are_the_models(rep):
     setup = load_claims()["setup"]
     for topo in setup["topologies"]:
         for plan, phase, key in (("ring=16", "prefill", "tps"), ("ring=16", "decode", "tpot_s")):
-            cfg = make_config(hardware=setup["hardware"], topology=topo, model=setup["model"],
-                              batch=setup["batch"], seq=setup["seq"], phase=phase, plan=plan)
+            cfg = make_config(
+                hardware=setup["hardware"],
+                topology=topo,
+                model=setup["model"],
+                batch=setup["batch"],
+                seq=setup["seq"],
+                phase=phase,
+                plan=plan,
+            )
             want = predict(cfg)[key]
-            got = next(p["result"][key] for p in r["doc"]["predictions"]
-                       if p["topology"] == topo and p["plan"] == plan and p["phase"] == phase)
+            got = next(
+                p["result"][key]
+                for p in r["doc"]["predictions"]
+                if p["topology"] == topo and p["plan"] == plan and p["phase"] == phase
+            )
             assert got == pytest.approx(want, rel=1e-12)
             assert (fmt_count(want) if key == "tps" else fmt_seconds(want)) in text
 
@@ -109,8 +127,22 @@ def test_unwritable_out_is_a_clear_error(tmp_path, capsys, cmd):
     argv = ["reproduce", "--out", str(blocker / "sub"), "--quiet"] if cmd == "reproduce" else None
     if cmd == "plot":
         sweep = tmp_path / "s.json"
-        sweep.write_text(json.dumps({"timeline": [{"rank": 0, "stream": "compute", "kind": "gemm", "tag": "t",
-                                                   "start_s": 0.0, "end_s": 1e-3}]}))
+        sweep.write_text(
+            json.dumps(
+                {
+                    "timeline": [
+                        {
+                            "rank": 0,
+                            "stream": "compute",
+                            "kind": "gemm",
+                            "tag": "t",
+                            "start_s": 0.0,
+                            "end_s": 1e-3,
+                        }
+                    ]
+                }
+            )
+        )
         argv = ["plot", str(sweep), "--out", str(blocker / "sub")]
     rc = main(argv)
     err = capsys.readouterr().err

@@ -1,5 +1,6 @@
 """``ring_recurrence`` steps only rings still running and jumps over the periodic middle steps; it must
 give what the plain step-by-step loop gives (``ring_recurrence_loop``) to 1e-12 relative."""
+
 import numpy as np
 import pytest
 

@@ -5,6 +5,7 @@ before anything is measured; a failed check is recorded as failed and left out o
 that stops answering ends the job within a bound set from the model's prediction, naming the rank;
 appends after a crash start on a fresh line and a cut last line is left out with a warning.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,7 +30,20 @@ from ringsim.cli import main as ringsim_main
 from validation.compare import Rows, compare
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["--d-model", "32", "--heads", "4", "--kv-heads", "2", "--head-dim", "8", "--d-ff", "64", "--layers", "2"]
+TINY = [
+    "--d-model",
+    "32",
+    "--heads",
+    "4",
+    "--kv-heads",
+    "2",
+    "--head-dim",
+    "8",
+    "--d-ff",
+    "64",
+    "--layers",
+    "2",
+]
 ONE = ["--topology", "nvswitch:1", "--plan", "tp=1", *TINY, "--seq", "16"]
 
 
@@ -41,8 +55,15 @@ def _env(**extra) -> dict:
 
 
 def _python(args: list[str], **env) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "real.run", *args], cwd=ROOT, env=_env(**env), capture_output=True,
-                          text=True, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "real.run", *args],
+        cwd=ROOT,
+        env=_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def _one_line(err: str) -> str:
@@ -54,21 +75,31 @@ def _one_line(err: str) -> str:
 
 # -- 1. real.run: bad input, one sentence, exit 2, before any work ---------------------------------------
 
-@pytest.mark.parametrize("extra,needle", [
-    (["--timeout-s", "0"], "--timeout-s 0 is not valid: a positive, finite number of seconds"),
-    (["--timeout-s", "-5"], "--timeout-s -5 is not valid"),
-    (["--timeout-s", "nan"], "--timeout-s nan is not valid"),
-    (["--kernel", "flash"], "--kernel flash does not run on CPU (needs a CUDA device); valid here: auto, math"),
-    (["--reps", "3"], "--reps 3 is not valid: 5 to 10000"),
-    (["--reps", "100000"], "--reps 100000 is not valid: 5 to 10000"),
-    (["--warmup", "-1"], "--warmup -1 is not valid: 0 to 1000"),
-    (["--warmup", "\u0663"], "argument --warmup: invalid integer '\u0663': use ASCII digits 0-9"),
-    (["--seq", "\u0661\u0662\u0668Ki"], "--seq '\u0661\u0662\u0668Ki' is not valid: numbers take ASCII digits 0-9"),
-    (["--layers", "\u0662"], "--layers '\u0662' is not valid: numbers take ASCII digits 0-9 only"),
-    (["--check-seq", "8q"], "--check-seq '8q' is not a count"),
-    (["--reps", "5;6"], "--reps '5;6' holds ';', but only configuration options"),
-    (["--reps=x"], "argument --reps: invalid integer 'x'"),
-])
+
+@pytest.mark.parametrize(
+    "extra,needle",
+    [
+        (["--timeout-s", "0"], "--timeout-s 0 is not valid: a positive, finite number of seconds"),
+        (["--timeout-s", "-5"], "--timeout-s -5 is not valid"),
+        (["--timeout-s", "nan"], "--timeout-s nan is not valid"),
+        (
+            ["--kernel", "flash"],
+            "--kernel flash does not run on CPU (needs a CUDA device); valid here: auto, math",
+        ),
+        (["--reps", "3"], "--reps 3 is not valid: 5 to 10000"),
+        (["--reps", "100000"], "--reps 100000 is not valid: 5 to 10000"),
+        (["--warmup", "-1"], "--warmup -1 is not valid: 0 to 1000"),
+        (["--warmup", "\u0663"], "argument --warmup: invalid integer '\u0663': use ASCII digits 0-9"),
+        (
+            ["--seq", "\u0661\u0662\u0668Ki"],
+            "--seq '\u0661\u0662\u0668Ki' is not valid: numbers take ASCII digits 0-9",
+        ),
+        (["--layers", "\u0662"], "--layers '\u0662' is not valid: numbers take ASCII digits 0-9 only"),
+        (["--check-seq", "8q"], "--check-seq '8q' is not a count"),
+        (["--reps", "5;6"], "--reps '5;6' holds ';', but only configuration options"),
+        (["--reps=x"], "argument --reps: invalid integer 'x'"),
+    ],
+)
 def test_real_run_bad_option_one_sentence_exit_2(tmp_path, capsys, extra, needle):
     if "--kernel" in extra and __import__("torch").cuda.is_available():
         pytest.skip("a CPU-only case")
@@ -108,8 +139,14 @@ def one_process(monkeypatch):
     """The environment of a job of one process (restored afterwards): real.run starts its process group
     in this process, checks its files, and ends it."""
     from real.selftest import free_port
-    for k, v in {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1",
-                 "MASTER_PORT": str(free_port())}.items():
+
+    for k, v in {
+        "RANK": "0",
+        "WORLD_SIZE": "1",
+        "LOCAL_RANK": "0",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(free_port()),
+    }.items():
         monkeypatch.setenv(k, v)
 
 
@@ -130,7 +167,9 @@ def test_unwritable_outputs_refused_before_anything_is_measured(tmp_path, capsys
         needle = "not writable"
     else:
         prof, needle = str(f), "is not a folder"
-    assert real_run.main([*ONE, "--seq", "16;24", "--out", out] + (["--profile-dir", prof] if prof else [])) == 2
+    assert (
+        real_run.main([*ONE, "--seq", "16;24", "--out", out] + (["--profile-dir", prof] if prof else [])) == 2
+    )
     cap = capsys.readouterr()
     line = _one_line(cap.err)
     assert needle in line and ("--profile-dir" in line if prof else "--out" in line), line
@@ -150,6 +189,7 @@ def test_read_only_out_is_refused_at_once_not_after_measuring(tmp_path):
 
 
 # -- 2. a failed check: recorded as failed, the run goes on, exits non-zero; validate leaves it out ----------
+
 
 def test_failed_check_is_recorded_as_failed_and_left_out_of_validation(tmp_path, capsys):
     out = tmp_path / "r.jsonl"
@@ -171,14 +211,17 @@ def test_failed_check_is_recorded_as_failed_and_left_out_of_validation(tmp_path,
 
 def test_old_record_with_failed_check_and_status_ok_is_left_out(tmp_path):
     p = tmp_path / "v.jsonl"
-    p.write_text("\n".join(json.dumps(r) for r in
-                           [_rec(), _rec(check={"passed": False, "rel_err": 0.5, "tol": 1e-2})]) + "\n")
+    p.write_text(
+        "\n".join(json.dumps(r) for r in [_rec(), _rec(check={"passed": False, "rel_err": 0.5, "tol": 1e-2})])
+        + "\n"
+    )
     rows = compare([str(p)], simulate=False)
     assert len(rows) == 1 and rows.left_out == {"failed its check against the reference": 1}
     assert rows.left_out_line() == "left out 1 record: 1 failed its check against the reference"
 
 
 # -- 3. a rank that stops answering: ends within the bound, naming the rank ---------------------------------
+
 
 def _args(**kw) -> argparse.Namespace:
     a = real_run.build_parser().parse_args(["--out", "x"])
@@ -189,12 +232,15 @@ def _args(**kw) -> argparse.Namespace:
 
 def test_default_bound_is_short_and_scales_with_the_prediction():
     import torch
+
     cpu, gpu = torch.device("cpu"), torch.device("cuda", 0)
     tiny = {"latency_s": 1e-4, "flops_per_device": 1e6}
     a = _args()
     assert a.timeout_s == 30.0
     b = real_run.bounds(tiny, a, 2, cpu)
-    assert b["pass"][0] == b["first"][0] == 30.0  # the default floor: a dead job ends in seconds, not 10 minutes
+    assert (
+        b["pass"][0] == b["first"][0] == 30.0
+    )  # the default floor: a dead job ends in seconds, not 10 minutes
     assert b["setup"][0] == 60.0 and b["check"][0] == 30.0
     big = {"latency_s": 2.0, "flops_per_device": 1e15}
     g = real_run.bounds(big, a, 2, gpu)
@@ -233,6 +279,7 @@ def test_watchdog_names_the_rank_behind_the_stale_one_and_the_stuck_collective()
 
 # -- 4. JSONL: appends start on a fresh line; a cut last line is left out with a warning -----------------
 
+
 def test_append_after_a_cut_line_starts_on_a_fresh_line(tmp_path):
     p = tmp_path / "r.jsonl"
     p.write_text(json.dumps({"a": 1}) + "\n" + '{"record": "real.run", "lat')  # a crash mid-write
@@ -244,7 +291,9 @@ def test_append_after_a_cut_line_starts_on_a_fresh_line(tmp_path):
     append_jsonl(p, {"b": 2})
     lines = p.read_text().splitlines()
     assert lines[0] == '{"a": 1}' and lines[2] == '{"b": 2}' and lines[1].startswith('{"record"')
-    with pytest.raises(SpecError, match=r"r\.jsonl:2: the line is not valid JSON .*; fix or delete that line"):
+    with pytest.raises(
+        SpecError, match=r"r\.jsonl:2: the line is not valid JSON .*; fix or delete that line"
+    ):
         read_jsonl(p)  # no longer the last line: named, with its true line number
     q = tmp_path / "q.jsonl"
     q.write_text('{"a": 1}')  # complete, but no final newline: read, and the next append starts a new line
@@ -266,12 +315,31 @@ def test_bad_line_reported_with_its_true_line_number(tmp_path):
 
 # -- 5. ringsim validate on bad records -------------------------------------------------------------------
 
+
 def _rec(**kw) -> dict:
-    r = {"record": "real.run", "schema": 1, "status": "ok", "exec": "eager",
-         "args": ["--hardware", "h100-sxm", "--topology", "nvswitch:1", "--plan", "tp=1", "--batch", "1", "--seq",
-                  "16Ki", "--layers", "1"],
-         "latency_s": {"median": 0.01, "min": 0.009, "max": 0.011}, "attn_kernel_real": {"chosen": "flash"},
-         "check": {"passed": True, "rel_err": 1e-3, "tol": 1e-2}}
+    r = {
+        "record": "real.run",
+        "schema": 1,
+        "status": "ok",
+        "exec": "eager",
+        "args": [
+            "--hardware",
+            "h100-sxm",
+            "--topology",
+            "nvswitch:1",
+            "--plan",
+            "tp=1",
+            "--batch",
+            "1",
+            "--seq",
+            "16Ki",
+            "--layers",
+            "1",
+        ],
+        "latency_s": {"median": 0.01, "min": 0.009, "max": 0.011},
+        "attn_kernel_real": {"chosen": "flash"},
+        "check": {"passed": True, "rel_err": 1e-3, "tol": 1e-2},
+    }
     r.update(kw)
     return r
 
@@ -280,18 +348,26 @@ def _lat(v):
     return {"latency_s": {"median": v, "min": 0.009, "max": 0.011}}
 
 
-@pytest.mark.parametrize("line,needle", [
-    ("[1, 2, 3]", "v.jsonl:2: the line is a JSON array, not a record"),
-    (json.dumps(_rec(**_lat("0.01"))), ("v.jsonl:2: record not used: its latency_s.median is '0.01': a measured time "
-                                        "must be a finite number of seconds > 0")),
-    (json.dumps(_rec(**_lat(0))), "its latency_s.median is 0:"),
-    (json.dumps(_rec(**_lat(-0.01))), "its latency_s.median is -0.01:"),
-    (json.dumps(_rec(**_lat(float("nan")))), "its latency_s.median is nan:"),
-    (json.dumps(_rec(**_lat(1e999))), "its latency_s.median is inf:"),
-    (json.dumps(_rec(**_lat(True))), "its latency_s.median is True:"),
-    (json.dumps(_rec(args=["--layers", "abc"])), "--layers 'abc' is not valid"),
-    (json.dumps(_rec(status="weird")), "its status is 'weird'"),
-])
+@pytest.mark.parametrize(
+    "line,needle",
+    [
+        ("[1, 2, 3]", "v.jsonl:2: the line is a JSON array, not a record"),
+        (
+            json.dumps(_rec(**_lat("0.01"))),
+            (
+                "v.jsonl:2: record not used: its latency_s.median is '0.01': a measured time "
+                "must be a finite number of seconds > 0"
+            ),
+        ),
+        (json.dumps(_rec(**_lat(0))), "its latency_s.median is 0:"),
+        (json.dumps(_rec(**_lat(-0.01))), "its latency_s.median is -0.01:"),
+        (json.dumps(_rec(**_lat(float("nan")))), "its latency_s.median is nan:"),
+        (json.dumps(_rec(**_lat(1e999))), "its latency_s.median is inf:"),
+        (json.dumps(_rec(**_lat(True))), "its latency_s.median is True:"),
+        (json.dumps(_rec(args=["--layers", "abc"])), "--layers 'abc' is not valid"),
+        (json.dumps(_rec(status="weird")), "its status is 'weird'"),
+    ],
+)
 def test_validate_refuses_a_bad_record_naming_file_and_line(tmp_path, capsys, line, needle):
     p = tmp_path / "v.jsonl"
     p.write_text(json.dumps(_rec()) + "\n" + line + "\n")
@@ -302,22 +378,37 @@ def test_validate_refuses_a_bad_record_naming_file_and_line(tmp_path, capsys, li
 
 def test_validate_leaves_out_failed_and_warns_of_a_cut_last_line(tmp_path, capsys):
     p = tmp_path / "v.jsonl"
-    p.write_text(json.dumps(_rec()) + "\n" + json.dumps(_rec(status="failed", reason="check failed")) + "\n"
-                 + json.dumps(_rec(status="refused", reason="x")) + "\n" + json.dumps(_rec())[:40])
+    p.write_text(
+        json.dumps(_rec())
+        + "\n"
+        + json.dumps(_rec(status="failed", reason="check failed"))
+        + "\n"
+        + json.dumps(_rec(status="refused", reason="x"))
+        + "\n"
+        + json.dumps(_rec())[:40]
+    )
     assert ringsim_main(["validate", "--no-sim", "--json", str(p)]) == 0
     cap = capsys.readouterr()
     res = json.loads(cap.out)
     assert len(res["records"]) == 1
     assert res["left_out"] == {"failed its check against the reference": 1, "refused (not measured)": 1}
-    assert _one_line(cap.err).startswith("ringsim validate: warning: ") and "v.jsonl:4: the last line is cut short" in cap.err
+    assert (
+        _one_line(cap.err).startswith("ringsim validate: warning: ")
+        and "v.jsonl:4: the last line is cut short" in cap.err
+    )
 
 
 # -- 6. corrupted validation JSONL never crashes the loader -----------------------------------------------
 
-_BAD_VALUES = st.one_of(st.none(), st.booleans(), st.integers(min_value=-10**30, max_value=10**30),
-                        st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=8),
-                        st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=3), st.integers(),
-                                                                             max_size=2))
+_BAD_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**30), max_value=10**30),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=8),
+    st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
 _FIELDS = ["latency_s", "status", "check", "exec", "attn_kernel_real", "args", "measured", "median_s"]
 
 
@@ -343,7 +434,7 @@ def _records(draw) -> bytes:
 def _cut(draw) -> bytes:
     """The same, cut anywhere (a crash mid-write) and with bytes that are not JSON put anywhere."""
     data = draw(_records())
-    data = data[:draw(st.integers(min_value=0, max_value=len(data)))]
+    data = data[: draw(st.integers(min_value=0, max_value=len(data)))]
     if draw(st.booleans()):
         i = draw(st.integers(min_value=0, max_value=len(data)))
         data = data[:i] + draw(st.binary(max_size=6)) + data[i:]

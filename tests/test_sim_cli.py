@@ -1,5 +1,6 @@
 """``ringsim simulate``: predict's JSON keys with the simulated latency, the sim section, the Chrome
 trace and the timeline file, and one-sentence errors with exit code 2."""
+
 import json
 
 import pytest
@@ -27,7 +28,8 @@ def test_simulate_json_has_predict_keys_plus_sim(capsys):
     for k in ("memory_bytes_per_device", "flops_per_device", "feasible", "specs"):
         assert sim[k] == pred[k]
     assert len(s["per_rank"]) == 4 and all(
-        r["busy_s"] + r["waiting_s"] + r["idle_s"] == pytest.approx(sim["latency_s"]) for r in s["per_rank"])
+        r["busy_s"] + r["waiting_s"] + r["idle_s"] == pytest.approx(sim["latency_s"]) for r in s["per_rank"]
+    )
     assert s["links"] and all(0 < lk["utilisation"] <= 1 for lk in s["links"])
     cp = s["critical_path"]
     assert cp["steps"] and cp["steps"][-1]["end_s"] == pytest.approx(sim["latency_s"])
@@ -35,8 +37,19 @@ def test_simulate_json_has_predict_keys_plus_sim(capsys):
 
 
 def test_simulate_decode_and_coarsening(capsys):
-    args = [*SMALL, "--layers", "8", "--plan", "ring=4", "--phase", "decode", "--context", "65536",
-            "--microbatches", "2"]
+    args = [
+        *SMALL,
+        "--layers",
+        "8",
+        "--plan",
+        "ring=4",
+        "--phase",
+        "decode",
+        "--context",
+        "65536",
+        "--microbatches",
+        "2",
+    ]
     o = _json(capsys, *args)
     assert o["tpot_s"] == o["latency_s"] and o["ttft_s"] is None
     assert o["sim"]["coarsened"] and o["sim"]["units_simulated"] < o["sim"]["units_total"] == 16
@@ -53,7 +66,11 @@ def test_trace_and_timeline_files(tmp_path, capsys):
     trace = json.loads(tr.read_text())
     names = {(e["pid"], e["args"]["name"]) for e in trace["traceEvents"] if e.get("name") == "process_name"}
     assert {p for p, _ in names} == {0, 1, 2, 3}
-    threads = {(e["pid"], e["tid"], e["args"]["name"]) for e in trace["traceEvents"] if e.get("name") == "thread_name"}
+    threads = {
+        (e["pid"], e["tid"], e["args"]["name"])
+        for e in trace["traceEvents"]
+        if e.get("name") == "thread_name"
+    }
     assert threads == {(p, t, n) for p in range(4) for t, n in ((0, "compute"), (1, "comm"))}
     xs = [e for e in trace["traceEvents"] if e["ph"] == "X"]
     assert any(e["name"].startswith("L1/mb0/ring/step3/") for e in xs)
@@ -64,11 +81,17 @@ def test_trace_and_timeline_files(tmp_path, capsys):
     assert max(r["end_s"] for r in data["timeline"]) == pytest.approx(data["specs"]["latency_s"])
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["--topology", "ib:2x8", "--plan", "ring=16", "--seq", "8192", "--nics-per-node", "3"], "--nics-per-node 3"),
-    (["--topology", "nvswitch:4", "--plan", "ring=4", "--nics-per-node", "0"], "--nics-per-node 0"),
-    (["--topology", "nvswitch:4", "--plan", "ring=8"], "the product must equal"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (
+            ["--topology", "ib:2x8", "--plan", "ring=16", "--seq", "8192", "--nics-per-node", "3"],
+            "--nics-per-node 3",
+        ),
+        (["--topology", "nvswitch:4", "--plan", "ring=4", "--nics-per-node", "0"], "--nics-per-node 0"),
+        (["--topology", "nvswitch:4", "--plan", "ring=8"], "the product must equal"),
+    ],
+)
 def test_bad_input_exit_2(args, needle, capsys):
     assert main(["simulate", *args]) == 2
     err = capsys.readouterr().err

@@ -3,6 +3,7 @@ domain of 16 with 16 micro-batches: the exact-repeat check fails) the simulator 
 units it ran if the unit that ends last repeats exactly, every other op's shift is the period to
 ``COARSEN_TOLERANCE`` of it and the drift shrinks.  The result says so (``coarsen_exact`` False, the
 tolerance and the drift), and it agrees with the full simulation to that tolerance."""
+
 import pytest
 
 from costmodel.config import Config
@@ -17,9 +18,14 @@ HW = load_hardware("h100-sxm")
 
 
 def _cfg(topo: str, layers: int = 2, mb: int = 16) -> Config:
-    return Config(hardware=HW, topology=parse_topology(topo), model=load_model("seed-dense", layers=layers),
-                  workload=Workload(batch=128, seq_len=100000), plan=parse_plan(f"ring=16,mb={mb}"),
-                  kernel="flash")  # the case whose slowest rank drifts (with cuDNN every unit repeats exactly)
+    return Config(
+        hardware=HW,
+        topology=parse_topology(topo),
+        model=load_model("seed-dense", layers=layers),
+        workload=Workload(batch=128, seq_len=100000),
+        plan=parse_plan(f"ring=16,mb={mb}"),
+        kernel="flash",
+    )  # the case whose slowest rank drifts (with cuDNN every unit repeats exactly)
 
 
 # With compute slowed only while data moves, this case's slowest rank settles to a drift of 3% after

@@ -1,6 +1,7 @@
 """What the simulator captures that the closed forms miss: links shared by transfers (ring hops and
 pipeline transfers crossing InfiniBand through shared NICs, an all-reduce and a pipeline send on one
 GPU's NVLink port) and the causal imbalance of the plain ring layout."""
+
 import pytest
 
 from costmodel.config import Config
@@ -22,7 +23,9 @@ def hw1():
 
 
 def _cfg(hw, plan, topo, wl, **kw):
-    return Config(hardware=hw, topology=parse_topology(topo), model=MODEL, workload=wl, plan=parse_plan(plan, **kw))
+    return Config(
+        hardware=hw, topology=parse_topology(topo), model=MODEL, workload=wl, plan=parse_plan(plan, **kw)
+    )
 
 
 def _transfer_times(res, kind, link):
@@ -64,9 +67,12 @@ def test_pipeline_transfers_share_a_nic(hw1):
     one = run_config(cfg, SimOptions(nics_per_node=1))
     fig = hw1.comm["ib"]["p2p"]
     act = [o.msg_bytes for o in own.result.schedule.ops if o.kind == "send"][0]
-    assert max(_transfer_times(own.result, "send", "ib")) == pytest.approx(fig.latency_s + act / fig.bw_Bps, rel=1e-9)
+    assert max(_transfer_times(own.result, "send", "ib")) == pytest.approx(
+        fig.latency_s + act / fig.bw_Bps, rel=1e-9
+    )
     assert max(_transfer_times(one.result, "send", "ib")) == pytest.approx(
-        fig.latency_s + act / (hw1.nic_bw_Bps / 4), rel=1e-6)
+        fig.latency_s + act / (hw1.nic_bw_Bps / 4), rel=1e-6
+    )
     assert one.latency_s > own.latency_s * 1.1
     assert abs(own.latency_s / ana - 1) < 0.05 < one.latency_s / ana - 1
 
@@ -82,14 +88,63 @@ def test_allreduce_and_pipeline_send_share_an_nvlink_port(hw1):
     est_ar = float(comm_time(hw, "nvlink", "all_reduce", ar_b, 2))
     vol = ar_b  # 2 (g-1)/g * msg with g = 2
     ops = [
-        Op(id=0, rank=0, stream="comm", kind="all_reduce", role="tp_all_reduce", tag="tp/ar", peers=(0, 1), match=1, batch=1,
-           msg_bytes=ar_b, link_bytes=vol, link="nvlink", est_s=est_ar),
-        Op(id=1, rank=0, stream="comm", kind="send", role="pp_act", tag="pp/send", peers=(2,), match=2, batch=1,
-           msg_bytes=p2p_b, link_bytes=p2p_b, link="nvlink", est_s=pf.latency_s + p2p_b / pf.bw_Bps),
-        Op(id=2, rank=1, stream="comm", kind="all_reduce", role="tp_all_reduce", tag="tp/ar", peers=(0, 1), match=1,
-           msg_bytes=ar_b, link_bytes=vol, link="nvlink", est_s=est_ar),
-        Op(id=3, rank=2, stream="comm", kind="recv", role="pp_act", tag="pp/recv", peers=(0,), match=2,
-           msg_bytes=p2p_b, link="nvlink", est_s=pf.latency_s + p2p_b / pf.bw_Bps),
+        Op(
+            id=0,
+            rank=0,
+            stream="comm",
+            kind="all_reduce",
+            role="tp_all_reduce",
+            tag="tp/ar",
+            peers=(0, 1),
+            match=1,
+            batch=1,
+            msg_bytes=ar_b,
+            link_bytes=vol,
+            link="nvlink",
+            est_s=est_ar,
+        ),
+        Op(
+            id=1,
+            rank=0,
+            stream="comm",
+            kind="send",
+            role="pp_act",
+            tag="pp/send",
+            peers=(2,),
+            match=2,
+            batch=1,
+            msg_bytes=p2p_b,
+            link_bytes=p2p_b,
+            link="nvlink",
+            est_s=pf.latency_s + p2p_b / pf.bw_Bps,
+        ),
+        Op(
+            id=2,
+            rank=1,
+            stream="comm",
+            kind="all_reduce",
+            role="tp_all_reduce",
+            tag="tp/ar",
+            peers=(0, 1),
+            match=1,
+            msg_bytes=ar_b,
+            link_bytes=vol,
+            link="nvlink",
+            est_s=est_ar,
+        ),
+        Op(
+            id=3,
+            rank=2,
+            stream="comm",
+            kind="recv",
+            role="pp_act",
+            tag="pp/recv",
+            peers=(0,),
+            match=2,
+            msg_bytes=p2p_b,
+            link="nvlink",
+            est_s=pf.latency_s + p2p_b / pf.bw_Bps,
+        ),
     ]
     res = simulate(Schedule(n_ranks=3, ops=ops), parse_topology("nvswitch:4"), hw)
     lat_ar = est_ar - vol / ar.bw_Bps
@@ -100,7 +155,9 @@ def test_allreduce_and_pipeline_send_share_an_nvlink_port(hw1):
     t_send_end = t1 + p2p_b / (pf.bw_Bps * s)
     ar_left -= ar.bw_Bps * s * (t_send_end - t1)
     t_ar_end = t_send_end + ar_left / ar.bw_Bps
-    assert res.end[1] == pytest.approx(t_send_end, rel=1e-9) and res.end[3] == pytest.approx(t_send_end, rel=1e-9)
+    assert res.end[1] == pytest.approx(t_send_end, rel=1e-9) and res.end[3] == pytest.approx(
+        t_send_end, rel=1e-9
+    )
     assert res.end[0] == pytest.approx(t_ar_end, rel=1e-9) and res.end[2] == pytest.approx(t_ar_end, rel=1e-9)
     assert t_ar_end > est_ar * 1.05 and t_send_end > ops[1].est_s * 1.5  # both slowed by the sharing
 

@@ -3,6 +3,7 @@
 Profile: h100-sxm with NVLink p2p at 100 GB/s and no latency, and NVLink ports of 100 GB/s per
 direction, so 1e8 bytes take exactly 1 ms alone on a link.
 """
+
 import math
 
 import pytest
@@ -15,8 +16,13 @@ from costmodel.topology import parse_topology
 from sim import SimOptions, chrome_trace, critical_path, rank_stats, simulate, timeline_records
 
 MS = 1e-3
-HW_SET = ["achievable.comm.nvlink.p2p.bw_GBps=100", "achievable.comm.nvlink.p2p.latency_us=0",
-          "peak.nvlink_links=4", "peak.nvlink_link_GBps=25", "achievable.compute_slowdown_under_comm=1.0"]
+HW_SET = [
+    "achievable.comm.nvlink.p2p.bw_GBps=100",
+    "achievable.comm.nvlink.p2p.latency_us=0",
+    "peak.nvlink_links=4",
+    "peak.nvlink_link_GBps=25",
+    "achievable.compute_slowdown_under_comm=1.0",
+]
 
 
 @pytest.fixture(scope="module")
@@ -31,16 +37,42 @@ class B:
         self.ops = []
 
     def c(self, rank, ms, tag, deps=()):
-        return self._add(rank=rank, stream="compute", kind="gemm", role="qkv", tag=tag, deps=tuple(deps), est_s=ms * MS)
+        return self._add(
+            rank=rank, stream="compute", kind="gemm", role="qkv", tag=tag, deps=tuple(deps), est_s=ms * MS
+        )
 
     def send(self, rank, dst, nbytes, match, tag, deps=(), batch=-1):
-        return self._add(rank=rank, stream="comm", kind="send", role="ring_kv", tag=tag, deps=tuple(deps), peers=(dst,),
-                         match=match, batch=batch, msg_bytes=nbytes, link_bytes=nbytes, link="nvlink",
-                         est_s=nbytes / 100e9)
+        return self._add(
+            rank=rank,
+            stream="comm",
+            kind="send",
+            role="ring_kv",
+            tag=tag,
+            deps=tuple(deps),
+            peers=(dst,),
+            match=match,
+            batch=batch,
+            msg_bytes=nbytes,
+            link_bytes=nbytes,
+            link="nvlink",
+            est_s=nbytes / 100e9,
+        )
 
     def recv(self, rank, src, nbytes, match, tag, deps=(), batch=-1):
-        return self._add(rank=rank, stream="comm", kind="recv", role="ring_kv", tag=tag, deps=tuple(deps), peers=(src,),
-                         match=match, batch=batch, msg_bytes=nbytes, link="nvlink", est_s=nbytes / 100e9)
+        return self._add(
+            rank=rank,
+            stream="comm",
+            kind="recv",
+            role="ring_kv",
+            tag=tag,
+            deps=tuple(deps),
+            peers=(src,),
+            match=match,
+            batch=batch,
+            msg_bytes=nbytes,
+            link="nvlink",
+            est_s=nbytes / 100e9,
+        )
 
     def _add(self, **kw):
         op = Op(id=len(self.ops), **kw)
@@ -84,7 +116,10 @@ def test_late_receiver_makes_sender_wait(hw):
     assert st[0]["idle_s"] == pytest.approx(0, abs=1e-15)
     assert st[1]["busy_s"] == pytest.approx(4 * MS) and st[1]["waiting_s"] == pytest.approx(0, abs=1e-15)
     cp = critical_path(res)
-    assert [s["tag"] for s in cp["steps"]] == ["B", "send"]  # the transfer, released when B let the recv start
+    assert [s["tag"] for s in cp["steps"]] == [
+        "B",
+        "send",
+    ]  # the transfer, released when B let the recv start
     assert cp["compute_s"] == pytest.approx(3 * MS) and cp["comm_s"] == pytest.approx(1 * MS)
 
 
@@ -136,8 +171,20 @@ def test_collective_completes_together_after_last_member(hw):
     est = float(comm_time(hw, "nvlink", "all_reduce", 3e8, 3))
     for r, ms in zip(g, (1, 2, 4)):
         c = b.c(r, ms, f"c{r}")
-        b._add(rank=r, stream="comm", kind="all_reduce", role="tp_all_reduce", tag="ar", deps=(c,), peers=g, match=5, msg_bytes=3e8,
-               link_bytes=2 * 2 / 3 * 3e8, link="nvlink", est_s=est)
+        b._add(
+            rank=r,
+            stream="comm",
+            kind="all_reduce",
+            role="tp_all_reduce",
+            tag="ar",
+            deps=(c,),
+            peers=g,
+            match=5,
+            msg_bytes=3e8,
+            link_bytes=2 * 2 / 3 * 3e8,
+            link="nvlink",
+            est_s=est,
+        )
     res = simulate(b.schedule(3), parse_topology("nvswitch:4"), hw)
     for i in (1, 3, 5):
         assert res.end[i] == pytest.approx(4 * MS + est, rel=1e-12)
@@ -169,8 +216,9 @@ def test_deterministic_and_exports(hw):
     tr = chrome_trace(r1)
     meta = [e for e in tr["traceEvents"] if e["ph"] == "M"]
     assert {e["pid"] for e in meta if e["name"] == "process_name"} == {0, 1, 2, 3}
-    assert {(e["pid"], e["tid"], e["args"]["name"]) for e in meta if e["name"] == "thread_name"} == \
-        {(r, t, n) for r in range(4) for t, n in ((0, "compute"), (1, "comm"))}
+    assert {(e["pid"], e["tid"], e["args"]["name"]) for e in meta if e["name"] == "thread_name"} == {
+        (r, t, n) for r in range(4) for t, n in ((0, "compute"), (1, "comm"))
+    }
     xs = [e for e in tr["traceEvents"] if e["ph"] == "X"]
     assert sorted(e["name"] for e in xs) == sorted(o.tag for o in s.ops)
     assert all(e["dur"] >= 0 and not math.isnan(e["ts"]) for e in xs)

@@ -1,5 +1,6 @@
 """Sweep outputs: columnar CSV and npz round-trip the in-memory columns; files are written as a unit;
 bad input and empty sweeps are one-sentence errors before anything is written."""
+
 from __future__ import annotations
 
 import json
@@ -21,16 +22,40 @@ from costmodel.results import (
 from costmodel.sweep import parse_template, run_sweep, seq_grid
 from plots.sweeps import load_sweep
 
-SPECIAL = [0.0, -0.0, np.inf, -np.inf, np.nan, 5e-324, 2.2250738585072014e-308, 1.7976931348623157e308, 0.1, 1.0,
-           1e16, 1e-5, 1e-280, 1e280, 9.999999999999999e22, 1e23, 123456789012345678.0, 2.0 ** 53 + 2, 1 / 3]
+SPECIAL = [
+    0.0,
+    -0.0,
+    np.inf,
+    -np.inf,
+    np.nan,
+    5e-324,
+    2.2250738585072014e-308,
+    1.7976931348623157e308,
+    0.1,
+    1.0,
+    1e16,
+    1e-5,
+    1e-280,
+    1e280,
+    9.999999999999999e22,
+    1e23,
+    123456789012345678.0,
+    2.0**53 + 2,
+    1 / 3,
+]
 
 
 def _floats(n=20000, seed=0):
     rng = np.random.default_rng(seed)
-    return np.concatenate([rng.lognormal(0, 40, n) * rng.choice([-1, 1], n),
-                           rng.integers(0, 2 ** 64, n, dtype=np.uint64).view(np.float64),  # any bit pattern
-                           10.0 ** np.arange(-300, 300), np.nextafter(10.0 ** np.arange(-300, 300), 0),
-                           np.array(SPECIAL)])
+    return np.concatenate(
+        [
+            rng.lognormal(0, 40, n) * rng.choice([-1, 1], n),
+            rng.integers(0, 2**64, n, dtype=np.uint64).view(np.float64),  # any bit pattern
+            10.0 ** np.arange(-300, 300),
+            np.nextafter(10.0 ** np.arange(-300, 300), 0),
+            np.array(SPECIAL),
+        ]
+    )
 
 
 def _same(a: np.ndarray, b: np.ndarray) -> bool:
@@ -45,17 +70,24 @@ def test_float_text_is_exact():
     texts = format_floats(x)
     back = np.array([float(t) if t else np.nan for t in texts])
     assert _same(back, x)
-    assert texts[-len(SPECIAL):][:5] == ["0.0", "-0.0", "inf", "-inf", ""]
+    assert texts[-len(SPECIAL) :][:5] == ["0.0", "-0.0", "inf", "-inf", ""]
     assert "8.552081e+10" == format_floats(np.array([8.552081e10]))[0]
 
 
 def _columns(n=5000, seed=1):
     rng = np.random.default_rng(seed)
     f = np.resize(_floats(n // 4, seed), n)
-    return {"plan_template": np.array(["ring=P", "tp=8,pp=P/8", 'odd "quoted", text', "", "ünï"])[rng.integers(0, 5, n)],
-            "P": rng.integers(1, 1 << 40, n), "L": rng.integers(-3, 3, n).astype(np.int64),
-            "latency_s": f, "tps": rng.random(n) * 1e6, "feasible": rng.random(n) < 0.5,
-            "tpot_s": np.full(n, np.nan)}
+    return {
+        "plan_template": np.array(["ring=P", "tp=8,pp=P/8", 'odd "quoted", text', "", "ünï"])[
+            rng.integers(0, 5, n)
+        ],
+        "P": rng.integers(1, 1 << 40, n),
+        "L": rng.integers(-3, 3, n).astype(np.int64),
+        "latency_s": f,
+        "tps": rng.random(n) * 1e6,
+        "feasible": rng.random(n) < 0.5,
+        "tpot_s": np.full(n, np.nan),
+    }
 
 
 def test_csv_round_trip(tmp_path):
@@ -71,6 +103,7 @@ def test_csv_round_trip(tmp_path):
         assert _same(np.where(back[k] == "", "nan", back[k]).astype(float), cols[k])
     # the csv module reads the same rows (quoting included)
     import csv
+
     with open(tmp_path / "a.csv", newline="") as f:
         f.readline()
         rows = list(csv.reader(f))
@@ -92,9 +125,20 @@ def test_npz_round_trip(tmp_path):
 def _sweep(phase="prefill"):
     hw, model = presets.load_hardware("h100-sxm"), presets.load_model("seed-dense")
     t = [parse_template(x) for x in ("ring=P", "tp=8,pp=P/8", "tp=P")]
-    cols, skipped = run_sweep(model, hw, topo_kind="ib", phase=phase, causal=True, kernel="flash",
-                              ring_variant="zigzag", decode_attn="allgather", batch=1,
-                              seqs=seq_grid(8192, 1 << 20, 7, 256), gpus=[8, 16], templates=t)
+    cols, skipped = run_sweep(
+        model,
+        hw,
+        topo_kind="ib",
+        phase=phase,
+        causal=True,
+        kernel="flash",
+        ring_variant="zigzag",
+        decode_attn="allgather",
+        batch=1,
+        seqs=seq_grid(8192, 1 << 20, 7, 256),
+        gpus=[8, 16],
+        templates=t,
+    )
     return cols, skipped, {"kind": "sweep", "phase": phase, "topology": "ib"}
 
 
@@ -141,22 +185,29 @@ def test_interrupted_rewrite_keeps_the_old_set(tmp_path, monkeypatch):
         write_sweep_files(tmp_path, half, {**specs, "phase": "other"}, [])
     monkeypatch.undo()
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert "sweep.json" not in names and names == ["sweep.csv", "sweep.npz"]  # no old manifest beside new data
+    assert "sweep.json" not in names and names == [
+        "sweep.csv",
+        "sweep.npz",
+    ]  # no old manifest beside new data
     assert read_npz(tmp_path / "sweep.npz")[0]["phase"] == "other"  # each data file carries its own specs
 
 
 def _run(*args):
-    return subprocess.run([sys.executable, "-m", "ringsim", *args], check=False, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "ringsim", *args], check=False, capture_output=True, text=True, timeout=120
+    )
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["--gpus", "0"], "--gpus '0' is not valid"),
-    (["--gpus", "-8"], "--gpus '-8' is not valid"),
-    (["--gpus", "8,x"], "--gpus '8,x' is not valid"),
-    (["--points", "0"], "--points 0 must be >= 1"),
-    (["--plans", "tp=3"], "no point was evaluated"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--gpus", "0"], "--gpus '0' is not valid"),
+        (["--gpus", "-8"], "--gpus '-8' is not valid"),
+        (["--gpus", "8,x"], "--gpus '8,x' is not valid"),
+        (["--points", "0"], "--points 0 must be >= 1"),
+        (["--plans", "tp=3"], "no point was evaluated"),
+    ],
+)
 def test_bad_sweep_is_one_sentence_exit_2_and_writes_nothing(tmp_path, args, needle):
     out = tmp_path / "new" / "s"
     r = _run("sweep", "--points", "4", "--gpus", "8", *args, "--out", str(out), "--quiet")
@@ -187,9 +238,19 @@ def test_no_csv(tmp_path):
     assert json.loads((out / "sweep.json").read_text())["files"] == {"npz": "sweep.npz"}
 
 
-@pytest.mark.parametrize("values", [["ulysses=8,ring=P/8", "ring=P", "", "ring=P"], ["a"], ["", ""], ["ab", "abc", "ab"],
-                                    [str(i) for i in range(300)] * 3, ["b"] * 9 + ["a"] * 20 + ["b", "c"] * 3,
-                                    [True, False, True], [8, 128, 8, 16]])
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["ulysses=8,ring=P/8", "ring=P", "", "ring=P"],
+        ["a"],
+        ["", ""],
+        ["ab", "abc", "ab"],
+        [str(i) for i in range(300)] * 3,
+        ["b"] * 9 + ["a"] * 20 + ["b", "c"] * 3,
+        [True, False, True],
+        [8, 128, 8, 16],
+    ],
+)
 def test_categorical_is_unique(values):
     c = np.array(values)
     labels, codes = results.categorical(c)
@@ -199,8 +260,18 @@ def test_categorical_is_unique(values):
 
 def test_manifest_with_rows_still_reads(tmp_path):
     f = tmp_path / "old.json"
-    rows = [{"plan_template": "ring=P", "plan": "ring=8", "P": 8, "L": L, "latency_s": 1.0 * L, "tps": None,
-             "feasible": True} for L in (1024, 2048)]
+    rows = [
+        {
+            "plan_template": "ring=P",
+            "plan": "ring=8",
+            "P": 8,
+            "L": L,
+            "latency_s": 1.0 * L,
+            "tps": None,
+            "feasible": True,
+        }
+        for L in (1024, 2048)
+    ]
     f.write_text(json.dumps({"specs": {"kind": "sweep"}, "rows": rows}))
     _, cols = load_sweep(f)
     assert cols["L"].tolist() == [1024.0, 2048.0] and np.isnan(cols["tps"]).all() and cols["feasible"].all()

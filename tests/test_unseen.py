@@ -1,6 +1,7 @@
 """``ringsim validate`` reports the unseen subset apart: records whose shapes no calibration run of their
 profile measured, taken in a device call of their own (and whose check passed: failed ones never reach
 the table)."""
+
 from __future__ import annotations
 
 from ringsim import load_config
@@ -20,8 +21,18 @@ def test_a_calibrated_attention_length_is_seen():
 
 def test_calibrated_gemm_rows_are_seen():
     # decode pass-q with 8 sequences over a ring of 2: each owner computes 4 rows, a calibrated GEMM size
-    why = seen_by_calibration({}, _cfg(plan="ring=2", phase="decode", batch=8, context="40Ki", seq="40Ki",
-                                       decode_attn="pass-q", hardware="h200-sxm-graph"))
+    why = seen_by_calibration(
+        {},
+        _cfg(
+            plan="ring=2",
+            phase="decode",
+            batch=8,
+            context="40Ki",
+            seq="40Ki",
+            decode_attn="pass-q",
+            hardware="h200-sxm-graph",
+        ),
+    )
     assert why is not None and "GEMM rows (4)" in why
 
 

@@ -1,4 +1,5 @@
 """Calibration: the committed profiles are exactly what the committed raw measurements fit to."""
+
 import json
 import sys
 from pathlib import Path
@@ -19,13 +20,24 @@ CAL = ROOT / "validation" / "data" / "calibration"
 
 
 # each profile's raw files: the calibration run, then any supplement (attention beyond 128Ki on the H200)
-RAWS = {"h200-sxm": ["h200x2_raw.json", "h200x1_attention_long_raw.json", "h200x1_attention_batch_raw_20261128.json",
-                     "h200x2_ring_causes_disjoint_20261128.json"],
-        "h100-sxm": ["h100x1_raw.json"]}
+RAWS = {
+    "h200-sxm": [
+        "h200x2_raw.json",
+        "h200x1_attention_long_raw.json",
+        "h200x1_attention_batch_raw_20261128.json",
+        "h200x2_ring_causes_disjoint_20261128.json",
+    ],
+    "h100-sxm": ["h100x1_raw.json"],
+}
 
 
-@pytest.mark.parametrize("raw,base,name", [(RAWS["h200-sxm"], "h200-sxm-published", "h200-sxm"),
-                                           (RAWS["h100-sxm"], "h100-sxm-published", "h100-sxm")])
+@pytest.mark.parametrize(
+    "raw,base,name",
+    [
+        (RAWS["h200-sxm"], "h200-sxm-published", "h200-sxm"),
+        (RAWS["h100-sxm"], "h100-sxm-published", "h100-sxm"),
+    ],
+)
 def test_committed_profile_is_the_fit_of_committed_raw(raw, base, name):
     data = load_raw([str(CAL / f) for f in raw])
     prof, notes = fit_profile(data, base, name)
@@ -41,7 +53,9 @@ def test_committed_profile_is_the_fit_of_committed_raw(raw, base, name):
         one_gpu = data["provenance"]["world_size"] == 1  # no NCCL call to measure
         assert {"norm", "rope", "gemm"} | (set() if one_gpu else {"comm"}) <= set(ep["achievable"]["ops"])
     assert committed["peak"] == prof["peak"]
-    assert committed["provenance"]["kind"] == "calibrated" and committed["provenance"]["gpu"].startswith("NVIDIA H")
+    assert committed["provenance"]["kind"] == "calibrated" and committed["provenance"]["gpu"].startswith(
+        "NVIDIA H"
+    )
     for k in ("driver", "torch", "date", "command"):
         assert committed["provenance"][k]
     assert any("published" in n for n in notes)  # what could not be measured is said
@@ -61,12 +75,16 @@ def test_h200_measured_figures_are_physical():
 
 
 def test_fit_gemm_and_comm_on_synthetic_data():
-    res = [{"op": "gemm", "flops": 2e12, "median_s": 2e12 / (0.5 * 1e15)},
-           {"op": "gemm", "flops": 2e9, "median_s": 2e9 / (0.1 * 1e15)}]
+    res = [
+        {"op": "gemm", "flops": 2e12, "median_s": 2e12 / (0.5 * 1e15)},
+        {"op": "gemm", "flops": 2e9, "median_s": 2e9 / (0.1 * 1e15)},
+    ]
     g = fit_gemm(res, 1e15)
     assert g["efficiency"] == [pytest.approx(0.1), pytest.approx(0.5)]
-    comm = [{"op": "comm", "coll": "p2p", "group": 2, "msg_bytes": 1e3, "median_s": 20e-6},
-            {"op": "comm", "coll": "p2p", "group": 2, "msg_bytes": 1e9, "median_s": 20e-6 + 1e9 / 300e9}]
+    comm = [
+        {"op": "comm", "coll": "p2p", "group": 2, "msg_bytes": 1e3, "median_s": 20e-6},
+        {"op": "comm", "coll": "p2p", "group": 2, "msg_bytes": 1e9, "median_s": 20e-6 + 1e9 / 300e9},
+    ]
     f = fit_comm(comm, {"p2p": {"latency_us": 1.0, "hop_latency_us": 0.0, "bw_GBps": 1.0}})
     assert f["p2p"]["latency_us"] == pytest.approx(20.0) and f["p2p"]["bw_GBps"] == pytest.approx(300.0)
 
@@ -75,6 +93,7 @@ def test_comm_bandwidth_curve_reproduces_every_measured_size():
     """Medium messages reach less bandwidth than large ones (measured): the fitted curve gives back the
     measured time at every size where the transfer dominates."""
     from costmodel import kernels
+
     t = {1e3: 15e-6, 1e6: 25e-6, 64e6: 286e-6, 256e6: 922e-6, 1e9: 3.0e-3}
     comm = [{"op": "comm", "coll": "p2p", "group": 2, "msg_bytes": n, "median_s": s} for n, s in t.items()]
     base = presets.load_toml("hardware", "h200-sxm-published")
@@ -95,14 +114,19 @@ def test_graph_profile_is_the_fit_of_the_graph_measurements():
     """The '-graph' profile: no host issue time, a device floor per op class equal to the median of the
     executor's own ops measured in place, the pass launch from the graph-launch line, GEMMs graph-timed."""
     import statistics
+
     data = load_raw([str(CAL / f) for f in RAWS["h200-sxm"]])
     prof, notes = fit_profile(data, "h200-sxm-published", "h200-sxm-graph", mode="graph")
-    committed = tomllib.loads((ROOT / "costmodel" / "presets" / "hardware" / "h200-sxm-graph.toml").read_text())
+    committed = tomllib.loads(
+        (ROOT / "costmodel" / "presets" / "hardware" / "h200-sxm-graph.toml").read_text()
+    )
     assert committed["achievable"] == prof["achievable"]
     ops = prof["achievable"]["ops"]
     assert all(o["issue_us"] == 0.0 for o in ops.values())
     floors = [r["median_s"] for r in data["results"] if r["op"] == "op_floor" and r["cls"] == "norm"]
-    assert len(floors) >= 4 and ops["norm"]["floor_us"] == pytest.approx(statistics.median(floors) * 1e6, rel=1e-3)
+    assert len(floors) >= 4 and ops["norm"]["floor_us"] == pytest.approx(
+        statistics.median(floors) * 1e6, rel=1e-3
+    )
     assert "floor_us" not in ops["gemm"] and "floor_us" not in ops["comm"]
     gl = next(r for r in data["results"] if r["op"] == "graph_launch")
     assert prof["achievable"]["pass_launch_us"] == pytest.approx(gl["launch_s"] * 1e6, rel=1e-3)
@@ -112,17 +136,37 @@ def test_graph_profile_is_the_fit_of_the_graph_measurements():
     assert float(hw_g.gemm_efficiency(1e9)) > 1.5 * float(hw_e.gemm_efficiency(1e9))  # m = 16..64 rows
     assert any("CUDA graph" in n for n in notes)
     with pytest.raises(Exception, match="no CUDA-graph measurements"):
-        fit_profile({**data, "results": [r for r in data["results"] if r.get("mode") != "graph"]},
-                    "h200-sxm-published", "x", mode="graph")
+        fit_profile(
+            {**data, "results": [r for r in data["results"] if r.get("mode") != "graph"]},
+            "h200-sxm-published",
+            "x",
+            mode="graph",
+        )
 
 
 def test_config_of_record_and_summary():
-    rec = {"argv": ["--hardware", "h200-sxm", "--topology", "nvswitch:2", "--layers", "1", "--seq", "16Ki",
-                    "--plan", "ring=2"], "measured": {"median_s": 0.01}}
+    rec = {
+        "argv": [
+            "--hardware",
+            "h200-sxm",
+            "--topology",
+            "nvswitch:2",
+            "--layers",
+            "1",
+            "--seq",
+            "16Ki",
+            "--plan",
+            "ring=2",
+        ],
+        "measured": {"median_s": 0.01},
+    }
     cfg = config_of(rec)
     assert cfg.plan.ring == 2 and cfg.workload.seq_len == 16384 and cfg.model.layers == 1
-    rows = [Row("a", "prefill", 1.0, 1.02, 0.99, 0.0, "x"), Row("b", "prefill", 1.0, 0.9, 1.2, 0.0, "x"),
-            Row("c", "decode", 1.0, 1.05, None, 0.0, "x")]
+    rows = [
+        Row("a", "prefill", 1.0, 1.02, 0.99, 0.0, "x"),
+        Row("b", "prefill", 1.0, 0.9, 1.2, 0.0, "x"),
+        Row("c", "decode", 1.0, 1.05, None, 0.0, "x"),
+    ]
     s = summarise(rows)
     assert s["prefill/analytic"]["median_abs_err"] == pytest.approx(0.06)
     assert s["prefill/analytic"]["max_abs_err"] == pytest.approx(0.10)
@@ -130,7 +174,9 @@ def test_config_of_record_and_summary():
     assert s["decode/analytic"]["meets_targets"] is True and "decode/simulator" not in s
     # graph-replayed runs are summarised apart (device-bound), and their records use the '-graph' profile
     s = summarise(rows + [Row("d", "decode", 1.0, 1.2, 1.2, 0.0, "x", "graph")])
-    assert s["decode-graph/analytic"]["median_abs_err"] == pytest.approx(0.2) and s["decode/analytic"]["n"] == 1
+    assert (
+        s["decode-graph/analytic"]["median_abs_err"] == pytest.approx(0.2) and s["decode/analytic"]["n"] == 1
+    )
     assert config_of({**rec, "exec": "graph"}).hardware.name == "h200-sxm-graph"
     assert config_of(rec).hardware.name == "h200-sxm-eager"
 
@@ -140,25 +186,77 @@ def test_calibrate_measures_and_fits_on_cpu(tmp_path):
     profiles that load; no '-graph' profile (the graph suite needs a GPU), and that is said by its absence."""
     import os
     import subprocess
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR",
-                                                            "MASTER_PORT")}
+
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+    }
     env.update(PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                        "-m", "ringsim", "calibrate", "--quick", "--base", "h200-sxm-published", "--name", "cpu",
-                        "--out", str(tmp_path / "cpu.toml"), "--raw-out", str(tmp_path / "raw.json")],
-                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            "-m",
+            "ringsim",
+            "calibrate",
+            "--quick",
+            "--base",
+            "h200-sxm-published",
+            "--name",
+            "cpu",
+            "--out",
+            str(tmp_path / "cpu.toml"),
+            "--raw-out",
+            str(tmp_path / "raw.json"),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     raw = json.loads((tmp_path / "raw.json").read_text())
     ops = {x["op"] for x in raw["results"]}
-    assert {"gemm", "attention", "elementwise", "launch", "op_issue", "op_device", "executor_walk", "comm"} <= ops
+    assert {
+        "gemm",
+        "attention",
+        "elementwise",
+        "launch",
+        "op_issue",
+        "op_device",
+        "executor_walk",
+        "comm",
+    } <= ops
     assert raw["suites"] == ["eager"] and raw["provenance"]["world_size"] == 2
     assert len(raw["provenance"]["source_sha256"]) == 64
     for name in ("cpu", "cpu-eager"):
         hw = presets.hardware_from_dict(tomllib.loads((tmp_path / f"{name}.toml").read_text()))
         assert hw.name == name
     assert not (tmp_path / "cpu-graph.toml").exists()
-    bad = subprocess.run([sys.executable, "-m", "ringsim", "calibrate", "--suite", "graphs", "--out",
-                          str(tmp_path / "x.toml")], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ringsim",
+            "calibrate",
+            "--suite",
+            "graphs",
+            "--out",
+            str(tmp_path / "x.toml"),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode == 2 and "--suite" in bad.stderr and "Traceback" not in bad.stderr
 
 

@@ -11,6 +11,7 @@ checked here never fed them.
   leases), so another lease's host figures predict them only to that spread.  They are reported, and
   held at today's level so that a regression fails; they are not a target.
 """
+
 import glob
 import os
 

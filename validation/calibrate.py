@@ -17,11 +17,13 @@ the shapes the model asks about, never fitted to validation data.
 Three profiles come from one raw file (``mode``): ``ideal`` (the hardware with fused kernels issued
 from a CUDA graph, as a serving engine runs them: the predictions; per-kernel figures are the
 graph-timed ones where the raw file has them, each op is one kernel with the in-place floor of one
-elementwise kernel, and a pass pays one graph launch), ``eager`` (this repository's executor with the host issuing op by op: per-class bytes
-factors and host issue times) and ``graph`` (the same executor replayed from CUDA graphs: every
-figure that has a graph-replay measurement uses it; op classes get a device floor from the in-place
-op measurement, no host issue time, and a pass pays one graph launch).
+elementwise kernel, and a pass pays one graph launch), ``eager`` (this repository's executor with the
+host issuing op by op: per-class bytes factors and host issue times) and ``graph`` (the same
+executor replayed from CUDA graphs: every figure that has a graph-replay measurement uses it; op
+classes get a device floor from the in-place op measurement, no host issue time, and a pass pays one
+graph launch).
 """
+
 from __future__ import annotations
 
 import copy
@@ -72,8 +74,14 @@ def fit_attention(results: list[dict], kernel: str, layout: str = "contiguous") 
         out[key] = [_sig(statistics.median(rows[L])) for L in lengths]
     if out:
         out = {"kv_len": lengths, **out}
-    d = sorted((r for r in _by(results, "decode_attention") if r["kernel"] == kernel
-                and r.get("layout", "contiguous") == layout), key=lambda r: r["kv_bytes"])
+    d = sorted(
+        (
+            r
+            for r in _by(results, "decode_attention")
+            if r["kernel"] == kernel and r.get("layout", "contiguous") == layout
+        ),
+        key=lambda r: r["kv_bytes"],
+    )
     if d:
         xs, ys = [], []
         for r in d:
@@ -100,11 +108,17 @@ def fit_comm(results: list[dict], base_comm: dict) -> dict:
         alpha = rows[0]["median_s"]
         big = rows[-1]
         bw = vol * big["msg_bytes"] / max(big["median_s"] - alpha, 1e-9)
-        out[coll] = {"latency_us": _sig(max(alpha - steps * hop, 0.0) * 1e6),
-                     "hop_latency_us": _sig(hop * 1e6), "bw_GBps": _sig(bw / 1e9)}
+        out[coll] = {
+            "latency_us": _sig(max(alpha - steps * hop, 0.0) * 1e6),
+            "hop_latency_us": _sig(hop * 1e6),
+            "bw_GBps": _sig(bw / 1e9),
+        }
         # bandwidth by message size, where the transfer (not the latency) is at least a quarter of the time
-        pts = [(r["msg_bytes"], vol * r["msg_bytes"] / (r["median_s"] - alpha)) for r in rows[1:]
-               if r["median_s"] - alpha >= 0.25 * r["median_s"]]
+        pts = [
+            (r["msg_bytes"], vol * r["msg_bytes"] / (r["median_s"] - alpha))
+            for r in rows[1:]
+            if r["median_s"] - alpha >= 0.25 * r["median_s"]
+        ]
         if len(pts) >= 2:
             out[coll]["msg_bytes"] = [float(n) for n, _ in pts]
             out[coll]["bus_GBps"] = [_sig(b / 1e9) for _, b in pts]
@@ -146,6 +160,7 @@ def fit_ops_graph(results: list[dict], elementwise_Bps: float) -> tuple[dict | N
         return None, []
     dev = {r["cls"]: r for r in _by(results, "op_device") if r.get("mode") == "graph"}
     from costmodel.specs import OP_CLASSES
+
     out, notes = {}, []
     for cls in OP_CLASSES:
         d: dict = {"issue_us": 0.0}
@@ -169,9 +184,16 @@ def fit_ops_ideal(results: list[dict]) -> dict | None:
     if not one:
         return None
     from costmodel.specs import OP_CLASSES
+
     floor = _sig(float(np.median(one)) * 1e6)
-    return {cls: ({"issue_us": 0.0} if cls in ("gemm", "attention", "comm") else {"issue_us": 0.0, "floor_us": floor})
-            for cls in OP_CLASSES}
+    return {
+        cls: (
+            {"issue_us": 0.0}
+            if cls in ("gemm", "attention", "comm")
+            else {"issue_us": 0.0, "floor_us": floor}
+        )
+        for cls in OP_CLASSES
+    }
 
 
 def _select(results: list[dict], mode: str) -> list[dict]:
@@ -185,29 +207,47 @@ def _select(results: list[dict], mode: str) -> list[dict]:
     return [r for r in eager if r["op"] not in kinds] + graph
 
 
-def _ops_of(mode: str, res: list[dict], elementwise_Bps: float, has_graph: bool) -> tuple[dict | None, list[str]]:
+def _ops_of(
+    mode: str, res: list[dict], elementwise_Bps: float, has_graph: bool
+) -> tuple[dict | None, list[str]]:
     """``achievable.ops`` of a profile and the notes that say where it comes from."""
     if mode == "eager":
         ops = fit_ops(res, elementwise_Bps)
-        return ops, (["achievable.ops.*: measured on the real/ executor's own implementations: bytes_factor = "
-                      "device time at 16384 tokens over the recipe's ideal (fused) traffic; issue_us = host time per "
-                      "op at one token, plus the executor's dispatch cost per op (a walk of a tiny decode step)"]
-                     if ops else [])
+        return ops, (
+            [
+                "achievable.ops.*: measured on the real/ executor's own implementations: bytes_factor = "
+                "device time at 16384 tokens over the recipe's ideal (fused) traffic; "
+                "issue_us = host time per "
+                "op at one token, plus the executor's dispatch cost per op (a walk of a tiny decode step)"
+            ]
+            if ops
+            else []
+        )
     if mode == "graph":
         ops, notes = fit_ops_graph(res, elementwise_Bps)
-        return ops, notes + (["achievable.ops.*: the real/ executor replayed from CUDA graphs: issue_us = 0 (one "
-                              "launch per pass); floor_us = median device time of the executor's own ops of the "
-                              "class, each captured alone in place in a decode step of one layer at one sequence "
-                              "(TP and every ring decode variant); bytes_factor = graph-timed device time at 16384 "
-                              "tokens over the ideal traffic"] if ops else [])
+        return ops, notes + (
+            [
+                "achievable.ops.*: the real/ executor replayed from CUDA graphs: issue_us = 0 (one "
+                "launch per pass); floor_us = median device time of the executor's own ops of the "
+                "class, each captured alone in place in a decode step of one layer at one sequence "
+                "(TP and every ring decode variant); bytes_factor = graph-timed device time at 16384 "
+                "tokens over the ideal traffic"
+            ]
+            if ops
+            else []
+        )
     ops = fit_ops_ideal(res) if has_graph else None
     if ops:
-        return ops, ["achievable.ops.*: ideal fused kernels issued from a CUDA graph: bytes_factor 1, issue_us 0, "
-                     "floor_us = the in-place floor of one elementwise kernel (the executor's residual add, "
-                     "graph-timed) for the elementwise classes; the executor's measured op figures are in the "
-                     "'-eager' and '-graph' profiles fitted from the same raw file"]
-    return None, ["achievable.ops: none (ideal fused kernels); the executor's measured op figures are in the "
-                  "'-eager' profile fitted from the same raw file"]
+        return ops, [
+            "achievable.ops.*: ideal fused kernels issued from a CUDA graph: bytes_factor 1, issue_us 0, "
+            "floor_us = the in-place floor of one elementwise kernel (the executor's residual add, "
+            "graph-timed) for the elementwise classes; the executor's measured op figures are in the "
+            "'-eager' and '-graph' profiles fitted from the same raw file"
+        ]
+    return None, [
+        "achievable.ops: none (ideal fused kernels); the executor's measured op figures are in the "
+        "'-eager' profile fitted from the same raw file"
+    ]
 
 
 MODES = ("ideal", "eager", "graph")
@@ -227,29 +267,38 @@ def fit_profile(raw: dict, base: str, name: str, mode: str = "ideal") -> tuple[d
     has_graph = any(r.get("mode") == "graph" for r in raw["results"])
     res = _select(raw["results"], "graph" if mode == "ideal" and has_graph else mode)
     if mode == "graph" and not has_graph:
-        raise SpecError("the raw calibration file has no CUDA-graph measurements: a '-graph' profile needs "
-                        "a run of the 'graph' suite on a GPU")
+        raise SpecError(
+            "the raw calibration file has no CUDA-graph measurements: a '-graph' profile needs "
+            "a run of the 'graph' suite on a GPU"
+        )
     prof["name"] = name
     peak = prof["peak"]["bf16_TFLOPs"] * 1e12
     ach = prof["achievable"]
     notes = []
     ach["gemm"] = fit_gemm(res, peak)
-    notes.append("achievable.gemm: measured (efficiency by FLOPs per call at the model's layer shapes, tp=1 and 2)")
+    notes.append(
+        "achievable.gemm: measured (efficiency by FLOPs per call at the model's layer shapes, tp=1 and 2)"
+    )
     layouts = {r.get("layout", "contiguous") for r in _by(res, "decode_attention")}
-    layout = "executor" if "executor" in layouts and (with_ops or "contiguous" not in layouts) else "contiguous"
+    layout = (
+        "executor" if "executor" in layouts and (with_ops or "contiguous" not in layouts) else "contiguous"
+    )
     for kern in list(ach["attention"]):
         f = fit_attention(res, kern, layout)
         if f:
             ach["attention"][kern] = {**ach["attention"][kern], **f}
-            parts = (["B=1, square, causal and full"] if "kv_len" in f else []) + \
-                    ([f"decode-shaped calls on {layout} K/V"] if "decode_TBps" in f else [])
+            parts = (["B=1, square, causal and full"] if "kv_len" in f else []) + (
+                [f"decode-shaped calls on {layout} K/V"] if "decode_TBps" in f else []
+            )
             notes.append(f"achievable.attention.{kern}: measured ({'; '.join(parts)}); the rest published")
         else:
             notes.append(f"achievable.attention.{kern}: NOT measured, published figures kept")
     ew = sorted(_by(res, "elementwise"), key=lambda r: r["bytes"])
     if ew:
         ach["elementwise_TBps"] = _sig(ew[-1]["bytes"] / ew[-1]["median_s"] / 1e12)
-        notes.append("achievable.elementwise_TBps: measured (add of the largest size, 3 bytes moved per byte)")
+        notes.append(
+            "achievable.elementwise_TBps: measured (add of the largest size, 3 bytes moved per byte)"
+        )
     ops, more = _ops_of(mode, res, ach["elementwise_TBps"] * 1e12, has_graph)
     if ops:
         ach["ops"] = ops
@@ -258,10 +307,14 @@ def fit_profile(raw: dict, base: str, name: str, mode: str = "ideal") -> tuple[d
         gl = _by(res, "graph_launch")
         if gl:
             ach["pass_launch_us"] = _sig(gl[0]["launch_s"] * 1e6)
-            notes.append("achievable.pass_launch_us: measured (replay time of graphs of 1, 30 and 300 tiny kernels: "
-                         "the intercept of a straight line)")
-        notes.append("GEMM, decode attention, elementwise and communication figures are timed as CUDA graph "
-                     "replays; prefill attention and the compute slowdown are the eager measurements")
+            notes.append(
+                "achievable.pass_launch_us: measured (replay time of graphs of 1, 30 and 300 tiny kernels: "
+                "the intercept of a straight line)"
+            )
+        notes.append(
+            "GEMM, decode attention, elementwise and communication figures are timed as CUDA graph "
+            "replays; prefill attention and the compute slowdown are the eager measurements"
+        )
     la = _by(res, "launch")
     if la:
         ach["launch_us"] = _sig(la[0]["median_s"] * 1e6)
@@ -269,41 +322,64 @@ def fit_profile(raw: dict, base: str, name: str, mode: str = "ideal") -> tuple[d
     if _by(res, "comm"):
         ach["comm"]["nvlink"] = fit_comm(res, ach["comm"]["nvlink"])
         g = _by(res, "comm")[0]["group"]
-        notes.append(f"achievable.comm.nvlink.*: measured at group size {g} (latency from the smallest message, "
-                     "bus bandwidth from the largest); hop_latency_us published")
+        notes.append(
+            f"achievable.comm.nvlink.*: measured at group size {g} (latency from the smallest message, "
+            "bus bandwidth from the largest); hop_latency_us published"
+        )
         notes.append("achievable.comm.ib.*: published (one node: InfiniBand not measurable here)")
     else:
         notes.append("achievable.comm.*: published (one process: no communication measured; sources above)")
     sd = _by(res, "slowdown")
-    beside = [r for r in _by(res, "attention_beside_exchange") if r["median_overlap_s"] >= 0.1 * r["median_alone_s"]]
+    beside = [
+        r for r in _by(res, "attention_beside_exchange") if r["median_overlap_s"] >= 0.1 * r["median_alone_s"]
+    ]
     if beside:
         # attention is what a ring overlaps with its transfers: while the K/V exchange runs beside it,
         # a call of t alone takes t + ov (1 - 1/s) (compute at 1/s speed during the overlap ov)
-        r_med = statistics.median((r["median_beside_s"] - r["median_alone_s"]) / r["median_overlap_s"] for r in beside)
+        r_med = statistics.median(
+            (r["median_beside_s"] - r["median_alone_s"]) / r["median_overlap_s"] for r in beside
+        )
         s = 1.0 / (1.0 - r_med)
         ach["attention_slowdown_under_comm"] = _sig(max(1.0, min(s, 2.9)))
-        notes.append(f"achievable.attention_slowdown_under_comm: measured {s:.3f} beside the ring's K/V exchange "
-                     f"(median over {len(beside)} attention calls, flash and cuDNN, whose overlap with the "
-                     "exchange is at least 10% of the call: benchmarks/bench_ring_causes.py)")
+        notes.append(
+            f"achievable.attention_slowdown_under_comm: measured {s:.3f} beside the ring's K/V exchange "
+            f"(median over {len(beside)} attention calls, flash and cuDNN, whose overlap with the "
+            "exchange is at least 10% of the call: benchmarks/bench_ring_causes.py)"
+        )
     if sd:
         ratio = sd[0]["ratio"]
         ach["compute_slowdown_under_comm"] = _sig(max(1.0, min(ratio, 2.9)))
         clamp = " (below 1: no slowdown seen, clamped to 1.0)" if ratio < 1 else ""
-        notes.append(f"achievable.compute_slowdown_under_comm: measured ratio {ratio:.3f}{clamp} "
-                     "(8192^3 GEMM burst alone vs beside 512 MiB neighbour exchanges); it applies to every "
-                     "kernel but attention")
+        notes.append(
+            f"achievable.compute_slowdown_under_comm: measured ratio {ratio:.3f}{clamp} "
+            "(8192^3 GEMM burst alone vs beside 512 MiB neighbour exchanges); it applies to every "
+            "kernel but attention"
+        )
     else:
-        notes.append("achievable.compute_slowdown_under_comm: published estimate (not measured: no second GPU)")
+        notes.append(
+            "achievable.compute_slowdown_under_comm: published estimate (not measured: no second GPU)"
+        )
     for s in raw.get("supplements", []):
         sp = s.get("provenance", {})
-        notes.append(f"supplemented by {s['file']} ({', '.join(s['ops'])}; {sp.get('gpu', '?')}, {sp.get('date', sp.get('date_utc', '?'))}): "
-                     "its records are fitted together with the run's")
+        notes.append(
+            f"supplemented by {s['file']} ({', '.join(s['ops'])}; {sp.get('gpu', '?')}, "
+            f"{sp.get('date', sp.get('date_utc', '?'))}): "
+            "its records are fitted together with the run's"
+        )
     pv = raw["provenance"]
     prof["provenance"] = {
-        "kind": "calibrated", "gpu": pv.get("gpu", "unknown"), "driver": pv.get("driver", "unknown"),
-        "torch": pv.get("torch"), "cuda": pv.get("cuda", "none"), "nccl": pv.get("nccl", "none"),
-        "date": pv.get("date"), "host": pv.get("host"), "world_size": pv.get("world_size"),
-        "command": pv.get("command"), "base": base, "notes": notes,
+        "kind": "calibrated",
+        "gpu": pv.get("gpu", "unknown"),
+        "driver": pv.get("driver", "unknown"),
+        "torch": pv.get("torch"),
+        "cuda": pv.get("cuda", "none"),
+        "nccl": pv.get("nccl", "none"),
+        "date": pv.get("date"),
+        "host": pv.get("host"),
+        "world_size": pv.get("world_size"),
+        "command": pv.get("command"),
+        "base": base,
+        "notes": notes,
         "fitted_by": f"ringsim calibrate --from-raw <raw> --base {base} (validation/calibrate.py)",
         "sources": prof.get("provenance", {}).get("sources", []),
     }
@@ -316,6 +392,7 @@ def load_raw(paths: list[str]) -> dict:
     others supplement it (e.g. attention beyond its longest length), their records added to its own and
     their provenance kept under ``supplements``."""
     import json
+
     raws = []
     for p in paths:
         try:
@@ -332,12 +409,16 @@ def load_raw(paths: list[str]) -> dict:
             if "op" not in x and "median_overlap_s" in x:
                 x["op"] = "attention_beside_exchange"
         raw["results"] = raw["results"] + r["results"]
-        raw["supplements"].append({"file": str(p).rsplit("/", 1)[-1], "provenance": r.get("provenance", {}),
-                                   "ops": sorted({x.get("op", "?") for x in r["results"]})})
+        raw["supplements"].append(
+            {
+                "file": str(p).rsplit("/", 1)[-1],
+                "provenance": r.get("provenance", {}),
+                "ops": sorted({x.get("op", "?") for x in r["results"]}),
+            }
+        )
     return raw
 
 
 def _sig(x: float, digits: int = 4) -> float:
     """A figure kept to ``digits`` significant digits (what a measurement supports)."""
     return float(f"{x:.{digits}g}")
-

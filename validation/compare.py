@@ -5,6 +5,7 @@ measured latency (max over ranks; median, min, max of the repetitions) and its p
 configuration is rebuilt from the options alone, the profile named there (a calibrated one; the
 validation data never feeds it) is loaded, and both engines predict the phase latency.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,10 +17,10 @@ from pathlib import Path
 
 from costmodel import presets
 from costmodel.config import Config
-from ringsim.options import add_config_arguments, config_from_args
 from costmodel.errors import SpecError
 from costmodel.predict import predict
 from costmodel.results import read_jsonl_lines
+from ringsim.options import add_config_arguments, config_from_args
 
 TARGETS = {"prefill": {"median": 0.05, "max": 0.15}, "decode": {"median": 0.10}}
 
@@ -62,8 +63,10 @@ def config_of(rec: dict, hardware: str | None = None) -> Config:
     elif f"{a.hardware}-{mode}" in presets.available("hardware"):
         a.hardware = f"{a.hardware}-{mode}"  # the profile of the executor as it ran: its own op figures
     elif mode == "graph":
-        raise SpecError(f"record measured with --exec graph needs the profile {a.hardware}-graph "
-                        f"(ringsim calibrate writes it); available: {presets.available('hardware')}")
+        raise SpecError(
+            f"record measured with --exec graph needs the profile {a.hardware}-graph "
+            f"(ringsim calibrate writes it); available: {presets.available('hardware')}"
+        )
     chosen = (rec.get("attn_kernel_real") or {}).get("chosen")
     if chosen in ("flash", "cudnn"):  # predict with the kernel the run actually used
         a.attn_kernel = chosen
@@ -148,11 +151,20 @@ class Row:
         return None if v is None else v / self.measured_s - 1.0
 
     def as_dict(self) -> dict:
-        return {"label": self.label, "phase": self.phase, "measured_s": self.measured_s,
-                "analytic_s": self.analytic_s, "simulated_s": self.simulated_s,
-                "analytic_err": self.err("analytic"), "simulated_err": self.err("simulator"),
-                "measured_spread": self.spread, "source": self.source, "exec": self.exec,
-                "unseen": self.seen is None, "seen_because": self.seen}
+        return {
+            "label": self.label,
+            "phase": self.phase,
+            "measured_s": self.measured_s,
+            "analytic_s": self.analytic_s,
+            "simulated_s": self.simulated_s,
+            "analytic_err": self.err("analytic"),
+            "simulated_err": self.err("simulator"),
+            "measured_spread": self.spread,
+            "source": self.source,
+            "exec": self.exec,
+            "unseen": self.seen is None,
+            "seen_because": self.seen,
+        }
 
 
 def label_of(cfg: Config) -> str:
@@ -187,8 +199,10 @@ def compare(paths: list[str], hardware: str | None = None, simulate: bool = True
         except SpecError as e:
             raise SpecError(f"{path}:{n}: record not used: {e}") from None
         except Exception as e:  # noqa: BLE001 - a record the engines cannot take is named, never a traceback
-            raise SpecError(f"{path}:{n}: record not used: its configuration cannot be predicted "
-                            f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+            raise SpecError(
+                f"{path}:{n}: record not used: its configuration cannot be predicted "
+                f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+            ) from None
     return rows
 
 
@@ -209,12 +223,15 @@ def _row(src: str, rec: dict, hardware: str | None, simulate: bool) -> Row:
     s = None
     if simulate:
         from sim import run_config  # validation may import every engine
+
         s = run_config(cfg).latency_s
     label = label_of(cfg) + ("" if mode == "eager" else f" {mode}")
     return Row(label, str(cfg.workload.phase), med, a, s, spread, src, mode, seen_by_calibration(rec, cfg))
 
 
-SAME_CALL_S = 30 * 60  # a device call lasts at most 28 minutes: records this close to a calibration may share it
+SAME_CALL_S = (
+    30 * 60
+)  # a device call lasts at most 28 minutes: records this close to a calibration may share it
 
 
 def _calibration(hw) -> dict:
@@ -227,9 +244,16 @@ def _calibration(hw) -> dict:
     import re
 
     from .stored import DATA_DIR
+
     files = re.findall(r"--from-raw\s+(\S+)", str(hw.provenance.get("fitted_by", "")))
-    got = {"attention": set(), "decode_attention": set(), "gemm_m": set(), "dates": [], "files": [],
-           "boot_ids": set()}
+    got = {
+        "attention": set(),
+        "decode_attention": set(),
+        "gemm_m": set(),
+        "dates": [],
+        "files": [],
+        "boot_ids": set(),
+    }
     for f in files:
         path = DATA_DIR / "calibration" / Path(f).name
         try:
@@ -264,6 +288,7 @@ def seen_by_calibration(rec: dict, cfg: Config) -> str | None:
     rows, and it was measured in a device call of its own: on another machine boot than every calibration
     run when all of them record their boot, else more than ``SAME_CALL_S`` away from each of them."""
     from costmodel.geometry import Geometry
+
     cal = _calibration(cfg.hardware)
     if not cal["files"]:
         return "its profile names no calibration raw file"
@@ -309,34 +334,51 @@ def summarise(rows: list[Row], unseen: bool = False) -> dict:
             d = {"n": len(errs), "median_abs_err": statistics.median(errs), "max_abs_err": max(errs)}
             t = TARGETS[phase]
             d["targets"] = t
-            d["meets_targets"] = (d["median_abs_err"] <= t["median"]) and (d["max_abs_err"] <= t.get("max", 1e9))
+            d["meets_targets"] = (d["median_abs_err"] <= t["median"]) and (
+                d["max_abs_err"] <= t.get("max", 1e9)
+            )
             out[f"{group}/{engine}"] = d
     return out
 
 
 def format_table(rows: list[Row], summary: dict, unseen_summary: dict | None = None) -> str:
     w = max([len(r.label) for r in rows] + [13])
-    lines = [f"{'configuration':<{w}}  {'measured':>10}  {'analytic':>10}  {'err':>7}  {'simulated':>10}  {'err':>7}",
-             "-" * (w + 56)]
+    lines = [
+        f"{'configuration':<{w}}  {'measured':>10}  {'analytic':>10}  {'err':>7}  "
+        f"{'simulated':>10}  {'err':>7}",
+        "-" * (w + 56),
+    ]
     for r in rows:
-        sim = f"{r.simulated_s * 1e3:10.3f}  {r.err('simulator') * 100:+6.1f}%" if r.simulated_s else f"{'-':>10}  {'':>7}"
-        lines.append(f"{r.label:<{w}}  {r.measured_s * 1e3:10.3f}  {r.analytic_s * 1e3:10.3f}  "
-                     f"{r.err('analytic') * 100:+6.1f}%  {sim}")
+        sim = (
+            f"{r.simulated_s * 1e3:10.3f}  {r.err('simulator') * 100:+6.1f}%"
+            if r.simulated_s
+            else f"{'-':>10}  {'':>7}"
+        )
+        lines.append(
+            f"{r.label:<{w}}  {r.measured_s * 1e3:10.3f}  {r.analytic_s * 1e3:10.3f}  "
+            f"{r.err('analytic') * 100:+6.1f}%  {sim}"
+        )
     lines.append("(times in ms; err = predicted / measured - 1)")
     lines.append("")
     lines.append("summary: median and max |error| per phase and engine")
     for k, d in summary.items():
         tgt = ", ".join(f"{n} <= {v:.0%}" for n, v in d["targets"].items())
-        lines.append(f"  {k:<23} n={d['n']:<3} median {d['median_abs_err']:6.1%}  max {d['max_abs_err']:6.1%}  "
-                     f"(target {tgt}: {'met' if d['meets_targets'] else 'NOT met'})")
+        lines.append(
+            f"  {k:<23} n={d['n']:<3} median {d['median_abs_err']:6.1%}  max {d['max_abs_err']:6.1%}  "
+            f"(target {tgt}: {'met' if d['meets_targets'] else 'NOT met'})"
+        )
     if unseen_summary is not None:
         lines.append("")
-        lines.append("unseen subset: shapes no calibration run of the profile measured, another device call, check "
-                     "passed")
+        lines.append(
+            "unseen subset: shapes no calibration run of the profile measured, another device call, check "
+            "passed"
+        )
         if not unseen_summary:
             lines.append("  (none)")
         for k, d in unseen_summary.items():
             tgt = ", ".join(f"{n} <= {v:.0%}" for n, v in d["targets"].items())
-            lines.append(f"  {k:<23} n={d['n']:<3} median {d['median_abs_err']:6.1%}  max {d['max_abs_err']:6.1%}"
-                         f"  (target {tgt}: {'met' if d['meets_targets'] else 'NOT met'})")
+            lines.append(
+                f"  {k:<23} n={d['n']:<3} median {d['median_abs_err']:6.1%}  max {d['max_abs_err']:6.1%}"
+                f"  (target {tgt}: {'met' if d['meets_targets'] else 'NOT met'})"
+            )
     return "\n".join(lines)

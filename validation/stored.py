@@ -1,5 +1,6 @@
 """Where the committed measurements live: ``validation/data/`` inside the installed package (package data,
 so a plain ``pip install .`` carries them too), found from this file rather than the working directory."""
+
 from __future__ import annotations
 
 import os

@@ -15,6 +15,7 @@ Adding a strategy: write its module with the functions above and register it bel
 ``WRAPPERS``); ``attention_for`` picks it, ``validate`` runs its rules, the builder and the analytic
 model call its ``emit`` and ``closed_form``.
 """
+
 from __future__ import annotations
 
 from types import ModuleType
@@ -68,8 +69,10 @@ def validate(plan: Plan, model: Model, workload: Workload, topo: Topology) -> No
     each strategy's own rules.  The single feasibility check predict, simulate and ``real.run`` use."""
     if plan.n_ranks != topo.n_gpus:
         factors = " x ".join(f"{n}={d}" for n, d in plan.mesh().items())
-        raise SpecError(f"plan {plan.name}: {factors} = {plan.n_ranks} ranks, but topology {topo.spec} has "
-                        f"{topo.n_gpus} GPUs; the product must equal it")
+        raise SpecError(
+            f"plan {plan.name}: {factors} = {plan.n_ranks} ranks, but topology {topo.spec} has "
+            f"{topo.n_gpus} GPUs; the product must equal it"
+        )
     for s in ALL:
         s.rules(plan, model, workload, topo)
 
@@ -79,4 +82,13 @@ def length_multiple(plan: Plan, phase: str) -> int:
     return max(s.length_multiple(plan, phase) for s in ALL)
 
 
-__all__ = ["CORES", "WRAPPERS", "ALL", "attention_for", "core_for", "core_for_phase", "validate", "length_multiple"]
+__all__ = [
+    "CORES",
+    "WRAPPERS",
+    "ALL",
+    "attention_for",
+    "core_for",
+    "core_for_phase",
+    "validate",
+    "length_multiple",
+]

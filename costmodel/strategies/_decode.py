@@ -1,5 +1,6 @@
 """What the three decode merges share: their rule (the context splits over the ring) and the ring's
 link."""
+
 from __future__ import annotations
 
 from ..errors import SpecError
@@ -11,8 +12,10 @@ def rules(plan, model, wl, topo) -> None:
         return
     if wl.context % plan.sp:
         up = -(-wl.context // plan.sp) * plan.sp
-        raise SpecError(f"--context {wl.context} is not divisible by ring x ulysses = {plan.sp}, which shards the "
-                        f"KV cache; try {up}")
+        raise SpecError(
+            f"--context {wl.context} is not divisible by ring x ulysses = {plan.sp}, which shards the "
+            f"KV cache; try {up}"
+        )
 
 
 def length_multiple(plan, phase) -> int:

@@ -6,6 +6,7 @@ chunks 0..c-1 in full, its own chunk causally, the two partial outputs merged by
 
 Rules: prefill only, N divides the prompt, and neither a ring nor ulysses (a chunk's attention then
 needs the other ranks' caches: not modelled)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -28,8 +29,10 @@ def rules(plan, model, wl, topo) -> None:
     if wl.phase != Phase.PREFILL:
         raise SpecError(f"--chunks {N} applies to prefill only (decode generates one token per step)")
     if plan.ring > 1 or plan.ulysses > 1:
-        raise SpecError(f"--chunks {N} with ring={plan.ring} x ulysses={plan.ulysses} is not modelled: chunked "
-                        f"prefill runs on TP x PP plans only")
+        raise SpecError(
+            f"--chunks {N} with ring={plan.ring} x ulysses={plan.ulysses} is not modelled: chunked "
+            f"prefill runs on TP x PP plans only"
+        )
     if wl.seq_len % N:
         up = -(-wl.seq_len // N) * N
         raise SpecError(f"--chunks {N} does not divide --seq {wl.seq_len}; try --seq {up}")
@@ -44,13 +47,16 @@ def _works(geo, c: int, q="q", past=(), own="kv", o="o"):
     m, lc, mb = geo.model, geo.chunk_len, geo.mb
     tok = mb * lc
     if c == 0:
-        own_w = Lr.attention(Role.ATTN, m, mb, geo.q_heads, lc, lc, geo.causal, (q, own), (o,),
-                             kv_heads=geo.kv_heads)
+        own_w = Lr.attention(
+            Role.ATTN, m, mb, geo.q_heads, lc, lc, geo.causal, (q, own), (o,), kv_heads=geo.kv_heads
+        )
         return None, own_w, None, None, None
-    past_w = Lr.attention(Role.CHUNK_ATTN, m, mb, geo.q_heads, lc, c * lc, False, (q, *past), ("part",),
-                          kv_heads=geo.kv_heads)
-    own_w = Lr.attention(Role.CHUNK_ATTN, m, mb, geo.q_heads, lc, lc, geo.causal, (q, own), ("part",),
-                         kv_heads=geo.kv_heads)
+    past_w = Lr.attention(
+        Role.CHUNK_ATTN, m, mb, geo.q_heads, lc, c * lc, False, (q, *past), ("part",), kv_heads=geo.kv_heads
+    )
+    own_w = Lr.attention(
+        Role.CHUNK_ATTN, m, mb, geo.q_heads, lc, lc, geo.causal, (q, own), ("part",), kv_heads=geo.kv_heads
+    )
     init = Lr.elementwise(Role.INIT, geo.accum_bytes(tok), ("part",), ("acc",))
     merge = Lr.lse_merge(Role.MERGE, m, tok, geo.q_heads, ("part", "acc"), ("acc",))
     fin = Lr.elementwise(Role.FINALIZE, geo.accum_bytes(tok), ("acc",), (o,))

@@ -1,10 +1,12 @@
 """Decode, all-gather merge: every ring rank holds the new tokens' queries and attends them to its
 cache shard; the partial outputs and log-sum-exps are all-gathered and merged on every rank."""
+
 from __future__ import annotations
 
 import numpy as np
 
-from .. import kernels, layers as Lr
+from .. import kernels
+from .. import layers as Lr
 from ..closedform import AttnCost, split_links
 from ..schedule import OpKind, Role
 from ..specs import Collective
@@ -15,10 +17,25 @@ __all__ = ["rules", "length_multiple", "emit", "closed_form", "buffers"]
 
 def _works(geo, q="q", kv="kv"):
     m, R = geo.model, geo.ring
-    a = Lr.attention(Role.RING_ATTN, m, geo.mb, geo.q_heads, 1, geo.shard_len, False, (q, kv), ("part",),
-                     kv_heads=geo.kv_heads)
-    merge = Lr.elementwise(Role.MERGE_PARTS, R * geo.partial_bytes + geo.mb * geo.q_heads * m.head_dim * m.dtype_bytes,
-                           ("parts",), ("o",), kind=OpKind.LSE_MERGE)
+    a = Lr.attention(
+        Role.RING_ATTN,
+        m,
+        geo.mb,
+        geo.q_heads,
+        1,
+        geo.shard_len,
+        False,
+        (q, kv),
+        ("part",),
+        kv_heads=geo.kv_heads,
+    )
+    merge = Lr.elementwise(
+        Role.MERGE_PARTS,
+        R * geo.partial_bytes + geo.mb * geo.q_heads * m.head_dim * m.dtype_bytes,
+        ("parts",),
+        ("o",),
+        kind=OpKind.LSE_MERGE,
+    )
     return a, merge
 
 
@@ -26,8 +43,16 @@ def emit(b, site, q, kv, o) -> None:
     a, merge = _works(b.geo, q, kv)
     f = site.fields()
     site.prog.work(a, f"{site.tag}/ring", label="attn", **f)
-    site.prog.collective(OpKind.ALL_GATHER, Role.GATHER_PARTS, b.plan.group("ring", site.rank),
-                         b.geo.ring * b.geo.partial_bytes, f"{site.tag}/ring/allgather", ("part",), ("parts",), **f)
+    site.prog.collective(
+        OpKind.ALL_GATHER,
+        Role.GATHER_PARTS,
+        b.plan.group("ring", site.rank),
+        b.geo.ring * b.geo.partial_bytes,
+        f"{site.tag}/ring/allgather",
+        ("part",),
+        ("parts",),
+        **f,
+    )
     site.prog.work(merge, f"{site.tag}/ring", label="merge", **f)
 
 

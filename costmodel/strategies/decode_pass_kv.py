@@ -1,5 +1,6 @@
 """Decode, pass-KV: the seed's algorithm applied to decode as written: whole cache shards travel the
 ring while the owners' new queries attend to each one in turn."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,8 +16,18 @@ __all__ = ["rules", "length_multiple", "emit", "closed_form", "buffers"]
 
 def _works(geo, q="q", kv="kv"):
     m, tok = geo.model, geo.dense_tokens
-    a = Lr.attention(Role.RING_ATTN, m, tok, geo.q_heads, 1, geo.shard_len, False, (q, kv), ("part",),
-                     kv_heads=geo.kv_heads)
+    a = Lr.attention(
+        Role.RING_ATTN,
+        m,
+        tok,
+        geo.q_heads,
+        1,
+        geo.shard_len,
+        False,
+        (q, kv),
+        ("part",),
+        kv_heads=geo.kv_heads,
+    )
     merge = Lr.lse_merge(Role.MERGE, m, tok, geo.q_heads, ("part", "acc"), ("acc",))
     return a, merge
 
@@ -31,12 +42,17 @@ def emit(b, site, q, kv, o) -> None:
         cur = kv if t == 0 else f"kvbuf{t % 2}"
         f = site.fields(step=t)
         if t < R - 1:
-            prog.sendrecv(Role.RING_KV, stag, nxt, cur, prv, f"kvbuf{(t + 1) % 2}", geo.cache_shard_bytes, **f)
+            prog.sendrecv(
+                Role.RING_KV, stag, nxt, cur, prv, f"kvbuf{(t + 1) % 2}", geo.cache_shard_bytes, **f
+            )
         a, merge = _works(geo, q, cur)
         prog.work(a, stag, label="attn", **f)
         prog.work(merge, stag, **f)
-    prog.work(Lr.elementwise(Role.FINALIZE, geo.accum_bytes(geo.dense_tokens), ("acc",), (o,)), f"{site.tag}/ring",
-              **site.fields())
+    prog.work(
+        Lr.elementwise(Role.FINALIZE, geo.accum_bytes(geo.dense_tokens), ("acc",), (o,)),
+        f"{site.tag}/ring",
+        **site.fields(),
+    )
 
 
 def closed_form(ctx, on) -> AttnCost:
@@ -45,8 +61,16 @@ def closed_form(ctx, on) -> AttnCost:
     fin = Lr.elementwise(Role.FINALIZE, geo.accum_bytes(geo.dense_tokens), (), ())
     x = ctx.comm(ring_ib(ctx), Collective.P2P, geo.cache_shard_bytes, 2)
     ca, cm = ctx.acc.time(a), ctx.acc.time(merge)
-    t_r = ring_recurrence(ca, cm, ca, cm, x, R, ctx.hw.attention_slowdown_under_comm,
-                          slowdown_g=ctx.hw.compute_slowdown_under_comm)
+    t_r = ring_recurrence(
+        ca,
+        cm,
+        ca,
+        cm,
+        x,
+        R,
+        ctx.hw.attention_slowdown_under_comm,
+        slowdown_g=ctx.hw.compute_slowdown_under_comm,
+    )
     n = ctx.full(np.where(on, R, 0.0))
     ctx.acc.add(a, count=n)
     ctx.acc.add(merge, count=n)
@@ -54,8 +78,9 @@ def closed_form(ctx, on) -> AttnCost:
     ctx.acc.issue_comm(2 * np.maximum(n - 1, 0))
     sent = (R - 1) * geo.cache_shard_bytes
     nv, ib = split_links(ring_ib(ctx), sent)
-    return AttnCost(exposed_s=np.maximum(t_r - R * (ca + cm), 0.0), xfer_s=(R - 1) * x, sent_nvlink=nv,
-                    sent_ib=ib).masked(on)
+    return AttnCost(
+        exposed_s=np.maximum(t_r - R * (ca + cm), 0.0), xfer_s=(R - 1) * x, sent_nvlink=nv, sent_ib=ib
+    ).masked(on)
 
 
 def buffers(ctx):

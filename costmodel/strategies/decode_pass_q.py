@@ -1,5 +1,6 @@
 """Decode, pass-Q: the owners' queries travel the ring with their running (output, log-sum-exp);
 each rank attends them to its shard of their sequences and merges; after R hops the packet is home."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,8 +16,18 @@ __all__ = ["rules", "length_multiple", "emit", "closed_form", "buffers"]
 
 def _works(geo, q="q", kv="kv"):
     m, tok = geo.model, geo.dense_tokens
-    a = Lr.attention(Role.RING_ATTN, m, tok, geo.q_heads, 1, geo.shard_len, False, (q, kv), ("part",),
-                     kv_heads=geo.kv_heads)
+    a = Lr.attention(
+        Role.RING_ATTN,
+        m,
+        tok,
+        geo.q_heads,
+        1,
+        geo.shard_len,
+        False,
+        (q, kv),
+        ("part",),
+        kv_heads=geo.kv_heads,
+    )
     merge = Lr.lse_merge(Role.MERGE, m, tok, geo.q_heads, ("part", q), (q,))
     return a, merge
 
@@ -34,8 +45,11 @@ def emit(b, site, q, kv, o) -> None:
         prog.work(a, stag, label="attn", **f)
         prog.work(merge, stag, **f)
         prog.sendrecv(Role.RING_Q, stag, nxt, cur, prv, f"qblk{(t + 1) % 2}", geo.q_packet_bytes, **f)
-    prog.work(Lr.elementwise(Role.FINALIZE, geo.accum_bytes(geo.dense_tokens), (f"qblk{R % 2}",), (o,)),
-              f"{site.tag}/ring", **site.fields())
+    prog.work(
+        Lr.elementwise(Role.FINALIZE, geo.accum_bytes(geo.dense_tokens), (f"qblk{R % 2}",), (o,)),
+        f"{site.tag}/ring",
+        **site.fields(),
+    )
 
 
 def closed_form(ctx, on) -> AttnCost:

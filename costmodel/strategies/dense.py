@@ -1,10 +1,12 @@
 """The dense part of a layer split ``tp`` ways (Megatron): QKV and MLP-up column-parallel, O and
 MLP-down row-parallel, each followed by an all-reduce of the activations over the TP group."""
+
 from __future__ import annotations
 
 import numpy as np
 
-from .. import kernels, layers as Lr
+from .. import kernels
+from .. import layers as Lr
 from ..closedform import AttnCost
 from ..errors import SpecError
 from ..schedule import OpKind, Role
@@ -16,12 +18,15 @@ _AR_AFTER = {Role.O_PROJ: "o_proj_ar", Role.MLP_DOWN: "mlp_down_ar"}
 def rules(plan, model, wl, topo) -> None:
     tp = plan.tp
     if topo.kind.value in ("ib", "nvl") and tp > topo.gpus_per_node:
-        raise SpecError(f"plan tp={tp} exceeds the {topo.gpus_per_node} GPUs of one node of {topo.spec}: "
-                        f"TP groups must stay inside a node")
+        raise SpecError(
+            f"plan tp={tp} exceeds the {topo.gpus_per_node} GPUs of one node of {topo.spec}: "
+            f"TP groups must stay inside a node"
+        )
     heads_split = tp * plan.ulysses
     if model.n_heads % heads_split:
-        raise SpecError(f"plan tp={tp} x ulysses={plan.ulysses} = {heads_split} does not divide "
-                        f"n_heads={model.n_heads}")
+        raise SpecError(
+            f"plan tp={tp} x ulysses={plan.ulysses} = {heads_split} does not divide n_heads={model.n_heads}"
+        )
     if model.n_kv_heads % tp and tp % model.n_kv_heads:
         raise SpecError(f"plan tp={tp} and n_kv_heads={model.n_kv_heads}: one must divide the other")
     if model.d_ff % tp:
@@ -51,8 +56,16 @@ def emit_post(b, site, rename) -> None:
     for w in _works(b)[3:]:
         site.prog.work(w, site.tag, rename, **site.fields())
         if w.role in _AR_AFTER:
-            site.prog.collective(OpKind.ALL_REDUCE, Role.TP_ALL_REDUCE, group, b.geo.act_bytes,
-                                 f"{site.tag}/tp/{_AR_AFTER[w.role]}", ("y",), ("y",), **site.fields())
+            site.prog.collective(
+                OpKind.ALL_REDUCE,
+                Role.TP_ALL_REDUCE,
+                group,
+                b.geo.act_bytes,
+                f"{site.tag}/tp/{_AR_AFTER[w.role]}",
+                ("y",),
+                ("y",),
+                **site.fields(),
+            )
 
 
 def closed_form(ctx) -> AttnCost:

@@ -1,5 +1,6 @@
 """Attention without a ring: each rank attends its own queries to all the keys it holds (after the
 ulysses all-to-all, if any, the whole sequence or the whole cache of its heads)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,10 +21,30 @@ def length_multiple(plan, phase) -> int:
 def _work(geo, q, kv, o):
     m = geo.model
     if geo.decode:  # the new token of every sequence (owners' rows gathered by ulysses) against the cache
-        return Lr.attention(Role.ATTN, m, geo.cache_batch, geo.q_heads, 1, geo.context, False, (q, kv), (o,),
-                            kv_heads=geo.kv_heads)
-    return Lr.attention(Role.ATTN, m, geo.mb, geo.q_heads, geo.ring_len, geo.ring_len, geo.causal, (q, kv), (o,),
-                        kv_heads=geo.kv_heads)
+        return Lr.attention(
+            Role.ATTN,
+            m,
+            geo.cache_batch,
+            geo.q_heads,
+            1,
+            geo.context,
+            False,
+            (q, kv),
+            (o,),
+            kv_heads=geo.kv_heads,
+        )
+    return Lr.attention(
+        Role.ATTN,
+        m,
+        geo.mb,
+        geo.q_heads,
+        geo.ring_len,
+        geo.ring_len,
+        geo.causal,
+        (q, kv),
+        (o,),
+        kv_heads=geo.kv_heads,
+    )
 
 
 def emit(b, site, q, kv, o) -> None:

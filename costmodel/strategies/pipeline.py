@@ -9,6 +9,7 @@ With TP inside a stage (``pp_send=scatter``, the default, as Megatron does) each
 slices over its TP group before its first layer: t_transfer = p2p(act/tp) + all-gather(act, tp).
 ``pp_send=full`` sends all of it from every TP rank (t_transfer = p2p(act)), kept for comparison.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,13 +22,17 @@ from ..specs import Collective
 
 def rules(plan, model, wl, topo) -> None:
     if model.layers % plan.pp:
-        raise SpecError(f"plan pp={plan.pp} does not divide layers={model.layers}; try pp in "
-                        f"{[d for d in range(1, model.layers + 1) if model.layers % d == 0]}")
+        raise SpecError(
+            f"plan pp={plan.pp} does not divide layers={model.layers}; try pp in "
+            f"{[d for d in range(1, model.layers + 1) if model.layers % d == 0]}"
+        )
     if wl.batch % plan.microbatches:
         raise SpecError(f"--microbatches {plan.microbatches} does not divide --batch {wl.batch}")
     if plan.pp > 1 and plan.tp > 1 and plan.pp_send == "scatter" and model.d_model % plan.tp:
-        raise SpecError(f"--pp-send scatter splits the activations tp={plan.tp} ways, which does not divide "
-                        f"d_model={model.d_model}; use --pp-send full")
+        raise SpecError(
+            f"--pp-send scatter splits the activations tp={plan.tp} ways, which does not divide "
+            f"d_model={model.d_model}; use --pp-send full"
+        )
 
 
 def length_multiple(plan, phase) -> int:
@@ -51,17 +56,34 @@ def emit(b, prog, rank: int, layer_fn) -> None:
     for j in range(m):
         mb = j // N
         if prev is not None and scatter:
-            prog.collective(OpKind.ALL_GATHER, Role.PP_GATHER, plan.group("tp", rank), geo.act_bytes,
-                            f"pp/mb{j}/gather", (got.format(j),), (f"x@{j}",), mb=mb)
+            prog.collective(
+                OpKind.ALL_GATHER,
+                Role.PP_GATHER,
+                plan.group("tp", rank),
+                geo.act_bytes,
+                f"pp/mb{j}/gather",
+                (got.format(j),),
+                (f"x@{j}",),
+                mb=mb,
+            )
         for i in range(lps):
             if N > 1:
                 layer_fn(prog, rank, s * lps + i, mb, j % N)
             else:
                 layer_fn(prog, rank, s * lps + i, j)
         if nxt is not None or (prev is not None and j + 1 < m):
-            prog.sendrecv(Role.PP_ACT, f"pp/mb{j}", nxt, f"x@{j}", prev if j + 1 < m else None,
-                          got.format(j + 1), msg, recv_tag=f"pp/mb{j + 1}", mb=mb,
-                          recv_fields={"mb": (j + 1) // N})
+            prog.sendrecv(
+                Role.PP_ACT,
+                f"pp/mb{j}",
+                nxt,
+                f"x@{j}",
+                prev if j + 1 < m else None,
+                got.format(j + 1),
+                msg,
+                recv_tag=f"pp/mb{j + 1}",
+                mb=mb,
+                recv_fields={"mb": (j + 1) // N},
+            )
 
 
 def closed_form(ctx, units) -> dict:
@@ -87,16 +109,35 @@ def closed_form(ctx, units) -> dict:
     # the send of a slice (or all) to the next stage, then (scatter) its all-gather over that stage's TP group
     gather = np.where(sc, kernels.comm_time(hw, "nvlink", Collective.ALL_GATHER, act, geo.tp), 0.0)
     x_pp = np.where(S > 1, ctx.comm(pp_ib, Collective.P2P, msg, 2) + gather, 0.0)
-    via = np.max(np.stack([np.where(e, (S - 1) * t - c * x_pp, -np.inf) for c, (t, (_, _, e))
-                           in enumerate(zip(t_unit, units))]), axis=0)
+    via = np.max(
+        np.stack(
+            [
+                np.where(e, (S - 1) * t - c * x_pp, -np.inf)
+                for c, (t, (_, _, e)) in enumerate(zip(t_unit, units))
+            ]
+        ),
+        axis=0,
+    )
     latency = np.where(S > 1, m * t_stage + (S + m * N - 2) * x_pp + via, m * t_stage)
     # several micro-batches of chunks: the grid's longest path, up to GRID_UNITS units (beyond, the formula
     # above, which takes one descent only: a lower bound, a few percent low in the tests' cases)
     several = (N > 1) & (m > 1) & (S > 1) & (m * N <= GRID_UNITS)
     if np.any(several):
-        latency = np.where(several, _grid_path(t_unit, np.where(several, S, 1), np.where(several, m, 1),
-                                               np.where(several, N, 1), x_pp, geo.tp > 1,
-                                               PRE_ALL_REDUCE / lps, geo.pp_scatter, gather), latency)
+        latency = np.where(
+            several,
+            _grid_path(
+                t_unit,
+                np.where(several, S, 1),
+                np.where(several, m, 1),
+                np.where(several, N, 1),
+                x_pp,
+                geo.tp > 1,
+                PRE_ALL_REDUCE / lps,
+                geo.pp_scatter,
+                gather,
+            ),
+            latency,
+        )
     latency = latency + hw.pass_launch_s
     # bytes of the busiest rank: a middle stage sends and gathers; with two stages, the sender or the
     # receiver, whichever keeps its links busier (send over the pp link, gather over NVLink)
@@ -108,8 +149,15 @@ def closed_form(ctx, units) -> dict:
     both = S > 2
     sent_nv = np.where(recv_wins, g, s_nv + np.where(both, g, 0.0))
     sent_ib = np.where(recv_wins, 0.0, s_ib)
-    return {"latency": latency, "t_dev": t_dev, "t_stage": t_stage, "x_pp": x_pp, "lps": lps,
-            "sent_nvlink": sent_nv, "sent_ib": sent_ib}
+    return {
+        "latency": latency,
+        "t_dev": t_dev,
+        "t_stage": t_stage,
+        "x_pp": x_pp,
+        "lps": lps,
+        "sent_nvlink": sent_nv,
+        "sent_ib": sent_ib,
+    }
 
 
 GRID_UNITS = 512

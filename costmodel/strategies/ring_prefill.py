@@ -2,6 +2,7 @@
 queries to the K/V block that left rank p - t, t steps ago, while the next block moves (double
 buffer); partial outputs merge into an FP32 accumulator by their log-sum-exps.  The layout (plain,
 zigzag, striped) decides which calls each step makes (``geometry.ring_blocks``)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,9 +22,12 @@ def rules(plan, model, wl, topo) -> None:
     need = seq_multiple(plan.ring, plan.ulysses, plan.ring_variant)
     if wl.seq_len % need:
         up = -(-wl.seq_len // need) * need
-        why = {RingVariant.ZIGZAG: f"2 x ring={plan.ring} x ulysses={plan.ulysses} required by the zigzag layout",
-               RingVariant.PLAIN: f"ring={plan.ring} x ulysses={plan.ulysses} required by the sequence split",
-               RingVariant.STRIPED: f"ring={plan.ring} x ulysses={plan.ulysses} required by the striped layout"}
+        why = {
+            RingVariant.ZIGZAG: f"2 x ring={plan.ring} x ulysses={plan.ulysses} "
+            f"required by the zigzag layout",
+            RingVariant.PLAIN: f"ring={plan.ring} x ulysses={plan.ulysses} required by the sequence split",
+            RingVariant.STRIPED: f"ring={plan.ring} x ulysses={plan.ulysses} required by the striped layout",
+        }
         raise SpecError(f"--seq {wl.seq_len} is not divisible by {need} = {why[plan.ring_variant]}; try {up}")
 
 
@@ -50,8 +54,9 @@ def _middle_uniform(b, i: int) -> bool:
     if got is None:
         plan, geo = b.plan, b.geo
         R, lr = plan.ring, geo.ring_len
-        srcs = {s for s in (0, 1, i - 1, i + 1, i + 2, R - 2, R - 1)
-                if 0 <= s < R and s != i and s != (i + 1) % R}  # middle steps: all sources but these two
+        srcs = {
+            s for s in (0, 1, i - 1, i + 1, i + 2, R - 2, R - 1) if 0 <= s < R and s != i and s != (i + 1) % R
+        }  # middle steps: all sources but these two
         calls = {tuple(ring_calls(plan.ring_variant, b.wl.causal, R, lr, i, (i - s) % R)) for s in srcs}
         ests = {tuple(b.work_cost(_call(b, ql, kl, c, "q", "kv"))[3] for ql, kl, c in cs) for cs in calls}
         got = memo[i] = len(ests) <= 1
@@ -60,8 +65,18 @@ def _middle_uniform(b, i: int) -> bool:
 
 def _call(b, ql, kl, causal, q, cur):
     geo = b.geo
-    return b.attention(Role.RING_ATTN, geo.model, geo.mb, geo.q_heads, ql, kl, causal, (q, cur), ("part",),
-                       kv_heads=geo.kv_heads)
+    return b.attention(
+        Role.RING_ATTN,
+        geo.model,
+        geo.mb,
+        geo.q_heads,
+        ql,
+        kl,
+        causal,
+        (q, cur),
+        ("part",),
+        kv_heads=geo.kv_heads,
+    )
 
 
 def emit(b, site, q, kv, o) -> None:
@@ -87,8 +102,11 @@ def emit(b, site, q, kv, o) -> None:
             else:
                 prog.work(Lr.elementwise(Role.INIT, geo.accum_bytes(tok), ("part",), ("acc",)), stag, **f)
                 have = True
-    prog.work(Lr.elementwise(Role.FINALIZE, geo.accum_bytes(tok), ("acc",), (o,)), f"{site.tag}/ring",
-              **site.fields())
+    prog.work(
+        Lr.elementwise(Role.FINALIZE, geo.accum_bytes(tok), ("acc",), (o,)),
+        f"{site.tag}/ring",
+        **site.fields(),
+    )
 
 
 def closed_form(ctx, on) -> AttnCost:
@@ -99,8 +117,10 @@ def closed_form(ctx, on) -> AttnCost:
     geo, hw, acc, m = ctx.geo, ctx.hw, ctx.acc, ctx.model
     R, lr, mb, hq, hkv = geo.ring, geo.ring_len, geo.mb, geo.q_heads, geo.kv_heads
     first_s, rest_s = ring_step_shapes(ctx.st.ring_variant, ctx.st.causal, lr)
-    att = [Lr.attention(Role.RING_ATTN, m, mb, hq, ql, kl, c, (), (), kv_heads=hkv) for ql, kl, c in [first_s]
-           + rest_s]
+    att = [
+        Lr.attention(Role.RING_ATTN, m, mb, hq, ql, kl, c, (), (), kv_heads=hkv)
+        for ql, kl, c in [first_s] + rest_s
+    ]
     first, rest = att[0], att[1:]
     tok = mb * lr
     merge = Lr.lse_merge(Role.MERGE, m, tok, hq, (), ())
@@ -113,8 +133,19 @@ def closed_form(ctx, on) -> AttnCost:
     c1 = times.max(axis=0)
     slowest = times.argmax(axis=0)  # per point: which of the step's kernels is the slowest rank's
     g_init, g_merge, t_fin = acc.time(init), acc.time(merge), acc.time(fin)
-    t_ring = ring_recurrence(c0, g_init, c1, g_merge, x, R, hw.attention_slowdown_under_comm,
-                             slowdown_g=hw.compute_slowdown_under_comm) + t_fin
+    t_ring = (
+        ring_recurrence(
+            c0,
+            g_init,
+            c1,
+            g_merge,
+            x,
+            R,
+            hw.attention_slowdown_under_comm,
+            slowdown_g=hw.compute_slowdown_under_comm,
+        )
+        + t_fin
+    )
     one = np.where(on, 1.0, 0.0)
     n_rest = np.where(on, R - 1, 0)
     for w, cnt in ((first, one), (init, one), (merge, n_rest), (fin, one)):
@@ -128,8 +159,9 @@ def closed_form(ctx, on) -> AttnCost:
     # the ring's time beyond its kernels is exposed communication; inner hops are NVLink, the busiest
     # rank (at a node boundary) sends every block over IB: each byte counted once, on its link
     nv, ib = split_links(ring_ib, sent)
-    return AttnCost(exposed_s=np.maximum(t_ring - busy, 0.0), xfer_s=(R - 1) * x, sent_nvlink=nv,
-                    sent_ib=ib).masked(on)
+    return AttnCost(
+        exposed_s=np.maximum(t_ring - busy, 0.0), xfer_s=(R - 1) * x, sent_nvlink=nv, sent_ib=ib
+    ).masked(on)
 
 
 def buffers(ctx):

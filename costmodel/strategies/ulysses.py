@@ -1,6 +1,7 @@
 """Ulysses (the ``ulysses`` axis): tokens split for the dense part, an all-to-all turns that into heads
 split for attention over the whole (ring-local) sequence, and a second all-to-all turns it back.
 Decode: the owners' new tokens go to every head group; each attends to the cache of its heads."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,15 +24,19 @@ def rules(plan, model, wl, topo) -> None:
         return
     hk = max(model.n_kv_heads // plan.tp, 1)
     if (hk < U and U % hk) or (hk >= U and hk % U):
-        raise SpecError(f"plan ulysses={U} cannot split the {hk} KV heads of a TP rank (tp={plan.tp}, "
-                        f"n_kv_heads={model.n_kv_heads}): one of them must divide the other")
+        raise SpecError(
+            f"plan ulysses={U} cannot split the {hk} KV heads of a TP rank (tp={plan.tp}, "
+            f"n_kv_heads={model.n_kv_heads}): one of them must divide the other"
+        )
     if wl.phase == Phase.DECODE:
         if plan.ring > 1:
             raise SpecError("decode with both ring and ulysses > 1 is not modelled: use one of them")
         if wl.context % U:
             up = -(-wl.context // U) * U
-            raise SpecError(f"--context {wl.context} is not divisible by ring x ulysses = {U}, which shards the "
-                            f"KV cache; try {up}")
+            raise SpecError(
+                f"--context {wl.context} is not divisible by ring x ulysses = {U}, which shards the "
+                f"KV cache; try {up}"
+            )
     elif plan.ring == 1 and wl.seq_len % U:
         up = -(-wl.seq_len // U) * U
         raise SpecError(f"--seq {wl.seq_len} is not divisible by {U} = ulysses={U}; try {up}")
@@ -44,15 +49,31 @@ def length_multiple(plan, phase) -> int:
 def emit_enter(b, site, q, kv, o):
     """The all-to-all of Q, K, V; the core then reads the head-split buffers."""
     g = b.plan.group("ulysses", site.rank)
-    site.prog.collective(OpKind.ALL_TO_ALL, Role.A2A_QKV, g, b.geo.a2a_qkv_bytes, f"{site.tag}/ulysses/a2a_qkv",
-                         (q, kv), ("q_h", f"{kv}/heads"), **site.fields())
+    site.prog.collective(
+        OpKind.ALL_TO_ALL,
+        Role.A2A_QKV,
+        g,
+        b.geo.a2a_qkv_bytes,
+        f"{site.tag}/ulysses/a2a_qkv",
+        (q, kv),
+        ("q_h", f"{kv}/heads"),
+        **site.fields(),
+    )
     return "q_h", f"{kv}/heads", "o_h"
 
 
 def emit_leave(b, site) -> None:
     g = b.plan.group("ulysses", site.rank)
-    site.prog.collective(OpKind.ALL_TO_ALL, Role.A2A_O, g, b.geo.a2a_o_bytes, f"{site.tag}/ulysses/a2a_o",
-                         ("o_h",), ("o",), **site.fields())
+    site.prog.collective(
+        OpKind.ALL_TO_ALL,
+        Role.A2A_O,
+        g,
+        b.geo.a2a_o_bytes,
+        f"{site.tag}/ulysses/a2a_o",
+        ("o_h",),
+        ("o",),
+        **site.fields(),
+    )
 
 
 def closed_form(ctx, on) -> AttnCost:
@@ -60,10 +81,14 @@ def closed_form(ctx, on) -> AttnCost:
     U = geo.ulysses
     u_ib = ctx.crosses_ib(geo.span("ulysses"))
     qkv, o = geo.a2a_qkv_bytes, geo.a2a_o_bytes
-    t = np.where(on, ctx.comm(u_ib, Collective.ALL_TO_ALL, qkv, U) + ctx.comm(u_ib, Collective.ALL_TO_ALL, o, U), 0.0)
+    t = np.where(
+        on, ctx.comm(u_ib, Collective.ALL_TO_ALL, qkv, U) + ctx.comm(u_ib, Collective.ALL_TO_ALL, o, U), 0.0
+    )
     sent = kernels.sent_bytes(Collective.ALL_TO_ALL, qkv + o, U) * on
     ctx.acc.issue_comm(2 * on)
-    return AttnCost(exposed_s=t, xfer_s=t, sent_nvlink=np.where(u_ib, 0.0, sent), sent_ib=np.where(u_ib, sent, 0.0))
+    return AttnCost(
+        exposed_s=t, xfer_s=t, sent_nvlink=np.where(u_ib, 0.0, sent), sent_ib=np.where(u_ib, sent, 0.0)
+    )
 
 
 def buffers(ctx):
