@@ -16,20 +16,27 @@ _SEQ = re.compile(
 _MULT = {None: 1, "k": 1000, "Ki": 1024, "M": 1_000_000, "Mi": 1024 * 1024}
 
 
+MAX_COUNT = 2**50  # beyond any length or batch a model runs, and exact in float64 (the closed forms' arrays)
+
+
 def parse_count(text: str | int, field: str = "--seq") -> int:
     """Parse ``100000``, ``100k`` (x1000), ``128Ki`` (x1024), ``1M`` or ``1Mi``.  Never guesses."""
-    if isinstance(text, int):
-        return text
-    m = _SEQ.match(str(text))
-    if not m:
+    if isinstance(text, int) and not isinstance(text, bool):
+        m, value = None, text
+    else:
+        m = _SEQ.match(str(text))
+    if m is None and not (isinstance(text, int) and not isinstance(text, bool)):
         raise SpecError(
             f"{field} {text!r} is not a count: use a plain integer in ASCII digits 0-9, "
             f"k (x1000), Ki (x1024), M or Mi, "
             f"e.g. 100k or 128Ki"
         )
-    value = int(m.group(1)) * _MULT[m.group(2)]
+    if m is not None:
+        value = int(m.group(1)) * _MULT[m.group(2)]
     if value <= 0:
         raise SpecError(f"{field} {text!r} must be a positive count")
+    if value > MAX_COUNT:
+        raise SpecError(f"{field} {text!r} is too large: counts go up to 2**50 ({MAX_COUNT:,})")
     return value
 
 
