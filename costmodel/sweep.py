@@ -60,6 +60,8 @@ def parse_template(text: str) -> PlanTemplate:
                 f"integer or P, P/k, k*P, e.g. 'ring=P' or 'tp=8,pp=P/8'"
             )
         k, v = item.split("=")
+        if v.startswith("P/") and int(v[2:]) == 0:
+            raise SpecError(f"--plans {text!r}: item {item!r} divides by zero: use P/k with k >= 1")
         terms.append((k, v))
     return PlanTemplate(text=text, terms=tuple(terms))
 

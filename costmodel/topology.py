@@ -113,7 +113,7 @@ FORMS = {
 
 
 def parse_topology(text: str) -> Topology:
-    m = _TOPO.match(str(text).strip())
+    m = _TOPO.match(str(text).strip()) if str(text).isascii() else None
     if not m:
         raise SpecError(
             f"--topology {text!r} is not valid: use nvswitch:N (N <= 8), ib:KxG (K nodes of G GPUs), "

@@ -70,6 +70,14 @@ def _row(i: int, r: dict, objective: str) -> str:
 def run(a: argparse.Namespace) -> int:
     from costmodel.search import rank_plans
 
+    for flag, v, lo in (
+        ("--max-batch", a.max_batch, 1),
+        ("--top", a.top, 1),
+        ("--confirm-with-sim", a.confirm_with_sim, 0),
+        ("--gpus", a.gpus, 1),
+    ):
+        if v < lo:
+            raise SpecError(f"{flag} {v} is not valid: it must be an integer >= {lo}")
     cfg = _config(a)
     res = rank_plans(cfg, a.gpus, a.objective, a.max_batch)
     if a.confirm_with_sim:

@@ -58,6 +58,9 @@ def run(a: argparse.Namespace) -> int:
 
     if a.nics_per_node is not None and a.nics_per_node < 1:
         raise SpecError(f"--nics-per-node {a.nics_per_node} is not valid: it must be a positive integer")
+    for flag, f in (("--trace", a.trace), ("--timeline", a.timeline)):  # checked before simulating
+        if f:
+            _writable_file(flag, f)
     cfg = config_from_args(a)
     opts = SimOptions(
         compute_slowdown=not a.no_slowdown,
@@ -90,3 +93,18 @@ def run(a: argparse.Namespace) -> int:
             if f:
                 print(f"{what} written to {f}")
     return 0
+
+
+def _writable_file(flag: str, path: str) -> None:
+    """``path`` can be written as a file (not a folder; its folder exists or can be made, and is writable)."""
+    import os
+    from pathlib import Path
+
+    p = Path(path)
+    if p.is_dir():
+        raise SpecError(f"{flag} {path!r} is a folder: name a file")
+    parent = p.resolve().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise SpecError(f"{flag} {path!r} cannot be written: {str(parent)!r} is not a writable folder")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -176,11 +178,48 @@ def reproduce(
     phases=("prefill", "decode"),
     timeline: bool = True,
 ) -> dict:
-    t0 = time.perf_counter()
-    out = ensure_dir(out)
-    data, figs = ensure_dir(out / "data", "--out"), ensure_dir(out / "figures", "--out")
     if sweep_batch < 1 or points < 2:
         raise SpecError(f"--sweep-batch {sweep_batch} must be >= 1 and --points {points} >= 2")
+    final = Path(out)
+    if final.exists() and not final.is_dir():
+        raise SpecError(f"--out {str(out)!r} is a file: name a folder")
+    ensure_dir(final.resolve().parent, "--out")
+    # written as a unit: into a temporary sibling folder, renamed into place at the end (an interrupted or
+    # failed run leaves the previous results as they were, and nothing half-new)
+    work = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.resolve().parent))
+    try:
+        result = _reproduce(
+            work,
+            claims_path=claims_path,
+            sweep_batch=sweep_batch,
+            points=points,
+            command=command,
+            log=log,
+            gpus=gpus,
+            topologies=topologies,
+            phases=phases,
+            timeline=timeline,
+        )
+        old = None
+        if final.exists():
+            old = final.with_name(f".{final.name}.old-{os.getpid()}")
+            final.rename(old)
+        work.rename(final)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    result["report"] = final / "REPORT.md"
+    log(f"wrote {result['report']}")
+    return result
+
+
+def _reproduce(
+    out: Path, *, claims_path, sweep_batch, points, command, log, gpus, topologies, phases, timeline
+) -> dict:
+    t0 = time.perf_counter()
+    data, figs = ensure_dir(out / "data", "--out"), ensure_dir(out / "figures", "--out")
     claims = load_claims(claims_path)
     setup = claims["setup"]
     preds, ceil = predictions(setup), ceilings(setup)
@@ -264,7 +303,7 @@ def reproduce(
         validation_summary=vsum,
     )
     atomic_write_text(out / "REPORT.md", md)
-    log(f"wrote {out / 'REPORT.md'} in {runtime:.1f} s")
+    log(f"REPORT.md in {runtime:.1f} s")
     return {
         "report": out / "REPORT.md",
         "doc": doc,

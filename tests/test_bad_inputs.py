@@ -1,0 +1,80 @@
+"""The bad and edge inputs users tried (issue 17's list): each ends in exit 2 with one line on stderr,
+before any work and without leaving an output folder behind; a reproduce interrupted at any point leaves
+the previous results as they were."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from ringsim.cli import main
+
+CASES = [
+    ["predict", "--set", "hardware.achievable.gemm.efficiency=0.7"],
+    ["predict", "--set", "hardware.provenance=5"],
+    ["predict", "--set", "model.vocab=abc"],
+    ["predict", "--set", "model.layers=true"],
+    ["predict", "--set", "hardware.peak.bf16_TFLOPs=inf"],
+    ["predict", "--hardware", "DIR"],
+    ["predict", "--seq", "١٢٨Ki"],
+    ["predict", "--topology", "nvswitch:８"],
+    ["simulate", "--seq", "99999999999999999999999999"],
+    [
+        "simulate",
+        "--layers",
+        "1",
+        "--seq",
+        "4096",
+        "--plan",
+        "tp=2",
+        "--topology",
+        "nvswitch:2",
+        "--trace",
+        "DIR",
+    ],
+    ["sweep", "--seq", "8k:999999999999999999999999999999", "--out", "OUT"],
+    ["sweep", "--plans", "ring=P/0", "--out", "OUT"],
+    ["sweep", "--gpus", "0", "--out", "OUT"],
+    ["sweep", "--gpus", "-8", "--out", "OUT"],
+    ["sweep", "--gpus", "x", "--out", "OUT"],
+    ["best", "--gpus", "8", "--max-batch", "0"],
+    ["best", "--gpus", "8", "--max-batch", "-4"],
+    ["best", "--gpus", "8", "--top", "-1"],
+    ["best", "--gpus", "8", "--confirm-with-sim", "-2"],
+    ["reproduce", "--points", "0", "--out", "OUT"],
+]
+
+
+@pytest.mark.parametrize("argv", CASES, ids=[" ".join(c) for c in CASES])
+def test_bad_input_is_one_line_and_exit_2(argv, tmp_path, capsys):
+    d = tmp_path / "a-folder"
+    d.mkdir()
+    out = tmp_path / "out"
+    argv = [str(d) if a == "DIR" else str(out) if a == "OUT" else a for a in argv]
+    rc = main(argv)
+    err = capsys.readouterr().err
+    assert rc == 2, (argv, err)
+    assert "Traceback" not in err and len([ln for ln in err.splitlines() if ln.strip()]) == 1, err
+    assert not out.exists(), "a rejected run leaves no output folder"
+
+
+@pytest.mark.parametrize("stop_after", [1, 2, 4])
+def test_interrupted_reproduce_leaves_the_previous_results(tmp_path, stop_after):
+    from studies.reproduce import reproduce
+
+    out = tmp_path / "rep"
+    out.mkdir()
+    (out / "REPORT.md").write_text("previous report\n")
+    calls = []
+
+    def log(msg):
+        calls.append(msg)
+        if len(calls) >= stop_after:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        reproduce(out, points=2, gpus=(8,), topologies=("ib",), phases=("prefill",), timeline=False, log=log)
+    assert (out / "REPORT.md").read_text() == "previous report\n"
+    assert sorted(os.listdir(tmp_path)) == ["rep"], "no temporary or half-new folder is left"
+    assert sorted(os.listdir(out)) == ["REPORT.md"]
