@@ -48,20 +48,7 @@ def evaluate(
 
     Every output of a point depends on that point's inputs only, so a large grid is evaluated in
     blocks of ``CHUNK`` points (the same values, faster: the temporaries of a block stay in cache)."""
-    vals = [
-        np.asarray(v)
-        for v in (
-            batch,
-            seq,
-            tp,
-            pp,
-            ring,
-            ulysses,
-            microbatches,
-            seq if context is None else context,
-            chunks,
-        )
-    ]
+    vals = _arrays(batch, seq, tp, pp, ring, ulysses, microbatches, context, chunks)
     shape = np.broadcast_shapes(*(v.shape for v in vals))
     n = int(np.prod(shape))
     if n <= 2 * CHUNK:
@@ -187,13 +174,9 @@ def _full(v, shape) -> A:
     return v if v.shape == shape else np.array(np.broadcast_to(v, shape))
 
 
-def _geometry(model: Model, st: Setting, batch, seq, tp, pp, ring, ulysses, microbatches, context, chunks=1):
-    """The inputs as float arrays, each at its own shape (they broadcast together where they meet:
-    what depends on the plan's degrees only is computed once per degree, not once per point), the
-    shape of the evaluation, and their geometry."""
-    if st.phase == Phase.DECODE:
-        chunks = 1  # a decode step has no prompt to split
-    vals = [
+def _arrays(batch, seq, tp, pp, ring, ulysses, microbatches, context, chunks) -> list[np.ndarray]:
+    """The numeric inputs as arrays, in ``_evaluate``'s order (the context defaults to the prompt length)."""
+    return [
         np.asarray(v)
         for v in (
             batch,
@@ -207,6 +190,15 @@ def _geometry(model: Model, st: Setting, batch, seq, tp, pp, ring, ulysses, micr
             chunks,
         )
     ]
+
+
+def _geometry(model: Model, st: Setting, batch, seq, tp, pp, ring, ulysses, microbatches, context, chunks=1):
+    """The inputs as float arrays, each at its own shape (they broadcast together where they meet:
+    what depends on the plan's degrees only is computed once per degree, not once per point), the
+    shape of the evaluation, and their geometry."""
+    if st.phase == Phase.DECODE:
+        chunks = 1  # a decode step has no prompt to split
+    vals = _arrays(batch, seq, tp, pp, ring, ulysses, microbatches, context, chunks)
     shape = np.broadcast_shapes(*(v.shape for v in vals))
     B, L, T, S, R, U, m, C, N = (v.astype(float) for v in vals)
     geo = Geometry(

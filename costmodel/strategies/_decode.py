@@ -25,3 +25,23 @@ def length_multiple(plan, phase) -> int:
 def ring_ib(ctx):
     geo = ctx.geo
     return ctx.crosses_ib(geo.span("ring")) & (geo.ring > 1)
+
+
+def shard_attention(geo, q="q", kv="kv"):
+    """The owners' new queries (their rows of the micro-batch) against one cache shard: the attention call
+    of a pass-Q or pass-KV ring step."""
+    from .. import layers as Lr
+    from ..schedule import Role
+
+    return Lr.attention(
+        Role.RING_ATTN,
+        geo.model,
+        geo.dense_tokens,
+        geo.q_heads,
+        1,
+        geo.shard_len,
+        False,
+        (q, kv),
+        ("part",),
+        kv_heads=geo.kv_heads,
+    )

@@ -9,25 +9,14 @@ from .. import layers as Lr
 from ..closedform import AttnCost, ring_recurrence, split_links
 from ..schedule import Role
 from ..specs import Collective
-from ._decode import length_multiple, ring_ib, rules
+from ._decode import length_multiple, ring_ib, rules, shard_attention
 
 __all__ = ["rules", "length_multiple", "emit", "closed_form", "buffers"]
 
 
 def _works(geo, q="q", kv="kv"):
     m, tok = geo.model, geo.dense_tokens
-    a = Lr.attention(
-        Role.RING_ATTN,
-        m,
-        tok,
-        geo.q_heads,
-        1,
-        geo.shard_len,
-        False,
-        (q, kv),
-        ("part",),
-        kv_heads=geo.kv_heads,
-    )
+    a = shard_attention(geo, q, kv)
     merge = Lr.lse_merge(Role.MERGE, m, tok, geo.q_heads, ("part", "acc"), ("acc",))
     return a, merge
 
