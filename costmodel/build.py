@@ -169,9 +169,11 @@ class Prog:
         nbytes: float,
         recv_tag: str | None = None,
         recv_fields: dict | None = None,
+        exchange: int = 2,
         **fields,
     ) -> None:
-        """A send and/or a recv issued together (one NCCL group) on the comm stream."""
+        """A send and/or a recv issued together (one NCCL group) on the comm stream; ``exchange``: how many
+        ranks exchange at once (a ring's size), which picks the profile's figures for the transfer."""
         b = self.b
         batch = b.next_batch()
         p2p = OpKind.SEND.collective
@@ -189,7 +191,7 @@ class Prog:
                 msg_bytes=float(nbytes),
                 link=link.value,
                 link_bytes=float(nbytes),
-                est_s=b.comm_est(link, p2p, nbytes, 2),
+                est_s=b.comm_est(link, p2p, nbytes, exchange),
                 issue_s=b.comm_issue_s,
                 **fields,
             )
@@ -207,7 +209,7 @@ class Prog:
                 batch=batch,
                 msg_bytes=float(nbytes),
                 link=link.value,
-                est_s=b.comm_est(link, p2p, nbytes, 2),
+                est_s=b.comm_est(link, p2p, nbytes, exchange),
                 issue_s=b.comm_issue_s,
                 **(fields if recv_fields is None else recv_fields),
             )

@@ -83,8 +83,15 @@ def sent_bytes(coll: str, msg_bytes, group):
 
 
 def comm_time(hw: Hardware, link: str, coll: str, msg_bytes, group):
-    """Uncontended alpha-beta time of one call; zero for a group of one (no call is made)."""
-    f = hw.comm[str(link)][str(coll)]
+    """Uncontended alpha-beta time of one call; zero for a group of one (no call is made).  A group of g
+    ranks uses the figures measured in the largest group of at most g ranks (``CommFigures.by_group``)."""
+    base = hw.comm[str(link)][str(coll)]
     steps, vol = ring_factors(coll, group)
-    t = f.latency_s + steps * f.hop_latency_s + vol * msg_bytes / f.bw(msg_bytes)
+
+    def one(f):
+        return f.latency_s + steps * f.hop_latency_s + vol * msg_bytes / f.bw(msg_bytes)
+
+    t = one(base)
+    for g in sorted(base.by_group):
+        t = np.where(np.asarray(group) >= g, one(base.by_group[g]), t)
     return np.where(np.asarray(group) > 1, t, 0.0) if coll != Collective.P2P else t

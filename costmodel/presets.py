@@ -157,6 +157,20 @@ def _curve(t: _Strict, xkey: str, ykey: str, scale: float = 1.0) -> Curve:
     )
 
 
+def _comm_figures(c: _Strict, by_group: dict | None = None) -> CommFigures:
+    """One table of communication figures (and its checked keys)."""
+    curve = _curve(c, "msg_bytes", "bus_GBps", 1e9) if "bus_GBps" in c.t else None
+    f = CommFigures(
+        latency_s=_get(c, "latency_us") * 1e-6,
+        hop_latency_s=_get(c, "hop_latency_us", 0.0) * 1e-6,
+        bw_Bps=_get(c, "bw_GBps") * 1e9,
+        bw_curve=curve,
+        by_group=by_group or {},
+    )
+    c.done()
+    return f
+
+
 def hardware_from_dict(raw: dict) -> Hardware:
     top = _Strict(raw, "hardware")
     peak, ach = top.sub("peak"), top.sub("achievable")
@@ -180,14 +194,14 @@ def hardware_from_dict(raw: dict) -> Hardware:
         comm[link] = {}
         for coll in list(lt.t):
             c = lt.sub(coll)
-            curve = _curve(c, "msg_bytes", "bus_GBps", 1e9) if "bus_GBps" in c.t else None
-            comm[link][coll] = CommFigures(
-                latency_s=_get(c, "latency_us") * 1e-6,
-                hop_latency_s=_get(c, "hop_latency_us", 0.0) * 1e-6,
-                bw_Bps=_get(c, "bw_GBps") * 1e9,
-                bw_curve=curve,
-            )
-            c.done()
+            by_group = {}
+            for key in [k for k in c.t if k.startswith("group")]:  # figures measured in a larger group
+                if not key[5:].isdigit() or int(key[5:]) < 2:
+                    raise SpecError(
+                        f"{c.where}.{key} is not valid: name a measured group size as groupN, N >= 2"
+                    )
+                by_group[int(key[5:])] = _comm_figures(c.sub(key))
+            comm[link][coll] = _comm_figures(c, by_group)
         lt.done()
     comm_t.done()
     ops = {}

@@ -123,6 +123,16 @@ class CommFigures:
     bw_Bps: float
     bw_curve: Curve | None = None  # measured bus bandwidth by message bytes (NCCL's protocols and chunking
     #                               reach full bandwidth only for large messages); flat beyond its ends
+    by_group: Mapping[int, CommFigures] = field(default_factory=dict)  # figures measured in larger groups:
+    #   a group of g ranks uses those of the largest measured size <= g (these figures below the smallest)
+
+    def at(self, group: int) -> CommFigures:
+        """The figures for a group of ``group`` ranks (scalar)."""
+        best = self
+        for g in sorted(self.by_group):
+            if group >= g:
+                best = self.by_group[g]
+        return best
 
     def bw(self, msg_bytes):
         """Bus bandwidth for a message of ``msg_bytes`` (numpy-vectorised)."""

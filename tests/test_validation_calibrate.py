@@ -26,6 +26,7 @@ RAWS = {
         "h200x1_attention_long_raw.json",
         "h200x1_attention_batch_raw_20261128.json",
         "h200x2_ring_causes_disjoint_20261128.json",
+        "h200x4_comm_g4_raw_20261128.json",
     ],
     "h100-sxm": ["h100x1_raw.json"],
 }
@@ -272,3 +273,36 @@ def test_supplements_add_records_and_say_so(tmp_path):
     bad.write_text('{"provenance": {}}')
     with pytest.raises(Exception, match="not a calibration raw file"):
         load_raw([str(CAL / RAWS["h200-sxm"][0]), str(bad)])
+
+
+def test_communication_by_group_size():
+    """A supplement measured on 4 GPUs gives figures under groupN: a group of 4 or more uses them, a
+    group of 2 or 3 the figures measured at 2 (kernels.comm_time, scalars and arrays alike)."""
+    import numpy as np
+
+    from costmodel import kernels
+
+    data = load_raw([str(CAL / f) for f in RAWS["h200-sxm"]])
+    prof, notes = fit_profile(data, "h200-sxm-published", "h200-sxm")
+    ar = prof["achievable"]["comm"]["nvlink"]["all_reduce"]
+    assert "group4" in ar and ar["group4"]["bw_GBps"] != ar["bw_GBps"]
+    assert any("groups of 4 under groupN" in n for n in notes)
+    hw = presets.load_hardware("h200-sxm")
+    f = hw.comm["nvlink"]["all_reduce"]
+    assert f.at(2) is f and f.at(3) is f and f.at(4) is f.by_group[4] and f.at(8) is f.by_group[4]
+    g4 = [r for r in data["results"] if r["op"] == "comm" and r["group"] == 4 and r["coll"] == "all_reduce"]
+    big = max(g4, key=lambda r: r["msg_bytes"])
+    assert float(kernels.comm_time(hw, "nvlink", "all_reduce", big["msg_bytes"], 4)) == pytest.approx(
+        big["median_s"], rel=0.05
+    )
+    t = kernels.comm_time(hw, "nvlink", "all_reduce", big["msg_bytes"], np.array([2, 4]))
+    assert float(t[0]) == pytest.approx(
+        float(kernels.comm_time(hw, "nvlink", "all_reduce", big["msg_bytes"], 2))
+    )
+    assert float(t[1]) == pytest.approx(
+        float(kernels.comm_time(hw, "nvlink", "all_reduce", big["msg_bytes"], 4))
+    )
+    with pytest.raises(Exception, match="groupN"):
+        raw = presets.load_toml("hardware", "h200-sxm")
+        raw["achievable"]["comm"]["nvlink"]["all_reduce"]["groupx"] = dict(ar)
+        presets.hardware_from_dict(raw)

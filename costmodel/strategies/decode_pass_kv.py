@@ -32,7 +32,15 @@ def emit(b, site, q, kv, o) -> None:
         f = site.fields(step=t)
         if t < R - 1:
             prog.sendrecv(
-                Role.RING_KV, stag, nxt, cur, prv, f"kvbuf{(t + 1) % 2}", geo.cache_shard_bytes, **f
+                Role.RING_KV,
+                stag,
+                nxt,
+                cur,
+                prv,
+                f"kvbuf{(t + 1) % 2}",
+                geo.cache_shard_bytes,
+                exchange=R,
+                **f,
             )
         a, merge = _works(geo, q, cur)
         prog.work(a, stag, label="attn", **f)
@@ -48,7 +56,7 @@ def closed_form(ctx, on) -> AttnCost:
     geo, R = ctx.geo, ctx.geo.ring
     a, merge = _works(geo)
     fin = Lr.elementwise(Role.FINALIZE, geo.accum_bytes(geo.dense_tokens), (), ())
-    x = ctx.comm(ring_ib(ctx), Collective.P2P, geo.cache_shard_bytes, 2)
+    x = ctx.comm(ring_ib(ctx), Collective.P2P, geo.cache_shard_bytes, geo.ring)
     ca, cm = ctx.acc.time(a), ctx.acc.time(merge)
     t_r = ring_recurrence(
         ca,

@@ -33,7 +33,9 @@ def emit(b, site, q, kv, o) -> None:
         a, merge = _works(geo, cur, kv)
         prog.work(a, stag, label="attn", **f)
         prog.work(merge, stag, **f)
-        prog.sendrecv(Role.RING_Q, stag, nxt, cur, prv, f"qblk{(t + 1) % 2}", geo.q_packet_bytes, **f)
+        prog.sendrecv(
+            Role.RING_Q, stag, nxt, cur, prv, f"qblk{(t + 1) % 2}", geo.q_packet_bytes, exchange=R, **f
+        )
     prog.work(
         Lr.elementwise(Role.FINALIZE, geo.accum_bytes(geo.dense_tokens), (f"qblk{R % 2}",), (o,)),
         f"{site.tag}/ring",
@@ -51,7 +53,7 @@ def closed_form(ctx, on) -> AttnCost:
     ctx.acc.add(fin, count=ctx.full(np.where(on, 1.0, 0.0)))
     ctx.acc.issue_comm(2 * n)
     # every hop waits for the slowest link of the ring: R hops, each bounded by the IB one if any
-    t = R * ctx.comm(ring_ib(ctx), Collective.P2P, geo.q_packet_bytes, 2)
+    t = R * ctx.comm(ring_ib(ctx), Collective.P2P, geo.q_packet_bytes, R)
     sent = R * geo.q_packet_bytes
     nv, ib = split_links(ring_ib(ctx), sent)
     return AttnCost(exposed_s=t, xfer_s=t, sent_nvlink=nv, sent_ib=ib).masked(on)

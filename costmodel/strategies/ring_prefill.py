@@ -94,7 +94,9 @@ def emit(b, site, q, kv, o) -> None:
         stag = f"{site.tag}/ring/step{t}"
         f = site.fields(step=t)
         if j < len(ts) - 1:
-            prog.sendrecv(Role.RING_KV, stag, nxt, cur, prv, f"kvbuf{(j + 1) % 2}", geo.kv_block_bytes, **f)
+            prog.sendrecv(
+                Role.RING_KV, stag, nxt, cur, prv, f"kvbuf{(j + 1) % 2}", geo.kv_block_bytes, exchange=R, **f
+            )
         for c, (ql, kl, causal) in enumerate(ring_calls(plan.ring_variant, b.wl.causal, R, lr, i, t)):
             prog.work(_call(b, ql, kl, causal, q, cur), stag, label=f"attn{c}" if c else "attn", call=c, **f)
             if have:
@@ -127,7 +129,7 @@ def closed_form(ctx, on) -> AttnCost:
     init = Lr.elementwise(Role.INIT, geo.accum_bytes(tok), (), ())
     fin = Lr.elementwise(Role.FINALIZE, geo.accum_bytes(tok), (), ())
     ring_ib = ctx.crosses_ib(geo.span("ring")) & (R > 1)
-    x = ctx.comm(ring_ib, Collective.P2P, geo.kv_block_bytes, 2)
+    x = ctx.comm(ring_ib, Collective.P2P, geo.kv_block_bytes, R)
     c0 = acc.time(first)
     times = np.stack([np.broadcast_to(acc.time(w), ctx.shape) for w in rest])
     c1 = times.max(axis=0)
