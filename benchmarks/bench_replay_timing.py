@@ -19,9 +19,9 @@ import torch
 import torch.distributed as dist
 
 sys.path.insert(0, ".")
+from costmodel.options import config_from_args  # noqa: E402
 from real import comm, harness  # noqa: E402
 from real.run import build_parser, expand  # noqa: E402
-from ringsim.options import config_from_args  # noqa: E402
 
 
 def clocks() -> str:

@@ -35,11 +35,11 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from costmodel.build import build_schedule
+from costmodel.options import add_config_arguments, config_from_args
 from costmodel.results import write_json
 from costmodel.units import parse_count
 from real import comm, harness, kernels, layout, provenance
 from real.executor import Executor
-from ringsim.options import add_config_arguments, config_from_args
 
 H, D = 32, 128
 

@@ -2,8 +2,8 @@
 
 The core takes a typed ``Config``; ``build_config`` makes one from a plain dict (the keys below,
 values as a user writes them: ``seq="128Ki"``, ``plan="tp=8,pp=2"``), and ``load_config_toml`` from a
-TOML file of the same keys.  The command line (``ringsim/options.py``, also used by ``real.run``)
-converts its arguments into that dict once; nothing here knows about a command line.
+TOML file of the same keys.  The front doors (``ringsim``, ``real.run``) parse their arguments with the
+shared grammar of ``options.py`` and convert them into that dict once; nothing here parses a command line.
 """
 
 from __future__ import annotations

@@ -49,11 +49,11 @@ import torch.distributed as dist
 from costmodel import generate
 from costmodel.config import Config
 from costmodel.errors import SpecError
+from costmodel.options import add_config_arguments, config_from_args
 from costmodel.predict import predict
 from costmodel.results import append_jsonl
 from costmodel.specs import Phase
 from costmodel.units import parse_count
-from ringsim.options import add_config_arguments, config_from_args
 
 from . import comm, harness, kernels, provenance
 from .watchdog import Watchdog

@@ -18,7 +18,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from ringsim.options import add_config_arguments, config_from_args
+from costmodel.options import add_config_arguments, config_from_args
 
 from . import comm, harness
 

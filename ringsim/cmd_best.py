@@ -7,9 +7,9 @@ from __future__ import annotations
 import argparse
 
 from costmodel.errors import SpecError
+from costmodel.options import add_config_arguments, config_from_args
 from costmodel.results import dumps
 from costmodel.units import fmt_bytes, fmt_count, fmt_seconds
-from ringsim.options import add_config_arguments, config_from_args
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

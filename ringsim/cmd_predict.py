@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from costmodel.options import add_config_arguments, config_from_args
 from costmodel.predict import predict
 from costmodel.results import dumps
-from ringsim.options import add_config_arguments, config_from_args
 
 from .tables import format_result
 

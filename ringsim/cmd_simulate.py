@@ -6,8 +6,8 @@ import argparse
 
 from costmodel import generate
 from costmodel.errors import SpecError
+from costmodel.options import add_config_arguments, config_from_args
 from costmodel.results import atomic_write_text, dumps, write_json
-from ringsim.options import add_config_arguments, config_from_args
 
 from .tables import format_result
 

@@ -34,7 +34,7 @@ FORBIDDEN = {
         "tqdm",
     ),
     "sim": ("real", "torch"),
-    "real": ("sim", "simpy"),
+    "real": ("sim", "simpy", "ringsim", "validation", "plots", "studies"),
     "plots": (
         "costmodel.analytic",
         "costmodel.build",

@@ -201,7 +201,7 @@ def test_a_rank_that_stops_answering_ends_every_rank_with_an_error(tmp_path):
     assert bound == 3.0 and bound < waited <= bound + 2.5, (
         f"waited {waited} s in the step (bound {bound} s): {line}"
     )
-    assert took < 60, (
+    assert took < 55, (
         f"the job took {took:.1f} s in all, torchrun's start included (waited {waited} s): {line}"
     )
     print(

@@ -95,9 +95,7 @@ def test_kernel_choice_on_cpu_is_math():
 
 
 def test_real_imports_only_costmodel_and_torch():
-    """real imports costmodel (+ torch), never sim, validation, plots or the CLI; no simpy.  The one
-    exception is ``ringsim.options``, the option grammar every front door shares (it imports costmodel
-    only)."""
+    """real imports costmodel (+ torch), never sim, validation, plots or the CLI (ringsim); no simpy."""
     import subprocess
     import sys
 
@@ -105,8 +103,6 @@ def test_real_imports_only_costmodel_and_torch():
         "import sys\n"
         "class B:\n"
         "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name in ('ringsim', 'ringsim.options'):\n"
-        "            return None\n"
         "        if name.split('.')[0] in ('simpy', 'sim', 'validation', 'plots', 'ringsim', "
         "'matplotlib', 'studies'):\n"
         "            raise ImportError('blocked ' + name)\n"

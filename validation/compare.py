@@ -18,9 +18,9 @@ from pathlib import Path
 from costmodel import presets
 from costmodel.config import Config
 from costmodel.errors import SpecError
+from costmodel.options import add_config_arguments, config_from_args
 from costmodel.predict import predict
 from costmodel.results import read_jsonl_lines
-from ringsim.options import add_config_arguments, config_from_args
 
 TARGETS = {"prefill": {"median": 0.05, "max": 0.15}, "decode": {"median": 0.10}}
 

@@ -1,14 +1,14 @@
-"""The configuration options of the command line (``ringsim predict/simulate/...`` and ``real.run``):
-``costmodel.config.OPTIONS`` as argparse flags, turned back into the dict ``build_config`` takes."""
+"""The option grammar every front door shares (``ringsim predict/simulate/...``, ``real.run``,
+``validation``): ``config.OPTIONS`` as flags on a parser the caller made, and the parsed flags turned back
+into the dict ``build_config`` takes.  The core itself takes a ``Config`` and never parses a command line
+(this module imports no argparse: it is handed a parser)."""
 
 from __future__ import annotations
 
-import argparse
-
-from costmodel import presets
-from costmodel.config import OPTIONS, Config, build_config
-from costmodel.plan import DecodeAttn, PpSend, RingVariant
-from costmodel.specs import AttnKernel, Phase
+from . import presets
+from .config import OPTIONS, Config, build_config
+from .plan import DecodeAttn, PpSend, RingVariant
+from .specs import AttnKernel, Phase
 
 _CHOICES = {
     "phase": [p.value for p in Phase],
@@ -20,7 +20,8 @@ _CHOICES = {
 }
 
 
-def add_config_arguments(p: argparse.ArgumentParser) -> None:
+def add_config_arguments(p) -> None:
+    """Add the configuration flags to ``p`` (an ``argparse.ArgumentParser``)."""
     g = p.add_argument_group("configuration")
     for key, (default, help_) in OPTIONS.items():
         if key == "causal":
@@ -47,13 +48,13 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
         )
 
 
-def options_from_args(a: argparse.Namespace) -> dict:
+def options_from_args(a) -> dict:
     out = {k: getattr(a, k) for k in OPTIONS if k not in ("causal",) and hasattr(a, k)}
     out["causal"] = not getattr(a, "no_causal", False)
     return out
 
 
-def config_from_args(a: argparse.Namespace) -> Config:
+def config_from_args(a) -> Config:
     return build_config(options_from_args(a))
 
 
