@@ -302,6 +302,22 @@ def _refusal(cfg: Config, pred: dict, device) -> str | None:
     return None
 
 
+PREDICTED = (
+    "latency_s",
+    "tps",
+    "feasible",
+    "verdict",
+    "bottleneck",
+    "memory_bytes_per_device",
+    "roofline_latency_s",
+)
+
+
+def _predicted(pred) -> dict:
+    """What a record keeps of the model's prediction."""
+    return {k: pred[k] for k in PREDICTED}
+
+
 def precheck(argv: list[str], world: int) -> Config:
     """What ``real.run`` checks of one configuration before it measures it: the configuration itself,
     by the same rules as predict and simulate (``strategies.validate``), and the process count."""
@@ -337,18 +353,7 @@ def measure_generation(argv: list[str], cfg: Config, a, groups, device, dtype, p
     out.update(
         specs=cfg.specs(),
         args=argv,
-        predicted={
-            k: pred[k]
-            for k in (
-                "latency_s",
-                "tps",
-                "feasible",
-                "verdict",
-                "bottleneck",
-                "memory_bytes_per_device",
-                "roofline_latency_s",
-            )
-        },
+        predicted=_predicted(pred),
         latency_s={
             "median": med,
             "min": min(samples),
@@ -413,18 +418,7 @@ def measure(
         "world_size": world,
         "dtype": str(dtype).replace("torch.", ""),
         "seed": a.seed,
-        "predicted": {
-            k: pred[k]
-            for k in (
-                "latency_s",
-                "tps",
-                "feasible",
-                "verdict",
-                "bottleneck",
-                "memory_bytes_per_device",
-                "roofline_latency_s",
-            )
-        },
+        "predicted": _predicted(pred),
         "provenance": prov,
     }
     why = _refusal(cfg, pred, device)

@@ -70,47 +70,14 @@ def cases(n: int) -> list[list[str]]:
         out.append(pre + ["--seq", "16", "--plan", "tp=2,ring=2", "--ring-variant", "striped"])
         out.append(pre + ["--seq", "16", "--plan", "ulysses=2,ring=2", "--ring-variant", "zigzag"])
         out.append(pre + ["--seq", "12", "--plan", "tp=2,ulysses=2"])
-        out.append(
+        tp_pp = (
             TINY
             + topo
             + ["--layers", "4", "--batch", "4", "--seq", "12", "--plan", "tp=2,pp=2", "--microbatches", "2"]
-        )  # --pp-send scatter (default): slices, all-gather
-        out.append(
-            TINY
-            + topo
-            + [
-                "--layers",
-                "4",
-                "--batch",
-                "4",
-                "--seq",
-                "12",
-                "--plan",
-                "tp=2,pp=2",
-                "--microbatches",
-                "2",
-                "--pp-send",
-                "full",
-            ]
         )
-        out.append(
-            TINY
-            + topo
-            + [
-                "--layers",
-                "4",
-                "--batch",
-                "4",
-                "--seq",
-                "12",
-                "--plan",
-                "tp=2,pp=2",
-                "--microbatches",
-                "2",
-                "--chunks",
-                "3",
-            ]
-        )  # chunked prefill
+        out.append(tp_pp)  # --pp-send scatter (default): slices, all-gather
+        out.append(tp_pp + ["--pp-send", "full"])
+        out.append(tp_pp + ["--chunks", "3"])  # chunked prefill
         out.append(
             TINY
             + topo
