@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import strategies
+from . import kernels, strategies
 from .closedform import Acc, AttnCost, Ctx, Setting
 from .geometry import Geometry
+from .results import Categorical
 from .specs import Hardware, Model, Phase
 
 A = np.ndarray
@@ -43,31 +44,65 @@ def evaluate(
     context=None,
     gen_tokens=1,
     chunks=1,
+    coded=False,
 ) -> dict[str, A]:
     """Closed-form cost of a plan; every numeric input may be an array (broadcast together).
 
     Every output of a point depends on that point's inputs only, so a large grid is evaluated in
-    blocks of ``CHUNK`` points (the same values, faster: the temporaries of a block stay in cache)."""
+    blocks of ``CHUNK`` points (the same values, faster: the temporaries of a block stay in cache;
+    ``evaluate_blocks``).  ``coded``: the string outputs stay ``Categorical`` (labels and codes)."""
+    kw = dict(batch=batch, seq=seq, tp=tp, pp=pp, ring=ring, ulysses=ulysses, microbatches=microbatches)
+    parts = list(evaluate_blocks(model, hw, st, context=context, gen_tokens=gen_tokens, chunks=chunks, **kw))
+    if len(parts) == 1:
+        o = parts[0][1]
+    else:
+        ax = next(i for i, s in enumerate(parts[0][0]) if s != slice(None))
+        o = {k: _concatenate([p[k] for _, p in parts], ax) for k in parts[0][1]}
+    return o if coded else {k: v.decode() if isinstance(v, Categorical) else v for k, v in o.items()}
+
+
+def evaluate_blocks(
+    model: Model,
+    hw: Hardware,
+    st: Setting,
+    *,
+    batch,
+    seq,
+    tp=1,
+    pp=1,
+    ring=1,
+    ulysses=1,
+    microbatches=1,
+    context=None,
+    gen_tokens=1,
+    chunks=1,
+):
+    """``evaluate`` a block of at most about ``CHUNK`` points at a time: yields (index, outputs), the
+    block's place in the evaluation's shape (a tuple of slices) and its outputs, string outputs as
+    ``Categorical`` (a sweep writes each block into its columns: nothing is joined)."""
     vals = _arrays(batch, seq, tp, pp, ring, ulysses, microbatches, context, chunks)
     shape = np.broadcast_shapes(*(v.shape for v in vals))
     n = int(np.prod(shape))
     if n <= 2 * CHUNK:
-        return _evaluate(model, hw, st, *vals, gen_tokens)
+        yield (slice(None),) * len(shape), _evaluate(model, hw, st, *vals, gen_tokens)
+        return
     # blocks along the longest axis; inputs without that axis stay as they are (not broadcast)
     ax = int(np.argmax(shape))
     vals = [v.reshape((1,) * (len(shape) - v.ndim) + v.shape) for v in vals]
     step = max(1, CHUNK * shape[ax] // n)
-    parts = [
-        _evaluate(
-            model,
-            hw,
-            st,
-            *(v[(slice(None),) * ax + (slice(i, i + step),)] if v.shape[ax] > 1 else v for v in vals),
-            gen_tokens,
+    for i in range(0, shape[ax], step):
+        index = (slice(None),) * ax + (slice(i, i + step),)
+        yield (
+            index + (slice(None),) * (len(shape) - ax - 1),
+            _evaluate(model, hw, st, *(v[index] if v.shape[ax] > 1 else v for v in vals), gen_tokens),
         )
-        for i in range(0, shape[ax], step)
-    ]
-    return {k: np.concatenate([p[k] for p in parts], axis=ax) for k in parts[0]}
+
+
+def _concatenate(parts: list, ax: int):
+    """Blocks of one output joined along ``ax`` (a string output's blocks share their labels)."""
+    if isinstance(parts[0], Categorical):
+        return Categorical(parts[0].labels, np.concatenate([p.codes for p in parts], axis=ax))
+    return np.concatenate(parts, axis=ax)
 
 
 def _evaluate(
@@ -160,11 +195,12 @@ def _evaluate(
     out["t_comm_exposed_s"] = np.maximum(m * t_dev - (acc.busy * lps * m), 0.0)
     out["t_comm_s"] = cost.xfer_s * lps * m + (S + m * N - 2) * x_pp * (S > 1)
     out = {k: _full(v, shape) for k, v in out.items()}
-    out["bottleneck"] = bottleneck(out)
+    out["bottleneck"] = bottleneck(out, coded=True)
     out.update(memory(ctx))
-    out.update(roofline(hw, out))
+    out.update(roofline(hw, out, coded=True))
     out["total_flops"] = _full(_total_flops(model, st, B, L, C), shape)
-    out["attn_kernel_used"] = np.array(np.broadcast_to(acc.kernels_used, shape))
+    names = kernels.kernels_label(hw, st.kernel, np.arange(1 << len(hw.attn_names(st.kernel))))
+    out["attn_kernel_used"] = Categorical(names, _full(acc.kernel_mask, shape))  # = acc.kernels_used
     return out
 
 
@@ -294,8 +330,9 @@ def memory(ctx: Ctx) -> dict[str, A]:
     return {k: _full(v, ctx.shape) for k, v in out.items()}
 
 
-def roofline(hw: Hardware, out: dict) -> dict[str, A]:
-    """The physical floor of this plan on datasheet peaks: compute, HBM, NVLink and NIC bounds."""
+def roofline(hw: Hardware, out: dict, coded: bool = False) -> dict[str, A]:
+    """The physical floor of this plan on datasheet peaks: compute, HBM, NVLink and NIC bounds
+    (``coded``: the bound as a ``Categorical``)."""
     bounds = {
         "compute": out["flops_per_device"] / hw.peak_flops,
         "hbm": out["hbm_bytes_per_device"] / hw.hbm_bw_Bps,
@@ -306,14 +343,15 @@ def roofline(hw: Hardware, out: dict) -> dict[str, A]:
     names = np.array(list(bounds))
     return {
         "roofline_latency_s": stack.max(axis=0),
-        "roofline_bound": names[stack.argmax(axis=0)],
+        "roofline_bound": Categorical(names, stack.argmax(axis=0)) if coded else names[stack.argmax(axis=0)],
         **{f"roofline_{k}_s": v for k, v in bounds.items()},
     }
 
 
-def bottleneck(out: dict) -> A:
+def bottleneck(out: dict, coded: bool = False) -> A:
     """What bounds the latency: the largest of compute-bound and memory-bound kernel time, the time the
-    links are busy on the critical path (hidden or not), the pipeline bubble and launch overhead."""
+    links are busy on the critical path (hidden or not), the pipeline bubble and launch overhead
+    (``coded``: as a ``Categorical``)."""
     parts = {
         "compute": out["t_compute_s"],
         "memory": out["t_memory_s"],
@@ -322,7 +360,8 @@ def bottleneck(out: dict) -> A:
         "launch-overhead": out["t_overhead_s"],
     }
     stack = np.stack([np.asarray(v, dtype=float) for v in parts.values()])
-    return np.array(list(parts))[stack.argmax(axis=0)]
+    c = Categorical(np.array(list(parts)), stack.argmax(axis=0))
+    return c if coded else c.decode()
 
 
 def _total_flops(model: Model, st: Setting, B, L, C):

@@ -46,6 +46,7 @@ class Acc:
         self.flops, self.hbm = z.copy(), z.copy()
         self.host = z.copy()  # host time to issue the ops added (compute and comm)
         self._parts: dict[int, tuple] = {}  # id(w) -> (w, parts): a strategy often asks time(w), then add(w)
+        self._bits: dict[int, tuple] = {}  # id(w) -> (w, kernel bit): note_kernel once per Work object
         self.kernel_mask = np.zeros(shape, dtype=int)  # kernels used: bits over hw.attn_names(kernel)
 
     def parts(self, w: Work):
@@ -54,7 +55,15 @@ class Acc:
         if got is not None and got[0] is w:
             return got[1]
         hw = self.hw
-        t = Lr.work_time(hw, w, self.kernel)
+        if w.kind == OpKind.ATTN and self.kernel == "auto":
+            # Lr.work_time's time (the fastest kernel, at least its op class's floor), and which kernel
+            # that is, from one attn_choice (note_kernel asks for the kernel next)
+            t, k = kernels.attn_choice(hw, w.flops, w.hbm_bytes, w.kv_len, w.causal, w.q_len)
+            self._bits[id(w)] = (w, 1 << k)
+            floor = hw.op(w.role.op_class).floor_s
+            t = np.maximum(t, floor) if floor else t
+        else:
+            t = Lr.work_time(hw, w, self.kernel)
         # compute-bound by the roofline's ridge point: arithmetic intensity above peak FLOP/s per byte/s
         ridge = hw.peak_flops / hw.hbm_bw_Bps
         fl = np.asarray(w.flops, dtype=float)
@@ -92,11 +101,16 @@ class Acc:
         not on the path (a ring step's faster calls) still names its kernel."""
         if w.kind != OpKind.ATTN:
             return
-        bit = (
-            1 << kernels.attn_choice(self.hw, w.flops, w.hbm_bytes, w.kv_len, w.causal, w.q_len)[1]
-            if self.kernel == "auto"
-            else 1
-        )
+        got = self._bits.get(id(w))
+        if got is not None and got[0] is w:
+            bit = got[1]
+        else:
+            bit = (
+                1 << kernels.attn_choice(self.hw, w.flops, w.hbm_bytes, w.kv_len, w.causal, w.q_len)[1]
+                if self.kernel == "auto"
+                else 1
+            )
+            self._bits[id(w)] = (w, bit)
         self.kernel_mask = self.kernel_mask | np.where(where, bit, 0)
 
     @property

@@ -20,6 +20,43 @@ os.umask(_UMASK)
 _MODE = 0o666 & ~_UMASK  # what open() would give: mkstemp's 0600 is for secrets, not results
 
 
+class Categorical:
+    """A column held as ``labels[codes]`` (a string column of few distinct values, an integer column of a
+    sweep's grid): ``np.asarray`` of it gives the plain column, and the files' writers use the codes as
+    they are (each label formatted once) instead of recovering them from the plain column."""
+
+    __slots__ = ("labels", "codes")
+
+    def __init__(self, labels, codes):
+        self.labels, self.codes = np.asarray(labels), np.asarray(codes)
+
+    def __array__(self, dtype=None, copy=None):
+        a = self.labels[self.codes]
+        return a if dtype is None else a.astype(dtype)
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    @property
+    def shape(self) -> tuple:
+        return self.codes.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.labels.dtype
+
+    def decode(self) -> np.ndarray:
+        return self.labels[self.codes]
+
+    def compact(self) -> Categorical:
+        """The same column with only the labels it uses, sorted (the form ``categorical`` gives)."""
+        used = np.flatnonzero(np.bincount(self.codes.reshape(-1), minlength=len(self.labels)))
+        labels, inv = np.unique(self.labels[used], return_inverse=True)  # equal labels become one
+        remap = np.zeros(len(self.labels), np.int32 if len(labels) < 2**31 else np.int64)
+        remap[used] = inv.reshape(-1)
+        return Categorical(labels, remap[self.codes])
+
+
 def _default(o):
     if hasattr(o, "to_dict"):
         return o.to_dict()

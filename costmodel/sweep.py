@@ -16,11 +16,12 @@ from fractions import Fraction
 import numpy as np
 
 from . import strategies
-from .analytic import bottleneck, evaluate
+from .analytic import bottleneck, evaluate_blocks
 from .closedform import Setting
 from .errors import SpecError
 from .geometry import seq_multiple
 from .plan import AXIS_NAMES, Plan
+from .results import Categorical
 from .specs import Hardware, Model, Phase, Workload
 from .topology import topology_for
 
@@ -88,11 +89,15 @@ def run_sweep(
     gpus: list[int],
     templates: list[PlanTemplate],
     progress=None,
+    coded: bool = False,
 ) -> tuple[dict[str, np.ndarray], list[dict]]:
     """Evaluate every (template, P) over the L grid.  Returns (columns, skipped).
 
     The (template, P) pairs are checked first, so every output column is allocated once at its final
-    length and each template's block is written into it (no per-block copies to concatenate)."""
+    length and each block of the model's outputs is written into it (no copies to concatenate).
+    ``coded``: the string columns (plan_template, plan, bottleneck, ...) and the grid's P and L come as
+    ``results.Categorical`` (labels and codes; ``np.asarray`` gives the plain column): the files'
+    writers use the codes, and no column of strings is made."""
     gpn = 8 if topo_kind == "ib" else 72 if topo_kind == "nvl" else max(gpus)  # as topology_for
     skipped: list[dict] = []
     work: list[tuple[PlanTemplate, list]] = []
@@ -120,47 +125,65 @@ def run_sweep(
             work.append((tpl, rows))
     nL = len(seqs)
     total = nL * sum(len(rows) for _, rows in work)
+    st = Setting(
+        phase=phase,
+        causal=causal,
+        kernel=kernel,
+        ring_variant=ring_variant,
+        decode_attn=decode_attn,
+        topo_kind=topo_kind,
+        gpus_per_node=gpn,
+    )
+    # the grid's columns as codes: template, plan, P (an index into gpus) and L (an index into seqs)
+    names = [r[1].label(phase) for _, rows in work for r in rows]
+    grid = {k: np.empty(total, np.int32) for k in ("plan_template", "plan", "P", "L")}
+    p_labels = np.unique(np.asarray(gpus, dtype=int))
     out: dict[str, np.ndarray] = {}
-    if work:  # the two string columns made here, at their final width (no re-allocation as they widen)
-        out["plan_template"] = np.empty(total, np.array([tpl.text for tpl, _ in work]).dtype)
-        out["plan"] = np.empty(total, np.array([r[1].label(phase) for _, rows in work for r in rows]).dtype)
-    at = 0
+    labels: dict[str, np.ndarray] = {}  # string outputs of the model: their labels (codes in out)
+    at = j0 = 0
     it = work if progress is None else progress(work)
-    for tpl, rows in it:
-        Ps = np.array([r[0] for r in rows])
+    for ti, (tpl, rows) in enumerate(it):
+        n = nL * len(rows)
+        view = {k: v[at : at + n].reshape(nL, len(rows)) for k, v in grid.items()}
+        view["plan_template"][...] = ti
+        view["plan"][...] = np.arange(j0, j0 + len(rows))[None, :]
+        view["P"][...] = np.searchsorted(p_labels, [r[0] for r in rows])[None, :]
+        view["L"][...] = np.arange(nL)[:, None]
         deg = {
             k: np.array([getattr(r[1], k) for r in rows])[None, :]
             for k in AXIS_NAMES + ("microbatches", "chunks")
         }
-        st = Setting(
-            phase=phase,
-            causal=causal,
-            kernel=kernel,
-            ring_variant=ring_variant,
-            decode_attn=decode_attn,
-            topo_kind=topo_kind,
-            gpus_per_node=gpn,
-        )
         L = seqs[:, None].astype(float)
-        o = evaluate(model, hw, st, batch=batch, seq=L, context=L, **deg)
-        names = np.array([rows[j][1].label(phase) for j in range(len(rows))])
-        block = {
-            "plan_template": np.array(tpl.text),
-            "plan": names[None, :],
-            "P": Ps[None, :].astype(int),
-            "L": seqs[:, None].astype(np.int64),
-            **o,
-        }
-        n = nL * len(rows)
-        for k, v in block.items():
-            v = np.asarray(v)
-            if k not in out:
-                out[k] = np.empty(total, v.dtype)
-            elif np.result_type(out[k].dtype, v.dtype) != out[k].dtype:  # e.g. a longer string
-                out[k] = out[k].astype(np.result_type(out[k].dtype, v.dtype))
-            out[k][at : at + n].reshape(nL, len(rows))[...] = v
+        # each block of the model's outputs goes straight into its place in the columns
+        for index, o in evaluate_blocks(model, hw, st, batch=batch, seq=L, context=L, **deg):
+            for k, v in o.items():
+                if isinstance(v, Categorical):
+                    if k not in labels:
+                        labels[k] = v.labels
+                    elif not np.array_equal(labels[k], v.labels):  # not met: the label sets are fixed
+                        raise AssertionError(f"{k}: labels differ between blocks")
+                    v = v.codes
+                if k not in out:
+                    out[k] = np.empty(total, np.int32 if k in labels else v.dtype)
+                out[k][at : at + n].reshape(nL, len(rows))[index] = v
         at += n
-    return out, skipped
+        j0 += len(rows)
+    cols: dict = {}
+    if work:
+        tnames = np.array([tpl.text for tpl, _ in work])
+        cols["plan_template"] = Categorical(tnames, grid["plan_template"])
+        cols["plan"] = Categorical(np.array(names), grid["plan"])
+        cols["P"] = Categorical(p_labels, grid["P"])
+        cols["L"] = Categorical(seqs.astype(np.int64), grid["L"])
+    for k, v in out.items():
+        cols[k] = Categorical(labels[k], v) if k in labels else v
+    if coded:
+        return {k: v.compact() if _is_text(v) else v for k, v in cols.items()}, skipped
+    return {k: v.decode() if isinstance(v, Categorical) else v for k, v in cols.items()}, skipped
+
+
+def _is_text(v) -> bool:
+    return isinstance(v, Categorical) and v.labels.dtype.kind == "U"
 
 
 def lcm_multiple(templates: list[PlanTemplate], gpus: list[int], ring_variant: str) -> int:
