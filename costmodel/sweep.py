@@ -142,7 +142,7 @@ def run_sweep(
     labels: dict[str, np.ndarray] = {}  # string outputs of the model: their labels (codes in out)
     at = j0 = 0
     it = work if progress is None else progress(work)
-    for ti, (tpl, rows) in enumerate(it):
+    for ti, (_tpl, rows) in enumerate(it):
         n = nL * len(rows)
         view = {k: v[at : at + n].reshape(nL, len(rows)) for k, v in grid.items()}
         view["plan_template"][...] = ti
