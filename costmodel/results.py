@@ -142,8 +142,9 @@ def write_csv(
     columns: dict,
     header_comment: dict | None = None,
     *,
-    chunk_rows: int = 1 << 16,
+    chunk_rows: int = 1 << 14,
     categories: dict | None = None,
+    threads: int | None = None,
 ) -> Path:
     """CSV of equal-length columns, formatted a column at a time; an optional first line '# {json}' carries
     the specs.  Written atomically.
@@ -152,30 +153,81 @@ def write_csv(
     ``8.552081e+10``, ``1.0000000000000001e-01``): enough that ``float(text)`` gives back the same double
     exactly, though not always the shortest text ``repr`` would give.  NaN is an empty field, infinities
     ``inf``/``-inf``.  Booleans are ``True``/``False``; integers and strings are written as ``str`` does,
-    strings quoted as the csv module quotes them."""
+    strings quoted as the csv module quotes them.
+
+    Every column that is not floats, and a float column that holds one value throughout, is written from
+    its labels (each formatted once) and codes: a ``Categorical`` column as it is, the others coded here
+    (or taken from ``categories``).  Blocks of ``chunk_rows`` rows are formatted by ``threads`` threads
+    (default: the cores this process may use; numpy lets go of the GIL while it formats), and written in
+    order."""
     names = list(columns)
-    cols = [np.asarray(columns[c]) for c in names]
-    n = len(cols[0]) if cols else 0
-    if any(c.ndim != 1 or len(c) != n for c in cols):
-        raise ValueError("write_csv needs 1-D columns of equal length")
-    enc = []
-    for name, c in zip(names, cols):
-        if _is_float(c):
-            enc.append(None)
+    n = len(columns[names[0]]) if names else 0
+    cols, enc = [], []
+    for name in names:
+        v = columns[name]
+        if isinstance(v, Categorical):
+            c, (labels, codes) = None, (v.labels, v.codes)
         else:
-            labels, codes = (categories or {}).get(name) or categorical(c)
-            enc.append({"codes": codes, 44: _label_table(labels, 44), 10: _label_table(labels, 10)})
+            c = np.asarray(v)
+            if c.ndim != 1 or len(c) != n:
+                raise ValueError("write_csv needs 1-D columns of equal length")
+            if _is_float(c):
+                one = _one_value(c)
+                if one is None:
+                    cols.append(c)
+                    enc.append(None)
+                    continue
+                c, (labels, codes) = None, (one, np.zeros(n, np.int8))
+            else:
+                labels, codes = (categories or {}).get(name) or categorical(c)
+        if len(codes) != n or np.ndim(codes) != 1:
+            raise ValueError("write_csv needs 1-D columns of equal length")
+        if labels.dtype.kind == "f":
+            labels = np.array(format_floats(labels), dtype=object)
+        cols.append(c)
+        enc.append({"codes": codes, 44: _label_table(labels, 44), 10: _label_table(labels, 10)})
     head = io.StringIO()
     if header_comment is not None:
         head.write("# " + dumps(header_comment) + "\n")
     csv.writer(head, lineterminator="\n").writerow(names)
+    if threads is None:
+        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    nthreads = max(1, threads)
+
+    def block(lo):
+        return _csv_block(
+            [None if c is None else c[lo : lo + chunk_rows] for c in cols], enc, lo, n, chunk_rows
+        )
 
     def write(f):
         f.write(head.getvalue().encode())
-        for lo in range(0, n, chunk_rows):
-            f.write(_csv_block([c[lo : lo + chunk_rows] for c in cols], enc, lo))
+        starts = range(0, n, chunk_rows)
+        if nthreads == 1 or len(starts) < 2:
+            for lo in starts:
+                f.write(block(lo))
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(nthreads) as ex:  # at most 2 x threads blocks in memory at once
+            pending = []
+            for lo in starts:
+                pending.append(ex.submit(block, lo))
+                if len(pending) >= 2 * nthreads:
+                    f.write(pending.pop(0).result())
+            for p in pending:
+                f.write(p.result())
 
     return atomic_write_with(path, write)
+
+
+def _one_value(c: np.ndarray) -> np.ndarray | None:
+    """[the value] if every element of the float column c has the same bits (NaN and -0.0 included)."""
+    if len(c) == 0 or c.dtype != np.float64:
+        return None
+    b = c.view(np.int64)
+    if b[0] != b[-1] or not (b == b[0]).all():
+        return None
+    return c[:1].copy()
 
 
 def atomic_write_with(path: str | Path, write) -> Path:
@@ -205,6 +257,9 @@ def categorical(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     c = np.asarray(c)
     if c.dtype.kind == "O":
         c = c.astype(str)
+    if c.dtype.kind == "b":  # no sort: the labels are False and True
+        labels = np.array([False, True])[[not c.all(), bool(c.any())]]
+        return labels, (c.astype(np.int32) if len(labels) == 2 else np.zeros(len(c), np.int32))
     if c.dtype.kind == "U" and c.size and c.itemsize:
         starts = np.flatnonzero(c[1:] != c[:-1]) + 1
         if len(starts) < len(c) // 4:  # long runs of one string (a sweep's plan_template): code the runs
@@ -237,7 +292,11 @@ def categorical(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def categoricals(columns: dict, kinds: str = "USObiu") -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """``categorical`` of every column whose dtype kind is in ``kinds`` (the CSV codes every column that is
     not floats, the npz only strings), computed once for both files."""
-    return {k: categorical(v) for k, v in columns.items() if np.asarray(v).dtype.kind in kinds}
+    return {
+        k: categorical(v)
+        for k, v in columns.items()
+        if not isinstance(v, Categorical) and np.asarray(v).dtype.kind in kinds
+    }
 
 
 def _label_table(labels: np.ndarray, sep: int) -> np.ndarray:
@@ -306,9 +365,9 @@ def _digits17(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(D, e): D = round(a * 10**(16 - e)) in [1e16, 1e17) as uint64, for a > 0 inside _RANGE."""
     e = np.floor(np.log10(a)).astype(np.int64)
     D = np.empty(len(a), np.uint64)
-    todo = np.arange(len(a))
+    todo = None  # every point, then those whose decade was off
     for _ in range(4):  # log10 may land one decade off next to a power of ten
-        ai, idx = a[todo], 16 - e[todo] + _KMAX
+        ai, idx = (a, (16 + _KMAX) - e) if todo is None else (a[todo], (16 + _KMAX) - e[todo])
         c = ai * _SPLIT
         ah = c - (c - ai)
         al = ai - ah
@@ -317,13 +376,29 @@ def _digits17(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         err += ai * _P10_LO[idx]
         d = p.astype(np.int64) + np.rint(err).astype(np.int64)
         hi, lo = d >= 10**17, d < 10**16
-        D[todo] = d
         bad = hi | lo
+        if todo is None:
+            D[:] = d
+            if not bad.any():
+                break
+            todo = np.flatnonzero(bad)
+            e[todo] += hi[todo].astype(np.int64) - lo[todo].astype(np.int64)
+            continue
+        D[todo] = d
         if not bad.any():
             break
         e[todo] += hi.astype(np.int64) - lo.astype(np.int64)
         todo = todo[bad]
     return D, e
+
+
+def _digits_to_keep(w: np.ndarray) -> np.ndarray:
+    """Bytes of a word of eight ASCII digits (first digit in the lowest byte) up to its last digit that is
+    not '0' (0 if all are).  Each byte less '0' is 0..9, so the word's value lies in [2**(8h), 2**(8h+4))
+    where h is the highest byte not zero, and its double (rounded, below 2**(8h+4)) has exponent 8h+1..8h+4:
+    frexp's exponent gives h exactly."""
+    x = (w ^ np.uint64(0x3030303030303030)).astype(np.float64)
+    return (np.frexp(x)[1] + 7) >> 3
 
 
 def _t8(v: np.ndarray) -> np.ndarray:
@@ -350,17 +425,12 @@ def float_words(x: np.ndarray, sep: int = 44, out: np.ndarray | None = None) -> 
         h8 = frac // np.uint64(10**8)
         l8 = frac - h8 * np.uint64(10**8)
         w1, w2 = _t8(h8), _t8(l8)
-        tz = np.zeros(n, np.int64)  # trailing zeros of the 16 decimals (x % c is slow: x - x // c * c)
-        t = np.where(frac == 0, np.uint64(1), frac)
-        for s in (8, 4, 2, 1):
-            c = np.uint64(10**s)
-            q = t // c
-            m = q * c == t
-            t = np.where(m, q, t)
-            tz += m * s
-        keep = np.where(frac == 0, 1, 16 - tz)
-        w1 &= _MASK[np.minimum(keep, 8)]
-        w2 &= _MASK[np.maximum(keep - 8, 0)]
+        # trailing zeros of the 16 decimals dropped (one kept when all are zeros): the digits to keep in
+        # a word end at its highest byte that is not '0'
+        k2 = _digits_to_keep(w2)
+        k1 = np.where(k2 > 0, 8, np.maximum(_digits_to_keep(w1), 1))
+        w1 &= _MASK[k1]
+        w2 &= _MASK[k2]
         w0 = (np.signbit(x).astype(np.uint64) * np.uint64(45)) | ((first + np.uint64(48)) << np.uint64(8))
         w0 |= np.uint64(46 << 16)
         w3 = _EXP[sep][e + 400]
@@ -399,10 +469,10 @@ def format_floats(x: np.ndarray) -> list[str]:
     return [bytes(r[r != 0]).decode() for r in b]
 
 
-def _csv_block(cols: list[np.ndarray], enc: list, lo: int) -> bytes:
-    """Rows lo.. of the columns as CSV bytes: fields as uint64 words side by side, then the padding
-    dropped."""
-    m = len(cols[0])
+def _csv_block(cols: list, enc: list, lo: int, n: int, chunk_rows: int) -> bytes:
+    """Rows lo..lo + chunk_rows of the columns (of n rows; a coded column is None in ``cols``) as CSV
+    bytes: fields as uint64 words side by side, then the padding dropped."""
+    m = min(n - lo, chunk_rows)
     last = len(cols) - 1
     widths = [4 if e is None else e[44].shape[1] for e in enc]
     buf = np.empty((m, sum(widths)), np.uint64)
@@ -412,9 +482,7 @@ def _csv_block(cols: list[np.ndarray], enc: list, lo: int) -> bytes:
         if e is None:
             float_words(c, sep, out=buf[:, at : at + w])
         else:
-            codes = e["codes"][lo : lo + m]
-            for j in range(w):
-                buf[:, at + j] = e[sep][:, j][codes]
+            buf[:, at : at + w] = e[sep][e["codes"][lo : lo + m]]
         at += w
     return buf.tobytes().translate(None, b"\0")
 
@@ -456,12 +524,24 @@ def write_npz(path, columns: dict, specs: dict | None = None, *, categories: dic
         "__specs__": np.array(dumps(specs) if specs is not None else ""),
     }
     for k, v in columns.items():
+        if isinstance(v, Categorical):  # strings as their codes; numbers as the plain column
+            if v.labels.dtype.kind in "USO":
+                arrays[f"{k}@labels"], arrays[f"{k}@codes"] = _int32_codes(v.compact())
+            else:
+                arrays[k] = v.decode()
+            continue
         v = np.asarray(v)
         if v.dtype.kind in "USO":
             arrays[f"{k}@labels"], arrays[f"{k}@codes"] = (categories or {}).get(k) or categorical(v)
         else:
             arrays[k] = v
     return atomic_write_with(path, lambda f: np.savez(f, **arrays))
+
+
+def _int32_codes(c: Categorical) -> tuple[np.ndarray, np.ndarray]:
+    """(labels as strings, codes as int32) of a compact Categorical: the form ``categorical`` gives."""
+    labels = c.labels.astype(str) if c.labels.dtype.kind == "O" else c.labels
+    return labels, c.codes.astype(np.int32 if len(labels) < 2**31 else np.int64, copy=False)
 
 
 def read_npz(path) -> tuple[dict | None, dict[str, np.ndarray]]:

@@ -110,6 +110,7 @@ def run(a: argparse.Namespace) -> int:
         gpus=gpus,
         templates=templates,
         progress=None if a.quiet else (lambda it: tqdm(it, desc="plans", unit="plan")),
+        coded=True,  # string and grid columns as codes: the files' writers use them as they are
     )
     dt = time.perf_counter() - t0
     specs = {
