@@ -15,7 +15,7 @@ from dataclasses import replace
 import numpy as np
 
 from . import strategies
-from .analytic import evaluate
+from .analytic import evaluate, evaluate_memory
 from .closedform import Setting
 from .config import Config
 from .errors import SpecError
@@ -95,10 +95,12 @@ def _setting(cfg: Config, plan: Plan) -> Setting:
     )
 
 
-def _evaluate_group(cfg: Config, plans: list[Plan], batch) -> dict:
+def _evaluate_group(cfg: Config, plans: list[Plan], batch, memory_only: bool = False) -> dict:
+    """The model over the plans (one row each) at ``batch``; ``memory_only``: only its memory part
+    (``analytic.evaluate_memory``: the same ``feasible``, without the latency model)."""
     deg = {k: np.array([getattr(p, k) for p in plans]) for k in AXIS_NAMES + ("microbatches", "chunks")}
     wl = cfg.workload
-    return evaluate(
+    return (evaluate_memory if memory_only else evaluate)(
         cfg.model,
         cfg.hardware,
         _setting(cfg, plans[0]),
@@ -113,12 +115,13 @@ def _largest_batch(cfg: Config, plans: list[Plan], max_batch: int) -> tuple[np.n
     """Per plan: the largest batch (multiple of its micro-batches, <= max_batch) that fits; its outputs.
 
     Memory grows with the batch, so a geometric grid of multiples brackets the answer and a vectorised
-    bisection between the bracket's ends finds it exactly."""
+    bisection between the bracket's ends finds it exactly; both ask the memory part of the model only,
+    and the whole model runs once, at the batches found."""
     m = np.array([p.microbatches for p in plans])
     k = np.unique(np.round(np.geomspace(1, max_batch, 96)).astype(int))[None, :]
     b = m[:, None] * k
     b = np.where(b <= max_batch, b, m[:, None])  # out-of-range candidates collapse onto the smallest batch
-    fit = _evaluate_group(cfg, plans, b)["feasible"]
+    fit = _evaluate_group(cfg, plans, b, memory_only=True)["feasible"]
     rows = np.arange(len(plans))
     j = np.argmax(np.where(fit, b, -1), axis=1)
     lo = np.where(fit.any(axis=1), b[rows, j] // m, 1)  # a multiple that fits (or 1: none does)
@@ -127,7 +130,7 @@ def _largest_batch(cfg: Config, plans: list[Plan], max_batch: int) -> tuple[np.n
     hi = np.where(fit.any(axis=1), hi, lo)
     while np.any(hi - lo > 1):
         mid = np.where(hi - lo > 1, (lo + hi) // 2, lo)
-        ok = np.asarray(_evaluate_group(cfg, plans, (mid * m)[:, None])["feasible"])[:, 0]
+        ok = np.asarray(_evaluate_group(cfg, plans, (mid * m)[:, None], memory_only=True)["feasible"])[:, 0]
         lo, hi = np.where(ok, mid, lo), np.where(ok, hi, mid)
     o = _evaluate_group(cfg, plans, (lo * m)[:, None])
     return lo * m, {key: np.asarray(v)[:, 0] if np.ndim(v) == 2 else v for key, v in o.items()}

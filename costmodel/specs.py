@@ -8,6 +8,7 @@ Topology and plan live in ``topology.py`` and ``plan.py``.
 from __future__ import annotations
 
 import enum
+import functools
 import math
 import numbers
 from collections.abc import Mapping
@@ -104,7 +105,13 @@ class Curve:
         )
 
     def __call__(self, x):  # numpy-vectorised
-        return np.interp(np.log2(np.maximum(x, 1e-30)), np.log2(self.x), self.y)
+        lx, y = self._points
+        return np.interp(np.log2(np.maximum(x, 1e-30)), lx, y)
+
+    @functools.cached_property
+    def _points(self) -> tuple[np.ndarray, np.ndarray]:
+        """(log2 x, y) as arrays, made once (the curve is asked at every kernel of every evaluation)."""
+        return np.log2(np.asarray(self.x, dtype=float)), np.asarray(self.y, dtype=float)
 
 
 @dataclass(frozen=True, kw_only=True)
