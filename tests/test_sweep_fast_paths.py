@@ -1,0 +1,164 @@
+"""The fast paths of the sweep give what the plain paths give: coded columns (``results.Categorical``)
+decode to the plain columns, files written from them are the same bytes, the CSV's shortcuts (one-valued
+float columns, threads, codes) write the text a value-by-value reference writes, the attention kernel
+picked once per ``Work`` costs what ``layers.work_time`` says, and the plan search's memory-only
+bisection finds the batches a brute-force search over the whole model finds."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import numpy as np
+import pytest
+
+from costmodel import layers as Lr
+from costmodel import presets, results
+from costmodel.analytic import evaluate, evaluate_blocks
+from costmodel.closedform import Acc, Setting
+from costmodel.results import Categorical, format_floats, read_npz, write_csv, write_sweep_files
+from costmodel.schedule import Role
+from costmodel.search import _evaluate_group, enumerate_plans, rank_plans
+from costmodel.sweep import parse_template, run_sweep, seq_grid
+from ringsim import load_config
+
+HW, MODEL = presets.load_hardware("h100-sxm"), presets.load_model("seed-dense")
+TEMPLATES = [
+    parse_template(t) for t in ("ring=P", "tp=8,pp=P/8", "ulysses=8,ring=P/8", "tp=8,pp=P/8,mb=8", "tp=P")
+]
+
+
+def _sweep(phase, kernel, coded, topo="nvl"):
+    return run_sweep(
+        MODEL,
+        HW,
+        topo_kind=topo,
+        phase=phase,
+        causal=True,
+        kernel=kernel,
+        ring_variant="zigzag",
+        decode_attn="pass-kv",
+        batch=4,
+        seqs=seq_grid(4096, 1 << 22, 300, 256),
+        gpus=[64, 8, 16],  # not sorted: the P codes must not assume it
+        templates=TEMPLATES,
+        coded=coded,
+    )
+
+
+@pytest.mark.parametrize("phase,kernel", [("prefill", "auto"), ("decode", "auto"), ("prefill", "flash")])
+def test_coded_columns_decode_to_the_plain_columns(phase, kernel):
+    plain, skipped = _sweep(phase, kernel, False)
+    coded, skipped2 = _sweep(phase, kernel, True)
+    assert skipped == skipped2 and list(plain) == list(coded)
+    assert any(isinstance(v, Categorical) for v in coded.values())
+    for k, v in plain.items():
+        c = np.asarray(coded[k])
+        assert c.dtype == v.dtype and np.array_equal(c, v, equal_nan=v.dtype.kind == "f"), k
+        if isinstance(coded[k], Categorical) and v.dtype.kind == "U":  # compact: the labels categorical gives
+            labels, codes = results.categorical(v)
+            assert np.array_equal(coded[k].labels, labels) and np.array_equal(coded[k].codes, codes), k
+
+
+def test_evaluate_blocks_and_coded_evaluate_equal_evaluate():
+    st = Setting(phase="prefill", kernel="auto", topo_kind="ib", gpus_per_node=8)
+    L = (2048 * np.arange(1, 40000, 3))[:, None].astype(float)
+    R = np.array([1, 2, 8, 64])[None, :]
+    full = evaluate(MODEL, HW, st, batch=2, seq=L, ring=R)
+    coded = evaluate(MODEL, HW, st, batch=2, seq=L, ring=R, coded=True)
+    blocks = list(evaluate_blocks(MODEL, HW, st, batch=2, seq=L, ring=R))
+    assert len(blocks) > 1
+    for k, v in full.items():
+        assert np.array_equal(np.asarray(coded[k]), v, equal_nan=v.dtype.kind == "f"), k
+        joined = np.empty(v.shape, v.dtype)
+        for index, o in blocks:
+            joined[index] = np.asarray(o[k])
+        assert np.array_equal(joined, v, equal_nan=v.dtype.kind == "f"), k
+
+
+def test_files_from_coded_columns_are_the_same_bytes(tmp_path):
+    for phase in ("prefill", "decode"):
+        plain, skipped = _sweep(phase, "auto", False, topo="ib")
+        coded, _ = _sweep(phase, "auto", True, topo="ib")
+        a = write_sweep_files(tmp_path / f"a{phase}", plain, {"phase": phase}, skipped)
+        b = write_sweep_files(tmp_path / f"b{phase}", coded, {"phase": phase}, skipped)
+        for kind in ("csv", "json"):
+            assert a[kind].read_bytes() == b[kind].read_bytes(), kind
+        with np.load(a["npz"]) as za, np.load(b["npz"]) as zb:
+            assert za.files == zb.files
+            for k in za.files:
+                x, y = za[k], zb[k]
+                assert x.dtype == y.dtype and np.array_equal(x, y, equal_nan=x.dtype.kind == "f"), k
+        specs, cols = read_npz(b["npz"])
+        assert specs == {"phase": phase} and list(cols) == list(plain)
+
+
+def _reference_csv(columns: dict) -> bytes:
+    """Value by value: floats as format_floats writes one value, the rest as the csv module writes str()."""
+    f = io.StringIO()
+    w = csv.writer(f, lineterminator="\n")
+    w.writerow(list(columns))
+    cols = []
+    for v in columns.values():
+        v = np.asarray(v)
+        cols.append(format_floats(v) if v.dtype.kind == "f" else [str(x) for x in v.tolist()])
+    for row in zip(*cols):
+        w.writerow(row)
+    return f.getvalue().replace('""', "").encode()  # an empty field is written bare (NaN)
+
+
+@pytest.mark.parametrize("threads,chunk", [(1, 1 << 14), (2, 7), (3, 100)])
+def test_csv_shortcuts_write_the_reference_text(tmp_path, threads, chunk):
+    rng = np.random.default_rng(3)
+    n = 1000
+    cols = {
+        "plan": Categorical(np.array(["ring=8", "tp=8,pp=2", "b"]), rng.integers(0, 3, n)),
+        "P": Categorical(np.array([8, 16, 1024]), rng.integers(0, 3, n)),
+        "x": rng.lognormal(0, 30, n),
+        "nan": np.full(n, np.nan),
+        "negzero": np.full(n, -0.0),
+        "one": np.full(n, 123456.789),
+        "almost": np.where(np.arange(n) == n - 1, 0.0, -0.0),  # differs only in the sign bit
+        "inf": np.full(n, np.inf),
+        "ok": rng.random(n) < 0.3,
+        "trail": 10.0 ** rng.integers(-20, 20, n) * rng.integers(1, 10**6, n),  # trailing zeros
+    }
+    write_csv(tmp_path / "a.csv", cols, threads=threads, chunk_rows=chunk)
+    assert (tmp_path / "a.csv").read_bytes() == _reference_csv(cols)
+
+
+def test_attention_time_picked_once_is_work_time():
+    L = np.geomspace(1, 2**22, 200)
+    for causal in (True, False):
+        for q in (L, np.ones_like(L)):  # prefill- and decode-shaped calls
+            w = Lr.attention(Role.RING_ATTN, MODEL, 2, 8, q, L, causal, (), (), kv_heads=2)
+            acc = Acc(HW, "auto", L.shape)
+            t, _ = acc.parts(w)
+            assert np.array_equal(t, Lr.work_time(HW, w, "auto"))
+            acc.note_kernel(w)
+            ref = Acc(HW, "auto", L.shape)
+            ref._bits.clear()
+            Acc.note_kernel(ref, w)  # the kernel from its own attn_choice
+            assert np.array_equal(acc.kernel_mask, ref.kernel_mask)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"topology": "nvlink-domain:16", "seq": 32768, "batch": 4},
+        {"topology": "ib:2x8", "seq": 131072, "batch": 8, "phase": "decode", "context": 131072},
+    ],
+)
+def test_largest_batch_equals_a_brute_force_search_over_the_whole_model(kw):
+    cfg = load_config(plan="ring=16", **kw)
+    cap = 96
+    res = rank_plans(cfg, 16, "throughput", max_batch=cap)
+    plans = {p.label(cfg.workload.phase): p for p in enumerate_plans(cfg, 16)[0]}
+    checked = 0
+    for r in res["ranked"][:6] + res["ranked"][-4:]:  # the best and the worst (a few: each is a model call)
+        p = plans[r["plan"]]
+        b = p.microbatches * np.arange(1, cap // p.microbatches + 1)
+        fit = np.asarray(_evaluate_group(cfg, [p], b[None, :])["feasible"]).reshape(-1)
+        assert r["batch"] == (b[fit].max() if fit.any() else p.microbatches), r["plan"]
+        checked += 1
+    assert checked > 3
