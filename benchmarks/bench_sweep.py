@@ -1,14 +1,18 @@
 """Benchmark: configurations per second of the analytic sweep, through the API and end to end through
 ``ringsim sweep`` (compute + writing sweep.npz, sweep.csv and the manifest), with wall time, CPU time and
-peak memory of each case.  A benchmark, not a test: it prints, it asserts nothing about speed.
+peak memory of each case, each beside its target (issue 16: API >= 1e6/s prefill and decode; ringsim
+sweep >= 3e5/s end to end at ~1e6 points with CSV and npz written, peak memory <= 1 GiB).  A benchmark,
+not a test: it prints, it asserts nothing about speed.
 
-    python benchmarks/bench_sweep.py            # ~1e6 points a case (a few minutes on 2 cores)
+    python benchmarks/bench_sweep.py            # ~1e6 points a case (a minute or two on 2 cores)
     python benchmarks/bench_sweep.py --quick    # ~2.4e4 points a case
 
-Each case runs in a fresh process, so its peak RSS (from wait4) is its own.  The grid: lengths 8Ki..16M
-(--points geometric, rounded to a multiple of 256, so 60000 asked -> 24197 distinct lengths) x
-P in {8, 16, 32, 64, 128} x 10 plan templates, of which 40 (plan, P) pairs place: 967,880 points.
-CPU time next to wall time shows how much of the wall a shared machine took away.
+Each case runs in a fresh runner process that starts it as its only child and reads the child's peak
+RSS and CPU time with ``resource.getrusage(RUSAGE_CHILDREN)`` (so a case's figures are its own).  The
+grid: lengths 8Ki..16M (--points geometric, rounded to a multiple of 256, so 60000 asked -> 24197
+distinct lengths) x P in {8, 16, 32, 64, 128} x 10 plan templates, of which 40 (plan, P) pairs place:
+967,880 points.  Rates are given on wall time (the target's) and on CPU time: on a machine shared with
+other work the wall is longer than the CPU time the case used.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -61,8 +66,9 @@ def sweep_argv(phase: str, points: int, out: str, csv: bool = True) -> list[str]
     ] + ([] if csv else ["--no-csv"])
 
 
-def api_case(phase: str, points: int) -> dict:
-    """Runs inside the child: run_sweep alone, as `ringsim sweep` calls it."""
+def api_case(phase: str, points: int, coded: bool) -> dict:
+    """Runs inside the child: run_sweep alone, as `ringsim sweep` calls it (``coded``: string and grid
+    columns as codes, as the command asks for them)."""
     from costmodel import presets
     from costmodel.sweep import lcm_multiple, parse_template, run_sweep, seq_grid
     from costmodel.units import parse_range
@@ -71,43 +77,65 @@ def api_case(phase: str, points: int) -> dict:
     tpls = [parse_template(t) for t in PLANS]
     gpus = [int(g) for g in GPUS.split(",")]
     seqs = seq_grid(*parse_range(SEQ), points, lcm_multiple(tpls, gpus, "zigzag"))
-    t0, c0 = time.perf_counter(), time.process_time()
-    cols, _ = run_sweep(
-        model,
-        hw,
-        topo_kind="nvlink-domain",
-        phase=phase,
-        causal=True,
-        kernel="flash",
-        ring_variant="zigzag",
-        decode_attn="allgather",
-        batch=1,
-        seqs=seqs,
-        gpus=gpus,
-        templates=tpls,
-    )
-    return {"points": len(cols["L"]), "wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0}
+    best = None
+    for _ in range(3):  # the best of 3 (a shared machine)
+        t0, c0 = time.perf_counter(), time.process_time()
+        cols, _ = run_sweep(
+            model,
+            hw,
+            topo_kind="nvlink-domain",
+            phase=phase,
+            causal=True,
+            kernel="auto",
+            ring_variant="zigzag",
+            decode_attn="allgather",
+            batch=1,
+            seqs=seqs,
+            gpus=gpus,
+            templates=tpls,
+            coded=coded,
+        )
+        r = {"points": len(cols["L"]), "wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0}
+        best = r if best is None or r["cpu_s"] < best["cpu_s"] else best
+    return best
+
+
+def runner(argv: list[str]) -> None:
+    """Runs inside the runner: start argv as the only child, wait, print its wall time and
+    getrusage(RUSAGE_CHILDREN) (peak RSS and CPU time of that child) as JSON on the last line."""
+    t0 = time.perf_counter()
+    p = subprocess.run(argv, cwd=REPO, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    info = {
+        "rc": p.returncode,
+        "wall_s": wall,
+        "cpu_s": ru.ru_utime + ru.ru_stime,
+        "rss": ru.ru_maxrss * 1024,
+    }
+    out = p.stdout.strip().splitlines()
+    info["last"] = out[-1] if out else ""
+    info["stderr"] = p.stderr[-2000:]
+    print(json.dumps(info))
 
 
 def run_child(argv: list[str]) -> tuple[dict, float, float, int]:
-    """Start argv, wait for it with wait4 (its own rusage), then read what it printed."""
-    t0 = time.perf_counter()
-    with tempfile.TemporaryFile("w+") as so, tempfile.TemporaryFile("w+") as se:
-        p = subprocess.Popen(argv, stdout=so, stderr=se, cwd=REPO, text=True)
-        _, status, ru = os.wait4(p.pid, 0)
-        p.returncode = os.waitstatus_to_exitcode(status)
-        wall = time.perf_counter() - t0
-        so.seek(0)
-        se.seek(0)
-        out, err = so.read(), se.read()
-    if p.returncode != 0:
-        raise SystemExit(f"{' '.join(argv)} failed ({p.returncode}):\n{err}")
-    last = out.strip().splitlines()[-1] if out.strip() else "{}"
+    """Run argv through a fresh runner process; (what argv printed last as JSON, or {}), wall, CPU, peak
+    RSS of argv's process."""
+    p = subprocess.run(
+        [sys.executable, __file__, "--runner", *argv], cwd=REPO, capture_output=True, text=True
+    )
     try:
-        info = json.loads(last)
+        r = json.loads(p.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise SystemExit(f"runner failed ({p.returncode}):\n{p.stderr}") from None
+    if r["rc"] != 0:
+        raise SystemExit(f"{' '.join(argv)} failed ({r['rc']}):\n{r['stderr']}")
+    try:
+        info = json.loads(r["last"])
     except ValueError:
         info = {}
-    return info, wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss * 1024
+    return info, r["wall_s"], r["cpu_s"], r["rss"]
 
 
 def points_of(out: Path) -> int:
@@ -115,16 +143,21 @@ def points_of(out: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--runner"]:
+        runner(argv[1:])
+        return
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="small sizes (~2.4e4 points a case)")
     ap.add_argument(
         "--points", type=int, default=None, help="lengths asked of the grid (default 60000; quick 600)"
     )
     ap.add_argument("--api-case", default=None, help=argparse.SUPPRESS)  # internal: run one API case here
+    ap.add_argument("--coded", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     points = a.points or (600 if a.quick else 60000)
     if a.api_case:
-        print(json.dumps(api_case(a.api_case, points)))
+        print(json.dumps(api_case(a.api_case, points, a.coded)))
         return
     print(
         f"machine: {os.cpu_count()} cores ({platform.processor() or platform.machine()}), "
@@ -136,25 +169,36 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for phase in ("prefill", "decode"):
-            info, wall, cpu, rss = run_child(
-                [sys.executable, __file__, "--api-case", phase, "--points", str(points)]
-            )
-            rows.append((f"API run_sweep, {phase}", info["points"], info["wall_s"], info["cpu_s"], rss))
+            for coded in (False, True):
+                extra = ["--coded"] if coded else []
+                info, wall, cpu, rss = run_child(
+                    [sys.executable, __file__, "--api-case", phase, "--points", str(points), *extra]
+                )
+                label = f"API run_sweep{'(coded=True)' if coded else ''}, {phase}"
+                rows.append((label, info["points"], info["wall_s"], info["cpu_s"], rss, 1e6, None))
             for csv in (True, False):
                 out = Path(tmp) / f"{phase}_{csv}"
                 _, wall, cpu, rss = run_child(
                     [sys.executable, "-m", "ringsim", *sweep_argv(phase, points, str(out), csv)]
                 )
                 label = f"ringsim sweep, {phase}" + ("" if csv else " --no-csv")
-                rows.append((label, points_of(out), wall, cpu, rss))
+                rows.append((label, points_of(out), wall, cpu, rss, 3e5 if csv else None, 2**30))
     print(
-        f"{'case':34s} {'points':>9s} {'configs/s (wall)':>16s} {'wall s':>8s} {'CPU s':>7s} {'peak RSS':>9s}"
+        f"{'case':36s} {'points':>9s} {'configs/s wall':>15s} {'configs/s CPU':>14s} {'target':>16s} "
+        f"{'wall s':>7s} {'CPU s':>7s} {'peak RSS':>9s} {'target':>8s}"
     )
-    for label, n, wall, cpu, rss in rows:
-        print(f"{label:34s} {n:9,d} {n / wall:16,.0f} {wall:8.2f} {cpu:7.2f} {rss / 2**30:7.2f} GiB")
+    for label, n, wall, cpu, rss, target, mem in rows:
+        t = f">= {target:.0e}" if target else ""
+        t += "" if not target else (" met" if n / wall >= target else " MISSED")
+        m = "" if mem is None else ("<= 1 GiB " + ("met" if rss <= mem else "MISSED"))
+        print(
+            f"{label:36s} {n:9,d} {n / wall:15,.0f} {n / cpu:14,.0f} {t:>16s} {wall:7.2f} {cpu:7.2f} "
+            f"{rss / 2**30:5.2f} GiB {m}"
+        )
     print(
-        "API: run_sweep's wall and CPU only (peak RSS: the whole child process); ringsim sweep: the whole "
-        "process (start-up, compute, files)."
+        "API: run_sweep's wall and CPU only, best of 3 (peak RSS: the whole child process); ringsim "
+        "sweep: the whole process (start-up, compute, files), its peak RSS and CPU from "
+        "getrusage(RUSAGE_CHILDREN) in a runner whose only child it is."
     )
 
 
