@@ -83,13 +83,22 @@ class Acc:
     def add(self, w: Work, count=1.0, scale=1.0):
         """Add ``count`` runs of w to the path (its time multiplied by ``scale``); returns one run's time."""
         t, cb = self.parts(w)
-        self.note_kernel(w, np.asarray(count) > 0)
-        # in place (the accumulators have the evaluation's shape); a factor of exactly 1 is left out
+        if w.kind == OpKind.ATTN:
+            self.note_kernel(w, np.asarray(count) > 0)
+        # in place (the accumulators have the evaluation's shape); a factor of exactly 1 is left out, and
+        # so is the side (compute- or memory-bound) no point of w is on (adding zeros)
         one = type(count) in (int, float) and count == 1 and type(scale) in (int, float) and scale == 1
         k = None if one else count * scale
-        c, m = np.where(cb, t, 0.0), np.where(cb, 0.0, t)
-        self.compute += c if one else k * c
-        self.memory += m if one else k * m
+        if cb.all():
+            c, m = t, None
+        elif not cb.any():
+            c, m = None, t
+        else:
+            c, m = np.where(cb, t, 0.0), np.where(cb, 0.0, t)
+        if c is not None:
+            self.compute += c if one else k * c
+        if m is not None:
+            self.memory += m if one else k * m
         self.host += count * self.hw.op(w.role.op_class).issue_s
         fl, hb = np.asarray(w.flops, dtype=float), np.asarray(w.hbm_bytes, dtype=float)
         self.flops += fl if one else count * fl

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 import numpy as np
@@ -95,21 +96,41 @@ def _length_grid(mult: int) -> np.ndarray:
     return mult * np.unique(np.round(np.geomspace(1, 2**26 / mult, 600)).astype(int))
 
 
-def _searches(cfg: Config, which=("batch", "length")) -> list[int]:
+def _searches(cfg: Config, which=("batch", "length"), at: dict | None = None) -> list[int]:
     """The largest batch and/or length that fit: the largest candidate (geometric grid) that does, then
     every step up to the next candidate (0 if the smallest does not fit).  Both searches share two calls
-    of the memory model (the candidates, then the steps)."""
+    of the memory model (the candidates, then the steps).
+
+    ``at``: the model's memory figures at the configuration itself (``predict`` has them).  Memory does
+    not shrink as the batch or length grows (the grid search above rests on that too), so the answer
+    is the grid's last candidate if it fits, 0 if the first does not, else the largest multiple of the
+    step that fits: the x that fits while x + step does not.  From ``at`` the crossing is estimated in
+    closed form (memory affine in the batch or length), and one call of the memory model checks both
+    ends of the grid and a few steps around each estimate; only when no such pair is among them does
+    the search fall back to the grid."""
     key = "seq" if cfg.workload.phase == Phase.PREFILL else "context"
-    qs = []  # (candidates, step, inputs builder)
+    wl = cfg.workload
+    qs = []  # (candidates, step, inputs builder, the configuration's value)
     if "batch" in which:
         size = _mb_size(cfg)
-        qs.append((size * _BATCH_GRID, size, lambda v: _inputs(cfg, batch=v)))
+        qs.append((size * _BATCH_GRID, size, lambda v: _inputs(cfg, batch=v), wl.batch))
     if "length" in which:
         mult = strategies.length_multiple(cfg.plan, cfg.workload.phase)
-        qs.append((_length_grid(mult), mult, lambda v: _inputs(cfg, **{key: v})))
-    oks = _fits(cfg, [f(c) for c, _, f in qs])
+        qs.append(
+            (
+                _length_grid(mult),
+                mult,
+                lambda v: _inputs(cfg, **{key: v}),
+                wl.seq_len if key == "seq" else wl.context,
+            )
+        )
+    if at is not None:
+        got = _searches_at(cfg, qs, at)
+        if got is not None:
+            return got
+    oks = _fits(cfg, [f(c) for c, _, f, _ in qs])
     out, fine = [0] * len(qs), []
-    for j, ((cands, step, f), ok) in enumerate(zip(qs, oks)):
+    for j, ((cands, step, f, _), ok) in enumerate(zip(qs, oks)):
         if ok[0]:
             i = int(np.flatnonzero(ok)[-1])
             hi, nxt = int(cands[i]), int(cands[min(i + 1, len(cands) - 1)])
@@ -117,6 +138,39 @@ def _searches(cfg: Config, which=("batch", "length")) -> list[int]:
     if fine:
         for (j, v, _), ok in zip(fine, _fits(cfg, [f(v) for _, v, f in fine])):
             out[j] = int(v[ok].max())
+    return out
+
+
+def _searches_at(cfg: Config, qs: list, at: dict) -> list[int] | None:
+    """``_searches`` in one call of the memory model, from the memory figures ``at`` the configuration
+    (see there); None where a crossing was not among the points asked."""
+    fixed = at["mem_weights_bytes"] + at["mem_workspace_bytes"]
+    kv, act, buf = at["mem_kv_cache_bytes"], at["mem_activations_bytes"], at["mem_comm_buffers_bytes"]
+    room = at["capacity_bytes"] - fixed
+    points = []
+    for cands, step, _, x0 in qs:
+        ks = set()
+        # memory affine in x, these parts growing in proportion to x and the others fixed: where it
+        # reaches the capacity (a few steps either side)
+        for grow, other in ((kv + act + buf, 0.0), (kv, act + buf), (kv + buf, act)):
+            e = x0 * (room - other) / grow if grow > 0 else math.nan
+            if math.isfinite(e) and 0 < e < cands[-1]:
+                ks.update(int(e // step) + d for d in (-1, 0, 1, 2))
+        near = [k * step for k in sorted(ks) if k >= 1 and k * step < cands[-1]]
+        points.append(np.array([cands[0], cands[-1], *near], dtype=np.int64))
+    oks = _fits(cfg, [f(x) for (_, _, f, _), x in zip(qs, points)])
+    out = []
+    for (cands, step, _, _), x, ok in zip(qs, points, oks):
+        if not ok[0]:
+            out.append(0)
+        elif ok[1]:
+            out.append(int(cands[-1]))
+        else:
+            fits = dict(zip(x.tolist(), ok.tolist()))
+            top = [v for v, o in fits.items() if o and fits.get(v + step) is False]
+            if not top:
+                return None
+            out.append(max(top))
     return out
 
 
@@ -143,7 +197,7 @@ def predict(cfg: Config) -> Result:
         "workspace": o["mem_workspace_bytes"],
         "total": o["mem_total_bytes"],
     }
-    mb, ml = _searches(cfg)
+    mb, ml = _searches(cfg, at=o)
     verdict = (
         "fits"
         if feasible
