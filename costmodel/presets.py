@@ -34,6 +34,22 @@ def _is_path(name_or_path: str) -> bool:
     return name_or_path.endswith(".toml") or "/" in name_or_path or "\\" in name_or_path
 
 
+_PARSED: dict[tuple, dict] = {}  # (path, size, mtime) -> parsed TOML: a file is parsed once while unchanged
+
+
+def _parsed(path: Path) -> dict:
+    """The file's TOML, parsed once per version of the file (a copy: callers change what they get)."""
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _PARSED:
+        with open(path, "rb") as f:
+            got = tomllib.load(f)
+        if len(_PARSED) > 256:
+            _PARSED.clear()
+        _PARSED[key] = got
+    return copy.deepcopy(_PARSED[key])
+
+
 def load_toml(kind: str, name_or_path: str) -> dict:
     """Raw TOML of a preset name (``h100-sxm``) or of a file path (a calibrated profile, your own preset)."""
     if not isinstance(name_or_path, str) or not name_or_path:
@@ -66,8 +82,7 @@ def load_toml(kind: str, name_or_path: str) -> dict:
                 f"or a path to a .toml file"
             )
     try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
+        return _parsed(path)
     except tomllib.TOMLDecodeError as e:
         raise SpecError(f"--{kind} file {path} is not valid TOML: {' '.join(str(e).split())}") from None
     except UnicodeDecodeError as e:

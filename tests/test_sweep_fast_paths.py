@@ -162,3 +162,26 @@ def test_largest_batch_equals_a_brute_force_search_over_the_whole_model(kw):
         assert r["batch"] == (b[fit].max() if fit.any() else p.microbatches), r["plan"]
         checked += 1
     assert checked > 3
+
+
+def test_one_call_memory_search_is_taken_and_equals_the_grid_search(monkeypatch):
+    from test_predict_search import CFGS
+
+    from costmodel import predict as P
+
+    taken = []
+    real = P._searches_at
+
+    def spy(*a, **k):
+        got = real(*a, **k)
+        taken.append(got is not None)
+        return got
+
+    monkeypatch.setattr(P, "_searches_at", spy)
+    for cfg in CFGS[::25]:  # (test_predict_search holds predict's answers to the reference on all 200)
+        at = {k: np.asarray(v).item() for k, v in P._eval(cfg).items() if k.startswith(("mem_", "capacity"))}
+        assert P._searches(cfg, at=at) == P._searches(cfg), cfg.plan  # the grid search: no figures given
+    for cfg in CFGS:
+        P.predict(cfg)
+    n = len(CFGS[::25]) + len(CFGS)
+    assert len(taken) == n and sum(taken) >= 0.8 * n  # the one call is the rule, the grid the exception
