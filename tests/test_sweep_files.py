@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -193,9 +192,20 @@ def test_interrupted_rewrite_keeps_the_old_set(tmp_path, monkeypatch):
 
 
 def _run(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "ringsim", *args], check=False, capture_output=True, text=True, timeout=120
-    )
+    """``ringsim ARGS`` in this process (what ``python -m ringsim`` runs: ``cli.main``; test_cli.py runs
+    the command itself), its exit code and output captured as a subprocess's would be."""
+    import contextlib
+    import io
+
+    from ringsim import cli
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            rc = cli.main(list(args))
+        except SystemExit as e:  # argparse's usage errors
+            rc = e.code if isinstance(e.code, int) else 1
+    return subprocess.CompletedProcess(list(args), rc, out.getvalue(), err.getvalue())
 
 
 @pytest.mark.parametrize(
