@@ -46,10 +46,13 @@ class Executor:
         kernel: str,
         seed: int,
         groups: comm.Groups | None = None,
+        comm_priority: str = "high",
+        attn_split: int = 1,
     ):
         self.cfg, self.plan, self.model, self.wl = cfg, cfg.plan, cfg.model, cfg.workload
         self.rank, self.device, self.dtype, self.kernel, self.seed = rank, device, dtype, kernel, seed
         self.attn = kernels.get(kernel)
+        self.attn_split = max(1, int(attn_split))
         if sched.layer_repeat != 1 or sched.layers_built != cfg.model.layers:
             raise ValueError(
                 f"the executor needs every layer built: the schedule has {sched.layers_built} of "
@@ -82,7 +85,14 @@ class Executor:
         self._cross = {op.id: tuple(d for d in op.deps if stream_of[d] != op.stream) for op in self.ops}
         need = {d for ds in self._cross.values() for d in ds}
         if self.cuda:
-            self.streams = {"compute": torch.cuda.current_stream(device), "comm": torch.cuda.Stream(device)}
+            # communication on a high-priority stream: when a compute kernel is running, the block scheduler
+            # starts NCCL's blocks before that kernel's remaining ones, so a transfer issued beside it
+            # overlaps it instead of waiting for its last wave (measured: benchmarks/ring_decompose.py)
+            prio = -1 if comm_priority == "high" else 0  # lower is higher; clamped to the device's range
+            self.streams = {
+                "compute": torch.cuda.current_stream(device),
+                "comm": torch.cuda.Stream(device, priority=prio),
+            }
             self.events = {i: torch.cuda.Event() for i in need}
         self.steps = _group_batches(self.ops)
         self.env: dict[str, object] = {}
@@ -275,8 +285,10 @@ class Executor:
     # compute ops: attention and merges
     # ------------------------------------------------------------------------------------------
     def _call(self, q, k, v, causal: bool):
-        """q (B, S, H, D), k/v (B, Sk, Hk, D) -> out (B, H, S, D), lse (B, H, S)."""
-        return self.attn(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), causal)
+        """q (B, S, H, D), k/v (B, Sk, Hk, D) -> out (B, H, S, D), lse (B, H, S) (``attn_split``:
+        kernels.split_call)."""
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+        return kernels.split_call(self.attn, q, k, v, causal, self.attn_split)
 
     def _op_attn(self, op: Op) -> None:
         env, wl = self.env, self.wl

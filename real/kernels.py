@@ -71,6 +71,17 @@ def attn_cudnn(q, k, v, causal: bool, scale: float | None = None):
 _IMPL: dict[str, Callable] = {"math": attn_math, "flash": attn_flash, "cudnn": attn_cudnn}
 
 
+def split_call(fn: Callable, q, k, v, causal: bool, n: int = 1):
+    """``fn`` run as up to ``n`` kernels over groups of KV heads (and their query heads): exact, since
+    heads are independent.  A transfer that becomes ready while one kernel holds every SM starts at the
+    next kernel boundary instead of the end of the whole call (benchmarks/results/ring_bias_x4_20261128)."""
+    n = math.gcd(max(1, n), k.shape[1])
+    if n == 1:
+        return fn(q, k, v, causal)
+    parts = [fn(a, b, c, causal) for a, b, c in zip(q.chunk(n, 1), k.chunk(n, 1), v.chunk(n, 1))]
+    return torch.cat([o for o, _ in parts], 1), torch.cat([lse for _, lse in parts], 1)
+
+
 def get(name: str) -> Callable:
     if name not in _IMPL:
         raise ValueError(f"attention kernel {name!r} is not valid: choose one of {list(_IMPL)}")

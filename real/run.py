@@ -111,6 +111,19 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["eager", "graph"],
         help="eager: the host issues op by op (default); graph: one CUDA graph replay per pass (GPU only)",
     )
+    g.add_argument(
+        "--comm-priority",
+        default="high",
+        choices=["high", "normal"],
+        help="priority of the communication stream (default high: NCCL's kernels are scheduled before the "
+        "remaining blocks of a running compute kernel; normal: they wait for it to drain)",
+    )
+    g.add_argument(
+        "--attn-split",
+        type=_ascii_int,
+        default=1,
+        help="run each attention call as this many kernels over groups of KV heads (default 1: one kernel)",
+    )
     g.add_argument("--seed", type=_ascii_int, default=0, help="seed of weights and inputs")
     g.add_argument(
         "--check-seq",
@@ -435,7 +448,14 @@ def measure(
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
     ex = harness.make_executor(
-        cfg, device=device, dtype=dtype, kernel=choice["chosen"], seed=a.seed, groups=groups
+        cfg,
+        device=device,
+        dtype=dtype,
+        kernel=choice["chosen"],
+        seed=a.seed,
+        groups=groups,
+        comm_priority=a.comm_priority,
+        attn_split=a.attn_split,
     )
     graph = a.exec_mode == "graph"
     n_warm = max(a.warmup, 1) if graph else a.warmup
@@ -479,6 +499,8 @@ def measure(
         status="ok",
         attn_kernel_real=choice,
         exec=a.exec_mode,
+        comm_priority=a.comm_priority,
+        attn_split=a.attn_split,
         latency_s={
             "median": med,
             "min": min(samples),
@@ -531,8 +553,15 @@ def _spoil_for_tests(out: torch.Tensor, index: int) -> torch.Tensor:
 def check(argv, cfg: Config, a, groups, device, dtype, kernel: str, index: int = 0) -> dict:
     cargv, info = _check_argv(argv, cfg, parse_count(a.check_seq, "--check-seq") if a.check_seq != "0" else 0)
     ccfg = config_from_args(build_parser().parse_args(cargv))
-    ex = harness.make_executor(
-        ccfg, device=device, dtype=dtype, kernel=kernel, seed=a.seed + 1, groups=groups
+    ex = harness.make_executor(  # the executor as measured: the same stream priority and kernel split
+        ccfg,
+        device=device,
+        dtype=dtype,
+        kernel=kernel,
+        seed=a.seed + 1,
+        groups=groups,
+        comm_priority=a.comm_priority,
+        attn_split=a.attn_split,
     )
     ex.run()
     if a.exec_mode == "graph":  # check what was measured: the replay of the captured pass
@@ -565,17 +594,21 @@ def check(argv, cfg: Config, a, groups, device, dtype, kernel: str, index: int =
 
 
 def _profile(ex, out_dir: str, name: str) -> None:
-    from torch.profiler import ProfilerActivity, profile
+    from torch.profiler import ProfilerActivity, profile, schedule
 
     os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, re.sub(r"[^A-Za-z0-9_.-]+", "_", f"trace_{name}_rank{dist.get_rank()}.json"))
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if ex.device.type == "cuda" else [])
-    with profile(activities=acts) as prof:
-        ex.run()
-        if ex.device.type == "cuda":
-            torch.cuda.synchronize(ex.device)
-    prof.export_chrome_trace(
-        os.path.join(out_dir, re.sub(r"[^A-Za-z0-9_.-]+", "_", f"trace_{name}_rank{dist.get_rank()}.json"))
-    )
+    # one pass under the profiler to warm it up (its first pass pays the profiler's own setup), one recorded
+    sched = schedule(wait=0, warmup=1, active=1, repeat=1)
+    with profile(
+        activities=acts, schedule=sched, on_trace_ready=lambda p: p.export_chrome_trace(path)
+    ) as prof:
+        for _ in range(2):
+            ex.run()
+            if ex.device.type == "cuda":
+                torch.cuda.synchronize(ex.device)
+            prof.step()
 
 
 def preflight(argv: list[str]) -> tuple[list[list[str]], argparse.Namespace, list[Config]]:
@@ -592,6 +625,8 @@ def preflight(argv: list[str]) -> tuple[list[list[str]], argparse.Namespace, lis
         raise SpecError(f"--reps {a.reps} is not valid: 5 to {REPS_MAX} repetitions are measured")
     if not 0 <= a.warmup <= WARMUP_MAX:
         raise SpecError(f"--warmup {a.warmup} is not valid: 0 to {WARMUP_MAX} unmeasured repetitions")
+    if not 1 <= a.attn_split <= 64:
+        raise SpecError(f"--attn-split {a.attn_split} is not valid: 1 to 64 kernels per attention call")
     if not 0 <= a.seed < 2**63:
         raise SpecError(f"--seed {a.seed} is not valid: 0 to 2**63 - 1")
     if a.check_seq.strip() != "0":
