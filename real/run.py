@@ -501,6 +501,7 @@ def measure(
         exec=a.exec_mode,
         comm_priority=a.comm_priority,
         attn_split=a.attn_split,
+        attn_gqa_native=dict(kernels.GQA_NATIVE),  # grouped-query K/V taken as they are, or expanded first
         latency_s={
             "median": med,
             "min": min(samples),
