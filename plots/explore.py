@@ -162,16 +162,23 @@ def _title(m: dict, what: str) -> str:
     return f"{m['topology']} · {m['phase']} · B = {m['batch']}: {what}"
 
 
-def _size(nL: int, nP: int, n_legend: int, legend_cols: int) -> tuple[float, float, float]:
+def _size(m: dict, n_legend: int, legend_cols: int) -> tuple[float, float, float]:
+    nL, nP = len(m["L"]), len(m["P"])
     w_data = max(6.0, 0.36 * nL)
     w_leg = 2.6 * legend_cols
-    h = max(1.6 + 0.42 * nP, 0.9 + 0.19 * math.ceil(n_legend / legend_cols))
-    return w_data + w_leg + 1.6, h, w_data
+    h = max(1.9 + 0.42 * nP, 1.2 + 0.19 * math.ceil(n_legend / legend_cols))
+    return w_data + w_leg + _left_in(m) + 0.2, h, w_data
 
 
-def _place(fig, w_in, h_in, w_data):
-    left, bottom = 1.45 / w_in, 0.85 / h_in
-    top = 1 - 0.45 / h_in
+def _left_in(m: dict) -> float:
+    """Inches left of the data: the longest row label (about 0.075 in a character) and the axis label."""
+    n = max(len(f"{p}  ({s})") for p, s in zip(m["P"], m["topology_specs"]))
+    return 0.55 + 0.075 * n
+
+
+def _place(fig, w_in, h_in, w_data, left_in):
+    left, bottom = left_in / w_in, 0.85 / h_in
+    top = 1 - 0.6 / h_in
     return fig.add_axes([left, bottom, w_data / w_in, top - bottom])
 
 
@@ -183,9 +190,9 @@ def fig_winner(m: dict, styles: dict, out, name: str) -> list[Path]:
     )
     present.sort(key=lambda s: (FAMILY_ORDER.index(_family_of(styles[s][0])), _natural(styles[s][0])))
     ncol = 1 if len(present) <= 14 else 2
-    w_in, h_in, w_data = _size(len(L), len(P), len(present) + 1, ncol)
+    w_in, h_in, w_data = _size(m, len(present) + 1, ncol)
     fig = plt.figure(figsize=(w_in, h_in))
-    ax = _place(fig, w_in, h_in, w_data)
+    ax = _place(fig, w_in, h_in, w_data, _left_in(m))
     fs = _fontsize(edges, w_in, w_data / w_in)
     nofit = False
     for r in range(len(P)):
@@ -239,10 +246,10 @@ def fig_speedup(m: dict, out, name: str) -> list[Path]:
     span = max(span, math.log2(1.25))
     norm = TwoSlopeNorm(vmin=-span, vcenter=0.0, vmax=span)
     cmap = plt.get_cmap("RdBu_r")
-    w_in, h_in, w_data = _size(len(L), len(P), 4, 1)
-    w_in += 0.6
+    w_in, h_in, w_data = _size(m, 4, 1)
+    w_in += 0.6 if not np.isfinite(sp).all() else -1.4  # the hatch legend only where a cell needs it
     fig = plt.figure(figsize=(w_in, h_in))
-    ax = _place(fig, w_in, h_in, w_data)
+    ax = _place(fig, w_in, h_in, w_data, _left_in(m))
     fs = _fontsize(edges, w_in, w_data / w_in)
     used = set()
     for r in range(len(P)):
@@ -262,7 +269,9 @@ def fig_speedup(m: dict, out, name: str) -> list[Path]:
             _cell(ax, edges, c, r, **style)
     _axes(ax, m, edges)
     ax.set_title(
-        _title(m, "speed-up of the best ring plan over the best TP/PP plan (> 1: ring faster)"), loc="left"
+        _title(m, "speed-up of the best ring plan")
+        + "\nover the best TP/PP plan (latency ratio; > 1: ring faster)",
+        loc="left",
     )
     sm = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
     cax = fig.add_axes(
@@ -277,7 +286,7 @@ def fig_speedup(m: dict, out, name: str) -> list[Path]:
     ticks = [t for t in range(-8, 9) if abs(t) <= span + 1e-9] if span >= 1 else [-span, 0.0, span]
     cb.set_ticks(ticks)
     cb.set_ticklabels([f"{2.0**t:.3g}x" for t in ticks])
-    cb.set_label("TP/PP latency / ring latency", fontsize=8)
+    cb.set_label("speed-up", fontsize=8)
     handles = []
     if "r" in used:
         handles.append(Patch(label="only a ring plan fits", **ONLY_RING))
