@@ -966,6 +966,28 @@ def render_markdown(exp, specs, maps, rows, figures, skipped, *, n_points, runti
     return "\n".join(lines) + "\n"
 
 
+def report_section(r: dict, *, level: int = 3, maps: bool = True) -> str:
+    """Markdown for a report that includes an explore folder (``r`` from ``write_explore`` with
+    ``folder``, a path relative to the report): the answer in sentences, the crossover table and the maps,
+    linking only into that folder."""
+    h = "#" * level
+    f = r["folder"]
+    lines = [
+        f"{h} {r.get('title') or f}",
+        "",
+        f"From [{f}/EXPLORE.md]({f}/EXPLORE.md) ({r['points']:,} points; data in "
+        f"[{f}/data/explore.csv]({f}/data/explore.csv), the experiment in "
+        f"[{f}/experiment.toml]({f}/experiment.toml)).",
+        "",
+    ]
+    lines += [f"* {sentence(row)}" for row in r["crossover"]]
+    lines += ["", crossover_markdown(r["crossover"]), ""]
+    if maps:
+        lines += [f"![{Path(p).stem}]({p})" for p in r["figures"]]
+        lines.append("")
+    return "\n".join(lines)
+
+
 def example_experiments() -> list[Path]:
     """The experiment files shipped with ringsim (``studies/experiments/*.toml``)."""
     return sorted(EXPERIMENTS_DIR.glob("*.toml"))
@@ -982,6 +1004,7 @@ __all__ = [
     "make_experiment",
     "nominal_grid",
     "plan_family",
+    "report_section",
     "run_experiment",
     "sentence",
 ]
