@@ -283,7 +283,8 @@ def render(
         "## Which plan wins, memory included",
         "",
         "The seed's experiment file (`studies/experiments/seed.toml`) through `ringsim explore`: every "
-        "placeable plan of every family (ring, Ulysses, TP, PP, TP x PP, hybrids, chunked pipelines; every ring "
+        "placeable plan of every family (ring, Ulysses, TP, PP, TP x PP, hybrids, chunked pipelines; "
+        "every ring "
         "layout and decode merge; the fastest kernel per call; Megatron pipeline sends) at every (L, P). "
         "A ring-family plan is one with Ring Attention in it (alone or with TP, Ulysses or PP); TP/PP-family "
         "plans are TP, PP, TP x PP and chunked pipelines. Only lengths where both fit are compared.",

@@ -1,5 +1,6 @@
-"""ringsim reproduce: the seed's claims checked with physics, plus the seed's experiment file and the seed's
-question for Llama 3.1 70B/405B run through ``explore`` -> REPORT.md, data/, figures/, explore/, questions/."""
+"""ringsim reproduce: the seed's claims checked with physics, plus the seed's experiment file and the
+seed's question for Llama 3.1 70B/405B run through ``explore`` -> REPORT.md, data/, figures/, explore/,
+questions/."""
 
 from __future__ import annotations
 
