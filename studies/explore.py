@@ -564,6 +564,8 @@ def build_maps(cols: dict[str, np.ndarray], exp: Experiment) -> list[dict]:
                                 None if lab is None else t
                             )
                     m["L_evaluated"].append(Lev)
+                    m.setdefault("ring_placed", []).append(bool((rs & (side == "ring")).any()))
+                    m.setdefault("tppp_placed", []).append(bool((rs & (side == "tppp")).any()))
                 maps.append(m)
     return maps
 
@@ -624,6 +626,8 @@ def crossover(maps: list[dict]) -> list[dict]:
                     "longest_fit_ring": max(fits(rl)) if fits(rl) else None,
                     "longest_fit_tppp": max(fits(tl)) if fits(tl) else None,
                     "shortest_fit_any": min(anyfit) if anyfit else None,
+                    "ring_placed": m.get("ring_placed", [True] * len(m["P"]))[r],
+                    "tppp_placed": m.get("tppp_placed", [True] * len(m["P"]))[r],
                     "grid_min": L[0],
                     "grid_max": L[-1],
                 }
@@ -668,6 +672,12 @@ def sentence(row: dict) -> str:
     else:
         parts.append("no length has both a ring plan and a TP/PP plan that fit")
     lr, lt = row["longest_fit_ring"], row["longest_fit_tppp"]
+    for side, name in (("tppp", "TP/PP"), ("ring", "ring")):
+        if not row.get(f"{side}_placed", True):
+            parts.append(
+                f"no {name} plan can be placed on {row['P']} GPUs (its degrees do not divide the layers, "
+                "heads or nodes)"
+            )
     if lr is not None and (lt is None or lr > lt):
         parts.append(f"beyond {fmt_len(lt)} only ring plans fit" if lt is not None else "only ring plans fit")
     elif lt is not None and (lr is None or lt > lr):

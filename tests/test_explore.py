@@ -311,3 +311,22 @@ def test_lengths_are_near_their_nominal_points(small):
     # every evaluated length is within half a multiple of its nominal length
     rel = np.abs(cols["L"] - cols["L_nominal"]) / cols["L_nominal"]
     assert rel.max() < 0.01
+
+
+def test_experiment_files_are_package_data():
+    """A non-editable install ships the example experiments (pyproject's package-data covers them)."""
+    import fnmatch
+    import sys
+    from pathlib import Path
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    root = Path(__file__).resolve().parent.parent
+    data = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    files = sorted((root / "studies" / "experiments").glob("*.toml"))
+    assert files
+    for f in files:
+        inside = f.relative_to(root / "studies").as_posix()
+        assert any(fnmatch.fnmatch(inside, pat) for pat in data["studies"]), inside
