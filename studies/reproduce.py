@@ -16,8 +16,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from costmodel import presets
 from costmodel.errors import SpecError
-from costmodel.results import atomic_write_text, ensure_dir, write_json
+from costmodel.results import atomic_write_text, ensure_dir, write_json, write_sweep_files
+from costmodel.sweep import lcm_multiple, parse_template, run_sweep, seq_grid
 from plots import report
 from plots.files import plot_file
 from plots.validation import load_validation
@@ -55,6 +57,75 @@ def seed_experiment(path=None, *, points=None, gpus=None, topologies=None, phase
         {k: (list(v) if isinstance(v, (tuple, list)) else v) for k, v in over.items() if v is not None}
     )
     return make_experiment(raw, source=str(path or SEED_EXPERIMENT))
+
+
+SWEEP_GPUS = (8, 16, 32, 64)
+SWEEP_SEQ = (4 * 1024, 1024 * 1024)
+
+
+def sweep_templates(batch: int) -> list[str]:
+    """ring across all P; the seed's baseline shape tp=8 x pp=P/8 with one sequence per micro-batch;
+    the hybrid tp=8 inside a node x ring across nodes."""
+    return ["ring=P", f"tp=8,pp=P/8,mb={batch}", "tp=8,ring=P/8"]
+
+
+def write_sweep(
+    out_dir: Path,
+    *,
+    hardware: str,
+    model_name: str,
+    topo_kind: str,
+    phase: str,
+    batch: int,
+    points: int,
+    gpus=SWEEP_GPUS,
+    seq=SWEEP_SEQ,
+) -> Path:
+    """One sweep written exactly as ``ringsim sweep`` writes it (npz + CSV + JSON manifest); returns the
+    CSV."""
+    plans = sweep_templates(batch)
+    templates = [parse_template(t) for t in plans]
+    hw, model = presets.load_hardware(hardware), presets.load_model(model_name)
+    mult = lcm_multiple(templates, list(gpus), "zigzag")
+    seqs = seq_grid(seq[0], seq[1], points, mult)
+    cols, skipped = run_sweep(
+        model,
+        hw,
+        topo_kind=topo_kind,
+        phase=phase,
+        causal=True,
+        kernel="flash",
+        ring_variant="zigzag",
+        decode_attn="allgather",
+        batch=batch,
+        seqs=seqs,
+        gpus=list(gpus),
+        templates=templates,
+    )
+    specs = {
+        "kind": "sweep",
+        "engine": "analytic",
+        "hardware": hw.name,
+        "hardware_provenance": dict(hw.provenance),
+        "model": model.name,
+        "model_fields": {
+            k: getattr(model, k) for k in ("layers", "d_model", "n_heads", "n_kv_heads", "head_dim", "d_ff")
+        },
+        "topology": topo_kind,
+        "phase": phase,
+        "causal": True,
+        "batch": batch,
+        "ring_variant": "zigzag",
+        "decode_attn": "allgather",
+        "attn_kernel": "flash",
+        "gpus": list(gpus),
+        "plans": plans,
+        "seq_range": list(seq),
+        "seq_multiple": mult,
+    }
+    stem = f"sweep_{topo_kind}_{phase}"
+    write_sweep_files(out_dir, cols, specs, skipped, stem=stem)
+    return out_dir / f"{stem}.csv"
 
 
 def simulated_timelines(setup: dict, data: Path) -> tuple[Path | None, str]:
