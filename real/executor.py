@@ -68,6 +68,9 @@ class Executor:
         self.weights = {
             i: M.layer_shard(model, i, seed, plan.tp, self.t, device, dtype) for i in self.layer_ids
         }
+        if model.fp8_roles:  # --fp8: those GEMMs' weights in FP8 with per-output-channel scales
+            for w in self.weights.values():
+                M.quantize_layer(w, model.fp8_roles)
         w0 = self.weights[self.layer_ids[0]]
         self.hq, self.hk = w0.hq, w0.hk
         if (
@@ -243,6 +246,9 @@ class Executor:
 
     def _op_linear(self, op: Op) -> None:
         w = self._w(op)
+        if w.fp8 and op.role.value in w.fp8:  # FP8: quantise the activation rows, scaled GEMM
+            self.env[op.writes[0]] = M.fp8_linear(self.env[op.reads[0]], w.fp8[op.role.value])
+            return
         weight = {Role.QKV: w.wqkv, Role.O_PROJ: w.wo, Role.MLP_UP: w.wup, Role.MLP_DOWN: w.wdown}[op.role]
         self.env[op.writes[0]] = F.linear(self.env[op.reads[0]], weight)
 
