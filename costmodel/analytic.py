@@ -259,12 +259,24 @@ def memory(ctx: Ctx) -> dict[str, A]:
     tok, hq, hkv, mb = geo.dense_tokens, geo.q_heads, geo.kv_heads, geo.mb
     decode = st.phase == Phase.DECODE
     lps = model.layers / S
-    per_layer = d * geo.qkv_cols + model.q_dim / T * d + model.mlp_mats * d * model.d_ff / T + 2 * d
-    weights = lps * per_layer * b + 2 * model.vocab * d * b / T
+    f8 = model.fp8_roles  # FP8 weights: 1 byte per element and one FP32 scale per output channel
+
+    def wbytes(role, n, k):
+        return n * k + 4 * n if role in f8 else n * k * b
+
+    up_n = (model.mlp_mats - 1) * model.d_ff / T
+    per_layer = (
+        wbytes("qkv", geo.qkv_cols, d)
+        + wbytes("o_proj", d, model.q_dim / T)
+        + wbytes("mlp_up", up_n, d)
+        + wbytes("mlp_down", d, model.d_ff / T)
+        + 2 * d * b
+    )
+    weights = lps * per_layer + 2 * model.vocab * d * b / T
     cached = (C if decode else L) / R
     # decode owners (pass-KV, pass-Q, ulysses) pad each micro-batch to a multiple of the group
     B_cache = m * geo.cache_batch if decode else B
-    kv_cache = B_cache * lps * cached * 2 * hkv * hd * b
+    kv_cache = B_cache * lps * cached * 2 * hkv * hd * model.kv_elem_bytes
     x = tok * d * b * np.where(S > 1, 2, 1)
     qd_t = model.q_dim / T
     if decode:
