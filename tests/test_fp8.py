@@ -213,3 +213,140 @@ def test_microbench_fp8_suite_needs_a_gpu(tmp_path):
     )
     assert r.returncode == 2 and "suite fp8 cannot run here" in r.stderr
     assert not (tmp_path / "r.json").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# the cost model: FP8 GEMMs, weights, KV cache; analytic and simulator agree
+# ---------------------------------------------------------------------------------------------
+def _cfg(**kw):
+    base = dict(model="llama3-8b", hardware="h200-sxm", topology="nvswitch:4", plan="tp=4", seq="16Ki")
+    return build_config({**base, **kw})
+
+
+def test_fp8_gemm_time_fallback_and_calibrated_curve():
+    from dataclasses import replace
+
+    from costmodel import kernels
+    from costmodel.specs import Curve
+
+    hw = _cfg().hardware
+    assert not hw.fp8_calibrated and hw.fp8_peak_flops == 2 * hw.peak_flops  # h200-sxm gives no FP8 peak
+    fl, m = 2.0 * 8192 * 4096 * 14336, 8192
+    bf16 = float(kernels.gemm_device_time(hw, fl, 0.0, m))
+    est = float(kernels.gemm_device_time(hw, fl, 0.0, m, fp8=True))
+    assert est == pytest.approx(bf16 / 2)  # the estimate: BF16 efficiency at twice the peak
+    cal = replace(hw, gemm_fp8_efficiency=Curve(x=(1e6, 1e15), y=(0.5, 0.5)))
+    assert cal.fp8_calibrated
+    assert float(kernels.gemm_device_time(cal, fl, 0.0, m, fp8=True)) == pytest.approx(
+        fl / (0.5 * cal.fp8_peak_flops)
+    )
+
+
+def test_fp8_layer_works_and_quantise_traffic():
+    from costmodel import layers as Lr
+
+    for fp8, want in (
+        ("none", set()),
+        ("ffn", {"mlp_up", "mlp_down"}),
+        ("linear", {"qkv", "o_proj", "mlp_up", "mlp_down"}),
+    ):
+        model = _cfg(fp8=fp8).model
+        ws = Lr.pre_attention(model, 128, model.q_dim + 2 * model.kv_dim) + Lr.post_attention_proj(
+            model, 128, 1
+        )
+        ws += Lr.mlp_in(model, 128, 1)
+        assert {w.role.value for w in ws if w.fp8} == want
+    w8 = Lr.gemm("mlp_down", 100, 4096, 14336, 2, (), (), fp8=True)
+    w16 = Lr.gemm("mlp_down", 100, 4096, 14336, 2, (), ())
+    assert w8.quant_bytes == 100 * 14336 * 3 + 400  # read BF16, write FP8, one FP32 scale per row
+    # the GEMM's own traffic: FP8 x and W (+ scales), BF16 out; W dominates: about half of BF16's
+    assert (w8.hbm_bytes - w8.quant_bytes) / w16.hbm_bytes == pytest.approx(0.5, abs=0.02)
+
+
+def test_fp8_weights_memory_and_kv_cache():
+    m0 = _cfg().model
+    mem = {f: _predict(_cfg(fp8=f))["memory_bytes_per_device"]["weights"] for f in ("none", "ffn", "linear")}
+    T, d, f = 4, m0.d_model, m0.d_ff
+    mlp = 3 * d * f / T  # SwiGLU: gate, up, down
+    scales = 4 * (2 * f / T + d)  # one FP32 per output channel: up/gate (2f/T) and down (d)
+    assert mem["none"] - mem["ffn"] == pytest.approx(m0.layers * (mlp - scales))
+    assert mem["ffn"] > mem["linear"] > 0.5 * mem["none"]  # the LM head (vocab) stays BF16
+    dec = dict(phase="decode", batch="16", context="32Ki")
+    kv = {
+        k: _predict(_cfg(kv_dtype=k, **dec))["memory_bytes_per_device"]["kv_cache"] for k in ("bf16", "fp8")
+    }
+    assert kv["fp8"] == pytest.approx(kv["bf16"] / 2)
+
+
+def _predict(cfg):
+    from costmodel.predict import predict
+
+    return predict(cfg)
+
+
+def test_kv_fp8_halves_ring_messages_and_decode_reads():
+    pre = dict(plan="ring=4", seq="32Ki")
+    c16, c8 = (_predict(_cfg(kv_dtype=k, **pre))["comm_bytes_per_device"]["nvlink"] for k in ("bf16", "fp8"))
+    assert c8 == pytest.approx(c16 / 2)  # the ring moves K/V blocks only
+    dec = dict(phase="decode", batch="32", context="64Ki", plan="tp=4")
+    t16, t8 = (_predict(_cfg(kv_dtype=k, **dec))["latency_s"] for k in ("bf16", "fp8"))
+    assert t8 < 0.8 * t16  # decode at 64Ki x 32 reads mostly cache
+
+
+def test_fp8_prefill_faster_and_fp8_linear_fastest():
+    t = {f: _predict(_cfg(fp8=f, seq="32Ki", plan="tp=4"))["latency_s"] for f in ("none", "ffn", "linear")}
+    assert t["linear"] < t["ffn"] < t["none"]
+
+
+NO_SLOWDOWN = ["achievable.compute_slowdown_under_comm=1.0"]
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(plan="ring=4", fp8="linear", kv_dtype="fp8", seq="16Ki"),
+        dict(plan="tp=2,ring=2", fp8="ffn", seq="16Ki"),
+        dict(plan="ulysses=4", fp8="linear", kv_dtype="fp8", seq="16Ki"),
+        dict(plan="tp=4", fp8="linear", phase="decode", batch="16", context="16Ki"),
+        dict(
+            plan="ring=4",
+            decode_attn="pass-kv",
+            fp8="ffn",
+            kv_dtype="fp8",
+            phase="decode",
+            batch="8",
+            context="16Ki",
+        ),
+        dict(plan="tp=2,pp=2", fp8="linear", kv_dtype="fp8", seq="8Ki"),
+    ],
+)
+def test_analytic_and_simulator_agree_with_fp8(kw):
+    from costmodel.specs import OP_CLASSES
+    from sim import run_config
+
+    sets = NO_SLOWDOWN + [f"achievable.ops.{c}.issue_us=0" for c in OP_CLASSES]
+    cfg = _cfg(set=["hardware." + s for s in sets], layers=2, **kw)
+    a = _predict(cfg)["latency_s"]
+    s = run_config(cfg).latency_s
+    assert s == pytest.approx(a, rel=0.01)
+    # and FP8 changed the prediction (the terms reach both engines)
+    base = _cfg(set=cfg.overrides, layers=2, **{**kw, "fp8": "none", "kv_dtype": "bf16"})
+    assert run_config(base).latency_s != pytest.approx(s, rel=1e-6)
+
+
+def test_profile_fp8_fields_load_and_are_checked(tmp_path):
+    from costmodel import presets
+
+    raw = presets.load_toml("hardware", "h200-sxm")
+    raw["achievable"]["gemm_fp8"] = {"flops": [1e9, 1e12], "efficiency": [0.2, 0.6]}
+    raw["achievable"]["fp8_quant"] = {"bytes_factor": 4.0, "floor_us": 3.0}
+    hw = presets.hardware_from_dict(raw)
+    assert (
+        hw.fp8_calibrated and hw.fp8_quant_bytes_factor == 4.0 and hw.fp8_quant_floor_s == pytest.approx(3e-6)
+    )
+    raw["achievable"]["fp8_quant"] = {"bytes_factor": 4.0, "floor": 3.0}
+    with pytest.raises(SpecError, match="fp8_quant: unknown key"):
+        presets.hardware_from_dict(raw)
+    raw["achievable"]["fp8_quant"] = {"bytes_factor": 1000.0}
+    with pytest.raises(SpecError, match="fp8_quant.bytes_factor"):
+        presets.hardware_from_dict(raw)
