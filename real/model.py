@@ -217,3 +217,20 @@ def fp8_linear(x: torch.Tensor, w: Fp8Weight, emulate: bool | None = None) -> to
     else:
         y = torch._scaled_mm(x8, w.w8.t(), scale_a=sa, scale_b=w.scale, out_dtype=x.dtype)
     return y.reshape(*shp[:-1], w.w8.shape[0])
+
+
+# --kv-dtype fp8: K and V stored (and sent) as e4m3 with a static scale of 1 (vLLM's default when no KV scales
+# are calibrated: K/V of these models are O(1), far inside e4m3's range); attention dequantises them on load
+KV_FP8_SCALE = 1.0
+
+
+def to_kv8(t: torch.Tensor) -> torch.Tensor:
+    """K/V -> float8_e4m3fn at the static scale (clamped to the finite range: e4m3fn has no infinity)."""
+    return (t / KV_FP8_SCALE).clamp(-FP8_MAX, FP8_MAX).to(FP8_DTYPE)
+
+
+def from_kv8(t: torch.Tensor, dtype) -> torch.Tensor:
+    """FP8 K/V -> ``dtype`` for the attention kernel (a tensor already in another dtype is returned as is)."""
+    if t.dtype != FP8_DTYPE:
+        return t
+    return t.to(dtype) * KV_FP8_SCALE if KV_FP8_SCALE != 1.0 else t.to(dtype)

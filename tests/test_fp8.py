@@ -151,21 +151,51 @@ def test_fp8_flag_bad_input():
     assert r.returncode == 2
 
 
-def test_real_run_refuses_kv_fp8_with_a_sentence(tmp_path):
+def test_executor_kv_fp8_p1_and_ring_p2(tmp_path):
+    """--kv-dtype fp8: caches and K/V blocks stored as e4m3 (static scale 1), sent as bytes, dequantised
+    for attention: prefill and decode at P = 1, the pass-KV ring (prefill) and decode pass-KV at P = 2."""
+    out = tmp_path / "r.jsonl"
+    base = [
+        "--hardware",
+        "h200-sxm",
+        "--out",
+        str(out),
+        "--kv-dtype",
+        "fp8",
+        "--layers",
+        "2",
+        "--batch",
+        "2",
+        *TINY,
+    ]
     r = _run(
-        [
-            "--plan",
-            "tp=1",
-            "--topology",
-            "nvswitch:1",
-            "--out",
-            str(tmp_path / "x.jsonl"),
-            "--kv-dtype",
-            "fp8",
-        ]
+        [*base, "--topology", "nvswitch:1", "--plan", "tp=1", "--phase", "prefill;decode", "--seq", "64"]
     )
-    assert r.returncode == 2 and "--kv-dtype fp8" in r.stderr
-    assert not (tmp_path / "x.jsonl").exists()
+    assert r.returncode == 0, r.stderr[-2000:]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "real.run",
+    ]
+    two = [*base, "--topology", "nvswitch:2", "--plan", "ring=2", "--decode-attn", "pass-kv", "--seq", "64"]
+    r = subprocess.run(
+        [*cmd, *two, "--phase", "prefill;decode"],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    recs = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(recs) == 4 and all(x["specs"]["model"]["kv_dtype"] == "fp8" for x in recs)
+    for rec in recs:  # FP8 K/V really stored (error far above FP32's), within the FP8 tolerance
+        assert rec["check"]["passed"] and 1e-3 < rec["check"]["rel_err"] < rec["check"]["tol"], rec["check"]
 
 
 # ---------------------------------------------------------------------------------------------
