@@ -4,6 +4,8 @@
 # validation runs at P = 1 on the same lease, llama3-8b with 4 layers:
 #   prefill (eager): B = 1 at L = 12Ki and 48Ki, B = 2 at L = 24Ki; --fp8 none, ffn, linear;
 #   decode (CUDA graph): B = 12 and 24 at context 24Ki and 48Ki; --fp8 none, ffn, linear.
+# Last, FP8 KV cache (exploratory: the executor dequantises K/V in a separate pass before attention, the cost
+# model assumes a kernel that dequantises as it loads): decode B = 24 at 24Ki and 48Ki, --fp8 none and linear.
 # Rows (B x L = 12Ki, 48Ki; decode B = 12, 24) are outside the calibration's token counts (real.microbench
 # FP8_TOKENS and the BF16 curve's 1, 4, 16, ..., 65536).  Outputs under $OUT: the raw JSON (fit it with
 #   ringsim calibrate --from-raw <the h200-sxm raw files> --from-raw h200x1_fp8_raw.json ...)
@@ -18,8 +20,12 @@ step() { echo "=== $(date -u +%T) $*" | tee -a "$LOG"; timeout "$@" 2>&1 | grep 
 step 100 python3 -m real.microbench --suites fp8 --model llama3-8b --out "$OUT/h200x1_fp8_raw.json"
 TR="torchrun --standalone --nproc-per-node 1"
 P="$OUT/h200x1_real_prefill_fp8.jsonl"; D="$OUT/h200x1_real_decode_graph_fp8.jsonl"
-C="--hardware h200-sxm --topology nvswitch:1 --plan tp=1 --model llama3-8b --layers 4 --fp8 none;ffn;linear"
-step 70 $TR -m real.run $C --out "$P" --batch 1 --seq '12Ki;48Ki'
-step 50 $TR -m real.run $C --out "$P" --batch 2 --seq 24Ki
-step 90 $TR -m real.run $C --out "$D" --phase decode --exec graph --batch '12;24' --context '24Ki;48Ki'
+C="--hardware h200-sxm --topology nvswitch:1 --plan tp=1 --model llama3-8b --layers 4"
+F="--fp8 none;ffn;linear"
+step 70 $TR -m real.run $C $F --out "$P" --batch 1 --seq '12Ki;48Ki'
+step 50 $TR -m real.run $C $F --out "$P" --batch 2 --seq 24Ki
+step 90 $TR -m real.run $C $F --out "$D" --phase decode --exec graph --batch '12;24' --context '24Ki;48Ki'
+K="$OUT/h200x1_real_decode_graph_kvfp8.jsonl"
+step 45 $TR -m real.run $C --out "$K" --phase decode --exec graph --batch 24 --context '24Ki;48Ki' --kv-dtype fp8 \
+    --fp8 'none;linear'
 echo "=== done $(date -u +%T)" | tee -a "$LOG"
