@@ -285,6 +285,8 @@ def memory(ctx: Ctx) -> dict[str, A]:
         atok = mb * L / (R * geo.chunks)  # a chunk's queries (the whole ring-local sequence without chunks)
         attn_phase = tok * d * b + atok * hq * hd * (b + np.where(R > 1, ab + b, b)) + atok * hq * 4
     mlp_phase = tok * d * b + tok * model.d_ff / T * b * model.mlp_mats + tok * d * b
+    if "mlp_down" in f8:  # the FP8 copy of the down projection's input (and its row scales)
+        mlp_phase = mlp_phase + tok * (model.d_ff / T + 4)
     activations = x + np.maximum(attn_phase, mlp_phase)
     # the communication buffers of the strategies the points use
     core = strategies.core_for_phase(st.phase, st.decode_attn)

@@ -380,3 +380,27 @@ def test_profile_fp8_fields_load_and_are_checked(tmp_path):
     raw["achievable"]["fp8_quant"] = {"bytes_factor": 1000.0}
     with pytest.raises(SpecError, match="fp8_quant.bytes_factor"):
         presets.hardware_from_dict(raw)
+
+
+def test_fit_profile_adds_fp8_fields_per_mode(tmp_path):
+    """A raw file of the fp8 suite fitted as a supplement: the FP8 curve in every profile; the quantise as
+    measured in the executor's profiles, fused (factor 1, no floor) in the ideal one; the rest unchanged."""
+    from real import microbench as mb
+    from validation.calibrate import fit_profile, load_raw
+
+    dims = dict(d_model=64, d_ff=128, q_dim=64, kv_dim=32, head_dim=16)
+    recs = mb.bench_fp8(torch.device("cpu"), dims, [1, 256], (1,), reps=2, emulate=True)
+    recs = [{**r, "emulated": False, "mode": "graph"} for r in recs]  # as a GPU run writes them
+    sup = tmp_path / "fp8_raw.json"
+    sup.write_text(json.dumps({"provenance": {"gpu": "test"}, "results": recs}))
+    base = ROOT / "validation/data/calibration/h200x2_raw.json"
+    plain, _ = fit_profile(load_raw([str(base)]), "h200-sxm-published", "x", mode="graph")
+    raw = load_raw([str(base), str(sup)])
+    ideal, _ = fit_profile(raw, "h200-sxm-published", "x", mode="ideal")
+    graph, notes = fit_profile(raw, "h200-sxm-published", "x", mode="graph")
+    for p in (ideal, graph):
+        assert p["achievable"]["gemm_fp8"]["flops"] and p["achievable"]["gemm"] == plain["achievable"]["gemm"]
+    assert ideal["achievable"]["fp8_quant"] == {"bytes_factor": 1.0, "floor_us": 0.0}
+    assert graph["achievable"]["fp8_quant"]["floor_us"] > 0
+    assert any(n.startswith("achievable.gemm_fp8: measured") for n in notes)
+    assert "gemm_fp8" not in plain["achievable"]
