@@ -115,7 +115,7 @@ def _evaluate(
     acc, cost = units[0][0], units[0][1]
     if len(units) > 1:  # the sums over the chunks that exist at each point
         acc = Acc(hw, st.kernel, shape)
-        for f in ("compute", "memory", "flops", "hbm", "host"):
+        for f in ("compute", "memory", "flops", "hbm", "host", "flops_fp8"):
             setattr(acc, f, sum(np.where(e, getattr(a, f), 0.0) for a, _, _, e in units))
         acc.kernel_mask = np.bitwise_or.reduce([np.where(e, a.kernel_mask, 0) for a, _, _, e in units])
         cost = AttnCost(
@@ -162,7 +162,7 @@ def _evaluate(
     out = {k: _full(v, shape) for k, v in out.items()}
     out["bottleneck"] = bottleneck(out)
     out.update(memory(ctx))
-    out.update(roofline(hw, out))
+    out.update(roofline(hw, out, acc.flops_fp8 * lps * m))
     out["total_flops"] = _full(_total_flops(model, st, B, L, C), shape)
     out["attn_kernel_used"] = np.array(np.broadcast_to(acc.kernels_used, shape))
     return out
@@ -308,10 +308,11 @@ def memory(ctx: Ctx) -> dict[str, A]:
     return {k: _full(v, ctx.shape) for k, v in out.items()}
 
 
-def roofline(hw: Hardware, out: dict) -> dict[str, A]:
-    """The physical floor of this plan on datasheet peaks: compute, HBM, NVLink and NIC bounds."""
+def roofline(hw: Hardware, out: dict, flops_fp8=0.0) -> dict[str, A]:
+    """The physical floor of this plan on datasheet peaks: compute, HBM, NVLink and NIC bounds (FP8 GEMMs'
+    ``flops_fp8`` at the FP8 peak, the other FLOPs at the BF16 peak)."""
     bounds = {
-        "compute": out["flops_per_device"] / hw.peak_flops,
+        "compute": (out["flops_per_device"] - flops_fp8) / hw.peak_flops + flops_fp8 / hw.fp8_peak_flops,
         "hbm": out["hbm_bytes_per_device"] / hw.hbm_bw_Bps,
         "nvlink": out["comm_nvlink_bytes"] / hw.nvlink_bw_Bps,
         "ib": out["comm_ib_bytes"] / hw.nic_bw_Bps,

@@ -324,8 +324,13 @@ def test_kv_fp8_halves_ring_messages_and_decode_reads():
 
 
 def test_fp8_prefill_faster_and_fp8_linear_fastest():
-    t = {f: _predict(_cfg(fp8=f, seq="32Ki", plan="tp=4"))["latency_s"] for f in ("none", "ffn", "linear")}
+    p = {f: _predict(_cfg(fp8=f, seq="32Ki", plan="tp=4")) for f in ("none", "ffn", "linear")}
+    t = {f: r["latency_s"] for f, r in p.items()}
     assert t["linear"] < t["ffn"] < t["none"]
+    # the roofline charges FP8 GEMMs at the FP8 peak: still a floor, and lower than BF16's
+    roof = {f: r["roofline"]["compute_s"] for f, r in p.items()}
+    assert roof["linear"] < roof["ffn"] < roof["none"]
+    assert all(r["latency_s"] >= r["roofline_latency_s"] for r in p.values())
 
 
 NO_SLOWDOWN = ["achievable.compute_slowdown_under_comm=1.0"]
