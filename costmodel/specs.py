@@ -448,7 +448,7 @@ class Model:
 
     @property
     def kv_elem_bytes(self) -> int:
-        """Bytes of one KV-cache element as stored and sent (FP8: 1; its per-tensor scales are negligible)."""
+        """Bytes of one KV-cache element as stored and sent (FP8: 1, at a static scale: nothing per token)."""
         return 1 if self.kv_dtype == KvDtype.FP8 else self.dtype_bytes
 
     @property
