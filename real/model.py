@@ -167,7 +167,7 @@ def quantize_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     amax = torch.linalg.vector_norm(x, ord=float("inf"), dim=-1, keepdim=True)
     scale = (amax.float().clamp_(min=1e-12) / FP8_MAX).to(x.dtype)
     x8 = (x / scale).clamp_(-FP8_MAX, FP8_MAX).to(FP8_DTYPE)
-    return x8, scale.float()
+    return x8.contiguous(), scale.float()  # row-major, as _scaled_mm's first operand must be (a no-op here)
 
 
 def quantize_weight(w: torch.Tensor) -> Fp8Weight:
