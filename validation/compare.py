@@ -253,6 +253,7 @@ def _calibration(hw) -> dict:
         "dates": [],
         "files": [],
         "boot_ids": set(),
+        "runs": [],  # (date or None, its machine boots) of each raw file
     }
     for f in files:
         path = DATA_DIR / "calibration" / Path(f).name
@@ -266,6 +267,7 @@ def _calibration(hw) -> dict:
         if d:
             got["dates"].append(datetime.fromisoformat(d))
         got["boot_ids"].update(pv.get("boot_ids") or [])
+        got["runs"].append((datetime.fromisoformat(d) if d else None, set(pv.get("boot_ids") or [])))
         for r in raw.get("results", []):
             op = r.get("op")
             if op == "attention" or "median_overlap_s" in r:
@@ -313,7 +315,12 @@ def seen_by_calibration(rec: dict, cfg: Config) -> str | None:
     d = pv.get("date_utc")
     if d:
         t = datetime.fromisoformat(d)
-        if any(abs((t - c).total_seconds()) <= SAME_CALL_S for c in cal["dates"]):
+        mine = set(pv.get("boot_ids") or [])
+        for c, boots in cal["runs"]:
+            if c is None or abs((t - c).total_seconds()) > SAME_CALL_S:
+                continue
+            if mine and boots and not (mine & boots):
+                continue  # close in time, but both name their machine's boot and they differ: another call
             return "it was measured within 30 minutes of a calibration run (possibly the same device call)"
     return None
 
