@@ -305,6 +305,7 @@ MODEL_KEYS = (
     "rope_theta",
     "tie_embeddings",
     "qkv_bias",
+    "lm_head",
     "source",
 )
 
