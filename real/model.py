@@ -4,9 +4,9 @@ A layer is pre-norm: ``x += o_proj(attn(rope(qkv(rmsnorm(x)))))``, then
 ``x += mlp_down(act(mlp_up(rmsnorm(x))))`` with GELU (tanh) or SwiGLU; biases on Q, K, V only when the
 model has ``qkv_bias``; RoPE (theta 1e4) on queries and keys; softmax scale 1/sqrt(head_dim).  A model
 with a vocabulary ends with the LM head: ``logits = rmsnorm(x) @ W^T`` (W: the LM head, or the embedding
-when tied; vocab-parallel: TP rank t holds rows [t c, (t + 1) c), c = ceil(vocab / tp)).  Every tensor is drawn in FP32 from its own
-generator, seeded from (seed, name), on the device that uses it, so the same seed gives the same model
-on every rank and in the single-device reference of the same device type; TP ranks then keep their
+when tied; vocab-parallel: TP rank t holds rows [t c, (t + 1) c), c = ceil(vocab / tp)).
+Every tensor is drawn in FP32 from its own generator, seeded from (seed, name), on the device that
+uses it, so the same seed gives the same model on every rank and in the single-device reference of the same device type; TP ranks then keep their
 slices (``layer_shard``).
 """
 
@@ -55,7 +55,8 @@ class HeadWeights:
 
 
 def head_shard(model: Model, seed: int, tp: int, t: int, device, dtype) -> HeadWeights:
-    """TP rank ``t``'s slice of the LM head (tp=1: all of it): the embedding matrix when tied, else its own."""
+    """TP rank ``t``'s slice of the LM head (tp=1: all of it): the embedding matrix when tied, else its
+    own."""
     d, V = model.d_model, model.vocab
     cols = -(-V // tp)
     lo, hi = min(t * cols, V), min((t + 1) * cols, V)
