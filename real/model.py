@@ -6,8 +6,8 @@ model has ``qkv_bias``; RoPE (theta 1e4) on queries and keys; softmax scale 1/sq
 with a vocabulary ends with the LM head: ``logits = rmsnorm(x) @ W^T`` (W: the LM head, or the embedding
 when tied; vocab-parallel: TP rank t holds rows [t c, (t + 1) c), c = ceil(vocab / tp)).
 Every tensor is drawn in FP32 from its own generator, seeded from (seed, name), on the device that
-uses it, so the same seed gives the same model on every rank and in the single-device reference of the same device type; TP ranks then keep their
-slices (``layer_shard``).
+uses it, so the same seed gives the same model on every rank and in the single-device reference of
+the same device type; TP ranks then keep their slices (``layer_shard``, ``head_shard``).
 """
 
 from __future__ import annotations
