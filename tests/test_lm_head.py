@@ -191,11 +191,16 @@ BIG = dataclasses.replace(M, n_heads=32, n_kv_heads=8, head_dim=32, d_model=1024
         ("tp=16", "ib:2x8", "decode", 1),
         ("tp=16,pp=2", "ib:4x8", "prefill", 1),
         ("tp=32", "ib:4x8", "decode", 1),
+        ("tp=8,ulysses=2", "ib:2x8", "prefill", 1),  # ulysses' all-to-alls span both nodes
+        ("tp=16,ulysses=2", "ib:4x8", "prefill", 1),  # TP and ulysses both over InfiniBand
+        ("tp=16,ring=2", "ib:4x8", "decode", 1),
     ],
 )
 def test_simulator_equals_analytic_with_the_head(hw0, plan, topo, phase, mb):
-    """Without imbalance every rank that runs the head is on the critical path: the engines agree."""
-    cfg = _cfg(hw0, BIG, plan, topo, phase, batch=2 * mb, mb=mb)
+    """Without imbalance every rank that runs the head is on the critical path: the engines agree (TP
+    and ulysses groups spanning nodes included)."""
+    kw = {"decode_attn": "pass-kv"} if "ring" in plan else {}
+    cfg = _cfg(hw0, BIG, plan, topo, phase, batch=2 * mb, mb=mb, **kw)
     s = run_config(cfg).latency_s
     a = float(_eval(cfg)["latency_s"])
     assert s == pytest.approx(a, rel=1e-9), (s, a)
