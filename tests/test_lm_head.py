@@ -351,3 +351,19 @@ def test_validation_records_say_whether_the_head_ran():
     assert predict(config_of(new))["latency_s"] > predict(config_of(old))["latency_s"]
     with pytest.raises(SpecError, match="lm_head"):
         config_of({"args": argv, "specs": {"model": {"lm_head": "yes"}}})
+
+
+def test_set_turns_the_head_off_on_any_preset():
+    """``--set model.lm_head=false`` (and the other optional model fields) work on presets that do not
+    name them; an unknown key is still refused."""
+    from costmodel.config import build_config
+
+    on = build_config({"model": "llama3-8b", "phase": "decode", "plan": "tp=8"})
+    off = build_config(
+        {"model": "llama3-8b", "phase": "decode", "plan": "tp=8", "set": ["model.lm_head=false"]}
+    )
+    assert on.model.lm_head and not off.model.lm_head
+    assert predict(off)["latency_s"] < predict(on)["latency_s"]
+    assert build_config({"set": ["model.qkv_bias=true"]}).model.qkv_bias
+    with pytest.raises(SpecError, match="model has no key 'frob'"):
+        build_config({"set": ["model.frob=1"]})
