@@ -285,6 +285,11 @@ def test_tp_spanning_part_of_a_node_is_refused():
         SpecError, match="tp=12 spans more than the 8 GPUs of one node of ib:3x8 but not whole"
     ):
         strategies.validate(parse_plan("tp=12,ring=2"), BIG, wl, topo)
+    # a group smaller than a node that does not divide it would straddle two nodes (some groups over IB)
+    with pytest.raises(SpecError, match="tp=16 does not divide the 72 GPUs of one node of nvl:72x2"):
+        strategies.validate(parse_plan("tp=16,ring=9"), BIG, wl, parse_topology("nvl:72x2"))
+    ok = Workload(batch=1, seq_len=72 * 64)
+    strategies.validate(parse_plan("tp=8,ring=18"), BIG, ok, parse_topology("nvl:72x2"))  # 8 divides 72
 
 
 def test_tp_across_nvl_domains(hw0):

@@ -2,7 +2,8 @@
 MLP-down row-parallel, each followed by an all-reduce of the activations over the TP group.
 
 A TP group larger than a node (``tp=16`` on ``ib:2x8``; more than one NVLink domain on ``nvl:NxK``)
-spans whole nodes (``rules``); its all-reduces cross InfiniBand.  Algorithm assumed: NCCL's flat ring
+spans whole nodes (``rules``; a smaller one divides the node, so that no group straddles two nodes and
+every group crosses, or none does); its all-reduces cross InfiniBand.  Algorithm assumed: NCCL's flat ring
 all-reduce over the whole group, 2 (g - 1) steps, each rank sending 2 (g - 1) / g of the message, at the
 profile's InfiniBand figures (``comm.ib.all_reduce``: latency, per-hop latency, bus bandwidth of one NIC),
 i.e. the ring runs at the speed of its slowest link, a NIC.  Every rank's bytes count on IB (the busiest
@@ -28,11 +29,16 @@ _AR_AFTER = {Role.O_PROJ: "o_proj_ar", Role.MLP_DOWN: "mlp_down_ar"}
 
 
 def rules(plan, model, wl, topo) -> None:
-    tp = plan.tp
-    if topo.kind.value in ("ib", "nvl") and tp > topo.gpus_per_node and tp % topo.gpus_per_node:
+    tp, gpn = plan.tp, topo.gpus_per_node
+    if topo.kind.value in ("ib", "nvl") and tp > gpn and tp % gpn:
         raise SpecError(
-            f"plan tp={tp} spans more than the {topo.gpus_per_node} GPUs of one node of {topo.spec} but "
-            f"not whole nodes: a TP group larger than a node must be a multiple of {topo.gpus_per_node}"
+            f"plan tp={tp} spans more than the {gpn} GPUs of one node of {topo.spec} but "
+            f"not whole nodes: a TP group larger than a node must be a multiple of {gpn}"
+        )
+    if topo.kind.value in ("ib", "nvl") and tp < gpn and topo.nodes > 1 and gpn % tp:
+        raise SpecError(
+            f"plan tp={tp} does not divide the {gpn} GPUs of one node of {topo.spec}: some TP groups "
+            f"would straddle two nodes; use a tp that divides {gpn} or a multiple of it"
         )
     heads_split = tp * plan.ulysses
     if model.n_heads % heads_split:
