@@ -10,7 +10,8 @@ Where a schedule has no contention and no imbalance the two agree; ``tests/`` ho
 Latency model (one rank on the critical path):
 * a layer = its dense kernels + TP all-reduces + its attention block (wrappers such as ulysses' all-to-alls
   around one attention core: local, the pass-KV ring recurrence, or a decode merge);
-* a pipeline of S stages and m micro-batches = (S + m - 1) t_stage + (S + m - 2) t_transfer.
+* a pipeline of S stages and m micro-batches = (S + m - 1) t_stage + (S + m - 2) t_transfer;
+* the last stage's LM head (``strategies/lm_head.py``) once per micro-batch, on the path.
 """
 
 from __future__ import annotations
@@ -125,9 +126,14 @@ def _evaluate(
             )
         )
     ctx = Ctx(hw=hw, st=st, geo=geo, acc=acc, shape=shape)
+    # ---- the LM head of one micro-batch on the last stage (nothing without one) ----
+    head = Acc(hw, st.kernel, shape)
+    hcost = strategies.lm_head.closed_form(Ctx(hw=hw, st=st, geo=geo, acc=head, shape=shape))
 
     # ---- stages and micro-batches (and chunks) ----
-    pipe = strategies.pipeline.closed_form(ctx, [(t, a.host, e) for a, _, t, e in units])
+    pipe = strategies.pipeline.closed_form(
+        ctx, [(t, a.host, e) for a, _, t, e in units], (head.busy + hcost.exposed_s, head.host)
+    )
     lps, t_stage, t_dev, x_pp, latency = (
         pipe["lps"],
         pipe["t_stage"],
@@ -135,10 +141,10 @@ def _evaluate(
         pipe["x_pp"],
         pipe["latency"],
     )
-    sent_nv = cost.sent_nvlink * lps * m + pipe["sent_nvlink"]
-    sent_ib = cost.sent_ib * lps * m + pipe["sent_ib"]
-    flops = acc.flops * lps * m
-    hbm = acc.hbm * lps * m
+    sent_nv = cost.sent_nvlink * lps * m + pipe["sent_nvlink"] + hcost.sent_nvlink * m
+    sent_ib = cost.sent_ib * lps * m + pipe["sent_ib"] + hcost.sent_ib * m
+    flops = acc.flops * lps * m + head.flops * m
+    hbm = acc.hbm * lps * m + head.hbm * m
 
     # ---- outputs ----
     tokens = B * (1 if decode else L)
@@ -152,13 +158,13 @@ def _evaluate(
         "comm_nvlink_bytes": sent_nv,
         "comm_ib_bytes": sent_ib,
         "stage_time_s": t_stage,
-        "t_compute_s": acc.compute * lps * m,
-        "t_memory_s": acc.memory * lps * m,
+        "t_compute_s": (acc.compute * lps + head.compute) * m,
+        "t_memory_s": (acc.memory * lps + head.memory) * m,
         "t_overhead_s": (t_stage - t_dev) * m + hw.pass_launch_s,
         "t_bubble_s": latency - hw.pass_launch_s - m * t_stage,
     }
-    out["t_comm_exposed_s"] = np.maximum(m * t_dev - (acc.busy * lps * m), 0.0)
-    out["t_comm_s"] = cost.xfer_s * lps * m + (S + m * N - 2) * x_pp * (S > 1)
+    out["t_comm_exposed_s"] = np.maximum(m * t_dev - (acc.busy * lps + head.busy) * m, 0.0)
+    out["t_comm_s"] = (cost.xfer_s * lps + hcost.xfer_s) * m + (S + m * N - 2) * x_pp * (S > 1)
     out = {k: _full(v, shape) for k, v in out.items()}
     out["bottleneck"] = bottleneck(out)
     out.update(memory(ctx))
@@ -272,7 +278,8 @@ def memory(ctx: Ctx) -> dict[str, A]:
         + wbytes("mlp_down", d, model.d_ff / T)
         + 2 * d * b
     )
-    weights = lps * per_layer + 2 * model.vocab * d * b / T
+    per_layer = per_layer + (geo.qkv_cols * b if model.qkv_bias else 0)  # the Q, K, V biases
+    weights = lps * per_layer + strategies.lm_head.weights_bytes(ctx)
     cached = (C if decode else L) / R
     # decode owners (pass-KV, pass-Q, ulysses) pad each micro-batch to a multiple of the group
     B_cache = m * geo.cache_batch if decode else B
@@ -287,7 +294,8 @@ def memory(ctx: Ctx) -> dict[str, A]:
     mlp_phase = tok * d * b + tok * model.d_ff / T * b * model.mlp_mats + tok * d * b
     if "mlp_down" in f8:  # the FP8 copy of the down projection's input (and its row scales)
         mlp_phase = mlp_phase + tok * (model.d_ff / T + 4)
-    activations = x + np.maximum(attn_phase, mlp_phase)
+    # the LM head (last stage, after the layers): the normed rows and their logits
+    activations = x + np.maximum(np.maximum(attn_phase, mlp_phase), strategies.lm_head.activation_bytes(ctx))
     # the communication buffers of the strategies the points use
     core = strategies.core_for_phase(st.phase, st.decode_attn)
     comm_buf = np.where(R > 1, core.buffers(ctx), 0.0)
@@ -345,4 +353,9 @@ def _total_flops(model: Model, st: Setting, B, L, C):
     if st.phase == Phase.DECODE:
         return B * (model.dense_flops_per_token() + 4.0 * C * model.q_dim * model.layers)
     pairs = L * (L + 1) / 2 if st.causal else L * L
-    return B * L * model.dense_flops_per_token() + 4.0 * B * pairs * model.q_dim * model.layers
+    head = model.lm_head_flops_per_token()  # prefill: the last token's logits only
+    return (
+        B * L * (model.dense_flops_per_token() - head)
+        + B * head
+        + 4.0 * B * pairs * model.q_dim * model.layers
+    )

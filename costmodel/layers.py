@@ -129,10 +129,28 @@ def lse_merge(role, model: Model, tokens, heads, reads, writes) -> Work:
 # ----------------------------------------------------------------------------------------------
 def pre_attention(model: Model, tok, qkv_n) -> list[Work]:
     d, b = model.d_model, model.dtype_bytes
+    bias = (  # qkv_bias: add the biases to the projection's output (read it and the bias, write it)
+        [elementwise("qkv_bias", (2 * tok + 1) * qkv_n * b, ("q", "kv_local"), ("q", "kv_local"))]
+        if model.qkv_bias
+        else []
+    )
     return [
         elementwise("norm1", 2 * tok * d * b, ("x",), ("h",)),
         gemm("qkv", tok, qkv_n, d, b, ("h",), ("q", "kv_local"), "qkv" in model.fp8_roles),
+        *bias,
         elementwise("rope", 2 * tok * qkv_n * 2 / 3 * b, ("q", "kv_local"), ("q", "kv_local")),
+    ]
+
+
+def lm_head_works(model: Model, rows, cols) -> list[Work]:
+    """The LM head on one rank: the final norm of ``rows`` rows (their hidden states read from the
+    activations), the logits GEMM against the rank's ``cols`` vocabulary columns, and each row's largest
+    logit and its index in that slice (greedy choice; under TP the ranks then all-gather those pairs)."""
+    d, b = model.d_model, model.dtype_bytes
+    return [
+        elementwise("final_norm", 2 * rows * d * b, ("x",), ("h_last",)),
+        gemm("lm_head", rows, cols, d, b, ("h_last",), ("logits",)),
+        elementwise("logits_max", rows * cols * b + rows * 8, ("logits",), ("top",)),
     ]
 
 

@@ -91,8 +91,12 @@ def apply_overrides(raw: dict, overrides: list[str] | None, kind: str) -> dict:
             if not isinstance(node.get(part), dict):
                 raise SpecError(f"--set {item!r}: {kind} has no section {part!r}")
             node = node[part]
-        if parts[-1] not in node:
-            raise SpecError(f"--set {item!r}: {kind} has no key {key!r}; known here: {sorted(node)}")
+        optional = (
+            kind == "model" and len(parts) == 1 and parts[-1] in MODEL_KEYS
+        )  # a field left at its default
+        if parts[-1] not in node and not optional:
+            known = set(node) | (set(MODEL_KEYS) if kind == "model" and len(parts) == 1 else set())
+            raise SpecError(f"--set {item!r}: {kind} has no key {key!r}; known here: {sorted(known)}")
         try:
             node[parts[-1]] = tomllib.loads(f"v = {value}")["v"]
         except tomllib.TOMLDecodeError:
@@ -318,6 +322,7 @@ MODEL_KEYS = (
     "rope_theta",
     "tie_embeddings",
     "qkv_bias",
+    "lm_head",
     "source",
     "fp8",
     "kv_dtype",

@@ -381,11 +381,12 @@ class Model:
     dtype_bytes: int = 2  # BF16 weights and activations
     accum_bytes: int = 4  # FP32 attention accumulation
     vocab: int = 0  # 0: no embedding / LM head counted (the seed's model gives none)
-    # Descriptive fields of published models.  No cost formula uses them yet (see docs/PRESETS.md for
-    # the ones that should): they default so that older presets and Model(...) calls keep working.
-    rope_theta: float = 0.0  # RoPE base frequency (0: not given)
+    # Fields of published models; they default so that older presets and Model(...) calls keep working.
+    rope_theta: float = 0.0  # RoPE base frequency (0: not given); no cost
     tie_embeddings: bool = False  # the LM head shares the embedding matrix (HF tie_word_embeddings)
-    qkv_bias: bool = False  # the Q, K and V projections have biases (Qwen2 family)
+    qkv_bias: bool = False  # the Q, K and V projections have biases (Qwen2 family): params + one add
+    lm_head: bool = True  # the last stage runs the LM head (final norm, logits) when vocab > 0; false:
+    #                       a pass without it (executor records measured before it ran one)
     source: str = ""  # where the figures come from (URL, repository and path)
     # numerics of the deployment (flags --fp8 / --kv-dtype, or a preset of an FP8 checkpoint)
     fp8: Fp8 = Fp8.NONE  # GEMMs in FP8: none | ffn (MLP) | linear (QKV, O, MLP)
@@ -420,7 +421,7 @@ class Model:
             self.rope_theta,
             "must be a finite number >= 0 (0: not given)",
         )
-        for f in ("tie_embeddings", "qkv_bias"):
+        for f in ("tie_embeddings", "qkv_bias", "lm_head"):
             check(isinstance(getattr(self, f), bool), f"model.{f}", getattr(self, f), "must be true or false")
         check(isinstance(self.name, str), "model.name", self.name, "must be a string")
         check(isinstance(self.source, str), "model.source", self.source, "must be a string")
@@ -460,19 +461,37 @@ class Model:
     def mlp_mats(self) -> int:
         return 3 if self.mlp == MlpKind.SWIGLU else 2
 
+    @property
+    def has_lm_head(self) -> bool:
+        """Whether a pass ends with the LM head (final norm and logits): a vocabulary and ``lm_head``."""
+        return self.lm_head and self.vocab > 0
+
+    @property
+    def qkv_bias_params(self) -> int:
+        return (self.q_dim + 2 * self.kv_dim) if self.qkv_bias else 0
+
     def params_per_layer(self) -> int:
         attn = self.d_model * (self.q_dim + 2 * self.kv_dim) + self.q_dim * self.d_model
         mlp = self.mlp_mats * self.d_model * self.d_ff
         norms = 2 * self.d_model
-        return attn + mlp + norms
+        return attn + mlp + norms + self.qkv_bias_params
 
     def params(self) -> int:
-        return self.layers * self.params_per_layer() + 2 * self.vocab * self.d_model
+        """All parameters: layers, embedding and LM head (one matrix when tied), final norm."""
+        head = (
+            (1 if self.tie_embeddings else 2) * self.vocab * self.d_model + self.d_model if self.vocab else 0
+        )
+        return self.layers * self.params_per_layer() + head
+
+    def lm_head_flops_per_token(self) -> int:
+        """FLOPs of the LM head GEMM for one token's logits (0 without an LM head)."""
+        return 2 * self.vocab * self.d_model if self.has_lm_head else 0
 
     def dense_flops_per_token(self) -> int:
-        """Forward FLOPs per token of the GEMMs (2 per multiply-add), all layers, no attention scores."""
-        gemm_params = self.params_per_layer() - 2 * self.d_model
-        return 2 * self.layers * gemm_params + 2 * self.vocab * self.d_model
+        """Forward FLOPs per token of the GEMMs (2 per multiply-add), all layers and the LM head, no
+        attention scores (prefill runs the LM head for its last token only: ``lm_head_flops_per_token``)."""
+        gemm_params = self.params_per_layer() - 2 * self.d_model - self.qkv_bias_params
+        return 2 * self.layers * gemm_params + self.lm_head_flops_per_token()
 
     def kv_bytes_per_token(self) -> int:
         """KV-cache bytes of one token over all layers."""

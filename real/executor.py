@@ -74,6 +74,12 @@ class Executor:
         if model.fp8_roles:  # --fp8: those GEMMs' weights in FP8 with per-output-channel scales
             for w in self.weights.values():
                 M.quantize_layer(w, model.fp8_roles)
+        # the LM head (the last stage's ranks that compute logits: costmodel/strategies/lm_head.py)
+        self.head = (
+            M.head_shard(model, seed, plan.tp, self.t, device, dtype)
+            if any(op.role == Role.LM_HEAD for op in sched.rank_ops(rank))
+            else None
+        )
         w0 = self.weights[self.layer_ids[0]]
         self.hq, self.hk = w0.hq, w0.hk
         if (
@@ -215,6 +221,21 @@ class Executor:
     def outputs(self) -> list[torch.Tensor]:
         return [self.env[f"x@{u}"] for u in range(self.plan.microbatches * self.plan.chunks)]
 
+    def logits(self) -> list[torch.Tensor] | None:
+        """Per micro-batch, this rank's logits (rows, ceil(vocab / tp)); None if it runs no LM head."""
+        if self.head is None:
+            return None
+        return [self.env[f"logits@{j}"] for j in range(self.plan.microbatches)]
+
+    def tokens(self) -> list[torch.Tensor] | None:
+        """Per micro-batch, the chosen (greedy) token of each row (after the TP all-gather), or None."""
+        if self.head is None:
+            return None
+        return [
+            self.env[f"token@{j}"] if self.plan.tp > 1 else self.env[f"top@{j}"][:, 1].long()
+            for j in range(self.plan.microbatches)
+        ]
+
     def _launch(self, group: list[Op]) -> None:
         stream = group[0].stream
         with contextlib.ExitStack() as st:
@@ -270,6 +291,34 @@ class Executor:
             return
         weight = {Role.QKV: w.wqkv, Role.O_PROJ: w.wo, Role.MLP_UP: w.wup, Role.MLP_DOWN: w.wdown}[op.role]
         self.env[op.writes[0]] = F.linear(self.env[op.reads[0]], weight)
+
+    def _op_qkv_bias(self, op: Op) -> None:
+        self.env[op.writes[0]] = self.env[op.reads[0]] + self._w(op).bqkv
+
+    # -- the LM head ------------------------------------------------------------------------------
+    def _op_final_norm(self, op: Op) -> None:
+        """The rows that get logits (prefill: each sequence's last token, the last row of its piece)."""
+        x = self.env[op.reads[0]]
+        if not self.decode:
+            x = x.view(self.mb, -1, x.shape[-1])[:, -1]
+        self.env[op.writes[0]] = M.rmsnorm(x, self.head.g)
+
+    def _op_lm_head(self, op: Op) -> None:
+        self.env[op.writes[0]] = F.linear(self.env[op.reads[0]], self.head.w)
+
+    def _op_logits_max(self, op: Op) -> None:
+        """Each row's largest logit in this rank's vocabulary slice and its token id, (rows, 2) FP32."""
+        v, i = self.env[op.reads[0]][:, : self.head.valid].float().max(dim=-1)
+        self.env[op.writes[0]] = torch.stack([v, (i + self.head.lo).float()], dim=-1)
+
+    def _logits_gather(self, op: Op) -> None:
+        """The TP group's (max, id) pairs -> the id of the largest logit over the whole vocabulary."""
+        top = self.env[op.reads[0]]
+        out = torch.empty((len(op.peers),) + tuple(top.shape), device=self.device, dtype=torch.float32)
+        self._on_comm(top, out)
+        comm.all_gather_stacked(out, top, self.groups(op.peers))
+        best = out[..., 0].argmax(dim=0)
+        self.env[op.writes[0]] = out[..., 1].gather(0, best[None])[0].long()
 
     def _op_act(self, op: Op) -> None:
         self.env[op.writes[0]] = M.activation(self.model, self.env[op.reads[0]])
@@ -535,6 +584,11 @@ class Executor:
         Role.A2A_O: _a2a_o,
         Role.PP_GATHER: _pp_gather,
         Role.CHUNK_ATTN: _op_chunk_attn,
+        Role.QKV_BIAS: _op_qkv_bias,
+        Role.FINAL_NORM: _op_final_norm,
+        Role.LM_HEAD: _op_lm_head,
+        Role.LOGITS_MAX: _op_logits_max,
+        Role.LOGITS_GATHER: _logits_gather,
     }
 
 

@@ -1,11 +1,13 @@
 """The dense transformer the executor runs: weights and inputs drawn from a seed, and its layer math.
 
 A layer is pre-norm: ``x += o_proj(attn(rope(qkv(rmsnorm(x)))))``, then
-``x += mlp_down(act(mlp_up(rmsnorm(x))))`` with GELU (tanh) or SwiGLU; no biases; RoPE (theta 1e4) on
-queries and keys; softmax scale 1/sqrt(head_dim).  Every tensor is drawn in FP32 from its own
-generator, seeded from (seed, name), on the device that uses it, so the same seed gives the same model
-on every rank and in the single-device reference of the same device type; TP ranks then keep their
-slices (``layer_shard``).
+``x += mlp_down(act(mlp_up(rmsnorm(x))))`` with GELU (tanh) or SwiGLU; biases on Q, K, V only when the
+model has ``qkv_bias``; RoPE (theta 1e4) on queries and keys; softmax scale 1/sqrt(head_dim).  A model
+with a vocabulary ends with the LM head: ``logits = rmsnorm(x) @ W^T`` (W: the LM head, or the embedding
+when tied; vocab-parallel: TP rank t holds rows [t c, (t + 1) c), c = ceil(vocab / tp)).
+Every tensor is drawn in FP32 from its own generator, seeded from (seed, name), on the device that
+uses it, so the same seed gives the same model on every rank and in the single-device reference of
+the same device type; TP ranks then keep their slices (``layer_shard``, ``head_shard``).
 """
 
 from __future__ import annotations
@@ -42,6 +44,30 @@ class LayerWeights:
     hq: int
     hk: int
     fp8: dict | None = None  # role value ("qkv", "o_proj", "mlp_up", "mlp_down") -> Fp8Weight, for FP8 GEMMs
+    bqkv: torch.Tensor | None = None  # (hq*D + 2*hk*D,): Q, K, V biases (qkv_bias models)
+
+
+@dataclass
+class HeadWeights:
+    g: torch.Tensor  # (d,): the final norm
+    w: torch.Tensor  # (cols, d): this TP rank's vocabulary rows (zero rows pad the vocabulary)
+    lo: int  # first vocabulary id of the slice
+    valid: int  # rows of the slice that are real tokens
+
+
+def head_shard(model: Model, seed: int, tp: int, t: int, device, dtype) -> HeadWeights:
+    """TP rank ``t``'s slice of the LM head (tp=1: all of it): the embedding matrix when tied, else its
+    own."""
+    d, V = model.d_model, model.vocab
+    cols = -(-V // tp)
+    lo, hi = min(t * cols, V), min((t + 1) * cols, V)
+    key = "embed" if model.tie_embeddings else "lm_head"
+    full = randn((V, d), key, seed, device, 1 / math.sqrt(d))
+    w = torch.zeros(cols, d, device=device, dtype=torch.float32)
+    w[: hi - lo] = full[lo:hi]
+    del full
+    g = randn((d,), "final_norm", seed, device, 0.1, 1.0)
+    return HeadWeights(g=g.to(dtype), w=w.to(dtype).contiguous(), lo=lo, valid=hi - lo)
 
 
 def layer_shard(model: Model, layer: int, seed: int, tp: int, t: int, device, dtype) -> LayerWeights:
@@ -62,6 +88,12 @@ def layer_shard(model: Model, layer: int, seed: int, tp: int, t: int, device, dt
     wdown = randn((d, f), key + "wdown", seed, device, 0.5 / math.sqrt(f))[:, fs]
     g1 = randn((d,), key + "g1", seed, device, 0.1, 1.0)
     g2 = randn((d,), key + "g2", seed, device, 0.1, 1.0)
+    bqkv = None
+    if model.qkv_bias:
+        bq = randn((model.n_heads, D), key + "bq", seed, device, 0.1)[qh.start : qh.stop]
+        bk = randn((model.n_kv_heads, D), key + "bk", seed, device, 0.1)[kh.start : kh.stop]
+        bv = randn((model.n_kv_heads, D), key + "bv", seed, device, 0.1)[kh.start : kh.stop]
+        bqkv = torch.cat([bq.reshape(-1), bk.reshape(-1), bv.reshape(-1)])
     cv = lambda x: x.to(dtype).contiguous()
     return LayerWeights(
         g1=cv(g1),
@@ -72,6 +104,7 @@ def layer_shard(model: Model, layer: int, seed: int, tp: int, t: int, device, dt
         wdown=cv(wdown),
         hq=len(qh),
         hk=len(kh),
+        bqkv=None if bqkv is None else cv(bqkv),
     )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import math
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -70,7 +70,18 @@ def config_of(rec: dict, hardware: str | None = None) -> Config:
     chosen = (rec.get("attn_kernel_real") or {}).get("chosen")
     if chosen in ("flash", "cudnn"):  # predict with the kernel the run actually used
         a.attn_kernel = chosen
-    return config_from_args(a)
+    cfg = config_from_args(a)
+    return replace(cfg, model=replace(cfg.model, lm_head=ran_lm_head(rec)))
+
+
+def ran_lm_head(rec: dict) -> bool:
+    """Whether the executor ran the LM head in a record: its specs say so (``model.lm_head``); records
+    measured before the executor ran one do not name it and did not run it."""
+    model = (rec.get("specs") or {}).get("model") or {}
+    v = model.get("lm_head", False) if isinstance(model, dict) else False
+    if not isinstance(v, bool):
+        raise SpecError(f"its specs.model.lm_head is {v!r}: true or false")
+    return v
 
 
 def measured_s(rec: dict) -> float:
