@@ -123,7 +123,9 @@ def run_sweep(
     out: dict[str, np.ndarray] = {}
     if work:  # the two string columns made here, at their final width (no re-allocation as they widen)
         out["plan_template"] = np.empty(total, np.array([tpl.text for tpl, _ in work]).dtype)
-        out["plan"] = np.empty(total, np.array([r[1].label(phase) for _, rows in work for r in rows]).dtype)
+        out["plan"] = np.empty(
+            total, np.array([r[1].label(phase, kernel) for _, rows in work for r in rows]).dtype
+        )
     at = 0
     it = work if progress is None else progress(work)
     for tpl, rows in it:
@@ -143,7 +145,7 @@ def run_sweep(
         )
         L = seqs[:, None].astype(float)
         o = evaluate(model, hw, st, batch=batch, seq=L, context=L, **deg)
-        names = np.array([rows[j][1].label(phase) for j in range(len(rows))])
+        names = np.array([rows[j][1].label(phase, kernel) for j in range(len(rows))])
         block = {
             "plan_template": np.array(tpl.text),
             "plan": names[None, :],

@@ -53,7 +53,12 @@ def load_timelines(path: str | Path) -> list[dict]:
             raise SpecError(f"{p}: not a timeline file (needs 'timeline' or 'timelines')")
         check_records(item["timeline"], f"{p} [{k}]")
         specs = item.get("specs") or {}
-        label = item.get("label") or (specs.get("plan", {}) or {}).get("name") or f"timeline {k}"
+        label = (
+            item.get("label")
+            or (specs.get("plan", {}) or {}).get("label")
+            or (specs.get("plan", {}) or {}).get("name")
+            or f"timeline {k}"
+        )
         out.append({"label": str(label), "specs": specs, "timeline": item["timeline"]})
     return out
 

@@ -20,7 +20,7 @@ def _rows(r: dict) -> list[tuple[str, str]]:
         (
             "configuration",
             f"{s['hardware']} on {s['topology']['spec']}, {s['model']['name']} "
-            f"({s['model']['layers']} layers), plan {plan['name']}",
+            f"({s['model']['layers']} layers), plan {plan.get('label') or plan['name']}",
         ),
         (
             "workload",

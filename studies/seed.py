@@ -135,7 +135,7 @@ def predictions(setup: dict) -> list[dict]:
                         "topology": topo,
                         "plan_label": label,
                         "plan": plan,
-                        "plan_name": cfg.plan.name,
+                        "plan_name": cfg.plan.label(phase),
                         "microbatches": cfg.plan.microbatches,
                         "phase": phase,
                         "result": r,
