@@ -23,6 +23,7 @@ from .geometry import seq_multiple
 from .plan import AXIS_NAMES, Plan
 from .specs import Hardware, Model, Phase, Workload
 from .topology import topology_for
+from .units import length_grid
 
 _TERM = re.compile(r"^(" + "|".join(AXIS_NAMES) + r"|mb|microbatches|chunks)=(\d+|P|P/\d+|P\*\d+|\d+\*P)$")
 
@@ -67,10 +68,8 @@ def parse_template(text: str) -> PlanTemplate:
 
 
 def seq_grid(lo: int, hi: int, points: int, multiple: int) -> np.ndarray:
-    """Geometric grid from lo to hi, each length rounded to a multiple of ``multiple``, unique."""
-    raw = np.geomspace(lo, hi, points)
-    g = np.unique(np.maximum(np.round(raw / multiple), 1).astype(np.int64) * multiple)
-    return g
+    """Geometric grid from lo to hi (both exactly; see ``units.length_grid``)."""
+    return length_grid(lo, hi, points, multiple)
 
 
 def run_sweep(

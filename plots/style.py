@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator  # noqa: E402
 
 from costmodel.results import atomic_write_bytes, ensure_dir  # noqa: E402
+from costmodel.units import fmt_length_short  # noqa: E402
 
 plt.rcParams.update(
     {
@@ -55,13 +56,9 @@ def plan_color(plan: str) -> str:
 
 
 def _si(v: float, _pos=None) -> str:
-    for unit, size in (("M", 2**20), ("Ki", 2**10)):
-        if v >= size and v % size == 0:
-            return f"{v / size:g}{unit}"
-    for unit, size in (("M", 1e6), ("k", 1e3)):
-        if v >= size:
-            return f"{v / size:g}{unit}"
-    return f"{v:g}"
+    """A length tick in the command line's grammar (costmodel.units): Ki/Mi for multiples of powers of
+    two (the log2 axes' ticks), k/M for decimal ones."""
+    return fmt_length_short(v) if v >= 1 and float(v).is_integer() else f"{v:g}"
 
 
 seq_formatter = FuncFormatter(_si)

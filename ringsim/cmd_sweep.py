@@ -23,7 +23,11 @@ DEFAULT_PLANS = ["ring=P", "tp=8,pp=P/8", "tp=8,ring=P/8"]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seq", default="8k:1M", help="range START:END of sequence (or context) lengths")
+    p.add_argument(
+        "--seq",
+        default="8Ki:1Mi",
+        help="range START:END of sequence (or context) lengths, both in the grid (k, M: x1000, x1e6; Ki, Mi: x1024, x1024^2)",
+    )
     p.add_argument("--points", type=int, default=48, help="lengths in the geometric grid")
     p.add_argument("--gpus", default="8,16,32,64", help="device counts P, comma separated")
     p.add_argument(
