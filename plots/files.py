@@ -53,13 +53,14 @@ def kind_of(path: str | Path) -> str:
     )
 
 
-def plot_file(path: str | Path, out: str | Path, name: str | None = None) -> list[Path]:
+def plot_file(path: str | Path, out: str | Path, name: str | None = None, step=None) -> list[Path]:
+    """The figures of one results file; ``step()`` (if given) is called after each figure is saved."""
     from . import sweeps, timeline, validation
 
     kind = kind_of(path)
     stem = name or Path(path).stem
     if kind == "sweep":
-        return sweeps.sweep_figures(path, out, stem)
+        return sweeps.sweep_figures(path, out, stem, step=step)
     if kind == "crossover":
         with open(path) as f:
             return sweeps.fig_crossover(json.load(f), out, stem)

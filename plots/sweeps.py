@@ -217,14 +217,16 @@ def fig_memory(specs, cols, out, name) -> list[Path]:
     return save(fig, out, name)
 
 
-def sweep_figures(path, out, prefix: str | None = None) -> list[Path]:
+def sweep_figures(path, out, prefix: str | None = None, step=None) -> list[Path]:
+    """Latency/TPS, communication and memory figures of a sweep; ``step()`` after each one."""
     specs, cols = load_sweep(path)
     stem = prefix or Path(path).stem
-    return (
-        fig_latency(specs, cols, out, f"{stem}_latency_tps")
-        + fig_comm(specs, cols, out, f"{stem}_comm")
-        + fig_memory(specs, cols, out, f"{stem}_memory")
-    )
+    paths: list[Path] = []
+    for fig, suffix in ((fig_latency, "latency_tps"), (fig_comm, "comm"), (fig_memory, "memory")):
+        paths += fig(specs, cols, out, f"{stem}_{suffix}")
+        if step is not None:
+            step()
+    return paths
 
 
 # ----------------------------------------------------------------------------------------------

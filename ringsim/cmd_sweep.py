@@ -26,7 +26,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--seq",
         default="8Ki:1Mi",
-        help="range START:END of sequence (or context) lengths, both in the grid (k, M: x1000, x1e6; Ki, Mi: x1024, x1024^2)",
+        help="range START:END of sequence (or context) lengths, both ends in the grid "
+        "(k, M: x1000, x1000000; Ki, Mi: x1024, x1048576)",
     )
     p.add_argument("--points", type=int, default=48, help="lengths in the geometric grid")
     p.add_argument("--gpus", default="8,16,32,64", help="device counts P, comma separated")
