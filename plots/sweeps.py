@@ -11,8 +11,9 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
 from costmodel.errors import SpecError
 from costmodel.results import read_csv_columns, read_npz
+from costmodel.units import fmt_length_short
 
-from .style import layout, plan_color, plt, save, seq_axis
+from .style import layout, legend_below, plan_colors, plt, save, seq_axis, series_style
 
 NUMERIC = (
     "P",
@@ -102,13 +103,31 @@ def _series(cols, tpl, P, key):
     )
 
 
-def _line(ax, x, y, ok, color, label, ls="-"):
-    """Solid where the plan fits in memory, dotted where it does not."""
-    ax.plot(x, np.where(ok, y, np.nan), ls, color=color, label=label, lw=1.6)
+def _line(ax, x, y, ok, color, label, style: dict | None = None):
+    """Full where the plan fits in memory, faded where it does not; ``style`` from ``series_style`` keeps
+    equal series apart (dash, marker, staggered marks)."""
+    st = dict(style or {})
+    ax.plot(x, np.where(ok, y, np.nan), color=color, label=label, lw=1.5, **st)
     bad = ~ok
     if bad.any():
         edge = bad | np.r_[bad[1:], False] | np.r_[False, bad[:-1]]
-        ax.plot(x, np.where(edge, y, np.nan), ":", color=color, lw=1.2, alpha=0.8)
+        st.pop("markevery", None)
+        ax.plot(x, np.where(edge, y, np.nan), color=color, lw=1.0, alpha=0.35, **{**st, "marker": None})
+
+
+def _kernel_note(cols) -> tuple[str, str]:
+    """(suffix, note): the ``,kernel=X`` every plan label of the sweep ends with (said once in the title
+    instead of in every legend entry), or ('', '')."""
+    labels = {str(x) for x in np.unique(cols["plan"])}
+    ks = {lab.rsplit(",kernel=", 1)[1] if ",kernel=" in lab else "" for lab in labels}
+    if len(ks) == 1 and (k := ks.pop()):
+        return f",kernel={k}", f", attention kernel {k}"
+    return "", ""
+
+
+def _shown(label, suffix: str) -> str:
+    label = str(label)
+    return label[: -len(suffix)] if suffix and label.endswith(suffix) else label
 
 
 def _title(specs) -> str:
@@ -119,10 +138,15 @@ def _title(specs) -> str:
     )
 
 
-def _grid(cols, nrows, sharey="row"):
+def _grid(cols, nrows, sharey="row", legend_rows: int = 0):
     Ps = sorted({int(p) for p in cols["P"]})
+    extra = 0.16 * legend_rows + (0.3 if legend_rows else 0)
     fig, axes = plt.subplots(
-        nrows, len(Ps), figsize=(3.2 * len(Ps), 2.9 * nrows), squeeze=False, sharey=sharey
+        nrows,
+        len(Ps),
+        figsize=(max(3.4 * len(Ps), 5.0), 2.7 * nrows + 0.9 + extra),
+        squeeze=False,
+        sharey=sharey,
     )
     return fig, axes, Ps
 
@@ -133,87 +157,111 @@ def _templates(cols):
 
 def fig_latency(specs, cols, out, name) -> list[Path]:
     decode = specs.get("phase") == "decode"
-    fig, axes, Ps = _grid(cols, 2)
+    tpls = _templates(cols)
+    colors = plan_colors(tpls)
+    suffix, knote = _kernel_note(cols)
+    fig, axes, Ps = _grid(cols, 2, legend_rows=len(tpls))
     for j, P in enumerate(Ps):
-        for tpl in _templates(cols):
+        for i, tpl in enumerate(tpls):
             L, lat, ok, plans = _series(cols, tpl, P, "latency_s")
             if not len(L):
                 continue
             _, tps, _, _ = _series(cols, tpl, P, "tps")
-            lab = str(plans[0])
-            _line(axes[0, j], L, lat, ok, plan_color(tpl), lab)
-            _line(axes[1, j], L, tps, ok, plan_color(tpl), lab)
+            lab = _shown(plans[0], suffix)
+            st = series_style(i, len(L), len(tpls))
+            _line(axes[0, j], L, lat, ok, colors[tpl], lab, st)
+            _line(axes[1, j], L, tps, ok, colors[tpl], lab, st)
         axes[0, j].set_title(f"P = {P} GPUs")
         for i in range(2):
             seq_axis(axes[i, j], "context length (tokens)" if decode else "sequence length L (tokens)")
             axes[i, j].set_yscale("log")
-            axes[i, j].legend(loc="best")
+        legend_below(axes[1, j])
     axes[0, 0].set_ylabel("decode step = TPOT (s)" if decode else "prefill latency (s)")
     axes[1, 0].set_ylabel("TPS (tokens/s)")
-    fig.suptitle(_title(specs) + "  —  dotted: does not fit in HBM", fontsize=10)
-    layout(fig)
+    fig.suptitle(_title(specs) + knote + "\nfaded: does not fit in HBM", fontsize=10)
+    layout(fig, legend_rows=len(tpls), top_in=0.75)
     return save(fig, out, name)
 
 
 def fig_comm(specs, cols, out, name) -> list[Path]:
-    fig, axes, Ps = _grid(cols, 1)
+    tpls = _templates(cols)
+    colors = plan_colors(tpls)
+    suffix, knote = _kernel_note(cols)
+    has_ib = "comm_ib_bytes" in cols and bool(np.nanmax(cols["comm_ib_bytes"]) > 0)
+    links = [("comm_nvlink_bytes", "NVLink")] + ([("comm_ib_bytes", "InfiniBand")] if has_ib else [])
+    fig, axes, Ps = _grid(cols, len(links), legend_rows=len(tpls))
     for j, P in enumerate(Ps):
-        ax = axes[0, j]
-        for tpl in _templates(cols):
-            L, nv, _ok, plans = _series(cols, tpl, P, "comm_nvlink_bytes")
-            if not len(L):
-                continue
-            _, ib, _, _ = _series(cols, tpl, P, "comm_ib_bytes")
-            ax.plot(L, nv / 1e9, "-", color=plan_color(tpl), label=f"{plans[0]} NVLink", lw=1.6)
-            if np.nanmax(ib) > 0:
-                ax.plot(L, ib / 1e9, "--", color=plan_color(tpl), label=f"{plans[0]} InfiniBand", lw=1.6)
-        ax.set_title(f"P = {P} GPUs")
-        seq_axis(ax)
-        ax.set_yscale("log")
-        ax.legend(loc="best")
-    axes[0, 0].set_ylabel("bytes sent per device (GB)")
-    fig.suptitle("communication per device by link type — " + _title(specs), fontsize=10)
-    layout(fig)
+        for r, (key, link) in enumerate(links):
+            ax = axes[r, j]
+            drawn = 0
+            for i, tpl in enumerate(tpls):
+                L, b, _ok, plans = _series(cols, tpl, P, key)
+                if not len(L):
+                    continue
+                st = series_style(i, len(L), len(tpls))
+                y = np.where(b > 0, b / 1e9, np.nan)
+                ax.plot(L, y, color=colors[tpl], label=_shown(plans[0], suffix), lw=1.5, **st)
+                drawn += int(np.isfinite(y).any())
+            if not drawn:
+                ax.text(0.5, 0.5, f"no {link} traffic", transform=ax.transAxes, ha="center", color="0.4")
+                ax.set_xlim(float(np.min(cols["L"])), float(np.max(cols["L"])))
+            ax.set_title(f"P = {P} GPUs, {link}" if r == 0 else f"{link}", fontsize=9)
+            seq_axis(ax)
+            ax.set_yscale("log")
+            if j == 0:
+                ax.set_ylabel(f"sent over {link}\nper device (GB)")
+        # the legend from the first row's handles, which every row shares
+        h, lab = axes[0, j].get_legend_handles_labels()
+        legend_below(axes[-1, j], h, lab)
+    fig.suptitle(
+        "bytes sent per device by link type (the busiest device; none: no line on the log axis) — "
+        + _title(specs)
+        + knote,
+        fontsize=10,
+    )
+    layout(fig, legend_rows=len(tpls), top_in=0.6)
     return save(fig, out, name)
 
 
 def fig_memory(specs, cols, out, name) -> list[Path]:
-    fig, axes, Ps = _grid(cols, 1)
+    tpls = _templates(cols)
+    colors = plan_colors(tpls)
+    suffix, knote = _kernel_note(cols)
+    fig, axes, Ps = _grid(cols, 1, legend_rows=len(tpls) + 1)
     cap = float(np.nanmax(cols["capacity_bytes"])) if "capacity_bytes" in cols else None
     for j, P in enumerate(Ps):
         ax = axes[0, j]
-        for tpl in _templates(cols):
+        for i, tpl in enumerate(tpls):
             L, mem, ok, plans = _series(cols, tpl, P, "mem_total_bytes")
             if not len(L):
                 continue
-            c = plan_color(tpl)
-            ax.plot(L, mem / 1e9, "-", color=c, label=str(plans[0]), lw=1.6)
-            if ok.any() and not ok.all():
-                i = int(np.nonzero(ok)[0].max())
-                ax.plot([L[i]], [mem[i] / 1e9], "o", color=c, ms=6, mfc="white")
-                ax.annotate(
-                    f"fits up to\n{int(L[i]):,}",
-                    (L[i], mem[i] / 1e9),
-                    textcoords="offset points",
-                    xytext=(-6, 8),
-                    ha="right",
-                    fontsize=7,
-                    color=c,
-                )
+            c = colors[tpl]
+            # where it stops fitting goes in the legend entry: no annotation can overprint another
+            if ok.all():
+                fit = "fits throughout"
             elif not ok.any():
-                ax.plot([L[0]], [mem[0] / 1e9], "x", color=c, ms=7)
+                fit = "never fits"
+                ax.plot([L[0]], [mem[0] / 1e9], "x", color=c, ms=7, mew=1.6)
+            else:
+                k = int(np.nonzero(ok)[0].max())
+                fit = f"fits up to {fmt_length_short(L[k])}"
+                ax.plot([L[k]], [mem[k] / 1e9], "o", color=c, ms=6, mfc="white", mew=1.6, zorder=4)
+            st = series_style(i, len(L), len(tpls))
+            ax.plot(L, mem / 1e9, color=c, label=f"{_shown(plans[0], suffix)} — {fit}", lw=1.5, **st)
         if cap:
-            ax.axhline(cap / 1e9, color="k", lw=1.0, ls="--", label=f"HBM {cap / 1e9:.1f} GB")
+            ax.axhline(cap / 1e9, color="k", lw=1.0, ls="--", label=f"HBM capacity {cap / 1e9:.1f} GB")
         ax.set_title(f"P = {P} GPUs")
         seq_axis(ax)
         ax.set_yscale("log")
-        ax.legend(loc="upper left")
+        legend_below(ax)
     axes[0, 0].set_ylabel("memory per device (GB)")
     fig.suptitle(
-        "peak memory per device vs HBM capacity (o: longest L that fits, x: never fits) — " + _title(specs),
+        "peak memory per device vs HBM capacity (o: longest L that fits, x: never fits)\n"
+        + _title(specs)
+        + knote,
         fontsize=10,
     )
-    layout(fig)
+    layout(fig, legend_rows=len(tpls) + 1, top_in=0.75)
     return save(fig, out, name)
 
 
