@@ -281,98 +281,155 @@ def sweep_figures(path, out, prefix: str | None = None, step=None) -> list[Path]
 # crossover: where ring starts to win
 # ----------------------------------------------------------------------------------------------
 def crossover_rows(specs, cols, ring_template: str = "ring=P") -> list[dict]:
-    """For every other plan and P: the shortest L from which ring's latency stays below it (None if never)."""
+    """For every other plan and P, over the lengths where BOTH plans fit in memory: the shortest L from
+    which ring's latency stays below the other's (``crossover_L``; None if never), and by how much.
+
+    ``status``: ``from`` (ring wins from ``crossover_L`` on), ``always`` (from the shortest length where
+    both fit), ``never`` (ring is slower at every such length; ``speedup_best`` < 1 says how close it
+    came) or ``no common fit`` (no length where both fit: ``ring_fits_to`` / ``other_fits_to`` say how far
+    each fits alone).  Speed-up = other's latency / ring's."""
     out = []
+    feas = cols.get("feasible")
     for other in [t for t in _templates(cols) if t != ring_template]:
         for P in sorted({int(p) for p in cols["P"]}):
-            Lr, lr, _okr, pr = _series(cols, ring_template, P, "latency_s")
-            Lo, lo, _oko, po = _series(cols, other, P, "latency_s")
+            Lr, lr, okr, pr = _series(cols, ring_template, P, "latency_s")
+            Lo, lo, oko, po = _series(cols, other, P, "latency_s")
             if not len(Lr) or not len(Lo):
                 continue
+            if feas is None:
+                okr, oko = np.ones(len(Lr), bool), np.ones(len(Lo), bool)
             common, ir, io = np.intersect1d(Lr, Lo, return_indices=True)
-            wins = lr[ir] < lo[io]
+            both = okr[ir] & oko[io]
+            row = {
+                "topology": specs.get("topology"),
+                "phase": specs.get("phase"),
+                "batch": specs.get("batch"),
+                "P": P,
+                "ring_template": ring_template,
+                "other_template": other,
+                "ring_plan": str(pr[0]),
+                "other_plan": str(po[0]),
+                "ring_fits_to": int(Lr[okr].max()) if okr.any() else None,
+                "other_fits_to": int(Lo[oko].max()) if oko.any() else None,
+                "L_swept_max": int(common[-1]) if len(common) else None,
+            }
+            if not both.any():
+                out.append(
+                    {
+                        **row,
+                        "status": "no common fit",
+                        "crossover_L": None,
+                        "ring_wins_from_start": False,
+                        "L_min": None,
+                        "L_max": None,
+                        "speedup_at_L_max": None,
+                        "speedup_best": None,
+                        "L_speedup_best": None,
+                    }
+                )
+                continue
+            Lc, r_lat, o_lat = common[both], lr[ir][both], lo[io][both]
+            ratio = o_lat / r_lat
+            wins = r_lat < o_lat
             tail = np.flatnonzero(~wins)
             start = 0 if not tail.size else int(tail.max()) + 1
-            L_x = int(common[start]) if start < len(common) else None
+            L_x = int(Lc[start]) if start < len(Lc) else None
+            best = int(np.argmax(ratio))
             out.append(
                 {
-                    "topology": specs.get("topology"),
-                    "phase": specs.get("phase"),
-                    "batch": specs.get("batch"),
-                    "P": P,
-                    "ring_template": ring_template,
-                    "other_template": other,
-                    "ring_plan": str(pr[0]),
-                    "other_plan": str(po[0]),
+                    **row,
+                    "status": "always" if start == 0 else "never" if L_x is None else "from",
                     "crossover_L": L_x,
                     "ring_wins_from_start": start == 0,
-                    "L_min": int(common[0]),
-                    "L_max": int(common[-1]),
-                    "speedup_at_L_max": float(lo[io][-1] / lr[ir][-1]),
+                    "L_min": int(Lc[0]),
+                    "L_max": int(Lc[-1]),
+                    "speedup_at_L_max": float(ratio[-1]),
+                    "speedup_best": float(ratio[best]),
+                    "L_speedup_best": int(Lc[best]),
                 }
             )
     return out
 
 
 def fig_crossover(doc: dict, out, name) -> list[Path]:
+    """Top: the crossover length against P (only lengths where both plans fit); markers at the top edge
+    for 'never', at the bottom for 'from the shortest length'.  Bottom: ring's speed-up at the longest
+    length where both fit (below 1: ring slower), so a 'never' shows how far off it is."""
     rows = doc["rows"]
     others = list(dict.fromkeys(r["other_template"] for r in rows))
-    fig, axes = plt.subplots(1, len(others), figsize=(4.6 * len(others), 3.4), squeeze=False, sharey=True)
-    styles = {"ib": ("-", "o"), "nvlink-domain": ("--", "s"), "nvswitch": (":", "^")}
+    fig, axes = plt.subplots(
+        2, len(others), figsize=(4.4 * len(others) + 2.6, 6.4), squeeze=False, sharex=True, sharey="row"
+    )
+    styles = {"ib": ("-", "o"), "nvlink-domain": ("--", "s"), "nvswitch": (":", "^"), "nvl": ("-.", "D")}
+    keys = list(dict.fromkeys((r["topology"], r["phase"]) for r in rows))
+    phase_col = {"prefill": "#d62728", "decode": "#1f77b4"}
+    Ls = [v for r in rows for v in (r.get("L_min"), r.get("L_max"), r.get("crossover_L")) if v]
+    lo_y, hi_y = (min(Ls), max(Ls)) if Ls else (1024, 2**20)
+    handles = {}
     for j, other in enumerate(others):
-        ax = axes[0, j]
-        keys = list(dict.fromkeys((r["topology"], r["phase"]) for r in rows if r["other_template"] == other))
-        notes: dict[tuple, list[str]] = {}  # one label per point, however many series share it
-        p_last = max(r["P"] for r in rows if r["other_template"] == other)
-        for topo, phase in keys:
+        top, bot = axes[0, j], axes[1, j]
+        for k, (topo, phase) in enumerate(keys):
             sel = sorted(
                 (
                     r
                     for r in rows
-                    if r["other_template"] == other and r["topology"] == topo and r["phase"] == phase
+                    if r["other_template"] == other and (r["topology"], r["phase"]) == (topo, phase)
                 ),
                 key=lambda r: r["P"],
             )
+            if not sel:
+                continue
             ls, mk = styles.get(topo, ("-", "o"))
-            col = "#d62728" if phase == "prefill" else "#ff7f0e"
-            P = [r["P"] for r in sel]
+            col = phase_col.get(phase, "0.3")
+            P = np.array([r["P"] for r in sel], float) * (1 + 0.025 * (k - (len(keys) - 1) / 2))  # apart
             y = [r["crossover_L"] if r["crossover_L"] is not None else np.nan for r in sel]
-            ax.plot(P, y, ls, marker=mk, color=col, label=f"{topo}, {phase}")
-            for r in sel:
-                if r["crossover_L"] is None:
-                    ax.plot([r["P"]], [r["L_max"]], marker="v", color=col, ms=8, mfc="white")
-                    notes.setdefault((r["P"], r["L_max"], "never"), []).append(col)
-                elif r["ring_wins_from_start"]:
-                    notes.setdefault((r["P"], r["crossover_L"], f"<= {r['L_min']:,}"), []).append(col)
-        for (p, yv, text), cols in notes.items():
-            up = not text.startswith("never")
-            right_edge = p == p_last
-            ax.annotate(
-                text,
-                (p, yv),
-                textcoords="offset points",
-                xytext=(-6 if right_edge else 6, 5 if up else -12),
-                ha="right" if right_edge else "left",
-                fontsize=7,
-                color=cols[0] if len(set(cols)) == 1 else "0.25",
-            )
-        ax.set_xscale("log", base=2)
-        ax.xaxis.set_major_locator(FixedLocator(sorted({r["P"] for r in rows})))
-        ax.xaxis.set_minor_locator(NullLocator())
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-        ax.set_xlabel("GPUs P")
-        seq_axis_y(ax)
-        ax.set_title(f"ring=P beats {other}")
-        ax.legend(loc="best")
-    axes[0, 0].set_ylabel("crossover length L (tokens)")
+            (h,) = top.plot(P, y, ls=ls, marker=mk, color=col, ms=5, label=f"{topo}, {phase}")
+            handles[f"{topo}, {phase}"] = h
+            sp = [r["speedup_at_L_max"] if r["speedup_at_L_max"] is not None else np.nan for r in sel]
+            bot.plot(P, sp, ls=ls, marker=mk, color=col, ms=5)
+            for p, r in zip(P, sel):
+                if r["status"] == "never":
+                    top.plot([p], [hi_y], marker="v", color=col, ms=8, mfc="white", mew=1.4, clip_on=False)
+                elif r["status"] == "always":
+                    top.plot([p], [lo_y], marker="^", color=col, ms=8, mfc="white", mew=1.4, clip_on=False)
+                elif r["status"] == "no common fit":
+                    top.plot([p], [hi_y], marker="x", color=col, ms=7, mew=1.4, clip_on=False)
+        top.set_title(f"ring=P vs {other}")
+        seq_axis(top, "crossover length L (tokens)" if j == 0 else "", axis="y")
+        top.set_ylim(lo_y / 1.6, hi_y * 1.6)
+        bot.axhline(1.0, color="k", lw=0.8)
+        bot.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.2g}x"))
+        bot.set_xscale("log", base=2)
+        bot.xaxis.set_major_locator(FixedLocator(sorted({r["P"] for r in rows})))
+        bot.xaxis.set_minor_locator(NullLocator())
+        bot.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        bot.set_xlabel("GPUs P")
+        if j == 0:
+            bot.set_ylabel("ring speed-up at the longest\nL where both fit (other / ring)")
+    mk_h = [
+        plt.Line2D([], [], ls="", marker="v", color="0.3", mfc="white", ms=8),
+        plt.Line2D([], [], ls="", marker="^", color="0.3", mfc="white", ms=8),
+        plt.Line2D([], [], ls="", marker="x", color="0.3", ms=7),
+    ]
+    mk_l = [
+        "never: ring slower at every L\nwhere both fit (speed-up below 1)",
+        "ring faster from the shortest\nL where both fit",
+        "no L where both fit",
+    ]
+    fig.legend(
+        list(handles.values()) + mk_h,
+        list(handles) + mk_l,
+        loc="center right",
+        fontsize=7,
+        frameon=False,
+        borderaxespad=0.4,
+    )
     fig.suptitle(
-        "shortest length from which ring's latency stays lower (v never: not up to the sweep's end; "
-        "annotated <=: from the shortest L swept)",
+        "where ring=P starts to win: the shortest length from which its latency stays lower, counting only "
+        "lengths where both plans fit in memory",
         fontsize=9,
     )
+    w, _ = fig.get_size_inches()
     layout(fig)
+    fig.subplots_adjust(right=1 - 2.4 / w)
     return save(fig, out, name)
-
-
-def seq_axis_y(ax) -> None:
-    seq_axis(ax, "crossover length L (tokens)", axis="y")
