@@ -313,8 +313,9 @@ def render(
         "## Where ring starts to win",
         "",
         "The shortest swept length from which `ring=P` has the lower latency at every longer length, "
-        "counting only lengths where both plans fit in HBM. *never*: ring is slower at every such length (how close "
-        "it came is given); *always*: it is faster from the shortest one; the speed-up is the other plan's "
+        "counting only lengths where both plans fit in HBM. *never*: ring is slower at every such length "
+        "(how close it came is given); *always*: it is faster from the shortest one; the speed-up is the "
+        "other plan's "
         "latency over ring's at the longest length where both fit.",
         "",
         crossover_markdown(crossover),
