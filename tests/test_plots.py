@@ -148,3 +148,38 @@ def test_crossover_table_explains_never_and_always():
     text = crossover_markdown([never, {**never, "status": "always", "ring_wins_from_start": True}])
     assert "never from 4Ki to 256Ki (at best 0.95x, at 8Ki)" in text and "0.90x at 256Ki" in text
     assert "always: from 4Ki (the shortest swept) to 256Ki" in text
+
+
+def test_timeline_draws_send_and_recv_in_their_own_lanes(tmp_path):
+    from plots.timeline import fig_timeline, lane_of
+
+    recs = [
+        {"rank": 0, "stream": "compute", "kind": "gemm", "tag": "g", "start_s": 0.0, "end_s": 1e-3},
+        {"rank": 0, "stream": "comm", "kind": "send", "tag": "s", "start_s": 0.0, "end_s": 2e-3},
+        {"rank": 0, "stream": "comm", "kind": "recv", "tag": "r", "start_s": 0.0, "end_s": 2e-3},
+        {"rank": 0, "stream": "comm", "kind": "all_reduce", "tag": "a", "start_s": 2e-3, "end_s": 3e-3},
+    ]
+    assert [lane_of(r) for r in recs] == ["compute", "send", "recv", "collective"]
+    import matplotlib.pyplot as plt
+
+    captured = {}
+    orig = plt.close
+
+    def keep(fig):
+        captured["fig"] = fig
+
+    plt.close = keep
+    try:
+        fig_timeline([{"label": "x", "specs": {}, "timeline": recs}], tmp_path, "t")
+    finally:
+        plt.close = orig
+    ax = captured["fig"].axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == [
+        "r0 compute",
+        "r0 send",
+        "r0 recv",
+        "r0 collective",
+    ]
+    # the send and the receive bars sit in different rows
+    ys = {round(p.get_y() + p.get_height() / 2) for p in ax.patches if p.get_width() == 2.0}
+    assert len(ys) == 2
