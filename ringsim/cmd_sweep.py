@@ -8,6 +8,7 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from costmodel import presets
@@ -144,6 +145,13 @@ def run(a: argparse.Namespace) -> int:
         raise SpecError(
             f"no point was evaluated: every (plan, P) was skipped ({why}"
             f"{'; ...' if len(skipped) > 3 else ''})"
+        )
+    if "feasible" in cols and not cols["feasible"].any():  # an empty result is an error, nothing written
+        i = int(np.nanargmin(cols["mem_total_bytes"]))
+        raise SpecError(
+            f"no point of the sweep fits in memory: the smallest, {cols['plan'][i]} at P={cols['P'][i]}, "
+            f"L={int(cols['L'][i]):,}, needs {cols['mem_total_bytes'][i] / 1e9:.1f} GB of "
+            f"{cols['capacity_bytes'][i] / 1e9:.1f} GB per device; reduce --batch or --seq, or add GPUs"
         )
     t1 = time.perf_counter()
     files = write_sweep_files(a.out, cols, specs, skipped, with_csv=not a.no_csv)

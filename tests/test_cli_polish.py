@@ -51,3 +51,10 @@ def test_best_with_nothing_that_fits_is_an_error_with_the_reason():
     assert "no plan fits in memory: the smallest" in r.stderr and "GB of 85.5 GB" in r.stderr
     r = _run("best", "--gpus", "16", "--topology", "ib:2x8", "--seq", "1Mi", "--batch", "128", "--json")
     assert r.returncode == 2 and json.loads(r.stdout)["ranked"] == []
+
+
+def test_sweep_where_nothing_fits_is_an_error_and_writes_nothing(tmp_path):
+    out = tmp_path / "s"
+    r = _run("sweep", "--batch", "1024", "--seq", "512Ki:1Mi", "--gpus", "8", "--out", str(out), "--quiet")
+    assert r.returncode == 2 and "no point of the sweep fits in memory: the smallest" in r.stderr
+    assert "GB of 85.5 GB per device" in r.stderr and not out.exists()
