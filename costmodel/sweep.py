@@ -24,6 +24,7 @@ from .plan import AXIS_NAMES, Plan
 from .results import Categorical
 from .specs import Hardware, Model, Phase, Workload
 from .topology import topology_for
+from .units import length_grid
 
 _TERM = re.compile(r"^(" + "|".join(AXIS_NAMES) + r"|mb|microbatches|chunks)=(\d+|P|P/\d+|P\*\d+|\d+\*P)$")
 
@@ -68,10 +69,8 @@ def parse_template(text: str) -> PlanTemplate:
 
 
 def seq_grid(lo: int, hi: int, points: int, multiple: int) -> np.ndarray:
-    """Geometric grid from lo to hi, each length rounded to a multiple of ``multiple``, unique."""
-    raw = np.geomspace(lo, hi, points)
-    g = np.unique(np.maximum(np.round(raw / multiple), 1).astype(np.int64) * multiple)
-    return g
+    """Geometric grid from lo to hi (both exactly; see ``units.length_grid``)."""
+    return length_grid(lo, hi, points, multiple)
 
 
 def run_sweep(
@@ -135,7 +134,7 @@ def run_sweep(
         gpus_per_node=gpn,
     )
     # the grid's columns as codes: template, plan, P (an index into gpus) and L (an index into seqs)
-    names = [r[1].label(phase) for _, rows in work for r in rows]
+    names = [r[1].label(phase, kernel) for _, rows in work for r in rows]
     grid = {k: np.empty(total, np.int32) for k in ("plan_template", "plan", "P", "L")}
     p_labels = np.unique(np.asarray(gpus, dtype=int))
     out: dict[str, np.ndarray] = {}

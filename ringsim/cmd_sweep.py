@@ -8,6 +8,7 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from costmodel import presets
@@ -23,7 +24,12 @@ DEFAULT_PLANS = ["ring=P", "tp=8,pp=P/8", "tp=8,ring=P/8"]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seq", default="8k:1M", help="range START:END of sequence (or context) lengths")
+    p.add_argument(
+        "--seq",
+        default="8Ki:1Mi",
+        help="range START:END of sequence (or context) lengths, both ends in the grid "
+        "(k, M: x1000, x1000000; Ki, Mi: x1024, x1048576)",
+    )
     p.add_argument("--points", type=int, default=48, help="lengths in the geometric grid")
     p.add_argument("--gpus", default="8,16,32,64", help="device counts P, comma separated")
     p.add_argument(
@@ -41,6 +47,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--model", default="seed-dense", help="model preset (ringsim presets) or a model .toml")
     p.add_argument("--layers", type=int, default=None)
+    p.add_argument(
+        "--fp8", default=None, choices=["none", "ffn", "linear"], help="GEMMs in FP8 (default: the model's)"
+    )
+    p.add_argument(
+        "--kv-dtype", default=None, choices=["bf16", "fp8"], help="KV cache dtype (default: the model's)"
+    )
     p.add_argument("--batch", default="1")
     p.add_argument("--phase", default="prefill", choices=[ph.value for ph in Phase])
     p.add_argument("--no-causal", action="store_true")
@@ -92,7 +104,7 @@ def run(a: argparse.Namespace) -> int:
     _check_out(a.out)
     templates = [parse_template(t) for t in a.plans]
     hw = presets.load_hardware(a.hardware)
-    model = presets.load_model(a.model, layers=a.layers)
+    model = presets.load_model(a.model, layers=a.layers, fp8=a.fp8, kv_dtype=a.kv_dtype)
     mult = lcm_multiple(templates, gpus, a.ring_variant)
     seqs = seq_grid(lo, hi, a.points, mult)
     t0 = time.perf_counter()
@@ -120,7 +132,8 @@ def run(a: argparse.Namespace) -> int:
         "hardware_provenance": dict(hw.provenance),
         "model": model.name,
         "model_fields": {
-            k: getattr(model, k) for k in ("layers", "d_model", "n_heads", "n_kv_heads", "head_dim", "d_ff")
+            k: str(getattr(model, k)) if k in ("fp8", "kv_dtype") else getattr(model, k)
+            for k in ("layers", "d_model", "n_heads", "n_kv_heads", "head_dim", "d_ff", "fp8", "kv_dtype")
         },
         "topology": a.topology,
         "phase": a.phase,
@@ -140,6 +153,13 @@ def run(a: argparse.Namespace) -> int:
         raise SpecError(
             f"no point was evaluated: every (plan, P) was skipped ({why}"
             f"{'; ...' if len(skipped) > 3 else ''})"
+        )
+    if "feasible" in cols and not cols["feasible"].any():  # an empty result is an error, nothing written
+        i = int(np.nanargmin(cols["mem_total_bytes"]))
+        raise SpecError(
+            f"no point of the sweep fits in memory: the smallest, {cols['plan'][i]} at P={cols['P'][i]}, "
+            f"L={int(cols['L'][i]):,}, needs {cols['mem_total_bytes'][i] / 1e9:.1f} GB of "
+            f"{cols['capacity_bytes'][i] / 1e9:.1f} GB per device; reduce --batch or --seq, or add GPUs"
         )
     t1 = time.perf_counter()
     files = write_sweep_files(a.out, cols, specs, skipped, with_csv=not a.no_csv)
