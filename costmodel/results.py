@@ -37,6 +37,10 @@ class Categorical:
     def __len__(self) -> int:
         return len(self.codes)
 
+    def __getitem__(self, key):
+        """The plain column's element(s) at ``key`` (an index, a slice, a mask)."""
+        return self.labels[self.codes[key]]
+
     @property
     def shape(self) -> tuple:
         return self.codes.shape

@@ -55,6 +55,8 @@ def test_coded_columns_decode_to_the_plain_columns(phase, kernel):
     for k, v in plain.items():
         c = np.asarray(coded[k])
         assert c.dtype == v.dtype and np.array_equal(c, v, equal_nan=v.dtype.kind == "f"), k
+        assert np.array_equal(coded[k][7:50:3], v[7:50:3], equal_nan=v.dtype.kind == "f"), k  # indexing
+        assert coded[k][5] == v[5] or (v.dtype.kind == "f" and np.isnan(v[5])), k
         if isinstance(coded[k], Categorical) and v.dtype.kind == "U":  # compact: the labels categorical gives
             labels, codes = results.categorical(v)
             assert np.array_equal(coded[k].labels, labels) and np.array_equal(coded[k].codes, codes), k
