@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import SpecError
-from .specs import AttnFigures, CommFigures, Curve, Hardware, Model, OpFigures
+from .specs import AttnFigures, CommFigures, Curve, DecodeAttnModel, Hardware, Model, OpFigures
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -171,6 +171,35 @@ def _comm_figures(c: _Strict, by_group: dict | None = None) -> CommFigures:
     return f
 
 
+DECODE_MODEL_KEYS = ("decode_floor_us", "decode_peak_TBps", "decode_half_items", "decode_split_keys")
+
+
+def _decode_model(k: _Strict) -> DecodeAttnModel | None:
+    """The decode-attention physics of one kernel (issue 12): all of ``DECODE_MODEL_KEYS`` or none."""
+    have = [key for key in DECODE_MODEL_KEYS if key in k.t]
+    if not have:
+        if "decode_kv_expanded" in k.t:
+            raise SpecError(
+                f"{k.where}.decode_kv_expanded is not valid alone: give {list(DECODE_MODEL_KEYS)} too"
+            )
+        return None
+    if len(have) != len(DECODE_MODEL_KEYS):
+        miss = [key for key in DECODE_MODEL_KEYS if key not in k.t]
+        raise SpecError(
+            f"{k.where}: decode model keys {miss} missing; give all of {list(DECODE_MODEL_KEYS)} or none"
+        )
+    exp = k("decode_kv_expanded", False)
+    if not isinstance(exp, bool):
+        raise SpecError(f"{k.where}.decode_kv_expanded={exp!r} is not valid: must be true or false")
+    return DecodeAttnModel(
+        floor_s=_get(k, "decode_floor_us") * 1e-6,
+        peak_bw_Bps=_get(k, "decode_peak_TBps") * 1e12,
+        half_items=_get(k, "decode_half_items"),
+        split_keys=_get(k, "decode_split_keys"),
+        kv_expanded=exp,
+    )
+
+
 def hardware_from_dict(raw: dict) -> Hardware:
     top = _Strict(raw, "hardware")
     peak, ach = top.sub("peak"), top.sub("achievable")
@@ -184,6 +213,7 @@ def hardware_from_dict(raw: dict) -> Hardware:
             causal=_curve(k, "kv_len", "causal_TFLOPs", 1e12),
             full=_curve(k, "kv_len", "full_TFLOPs", 1e12),
             decode_bw=dec,
+            decode=_decode_model(k),
         )
         k.done()
     attn_t.done()
@@ -273,6 +303,9 @@ def peak_rules(raw: dict, overrides: list[str] | None) -> tuple[dict, list[str]]
             if "decode_TBps" in k and max(k["decode_TBps"]) > cap:
                 notes.append(f"achievable.attention.{kname}.decode_TBps capped at peak.hbm_TBps {cap}")
                 k["decode_TBps"] = [min(float(v), cap) for v in k["decode_TBps"]]
+            if isinstance(k.get("decode_peak_TBps"), num) and k["decode_peak_TBps"] > cap:
+                notes.append(f"achievable.attention.{kname}.decode_peak_TBps capped at peak.hbm_TBps {cap}")
+                k["decode_peak_TBps"] = cap
     if "peak.bf16_TFLOPs" in keys and isinstance(peak.get("bf16_TFLOPs"), num) and peak["bf16_TFLOPs"] > 0:
         cap = float(peak["bf16_TFLOPs"])
         for kname, k in ach.get("attention", {}).items():

@@ -160,12 +160,80 @@ class CommFigures:
 
 
 @dataclass(frozen=True, kw_only=True)
+class DecodeAttnModel:
+    """Decode attention (one query per sequence against a cache) as physics (issue 12): a call that reads
+    ``bytes`` of K/V in ``items`` independent pieces of work takes
+
+        floor_s + bytes / (peak_bw_Bps * items / (items + half_items))
+
+    items = batch x heads the kernel reads x max(1, keys / split_keys): one thread block per sequence and
+    head, split along the keys when the kernel splits long caches; few items leave SMs idle, and
+    ``half_items`` is where the achieved bandwidth is half the peak.  ``kv_expanded``: the implementation
+    expands grouped K/V to the query heads before the kernel (this repository's executor: read Hk, write
+    H, the kernel reads H heads) instead of reading each KV head once for its query heads (a fused GQA
+    kernel).  Fitted from a grid over heads, KV heads, batch and context (``validation.calibrate``)."""
+
+    floor_s: float
+    peak_bw_Bps: float
+    half_items: float
+    split_keys: float
+    kv_expanded: bool = False
+
+    def __post_init__(self) -> None:
+        check(
+            0 <= self.floor_s < 1e-3,
+            "decode_floor_us",
+            self.floor_s * 1e6,
+            "must be in [0, 1000) microseconds",
+        )
+        check(
+            _finite(self.peak_bw_Bps) and self.peak_bw_Bps > 0,
+            "decode_peak_TBps",
+            self.peak_bw_Bps / 1e12,
+            "must be a finite number > 0",
+        )
+        check(
+            _finite(self.half_items) and self.half_items >= 0,
+            "decode_half_items",
+            self.half_items,
+            "must be a finite number >= 0",
+        )
+        check(
+            _finite(self.split_keys) and self.split_keys >= 1,
+            "decode_split_keys",
+            self.split_keys,
+            "must be a finite number >= 1 (keys per split piece; a large number: no split)",
+        )
+        check(
+            isinstance(self.kv_expanded, bool),
+            "decode_kv_expanded",
+            self.kv_expanded,
+            "must be true or false",
+        )
+
+    def time(self, batch, heads, kv_heads, kv_len, head_dim, dtype_bytes=2):
+        """Device seconds of one decode call (numpy-vectorised)."""
+        b, h, hk = (np.asarray(v, dtype=float) for v in (batch, heads, kv_heads))
+        keys = np.maximum(np.asarray(kv_len, dtype=float), 1.0)
+        cache = 2.0 * b * keys * hk * head_dim * dtype_bytes  # K and V read once
+        if self.kv_expanded:
+            g = h / np.maximum(hk, 1.0)
+            read = np.where(g > 1, cache * (1 + 2 * g), cache)  # copy Hk -> H heads, then read H heads
+            seen = h
+        else:
+            read, seen = cache, hk
+        items = b * seen * np.maximum(1.0, keys / self.split_keys)
+        return self.floor_s + read * (items + self.half_items) / (items * self.peak_bw_Bps)
+
+
+@dataclass(frozen=True, kw_only=True)
 class AttnFigures:
     """Attention kernel throughput (FLOP/s actually performed) by key length, masked and unmasked."""
 
     causal: Curve
     full: Curve
     decode_bw: Curve | None = None  # bytes/s by bytes read, for one query against a cache (optional)
+    decode: DecodeAttnModel | None = None  # decode by heads, KV heads, batch, context (preferred when given)
 
 
 @dataclass(frozen=True, kw_only=True)

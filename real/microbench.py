@@ -802,3 +802,148 @@ def run_graph(model_dims: dict, quick: bool = False) -> list[dict]:
         sizes = [2**10, 2**16] if quick else [2**10, 2**14, 2**17, 2**20, 2**23, 2**26, 2**28, 2**30]
         R += bench_comm(dev, sizes, reps, graph=True)
     return R
+
+
+# ---------------------------------------------------------------------------------------------
+# decode attention across query heads x KV heads per GPU x batch x context (issue 12)
+# ---------------------------------------------------------------------------------------------
+DECODE_GRID = {
+    "heads": (4, 8, 16, 32, 64),  # query heads per GPU
+    "kv_heads": (1, 2, 4, 8, 32),  # KV heads per GPU (those <= heads and dividing them)
+    "batch": (1, 4, 8, 16, 32, 64),
+    "context": (2048, 8192, 32768, 131072, 262144),  # keys per GPU
+}
+# held out of the fit (the check of its interpolation): batches and contexts between the grid's
+DECODE_GRID_HELD_OUT = {"batch": (2, 48), "context": (6144, 49152, 196608)}
+DECODE_GRID_CACHE_CAP = 12 * 2**30  # bytes of one K/V cache (2 x B x S x Hk x D x 2) measured at most
+DECODE_GRID_EXPAND_CAP = 24 * 2**30  # bytes of the K/V expanded to the query heads (GQA) at most
+
+
+def decode_grid_cases(quick: bool = False, head_dim: int = 128, dtype_bytes: int = 2) -> list[dict]:
+    """The grid's points, (kv_heads, batch, context) outer so one cache serves every head count: each a
+    dict of heads, kv_heads, batch, kv_len, held_out.  Points whose cache or GQA-expanded K/V exceeds the
+    caps are left out (they would only re-measure the bandwidth plateau at minutes of device time)."""
+    if quick:
+        return [
+            {"heads": h, "kv_heads": hk, "batch": b, "kv_len": L, "held_out": b == 2}
+            for hk in (1, 2)
+            for b, L in ((1, 64), (2, 128))
+            for h in (2, 4)
+        ]
+    out = []
+    grid = [(b, L, False) for b in DECODE_GRID["batch"] for L in DECODE_GRID["context"]]
+    grid += [(b, L, True) for b in DECODE_GRID_HELD_OUT["batch"] for L in DECODE_GRID_HELD_OUT["context"]]
+    groups = [(hk, b, L, held) for hk in DECODE_GRID["kv_heads"] for b, L, held in grid]
+    # a fixed shuffle of the caches: a run cut short by its time budget still covers the whole grid
+    order = np.random.default_rng(12).permutation(len(groups))
+    for i in order:
+        hk, b, L, held = groups[i]
+        cache = 2 * b * L * hk * head_dim * dtype_bytes
+        if cache > DECODE_GRID_CACHE_CAP:
+            continue
+        for h in DECODE_GRID["heads"]:
+            if h < hk or h % hk:
+                continue
+            if h > hk and 2 * b * L * h * head_dim * dtype_bytes > DECODE_GRID_EXPAND_CAP:
+                continue
+            out.append({"heads": h, "kv_heads": hk, "batch": b, "kv_len": L, "held_out": held})
+    return out
+
+
+def bench_decode_grid(
+    dev,
+    dtype,
+    kernels: list[str],
+    cases: list[dict],
+    head_dim: int = 128,
+    reps: int = 5,
+    graph: bool = True,
+    budget_s: float = 0.0,
+) -> list[dict]:
+    """Decode attention as the executor calls it (``real.kernels``: one query per sequence against the
+    executor's cache layout (2, B, S, Hk, D) viewed as (B, Hk, S, D), K/V expanded to the query heads when
+    Hk < H), at every point of ``cases`` for each kernel, replayed from CUDA graphs (``graph``; eager
+    timing on CPU).  Records: op ``decode_attention_grid``; kv_bytes = the cache read (2 B S Hk D bytes
+    per element size).  ``budget_s`` > 0: no new cache is started after that many seconds (the points
+    left are counted in a ``decode_attention_grid_skipped`` record)."""
+    from real import kernels as K
+
+    out = []
+    t0 = time.perf_counter()
+    esz = torch.empty((), dtype=dtype).element_size()
+    bad: dict[str, str] = {}
+    key = None
+    cache = None
+    for n, c in enumerate(cases):
+        hk, b, L, h = c["kv_heads"], c["batch"], c["kv_len"], c["heads"]
+        if key != (hk, b, L):
+            if budget_s > 0 and time.perf_counter() - t0 > budget_s:
+                out.append(
+                    {"op": "decode_attention_grid_skipped", "points": len(cases) - n, "budget_s": budget_s}
+                )
+                break
+            cache = None  # freed before the next size
+            if dev.type == "cuda":
+                torch.cuda.empty_cache()
+            cache = torch.randn(2, b, L, hk, head_dim, device=dev, dtype=dtype)
+            key = (hk, b, L)
+        k, v = cache[0].transpose(1, 2), cache[1].transpose(1, 2)
+        q = torch.randn(b, 1, h, head_dim, device=dev, dtype=dtype).transpose(1, 2)
+        kv_bytes = 2.0 * b * L * hk * head_dim * esz
+        est = max(kv_bytes * (1 + (2 * h / hk if h > hk else 0)) / 3e12, 8e-6)  # seconds, for sizing
+        calls = int(min(20, max(2, math.ceil(1e-3 / est))))
+        for kern in kernels:
+            if kern in bad:
+                continue
+            fn = K.get(kern)
+            try:
+                if graph:
+                    s = time_graph(lambda: fn(q, k, v, False), dev, calls=calls, reps=reps)
+                else:
+                    s = time_fn(lambda: fn(q, k, v, False), dev, reps=reps, warmup=1)
+            except RuntimeError as e:  # this kernel cannot run this shape here
+                msg = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+                out.append({"op": "decode_attention_grid", "kernel": kern, **c, "error": msg})
+                if "out of memory" in msg:
+                    torch.cuda.empty_cache() if dev.type == "cuda" else None
+                continue
+            out.append(
+                _rec(
+                    s,
+                    op="decode_attention_grid",
+                    mode="graph" if graph else "eager",
+                    kernel=kern,
+                    batch=b,
+                    heads=h,
+                    kv_heads=hk,
+                    kv_len=L,
+                    head_dim=head_dim,
+                    kv_bytes=kv_bytes,
+                    layout="executor",
+                    held_out=bool(c["held_out"]),
+                    calls=calls,
+                )
+            )
+        q = k = v = None
+    cache = None
+    return out
+
+
+def run_decode_grid(
+    quick: bool = False, kernels: list[str] | None = None, reps: int = 5, budget_s: float = 0.0
+) -> dict:
+    """The decode-attention grid as a raw calibration file (fitted with ``ringsim calibrate --from-raw``
+    beside a full run): GPU, BF16, CUDA-graph replay; on CPU (tests), FP32 math kernel, eager timing."""
+    cuda = torch.cuda.is_available()
+    dev = torch.device("cuda", torch.cuda.current_device()) if cuda else torch.device("cpu")
+    dtype = torch.bfloat16 if cuda else torch.float32
+    kern = kernels or (["flash", "cudnn"] if cuda else ["math"])
+    hd = 8 if quick and not cuda else 128
+    t0 = time.perf_counter()
+    res = bench_decode_grid(dev, dtype, kern, decode_grid_cases(quick, hd), hd, reps, cuda, budget_s)
+    return {
+        "provenance": {**provenance(dev), "wall_s": round(time.perf_counter() - t0, 1)},
+        "device": dev.type,
+        "results": res,
+        "suites": ["decode-grid"],
+    }
