@@ -5,7 +5,9 @@ the shapes the model asks about, never fitted to validation data.
 
 * GEMM efficiency by FLOPs per call: measured FLOP/s over the datasheet peak, time-weighted per size.
 * Attention throughput by kernel, mask and length: FLOPs over median time (square shapes, B = 1).
-* Decode attention bandwidth by bytes read: K+V bytes over median time.
+* Decode attention bandwidth by bytes read: K+V bytes over median time; where a decode grid was
+  measured (query heads x KV heads x batch x keys), a physical model instead: a floor per call plus the
+  bytes read at a bandwidth that grows with the work items the call gives the SMs (``fit_decode_model``).
 * Elementwise bandwidth: bytes over time of the largest add.
 * Launch overhead: wall time per tiny eager op.
 * Communication at the measured group size (one node): latency = median time of the smallest message
@@ -94,6 +96,100 @@ def fit_attention(results: list[dict], kernel: str, layout: str = "contiguous") 
         out["decode_kv_bytes"] = xs
         out["decode_TBps"] = [_sig(y) for y in ys]
     return out or None
+
+
+# ---------------------------------------------------------------------------------------------
+# decode attention across heads, KV heads, batch and context (issue 12): physics, few parameters
+# ---------------------------------------------------------------------------------------------
+DECODE_SPLIT_KEYS = tuple(float(2**e) for e in range(8, 21)) + (1e9,)  # 1e9: the kernel never splits
+
+
+def _decode_terms(r: dict, split: float, expanded: bool) -> tuple[float, float]:
+    """(bytes read, bytes per work item) of one decode-grid record under ``DecodeAttnModel``."""
+    b, h, hk, L = (float(r[k]) for k in ("batch", "heads", "kv_heads", "kv_len"))
+    cache = float(r["kv_bytes"])
+    g = h / hk
+    read = cache * (1 + 2 * g) if expanded and g > 1 else cache
+    items = b * (h if expanded else hk) * max(1.0, L / split)
+    return read, read / items
+
+
+def _nnls3(A: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Least squares with non-negative coefficients for a few columns: the best of every subset whose
+    unconstrained solution is non-negative (exact for so few columns)."""
+    n = A.shape[1]
+    best, best_x = np.inf, np.zeros(n)
+    for mask in range(1, 1 << n):
+        cols = [i for i in range(n) if mask >> i & 1]
+        x, *_ = np.linalg.lstsq(A[:, cols], y, rcond=None)
+        if np.any(x < 0):
+            continue
+        err = float(np.sum((A[:, cols] @ x - y) ** 2))
+        if err < best:
+            best, best_x = err, np.zeros(n)
+            best_x[cols] = x
+    return best_x
+
+
+def decode_model_time(p: dict, r: dict, expanded: bool) -> float:
+    """Seconds ``p`` (a fitted decode model: floor_s, peak_Bps, half_items, split_keys) gives record r."""
+    read, per_item = _decode_terms(r, p["split_keys"], expanded)
+    return p["floor_s"] + (read + p["half_items"] * per_item) / p["peak_Bps"]
+
+
+def fit_decode_model(records: list[dict], peak_Bps: float, expanded: bool = True) -> dict:
+    """Fit ``DecodeAttnModel``'s four figures to decode-grid records of one kernel (the records not held
+    out): t = floor + read / bw + half_items * (read / items) / bw is linear in (floor, 1/bw,
+    half_items/bw) for a given split length, so each split length of ``DECODE_SPLIT_KEYS`` gets a
+    non-negative least-squares fit of relative error and the best is kept; the peak bandwidth is capped
+    at the datasheet's ``peak_Bps``.  Returns the figures and the fit's relative errors on its own points
+    and on the held-out ones."""
+    fit = [r for r in records if not r.get("held_out")]
+    held = [r for r in records if r.get("held_out")]
+    if len(fit) < 4:
+        raise SpecError(f"decode grid: {len(fit)} measured points to fit, need at least 4")
+    y = np.array([r["median_s"] for r in fit])
+    best = None
+    for split in DECODE_SPLIT_KEYS:
+        terms = np.array([_decode_terms(r, split, expanded) for r in fit])
+        A = np.column_stack([np.ones(len(fit)), terms[:, 0], terms[:, 1]]) / y[:, None]
+        x = _nnls3(A, np.ones(len(fit)))
+        if x[1] < 1 / peak_Bps:  # faster than the datasheet: hold the peak there, refit the rest
+            rest = _nnls3(A[:, [0, 2]], np.ones(len(fit)) - A[:, 1] / peak_Bps)
+            x = np.array([rest[0], 1 / peak_Bps, rest[1]])
+        err = float(np.sum((A @ x - 1) ** 2))
+        if best is None or err < best[0]:
+            best = (err, split, x)
+    _, split, x = best
+    p = {
+        "floor_s": float(x[0]),
+        "peak_Bps": 1 / float(x[1]),
+        "half_items": float(x[2] / x[1]),
+        "split_keys": split,
+    }
+
+    def errs(rows):
+        return [abs(decode_model_time(p, r, expanded) / r["median_s"] - 1) for r in rows]
+
+    e_fit, e_held = errs(fit), errs(held)
+    return {
+        **p,
+        "n_fit": len(fit),
+        "n_held_out": len(held),
+        "fit_median": statistics.median(e_fit),
+        "fit_max": max(e_fit),
+        "held_out_median": statistics.median(e_held) if held else None,
+        "held_out_max": max(e_held) if held else None,
+    }
+
+
+def fit_decode_grid(results: list[dict], kernel: str, peak_Bps: float) -> dict | None:
+    """The decode model of one kernel from the grid's records (measured as the executor calls the kernel:
+    K/V expanded to the query heads), or None when the grid has none for it."""
+    recs = [r for r in _by(results, "decode_attention_grid") if r["kernel"] == kernel]
+    if not recs:
+        return None
+    return fit_decode_model(recs, peak_Bps, expanded=all(r.get("layout") == "executor" for r in recs))
 
 
 def fit_comm(results: list[dict], base_comm: dict) -> dict:
@@ -312,6 +408,26 @@ def fit_profile(raw: dict, base: str, name: str, mode: str = "ideal") -> tuple[d
             notes.append(f"achievable.attention.{kern}: measured ({'; '.join(parts)}); the rest published")
         else:
             notes.append(f"achievable.attention.{kern}: NOT measured, published figures kept")
+    for kern in list(ach["attention"]):
+        # decode by heads, KV heads, batch and context: graph-timed device time, fitted for every mode
+        dm = fit_decode_grid(raw["results"], kern, prof["peak"]["hbm_TBps"] * 1e12)
+        if dm is None:
+            continue
+        ach["attention"][kern].update(
+            decode_floor_us=_sig(dm["floor_s"] * 1e6),
+            decode_peak_TBps=_sig(dm["peak_Bps"] / 1e12),
+            decode_half_items=_sig(dm["half_items"]),
+            decode_split_keys=_sig(dm["split_keys"]),
+            decode_kv_expanded=with_ops,
+        )
+        notes.append(
+            f"achievable.attention.{kern}.decode_*: fitted to {dm['n_fit']} points of the decode grid (query "
+            "heads, KV heads, batch, keys per GPU; graph-timed, K/V expanded to the query heads as the "
+            f"executor does); relative error median {dm['fit_median']:.1%}, max {dm['fit_max']:.1%}; on "
+            f"{dm['n_held_out']} held-out points median {dm['held_out_median'] or 0:.1%}, max "
+            f"{dm['held_out_max'] or 0:.1%}"
+            + ("" if with_ops else "; predictions read each KV head once (a fused GQA kernel)")
+        )
     ew = sorted(_by(res, "elementwise"), key=lambda r: r["bytes"])
     if ew:
         ach["elementwise_TBps"] = _sig(ew[-1]["bytes"] / ew[-1]["median_s"] / 1e12)
