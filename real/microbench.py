@@ -809,7 +809,7 @@ def run_graph(model_dims: dict, quick: bool = False) -> list[dict]:
 # ---------------------------------------------------------------------------------------------
 DECODE_GRID = {
     "heads": (4, 8, 16, 32, 64),  # query heads per GPU
-    "kv_heads": (1, 2, 4, 8, 32),  # KV heads per GPU (those <= heads and dividing them)
+    "kv_heads": (1, 2, 4, 8, 16, 32),  # KV heads per GPU (those <= heads and dividing them)
     "batch": (1, 4, 8, 16, 32, 64),
     "context": (2048, 8192, 32768, 131072, 262144),  # keys per GPU
 }
