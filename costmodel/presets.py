@@ -171,17 +171,23 @@ def _comm_figures(c: _Strict, by_group: dict | None = None) -> CommFigures:
     return f
 
 
-DECODE_MODEL_KEYS = ("decode_floor_us", "decode_peak_TBps", "decode_half_items", "decode_split_keys")
+DECODE_MODEL_KEYS = ("decode_floor_us", "decode_occupancy", "decode_occupancy_TBps", "decode_split_keys")
+DECODE_MODEL_OPTIONAL = (
+    "decode_sms",
+    "decode_kv_expanded",
+    "decode_expand_TBps",
+    "decode_expand_contig_TBps",
+    "decode_expand_floor_us",
+)
 
 
 def _decode_model(k: _Strict) -> DecodeAttnModel | None:
     """The decode-attention physics of one kernel (issue 12): all of ``DECODE_MODEL_KEYS`` or none."""
     have = [key for key in DECODE_MODEL_KEYS if key in k.t]
     if not have:
-        if "decode_kv_expanded" in k.t:
-            raise SpecError(
-                f"{k.where}.decode_kv_expanded is not valid alone: give {list(DECODE_MODEL_KEYS)} too"
-            )
+        extra = [key for key in DECODE_MODEL_OPTIONAL if key in k.t]
+        if extra:
+            raise SpecError(f"{k.where}.{extra[0]} is not valid alone: give {list(DECODE_MODEL_KEYS)} too")
         return None
     if len(have) != len(DECODE_MODEL_KEYS):
         miss = [key for key in DECODE_MODEL_KEYS if key not in k.t]
@@ -191,12 +197,20 @@ def _decode_model(k: _Strict) -> DecodeAttnModel | None:
     exp = k("decode_kv_expanded", False)
     if not isinstance(exp, bool):
         raise SpecError(f"{k.where}.decode_kv_expanded={exp!r} is not valid: must be true or false")
+    sms = k("decode_sms", 132)
+    if isinstance(sms, bool) or not isinstance(sms, int):
+        raise SpecError(f"{k.where}.decode_sms={sms!r} is not valid: must be an integer (SMs of the GPU)")
+    occ = _curve(k, "decode_occupancy", "decode_occupancy_TBps", 1e12)
     return DecodeAttnModel(
         floor_s=_get(k, "decode_floor_us") * 1e-6,
-        peak_bw_Bps=_get(k, "decode_peak_TBps") * 1e12,
-        half_items=_get(k, "decode_half_items"),
+        occupancy=occ.x,
+        bw_Bps=occ.y,
         split_keys=_get(k, "decode_split_keys"),
+        sms=sms,
         kv_expanded=exp,
+        expand_bw_Bps=_get(k, "decode_expand_TBps", 1.0) * 1e12,
+        expand_contig_bw_Bps=_get(k, "decode_expand_contig_TBps", 1.0) * 1e12,
+        expand_floor_s=_get(k, "decode_expand_floor_us", 0.0) * 1e-6,
     )
 
 
@@ -303,9 +317,17 @@ def peak_rules(raw: dict, overrides: list[str] | None) -> tuple[dict, list[str]]
             if "decode_TBps" in k and max(k["decode_TBps"]) > cap:
                 notes.append(f"achievable.attention.{kname}.decode_TBps capped at peak.hbm_TBps {cap}")
                 k["decode_TBps"] = [min(float(v), cap) for v in k["decode_TBps"]]
-            if isinstance(k.get("decode_peak_TBps"), num) and k["decode_peak_TBps"] > cap:
-                notes.append(f"achievable.attention.{kname}.decode_peak_TBps capped at peak.hbm_TBps {cap}")
-                k["decode_peak_TBps"] = cap
+            occ_bw = k.get("decode_occupancy_TBps")
+            if (
+                isinstance(occ_bw, list)
+                and occ_bw
+                and all(isinstance(v, num) for v in occ_bw)
+                and max(occ_bw) > cap
+            ):
+                notes.append(
+                    f"achievable.attention.{kname}.decode_occupancy_TBps capped at peak.hbm_TBps {cap}"
+                )
+                k["decode_occupancy_TBps"] = [min(float(v), cap) for v in occ_bw]
     if "peak.bf16_TFLOPs" in keys and isinstance(peak.get("bf16_TFLOPs"), num) and peak["bf16_TFLOPs"] > 0:
         cap = float(peak["bf16_TFLOPs"])
         for kname, k in ach.get("attention", {}).items():

@@ -161,23 +161,32 @@ class CommFigures:
 
 @dataclass(frozen=True, kw_only=True)
 class DecodeAttnModel:
-    """Decode attention (one query per sequence against a cache) as physics (issue 12): a call that reads
-    ``bytes`` of K/V in ``items`` independent pieces of work takes
+    """Decode attention (one query per sequence against a cache) as physics (issue 12).  The kernel reads
+    ``bytes`` of K/V at a bandwidth set by its occupancy, after a fixed floor per call:
 
-        floor_s + bytes / (peak_bw_Bps * items / (items + half_items))
+        t = floor_s + bytes / bw(occupancy) [+ expansion]
 
-    items = batch x heads the kernel reads x max(1, keys / split_keys): one thread block per sequence and
-    head, split along the keys when the kernel splits long caches; few items leave SMs idle, and
-    ``half_items`` is where the achieved bandwidth is half the peak.  ``kv_expanded``: the implementation
-    expands grouped K/V to the query heads before the kernel (this repository's executor: read Hk, write
-    H, the kernel reads H heads) instead of reading each KV head once for its query heads (a fused GQA
-    kernel).  Fitted from a grid over heads, KV heads, batch and context (``validation.calibrate``)."""
+    occupancy = work items per SM: one thread block per sequence and head the kernel reads, the keys
+    split into pieces of ``split_keys`` only as far as that fills the ``sms`` SMs one wave (the split-KV
+    rule of FlashAttention-2's ``num_splits_heuristic``); few items leave SMs idle, many share them.
+    ``bw`` is a curve over occupancy (piecewise linear in log2 of occupancy, in seconds per byte; flat
+    beyond its ends).  ``kv_expanded``: the implementation expands grouped K/V to the query heads before
+    the kernel (this repository's executor, ``repeat_interleave``): a gather of Hk heads into H plus
+    ``expand_floor_s``, then the kernel reads H heads.  The gather writes H heads and reads its source
+    once per copy from the strided cache view (2 g x the cache bytes at ``expand_bw_Bps``, g = H / Hk),
+    or once when that view is contiguous (Hk = 1: (1 + g) x the cache bytes at ``expand_contig_bw_Bps``);
+    otherwise (a fused GQA kernel) each KV head is read once for its query heads.  Fitted from a grid
+    over heads, KV heads, batch and context (``validation.calibrate.fit_decode_model``)."""
 
     floor_s: float
-    peak_bw_Bps: float
-    half_items: float
+    occupancy: tuple[float, ...]
+    bw_Bps: tuple[float, ...]
     split_keys: float
+    sms: int = 132
     kv_expanded: bool = False
+    expand_bw_Bps: float = 1e12
+    expand_contig_bw_Bps: float = 1e12
+    expand_floor_s: float = 0.0
 
     def __post_init__(self) -> None:
         check(
@@ -186,18 +195,7 @@ class DecodeAttnModel:
             self.floor_s * 1e6,
             "must be in [0, 1000) microseconds",
         )
-        check(
-            _finite(self.peak_bw_Bps) and self.peak_bw_Bps > 0,
-            "decode_peak_TBps",
-            self.peak_bw_Bps / 1e12,
-            "must be a finite number > 0",
-        )
-        check(
-            _finite(self.half_items) and self.half_items >= 0,
-            "decode_half_items",
-            self.half_items,
-            "must be a finite number >= 0",
-        )
+        Curve(x=tuple(self.occupancy), y=tuple(self.bw_Bps), name="decode_occupancy/decode_occupancy_TBps")
         check(
             _finite(self.split_keys) and self.split_keys >= 1,
             "decode_split_keys",
@@ -205,25 +203,62 @@ class DecodeAttnModel:
             "must be a finite number >= 1 (keys per split piece; a large number: no split)",
         )
         check(
+            isinstance(self.sms, int) and 1 <= self.sms <= 1024,
+            "decode_sms",
+            self.sms,
+            "must be an integer in [1, 1024]",
+        )
+        check(
             isinstance(self.kv_expanded, bool),
             "decode_kv_expanded",
             self.kv_expanded,
             "must be true or false",
         )
+        check(
+            _finite(self.expand_bw_Bps) and self.expand_bw_Bps > 0,
+            "decode_expand_TBps",
+            self.expand_bw_Bps / 1e12,
+            "must be a finite number > 0",
+        )
+        check(
+            _finite(self.expand_contig_bw_Bps) and self.expand_contig_bw_Bps > 0,
+            "decode_expand_contig_TBps",
+            self.expand_contig_bw_Bps / 1e12,
+            "must be a finite number > 0",
+        )
+        check(
+            0 <= self.expand_floor_s < 1e-3,
+            "decode_expand_floor_us",
+            self.expand_floor_s * 1e6,
+            "must be in [0, 1000) microseconds",
+        )
+
+    def occupancy_of(self, items, keys):
+        """Work items per SM of calls with ``items`` (sequence, head) pairs over ``keys`` keys each."""
+        items = np.asarray(items, dtype=float)
+        split = items * np.maximum(1.0, np.asarray(keys, dtype=float) / self.split_keys)
+        return np.maximum(items, np.minimum(split, self.sms)) / self.sms
+
+    def sec_per_byte(self, occ):
+        x = np.log2(np.maximum(np.asarray(occ, dtype=float), 1e-30))
+        return np.interp(x, np.log2(self.occupancy), 1.0 / np.asarray(self.bw_Bps))
 
     def time(self, batch, heads, kv_heads, kv_len, head_dim, dtype_bytes=2):
         """Device seconds of one decode call (numpy-vectorised)."""
         b, h, hk = (np.asarray(v, dtype=float) for v in (batch, heads, kv_heads))
         keys = np.maximum(np.asarray(kv_len, dtype=float), 1.0)
-        cache = 2.0 * b * keys * hk * head_dim * dtype_bytes  # K and V read once
+        cache = 2.0 * b * keys * hk * head_dim * dtype_bytes  # K and V, read once
         if self.kv_expanded:
             g = h / np.maximum(hk, 1.0)
-            read = np.where(g > 1, cache * (1 + 2 * g), cache)  # copy Hk -> H heads, then read H heads
-            seen = h
+            read, seen = cache * np.maximum(g, 1.0), h
+            copy = np.where(
+                hk > 1, 2 * g * cache / self.expand_bw_Bps, (1 + g) * cache / self.expand_contig_bw_Bps
+            )
+            extra = np.where(g > 1, self.expand_floor_s + copy, 0.0)
         else:
-            read, seen = cache, hk
-        items = b * seen * np.maximum(1.0, keys / self.split_keys)
-        return self.floor_s + read * (items + self.half_items) / (items * self.peak_bw_Bps)
+            read, seen, extra = cache, hk, 0.0
+        occ = self.occupancy_of(b * seen, keys)
+        return self.floor_s + read * self.sec_per_byte(occ) + extra
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -102,74 +102,160 @@ def fit_attention(results: list[dict], kernel: str, layout: str = "contiguous") 
 # decode attention across heads, KV heads, batch and context (issue 12): physics, few parameters
 # ---------------------------------------------------------------------------------------------
 DECODE_SPLIT_KEYS = tuple(float(2**e) for e in range(8, 21)) + (1e9,)  # 1e9: the kernel never splits
+# SMs of an H100 / H200 SXM5: 132 (NVIDIA H100 Tensor Core GPU Architecture whitepaper, "H100 SXM5":
+# https://resources.nvidia.com/en-us-tensor-core/gtc22-whitepaper-hopper; the H200 is the same GH100 die)
+DECODE_SMS = 132
 
 
-def _decode_terms(r: dict, split: float, expanded: bool) -> tuple[float, float]:
-    """(bytes read, bytes per work item) of one decode-grid record under ``DecodeAttnModel``."""
-    b, h, hk, L = (float(r[k]) for k in ("batch", "heads", "kv_heads", "kv_len"))
+def nnls(A: np.ndarray, y: np.ndarray, iters: int = 200) -> np.ndarray:
+    """min |A x - y| subject to x >= 0 (Lawson and Hanson's active-set algorithm, 'Solving Least Squares
+    Problems', 1974, ch. 23)."""
+    n = A.shape[1]
+    x = np.zeros(n)
+    free = np.zeros(n, dtype=bool)
+    for _ in range(iters):
+        w = A.T @ (y - A @ x)
+        if free.all() or w[~free].max(initial=-np.inf) <= 1e-12 * max(1.0, np.abs(w).max()):
+            break
+        j = int(np.argmax(np.where(free, -np.inf, w)))
+        free[j] = True
+        while True:
+            z = np.zeros(n)
+            z[free] = np.linalg.lstsq(A[:, free], y, rcond=None)[0]
+            if (z[free] > 0).all():
+                x = z
+                break
+            neg = free & (z <= 0)
+            alpha = np.min(x[neg] / (x[neg] - z[neg]))
+            x = x + alpha * (z - x)
+            free &= x > 1e-15
+            x[~free] = 0.0
+    return x
+
+
+def _decode_shape(r: dict, expanded: bool) -> tuple[float, float, float, float, float]:
+    """(cache bytes, bytes the kernel reads, items it works on, expansion bytes from the strided cache,
+    expansion bytes from a contiguous one) of one grid record (see ``DecodeAttnModel``)."""
+    b, h, hk = (float(r[k]) for k in ("batch", "heads", "kv_heads"))
     cache = float(r["kv_bytes"])
     g = h / hk
-    read = cache * (1 + 2 * g) if expanded and g > 1 else cache
-    items = b * (h if expanded else hk) * max(1.0, L / split)
-    return read, read / items
+    if expanded and g > 1:
+        return (
+            cache,
+            cache * g,
+            b * h,
+            (2 * g * cache if hk > 1 else 0.0),
+            ((1 + g) * cache if hk == 1 else 0.0),
+        )
+    return cache, cache, b * (h if expanded else hk), 0.0, 0.0
 
 
-def _nnls3(A: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Least squares with non-negative coefficients for a few columns: the best of every subset whose
-    unconstrained solution is non-negative (exact for so few columns)."""
-    n = A.shape[1]
-    best, best_x = np.inf, np.zeros(n)
-    for mask in range(1, 1 << n):
-        cols = [i for i in range(n) if mask >> i & 1]
-        x, *_ = np.linalg.lstsq(A[:, cols], y, rcond=None)
-        if np.any(x < 0):
-            continue
-        err = float(np.sum((A[:, cols] @ x - y) ** 2))
-        if err < best:
-            best, best_x = err, np.zeros(n)
-            best_x[cols] = x
-    return best_x
+def _grouped(r: dict, expanded: bool) -> bool:
+    s = _decode_shape(r, expanded)
+    return bool(s[3] or s[4])
+
+
+def _occupancy(items: float, keys: float, split: float, sms: int) -> float:
+    return max(items, min(items * max(1.0, keys / split), sms)) / sms
+
+
+def _hat(x: float, knots: np.ndarray) -> np.ndarray:
+    """Weights of the piecewise-linear interpolation (in log2 x) at x over ``knots`` (flat beyond)."""
+    lx, lk = np.log2(x), np.log2(knots)
+    return np.array([np.interp(lx, lk, np.eye(len(knots))[i]) for i in range(len(knots))])
+
+
+def _kernel_time(p: dict, r: dict, expanded: bool) -> float:
+    _, kb, items, *_ = _decode_shape(r, expanded)
+    occ = _occupancy(items, float(r["kv_len"]), p["split_keys"], p["sms"])
+    spb = float(np.interp(np.log2(occ), np.log2(p["occupancy"]), 1.0 / np.asarray(p["bw_Bps"])))
+    return p["floor_s"] + kb * spb
 
 
 def decode_model_time(p: dict, r: dict, expanded: bool) -> float:
-    """Seconds ``p`` (a fitted decode model: floor_s, peak_Bps, half_items, split_keys) gives record r."""
-    read, per_item = _decode_terms(r, p["split_keys"], expanded)
-    return p["floor_s"] + (read + p["half_items"] * per_item) / p["peak_Bps"]
+    """Seconds the fitted decode model ``p`` gives grid record r (what ``DecodeAttnModel.time`` computes)."""
+    s = _decode_shape(r, expanded)
+    copy = s[3] / p["expand_bw_Bps"] + s[4] / p["expand_contig_bw_Bps"]
+    return _kernel_time(p, r, expanded) + (p["expand_floor_s"] + copy if s[3] or s[4] else 0.0)
 
 
-def fit_decode_model(records: list[dict], peak_Bps: float, expanded: bool = True) -> dict:
-    """Fit ``DecodeAttnModel``'s four figures to decode-grid records of one kernel (the records not held
-    out): t = floor + read / bw + half_items * (read / items) / bw is linear in (floor, 1/bw,
-    half_items/bw) for a given split length, so each split length of ``DECODE_SPLIT_KEYS`` gets a
-    non-negative least-squares fit of relative error and the best is kept; the peak bandwidth is capped
-    at the datasheet's ``peak_Bps``.  Returns the figures and the fit's relative errors on its own points
-    and on the held-out ones."""
+def _monotone_bw(occ: np.ndarray, bw: np.ndarray) -> np.ndarray:
+    """Bandwidth at most proportional to occupancy between knots (so that more bytes over more items never
+    take less time): bw[i+1] <= bw[i] (1 + ln(occ[i+1] / occ[i])), the bound for a curve linear in
+    log2(occupancy) in seconds per byte."""
+    bw = bw.copy()
+    for i in range(1, len(bw)):
+        bw[i] = min(bw[i], bw[i - 1] * (1 + np.log(occ[i] / occ[i - 1])))
+    return bw
+
+
+def _fit_kernel_part(fit: list[dict], y: np.ndarray, peak_Bps: float, expanded: bool, sms: int, split: float):
+    """(squared relative error, knots, x = [floor, u per knot]) of the kernel's fit at one split length."""
+    shapes = [_decode_shape(r, expanded) for r in fit]
+    occ = np.array([_occupancy(s[2], float(r["kv_len"]), split, sms) for s, r in zip(shapes, fit)])
+    lo, hi = occ.min(), occ.max()
+    n = max(2, int(np.ceil(np.log(hi / lo) / np.log(4))) + 1) if hi > lo * 1.01 else 1
+    knots = np.geomspace(lo, hi, n) if n > 1 else np.array([lo])
+    cols = [np.ones(len(fit))] + list(np.array([s[1] * _hat(o, knots) for s, o in zip(shapes, occ)]).T)
+    A = np.column_stack(cols) / y[:, None]
+    rhs = 1.0 - np.array([s[1] for s in shapes]) / peak_Bps / y  # seconds per byte = 1/peak + u, u >= 0
+    x = nnls(A, rhs)
+    return float(np.sum((A @ x - rhs) ** 2)), knots, x
+
+
+def fit_decode_model(
+    records: list[dict], peak_Bps: float, expanded: bool = True, sms: int = DECODE_SMS
+) -> dict:
+    """Fit ``DecodeAttnModel`` to decode-grid records of one kernel (those not held out), in two steps.
+
+    The kernel: on the calls without K/V expansion (query heads = KV heads, or every call when the
+    records read K/V once), t = floor + read x spb(occupancy) is linear in the floor and the seconds per
+    byte at each occupancy knot (knots 4x apart over the measured occupancies) for a given split length:
+    a non-negative least-squares fit of relative error for each split length of ``DECODE_SPLIT_KEYS``,
+    the best kept; seconds per byte are at least 1 / ``peak_Bps`` (no bandwidth above the datasheet's).
+    The expansion (grouped calls of an implementation that expands K/V): what the call takes beyond the
+    kernel's part, fitted as expand_floor + (bytes read + written) / expand_bw.  Returns the figures and
+    the relative errors on the fitted points and on the held-out ones."""
     fit = [r for r in records if not r.get("held_out")]
     held = [r for r in records if r.get("held_out")]
-    if len(fit) < 4:
-        raise SpecError(f"decode grid: {len(fit)} measured points to fit, need at least 4")
-    y = np.array([r["median_s"] for r in fit])
+    plain = [r for r in fit if not _grouped(r, expanded)]
+    grouped = [r for r in fit if _grouped(r, expanded)]
+    if len(plain) < 8:
+        raise SpecError(f"decode grid: {len(plain)} measured points without K/V expansion, need at least 8")
+    y = np.array([r["median_s"] for r in plain])
     best = None
     for split in DECODE_SPLIT_KEYS:
-        terms = np.array([_decode_terms(r, split, expanded) for r in fit])
-        A = np.column_stack([np.ones(len(fit)), terms[:, 0], terms[:, 1]]) / y[:, None]
-        x = _nnls3(A, np.ones(len(fit)))
-        if x[1] < 1 / peak_Bps:  # faster than the datasheet: hold the peak there, refit the rest
-            rest = _nnls3(A[:, [0, 2]], np.ones(len(fit)) - A[:, 1] / peak_Bps)
-            x = np.array([rest[0], 1 / peak_Bps, rest[1]])
-        err = float(np.sum((A @ x - 1) ** 2))
+        err, knots, x = _fit_kernel_part(plain, y, peak_Bps, expanded, sms, split)
         if best is None or err < best[0]:
-            best = (err, split, x)
-    _, split, x = best
+            best = (err, split, knots, x)
+    _, split, knots, x = best
+    bw = 1.0 / (1.0 / peak_Bps + x[1:])
     p = {
         "floor_s": float(x[0]),
-        "peak_Bps": 1 / float(x[1]),
-        "half_items": float(x[2] / x[1]),
+        "occupancy": [float(k) for k in knots],
+        "bw_Bps": [float(v) for v in _monotone_bw(knots, bw)],
         "split_keys": split,
+        "sms": sms,
+        "expand_bw_Bps": peak_Bps,
+        "expand_contig_bw_Bps": peak_Bps,
+        "expand_floor_s": 0.0,
     }
+    if grouped:
+        yg = np.array([r["median_s"] for r in grouped])
+        kern = np.array([_kernel_time(p, r, expanded) for r in grouped])
+        eb = np.array([_decode_shape(r, expanded)[3:] for r in grouped])
+        A = np.column_stack([np.ones(len(grouped)), eb]) / yg[:, None]
+        xe = nnls(A, 1.0 - kern / yg)
+        p["expand_floor_s"] = float(xe[0])
+        p["expand_bw_Bps"] = 1.0 / xe[1] if xe[1] > 0 else peak_Bps
+        p["expand_contig_bw_Bps"] = 1.0 / xe[2] if xe[2] > 0 else peak_Bps
 
     def errs(rows):
         return [abs(decode_model_time(p, r, expanded) / r["median_s"] - 1) for r in rows]
+
+    def part(rows):
+        e = errs(rows)
+        return {"n": len(e), "median": statistics.median(e), "max": max(e)} if e else None
 
     e_fit, e_held = errs(fit), errs(held)
     return {
@@ -180,6 +266,8 @@ def fit_decode_model(records: list[dict], peak_Bps: float, expanded: bool = True
         "fit_max": max(e_fit),
         "held_out_median": statistics.median(e_held) if held else None,
         "held_out_max": max(e_held) if held else None,
+        "held_out_plain": part([r for r in held if not _grouped(r, expanded)]),
+        "held_out_grouped": part([r for r in held if _grouped(r, expanded)]),
     }
 
 
@@ -415,10 +503,14 @@ def fit_profile(raw: dict, base: str, name: str, mode: str = "ideal") -> tuple[d
             continue
         ach["attention"][kern].update(
             decode_floor_us=_sig(dm["floor_s"] * 1e6),
-            decode_peak_TBps=_sig(dm["peak_Bps"] / 1e12),
-            decode_half_items=_sig(dm["half_items"]),
+            decode_occupancy=[_sig(v) for v in dm["occupancy"]],
+            decode_occupancy_TBps=[_sig(v / 1e12) for v in dm["bw_Bps"]],
             decode_split_keys=_sig(dm["split_keys"]),
+            decode_sms=dm["sms"],
             decode_kv_expanded=with_ops,
+            decode_expand_TBps=_sig(dm["expand_bw_Bps"] / 1e12),
+            decode_expand_contig_TBps=_sig(dm["expand_contig_bw_Bps"] / 1e12),
+            decode_expand_floor_us=_sig(dm["expand_floor_s"] * 1e6),
         )
         notes.append(
             f"achievable.attention.{kern}.decode_*: fitted to {dm['n_fit']} points of the decode grid (query "
