@@ -174,6 +174,7 @@ def _comm_figures(c: _Strict, by_group: dict | None = None) -> CommFigures:
 DECODE_MODEL_KEYS = ("decode_floor_us", "decode_occupancy", "decode_occupancy_TBps", "decode_split_keys")
 DECODE_MODEL_OPTIONAL = (
     "decode_sms",
+    "decode_ctas_per_sm",
     "decode_kv_expanded",
     "decode_expand_TBps",
     "decode_expand_contig_TBps",
@@ -197,9 +198,10 @@ def _decode_model(k: _Strict) -> DecodeAttnModel | None:
     exp = k("decode_kv_expanded", False)
     if not isinstance(exp, bool):
         raise SpecError(f"{k.where}.decode_kv_expanded={exp!r} is not valid: must be true or false")
-    sms = k("decode_sms", 132)
-    if isinstance(sms, bool) or not isinstance(sms, int):
-        raise SpecError(f"{k.where}.decode_sms={sms!r} is not valid: must be an integer (SMs of the GPU)")
+    sms, per_sm = k("decode_sms", 132), k("decode_ctas_per_sm", 1)
+    for key, v in (("decode_sms", sms), ("decode_ctas_per_sm", per_sm)):
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise SpecError(f"{k.where}.{key}={v!r} is not valid: must be an integer")
     occ = _curve(k, "decode_occupancy", "decode_occupancy_TBps", 1e12)
     return DecodeAttnModel(
         floor_s=_get(k, "decode_floor_us") * 1e-6,
@@ -207,6 +209,7 @@ def _decode_model(k: _Strict) -> DecodeAttnModel | None:
         bw_Bps=occ.y,
         split_keys=_get(k, "decode_split_keys"),
         sms=sms,
+        ctas_per_sm=per_sm,
         kv_expanded=exp,
         expand_bw_Bps=_get(k, "decode_expand_TBps", 1.0) * 1e12,
         expand_contig_bw_Bps=_get(k, "decode_expand_contig_TBps", 1.0) * 1e12,

@@ -162,27 +162,31 @@ class CommFigures:
 @dataclass(frozen=True, kw_only=True)
 class DecodeAttnModel:
     """Decode attention (one query per sequence against a cache) as physics (issue 12).  The kernel reads
-    ``bytes`` of K/V at a bandwidth set by its occupancy, after a fixed floor per call:
+    ``bytes`` of K/V after a fixed floor per call, in waves of thread blocks:
 
-        t = floor_s + bytes / bw(occupancy) [+ expansion]
+        t = floor_s + sum over waves (bytes of the wave x spb(occupancy of the wave)) [+ expansion]
 
-    occupancy = work items per SM: one thread block per sequence and head the kernel reads, the keys
-    split into pieces of ``split_keys`` only as far as that fills the ``sms`` SMs one wave (the split-KV
-    rule of FlashAttention-2's ``num_splits_heuristic``); few items leave SMs idle, many share them.
-    ``bw`` is a curve over occupancy (piecewise linear in log2 of occupancy, in seconds per byte; flat
-    beyond its ends).  ``kv_expanded``: the implementation expands grouped K/V to the query heads before
-    the kernel (this repository's executor, ``repeat_interleave``): a gather of Hk heads into H plus
-    ``expand_floor_s``, then the kernel reads H heads.  The gather writes H heads and reads its source
-    once per copy from the strided cache view (2 g x the cache bytes at ``expand_bw_Bps``, g = H / Hk),
-    or once when that view is contiguous (Hk = 1: (1 + g) x the cache bytes at ``expand_contig_bw_Bps``);
-    otherwise (a fused GQA kernel) each KV head is read once for its query heads.  Fitted from a grid
-    over heads, KV heads, batch and context (``validation.calibrate.fit_decode_model``)."""
+    A work item is one thread block: one sequence and head the kernel reads, the keys split into pieces of
+    ``split_keys`` only as far as that fills one wave (the split-KV rule of FlashAttention-2's
+    ``num_splits_heuristic``: split while the SMs' slots would stay idle).  A wave is ``sms`` x
+    ``ctas_per_sm`` items; a call of more items runs full waves and a partial last one (wave
+    quantization).  A wave's occupancy is its items per SM: few leave SMs idle, several share one.
+    ``spb`` (seconds per byte) is a curve over occupancy, piecewise linear in log2 of occupancy, flat
+    beyond its ends, written as bandwidths (``bw_Bps``).  ``kv_expanded``: the implementation expands
+    grouped K/V to the query heads before the kernel (this repository's executor, ``repeat_interleave``):
+    a gather of Hk heads into H plus ``expand_floor_s``, then the kernel reads H heads.  The gather writes
+    H heads and reads its source once per copy from the strided cache view (2 g x the cache bytes at
+    ``expand_bw_Bps``, g = H / Hk), or once when that view is contiguous (Hk = 1: (1 + g) x the cache
+    bytes at ``expand_contig_bw_Bps``); otherwise (a fused GQA kernel) each KV head is read once for its
+    query heads.  Fitted from a grid over heads, KV heads, batch and context
+    (``validation.calibrate.fit_decode_model``)."""
 
     floor_s: float
     occupancy: tuple[float, ...]
     bw_Bps: tuple[float, ...]
     split_keys: float
     sms: int = 132
+    ctas_per_sm: int = 1
     kv_expanded: bool = False
     expand_bw_Bps: float = 1e12
     expand_contig_bw_Bps: float = 1e12
@@ -209,6 +213,12 @@ class DecodeAttnModel:
             "must be an integer in [1, 1024]",
         )
         check(
+            isinstance(self.ctas_per_sm, int) and 1 <= self.ctas_per_sm <= 32,
+            "decode_ctas_per_sm",
+            self.ctas_per_sm,
+            "must be an integer in [1, 32]",
+        )
+        check(
             isinstance(self.kv_expanded, bool),
             "decode_kv_expanded",
             self.kv_expanded,
@@ -233,15 +243,31 @@ class DecodeAttnModel:
             "must be in [0, 1000) microseconds",
         )
 
-    def occupancy_of(self, items, keys):
-        """Work items per SM of calls with ``items`` (sequence, head) pairs over ``keys`` keys each."""
+    def items_of(self, items, keys):
+        """Thread blocks of calls with ``items`` (sequence, head) pairs over ``keys`` keys each."""
         items = np.asarray(items, dtype=float)
         split = items * np.maximum(1.0, np.asarray(keys, dtype=float) / self.split_keys)
-        return np.maximum(items, np.minimum(split, self.sms)) / self.sms
+        return np.maximum(items, np.minimum(split, self.sms * self.ctas_per_sm))
+
+    def occupancy_of(self, items, keys):
+        """Thread blocks per SM of calls with ``items`` (sequence, head) pairs over ``keys`` keys each."""
+        return self.items_of(items, keys) / self.sms
 
     def sec_per_byte(self, occ):
         x = np.log2(np.maximum(np.asarray(occ, dtype=float), 1e-30))
         return np.interp(x, np.log2(self.occupancy), 1.0 / np.asarray(self.bw_Bps))
+
+    def kernel_seconds(self, read, blocks):
+        """Seconds (beyond the floor) to read ``read`` bytes in ``blocks`` thread blocks: full waves,
+        then the partial last one."""
+        slots = float(self.sms * self.ctas_per_sm)
+        blocks = np.maximum(np.asarray(blocks, dtype=float), 1.0)
+        full = np.floor(blocks / slots)
+        tail = blocks - full * slots
+        per_block = np.asarray(read, dtype=float) / blocks
+        return per_block * (
+            full * slots * self.sec_per_byte(slots / self.sms) + tail * self.sec_per_byte(tail / self.sms)
+        )
 
     def time(self, batch, heads, kv_heads, kv_len, head_dim, dtype_bytes=2):
         """Device seconds of one decode call (numpy-vectorised)."""
@@ -257,8 +283,7 @@ class DecodeAttnModel:
             extra = np.where(g > 1, self.expand_floor_s + copy, 0.0)
         else:
             read, seen, extra = cache, hk, 0.0
-        occ = self.occupancy_of(b * seen, keys)
-        return self.floor_s + read * self.sec_per_byte(occ) + extra
+        return self.floor_s + self.kernel_seconds(read, self.items_of(b * seen, keys)) + extra
 
 
 @dataclass(frozen=True, kw_only=True)

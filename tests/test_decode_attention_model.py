@@ -84,23 +84,27 @@ from costmodel.errors import SpecError  # noqa: E402
 from costmodel.specs import OP_CLASSES, DecodeAttnModel  # noqa: E402
 from validation import calibrate  # noqa: E402
 
-SPLIT, SMS = 4096.0, 132
+SPLIT, SMS, PER_SM = 4096.0, 132, 2
 
 
 def _occ_range(expanded: bool = True) -> tuple[float, float]:
-    occ = [
-        calibrate._occupancy(
-            c["batch"] * (c["heads"] if expanded else c["kv_heads"]), c["kv_len"], SPLIT, SMS
-        )
-        for c in microbench.decode_grid_cases()
-        if not c["held_out"] and (not expanded or c["heads"] == c["kv_heads"])
-    ]
-    return min(occ), max(occ)
+    """The lowest occupancy a wave of the grid's fitted ungrouped calls has, and a full wave's."""
+    slots = SMS * PER_SM
+    occ = []
+    for c in microbench.decode_grid_cases():
+        if c["held_out"] or (expanded and c["heads"] != c["kv_heads"]):
+            continue
+        items = c["batch"] * (c["heads"] if expanded else c["kv_heads"])
+        blocks = calibrate._blocks(items, c["kv_len"], SPLIT, slots)
+        tail = blocks % slots
+        occ += [min(blocks, slots) / SMS] + ([tail / SMS] if tail else [])
+    return min(occ), float(PER_SM)
 
 
 def _truth(expanded: bool = True) -> DecodeAttnModel:
-    """A known model: bandwidth from 1.5 TB/s at the grid's lowest occupancy to 4.2 TB/s at its highest
-    (linear in log2 occupancy in seconds per byte, which any finer set of knots represents exactly)."""
+    """A known model: bandwidth from 1.5 TB/s at the grid's lowest occupancy to 4.2 TB/s at a full wave
+    of 2 blocks per SM (linear in log2 occupancy in seconds per byte, which any finer set of knots
+    represents exactly)."""
     lo, hi = _occ_range(expanded)
     return DecodeAttnModel(
         floor_s=9e-6,
@@ -108,6 +112,7 @@ def _truth(expanded: bool = True) -> DecodeAttnModel:
         bw_Bps=(1.5e12, 4.2e12),
         split_keys=SPLIT,
         sms=SMS,
+        ctas_per_sm=PER_SM,
         kv_expanded=expanded,
         expand_bw_Bps=1.4e12,
         expand_contig_bw_Bps=1.1e12,
@@ -145,6 +150,7 @@ def _model_of(p: dict, expanded: bool = True) -> DecodeAttnModel:
         bw_Bps=tuple(p["bw_Bps"]),
         split_keys=p["split_keys"],
         sms=p["sms"],
+        ctas_per_sm=p["ctas_per_sm"],
         kv_expanded=expanded,
         expand_bw_Bps=p["expand_bw_Bps"],
         expand_contig_bw_Bps=p["expand_contig_bw_Bps"],
@@ -156,7 +162,7 @@ def _model_of(p: dict, expanded: bool = True) -> DecodeAttnModel:
 def test_fit_recovers_known_parameters(expanded):
     truth = _truth(expanded)
     f = calibrate.fit_decode_model(_synthetic(0.0, expanded), 4.8e12, expanded)
-    assert f["split_keys"] == SPLIT
+    assert f["split_keys"] == SPLIT and f["ctas_per_sm"] == PER_SM
     assert f["floor_s"] == pytest.approx(truth.floor_s, rel=1e-3)
     assert f["occupancy"][0] == pytest.approx(truth.occupancy[0])
     assert f["occupancy"][-1] == pytest.approx(truth.occupancy[-1])
@@ -229,14 +235,20 @@ def test_the_fit_and_the_cost_model_compute_the_same_time():
     bws=st.lists(st.floats(0.2e12, 4.8e12), min_size=2, max_size=6),
     expanded=st.booleans(),
     which=st.sampled_from(["batch", "kv_heads", "keys"]),
+    per_sm=st.sampled_from([1, 2, 3]),
 )
-def test_model_is_monotone_in_bytes(b, g, hk, keys, split, bws, expanded, which):
+def test_model_is_monotone_in_bytes(b, g, hk, keys, split, bws, expanded, which, per_sm):
     """More bytes to read (more sequences, KV heads at the same grouping, or keys) never takes less time,
     for any bandwidth curve the fit can write (``_monotone_bw``)."""
-    occ = np.geomspace(0.03, 16, len(bws))
+    occ = np.geomspace(0.03, per_sm, len(bws))
     bw = calibrate._monotone_bw(occ, np.array(bws))
     m = DecodeAttnModel(
-        floor_s=5e-6, occupancy=tuple(occ), bw_Bps=tuple(bw), split_keys=split, kv_expanded=expanded
+        floor_s=5e-6,
+        occupancy=tuple(occ),
+        bw_Bps=tuple(bw),
+        split_keys=split,
+        ctas_per_sm=per_sm,
+        kv_expanded=expanded,
     )
     t0 = float(m.time(b, g * hk, hk, keys, 128))
     b2, hk2, k2 = {"batch": (b + 1, hk, keys), "kv_heads": (b, hk + 1, keys), "keys": (b, hk, keys + 1)}[
@@ -256,6 +268,10 @@ def test_few_items_read_slower_than_many():
     few = 2 * 2048 * 4 * 128 * 2 / float(m.time(1, 4, 4, 2048, 128))
     many = 2 * 2**20 * 4 * 128 * 2 / float(m.time(1, 4, 4, 2**20, 128))
     assert few < 1.1e12 and many == pytest.approx(4e12)
+    # wave quantization: one block beyond a full wave runs a last wave of one block at low occupancy
+    full = float(m.kernel_seconds(132 * 2**20, 132)) / 132
+    over = float(m.kernel_seconds(133 * 2**20, 133)) / 133
+    assert over > full
 
 
 def _profile_with_decode_model(name: str = "h100-sxm", extra: list[str] | None = None):

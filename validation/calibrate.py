@@ -105,6 +105,7 @@ DECODE_SPLIT_KEYS = tuple(float(2**e) for e in range(8, 21)) + (1e9,)  # 1e9: th
 # SMs of an H100 / H200 SXM5: 132 (NVIDIA H100 Tensor Core GPU Architecture whitepaper, "H100 SXM5":
 # https://resources.nvidia.com/en-us-tensor-core/gtc22-whitepaper-hopper; the H200 is the same GH100 die)
 DECODE_SMS = 132
+DECODE_CTAS_PER_SM = (1, 2, 3, 4)  # thread blocks one SM runs at once: the fit picks the count
 
 
 def nnls(A: np.ndarray, y: np.ndarray, iters: int = 200) -> np.ndarray:
@@ -155,8 +156,13 @@ def _grouped(r: dict, expanded: bool) -> bool:
     return bool(s[3] or s[4])
 
 
-def _occupancy(items: float, keys: float, split: float, sms: int) -> float:
-    return max(items, min(items * max(1.0, keys / split), sms)) / sms
+def _blocks(items: float, keys: float, split: float, slots: int) -> float:
+    """Thread blocks of a call: its items, split along the keys only as far as that fills one wave."""
+    return max(items, min(items * max(1.0, keys / split), slots))
+
+
+def _occupancy(items: float, keys: float, split: float, sms: int, per_sm: int = 1) -> float:
+    return _blocks(items, keys, split, sms * per_sm) / sms
 
 
 def _hat(x: float, knots: np.ndarray) -> np.ndarray:
@@ -165,11 +171,23 @@ def _hat(x: float, knots: np.ndarray) -> np.ndarray:
     return np.array([np.interp(lx, lk, np.eye(len(knots))[i]) for i in range(len(knots))])
 
 
+def _wave_weights(read: float, blocks: float, slots: int, sms: int, knots: np.ndarray) -> np.ndarray:
+    """Coefficients of the seconds per byte at each knot in a call's time: full waves at the occupancy
+    of a full wave, then the partial last wave at its own."""
+    full = np.floor(blocks / slots)
+    tail = blocks - full * slots
+    w = full * slots * _hat(slots / sms, knots)
+    if tail > 0:
+        w = w + tail * _hat(tail / sms, knots)
+    return read / blocks * w
+
+
 def _kernel_time(p: dict, r: dict, expanded: bool) -> float:
     _, kb, items, *_ = _decode_shape(r, expanded)
-    occ = _occupancy(items, float(r["kv_len"]), p["split_keys"], p["sms"])
-    spb = float(np.interp(np.log2(occ), np.log2(p["occupancy"]), 1.0 / np.asarray(p["bw_Bps"])))
-    return p["floor_s"] + kb * spb
+    slots = p["sms"] * p["ctas_per_sm"]
+    blocks = _blocks(items, float(r["kv_len"]), p["split_keys"], slots)
+    w = _wave_weights(kb, blocks, slots, p["sms"], np.asarray(p["occupancy"]))
+    return p["floor_s"] + float(w @ (1.0 / np.asarray(p["bw_Bps"])))
 
 
 def decode_model_time(p: dict, r: dict, expanded: bool) -> float:
@@ -189,15 +207,22 @@ def _monotone_bw(occ: np.ndarray, bw: np.ndarray) -> np.ndarray:
     return bw
 
 
-def _fit_kernel_part(fit: list[dict], y: np.ndarray, peak_Bps: float, expanded: bool, sms: int, split: float):
-    """(squared relative error, knots, x = [floor, u per knot]) of the kernel's fit at one split length."""
+def _fit_kernel_part(
+    fit: list[dict], y: np.ndarray, peak_Bps: float, expanded: bool, sms: int, per_sm: int, split: float
+):
+    """(squared relative error, knots, x = [floor, u per knot]) of the kernel's fit at one split length
+    and one count of thread blocks per SM; knots 4x apart from the lowest occupancy a wave of the data
+    has up to a full wave."""
+    slots = sms * per_sm
     shapes = [_decode_shape(r, expanded) for r in fit]
-    occ = np.array([_occupancy(s[2], float(r["kv_len"]), split, sms) for s, r in zip(shapes, fit)])
-    lo, hi = occ.min(), occ.max()
+    blocks = [_blocks(s[2], float(r["kv_len"]), split, slots) for s, r in zip(shapes, fit)]
+    tails = [b - np.floor(b / slots) * slots for b in blocks]
+    lo = min([min(b, slots) for b in blocks] + [t for t in tails if t > 0]) / sms
+    hi = float(per_sm)
     n = max(2, int(np.ceil(np.log(hi / lo) / np.log(4))) + 1) if hi > lo * 1.01 else 1
-    knots = np.geomspace(lo, hi, n) if n > 1 else np.array([lo])
-    cols = [np.ones(len(fit))] + list(np.array([s[1] * _hat(o, knots) for s, o in zip(shapes, occ)]).T)
-    A = np.column_stack(cols) / y[:, None]
+    knots = np.geomspace(lo, hi, n) if n > 1 else np.array([hi])
+    rows = np.array([_wave_weights(s[1], b, slots, sms, knots) for s, b in zip(shapes, blocks)])
+    A = np.column_stack([np.ones(len(fit)), rows]) / y[:, None]
     rhs = 1.0 - np.array([s[1] for s in shapes]) / peak_Bps / y  # seconds per byte = 1/peak + u, u >= 0
     x = nnls(A, rhs)
     return float(np.sum((A @ x - rhs) ** 2)), knots, x
@@ -224,11 +249,12 @@ def fit_decode_model(
         raise SpecError(f"decode grid: {len(plain)} measured points without K/V expansion, need at least 8")
     y = np.array([r["median_s"] for r in plain])
     best = None
-    for split in DECODE_SPLIT_KEYS:
-        err, knots, x = _fit_kernel_part(plain, y, peak_Bps, expanded, sms, split)
-        if best is None or err < best[0]:
-            best = (err, split, knots, x)
-    _, split, knots, x = best
+    for per_sm in DECODE_CTAS_PER_SM:
+        for split in DECODE_SPLIT_KEYS:
+            err, knots, x = _fit_kernel_part(plain, y, peak_Bps, expanded, sms, per_sm, split)
+            if best is None or err < best[0] * (1 - 1e-9):
+                best = (err, split, knots, x, per_sm)
+    _, split, knots, x, per_sm = best
     bw = 1.0 / (1.0 / peak_Bps + x[1:])
     p = {
         "floor_s": float(x[0]),
@@ -236,6 +262,7 @@ def fit_decode_model(
         "bw_Bps": [float(v) for v in _monotone_bw(knots, bw)],
         "split_keys": split,
         "sms": sms,
+        "ctas_per_sm": per_sm,
         "expand_bw_Bps": peak_Bps,
         "expand_contig_bw_Bps": peak_Bps,
         "expand_floor_s": 0.0,
@@ -507,6 +534,7 @@ def fit_profile(raw: dict, base: str, name: str, mode: str = "ideal") -> tuple[d
             decode_occupancy_TBps=[_sig(v / 1e12) for v in dm["bw_Bps"]],
             decode_split_keys=_sig(dm["split_keys"]),
             decode_sms=dm["sms"],
+            decode_ctas_per_sm=dm["ctas_per_sm"],
             decode_kv_expanded=with_ops,
             decode_expand_TBps=_sig(dm["expand_bw_Bps"] / 1e12),
             decode_expand_contig_TBps=_sig(dm["expand_contig_bw_Bps"] / 1e12),
