@@ -4,7 +4,9 @@
 
 Every figure the cost model uses is measured here at the shapes the model asks about: GEMM time at
 the model's layer shapes by token count, fused attention throughput by kernel (flash, cuDNN), length
-and mask, decode-shaped attention (one query against a long cache), elementwise bandwidth, per-op
+and mask, decode-shaped attention (one query against a long cache; across query heads, KV heads,
+batch and context per GPU in ``bench_decode_grid``, run apart by ``benchmarks/bench_decode_grid.py``),
+elementwise bandwidth, per-op
 launch overhead, neighbour exchange / all-reduce / all-gather / all-to-all by message size at the
 world's group size, and the slowdown of compute while a transfer runs beside it.  Raw samples are
 kept; ``validation.calibrate`` fits them into a profile.  Timing: CUDA events, warm-up first,
