@@ -298,7 +298,8 @@ def hardware_from_dict(raw: dict) -> Hardware:
 # peak (datasheet) -> the achievable figures it bounds: an override of the peak caps them (a measured
 # bandwidth or throughput cannot exceed the datasheet's); raising a peak leaves them as measured
 _PEAK_BOUNDS = {
-    "peak.hbm_TBps": "memory bandwidths (achievable.elementwise_TBps, attention decode_TBps)",
+    "peak.hbm_TBps": "memory bandwidths (achievable.elementwise_TBps, attention decode_TBps and "
+    "decode_occupancy_TBps)",
     "peak.bf16_TFLOPs": "attention throughputs (achievable.attention.*.causal/full_TFLOPs)",
 }
 

@@ -387,3 +387,18 @@ def test_calibrate_fits_the_grid_into_every_profile_mode(tmp_path):
             want = float(_truth().sec_per_byte(o)) * (1.1 if kern == "cudnn" else 1)
             assert float(d.sec_per_byte(o)) == pytest.approx(want, rel=0.05)
         assert sum("held-out points" in n for n in notes) == 2
+
+
+def test_a_lower_hbm_peak_caps_the_decode_bandwidths():
+    raw = presets.load_toml("hardware", "h100-sxm")
+    for k in raw["achievable"]["attention"].values():
+        k.update(
+            decode_floor_us=6.0,
+            decode_occupancy=[0.05, 1.0],
+            decode_occupancy_TBps=[1.2, 3.2],
+            decode_split_keys=8192.0,
+        )
+    over = ["peak.hbm_TBps=2.0"]
+    capped, notes = presets.peak_rules(presets.apply_overrides(raw, over, "hardware"), over)
+    assert all(k["decode_occupancy_TBps"] == [1.2, 2.0] for k in capped["achievable"]["attention"].values())
+    assert any("decode_occupancy_TBps capped" in n for n in notes)
