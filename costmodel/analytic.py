@@ -115,7 +115,7 @@ def _evaluate(
     acc, cost = units[0][0], units[0][1]
     if len(units) > 1:  # the sums over the chunks that exist at each point
         acc = Acc(hw, st.kernel, shape)
-        for f in ("compute", "memory", "flops", "hbm", "host"):
+        for f in ("compute", "memory", "flops", "hbm", "host", "flops_fp8"):
             setattr(acc, f, sum(np.where(e, getattr(a, f), 0.0) for a, _, _, e in units))
         acc.kernel_mask = np.bitwise_or.reduce([np.where(e, a.kernel_mask, 0) for a, _, _, e in units])
         cost = AttnCost(
@@ -162,7 +162,7 @@ def _evaluate(
     out = {k: _full(v, shape) for k, v in out.items()}
     out["bottleneck"] = bottleneck(out)
     out.update(memory(ctx))
-    out.update(roofline(hw, out))
+    out.update(roofline(hw, out, acc.flops_fp8 * lps * m))
     out["total_flops"] = _full(_total_flops(model, st, B, L, C), shape)
     out["attn_kernel_used"] = np.array(np.broadcast_to(acc.kernels_used, shape))
     return out
@@ -259,12 +259,24 @@ def memory(ctx: Ctx) -> dict[str, A]:
     tok, hq, hkv, mb = geo.dense_tokens, geo.q_heads, geo.kv_heads, geo.mb
     decode = st.phase == Phase.DECODE
     lps = model.layers / S
-    per_layer = d * geo.qkv_cols + model.q_dim / T * d + model.mlp_mats * d * model.d_ff / T + 2 * d
-    weights = lps * per_layer * b + 2 * model.vocab * d * b / T
+    f8 = model.fp8_roles  # FP8 weights: 1 byte per element and one FP32 scale per output channel
+
+    def wbytes(role, n, k):
+        return n * k + 4 * n if role in f8 else n * k * b
+
+    up_n = (model.mlp_mats - 1) * model.d_ff / T
+    per_layer = (
+        wbytes("qkv", geo.qkv_cols, d)
+        + wbytes("o_proj", d, model.q_dim / T)
+        + wbytes("mlp_up", up_n, d)
+        + wbytes("mlp_down", d, model.d_ff / T)
+        + 2 * d * b
+    )
+    weights = lps * per_layer + 2 * model.vocab * d * b / T
     cached = (C if decode else L) / R
     # decode owners (pass-KV, pass-Q, ulysses) pad each micro-batch to a multiple of the group
     B_cache = m * geo.cache_batch if decode else B
-    kv_cache = B_cache * lps * cached * 2 * hkv * hd * b
+    kv_cache = B_cache * lps * cached * 2 * hkv * hd * model.kv_elem_bytes
     x = tok * d * b * np.where(S > 1, 2, 1)
     qd_t = model.q_dim / T
     if decode:
@@ -273,6 +285,8 @@ def memory(ctx: Ctx) -> dict[str, A]:
         atok = mb * L / (R * geo.chunks)  # a chunk's queries (the whole ring-local sequence without chunks)
         attn_phase = tok * d * b + atok * hq * hd * (b + np.where(R > 1, ab + b, b)) + atok * hq * 4
     mlp_phase = tok * d * b + tok * model.d_ff / T * b * model.mlp_mats + tok * d * b
+    if "mlp_down" in f8:  # the FP8 copy of the down projection's input (and its row scales)
+        mlp_phase = mlp_phase + tok * (model.d_ff / T + 4)
     activations = x + np.maximum(attn_phase, mlp_phase)
     # the communication buffers of the strategies the points use
     core = strategies.core_for_phase(st.phase, st.decode_attn)
@@ -294,10 +308,11 @@ def memory(ctx: Ctx) -> dict[str, A]:
     return {k: _full(v, ctx.shape) for k, v in out.items()}
 
 
-def roofline(hw: Hardware, out: dict) -> dict[str, A]:
-    """The physical floor of this plan on datasheet peaks: compute, HBM, NVLink and NIC bounds."""
+def roofline(hw: Hardware, out: dict, flops_fp8=0.0) -> dict[str, A]:
+    """The physical floor of this plan on datasheet peaks: compute, HBM, NVLink and NIC bounds (FP8 GEMMs'
+    ``flops_fp8`` at the FP8 peak, the other FLOPs at the BF16 peak)."""
     bounds = {
-        "compute": out["flops_per_device"] / hw.peak_flops,
+        "compute": (out["flops_per_device"] - flops_fp8) / hw.peak_flops + flops_fp8 / hw.fp8_peak_flops,
         "hbm": out["hbm_bytes_per_device"] / hw.hbm_bw_Bps,
         "nvlink": out["comm_nvlink_bytes"] / hw.nvlink_bw_Bps,
         "ib": out["comm_ib_bytes"] / hw.nic_bw_Bps,

@@ -191,7 +191,7 @@ class Geometry:
     def kv_block_bytes(self):
         """Prefill pass-KV: the K/V block one ring step moves."""
         m = self.model
-        return self.mb * self.ring_len * 2 * self.kv_heads * m.head_dim * m.dtype_bytes
+        return self.mb * self.ring_len * 2 * self.kv_heads * m.head_dim * m.kv_elem_bytes
 
     @cached_property
     def a2a_qkv_bytes(self):
@@ -222,7 +222,7 @@ class Geometry:
     def cache_shard_bytes(self):
         """Decode pass-KV: one rank's cache shard of the owners' padded micro-batch."""
         m = self.model
-        return self.cache_batch * self.shard_len * 2 * self.kv_heads * m.head_dim * m.dtype_bytes
+        return self.cache_batch * self.shard_len * 2 * self.kv_heads * m.head_dim * m.kv_elem_bytes
 
     def accum_bytes(self, tokens):
         """An FP32 accumulator of ``tokens`` rows and its BF16 output (init / finalize traffic)."""

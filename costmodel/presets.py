@@ -251,6 +251,16 @@ def hardware_from_dict(raw: dict) -> Hardware:
             comm[link][coll] = _comm_figures(c, by_group)
         lt.done()
     comm_t.done()
+    gemm_fp8 = None
+    if "gemm_fp8" in ach.t:  # calibrated FP8 GEMM efficiency (over the FP8 peak) by FLOPs per call
+        g8 = ach.sub("gemm_fp8")
+        gemm_fp8 = _curve(g8, "flops", "efficiency")
+        g8.done()
+    quant = {"bytes_factor": 1.0, "floor_us": 0.0}
+    if "fp8_quant" in ach.t:  # the activation quantise (amax per row, scale, cast), measured
+        q8 = ach.sub("fp8_quant")
+        quant = {k: _get(q8, k, v) for k, v in quant.items()}
+        q8.done()
     ops = {}
     if "ops" in ach.t:
         ops_t = ach.sub("ops")
@@ -280,6 +290,9 @@ def hardware_from_dict(raw: dict) -> Hardware:
         nic_bw_Bps=_get(peak, "nic_Gbps") * 1e9 / 8,
         gemm_efficiency=_curve(gemm, "flops" if "flops" in gemm.t else "tokens", "efficiency"),
         gemm_efficiency_by="flops" if "flops" in gemm.t else "tokens",
+        gemm_fp8_efficiency=gemm_fp8,
+        fp8_quant_bytes_factor=quant["bytes_factor"],
+        fp8_quant_floor_s=quant["floor_us"] * 1e-6,
         attention=attention,
         elementwise_bw_Bps=_get(ach, "elementwise_TBps") * 1e12,
         launch_s=_get(ach, "launch_us") * 1e-6,
@@ -365,6 +378,8 @@ MODEL_KEYS = (
     "tie_embeddings",
     "qkv_bias",
     "source",
+    "fp8",
+    "kv_dtype",
 )
 
 

@@ -40,11 +40,30 @@ def local_device() -> torch.device:
     return torch.device("cpu")
 
 
-def make_executor(cfg: Config, *, device, dtype, kernel: str, seed: int, groups: comm.Groups) -> Executor:
+def make_executor(
+    cfg: Config,
+    *,
+    device,
+    dtype,
+    kernel: str,
+    seed: int,
+    groups: comm.Groups,
+    comm_priority: str = "high",
+    attn_split: int = 1,
+) -> Executor:
     sched = build_schedule(cfg.model, cfg.workload, cfg.plan, cfg.topology, cfg.hardware, kernel=cfg.kernel)
     groups.prepare(cfg.plan)
     return Executor(
-        cfg, sched, dist.get_rank(), device=device, dtype=dtype, kernel=kernel, seed=seed, groups=groups
+        cfg,
+        sched,
+        dist.get_rank(),
+        device=device,
+        dtype=dtype,
+        kernel=kernel,
+        seed=seed,
+        groups=groups,
+        comm_priority=comm_priority,
+        attn_split=attn_split,
     )
 
 

@@ -20,7 +20,10 @@ def _rows(r: dict) -> list[tuple[str, str]]:
         (
             "configuration",
             f"{s['hardware']} on {s['topology']['spec']}, {s['model']['name']} "
-            f"({s['model']['layers']} layers), plan {plan['name']}",
+            f"({s['model']['layers']} layers"
+            + (f", FP8 {s['model']['fp8']}" if s["model"].get("fp8", "none") != "none" else "")
+            + (f", KV cache {s['model']['kv_dtype']}" if s["model"].get("kv_dtype", "bf16") != "bf16" else "")
+            + f"), plan {plan['name']}",
         ),
         (
             "workload",
