@@ -175,6 +175,7 @@ DECODE_MODEL_KEYS = ("decode_floor_us", "decode_occupancy", "decode_occupancy_TB
 DECODE_MODEL_OPTIONAL = (
     "decode_sms",
     "decode_ctas_per_sm",
+    "decode_TFLOPs",
     "decode_kv_expanded",
     "decode_expand_TBps",
     "decode_expand_contig_TBps",
@@ -210,6 +211,7 @@ def _decode_model(k: _Strict) -> DecodeAttnModel | None:
         split_keys=_get(k, "decode_split_keys"),
         sms=sms,
         ctas_per_sm=per_sm,
+        flops=_get(k, "decode_TFLOPs", 0.0) * 1e12,
         kv_expanded=exp,
         expand_bw_Bps=_get(k, "decode_expand_TBps", 1.0) * 1e12,
         expand_contig_bw_Bps=_get(k, "decode_expand_contig_TBps", 1.0) * 1e12,

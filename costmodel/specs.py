@@ -194,7 +194,9 @@ class DecodeAttnModel:
     ``num_splits_heuristic``: split while the SMs' slots would stay idle).  A wave is ``sms`` x
     ``ctas_per_sm`` items; a call of more items runs full waves and a partial last one (wave
     quantization).  A wave's occupancy is its items per SM: few leave SMs idle, several share one.
-    ``spb`` (seconds per byte) is a curve over occupancy, piecewise linear in log2 of occupancy, flat
+    The query heads' work (4 B H S D FLOPs: grouped query heads add work per byte read) takes
+    ``flops`` FLOP/s on top.  ``spb`` (seconds per byte) is a curve over occupancy, piecewise linear in
+    log2 of occupancy, flat
     beyond its ends, written as bandwidths (``bw_Bps``).  ``kv_expanded``: the implementation expands
     grouped K/V to the query heads before the kernel (this repository's executor, ``repeat_interleave``):
     a gather of Hk heads into H plus ``expand_floor_s``, then the kernel reads H heads.  The gather writes
@@ -210,6 +212,7 @@ class DecodeAttnModel:
     split_keys: float
     sms: int = 132
     ctas_per_sm: int = 1
+    flops: float = 0.0  # FLOP/s of the query heads' work (4 B H S D), added to the reads; 0: none
     kv_expanded: bool = False
     expand_bw_Bps: float = 1e12
     expand_contig_bw_Bps: float = 1e12
@@ -234,6 +237,12 @@ class DecodeAttnModel:
             "decode_sms",
             self.sms,
             "must be an integer in [1, 1024]",
+        )
+        check(
+            _finite(self.flops) and self.flops >= 0,
+            "decode_TFLOPs",
+            self.flops / 1e12,
+            "must be >= 0 (0: none)",
         )
         check(
             isinstance(self.ctas_per_sm, int) and 1 <= self.ctas_per_sm <= 32,
@@ -306,7 +315,8 @@ class DecodeAttnModel:
             extra = np.where(g > 1, self.expand_floor_s + copy, 0.0)
         else:
             read, seen, extra = cache, hk, 0.0
-        return self.floor_s + self.kernel_seconds(read, self.items_of(b * seen, keys)) + extra
+        compute = 4.0 * b * h * keys * head_dim / self.flops if self.flops else 0.0
+        return self.floor_s + self.kernel_seconds(read, self.items_of(b * seen, keys)) + compute + extra
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -942,11 +942,12 @@ def bench_decode_grid(
     budget_s: float = 0.0,
 ) -> list[dict]:
     """Decode attention as the executor calls it (``real.kernels``: one query per sequence against the
-    executor's cache layout (2, B, S, Hk, D) viewed as (B, Hk, S, D), K/V expanded to the query heads when
-    Hk < H), at every point of ``cases`` for each kernel, replayed from CUDA graphs (``graph``; eager
-    timing on CPU).  Records: op ``decode_attention_grid``; kv_bytes = the cache read (2 B S Hk D bytes
-    per element size).  ``budget_s`` > 0: no new cache is started after that many seconds (the points
-    left are counted in a ``decode_attention_grid_skipped`` record)."""
+    executor's cache layout (2, B, S, Hk, D) viewed as (B, Hk, S, D); grouped K/V as they are, expanded to
+    the query heads only where a kernel refuses them: ``kv_expanded`` in the record), at every point of
+    ``cases`` for each kernel, replayed from CUDA graphs (``graph``; eager timing on CPU).  Records: op
+    ``decode_attention_grid``; kv_bytes = the cache read (2 B S Hk D x element size).  ``budget_s`` > 0: no
+    new cache is started after that many seconds (the points left are counted in a
+    ``decode_attention_grid_skipped`` record)."""
     from real import kernels as K
 
     out = []
@@ -1001,6 +1002,8 @@ def bench_decode_grid(
                     head_dim=head_dim,
                     kv_bytes=kv_bytes,
                     layout="executor",
+                    # grouped K/V expanded to the query heads first (the kernel refused them as they are)
+                    kv_expanded=h > hk and not K.GQA_NATIVE.get(f"{kern}/q1", True),
                     held_out=bool(c["held_out"]),
                     calls=calls,
                 )

@@ -210,7 +210,13 @@ def _kernel_time(p: dict, r: dict, expanded: bool) -> float:
     slots = p["sms"] * p["ctas_per_sm"]
     blocks = _blocks(items, float(r["kv_len"]), p["split_keys"], slots)
     w = _wave_weights(kb, blocks, slots, p["sms"], np.asarray(p["occupancy"]))
-    return p["floor_s"] + float(w @ (1.0 / np.asarray(p["bw_Bps"])))
+    compute = _query_flops(r) / p["flops"] if p.get("flops") else 0.0
+    return p["floor_s"] + float(w @ (1.0 / np.asarray(p["bw_Bps"]))) + compute
+
+
+def _query_flops(r: dict) -> float:
+    """FLOPs of a decode call: every query head against every key (QK and PV): 4 B H S D."""
+    return 4.0 * r["batch"] * r["heads"] * r["kv_len"] * r["head_dim"]
 
 
 def decode_model_time(p: dict, r: dict, expanded: bool) -> float:
@@ -233,9 +239,9 @@ def _monotone_bw(occ: np.ndarray, bw: np.ndarray) -> np.ndarray:
 def _fit_kernel_part(
     fit: list[dict], y: np.ndarray, peak_Bps: float, expanded: bool, sms: int, per_sm: int, split: float
 ):
-    """(squared relative error, knots, x = [floor, u per knot]) of the kernel's fit at one split length
-    and one count of thread blocks per SM; knots 4x apart from the lowest occupancy a wave of the data
-    has up to a full wave."""
+    """(squared relative error, knots, x = [floor, u per knot, seconds per FLOP]) of the kernel's fit at
+    one split length and one count of thread blocks per SM; knots 4x apart from the lowest occupancy a
+    wave of the data has up to a full wave."""
     slots = sms * per_sm
     shapes = [_decode_shape(r, expanded) for r in fit]
     blocks = [_blocks(s[2], float(r["kv_len"]), split, slots) for s, r in zip(shapes, fit)]
@@ -245,7 +251,8 @@ def _fit_kernel_part(
     n = max(2, int(np.ceil(np.log(hi / lo) / np.log(4))) + 1) if hi > lo * 1.01 else 1
     knots = np.geomspace(lo, hi, n) if n > 1 else np.array([hi])
     rows = np.array([_wave_weights(s[1], b, slots, sms, knots) for s, b in zip(shapes, blocks)])
-    A = np.column_stack([np.ones(len(fit)), rows]) / y[:, None]
+    flops = np.array([_query_flops(r) for r in fit])
+    A = np.column_stack([np.ones(len(fit)), rows, flops]) / y[:, None]
     rhs = 1.0 - np.array([s[1] for s in shapes]) / peak_Bps / y  # seconds per byte = 1/peak + u, u >= 0
     x = nnls(A, rhs)
     return float(np.sum((A @ x - rhs) ** 2)), knots, x
@@ -278,7 +285,7 @@ def fit_decode_model(
             if best is None or err < best[0] * (1 - 1e-9):
                 best = (err, split, knots, x, per_sm)
     _, split, knots, x, per_sm = best
-    bw = 1.0 / (1.0 / peak_Bps + x[1:])
+    bw = 1.0 / (1.0 / peak_Bps + x[1:-1])
     p = {
         "floor_s": float(x[0]),
         "occupancy": [float(k) for k in knots],
@@ -286,6 +293,7 @@ def fit_decode_model(
         "split_keys": split,
         "sms": sms,
         "ctas_per_sm": per_sm,
+        "flops": 1.0 / x[-1] if x[-1] > 0 else 0.0,
         "expand_bw_Bps": peak_Bps,
         "expand_contig_bw_Bps": peak_Bps,
         "expand_floor_s": 0.0,
@@ -322,12 +330,20 @@ def fit_decode_model(
 
 
 def fit_decode_grid(results: list[dict], kernel: str, peak_Bps: float) -> dict | None:
-    """The decode model of one kernel from the grid's records (measured as the executor calls the kernel:
-    K/V expanded to the query heads), or None when the grid has none for it."""
+    """The decode model of one kernel from the grid's records (measured as the executor calls the kernel),
+    or None when the grid has none for it.  Grouped K/V went to the kernel as they are unless the records
+    say ``kv_expanded`` (a record without the field: as they are, the executor's way since it stopped
+    expanding them; the run before that is kept in ``calibration/history/``)."""
     recs = [r for r in _by(results, "decode_attention_grid") if r["kernel"] == kernel]
     if not recs:
         return None
-    return fit_decode_model(recs, peak_Bps, expanded=all(r.get("layout") == "executor" for r in recs))
+    grouped = [r for r in recs if r["heads"] > r["kv_heads"]]
+    expanded = bool(grouped) and all(r.get("kv_expanded", False) for r in grouped)
+    if grouped and not expanded and any(r.get("kv_expanded", False) for r in grouped):
+        raise SpecError(
+            f"decode grid: kernel {kernel!r} has grouped calls both expanded and not; fit one way"
+        )
+    return {**fit_decode_model(recs, peak_Bps, expanded=expanded), "expanded": expanded}
 
 
 def fit_comm(results: list[dict], base_comm: dict) -> dict:
@@ -558,18 +574,23 @@ def fit_profile(raw: dict, base: str, name: str, mode: str = "ideal") -> tuple[d
             decode_split_keys=_sig(dm["split_keys"]),
             decode_sms=dm["sms"],
             decode_ctas_per_sm=dm["ctas_per_sm"],
-            decode_kv_expanded=with_ops,
+            decode_TFLOPs=_sig(dm["flops"] / 1e12),
+            decode_kv_expanded=with_ops and dm["expanded"],
             decode_expand_TBps=_sig(dm["expand_bw_Bps"] / 1e12),
             decode_expand_contig_TBps=_sig(dm["expand_contig_bw_Bps"] / 1e12),
             decode_expand_floor_us=_sig(dm["expand_floor_s"] * 1e6),
         )
+        how = "expanded to the query heads" if dm["expanded"] else "as the kernel takes them"
         notes.append(
             f"achievable.attention.{kern}.decode_*: fitted to {dm['n_fit']} points of the decode grid (query "
-            "heads, KV heads, batch, keys per GPU; graph-timed, K/V expanded to the query heads as the "
-            f"executor does); relative error median {dm['fit_median']:.1%}, max {dm['fit_max']:.1%}; on "
-            f"{dm['n_held_out']} held-out points median {dm['held_out_median'] or 0:.1%}, max "
-            f"{dm['held_out_max'] or 0:.1%}"
-            + ("" if with_ops else "; predictions read each KV head once (a fused GQA kernel)")
+            f"heads, KV heads, batch, keys per GPU; graph-timed, grouped K/V {how}); relative error median "
+            f"{dm['fit_median']:.1%}, max {dm['fit_max']:.1%}; on {dm['n_held_out']} held-out points median "
+            f"{dm['held_out_median'] or 0:.1%}, max {dm['held_out_max'] or 0:.1%}"
+            + (
+                "; predictions read each KV head once (a fused GQA kernel)"
+                if dm["expanded"] and not with_ops
+                else ""
+            )
         )
     ew = sorted(_by(res, "elementwise"), key=lambda r: r["bytes"])
     if ew:
