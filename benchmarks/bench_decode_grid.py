@@ -4,9 +4,11 @@
 
 Runs ``real.microbench.run_decode_grid``: every point of ``real.microbench.DECODE_GRID`` (and the
 held-out points of ``DECODE_GRID_HELD_OUT``, never fitted) for the kernels the executor uses in graph
-decode (flash, cuDNN), each timed as a CUDA graph replay, and writes a raw file in the calibration format,
-to be fitted together with a full calibration run: ``ringsim calibrate --from-raw RUN.json --from-raw
-THIS.json ...``.  ``--dry-run`` prints the number of points and an estimate of the device time.
+decode (flash, cuDNN), each timed as a CUDA graph replay whose calls rotate over copies of the cache
+(each call reads its cache from HBM, as a decode step does, not from L2), and writes a raw file in the
+calibration format, to be fitted together with a full calibration run: ``ringsim calibrate --from-raw
+RUN.json --from-raw THIS.json ...``.  ``--dry-run`` prints the number of points and an estimate of the
+device time.
 """
 
 from __future__ import annotations
@@ -27,10 +29,15 @@ def estimate_s(cases: list[dict], kernels: int = 2, bw: float = 3e12, per_point_
     plus a fixed cost per point and kernel (allocation, capture)."""
     tot = 0.0
     for c in cases:
-        h, hk, b, L = c["heads"], c["kv_heads"], c["batch"], c["kv_len"]
+        hk, b, L = c["kv_heads"], c["batch"], c["kv_len"]
         kvb = 2 * b * L * hk * 128 * 2
-        t = max(kvb * (1 + (2 * h / hk if h > hk else 0)) / bw, 8e-6)
+        t = max(kvb / bw, 8e-6)
         calls = int(min(20, max(2, math.ceil(1e-3 / t))))
+        copies = max(
+            1, min(microbench.DECODE_GRID_MAX_CALLS, math.ceil(2 * microbench.DECODE_GRID_COLD / kvb))
+        )
+        cold = math.ceil(microbench.DECODE_GRID_COLD / kvb)
+        calls = min(microbench.DECODE_GRID_MAX_CALLS, max(calls, copies, cold))
         tot += kernels * ((3 + 6 * calls) * t + per_point_s)
     return tot
 

@@ -896,6 +896,10 @@ DECODE_GRID = {
 }
 # held out of the fit (the check of its interpolation): batches and contexts between the grid's
 DECODE_GRID_HELD_OUT = {"batch": (2, 48), "context": (6144, 49152, 196608)}
+# the H200's L2 is 50 MB (NVIDIA H200 datasheet / Hopper whitepaper: "50 MB L2"); calls rotate over cache
+# copies so that at least this many bytes are read between two reads of one copy
+DECODE_GRID_COLD = 256 * 2**20
+DECODE_GRID_MAX_CALLS = 256
 DECODE_GRID_CACHE_CAP = 12 * 2**30  # bytes of one K/V cache (2 x B x S x Hk x D x 2) measured at most
 DECODE_GRID_EXPAND_CAP = 24 * 2**30  # bytes of the K/V expanded to the query heads (GQA) at most
 
@@ -955,7 +959,7 @@ def bench_decode_grid(
     esz = torch.empty((), dtype=dtype).element_size()
     bad: dict[str, str] = {}
     key = None
-    cache = None
+    caches = None
     for n, c in enumerate(cases):
         hk, b, L, h = c["kv_heads"], c["batch"], c["kv_len"], c["heads"]
         if key != (hk, b, L):
@@ -964,25 +968,37 @@ def bench_decode_grid(
                     {"op": "decode_attention_grid_skipped", "points": len(cases) - n, "budget_s": budget_s}
                 )
                 break
-            cache = None  # freed before the next size
+            caches = None  # freed before the next size
             if dev.type == "cuda":
                 torch.cuda.empty_cache()
-            cache = torch.randn(2, b, L, hk, head_dim, device=dev, dtype=dtype)
+            one = 2 * b * L * hk * head_dim * esz
+            # a decode step reads each layer's cache once, from HBM: calls rotate over copies of the cache
+            # so that every call finds its cache out of L2 (at least DECODE_GRID_COLD bytes between reuses)
+            copies = max(1, min(DECODE_GRID_MAX_CALLS, math.ceil(2 * DECODE_GRID_COLD / one)))
+            caches = [torch.randn(2, b, L, hk, head_dim, device=dev, dtype=dtype) for _ in range(copies)]
             key = (hk, b, L)
-        k, v = cache[0].transpose(1, 2), cache[1].transpose(1, 2)
+        kvs = [(c_[0].transpose(1, 2), c_[1].transpose(1, 2)) for c_ in caches]
         q = torch.randn(b, 1, h, head_dim, device=dev, dtype=dtype).transpose(1, 2)
         kv_bytes = 2.0 * b * L * hk * head_dim * esz
-        est = max(kv_bytes * (1 + (2 * h / hk if h > hk else 0)) / 3e12, 8e-6)  # seconds, for sizing
+        est = max(kv_bytes / 3e12, 8e-6)  # seconds, for sizing
         calls = int(min(20, max(2, math.ceil(1e-3 / est))))
+        calls = int(min(DECODE_GRID_MAX_CALLS, max(calls, len(kvs), math.ceil(DECODE_GRID_COLD / kv_bytes))))
         for kern in kernels:
             if kern in bad:
                 continue
             fn = K.get(kern)
+            turn = [0]
+
+            def call(fn=fn, turn=turn):
+                k, v = kvs[turn[0] % len(kvs)]
+                turn[0] += 1
+                return fn(q, k, v, False)
+
             try:
                 if graph:
-                    s = time_graph(lambda: fn(q, k, v, False), dev, calls=calls, reps=reps)
+                    s = time_graph(call, dev, calls=calls, reps=reps)
                 else:
-                    s = time_fn(lambda: fn(q, k, v, False), dev, reps=reps, warmup=1)
+                    s = time_fn(call, dev, reps=reps, warmup=1)
             except RuntimeError as e:  # this kernel cannot run this shape here
                 msg = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
                 out.append({"op": "decode_attention_grid", "kernel": kern, **c, "error": msg})
@@ -1006,10 +1022,11 @@ def bench_decode_grid(
                     kv_expanded=h > hk and not K.GQA_NATIVE.get(f"{kern}/q1", True),
                     held_out=bool(c["held_out"]),
                     calls=calls,
+                    cache_copies=len(kvs),  # calls rotate over them: each finds its cache out of L2
                 )
             )
-        q = k = v = None
-    cache = None
+        q = kvs = None
+    caches = None
     return out
 
 
