@@ -405,3 +405,26 @@ def test_a_lower_hbm_peak_caps_the_decode_bandwidths():
     capped, notes = presets.peak_rules(presets.apply_overrides(raw, over, "hardware"), over)
     assert all(k["decode_occupancy_TBps"] == [1.2, 2.0] for k in capped["achievable"]["attention"].values())
     assert any("decode_occupancy_TBps capped" in n for n in notes)
+
+
+def test_warm_grid_points_small_enough_for_l2_are_left_out_of_the_fit():
+    """A grid that re-read one cache call after call: caches under 2x the L2 were served from it, which a
+    decode step never is; the fit leaves them out (a grid that rotated cache copies keeps them all)."""
+    recs = _synthetic(0.0, expanded=False)
+    small = [r for r in recs if r["kv_bytes"] < calibrate.DECODE_WARM_MIN_BYTES]
+    assert small
+    warm = [{**r, "median_s": r["median_s"] / 3} if r in small else r for r in recs]  # "from L2": 3x faster
+    f = calibrate.fit_decode_grid(warm, "flash", 4.8e12)
+    assert f["warm_left_out"] == len(small) and f["n_fit"] + f["n_held_out"] == len(recs) - len(small)
+    # on the HBM-bound points the filtered fit is the truth's (a point or two at the edge of its occupancy
+    # range aside); a fit that took the L2-served points in is bent by them
+    big = [r for r in recs if r["kv_bytes"] >= calibrate.DECODE_WARM_MIN_BYTES]
+    bent = calibrate.fit_decode_model(warm, 4.8e12, expanded=False)
+
+    def err(p):
+        return sorted(abs(calibrate.decode_model_time(p, r, False) / r["median_s"] - 1) for r in big)
+
+    assert err(f)[len(big) // 2] < 1e-6 and err(f)[-1] < 0.1
+    assert err(bent)[len(big) // 2] > 0.01 and err(bent)[-1] > 0.2
+    cold = calibrate.fit_decode_grid([{**r, "cache_copies": 4} for r in recs], "flash", 4.8e12)
+    assert cold["warm_left_out"] == 0 and cold["n_fit"] + cold["n_held_out"] == len(recs)

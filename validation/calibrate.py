@@ -128,6 +128,8 @@ DECODE_SPLIT_KEYS = tuple(float(2**e) for e in range(8, 21)) + (1e9,)  # 1e9: th
 # SMs of an H100 / H200 SXM5: 132 (NVIDIA H100 Tensor Core GPU Architecture whitepaper, "H100 SXM5":
 # https://resources.nvidia.com/en-us-tensor-core/gtc22-whitepaper-hopper; the H200 is the same GH100 die)
 DECODE_SMS = 132
+# L2 of an H200 / H100 SXM: 50 MB (NVIDIA H100 Tensor Core GPU Architecture whitepaper, as above)
+DECODE_WARM_MIN_BYTES = 2 * 50e6
 DECODE_CTAS_PER_SM = (1, 2, 3, 4)  # thread blocks one SM runs at once: the fit picks the count
 
 
@@ -334,7 +336,10 @@ def fit_decode_grid(results: list[dict], kernel: str, peak_Bps: float) -> dict |
     or None when the grid has none for it.  Grouped K/V went to the kernel as they are unless the records
     say ``kv_expanded`` (a record without the field: as they are, the executor's way since it stopped
     expanding them; the run before that is kept in ``calibration/history/``)."""
-    recs = [r for r in _by(results, "decode_attention_grid") if r["kernel"] == kernel]
+    every = [r for r in _by(results, "decode_attention_grid") if r["kernel"] == kernel]
+    # a grid measured without rotating cache copies re-read one cache call after call: a cache that fits
+    # in L2 a few times over was served from L2, which a decode step (each layer's cache read once) never is
+    recs = [r for r in every if r.get("cache_copies") or r["kv_bytes"] >= DECODE_WARM_MIN_BYTES]
     if not recs:
         return None
     grouped = [r for r in recs if r["heads"] > r["kv_heads"]]
@@ -343,7 +348,11 @@ def fit_decode_grid(results: list[dict], kernel: str, peak_Bps: float) -> dict |
         raise SpecError(
             f"decode grid: kernel {kernel!r} has grouped calls both expanded and not; fit one way"
         )
-    return {**fit_decode_model(recs, peak_Bps, expanded=expanded), "expanded": expanded}
+    return {
+        **fit_decode_model(recs, peak_Bps, expanded=expanded),
+        "expanded": expanded,
+        "warm_left_out": len(every) - len(recs),
+    }
 
 
 def fit_comm(results: list[dict], base_comm: dict) -> dict:
@@ -586,6 +595,12 @@ def fit_profile(raw: dict, base: str, name: str, mode: str = "ideal") -> tuple[d
             f"heads, KV heads, batch, keys per GPU; graph-timed, grouped K/V {how}); relative error median "
             f"{dm['fit_median']:.1%}, max {dm['fit_max']:.1%}; on {dm['n_held_out']} held-out points median "
             f"{dm['held_out_median'] or 0:.1%}, max {dm['held_out_max'] or 0:.1%}"
+            + (
+                f"; {dm['warm_left_out']} points left out: caches under 100 MB re-read call after call "
+                "(served from the 50 MB L2, which a decode step's once-read caches are not)"
+                if dm["warm_left_out"]
+                else ""
+            )
             + (
                 "; predictions read each KV head once (a fused GQA kernel)"
                 if dm["expanded"] and not with_ops
