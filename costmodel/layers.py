@@ -112,7 +112,7 @@ def attention(role, model: Model, batch, heads, q_len, kv_len, causal, reads, wr
         q_len=q_len,
         causal=causal,
         shape=(batch, heads, q_len, kv_len, model.head_dim),
-        dims=(batch, heads, kvh, model.head_dim, model.dtype_bytes),
+        dims=(batch, heads, kvh, model.head_dim, kvb),  # the decode model reads the cache as stored
         reads=reads,
         writes=writes,
     )
