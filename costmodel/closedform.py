@@ -96,7 +96,7 @@ class Acc:
         if w.kind != OpKind.ATTN:
             return
         bit = (
-            1 << kernels.attn_choice(self.hw, w.flops, w.hbm_bytes, w.kv_len, w.causal, w.q_len)[1]
+            1 << kernels.attn_choice(self.hw, w.flops, w.hbm_bytes, w.kv_len, w.causal, w.q_len, w.dims)[1]
             if self.kernel == "auto"
             else 1
         )

@@ -284,7 +284,7 @@ def _calibration(hw) -> dict:
             if op == "attention" or "median_overlap_s" in r:
                 got["attention"].add(int(r.get("kv_len", 0)))
                 got["attention"].add(int(r.get("q_len", 0)))
-            elif op == "decode_attention":
+            elif op in ("decode_attention", "decode_attention_grid"):  # the grid: issue 12
                 got["decode_attention"].add(int(r.get("kv_len", 0)))
             elif op in ("gemm", "gemm_fp8", "gemm_bf16_ref"):  # the fp8 suite's GEMMs too
                 got["gemm_m"].add(int(r.get("m", 0)))
