@@ -271,7 +271,7 @@ class Builder:
         """(shape, flops, hbm_bytes, est_s) of a compute kernel, memoised on its cost inputs."""
         shape = (w.m, w.n, w.k) if w.kind == OpKind.GEMM else w.shape
         try:
-            key = (w.kind, w.role, w.flops, w.hbm_bytes, w.m, w.kv_len, w.q_len, w.causal, shape)
+            key = (w.kind, w.role, w.flops, w.hbm_bytes, w.m, w.kv_len, w.q_len, w.causal, shape, w.dims)
             hash(key)
         except TypeError:  # array-valued fields: no memo
             key = None
@@ -281,7 +281,9 @@ class Builder:
         if w.kind == OpKind.ATTN and self.hw:
             names = self.hw.attn_names(self.kernel)
             pick = (
-                int(kernels.attn_choice(self.hw, w.flops, w.hbm_bytes, w.kv_len, w.causal, w.q_len)[1])
+                int(
+                    kernels.attn_choice(self.hw, w.flops, w.hbm_bytes, w.kv_len, w.causal, w.q_len, w.dims)[1]
+                )
                 if self.kernel == "auto"
                 else 0
             )

@@ -59,7 +59,7 @@ class Acc:
         if w.kind == OpKind.ATTN and self.kernel == "auto":
             # Lr.work_time's time (the fastest kernel, at least its op class's floor), and which kernel
             # that is, from one attn_choice (note_kernel asks for the kernel next)
-            t, k = kernels.attn_choice(hw, w.flops, w.hbm_bytes, w.kv_len, w.causal, w.q_len)
+            t, k = kernels.attn_choice(hw, w.flops, w.hbm_bytes, w.kv_len, w.causal, w.q_len, w.dims)
             self._bits[id(w)] = (w, 1 << k)
             floor = hw.op(w.role.op_class).floor_s
             t = np.maximum(t, floor) if floor else t
@@ -118,7 +118,8 @@ class Acc:
             bit = got[1]
         else:
             bit = (
-                1 << kernels.attn_choice(self.hw, w.flops, w.hbm_bytes, w.kv_len, w.causal, w.q_len)[1]
+                1
+                << kernels.attn_choice(self.hw, w.flops, w.hbm_bytes, w.kv_len, w.causal, w.q_len, w.dims)[1]
                 if self.kernel == "auto"
                 else 1
             )

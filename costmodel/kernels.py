@@ -31,27 +31,34 @@ def fp8_quant_time(hw: Hardware, quant_bytes):
     return np.where(np.asarray(quant_bytes) > 0, np.maximum(t, hw.fp8_quant_floor_s), 0.0)
 
 
-def attn_device_time(hw: Hardware, kernel: str, flops, hbm_bytes, kv_len, causal: bool, q_len=None):
+def attn_device_time(hw: Hardware, kernel: str, flops, hbm_bytes, kv_len, causal: bool, q_len=None, dims=()):
     """Fused attention: throughput by key length from the profile; a decode-shaped call (one query
-    per sequence) is memory-bound and uses the kernel's decode bandwidth curve when the profile has one.
+    per sequence) is memory-bound: it uses the kernel's decode model by batch, query heads, KV heads and
+    keys (``DecodeAttnModel``) when the profile has one and ``dims`` = (batch, heads, kv_heads, head_dim,
+    dtype_bytes) is given, else the kernel's decode bandwidth curve by bytes when the profile has one.
     ``kernel="auto"``: the fastest of the profile's kernels for this shape (``attn_choice``)."""
     if kernel == "auto":
-        return attn_choice(hw, flops, hbm_bytes, kv_len, causal, q_len)[0]
+        return attn_choice(hw, flops, hbm_bytes, kv_len, causal, q_len, dims)[0]
     fig = hw.attn(kernel)
     thr = (fig.causal if causal else fig.full)(np.maximum(kv_len, 1))
     t = np.maximum(flops / thr, hbm_bytes / hw.elementwise_bw_Bps)
-    if fig.decode_bw is not None and q_len is not None:
+    if q_len is None:
+        return t
+    if fig.decode is not None and dims:
+        b, h, hk, hd, db = dims
+        t = np.where(np.asarray(q_len) <= 1, fig.decode.time(b, h, hk, kv_len, hd, db), t)
+    elif fig.decode_bw is not None:
         t = np.where(np.asarray(q_len) <= 1, hbm_bytes / fig.decode_bw(np.maximum(hbm_bytes, 1)), t)
     return t
 
 
-def attn_choice(hw: Hardware, flops, hbm_bytes, kv_len, causal: bool, q_len=None):
+def attn_choice(hw: Hardware, flops, hbm_bytes, kv_len, causal: bool, q_len=None, dims=()):
     """(time, index) of the fastest kernel of the profile for this call, per point; the index is into
     ``sorted(hw.attention)`` (ties: the first name)."""
     names = sorted(hw.attention)
     ts = np.stack(
         [
-            np.asarray(attn_device_time(hw, k, flops, hbm_bytes, kv_len, causal, q_len), dtype=float)
+            np.asarray(attn_device_time(hw, k, flops, hbm_bytes, kv_len, causal, q_len, dims), dtype=float)
             for k in names
         ]
     )

@@ -30,6 +30,7 @@ class Work:
     q_len: object = 0  # attention: queries per call (1: decode-shaped)
     causal: bool = False
     shape: tuple = ()  # attention: (batch, heads, q_len, kv_len, head_dim)
+    dims: tuple = ()  # attention: (batch, heads, kv_heads, head_dim, dtype_bytes), for the decode model
     reads: tuple = ()
     writes: tuple = ()
     fp8: bool = False  # GEMM: FP8 operands (--fp8), its input quantised first
@@ -46,7 +47,7 @@ def work_time(hw: Hardware, w: Work, kernel: str):
     elif w.kind == OpKind.GEMM:
         t = kernels.gemm_device_time(hw, w.flops, w.hbm_bytes, w.m)
     elif w.kind == OpKind.ATTN:
-        t = kernels.attn_device_time(hw, kernel, w.flops, w.hbm_bytes, w.kv_len, w.causal, w.q_len)
+        t = kernels.attn_device_time(hw, kernel, w.flops, w.hbm_bytes, w.kv_len, w.causal, w.q_len, w.dims)
     else:
         t = kernels.elementwise_device_time(hw, w.hbm_bytes, cls)
     floor = hw.op(cls).floor_s
@@ -111,6 +112,7 @@ def attention(role, model: Model, batch, heads, q_len, kv_len, causal, reads, wr
         q_len=q_len,
         causal=causal,
         shape=(batch, heads, q_len, kv_len, model.head_dim),
+        dims=(batch, heads, kvh, model.head_dim, kvb),  # the decode model reads the cache as stored
         reads=reads,
         writes=writes,
     )

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import SpecError
-from .specs import AttnFigures, CommFigures, Curve, Hardware, Model, OpFigures
+from .specs import AttnFigures, CommFigures, Curve, DecodeAttnModel, Hardware, Model, OpFigures
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -190,6 +190,54 @@ def _comm_figures(c: _Strict, by_group: dict | None = None) -> CommFigures:
     return f
 
 
+DECODE_MODEL_KEYS = ("decode_floor_us", "decode_occupancy", "decode_occupancy_TBps", "decode_split_keys")
+DECODE_MODEL_OPTIONAL = (
+    "decode_sms",
+    "decode_ctas_per_sm",
+    "decode_TFLOPs",
+    "decode_kv_expanded",
+    "decode_expand_TBps",
+    "decode_expand_contig_TBps",
+    "decode_expand_floor_us",
+)
+
+
+def _decode_model(k: _Strict) -> DecodeAttnModel | None:
+    """The decode-attention physics of one kernel (issue 12): all of ``DECODE_MODEL_KEYS`` or none."""
+    have = [key for key in DECODE_MODEL_KEYS if key in k.t]
+    if not have:
+        extra = [key for key in DECODE_MODEL_OPTIONAL if key in k.t]
+        if extra:
+            raise SpecError(f"{k.where}.{extra[0]} is not valid alone: give {list(DECODE_MODEL_KEYS)} too")
+        return None
+    if len(have) != len(DECODE_MODEL_KEYS):
+        miss = [key for key in DECODE_MODEL_KEYS if key not in k.t]
+        raise SpecError(
+            f"{k.where}: decode model keys {miss} missing; give all of {list(DECODE_MODEL_KEYS)} or none"
+        )
+    exp = k("decode_kv_expanded", False)
+    if not isinstance(exp, bool):
+        raise SpecError(f"{k.where}.decode_kv_expanded={exp!r} is not valid: must be true or false")
+    sms, per_sm = k("decode_sms", 132), k("decode_ctas_per_sm", 1)
+    for key, v in (("decode_sms", sms), ("decode_ctas_per_sm", per_sm)):
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise SpecError(f"{k.where}.{key}={v!r} is not valid: must be an integer")
+    occ = _curve(k, "decode_occupancy", "decode_occupancy_TBps", 1e12)
+    return DecodeAttnModel(
+        floor_s=_get(k, "decode_floor_us") * 1e-6,
+        occupancy=occ.x,
+        bw_Bps=occ.y,
+        split_keys=_get(k, "decode_split_keys"),
+        sms=sms,
+        ctas_per_sm=per_sm,
+        flops=_get(k, "decode_TFLOPs", 0.0) * 1e12,
+        kv_expanded=exp,
+        expand_bw_Bps=_get(k, "decode_expand_TBps", 1.0) * 1e12,
+        expand_contig_bw_Bps=_get(k, "decode_expand_contig_TBps", 1.0) * 1e12,
+        expand_floor_s=_get(k, "decode_expand_floor_us", 0.0) * 1e-6,
+    )
+
+
 def hardware_from_dict(raw: dict) -> Hardware:
     top = _Strict(raw, "hardware")
     peak, ach = top.sub("peak"), top.sub("achievable")
@@ -203,6 +251,7 @@ def hardware_from_dict(raw: dict) -> Hardware:
             causal=_curve(k, "kv_len", "causal_TFLOPs", 1e12),
             full=_curve(k, "kv_len", "full_TFLOPs", 1e12),
             decode_bw=dec,
+            decode=_decode_model(k),
         )
         k.done()
     attn_t.done()
@@ -283,7 +332,8 @@ def hardware_from_dict(raw: dict) -> Hardware:
 # peak (datasheet) -> the achievable figures it bounds: an override of the peak caps them (a measured
 # bandwidth or throughput cannot exceed the datasheet's); raising a peak leaves them as measured
 _PEAK_BOUNDS = {
-    "peak.hbm_TBps": "memory bandwidths (achievable.elementwise_TBps, attention decode_TBps)",
+    "peak.hbm_TBps": "memory bandwidths (achievable.elementwise_TBps, attention decode_TBps and "
+    "decode_occupancy_TBps)",
     "peak.bf16_TFLOPs": "attention throughputs (achievable.attention.*.causal/full_TFLOPs)",
 }
 
@@ -305,6 +355,17 @@ def peak_rules(raw: dict, overrides: list[str] | None) -> tuple[dict, list[str]]
             if "decode_TBps" in k and max(k["decode_TBps"]) > cap:
                 notes.append(f"achievable.attention.{kname}.decode_TBps capped at peak.hbm_TBps {cap}")
                 k["decode_TBps"] = [min(float(v), cap) for v in k["decode_TBps"]]
+            occ_bw = k.get("decode_occupancy_TBps")
+            if (
+                isinstance(occ_bw, list)
+                and occ_bw
+                and all(isinstance(v, num) for v in occ_bw)
+                and max(occ_bw) > cap
+            ):
+                notes.append(
+                    f"achievable.attention.{kname}.decode_occupancy_TBps capped at peak.hbm_TBps {cap}"
+                )
+                k["decode_occupancy_TBps"] = [min(float(v), cap) for v in occ_bw]
     if "peak.bf16_TFLOPs" in keys and isinstance(peak.get("bf16_TFLOPs"), num) and peak["bf16_TFLOPs"] > 0:
         cap = float(peak["bf16_TFLOPs"])
         for kname, k in ach.get("attention", {}).items():

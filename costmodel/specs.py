@@ -190,12 +190,150 @@ class CommFigures:
 
 
 @dataclass(frozen=True, kw_only=True)
+class DecodeAttnModel:
+    """Decode attention (one query per sequence against a cache) as physics (issue 12).  The kernel reads
+    ``bytes`` of K/V after a fixed floor per call, in waves of thread blocks:
+
+        t = floor_s + sum over waves (bytes of the wave x spb(occupancy of the wave)) [+ expansion]
+
+    A work item is one thread block: one sequence and head the kernel reads, the keys split into pieces of
+    ``split_keys`` only as far as that fills one wave (the split-KV rule of FlashAttention-2's
+    ``num_splits_heuristic``: split while the SMs' slots would stay idle).  A wave is ``sms`` x
+    ``ctas_per_sm`` items; a call of more items runs full waves and a partial last one (wave
+    quantization).  A wave's occupancy is its items per SM: few leave SMs idle, several share one.
+    The query heads' work (4 B H S D FLOPs: grouped query heads add work per byte read) takes
+    ``flops`` FLOP/s on top.  ``spb`` (seconds per byte) is a curve over occupancy, piecewise linear in
+    log2 of occupancy, flat
+    beyond its ends, written as bandwidths (``bw_Bps``).  ``kv_expanded``: the implementation expands
+    grouped K/V to the query heads before the kernel (this repository's executor, ``repeat_interleave``):
+    a gather of Hk heads into H plus ``expand_floor_s``, then the kernel reads H heads.  The gather writes
+    H heads and reads its source once per copy from the strided cache view (2 g x the cache bytes at
+    ``expand_bw_Bps``, g = H / Hk), or once when that view is contiguous (Hk = 1: (1 + g) x the cache
+    bytes at ``expand_contig_bw_Bps``); otherwise (a fused GQA kernel) each KV head is read once for its
+    query heads.  Fitted from a grid over heads, KV heads, batch and context
+    (``validation.calibrate.fit_decode_model``)."""
+
+    floor_s: float
+    occupancy: tuple[float, ...]
+    bw_Bps: tuple[float, ...]
+    split_keys: float
+    sms: int = 132
+    ctas_per_sm: int = 1
+    flops: float = 0.0  # FLOP/s of the query heads' work (4 B H S D), added to the reads; 0: none
+    kv_expanded: bool = False
+    expand_bw_Bps: float = 1e12
+    expand_contig_bw_Bps: float = 1e12
+    expand_floor_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        check(
+            0 <= self.floor_s < 1e-3,
+            "decode_floor_us",
+            self.floor_s * 1e6,
+            "must be in [0, 1000) microseconds",
+        )
+        Curve(x=tuple(self.occupancy), y=tuple(self.bw_Bps), name="decode_occupancy/decode_occupancy_TBps")
+        check(
+            _finite(self.split_keys) and self.split_keys >= 1,
+            "decode_split_keys",
+            self.split_keys,
+            "must be a finite number >= 1 (keys per split piece; a large number: no split)",
+        )
+        check(
+            isinstance(self.sms, int) and 1 <= self.sms <= 1024,
+            "decode_sms",
+            self.sms,
+            "must be an integer in [1, 1024]",
+        )
+        check(
+            _finite(self.flops) and self.flops >= 0,
+            "decode_TFLOPs",
+            self.flops / 1e12,
+            "must be >= 0 (0: none)",
+        )
+        check(
+            isinstance(self.ctas_per_sm, int) and 1 <= self.ctas_per_sm <= 32,
+            "decode_ctas_per_sm",
+            self.ctas_per_sm,
+            "must be an integer in [1, 32]",
+        )
+        check(
+            isinstance(self.kv_expanded, bool),
+            "decode_kv_expanded",
+            self.kv_expanded,
+            "must be true or false",
+        )
+        check(
+            _finite(self.expand_bw_Bps) and self.expand_bw_Bps > 0,
+            "decode_expand_TBps",
+            self.expand_bw_Bps / 1e12,
+            "must be a finite number > 0",
+        )
+        check(
+            _finite(self.expand_contig_bw_Bps) and self.expand_contig_bw_Bps > 0,
+            "decode_expand_contig_TBps",
+            self.expand_contig_bw_Bps / 1e12,
+            "must be a finite number > 0",
+        )
+        check(
+            0 <= self.expand_floor_s < 1e-3,
+            "decode_expand_floor_us",
+            self.expand_floor_s * 1e6,
+            "must be in [0, 1000) microseconds",
+        )
+
+    def items_of(self, items, keys):
+        """Thread blocks of calls with ``items`` (sequence, head) pairs over ``keys`` keys each."""
+        items = np.asarray(items, dtype=float)
+        split = items * np.maximum(1.0, np.asarray(keys, dtype=float) / self.split_keys)
+        return np.maximum(items, np.minimum(split, self.sms * self.ctas_per_sm))
+
+    def occupancy_of(self, items, keys):
+        """Thread blocks per SM of calls with ``items`` (sequence, head) pairs over ``keys`` keys each."""
+        return self.items_of(items, keys) / self.sms
+
+    def sec_per_byte(self, occ):
+        x = np.log2(np.maximum(np.asarray(occ, dtype=float), 1e-30))
+        return np.interp(x, np.log2(self.occupancy), 1.0 / np.asarray(self.bw_Bps))
+
+    def kernel_seconds(self, read, blocks):
+        """Seconds (beyond the floor) to read ``read`` bytes in ``blocks`` thread blocks: full waves,
+        then the partial last one."""
+        slots = float(self.sms * self.ctas_per_sm)
+        blocks = np.maximum(np.asarray(blocks, dtype=float), 1.0)
+        full = np.floor(blocks / slots)
+        tail = blocks - full * slots
+        per_block = np.asarray(read, dtype=float) / blocks
+        return per_block * (
+            full * slots * self.sec_per_byte(slots / self.sms) + tail * self.sec_per_byte(tail / self.sms)
+        )
+
+    def time(self, batch, heads, kv_heads, kv_len, head_dim, dtype_bytes=2):
+        """Device seconds of one decode call (numpy-vectorised)."""
+        b, h, hk = (np.asarray(v, dtype=float) for v in (batch, heads, kv_heads))
+        keys = np.maximum(np.asarray(kv_len, dtype=float), 1.0)
+        cache = 2.0 * b * keys * hk * head_dim * dtype_bytes  # K and V, read once
+        if self.kv_expanded:
+            g = h / np.maximum(hk, 1.0)
+            read, seen = cache * np.maximum(g, 1.0), h
+            copy = np.where(
+                hk > 1, 2 * g * cache / self.expand_bw_Bps, (1 + g) * cache / self.expand_contig_bw_Bps
+            )
+            extra = np.where(g > 1, self.expand_floor_s + copy, 0.0)
+        else:
+            read, seen, extra = cache, hk, 0.0
+        compute = 4.0 * b * h * keys * head_dim / self.flops if self.flops else 0.0
+        return self.floor_s + self.kernel_seconds(read, self.items_of(b * seen, keys)) + compute + extra
+
+
+@dataclass(frozen=True, kw_only=True)
 class AttnFigures:
     """Attention kernel throughput (FLOP/s actually performed) by key length, masked and unmasked."""
 
     causal: Curve
     full: Curve
     decode_bw: Curve | None = None  # bytes/s by bytes read, for one query against a cache (optional)
+    decode: DecodeAttnModel | None = None  # decode by heads, KV heads, batch, context (preferred when given)
 
 
 @dataclass(frozen=True, kw_only=True)

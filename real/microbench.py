@@ -4,7 +4,9 @@
 
 Every figure the cost model uses is measured here at the shapes the model asks about: GEMM time at
 the model's layer shapes by token count, fused attention throughput by kernel (flash, cuDNN), length
-and mask, decode-shaped attention (one query against a long cache), elementwise bandwidth, per-op
+and mask, decode-shaped attention (one query against a long cache; across query heads, KV heads,
+batch and context per GPU in ``bench_decode_grid``, run apart by ``benchmarks/bench_decode_grid.py``),
+elementwise bandwidth, per-op
 launch overhead, neighbour exchange / all-reduce / all-gather / all-to-all by message size at the
 world's group size, and the slowdown of compute while a transfer runs beside it.  Raw samples are
 kept; ``validation.calibrate`` fits them into a profile.  Timing: CUDA events, warm-up first,
@@ -895,6 +897,171 @@ def run_graph(model_dims: dict, quick: bool = False) -> list[dict]:
         sizes = [2**10, 2**16] if quick else [2**10, 2**14, 2**17, 2**20, 2**23, 2**26, 2**28, 2**30]
         R += bench_comm(dev, sizes, reps, graph=True)
     return R
+
+
+# ---------------------------------------------------------------------------------------------
+# decode attention across query heads x KV heads per GPU x batch x context (issue 12)
+# ---------------------------------------------------------------------------------------------
+DECODE_GRID = {
+    "heads": (4, 8, 16, 32, 64),  # query heads per GPU
+    "kv_heads": (1, 2, 4, 8, 16, 32),  # KV heads per GPU (those <= heads and dividing them)
+    "batch": (1, 4, 8, 16, 32, 64),
+    "context": (2048, 8192, 32768, 131072, 262144),  # keys per GPU
+}
+# held out of the fit (the check of its interpolation): batches and contexts between the grid's
+DECODE_GRID_HELD_OUT = {"batch": (2, 48), "context": (6144, 49152, 196608)}
+# the H200's L2 is 50 MB (NVIDIA H200 datasheet / Hopper whitepaper: "50 MB L2"); calls rotate over cache
+# copies so that at least this many bytes are read between two reads of one copy
+DECODE_GRID_COLD = 256 * 2**20
+DECODE_GRID_MAX_CALLS = 256
+DECODE_GRID_CACHE_CAP = 12 * 2**30  # bytes of one K/V cache (2 x B x S x Hk x D x 2) measured at most
+DECODE_GRID_EXPAND_CAP = 24 * 2**30  # bytes of the K/V expanded to the query heads (GQA) at most
+
+
+def decode_grid_cases(quick: bool = False, head_dim: int = 128, dtype_bytes: int = 2) -> list[dict]:
+    """The grid's points, (kv_heads, batch, context) outer so one cache serves every head count: each a
+    dict of heads, kv_heads, batch, kv_len, held_out.  Points whose cache or GQA-expanded K/V exceeds the
+    caps are left out (they would only re-measure the bandwidth plateau at minutes of device time)."""
+    if quick:
+        return [
+            {"heads": h, "kv_heads": hk, "batch": b, "kv_len": L, "held_out": b == 2}
+            for hk in (1, 2)
+            for b, L in ((1, 64), (2, 128))
+            for h in (2, 4)
+        ]
+    out = []
+    grid = [(b, L, False) for b in DECODE_GRID["batch"] for L in DECODE_GRID["context"]]
+    grid += [(b, L, True) for b in DECODE_GRID_HELD_OUT["batch"] for L in DECODE_GRID_HELD_OUT["context"]]
+    groups = [(hk, b, L, held) for hk in DECODE_GRID["kv_heads"] for b, L, held in grid]
+    # a fixed shuffle of the caches: a run cut short by its time budget still covers the whole grid
+    order = np.random.default_rng(12).permutation(len(groups))
+    for i in order:
+        hk, b, L, held = groups[i]
+        cache = 2 * b * L * hk * head_dim * dtype_bytes
+        if cache > DECODE_GRID_CACHE_CAP:
+            continue
+        for h in DECODE_GRID["heads"]:
+            if h < hk or h % hk:
+                continue
+            if h > hk and 2 * b * L * h * head_dim * dtype_bytes > DECODE_GRID_EXPAND_CAP:
+                continue
+            out.append({"heads": h, "kv_heads": hk, "batch": b, "kv_len": L, "held_out": held})
+    return out
+
+
+def bench_decode_grid(
+    dev,
+    dtype,
+    kernels: list[str],
+    cases: list[dict],
+    head_dim: int = 128,
+    reps: int = 5,
+    graph: bool = True,
+    budget_s: float = 0.0,
+) -> list[dict]:
+    """Decode attention as the executor calls it (``real.kernels``: one query per sequence against the
+    executor's cache layout (2, B, S, Hk, D) viewed as (B, Hk, S, D); grouped K/V as they are, expanded to
+    the query heads only where a kernel refuses them: ``kv_expanded`` in the record), at every point of
+    ``cases`` for each kernel, replayed from CUDA graphs (``graph``; eager timing on CPU).  Records: op
+    ``decode_attention_grid``; kv_bytes = the cache read (2 B S Hk D x element size).  ``budget_s`` > 0: no
+    new cache is started after that many seconds (the points left are counted in a
+    ``decode_attention_grid_skipped`` record)."""
+    from real import kernels as K
+
+    out = []
+    t0 = time.perf_counter()
+    esz = torch.empty((), dtype=dtype).element_size()
+    bad: dict[str, str] = {}
+    key = None
+    caches = None
+    for n, c in enumerate(cases):
+        hk, b, L, h = c["kv_heads"], c["batch"], c["kv_len"], c["heads"]
+        if key != (hk, b, L):
+            if budget_s > 0 and time.perf_counter() - t0 > budget_s:
+                out.append(
+                    {"op": "decode_attention_grid_skipped", "points": len(cases) - n, "budget_s": budget_s}
+                )
+                break
+            caches = None  # freed before the next size
+            if dev.type == "cuda":
+                torch.cuda.empty_cache()
+            one = 2 * b * L * hk * head_dim * esz
+            # a decode step reads each layer's cache once, from HBM: calls rotate over copies of the cache
+            # so that every call finds its cache out of L2 (at least DECODE_GRID_COLD bytes between reuses)
+            copies = max(1, min(DECODE_GRID_MAX_CALLS, math.ceil(2 * DECODE_GRID_COLD / one)))
+            caches = [torch.randn(2, b, L, hk, head_dim, device=dev, dtype=dtype) for _ in range(copies)]
+            key = (hk, b, L)
+        kvs = [(c_[0].transpose(1, 2), c_[1].transpose(1, 2)) for c_ in caches]
+        q = torch.randn(b, 1, h, head_dim, device=dev, dtype=dtype).transpose(1, 2)
+        kv_bytes = 2.0 * b * L * hk * head_dim * esz
+        est = max(kv_bytes / 3e12, 8e-6)  # seconds, for sizing
+        calls = int(min(20, max(2, math.ceil(1e-3 / est))))
+        calls = int(min(DECODE_GRID_MAX_CALLS, max(calls, len(kvs), math.ceil(DECODE_GRID_COLD / kv_bytes))))
+        for kern in kernels:
+            if kern in bad:
+                continue
+            fn = K.get(kern)
+            turn = [0]
+
+            def call(fn=fn, turn=turn):
+                k, v = kvs[turn[0] % len(kvs)]
+                turn[0] += 1
+                return fn(q, k, v, False)
+
+            try:
+                if graph:
+                    s = time_graph(call, dev, calls=calls, reps=reps)
+                else:
+                    s = time_fn(call, dev, reps=reps, warmup=1)
+            except RuntimeError as e:  # this kernel cannot run this shape here
+                msg = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+                out.append({"op": "decode_attention_grid", "kernel": kern, **c, "error": msg})
+                if "out of memory" in msg:
+                    torch.cuda.empty_cache() if dev.type == "cuda" else None
+                continue
+            out.append(
+                _rec(
+                    s,
+                    op="decode_attention_grid",
+                    mode="graph" if graph else "eager",
+                    kernel=kern,
+                    batch=b,
+                    heads=h,
+                    kv_heads=hk,
+                    kv_len=L,
+                    head_dim=head_dim,
+                    kv_bytes=kv_bytes,
+                    layout="executor",
+                    # grouped K/V expanded to the query heads first (the kernel refused them as they are)
+                    kv_expanded=h > hk and not K.GQA_NATIVE.get(f"{kern}/q1", True),
+                    held_out=bool(c["held_out"]),
+                    calls=calls,
+                    cache_copies=len(kvs),  # calls rotate over them: each finds its cache out of L2
+                )
+            )
+        q = kvs = None
+    caches = None
+    return out
+
+
+def run_decode_grid(
+    quick: bool = False, kernels: list[str] | None = None, reps: int = 5, budget_s: float = 0.0
+) -> dict:
+    """The decode-attention grid as a raw calibration file (fitted with ``ringsim calibrate --from-raw``
+    beside a full run): GPU, BF16, CUDA-graph replay; on CPU (tests), FP32 math kernel, eager timing."""
+    cuda = torch.cuda.is_available()
+    dev = torch.device("cuda", torch.cuda.current_device()) if cuda else torch.device("cpu")
+    dtype = torch.bfloat16 if cuda else torch.float32
+    kern = kernels or (["flash", "cudnn"] if cuda else ["math"])
+    hd = 8 if quick and not cuda else 128
+    t0 = time.perf_counter()
+    res = bench_decode_grid(dev, dtype, kern, decode_grid_cases(quick, hd), hd, reps, cuda, budget_s)
+    return {
+        "provenance": {**provenance(dev), "wall_s": round(time.perf_counter() - t0, 1)},
+        "device": dev.type,
+        "results": res,
+        "suites": ["decode-grid"],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

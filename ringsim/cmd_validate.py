@@ -24,7 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(a: argparse.Namespace) -> int:
-    from validation.compare import compare, format_table, summarise
+    from validation.compare import breakdown, compare, format_table, summarise
     from validation.stored import DATA_DIR, measurement_files, shown
 
     paths = a.data or [shown(p) for p in measurement_files()]
@@ -49,6 +49,7 @@ def run(a: argparse.Namespace) -> int:
         "files": paths,
         "summary": summary,
         "summary_unseen": unseen,
+        "unseen_by_model_family": breakdown(rows),
         "records": [r.as_dict() for r in rows],
         "left_out": rows.left_out,
         "warnings": rows.warnings,

@@ -361,7 +361,13 @@ def test_analytic_and_simulator_agree_with_fp8(kw):
     from sim import run_config
 
     sets = NO_SLOWDOWN + [f"achievable.ops.{c}.issue_us=0" for c in OP_CLASSES]
-    cfg = _cfg(set=["hardware." + s for s in sets], layers=2, **kw)
+    sets = ["hardware." + s for s in sets]
+    if "ring" in kw["plan"] and kw.get("phase", "prefill") == "prefill":
+        # the LM head (BF16, not an FP8 term) runs on the ring rank holding the last token, whose layers end
+        # before the slowest rank's: there the closed form is an upper bound by at most the head's time (4%
+        # of these 2 layers), tested in tests/test_lm_head.py::test_ring_prefill_head_is_bounded
+        sets.append("model.lm_head=false")
+    cfg = _cfg(set=sets, layers=2, **kw)
     a = _predict(cfg)["latency_s"]
     s = run_config(cfg).latency_s
     assert s == pytest.approx(a, rel=0.01)

@@ -65,3 +65,22 @@ def test_close_in_time_on_another_boot_is_another_call():
     assert seen_by_calibration(other, cfg) is None or near_unnamed_run
     assert seen_by_calibration(same, cfg) is not None
     assert "30 minutes" in seen_by_calibration(unnamed, cfg)
+
+
+def test_breakdown_by_model_and_family():
+    from validation.compare import Row, breakdown, plan_family
+
+    rows = [
+        Row("a", "prefill", 1.0, 0.95, None, 0.0, "f", model="m1", family="ring"),
+        Row("b", "prefill", 1.0, 0.97, None, 0.0, "f", model="m1", family="ring"),
+        Row("c", "prefill", 1.0, 1.02, None, 0.0, "f", model="m1", family="tp"),
+        Row("d", "prefill", 1.0, 1.50, None, 0.0, "f", seen="calibrated", model="m1", family="tp"),
+        Row("e", "decode", 1.0, 0.90, None, 0.0, "f", exec="graph", model="m2", family="tp"),
+    ]
+    got = {(d["model"], d["group"], d["family"]): d for d in breakdown(rows)}
+    assert set(got) == {("m1", "prefill", "ring"), ("m1", "prefill", "tp"), ("m2", "decode-graph", "tp")}
+    ring = got[("m1", "prefill", "ring")]
+    assert ring["n"] == 2 and abs(ring["mean_signed_err"] + 0.04) < 1e-12
+    assert got[("m1", "prefill", "tp")]["n"] == 1  # the seen record is not in the unseen breakdown
+    assert plan_family(_cfg(plan="tp=2,ring=2", seq="8Ki", topology="nvswitch:4").plan) == "ring"
+    assert plan_family(_cfg(plan="tp=2,pp=2", seq="8Ki", topology="nvswitch:4").plan) == "tp+pp"

@@ -28,6 +28,7 @@ RAWS = {
         "h200x2_ring_causes_disjoint_20261128.json",
         "h200x4_comm_g4_raw_20261128.json",
         "h200x1_fp8_raw_20261128.json",
+        "h200x1_decode_grid_raw_20261128.json",
     ],
     "h100-sxm": ["h100x1_raw.json"],
 }

@@ -5,7 +5,9 @@ the shapes the model asks about, never fitted to validation data.
 
 * GEMM efficiency by FLOPs per call: measured FLOP/s over the datasheet peak, time-weighted per size.
 * Attention throughput by kernel, mask and length: FLOPs over median time (square shapes, B = 1).
-* Decode attention bandwidth by bytes read: K+V bytes over median time.
+* Decode attention bandwidth by bytes read: K+V bytes over median time; where a decode grid was
+  measured (query heads x KV heads x batch x keys), a physical model instead: a floor per call plus the
+  bytes read at a bandwidth that grows with the work items the call gives the SMs (``fit_decode_model``).
 * Elementwise bandwidth: bytes over time of the largest add.
 * Launch overhead: wall time per tiny eager op.
 * Communication at the measured group size (one node): latency = median time of the smallest message
@@ -117,6 +119,240 @@ def fit_attention(results: list[dict], kernel: str, layout: str = "contiguous") 
         out["decode_kv_bytes"] = xs
         out["decode_TBps"] = [_sig(y) for y in ys]
     return out or None
+
+
+# ---------------------------------------------------------------------------------------------
+# decode attention across heads, KV heads, batch and context (issue 12): physics, few parameters
+# ---------------------------------------------------------------------------------------------
+DECODE_SPLIT_KEYS = tuple(float(2**e) for e in range(8, 21)) + (1e9,)  # 1e9: the kernel never splits
+# SMs of an H100 / H200 SXM5: 132 (NVIDIA H100 Tensor Core GPU Architecture whitepaper, "H100 SXM5":
+# https://resources.nvidia.com/en-us-tensor-core/gtc22-whitepaper-hopper; the H200 is the same GH100 die)
+DECODE_SMS = 132
+# L2 of an H200 / H100 SXM: 50 MB (NVIDIA H100 Tensor Core GPU Architecture whitepaper, as above)
+DECODE_WARM_MIN_BYTES = 2 * 50e6
+DECODE_CTAS_PER_SM = (1, 2, 3, 4)  # thread blocks one SM runs at once: the fit picks the count
+
+
+def nnls(A: np.ndarray, y: np.ndarray, iters: int = 200) -> np.ndarray:
+    """min |A x - y| subject to x >= 0 (Lawson and Hanson's active-set algorithm, 'Solving Least Squares
+    Problems', 1974, ch. 23)."""
+    n = A.shape[1]
+    x = np.zeros(n)
+    free = np.zeros(n, dtype=bool)
+    for _ in range(iters):
+        w = A.T @ (y - A @ x)
+        if free.all() or w[~free].max(initial=-np.inf) <= 1e-12 * max(1.0, np.abs(w).max()):
+            break
+        j = int(np.argmax(np.where(free, -np.inf, w)))
+        free[j] = True
+        while True:
+            z = np.zeros(n)
+            z[free] = np.linalg.lstsq(A[:, free], y, rcond=None)[0]
+            if (z[free] > 0).all():
+                x = z
+                break
+            neg = free & (z <= 0)
+            alpha = np.min(x[neg] / (x[neg] - z[neg]))
+            x = x + alpha * (z - x)
+            free &= x > 1e-15
+            x[~free] = 0.0
+    return x
+
+
+def _decode_shape(r: dict, expanded: bool) -> tuple[float, float, float, float, float]:
+    """(cache bytes, bytes the kernel reads, items it works on, expansion bytes from the strided cache,
+    expansion bytes from a contiguous one) of one grid record (see ``DecodeAttnModel``)."""
+    b, h, hk = (float(r[k]) for k in ("batch", "heads", "kv_heads"))
+    cache = float(r["kv_bytes"])
+    g = h / hk
+    if expanded and g > 1:
+        return (
+            cache,
+            cache * g,
+            b * h,
+            (2 * g * cache if hk > 1 else 0.0),
+            ((1 + g) * cache if hk == 1 else 0.0),
+        )
+    return cache, cache, b * (h if expanded else hk), 0.0, 0.0
+
+
+def _grouped(r: dict, expanded: bool) -> bool:
+    s = _decode_shape(r, expanded)
+    return bool(s[3] or s[4])
+
+
+def _blocks(items: float, keys: float, split: float, slots: int) -> float:
+    """Thread blocks of a call: its items, split along the keys only as far as that fills one wave."""
+    return max(items, min(items * max(1.0, keys / split), slots))
+
+
+def _occupancy(items: float, keys: float, split: float, sms: int, per_sm: int = 1) -> float:
+    return _blocks(items, keys, split, sms * per_sm) / sms
+
+
+def _hat(x: float, knots: np.ndarray) -> np.ndarray:
+    """Weights of the piecewise-linear interpolation (in log2 x) at x over ``knots`` (flat beyond)."""
+    lx, lk = np.log2(x), np.log2(knots)
+    return np.array([np.interp(lx, lk, np.eye(len(knots))[i]) for i in range(len(knots))])
+
+
+def _wave_weights(read: float, blocks: float, slots: int, sms: int, knots: np.ndarray) -> np.ndarray:
+    """Coefficients of the seconds per byte at each knot in a call's time: full waves at the occupancy
+    of a full wave, then the partial last wave at its own."""
+    full = np.floor(blocks / slots)
+    tail = blocks - full * slots
+    w = full * slots * _hat(slots / sms, knots)
+    if tail > 0:
+        w = w + tail * _hat(tail / sms, knots)
+    return read / blocks * w
+
+
+def _kernel_time(p: dict, r: dict, expanded: bool) -> float:
+    _, kb, items, *_ = _decode_shape(r, expanded)
+    slots = p["sms"] * p["ctas_per_sm"]
+    blocks = _blocks(items, float(r["kv_len"]), p["split_keys"], slots)
+    w = _wave_weights(kb, blocks, slots, p["sms"], np.asarray(p["occupancy"]))
+    compute = _query_flops(r) / p["flops"] if p.get("flops") else 0.0
+    return p["floor_s"] + float(w @ (1.0 / np.asarray(p["bw_Bps"]))) + compute
+
+
+def _query_flops(r: dict) -> float:
+    """FLOPs of a decode call: every query head against every key (QK and PV): 4 B H S D."""
+    return 4.0 * r["batch"] * r["heads"] * r["kv_len"] * r["head_dim"]
+
+
+def decode_model_time(p: dict, r: dict, expanded: bool) -> float:
+    """Seconds the fitted decode model ``p`` gives grid record r (what ``DecodeAttnModel.time`` computes)."""
+    s = _decode_shape(r, expanded)
+    copy = s[3] / p["expand_bw_Bps"] + s[4] / p["expand_contig_bw_Bps"]
+    return _kernel_time(p, r, expanded) + (p["expand_floor_s"] + copy if s[3] or s[4] else 0.0)
+
+
+def _monotone_bw(occ: np.ndarray, bw: np.ndarray) -> np.ndarray:
+    """Bandwidth at most proportional to occupancy between knots (so that more bytes over more items never
+    take less time): bw[i+1] <= bw[i] (1 + ln(occ[i+1] / occ[i])), the bound for a curve linear in
+    log2(occupancy) in seconds per byte."""
+    bw = bw.copy()
+    for i in range(1, len(bw)):
+        bw[i] = min(bw[i], bw[i - 1] * (1 + np.log(occ[i] / occ[i - 1])))
+    return bw
+
+
+def _fit_kernel_part(
+    fit: list[dict], y: np.ndarray, peak_Bps: float, expanded: bool, sms: int, per_sm: int, split: float
+):
+    """(squared relative error, knots, x = [floor, u per knot, seconds per FLOP]) of the kernel's fit at
+    one split length and one count of thread blocks per SM; knots 4x apart from the lowest occupancy a
+    wave of the data has up to a full wave."""
+    slots = sms * per_sm
+    shapes = [_decode_shape(r, expanded) for r in fit]
+    blocks = [_blocks(s[2], float(r["kv_len"]), split, slots) for s, r in zip(shapes, fit)]
+    tails = [b - np.floor(b / slots) * slots for b in blocks]
+    lo = min([min(b, slots) for b in blocks] + [t for t in tails if t > 0]) / sms
+    hi = float(per_sm)
+    n = max(2, int(np.ceil(np.log(hi / lo) / np.log(4))) + 1) if hi > lo * 1.01 else 1
+    knots = np.geomspace(lo, hi, n) if n > 1 else np.array([hi])
+    rows = np.array([_wave_weights(s[1], b, slots, sms, knots) for s, b in zip(shapes, blocks)])
+    flops = np.array([_query_flops(r) for r in fit])
+    A = np.column_stack([np.ones(len(fit)), rows, flops]) / y[:, None]
+    rhs = 1.0 - np.array([s[1] for s in shapes]) / peak_Bps / y  # seconds per byte = 1/peak + u, u >= 0
+    x = nnls(A, rhs)
+    return float(np.sum((A @ x - rhs) ** 2)), knots, x
+
+
+def fit_decode_model(
+    records: list[dict], peak_Bps: float, expanded: bool = True, sms: int = DECODE_SMS
+) -> dict:
+    """Fit ``DecodeAttnModel`` to decode-grid records of one kernel (those not held out), in two steps.
+
+    The kernel: on the calls without K/V expansion (query heads = KV heads, or every call when the
+    records read K/V once), t = floor + read x spb(occupancy) is linear in the floor and the seconds per
+    byte at each occupancy knot (knots 4x apart over the measured occupancies) for a given split length:
+    a non-negative least-squares fit of relative error for each split length of ``DECODE_SPLIT_KEYS``,
+    the best kept; seconds per byte are at least 1 / ``peak_Bps`` (no bandwidth above the datasheet's).
+    The expansion (grouped calls of an implementation that expands K/V): what the call takes beyond the
+    kernel's part, fitted as expand_floor + (bytes read + written) / expand_bw.  Returns the figures and
+    the relative errors on the fitted points and on the held-out ones."""
+    fit = [r for r in records if not r.get("held_out")]
+    held = [r for r in records if r.get("held_out")]
+    plain = [r for r in fit if not _grouped(r, expanded)]
+    grouped = [r for r in fit if _grouped(r, expanded)]
+    if len(plain) < 8:
+        raise SpecError(f"decode grid: {len(plain)} measured points without K/V expansion, need at least 8")
+    y = np.array([r["median_s"] for r in plain])
+    best = None
+    for per_sm in DECODE_CTAS_PER_SM:
+        for split in DECODE_SPLIT_KEYS:
+            err, knots, x = _fit_kernel_part(plain, y, peak_Bps, expanded, sms, per_sm, split)
+            if best is None or err < best[0] * (1 - 1e-9):
+                best = (err, split, knots, x, per_sm)
+    _, split, knots, x, per_sm = best
+    bw = 1.0 / (1.0 / peak_Bps + x[1:-1])
+    p = {
+        "floor_s": float(x[0]),
+        "occupancy": [float(k) for k in knots],
+        "bw_Bps": [float(v) for v in _monotone_bw(knots, bw)],
+        "split_keys": split,
+        "sms": sms,
+        "ctas_per_sm": per_sm,
+        "flops": 1.0 / x[-1] if x[-1] > 0 else 0.0,
+        "expand_bw_Bps": peak_Bps,
+        "expand_contig_bw_Bps": peak_Bps,
+        "expand_floor_s": 0.0,
+    }
+    if grouped:
+        yg = np.array([r["median_s"] for r in grouped])
+        kern = np.array([_kernel_time(p, r, expanded) for r in grouped])
+        eb = np.array([_decode_shape(r, expanded)[3:] for r in grouped])
+        A = np.column_stack([np.ones(len(grouped)), eb]) / yg[:, None]
+        xe = nnls(A, 1.0 - kern / yg)
+        p["expand_floor_s"] = float(xe[0])
+        p["expand_bw_Bps"] = 1.0 / xe[1] if xe[1] > 0 else peak_Bps
+        p["expand_contig_bw_Bps"] = 1.0 / xe[2] if xe[2] > 0 else peak_Bps
+
+    def errs(rows):
+        return [abs(decode_model_time(p, r, expanded) / r["median_s"] - 1) for r in rows]
+
+    def part(rows):
+        e = errs(rows)
+        return {"n": len(e), "median": statistics.median(e), "max": max(e)} if e else None
+
+    e_fit, e_held = errs(fit), errs(held)
+    return {
+        **p,
+        "n_fit": len(fit),
+        "n_held_out": len(held),
+        "fit_median": statistics.median(e_fit),
+        "fit_max": max(e_fit),
+        "held_out_median": statistics.median(e_held) if held else None,
+        "held_out_max": max(e_held) if held else None,
+        "held_out_plain": part([r for r in held if not _grouped(r, expanded)]),
+        "held_out_grouped": part([r for r in held if _grouped(r, expanded)]),
+    }
+
+
+def fit_decode_grid(results: list[dict], kernel: str, peak_Bps: float) -> dict | None:
+    """The decode model of one kernel from the grid's records (measured as the executor calls the kernel),
+    or None when the grid has none for it.  Grouped K/V went to the kernel as they are unless the records
+    say ``kv_expanded`` (a record without the field: as they are, the executor's way since it stopped
+    expanding them; the run before that is kept in ``calibration/history/``)."""
+    every = [r for r in _by(results, "decode_attention_grid") if r["kernel"] == kernel]
+    # a grid measured without rotating cache copies re-read one cache call after call: a cache that fits
+    # in L2 a few times over was served from L2, which a decode step (each layer's cache read once) never is
+    recs = [r for r in every if r.get("cache_copies") or r["kv_bytes"] >= DECODE_WARM_MIN_BYTES]
+    if not recs:
+        return None
+    grouped = [r for r in recs if r["heads"] > r["kv_heads"]]
+    expanded = bool(grouped) and all(r.get("kv_expanded", False) for r in grouped)
+    if grouped and not expanded and any(r.get("kv_expanded", False) for r in grouped):
+        raise SpecError(
+            f"decode grid: kernel {kernel!r} has grouped calls both expanded and not; fit one way"
+        )
+    return {
+        **fit_decode_model(recs, peak_Bps, expanded=expanded),
+        "expanded": expanded,
+        "warm_left_out": len(every) - len(recs),
+    }
 
 
 def fit_comm(results: list[dict], base_comm: dict) -> dict:
@@ -335,6 +571,42 @@ def fit_profile(raw: dict, base: str, name: str, mode: str = "ideal") -> tuple[d
             notes.append(f"achievable.attention.{kern}: measured ({'; '.join(parts)}); the rest published")
         else:
             notes.append(f"achievable.attention.{kern}: NOT measured, published figures kept")
+    for kern in list(ach["attention"]):
+        # decode by heads, KV heads, batch and context: graph-timed device time, fitted for every mode
+        dm = fit_decode_grid(raw["results"], kern, prof["peak"]["hbm_TBps"] * 1e12)
+        if dm is None:
+            continue
+        ach["attention"][kern].update(
+            decode_floor_us=_sig(dm["floor_s"] * 1e6),
+            decode_occupancy=[_sig(v) for v in dm["occupancy"]],
+            decode_occupancy_TBps=[_sig(v / 1e12) for v in dm["bw_Bps"]],
+            decode_split_keys=_sig(dm["split_keys"]),
+            decode_sms=dm["sms"],
+            decode_ctas_per_sm=dm["ctas_per_sm"],
+            decode_TFLOPs=_sig(dm["flops"] / 1e12),
+            decode_kv_expanded=with_ops and dm["expanded"],
+            decode_expand_TBps=_sig(dm["expand_bw_Bps"] / 1e12),
+            decode_expand_contig_TBps=_sig(dm["expand_contig_bw_Bps"] / 1e12),
+            decode_expand_floor_us=_sig(dm["expand_floor_s"] * 1e6),
+        )
+        how = "expanded to the query heads" if dm["expanded"] else "as the kernel takes them"
+        notes.append(
+            f"achievable.attention.{kern}.decode_*: fitted to {dm['n_fit']} points of the decode grid (query "
+            f"heads, KV heads, batch, keys per GPU; graph-timed, grouped K/V {how}); relative error median "
+            f"{dm['fit_median']:.1%}, max {dm['fit_max']:.1%}; on {dm['n_held_out']} held-out points median "
+            f"{dm['held_out_median'] or 0:.1%}, max {dm['held_out_max'] or 0:.1%}"
+            + (
+                f"; {dm['warm_left_out']} points left out: caches under 100 MB re-read call after call "
+                "(served from the 50 MB L2, which a decode step's once-read caches are not)"
+                if dm["warm_left_out"]
+                else ""
+            )
+            + (
+                "; predictions read each KV head once (a fused GQA kernel)"
+                if dm["expanded"] and not with_ops
+                else ""
+            )
+        )
     ew = sorted(_by(res, "elementwise"), key=lambda r: r["bytes"])
     if ew:
         ach["elementwise_TBps"] = _sig(ew[-1]["bytes"] / ew[-1]["median_s"] / 1e12)

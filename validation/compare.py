@@ -151,6 +151,8 @@ class Row:
     source: str
     exec: str = "eager"  # how the executor ran: op by op (eager) or replayed from a CUDA graph (graph)
     seen: str | None = None  # why the record is not an unseen one (None: unseen), see ``seen_by_calibration``
+    model: str = ""  # the model preset's name (the summary by model)
+    family: str = ""  # the plan's family: ring, ulysses, tp, pp, tp+pp, hybrid, single (mean signed error)
 
     @property
     def group(self) -> str:
@@ -175,6 +177,8 @@ class Row:
             "exec": self.exec,
             "unseen": self.seen is None,
             "seen_because": self.seen,
+            "model": self.model,
+            "family": self.family,
         }
 
 
@@ -237,7 +241,54 @@ def _row(src: str, rec: dict, hardware: str | None, simulate: bool) -> Row:
 
         s = run_config(cfg).latency_s
     label = label_of(cfg) + ("" if mode == "eager" else f" {mode}")
-    return Row(label, str(cfg.workload.phase), med, a, s, spread, src, mode, seen_by_calibration(rec, cfg))
+    return Row(
+        label,
+        str(cfg.workload.phase),
+        med,
+        a,
+        s,
+        spread,
+        src,
+        mode,
+        seen_by_calibration(rec, cfg),
+        cfg.model.name,
+        plan_family(cfg.plan),
+    )
+
+
+def plan_family(plan) -> str:
+    """The family a plan's error is summarised under: its sequence axes first (a ring with TP is 'ring')."""
+    if plan.ring > 1:
+        return "ring"
+    if plan.ulysses > 1:
+        return "ulysses"
+    if plan.tp > 1 and plan.pp > 1:
+        return "tp+pp"
+    if plan.tp > 1:
+        return "tp"
+    return "pp" if plan.pp > 1 else "single"
+
+
+def breakdown(rows: list[Row], unseen: bool = True) -> list[dict]:
+    """Analytic error by model, phase group and plan family (unseen records only by default): n, median
+    |error| and mean signed error, the figure that shows a systematic lean towards one family."""
+    if unseen:
+        rows = [r for r in rows if r.seen is None]
+    keys = sorted({(r.model, r.group, r.family) for r in rows})
+    out = []
+    for model, group, fam in keys:
+        errs = [r.err("analytic") for r in rows if (r.model, r.group, r.family) == (model, group, fam)]
+        out.append(
+            {
+                "model": model,
+                "group": group,
+                "family": fam,
+                "n": len(errs),
+                "median_abs_err": statistics.median(abs(e) for e in errs),
+                "mean_signed_err": statistics.fmean(errs),
+            }
+        )
+    return out
 
 
 SAME_CALL_S = (
@@ -284,7 +335,7 @@ def _calibration(hw) -> dict:
             if op == "attention" or "median_overlap_s" in r:
                 got["attention"].add(int(r.get("kv_len", 0)))
                 got["attention"].add(int(r.get("q_len", 0)))
-            elif op == "decode_attention":
+            elif op in ("decode_attention", "decode_attention_grid"):  # the grid: issue 12
                 got["decode_attention"].add(int(r.get("kv_len", 0)))
             elif op in ("gemm", "gemm_fp8", "gemm_bf16_ref"):  # the fp8 suite's GEMMs too
                 got["gemm_m"].add(int(r.get("m", 0)))
@@ -399,4 +450,15 @@ def format_table(rows: list[Row], summary: dict, unseen_summary: dict | None = N
                 f"  {k:<23} n={d['n']:<3} median {d['median_abs_err']:6.1%}  max {d['max_abs_err']:6.1%}"
                 f"  (target {tgt}: {'met' if d['meets_targets'] else 'NOT met'})"
             )
+        parts = breakdown(rows)
+        if parts:
+            lines.append("")
+            lines.append(
+                "unseen subset by model, phase and plan family (analytic): median |error|, mean signed"
+            )
+            for d in parts:
+                lines.append(
+                    f"  {d['model']:<14} {d['group']:<13} {d['family']:<8} n={d['n']:<3} "
+                    f"median {d['median_abs_err']:6.1%}  mean signed {d['mean_signed_err']:+6.1%}"
+                )
     return "\n".join(lines)
