@@ -48,8 +48,10 @@ from costmodel.specs import Phase
 
 from .engine import SimOptions, SimResult, no_gc, simulate
 from .report import _union_by_rank, critical_path, link_stats, rank_stats
+from .ring_recurrence import MIN_RING, run_ring
 
 TRIES = (3, 12)  # units simulated before falling back to the full schedule
+LONG_TRY = 20  # instead of 12 units, where that is at most a quarter of the phase (ranks that settle slowly)
 COARSEN_TOLERANCE = 1e-2  # the largest drift of a unit's period (relative) coarsening accepts (docstring)
 TOLERANCE_AFTER = 12  # units simulated before a drift within the tolerance is accepted (ranks settle first)
 RING_SETTLE = 4  # ring steps to settle, beyond a node's worth when hops cross nodes (a slow hop's lag
@@ -76,10 +78,22 @@ class SimRun:
     coarsen_tolerance: float = 0.0  # the drift the accepted try was allowed (0: exact repeats only)
     events_all: int = 0  # events of every simulation this run made (coarsening tries included)
     sim_s_all: float = 0.0  # their engine wall time (building schedules excluded)
+    method: str = "engine"  # or "recurrence": a ring's rank x step recurrence (sim/ring_recurrence.py)
+    ops_total: int = 0  # ops the recurrence timed (every op of every rank); 0 for the engine
+    critical: dict | None = None  # the critical path, where there is no engine result (result None)
+    options: SimOptions | None = None  # the options, where there is no engine result
 
     @property
     def coarsened(self) -> bool:
+        if self.method != "engine":
+            return False
         return self.units_simulated < self.units_total or self.ring_steps_simulated < self.ring_steps_total
+
+
+def _tries(n_units: int) -> tuple[int, ...]:
+    """Units to simulate, one try after another: ``TRIES``, its last replaced by ``LONG_TRY`` where that is
+    at most a quarter of the phase (a failed try then costs at most a quarter more than the full run)."""
+    return (*TRIES[:-1], LONG_TRY) if 4 * LONG_TRY <= n_units else TRIES
 
 
 def _build(cfg: Config, microbatches: int, layers: int):
@@ -310,7 +324,8 @@ def run_config(
     with no_gc():
         tally = [0, 0.0]
         run = _run_config(cfg, options, coarsen, tally, tolerance)
-    run.events_all, run.sim_s_all = tally
+    if run.method == "engine":
+        run.events_all, run.sim_s_all = tally
     return run
 
 
@@ -327,14 +342,24 @@ def _run_config(
     t0 = _time.perf_counter()
     p = cfg.plan
     lps = cfg.model.layers // p.pp
+    # pipelines run in full: a first stage runs ahead of a slower second one by a little more each
+    # micro-batch (tp=8,pp=2 of the seed: 1% of a unit), so its ops never repeat with one period
     n_units = p.microbatches * lps if p.pp == 1 else 0
+    if coarsen and p.ring >= MIN_RING:
+        run = run_ring(cfg, options, t0)  # every op timed by a recurrence (sim/ring_recurrence.py)
+        if run is not None:
+            return run
     if coarsen and n_units == 1 and p.ring > 2 and cfg.workload.phase == Phase.PREFILL:
         run = _run_ring_steps(cfg, options, t0, tally)
         if run is not None:
             return run
-    tries = []  # (micro-batches, layers) to build: whole micro-batches once a micro-batch is too short
-    for want in TRIES if coarsen and p.pp == 1 else ():
-        mk, lk = (1, want) if lps >= want else (-(-want // lps), lps)
+    tries = []  # (micro-batches, layers) to build
+    for want in _tries(n_units) if coarsen and p.pp == 1 else ():
+        if lps >= want:
+            mk, lk = 1, want
+        else:  # several micro-batches of the same (fewer) layers
+            mk = -(-want // lps)
+            lk = -(-want // mk)
         if mk * lk < n_units and (mk, lk) not in tries:
             tries.append((mk, lk))
     build_s = 0.0
@@ -409,8 +434,15 @@ def simulate_json(
     decode = cfg.workload.phase == Phase.DECODE
     res = run.result
     busy = [r["busy_s"] for r in run.ranks]
-    cp = critical_path(res, limit=path_steps)
-    opt = res.options
+    if res is None:  # the recurrence: its own critical path, no engine events
+        cp = dict(run.critical, steps=run.critical["steps"][:path_steps])
+        opt = run.options
+        n_ops, n_events, ev_s = run.ops_total, 0, None
+    else:
+        cp = critical_path(res, limit=path_steps)
+        opt = res.options
+        n_ops, n_events = len(res.schedule.ops), res.n_events
+        ev_s = res.n_events / res.wall_s if res.wall_s > 0 else None
     # the critical path's shares, scaled to the whole phase when it was coarsened
     length = cp["compute_s"] + cp["comm_s"] + cp["gaps_s"]
     k = lat / length if length > 0 else 0.0
@@ -429,9 +461,10 @@ def simulate_json(
         "latency_s": lat,
         "analytic_latency_s": a_lat,
         "vs_analytic": lat / a_lat - 1 if a_lat else None,
-        "ops_simulated": len(res.schedule.ops),
-        "events": res.n_events,
-        "events_per_s": res.n_events / res.wall_s if res.wall_s > 0 else None,
+        "method": run.method,
+        "ops_simulated": n_ops,
+        "events": n_events,
+        "events_per_s": ev_s,
         "events_all": run.events_all,
         "events_per_s_all": run.events_all / run.sim_s_all if run.sim_s_all > 0 else None,
         "wall_s": run.wall_s,
