@@ -71,9 +71,9 @@ def run(a: argparse.Namespace) -> int:
     if generate.steps(cfg) > 1:  # --gen-tokens N: first, middle and last steps simulated (sim/generate.py)
         from sim.generate import simulate_generation
 
-        out, sr = simulate_generation(cfg, opts, coarsen=not full)
+        out, sr = simulate_generation(cfg, opts, coarsen=not full, progress=_progress)
     else:
-        sr = run_config(cfg, opts, coarsen=not full)
+        sr = run_config(cfg, opts, coarsen=not full, progress=_progress)
         out = simulate_json(cfg, sr)
     if a.trace:
         atomic_write_text(a.trace, dumps(chrome_trace(sr.result, label=f"ringsim simulate {cfg.plan.name}")))
@@ -93,6 +93,27 @@ def run(a: argparse.Namespace) -> int:
             if f:
                 print(f"{what} written to {f}")
     return 0
+
+
+PROGRESS_MIN_OPS = 200_000  # schedules smaller than this run in seconds: no bar
+
+
+def _progress(total: int, desc: str):
+    """A tqdm bar on stderr for a large simulation (``total`` ops, or ring steps of the recurrence, which
+    does ~4 x ring ops a step); quiet when stderr is not a terminal."""
+    import sys
+
+    from tqdm import tqdm
+
+    big = total >= PROGRESS_MIN_OPS or (desc == "ring steps" and 4 * total * total >= PROGRESS_MIN_OPS)
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit="op" if desc == "simulate" else "step",
+        leave=False,
+        disable=not (big and sys.stderr.isatty()),
+        file=sys.stderr,
+    )
 
 
 def _writable_file(flag: str, path: str) -> None:

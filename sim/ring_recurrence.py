@@ -68,31 +68,28 @@ def applies(cfg: Config, options: SimOptions | None) -> bool:
 def _comp(s, w, f, win):
     """End of compute ops that start at ``s`` with ``w`` seconds of work, running at 1 / ``f`` of their
     speed while any interval of ``win`` (pairs (a, b) of arrays; a NaN pair is none) is in progress."""
-    if not win:
+    if not win or np.all(f == 1.0):
         return s + w
-    a = np.stack([x for x, _ in win], axis=1)
-    b = np.stack([y for _, y in win], axis=1)
-    a = np.where(np.isnan(a), np.inf, a)
-    b = np.where(np.isnan(b), np.inf, b)
-    if not np.any((b > s[:, None]) & (a < np.inf)) or np.all(f == 1.0):
+    s1 = s[:, None]
+    a = np.fmax(np.stack([x for x, _ in win], axis=1), s1)  # clipped to the op's start (NaN: none)
+    b = np.fmax(np.stack([y for _, y in win], axis=1), a)
+    if not np.any(b > s1):
         return s + w
-    pts = np.sort(np.concatenate((s[:, None], np.maximum(a, s[:, None]), np.maximum(b, s[:, None])), axis=1))
-    pts = np.where(np.isinf(pts), s[:, None], pts)  # absent intervals: zero-length at s
-    pts.sort(axis=1)
+    pts = np.sort(np.concatenate((s1, a, b), axis=1), axis=1)
     lo, hi = pts[:, :-1], pts[:, 1:]
-    mid = (lo + hi) / 2
-    act = np.any((a[:, None, :] <= mid[:, :, None]) & (mid[:, :, None] < b[:, None, :]), axis=2)
+    mid = ((lo + hi) / 2)[:, :, None]
+    act = np.any((a[:, None, :] <= mid) & (mid < b[:, None, :]), axis=2)
     rate = np.where(act, f[:, None], 1.0)  # seconds of wall per second of work
     work = (hi - lo) / rate
     cum = np.cumsum(work, axis=1)
-    before = cum - work
     inside = (cum >= w[:, None]) & (work > 0)
-    has = inside.any(axis=1)
-    k = np.argmax(inside, axis=1)
-    rows = np.arange(len(s))
-    end_in = lo[rows, k] + (w - before[rows, k]) * rate[rows, k]
+    k = np.argmax(inside, axis=1)[:, None]
+    lo_k = np.take_along_axis(lo, k, 1)[:, 0]
+    before_k = np.take_along_axis(cum - work, k, 1)[:, 0]
+    rate_k = np.take_along_axis(rate, k, 1)[:, 0]
+    end_in = lo_k + (w - before_k) * rate_k
     end_after = pts[:, -1] + (w - cum[:, -1])
-    return np.where(has, end_in, end_after)
+    return np.where(inside.any(axis=1), end_in, end_after)
 
 
 class _Tpl:
@@ -199,19 +196,19 @@ class _Tpl:
         return kvw
 
 
-def run_ring(cfg: Config, options: SimOptions | None, t0: float):
+def run_ring(cfg: Config, options: SimOptions | None, t0: float, progress=None):
     """The ring by the recurrence, as a ``SimRun``; None where it does not apply (module docstring)."""
     from .run import SimRun  # run.py imports this module
 
     if not applies(cfg, options):
         return None
     try:
-        return _run(cfg, options or SimOptions(), t0, SimRun)
+        return _run(cfg, options or SimOptions(), t0, SimRun, progress)
     except _Skip:
         return None
 
 
-def _run(cfg: Config, opt: SimOptions, t0: float, SimRun):
+def _run(cfg: Config, opt: SimOptions, t0: float, SimRun, progress=None):
     p, topo, hw = cfg.plan, cfg.topology, cfg.hardware
     R = p.ring
     tb = _time.perf_counter()
@@ -352,7 +349,10 @@ def _run(cfg: Config, opt: SimOptions, t0: float, SimRun):
                 trig_u[1] = 0
             done_units = 1
     H = h_pre[-1] + iss[(0, "send")] + iss[(0, "recv")]
+    bar = progress(n_steps, "ring steps") if progress is not None else None
     for t in range(n_steps):
+        if bar is not None and t % 64 == 63:
+            bar.update(64)
         j = pos_of(t)
         if t >= 1 and t <= R - 2:
             H = H + iss[(j, "send")] + iss[(j, "recv")]
@@ -372,6 +372,9 @@ def _run(cfg: Config, opt: SimOptions, t0: float, SimRun):
         ms = np.maximum(a_end, H)
         c_end = _comp(ms, est[(j, "acc")], fo, win(t - 1) + win(t) + win(t + 1))
         MS[t], ME[t] = ms, c_end
+    if bar is not None:
+        bar.update(n_steps - n_steps // 64 * 64)
+        bar.close()
     for k in range(tpl.n_post):
         w = col(lambda x, k=k: x[k].est_s, tpl.post)
         H = H + col(lambda x, k=k: x[k].issue_s, tpl.post)
@@ -433,42 +436,39 @@ def _run(cfg: Config, opt: SimOptions, t0: float, SimRun):
     )
 
 
-def _rank_figures(n, T, S, X, E, prv, *compute) -> list[dict]:
+def _rank_figures(n, T, S, X, E, prv, pre, attn, merge, post) -> list[dict]:
     """busy / waiting / idle / compute / transfer / overlap per rank, as ``report.rank_stats`` takes
-    them (unions of intervals), a block of ranks at a time."""
+    them (unions of intervals), a block of ranks at a time; each rank's intervals are laid out in time
+    order (runs the stable sort merges in linear time)."""
     out = []
     for lo in range(0, n, RANK_BLOCK):
         rk = np.arange(lo, min(lo + RANK_BLOCK, n))
         nb = len(rk)
 
-        def flat(a, rk=rk):
-            return a[:, rk].ravel()
+        def runs(*arrs, rk=rk, nb=nb):
+            """(nb, m) per rank, the arrays' rows (steps) side by side in the given order."""
+            return np.concatenate([x[:, rk].T.reshape(nb, -1) for x in arrs], axis=1)
 
-        def ranks_of(a, nb=nb):
-            return np.tile(np.arange(nb), a.shape[0])
+        def steps(a, b, rk=rk, nb=nb):
+            """Two (steps, ranks) arrays interleaved step by step: a_0, b_0, a_1, b_1 ..."""
+            return np.stack((a[:, rk].T, b[:, rk].T), axis=2).reshape(nb, -1)
 
-        cs = np.concatenate([flat(s) for s, _ in compute])
-        ce = np.concatenate([flat(e) for _, e in compute])
-        cr = np.concatenate([ranks_of(s) for s, _ in compute])
-        # comm ops of rank i: its send (starts S[i], moves X[i]..E[i]) and its recv (the send of i - 1)
-        ok = ~np.isnan(S[:, 0])
-        Sv, Xv, Ev = S[ok], X[ok], E[ok]
-        ps = np.concatenate((Sv[:, rk].ravel(), Sv[:, rk].ravel()))
-        px = np.concatenate((Xv[:, rk].ravel(), Xv[:, prv[rk]].ravel()))
-        pe = np.concatenate((Ev[:, rk].ravel(), Ev[:, prv[rk]].ravel()))
-        pr = np.concatenate((ranks_of(Sv), ranks_of(Sv)))
-        compute_t = _union_by_rank(cr, cs, ce, nb, T)
-        transfer = _union_by_rank(pr, px, pe, nb, T)
-        busy = _union_by_rank(
-            np.concatenate((cr, pr)), np.concatenate((cs, px)), np.concatenate((ce, pe)), nb, T
-        )
-        issued = _union_by_rank(
-            np.concatenate((cr, pr, pr)),
-            np.concatenate((cs, px, ps)),
-            np.concatenate((ce, pe, px)),
-            nb,
-            T,
-        )
+        cs = np.concatenate((runs(pre[0]), steps(attn[0], merge[0]), runs(post[0])), axis=1)
+        ce = np.concatenate((runs(pre[1]), steps(attn[1], merge[1]), runs(post[1])), axis=1)
+        # comm ops of rank i: its send (issued S[i], moving X[i]..E[i]) and its recv (the send of i - 1)
+        xs = np.concatenate((X[:, rk].T, X[:, prv[rk]].T), axis=1)
+        xe = np.concatenate((E[:, rk].T, E[:, prv[rk]].T), axis=1)
+        ps = np.concatenate((S[:, rk].T, S[:, rk].T), axis=1)
+
+        def u(a_list, b_list, nb=nb):
+            a = np.concatenate(a_list, axis=1)
+            b = np.concatenate(b_list, axis=1)
+            return _union_by_rank(np.repeat(np.arange(nb), a.shape[1]), a.ravel(), b.ravel(), nb, T)
+
+        compute_t = u([cs], [ce])
+        transfer = u([xs], [xe])
+        busy = u([cs, xs], [ce, xe])
+        issued = u([cs, xs, ps], [ce, xe, xs])
         for q, r in enumerate(rk):
             out.append(
                 {

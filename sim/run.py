@@ -317,20 +317,26 @@ def _run_ring_steps(cfg: Config, options: SimOptions | None, t0: float, tally: l
 
 
 def run_config(
-    cfg: Config, options: SimOptions | None = None, coarsen: bool = True, tolerance: float = COARSEN_TOLERANCE
+    cfg: Config,
+    options: SimOptions | None = None,
+    coarsen: bool = True,
+    tolerance: float = COARSEN_TOLERANCE,
+    progress=None,
 ) -> SimRun:
     """Simulate one configuration (coarsened where provably unchanged, or where the period repeats to
-    ``tolerance``: see the module docstring; 0 accepts exact repeats only)."""
+    ``tolerance``: see the module docstring; 0 accepts exact repeats only).  ``progress``: None, or
+    ``progress(total, desc)`` returning a bar (``update``, ``close``) each simulation reports to (ops
+    finished; ring steps for the recurrence)."""
     with no_gc():
-        tally = [0, 0.0]
+        tally = [0, 0.0, progress]
         run = _run_config(cfg, options, coarsen, tally, tolerance)
     if run.method == "engine":
-        run.events_all, run.sim_s_all = tally
+        run.events_all, run.sim_s_all = tally[:2]
     return run
 
 
 def _simulate(tally: list, sched, cfg: Config, options: SimOptions | None) -> SimResult:
-    res = simulate(sched, cfg.topology, cfg.hardware, options)
+    res = simulate(sched, cfg.topology, cfg.hardware, options, progress=tally[2])
     tally[0] += res.n_events
     tally[1] += res.wall_s
     return res
@@ -346,7 +352,9 @@ def _run_config(
     # micro-batch (tp=8,pp=2 of the seed: 1% of a unit), so its ops never repeat with one period
     n_units = p.microbatches * lps if p.pp == 1 else 0
     if coarsen and p.ring >= MIN_RING:
-        run = run_ring(cfg, options, t0)  # every op timed by a recurrence (sim/ring_recurrence.py)
+        run = run_ring(
+            cfg, options, t0, progress=tally[2]
+        )  # every op timed by a recurrence (sim/ring_recurrence.py)
         if run is not None:
             return run
     if coarsen and n_units == 1 and p.ring > 2 and cfg.workload.phase == Phase.PREFILL:
