@@ -2,9 +2,10 @@
 run, and report in the JSON contract of ``predict`` plus a ``sim`` section of its own.
 
 Coarsening (``coarsen=True``).  Without pipeline stages, a rank's work is ``microbatches x layers``
-identical units run back to back (same ops, same costs).  We simulate a few units and check that the
-last one repeats the one before it exactly, shifted in time by a period c (every op of every rank,
-to 1e-9 of the latency).  The engine is deterministic and time-invariant and a unit only interacts
+identical units run back to back (same ops, same costs).  We simulate a few units (``TRIES``: 3, then
+12, or ``LONG_TRY`` = 20 where that is at most a quarter of the phase: the seed's ring on an NVLink
+domain of 16 settles only after 16 units) and check that the last one repeats the one before it
+exactly, shifted in time by a period c (every op of every rank, to 1e-9 of the latency).  The engine is deterministic and time-invariant and a unit only interacts
 with its neighbours, so from then on every unit repeats with the same period; the phase ends
 (N - k) * c after the k simulated units.  If the check fails we simulate more units, then all of
 them.  Bytes per link scale exactly with the unit count; busy, waiting and idle add one period's
@@ -30,6 +31,12 @@ ring step and what follows) exactly as A ends shifted by p * c.  Then inserting 
 shifts the end, so the full ring of R - 2 middle steps ends (R - 2 - k) * c after A; per-rank and
 per-link figures grow by (R - 2 - k) / p times B - A.
 Otherwise k grows once, then the full schedule runs.  The critical path is of B (the simulated part).
+
+Large rings.  A pass-KV prefill ring of ``MIN_RING`` (128) ranks or more, alone in its plan (one layer,
+one micro-batch), is not simulated event by event but timed by a rank x step recurrence
+(``ring_recurrence.py``): every op of every rank, no extrapolation, equal to the engine's full
+simulation (tests/test_sim_ring_recurrence.py), where its sends share no link.  The result says so
+(``method`` "recurrence"); ``coarsen=False`` runs the engine.
 """
 
 from __future__ import annotations
