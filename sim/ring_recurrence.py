@@ -75,10 +75,16 @@ def _comp(s, w, f, win):
     b = np.fmax(np.stack([y for _, y in win], axis=1), a)
     if not np.any(b > s1):
         return s + w
-    pts = np.sort(np.concatenate((s1, a, b), axis=1), axis=1)
-    lo, hi = pts[:, :-1], pts[:, 1:]
-    mid = ((lo + hi) / 2)[:, :, None]
-    act = np.any((a[:, None, :] <= mid) & (mid < b[:, None, :]), axis=2)
+    # the intervals' ends in time order, each start +1 and each end -1: the running sum is how many
+    # transfers are in flight after each point (starts sort before ends at the same time)
+    ends = np.concatenate((a, b), axis=1)
+    order = np.argsort(ends, axis=1, kind="stable")
+    pts = np.take_along_axis(ends, order, 1)
+    lab = np.concatenate((np.ones(a.shape, dtype=np.int8), -np.ones(b.shape, dtype=np.int8)), axis=1)
+    cov = np.cumsum(np.take_along_axis(lab, order, 1), axis=1, dtype=np.int16)
+    lo = np.concatenate((s1, pts[:, :-1]), axis=1)
+    hi = pts
+    act = np.concatenate((np.zeros_like(s1, dtype=bool), cov[:, :-1] > 0), axis=1)
     rate = np.where(act, f[:, None], 1.0)  # seconds of wall per second of work
     work = (hi - lo) / rate
     cum = np.cumsum(work, axis=1)
