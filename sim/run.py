@@ -5,11 +5,13 @@ Coarsening (``coarsen=True``).  Without pipeline stages, a rank's work is ``micr
 identical units run back to back (same ops, same costs).  We simulate a few units (``TRIES``: 3, then
 12, or ``LONG_TRY`` = 20 where that is at most a quarter of the phase: the seed's ring on an NVLink
 domain of 16 settles only after 16 units) and check that the last one repeats the one before it
-exactly, shifted in time by a period c (every op of every rank, to 1e-9 of the latency).  The engine is deterministic and time-invariant and a unit only interacts
-with its neighbours, so from then on every unit repeats with the same period; the phase ends
+exactly, shifted in time by a period c (every op of every rank, to 1e-9 of the latency).  The
+engine is deterministic and time-invariant and a unit only interacts with its neighbours, so from
+then on every unit repeats with the same period; the phase ends
 (N - k) * c after the k simulated units.  If the check fails we simulate more units, then all of
 them.  Bytes per link scale exactly with the unit count; busy, waiting and idle add one period's
-worth per extra unit.  Pipelines (pp > 1) are simulated in full.
+worth per extra unit.  Pipelines (pp > 1) are simulated in full: a faster first stage runs ahead of
+the next a little more each micro-batch, so its ops never repeat with the last stage's period.
 
 Within a tolerance.  Some ranks settle slowly (an NVLink domain of 16 with 16 micro-batches: a rank
 off the critical path drifts by ~1% of the period, shrinking ~5% a unit), so the exact check fails
