@@ -366,7 +366,9 @@ def _run(cfg: Config, opt: SimOptions, t0: float, SimRun, progress=None):
         r_prev = E[t - 1][prv] if t >= 1 else np.full(n, -np.inf)
         s = np.maximum(np.maximum(c_end, r_prev), H)
         trig_a[t] = r_prev > c_end
-        a_end = _comp(s, attn_est(t), fa, win(t - 1) + win(t))
+        # transfers in flight beside it: units t - 1 and t (and unit 1 at step 0, which waits for unit 0
+        # only); unit t + 1 >= 2 waits for this attention
+        a_end = _comp(s, attn_est(t), fa, win(t - 1) + win(t) + (win(1) if t == 0 else []))
         AS[t], AE[t] = s, a_end
         if 2 <= t + 1 <= R - 2:  # the next unit: after this one, its block (recv t) and this attention
             hn = H + iss[(j, "acc")] + iss[(pos_of(t + 1), "send")] + iss[(pos_of(t + 1), "recv")]
