@@ -15,6 +15,8 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from costmodel.config import Config
 from costmodel.plan import parse_plan
@@ -207,3 +209,29 @@ def test_cli_progress_bar_is_quiet_without_a_terminal(capsys):
     bar.update(10**6)
     bar.close()
     assert capsys.readouterr().err == ""
+
+
+@st.composite
+def _rings(draw):
+    gpn = draw(st.sampled_from([2, 4, 8]))
+    nodes = draw(st.sampled_from([3, 4]))  # rings of 6 to 32
+    R = gpn * nodes
+    topo = draw(st.sampled_from([f"ib:{nodes}x{gpn}", f"nvlink-domain:{R}"]))
+    variant = draw(st.sampled_from(["zigzag", "striped"]))
+    seq = (2 * R if variant == "zigzag" else R) * draw(st.sampled_from([32, 256, 2048, 8192]))
+    return Config(
+        hardware=load_hardware(draw(st.sampled_from(["h100-sxm", "h200-sxm", "b200", "h100-sxm-eager"]))),
+        topology=parse_topology(topo),
+        model=load_model(draw(st.sampled_from(["seed-dense", "llama3-8b"])), layers=1),
+        workload=Workload(batch=draw(st.sampled_from([1, 2, 4])), seq_len=seq, causal=draw(st.booleans())),
+        plan=parse_plan(f"ring={R}", ring_variant=variant),
+    )
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cfg=_rings(), slowdown=st.booleans())
+def test_recurrence_equals_the_full_simulation_on_drawn_rings(cfg, slowdown):
+    opt = SimOptions(compute_slowdown=slowdown)
+    fast = run_ring(cfg, opt, time.perf_counter())
+    assert fast is not None
+    _same(fast, run_config(cfg, opt, coarsen=False))
