@@ -10,7 +10,8 @@ Where a schedule has no contention and no imbalance the two agree; ``tests/`` ho
 Latency model (one rank on the critical path):
 * a layer = its dense kernels + TP all-reduces + its attention block (wrappers such as ulysses' all-to-alls
   around one attention core: local, the pass-KV ring recurrence, or a decode merge);
-* a pipeline of S stages and m micro-batches = (S + m - 1) t_stage + (S + m - 2) t_transfer.
+* a pipeline of S stages and m micro-batches = (S + m - 1) t_stage + (S + m - 2) t_transfer;
+* the last stage's LM head (``strategies/lm_head.py``) once per micro-batch, on the path.
 """
 
 from __future__ import annotations
@@ -115,7 +116,7 @@ def _evaluate(
     acc, cost = units[0][0], units[0][1]
     if len(units) > 1:  # the sums over the chunks that exist at each point
         acc = Acc(hw, st.kernel, shape)
-        for f in ("compute", "memory", "flops", "hbm", "host"):
+        for f in ("compute", "memory", "flops", "hbm", "host", "flops_fp8"):
             setattr(acc, f, sum(np.where(e, getattr(a, f), 0.0) for a, _, _, e in units))
         acc.kernel_mask = np.bitwise_or.reduce([np.where(e, a.kernel_mask, 0) for a, _, _, e in units])
         cost = AttnCost(
@@ -125,9 +126,14 @@ def _evaluate(
             )
         )
     ctx = Ctx(hw=hw, st=st, geo=geo, acc=acc, shape=shape)
+    # ---- the LM head of one micro-batch on the last stage (nothing without one) ----
+    head = Acc(hw, st.kernel, shape)
+    hcost = strategies.lm_head.closed_form(Ctx(hw=hw, st=st, geo=geo, acc=head, shape=shape))
 
     # ---- stages and micro-batches (and chunks) ----
-    pipe = strategies.pipeline.closed_form(ctx, [(t, a.host, e) for a, _, t, e in units])
+    pipe = strategies.pipeline.closed_form(
+        ctx, [(t, a.host, e) for a, _, t, e in units], (head.busy + hcost.exposed_s, head.host)
+    )
     lps, t_stage, t_dev, x_pp, latency = (
         pipe["lps"],
         pipe["t_stage"],
@@ -135,10 +141,10 @@ def _evaluate(
         pipe["x_pp"],
         pipe["latency"],
     )
-    sent_nv = cost.sent_nvlink * lps * m + pipe["sent_nvlink"]
-    sent_ib = cost.sent_ib * lps * m + pipe["sent_ib"]
-    flops = acc.flops * lps * m
-    hbm = acc.hbm * lps * m
+    sent_nv = cost.sent_nvlink * lps * m + pipe["sent_nvlink"] + hcost.sent_nvlink * m
+    sent_ib = cost.sent_ib * lps * m + pipe["sent_ib"] + hcost.sent_ib * m
+    flops = acc.flops * lps * m + head.flops * m
+    hbm = acc.hbm * lps * m + head.hbm * m
 
     # ---- outputs ----
     tokens = B * (1 if decode else L)
@@ -152,17 +158,17 @@ def _evaluate(
         "comm_nvlink_bytes": sent_nv,
         "comm_ib_bytes": sent_ib,
         "stage_time_s": t_stage,
-        "t_compute_s": acc.compute * lps * m,
-        "t_memory_s": acc.memory * lps * m,
+        "t_compute_s": (acc.compute * lps + head.compute) * m,
+        "t_memory_s": (acc.memory * lps + head.memory) * m,
         "t_overhead_s": (t_stage - t_dev) * m + hw.pass_launch_s,
         "t_bubble_s": latency - hw.pass_launch_s - m * t_stage,
     }
-    out["t_comm_exposed_s"] = np.maximum(m * t_dev - (acc.busy * lps * m), 0.0)
-    out["t_comm_s"] = cost.xfer_s * lps * m + (S + m * N - 2) * x_pp * (S > 1)
+    out["t_comm_exposed_s"] = np.maximum(m * t_dev - (acc.busy * lps + head.busy) * m, 0.0)
+    out["t_comm_s"] = (cost.xfer_s * lps + hcost.xfer_s) * m + (S + m * N - 2) * x_pp * (S > 1)
     out = {k: _full(v, shape) for k, v in out.items()}
     out["bottleneck"] = bottleneck(out)
     out.update(memory(ctx))
-    out.update(roofline(hw, out))
+    out.update(roofline(hw, out, acc.flops_fp8 * lps * m))
     out["total_flops"] = _full(_total_flops(model, st, B, L, C), shape)
     out["attn_kernel_used"] = np.array(np.broadcast_to(acc.kernels_used, shape))
     return out
@@ -259,12 +265,25 @@ def memory(ctx: Ctx) -> dict[str, A]:
     tok, hq, hkv, mb = geo.dense_tokens, geo.q_heads, geo.kv_heads, geo.mb
     decode = st.phase == Phase.DECODE
     lps = model.layers / S
-    per_layer = d * geo.qkv_cols + model.q_dim / T * d + model.mlp_mats * d * model.d_ff / T + 2 * d
-    weights = lps * per_layer * b + 2 * model.vocab * d * b / T
+    f8 = model.fp8_roles  # FP8 weights: 1 byte per element and one FP32 scale per output channel
+
+    def wbytes(role, n, k):
+        return n * k + 4 * n if role in f8 else n * k * b
+
+    up_n = (model.mlp_mats - 1) * model.d_ff / T
+    per_layer = (
+        wbytes("qkv", geo.qkv_cols, d)
+        + wbytes("o_proj", d, model.q_dim / T)
+        + wbytes("mlp_up", up_n, d)
+        + wbytes("mlp_down", d, model.d_ff / T)
+        + 2 * d * b
+    )
+    per_layer = per_layer + (geo.qkv_cols * b if model.qkv_bias else 0)  # the Q, K, V biases
+    weights = lps * per_layer + strategies.lm_head.weights_bytes(ctx)
     cached = (C if decode else L) / R
     # decode owners (pass-KV, pass-Q, ulysses) pad each micro-batch to a multiple of the group
     B_cache = m * geo.cache_batch if decode else B
-    kv_cache = B_cache * lps * cached * 2 * hkv * hd * b
+    kv_cache = B_cache * lps * cached * 2 * hkv * hd * model.kv_elem_bytes
     x = tok * d * b * np.where(S > 1, 2, 1)
     qd_t = model.q_dim / T
     if decode:
@@ -273,7 +292,10 @@ def memory(ctx: Ctx) -> dict[str, A]:
         atok = mb * L / (R * geo.chunks)  # a chunk's queries (the whole ring-local sequence without chunks)
         attn_phase = tok * d * b + atok * hq * hd * (b + np.where(R > 1, ab + b, b)) + atok * hq * 4
     mlp_phase = tok * d * b + tok * model.d_ff / T * b * model.mlp_mats + tok * d * b
-    activations = x + np.maximum(attn_phase, mlp_phase)
+    if "mlp_down" in f8:  # the FP8 copy of the down projection's input (and its row scales)
+        mlp_phase = mlp_phase + tok * (model.d_ff / T + 4)
+    # the LM head (last stage, after the layers): the normed rows and their logits
+    activations = x + np.maximum(np.maximum(attn_phase, mlp_phase), strategies.lm_head.activation_bytes(ctx))
     # the communication buffers of the strategies the points use
     core = strategies.core_for_phase(st.phase, st.decode_attn)
     comm_buf = np.where(R > 1, core.buffers(ctx), 0.0)
@@ -294,10 +316,11 @@ def memory(ctx: Ctx) -> dict[str, A]:
     return {k: _full(v, ctx.shape) for k, v in out.items()}
 
 
-def roofline(hw: Hardware, out: dict) -> dict[str, A]:
-    """The physical floor of this plan on datasheet peaks: compute, HBM, NVLink and NIC bounds."""
+def roofline(hw: Hardware, out: dict, flops_fp8=0.0) -> dict[str, A]:
+    """The physical floor of this plan on datasheet peaks: compute, HBM, NVLink and NIC bounds (FP8 GEMMs'
+    ``flops_fp8`` at the FP8 peak, the other FLOPs at the BF16 peak)."""
     bounds = {
-        "compute": out["flops_per_device"] / hw.peak_flops,
+        "compute": (out["flops_per_device"] - flops_fp8) / hw.peak_flops + flops_fp8 / hw.fp8_peak_flops,
         "hbm": out["hbm_bytes_per_device"] / hw.hbm_bw_Bps,
         "nvlink": out["comm_nvlink_bytes"] / hw.nvlink_bw_Bps,
         "ib": out["comm_ib_bytes"] / hw.nic_bw_Bps,
@@ -330,4 +353,9 @@ def _total_flops(model: Model, st: Setting, B, L, C):
     if st.phase == Phase.DECODE:
         return B * (model.dense_flops_per_token() + 4.0 * C * model.q_dim * model.layers)
     pairs = L * (L + 1) / 2 if st.causal else L * L
-    return B * L * model.dense_flops_per_token() + 4.0 * B * pairs * model.q_dim * model.layers
+    head = model.lm_head_flops_per_token()  # prefill: the last token's logits only
+    return (
+        B * L * (model.dense_flops_per_token() - head)
+        + B * head
+        + 4.0 * B * pairs * model.q_dim * model.layers
+    )

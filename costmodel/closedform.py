@@ -44,6 +44,7 @@ class Acc:
         z = np.zeros(shape)
         self.compute, self.memory = z.copy(), z.copy()
         self.flops, self.hbm = z.copy(), z.copy()
+        self.flops_fp8 = z.copy()  # of which FP8 GEMMs (the roofline charges them at the FP8 peak)
         self.host = z.copy()  # host time to issue the ops added (compute and comm)
         self._parts: dict[int, tuple] = {}  # id(w) -> (w, parts): a strategy often asks time(w), then add(w)
         self.kernel_mask = np.zeros(shape, dtype=int)  # kernels used: bits over hw.attn_names(kernel)
@@ -85,6 +86,8 @@ class Acc:
         fl, hb = np.asarray(w.flops, dtype=float), np.asarray(w.hbm_bytes, dtype=float)
         self.flops += fl if one else count * fl
         self.hbm += hb if one else count * hb
+        if w.fp8:
+            self.flops_fp8 = self.flops_fp8 + (fl if one else count * fl)
         return t * scale
 
     def note_kernel(self, w: Work, where=True) -> None:

@@ -65,6 +65,15 @@ OPTIONS: dict[str, tuple[Any, str]] = {
     "head_dim": (None, "override the model's head dimension"),
     "d_ff": (None, "override the model's MLP size"),
     "mlp": (None, "override the MLP kind (gelu | swiglu)"),
+    "fp8": (
+        None,
+        "GEMMs in FP8 (e4m3, per-row scales): none | ffn (MLP only) | linear (QKV, O, MLP); "
+        "default the model's (none)",
+    ),
+    "kv_dtype": (
+        None,
+        "KV cache stored and sent as bf16 | fp8 (attention dequantises on load); default the model's (bf16)",
+    ),
     "batch": ("1", "batch size (sequences)"),
     "seq": ("8Ki", "sequence length (prompt): plain, k = x1000, Ki = x1024"),
     "phase": (Phase.PREFILL.value, "prefill | decode"),
@@ -97,7 +106,22 @@ _MODEL_FIELDS = {
     "head_dim": "head_dim",
     "d_ff": "d_ff",
     "mlp": "mlp",
+    "fp8": "fp8",
+    "kv_dtype": "kv_dtype",
 }
+
+
+_MODEL_CHOICES = {"fp8": ("none", "ffn", "linear"), "kv_dtype": ("bf16", "fp8")}
+
+
+def _choice(v, key: str):
+    """A categorical model override (``--fp8``, ``--kv-dtype``), checked against its values."""
+    if v is None or key not in _MODEL_CHOICES:
+        return v
+    if v not in _MODEL_CHOICES[key]:
+        flag = "--" + key.replace("_", "-")
+        raise SpecError(f"{flag} {v!r} is not valid: choose one of {list(_MODEL_CHOICES[key])}")
+    return v
 
 
 def _int(v, field: str) -> int | None:
@@ -125,7 +149,10 @@ def build_config(options: Mapping[str, Any]) -> Config:
         o["hardware"], [s.split(".", 1)[1] for s in sets if s.startswith("hardware.")]
     )
     fields = {
-        f: _int(o[k], f"--{k.replace('_', '-')}") if k != "mlp" else o[k] for k, f in _MODEL_FIELDS.items()
+        f: _int(o[k], f"--{k.replace('_', '-')}")
+        if k not in _MODEL_CHOICES and k != "mlp"
+        else _choice(o[k], k)
+        for k, f in _MODEL_FIELDS.items()
     }
     model = presets.load_model(
         o["model"], [s.split(".", 1)[1] for s in sets if s.startswith("model.")], **fields

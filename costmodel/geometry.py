@@ -191,7 +191,7 @@ class Geometry:
     def kv_block_bytes(self):
         """Prefill pass-KV: the K/V block one ring step moves."""
         m = self.model
-        return self.mb * self.ring_len * 2 * self.kv_heads * m.head_dim * m.dtype_bytes
+        return self.mb * self.ring_len * 2 * self.kv_heads * m.head_dim * m.kv_elem_bytes
 
     @cached_property
     def a2a_qkv_bytes(self):
@@ -222,7 +222,26 @@ class Geometry:
     def cache_shard_bytes(self):
         """Decode pass-KV: one rank's cache shard of the owners' padded micro-batch."""
         m = self.model
-        return self.cache_batch * self.shard_len * 2 * self.kv_heads * m.head_dim * m.dtype_bytes
+        return self.cache_batch * self.shard_len * 2 * self.kv_heads * m.head_dim * m.kv_elem_bytes
+
+    # -- LM head (last stage) ----------------------------------------------------------------------
+    @cached_property
+    def head_rows(self):
+        """LM head: rows that get logits per micro-batch on a rank that computes them: decode, every new
+        token the rank's dense part computes; prefill, the last token of each sequence (on the ranks
+        holding it, ``holds_last_token``; with chunks, in the last chunk only)."""
+        return self.dense_tokens if self.decode else self.mb
+
+    @cached_property
+    def vocab_cols(self):
+        """LM head: logit columns of a TP rank (vocab-parallel; the vocabulary padded to a multiple of tp)."""
+        return ceil_div(self.model.vocab, self.tp)
+
+    @cached_property
+    def logits_gather_bytes(self):
+        """LM head under TP: the all-gather of each rank's (largest logit, its index) per row, FP32 each
+        (nccl-tests 'size': the gathered buffer)."""
+        return self.head_rows * self.tp * 2 * 4
 
     def accum_bytes(self, tokens):
         """An FP32 accumulator of ``tokens`` rows and its BF16 output (init / finalize traffic)."""
@@ -296,6 +315,20 @@ def ring_positions(variant: str, ring: int, r: int, seq_len: int) -> list[int]:
         c = seq_len // (2 * ring)
         return list(range(r * c, (r + 1) * c)) + list(range((2 * ring - 1 - r) * c, (2 * ring - r) * c))
     return list(range(r, seq_len, ring))
+
+
+def last_token_coords(plan: Plan) -> tuple[int, int]:
+    """(ring rank, ulysses rank) whose dense rows hold each sequence's last token (prefill): the ring rank
+    of the last position (plain and striped: R - 1; zigzag: 0, which holds chunk 2R - 1), and the last
+    ulysses piece of its ring-local sequence (the last position is last in every layout's local order)."""
+    r = 0 if plan.ring == 1 or plan.ring_variant == RingVariant.ZIGZAG else plan.ring - 1
+    return r, plan.ulysses - 1
+
+
+def holds_last_token(plan: Plan, rank: int) -> bool:
+    """Prefill: whether ``rank``'s dense rows hold the last token of its sequences (it runs the LM head)."""
+    c = plan.coords(rank)
+    return (c["ring"], c["ulysses"]) == last_token_coords(plan)
 
 
 def dense_positions(plan: Plan, rank: int, seq_len: int) -> list[int]:
@@ -372,6 +405,8 @@ __all__ = [
     "decode_group",
     "decode_rows",
     "dense_positions",
+    "holds_last_token",
+    "last_token_coords",
     "ring_blocks",
     "ring_calls",
     "ring_positions",

@@ -12,11 +12,23 @@ import numpy as np
 from .specs import Collective, Hardware
 
 
-def gemm_device_time(hw: Hardware, flops, hbm_bytes, m):
-    """max(compute at the shape's efficiency, memory); efficiency by rows (tokens) or by FLOPs per call."""
+def gemm_device_time(hw: Hardware, flops, hbm_bytes, m, fp8: bool = False):
+    """max(compute at the shape's efficiency, memory); efficiency by rows (tokens) or by FLOPs per call.
+    ``fp8``: at the FP8 peak, with the calibrated FP8 curve (by FLOPs per call), or without one the BF16
+    curve's efficiency at the FP8 peak (an estimate: ``Hardware.fp8_calibrated`` says which)."""
     x = np.maximum(m, 1) if hw.gemm_efficiency_by == "tokens" else np.maximum(flops, 1)
-    eff = hw.gemm_efficiency(x)
-    return np.maximum(flops / (hw.peak_flops * eff), hbm_bytes / hw.elementwise_bw_Bps)
+    if fp8 and hw.gemm_fp8_efficiency is not None:
+        peak, eff = hw.fp8_peak_flops, hw.gemm_fp8_efficiency(np.maximum(flops, 1))
+    else:
+        peak, eff = (hw.fp8_peak_flops if fp8 else hw.peak_flops), hw.gemm_efficiency(x)
+    return np.maximum(flops / (peak * eff), hbm_bytes / hw.elementwise_bw_Bps)
+
+
+def fp8_quant_time(hw: Hardware, quant_bytes):
+    """The activation quantise before an FP8 GEMM (amax per row, scale, cast): an elementwise pass over
+    ``quant_bytes`` (read BF16, write FP8 and the row scales) at the profile's measured factor and floor."""
+    t = hw.fp8_quant_bytes_factor * quant_bytes / hw.elementwise_bw_Bps
+    return np.where(np.asarray(quant_bytes) > 0, np.maximum(t, hw.fp8_quant_floor_s), 0.0)
 
 
 def attn_device_time(hw: Hardware, kernel: str, flops, hbm_bytes, kv_len, causal: bool, q_len=None):

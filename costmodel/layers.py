@@ -32,13 +32,18 @@ class Work:
     shape: tuple = ()  # attention: (batch, heads, q_len, kv_len, head_dim)
     reads: tuple = ()
     writes: tuple = ()
+    fp8: bool = False  # GEMM: FP8 operands (--fp8), its input quantised first
+    quant_bytes: object = 0.0  # FP8 GEMM: the quantise's traffic (part of hbm_bytes, timed as elementwise)
 
 
 def work_time(hw: Hardware, w: Work, kernel: str):
     """Device time of one run of w, at least its op class's floor (the host's time to issue it is the
     profile's ``op(cls).issue_s``, kept apart)."""
     cls = w.role.op_class
-    if w.kind == OpKind.GEMM:
+    if w.kind == OpKind.GEMM and w.fp8:  # the quantise of the input rows, then the FP8 GEMM
+        t = kernels.gemm_device_time(hw, w.flops, w.hbm_bytes - w.quant_bytes, w.m, fp8=True)
+        t = t + kernels.fp8_quant_time(hw, w.quant_bytes)
+    elif w.kind == OpKind.GEMM:
         t = kernels.gemm_device_time(hw, w.flops, w.hbm_bytes, w.m)
     elif w.kind == OpKind.ATTN:
         t = kernels.attn_device_time(hw, kernel, w.flops, w.hbm_bytes, w.kv_len, w.causal, w.q_len)
@@ -48,7 +53,25 @@ def work_time(hw: Hardware, w: Work, kernel: str):
     return np.maximum(t, floor) if floor else t
 
 
-def gemm(role, m, n, k, dtype_bytes, reads, writes) -> Work:
+def gemm(role, m, n, k, dtype_bytes, reads, writes, fp8: bool = False) -> Work:
+    """y (m, n) = x (m, k) W^T.  ``fp8``: x is quantised first (read in the model's dtype, written as FP8
+    with one FP32 scale per row), the GEMM reads FP8 x and W (W with one FP32 scale per output channel)
+    and writes y in the model's dtype."""
+    if fp8:
+        quant = m * k * (dtype_bytes + 1) + 4 * m
+        return Work(
+            Role(role),
+            OpKind.GEMM,
+            flops=2.0 * m * n * k,
+            hbm_bytes=m * k + k * n + 4 * n + 4 * m + m * n * dtype_bytes + quant,
+            m=m,
+            n=n,
+            k=k,
+            reads=reads,
+            writes=writes,
+            fp8=True,
+            quant_bytes=quant,
+        )
     return Work(
         Role(role),
         OpKind.GEMM,
@@ -76,7 +99,9 @@ def attention(role, model: Model, batch, heads, q_len, kv_len, causal, reads, wr
     kv = np.asarray(kv_len, dtype=float)
     pairs = ((kv - q) * q + q * (q + 1) / 2) if causal else q * kv
     flops = 4.0 * batch * heads * model.head_dim * pairs
-    hbm = batch * model.head_dim * model.dtype_bytes * (2 * q * heads + 2 * kv * kvh) + batch * heads * q * 4
+    # K/V as the cache stores them (--kv-dtype fp8: read as FP8, dequantised in the kernel; math in BF16)
+    hd, b, kvb = model.head_dim, model.dtype_bytes, model.kv_elem_bytes
+    hbm = batch * hd * (2 * q * heads * b + 2 * kv * kvh * kvb) + batch * heads * q * 4
     return Work(
         Role(role),
         OpKind.ATTN,
@@ -104,15 +129,34 @@ def lse_merge(role, model: Model, tokens, heads, reads, writes) -> Work:
 # ----------------------------------------------------------------------------------------------
 def pre_attention(model: Model, tok, qkv_n) -> list[Work]:
     d, b = model.d_model, model.dtype_bytes
+    bias = (  # qkv_bias: add the biases to the projection's output (read it and the bias, write it)
+        [elementwise("qkv_bias", (2 * tok + 1) * qkv_n * b, ("q", "kv_local"), ("q", "kv_local"))]
+        if model.qkv_bias
+        else []
+    )
     return [
         elementwise("norm1", 2 * tok * d * b, ("x",), ("h",)),
-        gemm("qkv", tok, qkv_n, d, b, ("h",), ("q", "kv_local")),
+        gemm("qkv", tok, qkv_n, d, b, ("h",), ("q", "kv_local"), "qkv" in model.fp8_roles),
+        *bias,
         elementwise("rope", 2 * tok * qkv_n * 2 / 3 * b, ("q", "kv_local"), ("q", "kv_local")),
     ]
 
 
+def lm_head_works(model: Model, rows, cols) -> list[Work]:
+    """The LM head on one rank: the final norm of ``rows`` rows (their hidden states read from the
+    activations), the logits GEMM against the rank's ``cols`` vocabulary columns, and each row's largest
+    logit and its index in that slice (greedy choice; under TP the ranks then all-gather those pairs)."""
+    d, b = model.d_model, model.dtype_bytes
+    return [
+        elementwise("final_norm", 2 * rows * d * b, ("x",), ("h_last",)),
+        gemm("lm_head", rows, cols, d, b, ("h_last",), ("logits",)),
+        elementwise("logits_max", rows * cols * b + rows * 8, ("logits",), ("top",)),
+    ]
+
+
 def post_attention_proj(model: Model, tok, tp) -> list[Work]:
-    return [gemm("o_proj", tok, model.d_model, model.q_dim / tp, model.dtype_bytes, ("o",), ("y",))]
+    fp8 = "o_proj" in model.fp8_roles
+    return [gemm("o_proj", tok, model.d_model, model.q_dim / tp, model.dtype_bytes, ("o",), ("y",), fp8)]
 
 
 def residual(name, model: Model, tok) -> Work:
@@ -125,9 +169,9 @@ def mlp_in(model: Model, tok, tp) -> list[Work]:
     act_bytes = (2 if model.mlp_mats == 2 else 3) * tok * f * b
     return [
         elementwise("norm2", 2 * tok * d * b, ("x",), ("h",)),
-        gemm("mlp_up", tok, up_n, d, b, ("h",), ("u",)),
+        gemm("mlp_up", tok, up_n, d, b, ("h",), ("u",), "mlp_up" in model.fp8_roles),
         elementwise("act", act_bytes, ("u",), ("a",)),
-        gemm("mlp_down", tok, d, f, b, ("a",), ("y",)),
+        gemm("mlp_down", tok, d, f, b, ("a",), ("y",), "mlp_down" in model.fp8_roles),
     ]
 
 

@@ -16,6 +16,8 @@ _CHOICES = {
     "decode_attn": [v.value for v in DecodeAttn],
     "attn_kernel": [k.value for k in AttnKernel],
     "mlp": ["gelu", "swiglu"],
+    "fp8": ["none", "ffn", "linear"],
+    "kv_dtype": ["bf16", "fp8"],
     "pp_send": [v.value for v in PpSend],
 }
 

@@ -91,8 +91,12 @@ def apply_overrides(raw: dict, overrides: list[str] | None, kind: str) -> dict:
             if not isinstance(node.get(part), dict):
                 raise SpecError(f"--set {item!r}: {kind} has no section {part!r}")
             node = node[part]
-        if parts[-1] not in node:
-            raise SpecError(f"--set {item!r}: {kind} has no key {key!r}; known here: {sorted(node)}")
+        optional = (
+            kind == "model" and len(parts) == 1 and parts[-1] in MODEL_KEYS
+        )  # a field left at its default
+        if parts[-1] not in node and not optional:
+            known = set(node) | (set(MODEL_KEYS) if kind == "model" and len(parts) == 1 else set())
+            raise SpecError(f"--set {item!r}: {kind} has no key {key!r}; known here: {sorted(known)}")
         try:
             node[parts[-1]] = tomllib.loads(f"v = {value}")["v"]
         except tomllib.TOMLDecodeError:
@@ -204,6 +208,16 @@ def hardware_from_dict(raw: dict) -> Hardware:
             comm[link][coll] = _comm_figures(c, by_group)
         lt.done()
     comm_t.done()
+    gemm_fp8 = None
+    if "gemm_fp8" in ach.t:  # calibrated FP8 GEMM efficiency (over the FP8 peak) by FLOPs per call
+        g8 = ach.sub("gemm_fp8")
+        gemm_fp8 = _curve(g8, "flops", "efficiency")
+        g8.done()
+    quant = {"bytes_factor": 1.0, "floor_us": 0.0}
+    if "fp8_quant" in ach.t:  # the activation quantise (amax per row, scale, cast), measured
+        q8 = ach.sub("fp8_quant")
+        quant = {k: _get(q8, k, v) for k, v in quant.items()}
+        q8.done()
     ops = {}
     if "ops" in ach.t:
         ops_t = ach.sub("ops")
@@ -233,6 +247,9 @@ def hardware_from_dict(raw: dict) -> Hardware:
         nic_bw_Bps=_get(peak, "nic_Gbps") * 1e9 / 8,
         gemm_efficiency=_curve(gemm, "flops" if "flops" in gemm.t else "tokens", "efficiency"),
         gemm_efficiency_by="flops" if "flops" in gemm.t else "tokens",
+        gemm_fp8_efficiency=gemm_fp8,
+        fp8_quant_bytes_factor=quant["bytes_factor"],
+        fp8_quant_floor_s=quant["floor_us"] * 1e-6,
         attention=attention,
         elementwise_bw_Bps=_get(ach, "elementwise_TBps") * 1e12,
         launch_s=_get(ach, "launch_us") * 1e-6,
@@ -305,7 +322,10 @@ MODEL_KEYS = (
     "rope_theta",
     "tie_embeddings",
     "qkv_bias",
+    "lm_head",
     "source",
+    "fp8",
+    "kv_dtype",
 )
 
 

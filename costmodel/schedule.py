@@ -81,6 +81,11 @@ class Role(enum.StrEnum):
     GATHER_PARTS = "gather_parts"  # decode all-gather of partial outputs
     PP_ACT = "pp_act"  # activations to the next pipeline stage (all of them, or a TP rank's 1/tp slice)
     PP_GATHER = "pp_gather"  # the receiving stage's all-gather of the slices over its TP group (scatter)
+    QKV_BIAS = "qkv_bias"  # the Q, K, V biases added to the QKV projection's output (qkv_bias models)
+    FINAL_NORM = "final_norm"  # LM head (last stage): the final norm of the rows that get logits
+    LM_HEAD = "lm_head"  # the logits GEMM, vocab-parallel under TP (vocab / tp columns per rank)
+    LOGITS_MAX = "logits_max"  # each row's largest logit and its index in the rank's vocab slice
+    LOGITS_GATHER = "logits_gather"  # all-gather of (max, index) over the TP group: the chosen token
 
     @property
     def op_class(self) -> str:
@@ -92,6 +97,10 @@ _OP_CLASS = {
     Role.NORM1: "norm",
     Role.NORM2: "norm",
     Role.ROPE: "rope",
+    Role.QKV_BIAS: "residual",
+    Role.FINAL_NORM: "norm",
+    Role.LOGITS_MAX: "norm",
+    Role.LM_HEAD: "gemm",
     Role.RESID1: "residual",
     Role.RESID2: "residual",
     Role.ACT: "act",
@@ -117,6 +126,7 @@ _OP_CLASS = {
             Role.GATHER_PARTS,
             Role.PP_ACT,
             Role.PP_GATHER,
+            Role.LOGITS_GATHER,
         )
     },
 }

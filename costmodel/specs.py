@@ -28,6 +28,29 @@ class MlpKind(enum.StrEnum):
     SWIGLU = "swiglu"
 
 
+class Fp8(enum.StrEnum):
+    """Which GEMMs run in FP8 (e4m3 inputs, per-row activation and per-output-channel weight scales)."""
+
+    NONE = "none"
+    FFN = "ffn"  # the MLP's GEMMs (up/gate and down)
+    LINEAR = "linear"  # every linear layer of a block: QKV, O, MLP (an LM head stays BF16)
+
+
+class KvDtype(enum.StrEnum):
+    """How the KV cache is stored and sent (attention runs in BF16: FP8 K/V are dequantised on load)."""
+
+    BF16 = "bf16"
+    FP8 = "fp8"
+
+
+# the GEMM roles (costmodel.schedule.Role values) each FP8 choice runs in FP8
+FP8_ROLES = {
+    Fp8.NONE: frozenset(),
+    Fp8.FFN: frozenset({"mlp_up", "mlp_down"}),
+    Fp8.LINEAR: frozenset({"qkv", "o_proj", "mlp_up", "mlp_down"}),
+}
+
+
 class AttnKernel(enum.StrEnum):
     AUTO = "auto"  # call by call, the fastest kernel the profile has for that shape
     FLASH = "flash"
@@ -200,7 +223,7 @@ class Hardware:
     name: str
     # datasheet peaks
     peak_flops: float  # dense BF16 FLOP/s
-    peak_fp8_flops: float = 0.0  # dense FP8 FLOP/s (0: not given); informational, no formula uses it yet
+    peak_fp8_flops: float = 0.0  # dense FP8 FLOP/s (0: not given: FP8 GEMMs then assume 2 x peak_flops)
     hbm_bw_Bps: float
     hbm_capacity_bytes: float
     nvlink_bw_Bps: float  # per GPU, per direction, all links
@@ -208,6 +231,13 @@ class Hardware:
     # achievable
     gemm_efficiency: Curve  # fraction of peak_flops by GEMM rows (tokens) or by FLOPs per call
     gemm_efficiency_by: str = "tokens"  # "tokens" | "flops": the x axis of gemm_efficiency
+    # FP8 GEMMs (torch._scaled_mm, e4m3, row-wise scales): efficiency over the FP8 peak by FLOPs per call
+    # (None: not calibrated; FP8 GEMMs then use gemm_efficiency at the FP8 peak, an estimate)
+    gemm_fp8_efficiency: Curve | None = None
+    # quantising an activation to FP8 (amax per row, scale, cast): device time over the ideal traffic
+    # (read BF16, write FP8 and one FP32 scale per row) at elementwise_bw, and the op's floor
+    fp8_quant_bytes_factor: float = 1.0
+    fp8_quant_floor_s: float = 0.0
     attention: Mapping[str, AttnFigures]  # by kernel name
     elementwise_bw_Bps: float
     launch_s: float
@@ -242,6 +272,18 @@ class Hardware:
             "hardware.peak_fp8_flops",
             self.peak_fp8_flops,
             "must be a finite number >= 0 (0: not given)",
+        )
+        check(
+            _finite(self.fp8_quant_bytes_factor) and 0.1 <= self.fp8_quant_bytes_factor <= 100,
+            "achievable.fp8_quant.bytes_factor",
+            self.fp8_quant_bytes_factor,
+            "must be in [0.1, 100]",
+        )
+        check(
+            0 <= self.fp8_quant_floor_s < 1e-2,
+            "achievable.fp8_quant.floor_us",
+            self.fp8_quant_floor_s * 1e6,
+            "must be in [0, 10000) microseconds",
         )
         check(0 <= self.launch_s < 1e-3, "hardware.launch_s", self.launch_s, "must be in [0, 1 ms)")
         check(
@@ -294,6 +336,15 @@ class Hardware:
                     f"needs figures for {c.value!r}",
                 )
 
+    @property
+    def fp8_peak_flops(self) -> float:
+        """Dense FP8 FLOP/s: the datasheet's, or (not given) twice the BF16 peak (Hopper and Blackwell)."""
+        return self.peak_fp8_flops or 2.0 * self.peak_flops
+
+    @property
+    def fp8_calibrated(self) -> bool:
+        return self.gemm_fp8_efficiency is not None
+
     def op(self, cls: str) -> OpFigures:
         """Figures of an op class, or the ideal kernel (factor 1, launch cost) when not calibrated."""
         f = self.ops.get(cls)
@@ -330,12 +381,16 @@ class Model:
     dtype_bytes: int = 2  # BF16 weights and activations
     accum_bytes: int = 4  # FP32 attention accumulation
     vocab: int = 0  # 0: no embedding / LM head counted (the seed's model gives none)
-    # Descriptive fields of published models.  No cost formula uses them yet (see docs/PRESETS.md for
-    # the ones that should): they default so that older presets and Model(...) calls keep working.
-    rope_theta: float = 0.0  # RoPE base frequency (0: not given)
+    # Fields of published models; they default so that older presets and Model(...) calls keep working.
+    rope_theta: float = 0.0  # RoPE base frequency (0: not given); no cost
     tie_embeddings: bool = False  # the LM head shares the embedding matrix (HF tie_word_embeddings)
-    qkv_bias: bool = False  # the Q, K and V projections have biases (Qwen2 family)
+    qkv_bias: bool = False  # the Q, K and V projections have biases (Qwen2 family): params + one add
+    lm_head: bool = True  # the last stage runs the LM head (final norm, logits) when vocab > 0; false:
+    #                       a pass without it (executor records measured before it ran one)
     source: str = ""  # where the figures come from (URL, repository and path)
+    # numerics of the deployment (flags --fp8 / --kv-dtype, or a preset of an FP8 checkpoint)
+    fp8: Fp8 = Fp8.NONE  # GEMMs in FP8: none | ffn (MLP) | linear (QKV, O, MLP)
+    kv_dtype: KvDtype = KvDtype.BF16  # KV cache stored and sent in BF16 or FP8
 
     def __post_init__(self) -> None:
         for f in ("layers", "d_model", "n_heads", "n_kv_heads", "head_dim", "d_ff"):
@@ -366,10 +421,17 @@ class Model:
             self.rope_theta,
             "must be a finite number >= 0 (0: not given)",
         )
-        for f in ("tie_embeddings", "qkv_bias"):
+        for f in ("tie_embeddings", "qkv_bias", "lm_head"):
             check(isinstance(getattr(self, f), bool), f"model.{f}", getattr(self, f), "must be true or false")
         check(isinstance(self.name, str), "model.name", self.name, "must be a string")
         check(isinstance(self.source, str), "model.source", self.source, "must be a string")
+        for f, enum_ in (("fp8", Fp8), ("kv_dtype", KvDtype)):
+            try:
+                object.__setattr__(self, f, enum_(getattr(self, f)))
+            except (ValueError, TypeError):
+                raise SpecError(
+                    f"model.{f}={getattr(self, f)!r} is not valid: choose one of {[m.value for m in enum_]}"
+                ) from None
         try:
             object.__setattr__(self, "mlp", MlpKind(self.mlp))
         except (ValueError, TypeError):
@@ -386,26 +448,54 @@ class Model:
         return self.n_kv_heads * self.head_dim
 
     @property
+    def kv_elem_bytes(self) -> int:
+        """Bytes of one KV-cache element as stored and sent (FP8: 1, at a static scale: nothing per token)."""
+        return 1 if self.kv_dtype == KvDtype.FP8 else self.dtype_bytes
+
+    @property
+    def fp8_roles(self) -> frozenset:
+        """The GEMM roles that run in FP8 (``Role`` values: qkv, o_proj, mlp_up, mlp_down)."""
+        return FP8_ROLES[self.fp8]
+
+    @property
     def mlp_mats(self) -> int:
         return 3 if self.mlp == MlpKind.SWIGLU else 2
+
+    @property
+    def has_lm_head(self) -> bool:
+        """Whether a pass ends with the LM head (final norm and logits): a vocabulary and ``lm_head``."""
+        return self.lm_head and self.vocab > 0
+
+    @property
+    def qkv_bias_params(self) -> int:
+        return (self.q_dim + 2 * self.kv_dim) if self.qkv_bias else 0
 
     def params_per_layer(self) -> int:
         attn = self.d_model * (self.q_dim + 2 * self.kv_dim) + self.q_dim * self.d_model
         mlp = self.mlp_mats * self.d_model * self.d_ff
         norms = 2 * self.d_model
-        return attn + mlp + norms
+        return attn + mlp + norms + self.qkv_bias_params
 
     def params(self) -> int:
-        return self.layers * self.params_per_layer() + 2 * self.vocab * self.d_model
+        """All parameters: layers, embedding and LM head (one matrix when tied), final norm."""
+        head = (
+            (1 if self.tie_embeddings else 2) * self.vocab * self.d_model + self.d_model if self.vocab else 0
+        )
+        return self.layers * self.params_per_layer() + head
+
+    def lm_head_flops_per_token(self) -> int:
+        """FLOPs of the LM head GEMM for one token's logits (0 without an LM head)."""
+        return 2 * self.vocab * self.d_model if self.has_lm_head else 0
 
     def dense_flops_per_token(self) -> int:
-        """Forward FLOPs per token of the GEMMs (2 per multiply-add), all layers, no attention scores."""
-        gemm_params = self.params_per_layer() - 2 * self.d_model
-        return 2 * self.layers * gemm_params + 2 * self.vocab * self.d_model
+        """Forward FLOPs per token of the GEMMs (2 per multiply-add), all layers and the LM head, no
+        attention scores (prefill runs the LM head for its last token only: ``lm_head_flops_per_token``)."""
+        gemm_params = self.params_per_layer() - 2 * self.d_model - self.qkv_bias_params
+        return 2 * self.layers * gemm_params + self.lm_head_flops_per_token()
 
     def kv_bytes_per_token(self) -> int:
         """KV-cache bytes of one token over all layers."""
-        return 2 * self.layers * self.kv_dim * self.dtype_bytes
+        return 2 * self.layers * self.kv_dim * self.kv_elem_bytes
 
 
 def attention_flops(model: Model, batch, q_len, kv_len, causal: bool, layers=None):

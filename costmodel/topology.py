@@ -101,6 +101,33 @@ class Topology:
         }
 
 
+# the collectives of each axis (what crosses InfiniBand when the axis' groups leave a node)
+AXIS_TRAFFIC = {
+    "tp": "TP all-reduces (and the LM head's token all-gather)",
+    "ulysses": "ulysses all-to-alls",
+    "ring": "ring transfers",
+    "pp": "pipeline transfers",
+}
+
+
+def ib_crossings(topo: Topology, mesh: dict) -> list[str]:
+    """One line per plan axis (``mesh``: degree by axis, innermost first) whose groups leave a node or an
+    NVLink domain, i.e. whose traffic crosses InfiniBand (the closed forms' ``Ctx.crosses_ib`` rule)."""
+    if topo.kind not in (TopoKind.IB, TopoKind.NVL):
+        return []
+    out, span = [], 1
+    unit = "node" if topo.kind == TopoKind.IB else "NVLink domain"
+    for axis in ("tp", "ulysses", "ring", "pp"):
+        d = int(mesh.get(axis, 1))
+        span *= d
+        if d > 1 and span > topo.gpus_per_node:
+            out.append(
+                f"{AXIS_TRAFFIC[axis]} cross InfiniBand ({axis}={d}: groups span {span} GPUs, "
+                f"a {unit} has {topo.gpus_per_node})"
+            )
+    return out
+
+
 _TOPO = re.compile(r"^(nvswitch|nvlink-domain):(\d+)$|^ib:(\d+)x(\d+)$|^nvl:(\d+)x(\d+)$")
 FORMS = {
     "nvswitch:N": f"one node, N <= {MAX_NODE_GPUS} GPUs on an NVSwitch (NVLink only)",

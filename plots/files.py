@@ -44,12 +44,15 @@ def kind_of(path: str | Path) -> str:
     if isinstance(d, dict):
         if "timeline" in d or "timelines" in d:
             return "timeline"
+        if d.get("kind") == "explore-maps":
+            return "explore-maps"
         kind = (d.get("specs") or {}).get("kind") or d.get("kind")
         if kind in ("sweep", "crossover", "seed-report"):
             return kind
     raise SpecError(
         f"{p}: not a results file ringsim can plot: expected a sweep (npz/CSV/JSON), crossover.json, "
-        f"a timeline ({{'timeline': [...]}}), validation records (JSON/JSONL) or seed_report.json"
+        f"a timeline ({{'timeline': [...]}}), validation records (JSON/JSONL), seed_report.json "
+        f"or an explore maps.json"
     )
 
 
@@ -63,6 +66,10 @@ def plot_file(path: str | Path, out: str | Path, name: str | None = None) -> lis
     if kind == "crossover":
         with open(path) as f:
             return sweeps.fig_crossover(json.load(f), out, stem)
+    if kind == "explore-maps":
+        from .explore import explore_figures
+
+        return explore_figures(path, out, stem)
     if kind == "timeline":
         return timeline.fig_timeline(timeline.load_timelines(path), out, stem)
     if kind == "validation":

@@ -46,10 +46,13 @@ class Executor:
         kernel: str,
         seed: int,
         groups: comm.Groups | None = None,
+        comm_priority: str = "high",
+        attn_split: int = 1,
     ):
         self.cfg, self.plan, self.model, self.wl = cfg, cfg.plan, cfg.model, cfg.workload
         self.rank, self.device, self.dtype, self.kernel, self.seed = rank, device, dtype, kernel, seed
         self.attn = kernels.get(kernel)
+        self.attn_split = max(1, int(attn_split))
         if sched.layer_repeat != 1 or sched.layers_built != cfg.model.layers:
             raise ValueError(
                 f"the executor needs every layer built: the schedule has {sched.layers_built} of "
@@ -68,12 +71,23 @@ class Executor:
         self.weights = {
             i: M.layer_shard(model, i, seed, plan.tp, self.t, device, dtype) for i in self.layer_ids
         }
+        if model.fp8_roles:  # --fp8: those GEMMs' weights in FP8 with per-output-channel scales
+            for w in self.weights.values():
+                M.quantize_layer(w, model.fp8_roles)
+        # the LM head (the last stage's ranks that compute logits: costmodel/strategies/lm_head.py)
+        self.head = (
+            M.head_shard(model, seed, plan.tp, self.t, device, dtype)
+            if any(op.role == Role.LM_HEAD for op in sched.rank_ops(rank))
+            else None
+        )
         w0 = self.weights[self.layer_ids[0]]
         self.hq, self.hk = w0.hq, w0.hk
         if (
             plan.ulysses > 1
         ):  # strategies.ulysses.rules: the KV heads split (checked when the config was built)
             self.uq, self.uk = layout.ulysses_heads(self.hq, self.hk, plan.ulysses, self.u)
+        self.kv8 = str(model.kv_dtype) == "fp8"  # K/V stored and sent as FP8 (attention dequantises on load)
+        self.kv_dtype = M.FP8_DTYPE if self.kv8 else dtype
         self.inputs: dict[str, object] = {}
         self._pool: dict[str, torch.Tensor] = {}
         (self._setup_decode if self.decode else self._setup_prefill)()
@@ -82,7 +96,14 @@ class Executor:
         self._cross = {op.id: tuple(d for d in op.deps if stream_of[d] != op.stream) for op in self.ops}
         need = {d for ds in self._cross.values() for d in ds}
         if self.cuda:
-            self.streams = {"compute": torch.cuda.current_stream(device), "comm": torch.cuda.Stream(device)}
+            # communication on a high-priority stream: when a compute kernel is running, the block scheduler
+            # starts NCCL's blocks before that kernel's remaining ones, so a transfer issued beside it
+            # overlaps it instead of waiting for its last wave (measured: benchmarks/ring_decompose.py)
+            prio = -1 if comm_priority == "high" else 0  # lower is higher; clamped to the device's range
+            self.streams = {
+                "compute": torch.cuda.current_stream(device),
+                "comm": torch.cuda.Stream(device, priority=prio),
+            }
             self.events = {i: torch.cuda.Event() for i in need}
         self.steps = _group_batches(self.ops)
         self.env: dict[str, object] = {}
@@ -136,12 +157,19 @@ class Executor:
             for j in range(plan.microbatches):
                 # this rank's shard, filled one sequence at a time (rows of its chunk, heads of its slice)
                 shard = torch.empty(
-                    2, self.virt, rows, heads.stop - heads.start, model.head_dim, device=dev, dtype=self.dtype
+                    2,
+                    self.virt,
+                    rows,
+                    heads.stop - heads.start,
+                    model.head_dim,
+                    device=dev,
+                    dtype=self.kv_dtype,
                 )
                 for b in range(self.virt):
                     full = M.decode_cache_seq(model, i, j, b, C, self.seed, dev)[:, :, kvh.start : kvh.stop]
                     c = layout.decode_chunk(plan, wl, self.rank, b) if R > 1 else 0
-                    shard[:, b] = full[:, c * rows : (c + 1) * rows, heads]
+                    blk = full[:, c * rows : (c + 1) * rows, heads]
+                    shard[:, b] = M.to_kv8(blk) if self.kv8 else blk
                     del full
                 self.inputs[f"kvcache/L{i}/mb{j}" + ("/heads" if plan.ulysses > 1 else "")] = shard
 
@@ -193,6 +221,21 @@ class Executor:
     def outputs(self) -> list[torch.Tensor]:
         return [self.env[f"x@{u}"] for u in range(self.plan.microbatches * self.plan.chunks)]
 
+    def logits(self) -> list[torch.Tensor] | None:
+        """Per micro-batch, this rank's logits (rows, ceil(vocab / tp)); None if it runs no LM head."""
+        if self.head is None:
+            return None
+        return [self.env[f"logits@{j}"] for j in range(self.plan.microbatches)]
+
+    def tokens(self) -> list[torch.Tensor] | None:
+        """Per micro-batch, the chosen (greedy) token of each row (after the TP all-gather), or None."""
+        if self.head is None:
+            return None
+        return [
+            self.env[f"token@{j}"] if self.plan.tp > 1 else self.env[f"top@{j}"][:, 1].long()
+            for j in range(self.plan.microbatches)
+        ]
+
     def _launch(self, group: list[Op]) -> None:
         stream = group[0].stream
         with contextlib.ExitStack() as st:
@@ -243,8 +286,39 @@ class Executor:
 
     def _op_linear(self, op: Op) -> None:
         w = self._w(op)
+        if w.fp8 and op.role.value in w.fp8:  # FP8: quantise the activation rows, scaled GEMM
+            self.env[op.writes[0]] = M.fp8_linear(self.env[op.reads[0]], w.fp8[op.role.value])
+            return
         weight = {Role.QKV: w.wqkv, Role.O_PROJ: w.wo, Role.MLP_UP: w.wup, Role.MLP_DOWN: w.wdown}[op.role]
         self.env[op.writes[0]] = F.linear(self.env[op.reads[0]], weight)
+
+    def _op_qkv_bias(self, op: Op) -> None:
+        self.env[op.writes[0]] = self.env[op.reads[0]] + self._w(op).bqkv
+
+    # -- the LM head ------------------------------------------------------------------------------
+    def _op_final_norm(self, op: Op) -> None:
+        """The rows that get logits (prefill: each sequence's last token, the last row of its piece)."""
+        x = self.env[op.reads[0]]
+        if not self.decode:
+            x = x.view(self.mb, -1, x.shape[-1])[:, -1]
+        self.env[op.writes[0]] = M.rmsnorm(x, self.head.g)
+
+    def _op_lm_head(self, op: Op) -> None:
+        self.env[op.writes[0]] = F.linear(self.env[op.reads[0]], self.head.w)
+
+    def _op_logits_max(self, op: Op) -> None:
+        """Each row's largest logit in this rank's vocabulary slice and its token id, (rows, 2) FP32."""
+        v, i = self.env[op.reads[0]][:, : self.head.valid].float().max(dim=-1)
+        self.env[op.writes[0]] = torch.stack([v, (i + self.head.lo).float()], dim=-1)
+
+    def _logits_gather(self, op: Op) -> None:
+        """The TP group's (max, id) pairs -> the id of the largest logit over the whole vocabulary."""
+        top = self.env[op.reads[0]]
+        out = torch.empty((len(op.peers),) + tuple(top.shape), device=self.device, dtype=torch.float32)
+        self._on_comm(top, out)
+        comm.all_gather_stacked(out, top, self.groups(op.peers))
+        best = out[..., 0].argmax(dim=0)
+        self.env[op.writes[0]] = out[..., 1].gather(0, best[None])[0].long()
 
     def _op_act(self, op: Op) -> None:
         self.env[op.writes[0]] = M.activation(self.model, self.env[op.reads[0]])
@@ -264,19 +338,25 @@ class Executor:
         kv[1].copy_(raw[:, :, hq + hk :])
         self.env[op.writes[0]] = q
         name = op.writes[1]
-        if not self.decode or self.plan.ulysses > 1:
-            self.env[name] = kv  # prefill: the block; ulysses decode: the new token, sent by the all-to-all
+        if self.plan.ulysses > 1:
+            self.env[name] = kv  # sent by the all-to-all as computed (FP8 K/V: quantised after it)
+        elif not self.decode:
+            self.env[name] = M.to_kv8(kv) if self.kv8 else kv  # prefill: the block (kept, and sent)
         elif self.writes_slot:  # decode: write the new token's K/V into the last slot of the cache
             cache = self.env[name]
             rows = slice(self.first, self.first + self.rows)
-            cache[:, rows, cache.shape[2] - 1] = kv[:, :, 0]
+            cache[:, rows, cache.shape[2] - 1] = M.to_kv8(kv[:, :, 0]) if self.kv8 else kv[:, :, 0]
 
     # ------------------------------------------------------------------------------------------
     # compute ops: attention and merges
     # ------------------------------------------------------------------------------------------
     def _call(self, q, k, v, causal: bool):
-        """q (B, S, H, D), k/v (B, Sk, Hk, D) -> out (B, H, S, D), lse (B, H, S)."""
-        return self.attn(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), causal)
+        """q (B, S, H, D), k/v (B, Sk, Hk, D) -> out (B, H, S, D), lse (B, H, S); FP8 K/V dequantised
+        (``attn_split``: kernels.split_call)."""
+        if self.kv8:
+            k, v = M.from_kv8(k, q.dtype), M.from_kv8(v, q.dtype)
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+        return kernels.split_call(self.attn, q, k, v, causal, self.attn_split)
 
     def _op_attn(self, op: Op) -> None:
         env, wl = self.env, self.wl
@@ -383,10 +463,10 @@ class Executor:
             buf = torch.empty(self.x_rows, self.model.d_model, device=dev, dtype=self.dtype)
         elif name.startswith("kvbuf"):
             if self.decode:
-                buf = torch.empty(2, self.virt, self.Cl, self.hk, D, device=dev, dtype=self.dtype)
+                buf = torch.empty(2, self.virt, self.Cl, self.hk, D, device=dev, dtype=self.kv_dtype)
             else:
                 hk = self.uk.stop - self.uk.start if self.plan.ulysses > 1 else self.hk
-                buf = torch.empty(2, self.mb, self.lr, hk, D, device=dev, dtype=self.dtype)
+                buf = torch.empty(2, self.mb, self.lr, hk, D, device=dev, dtype=self.kv_dtype)
         elif name.startswith("qblk"):
             buf = torch.empty(Packed.nbytes(self.rows, self.hq, D, self.dtype), device=dev, dtype=torch.uint8)
         else:
@@ -406,7 +486,9 @@ class Executor:
             else:
                 recvs.append((self._recv_buffer(op.writes[0]), op.peers[0], op.writes[0]))
         self._on_comm(*[t for t, _ in sends])
-        for w in comm.sendrecv(sends, [(b, p) for b, p, _ in recvs]):
+        u8 = lambda t: t.view(torch.uint8) if t.dtype == M.FP8_DTYPE else t  # noqa: E731 - FP8 K/V as bytes
+        sends = [(u8(t), p) for t, p in sends]
+        for w in comm.sendrecv(sends, [(u8(b), p) for b, p, _ in recvs]):
             w.wait()
         for buf, _, name in recvs:
             if name.startswith("qblk"):
@@ -461,10 +543,11 @@ class Executor:
             new = torch.cat(kp, dim=1)
             self._on_comm(env[op.writes[0]], new)
             cache = env[op.writes[1]]
-            cache[:, :, cache.shape[2] - 1] = new[:, :, 0]
+            cache[:, :, cache.shape[2] - 1] = M.to_kv8(new[:, :, 0]) if self.kv8 else new[:, :, 0]
         else:
             env[op.writes[0]] = torch.cat(qp, dim=1)
-            env[op.writes[1]] = torch.cat(kp, dim=2)
+            kv = torch.cat(kp, dim=2)
+            env[op.writes[1]] = M.to_kv8(kv) if self.kv8 else kv
             self._on_comm(env[op.writes[0]], env[op.writes[1]])
 
     def _a2a_o(self, op: Op) -> None:
@@ -501,6 +584,11 @@ class Executor:
         Role.A2A_O: _a2a_o,
         Role.PP_GATHER: _pp_gather,
         Role.CHUNK_ATTN: _op_chunk_attn,
+        Role.QKV_BIAS: _op_qkv_bias,
+        Role.FINAL_NORM: _op_final_norm,
+        Role.LM_HEAD: _op_lm_head,
+        Role.LOGITS_MAX: _op_logits_max,
+        Role.LOGITS_GATHER: _logits_gather,
     }
 
 

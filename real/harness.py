@@ -11,6 +11,7 @@ import torch.distributed as dist
 
 from costmodel.build import build_schedule
 from costmodel.config import Config
+from costmodel.geometry import Geometry, holds_last_token
 from costmodel.specs import Phase
 
 from . import comm, layout, reference
@@ -40,11 +41,30 @@ def local_device() -> torch.device:
     return torch.device("cpu")
 
 
-def make_executor(cfg: Config, *, device, dtype, kernel: str, seed: int, groups: comm.Groups) -> Executor:
+def make_executor(
+    cfg: Config,
+    *,
+    device,
+    dtype,
+    kernel: str,
+    seed: int,
+    groups: comm.Groups,
+    comm_priority: str = "high",
+    attn_split: int = 1,
+) -> Executor:
     sched = build_schedule(cfg.model, cfg.workload, cfg.plan, cfg.topology, cfg.hardware, kernel=cfg.kernel)
     groups.prepare(cfg.plan)
     return Executor(
-        cfg, sched, dist.get_rank(), device=device, dtype=dtype, kernel=kernel, seed=seed, groups=groups
+        cfg,
+        sched,
+        dist.get_rank(),
+        device=device,
+        dtype=dtype,
+        kernel=kernel,
+        seed=seed,
+        groups=groups,
+        comm_priority=comm_priority,
+        attn_split=attn_split,
     )
 
 
@@ -86,6 +106,47 @@ def gather_output(ex: Executor) -> torch.Tensor:
             for j in range(m):
                 out[j * mb + first : j * mb + first + n] = blk[j, :n]
     return out
+
+
+def gather_logits(ex: Executor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The LM head's output assembled from the ranks that ran it (every rank gets it): logits (B, vocab)
+    and the chosen tokens (B,); None for a model without an LM head."""
+    plan, wl, model = ex.plan, ex.wl, ex.model
+    if not model.has_lm_head:
+        return None
+    geo = Geometry.of(model, wl, plan)
+    m, rows, cols = plan.microbatches, int(geo.head_rows), int(geo.vocab_cols)
+    mine = torch.zeros(m, rows, cols + 1, device=ex.device, dtype=torch.float32)
+    if ex.head is not None:
+        for j, (lg, tok) in enumerate(zip(ex.logits(), ex.tokens())):
+            mine[j, :, :cols] = lg.float()
+            mine[j, :, cols] = tok.float()
+    allout = torch.empty((plan.n_ranks,) + tuple(mine.shape), device=ex.device, dtype=torch.float32)
+    comm.all_gather_stacked(allout, mine, dist.group.WORLD)
+    B, mb, V = wl.batch, ex.mb, model.vocab
+    logits = torch.empty(B, V, device=ex.device, dtype=torch.float32)
+    tokens = torch.empty(B, device=ex.device, dtype=torch.long)
+    for q in range(plan.n_ranks):
+        c = plan.coords(q)
+        if c["pp"] != plan.pp - 1 or (wl.phase == Phase.PREFILL and not holds_last_token(plan, q)):
+            continue
+        lo, hi = min(c["tp"] * cols, V), min((c["tp"] + 1) * cols, V)
+        first, n = (0, mb) if wl.phase == Phase.PREFILL else layout.decode_rows(plan, wl, q)[:2]
+        n = max(0, min(n, mb - first))
+        for j in range(m):
+            b = slice(j * mb + first, j * mb + first + n)
+            logits[b, lo:hi] = allout[q, j, :n, : hi - lo]
+            if c["tp"] == 0:
+                tokens[b] = allout[q, j, :n, cols].long()
+    return logits, tokens
+
+
+def reference_logits(cfg: Config, ref_out: torch.Tensor, *, device, seed: int) -> torch.Tensor | None:
+    """The reference LM head of the reference output (prefill: each sequence's last token), or None."""
+    if not cfg.model.has_lm_head:
+        return None
+    rows = ref_out[:, -1] if cfg.workload.phase == Phase.PREFILL else ref_out
+    return reference.logits(cfg.model, rows, seed, device, ref_out.dtype)
 
 
 def reference_output(cfg: Config, *, device, seed: int, dtype=torch.float32) -> torch.Tensor:

@@ -45,6 +45,29 @@ def attn_math(q, k, v, causal: bool, scale: float | None = None):
     return out.to(q.dtype), lse
 
 
+# Grouped-query attention: whether a kernel took K/V with fewer heads than Q as they are (FA2 and cuDNN
+# read each KV head once for its group of query heads) or refused them, so that the K/V had to be
+# expanded to every query head first (a copy of the whole K/V per call: a decode step reads the cache
+# h / hk times over).  Keyed by (kernel, causal, one query row); filled by the first call (an eager pass
+# always precedes a CUDA graph capture), reported in real.run's records.
+GQA_NATIVE: dict[str, bool] = {}
+
+
+def _gqa(name: str, call: Callable, q, k, v):
+    h, hk = q.shape[1], k.shape[1]
+    if hk == h:
+        return call(k, v)
+    key = f"{name}/{'q1' if q.shape[2] == 1 else 'qn'}"
+    if GQA_NATIVE.get(key, True):
+        try:
+            r = call(k, v)
+            GQA_NATIVE[key] = True
+            return r
+        except RuntimeError:
+            GQA_NATIVE[key] = False
+    return call(_expand_kv(k, h), _expand_kv(v, h))
+
+
 def _check_causal(q, k, causal: bool, name: str) -> None:
     if causal and q.shape[2] != k.shape[2]:
         raise ValueError(f"{name} kernel: causal attention needs Sq == Sk, got {q.shape[2]} and {k.shape[2]}")
@@ -52,23 +75,44 @@ def _check_causal(q, k, causal: bool, name: str) -> None:
 
 def attn_flash(q, k, v, causal: bool, scale: float | None = None):
     _check_causal(q, k, causal, "flash")
-    h = q.shape[1]
-    r = torch.ops.aten._scaled_dot_product_flash_attention(
-        q, _expand_kv(k, h), _expand_kv(v, h), 0.0, causal, False, scale=scale
+    r = _gqa(
+        "flash",
+        lambda k, v: torch.ops.aten._scaled_dot_product_flash_attention(
+            q, k, v, 0.0, causal, False, scale=scale
+        ),
+        q,
+        k,
+        v,
     )
     return r[0], r[1].reshape(q.shape[:3])
 
 
 def attn_cudnn(q, k, v, causal: bool, scale: float | None = None):
     _check_causal(q, k, causal, "cudnn")
-    h = q.shape[1]
-    r = torch.ops.aten._scaled_dot_product_cudnn_attention(
-        q, _expand_kv(k, h), _expand_kv(v, h), None, True, 0.0, causal, False, scale=scale
+    r = _gqa(
+        "cudnn",
+        lambda k, v: torch.ops.aten._scaled_dot_product_cudnn_attention(
+            q, k, v, None, True, 0.0, causal, False, scale=scale
+        ),
+        q,
+        k,
+        v,
     )
     return r[0], r[1].reshape(q.shape[:3]).float()
 
 
 _IMPL: dict[str, Callable] = {"math": attn_math, "flash": attn_flash, "cudnn": attn_cudnn}
+
+
+def split_call(fn: Callable, q, k, v, causal: bool, n: int = 1):
+    """``fn`` run as up to ``n`` kernels over groups of KV heads (and their query heads): exact, since
+    heads are independent.  A transfer that becomes ready while one kernel holds every SM starts at the
+    next kernel boundary instead of the end of the whole call (benchmarks/results/ring_bias_x4_20261128)."""
+    n = math.gcd(max(1, n), k.shape[1])
+    if n == 1:
+        return fn(q, k, v, causal)
+    parts = [fn(a, b, c, causal) for a, b, c in zip(q.chunk(n, 1), k.chunk(n, 1), v.chunk(n, 1))]
+    return torch.cat([o for o, _ in parts], 1), torch.cat([lse for _, lse in parts], 1)
 
 
 def get(name: str) -> Callable:

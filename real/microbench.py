@@ -329,9 +329,79 @@ def provenance(dev) -> dict:
     return p
 
 
+# ---------------------------------------------------------------------------------------------
+# FP8 (the 'fp8' suite): torch._scaled_mm GEMMs at the model's layer shapes, and the activation quantise
+# ---------------------------------------------------------------------------------------------
+FP8_TOKENS = [1, 2, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 131072]
+
+
+def bench_fp8(
+    dev,
+    model_dims: dict,
+    tokens: list[int],
+    tps: tuple[int, ...] = (1, 2),
+    reps: int = 7,
+    emulate: bool = False,
+) -> list[dict]:
+    """Per GEMM shape of the model's layer (``gemm_shapes``) and token count: the FP8 GEMM alone
+    (``op="gemm_fp8"``: e4m3 operands already quantised, ``torch._scaled_mm`` with scale_a (M, 1) and
+    scale_b (1, N) FP32, BF16 out), the same GEMM in BF16 beside it (``op="gemm_bf16_ref"``, kept apart
+    from the BF16 curve's records) and the quantise of its input rows (``op="fp8_quant"``: amax per row,
+    scale, cast; ideal bytes = read BF16 + write FP8 + one FP32 scale per row).  On a GPU each is timed
+    as a CUDA-graph replay; ``emulate`` (CPU tests of the record format): the emulated FP8 path, eager."""
+    from real import model as M
+
+    if not emulate:
+        why = M.scaled_mm_available(dev)
+        if why is not None:
+            raise RuntimeError(f"the fp8 suite cannot run: {why}")
+    dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
+    mode = "eager" if emulate else "graph"
+
+    def timed(fn, m):
+        if emulate:
+            return time_fn(fn, dev, reps=reps)
+        return time_graph(fn, dev, calls=10 if m <= 4096 else 2, reps=reps)
+
+    d, ff, qd, kvd = (model_dims[k] for k in ("d_model", "d_ff", "q_dim", "kv_dim"))
+    out: list[dict] = []
+    seen: set[tuple[int, int]] = set()  # (m, k) of the quantise calls measured
+    for tp in tps:
+        for m in tokens:
+            for name, (n, k) in gemm_shapes(d, ff, qd, kvd, tp).items():
+                x = torch.randn(m, k, device=dev, dtype=dtype)
+                w = torch.randn(n, k, device=dev, dtype=dtype) / math.sqrt(k)
+                wq = M.quantize_weight(w)
+                x8, sa = M.quantize_rows(x)
+                common = dict(mode=mode, name=name, tp=tp, m=m, n=n, k=k, flops=2.0 * m * n * k)
+                if emulate:
+                    fn = lambda: (x8.float() * sa) @ (wq.w8.float() * wq.scale.t()).t()  # noqa: E731
+                else:
+                    fn = lambda: torch._scaled_mm(  # noqa: E731
+                        x8, wq.w8.t(), scale_a=sa, scale_b=wq.scale, out_dtype=dtype
+                    )
+                out.append(_rec(timed(fn, m), op="gemm_fp8", emulated=emulate, **common))
+                out.append(_rec(timed(lambda: F.linear(x, w), m), op="gemm_bf16_ref", **common))
+                if (m, k) not in seen:  # distinct inputs only
+                    seen.add((m, k))
+                    out.append(
+                        _rec(
+                            timed(lambda: M.quantize_rows(x), m),
+                            op="fp8_quant",
+                            mode=mode,
+                            m=m,
+                            k=k,
+                            ideal_bytes=float(m * k * (x.element_size() + 1) + 4 * m),
+                        )
+                    )
+                x = w = wq = x8 = sa = None  # freed before the next size
+    return out
+
+
 def run_all(model_dims: dict, quick: bool = False, suites: tuple[str, ...] = ("eager", "graph")) -> dict:
     """Every microbenchmark of the suites asked for (eager: as the host issues op by op; graph: replayed
-    from CUDA graphs, GPU only); returns the raw results (rank 0's view; comm figures are max over ranks)."""
+    from CUDA graphs, GPU only; fp8: FP8 GEMMs and the quantise, GPU only); returns the raw results
+    (rank 0's view; comm figures are max over ranks)."""
     dev = (
         torch.device("cuda", torch.cuda.current_device())
         if torch.cuda.is_available()
@@ -339,6 +409,13 @@ def run_all(model_dims: dict, quick: bool = False, suites: tuple[str, ...] = ("e
     )
     dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
     cuda = dev.type == "cuda"
+    if "fp8" in suites:
+        from costmodel.errors import SpecError
+        from real.model import scaled_mm_available
+
+        why = scaled_mm_available(dev)
+        if why is not None:
+            raise SpecError(f"suite fp8 cannot run here: {why}")
     reps = 2 if quick else 7
     res: dict = {
         "provenance": provenance(dev),
@@ -348,6 +425,8 @@ def run_all(model_dims: dict, quick: bool = False, suites: tuple[str, ...] = ("e
         "suites": [s for s in suites if s == "eager" or cuda],
     }
     R = res["results"]
+    if "fp8" in suites:  # GPU only: bench_fp8 says why not elsewhere
+        R += bench_fp8(dev, model_dims, [1, 16] if quick else FP8_TOKENS, (1,) if quick else (1, 2), reps)
     if cuda and "graph" in suites:
         R += run_graph(model_dims, quick)
     if "eager" not in suites:
@@ -802,3 +881,40 @@ def run_graph(model_dims: dict, quick: bool = False) -> list[dict]:
         sizes = [2**10, 2**16] if quick else [2**10, 2**14, 2**17, 2**20, 2**23, 2**26, 2**28, 2**30]
         R += bench_comm(dev, sizes, reps, graph=True)
     return R
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m real.microbench --suites fp8 --model llama3-8b --out raw.json``: measure suites and write
+    the raw JSON (``ringsim calibrate --from-raw`` fits it, e.g. as a supplement of a calibration run)."""
+    import argparse
+    import sys
+
+    from costmodel import presets
+    from costmodel.errors import SpecError
+    from costmodel.results import write_json
+
+    p = argparse.ArgumentParser(prog="python -m real.microbench", description=main.__doc__)
+    p.add_argument("--suites", default="fp8", help="comma-separated: eager, graph, fp8 (default fp8)")
+    p.add_argument("--model", default="seed-dense", help="model whose layer shapes are measured")
+    p.add_argument("--out", required=True, help="raw JSON to write")
+    p.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
+    a = p.parse_args(argv)
+    try:
+        suites = tuple(x.strip() for x in a.suites.split(",") if x.strip())
+        bad = [x for x in suites if x not in ("eager", "graph", "fp8")]
+        if bad or not suites:
+            raise SpecError(f"--suites {a.suites!r} is not valid: give one or more of eager, graph, fp8")
+        m = presets.load_model(a.model)
+        dims = {k: getattr(m, k) for k in ("d_model", "d_ff", "q_dim", "kv_dim", "head_dim")}
+        raw = run_all(dims, quick=a.quick, suites=suites)
+    except SpecError as e:
+        print(f"real.microbench: error: {e}", file=sys.stderr)
+        return 2
+    raw["model"] = m.name
+    write_json(a.out, raw)
+    print(f"wrote {a.out} ({len(raw['results'])} records)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -43,6 +43,8 @@ def _mlp_and_proj(model: Model, w: M.LayerWeights, x: torch.Tensor, o: torch.Ten
 def _qkv(model: Model, w: M.LayerWeights, x: torch.Tensor):
     D = model.head_dim
     qkv = F.linear(M.rmsnorm(x, w.g1), w.wqkv)
+    if w.bqkv is not None:
+        qkv = qkv + w.bqkv
     q = qkv[..., : w.hq * D].unflatten(-1, (w.hq, D))
     k = qkv[..., w.hq * D : (w.hq + w.hk) * D].unflatten(-1, (w.hk, D))
     v = qkv[..., (w.hq + w.hk) * D :].unflatten(-1, (w.hk, D))
@@ -98,3 +100,10 @@ def decode(
             x = _mlp_and_proj(model, w, x, o)
         outs.append(x[:, 0])
     return torch.cat(outs)
+
+
+def logits(model: Model, rows: torch.Tensor, seed: int, device, dtype=torch.float32) -> torch.Tensor:
+    """The LM head of the rows that get logits ((n, d): prefill, each sequence's last token; decode, the
+    new tokens): final norm, then the whole vocabulary, (n, vocab)."""
+    h = M.head_shard(model, seed, 1, 0, device, dtype)
+    return F.linear(M.rmsnorm(rows.to(dtype), h.g), h.w)

@@ -36,7 +36,10 @@ TINY = [
     "8",
     "--d-ff",
     "64",
+    "--set",
+    "model.vocab=50",  # the LM head runs (50 does not divide by 4: the TP slices are padded)
 ]
+BIAS_TIED = ["--set", "model.qkv_bias=true", "--set", "model.tie_embeddings=true"]
 
 
 def cases(n: int) -> list[list[str]]:
@@ -48,8 +51,8 @@ def cases(n: int) -> list[list[str]]:
     for variant in ("plain", "zigzag", "striped"):
         out.append(pre + ["--seq", seq, "--plan", f"ring={n}", "--ring-variant", variant])
     out.append(pre + ["--seq", seq, "--plan", f"ring={n}", "--ring-variant", "zigzag", "--no-causal"])
-    out.append(pre + ["--seq", "12", "--plan", f"tp={n}", "--mlp", "swiglu"])
-    out.append(pre + ["--seq", seq, "--plan", f"ulysses={n}"])
+    out.append(pre + ["--seq", "12", "--plan", f"tp={n}", "--mlp", "swiglu"] + BIAS_TIED)
+    out.append(pre + ["--seq", seq, "--plan", f"ulysses={n}"] + BIAS_TIED)
     out.append(
         TINY
         + topo
@@ -61,7 +64,7 @@ def cases(n: int) -> list[list[str]]:
         + ["--layers", str(n), "--batch", "2", "--seq", "16", "--plan", f"pp={n}", "--chunks", "4"]
     )  # chunked prefill: chunks attend to the stage's cached chunks
     dec = pre + ["--phase", "decode", "--seq", "1", "--context", str(6 * n), "--batch", "3"]
-    out.append(dec + ["--plan", f"tp={n}"])
+    out.append(dec + ["--plan", f"tp={n}"] + BIAS_TIED)
     for da in ("pass-kv", "pass-q", "allgather"):
         out.append(dec + ["--plan", f"ring={n}", "--decode-attn", da])
     out.append(dec + ["--plan", f"ulysses={n}"])
@@ -134,8 +137,18 @@ def check_case(argv: list[str], groups: comm.Groups, seed: int = 0) -> float:
     ex.run()
     ex.run()  # twice: state left by one forward pass must not change the next
     out = harness.gather_output(ex)
+    head = harness.gather_logits(ex)
     ref = harness.reference_output(cfg, device=dev, seed=seed)
-    return harness.rel_err(out, ref)
+    err = harness.rel_err(out, ref)
+    if head is not None:  # the LM head: its logits, and the chosen tokens are the reference's argmax
+        ref_logits = harness.reference_logits(cfg, ref, device=dev, seed=seed)
+        err = max(err, harness.rel_err(head[0], ref_logits))
+        if not torch.equal(head[1], ref_logits.argmax(dim=-1)):
+            raise AssertionError(
+                f"LM head chose tokens {head[1].tolist()}, the reference's argmax is "
+                f"{ref_logits.argmax(dim=-1).tolist()}"
+            )
+    return err
 
 
 def _worker(rank: int, n: int, port: int, case_list: list[list[str]], result_path: str) -> None:

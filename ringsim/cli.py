@@ -12,6 +12,7 @@ from costmodel.errors import SpecError
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("ringsim.cmd_predict", "analytic prediction for one configuration"),
+    "explore": ("ringsim.cmd_explore", "which plan wins at each length and GPU count -> maps + EXPLORE.md"),
     "sweep": ("ringsim.cmd_sweep", "vectorised analytic sweep over L x P x plans -> CSV + JSON"),
     "reproduce": ("ringsim.cmd_reproduce", "the seed experiment checked with physics -> REPORT.md + figures"),
     "plot": ("ringsim.cmd_plot", "re-make the figures of a results file (sweep, timeline, validation, ...)"),

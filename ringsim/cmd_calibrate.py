@@ -37,15 +37,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--suite",
         default="eager,graph",
         help="microbenchmark suites, comma-separated: eager (host issues op by op), graph (CUDA graph "
-        "replay, GPU only); default both",
+        "replay, GPU only), fp8 (torch._scaled_mm FP8 GEMMs and the activation quantise, GPU only); "
+        "default eager,graph",
     )
 
 
 def _suites(s: str) -> tuple[str, ...]:
     out = tuple(x.strip() for x in s.split(",") if x.strip())
-    bad = [x for x in out if x not in ("eager", "graph")]
+    bad = [x for x in out if x not in ("eager", "graph", "fp8")]
     if bad or not out:
-        raise SpecError(f"--suite {s!r} is not valid: give 'eager', 'graph' or 'eager,graph'")
+        raise SpecError(
+            f"--suite {s!r} is not valid: give one or more of eager, graph, fp8 (comma-separated)"
+        )
     return out
 
 

@@ -41,6 +41,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--model", default="seed-dense", help="model preset (ringsim presets) or a model .toml")
     p.add_argument("--layers", type=int, default=None)
+    p.add_argument(
+        "--fp8", default=None, choices=["none", "ffn", "linear"], help="GEMMs in FP8 (default: the model's)"
+    )
+    p.add_argument(
+        "--kv-dtype", default=None, choices=["bf16", "fp8"], help="KV cache dtype (default: the model's)"
+    )
     p.add_argument("--batch", default="1")
     p.add_argument("--phase", default="prefill", choices=[ph.value for ph in Phase])
     p.add_argument("--no-causal", action="store_true")
@@ -92,7 +98,7 @@ def run(a: argparse.Namespace) -> int:
     _check_out(a.out)
     templates = [parse_template(t) for t in a.plans]
     hw = presets.load_hardware(a.hardware)
-    model = presets.load_model(a.model, layers=a.layers)
+    model = presets.load_model(a.model, layers=a.layers, fp8=a.fp8, kv_dtype=a.kv_dtype)
     mult = lcm_multiple(templates, gpus, a.ring_variant)
     seqs = seq_grid(lo, hi, a.points, mult)
     t0 = time.perf_counter()
@@ -119,7 +125,8 @@ def run(a: argparse.Namespace) -> int:
         "hardware_provenance": dict(hw.provenance),
         "model": model.name,
         "model_fields": {
-            k: getattr(model, k) for k in ("layers", "d_model", "n_heads", "n_kv_heads", "head_dim", "d_ff")
+            k: str(getattr(model, k)) if k in ("fp8", "kv_dtype") else getattr(model, k)
+            for k in ("layers", "d_model", "n_heads", "n_kv_heads", "head_dim", "d_ff", "fp8", "kv_dtype")
         },
         "topology": a.topology,
         "phase": a.phase,

@@ -20,7 +20,10 @@ def _rows(r: dict) -> list[tuple[str, str]]:
         (
             "configuration",
             f"{s['hardware']} on {s['topology']['spec']}, {s['model']['name']} "
-            f"({s['model']['layers']} layers), plan {plan['name']}",
+            f"({s['model']['layers']} layers"
+            + (f", FP8 {s['model']['fp8']}" if s["model"].get("fp8", "none") != "none" else "")
+            + (f", KV cache {s['model']['kv_dtype']}" if s["model"].get("kv_dtype", "bf16") != "bf16" else "")
+            + f"), plan {plan['name']}",
         ),
         (
             "workload",
@@ -69,6 +72,7 @@ def _rows(r: dict) -> list[tuple[str, str]]:
         ("FLOPs / device", fmt_count(r["flops_per_device"]) + "FLOP"),
         ("HBM traffic / device", fmt_bytes(r["hbm_bytes_per_device"])),
         ("sent / device", f"NVLink {fmt_bytes(comm['nvlink'])}, InfiniBand {fmt_bytes(comm['ib'])}"),
+        *[("InfiniBand", line) for line in _ib_lines(s)],
         (
             "memory / device",
             f"{fmt_bytes(mem['total'])} of {fmt_bytes(r['capacity_bytes'])}: "
@@ -85,6 +89,17 @@ def _rows(r: dict) -> list[tuple[str, str]]:
         if not isinstance(v, (dict, list)):
             rows.append((f"  sim: {k.replace('_', ' ')}", str(v)))
     return rows
+
+
+def _ib_lines(s: dict) -> list[str]:
+    """Which of the plan's collectives cross InfiniBand (costmodel.topology.ib_crossings)."""
+    from costmodel.topology import ib_crossings, parse_topology
+
+    try:
+        topo = parse_topology(s["topology"]["spec"])
+    except Exception:  # noqa: BLE001 - a results file from elsewhere: no line rather than a traceback
+        return []
+    return ib_crossings(topo, s["plan"])
 
 
 def format_result(r: dict) -> str:

@@ -114,10 +114,18 @@ def _build(cfg: Config, microbatches: int, layers: int):
 
 
 def _unit_slices(res: SimResult, k: int) -> list[list[int]] | None:
-    """Op indices of each rank, or None if ranks' ops do not split into k equal units."""
+    """Op indices of each rank's layers, or None if ranks' ops do not split into k equal units.  Ops
+    outside a layer (the LM head) may follow the units (they shift with the last one); between units
+    they would make the units unequal: None."""
     out: list[list[int]] = [[] for _ in range(res.schedule.n_ranks)]
+    tail = [False] * res.schedule.n_ranks
     for i, op in enumerate(res.schedule.ops):  # one pass over the ops
-        out[op.rank].append(i)
+        if op.layer < 0:
+            tail[op.rank] = True
+        elif tail[op.rank]:
+            return None
+        else:
+            out[op.rank].append(i)
     if any(len(idx) % k for idx in out):
         return None
     return out

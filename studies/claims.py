@@ -16,10 +16,9 @@ from .seed import _eval, decode_step_floor, make_config, prefill_tps_ceiling
 
 
 def _pick(preds: list[dict], plan: str, phase: str) -> list[dict]:
-    """Prediction rows of a claim's plan and phase (the baseline at its best micro-batch count)."""
-    rows = [r for r in preds if r["plan"] == plan and r["phase"] == phase]
-    best = [r for r in rows if r["plan_label"].endswith("(best m)")]
-    return best or rows
+    """Prediction rows of a claim's plan and phase (the baseline at its fairest: never the straw man)."""
+    rows = [r for r in preds if r["plan"] == plan and r["phase"] == phase and not r.get("comparison")]
+    return rows
 
 
 def _cfg(setup, row, **over):
@@ -170,7 +169,7 @@ def activation_claim(setup, assume, claim, preds, ceil) -> dict:
     base = [
         r
         for r in preds
-        if r["plan"] == setup["baseline_plan"] and r["phase"] == Phase.PREFILL and r["microbatches"] == 1
+        if r["plan"] == setup["baseline_plan"] and r["phase"] == Phase.PREFILL and r.get("comparison")
     ]
     a_ring = ring[0]["result"]["memory_bytes_per_device"]["activations"]
     a_base = base[0]["result"]["memory_bytes_per_device"]["activations"]

@@ -1,5 +1,8 @@
-"""``ringsim reproduce``: the seed experiment on both topologies, both plans, prefill and decode, with
-sweeps against L, the crossover, a simulated layer and (when present) measurements -> REPORT.md.
+"""``ringsim reproduce``: the seed-claims page (the seed configuration's predictions, ceilings and the
+verdict table) plus the seed's experiment file (``studies/experiments/seed.toml``) run through ``explore``
+(winner and speed-up maps, the memory-aware crossover), the seed's question asked for real models
+(``QUESTIONS``: Llama 3.1 70B and 405B at 128Ki-1Mi on H100 over InfiniBand and on GB200 NVL72), a
+simulated layer and (when present) measurements -> REPORT.md.
 
 Order matters: every results file is written first, then its figure is drawn *from the file*
 (``plot_file``), so ``ringsim plot data/FILE`` re-makes any figure exactly."""
@@ -19,14 +22,43 @@ from costmodel.results import atomic_write_text, ensure_dir, write_json, write_s
 from costmodel.sweep import lcm_multiple, parse_template, run_sweep, seq_grid
 from plots import report
 from plots.files import plot_file
-from plots.sweeps import crossover_rows, load_sweep
 from plots.validation import load_validation
 from validation.stored import measurement_files, package_relative
 
 from .claims import claims_table
+from .explore import (
+    EXPERIMENTS_DIR,
+    load_experiment_file,
+    make_experiment,
+    report_section,
+    verdict_legend,
+    write_explore,
+)
 from .seed import ceilings, load_claims, make_config, predictions
 
-SWEEP_TOPOLOGIES = ("ib", "nvlink-domain")
+SEED_EXPERIMENT = EXPERIMENTS_DIR / "seed.toml"
+# the seed's question for real models (REPORT.md, "The seed's question for Llama 3.1"), one file each
+QUESTIONS = tuple(
+    EXPERIMENTS_DIR / f
+    for f in (
+        "llama3-70b-h100-ib.toml",
+        "llama3-405b-h100.toml",
+        "llama3-70b-gb200-nvl72.toml",
+        "llama3-405b-gb200-nvl72.toml",
+    )
+)
+
+
+def seed_experiment(path=None, *, points=None, gpus=None, topologies=None, phases=None, batch=None):
+    """The seed's experiment file with the given values laid over it (validated before any work)."""
+    raw = load_experiment_file(path or SEED_EXPERIMENT)
+    over = {"points": points, "gpus": gpus, "topology": topologies, "phase": phases, "batch": batch}
+    raw.update(
+        {k: (list(v) if isinstance(v, (tuple, list)) else v) for k, v in over.items() if v is not None}
+    )
+    return make_experiment(raw, source=str(path or SEED_EXPERIMENT))
+
+
 SWEEP_GPUS = (8, 16, 32, 64)
 SWEEP_SEQ = (4 * 1024, 1024 * 1024)
 
@@ -169,21 +201,35 @@ def reproduce(
     out: str | Path,
     *,
     claims_path=None,
-    sweep_batch: int = 8,
-    points: int = 40,
+    experiment=None,
+    sweep_batch: int | None = None,
+    points: int | None = None,
     command: str = "ringsim reproduce",
     log=print,
-    gpus=SWEEP_GPUS,
-    topologies=SWEEP_TOPOLOGIES,
-    phases=("prefill", "decode"),
+    gpus=None,
+    topologies=None,
+    phases=None,
+    questions=QUESTIONS,
     timeline: bool = True,
+    progress=None,
+    version: str = "",
 ) -> dict:
-    if sweep_batch < 1 or points < 2:
+    if (sweep_batch is not None and sweep_batch < 1) or (points is not None and points < 2):
         raise SpecError(f"--sweep-batch {sweep_batch} must be >= 1 and --points {points} >= 2")
     final = Path(out)
     if final.exists() and not final.is_dir():
         raise SpecError(f"--out {str(out)!r} is a file: name a folder")
     ensure_dir(final.resolve().parent, "--out")
+    # every experiment is validated before any work
+    exp = seed_experiment(
+        experiment,
+        points=points,
+        gpus=gpus,
+        topologies=topologies,
+        phases=phases,
+        batch=[sweep_batch] if sweep_batch else None,
+    )
+    qs = [(Path(q).stem, make_experiment(load_experiment_file(q), source=str(q))) for q in questions]
     # written as a unit: into a temporary sibling folder, renamed into place at the end (an interrupted or
     # failed run leaves the previous results as they were, and nothing half-new)
     work = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.resolve().parent))
@@ -191,14 +237,13 @@ def reproduce(
         result = _reproduce(
             work,
             claims_path=claims_path,
-            sweep_batch=sweep_batch,
-            points=points,
+            exp=exp,
+            questions=qs,
             command=command,
             log=log,
-            gpus=gpus,
-            topologies=topologies,
-            phases=phases,
             timeline=timeline,
+            progress=progress,
+            version=version,
         )
         old = None
         if final.exists():
@@ -215,9 +260,20 @@ def reproduce(
     return result
 
 
-def _reproduce(
-    out: Path, *, claims_path, sweep_batch, points, command, log, gpus, topologies, phases, timeline
-) -> dict:
+def _explore_into(folder: Path, exp, *, out: Path, version, progress, log) -> dict:
+    """``explore`` of one experiment into ``folder`` (inside the report's folder); paths relative to out."""
+    cmd = f"ringsim explore {Path(exp.source).name}" if exp.source else "ringsim explore"
+    r = write_explore(
+        ensure_dir(folder, "--out"), exp, version=version, command=cmd, progress=progress, log=log
+    )
+    rel = os.path.relpath(folder, out).replace(os.sep, "/")
+    r["folder"] = rel
+    r["figures"] = [f"{rel}/{f}" for f in r["figures"]]
+    r["title"] = exp.title
+    return r
+
+
+def _reproduce(out: Path, *, claims_path, exp, questions, command, log, timeline, progress, version) -> dict:
     t0 = time.perf_counter()
     data, figs = ensure_dir(out / "data", "--out"), ensure_dir(out / "figures", "--out")
     claims = load_claims(claims_path)
@@ -236,47 +292,19 @@ def _reproduce(
         "claims": claims_table(claims, preds, ceil),
     }
     seed_file = write_json(data / "seed_report.json", doc)
-    rel = lambda p: os.path.relpath(p, out).replace(os.sep, "/")
+    rel = lambda p: os.path.relpath(p, out).replace(os.sep, "/")  # noqa: E731
     figures = {"claims": rel(plot_file(seed_file, figs)[0])}
     log(f"seed report: {len(preds)} predictions, {len(doc['claims'])} claims -> {rel(seed_file)}")
-    sweeps, cross = [], []
-    for topo in topologies:
-        for phase in phases:
-            f = write_sweep(
-                data,
-                hardware=setup["hardware"],
-                model_name=setup["model"],
-                topo_kind=topo,
-                phase=phase,
-                batch=sweep_batch,
-                points=points,
-                gpus=tuple(gpus),
-            )
-            paths = plot_file(f, figs)
-            specs, cols = load_sweep(f)
-            cross += crossover_rows(specs, cols)
-            skipped = json.loads(f.with_suffix(".json").read_text())["skipped"]
-            sweeps.append(
-                {
-                    "file": rel(f),
-                    "specs": specs,
-                    "skipped": skipped,
-                    "figures": {
-                        k: rel(p)
-                        for k, p in zip(
-                            ("latency_tps", "comm", "memory"), [q for q in paths if q.suffix == ".png"]
-                        )
-                    },
-                }
-            )
-            log(f"sweep {topo} {phase}: {len(cols['L'])} points -> {rel(f)}")
-    cross_file = write_json(
-        data / "crossover.json",
-        {"specs": {"kind": "crossover", "sources": [s["file"] for s in sweeps]}, "rows": cross},
-    )
-    figures["crossover"] = rel(plot_file(cross_file, figs)[0])
+    seed_explore = _explore_into(out / "explore", exp, out=out, version=version, progress=progress, log=log)
+    log(f"seed experiment: {seed_explore['points']} points -> {seed_explore['folder']}/EXPLORE.md")
+    asked = []
+    for stem, q in questions:
+        asked.append(
+            _explore_into(out / "questions" / stem, q, out=out, version=version, progress=progress, log=log)
+        )
+        log(f"question {stem}: {asked[-1]['points']} points -> {asked[-1]['folder']}/EXPLORE.md")
     skipped = {}
-    no_tl = lambda: (None, "not requested")
+    no_tl = lambda: (None, "not requested")  # noqa: E731
     steps = (
         ("timeline", (lambda: simulated_timelines(setup, data)) if timeline else no_tl),
         ("validation", lambda: validation_records(data)),
@@ -294,8 +322,9 @@ def _reproduce(
     vsum = json.loads(vfile.read_text()).get("summary") if have_v else None
     md = report.render(
         doc,
-        sweeps=sweeps,
-        crossover=cross,
+        explore_md=report_section(seed_explore, level=3),
+        questions_md=[report_section(q, level=3) for q in asked],
+        verdicts_md=verdict_legend(),
         figures=figures,
         skipped=skipped,
         runtime_s=runtime,
@@ -310,6 +339,7 @@ def _reproduce(
         "figures": figures,
         "skipped": skipped,
         "runtime_s": runtime,
-        "crossover": cross,
-        "sweeps": sweeps,
+        "explore": seed_explore,
+        "questions": asked,
+        "crossover": seed_explore["crossover"],
     }

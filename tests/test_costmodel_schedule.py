@@ -180,8 +180,10 @@ def test_errors_are_one_sentence(tiny, h100):
         _sched(tiny, h100, parse_plan("tp=3"), "nvswitch:3", batch=1, seq_len=64)
     with pytest.raises(SpecError, match="9 ranks, but topology nvswitch:8 has 8 GPUs"):
         _sched(tiny, h100, parse_plan("ring=9"), "nvswitch:8", batch=1, seq_len=64)
-    with pytest.raises(SpecError, match="TP groups must stay inside a node"):
-        _sched(tiny, h100, parse_plan("tp=8"), "ib:2x4", batch=1, seq_len=64)
+    with pytest.raises(
+        SpecError, match="tp=4 spans more than the 3 GPUs of one node of ib:4x3 but not whole"
+    ):
+        _sched(tiny, h100, parse_plan("tp=4,ring=3"), "ib:4x3", batch=1, seq_len=64)
     with pytest.raises(SpecError, match="pp=3 does not divide layers=2"):
         _sched(tiny, h100, parse_plan("pp=3"), "nvswitch:3", batch=1, seq_len=64)
 

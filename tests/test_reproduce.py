@@ -19,13 +19,20 @@ from studies.seed import load_claims, make_config
 @pytest.fixture(scope="module")
 def rep(tmp_path_factory):
     out = tmp_path_factory.mktemp("rep")
-    # small sweeps (one P, one topology, 3 lengths) keep the test fast; the seed tables are complete
+    # small maps (one P, one topology, 3 lengths) and one small question keep the test fast; the seed
+    # tables are complete
+    q = tmp_path_factory.mktemp("q") / "small-question.toml"
+    q.write_text(
+        'title = "a small question"\nmodel = "llama3-8b"\ntopology = ["ib"]\ngpus = [16]\n'
+        'phase = ["decode"]\nseq = "128Ki:1Mi"\npoints = 2\n'
+    )
     r = reproduce(
         out,
         points=3,
         gpus=(16,),
         topologies=("nvlink-domain",),
         phases=("prefill",),
+        questions=(q,),
         timeline=False,
         log=lambda *a: None,
     )
@@ -149,3 +156,42 @@ def test_unwritable_out_is_a_clear_error(tmp_path, capsys, cmd):
     assert rc == 2
     assert "cannot be created" in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_maps_come_from_explore_and_the_question_is_asked(rep, tmp_path):
+    """The maps are explore's, each re-made from its maps file; the Llama question section is generated
+    from its experiment file; every link of REPORT.md stays inside the folder and exists."""
+    import re
+
+    out, r = rep
+    text = (out / "REPORT.md").read_text()
+    for sub in ("explore", "questions/small-question"):
+        remade = sorted(p.name for p in plot_file(out / sub / "data" / "maps.json", tmp_path / sub))
+        assert remade and remade == sorted(p.name for p in (out / sub / "figures").iterdir())
+    for f in r["explore"]["figures"] + r["questions"][0]["figures"]:
+        assert f"]({f})" in text
+    assert "## The seed's question for Llama 3.1" in text and "### a small question" in text
+    links = re.findall(r"\]\(([^)]+)\)", text)
+    assert links and all(not x.startswith(("/", "..", "http")) and (out / x).exists() for x in links)
+
+
+def test_claims_are_judged_against_the_fairest_baseline(rep):
+    """The baseline the claims are judged on is the fairest (best micro-batches and chunks, Megatron sends,
+    fastest kernels); the one-micro-batch straw man is only a labelled comparison; kernels are named."""
+    out, r = rep
+    text = (out / "REPORT.md").read_text()
+    preds = r["doc"]["predictions"]
+    fair = [p for p in preds if p["plan_label"].endswith("(fairest)")]
+    straw = [p for p in preds if p["comparison"]]
+    assert fair and straw and all(p["microbatches"] == 1 for p in straw)
+    assert all(p["pp_send"] == "scatter" and p["attn_kernel"] == "auto" for p in fair)
+    for c in r["doc"]["claims"]:
+        if c["id"] == "tps_baseline":
+            for topo, v in c["predicted"].items():
+                f = next(p for p in fair if p["topology"] == topo and p["phase"] == "prefill")
+                assert v == pytest.approx(f["result"]["tps"], rel=1e-12)
+                s = next(p for p in straw if p["topology"] == topo and p["phase"] == "prefill")
+                assert f["result"]["latency_s"] <= s["result"]["latency_s"]
+    for p in preds:
+        assert p["kernels_used"] and p["kernels_used"] in text
+    assert "(comparison: m=1, the old straw man)" in text

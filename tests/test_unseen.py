@@ -45,3 +45,23 @@ def test_unseen_needs_another_device_call():
     assert "30 minutes" in seen_by_calibration(near, cfg)
     far = {"provenance": {"date_utc": "2030-01-01T00:00:00+00:00"}}
     assert seen_by_calibration(far, cfg) is None
+
+
+def test_close_in_time_on_another_boot_is_another_call():
+    """A record taken minutes after a calibration run, but on a machine whose boot differs from that
+    run's (both name theirs), is another device call; without its boot, or on the same boot, it is not."""
+    cfg = _cfg(plan="ring=2", seq="72Ki")
+    cal = _calibration(cfg.hardware)
+    named = [(d, b) for d, b in cal["runs"] if d is not None and b]
+    assert named, "a calibration raw file of h200-sxm names its machine's boot"
+    d, boots = max(named, key=lambda r: r[0])
+    when = d.isoformat()
+    other = {"provenance": {"date_utc": when, "boot_ids": ["another-boot"]}}
+    same = {"provenance": {"date_utc": when, "boot_ids": sorted(boots)}}
+    unnamed = {"provenance": {"date_utc": when}}
+    near_unnamed_run = [
+        r for r in cal["runs"] if r[0] is not None and not r[1] and abs((r[0] - d).total_seconds()) <= 1800
+    ]
+    assert seen_by_calibration(other, cfg) is None or near_unnamed_run
+    assert seen_by_calibration(same, cfg) is not None
+    assert "30 minutes" in seen_by_calibration(unnamed, cfg)

@@ -27,6 +27,7 @@ RAWS = {
         "h200x1_attention_batch_raw_20261128.json",
         "h200x2_ring_causes_disjoint_20261128.json",
         "h200x4_comm_g4_raw_20261128.json",
+        "h200x1_fp8_raw_20261128.json",
     ],
     "h100-sxm": ["h100x1_raw.json"],
 }

@@ -57,6 +57,29 @@ def fit_gemm(results: list[dict], peak_flops: float) -> dict:
     return {"flops": [_sig(x) for x in xs], "efficiency": [_sig(y) for y in ys]}
 
 
+def fit_gemm_fp8(results: list[dict], peak_fp8_flops: float) -> dict | None:
+    """FP8 GEMM efficiency (over the FP8 peak) by FLOPs per call, as ``fit_gemm``, from the ``gemm_fp8``
+    records of the fp8 suite measured on a GPU (emulated CPU records are left out); None without them."""
+    g = [r for r in _by(results, "gemm_fp8") if not r.get("emulated")]
+    if not g:
+        return None
+    return fit_gemm([{**r, "op": "gemm"} for r in g], peak_fp8_flops)
+
+
+def fit_fp8_quant(results: list[dict], elementwise_Bps: float) -> dict | None:
+    """The activation quantise (amax per row, scale, cast): bytes factor = median device time over the
+    ideal traffic at elementwise bandwidth, over the calls where the traffic is at least 64 MiB (bandwidth-
+    bound); floor = the median time of the smallest call (one row).  None without GPU records."""
+    q = [r for r in _by(results, "fp8_quant") if r.get("mode") == "graph"]
+    if not q:
+        return None
+    big = [r for r in q if r["ideal_bytes"] >= 2**26] or [max(q, key=lambda r: r["ideal_bytes"])]
+    factor = statistics.median(r["median_s"] / (r["ideal_bytes"] / elementwise_Bps) for r in big)
+    small = min(r["m"] for r in q)
+    floor = statistics.median(r["median_s"] for r in q if r["m"] == small)
+    return {"bytes_factor": _sig(min(max(factor, 0.1), 100.0)), "floor_us": _sig(floor * 1e6)}
+
+
 def fit_attention(results: list[dict], kernel: str, layout: str = "contiguous") -> dict | None:
     """The measured parts of one kernel's figures: prefill curves (both masks at the same lengths) and/or
     the decode bandwidth curve; None when neither was measured."""
@@ -318,6 +341,7 @@ def fit_profile(raw: dict, base: str, name: str, mode: str = "ideal") -> tuple[d
         notes.append(
             "achievable.elementwise_TBps: measured (add of the largest size, 3 bytes moved per byte)"
         )
+    notes += _fit_fp8(raw["results"], prof, mode)
     ops, more = _ops_of(mode, res, ach["elementwise_TBps"] * 1e12, has_graph)
     if ops:
         ach["ops"] = ops
@@ -409,6 +433,41 @@ def fit_profile(raw: dict, base: str, name: str, mode: str = "ideal") -> tuple[d
     }
     presets.hardware_from_dict(copy.deepcopy(prof))  # validate before anyone writes it
     return prof, notes
+
+
+def _fit_fp8(results: list[dict], prof: dict, mode: str = "ideal") -> list[str]:
+    """``achievable.gemm_fp8`` and ``achievable.fp8_quant`` from the fp8 suite's records; nothing when the
+    raw files have none.  The GEMM curve (graph-timed device time) goes into every profile; the quantise
+    as measured (this repository's quantise: several kernels) into the executor's ``eager`` and ``graph``
+    profiles, and as a fused kernel would run it (factor 1, no floor of its own: folded into the norm or
+    activation before the GEMM, as serving engines do) into the ``ideal`` one."""
+    peak = prof["peak"].get("fp8_TFLOPs") or 2.0 * prof["peak"]["bf16_TFLOPs"]
+    ach = prof["achievable"]
+    notes = []
+    g8 = fit_gemm_fp8(results, peak * 1e12)
+    if g8:
+        ach["gemm_fp8"] = g8
+        src = "peak.fp8_TFLOPs" if prof["peak"].get("fp8_TFLOPs") else "2 x peak.bf16_TFLOPs (no fp8_TFLOPs)"
+        notes.append(
+            "achievable.gemm_fp8: measured (torch._scaled_mm, e4m3, row-wise scales, BF16 out; efficiency "
+            f"over {src} = {peak:g} TFLOP/s by FLOPs per call at the model's layer shapes, graph-timed)"
+        )
+    q8 = fit_fp8_quant(results, ach["elementwise_TBps"] * 1e12)
+    if q8 and mode == "ideal":
+        ach["fp8_quant"] = {"bytes_factor": 1.0, "floor_us": 0.0}
+        notes.append(
+            f"achievable.fp8_quant: ideal (fused into the op before the GEMM: bytes_factor 1, no floor); "
+            f"measured for this repository's quantise: bytes_factor {q8['bytes_factor']}, floor "
+            f"{q8['floor_us']} us (the '-eager' and '-graph' profiles)"
+        )
+    elif q8:
+        ach["fp8_quant"] = q8
+        notes.append(
+            "achievable.fp8_quant: measured (amax per row, scale, cast to e4m3 of the GEMM inputs, "
+            "graph-timed: bytes_factor over read BF16 + write FP8 + FP32 scales at elementwise_TBps, "
+            "floor at one row)"
+        )
+    return notes
 
 
 def load_raw(paths: list[str]) -> dict:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import math
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -70,7 +70,18 @@ def config_of(rec: dict, hardware: str | None = None) -> Config:
     chosen = (rec.get("attn_kernel_real") or {}).get("chosen")
     if chosen in ("flash", "cudnn"):  # predict with the kernel the run actually used
         a.attn_kernel = chosen
-    return config_from_args(a)
+    cfg = config_from_args(a)
+    return replace(cfg, model=replace(cfg.model, lm_head=ran_lm_head(rec)))
+
+
+def ran_lm_head(rec: dict) -> bool:
+    """Whether the executor ran the LM head in a record: its specs say so (``model.lm_head``); records
+    measured before the executor ran one do not name it and did not run it."""
+    model = (rec.get("specs") or {}).get("model") or {}
+    v = model.get("lm_head", False) if isinstance(model, dict) else False
+    if not isinstance(v, bool):
+        raise SpecError(f"its specs.model.lm_head is {v!r}: true or false")
+    return v
 
 
 def measured_s(rec: dict) -> float:
@@ -253,6 +264,7 @@ def _calibration(hw) -> dict:
         "dates": [],
         "files": [],
         "boot_ids": set(),
+        "runs": [],  # (date or None, its machine boots) of each raw file
     }
     for f in files:
         path = DATA_DIR / "calibration" / Path(f).name
@@ -266,6 +278,7 @@ def _calibration(hw) -> dict:
         if d:
             got["dates"].append(datetime.fromisoformat(d))
         got["boot_ids"].update(pv.get("boot_ids") or [])
+        got["runs"].append((datetime.fromisoformat(d) if d else None, set(pv.get("boot_ids") or [])))
         for r in raw.get("results", []):
             op = r.get("op")
             if op == "attention" or "median_overlap_s" in r:
@@ -273,7 +286,7 @@ def _calibration(hw) -> dict:
                 got["attention"].add(int(r.get("q_len", 0)))
             elif op == "decode_attention":
                 got["decode_attention"].add(int(r.get("kv_len", 0)))
-            elif op == "gemm":
+            elif op in ("gemm", "gemm_fp8", "gemm_bf16_ref"):  # the fp8 suite's GEMMs too
                 got["gemm_m"].add(int(r.get("m", 0)))
     _CAL[key] = got
     return got
@@ -313,7 +326,12 @@ def seen_by_calibration(rec: dict, cfg: Config) -> str | None:
     d = pv.get("date_utc")
     if d:
         t = datetime.fromisoformat(d)
-        if any(abs((t - c).total_seconds()) <= SAME_CALL_S for c in cal["dates"]):
+        mine = set(pv.get("boot_ids") or [])
+        for c, boots in cal["runs"]:
+            if c is None or abs((t - c).total_seconds()) > SAME_CALL_S:
+                continue
+            if mine and boots and not (mine & boots):
+                continue  # close in time, but both name their machine's boot and they differ: another call
             return "it was measured within 30 minutes of a calibration run (possibly the same device call)"
     return None
 

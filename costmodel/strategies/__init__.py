@@ -6,6 +6,7 @@ it holds (``buffers``) and when it is allowed (``rules``, raising ``SpecError`` 
 
 * ``pipeline``  -- stages and micro-batches (the ``pp`` axis): a rank's program, the bubble;
 * ``dense``     -- the layer's GEMMs and elementwise kernels split ``tp`` ways, two all-reduces;
+* ``lm_head``   -- the final norm and the logits on the last stage (vocab-parallel under TP);
 * ``ulysses``   -- all-to-all to heads and back around the attention core (the ``ulysses`` axis);
 * attention cores, exactly one per layer: ``local`` (no ring), ``ring_prefill`` (pass-KV ring with
   the plain, zigzag and striped layouts), and the decode merges ``decode_allgather``,
@@ -30,6 +31,7 @@ from . import (
     decode_pass_kv,
     decode_pass_q,
     dense,
+    lm_head,
     local,
     pipeline,
     ring_prefill,
@@ -44,7 +46,15 @@ CORES: dict[tuple[str, str | None], ModuleType] = {
     (Phase.DECODE, DecodeAttn.PASS_KV): decode_pass_kv,
 }
 WRAPPERS: tuple[ModuleType, ...] = (ulysses,)  # around the core, outermost first
-ALL: tuple[ModuleType, ...] = (pipeline, dense, *WRAPPERS, local, chunked, *dict.fromkeys(CORES.values()))
+ALL: tuple[ModuleType, ...] = (
+    pipeline,
+    dense,
+    lm_head,
+    *WRAPPERS,
+    local,
+    chunked,
+    *dict.fromkeys(CORES.values()),
+)
 
 
 def core_for_phase(phase: str, decode_attn: str) -> ModuleType:

@@ -15,9 +15,11 @@ from __future__ import annotations
 import numpy as np
 
 from .. import kernels
+from ..closedform import split_links
 from ..errors import SpecError
 from ..schedule import OpKind, Role
 from ..specs import Collective
+from . import lm_head
 
 
 def rules(plan, model, wl, topo) -> None:
@@ -71,6 +73,8 @@ def emit(b, prog, rank: int, layer_fn) -> None:
                 layer_fn(prog, rank, s * lps + i, mb, j % N)
             else:
                 layer_fn(prog, rank, s * lps + i, j)
+        if nxt is None and j % N == N - 1:  # the last stage: the micro-batch's LM head after its last chunk
+            lm_head.emit(b, prog, rank, mb, f"x@{j}")
         if nxt is not None or (prev is not None and j + 1 < m):
             prog.sendrecv(
                 Role.PP_ACT,
@@ -86,14 +90,16 @@ def emit(b, prog, rank: int, layer_fn) -> None:
             )
 
 
-def closed_form(ctx, units) -> dict:
+def closed_form(ctx, units, head=(0.0, 0.0)) -> dict:
     """Latency of the phase from each unit's layer device time and host issue time, per point: ``units``
     = [(t_layer, host_layer, exists)] for the chunks c = 0..N-1 of a micro-batch (one unit without
     chunks).  Units u = 0..U-1 (U = m N) flow through the stages in order, and a stage receives unit u + 1
     only after it computed unit u (the receive is issued with the send of u), so a critical path runs
     units 0..u through the first stage, unit u down the stages and units u..U-1 through the last one:
     latency = m sum_c t(c) + (S + U - 2) x + max_u [(S - 1) t(u) - u x]  (x: one transfer) with one
-    micro-batch; with equal units the maximum is at u = 0 and this is the formula above.  With chunks and
+    micro-batch; with equal units the maximum is at u = 0 and this is the formula above.  The last
+    stage's LM head (``head``: its device and host time per micro-batch) adds m times its time (that stage
+    is then the slowest: every micro-batch's head is on the path).  With chunks and
     several micro-batches (unit times rise and fall) the path may descend several times: the longest
     path of the stage x unit grid is computed directly (``_grid_path``)."""
     geo, hw = ctx.geo, ctx.hw
@@ -101,13 +107,16 @@ def closed_form(ctx, units) -> dict:
     N = geo.chunks
     lps = ctx.model.layers / S
     # the host issues a stage's ops ahead of its GPU: a stage takes its device path or its host path
-    t_dev = sum(np.where(e, lps * t, 0.0) for t, _, e in units)  # one micro-batch, all its chunks
+    h_dev, h_host = head
+    t_head = np.maximum(h_dev, h_host)
+    t_dev = sum(np.where(e, lps * t, 0.0) for t, _, e in units) + h_dev  # one micro-batch, all its chunks
     t_unit = [np.where(e, np.maximum(lps * t, lps * h), 0.0) for t, h, e in units]
-    t_stage = sum(t_unit)
+    t_stage = sum(t_unit) + t_head  # the last stage's (it runs the LM head)
     act, msg, sc = geo.act_bytes, geo.pp_msg_bytes, geo.pp_scatter
     pp_ib = ctx.crosses_ib(geo.span("pp")) & (S > 1)
+    tp_ib = ctx.crosses_ib(geo.span("tp"))  # a TP group larger than a node gathers over IB
     # the send of a slice (or all) to the next stage, then (scatter) its all-gather over that stage's TP group
-    gather = np.where(sc, kernels.comm_time(hw, "nvlink", Collective.ALL_GATHER, act, geo.tp), 0.0)
+    gather = np.where(sc, ctx.comm(tp_ib, Collective.ALL_GATHER, act, geo.tp), 0.0)
     x_pp = np.where(S > 1, ctx.comm(pp_ib, Collective.P2P, msg, 2) + gather, 0.0)
     via = np.max(
         np.stack(
@@ -135,7 +144,8 @@ def closed_form(ctx, units) -> dict:
                 PRE_ALL_REDUCE / lps,
                 geo.pp_scatter,
                 gather,
-            ),
+            )
+            + m * t_head,
             latency,
         )
     latency = latency + hw.pass_launch_s
@@ -144,11 +154,12 @@ def closed_form(ctx, units) -> dict:
     send = np.where(S > 1, m * N * msg, 0.0)
     g = np.where(sc, m * N * kernels.sent_bytes(Collective.ALL_GATHER, act, geo.tp), 0.0)
     s_nv, s_ib = np.where(pp_ib, 0.0, send), np.where(pp_ib, send, 0.0)
+    g_nv, g_ib = split_links(tp_ib, g)
     sender_t = s_nv / hw.nvlink_bw_Bps + s_ib / hw.nic_bw_Bps
-    recv_wins = (S == 2) & (g / hw.nvlink_bw_Bps > sender_t)
+    recv_wins = (S == 2) & (g_nv / hw.nvlink_bw_Bps + g_ib / hw.nic_bw_Bps > sender_t)
     both = S > 2
-    sent_nv = np.where(recv_wins, g, s_nv + np.where(both, g, 0.0))
-    sent_ib = np.where(recv_wins, 0.0, s_ib)
+    sent_nv = np.where(recv_wins, g_nv, s_nv + np.where(both, g_nv, 0.0))
+    sent_ib = np.where(recv_wins, g_ib, s_ib + np.where(both, g_ib, 0.0))
     return {
         "latency": latency,
         "t_dev": t_dev,

@@ -1,0 +1,165 @@
+"""Where one pass of a measured configuration spends its time, op by op, next to the model (issue 12).
+
+    python benchmarks/ring_decompose.py RECORDS.jsonl TRACE_DIR [--match ring=4] [--out table.md]
+
+For each record of ``RECORDS.jsonl`` (written by ``real.run``) whose Chrome traces (``real.run
+--profile-dir``; one file per rank) lie in ``TRACE_DIR``, the script reads every rank's GPU activity:
+the executor wraps each op in ``record_function(op.tag)``, which the profiler turns into a GPU-side
+annotation spanning the kernels that op launched.  It then simulates the same configuration (the
+record's specs, the profile the validation judges it with: ``validation.compare.config_of``) without
+coarsening, and prints, per op class (attention per ring step, LSE merge, GEMMs, elementwise, the
+exchange), the measured GPU time and the model's, summed over the pass, for the slowest rank.
+
+Measured time of an op = the sum of its kernels' durations (on the stream it ran on); ``gap`` = the
+compute stream's idle time inside the pass (waits for data, launch gaps).  The model's time of an op =
+its simulated duration on that rank (slowdown beside communication included).  Nothing is fitted here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import re
+import sys
+from collections import defaultdict
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from costmodel.build import build_schedule
+from costmodel.schedule import COMPUTE_KINDS
+from sim.engine import SimOptions, simulate
+from validation.compare import config_of, measured_s
+
+_LAYER = re.compile(r"^L\d+/")
+
+
+def op_class(tag: str) -> str:
+    """A tag without its layer, micro-batch, and (for ring steps) step number: 'ring/attn',
+    'ring/step0/attn' kept apart because the first step runs before any exchange."""
+    t = _LAYER.sub("", tag)
+    t = re.sub(r"mb\d+/", "", t)
+    m = re.match(r"ring/step(\d+)/(.*)", t)
+    if m:
+        step = int(m.group(1))
+        return f"ring/{'step0' if step == 0 else 'stepN'}/{m.group(2)}"
+    return t
+
+
+def trace_times(path: str) -> dict:
+    """Per op tag: summed kernel time inside its GPU annotation; plus the pass span and the compute
+    stream's idle time."""
+    with open(path) as f:
+        ev = json.load(f)["traceEvents"]
+    ann = [e for e in ev if e.get("cat") == "gpu_user_annotation" and "dur" in e]
+    ker = [e for e in ev if e.get("cat") in ("kernel", "gpu_memcpy", "gpu_memset") and "dur" in e]
+    if not ker:
+        raise SystemExit(f"{path}: no GPU kernels in the trace (a CPU run?)")
+    # the last profiled pass only: annotations named by op tags, kernels inside their span
+    by_tag: dict[str, float] = defaultdict(float)
+    ker.sort(key=lambda e: e["ts"])
+    starts = [e["ts"] for e in ker]
+    import bisect
+
+    for a in ann:
+        lo, hi = a["ts"], a["ts"] + a["dur"]
+        i = bisect.bisect_left(starts, lo)
+        tot = 0.0
+        while i < len(ker) and ker[i]["ts"] < hi:
+            if ker[i]["tid"] == a["tid"]:
+                tot += ker[i]["dur"]
+            i += 1
+        by_tag[a["name"]] += tot * 1e-6
+    compute_tid = max(
+        {e["tid"] for e in ker},
+        key=lambda t: sum(e["dur"] for e in ker if e["tid"] == t and "nccl" not in e["name"]),
+    )
+    ck = [e for e in ker if e["tid"] == compute_tid]
+    span = (max(e["ts"] + e["dur"] for e in ker) - min(e["ts"] for e in ker)) * 1e-6
+    busy = sum(e["dur"] for e in ck) * 1e-6
+    cspan = (max(e["ts"] + e["dur"] for e in ck) - min(e["ts"] for e in ck)) * 1e-6
+    return {"by_tag": dict(by_tag), "span_s": span, "compute_busy_s": busy, "compute_gap_s": cspan - busy}
+
+
+def model_times(cfg, rank: int) -> dict:
+    sched = build_schedule(cfg.model, cfg.workload, cfg.plan, cfg.topology, cfg.hardware, kernel=cfg.kernel)
+    res = simulate(sched, cfg.topology, cfg.hardware, SimOptions())
+    by_tag: dict[str, float] = defaultdict(float)
+    comp_busy = 0.0
+    for i, op in enumerate(sched.ops):
+        if op.rank != rank:
+            continue
+        d = res.end[i] - (res.xstart[i] if op.kind not in COMPUTE_KINDS and res.xstart[i] else res.start[i])
+        by_tag[op.tag] += d * sched.layer_repeat if _LAYER.match(op.tag) else d
+        if op.kind in COMPUTE_KINDS:
+            comp_busy += (res.end[i] - res.start[i]) * (sched.layer_repeat if _LAYER.match(op.tag) else 1)
+    return {"by_tag": dict(by_tag), "latency_s": res.latency_s, "compute_busy_s": comp_busy}
+
+
+def decompose(rec: dict, trace_dir: str) -> str | None:
+    cfg = config_of(rec)
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"trace_{cfg.plan.name}_")
+    files = sorted(glob.glob(os.path.join(trace_dir, name + f"*L{cfg.workload.seq_len}_*rank*.json")))
+    b = cfg.workload.batch
+    files = [f for f in files if f"layers{cfg.model.layers}_" in f and ("_B" not in f or f"_B{b}_" in f)]
+    if not files:
+        return None
+    ranks = {int(re.search(r"rank(\d+)\.json$", f).group(1)): trace_times(f) for f in files}
+    slow = max(ranks, key=lambda r: ranks[r]["span_s"])
+    m = model_times(cfg, slow)
+    meas = ranks[slow]
+    classes: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    for tag, t in meas["by_tag"].items():  # NCCL's kernels carry their own annotation, not the op's
+        classes["exchange (nccl kernels)" if tag.startswith("nccl") else op_class(tag)][0] += t
+    for tag, t in m["by_tag"].items():
+        classes[op_class(tag)][1] += t
+    spans = ", ".join(f"{ranks[r]['span_s'] * 1e3:.2f}" for r in sorted(ranks))
+    lines = [
+        f"### {cfg.plan.name}, L = {cfg.workload.seq_len}, B = {cfg.workload.batch}, "
+        f"layers {cfg.model.layers} "
+        f"(rank {slow} of {len(ranks)}; kernel {cfg.kernel})",
+        "",
+        f"record median {measured_s(rec) * 1e3:.3f} ms; profiled pass span {meas['span_s'] * 1e3:.3f} ms "
+        f"(ranks {spans}); "
+        f"model latency {m['latency_s'] * 1e3:.3f} ms",
+        f"compute stream busy {meas['compute_busy_s'] * 1e3:.3f} ms, idle inside the pass "
+        f"{meas['compute_gap_s'] * 1e3:.3f} ms; model compute busy {m['compute_busy_s'] * 1e3:.3f} ms",
+        "",
+        "| op class | measured ms | model ms | model - measured |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for k in sorted(classes, key=lambda k: -max(classes[k])):
+        a, b = classes[k]
+        lines.append(f"| {k} | {a * 1e3:.3f} | {b * 1e3:.3f} | {(b - a) * 1e3:+.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("records")
+    p.add_argument("trace_dir")
+    p.add_argument("--match", default="", help="only records whose plan name contains this")
+    p.add_argument("--out", default=None)
+    a = p.parse_args()
+    out = []
+    with open(a.records) as f:
+        for line in f:
+            rec = json.loads(line)
+            if rec.get("status", "ok") != "ok" or a.match not in json.dumps(
+                rec.get("specs", {}).get("plan", {})
+            ):
+                continue
+            t = decompose(rec, a.trace_dir)
+            if t:
+                out.append(t)
+    text = "\n".join(out) or "no record had traces\n"
+    print(text)
+    if a.out:
+        with open(a.out, "w") as f:
+            f.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1020 @@
+"""``ringsim explore``: which plan wins at each length and GPU count, memory included, and by how much.
+
+An *experiment* (a TOML file of the keys in ``KEYS``, or the same options on the command line) names the
+hardware, the model (with overrides), topology families or explicit topologies, phases, batches, a length
+range, GPU counts and plan families.  For every (topology, phase, batch, P) every placeable plan of those
+families is enumerated (``costmodel.search.enumerate_plans``: meshes over every axis, ring layouts, decode
+merges, micro-batch and chunk counts) and evaluated over the whole length grid with the analytic model
+(``costmodel.analytic.evaluate``, one numpy call per plan group).  The output folder holds:
+
+* ``data/explore.npz`` + ``data/explore.csv`` (every evaluated point) with ``data/explore.json`` (specs,
+  skipped (topology, P) pairs and plans, columns);
+* ``data/maps.json``: per (topology, phase, batch) the grid of winners, best ring-family and best TP/PP-family
+  plans (``plots.explore`` draws the maps from it; ``ringsim plot data/maps.json`` re-makes them);
+* ``crossover.csv`` + ``crossover.md``: the memory-aware crossover table;
+* ``figures/``: a winner map and a speed-up map per (topology, phase, batch);
+* ``experiment.toml`` (the resolved experiment: re-running it gives the same folder) and ``EXPLORE.md``.
+
+The folder is written as a unit: into a temporary sibling, renamed into place at the end.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from costmodel import strategies
+from costmodel.analytic import evaluate
+from costmodel.closedform import Setting
+from costmodel.config import Config, build_config
+from costmodel.errors import SpecError
+from costmodel.plan import AXIS_NAMES, DecodeAttn, Plan, PpSend, RingVariant
+from costmodel.results import atomic_write_text, ensure_dir, write_csv, write_json, write_sweep_files
+from costmodel.search import enumerate_plans
+from costmodel.specs import AttnKernel, Phase, Workload
+from costmodel.topology import TopoKind, parse_topology, topology_for
+from costmodel.units import parse_count, parse_range
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+EXPERIMENTS_DIR = Path(__file__).parent / "experiments"
+
+# plan families (what ``--families`` selects); ``side`` groups them for the speed-up map
+FAMILIES: dict[str, str] = {
+    "single": "one GPU",
+    "tp": "tensor parallelism only",
+    "pp": "pipeline stages only (micro-batches)",
+    "tp-pp": "TP inside a stage x pipeline stages (micro-batches)",
+    "chunked": "chunked prefill through a pipeline (TP x PP, the prompt cut into chunks)",
+    "ulysses": "Ulysses (all-to-all) sequence parallelism, alone or with TP/PP",
+    "ring": "Ring Attention alone",
+    "hybrid": "Ring Attention with TP, Ulysses or PP",
+}
+RING_SIDE = ("ring", "hybrid")
+TPPP_SIDE = ("tp", "pp", "tp-pp", "chunked")
+
+
+def plan_family(plan: Plan) -> str:
+    """The family of a plan (a key of ``FAMILIES``)."""
+    if plan.ring > 1:
+        return "ring" if plan.n_ranks == plan.ring else "hybrid"
+    if plan.ulysses > 1:
+        return "ulysses"
+    if plan.pp > 1:
+        return "chunked" if plan.chunks > 1 else ("tp-pp" if plan.tp > 1 else "pp")
+    return "tp" if plan.tp > 1 else "single"
+
+
+def plan_side(family: str) -> str:
+    """ring (Ring Attention in the plan), tppp (TP/PP only) or other (Ulysses without a ring, one GPU)."""
+    return "ring" if family in RING_SIDE else "tppp" if family in TPPP_SIDE else "other"
+
+
+# ----------------------------------------------------------------------------------------------
+# the experiment: keys, defaults, validation
+# ----------------------------------------------------------------------------------------------
+KEYS: dict[str, tuple[object, str]] = {
+    "title": ("", "a one-line title for EXPLORE.md"),
+    "hardware": ("h100-sxm", "hardware preset (ringsim presets) or a profile .toml"),
+    "model": ("llama3-70b", "model preset (ringsim presets) or a model .toml"),
+    "layers": (None, "override the model's layer count"),
+    "set": ([], "overrides KIND.PATH=VALUE of any preset field, e.g. hardware.peak.hbm_TBps=4.0"),
+    "topology": (
+        ["ib", "nvlink-domain"],
+        "topology families sized per GPU count (ib: 8-GPU nodes; nvl: 72-GPU NVLink domains joined by IB; "
+        "nvlink-domain; nvswitch <= 8) or explicit topologies (ib:2x8, nvl:72x4, nvlink-domain:72: one "
+        "GPU count each)",
+    ),
+    "phase": (["prefill", "decode"], "phases: prefill (the whole prompt) and/or decode (one step)"),
+    "batch": ([1], "batch sizes (sequences)"),
+    "seq": ("4Ki:1Mi", "length range START:END (prompt in prefill, context in decode)"),
+    "points": (25, "lengths in the geometric grid between START and END (both included)"),
+    "gpus": ([8, 16, 32, 64], "GPU counts P of the topology families"),
+    "families": (list(FAMILIES), f"plan families: {', '.join(FAMILIES)}"),
+    "ring_variant": ([v.value for v in RingVariant], "prefill ring layouts tried"),
+    "decode_attn": ([v.value for v in DecodeAttn], "decode ring merges tried"),
+    "attn_kernel": ("auto", "attention kernel: auto (the profile's fastest per call) | flash | cudnn"),
+    "pp_send": ("scatter", "pipeline sends with TP: scatter (Megatron) | full"),
+    "causal": (True, "causal attention"),
+}
+LIST_KEYS = ("set", "topology", "phase", "batch", "gpus", "families", "ring_variant", "decode_attn")
+
+
+@dataclass(frozen=True)
+class Experiment:
+    title: str
+    hardware: str
+    model: str
+    layers: int | None
+    set: tuple[str, ...]
+    topology: tuple[str, ...]
+    phase: tuple[str, ...]
+    batch: tuple[int, ...]
+    seq: tuple[int, int]
+    points: int
+    gpus: tuple[int, ...]
+    families: tuple[str, ...]
+    ring_variant: tuple[str, ...]
+    decode_attn: tuple[str, ...]
+    attn_kernel: str
+    pp_send: str
+    causal: bool
+    source: str = ""  # the experiment file, when there is one
+    config: Config = field(default=None, repr=False, compare=False)  # hardware + model, validated
+
+    def to_dict(self) -> dict:
+        """The experiment as TOML-able values (lengths as integers)."""
+        d = {k: getattr(self, k) for k in KEYS}
+        d = {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+        d["seq"] = f"{self.seq[0]}:{self.seq[1]}"
+        if d["layers"] is None:
+            del d["layers"]
+        return d
+
+
+def _as_list(key: str, v) -> list:
+    if isinstance(v, (list, tuple)):
+        return list(v)
+    if isinstance(v, str) and key not in ("set",):
+        return [x for x in v.replace(",", " ").split() if x]
+    return [v]
+
+
+def _choose(key: str, values: list, valid) -> tuple[str, ...]:
+    valid = list(valid)
+    for v in values:
+        if v not in valid:
+            raise SpecError(f"{key} {v!r} is not valid: choose from {valid}")
+    if not values:
+        raise SpecError(f"{key} is empty: give at least one of {valid}")
+    return tuple(dict.fromkeys(values))
+
+
+def _topology_item(text: str) -> str:
+    t = str(text).strip()
+    if t in [k.value for k in TopoKind]:
+        return t
+    if ":" not in t:
+        raise SpecError(
+            f"topology {t!r} is not valid: give a family ({', '.join(k.value for k in TopoKind)}) or an "
+            "explicit topology such as ib:2x8, nvl:72x4, nvlink-domain:72"
+        )
+    parse_topology(t)  # its own one-sentence error
+    return t
+
+
+def load_experiment_file(path: str | Path) -> dict:
+    """The raw keys of an experiment TOML (unknown keys refused, naming the key and the valid ones)."""
+    p = Path(path)
+    try:
+        with open(p, "rb") as f:
+            raw = tomllib.load(f)
+    except (OSError, UnicodeDecodeError) as e:
+        raise SpecError(f"experiment file {str(path)!r} cannot be read: {e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise SpecError(f"experiment file {str(path)!r} is not valid TOML: {e}") from None
+    unknown = sorted(set(raw) - set(KEYS))
+    if unknown:
+        raise SpecError(
+            f"experiment file {p.name}: key {unknown[0]!r} is not valid: valid keys are {list(KEYS)}"
+        )
+    return raw
+
+
+def make_experiment(values: dict, source: str = "") -> Experiment:
+    """A validated experiment from raw values (file values with command-line values laid over them).
+    Every field is checked here, before any work: a bad one is one ``SpecError`` naming it."""
+    unknown = sorted(set(values) - set(KEYS))
+    if unknown:
+        raise SpecError(f"experiment key {unknown[0]!r} is not valid: valid keys are {list(KEYS)}")
+    v = {k: (values[k] if values.get(k) is not None else d) for k, (d, _) in KEYS.items()}
+    for k in LIST_KEYS:
+        v[k] = _as_list(k, v[k])
+    title = str(v["title"])
+    phases = _choose("phase", v["phase"], [p.value for p in Phase])
+    fams = _choose("families", v["families"], FAMILIES)
+    rvs = _choose("ring_variant", v["ring_variant"], [r.value for r in RingVariant])
+    das = _choose("decode_attn", v["decode_attn"], [d.value for d in DecodeAttn])
+    kern = _choose("attn_kernel", [v["attn_kernel"]], [k.value for k in AttnKernel])[0]
+    pps = _choose("pp_send", [v["pp_send"]], [s.value for s in PpSend])[0]
+    if not isinstance(v["causal"], bool):
+        raise SpecError(f"causal {v['causal']!r} is not valid: it must be true or false")
+    if not v["batch"]:
+        raise SpecError("batch is empty: give at least one batch size, e.g. 1")
+    batches = tuple(dict.fromkeys(parse_count(b, "batch") for b in v["batch"]))
+    lo, hi = parse_range(v["seq"], "seq")
+    pts = v["points"]
+    if isinstance(pts, str) and pts.strip().isdigit():
+        pts = int(pts)
+    if isinstance(pts, bool) or not isinstance(pts, int) or pts < 1:
+        raise SpecError(f"points {v['points']!r} is not valid: it must be a positive integer, e.g. 25")
+    if lo == hi:
+        pts = 1
+    gpus = []
+    for g in v["gpus"]:
+        try:
+            n = int(g)
+        except (TypeError, ValueError):
+            n = 0
+        if isinstance(g, bool) or n < 1 or str(n) != str(g).strip():
+            raise SpecError(f"gpus {g!r} is not valid: GPU counts are positive integers, e.g. 8, 16, 32")
+        gpus.append(n)
+    topos = tuple(dict.fromkeys(_topology_item(t) for t in v["topology"]))
+    if not topos:
+        raise SpecError("topology is empty: give a family (ib, nvlink-domain, ...) or a topology (ib:2x8)")
+    if any(":" not in t for t in topos) and not gpus:
+        raise SpecError("gpus is empty: a topology family needs GPU counts, e.g. 8, 16, 32")
+    layers = v["layers"]
+    if layers is not None and (isinstance(layers, bool) or not str(layers).strip().isdigit()):
+        raise SpecError(f"layers {layers!r} is not valid: it must be a positive integer")
+    sets = tuple(str(s) for s in v["set"])
+    cfg = build_config(
+        {
+            "hardware": str(v["hardware"]),
+            "model": str(v["model"]),
+            "layers": int(layers) if layers is not None else None,
+            "set": list(sets),
+            "plan": "tp=1",
+            "topology": "nvswitch:1",
+            "attn_kernel": kern,
+        }
+    )
+    return Experiment(
+        title=title,
+        hardware=str(v["hardware"]),
+        model=str(v["model"]),
+        layers=int(layers) if layers is not None else None,
+        set=sets,
+        topology=topos,
+        phase=phases,
+        batch=batches,
+        seq=(lo, hi),
+        points=pts,
+        gpus=tuple(sorted(set(gpus))),
+        families=fams,
+        ring_variant=rvs,
+        decode_attn=das,
+        attn_kernel=kern,
+        pp_send=pps,
+        causal=v["causal"],
+        source=source,
+        config=cfg,
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# the grid and the evaluation
+# ----------------------------------------------------------------------------------------------
+def nominal_grid(lo: int, hi: int, points: int) -> np.ndarray:
+    """Geometric lengths from lo to hi (both exact), rounded to a multiple of the largest power of two up
+    to 1024 that divides both ends, unique."""
+    if points <= 1 or lo == hi:
+        return np.array([lo], dtype=np.int64)
+    m = math.gcd(math.gcd(lo, hi), 1024)
+    raw = np.geomspace(lo, hi, points)
+    g = np.maximum(np.round(raw / m), 1).astype(np.int64) * m
+    g[0], g[-1] = lo, hi
+    return np.unique(g)
+
+
+def sized_topologies(item: str, gpus) -> list[tuple[int, object | None, str]]:
+    """(P, Topology or None, reason) of a topology item: a family at every P, an explicit one at its own."""
+    if ":" in item:
+        t = parse_topology(item)
+        return [(t.n_gpus, t, "")]
+    out = []
+    for P in gpus:
+        try:
+            out.append((P, topology_for(item, P), ""))
+        except SpecError as e:
+            out.append((P, None, str(e)))
+    return out
+
+
+def _plans(exp: Experiment, cfg: Config, P: int, phase: str) -> tuple[list[Plan], list[dict]]:
+    """The placeable plans of the experiment's families at P (every mesh, variant, micro-batch and chunk
+    count ``enumerate_plans`` tries), filtered by family and ring variant / decode merge."""
+    plans, rejected = enumerate_plans(cfg, P)
+    keep = []
+    for p in plans:
+        if plan_family(p) not in exp.families:
+            continue
+        if p.ring > 1 and phase == Phase.PREFILL and p.ring_variant not in exp.ring_variant:
+            continue
+        if p.ring > 1 and phase == Phase.DECODE and p.decode_attn not in exp.decode_attn:
+            continue
+        keep.append(p)
+    return keep, rejected
+
+
+# every length is a multiple of this when plans are enumerated (so every chunk count and ring divides it)
+_ENUM_LEN = 2**20 * 9 * 5 * 7
+
+
+def tasks(exp: Experiment) -> list[tuple[str, int, object, str, int]]:
+    """(topology item, P, Topology, phase, batch) of every map row to evaluate; unplaceable sizes are
+    returned by ``skipped_sizes``."""
+    out = []
+    for item in exp.topology:
+        for P, topo, _ in sized_topologies(item, exp.gpus):
+            if topo is None:
+                continue
+            for phase in exp.phase:
+                for b in exp.batch:
+                    out.append((item, P, topo, phase, b))
+    return out
+
+
+def skipped_sizes(exp: Experiment) -> list[dict]:
+    return [
+        {"topology": item, "P": P, "reason": why}
+        for item in exp.topology
+        for P, topo, why in sized_topologies(item, exp.gpus)
+        if topo is None
+    ]
+
+
+def evaluate_row(exp: Experiment, item: str, P: int, topo, phase: str, batch: int, nominal: np.ndarray):
+    """Every plan of one (topology, P, phase, batch) at every length: (columns or None, skipped list)."""
+    cfg = exp.config
+    skipped = []
+    wl0 = Workload(
+        batch=batch,
+        seq_len=_ENUM_LEN,
+        phase=phase,
+        context_len=_ENUM_LEN if phase == Phase.DECODE else 0,
+        causal=exp.causal,
+    )
+    base = replace(cfg, topology=topo, workload=wl0, plan=cfg.plan.replace(pp_send=exp.pp_send))
+    plans, _ = _plans(exp, base, P, phase)
+    if not plans:
+        skipped.append(
+            {
+                "topology": item,
+                "P": P,
+                "phase": phase,
+                "batch": batch,
+                "reason": "no plan of the chosen "
+                f"families ({', '.join(exp.families)}) can be placed on {topo.spec}",
+            }
+        )
+        return None, skipped
+    mult = 1
+    for p in plans:
+        m = strategies.length_multiple(p, phase) * (p.chunks if phase == Phase.PREFILL else 1)
+        mult = mult * m // math.gcd(mult, m)
+    L = np.maximum(np.round(nominal / mult), 1).astype(np.int64) * mult
+    # validate each plan at each (distinct) length; a plan refused at a length is not evaluated there
+    ok = np.ones((len(L), len(plans)), bool)
+    for i, n in enumerate(L):
+        if i and n == L[i - 1]:
+            ok[i] = ok[i - 1]
+            continue
+        wl = Workload(
+            batch=batch,
+            seq_len=int(n),
+            phase=phase,
+            context_len=int(n) if phase == Phase.DECODE else 0,
+            causal=exp.causal,
+        )
+        for j, p in enumerate(plans):
+            try:
+                strategies.validate(p, cfg.model, wl, topo)
+            except SpecError as e:
+                ok[i, j] = False
+                if not ok[:i, j].any() and i == len(L) - 1:
+                    skipped.append(
+                        {
+                            "topology": item,
+                            "P": P,
+                            "phase": phase,
+                            "batch": batch,
+                            "plan": p.label(phase),
+                            "reason": str(e),
+                        }
+                    )
+    groups: dict[tuple, list[int]] = {}
+    for j, p in enumerate(plans):
+        # one call per (variant, tp, ulysses, ring), as costmodel.search groups them
+        groups.setdefault((p.ring_variant, p.decode_attn, p.tp, p.ulysses, p.ring), []).append(j)
+    parts = []
+    for idx in groups.values():
+        g = [plans[j] for j in idx]
+        deg = {
+            k: np.array([getattr(p, k) for p in g])[None, :] for k in AXIS_NAMES + ("microbatches", "chunks")
+        }
+        st = Setting(
+            phase=phase,
+            causal=exp.causal,
+            kernel=exp.attn_kernel,
+            ring_variant=g[0].ring_variant,
+            decode_attn=g[0].decode_attn,
+            topo_kind=topo.kind.value,
+            gpus_per_node=topo.gpus_per_node,
+            pp_send=g[0].pp_send,
+        )
+        Lc = L[:, None].astype(float)
+        o = evaluate(cfg.model, cfg.hardware, st, batch=batch, seq=Lc, context=Lc, **deg)
+        shape = (len(L), len(g))
+        keep = ok[:, idx]
+        labels = np.array([p.label(phase) for p in g])
+        fam = np.array([plan_family(p) for p in g])
+        block = {
+            "topology": np.full(shape, item),
+            "topology_spec": np.full(shape, topo.spec),
+            "phase": np.full(shape, str(phase)),
+            "batch": np.full(shape, batch, dtype=np.int64),
+            "P": np.full(shape, P, dtype=np.int64),
+            "L_nominal": np.broadcast_to(nominal[:, None], shape),
+            "L": np.broadcast_to(L[:, None], shape),
+            "plan": np.broadcast_to(labels[None, :], shape),
+            "family": np.broadcast_to(fam[None, :], shape),
+            "side": np.broadcast_to(np.array([plan_side(f) for f in fam])[None, :], shape),
+            **{
+                k: np.broadcast_to(np.array([getattr(p, k) for p in g])[None, :], shape)
+                for k in AXIS_NAMES + ("microbatches", "chunks")
+            },
+            "ring_variant": np.broadcast_to(
+                np.array([p.ring_variant.value if p.ring > 1 else "" for p in g])[None, :], shape
+            ),
+            "decode_attn": np.broadcast_to(
+                np.array([p.decode_attn.value if p.ring > 1 else "" for p in g])[None, :], shape
+            ),
+            "pp_send": np.broadcast_to(np.array([p.pp_send.value for p in g])[None, :], shape),
+        }
+        for k, val in o.items():
+            block[k] = np.broadcast_to(np.asarray(val), shape)
+        parts.append({k: np.asarray(val)[keep] for k, val in block.items()})
+    cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    return cols, skipped
+
+
+def run_experiment(exp: Experiment, progress=None) -> tuple[dict[str, np.ndarray], list[dict]]:
+    """Evaluate every map row of the experiment.  Returns (columns over every evaluated point, skipped)."""
+    nominal = nominal_grid(*exp.seq, exp.points)
+    skipped = skipped_sizes(exp)
+    todo = tasks(exp)
+    parts = []
+    it = todo if progress is None else progress(todo)
+    for item, P, topo, phase, b in it:
+        cols, sk = evaluate_row(exp, item, P, topo, phase, b, nominal)
+        skipped += sk
+        if cols is not None:
+            parts.append(cols)
+    if not parts:
+        why = "; ".join(f"{s['topology']} at P={s['P']}: {s['reason']}" for s in skipped[:3]) or "no row"
+        raise SpecError(f"nothing was evaluated: every (topology, P) was skipped ({why})")
+    keys = list(parts[0])
+    cols = {k: np.concatenate([p[k] for p in parts]) for k in keys}
+    return cols, skipped
+
+
+# ----------------------------------------------------------------------------------------------
+# analysis: winners per cell, the speed-up, the crossover
+# ----------------------------------------------------------------------------------------------
+def fmt_len(n: float) -> str:
+    """1Mi, 96Ki, 100,000: powers-of-two multiples as Ki/Mi, the rest in full."""
+    n = int(n)
+    if n >= 2**20 and n % 2**20 == 0:
+        return f"{n // 2**20}Mi"
+    if n >= 1024 and n % 1024 == 0:
+        return f"{n // 1024}Ki"
+    if n >= 2**20 and n % 2**14 == 0:
+        return f"{n / 2**20:g}Mi"
+    return f"{n:,}"
+
+
+def _best(lat: np.ndarray, labels: list[str]) -> tuple[float, str | None]:
+    if len(lat) == 0:
+        return math.nan, None
+    i = int(np.lexsort((np.array(labels), lat))[0])
+    return float(lat[i]), labels[i]
+
+
+def build_maps(cols: dict[str, np.ndarray], exp: Experiment) -> list[dict]:
+    """Per (topology, phase, batch): rows P (ascending), columns the nominal lengths; each cell the
+    fastest feasible plan, the best ring-family and best TP/PP-family plans and their latencies."""
+    nominal = [int(x) for x in nominal_grid(*exp.seq, exp.points)]
+    maps = []
+    topo, phase, batch, P = cols["topology"], cols["phase"], cols["batch"], cols["P"]
+    Ln, lat, feas = cols["L_nominal"], cols["latency_s"], cols["feasible"].astype(bool)
+    plan, side = cols["plan"], cols["side"]
+    for item in exp.topology:
+        for ph in exp.phase:
+            for b in exp.batch:
+                sel = (topo == item) & (phase == ph) & (batch == b)
+                if not sel.any():
+                    continue
+                Ps = sorted({int(x) for x in P[sel]})
+                specs_by_P = {}
+                shape = (len(Ps), len(nominal))
+                m = {
+                    "topology": item,
+                    "phase": ph,
+                    "batch": int(b),
+                    "L": nominal,
+                    "P": Ps,
+                    "topology_specs": [],
+                    "L_evaluated": [],
+                    **{
+                        k: [[None] * shape[1] for _ in range(shape[0])]
+                        for k in (
+                            "winner",
+                            "winner_latency_s",
+                            "ring_plan",
+                            "ring_latency_s",
+                            "tppp_plan",
+                            "tppp_latency_s",
+                            "plans_evaluated",
+                            "plans_fit",
+                        )
+                    },
+                }
+                for r, p in enumerate(Ps):
+                    rs = sel & (P == p)
+                    specs_by_P[p] = str(cols["topology_spec"][rs][0])
+                    m["topology_specs"].append(specs_by_P[p])
+                    Lev = []
+                    for c, n in enumerate(nominal):
+                        cs = rs & (Ln == n)
+                        Lev.append(int(cols["L"][cs][0]) if cs.any() else None)
+                        f = cs & feas
+                        m["plans_evaluated"][r][c] = int(cs.sum())
+                        m["plans_fit"][r][c] = int(f.sum())
+                        for key, mask in (
+                            ("winner", f),
+                            ("ring", f & (side == "ring")),
+                            ("tppp", f & (side == "tppp")),
+                        ):
+                            t, lab = _best(lat[mask], list(plan[mask]))
+                            kl = "winner" if key == "winner" else f"{key}_plan"
+                            m[kl][r][c] = lab
+                            m[f"{'winner' if key == 'winner' else key}_latency_s"][r][c] = (
+                                None if lab is None else t
+                            )
+                    m["L_evaluated"].append(Lev)
+                    m.setdefault("ring_placed", []).append(bool((rs & (side == "ring")).any()))
+                    m.setdefault("tppp_placed", []).append(bool((rs & (side == "tppp")).any()))
+                maps.append(m)
+    return maps
+
+
+def crossover(maps: list[dict]) -> list[dict]:
+    """Per (topology, phase, batch, P): where the best ring-family plan beats the best TP/PP-family plan,
+    counting only lengths where both fit; the speed-up range there; the longest lengths that fit."""
+    rows = []
+    for m in maps:
+        L = m["L"]
+        for r, P in enumerate(m["P"]):
+            rl, tl = m["ring_latency_s"][r], m["tppp_latency_s"][r]
+            both = [c for c in range(len(L)) if rl[c] is not None and tl[c] is not None]
+            sp = {c: tl[c] / rl[c] for c in both}
+            wins = [c for c in both if sp[c] > 1]
+            if not both:
+                verdict, frm = "no both-fit length", None
+            elif len(wins) == len(both):
+                verdict, frm = "always", L[both[0]]
+            elif not wins:
+                verdict, frm = "never", None
+            else:
+                # the shortest both-fit length from which ring wins at every longer both-fit length
+                tail = None
+                for c in reversed(both):
+                    if sp[c] > 1:
+                        tail = c
+                    else:
+                        break
+                verdict = "from" if tail is not None else "mixed"
+                frm = L[tail] if tail is not None else None
+
+            def fits(lat, L=L):
+                return [L[c] for c in range(len(L)) if lat[c] is not None]
+
+            anyfit = [L[c] for c in range(len(L)) if m["winner"][r][c] is not None]
+            cmax = max(both, key=lambda c: sp[c]) if both else None
+            cmin = min(both, key=lambda c: sp[c]) if both else None
+            rows.append(
+                {
+                    "topology": m["topology"],
+                    "topology_spec": m["topology_specs"][r],
+                    "phase": m["phase"],
+                    "batch": m["batch"],
+                    "P": P,
+                    "verdict": verdict,
+                    "ring_wins_from": frm,
+                    "ring_wins_at": len(wins),
+                    "both_fit": len(both),
+                    "first_ring_win": L[wins[0]] if wins else None,
+                    "speedup_min": sp[cmin] if both else None,
+                    "speedup_min_at": L[cmin] if both else None,
+                    "speedup_max": sp[cmax] if both else None,
+                    "speedup_max_at": L[cmax] if both else None,
+                    "ring_plan_at_max": m["ring_plan"][r][cmax] if both else None,
+                    "tppp_plan_at_max": m["tppp_plan"][r][cmax] if both else None,
+                    "longest_fit_any": max(anyfit) if anyfit else None,
+                    "longest_fit_ring": max(fits(rl)) if fits(rl) else None,
+                    "longest_fit_tppp": max(fits(tl)) if fits(tl) else None,
+                    "shortest_fit_any": min(anyfit) if anyfit else None,
+                    "ring_placed": m.get("ring_placed", [True] * len(m["P"]))[r],
+                    "tppp_placed": m.get("tppp_placed", [True] * len(m["P"]))[r],
+                    "grid_min": L[0],
+                    "grid_max": L[-1],
+                }
+            )
+    return rows
+
+
+def _x(v) -> str:
+    return f"{v:.2f}x"
+
+
+def sentence(row: dict) -> str:
+    """The answer for one (topology, phase, batch, P) in words."""
+    where = f"on {row['topology_spec']} with {row['P']} GPUs ({row['phase']}, B = {row['batch']})"
+    if row["longest_fit_any"] is None:
+        lo, hi = fmt_len(row["grid_min"]), fmt_len(row["grid_max"])
+        return f"{where}, nothing fits at any length of the grid ({lo}..{hi})."
+    parts = []
+    v = row["verdict"]
+    if v == "always":
+        parts.append(
+            f"ring wins at every length where both a ring and a TP/PP plan fit "
+            f"({fmt_len(row['ring_wins_from'])} and up), by {_x(row['speedup_min'])} to "
+            f"{_x(row['speedup_max'])} (largest at {fmt_len(row['speedup_max_at'])})"
+        )
+    elif v == "never":
+        parts.append(
+            f"ring never wins where both fit (TP/PP is faster by {_x(1 / row['speedup_max'])} or more; the "
+            f"closest is {_x(row['speedup_max'])} at {fmt_len(row['speedup_max_at'])})"
+        )
+    elif v == "from":
+        parts.append(
+            f"ring wins from {fmt_len(row['ring_wins_from'])}, by up to {_x(row['speedup_max'])} at "
+            f"{fmt_len(row['speedup_max_at'])}"
+        )
+    elif v == "mixed":
+        parts.append(
+            f"ring wins at {row['ring_wins_at']} of {row['both_fit']} lengths where both fit (first at "
+            f"{fmt_len(row['first_ring_win'])}) but not at the longest; at most {_x(row['speedup_max'])} at "
+            f"{fmt_len(row['speedup_max_at'])}"
+        )
+    else:
+        parts.append("no length has both a ring plan and a TP/PP plan that fit")
+    lr, lt = row["longest_fit_ring"], row["longest_fit_tppp"]
+    for side, name in (("tppp", "TP/PP"), ("ring", "ring")):
+        if not row.get(f"{side}_placed", True):
+            parts.append(
+                f"no {name} plan can be placed on {row['P']} GPUs (its degrees do not divide the layers, "
+                "heads or nodes)"
+            )
+    if lr is not None and (lt is None or lr > lt):
+        parts.append(f"beyond {fmt_len(lt)} only ring plans fit" if lt is not None else "only ring plans fit")
+    elif lt is not None and (lr is None or lt > lr):
+        parts.append(
+            f"beyond {fmt_len(lr)} only TP/PP plans fit" if lr is not None else "only TP/PP plans fit"
+        )
+    if row["longest_fit_any"] < row["grid_max"]:
+        parts.append(f"beyond {fmt_len(row['longest_fit_any'])} nothing fits")
+    else:
+        parts.append(f"something fits up to the grid's end ({fmt_len(row['grid_max'])})")
+    return f"{where}, " + "; ".join(parts) + "."
+
+
+CROSSOVER_COLUMNS = (
+    "topology",
+    "topology_spec",
+    "phase",
+    "batch",
+    "P",
+    "verdict",
+    "ring_wins_from",
+    "ring_wins_at",
+    "both_fit",
+    "speedup_min",
+    "speedup_max",
+    "speedup_max_at",
+    "ring_plan_at_max",
+    "tppp_plan_at_max",
+    "longest_fit_ring",
+    "longest_fit_tppp",
+    "longest_fit_any",
+)
+
+VERDICTS = {
+    "always": "the best ring-family plan is faster than the best TP/PP-family plan at every length where "
+    "both "
+    "fit (ring_wins_from is then the shortest such length)",
+    "never": "the best TP/PP-family plan is faster at every length where both fit",
+    "from": "ring is faster at ring_wins_from and at every longer length where both fit, "
+    "slower just below it",
+    "mixed": "ring is faster at some lengths where both fit but not at the longest of them",
+    "no both-fit length": "at no length of the grid do both a ring-family and a TP/PP-family plan fit "
+    "in memory",
+}
+
+
+def crossover_markdown(rows: list[dict]) -> str:
+    head = [
+        "topology",
+        "phase",
+        "B",
+        "P",
+        "verdict",
+        "ring wins from",
+        "speed-up (ring / TP-PP) where both fit",
+        "longest L that fits: ring / TP-PP / any",
+    ]
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    f = lambda v: "—" if v is None else fmt_len(v)  # noqa: E731
+    for r in rows:
+        sp = (
+            "—"
+            if r["speedup_max"] is None
+            else f"{_x(r['speedup_min'])} .. {_x(r['speedup_max'])} (max at {fmt_len(r['speedup_max_at'])}: "
+            f"`{r['ring_plan_at_max']}` vs `{r['tppp_plan_at_max']}`)"
+        )
+        out.append(
+            f"| {r['topology_spec']} | {r['phase']} | {r['batch']} | {r['P']} | {r['verdict']} | "
+            f"{f(r['ring_wins_from'])} | {sp} | {f(r['longest_fit_ring'])} / {f(r['longest_fit_tppp'])} / "
+            f"{f(r['longest_fit_any'])} |"
+        )
+    return "\n".join(out)
+
+
+def crossover_columns(rows: list[dict]) -> dict[str, np.ndarray]:
+    def col(k):
+        vals = [r[k] for r in rows]
+        if all(isinstance(v, str) for v in vals):
+            return np.array(vals, dtype=str)
+        if any(isinstance(v, str) for v in vals):
+            return np.array(["" if v is None else str(v) for v in vals], dtype=str)
+        return np.array([np.nan if v is None else v for v in vals], dtype=float)
+
+    return {k: col(k) for k in CROSSOVER_COLUMNS}
+
+
+# ----------------------------------------------------------------------------------------------
+# the output folder
+# ----------------------------------------------------------------------------------------------
+def specs_of(exp: Experiment, version: str) -> dict:
+    cfg = exp.config
+    m = cfg.model
+    return {
+        "kind": "explore",
+        "engine": "analytic",
+        "ringsim_version": version,
+        "experiment": exp.to_dict(),
+        "experiment_file": Path(exp.source).name if exp.source else None,
+        "hardware": cfg.hardware.name,
+        "hardware_provenance": dict(cfg.hardware.provenance),
+        "model": m.name,
+        "model_fields": {
+            k: getattr(m, k) for k in ("layers", "d_model", "n_heads", "n_kv_heads", "head_dim", "d_ff")
+        },
+        "overrides": list(cfg.overrides),
+        "overrides_derived": list(cfg.derived),
+        "length_grid": [int(x) for x in nominal_grid(*exp.seq, exp.points)],
+    }
+
+
+def _toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+
+
+def experiment_toml(exp: Experiment) -> str:
+    import tomli_w
+
+    return "# the resolved experiment: `ringsim explore experiment.toml --out DIR` re-makes this folder\n" + (
+        tomli_w.dumps(exp.to_dict())
+    )
+
+
+def explore(
+    out, exp: Experiment, *, version: str = "", command: str = "ringsim explore", progress=None, log=print
+) -> dict:
+    """Run the experiment and write the output folder as a unit (temporary sibling, then rename)."""
+    final = Path(out)
+    if final.exists() and not final.is_dir():
+        raise SpecError(f"--out {str(out)!r} is a file: name a folder")
+    ensure_dir(final.resolve().parent, "--out")
+    work = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.resolve().parent))
+    try:
+        result = write_explore(work, exp, version=version, command=command, progress=progress, log=log)
+        old = None
+        if final.exists():
+            old = final.with_name(f".{final.name}.old-{os.getpid()}")
+            final.rename(old)
+        work.rename(final)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    result["out"] = final
+    return result
+
+
+def write_explore(
+    out: Path, exp: Experiment, *, version="", command="ringsim explore", progress=None, log=print
+) -> dict:
+    """Evaluate and write everything into ``out`` (an existing, empty folder)."""
+    from plots.explore import explore_figures
+
+    t0 = time.perf_counter()
+    cols, skipped = run_experiment(exp, progress=progress)
+    feas = cols["feasible"].astype(bool)
+    if not feas.any():
+        raise SpecError(
+            f"nothing fits: none of the {len(feas)} evaluated points ({len(set(cols['plan']))} plans) "
+            f"fits in {exp.config.hardware.name}'s memory at any length of "
+            f"{fmt_len(exp.seq[0])}..{fmt_len(exp.seq[1])}; "
+            "try more GPUs, a smaller batch or shorter lengths"
+        )
+    dt = time.perf_counter() - t0
+    data = ensure_dir(out / "data", "--out")
+    specs = specs_of(exp, version)
+    write_sweep_files(data, cols, specs, skipped, stem="explore")
+    maps = build_maps(cols, exp)
+    rows = crossover(maps)
+    fam = dict(zip(cols["plan"].tolist(), cols["family"].tolist()))
+    shown = {x for m in maps for row in m["winner"] for x in row if x}  # the plans a winner map colours
+    maps_file = write_json(
+        data / "maps.json",
+        {
+            "kind": "explore-maps",
+            "specs": specs,
+            "plan_families": {k: fam[k] for k in sorted(shown)},
+            "maps": maps,
+            "crossover": rows,
+        },
+    )
+    write_csv(
+        out / "crossover.csv",
+        crossover_columns(rows),
+        header_comment={"kind": "explore-crossover", "verdicts": VERDICTS},
+    )
+    atomic_write_text(out / "crossover.md", crossover_markdown(rows) + "\n\n" + verdict_legend() + "\n")
+    atomic_write_text(out / "experiment.toml", experiment_toml(exp))
+    figs = explore_figures(maps_file, out / "figures")
+    rel = lambda p: os.path.relpath(p, out).replace(os.sep, "/")  # noqa: E731
+    figures = [rel(p) for p in figs if p.suffix == ".png"]
+    md = render_markdown(
+        exp, specs, maps, rows, figures, skipped, n_points=len(feas), runtime_s=dt, command=command
+    )
+    atomic_write_text(out / "EXPLORE.md", md)
+    log(f"{len(feas)} points ({len(set(cols['plan']))} plans) in {dt:.1f} s; {len(maps)} maps")
+    return {
+        "maps": maps,
+        "crossover": rows,
+        "figures": figures,
+        "skipped": skipped,
+        "points": len(feas),
+        "specs": specs,
+        "runtime_s": dt,
+    }
+
+
+def verdict_legend() -> str:
+    return "\n".join(f"* **{k}**: {v}." for k, v in VERDICTS.items())
+
+
+def render_markdown(exp, specs, maps, rows, figures, skipped, *, n_points, runtime_s, command) -> str:
+    m = specs["model_fields"]
+    title = exp.title or f"{specs['model']} on {specs['hardware']}: which plan wins"
+    lines = [
+        f"# {title}",
+        "",
+        f"`{command}` — analytic model, {n_points:,} points in {runtime_s:.1f} s "
+        f"(ringsim {specs['ringsim_version'] or '?'}). Hardware **{specs['hardware']}**, "
+        f"model **{specs['model']}** "
+        f"({m['layers']} layers, d_model {m['d_model']}, {m['n_heads']} heads / {m['n_kv_heads']} KV heads), "
+        f"attention kernel `{exp.attn_kernel}`"
+        + (
+            " (the profile's fastest per call; the `attn_kernel_used` column names it)"
+            if exp.attn_kernel == "auto"
+            else ""
+        )
+        + f", pipeline sends `{exp.pp_send}`"
+        + (f", overrides {', '.join(specs['overrides'])}" if specs["overrides"] else "")
+        + ".",
+        "",
+        f"Plan families: {', '.join(exp.families)}; prefill ring layouts {', '.join(exp.ring_variant)}; "
+        f"decode merges {', '.join(exp.decode_attn)}; micro-batch and chunk counts as `ringsim best` "
+        "tries them. "
+        "A plan *fits* when its memory per device (weights, KV cache, activations, buffers, workspace) is "
+        "within the HBM capacity; the winner of a cell is the fastest plan that fits (lowest latency: the "
+        "prompt's prefill, or one decode step).",
+        "",
+        "## The answer",
+        "",
+    ]
+    lines += [f"* {sentence(r)}" for r in rows]
+    lines += [
+        "",
+        "## Crossover (memory-aware)",
+        "",
+        "Only lengths where both a ring-family plan (Ring Attention, alone or with TP/Ulysses/PP) and a "
+        "TP/PP-family plan (TP, PP, TP x PP, chunked pipelines) fit are compared; speed-up = latency of the "
+        "best TP/PP plan / latency of the best ring plan (> 1: ring is faster). Also in "
+        "[crossover.csv](crossover.csv) and [crossover.md](crossover.md).",
+        "",
+        crossover_markdown(rows),
+        "",
+        verdict_legend(),
+        "",
+        "## Maps",
+        "",
+    ]
+    for f in figures:
+        lines += [f"![{Path(f).stem}]({f})", ""]
+    lines += [
+        "## Files",
+        "",
+        "* [data/explore.npz](data/explore.npz), [data/explore.csv](data/explore.csv): every evaluated point "
+        "(one row per plan x length x P x topology x phase x batch; `feasible` says whether it fits); "
+        "[data/explore.json](data/explore.json): the specs (hardware, model, overrides, version), the "
+        "skipped "
+        "pairs and the columns.",
+        "* [data/maps.json](data/maps.json): the grids the maps are drawn from "
+        "(`ringsim plot data/maps.json` "
+        "re-makes them).",
+        "* [experiment.toml](experiment.toml): this experiment; `ringsim explore experiment.toml` "
+        "re-runs it.",
+        "",
+        f"Lengths: {len(specs['length_grid'])} points from {fmt_len(exp.seq[0])} to "
+        f"{fmt_len(exp.seq[1])}; at each "
+        "P every plan is evaluated at the nearest multiple of the length all its plans can split (the "
+        "`L` column; `L_nominal` is the map's column).",
+    ]
+    if skipped:
+        lines += ["", "Skipped:", ""]
+        lines += [
+            "* "
+            + ", ".join(f"{k} {s[k]}" for k in ("topology", "P", "phase", "batch", "plan") if k in s)
+            + f": {s['reason']}"
+            for s in skipped[:40]
+        ]
+        if len(skipped) > 40:
+            lines.append(f"* ... and {len(skipped) - 40} more (data/explore.json)")
+    return "\n".join(lines) + "\n"
+
+
+def report_section(r: dict, *, level: int = 3, maps: bool = True) -> str:
+    """Markdown for a report that includes an explore folder (``r`` from ``write_explore`` with
+    ``folder``, a path relative to the report): the answer in sentences, the crossover table and the maps,
+    linking only into that folder."""
+    h = "#" * level
+    f = r["folder"]
+    lines = [
+        f"{h} {r.get('title') or f}",
+        "",
+        f"From [{f}/EXPLORE.md]({f}/EXPLORE.md) ({r['points']:,} points; data in "
+        f"[{f}/data/explore.csv]({f}/data/explore.csv), the experiment in "
+        f"[{f}/experiment.toml]({f}/experiment.toml)).",
+        "",
+    ]
+    lines += [f"* {sentence(row)}" for row in r["crossover"]]
+    lines += ["", crossover_markdown(r["crossover"]), ""]
+    if maps:
+        lines += [f"![{Path(p).stem}]({p})" for p in r["figures"]]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def example_experiments() -> list[Path]:
+    """The experiment files shipped with ringsim (``studies/experiments/*.toml``)."""
+    return sorted(EXPERIMENTS_DIR.glob("*.toml"))
+
+
+__all__ = [
+    "Experiment",
+    "FAMILIES",
+    "KEYS",
+    "build_maps",
+    "crossover",
+    "explore",
+    "load_experiment_file",
+    "make_experiment",
+    "nominal_grid",
+    "plan_family",
+    "report_section",
+    "run_experiment",
+    "sentence",
+]

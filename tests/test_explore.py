@@ -1,0 +1,332 @@
+"""ringsim explore: every cell's winner is the plan search's best at that point, the crossover counts only
+lengths where both sides fit, the maps come from the maps file, experiment files and the command line give
+the same experiment, and bad input or an empty result is one line with exit 2 before anything is written."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from costmodel.config import build_config
+from costmodel.predict import predict
+from costmodel.results import read_npz
+from costmodel.search import rank_plans
+from costmodel.topology import parse_topology
+from plots.explore import plan_styles
+from plots.files import kind_of, plot_file
+from ringsim.cli import main
+from studies.explore import (
+    build_maps,
+    crossover,
+    example_experiments,
+    load_experiment_file,
+    make_experiment,
+    nominal_grid,
+    sentence,
+)
+
+SMALL = {
+    "model": "llama3-8b",
+    "hardware": "h100-sxm",
+    "topology": ["ib", "nvlink-domain:16"],
+    "phase": ["prefill", "decode"],
+    "batch": [1],
+    "seq": "8Ki:512Ki",
+    "points": 4,
+    "gpus": [8, 16],
+}
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    from studies.explore import explore
+
+    out = tmp_path_factory.mktemp("ex") / "out"
+    exp = make_experiment(SMALL)
+    r = explore(out, exp, version="test", log=lambda *a: None)
+    return out, exp, r
+
+
+def test_winners_are_the_plan_search_best(small):
+    """Independent check: ``rank_plans`` (costmodel.search, one length at a time) ranks the same plans; its
+    best feasible plan's latency is the cell's winner latency, for every cell of every map."""
+    out, exp, r = small
+    checked = 0
+    for m in r["maps"]:
+        for i, P in enumerate(m["P"]):
+            topo = parse_topology(m["topology_specs"][i])
+            for c, _ in enumerate(m["L"]):
+                L = m["L_evaluated"][i][c]
+                cfg = build_config(
+                    {
+                        "model": exp.model,
+                        "hardware": exp.hardware,
+                        "topology": topo.spec,
+                        "plan": "tp=1" if P == 1 else f"tp={P}" if P <= 8 else f"ring={P}",
+                        "phase": m["phase"],
+                        "seq": L,
+                        "context": L if m["phase"] == "decode" else None,
+                        "batch": m["batch"],
+                    }
+                )
+                ranked = rank_plans(cfg, P)["ranked"]
+                if m["winner"][i][c] is None:
+                    assert not ranked
+                    continue
+                assert ranked[0]["latency_s"] == pytest.approx(m["winner_latency_s"][i][c], rel=1e-9)
+                checked += 1
+    assert checked >= 20
+
+
+def test_winner_latency_is_predict(small):
+    """The winner's latency at a cell is ``predict`` of that plan at that length (the one-point API)."""
+    out, exp, r = small
+    _, cols = read_npz(out / "data" / "explore.npz")
+    m = next(x for x in r["maps"] if x["phase"] == "decode" and x["topology"] == "ib")
+    i, c = len(m["P"]) - 1, len(m["L"]) - 1
+    lab = m["winner"][i][c]
+    sel = (
+        (cols["topology"] == "ib")
+        & (cols["phase"] == "decode")
+        & (cols["P"] == m["P"][i])
+        & (cols["L_nominal"] == m["L"][c])
+        & (cols["plan"] == lab)
+    )
+    assert sel.sum() == 1
+    j = int(np.flatnonzero(sel)[0])
+    plan = {k: int(cols[k][j]) for k in ("tp", "ulysses", "ring", "pp")}
+    cfg = build_config(
+        {
+            "model": exp.model,
+            "hardware": exp.hardware,
+            "topology": str(cols["topology_spec"][j]),
+            "plan": ",".join(f"{k}={v}" for k, v in plan.items()),
+            "microbatches": int(cols["microbatches"][j]),
+            "decode_attn": str(cols["decode_attn"][j]) or "allgather",
+            "phase": "decode",
+            "seq": int(cols["L"][j]),
+            "context": int(cols["L"][j]),
+        }
+    )
+    assert predict(cfg)["latency_s"] == pytest.approx(m["winner_latency_s"][i][c], rel=1e-9)
+    assert cfg.plan.label("decode") == lab
+
+
+def test_labels_are_unique_within_a_cell(small):
+    out, _, _ = small
+    _, cols = read_npz(out / "data" / "explore.npz")
+    keys = np.char.add(
+        np.char.add(cols["topology"].astype(str), "|"),
+        np.char.add(
+            np.char.add(cols["phase"].astype(str), "|" + np.char.mod("%d", cols["P"])),
+            np.char.add(np.char.mod("|%d|", cols["L"]), cols["plan"].astype(str)),
+        ),
+    )
+    assert len(np.unique(keys)) == len(keys)
+
+
+def _map(ring, tppp, L=(1, 2, 3, 4, 5)):
+    """A one-row map with given ring / TP-PP latencies (None: does not fit)."""
+    n = len(L)
+    win = [
+        None if r is None and t is None else ("r" if t is None or (r is not None and r < t) else "t")
+        for r, t in zip(ring, tppp)
+    ]
+    return {
+        "topology": "ib",
+        "phase": "prefill",
+        "batch": 1,
+        "L": list(L),
+        "P": [16],
+        "topology_specs": ["ib:2x8"],
+        "winner": [win],
+        "ring_latency_s": [list(ring)],
+        "tppp_latency_s": [list(tppp)],
+        "ring_plan": [["ring=16:zigzag" if r else None for r in ring]],
+        "tppp_plan": [["tp=8,pp=2,mb=1" if t else None for t in tppp]],
+        "winner_latency_s": [[None] * n],
+    }
+
+
+def test_crossover_counts_only_lengths_where_both_fit():
+    # ring slower wherever both fit, faster where TP/PP no longer fits: "never", and "only ring fits" said
+    (r,) = crossover([_map([2, 2, 2, 2, 2], [1, 1, 1, None, None])])
+    assert r["verdict"] == "never" and r["both_fit"] == 3 and r["speedup_max"] == pytest.approx(0.5)
+    assert r["longest_fit_ring"] == 5 and r["longest_fit_tppp"] == 3
+    s = sentence(r)
+    assert "never" in s and "beyond 3 only ring plans fit" in s
+    # faster from 3 on (among both-fit lengths); the length where only ring fits is not counted
+    (r,) = crossover([_map([2, 2, 1, 1, None], [1, 1, 2, 4, None])])
+    assert (r["verdict"], r["ring_wins_from"], r["speedup_max"], r["speedup_max_at"]) == ("from", 3, 4.0, 4)
+    assert r["longest_fit_any"] == 4 and "beyond 4 nothing fits" in sentence(r)
+    (r,) = crossover([_map([1, 1, 1, 1, 1], [2, 2, 2, 2, 2])])
+    assert r["verdict"] == "always" and r["ring_wins_from"] == 1
+    (r,) = crossover([_map([1, 2, 1, 2, 2], [2, 1, 2, 1, 1])])
+    assert r["verdict"] == "mixed" and r["ring_wins_at"] == 2 and r["ring_wins_from"] is None
+    (r,) = crossover([_map([None] * 5, [None] * 5)])
+    assert r["verdict"] == "no both-fit length" and "nothing fits" in sentence(r)
+
+
+def test_output_folder(small):
+    out, _, r = small
+    names = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+    for f in (
+        "EXPLORE.md",
+        "crossover.csv",
+        "crossover.md",
+        "experiment.toml",
+        "data/explore.npz",
+        "data/explore.csv",
+        "data/explore.json",
+        "data/maps.json",
+    ):
+        assert f in names
+    text = (out / "EXPLORE.md").read_text()
+    # links only inside the folder, and each exists
+    import re
+
+    links = re.findall(r"\]\(([^)]+)\)", text)
+    assert links and all(not link.startswith(("/", "..", "http")) and (out / link).exists() for link in links)
+    for row in r["crossover"]:
+        assert sentence(row) in text
+    specs = json.loads((out / "data" / "explore.json").read_text())["specs"]
+    assert specs["hardware"] == "h100-sxm" and specs["model"] == "llama3-8b" and specs["ringsim_version"]
+    # 2 topologies x 2 phases: a winner and a speed-up map each, PNG + SVG
+    pngs = sorted(p.name for p in (out / "figures").glob("*.png"))
+    assert len(pngs) == 8 and all((out / "figures" / p).stat().st_size > 5000 for p in pngs)
+
+
+def test_maps_are_remade_from_the_maps_file(small, tmp_path):
+    out, _, _ = small
+    assert kind_of(out / "data" / "maps.json") == "explore-maps"
+    remade = sorted(p.name for p in plot_file(out / "data" / "maps.json", tmp_path))
+    assert remade == sorted(p.name for p in (out / "figures").iterdir())
+
+
+def test_resolved_experiment_reruns_to_the_same_answer(small, tmp_path):
+    out, exp, r = small
+    again = make_experiment(load_experiment_file(out / "experiment.toml"))
+    assert replace(again, source="") == replace(exp, source="")
+
+
+def test_plan_styles_are_one_per_plan_and_stable():
+    fams = {"ring=16:zigzag": "ring", "ring=16:striped": "ring", "tp=8,pp=2,mb=1": "tp-pp", "tp=16": "tp"}
+    a = plan_styles(fams)
+    b = plan_styles(dict(reversed(list(fams.items()))))
+    assert a == b
+    assert len({k for k, _ in a.values()}) == len(fams) and len({c for _, c in a.values()}) == len(fams)
+    assert a["ring=16:striped"][0] == "R1" and a["tp=16"][0] == "T1"
+
+
+def test_nominal_grid_starts_and_ends_where_asked():
+    g = nominal_grid(4096, 2**20, 25)
+    assert g[0] == 4096 and g[-1] == 2**20 and len(g) == 25 and (np.diff(g) > 0).all()
+    assert 2**17 in g and 2**15 in g  # three points per octave land on the powers of two
+
+
+def test_example_experiments_are_valid():
+    files = example_experiments()
+    assert len(files) >= 4
+    for f in files:
+        exp = make_experiment(load_experiment_file(f), source=str(f))
+        assert exp.title and exp.topology
+
+
+def test_toml_and_flags(tmp_path, capsys):
+    f = tmp_path / "e.toml"
+    f.write_text('model = "llama3-8b"\ntopology = ["ib"]\ngpus = [8]\nseq = "8Ki:16Ki"\npoints = 2\n')
+    out = tmp_path / "o"
+    rc = main(["explore", str(f), "--phase", "decode", "--out", str(out), "--quiet"])
+    assert rc == 0
+    specs = json.loads((out / "data" / "explore.json").read_text())["specs"]
+    e = specs["experiment"]
+    assert e["model"] == "llama3-8b" and e["phase"] == ["decode"] and e["gpus"] == [8]
+    assert capsys.readouterr().out.strip().endswith("EXPLORE.md")
+
+
+@pytest.mark.parametrize(
+    "argv, field",
+    [
+        (["--phase", "prefil"], "phase"),
+        (["--families", "rings"], "families"),
+        (["--seq", "8Ki:4Ki"], "--seq"),
+        (["--gpus", "0"], "gpus"),
+        (["--topology", "infiniband"], "topology"),
+        (["--model", "no-such-model"], "model"),
+        (["--batch", "x"], "batch"),
+    ],
+)
+def test_bad_input_is_one_line_before_any_work(tmp_path, capsys, argv, field):
+    out = tmp_path / "o"
+    rc = main(["explore", *argv, "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert field.lstrip("-") in err
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_bad_key_in_file(tmp_path, capsys):
+    f = tmp_path / "e.toml"
+    f.write_text('modell = "llama3-8b"\n')
+    assert main(["explore", str(f), "--out", str(tmp_path / "o")]) == 2
+    assert "'modell'" in capsys.readouterr().err
+
+
+def test_empty_results_are_errors_and_leave_the_old_folder(tmp_path, capsys):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "keep.txt").write_text("old")
+    # 405B on one H100 node at 1Mi: nothing fits anywhere
+    rc = main(
+        ["explore", "--model", "llama3-405b", "--topology", "ib", "--gpus", "8", "--seq", "512Ki:1Mi"]
+        + ["--points", "2", "--out", str(out), "--quiet"]
+    )
+    err = capsys.readouterr().err
+    assert rc == 2 and "nothing fits" in err and len(err.strip().splitlines()) == 1
+    # 12 GPUs do not fill 8-GPU nodes: an empty grid
+    rc = main(["explore", "--topology", "ib", "--gpus", "12", "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "nothing was evaluated" in err and "12 GPUs" in err
+    assert [p.name for p in tmp_path.iterdir()] == ["o"] and (out / "keep.txt").read_text() == "old"
+
+
+def test_families_filter(tmp_path):
+    exp = make_experiment({**SMALL, "topology": ["ib"], "gpus": [16], "families": ["ring", "tp-pp"]})
+    from studies.explore import run_experiment
+
+    cols, _ = run_experiment(exp)
+    assert set(cols["family"]) == {"ring", "tp-pp"}
+    maps = build_maps(cols, exp)
+    assert all(
+        w is None or w.startswith("ring=") or ",pp=" in w for m in maps for row in m["winner"] for w in row
+    )
+
+
+def test_lengths_are_near_their_nominal_points(small):
+    out, _, _ = small
+    _, cols = read_npz(out / "data" / "explore.npz")
+    # every evaluated length is within half a multiple of its nominal length
+    rel = np.abs(cols["L"] - cols["L_nominal"]) / cols["L_nominal"]
+    assert rel.max() < 0.01
+
+
+def test_experiment_files_are_package_data():
+    """A non-editable install ships the example experiments (pyproject's package-data covers them)."""
+    import fnmatch
+    import sys
+    from pathlib import Path
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    root = Path(__file__).resolve().parent.parent
+    data = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    files = sorted((root / "studies" / "experiments").glob("*.toml"))
+    assert files
+    for f in files:
+        inside = f.relative_to(root / "studies").as_posix()
+        assert any(fnmatch.fnmatch(inside, pat) for pat in data["studies"]), inside
