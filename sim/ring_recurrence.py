@@ -141,9 +141,13 @@ class _Tpl:
             self.pre.append(pre)
             self.post.append(post)
             self.pos.append(pos)
-        if len({len(x) for x in self.pre}) != 1 or len({len(x) for x in self.post}) != 1:
-            raise _Skip("pre/post counts")
-        self.n_pre, self.n_post = len(self.pre[0]), len(self.post[0])
+        if len({len(x) for x in self.pre}) != 1:
+            raise _Skip("pre counts")
+        # after the ring, ranks may differ (the LM head runs on the rank holding the last tokens): the
+        # shorter lists are padded with None (no op: no work, no time, not counted)
+        self.n_pre, self.n_post = len(self.pre[0]), max(len(x) for x in self.post)
+        self.n_post_ops = sum(len(x) for x in self.post)
+        self.post = [x + [None] * (self.n_post - len(x)) for x in self.post]
         self.ops = ops
 
     def check(self, nxt: np.ndarray) -> int:
@@ -151,7 +155,8 @@ class _Tpl:
         the first send waits for (the one that wrote the local K/V block)."""
         kvw = None
         for r in range(len(self.pre)):
-            pre, post, pos = self.pre[r], self.post[r], self.pos[r]
+            pre, pos = self.pre[r], self.pos[r]
+            post = [o for o in self.post[r] if o is not None]
             pre_ids = {o.id for o in pre}
             ids = lambda *xs: {x.id for x in xs}  # noqa: E731
             for k, o in enumerate(pre):
@@ -384,10 +389,11 @@ def _run(cfg: Config, opt: SimOptions, t0: float, SimRun, progress=None):
         bar.update(n_steps - n_steps // 64 * 64)
         bar.close()
     for k in range(tpl.n_post):
-        w = col(lambda x, k=k: x[k].est_s, tpl.post)
-        H = H + col(lambda x, k=k: x[k].issue_s, tpl.post)
+        w = col(lambda x, k=k: x[k].est_s if x[k] is not None else 0.0, tpl.post)
+        H = H + col(lambda x, k=k: x[k].issue_s if x[k] is not None else 0.0, tpl.post)
+        f = col(lambda x, k=k: f_attn if x[k] is not None and x[k].kind == OpKind.ATTN else f_other, tpl.post)
         s = np.maximum(c_end, H)
-        c_end = _comp(s, w, slow(tpl.post[0][k].kind), win(R - 3) + win(R - 2))
+        c_end = _comp(s, w, f, win(R - 3) + win(R - 2))
         post_s[k], post_e[k] = s, c_end
     latency = float(c_end.max())
     if R - 2 >= 0:
@@ -424,7 +430,7 @@ def _run(cfg: Config, opt: SimOptions, t0: float, SimRun, progress=None):
         prv,
         kvw,
     )
-    n_ops = n * (tpl.n_pre + tpl.n_post + 2 * R + 2 * (R - 1))
+    n_ops = n * (tpl.n_pre + 2 * R + 2 * (R - 1)) + tpl.n_post_ops
     wall = _time.perf_counter() - t0
     return SimRun(
         result=None,
@@ -513,7 +519,8 @@ def _critical_path(
         what, k = state
         if what == "post":
             op = tpl.post[r][k]
-            path.append((op.kind, r, "compute", op.tag, post_s[k, r], post_e[k, r]))
+            if op is not None:  # padding: no op
+                path.append((op.kind, r, "compute", op.tag, post_s[k, r], post_e[k, r]))
             state = ("post", k - 1) if k > 0 else ("acc", R - 1)
         elif what == "acc":
             op = tpl.pos[r][pos_of(k)]["acc"]
