@@ -38,7 +38,7 @@ PLANS = [
     "tp=4,pp=P/4,mb=4",
 ]
 GPUS = "8,16,32,64,128"
-SEQ = "8k:16M"
+SEQ = "8Ki:16Mi"  # ends every plan can split: the grid holds both (costmodel.units.length_grid)
 REPO = Path(__file__).resolve().parent.parent
 
 

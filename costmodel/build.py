@@ -375,7 +375,7 @@ def build_schedule(
     specs = {
         "model": asdict_values(model),
         "workload": asdict_values(workload),
-        "plan": plan.to_dict(),
+        "plan": plan.to_dict(workload.phase, kernel),
         "topology": topo.to_dict(),
         "hardware": hw.name if hw else None,
         "attn_kernel": kernel,

@@ -46,7 +46,7 @@ class Config:
             "topology": self.topology.to_dict(),
             "model": asdict_values(self.model),
             "workload": asdict_values(self.workload),
-            "plan": self.plan.to_dict(),
+            "plan": self.plan.to_dict(self.workload.phase, self.kernel),
             "attn_kernel": self.kernel,
             "overrides": list(self.overrides),
             "overrides_derived": list(self.derived),

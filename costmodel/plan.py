@@ -212,16 +212,23 @@ class Plan:
         return self.ring * self.ulysses
 
     # -- names ----------------------------------------------------------------------------------
-    def label(self, phase: str | None = None) -> str:
-        """The full label: every degree > 1, then the choices that change what runs.
+    def label(self, phase: str | None = None, kernel: str | None = None) -> str:
+        """The full label, the one every table, legend, CSV column and trace prints: every degree > 1,
+        then every choice that changes what runs.
 
-        ``tp=8,pp=2,mb=4``; ``ring=16:zigzag`` (prefill) or ``ring=16:pass-kv`` (decode);
-        ``single`` for one GPU.  Without ``phase`` a ring shows both its layout and its decode merge."""
+        ``tp=8,pp=2,mb=4``; ``tp=8,mb=8`` (micro-batches run one after another even without stages);
+        ``tp=4,pp=2,mb=1,chunks=4``; ``tp=8,pp=2,mb=1,send=full`` (the pipeline send when it is not the
+        default ``scatter`` and a stage has TP ranks to scatter over); ``ring=16:zigzag`` (prefill) or
+        ``ring=16:pass-kv`` (decode); ``single`` for one GPU; ``,kernel=flash`` when the attention kernel
+        is not the default ``auto``.  Without ``phase`` a ring shows both its layout and its decode
+        merge.  Two plans that run differently never share a label (tests/test_labels.py)."""
         s = ",".join(f"{n}={d}" for n, d in self.active()) or "single"
         if self.pp > 1 or self.microbatches > 1:  # micro-batches run one after another even without stages
             s += f",mb={self.microbatches}"
         if self.chunks > 1:
             s += f",chunks={self.chunks}"
+        if self.pp > 1 and self.tp > 1 and self.pp_send != PpSend.SCATTER:
+            s += f",send={self.pp_send.value}"
         if self.ring > 1:
             if phase == "prefill":
                 s += f":{self.ring_variant.value}"
@@ -229,7 +236,22 @@ class Plan:
                 s += f":{self.decode_attn.value}"
             else:
                 s += f":{self.ring_variant.value}/{self.decode_attn.value}"
+        if kernel is not None and str(kernel) != "auto":
+            s += f",kernel={kernel}"
         return s
+
+    def runs_as(self, phase: str | None = None) -> Plan:
+        """The plan with the choices that do not change what runs in ``phase`` set to their defaults
+        (the ring layout without a ring or in decode, the decode merge without a ring or in prefill, the
+        pipeline send without TP x PP): two plans run the same iff their ``runs_as`` are equal."""
+        kw = {}
+        if self.ring == 1 or phase == "decode":
+            kw["ring_variant"] = RingVariant.ZIGZAG
+        if self.ring == 1 or phase == "prefill":
+            kw["decode_attn"] = DecodeAttn.ALLGATHER
+        if self.pp == 1 or self.tp == 1:
+            kw["pp_send"] = PpSend.SCATTER
+        return self.replace(**kw) if kw else self
 
     @property
     def name(self) -> str:
@@ -243,7 +265,8 @@ class Plan:
             s += f"[c={self.chunks}]"
         return s
 
-    def to_dict(self) -> dict:
+    def to_dict(self, phase: str | None = None, kernel: str | None = None) -> dict:
+        """The plan's fields, its short ``name`` and its full ``label`` (``label(phase, kernel)``)."""
         return {
             **self.mesh(),
             "microbatches": self.microbatches,
@@ -252,6 +275,7 @@ class Plan:
             "pp_send": self.pp_send.value,
             "chunks": self.chunks,
             "name": self.name,
+            "label": self.label(phase, kernel),
         }
 
     @classmethod

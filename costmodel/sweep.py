@@ -23,6 +23,7 @@ from .geometry import seq_multiple
 from .plan import AXIS_NAMES, Plan
 from .specs import Hardware, Model, Phase, Workload
 from .topology import topology_for
+from .units import length_grid
 
 _TERM = re.compile(r"^(" + "|".join(AXIS_NAMES) + r"|mb|microbatches|chunks)=(\d+|P|P/\d+|P\*\d+|\d+\*P)$")
 
@@ -67,10 +68,8 @@ def parse_template(text: str) -> PlanTemplate:
 
 
 def seq_grid(lo: int, hi: int, points: int, multiple: int) -> np.ndarray:
-    """Geometric grid from lo to hi, each length rounded to a multiple of ``multiple``, unique."""
-    raw = np.geomspace(lo, hi, points)
-    g = np.unique(np.maximum(np.round(raw / multiple), 1).astype(np.int64) * multiple)
-    return g
+    """Geometric grid from lo to hi (both exactly; see ``units.length_grid``)."""
+    return length_grid(lo, hi, points, multiple)
 
 
 def run_sweep(
@@ -123,7 +122,9 @@ def run_sweep(
     out: dict[str, np.ndarray] = {}
     if work:  # the two string columns made here, at their final width (no re-allocation as they widen)
         out["plan_template"] = np.empty(total, np.array([tpl.text for tpl, _ in work]).dtype)
-        out["plan"] = np.empty(total, np.array([r[1].label(phase) for _, rows in work for r in rows]).dtype)
+        out["plan"] = np.empty(
+            total, np.array([r[1].label(phase, kernel) for _, rows in work for r in rows]).dtype
+        )
     at = 0
     it = work if progress is None else progress(work)
     for tpl, rows in it:
@@ -143,7 +144,7 @@ def run_sweep(
         )
         L = seqs[:, None].astype(float)
         o = evaluate(model, hw, st, batch=batch, seq=L, context=L, **deg)
-        names = np.array([rows[j][1].label(phase) for j in range(len(rows))])
+        names = np.array([rows[j][1].label(phase, kernel) for j in range(len(rows))])
         block = {
             "plan_template": np.array(tpl.text),
             "plan": names[None, :],

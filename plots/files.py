@@ -56,13 +56,14 @@ def kind_of(path: str | Path) -> str:
     )
 
 
-def plot_file(path: str | Path, out: str | Path, name: str | None = None) -> list[Path]:
+def plot_file(path: str | Path, out: str | Path, name: str | None = None, step=None) -> list[Path]:
+    """The figures of one results file; ``step()`` (if given) is called after each figure is saved."""
     from . import sweeps, timeline, validation
 
     kind = kind_of(path)
     stem = name or Path(path).stem
     if kind == "sweep":
-        return sweeps.sweep_figures(path, out, stem)
+        return sweeps.sweep_figures(path, out, stem, step=step)
     if kind == "crossover":
         with open(path) as f:
             return sweeps.fig_crossover(json.load(f), out, stem)
@@ -102,13 +103,14 @@ def fig_claims(doc: dict, out, name) -> list[Path]:
                 label=f"model, {t}",
             )
         ceil = [r["ceiling"] * scale for r in sel]
-        lab = "physical ceiling, any plan" if metric == "tps" else "physical floor, any plan"
+        lab = "physical ceiling (TPS) / floor (TPOT), any plan"
         for i, c in enumerate(ceil):
             ax.hlines(c, i - 0.25, i + 0.45, color="#2ca02c", lw=2.2, label=lab if i == 0 else None)
         ax.set_xticks(x + 0.1)
         ax.set_xticklabels([r["plan"] for r in sel])
         ax.set_xlim(-0.5, len(sel) - 0.2)
         ax.set_yscale("log")
+        ax.margins(y=0.12)
         ax.set_ylabel(("prefill TPS (" if metric == "tps" else "decode TPOT (") + unit + ")")
         ax.set_title(
             (
@@ -118,12 +120,13 @@ def fig_claims(doc: dict, out, name) -> list[Path]:
             ),
             fontsize=9,
         )
-        ax.legend(loc="best", fontsize=7)
     s = doc.get("specs", {})
     fig.suptitle(
         f"seed claims vs model and physics: {s.get('gpus')}x {s.get('hardware')}, {s.get('model')}, "
         f"B={s.get('batch')}, L={s.get('seq'):,}",
         fontsize=10,
     )
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=4, fontsize=8, frameon=False)
     layout(fig)
+    fig.subplots_adjust(bottom=0.95 / fig.get_size_inches()[1])
     return save(fig, out, name)

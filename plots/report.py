@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from costmodel.units import fmt_bytes, fmt_count, fmt_seconds
+from costmodel.units import fmt_bytes, fmt_count, fmt_length, fmt_seconds
 
 
 def _fmt(metric: str, v) -> str:
@@ -156,14 +156,31 @@ def comm_roofline_markdown(doc: dict) -> str:
 
 
 def crossover_markdown(rows: list[dict]) -> str:
+    """The crossover table, over the lengths where both plans fit: where ring starts to win and by how much;
+    'never' and 'always' say over which lengths, and 'never' how close ring came."""
     out = []
     for r in rows:
-        if r["crossover_L"] is None:
-            x = f"never up to {r['L_max']:,}"
-        elif r["ring_wins_from_start"]:
-            x = f"≤ {r['L_min']:,} (wins over the whole range)"
+        st = r.get("status") or (
+            "never" if r["crossover_L"] is None else "always" if r["ring_wins_from_start"] else "from"
+        )
+        if st == "no common fit":
+            x = (
+                "no length where both fit (ring fits up to "
+                + (fmt_length(r["ring_fits_to"]) if r.get("ring_fits_to") else "none")
+                + ", the other up to "
+                + (fmt_length(r["other_fits_to"]) if r.get("other_fits_to") else "none")
+                + ")"
+            )
+        elif st == "never":
+            best = r.get("speedup_best")
+            x = f"never from {fmt_length(r['L_min'])} to {fmt_length(r['L_max'])}" + (
+                f" (at best {best:.2f}x, at {fmt_length(r['L_speedup_best'])})" if best else ""
+            )
+        elif st == "always":
+            x = f"always: from {fmt_length(r['L_min'])} (the shortest swept) to {fmt_length(r['L_max'])}"
         else:
-            x = f"{r['crossover_L']:,}"
+            x = f"{fmt_length(r['crossover_L'])}"
+        sp = r.get("speedup_at_L_max")
         out.append(
             [
                 r["topology"],
@@ -172,7 +189,7 @@ def crossover_markdown(rows: list[dict]) -> str:
                 r["ring_plan"],
                 r["other_plan"],
                 x,
-                f"{r['speedup_at_L_max']:.2f}x",
+                "n/a" if sp is None else f"{sp:.2f}x at {fmt_length(r['L_max'])}",
             ]
         )
     return _table(
@@ -182,8 +199,8 @@ def crossover_markdown(rows: list[dict]) -> str:
             "P",
             "ring plan",
             "compared with",
-            "ring faster from L =",
-            "ring speed-up at the longest L",
+            "ring faster from L = (where both fit)",
+            "ring speed-up at the longest L where both fit",
         ],
         out,
     )

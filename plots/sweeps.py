@@ -11,8 +11,9 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
 from costmodel.errors import SpecError
 from costmodel.results import read_csv_columns, read_npz
+from costmodel.units import fmt_length_short
 
-from .style import layout, plan_color, plt, save, seq_axis
+from .style import layout, legend_below, plan_colors, plt, save, seq_axis, series_style
 
 NUMERIC = (
     "P",
@@ -102,13 +103,31 @@ def _series(cols, tpl, P, key):
     )
 
 
-def _line(ax, x, y, ok, color, label, ls="-"):
-    """Solid where the plan fits in memory, dotted where it does not."""
-    ax.plot(x, np.where(ok, y, np.nan), ls, color=color, label=label, lw=1.6)
+def _line(ax, x, y, ok, color, label, style: dict | None = None):
+    """Full where the plan fits in memory, faded where it does not; ``style`` from ``series_style`` keeps
+    equal series apart (dash, marker, staggered marks)."""
+    st = dict(style or {})
+    ax.plot(x, np.where(ok, y, np.nan), color=color, label=label, lw=1.5, **st)
     bad = ~ok
     if bad.any():
         edge = bad | np.r_[bad[1:], False] | np.r_[False, bad[:-1]]
-        ax.plot(x, np.where(edge, y, np.nan), ":", color=color, lw=1.2, alpha=0.8)
+        st.pop("markevery", None)
+        ax.plot(x, np.where(edge, y, np.nan), color=color, lw=1.0, alpha=0.35, **{**st, "marker": None})
+
+
+def _kernel_note(cols) -> tuple[str, str]:
+    """(suffix, note): the ``,kernel=X`` every plan label of the sweep ends with (said once in the title
+    instead of in every legend entry), or ('', '')."""
+    labels = {str(x) for x in np.unique(cols["plan"])}
+    ks = {lab.rsplit(",kernel=", 1)[1] if ",kernel=" in lab else "" for lab in labels}
+    if len(ks) == 1 and (k := ks.pop()):
+        return f",kernel={k}", f", attention kernel {k}"
+    return "", ""
+
+
+def _shown(label, suffix: str) -> str:
+    label = str(label)
+    return label[: -len(suffix)] if suffix and label.endswith(suffix) else label
 
 
 def _title(specs) -> str:
@@ -119,10 +138,15 @@ def _title(specs) -> str:
     )
 
 
-def _grid(cols, nrows, sharey="row"):
+def _grid(cols, nrows, sharey="row", legend_rows: int = 0):
     Ps = sorted({int(p) for p in cols["P"]})
+    extra = 0.16 * legend_rows + (0.3 if legend_rows else 0)
     fig, axes = plt.subplots(
-        nrows, len(Ps), figsize=(3.2 * len(Ps), 2.9 * nrows), squeeze=False, sharey=sharey
+        nrows,
+        len(Ps),
+        figsize=(max(3.4 * len(Ps), 5.0), 2.7 * nrows + 0.9 + extra),
+        squeeze=False,
+        sharey=sharey,
     )
     return fig, axes, Ps
 
@@ -133,196 +157,279 @@ def _templates(cols):
 
 def fig_latency(specs, cols, out, name) -> list[Path]:
     decode = specs.get("phase") == "decode"
-    fig, axes, Ps = _grid(cols, 2)
+    tpls = _templates(cols)
+    colors = plan_colors(tpls)
+    suffix, knote = _kernel_note(cols)
+    fig, axes, Ps = _grid(cols, 2, legend_rows=len(tpls))
     for j, P in enumerate(Ps):
-        for tpl in _templates(cols):
+        for i, tpl in enumerate(tpls):
             L, lat, ok, plans = _series(cols, tpl, P, "latency_s")
             if not len(L):
                 continue
             _, tps, _, _ = _series(cols, tpl, P, "tps")
-            lab = str(plans[0])
-            _line(axes[0, j], L, lat, ok, plan_color(tpl), lab)
-            _line(axes[1, j], L, tps, ok, plan_color(tpl), lab)
+            lab = _shown(plans[0], suffix)
+            st = series_style(i, len(L), len(tpls))
+            _line(axes[0, j], L, lat, ok, colors[tpl], lab, st)
+            _line(axes[1, j], L, tps, ok, colors[tpl], lab, st)
         axes[0, j].set_title(f"P = {P} GPUs")
         for i in range(2):
             seq_axis(axes[i, j], "context length (tokens)" if decode else "sequence length L (tokens)")
             axes[i, j].set_yscale("log")
-            axes[i, j].legend(loc="best")
+        legend_below(axes[1, j])
     axes[0, 0].set_ylabel("decode step = TPOT (s)" if decode else "prefill latency (s)")
     axes[1, 0].set_ylabel("TPS (tokens/s)")
-    fig.suptitle(_title(specs) + "  —  dotted: does not fit in HBM", fontsize=10)
-    layout(fig)
+    fig.suptitle(_title(specs) + knote + "\nfaded: does not fit in HBM", fontsize=10)
+    layout(fig, legend_rows=len(tpls), top_in=0.75)
     return save(fig, out, name)
 
 
 def fig_comm(specs, cols, out, name) -> list[Path]:
-    fig, axes, Ps = _grid(cols, 1)
+    tpls = _templates(cols)
+    colors = plan_colors(tpls)
+    suffix, knote = _kernel_note(cols)
+    has_ib = "comm_ib_bytes" in cols and bool(np.nanmax(cols["comm_ib_bytes"]) > 0)
+    links = [("comm_nvlink_bytes", "NVLink")] + ([("comm_ib_bytes", "InfiniBand")] if has_ib else [])
+    fig, axes, Ps = _grid(cols, len(links), legend_rows=len(tpls))
     for j, P in enumerate(Ps):
-        ax = axes[0, j]
-        for tpl in _templates(cols):
-            L, nv, _ok, plans = _series(cols, tpl, P, "comm_nvlink_bytes")
-            if not len(L):
-                continue
-            _, ib, _, _ = _series(cols, tpl, P, "comm_ib_bytes")
-            ax.plot(L, nv / 1e9, "-", color=plan_color(tpl), label=f"{plans[0]} NVLink", lw=1.6)
-            if np.nanmax(ib) > 0:
-                ax.plot(L, ib / 1e9, "--", color=plan_color(tpl), label=f"{plans[0]} InfiniBand", lw=1.6)
-        ax.set_title(f"P = {P} GPUs")
-        seq_axis(ax)
-        ax.set_yscale("log")
-        ax.legend(loc="best")
-    axes[0, 0].set_ylabel("bytes sent per device (GB)")
-    fig.suptitle("communication per device by link type — " + _title(specs), fontsize=10)
-    layout(fig)
+        for r, (key, link) in enumerate(links):
+            ax = axes[r, j]
+            drawn = 0
+            for i, tpl in enumerate(tpls):
+                L, b, _ok, plans = _series(cols, tpl, P, key)
+                if not len(L):
+                    continue
+                st = series_style(i, len(L), len(tpls))
+                y = np.where(b > 0, b / 1e9, np.nan)
+                ax.plot(L, y, color=colors[tpl], label=_shown(plans[0], suffix), lw=1.5, **st)
+                drawn += int(np.isfinite(y).any())
+            if not drawn:
+                ax.text(0.5, 0.5, f"no {link} traffic", transform=ax.transAxes, ha="center", color="0.4")
+                ax.set_xlim(float(np.min(cols["L"])), float(np.max(cols["L"])))
+            ax.set_title(f"P = {P} GPUs, {link}" if r == 0 else f"{link}", fontsize=9)
+            seq_axis(ax)
+            ax.set_yscale("log")
+            if j == 0:
+                ax.set_ylabel(f"sent over {link}\nper device (GB)")
+        # the legend from the first row's handles, which every row shares
+        h, lab = axes[0, j].get_legend_handles_labels()
+        legend_below(axes[-1, j], h, lab)
+    fig.suptitle(
+        "bytes sent per device by link type (the busiest device; none: no line on the log axis) — "
+        + _title(specs)
+        + knote,
+        fontsize=10,
+    )
+    layout(fig, legend_rows=len(tpls), top_in=0.6)
     return save(fig, out, name)
 
 
 def fig_memory(specs, cols, out, name) -> list[Path]:
-    fig, axes, Ps = _grid(cols, 1)
+    tpls = _templates(cols)
+    colors = plan_colors(tpls)
+    suffix, knote = _kernel_note(cols)
+    fig, axes, Ps = _grid(cols, 1, legend_rows=len(tpls) + 1)
     cap = float(np.nanmax(cols["capacity_bytes"])) if "capacity_bytes" in cols else None
     for j, P in enumerate(Ps):
         ax = axes[0, j]
-        for tpl in _templates(cols):
+        for i, tpl in enumerate(tpls):
             L, mem, ok, plans = _series(cols, tpl, P, "mem_total_bytes")
             if not len(L):
                 continue
-            c = plan_color(tpl)
-            ax.plot(L, mem / 1e9, "-", color=c, label=str(plans[0]), lw=1.6)
-            if ok.any() and not ok.all():
-                i = int(np.nonzero(ok)[0].max())
-                ax.plot([L[i]], [mem[i] / 1e9], "o", color=c, ms=6, mfc="white")
-                ax.annotate(
-                    f"fits up to\n{int(L[i]):,}",
-                    (L[i], mem[i] / 1e9),
-                    textcoords="offset points",
-                    xytext=(-6, 8),
-                    ha="right",
-                    fontsize=7,
-                    color=c,
-                )
+            c = colors[tpl]
+            # where it stops fitting goes in the legend entry: no annotation can overprint another
+            if ok.all():
+                fit = "fits throughout"
             elif not ok.any():
-                ax.plot([L[0]], [mem[0] / 1e9], "x", color=c, ms=7)
+                fit = "never fits"
+                ax.plot([L[0]], [mem[0] / 1e9], "x", color=c, ms=7, mew=1.6)
+            else:
+                k = int(np.nonzero(ok)[0].max())
+                fit = f"fits up to {fmt_length_short(L[k])}"
+                ax.plot([L[k]], [mem[k] / 1e9], "o", color=c, ms=6, mfc="white", mew=1.6, zorder=4)
+            st = series_style(i, len(L), len(tpls))
+            ax.plot(L, mem / 1e9, color=c, label=f"{_shown(plans[0], suffix)} — {fit}", lw=1.5, **st)
         if cap:
-            ax.axhline(cap / 1e9, color="k", lw=1.0, ls="--", label=f"HBM {cap / 1e9:.1f} GB")
+            ax.axhline(cap / 1e9, color="k", lw=1.0, ls="--", label=f"HBM capacity {cap / 1e9:.1f} GB")
         ax.set_title(f"P = {P} GPUs")
         seq_axis(ax)
         ax.set_yscale("log")
-        ax.legend(loc="upper left")
+        legend_below(ax)
     axes[0, 0].set_ylabel("memory per device (GB)")
     fig.suptitle(
-        "peak memory per device vs HBM capacity (o: longest L that fits, x: never fits) — " + _title(specs),
+        "peak memory per device vs HBM capacity (o: longest L that fits, x: never fits)\n"
+        + _title(specs)
+        + knote,
         fontsize=10,
     )
-    layout(fig)
+    layout(fig, legend_rows=len(tpls) + 1, top_in=0.75)
     return save(fig, out, name)
 
 
-def sweep_figures(path, out, prefix: str | None = None) -> list[Path]:
+def sweep_figures(path, out, prefix: str | None = None, step=None) -> list[Path]:
+    """Latency/TPS, communication and memory figures of a sweep; ``step()`` after each one."""
     specs, cols = load_sweep(path)
     stem = prefix or Path(path).stem
-    return (
-        fig_latency(specs, cols, out, f"{stem}_latency_tps")
-        + fig_comm(specs, cols, out, f"{stem}_comm")
-        + fig_memory(specs, cols, out, f"{stem}_memory")
-    )
+    paths: list[Path] = []
+    for fig, suffix in ((fig_latency, "latency_tps"), (fig_comm, "comm"), (fig_memory, "memory")):
+        paths += fig(specs, cols, out, f"{stem}_{suffix}")
+        if step is not None:
+            step()
+    return paths
 
 
 # ----------------------------------------------------------------------------------------------
 # crossover: where ring starts to win
 # ----------------------------------------------------------------------------------------------
 def crossover_rows(specs, cols, ring_template: str = "ring=P") -> list[dict]:
-    """For every other plan and P: the shortest L from which ring's latency stays below it (None if never)."""
+    """For every other plan and P, over the lengths where BOTH plans fit in memory: the shortest L from
+    which ring's latency stays below the other's (``crossover_L``; None if never), and by how much.
+
+    ``status``: ``from`` (ring wins from ``crossover_L`` on), ``always`` (from the shortest length where
+    both fit), ``never`` (ring is slower at every such length; ``speedup_best`` < 1 says how close it
+    came) or ``no common fit`` (no length where both fit: ``ring_fits_to`` / ``other_fits_to`` say how far
+    each fits alone).  Speed-up = other's latency / ring's."""
     out = []
+    feas = cols.get("feasible")
     for other in [t for t in _templates(cols) if t != ring_template]:
         for P in sorted({int(p) for p in cols["P"]}):
-            Lr, lr, _okr, pr = _series(cols, ring_template, P, "latency_s")
-            Lo, lo, _oko, po = _series(cols, other, P, "latency_s")
+            Lr, lr, okr, pr = _series(cols, ring_template, P, "latency_s")
+            Lo, lo, oko, po = _series(cols, other, P, "latency_s")
             if not len(Lr) or not len(Lo):
                 continue
+            if feas is None:
+                okr, oko = np.ones(len(Lr), bool), np.ones(len(Lo), bool)
             common, ir, io = np.intersect1d(Lr, Lo, return_indices=True)
-            wins = lr[ir] < lo[io]
+            both = okr[ir] & oko[io]
+            row = {
+                "topology": specs.get("topology"),
+                "phase": specs.get("phase"),
+                "batch": specs.get("batch"),
+                "P": P,
+                "ring_template": ring_template,
+                "other_template": other,
+                "ring_plan": str(pr[0]),
+                "other_plan": str(po[0]),
+                "ring_fits_to": int(Lr[okr].max()) if okr.any() else None,
+                "other_fits_to": int(Lo[oko].max()) if oko.any() else None,
+                "L_swept_max": int(common[-1]) if len(common) else None,
+            }
+            if not both.any():
+                out.append(
+                    {
+                        **row,
+                        "status": "no common fit",
+                        "crossover_L": None,
+                        "ring_wins_from_start": False,
+                        "L_min": None,
+                        "L_max": None,
+                        "speedup_at_L_max": None,
+                        "speedup_best": None,
+                        "L_speedup_best": None,
+                    }
+                )
+                continue
+            Lc, r_lat, o_lat = common[both], lr[ir][both], lo[io][both]
+            ratio = o_lat / r_lat
+            wins = r_lat < o_lat
             tail = np.flatnonzero(~wins)
             start = 0 if not tail.size else int(tail.max()) + 1
-            L_x = int(common[start]) if start < len(common) else None
+            L_x = int(Lc[start]) if start < len(Lc) else None
+            best = int(np.argmax(ratio))
             out.append(
                 {
-                    "topology": specs.get("topology"),
-                    "phase": specs.get("phase"),
-                    "batch": specs.get("batch"),
-                    "P": P,
-                    "ring_template": ring_template,
-                    "other_template": other,
-                    "ring_plan": str(pr[0]),
-                    "other_plan": str(po[0]),
+                    **row,
+                    "status": "always" if start == 0 else "never" if L_x is None else "from",
                     "crossover_L": L_x,
                     "ring_wins_from_start": start == 0,
-                    "L_min": int(common[0]),
-                    "L_max": int(common[-1]),
-                    "speedup_at_L_max": float(lo[io][-1] / lr[ir][-1]),
+                    "L_min": int(Lc[0]),
+                    "L_max": int(Lc[-1]),
+                    "speedup_at_L_max": float(ratio[-1]),
+                    "speedup_best": float(ratio[best]),
+                    "L_speedup_best": int(Lc[best]),
                 }
             )
     return out
 
 
 def fig_crossover(doc: dict, out, name) -> list[Path]:
+    """Top: the crossover length against P (only lengths where both plans fit); markers at the top edge
+    for 'never', at the bottom for 'from the shortest length'.  Bottom: ring's speed-up at the longest
+    length where both fit (below 1: ring slower), so a 'never' shows how far off it is."""
     rows = doc["rows"]
     others = list(dict.fromkeys(r["other_template"] for r in rows))
-    fig, axes = plt.subplots(1, len(others), figsize=(4.6 * len(others), 3.4), squeeze=False, sharey=True)
-    styles = {"ib": ("-", "o"), "nvlink-domain": ("--", "s"), "nvswitch": (":", "^")}
+    fig, axes = plt.subplots(
+        2, len(others), figsize=(4.4 * len(others) + 2.6, 6.4), squeeze=False, sharex=True, sharey="row"
+    )
+    styles = {"ib": ("-", "o"), "nvlink-domain": ("--", "s"), "nvswitch": (":", "^"), "nvl": ("-.", "D")}
+    keys = list(dict.fromkeys((r["topology"], r["phase"]) for r in rows))
+    phase_col = {"prefill": "#d62728", "decode": "#1f77b4"}
+    Ls = [v for r in rows for v in (r.get("L_min"), r.get("L_max"), r.get("crossover_L")) if v]
+    lo_y, hi_y = (min(Ls), max(Ls)) if Ls else (1024, 2**20)
+    handles = {}
     for j, other in enumerate(others):
-        ax = axes[0, j]
-        keys = list(dict.fromkeys((r["topology"], r["phase"]) for r in rows if r["other_template"] == other))
-        notes: dict[tuple, list[str]] = {}  # one label per point, however many series share it
-        p_last = max(r["P"] for r in rows if r["other_template"] == other)
-        for topo, phase in keys:
+        top, bot = axes[0, j], axes[1, j]
+        for k, (topo, phase) in enumerate(keys):
             sel = sorted(
                 (
                     r
                     for r in rows
-                    if r["other_template"] == other and r["topology"] == topo and r["phase"] == phase
+                    if r["other_template"] == other and (r["topology"], r["phase"]) == (topo, phase)
                 ),
                 key=lambda r: r["P"],
             )
+            if not sel:
+                continue
             ls, mk = styles.get(topo, ("-", "o"))
-            col = "#d62728" if phase == "prefill" else "#ff7f0e"
-            P = [r["P"] for r in sel]
+            col = phase_col.get(phase, "0.3")
+            P = np.array([r["P"] for r in sel], float) * (1 + 0.025 * (k - (len(keys) - 1) / 2))  # apart
             y = [r["crossover_L"] if r["crossover_L"] is not None else np.nan for r in sel]
-            ax.plot(P, y, ls, marker=mk, color=col, label=f"{topo}, {phase}")
-            for r in sel:
-                if r["crossover_L"] is None:
-                    ax.plot([r["P"]], [r["L_max"]], marker="v", color=col, ms=8, mfc="white")
-                    notes.setdefault((r["P"], r["L_max"], "never"), []).append(col)
-                elif r["ring_wins_from_start"]:
-                    notes.setdefault((r["P"], r["crossover_L"], f"<= {r['L_min']:,}"), []).append(col)
-        for (p, yv, text), cols in notes.items():
-            up = not text.startswith("never")
-            right_edge = p == p_last
-            ax.annotate(
-                text,
-                (p, yv),
-                textcoords="offset points",
-                xytext=(-6 if right_edge else 6, 5 if up else -12),
-                ha="right" if right_edge else "left",
-                fontsize=7,
-                color=cols[0] if len(set(cols)) == 1 else "0.25",
-            )
-        ax.set_xscale("log", base=2)
-        ax.xaxis.set_major_locator(FixedLocator(sorted({r["P"] for r in rows})))
-        ax.xaxis.set_minor_locator(NullLocator())
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-        ax.set_xlabel("GPUs P")
-        seq_axis_y(ax)
-        ax.set_title(f"ring=P beats {other}")
-        ax.legend(loc="best")
-    axes[0, 0].set_ylabel("crossover length L (tokens)")
+            (h,) = top.plot(P, y, ls=ls, marker=mk, color=col, ms=5, label=f"{topo}, {phase}")
+            handles[f"{topo}, {phase}"] = h
+            sp = [r["speedup_at_L_max"] if r["speedup_at_L_max"] is not None else np.nan for r in sel]
+            bot.plot(P, sp, ls=ls, marker=mk, color=col, ms=5)
+            for p, r in zip(P, sel):
+                if r["status"] == "never":
+                    top.plot([p], [hi_y], marker="v", color=col, ms=8, mfc="white", mew=1.4, clip_on=False)
+                elif r["status"] == "always":
+                    top.plot([p], [lo_y], marker="^", color=col, ms=8, mfc="white", mew=1.4, clip_on=False)
+                elif r["status"] == "no common fit":
+                    top.plot([p], [hi_y], marker="x", color=col, ms=7, mew=1.4, clip_on=False)
+        top.set_title(f"ring=P vs {other}")
+        seq_axis(top, "crossover length L (tokens)" if j == 0 else "", axis="y")
+        top.set_ylim(lo_y / 1.6, hi_y * 1.6)
+        bot.axhline(1.0, color="k", lw=0.8)
+        bot.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.2g}x"))
+        bot.set_xscale("log", base=2)
+        bot.xaxis.set_major_locator(FixedLocator(sorted({r["P"] for r in rows})))
+        bot.xaxis.set_minor_locator(NullLocator())
+        bot.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        bot.set_xlabel("GPUs P")
+        if j == 0:
+            bot.set_ylabel("ring speed-up at the longest\nL where both fit (other / ring)")
+    mk_h = [
+        plt.Line2D([], [], ls="", marker="v", color="0.3", mfc="white", ms=8),
+        plt.Line2D([], [], ls="", marker="^", color="0.3", mfc="white", ms=8),
+        plt.Line2D([], [], ls="", marker="x", color="0.3", ms=7),
+    ]
+    mk_l = [
+        "never: ring slower at every L\nwhere both fit (speed-up below 1)",
+        "ring faster from the shortest\nL where both fit",
+        "no L where both fit",
+    ]
+    fig.legend(
+        list(handles.values()) + mk_h,
+        list(handles) + mk_l,
+        loc="center right",
+        fontsize=7,
+        frameon=False,
+        borderaxespad=0.4,
+    )
     fig.suptitle(
-        "shortest length from which ring's latency stays lower (v never: not up to the sweep's end; "
-        "annotated <=: from the shortest L swept)",
+        "where ring=P starts to win: the shortest length from which its latency stays lower, counting only "
+        "lengths where both plans fit in memory",
         fontsize=9,
     )
+    w, _ = fig.get_size_inches()
     layout(fig)
+    fig.subplots_adjust(right=1 - 2.4 / w)
     return save(fig, out, name)
-
-
-def seq_axis_y(ax) -> None:
-    seq_axis(ax, "crossover length L (tokens)", axis="y")

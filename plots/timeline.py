@@ -53,7 +53,12 @@ def load_timelines(path: str | Path) -> list[dict]:
             raise SpecError(f"{p}: not a timeline file (needs 'timeline' or 'timelines')")
         check_records(item["timeline"], f"{p} [{k}]")
         specs = item.get("specs") or {}
-        label = item.get("label") or (specs.get("plan", {}) or {}).get("name") or f"timeline {k}"
+        label = (
+            item.get("label")
+            or (specs.get("plan", {}) or {}).get("label")
+            or (specs.get("plan", {}) or {}).get("name")
+            or f"timeline {k}"
+        )
         out.append({"label": str(label), "specs": specs, "timeline": item["timeline"]})
     return out
 
@@ -65,60 +70,88 @@ def _unit(t_max: float) -> tuple[float, str]:
     return 1e-6, "us"
 
 
+LANES = ("compute", "send", "recv", "collective")
+
+
+def lane_of(rec: dict) -> str:
+    """The lane a record is drawn in: compute ops on the compute stream, and each kind of transfer in a
+    lane of its own (sends, receives, collectives), so a send and the receive it overlaps never overdraw."""
+    if str(rec["stream"]) != "comm":
+        return "compute"
+    k = str(rec["kind"])
+    return k if k in ("send", "recv") else "collective"
+
+
 def fig_timeline(timelines: list[dict], out, name, max_ranks: int = 16) -> list[Path]:
-    """One panel per timeline; a row per (rank, stream), bars coloured by op kind."""
+    """One panel per timeline; a row per (rank, lane) with the lanes a timeline uses (compute, send, recv,
+    collective), bars coloured by op kind; the legend above the panels, outside the data."""
     t_max = max(float(r["end_s"]) for tl in timelines for r in tl["timeline"])
     scale, unit = _unit(t_max)
-    heights = []
+    panels = []
     for tl in timelines:
-        ranks = sorted({int(r["rank"]) for r in tl["timeline"]})[:max_ranks]
-        heights.append(len(ranks) * 2)
+        ranks = sorted({int(r["rank"]) for r in tl["timeline"]})
+        shown = ranks[:max_ranks]
+        used = {lane_of(r) for r in tl["timeline"]}
+        lanes = [ln for ln in LANES if ln in used]
+        rows = {key: i for i, key in enumerate((rk, ln) for rk in shown for ln in lanes)}
+        panels.append((tl, ranks, rows))
     # margins in inches, whatever the number of rows: legend and titles above, the time axis below
-    rows_in = [0.22 * max(h, 2) for h in heights]
-    gap_in, top_in, bottom_in = 0.55, 0.75, 0.55
-    H = sum(rows_in) + gap_in * (len(heights) - 1) + top_in + bottom_in
+    row_in = 0.14
+    rows_in = [row_in * max(len(rows), 4) for _, _, rows in panels]
+    gap_in, top_in, bottom_in = 0.6, 0.8, 0.55
+    H = sum(rows_in) + gap_in * (len(panels) - 1) + top_in + bottom_in
     fig, axes = plt.subplots(
-        len(timelines),
+        len(panels),
         1,
         figsize=(11, H),
         squeeze=False,
         sharex=True,
-        gridspec_kw={"height_ratios": [max(h, 2) for h in heights]},
+        gridspec_kw={"height_ratios": rows_in},
     )
-    seen = set()
-    for ax, tl in zip(axes[:, 0], timelines):
-        ranks = sorted({int(r["rank"]) for r in tl["timeline"]})
-        shown = ranks[:max_ranks]
-        rows = {(rk, s): i for i, (rk, s) in enumerate((rk, s) for rk in shown for s in ("compute", "comm"))}
+    seen: dict[str, object] = {}
+    for ax, (tl, ranks, rows) in zip(axes[:, 0], panels):
         by_kind: dict[str, list] = {}
         for r in tl["timeline"]:
-            key = (int(r["rank"]), str(r["stream"]))
+            key = (int(r["rank"]), lane_of(r))
             if key not in rows:
                 continue
             by_kind.setdefault(str(r["kind"]), []).append(
                 (rows[key], float(r["start_s"]) / scale, (float(r["end_s"]) - float(r["start_s"])) / scale)
             )
-        for kind, bars in by_kind.items():
-            y = np.array([b[0] for b in bars])
-            ax.barh(
-                y,
+        for kind, bars in sorted(by_kind.items()):
+            h = ax.barh(
+                np.array([b[0] for b in bars]),
                 [b[2] for b in bars],
                 left=[b[1] for b in bars],
                 height=0.8,
                 color=KIND_COLORS.get(kind, "#7f7f7f"),
-                label=None if kind in seen else kind,
                 linewidth=0,
             )
-            seen.add(kind)
+            seen.setdefault(kind, h)
         ax.set_yticks(list(rows.values()))
-        ax.set_yticklabels([f"r{rk} {s}" for rk, s in rows], fontsize=6)
-        ax.invert_yaxis()
+        ax.set_yticklabels([f"r{rk} {ln}" for rk, ln in rows], fontsize=5.5)
+        ax.set_ylim(len(rows) - 0.4, -0.6)
+        # a faint band per rank so its lanes read as one group
+        lanes_per_rank = len(rows) // max(len({rk for rk, _ in rows}), 1)
+        for g in range(0, len(rows), 2 * lanes_per_rank):
+            ax.axhspan(g - 0.5, g + lanes_per_rank - 0.5, color="0.94", zorder=0, lw=0)
         end = max(float(r["end_s"]) for r in tl["timeline"])
         more = f" (first {max_ranks} of {len(ranks)} ranks)" if len(ranks) > max_ranks else ""
         ax.set_title(f"{tl['label']}: {end / scale:.4g} {unit}{more}", loc="left")
         ax.grid(axis="y", visible=False)
-    axes[-1, 0].set_xlabel(f"time ({unit})")
-    fig.legend(loc="upper right", ncol=min(len(seen), 8), fontsize=7, bbox_to_anchor=(0.98, 1 - 0.05 / H))
+    axes[-1, 0].set_xlabel(
+        f"time ({unit}); a transfer's bar runs from when it is posted to when it completes"
+    )
+    order = [k for k in KIND_COLORS if k in seen] + [k for k in seen if k not in KIND_COLORS]
+    fig.legend(
+        [seen[k] for k in order],
+        order,
+        loc="upper right",
+        ncol=min(len(order), 10),
+        fontsize=7,
+        frameon=False,
+        bbox_to_anchor=(0.98, 1 - 0.08 / H),
+    )
     fig.subplots_adjust(
         left=0.09,
         right=0.98,

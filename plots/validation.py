@@ -79,38 +79,50 @@ def summary(records: list[dict]) -> dict:
 
 
 def fig_validation(records: list[dict], out, name) -> list[Path]:
+    """Left: predicted against measured (log-log, the ±15% band); right: the signed error of each record
+    against its measured time, where the points of the left panel's diagonal are told apart.  Analytic as
+    open circles, simulator as small crosses (they often coincide: both stay visible); legend outside."""
     if not records:
         raise SpecError("no validation records with measured_s and a prediction: nothing to plot")
-    fig, ax = plt.subplots(figsize=(5.2, 4.8))
+    fig, (ax, ex) = plt.subplots(1, 2, figsize=(11.5, 4.6), gridspec_kw={"width_ratios": [1, 1.15]})
     lo = min(min(r["measured_s"], *(v for v in (r["analytic_s"], r["simulated_s"]) if v)) for r in records)
     hi = max(max(r["measured_s"], *(v for v in (r["analytic_s"], r["simulated_s"]) if v)) for r in records)
     xs = np.geomspace(lo / 1.5, hi * 1.5, 10)
     ax.plot(xs, xs, "k-", lw=0.8, label="exact")
     ax.fill_between(xs, xs * 0.85, xs * 1.15, color="0.85", label="±15%")
+    ex.axhline(0.0, color="k", lw=0.8)
+    ex.axhspan(-15, 15, color="0.92", lw=0)
     groups = sorted({r["group"] for r in records}, key=lambda g: (not g.startswith("prefill"), g))
     colours = ["#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"]
     for gi, g in enumerate(groups):
         sub = [r for r in records if r["group"] == g]
         s = summary(sub)
         gname = g + (" (eager, host-bound)" if g == "decode" else "")
-        for eng, mk in (("analytic_s", "o"), ("simulated_s", "x")):
+        for eng, mk, ms in (("analytic_s", "o", 5.5), ("simulated_s", "x", 3.5)):
             pts = [(r["measured_s"], r[eng]) for r in sub if r[eng] is not None]
             if pts:
                 st = s[eng.removesuffix("_s")]
+                kw = {"color": colours[gi % len(colours)], "mfc": "none", "ms": ms, "ls": "", "marker": mk}
                 ax.plot(
                     *zip(*pts),
-                    mk,
-                    color=colours[gi % len(colours)],
-                    mfc="none",
-                    ms=5,
-                    label=f"{gname}, {eng.removesuffix('_s')[:3]}. (n={st['n']}, median |err| "
-                    f"{st['median_abs_err']:.1%})",
+                    **kw,
+                    label=f"{gname}, {'analytic' if eng == 'analytic_s' else 'simulator'} "
+                    f"(n={st['n']}, median |err| {st['median_abs_err']:.1%})",
                 )
+                m, p = np.array(pts).T
+                ex.plot(m, (p / m - 1) * 100, **kw)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("measured (s)")
     ax.set_ylabel("predicted (s)")
     ax.set_title("predicted vs measured")
-    ax.legend(loc="upper left", fontsize=7)
+    ex.set_xscale("log")
+    ex.set_xlabel("measured (s)")
+    ex.set_ylabel("predicted / measured - 1 (%)")
+    ex.set_title("error by record (grey: ±15%)")
+    fig.legend(*ax.get_legend_handles_labels(), loc="lower center", ncol=2, fontsize=7, frameon=False)
+    w, h = fig.get_size_inches()
+    n_rows = (len(ax.get_legend_handles_labels()[0]) + 1) // 2
     layout(fig)
+    fig.subplots_adjust(bottom=(0.55 + 0.17 * n_rows + 0.1) / h, wspace=0.25)
     return save(fig, out, name)

@@ -398,10 +398,14 @@ def bench_fp8(
     return out
 
 
-def run_all(model_dims: dict, quick: bool = False, suites: tuple[str, ...] = ("eager", "graph")) -> dict:
+def run_all(
+    model_dims: dict, quick: bool = False, suites: tuple[str, ...] = ("eager", "graph"), progress=None
+) -> dict:
     """Every microbenchmark of the suites asked for (eager: as the host issues op by op; graph: replayed
     from CUDA graphs, GPU only; fp8: FP8 GEMMs and the quantise, GPU only); returns the raw results
-    (rank 0's view; comm figures are max over ranks)."""
+    (rank 0's view; comm figures are max over ranks).  ``progress(stage)`` (if given) is called as each
+    stage ends (``RUN_ALL_STAGES`` of them at most)."""
+    tick = progress or (lambda stage: None)
     dev = (
         torch.device("cuda", torch.cuda.current_device())
         if torch.cuda.is_available()
@@ -429,6 +433,7 @@ def run_all(model_dims: dict, quick: bool = False, suites: tuple[str, ...] = ("e
         R += bench_fp8(dev, model_dims, [1, 16] if quick else FP8_TOKENS, (1,) if quick else (1, 2), reps)
     if cuda and "graph" in suites:
         R += run_graph(model_dims, quick)
+        tick("graph")
     if "eager" not in suites:
         return res
     d, ff, qd, kvd, hd = (model_dims[k] for k in ("d_model", "d_ff", "q_dim", "kv_dim", "head_dim"))
@@ -436,9 +441,11 @@ def run_all(model_dims: dict, quick: bool = False, suites: tuple[str, ...] = ("e
     tokens = [16, 64] if quick else [16, 64, 256, 1024, 4096, 16384, 65536]
     for tp in (1,) if quick else (1, 2):
         R += bench_gemm(dev, dtype, tokens, gemm_shapes(d, ff, qd, kvd, tp), tp, reps)
+    tick("gemm")
     kernels = ["flash", "cudnn"] if cuda else ["math"]
     lengths = [128, 256] if quick else [512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072]
     R += bench_attention(dev, dtype, kernels, lengths, heads, hd, 3 if not quick else 2)
+    tick("attention")
     cases = (
         [(1, 256)]
         if quick
@@ -454,8 +461,10 @@ def run_all(model_dims: dict, quick: bool = False, suites: tuple[str, ...] = ("e
         ]
     )
     R += bench_decode_attention(dev, dtype, kernels, cases, heads, hd, reps)
+    tick("decode attention")
     R += bench_elementwise(dev, dtype, [2**16] if quick else [2**20, 2**24, 2**28], reps)
     R.append(bench_launch(dev, 200 if quick else 2000))
+    tick("elementwise and launch")
     from costmodel.specs import Model
 
     m = Model(name="dims", layers=1, d_model=d, n_heads=heads, n_kv_heads=kvd // hd, head_dim=hd, d_ff=ff)
@@ -463,12 +472,17 @@ def run_all(model_dims: dict, quick: bool = False, suites: tuple[str, ...] = ("e
     if dist.is_initialized() and dist.get_world_size() > 1:
         R.append(bench_comm_issue(dev, 50 if quick else 200))
     R.append(bench_executor_walk(dev, dtype, reps=3 if quick else 20))
+    tick("ops and executor walk")
     if dist.is_initialized() and dist.get_world_size() > 1:
         sizes = [2**10, 2**16] if quick else [2**10, 2**14, 2**17, 2**20, 2**23, 2**26, 2**28, 2**30]
         R += bench_comm(dev, sizes, reps)
         if cuda:
             R.append(bench_slowdown(dev, dtype))
+        tick("communication")
     return res
+
+
+RUN_ALL_STAGES = 7  # the ticks run_all may make: graph, gemm, attention, decode, elementwise, ops, comm
 
 
 # ---------------------------------------------------------------------------------------------

@@ -41,12 +41,27 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ringsim", description=__doc__.split("\n")[0])
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (_, help_) in COMMANDS.items():
-        sub.add_parser(name, help=help_, add_help=False)
-    return p
+def _summary() -> str:
+    """``ringsim --help``: what the tool answers, every command in one line, an example to start from."""
+    from ringsim import __version__
+
+    w = max(len(n) for n in COMMANDS)
+    cmds = "\n".join(f"  {n:<{w}}  {h}" for n, (_, h) in COMMANDS.items())
+    return f"""ringsim {__version__}: when does Ring Attention with sequence parallelism beat tensor/pipeline
+parallelism for long-context inference, by how much, and why?  One schedule, three engines that must
+agree: a closed-form analytic model, a discrete-event simulator, a torch executor (GPUs).
+
+usage: ringsim COMMAND [options]     ringsim COMMAND --help     ringsim --version
+
+commands:
+{cmds}
+
+example:
+  ringsim predict --topology ib:2x8 --batch 8 --seq 128Ki --plan ring=16
+  ringsim sweep --gpus 8,16,32 --topology ib --out sweep/ && ringsim plot sweep/sweep.npz --out figs/
+
+Lengths and counts: k = x1000, M = x1,000,000 (decimal); Ki = x1024, Mi = x1,048,576 (binary);
+figures label their axes the same way.  Bad input exits 2 with one line saying what is valid."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,13 +72,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ringsim {__version__}")
         return 0
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
-        p = _parser()
         if argv and argv[0] not in ("-h", "--help"):
             print(
-                f"ringsim: error: unknown command {argv[0]!r}; valid: {', '.join(COMMANDS)}", file=sys.stderr
+                f"ringsim: error: unknown command {argv[0]!r}; valid: {', '.join(COMMANDS)} "
+                "(see ringsim --help)",
+                file=sys.stderr,
             )
             return 2
-        p.print_help()
+        print(_summary())
         return 0 if argv else 2
     name = argv[0]
     mod = importlib.import_module(COMMANDS[name][0])

@@ -5,6 +5,7 @@ the simulator."""
 from __future__ import annotations
 
 import argparse
+import re
 
 from costmodel.errors import SpecError
 from costmodel.options import add_config_arguments, config_from_args
@@ -86,7 +87,9 @@ def run(a: argparse.Namespace) -> int:
             res["sim_skipped"] = why
     if a.json:
         print(dumps(res, indent=2))
-        return 0 if res["ranked"] else 1
+        if not res["ranked"]:
+            raise SpecError(_nothing_fits(res))
+        return 0
     wl = cfg.workload
     length = f"prompt {wl.seq_len:,}" if wl.phase == "prefill" else f"context {wl.context:,}"
     print(
@@ -118,6 +121,21 @@ def run(a: argparse.Namespace) -> int:
         if len(rej) > 12 and not a.all_rejected:
             print(f"  ... {len(rej) - 12} more (--all-rejected lists them)")
     if not res["ranked"]:
-        print("no plan fits in memory: reduce --batch or --seq, or add GPUs")
-        return 1
+        raise SpecError(_nothing_fits(res))
     return 0
+
+
+def _nothing_fits(res: dict) -> str:
+    """The reason an empty ranking is an error: how close the nearest plan came."""
+    need = [
+        (float(m.group(1)), float(m.group(2)), r["plan"])
+        for r in res["rejected"]
+        if (m := re.match(r"needs ([0-9.]+) GB of ([0-9.]+) GB", r["reason"]))
+    ]
+    if not need:
+        return f"no plan can be placed: all {len(res['rejected'])} were rejected (listed above); check --gpus"
+    gb, cap, plan = min(need)
+    return (
+        f"no plan fits in memory: the smallest, {plan}, needs {gb:.1f} GB of {cap:.1f} GB per device; "
+        "reduce --batch or --seq, or add GPUs"
+    )

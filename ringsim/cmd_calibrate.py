@@ -72,8 +72,16 @@ def _measure(a) -> dict | None:
         "kv_dim": m.kv_dim,
         "head_dim": m.head_dim,
     }
-    raw = microbench.run_all(dims, quick=a.quick, suites=_suites(a.suite))
     rank = dist.get_rank() if dist.is_initialized() else 0
+    from .progress import bar
+
+    with bar(desc="calibrate", unit="stage", total=microbench.RUN_ALL_STAGES, quiet=rank != 0) as b:
+        raw = microbench.run_all(
+            dims,
+            quick=a.quick,
+            suites=_suites(a.suite),
+            progress=lambda s: (b.set_postfix_str(s), b.update()),
+        )
     if dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()

@@ -21,7 +21,16 @@ def run(a: argparse.Namespace) -> int:
 
     if a.name and len(a.files) > 1:
         raise SpecError("--name applies to one FILE only")
-    for f in a.files:
-        for p in plot_file(f, a.out or Path(f).parent, a.name):
-            print(p)
+    from .progress import bar
+
+    paths = []
+    with bar(desc="plot", unit="figure") as b:
+        for f in a.files:
+            b.set_postfix_str(Path(f).name)
+            n0 = b.n
+            got = plot_file(f, a.out or Path(f).parent, a.name, step=b.update)
+            b.update(max(0, len({p.with_suffix("") for p in got}) - (b.n - n0)))
+            paths += got
+    for p in paths:
+        print(p)
     return 0

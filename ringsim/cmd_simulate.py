@@ -76,7 +76,14 @@ def run(a: argparse.Namespace) -> int:
         sr = run_config(cfg, opts, coarsen=not full, progress=_progress)
         out = simulate_json(cfg, sr)
     if a.trace:
-        atomic_write_text(a.trace, dumps(chrome_trace(sr.result, label=f"ringsim simulate {cfg.plan.name}")))
+        atomic_write_text(
+            a.trace,
+            dumps(
+                chrome_trace(
+                    sr.result, label=f"ringsim simulate {cfg.plan.label(cfg.workload.phase, cfg.kernel)}"
+                )
+            ),
+        )
     if a.timeline:
         specs = {
             **cfg.specs(),

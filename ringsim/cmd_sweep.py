@@ -8,6 +8,7 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from costmodel import presets
@@ -23,7 +24,12 @@ DEFAULT_PLANS = ["ring=P", "tp=8,pp=P/8", "tp=8,ring=P/8"]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seq", default="8k:1M", help="range START:END of sequence (or context) lengths")
+    p.add_argument(
+        "--seq",
+        default="8Ki:1Mi",
+        help="range START:END of sequence (or context) lengths, both ends in the grid "
+        "(k, M: x1000, x1000000; Ki, Mi: x1024, x1048576)",
+    )
     p.add_argument("--points", type=int, default=48, help="lengths in the geometric grid")
     p.add_argument("--gpus", default="8,16,32,64", help="device counts P, comma separated")
     p.add_argument(
@@ -146,6 +152,13 @@ def run(a: argparse.Namespace) -> int:
         raise SpecError(
             f"no point was evaluated: every (plan, P) was skipped ({why}"
             f"{'; ...' if len(skipped) > 3 else ''})"
+        )
+    if "feasible" in cols and not cols["feasible"].any():  # an empty result is an error, nothing written
+        i = int(np.nanargmin(cols["mem_total_bytes"]))
+        raise SpecError(
+            f"no point of the sweep fits in memory: the smallest, {cols['plan'][i]} at P={cols['P'][i]}, "
+            f"L={int(cols['L'][i]):,}, needs {cols['mem_total_bytes'][i] / 1e9:.1f} GB of "
+            f"{cols['capacity_bytes'][i] / 1e9:.1f} GB per device; reduce --batch or --seq, or add GPUs"
         )
     t1 = time.perf_counter()
     files = write_sweep_files(a.out, cols, specs, skipped, with_csv=not a.no_csv)

@@ -30,7 +30,14 @@ def run(a: argparse.Namespace) -> int:
     paths = a.data or [shown(p) for p in measurement_files()]
     if not paths:
         raise SpecError(f"no validation data given and none found under {shown(DATA_DIR)}/*.jsonl")
-    rows = compare(paths, hardware=a.hardware, simulate=not a.no_sim)
+    from .progress import bar
+
+    rows = compare(
+        paths,
+        hardware=a.hardware,
+        simulate=not a.no_sim,
+        progress=lambda recs: bar(recs, desc="validate", unit="record"),
+    )
     for w in rows.warnings:
         print(f"ringsim validate: warning: {w}", file=sys.stderr)
     left = rows.left_out_line()

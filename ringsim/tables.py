@@ -23,7 +23,7 @@ def _rows(r: dict) -> list[tuple[str, str]]:
             f"({s['model']['layers']} layers"
             + (f", FP8 {s['model']['fp8']}" if s["model"].get("fp8", "none") != "none" else "")
             + (f", KV cache {s['model']['kv_dtype']}" if s["model"].get("kv_dtype", "bf16") != "bf16" else "")
-            + f"), plan {plan['name']}",
+            + f"), plan {plan.get('label') or plan['name']}",
         ),
         (
             "workload",

@@ -9,7 +9,16 @@ from costmodel.schedule import COMPUTE_KINDS
 
 from .engine import SimResult
 
-STREAM_TID = {"compute": 0, "comm": 1}
+# a trace thread (Perfetto track) per lane: sends and receives on tracks of their own, so a send is never
+# drawn nested inside the receive it overlaps; a flow arrow joins each send to its receive
+LANE_TID = {"compute": 0, "send": 1, "recv": 2, "collective": 3}
+
+
+def lane(op) -> str:
+    """The trace lane of an op: compute, send, recv, or collective (all-reduce, all-gather, ...)."""
+    if op.kind in COMPUTE_KINDS:
+        return "compute"
+    return op.kind if op.kind in ("send", "recv") else "collective"
 
 
 def _union_by_rank(rank: np.ndarray, a: np.ndarray, b: np.ndarray, n_ranks: int, span: float) -> np.ndarray:
@@ -118,7 +127,9 @@ def timeline_records(res: SimResult) -> list[dict]:
 
 
 def chrome_trace(res: SimResult, label: str = "ringsim simulate") -> dict:
-    """Chrome trace event format: one process per rank, one thread per stream, ops named by tag."""
+    """Chrome trace event format (Perfetto, chrome://tracing): one process per rank, one thread per lane
+    (compute, send, recv, collective), ops named by tag, and a flow arrow (``ph`` ``s`` -> ``f``, one id per
+    transfer) from each send, where its transfer starts, to the matching receive, where it ends."""
     topo = res.network.topo
     ev: list[dict] = []
     for r in range(res.schedule.n_ranks):
@@ -131,26 +142,49 @@ def chrome_trace(res: SimResult, label: str = "ringsim simulate") -> dict:
             }
         )
         ev.append({"name": "process_sort_index", "ph": "M", "pid": r, "args": {"sort_index": r}})
-        for name, tid in STREAM_TID.items():
+        for name, tid in LANE_TID.items():
             ev.append({"name": "thread_name", "ph": "M", "pid": r, "tid": tid, "args": {"name": name}})
+            ev.append(
+                {"name": "thread_sort_index", "ph": "M", "pid": r, "tid": tid, "args": {"sort_index": tid}}
+            )
+    sends: dict[int, tuple] = {}
+    recvs: dict[int, tuple] = {}
     for op, s, e, x in zip(res.schedule.ops, res.start, res.end, res.xstart):
         args = {"op": op.id, "kind": op.kind}
         if op.kind not in COMPUTE_KINDS:
             args.update(waiting_us=(x - s) * 1e6, bytes=op.msg_bytes, link=op.link, peers=list(op.peers))
         else:
             args.update(flops=op.flops, hbm_bytes=op.hbm_bytes, est_us=op.est_s * 1e6)
+        ln = lane(op)
         ev.append(
             {
                 "name": op.tag,
                 "cat": op.kind,
                 "ph": "X",
                 "pid": op.rank,
-                "tid": STREAM_TID[op.stream],
+                "tid": LANE_TID[ln],
                 "ts": s * 1e6,
                 "dur": max(e - s, 0.0) * 1e6,
                 "args": args,
             }
         )
+        if ln == "send":
+            sends[op.match] = (op, x, e)
+        elif ln == "recv":
+            recvs[op.match] = (op, x, e)
+    for m, (snd, xs, es) in sends.items():
+        if m not in recvs:
+            continue
+        rcv, xr, er = recvs[m]
+        if not all(np.isfinite((xs, es, xr, er))):
+            continue
+        # inside each slice (a flow binds to the slice around its timestamp): the transfer's start on the
+        # send, its last moment on the receive
+        t_s = min(xs, es) * 1e6
+        t_f = max(xr, er - min(1e-9, max(er - xr, 0.0) / 2)) * 1e6
+        common = {"name": "transfer", "cat": "transfer", "id": int(m)}
+        ev.append({**common, "ph": "s", "pid": snd.rank, "tid": LANE_TID["send"], "ts": t_s})
+        ev.append({**common, "ph": "f", "bp": "e", "pid": rcv.rank, "tid": LANE_TID["recv"], "ts": t_f})
     return {
         "traceEvents": ev,
         "displayTimeUnit": "ms",

@@ -157,7 +157,8 @@ def simulated_timelines(setup: dict, data: Path) -> tuple[Path | None, str]:
         res = simulate(sched, cfg.topology, cfg.hardware)
         items.append(
             {
-                "label": f"{cfg.plan.name} on {cfg.topology.spec}, one layer per stage, prefill",
+                "label": f"{cfg.plan.label(cfg.workload.phase, cfg.kernel)} on {cfg.topology.spec}, "
+                "one layer per stage, prefill",
                 "specs": {**cfg.specs(), "engine": "sim", "layers_built": sched.layers_built},
                 "latency_s": res.latency_s,
                 "timeline": timeline_records(res),

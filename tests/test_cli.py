@@ -159,7 +159,7 @@ def test_sweep_writes_csv_and_json(tmp_path):
     r = _run(
         "sweep",
         "--seq",
-        "8k:1M",
+        "8Ki:1Mi",
         "--points",
         "10",
         "--gpus",

@@ -259,8 +259,9 @@ def test_fp8_gemm_time_fallback_and_calibrated_curve():
     from costmodel import kernels
     from costmodel.specs import Curve
 
-    hw = _cfg().hardware
-    assert not hw.fp8_calibrated and hw.fp8_peak_flops == 2 * hw.peak_flops  # h200-sxm gives no FP8 peak
+    assert _cfg().hardware.fp8_calibrated  # h200-sxm: fitted from h200x1_fp8_raw_20261128.json
+    hw = _cfg(hardware="h100-sxm").hardware  # no FP8 measurement: the estimate
+    assert not hw.fp8_calibrated and hw.fp8_peak_flops == 2 * hw.peak_flops  # the profile gives no FP8 peak
     fl, m = 2.0 * 8192 * 4096 * 14336, 8192
     bf16 = float(kernels.gemm_device_time(hw, fl, 0.0, m))
     est = float(kernels.gemm_device_time(hw, fl, 0.0, m, fp8=True))
@@ -360,7 +361,13 @@ def test_analytic_and_simulator_agree_with_fp8(kw):
     from sim import run_config
 
     sets = NO_SLOWDOWN + [f"achievable.ops.{c}.issue_us=0" for c in OP_CLASSES]
-    cfg = _cfg(set=["hardware." + s for s in sets], layers=2, **kw)
+    sets = ["hardware." + s for s in sets]
+    if "ring" in kw["plan"] and kw.get("phase", "prefill") == "prefill":
+        # the LM head (BF16, not an FP8 term) runs on the ring rank holding the last token, whose layers end
+        # before the slowest rank's: there the closed form is an upper bound by at most the head's time (4%
+        # of these 2 layers), tested in tests/test_lm_head.py::test_ring_prefill_head_is_bounded
+        sets.append("model.lm_head=false")
+    cfg = _cfg(set=sets, layers=2, **kw)
     a = _predict(cfg)["latency_s"]
     s = run_config(cfg).latency_s
     assert s == pytest.approx(a, rel=0.01)

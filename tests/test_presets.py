@@ -181,7 +181,7 @@ def test_sweep_takes_preset_paths_and_nvl(tmp_path, capsys):
                 "--plans",
                 "ring=P",
                 "--seq",
-                "64k:128k",
+                "64512:129024",  # multiples of 288: zigzag ring=144 splits them (the grid holds its ends)
                 "--points",
                 "2",
                 "--out",

@@ -71,7 +71,9 @@ def test_trace_and_timeline_files(tmp_path, capsys):
         for e in trace["traceEvents"]
         if e.get("name") == "thread_name"
     }
-    assert threads == {(p, t, n) for p in range(4) for t, n in ((0, "compute"), (1, "comm"))}
+    assert threads == {
+        (p, t, n) for p in range(4) for t, n in ((0, "compute"), (1, "send"), (2, "recv"), (3, "collective"))
+    }
     xs = [e for e in trace["traceEvents"] if e["ph"] == "X"]
     assert any(e["name"].startswith("L1/mb0/ring/step3/") for e in xs)
     data = json.loads(tl.read_text())

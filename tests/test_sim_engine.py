@@ -217,7 +217,7 @@ def test_deterministic_and_exports(hw):
     meta = [e for e in tr["traceEvents"] if e["ph"] == "M"]
     assert {e["pid"] for e in meta if e["name"] == "process_name"} == {0, 1, 2, 3}
     assert {(e["pid"], e["tid"], e["args"]["name"]) for e in meta if e["name"] == "thread_name"} == {
-        (r, t, n) for r in range(4) for t, n in ((0, "compute"), (1, "comm"))
+        (r, t, n) for r in range(4) for t, n in ((0, "compute"), (1, "send"), (2, "recv"), (3, "collective"))
     }
     xs = [e for e in tr["traceEvents"] if e["ph"] == "X"]
     assert sorted(e["name"] for e in xs) == sorted(o.tag for o in s.ops)

@@ -182,7 +182,7 @@ def label_of(cfg: Config) -> str:
     """A readable name of a configuration (plan, phase, sizes, kernel)."""
     wl, p = cfg.workload, cfg.plan
     size = f"L={wl.seq_len}" if wl.phase == "prefill" else f"ctx={wl.context}"
-    name = p.name + (f"[{p.decode_attn.value}]" if wl.phase == "decode" and p.ring > 1 else "")
+    name = p.label(wl.phase)
     return f"{name} {wl.phase} B={wl.batch} {size} layers={cfg.model.layers} {cfg.kernel}"
 
 
