@@ -106,21 +106,12 @@ PROGRESS_MIN_OPS = 200_000  # schedules smaller than this run in seconds: no bar
 
 
 def _progress(total: int, desc: str):
-    """A tqdm bar on stderr for a large simulation (``total`` ops, or ring steps of the recurrence, which
-    does ~4 x ring ops a step); quiet when stderr is not a terminal."""
-    import sys
-
-    from tqdm import tqdm
+    """The project's progress bar (``ringsim.progress``: stderr, only on a terminal) for a large
+    simulation: ``total`` ops, or ring steps of the recurrence (~4 x ring ops a step)."""
+    from .progress import bar
 
     big = total >= PROGRESS_MIN_OPS or (desc == "ring steps" and 4 * total * total >= PROGRESS_MIN_OPS)
-    return tqdm(
-        total=total,
-        desc=desc,
-        unit="op" if desc == "simulate" else "step",
-        leave=False,
-        disable=not (big and sys.stderr.isatty()),
-        file=sys.stderr,
-    )
+    return bar(desc=desc, unit="op" if desc == "simulate" else "step", total=total, quiet=not big)
 
 
 def _writable_file(flag: str, path: str) -> None:
