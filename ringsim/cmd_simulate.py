@@ -71,9 +71,9 @@ def run(a: argparse.Namespace) -> int:
     if generate.steps(cfg) > 1:  # --gen-tokens N: first, middle and last steps simulated (sim/generate.py)
         from sim.generate import simulate_generation
 
-        out, sr = simulate_generation(cfg, opts, coarsen=not full)
+        out, sr = simulate_generation(cfg, opts, coarsen=not full, progress=_progress)
     else:
-        sr = run_config(cfg, opts, coarsen=not full)
+        sr = run_config(cfg, opts, coarsen=not full, progress=_progress)
         out = simulate_json(cfg, sr)
     if a.trace:
         atomic_write_text(
@@ -100,6 +100,18 @@ def run(a: argparse.Namespace) -> int:
             if f:
                 print(f"{what} written to {f}")
     return 0
+
+
+PROGRESS_MIN_OPS = 200_000  # schedules smaller than this run in seconds: no bar
+
+
+def _progress(total: int, desc: str):
+    """The project's progress bar (``ringsim.progress``: stderr, only on a terminal) for a large
+    simulation: ``total`` ops, or ring steps of the recurrence (~4 x ring ops a step)."""
+    from .progress import bar
+
+    big = total >= PROGRESS_MIN_OPS or (desc == "ring steps" and 4 * total * total >= PROGRESS_MIN_OPS)
+    return bar(desc=desc, unit="op" if desc == "simulate" else "step", total=total, quiet=not big)
 
 
 def _writable_file(flag: str, path: str) -> None:

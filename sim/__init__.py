@@ -3,8 +3,9 @@
 Imports ``costmodel`` and ``simpy`` only (DESIGN.md).  ``simulate`` runs one schedule; ``run_config``
 builds the schedule of a configuration (coarsening identical units where they repeat exactly, or,
 after 12 units, to a stated tolerance reported in the result: ``sim/run.py``), runs it and
-extrapolates; ``report`` turns a run into per-rank, per-link and critical-path summaries, a Chrome
-trace and plain timeline records for plots.
+extrapolates (a ring of >= 128 ranks alone in its plan: timed exactly by a rank x step recurrence,
+``sim/ring_recurrence.py``); ``report`` turns a run into per-rank, per-link and critical-path
+summaries, a Chrome trace and plain timeline records for plots.
 """
 
 from .engine import Engine, SimOptions, SimResult, simulate

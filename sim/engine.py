@@ -39,6 +39,7 @@ from costmodel.topology import Topology
 from .network import Network
 
 _P2P = (OpKind.SEND, OpKind.RECV)
+PROGRESS_EVERY = 1 << 13  # ops finished between two updates of a progress bar
 
 
 @contextlib.contextmanager
@@ -102,8 +103,18 @@ class _Flow:
 
 
 class Engine:
-    def __init__(self, sched: Schedule, topo: Topology, hw: Hardware, options: SimOptions | None = None):
+    def __init__(
+        self,
+        sched: Schedule,
+        topo: Topology,
+        hw: Hardware,
+        options: SimOptions | None = None,
+        progress=None,
+    ):
+        """``progress``: None, or ``progress(total, desc)`` returning a bar (``update(n)``, ``close()``,
+        e.g. a ``tqdm``) that is told how many of the ``total`` ops have finished."""
         self.s, self.topo, self.hw = sched, topo, hw
+        self.progress = progress
         self.opt = options or SimOptions()
         self.net = Network(topo, hw, self.opt.nics_per_node)
         if sched.n_ranks > topo.n_gpus:
@@ -209,9 +220,18 @@ class Engine:
         self.link_busy = [0.0] * L
         self.link_since = [0.0] * L
         self.n_events = 0
-        for st in range(len(self.stream_units)):
-            self._try_issue(st, -1)
-        env.run()
+        self._n_done, self._tick, self._bar = 0, float("inf"), None
+        if self.progress is not None:
+            self._bar = self.progress(n, "simulate")
+            self._tick = PROGRESS_EVERY
+        try:
+            for st in range(len(self.stream_units)):
+                self._try_issue(st, -1)
+            env.run()
+        finally:
+            if self._bar is not None:
+                self._bar.update(self._n_done - (self._tick - PROGRESS_EVERY))
+                self._bar.close()
         self._check_done()
         latency = max(self.end) if n else 0.0
         path = self._critical_path()
@@ -334,6 +354,10 @@ class Engine:
 
     def _finish(self, i: int) -> None:
         self.end[i] = self.env._now
+        self._n_done += 1
+        if self._n_done >= self._tick:
+            self._bar.update(PROGRESS_EVERY)
+            self._tick += PROGRESS_EVERY
         r = self.rank[i]
         if self.is_comm[i]:
             self.comm_active[r] -= 1
@@ -535,7 +559,10 @@ class Engine:
         return path
 
 
-def simulate(sched: Schedule, topo: Topology, hw: Hardware, options: SimOptions | None = None) -> SimResult:
-    """Execute ``sched`` on ``topo`` with the profile ``hw``; see the module docstring."""
+def simulate(
+    sched: Schedule, topo: Topology, hw: Hardware, options: SimOptions | None = None, progress=None
+) -> SimResult:
+    """Execute ``sched`` on ``topo`` with the profile ``hw``; see the module docstring (``progress``:
+    ``Engine``'s)."""
     with no_gc():
-        return Engine(sched, topo, hw, options).run()
+        return Engine(sched, topo, hw, options, progress).run()

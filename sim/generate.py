@@ -19,12 +19,18 @@ from .run import SimRun, run_config, simulate_json
 
 
 def simulate_generation(
-    cfg: Config, options: SimOptions | None = None, coarsen: bool = True, all_steps: bool = False
+    cfg: Config,
+    options: SimOptions | None = None,
+    coarsen: bool = True,
+    all_steps: bool = False,
+    progress=None,
 ) -> tuple[Result, SimRun]:
-    """(the simulator's N-step Result, the run of the first step)."""
+    """(the simulator's N-step Result, the run of the first step; ``progress``: ``run_config``'s)."""
     n = generate.steps(cfg)
     idx = list(range(n)) if all_steps else sorted({0, (n - 1) // 2, n - 1})
-    runs = {i: run_config(generate.step_config(cfg, i), options, coarsen=coarsen) for i in idx}
+    runs = {
+        i: run_config(generate.step_config(cfg, i), options, coarsen=coarsen, progress=progress) for i in idx
+    }
     lat = np.array([runs[i].latency_s for i in idx])
     step_s = np.interp(np.arange(n), idx, lat)
     first = simulate_json(generate.step_config(cfg, 0), runs[0])

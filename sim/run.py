@@ -2,13 +2,16 @@
 run, and report in the JSON contract of ``predict`` plus a ``sim`` section of its own.
 
 Coarsening (``coarsen=True``).  Without pipeline stages, a rank's work is ``microbatches x layers``
-identical units run back to back (same ops, same costs).  We simulate a few units and check that the
-last one repeats the one before it exactly, shifted in time by a period c (every op of every rank,
-to 1e-9 of the latency).  The engine is deterministic and time-invariant and a unit only interacts
-with its neighbours, so from then on every unit repeats with the same period; the phase ends
+identical units run back to back (same ops, same costs).  We simulate a few units (``TRIES``: 3, then
+12, or ``LONG_TRY`` = 20 where that is at most a quarter of the phase: the seed's ring on an NVLink
+domain of 16 settles only after 16 units) and check that the last one repeats the one before it
+exactly, shifted in time by a period c (every op of every rank, to 1e-9 of the latency).  The
+engine is deterministic and time-invariant and a unit only interacts with its neighbours, so from
+then on every unit repeats with the same period; the phase ends
 (N - k) * c after the k simulated units.  If the check fails we simulate more units, then all of
 them.  Bytes per link scale exactly with the unit count; busy, waiting and idle add one period's
-worth per extra unit.  Pipelines (pp > 1) are simulated in full.
+worth per extra unit.  Pipelines (pp > 1) are simulated in full: a faster first stage runs ahead of
+the next a little more each micro-batch, so its ops never repeat with the last stage's period.
 
 Within a tolerance.  Some ranks settle slowly (an NVLink domain of 16 with 16 micro-batches: a rank
 off the critical path drifts by ~1% of the period, shrinking ~5% a unit), so the exact check fails
@@ -30,6 +33,12 @@ ring step and what follows) exactly as A ends shifted by p * c.  Then inserting 
 shifts the end, so the full ring of R - 2 middle steps ends (R - 2 - k) * c after A; per-rank and
 per-link figures grow by (R - 2 - k) / p times B - A.
 Otherwise k grows once, then the full schedule runs.  The critical path is of B (the simulated part).
+
+Large rings.  A pass-KV prefill ring of ``MIN_RING`` (128) ranks or more, alone in its plan (one layer,
+one micro-batch), is not simulated event by event but timed by a rank x step recurrence
+(``ring_recurrence.py``): every op of every rank, no extrapolation, equal to the engine's full
+simulation (tests/test_sim_ring_recurrence.py), where its sends share no link.  The result says so
+(``method`` "recurrence"); ``coarsen=False`` runs the engine.
 """
 
 from __future__ import annotations
@@ -48,8 +57,10 @@ from costmodel.specs import Phase
 
 from .engine import SimOptions, SimResult, no_gc, simulate
 from .report import _union_by_rank, critical_path, link_stats, rank_stats
+from .ring_recurrence import MIN_RING, run_ring
 
 TRIES = (3, 12)  # units simulated before falling back to the full schedule
+LONG_TRY = 20  # instead of 12 units, where that is at most a quarter of the phase (ranks that settle slowly)
 COARSEN_TOLERANCE = 1e-2  # the largest drift of a unit's period (relative) coarsening accepts (docstring)
 TOLERANCE_AFTER = 12  # units simulated before a drift within the tolerance is accepted (ranks settle first)
 RING_SETTLE = 4  # ring steps to settle, beyond a node's worth when hops cross nodes (a slow hop's lag
@@ -76,10 +87,22 @@ class SimRun:
     coarsen_tolerance: float = 0.0  # the drift the accepted try was allowed (0: exact repeats only)
     events_all: int = 0  # events of every simulation this run made (coarsening tries included)
     sim_s_all: float = 0.0  # their engine wall time (building schedules excluded)
+    method: str = "engine"  # or "recurrence": a ring's rank x step recurrence (sim/ring_recurrence.py)
+    ops_total: int = 0  # ops the recurrence timed (every op of every rank); 0 for the engine
+    critical: dict | None = None  # the critical path, where there is no engine result (result None)
+    options: SimOptions | None = None  # the options, where there is no engine result
 
     @property
     def coarsened(self) -> bool:
+        if self.method != "engine":
+            return False
         return self.units_simulated < self.units_total or self.ring_steps_simulated < self.ring_steps_total
+
+
+def _tries(n_units: int) -> tuple[int, ...]:
+    """Units to simulate, one try after another: ``TRIES``, its last replaced by ``LONG_TRY`` where that is
+    at most a quarter of the phase (a failed try then costs at most a quarter more than the full run)."""
+    return (*TRIES[:-1], LONG_TRY) if 4 * LONG_TRY <= n_units else TRIES
 
 
 def _build(cfg: Config, microbatches: int, layers: int):
@@ -311,19 +334,26 @@ def _run_ring_steps(cfg: Config, options: SimOptions | None, t0: float, tally: l
 
 
 def run_config(
-    cfg: Config, options: SimOptions | None = None, coarsen: bool = True, tolerance: float = COARSEN_TOLERANCE
+    cfg: Config,
+    options: SimOptions | None = None,
+    coarsen: bool = True,
+    tolerance: float = COARSEN_TOLERANCE,
+    progress=None,
 ) -> SimRun:
     """Simulate one configuration (coarsened where provably unchanged, or where the period repeats to
-    ``tolerance``: see the module docstring; 0 accepts exact repeats only)."""
+    ``tolerance``: see the module docstring; 0 accepts exact repeats only).  ``progress``: None, or
+    ``progress(total, desc)`` returning a bar (``update``, ``close``) each simulation reports to (ops
+    finished; ring steps for the recurrence)."""
     with no_gc():
-        tally = [0, 0.0]
+        tally = [0, 0.0, progress]
         run = _run_config(cfg, options, coarsen, tally, tolerance)
-    run.events_all, run.sim_s_all = tally
+    if run.method == "engine":
+        run.events_all, run.sim_s_all = tally[:2]
     return run
 
 
 def _simulate(tally: list, sched, cfg: Config, options: SimOptions | None) -> SimResult:
-    res = simulate(sched, cfg.topology, cfg.hardware, options)
+    res = simulate(sched, cfg.topology, cfg.hardware, options, progress=tally[2])
     tally[0] += res.n_events
     tally[1] += res.wall_s
     return res
@@ -335,14 +365,26 @@ def _run_config(
     t0 = _time.perf_counter()
     p = cfg.plan
     lps = cfg.model.layers // p.pp
+    # pipelines run in full: a first stage runs ahead of a slower second one by a little more each
+    # micro-batch (tp=8,pp=2 of the seed: 1% of a unit), so its ops never repeat with one period
     n_units = p.microbatches * lps if p.pp == 1 else 0
+    if coarsen and p.ring >= MIN_RING:
+        run = run_ring(
+            cfg, options, t0, progress=tally[2]
+        )  # every op timed by a recurrence (sim/ring_recurrence.py)
+        if run is not None:
+            return run
     if coarsen and n_units == 1 and p.ring > 2 and cfg.workload.phase == Phase.PREFILL:
         run = _run_ring_steps(cfg, options, t0, tally)
         if run is not None:
             return run
-    tries = []  # (micro-batches, layers) to build: whole micro-batches once a micro-batch is too short
-    for want in TRIES if coarsen and p.pp == 1 else ():
-        mk, lk = (1, want) if lps >= want else (-(-want // lps), lps)
+    tries = []  # (micro-batches, layers) to build
+    for want in _tries(n_units) if coarsen and p.pp == 1 else ():
+        if lps >= want:
+            mk, lk = 1, want
+        else:  # several micro-batches of the same (fewer) layers
+            mk = -(-want // lps)
+            lk = -(-want // mk)
         if mk * lk < n_units and (mk, lk) not in tries:
             tries.append((mk, lk))
     build_s = 0.0
@@ -417,8 +459,15 @@ def simulate_json(
     decode = cfg.workload.phase == Phase.DECODE
     res = run.result
     busy = [r["busy_s"] for r in run.ranks]
-    cp = critical_path(res, limit=path_steps)
-    opt = res.options
+    if res is None:  # the recurrence: its own critical path, no engine events
+        cp = dict(run.critical, steps=run.critical["steps"][:path_steps])
+        opt = run.options
+        n_ops, n_events, ev_s = run.ops_total, 0, None
+    else:
+        cp = critical_path(res, limit=path_steps)
+        opt = res.options
+        n_ops, n_events = len(res.schedule.ops), res.n_events
+        ev_s = res.n_events / res.wall_s if res.wall_s > 0 else None
     # the critical path's shares, scaled to the whole phase when it was coarsened
     length = cp["compute_s"] + cp["comm_s"] + cp["gaps_s"]
     k = lat / length if length > 0 else 0.0
@@ -437,11 +486,13 @@ def simulate_json(
         "latency_s": lat,
         "analytic_latency_s": a_lat,
         "vs_analytic": lat / a_lat - 1 if a_lat else None,
-        "ops_simulated": len(res.schedule.ops),
-        "events": res.n_events,
-        "events_per_s": res.n_events / res.wall_s if res.wall_s > 0 else None,
+        "method": run.method,
+        "ops_simulated": n_ops,
+        "events": n_events,
+        "events_per_s": ev_s,
         "events_all": run.events_all,
-        "events_per_s_all": run.events_all / run.sim_s_all if run.sim_s_all > 0 else None,
+        "events_per_s_all": run.events_all / run.sim_s_all if run.sim_s_all > 0 and run.events_all else None,
+        "ops_per_s": run.ops_total / run.sim_s_all if res is None and run.sim_s_all > 0 else None,
         "wall_s": run.wall_s,
         "build_s": run.build_s,
         "coarsened": run.coarsened,
