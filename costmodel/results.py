@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import math
 import os
 import shutil
+import signal
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -438,6 +441,21 @@ def read_npz(path) -> tuple[dict | None, dict[str, np.ndarray]]:
     return (json.loads(s) if s else None), cols
 
 
+@contextlib.contextmanager
+def signals_deferred():
+    """Hold SIGINT and SIGTERM back while a few renames put a set of files in place: an interruption
+    then lands before or after the swap, never inside it (delivered when the block ends).  Only in the
+    main thread (where Python runs signal handlers) and where the platform can block signals."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 def write_sweep_files(
     folder,
     columns: dict,
@@ -452,9 +470,11 @@ def write_sweep_files(
     ``STEM.json`` (specs, skipped pairs, point count, the data files' names; no rows).
 
     Everything is written into a temporary folder inside ``folder`` first; then the old manifest is
-    removed, the data files are renamed into place and the new manifest comes last.  An interruption
-    while writing leaves the old set as it was; one while renaming leaves no manifest beside data it
-    did not describe (each data file carries its own specs)."""
+    removed, the data files are renamed into place and the new manifest comes last, with SIGINT and
+    SIGTERM held back during the renames (``signals_deferred``).  An interruption while writing leaves
+    the old set as it was; one during the renames is delivered after them.  Were the process killed
+    outright (SIGKILL, power loss) between two renames, no manifest is left beside data it did not
+    describe (each data file carries its own specs)."""
     folder = ensure_dir(folder, "--out")
     n = len(next(iter(columns.values()))) if columns else 0
     tmp = Path(tempfile.mkdtemp(dir=folder, prefix=f".{stem}.", suffix=".tmp"))
@@ -471,13 +491,14 @@ def write_sweep_files(
             tmp / f"{stem}.json",
             {"specs": specs, "skipped": skipped, "points": n, "columns": list(columns), "files": files},
         )
-        (folder / f"{stem}.json").unlink(missing_ok=True)
-        for kind in ("npz", "csv"):
-            if kind in files:
-                os.replace(tmp / files[kind], folder / files[kind])
-            else:
-                (folder / f"{stem}.{kind}").unlink(missing_ok=True)  # a previous run's, now stale
-        os.replace(tmp / f"{stem}.json", folder / f"{stem}.json")
+        with signals_deferred():
+            (folder / f"{stem}.json").unlink(missing_ok=True)
+            for kind in ("npz", "csv"):
+                if kind in files:
+                    os.replace(tmp / files[kind], folder / files[kind])
+                else:
+                    (folder / f"{stem}.{kind}").unlink(missing_ok=True)  # a previous run's, now stale
+            os.replace(tmp / f"{stem}.json", folder / f"{stem}.json")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return {k: folder / v for k, v in {**files, "json": f"{stem}.json"}.items()}
