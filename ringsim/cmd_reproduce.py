@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import shlex
 
+from ringsim.argtypes import ascii_int
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
@@ -15,8 +17,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="claims TOML (default: studies/seed_claims.toml, citing the seed documents)",
     )
-    p.add_argument("--sweep-batch", type=int, default=8, help="batch of the sweeps against L (default 8)")
-    p.add_argument("--points", type=int, default=40, help="lengths per sweep, 4Ki..1Mi (default 40)")
+    p.add_argument(
+        "--sweep-batch", type=ascii_int, default=8, help="batch of the sweeps against L (default 8)"
+    )
+    p.add_argument("--points", type=ascii_int, default=40, help="lengths per sweep, 4Ki..1Mi (default 40)")
     p.add_argument("--quiet", action="store_true", help="print only the report's path")
 
 

@@ -8,6 +8,7 @@ from costmodel import generate
 from costmodel.errors import SpecError
 from costmodel.options import add_config_arguments, config_from_args
 from costmodel.results import atomic_write_text, dumps, write_json
+from ringsim.argtypes import ascii_int
 
 from .tables import format_result
 
@@ -46,7 +47,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--nics-per-node",
-        type=int,
+        type=ascii_int,
         default=None,
         help="InfiniBand NICs per node shared by consecutive GPUs (default: one per GPU)",
     )

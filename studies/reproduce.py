@@ -17,6 +17,7 @@ from costmodel import presets
 from costmodel.errors import SpecError
 from costmodel.results import atomic_write_text, ensure_dir, signals_deferred, write_json, write_sweep_files
 from costmodel.sweep import check_points, lcm_multiple, parse_template, run_sweep, seq_grid
+from costmodel.units import MAX_COUNT
 from plots import report
 from plots.files import plot_file
 from plots.sweeps import crossover_rows, load_sweep
@@ -178,10 +179,8 @@ def reproduce(
     phases=("prefill", "decode"),
     timeline: bool = True,
 ) -> dict:
-    if sweep_batch < 1:
-        raise SpecError(
-            f"--sweep-batch {sweep_batch} is not valid: an integer >= 1 (sequences per sweep point)"
-        )
+    if not 1 <= sweep_batch <= MAX_COUNT:
+        raise SpecError(f"--sweep-batch {sweep_batch} is not valid: an integer from 1 to 2**50 (sequences)")
     check_points(points, least=2)
     final = Path(out)
     if final.exists() and not final.is_dir():

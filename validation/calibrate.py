@@ -420,9 +420,13 @@ def load_raw(paths: list[str]) -> dict:
     raws = []
     for p in paths:
         try:
-            with open(p) as f:
+            with open(p, encoding="utf-8") as f:
                 raws.append(json.load(f))
-        except (OSError, json.JSONDecodeError) as e:
+        except UnicodeDecodeError as e:
+            raise SpecError(
+                f"--from-raw {p!r} is not UTF-8 text (byte {e.start}): raw files are JSON"
+            ) from None
+        except (OSError, json.JSONDecodeError, RecursionError) as e:
             raise SpecError(f"--from-raw {p!r} cannot be read as JSON: {e}") from None
         if not isinstance(raws[-1], dict) or not isinstance(raws[-1].get("results"), list):
             raise SpecError(f"--from-raw {p!r} is not a calibration raw file (no 'results' list)")
