@@ -398,7 +398,16 @@ def read_csv(path) -> tuple[dict | None, list[dict]]:
 
 def read_csv_columns(path) -> tuple[dict | None, dict[str, np.ndarray]]:
     """(specs, columns of strings) of a CSV written by write_csv; empty fields are empty strings."""
-    with open(path, newline="") as f:
+    try:
+        return _read_csv_columns(path)
+    except UnicodeDecodeError as e:
+        raise SpecError(f"results file {str(path)!r} is not UTF-8 text (byte {e.start})") from None
+    except (json.JSONDecodeError, csv.Error) as e:
+        raise SpecError(f"results file {str(path)!r} is not a CSV written by ringsim sweep: {e}") from None
+
+
+def _read_csv_columns(path) -> tuple[dict | None, dict[str, np.ndarray]]:
+    with open(path, newline="", encoding="utf-8") as f:
         first = f.readline()
         specs = json.loads(first[2:]) if first.startswith("# ") else None
         if specs is None:
@@ -430,7 +439,7 @@ def write_npz(path, columns: dict, specs: dict | None = None, *, categories: dic
     return atomic_write_with(path, lambda f: np.savez(f, **arrays))
 
 
-def read_npz(path) -> tuple[dict | None, dict[str, np.ndarray]]:
+def _read_npz(path) -> tuple[dict | None, dict[str, np.ndarray]]:
     """(specs or None, columns) of a file written by write_npz; string columns come back as unicode arrays."""
     with np.load(path, allow_pickle=False) as z:
         names = z["__columns__"].tolist()
@@ -439,6 +448,20 @@ def read_npz(path) -> tuple[dict | None, dict[str, np.ndarray]]:
         for k in names:
             cols[k] = z[f"{k}@labels"][z[f"{k}@codes"]] if f"{k}@codes" in z.files else z[k]
     return (json.loads(s) if s else None), cols
+
+
+def read_npz(path) -> tuple[dict | None, dict[str, np.ndarray]]:
+    """(specs or None, columns) of a file written by write_npz; string columns come back as unicode arrays.
+    A file that is cut, not a zip or without the columns it names: one sentence (``SpecError``)."""
+    import zipfile
+
+    try:
+        return _read_npz(path)
+    except (OSError, EOFError, ValueError, KeyError, IndexError, zipfile.BadZipFile) as e:
+        raise SpecError(
+            f"results file {str(path)!r} is not a readable sweep npz ({type(e).__name__}: {e}); "
+            "write it again with ringsim sweep"
+        ) from None
 
 
 @contextlib.contextmanager

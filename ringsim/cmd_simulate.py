@@ -60,7 +60,7 @@ def run(a: argparse.Namespace) -> int:
     if a.nics_per_node is not None and a.nics_per_node < 1:
         raise SpecError(f"--nics-per-node {a.nics_per_node} is not valid: it must be a positive integer")
     for flag, f in (("--trace", a.trace), ("--timeline", a.timeline)):  # checked before simulating
-        if f:
+        if f is not None:  # '' too: not a file name
             _writable_file(flag, f)
     cfg = config_from_args(a)
     opts = SimOptions(
