@@ -112,6 +112,11 @@ def run(a: argparse.Namespace) -> int:
             ) from None
         if made is not None:
             outputs.append((path, *made))
+    if not outputs:
+        raise SpecError(
+            f"--from-raw {a.from_raw!r} holds no measurements of a suite this version fits "
+            f"(record modes {sorted(map(str, modes))}; valid: 'eager', 'graph')"
+        )
     for path, text, notes in outputs:
         atomic_write_text(path, text)
         print(f"wrote {path}")
