@@ -329,17 +329,17 @@ def sweep_signal(seed: int):
         hidden = [n for n in os.listdir(out) if n.startswith(".")] + [n for n in os.listdir(d) if n != "s"]
         if hidden:
             return False, f"temporary files left: {hidden}"
-        if rc == 0:
-            man = json.loads((out / "sweep.json").read_text())
-            if not set(man["files"].values()) <= set(os.listdir(out)):
-                return False, "finished, but the manifest names files that are not there"
-            return True, f"finished before the signal ({delay:.1f} s): a whole new set"
-        if _snapshot(out) != before:
-            return (
-                False,
-                f"{signal.Signals(sig).name} after {delay:.1f} s (exit {rc}): the previous sweep changed",
-            )
-        return True, f"{signal.Signals(sig).name} after {delay:.1f} s (exit {rc}): previous sweep intact"
+        name = signal.Signals(sig).name
+        if _snapshot(out) == before:
+            return True, f"{name} after {delay:.1f} s (exit {rc}): previous sweep intact"
+        from costmodel.results import read_csv_columns, read_npz
+
+        man = json.loads((out / "sweep.json").read_text())
+        specs_npz, cols = read_npz(out / "sweep.npz")
+        specs_csv, _ = read_csv_columns(out / "sweep.csv")
+        if man["specs"] == specs_npz == specs_csv and len(cols["L"]) == man["points"] > 1000:
+            return True, f"{name} after {delay:.1f} s (exit {rc}): after the swap, a whole new set"
+        return False, f"{name} after {delay:.1f} s (exit {rc}): neither the previous nor a whole new sweep"
 
     return run
 

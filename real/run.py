@@ -745,27 +745,32 @@ def _main(argv: list[str]) -> int:
 
         _set_pg_timeout(datetime.timedelta(seconds=backstop))
     wd = Watchdog(rank, dist.get_world_size())
-    wd.step(
-        "start: provenance",
-        max(a.timeout_s, SETUP_FLOOR_S),
-        f"max(--timeout-s, {SETUP_FLOOR_S:g} s of setup)",
-    )
-    per_rank: list = [None] * dist.get_world_size()
-    dist.all_gather_object(per_rank, provenance.local())
-    prov = provenance.collect(per_rank)
-    groups = comm.Groups()
-    failed = []
-    for i, c in enumerate(combos):
-        rec = measure(c, build_parser().parse_args(c), groups, device, dtype, prov, wd, i)
-        if rec["status"] == "failed":
-            failed.append(f"configuration {i + 1} ({_name(rec['specs'])}): {rec['reason']}")
-        wd.step(f"configuration {i + 1}: writing its record", max(a.timeout_s, SETUP_FLOOR_S), "setup floor")
-        if rank == 0:
-            append_jsonl(a.out, rec)
-            _say(rec)
-    wd.step("end: every rank finishing", max(a.timeout_s, SETUP_FLOOR_S), "setup floor")
-    dist.barrier()
-    wd.stop()
+    try:  # the watchdog stops however this ends (an interruption in a job of one process must not leave
+        # its thread behind, to end the process later)
+        wd.step(
+            "start: provenance",
+            max(a.timeout_s, SETUP_FLOOR_S),
+            f"max(--timeout-s, {SETUP_FLOOR_S:g} s of setup)",
+        )
+        per_rank: list = [None] * dist.get_world_size()
+        dist.all_gather_object(per_rank, provenance.local())
+        prov = provenance.collect(per_rank)
+        groups = comm.Groups()
+        failed = []
+        for i, c in enumerate(combos):
+            rec = measure(c, build_parser().parse_args(c), groups, device, dtype, prov, wd, i)
+            if rec["status"] == "failed":
+                failed.append(f"configuration {i + 1} ({_name(rec['specs'])}): {rec['reason']}")
+            wd.step(
+                f"configuration {i + 1}: writing its record", max(a.timeout_s, SETUP_FLOOR_S), "setup floor"
+            )
+            if rank == 0:
+                append_jsonl(a.out, rec)
+                _say(rec)
+        wd.step("end: every rank finishing", max(a.timeout_s, SETUP_FLOOR_S), "setup floor")
+        dist.barrier()
+    finally:
+        wd.stop()
     dist.destroy_process_group()
     if failed:
         if rank == 0:
