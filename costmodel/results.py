@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import math
 import os
 import shutil
+import signal
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -504,7 +507,16 @@ def read_csv(path) -> tuple[dict | None, list[dict]]:
 
 def read_csv_columns(path) -> tuple[dict | None, dict[str, np.ndarray]]:
     """(specs, columns of strings) of a CSV written by write_csv; empty fields are empty strings."""
-    with open(path, newline="") as f:
+    try:
+        return _read_csv_columns(path)
+    except UnicodeDecodeError as e:
+        raise SpecError(f"results file {str(path)!r} is not UTF-8 text (byte {e.start})") from None
+    except (json.JSONDecodeError, csv.Error) as e:
+        raise SpecError(f"results file {str(path)!r} is not a CSV written by ringsim sweep: {e}") from None
+
+
+def _read_csv_columns(path) -> tuple[dict | None, dict[str, np.ndarray]]:
+    with open(path, newline="", encoding="utf-8") as f:
         first = f.readline()
         specs = json.loads(first[2:]) if first.startswith("# ") else None
         if specs is None:
@@ -548,7 +560,7 @@ def _int32_codes(c: Categorical) -> tuple[np.ndarray, np.ndarray]:
     return labels, c.codes.astype(np.int32 if len(labels) < 2**31 else np.int64, copy=False)
 
 
-def read_npz(path) -> tuple[dict | None, dict[str, np.ndarray]]:
+def _read_npz(path) -> tuple[dict | None, dict[str, np.ndarray]]:
     """(specs or None, columns) of a file written by write_npz; string columns come back as unicode arrays."""
     with np.load(path, allow_pickle=False) as z:
         names = z["__columns__"].tolist()
@@ -557,6 +569,35 @@ def read_npz(path) -> tuple[dict | None, dict[str, np.ndarray]]:
         for k in names:
             cols[k] = z[f"{k}@labels"][z[f"{k}@codes"]] if f"{k}@codes" in z.files else z[k]
     return (json.loads(s) if s else None), cols
+
+
+def read_npz(path) -> tuple[dict | None, dict[str, np.ndarray]]:
+    """(specs or None, columns) of a file written by write_npz; string columns come back as unicode arrays.
+    A file that is cut, not a zip or without the columns it names: one sentence (``SpecError``)."""
+    import zipfile
+
+    try:
+        return _read_npz(path)
+    except (OSError, EOFError, ValueError, KeyError, IndexError, zipfile.BadZipFile) as e:
+        raise SpecError(
+            f"results file {str(path)!r} is not a readable sweep npz ({type(e).__name__}: {e}); "
+            "write it again with ringsim sweep"
+        ) from None
+
+
+@contextlib.contextmanager
+def signals_deferred():
+    """Hold SIGINT and SIGTERM back while a few renames put a set of files in place: an interruption
+    then lands before or after the swap, never inside it (delivered when the block ends).  Only in the
+    main thread (where Python runs signal handlers) and where the platform can block signals."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def write_sweep_files(
@@ -573,9 +614,11 @@ def write_sweep_files(
     ``STEM.json`` (specs, skipped pairs, point count, the data files' names; no rows).
 
     Everything is written into a temporary folder inside ``folder`` first; then the old manifest is
-    removed, the data files are renamed into place and the new manifest comes last.  An interruption
-    while writing leaves the old set as it was; one while renaming leaves no manifest beside data it
-    did not describe (each data file carries its own specs)."""
+    removed, the data files are renamed into place and the new manifest comes last, with SIGINT and
+    SIGTERM held back during the renames (``signals_deferred``).  An interruption while writing leaves
+    the old set as it was; one during the renames is delivered after them.  Were the process killed
+    outright (SIGKILL, power loss) between two renames, no manifest is left beside data it did not
+    describe (each data file carries its own specs)."""
     folder = ensure_dir(folder, "--out")
     n = len(next(iter(columns.values()))) if columns else 0
     tmp = Path(tempfile.mkdtemp(dir=folder, prefix=f".{stem}.", suffix=".tmp"))
@@ -592,13 +635,14 @@ def write_sweep_files(
             tmp / f"{stem}.json",
             {"specs": specs, "skipped": skipped, "points": n, "columns": list(columns), "files": files},
         )
-        (folder / f"{stem}.json").unlink(missing_ok=True)
-        for kind in ("npz", "csv"):
-            if kind in files:
-                os.replace(tmp / files[kind], folder / files[kind])
-            else:
-                (folder / f"{stem}.{kind}").unlink(missing_ok=True)  # a previous run's, now stale
-        os.replace(tmp / f"{stem}.json", folder / f"{stem}.json")
+        with signals_deferred():
+            (folder / f"{stem}.json").unlink(missing_ok=True)
+            for kind in ("npz", "csv"):
+                if kind in files:
+                    os.replace(tmp / files[kind], folder / files[kind])
+                else:
+                    (folder / f"{stem}.{kind}").unlink(missing_ok=True)  # a previous run's, now stale
+            os.replace(tmp / f"{stem}.json", folder / f"{stem}.json")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return {k: folder / v for k, v in {**files, "json": f"{stem}.json"}.items()}

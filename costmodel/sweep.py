@@ -68,8 +68,20 @@ def parse_template(text: str) -> PlanTemplate:
     return PlanTemplate(text=text, terms=tuple(terms))
 
 
+MAX_POINTS = 100_000  # lengths in one grid: 100,000 sweep in about 10 s; a billion would never end
+
+
+def check_points(points: int, least: int = 1) -> None:
+    """--points: the lengths of a sweep's grid, ``least`` to MAX_POINTS (one sentence otherwise)."""
+    if isinstance(points, bool) or not isinstance(points, int) or not least <= points <= MAX_POINTS:
+        raise SpecError(
+            f"--points {points!r} is not valid: an integer from {least} to {MAX_POINTS:,} lengths"
+        )
+
+
 def seq_grid(lo: int, hi: int, points: int, multiple: int) -> np.ndarray:
     """Geometric grid from lo to hi (both exactly; see ``units.length_grid``)."""
+    check_points(points)
     return length_grid(lo, hi, points, multiple)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +19,11 @@ def kind_of(path: str | Path) -> str:
     if not p.is_file():
         raise SpecError(f"results file {str(p)!r} does not exist or is not a file")
     if p.suffix == ".csv":
-        with open(p) as f:
-            first = f.readline()
+        try:
+            with open(p, encoding="utf-8") as f:
+                first = f.readline()
+        except UnicodeDecodeError as e:
+            raise SpecError(f"results file {str(p)!r} is not UTF-8 text (byte {e.start})") from None
         if first.startswith("# ") and '"kind": "sweep"' in first:
             return "sweep"
         raise SpecError(f"{p}: a CSV results file must start with '# {{specs}}' of kind 'sweep'")
@@ -27,7 +31,7 @@ def kind_of(path: str | Path) -> str:
         try:
             with np.load(p, allow_pickle=False) as z:
                 specs = json.loads(str(z["__specs__"])) if "__specs__" in z.files else {}
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
             raise SpecError(f"results file {str(p)!r} is not a readable npz: {e}") from None
         if (specs or {}).get("kind") == "sweep":
             return "sweep"

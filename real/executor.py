@@ -110,6 +110,9 @@ class Executor:
         self.graph = None  # a captured pass (capture()); run() replays it
         self._recorded: set[int] | None = None  # while capturing: ops whose event this capture recorded
         self._graph_env: dict[str, object] = {}
+        # the per-layer check (real.run, real.selftest): when a dict, each layer's attention output (after
+        # the output projection, before the residual add) of each unit lands in it as {(layer, unit): rows}
+        self.probe: dict[tuple[int, int], torch.Tensor] | None = None
 
     # ------------------------------------------------------------------------------------------
     # setup: inputs, caches, tables (not timed)
@@ -325,6 +328,8 @@ class Executor:
 
     def _op_resid(self, op: Op) -> None:
         self.env[op.writes[0]] = self.env[op.reads[0]] + self.env[op.reads[1]]
+        if self.probe is not None and op.role == Role.RESID1:  # reads: the residual x@u, the attention y
+            self.probe[(op.layer, int(op.reads[0].split("@")[1]))] = self.env[op.reads[1]].clone()
 
     def _op_rope(self, op: Op) -> None:
         D, hq, hk = self.model.head_dim, self.hq, self.hk

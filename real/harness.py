@@ -71,26 +71,48 @@ def make_executor(
 def gather_output(ex: Executor) -> torch.Tensor:
     """The whole output (prefill: (B, L, d); decode: (B, d)) assembled from the last stage's ranks
     (every rank gets it)."""
+    last = ex.plan.pp - 1
+    return _assemble(ex, ex.outputs() if ex.stage == last else None, last)
+
+
+def gather_attn(ex: Executor) -> list[torch.Tensor]:
+    """Each layer's attention output (after the output projection, before the residual add) assembled
+    like the output, from the stage that holds the layer (every rank gets it); ``ex.probe`` must have
+    been a dict while the executor ran."""
+    if ex.probe is None:
+        raise ValueError("gather_attn needs the executor's probe: set ex.probe = {} before running it")
+    plan, lps = ex.plan, ex.model.layers // ex.plan.pp
+    units = plan.microbatches * plan.chunks
+    out = []
+    for layer in range(ex.model.layers):
+        s = layer // lps
+        mine = [ex.probe[(layer, u)] for u in range(units)] if ex.stage == s else None
+        out.append(_assemble(ex, mine, s))
+    return out
+
+
+def _assemble(ex: Executor, units: list[torch.Tensor] | None, stage: int) -> torch.Tensor:
+    """Rows in the layout of the executor's x@u (one tensor per unit u) on the ranks of pipeline stage
+    ``stage`` (``units`` is None on the others) -> the whole (prefill: (B, L, d); decode: (B, d))."""
     plan, wl, model = ex.plan, ex.wl, ex.model
-    last = ex.stage == plan.pp - 1
     mine = (
-        torch.cat(ex.outputs())
-        if last
+        torch.cat([t.reshape(-1, model.d_model) for t in units])
+        if units is not None
         else torch.zeros(
             plan.microbatches * plan.chunks * ex.x_rows, model.d_model, device=ex.device, dtype=ex.dtype
         )
     )
-    allout = torch.empty((plan.n_ranks,) + tuple(mine.shape), device=ex.device, dtype=ex.dtype)
+    allout = torch.empty((plan.n_ranks,) + tuple(mine.shape), device=ex.device, dtype=mine.dtype)
     comm.all_gather_stacked(allout, mine.contiguous(), dist.group.WORLD)
     B, m, mb = wl.batch, plan.microbatches, ex.mb
     if wl.phase == Phase.PREFILL:
-        out = torch.empty(B, wl.seq_len, model.d_model, device=ex.device, dtype=ex.dtype)
+        out = torch.empty(B, wl.seq_len, model.d_model, device=ex.device, dtype=mine.dtype)
     else:
-        out = torch.empty(B, model.d_model, device=ex.device, dtype=ex.dtype)
+        out = torch.empty(B, model.d_model, device=ex.device, dtype=mine.dtype)
     for q in range(plan.n_ranks):
         c = plan.coords(q)
         s, t = c["pp"], c["tp"]
-        if s != plan.pp - 1 or t != 0:
+        if s != stage or t != 0:
             continue
         if wl.phase == Phase.PREFILL and plan.chunks > 1:  # units (j, c): mb sequences x L/N tokens each
             N, lc = plan.chunks, wl.seq_len // plan.chunks
@@ -149,16 +171,37 @@ def reference_logits(cfg: Config, ref_out: torch.Tensor, *, device, seed: int) -
     return reference.logits(cfg.model, rows, seed, device, ref_out.dtype)
 
 
-def reference_output(cfg: Config, *, device, seed: int, dtype=torch.float32) -> torch.Tensor:
+def reference_output(
+    cfg: Config, *, device, seed: int, dtype=torch.float32, attn: list[torch.Tensor] | None = None
+) -> torch.Tensor | tuple[torch.Tensor, list[float]]:
+    """The single-device reference output.  With ``attn`` (the executor's per-layer attention outputs,
+    ``gather_attn``): (output, the relative error of each layer's attention output against the
+    reference's), each layer compared as soon as the reference has computed it."""
     wl, plan = cfg.workload, cfg.plan
+    errs: list[float] = []
     if wl.phase == Phase.PREFILL:
-        return reference.prefill(
-            cfg.model, cfg.model.layers, wl.batch, wl.seq_len, wl.causal, seed, device, dtype
+        cb = None if attn is None else (lambda layer, a: errs.append(rel_err(attn[layer], a)))
+        out = reference.prefill(
+            cfg.model, cfg.model.layers, wl.batch, wl.seq_len, wl.causal, seed, device, dtype, on_attn=cb
         )
-    virt = max(layout.decode_rows(plan, wl, r)[2] for r in range(plan.n_ranks))
-    return reference.decode(
-        cfg.model, cfg.model.layers, wl.batch, plan.microbatches, wl.context, seed, device, virt, dtype
-    )
+    else:
+        virt = max(layout.decode_rows(plan, wl, r)[2] for r in range(plan.n_ranks))
+        ref_attn: list[torch.Tensor] = []
+        out = reference.decode(
+            cfg.model,
+            cfg.model.layers,
+            wl.batch,
+            plan.microbatches,
+            wl.context,
+            seed,
+            device,
+            virt,
+            dtype,
+            attn=ref_attn,
+        )
+        if attn is not None:
+            errs = [rel_err(a, r) for a, r in zip(attn, ref_attn, strict=True)]
+    return out if attn is None else (out, errs)
 
 
 def rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:

@@ -34,8 +34,9 @@ def _attention(q, k, v, causal: bool) -> torch.Tensor:
     return o.transpose(1, 2)
 
 
-def _mlp_and_proj(model: Model, w: M.LayerWeights, x: torch.Tensor, o: torch.Tensor) -> torch.Tensor:
-    x = x + F.linear(o, w.wo)
+def _mlp_and_proj(model: Model, w: M.LayerWeights, x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """``a``: the layer's attention output, projected (before the residual add)."""
+    x = x + a
     h = M.rmsnorm(x, w.g2)
     return x + F.linear(M.activation(model, F.linear(h, w.wup)), w.wdown)
 
@@ -52,18 +53,31 @@ def _qkv(model: Model, w: M.LayerWeights, x: torch.Tensor):
 
 
 def prefill(
-    model: Model, layers: int, batch: int, seq_len: int, causal: bool, seed: int, device, dtype=torch.float32
+    model: Model,
+    layers: int,
+    batch: int,
+    seq_len: int,
+    causal: bool,
+    seed: int,
+    device,
+    dtype=torch.float32,
+    on_attn=None,
 ) -> torch.Tensor:
-    """Output hidden states (batch, seq_len, d) after ``layers`` layers."""
+    """Output hidden states (batch, seq_len, d) after ``layers`` layers.
+
+    ``on_attn(layer, a)``, if given, sees each layer's attention output after the output projection and
+    before the residual add, (batch, seq_len, d): the per-layer check compares it with the executor's."""
     x = M.prefill_input(model, batch, seq_len, seed, device).to(dtype)
     cos, sin = M.rope_tables(torch.arange(seq_len, device=device), model.head_dim, dtype)
     for layer in range(layers):
         w = M.layer_shard(model, layer, seed, 1, 0, device, dtype)
         q, k, v = _qkv(model, w, x)
         q, k = M.apply_rope(q, cos, sin), M.apply_rope(k, cos, sin)
-        o = _attention(q, k, v, causal).flatten(-2)
+        a = F.linear(_attention(q, k, v, causal).flatten(-2), w.wo)
         del q, k, v
-        x = _mlp_and_proj(model, w, x, o)
+        if on_attn is not None:
+            on_attn(layer, a)
+        x = _mlp_and_proj(model, w, x, a)
     return x
 
 
@@ -77,14 +91,19 @@ def decode(
     device,
     virtual: int,
     dtype=torch.float32,
+    attn: list | None = None,
 ) -> torch.Tensor:
     """One decode step: output hidden states (batch, d) of the new tokens at position context-1.
+
+    ``attn``, if given (a list), receives each layer's attention output after the output projection and
+    before the residual add, (batch, d) per layer.
 
     ``virtual`` is the per-micro-batch number of sequences the executor draws inputs for (>= batch /
     microbatches); only the first batch/microbatches of each are real.
     """
     mb = batch // microbatches
     outs = []
+    per_layer: list[list[torch.Tensor]] = [[] for _ in range(layers)]
     pos = torch.tensor([context - 1], device=device)
     cos, sin = M.rope_tables(pos, model.head_dim, dtype)
     for j in range(microbatches):
@@ -96,9 +115,12 @@ def decode(
             cache = M.decode_cache(model, layer, j, mb, context, seed, device).to(dtype)
             kc = torch.cat([cache[0, :, : context - 1], k], dim=1)
             vc = torch.cat([cache[1, :, : context - 1], v], dim=1)
-            o = _attention(q, kc, vc, False).flatten(-2)
-            x = _mlp_and_proj(model, w, x, o)
+            a = F.linear(_attention(q, kc, vc, False).flatten(-2), w.wo)
+            per_layer[layer].append(a[:, 0])
+            x = _mlp_and_proj(model, w, x, a)
         outs.append(x[:, 0])
+    if attn is not None:
+        attn.extend(torch.cat(p) for p in per_layer)
     return torch.cat(outs)
 
 

@@ -1,7 +1,13 @@
 """Run many plans in one group of processes and compare each with the single-device reference.
 
 Used by the tests (CPU, gloo) and runnable by hand: ``python -m real.selftest --nproc 4``.
-Each case is a list of ``ringsim predict`` options; the result of each is (case, rel_err, error).
+Each case is a list of ``ringsim predict`` options; the result of each is (case, rel_err, attn_rel_err,
+error): the relative error of the whole output and of each layer's attention output (after the output
+projection, before the residual add) against the reference's.
+
+``FAULTS`` break the executor on purpose (one ring block dropped, the log-sum-exp merge replaced by a
+plain mean, one micro-batch's attention dropped, two ulysses head pieces swapped): ``run_cases(...,
+fault=name)`` injects one into every case, so a test can show the check catches it.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from costmodel.options import add_config_arguments, config_from_args
+from costmodel.schedule import Role
 
 from . import comm, harness
 
@@ -130,15 +137,98 @@ def parse(argv: list[str]):
     return config_from_args(p.parse_args(argv))
 
 
-def check_case(argv: list[str], groups: comm.Groups, seed: int = 0) -> float:
+# Each fault changes one executor instance (its ``_by_role`` table or a method), nothing shared: the
+# cases after it in the same process run unharmed.
+
+
+def _drop_ring_block(ex) -> None:
+    """The last ring rank (in causal plain rings the only one with remote blocks to merge) leaves out its
+    first remote K/V block's partial output at layer 0: that merge is skipped."""
+    merge = ex._by_role[Role.MERGE]
+
+    def op(self, o):
+        if not (self.r == self.plan.ring - 1 and o.layer == 0 and o.step == 1 and o.call == 0):
+            merge(self, o)
+
+    ex._by_role = {**ex._by_role, Role.MERGE: op}
+
+
+def _lse_mean(ex) -> None:
+    """Every merge of partial outputs takes their plain mean: the log-sum-exp weights are left out."""
+    from . import buffers
+
+    merge = ex._by_role[Role.MERGE]
+    orig = buffers.merge_into
+
+    def mean(acc_o, acc_lse, out, lse):
+        orig(acc_o, acc_lse, out, acc_lse.clone())  # equal log-sum-exps: both weights 1/2
+
+    def op(self, o):
+        buffers.merge_into = mean
+        try:
+            merge(self, o)
+        finally:
+            buffers.merge_into = orig
+
+    ex._by_role = {**ex._by_role, Role.MERGE: op}
+
+
+def _drop_microbatch(ex) -> None:
+    """Micro-batch 1's attention at the stage's first layer is not computed (its output left zero)."""
+    attn, first = ex._by_role[Role.ATTN], ex.layer_ids[0]
+
+    def op(self, o):
+        attn(self, o)
+        if o.mb == 1 and o.layer == first:
+            self.env[o.writes[0]].zero_()
+
+    ex._by_role = {**ex._by_role, Role.ATTN: op}
+
+
+def _swap_ulysses(ex) -> None:
+    """The all-to-all back to tokens hands over head pieces 0 and 1 in swapped places at layer 0."""
+    a2a_o, a2a = ex._by_role[Role.A2A_O], ex._a2a
+    state = {"on": False}
+
+    def swapped(chunks, peers):
+        recv = a2a(chunks, peers)
+        return recv[[1, 0, *range(2, recv.shape[0])]] if state["on"] else recv
+
+    def op(self, o):
+        state["on"] = o.layer == 0
+        try:
+            a2a_o(self, o)
+        finally:
+            state["on"] = False
+
+    ex._a2a = swapped
+    ex._by_role = {**ex._by_role, Role.A2A_O: op}
+
+
+FAULTS = {
+    "drop-ring-block": _drop_ring_block,
+    "lse-mean": _lse_mean,
+    "drop-microbatch": _drop_microbatch,
+    "swap-ulysses": _swap_ulysses,
+}
+
+
+def check_case(
+    argv: list[str], groups: comm.Groups, seed: int = 0, fault: str | None = None
+) -> tuple[float, list[float]]:
+    """(relative error of the whole output, relative error of each layer's attention output)."""
     cfg = parse(argv)
     dev = torch.device("cpu")
     ex = harness.make_executor(cfg, device=dev, dtype=torch.float32, kernel="math", seed=seed, groups=groups)
+    if fault is not None:
+        FAULTS[fault](ex)
     ex.run()
+    ex.probe = {}
     ex.run()  # twice: state left by one forward pass must not change the next
     out = harness.gather_output(ex)
     head = harness.gather_logits(ex)
-    ref = harness.reference_output(cfg, device=dev, seed=seed)
+    attn = harness.gather_attn(ex)
+    ref, attn_errs = harness.reference_output(cfg, device=dev, seed=seed, attn=attn)
     err = harness.rel_err(out, ref)
     if head is not None:  # the LM head: its logits, and the chosen tokens are the reference's argmax
         ref_logits = harness.reference_logits(cfg, ref, device=dev, seed=seed)
@@ -148,21 +238,25 @@ def check_case(argv: list[str], groups: comm.Groups, seed: int = 0) -> float:
                 f"LM head chose tokens {head[1].tolist()}, the reference's argmax is "
                 f"{ref_logits.argmax(dim=-1).tolist()}"
             )
-    return err
+    return err, attn_errs
 
 
-def _worker(rank: int, n: int, port: int, case_list: list[list[str]], result_path: str) -> None:
+def _worker(
+    rank: int, n: int, port: int, case_list: list[list[str]], result_path: str, faults: list[str | None]
+) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(n))
     torch.set_num_threads(1)
     harness.init_distributed("gloo", timeout_s=120)
     groups = comm.Groups()
     results = []
-    for argv in case_list:
+    for argv, fault in zip(case_list, faults, strict=True):
         try:
-            err, msg = check_case(argv, groups), ""
+            (err, attn), msg = check_case(argv, groups, fault=fault), ""
         except Exception as e:  # noqa: BLE001 - reported per case
-            err, msg = float("nan"), f"{type(e).__name__}: {e}\n{traceback.format_exc()}"
-        results.append({"case": " ".join(argv), "rel_err": err, "error": msg})
+            err, attn, msg = float("nan"), [], f"{type(e).__name__}: {e}\n{traceback.format_exc()}"
+        results.append(
+            {"case": " ".join(argv), "fault": fault, "rel_err": err, "attn_rel_err": attn, "error": msg}
+        )
         dist.barrier()
     if rank == 0:
         with open(result_path, "w") as f:
@@ -176,11 +270,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_cases(n: int, case_list: list[list[str]] | None = None) -> list[dict]:
+def run_cases(
+    n: int, case_list: list[list[str]] | None = None, fault: str | list[str | None] | None = None
+) -> list[dict]:
+    """Run the cases in one spawn of ``n`` processes; ``fault``: one fault for every case, or one per case."""
     case_list = cases(n) if case_list is None else case_list
+    faults = list(fault) if isinstance(fault, list) else [fault] * len(case_list)
+    for f in faults:
+        if f is not None and f not in FAULTS:
+            raise ValueError(f"fault {f!r} is not known: valid are {sorted(FAULTS)}")
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "results.json")
-        mp.spawn(_worker, args=(n, free_port(), case_list, path), nprocs=n, join=True)
+        mp.spawn(_worker, args=(n, free_port(), case_list, path, faults), nprocs=n, join=True)
         with open(path) as f:
             return json.load(f)
 
@@ -188,13 +289,16 @@ def run_cases(n: int, case_list: list[list[str]] | None = None) -> list[dict]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m real.selftest")
     p.add_argument("--nproc", type=int, default=2)
+    p.add_argument("--fault", choices=sorted(FAULTS), help="inject this fault into every case")
     a = p.parse_args(argv)
     bad = 0
-    for r in run_cases(a.nproc):
-        ok = r["error"] == "" and r["rel_err"] <= 1e-5
+    for r in run_cases(a.nproc, fault=a.fault):
+        amax = max(r["attn_rel_err"], default=float("nan"))
+        ok = r["error"] == "" and r["rel_err"] <= 1e-5 and amax <= 1e-5
         bad += not ok
         print(
-            f"{'ok ' if ok else 'BAD'} {r['rel_err']:.2e} {r['case']}{' ' + r['error'] if r['error'] else ''}"
+            f"{'ok ' if ok else 'BAD'} {r['rel_err']:.2e} attn {amax:.2e} {r['case']}"
+            f"{' ' + r['error'] if r['error'] else ''}"
         )
     return 1 if bad else 0
 

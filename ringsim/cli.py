@@ -5,8 +5,11 @@ runs, so a laptop without torch can use every command that does not execute on G
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import signal
 import sys
+import threading
 
 from costmodel.errors import SpecError
 
@@ -64,6 +67,24 @@ Lengths and counts: k = x1000, M = x1,000,000 (decimal); Ki = x1024, Mi = x1,048
 figures label their axes the same way.  Bad input exits 2 with one line saying what is valid."""
 
 
+@contextlib.contextmanager
+def _term_as_exit():
+    """SIGTERM (``timeout``, a job scheduler) ends the command like Ctrl-C does: through its cleanup (no
+    temporary folder left behind), exit 143.  Main thread only; the old handler comes back after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    old = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["--version"]:
@@ -87,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     mod.add_arguments(sp)
     args = sp.parse_args(argv[1:])
     try:
-        return int(mod.run(args) or 0)
+        with _term_as_exit():
+            return int(mod.run(args) or 0)
     except SpecError as e:
         print(f"ringsim {name}: error: {e}", file=sys.stderr)
         return 2

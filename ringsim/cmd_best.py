@@ -11,21 +11,26 @@ from costmodel.errors import SpecError
 from costmodel.options import add_config_arguments, config_from_args
 from costmodel.results import dumps
 from costmodel.units import fmt_bytes, fmt_count, fmt_seconds
+from ringsim.argtypes import ascii_int
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_config_arguments(p)
     p.set_defaults(plan=None)
-    p.add_argument("--gpus", type=int, required=True, help="GPUs to place the plan on (= the topology's)")
+    p.add_argument(
+        "--gpus", type=ascii_int, required=True, help="GPUs to place the plan on (= the topology's)"
+    )
     p.add_argument(
         "--objective",
         choices=["latency", "throughput"],
         default="latency",
         help="latency at --batch, or TPS at the largest batch that fits (up to --max-batch)",
     )
-    p.add_argument("--max-batch", type=int, default=4096, help="throughput: largest batch tried")
-    p.add_argument("--top", type=int, default=10, help="ranked plans shown")
-    p.add_argument("--confirm-with-sim", type=int, default=0, metavar="K", help="simulate the top K plans")
+    p.add_argument("--max-batch", type=ascii_int, default=4096, help="throughput: largest batch tried")
+    p.add_argument("--top", type=ascii_int, default=10, help="ranked plans shown")
+    p.add_argument(
+        "--confirm-with-sim", type=ascii_int, default=0, metavar="K", help="simulate the top K plans"
+    )
     p.add_argument("--all-rejected", action="store_true", help="list every rejected plan (default: 12)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 

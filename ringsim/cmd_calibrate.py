@@ -106,36 +106,58 @@ def run(a: argparse.Namespace) -> int:
 
     name = a.name or a.base
     modes = {r.get("mode", "eager") for r in raw.get("results", [])}
+    outputs = []  # every profile is made before any is written: a bad raw file leaves nothing half-written
     for mode in ("ideal", "eager", "graph"):
         if {"ideal": "eager", "eager": "eager", "graph": "graph"}[mode] not in modes:
             continue  # the suite this profile is fitted from was not run
         path = Path(a.out) if mode == "ideal" else Path(a.out).with_name(f"{Path(a.out).stem}-{mode}.toml")
         nm = name if mode == "ideal" else f"{name}-{mode}"
-        prof, notes = fit_profile(raw, a.base, nm, mode=mode)
-        ops = mode != "ideal"
-        if ops and "ops" not in prof["achievable"]:
-            continue  # no executor measurements of this kind in the raw file
-        if a.from_raw:
-            prof["provenance"]["fitted_by"] = "ringsim calibrate " + " ".join(
-                sys.argv[2:] if sys.argv[1:2] == ["calibrate"] else sys.argv[1:]
-            )
-        kind = {
-            "ideal": "the hardware with ideal fused kernels"
-            + (" issued from a CUDA graph" if "graph" in modes else "")
-            + ": predictions",
-            "eager": "this repository's executor (real/) issued op by op: "
-            "validation of its eager measurements",
-            "graph": "this repository's executor (real/) replayed from CUDA graphs: validation of its "
-            "--exec graph measurements",
-        }[mode]
-        header = (
-            f"# Calibrated by `ringsim calibrate` on {prof['provenance']['gpu']} "
-            f"({prof['provenance']['date']}).\n"
-            f"# Profile of {kind}.\n"
-            "# Measured fields and the ones kept from the published preset are listed in provenance.notes.\n"
+        try:
+            made = _profile_text(raw, a, nm, mode, modes, sys.argv, tomli_w, fit_profile)
+        except (KeyError, TypeError, AttributeError, ValueError, IndexError, ZeroDivisionError) as e:
+            if not a.from_raw:
+                raise
+            what = f"a record lacks the field {e}" if isinstance(e, KeyError) else f"{type(e).__name__}: {e}"
+            raise SpecError(
+                f"--from-raw {a.from_raw!r} is not a calibration raw file this version fits ({what})"
+            ) from None
+        if made is not None:
+            outputs.append((path, *made))
+    if not outputs:
+        raise SpecError(
+            f"--from-raw {a.from_raw!r} holds no measurements of a suite this version fits "
+            f"(record modes {sorted(map(str, modes))}; valid: 'eager', 'graph')"
         )
-        atomic_write_text(path, header + tomli_w.dumps(prof))
+    for path, text, notes in outputs:
+        atomic_write_text(path, text)
         print(f"wrote {path}")
         for n in notes:
             print(f"  {n}")
     return 0
+
+
+def _profile_text(raw, a, nm, mode, modes, argv, tomli_w, fit_profile):
+    """(TOML text, notes) of the profile of ``mode`` fitted from ``raw``; None if the raw file has no
+    executor measurements of that kind."""
+    prof, notes = fit_profile(raw, a.base, nm, mode=mode)
+    if mode != "ideal" and "ops" not in prof["achievable"]:
+        return None
+    if a.from_raw:
+        prof["provenance"]["fitted_by"] = "ringsim calibrate " + " ".join(
+            argv[2:] if argv[1:2] == ["calibrate"] else argv[1:]
+        )
+    kind = {
+        "ideal": "the hardware with ideal fused kernels"
+        + (" issued from a CUDA graph" if "graph" in modes else "")
+        + ": predictions",
+        "eager": "this repository's executor (real/) issued op by op: validation of its eager measurements",
+        "graph": "this repository's executor (real/) replayed from CUDA graphs: validation of its "
+        "--exec graph measurements",
+    }[mode]
+    header = (
+        f"# Calibrated by `ringsim calibrate` on {prof['provenance']['gpu']} "
+        f"({prof['provenance']['date']}).\n"
+        f"# Profile of {kind}.\n"
+        "# Measured fields and the ones kept from the published preset are listed in provenance.notes.\n"
+    )
+    return header + tomli_w.dumps(prof), notes

@@ -10,6 +10,8 @@ import sys
 
 from tqdm import tqdm
 
+from ringsim.argtypes import ascii_int
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
@@ -26,9 +28,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="the seed's experiment file (default: studies/experiments/seed.toml; keys as ringsim explore)",
     )
     p.add_argument(
-        "--sweep-batch", type=int, default=None, help="batch of the maps (default: the experiment's, 1 and 8)"
+        "--sweep-batch",
+        type=ascii_int,
+        default=None,
+        help="batch of the maps (default: the experiment's, 1 and 8)",
     )
-    p.add_argument("--points", type=int, default=None, help="lengths per map (default: the experiment's, 25)")
+    p.add_argument(
+        "--points", type=ascii_int, default=None, help="lengths per map (default: the experiment's, 25)"
+    )
     p.add_argument(
         "--no-questions",
         action="store_true",

@@ -8,6 +8,7 @@ from costmodel import generate
 from costmodel.errors import SpecError
 from costmodel.options import add_config_arguments, config_from_args
 from costmodel.results import atomic_write_text, dumps, write_json
+from ringsim.argtypes import ascii_int
 
 from .tables import format_result
 
@@ -46,7 +47,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--nics-per-node",
-        type=int,
+        type=ascii_int,
         default=None,
         help="InfiniBand NICs per node shared by consecutive GPUs (default: one per GPU)",
     )
@@ -59,7 +60,7 @@ def run(a: argparse.Namespace) -> int:
     if a.nics_per_node is not None and a.nics_per_node < 1:
         raise SpecError(f"--nics-per-node {a.nics_per_node} is not valid: it must be a positive integer")
     for flag, f in (("--trace", a.trace), ("--timeline", a.timeline)):  # checked before simulating
-        if f:
+        if f is not None:  # '' too: not a file name
             _writable_file(flag, f)
     cfg = config_from_args(a)
     opts = SimOptions(

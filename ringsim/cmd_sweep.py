@@ -19,6 +19,7 @@ from costmodel.specs import AttnKernel, Phase
 from costmodel.sweep import lcm_multiple, parse_template, run_sweep, seq_grid
 from costmodel.topology import TopoKind
 from costmodel.units import parse_count, parse_range
+from ringsim.argtypes import ascii_int
 
 DEFAULT_PLANS = ["ring=P", "tp=8,pp=P/8", "tp=8,ring=P/8"]
 
@@ -30,7 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="range START:END of sequence (or context) lengths, both ends in the grid "
         "(k, M: x1000, x1000000; Ki, Mi: x1024, x1048576)",
     )
-    p.add_argument("--points", type=int, default=48, help="lengths in the geometric grid")
+    p.add_argument("--points", type=ascii_int, default=48, help="lengths in the geometric grid")
     p.add_argument("--gpus", default="8,16,32,64", help="device counts P, comma separated")
     p.add_argument(
         "--plans", nargs="+", default=DEFAULT_PLANS, help="plan templates in P, e.g. 'ring=P' 'tp=8,pp=P/8'"
@@ -46,7 +47,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--hardware", default="h100-sxm", help="hardware preset (ringsim presets) or a profile .toml"
     )
     p.add_argument("--model", default="seed-dense", help="model preset (ringsim presets) or a model .toml")
-    p.add_argument("--layers", type=int, default=None)
+    p.add_argument("--layers", type=ascii_int, default=None)
     p.add_argument(
         "--fp8", default=None, choices=["none", "ffn", "linear"], help="GEMMs in FP8 (default: the model's)"
     )
@@ -90,6 +91,8 @@ def _check_out(path: str) -> None:
 def run(a: argparse.Namespace) -> int:
     lo, hi = parse_range(a.seq)
     try:
+        if not a.gpus.isascii():  # int() would read '８' or '٨' as 8
+            raise ValueError
         gpus = sorted({int(x) for x in a.gpus.split(",")})
     except ValueError:
         raise SpecError(

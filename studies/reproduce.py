@@ -18,8 +18,9 @@ from pathlib import Path
 
 from costmodel import presets
 from costmodel.errors import SpecError
-from costmodel.results import atomic_write_text, ensure_dir, write_json, write_sweep_files
-from costmodel.sweep import lcm_multiple, parse_template, run_sweep, seq_grid
+from costmodel.results import atomic_write_text, ensure_dir, signals_deferred, write_json, write_sweep_files
+from costmodel.sweep import check_points, lcm_multiple, parse_template, run_sweep, seq_grid
+from costmodel.units import MAX_COUNT
 from plots import report
 from plots.files import plot_file
 from plots.validation import load_validation
@@ -215,12 +216,16 @@ def reproduce(
     progress=None,
     version: str = "",
 ) -> dict:
-    if (sweep_batch is not None and sweep_batch < 1) or (points is not None and points < 2):
-        raise SpecError(f"--sweep-batch {sweep_batch} must be >= 1 and --points {points} >= 2")
+    if sweep_batch is not None and not 1 <= sweep_batch <= MAX_COUNT:
+        raise SpecError(f"--sweep-batch {sweep_batch} is not valid: an integer from 1 to 2**50 (sequences)")
+    if points is not None:
+        check_points(points, least=2)
     final = Path(out)
     if final.exists() and not final.is_dir():
         raise SpecError(f"--out {str(out)!r} is a file: name a folder")
-    ensure_dir(final.resolve().parent, "--out")
+    parent = ensure_dir(final.resolve().parent, "--out")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise SpecError(f"--out {str(out)!r} cannot be written: its folder {str(parent)!r} is not writable")
     # every experiment is validated before any work
     exp = seed_experiment(
         experiment,
@@ -233,7 +238,13 @@ def reproduce(
     qs = [(Path(q).stem, make_experiment(load_experiment_file(q), source=str(q))) for q in questions]
     # written as a unit: into a temporary sibling folder, renamed into place at the end (an interrupted or
     # failed run leaves the previous results as they were, and nothing half-new)
-    work = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.resolve().parent))
+    try:
+        work = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=parent))
+    except OSError as e:
+        raise SpecError(
+            f"--out {str(out)!r} cannot be written: its folder {str(parent)!r} refuses a new folder "
+            f"({e.strerror or e})"
+        ) from None
     try:
         result = _reproduce(
             work,
@@ -247,10 +258,11 @@ def reproduce(
             version=version,
         )
         old = None
-        if final.exists():
-            old = final.with_name(f".{final.name}.old-{os.getpid()}")
-            final.rename(old)
-        work.rename(final)
+        with signals_deferred():  # the swap: an interruption lands before or after it, not inside
+            if final.exists():
+                old = final.with_name(f".{final.name}.old-{os.getpid()}")
+                final.rename(old)
+            work.rename(final)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     except BaseException:

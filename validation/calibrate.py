@@ -751,12 +751,22 @@ def load_raw(paths: list[str]) -> dict:
     raws = []
     for p in paths:
         try:
-            with open(p) as f:
+            with open(p, encoding="utf-8") as f:
                 raws.append(json.load(f))
-        except (OSError, json.JSONDecodeError) as e:
+        except UnicodeDecodeError as e:
+            raise SpecError(
+                f"--from-raw {p!r} is not UTF-8 text (byte {e.start}): raw files are JSON"
+            ) from None
+        except (OSError, json.JSONDecodeError, RecursionError) as e:
             raise SpecError(f"--from-raw {p!r} cannot be read as JSON: {e}") from None
         if not isinstance(raws[-1], dict) or not isinstance(raws[-1].get("results"), list):
             raise SpecError(f"--from-raw {p!r} is not a calibration raw file (no 'results' list)")
+        bad = next((i for i, x in enumerate(raws[-1]["results"]) if not isinstance(x, dict)), None)
+        if bad is not None:
+            raise SpecError(f"--from-raw {p!r}: results[{bad}] is not a record (a JSON object)")
+        for key in ("provenance", "model_dims"):
+            if not isinstance(raws[-1].get(key, {}), dict):
+                raise SpecError(f"--from-raw {p!r}: its {key} is {raws[-1][key]!r}, not a JSON object")
     raw = copy.deepcopy(raws[0])
     raw["supplements"] = []
     for p, r in zip(paths[1:], raws[1:]):
