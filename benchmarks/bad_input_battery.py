@@ -820,14 +820,14 @@ def cases() -> list[Case]:
     )
     add(
         G,
-        "simulate --gen-tokens 1e8 (decode)",
-        good("simulate", ["--phase", "decode", "--gen-tokens", "100000000"]),
+        "simulate --gen-tokens 1e8 (decode): refused, at most 2**20 steps",
+        bad("simulate", ["--phase", "decode", "--gen-tokens", "100000000"], quick_s=5),
         limit_s=30,
     )
     add(
         G,
-        "simulate --layers 100000 ring=8 1Mi",
-        good("simulate", ["--layers", "100000", "--plan", "ring=8", "--seq", "1Mi"]),
+        "simulate --layers 100000 ring=8 1Mi: refused, at most 1,024 layers",
+        bad("simulate", ["--layers", "100000", "--plan", "ring=8", "--seq", "1Mi"], quick_s=5),
         limit_s=30,
     )
     add(

@@ -18,6 +18,11 @@ import numpy as np
 
 from .errors import SpecError, check
 
+# Largest models people serve have under 200 layers (Llama 3.1 405B: 126); 1,024 leaves room and bounds the
+# simulator's and executor's work.  Multi-token decode keeps each step's figures: a million steps at most.
+MAX_LAYERS = 1024
+MAX_GEN_TOKENS = 1 << 20
+
 
 class Phase(enum.StrEnum):
     PREFILL = "prefill"
@@ -541,6 +546,8 @@ class Model:
         for f in ("layers", "d_model", "n_heads", "n_kv_heads", "head_dim", "d_ff"):
             v = getattr(self, f)
             check(_int(v) and v >= 1, f"model.{f}", v, "must be a positive integer")
+        # bounded work: the simulator walks every layer it cannot prove identical; the executor builds all
+        check(self.layers <= MAX_LAYERS, "model.layers", self.layers, f"must be 1 to {MAX_LAYERS:,}")
         check(
             self.n_heads % self.n_kv_heads == 0,
             "model.n_kv_heads",
@@ -686,7 +693,12 @@ class Workload:
         except ValueError:
             raise SpecError(f"--phase {self.phase!r} is not valid: choose prefill or decode") from None
         check(self.context_len >= 0, "--context", self.context_len, "must be >= 0")
-        check(self.gen_tokens >= 1, "--gen-tokens", self.gen_tokens, "must be >= 1")
+        check(
+            1 <= self.gen_tokens <= MAX_GEN_TOKENS,
+            "--gen-tokens",
+            self.gen_tokens,
+            f"must be 1 to {MAX_GEN_TOKENS:,} (every step's figures are kept)",
+        )
 
     @property
     def context(self) -> int:

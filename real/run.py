@@ -67,6 +67,7 @@ TOL = {torch.bfloat16: 1e-2, torch.float16: 1e-2, torch.float32: 1e-5}
 # sqrt(layers).  Tolerance: FP8_TOL_PER_SQRT_LAYER * sqrt(layers), about twice what the emulated CPU path
 # gives at the test shapes (real/README.md, "FP8"), capped at FP8_TOL_MAX.
 FP8_TOL_PER_SQRT_LAYER, FP8_TOL_MAX = 0.04, 0.3
+FP8_ATTN_TOL_PER_SQRT_GEMM = 0.08  # the per-layer attention check: twice ~0.038 per FP8 GEMM on its path
 
 
 def check_tolerance(cfg: Config, dtype) -> float:
@@ -75,6 +76,26 @@ def check_tolerance(cfg: Config, dtype) -> float:
     if cfg.model.fp8 == "none" and cfg.model.kv_dtype == "bf16":
         return TOL[dtype]
     return min(FP8_TOL_MAX, FP8_TOL_PER_SQRT_LAYER * math.sqrt(cfg.model.layers) + TOL[dtype])
+
+
+def attn_check_tolerances(cfg: Config, dtype) -> list[float]:
+    """The per-layer attention check's tolerance of each layer.  Without FP8, the dtype's.  With FP8, each
+    FP8 GEMM on the way to layer l's attention output (its QKV and O projections if they are FP8, and every
+    FP8 GEMM of the layers before it, which perturb its input; an FP8 KV cache counts as one more per layer)
+    adds ~0.038 of that output's norm on independent terms (README: FP8), so the tolerance is twice that,
+    0.08 sqrt(n), plus the dtype's, at most 0.3 (the whole output's rule keeps the same margin).  Unlike
+    the whole output, an attention output carries no untouched residual part to dilute the error, so it
+    gets its own count (measured on CPU, d = 64, `--fp8 linear`: 0.059 at layer 0, 0.073 at layer 1)."""
+    roles = cfg.model.fp8_roles
+    per_layer = len(roles) + (1 if cfg.model.kv_dtype == "fp8" else 0)
+    own = len(roles & {"qkv", "o_proj"}) + (1 if cfg.model.kv_dtype == "fp8" else 0)
+    out = []
+    for layer in range(cfg.model.layers):
+        n = per_layer * layer + own
+        out.append(
+            TOL[dtype] if n == 0 else min(FP8_TOL_MAX, FP8_ATTN_TOL_PER_SQRT_GEMM * math.sqrt(n) + TOL[dtype])
+        )
+    return out
 
 
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
@@ -548,7 +569,8 @@ def measure(
                 status="failed",
                 reason=f"check failed: relative error {chk['rel_err']:.3g} of the output and "
                 f"{chk['attn_rel_err_max']:.3g} of layer {worst}'s attention output (the largest of the "
-                f"layers) against the FP32 reference; the tolerance {chk['tol']:g} is exceeded",
+                f"layers) against the FP32 reference; the tolerance {chk['tol']:g} (output) or "
+                f"{chk['attn_tol'][worst]:g} (layer {worst}) is exceeded",
             )
     return rec
 
@@ -635,6 +657,7 @@ def check(argv, cfg: Config, a, groups, device, dtype, kernel: str, index: int =
         err = max(err, err_logits)
     attn_max = attn_errs[_worst(attn_errs)]  # a NaN is the largest, and fails the check
     tol = check_tolerance(ccfg, dtype)
+    attn_tol = attn_check_tolerances(ccfg, dtype)
     return {
         **info,
         "layers": layers,
@@ -645,7 +668,8 @@ def check(argv, cfg: Config, a, groups, device, dtype, kernel: str, index: int =
         "attn_rel_err": attn_errs,
         "attn_rel_err_max": attn_max,
         "tol": tol,
-        "passed": err <= tol and all(e <= tol for e in attn_errs),
+        "attn_tol": attn_tol,
+        "passed": err <= tol and all(e <= t for e, t in zip(attn_errs, attn_tol, strict=True)),
         "reference": "single device, whole sequence, FP32 (SDPA on GPU, TF32 off; plain softmax on CPU)"
         + (
             "; the reference is not quantised (FP8 tolerance)"

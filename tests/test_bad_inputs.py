@@ -78,3 +78,19 @@ def test_interrupted_reproduce_leaves_the_previous_results(tmp_path, stop_after)
     assert (out / "REPORT.md").read_text() == "previous report\n"
     assert sorted(os.listdir(tmp_path)) == ["rep"], "no temporary or half-new folder is left"
     assert sorted(os.listdir(out)) == ["REPORT.md"]
+
+
+def test_work_is_bounded_by_the_model_and_the_steps():
+    """Layers and generated tokens have a ceiling named in one sentence (the simulator and the per-step
+    figures would otherwise run for hours): 1,024 layers, 2**20 generated tokens."""
+    from costmodel.config import build_config
+    from costmodel.errors import SpecError
+
+    base = dict(hardware="h200-sxm", topology="nvswitch:8", plan="tp=8", seq="8Ki")
+    build_config({**base, "layers": 1024})
+    with pytest.raises(SpecError, match=r"model.layers=100000 is not valid: must be 1 to 1,024"):
+        build_config({**base, "layers": 100000})
+    dec = {**base, "phase": "decode", "context": "8Ki"}
+    build_config({**dec, "gen_tokens": 1 << 20})
+    with pytest.raises(SpecError, match=r"--gen-tokens=1048577 is not valid: must be 1 to 1,048,576"):
+        build_config({**dec, "gen_tokens": (1 << 20) + 1})

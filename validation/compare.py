@@ -110,13 +110,24 @@ def _seconds(v, field: str, required: bool = True) -> float | None:
 
 def _over_tol(chk: dict) -> bool:
     """A check whose recorded error (whole output, or a layer's attention output) exceeds its recorded
-    tolerance, whatever its ``passed`` says (a record written before the per-layer check failed records)."""
+    tolerance, whatever its ``passed`` says (a record written before the per-layer check failed records).
+    Each layer's attention error is held to that layer's ``attn_tol`` when the record gives them (FP8),
+    else to ``tol``."""
+
+    def num(x):
+        return isinstance(x, (int, float)) and not isinstance(x, bool)
+
     tol = chk.get("tol")
-    if isinstance(tol, bool) or not isinstance(tol, (int, float)):
+    if not num(tol):
         return False
-    errs = [chk.get("rel_err"), chk.get("attn_rel_err_max")]
-    errs += chk.get("attn_rel_err") if isinstance(chk.get("attn_rel_err"), list) else []
-    return any(isinstance(e, (int, float)) and not isinstance(e, bool) and not e <= tol for e in errs)
+    if num(chk.get("rel_err")) and not chk["rel_err"] <= tol:
+        return True
+    errs = chk.get("attn_rel_err") if isinstance(chk.get("attn_rel_err"), list) else []
+    tols = chk.get("attn_tol")
+    if isinstance(tols, list) and len(tols) == len(errs) and all(num(t) for t in tols):
+        return any(num(e) and not e <= t for e, t in zip(errs, tols))
+    errs = errs + [chk.get("attn_rel_err_max")]
+    return any(num(e) and not e <= tol for e in errs)
 
 
 def left_out_reason(rec: dict) -> str | None:
