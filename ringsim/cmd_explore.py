@@ -9,6 +9,8 @@ import sys
 
 from tqdm import tqdm
 
+from ringsim.argtypes import ascii_int
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from studies.explore import FAMILIES, KEYS
@@ -26,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--hardware", default=None, help=f"hardware preset or profile .toml (default {d['hardware']})"
     )
     p.add_argument("--model", default=None, help=f"model preset or model .toml (default {d['model']})")
-    p.add_argument("--layers", type=int, default=None, help="override the model's layer count")
+    p.add_argument("--layers", type=ascii_int, default=None, help="override the model's layer count")
     p.add_argument(
         "--set",
         action="append",
@@ -43,7 +45,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--phase", nargs="+", default=None, help="prefill and/or decode (default both)")
     p.add_argument("--batch", nargs="+", default=None, help="batch sizes (default 1)")
     p.add_argument("--seq", default=None, help=f"length range START:END, e.g. 4Ki:1Mi (default {d['seq']})")
-    p.add_argument("--points", type=int, default=None, help=f"lengths in the grid (default {d['points']})")
+    p.add_argument(
+        "--points", type=ascii_int, default=None, help=f"lengths in the grid (default {d['points']})"
+    )
     p.add_argument(
         "--gpus", nargs="+", default=None, help="GPU counts of the topology families (default 8 16 32 64)"
     )

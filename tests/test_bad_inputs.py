@@ -94,3 +94,14 @@ def test_work_is_bounded_by_the_model_and_the_steps():
     build_config({**dec, "gen_tokens": 1 << 20})
     with pytest.raises(SpecError, match=r"--gen-tokens=1048577 is not valid: must be 1 to 1,048,576"):
         build_config({**dec, "gen_tokens": (1 << 20) + 1})
+
+
+@pytest.mark.parametrize("flag", ["--layers", "--points"])
+def test_explore_integer_flags_take_ascii_digits_only(flag, tmp_path, capsys):
+    from ringsim.cli import main
+
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as e:
+        main(["explore", flag, "８", "--out", str(out), "--quiet"])
+    assert e.value.code == 2
+    assert "invalid integer '８': use ASCII digits 0-9" in capsys.readouterr().err and not out.exists()
