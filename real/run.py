@@ -405,17 +405,13 @@ def measure_generation(argv: list[str], cfg: Config, a, groups, device, dtype, p
         specs=cfg.specs(),
         args=argv,
         predicted=_predicted(pred),
-        latency_s={
-            "median": med,
-            "min": min(samples),
-            "max": max(samples),
-            "samples": samples,
-            "reps": a.reps,
-            "warmup": a.warmup,
-            "how": f"sum over {n} independent decode steps at the growing contexts (each step: "
+        latency_s=_latency(
+            samples,
+            a,
+            f"sum over {n} independent decode steps at the growing contexts (each step: "
             + recs[0]["latency_s"]["how"]
             + "), per repetition",
-        },
+        ),
         tps=wl.batch * n / med,
         predicted_over_measured_latency=pred["latency_s"] / med,
         generation={
@@ -540,15 +536,7 @@ def measure(
         comm_priority=a.comm_priority,
         attn_split=a.attn_split,
         attn_gqa_native=dict(kernels.GQA_NATIVE),  # grouped-query K/V taken as they are, or expanded first
-        latency_s={
-            "median": med,
-            "min": min(samples),
-            "max": max(samples),
-            "samples": samples,
-            "reps": a.reps,
-            "warmup": a.warmup,
-            "how": how,
-        },
+        latency_s=_latency(samples, a, how),
         tps=tokens / med,
         tflops_per_gpu=flops / med / 1e12,
         flops_per_gpu=flops,
@@ -573,6 +561,19 @@ def measure(
                 f"{chk['attn_tol'][worst]:g} (layer {worst}) is exceeded",
             )
     return rec
+
+
+def _latency(samples: list[float], a: argparse.Namespace, how: str) -> dict:
+    """A record's latency_s: the median, min and max of the timed repetitions, and how they were timed."""
+    return {
+        "median": statistics.median(samples),
+        "min": min(samples),
+        "max": max(samples),
+        "samples": samples,
+        "reps": a.reps,
+        "warmup": a.warmup,
+        "how": how,
+    }
 
 
 def _worst(errs: list[float]) -> int:

@@ -432,6 +432,14 @@ def summarise(rows: list[Row], unseen: bool = False) -> dict:
     return out
 
 
+def _summary_line(key: str, d: dict) -> str:
+    tgt = ", ".join(f"{n} <= {v:.0%}" for n, v in d["targets"].items())
+    return (
+        f"  {key:<23} n={d['n']:<3} median {d['median_abs_err']:6.1%}  max {d['max_abs_err']:6.1%}  "
+        f"(target {tgt}: {'met' if d['meets_targets'] else 'NOT met'})"
+    )
+
+
 def format_table(rows: list[Row], summary: dict, unseen_summary: dict | None = None) -> str:
     w = max([len(r.label) for r in rows] + [13])
     lines = [
@@ -452,12 +460,7 @@ def format_table(rows: list[Row], summary: dict, unseen_summary: dict | None = N
     lines.append("(times in ms; err = predicted / measured - 1)")
     lines.append("")
     lines.append("summary: median and max |error| per phase and engine")
-    for k, d in summary.items():
-        tgt = ", ".join(f"{n} <= {v:.0%}" for n, v in d["targets"].items())
-        lines.append(
-            f"  {k:<23} n={d['n']:<3} median {d['median_abs_err']:6.1%}  max {d['max_abs_err']:6.1%}  "
-            f"(target {tgt}: {'met' if d['meets_targets'] else 'NOT met'})"
-        )
+    lines += [_summary_line(k, d) for k, d in summary.items()]
     if unseen_summary is not None:
         lines.append("")
         lines.append(
@@ -466,12 +469,7 @@ def format_table(rows: list[Row], summary: dict, unseen_summary: dict | None = N
         )
         if not unseen_summary:
             lines.append("  (none)")
-        for k, d in unseen_summary.items():
-            tgt = ", ".join(f"{n} <= {v:.0%}" for n, v in d["targets"].items())
-            lines.append(
-                f"  {k:<23} n={d['n']:<3} median {d['median_abs_err']:6.1%}  max {d['max_abs_err']:6.1%}"
-                f"  (target {tgt}: {'met' if d['meets_targets'] else 'NOT met'})"
-            )
+        lines += [_summary_line(k, d) for k, d in unseen_summary.items()]
         parts = breakdown(rows)
         if parts:
             lines.append("")
