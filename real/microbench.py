@@ -66,12 +66,15 @@ def _rec(samples: list[float], **kw) -> dict:
 # ---------------------------------------------------------------------------------------------
 # compute
 # ---------------------------------------------------------------------------------------------
-def gemm_shapes(d_model: int, d_ff: int, q_dim: int, kv_dim: int, tp: int) -> dict[str, tuple[int, int]]:
-    """(n, k) of the layer's four GEMMs on one TP rank."""
+def gemm_shapes(
+    d_model: int, d_ff: int, q_dim: int, kv_dim: int, tp: int, up_factor: int = 1
+) -> dict[str, tuple[int, int]]:
+    """(n, k) of the layer's four GEMMs on one TP rank.  ``up_factor`` 2: a gated MLP (SwiGLU), whose
+    gate and up projections the executor runs as one GEMM of 2 d_ff outputs (``real.model``'s wup)."""
     return {
         "qkv": ((q_dim + 2 * kv_dim) // tp, d_model),
         "o_proj": (d_model, q_dim // tp),
-        "mlp_up": (d_ff // tp, d_model),
+        "mlp_up": (up_factor * d_ff // tp, d_model),
         "mlp_down": (d_model, d_ff // tp),
     }
 
@@ -373,7 +376,7 @@ def bench_fp8(
     seen: set[tuple[int, int]] = set()  # (m, k) of the quantise calls measured
     for tp in tps:
         for m in tokens:
-            for name, (n, k) in gemm_shapes(d, ff, qd, kvd, tp).items():
+            for name, (n, k) in gemm_shapes(d, ff, qd, kvd, tp, model_dims.get("up_factor", 1)).items():
                 x = torch.randn(m, k, device=dev, dtype=dtype)
                 w = torch.randn(n, k, device=dev, dtype=dtype) / math.sqrt(k)
                 wq = M.quantize_weight(w)
@@ -443,7 +446,12 @@ def run_all(
         d, ff, qd, kvd = (model_dims[k] for k in ("d_model", "d_ff", "q_dim", "kv_dim"))
         for tp in (1,) if quick else (1, 2):
             R += bench_gemm(
-                dev, dtype, [32, 96] if quick else GEMM_ROWS_TOKENS, gemm_shapes(d, ff, qd, kvd, tp), tp, reps
+                dev,
+                dtype,
+                [32, 96] if quick else GEMM_ROWS_TOKENS,
+                gemm_shapes(d, ff, qd, kvd, tp, model_dims.get("up_factor", 1)),
+                tp,
+                reps,
             )
     if "eager" not in suites:
         return res
@@ -451,7 +459,9 @@ def run_all(
     heads = qd // hd
     tokens = [16, 64] if quick else [16, 64, 256, 1024, 4096, 16384, 65536]
     for tp in (1,) if quick else (1, 2):
-        R += bench_gemm(dev, dtype, tokens, gemm_shapes(d, ff, qd, kvd, tp), tp, reps)
+        R += bench_gemm(
+            dev, dtype, tokens, gemm_shapes(d, ff, qd, kvd, tp, model_dims.get("up_factor", 1)), tp, reps
+        )
     tick("gemm")
     kernels = ["flash", "cudnn"] if cuda else ["math"]
     lengths = [128, 256] if quick else [512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072]
@@ -817,7 +827,7 @@ def run_graph(model_dims: dict, quick: bool = False) -> list[dict]:
     tokens = [1, 16] if quick else [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536]
     for tp in (1,) if quick else (1, 2):
         for m in tokens:
-            for name, (n, k) in gemm_shapes(d, ff, qd, kvd, tp).items():
+            for name, (n, k) in gemm_shapes(d, ff, qd, kvd, tp, model_dims.get("up_factor", 1)).items():
                 x = torch.randn(m, k, device=dev, dtype=dtype)
                 w = torch.randn(n, k, device=dev, dtype=dtype) / math.sqrt(k)
                 s = time_graph(lambda: F.linear(x, w), dev, calls=10 if m <= 4096 else 2, reps=reps)
@@ -1130,6 +1140,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         m = presets.load_model(a.model)
         dims = {k: getattr(m, k) for k in ("d_model", "d_ff", "q_dim", "kv_dim", "head_dim")}
+        dims["up_factor"] = 2 if m.mlp == "swiglu" else 1  # gate and up as one GEMM (real.model)
         raw = run_all(dims, quick=a.quick, suites=suites)
     except SpecError as e:
         print(f"real.microbench: error: {e}", file=sys.stderr)
