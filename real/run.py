@@ -150,6 +150,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="eager: the host issues op by op (default); graph: one CUDA graph replay per pass (GPU only)",
     )
     g.add_argument(
+        "--exec-mode",
+        dest="fusion",
+        default="eager",
+        choices=["eager", "fused"],
+        help="eager: the executor's own op-by-op kernels (default); fused: fused RMSNorm/RoPE/activation/"
+        "residual and one-kernel ring merge through torch.compile (real/fused.py; on CPU the same maths "
+        "uncompiled): what the ideal profiles (h200-sxm) assume",
+    )
+    g.add_argument(
         "--comm-priority",
         default="high",
         choices=["high", "normal"],
@@ -490,6 +499,7 @@ def measure(
         groups=groups,
         comm_priority=a.comm_priority,
         attn_split=a.attn_split,
+        exec_mode=a.fusion,
     )
     graph = a.exec_mode == "graph"
     n_warm = max(a.warmup, 1) if graph else a.warmup
@@ -511,7 +521,9 @@ def measure(
             if wl.phase == Phase.DECODE
             else f"L{wl.seq_len}_B{wl.batch}"
         )
-        _profile(ex, a.profile_dir, f"{cfg.plan.name}_{size}_layers{cfg.model.layers}_{a.exec_mode}")
+        _profile(
+            ex, a.profile_dir, f"{cfg.plan.name}_{size}_layers{cfg.model.layers}_{a.exec_mode}_{a.fusion}"
+        )
     peak = torch.tensor(
         [torch.cuda.max_memory_allocated(device) if device.type == "cuda" else 0], device=device
     )
@@ -533,6 +545,7 @@ def measure(
         status="ok",
         attn_kernel_real=choice,
         exec=a.exec_mode,
+        exec_mode=a.fusion,  # eager or fused kernels (validate predicts fused records with the ideal profile)
         comm_priority=a.comm_priority,
         attn_split=a.attn_split,
         attn_gqa_native=dict(kernels.GQA_NATIVE),  # grouped-query K/V taken as they are, or expanded first
@@ -625,6 +638,7 @@ def check(argv, cfg: Config, a, groups, device, dtype, kernel: str, index: int =
         groups=groups,
         comm_priority=a.comm_priority,
         attn_split=a.attn_split,
+        exec_mode=a.fusion,
     )
     _fault_for_tests(ex)
     ex.probe = {}
@@ -665,6 +679,7 @@ def check(argv, cfg: Config, a, groups, device, dtype, kernel: str, index: int =
         "batch": ccfg.workload.batch,
         "kernel": kernel,
         "exec": a.exec_mode,
+        "exec_mode": a.fusion,
         "rel_err": err,
         "attn_rel_err": attn_errs,
         "attn_rel_err_max": attn_max,
@@ -917,7 +932,9 @@ def _say(rec: dict) -> None:
     )
     print(
         f"real.run: {'FAILED ' if rec['status'] == 'failed' else ''}{name} "
-        f"kernel={rec['attn_kernel_real']['chosen']} median {lat['median'] * 1e3:.2f} ms "
+        f"kernel={rec['attn_kernel_real']['chosen']} "
+        f"{rec.get('exec', 'eager')}/{rec.get('exec_mode', 'eager')} "
+        f"median {lat['median'] * 1e3:.2f} ms "
         f"(min {lat['min'] * 1e3:.2f}, max {lat['max'] * 1e3:.2f}) {rec['tflops_per_gpu']:.1f} TFLOP/s/GPU "
         f"predicted {rec['predicted']['latency_s'] * 1e3:.2f} ms{c}",
         flush=True,
