@@ -211,6 +211,7 @@ def main() -> int:
     ap.add_argument("--seq", default="64Ki;128Ki")
     ap.add_argument("--reps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=1, help="measure every L this many times over (default 1)")
     ap.add_argument("--out", required=True)
     ap.add_argument(
         "--exec-mode",
@@ -225,6 +226,9 @@ def main() -> int:
             f"--exec-mode {a.exec_mode!r} is not valid: ';'-separated of {list(EXEC_MODES)}", file=sys.stderr
         )
         return 2
+    if not 1 <= a.repeat <= 10:
+        print(f"--repeat {a.repeat} is not valid: 1 to 10 runs over the lengths", file=sys.stderr)
+        return 2
     device = harness.local_device()
     harness.init_distributed("nccl", 900, device)
     rank, P = dist.get_rank(), dist.get_world_size()
@@ -236,7 +240,8 @@ def main() -> int:
     groups = comm.Groups()
     avail = [k for k in kernels.FAST_GPU_KERNELS if kernels.probe(k, device, torch.bfloat16) is None]
     results = []
-    for L in [parse_count(s) for s in a.seq.split(";")]:
+    lengths = [parse_count(s) for s in a.seq.split(";")]
+    for run, L in [(i, L) for i in range(a.repeat) for L in lengths]:
         g = torch.Generator(device="cuda").manual_seed(L)
         q_full, k_full, v_full = (
             torch.randn(1, L, H, D, device="cuda", dtype=torch.bfloat16, generator=g).transpose(1, 2)
@@ -248,6 +253,7 @@ def main() -> int:
         del ref_full
         row: dict = {
             "seq_len": L,
+            "run": run + 1,
             "batch": 1,
             "heads": H,
             "head_dim": D,
@@ -331,6 +337,7 @@ def _summary(row: dict, mine: list[dict]) -> dict:
     eff = local[best["kernel"]]["median_s"] / best["median_s"]
     s = {
         "seq_len": row["seq_len"],
+        "run": row.get("run", 1),
         "gpus": row["gpus"],
         "exec_mode": best["exec_mode"],
         "ringsim_kernel": best["kernel"],
@@ -367,7 +374,7 @@ def _summary(row: dict, mine: list[dict]) -> dict:
 def _line(s: dict) -> str:
     """Both ratios of the target, in one line."""
     out = (
-        f"L={s['seq_len']} P={s['gpus']} {s['exec_mode']}/{s['ringsim_kernel']}: "
+        f"run {s['run']} L={s['seq_len']} P={s['gpus']} {s['exec_mode']}/{s['ringsim_kernel']}: "
         f"ring {s['ringsim_ms']:.2f} ms, "
         f"{s['efficiency_vs_single_gpu_same_work']:.1%} of the same calls on one GPU "
         f"(target >= {TARGET_EFF:.0%}: {'met' if s['meets_efficiency_target'] else 'NOT met'})"
