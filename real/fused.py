@@ -149,15 +149,29 @@ def _compiled(name: str):
 
 class Kernels:
     """The fused functions, compiled (``compile=True``: a GPU) or run as they are (a CPU: the same
-    maths op by op)."""
+    maths op by op).  A function whose compilation fails runs uncompiled from then on, and the failure
+    is kept in ``fallbacks`` (name -> error): real.run writes it into the record, and ``ringsim validate``
+    leaves such a record out of the fused group (it did not run the fused kernels)."""
 
     def __init__(self, compile: bool):
         self.compile = compile
+        self.fallbacks: dict[str, str] = {}
 
     def __getattr__(self, name: str):
         if name not in _FUNCS:
             raise AttributeError(name)
-        return _compiled(name) if self.compile else _FUNCS[name]
+        if not self.compile or name in self.fallbacks:
+            return _FUNCS[name]
+        return lambda *args: self._call(name, *args)
+
+    def _call(self, name: str, *args):
+        try:
+            return _compiled(name)(*args)
+        except Exception as e:  # noqa: BLE001 - kept and reported; the same maths runs uncompiled
+            if torch.cuda.is_available() and torch.cuda.is_current_stream_capturing():
+                raise  # no fallback while a CUDA graph is captured: the failure must surface
+            self.fallbacks[name] = f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+            return _FUNCS[name](*args)
 
 
 # ---------------------------------------------------------------------------------------------

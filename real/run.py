@@ -529,6 +529,7 @@ def measure(
     )
     dist.all_reduce(peak, op=dist.ReduceOp.MAX)
     flops = max(sched.totals(r)["flops"] for r in range(world))
+    fallbacks = _fused_fallbacks(ex)
     del ex
     med = statistics.median(samples)
     wl = cfg.workload
@@ -546,6 +547,7 @@ def measure(
         attn_kernel_real=choice,
         exec=a.exec_mode,
         exec_mode=a.fusion,  # eager or fused kernels (validate predicts fused records with the ideal profile)
+        **({"fused_fallbacks": fallbacks} if a.fusion == "fused" else {}),  # {} unless a compile failed
         comm_priority=a.comm_priority,
         attn_split=a.attn_split,
         attn_gqa_native=dict(kernels.GQA_NATIVE),  # grouped-query K/V taken as they are, or expanded first
@@ -574,6 +576,19 @@ def measure(
                 f"{chk['attn_tol'][worst]:g} (layer {worst}) is exceeded",
             )
     return rec
+
+
+def _fused_fallbacks(ex) -> dict:
+    """Fused mode: the fused functions that ran uncompiled on any rank because their compilation
+    failed ({name: error}, rank 0's error for each name; {} when every one compiled)."""
+    mine = dict(getattr(getattr(ex, "fk", None), "fallbacks", {}) or {})
+    every: list = [None] * dist.get_world_size()
+    dist.all_gather_object(every, mine)
+    out: dict = {}
+    for d in every:
+        for k, v in (d or {}).items():
+            out.setdefault(k, v)
+    return out
 
 
 def _latency(samples: list[float], a: argparse.Namespace, how: str) -> dict:
