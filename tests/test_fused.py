@@ -234,7 +234,7 @@ def test_fused_records_use_the_ideal_profile_and_eager_ones_the_eager_profile():
     assert config_of(_rec("fused")).hardware.name == "h200-sxm"
     assert config_of(_rec("eager")).hardware.name == "h200-sxm-eager"
     assert config_of(_rec(None)).hardware.name == "h200-sxm-eager"  # records before the fused mode
-    with pytest.raises(SpecError, match="exec_mode 'turbo'"):
+    with pytest.raises(SpecError, match="exec_mode is 'turbo'"):
         config_of(_rec("turbo"))
 
 
