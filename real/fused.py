@@ -13,8 +13,8 @@ K/V included, runs as in ``executor.py``):
   kernel wrote them (BF16 output, FP32 log-sum-exp) and merged once, at the finalize, in one compiled
   kernel that writes the BF16 output in the layout the output projection reads (no FP32 accumulator,
   no per-step passes, no init copy; at most ``FOLD_AT`` parts are held: more are folded into one FP32
-  part first).  Decode (pass-KV) merges into its FP32 accumulator in one compiled kernel per step; the
-  all-gather merge of the parts is one compiled kernel;
+  part first).  Decode pass-KV merges into its FP32 accumulator in one compiled kernel per step (pass-Q:
+  one kernel and two copies into the travelling buffer); the all-gather merge is one compiled kernel;
 * the QKV projection is one GEMM with the concatenated weights in both modes (``model.layer_shard``:
   under TP each rank concatenates its own shards), and a pass is replayed from a CUDA graph with
   ``--exec graph`` in both modes (prefill as well as decode).
@@ -32,7 +32,7 @@ from costmodel.plan import DecodeAttn
 from costmodel.schedule import Op, Role
 from costmodel.specs import MlpKind
 
-from .buffers import Acc, Part
+from .buffers import Part
 
 FOLD_AT = 4  # ring parts held before the finalize: more are merged into one FP32 part first (memory)
 EPS = 1e-6
@@ -71,10 +71,16 @@ def rope_qkv(raw: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, hq: int, h
     return q, torch.stack([k, raw[:, :, hq + hk :]])
 
 
-def merge_into(acc_o, acc_lse, out, lse) -> None:
-    """In place, as ``buffers.merge_into``: acc <- (acc e^acc_lse + out e^lse) / e^new_lse."""
+def merged(acc_o, acc_lse, out, lse):
+    """(acc e^acc_lse + out e^lse) / e^new_lse and new_lse = logaddexp(acc_lse, lse), as new tensors."""
     new = torch.logaddexp(acc_lse, lse)
     o = acc_o * torch.exp(acc_lse - new).unsqueeze(-1) + out.float() * torch.exp(lse - new).unsqueeze(-1)
+    return o, new
+
+
+def merge_into(acc_o, acc_lse, out, lse) -> None:
+    """In place, as ``buffers.merge_into`` (one kernel when compiled: the inputs are written directly)."""
+    o, new = merged(acc_o, acc_lse, out, lse)
     acc_o.copy_(o)
     acc_lse.copy_(new)
 
@@ -127,6 +133,7 @@ _FUNCS = {
     "add": add,
     "rope_qkv": rope_qkv,
     "merge_into": merge_into,
+    "merged": merged,
     "merge_gathered": merge_gathered,
     "merge_parts": merge_parts,
 }
@@ -256,12 +263,17 @@ def _op_merge(ex, op: Op) -> None:
     if not ex.decode:
         env[op.reads[1]].add(env[op.reads[0]], ex.fk)
         return
-    acc = env[op.reads[1]] if op.step > 0 else None
-    if isinstance(acc, Acc) and ex.plan.decode_attn != DecodeAttn.PASS_Q:
-        part: Part = env[op.reads[0]]
+    if op.step == 0:  # the first block starts the accumulator (a copy, as in eager mode)
+        return ex._eager_by_role[op.role](ex, op)
+    acc, part = env[op.reads[1]], env[op.reads[0]]
+    if ex.plan.decode_attn == DecodeAttn.PASS_Q:
+        # the travelling accumulator's o and lse are views of one byte buffer (they alias): merged into
+        # new tensors by one kernel, then copied into their slots
+        o, lse = ex.fk.merged(acc.o, acc.lse, part.out, part.lse)
+        acc.o.copy_(o)
+        acc.lse.copy_(lse)
+    else:
         ex.fk.merge_into(acc.o, acc.lse, part.out, part.lse)
-        return
-    ex._eager_by_role[op.role](ex, op)  # the first block, and pass-Q's packed travelling accumulator
 
 
 def _op_merge_parts(ex, op: Op) -> None:
@@ -273,7 +285,7 @@ def _op_finalize(ex, op: Op) -> None:
     if not isinstance(src, Pending):
         return ex._eager_by_role[op.role](ex, op)
     o = src.finalize(ex.fk, ex.dtype)  # (B, S, H, D)
-    ex.env[op.writes[0]] = o.view(o.shape[0] * o.shape[1], -1) if op.writes[0] == "o" else o
+    ex.env[op.writes[0]] = o.reshape(o.shape[0] * o.shape[1], -1) if op.writes[0] == "o" else o
 
 
 ROLES = {
