@@ -25,6 +25,9 @@ On a CPU (tests, CI) the same Python functions run uncompiled: the same maths, o
 
 from __future__ import annotations
 
+import os
+import sys
+
 import torch
 import torch.nn.functional as F
 
@@ -178,6 +181,10 @@ class Kernels:
             if torch.cuda.is_available() and torch.cuda.is_current_stream_capturing():
                 raise  # no fallback while a CUDA graph is captured: the failure must surface
             self.fallbacks[name] = f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+            print(
+                f"real.fused: {name} did not compile ({self.fallbacks[name]}); it runs uncompiled",
+                file=sys.stderr,
+            )
             return _FUNCS[name](*args)
 
 
@@ -306,7 +313,10 @@ EXEC_MODES = ("eager", "fused")
 
 
 def install(ex, compile: bool | None = None) -> None:
-    """Switch executor ``ex`` to the fused ops (``compile``: default on a CUDA device)."""
-    ex.fk = Kernels(ex.device.type == "cuda" if compile is None else compile)
+    """Switch executor ``ex`` to the fused ops (``compile``: default on a CUDA device, or everywhere with
+    RINGSIM_FUSED_COMPILE=1: how a CPU test runs the compiled path)."""
+    if compile is None:
+        compile = ex.device.type == "cuda" or os.environ.get("RINGSIM_FUSED_COMPILE") == "1"
+    ex.fk = Kernels(compile)
     ex._eager_by_role = type(ex)._by_role
     ex._by_role = {**type(ex)._by_role, **ROLES}
