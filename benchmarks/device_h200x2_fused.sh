@@ -3,13 +3,13 @@
 # (real.run --exec-mode fused, real/fused.py), in a lease of its own (no calibration run in it).
 # (a) validation records of the fused executor, which `ringsim validate` holds against the ideal profile
 #     h200-sxm (group "ideal profile (h200-sxm) vs fused executor"), at shapes no calibration run measured
-#     (attention lengths per rank 52Ki/26Ki/13Ki, 28Ki/14Ki/7Ki, 76Ki; decode shards 44Ki/22Ki, 20Ki/10Ki;
+#     (attention lengths per rank 52Ki/26Ki/13Ki, 44Ki/22Ki/11Ki, 76Ki/38Ki/19Ki, 20Ki; decode 44Ki/22Ki, 20Ki;
 #     GEMM rows not powers of 4), each checked at its full length (--check-seq 0) against the FP32 reference:
-#     P = 2 prefill (eager issue): seed-dense 2 layers L = 52Ki B = 1 and llama3-8b 4 layers L = 28Ki B = 2,
+#     P = 2 prefill (eager issue): seed-dense 2 layers L = 52Ki B = 1 and llama3-8b 4 layers L = 44Ki B = 1,
 #       plans ring=2 (zigzag), tp=2, ulysses=2, pp=2 (one micro-batch);
-#     P = 1 (GPU 0 and GPU 1 side by side): single prefill from a CUDA graph (seed 76Ki B=1, llama 28Ki B=3)
-#       and single graph decode (both models, 4 layers, B = 4, context 44Ki and 20Ki);
-#     P = 2 graph decode: tp=2, ring=2 pass-Q, both models, 4 layers, B = 4, context 44Ki;
+#     P = 1 (GPU 0 and GPU 1 side by side): single prefill from a CUDA graph (seed 76Ki B=1, llama 20Ki B=3)
+#       and single graph decode (both models, 4 layers, B = 6, context 44Ki and 20Ki);
+#     P = 2 graph decode: tp=2, ring=2 pass-Q, both models, 4 layers, B = 6, context 44Ki;
 #     P = 2 prefill from a CUDA graph: ring=2 and tp=2, seed 76Ki B=1 (its own step: a first on the device).
 # (b) benchmarks/bench_ring_vs_cp.py, 48Ki, 96Ki, 128Ki each measured twice in one process, eager and fused
 #     executor modes: ring attention vs torch context_parallel and vs the same calls on one GPU (run first).
@@ -44,18 +44,18 @@ step 95 $TR $BENCH --repeat 2 --out "$R/ring_vs_cp_fused.json"
 # (a) P = 2 prefill, eager issue, fused kernels (a trace of the ring's fused layer for the decomposition)
 step 55 $TR -m real.run $C2 $SEED --out "$P" --batch 1 --seq 52Ki --plan 'ring=2;tp=2;ulysses=2;pp=2' \
     --profile-dir "$R/traces"
-step 55 $TR -m real.run $C2 $LL --out "$P" --batch 2 --seq 28Ki --plan 'ring=2;tp=2;ulysses=2;pp=2'
+step 55 $TR -m real.run $C2 $LL --out "$P" --batch 1 --seq 44Ki --plan 'ring=2;tp=2;ulysses=2;pp=2'
 # P = 1 on each GPU side by side: prefill from a CUDA graph on GPU 0, graph decode on GPU 1
 P1="$R/h200x1_real_prefill_graph_fused.jsonl"; D1="$R/h200x1_real_decode_graph_fused.jsonl"
 (CUDA_VISIBLE_DEVICES=0 step 40 $TR1 -m real.run $C1 --exec graph --out "$P1" --plan tp=1 $SEED --batch 1 \
     --seq 76Ki; CUDA_VISIBLE_DEVICES=0 step 30 $TR1 -m real.run $C1 --exec graph --out "$P1" --plan tp=1 $LL \
-    --batch 3 --seq 28Ki) &
+    --batch 3 --seq 20Ki) &
 (CUDA_VISIBLE_DEVICES=1 step 70 $TR1 -m real.run $C1 --exec graph --phase decode --out "$D1" --plan tp=1 \
-    --model 'seed-dense;llama3-8b' --layers 4 --batch 4 --context '44Ki;20Ki') &
+    --model 'seed-dense;llama3-8b' --layers 4 --batch 6 --context '44Ki;20Ki') &
 wait
 # P = 2 graph decode: both models, tp=2 and ring=2 pass-Q
 step 55 $TR -m real.run $C2 --exec graph --phase decode --out "$D" --model 'seed-dense;llama3-8b' --layers 4 \
-    --batch 4 --context 44Ki --plan 'tp=2;ring=2' --decode-attn pass-q
+    --batch 6 --context 44Ki --plan 'tp=2;ring=2' --decode-attn pass-q
 # P = 2 prefill from a CUDA graph (never run before on the device: last, in its own step)
 PG="$R/h200x2_real_prefill_graph_fused.jsonl"
 step 40 $TR -m real.run $C2 --exec graph $SEED --out "$PG" --batch 1 --seq 76Ki --plan 'ring=2;tp=2'
