@@ -212,6 +212,12 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--repeat", type=int, default=1, help="measure every L this many times over (default 1)")
+    ap.add_argument(
+        "--kernels",
+        default="auto",
+        help="ringsim's (and the single-GPU) attention kernels, ';'-separated of flash, cudnn (default auto: "
+        "every one that runs here); torch CP always runs every SDPA backend that runs here",
+    )
     ap.add_argument("--out", required=True)
     ap.add_argument(
         "--exec-mode",
@@ -224,6 +230,14 @@ def main() -> int:
     if bad or not modes:
         print(
             f"--exec-mode {a.exec_mode!r} is not valid: ';'-separated of {list(EXEC_MODES)}", file=sys.stderr
+        )
+        return 2
+    mine = None if a.kernels == "auto" else [k.strip() for k in a.kernels.split(";")]
+    if mine is not None and (not mine or any(k not in kernels.FAST_GPU_KERNELS for k in mine)):
+        print(
+            f"--kernels {a.kernels!r} is not valid: auto, or ';'-separated of "
+            f"{list(kernels.FAST_GPU_KERNELS)}",
+            file=sys.stderr,
         )
         return 2
     if not 1 <= a.repeat <= 10:
@@ -239,6 +253,11 @@ def main() -> int:
     mesh = init_device_mesh("cuda", (P,))
     groups = comm.Groups()
     avail = [k for k in kernels.FAST_GPU_KERNELS if kernels.probe(k, device, torch.bfloat16) is None]
+    ours = [k for k in avail if mine is None or k in mine]
+    if not ours:
+        ours = avail
+        if rank == 0:
+            print(f"--kernels {a.kernels}: none of them runs here; running {avail}", flush=True)
     results = []
     lengths = [parse_count(s) for s in a.seq.split(";")]
     for run, L in [(i, L) for i in range(a.repeat) for L in lengths]:
@@ -267,7 +286,7 @@ def main() -> int:
             "single_gpu_local_calls": [],
             "single_gpu_whole": [],
         }
-        for kern in avail:
+        for kern in ours:
             for mode in modes:
                 r, out = ringsim_case(L, P, rank, q_full, k_full, v_full, kern, a, groups, mode)
                 r["rel_err_vs_single_gpu"] = _max(rel(out, ref))
