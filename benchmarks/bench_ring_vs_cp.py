@@ -321,6 +321,8 @@ def main() -> int:
         del q_full, k_full, v_full, ref
         torch.cuda.empty_cache()
     if rank == 0:
+        for line in _overall(results, modes):
+            print(line, flush=True)
         write_json(
             a.out,
             {
@@ -388,6 +390,20 @@ def _summary(row: dict, mine: list[dict]) -> dict:
             ringsim_speedup_vs_torch_cp_same_kernel=b["median_s"] / best["median_s"],
         )
     return s
+
+
+def _overall(results: list[dict], modes: list[str]) -> list[str]:
+    """Per executor mode, the least of each ratio over every length and run, against the targets."""
+    out = []
+    for m in modes:
+        ss = [s for row in results for s in row["summary"] if s["exec_mode"] == m]
+        eff = min(s["efficiency_vs_single_gpu_same_work"] for s in ss)
+        line = f"overall {m}: least efficiency vs the same calls {eff:.1%} (target >= {TARGET_EFF:.0%})"
+        cp = [s["ringsim_speedup_vs_torch_cp_best"] for s in ss if "ringsim_speedup_vs_torch_cp_best" in s]
+        if cp:
+            line += f"; least speed-up vs torch CP best {min(cp):.3f}x (target >= {TARGET_VS_CP:.2f}x)"
+        out.append(line + f"; over {len(ss)} measurements (lengths x runs)")
+    return out
 
 
 def _line(s: dict) -> str:
