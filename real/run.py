@@ -474,6 +474,7 @@ def measure(
         "world_size": world,
         "dtype": str(dtype).replace("torch.", ""),
         "seed": a.seed,
+        "exec_mode": a.fusion,  # eager or fused kernels (validate: fused ones vs the ideal profile)
         "predicted": _predicted(pred),
         "provenance": prov,
     }
@@ -546,7 +547,6 @@ def measure(
         status="ok",
         attn_kernel_real=choice,
         exec=a.exec_mode,
-        exec_mode=a.fusion,  # eager or fused kernels (validate predicts fused records with the ideal profile)
         **({"fused_fallbacks": fallbacks} if a.fusion == "fused" else {}),  # {} unless a compile failed
         comm_priority=a.comm_priority,
         attn_split=a.attn_split,
