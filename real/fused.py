@@ -6,7 +6,7 @@ What changes against the eager mode (everything else, communication and the ring
 K/V included, runs as in ``executor.py``):
 
 * RMSNorm (both norms and the final one), RoPE of queries and keys with the V copy into the K/V block,
-  the activation (SwiGLU or GELU-tanh) and the QKV bias: one ``torch.compile``-d function each
+  the activation (SwiGLU or GELU-tanh), the residual and QKV-bias adds: one ``torch.compile``-d function each
   (``dynamic=False``, ``fullgraph=True``): one or two fused kernels instead of up to seven, compiled once
   per shape at the first (warm-up) pass, outside timing;
 * the ring's log-sum-exp merge (prefill): the partial outputs of the steps are kept as the attention
@@ -20,7 +20,8 @@ K/V included, runs as in ``executor.py``):
   ``--exec graph`` in both modes (prefill as well as decode).
 
 On a CPU (tests, CI) the same Python functions run uncompiled: the same maths, op by op
-(``compile=False``), since compiling on a CPU needs a C++ toolchain and minutes.
+(``compile=False``), since compiling on a CPU needs a C++ toolchain and minutes; RINGSIM_FUSED_COMPILE=1
+compiles them there too (``python -m real.selftest --exec-mode fused`` then checks the compiled path).
 """
 
 from __future__ import annotations
