@@ -159,6 +159,14 @@ def build_parser() -> argparse.ArgumentParser:
         "uncompiled): what the ideal profiles (h200-sxm) assume",
     )
     g.add_argument(
+        "--timing",
+        default="aligned",
+        choices=["aligned", "barrier"],
+        help="aligned (default): each rank's clock starts after a one-element all-reduce on its compute "
+        "stream, so every GPU starts the pass together, as consecutive steps of a serving loop do; "
+        "barrier: after a host barrier only (the ranks' launch skew, tens of us, lands in the pass)",
+    )
+    g.add_argument(
         "--comm-priority",
         default="high",
         choices=["high", "normal"],
@@ -275,9 +283,19 @@ def _time_reps(
     what: str = "pass",
     bound=(float("inf"), ""),
     first_bound=None,
+    timing: str = "aligned",
 ) -> list[float]:
     """Per-repetition seconds, max over ranks.  Each repetition is a watchdog step with ``bound``
-    (the first one ``first_bound`` if given)."""
+    (the first one ``first_bound`` if given).  ``timing="aligned"`` (GPU, several ranks): a one-element
+    all-reduce on the compute stream just before the start event, so the clocks of all ranks start when
+    the last rank's GPU arrives, not when each host left the barrier: the host-side release skew of the
+    barrier (measured 60-70 us at P = 2 in a decode step's first all-reduce, 2026-11-28) stays out of
+    the pass, as it does between consecutive steps of a serving loop."""
+    align = (
+        torch.zeros(1, device=device)
+        if timing == "aligned" and device.type == "cuda" and dist.get_world_size() > 1
+        else None
+    )
     ts = []
     for i in range(n):
         if wd is not None:
@@ -293,6 +311,8 @@ def _time_reps(
         if device.type == "cuda":
             torch.cuda.synchronize(device)
             a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            if align is not None:
+                dist.all_reduce(align)  # on the current (compute) stream: every GPU leaves it together
             a.record()
             ex.run()
             b.record()
@@ -504,14 +524,21 @@ def measure(
     )
     graph = a.exec_mode == "graph"
     n_warm = max(a.warmup, 1) if graph else a.warmup
-    _time_reps(ex, n_warm, device, wd, f"{name}: warm-up pass", bd["pass"], bd["first"])
+    _time_reps(ex, n_warm, device, wd, f"{name}: warm-up pass", bd["pass"], bd["first"], a.timing)
     if graph:
         if wd is not None:
             wd.step(f"{name}: CUDA graph capture", *bd["setup"])
         ex.capture()
-        _time_reps(ex, a.warmup, device, wd, f"{name}: warm-up replay", bd["pass"], bd["first"])
+        _time_reps(ex, a.warmup, device, wd, f"{name}: warm-up replay", bd["pass"], bd["first"], a.timing)
     samples = _time_reps(
-        ex, a.reps, device, wd, f"{name}: measured pass", bd["pass"], None if n_warm else bd["first"]
+        ex,
+        a.reps,
+        device,
+        wd,
+        f"{name}: measured pass",
+        bd["pass"],
+        None if n_warm else bd["first"],
+        a.timing,
     )
     if a.profile_dir:
         if wd is not None:
@@ -522,8 +549,13 @@ def measure(
             if wl.phase == Phase.DECODE
             else f"L{wl.seq_len}_B{wl.batch}"
         )
+        quant = (f"_fp8{cfg.model.fp8}" if cfg.model.fp8 != "none" else "") + (
+            f"_kv{cfg.model.kv_dtype}" if cfg.model.kv_dtype != "bf16" else ""
+        )
         _profile(
-            ex, a.profile_dir, f"{cfg.plan.name}_{size}_layers{cfg.model.layers}_{a.exec_mode}_{a.fusion}"
+            ex,
+            a.profile_dir,
+            f"{cfg.plan.name}_{size}_layers{cfg.model.layers}{quant}_{a.exec_mode}_{a.fusion}",
         )
     peak = torch.tensor(
         [torch.cuda.max_memory_allocated(device) if device.type == "cuda" else 0], device=device
@@ -537,7 +569,13 @@ def measure(
     tokens = wl.batch * (wl.seq_len if wl.phase == Phase.PREFILL else 1)
     how = (
         "CUDA events around one forward pass on each rank's compute stream (after a barrier and a device "
-        "synchronise), maximum over ranks per repetition"
+        "synchronise"
+        + (
+            ", then a one-element all-reduce on that stream: the ranks' clocks start together"
+            if a.timing == "aligned" and world > 1
+            else ""
+        )
+        + "), maximum over ranks per repetition"
         if device.type == "cuda"
         else "host clock, maximum over ranks"
     )
@@ -550,6 +588,7 @@ def measure(
         **({"fused_fallbacks": fallbacks} if a.fusion == "fused" else {}),  # {} unless a compile failed
         comm_priority=a.comm_priority,
         attn_split=a.attn_split,
+        timing=a.timing if world > 1 else "single",
         attn_gqa_native=dict(kernels.GQA_NATIVE),  # grouped-query K/V taken as they are, or expanded first
         latency_s=_latency(samples, a, how),
         tps=tokens / med,

@@ -645,6 +645,12 @@ def fit_profile(raw: dict, base: str, name: str, mode: str = "ideal") -> tuple[d
                 if len(gs) > 1
                 else ""
             )
+            + f". Larger groups (the rule, costmodel/kernels.py comm_time): a group of g ranks takes the "
+            f"figures of the largest measured group <= g (here {gs[-1]}): its latency and bus bandwidth, "
+            "with NCCL's ring algorithm's steps (2(g-1) for all-reduce, g-1 for all-gather, reduce-scatter "
+            "and all-to-all) each adding hop_latency_us and each rank sending 2(g-1)/g (all-reduce) or "
+            "(g-1)/g of the message, the bus-bandwidth convention of nccl-tests (github.com/NVIDIA/"
+            "nccl-tests, doc/PERFORMANCE.md): on one NVSwitch node the bus bandwidth stays flat as g grows"
         )
         notes.append("achievable.comm.ib.*: published (one node: InfiniBand not measurable here)")
     else:
