@@ -196,6 +196,7 @@ class Row:
         "eager"  # the executor's kernels: its own (eager) or fused (predicted with the ideal profile)
     )
     ranks: int = 1  # the plan's GPU count (P)
+    profile: str = ""  # the hardware profile it was predicted with
 
     @property
     def group(self) -> str:
@@ -226,6 +227,7 @@ class Row:
             "family": self.family,
             "exec_mode": self.fusion,
             "ranks": self.ranks,
+            "profile": self.profile,
         }
 
 
@@ -303,6 +305,7 @@ def _row(src: str, rec: dict, hardware: str | None, simulate: bool) -> Row:
         plan_family(cfg.plan),
         fusion,
         cfg.plan.n_ranks,
+        cfg.hardware.name,
     )
 
 
@@ -460,12 +463,13 @@ def summarise(rows: list[Row], unseen: bool = False) -> dict:
     return out
 
 
-def ideal_vs_fused(rows: list[Row], profile: str = "h200-sxm") -> dict:
+def ideal_vs_fused(rows: list[Row]) -> dict:
     """The ideal profile against the fused executor's records (issue 12): per phase group (prefill,
     prefill-graph, decode-graph, ...) and GPU count, and over all of them at P <= 2, n, median and max
     |error| and the mean signed error of the analytic model; the target median applies at P <= 2."""
     fused = [r for r in rows if r.fusion == "fused"]
-    out: dict = {"profile": profile, "targets": FUSED_TARGETS, "groups": {}}
+    profiles = sorted({r.profile for r in fused if r.profile}) or ["h200-sxm"]
+    out: dict = {"profile": ", ".join(profiles), "targets": FUSED_TARGETS, "groups": {}}
 
     def stats(rs: list[Row]) -> dict:
         errs = [r.err("analytic") for r in rs]
