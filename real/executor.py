@@ -29,7 +29,7 @@ from costmodel.plan import DecodeAttn
 from costmodel.schedule import Op, OpKind, Role, Schedule
 from costmodel.specs import Phase
 
-from . import comm, kernels, layout
+from . import comm, fused, kernels, layout
 from . import model as M
 from .buffers import Acc, Packed, Part
 
@@ -48,6 +48,7 @@ class Executor:
         groups: comm.Groups | None = None,
         comm_priority: str = "high",
         attn_split: int = 1,
+        exec_mode: str = "eager",
     ):
         self.cfg, self.plan, self.model, self.wl = cfg, cfg.plan, cfg.model, cfg.workload
         self.rank, self.device, self.dtype, self.kernel, self.seed = rank, device, dtype, kernel, seed
@@ -113,6 +114,11 @@ class Executor:
         # the per-layer check (real.run, real.selftest): when a dict, each layer's attention output (after
         # the output projection, before the residual add) of each unit lands in it as {(layer, unit): rows}
         self.probe: dict[tuple[int, int], torch.Tensor] | None = None
+        if exec_mode not in fused.EXEC_MODES:
+            raise ValueError(f"exec_mode {exec_mode!r} is not valid: choose one of {list(fused.EXEC_MODES)}")
+        self.exec_mode = exec_mode
+        if exec_mode == "fused":  # fused kernels for the elementwise ops and the ring merge (real/fused.py)
+            fused.install(self)
 
     # ------------------------------------------------------------------------------------------
     # setup: inputs, caches, tables (not timed)
@@ -341,6 +347,10 @@ class Executor:
         kv = torch.empty(2, b, raw.shape[1], hk, D, device=raw.device, dtype=raw.dtype)
         M.apply_rope(raw[:, :, hq : hq + hk], cos, sin, out=kv[0])
         kv[1].copy_(raw[:, :, hq + hk :])
+        self._rope_store(op, q, kv)
+
+    def _rope_store(self, op: Op, q: torch.Tensor, kv: torch.Tensor) -> None:
+        """q (B, S, hq, D) and this rank's new K/V (2, B, S, hk, D) where the schedule's buffers want them."""
         self.env[op.writes[0]] = q
         name = op.writes[1]
         if self.plan.ulysses > 1:

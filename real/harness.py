@@ -51,6 +51,7 @@ def make_executor(
     groups: comm.Groups,
     comm_priority: str = "high",
     attn_split: int = 1,
+    exec_mode: str = "eager",
 ) -> Executor:
     sched = build_schedule(cfg.model, cfg.workload, cfg.plan, cfg.topology, cfg.hardware, kernel=cfg.kernel)
     groups.prepare(cfg.plan)
@@ -65,6 +66,7 @@ def make_executor(
         groups=groups,
         comm_priority=comm_priority,
         attn_split=attn_split,
+        exec_mode=exec_mode,
     )
 
 

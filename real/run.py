@@ -150,6 +150,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="eager: the host issues op by op (default); graph: one CUDA graph replay per pass (GPU only)",
     )
     g.add_argument(
+        "--exec-mode",
+        dest="fusion",
+        default="eager",
+        choices=["eager", "fused"],
+        help="eager: the executor's own op-by-op kernels (default); fused: fused RMSNorm/RoPE/activation/"
+        "residual and one-kernel ring merge through torch.compile (real/fused.py; on CPU the same maths "
+        "uncompiled): what the ideal profiles (h200-sxm) assume",
+    )
+    g.add_argument(
         "--timing",
         default="aligned",
         choices=["aligned", "barrier"],
@@ -485,6 +494,7 @@ def measure(
         "world_size": world,
         "dtype": str(dtype).replace("torch.", ""),
         "seed": a.seed,
+        "exec_mode": a.fusion,  # eager or fused kernels (validate: fused ones vs the ideal profile)
         "predicted": _predicted(pred),
         "provenance": prov,
     }
@@ -510,6 +520,7 @@ def measure(
         groups=groups,
         comm_priority=a.comm_priority,
         attn_split=a.attn_split,
+        exec_mode=a.fusion,
     )
     graph = a.exec_mode == "graph"
     n_warm = max(a.warmup, 1) if graph else a.warmup
@@ -541,12 +552,17 @@ def measure(
         quant = (f"_fp8{cfg.model.fp8}" if cfg.model.fp8 != "none" else "") + (
             f"_kv{cfg.model.kv_dtype}" if cfg.model.kv_dtype != "bf16" else ""
         )
-        _profile(ex, a.profile_dir, f"{cfg.plan.name}_{size}_layers{cfg.model.layers}{quant}_{a.exec_mode}")
+        _profile(
+            ex,
+            a.profile_dir,
+            f"{cfg.plan.name}_{size}_layers{cfg.model.layers}{quant}_{a.exec_mode}_{a.fusion}",
+        )
     peak = torch.tensor(
         [torch.cuda.max_memory_allocated(device) if device.type == "cuda" else 0], device=device
     )
     dist.all_reduce(peak, op=dist.ReduceOp.MAX)
     flops = max(sched.totals(r)["flops"] for r in range(world))
+    fallbacks = _fused_fallbacks(ex)
     del ex
     med = statistics.median(samples)
     wl = cfg.workload
@@ -569,6 +585,7 @@ def measure(
         status="ok",
         attn_kernel_real=choice,
         exec=a.exec_mode,
+        **({"fused_fallbacks": fallbacks} if a.fusion == "fused" else {}),  # {} unless a compile failed
         comm_priority=a.comm_priority,
         attn_split=a.attn_split,
         timing=a.timing if world > 1 else "single",
@@ -598,6 +615,19 @@ def measure(
                 f"{chk['attn_tol'][worst]:g} (layer {worst}) is exceeded",
             )
     return rec
+
+
+def _fused_fallbacks(ex) -> dict:
+    """Fused mode: the fused functions that ran uncompiled on any rank because their compilation
+    failed ({name: error}, rank 0's error for each name; {} when every one compiled)."""
+    mine = dict(getattr(getattr(ex, "fk", None), "fallbacks", {}) or {})
+    every: list = [None] * dist.get_world_size()
+    dist.all_gather_object(every, mine)
+    out: dict = {}
+    for d in every:
+        for k, v in (d or {}).items():
+            out.setdefault(k, v)
+    return out
 
 
 def _latency(samples: list[float], a: argparse.Namespace, how: str) -> dict:
@@ -662,6 +692,7 @@ def check(argv, cfg: Config, a, groups, device, dtype, kernel: str, index: int =
         groups=groups,
         comm_priority=a.comm_priority,
         attn_split=a.attn_split,
+        exec_mode=a.fusion,
     )
     _fault_for_tests(ex)
     ex.probe = {}
@@ -702,6 +733,7 @@ def check(argv, cfg: Config, a, groups, device, dtype, kernel: str, index: int =
         "batch": ccfg.workload.batch,
         "kernel": kernel,
         "exec": a.exec_mode,
+        "exec_mode": a.fusion,
         "rel_err": err,
         "attn_rel_err": attn_errs,
         "attn_rel_err_max": attn_max,
@@ -954,7 +986,9 @@ def _say(rec: dict) -> None:
     )
     print(
         f"real.run: {'FAILED ' if rec['status'] == 'failed' else ''}{name} "
-        f"kernel={rec['attn_kernel_real']['chosen']} median {lat['median'] * 1e3:.2f} ms "
+        f"kernel={rec['attn_kernel_real']['chosen']} "
+        f"{rec.get('exec', 'eager')}/{rec.get('exec_mode', 'eager')} "
+        f"median {lat['median'] * 1e3:.2f} ms "
         f"(min {lat['min'] * 1e3:.2f}, max {lat['max'] * 1e3:.2f}) {rec['tflops_per_gpu']:.1f} TFLOP/s/GPU "
         f"predicted {rec['predicted']['latency_s'] * 1e3:.2f} ms{c}",
         flush=True,
