@@ -92,6 +92,8 @@ def _setting(cfg: Config, plan: Plan) -> Setting:
         topo_kind=t.kind.value,
         gpus_per_node=t.gpus_per_node,
         pp_send=plan.pp_send,
+        cached=wl.cached_len,
+        prefill_attn=plan.prefill_attn,
     )
 
 
