@@ -174,7 +174,7 @@ class Geometry:
 
     @cached_property
     def ring_cached(self):
-        """Partial prefill: cached tokens per sequence one ring rank holds (the whole cache without a ring)."""
+        """Partial prefill: cached tokens per sequence one ring rank holds (all of them without a ring)."""
         return self.cached // self.ring
 
     @cached_property
@@ -366,7 +366,7 @@ def ring_positions(variant: str, ring: int, r: int, seq_len: int) -> list[int]:
 
 def cached_positions(variant: str, ring: int, r: int, cached: int) -> list[int]:
     """Partial prefill: cache positions (0..C-1) ring rank ``r`` holds, in local order (the prompt's layout
-    applied to the C cached tokens; all of them without a ring).  Its new tokens are C + ``ring_positions``."""
+    applied to the C cached tokens; all of them without a ring).  Its new ones: C + ``ring_positions``."""
     return ring_positions(variant, ring, r, cached) if cached else []
 
 
