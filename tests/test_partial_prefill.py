@@ -288,3 +288,36 @@ def test_cached_positions_shard_the_cache_like_the_prompt():
         assert got == list(range(32))
     assert cached_positions("zigzag", 2, 0, 8) == [0, 1, 6, 7]
     assert np.array_equal(cached_positions("plain", 1, 0, 5), range(5))
+
+
+# -- the crossover study and its figure -------------------------------------------------------------
+
+
+def test_crossover_study_pass_q_wins_at_low_miss_rates(tmp_path):
+    from plots.files import plot_file
+    from studies import partial_prefill as pp
+
+    doc = pp.run(hardware=("h200-sxm",), gpus=(32,), totals=(128 * 1024,), points=9)
+    (c,) = doc["curves"]
+    r = c["ratio_kv_over_q"]
+    assert c["miss_rate"][0] < 1 / 256 and c["miss_rate"][-1] == 1.0
+    assert r[0] > 1.5 and r[-1] < 1.0  # pass-Q far faster with a large cache, pass-KV without one
+    x = c["crossover_miss_rate"]
+    assert x is not None and c["miss_rate"][0] < x < c["miss_rate"][-1]
+    assert [a + b for a, b in zip(c["new"], c["cached"], strict=True)] == [128 * 1024] * len(r)
+    import json
+
+    path = tmp_path / "partial_prefill.json"
+    path.write_text(json.dumps(doc))
+    figs = plot_file(path, tmp_path / "figs")
+    assert any(str(f).endswith("partial_prefill_crossover.png") for f in figs)
+
+
+def test_crossover_interpolates_between_grid_points():
+    from studies.partial_prefill import crossover
+
+    m = np.array([0.01, 0.1, 1.0])
+    assert crossover(m, np.array([2.0, 1.0 + 1e-12, 0.5])) == pytest.approx(0.1, rel=1e-6)
+    assert crossover(m, np.array([2.0, 2.0, 2.0])) is None
+    x = crossover(m, np.array([3.0, 0.5, 0.4]))
+    assert 0.01 < x < 0.1

@@ -8,8 +8,9 @@ What a step moves: L/R new queries of the rank's query heads (``geometry.q_block
 (C + L)/R tokens of its KV heads (``kv_block_bytes``): with a large prefix cache (a low cache-miss rate
 L/(C + L)) and GQA, the queries are the smaller message.  Pass-Q pays the all-to-all of the partial outputs
 (FP32, ``out_parts_bytes``) and the final merge once.  This is the trade-off of Meta's "Context Parallelism
-for Scalable Million-Token Inference" (Yang et al., arXiv 2411.01783, section 3: pass-KV vs pass-Q for
-full and partial prefill, and the cache-miss-rate crossover).
+for Scalable Million-Token Inference" (Yang et al., arXiv 2411.01783, https://arxiv.org/abs/2411.01783:
+pass-KV and pass-Q ring attention for full and persistent-KV (partial) prefill, chosen by the KV-cache
+miss rate).
 
 Which keys a visiting query meets: ``geometry.ring_blocks_cached(..., pass_q=True)`` (every cached key,
 then ``ring_blocks`` of the owner at the step where it meets this rank's new keys)."""
