@@ -321,3 +321,28 @@ def test_crossover_interpolates_between_grid_points():
     assert crossover(m, np.array([2.0, 2.0, 2.0])) is None
     x = crossover(m, np.array([3.0, 0.5, 0.4]))
     assert 0.01 < x < 0.1
+
+
+def test_explore_tries_pass_q_rings_after_a_cache():
+    from studies.explore import make_experiment, run_experiment
+
+    exp = make_experiment(
+        {
+            "model": "llama3-8b",
+            "topology": ["ib"],
+            "gpus": [16],
+            "phase": ["prefill", "decode"],
+            "seq": "4Ki:16Ki",
+            "points": 2,
+            "families": ["ring", "hybrid", "tp-pp"],
+            "cached": "64Ki",
+            "prefill_attn": ["pass-kv", "pass-q"],
+        }
+    )
+    cols, _ = run_experiment(exp)
+    pre = cols["phase"] == "prefill"
+    assert set(cols["prefill_attn"][pre & (cols["ring"] > 1)]) == {"pass-kv", "pass-q"}
+    assert set(cols["cached"][pre]) == {65536} and set(cols["cached"][~pre]) == {0}
+    assert not (cols["chunks"][pre] > 1).any()  # partial prefill runs without chunked pipelines
+    q = pre & (cols["prefill_attn"] == "pass-q")
+    assert all(lab.endswith("/pass-q") for lab in cols["plan"][q])
