@@ -252,11 +252,26 @@ def executor_cases(n: int) -> list[list[str]]:
     return out
 
 
-def test_executor_matches_reference_with_a_prefix_cache():
+def executor_cases_4() -> list[list[str]]:
+    """Four ranks: a ring of 4 and the hybrids (ulysses x ring: the cache's heads split, its tokens not)."""
     from real import selftest
 
-    cases = executor_cases(2)
-    res = selftest.run_cases(2, cases)
+    pre = selftest.TINY + ["--topology", "nvswitch:4", "--layers", "2", "--batch", "2"]
+    return [
+        pre + ["--seq", "16", "--cached", "16", "--plan", "ring=4", "--prefill-attn", "pass-q"],
+        pre + ["--seq", "16", "--cached", "24", "--plan", "ring=4", "--ring-variant", "plain"],
+        pre + ["--seq", "16", "--cached", "16", "--plan", "ulysses=2,ring=2", "--prefill-attn", "pass-q"],
+        pre + ["--seq", "16", "--cached", "12", "--plan", "ulysses=2,ring=2"],
+        pre + ["--seq", "16", "--cached", "8", "--plan", "tp=2,ring=2", "--prefill-attn", "pass-q"],
+    ]
+
+
+@pytest.mark.parametrize("n", [2, 4], ids=["2proc", "4proc"])
+def test_executor_matches_reference_with_a_prefix_cache(n):
+    from real import selftest
+
+    cases = executor_cases(2) if n == 2 else executor_cases_4()
+    res = selftest.run_cases(n, cases)
     assert len(res) == len(cases)
     bad = [
         (r["case"], r["rel_err"], r["error"])

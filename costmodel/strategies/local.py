@@ -57,8 +57,8 @@ def emit(b, site, q, kv, o) -> None:
 
 
 def closed_form(ctx, on) -> AttnCost:
-    if not ctx.geo.decode:  # partial prefill where cached tokens are
-        has = np.asarray(ctx.geo.cached) > 0
+    has = np.asarray(ctx.geo.cached) > 0
+    if not ctx.geo.decode and has.any():  # partial prefill where cached tokens are
         prefix_cache.closed_form_local(ctx, on & has)
         on = on & ~has
     w = _work(ctx.geo, "q", "kv", "o")

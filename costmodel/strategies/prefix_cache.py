@@ -43,10 +43,12 @@ def rules(plan, model, wl, topo) -> None:
             f"--cached {C} with --chunks {plan.chunks} is not modelled: partial prefill runs without chunks"
         )
     if plan.ring > 1:
-        need = seq_multiple(plan.ring, plan.ulysses, plan.ring_variant)
+        need = seq_multiple(
+            plan.ring, 1, plan.ring_variant
+        )  # ulysses splits the cache's heads, not its tokens
         if C % need:
             up = -(-C // need) * need
-            why = "2 x ring x ulysses" if plan.ring_variant == RingVariant.ZIGZAG else "ring x ulysses"
+            why = f"2 x ring={plan.ring}" if plan.ring_variant == RingVariant.ZIGZAG else f"ring={plan.ring}"
             raise SpecError(
                 f"--cached {C} is not divisible by {need} = {why}, which shards the cache in the ring's "
                 f"layout; try {up}"

@@ -153,13 +153,16 @@ def closed_form(ctx, on) -> AttnCost:
     # partial prefill: every step also attends to the block's cached shard (and merges once more); the
     # new K/V is first written behind the rank's own shard
     has = np.asarray(geo.ring_cached) > 0
-    cached_w = Lr.attention(
-        Role.RING_ATTN, m, mb, hq, lr, np.maximum(geo.ring_cached, 1), False, (), (), kv_heads=hkv
-    )
-    app = prefix_cache.append_work(geo)
-    t_c = np.where(has, acc.time(cached_w), 0.0)
-    t_app = np.where(has, acc.time(app), 0.0)
-    g_extra = np.where(has, g_merge, 0.0)
+    if has.any():
+        cached_w = Lr.attention(
+            Role.RING_ATTN, m, mb, hq, lr, np.maximum(geo.ring_cached, 1), False, (), (), kv_heads=hkv
+        )
+        app = prefix_cache.append_work(geo)
+        t_c = np.where(has, acc.time(cached_w), 0.0)
+        t_app = np.where(has, acc.time(app), 0.0)
+        g_extra = np.where(has, g_merge, 0.0)
+    else:  # no prefix cache anywhere: nothing more to cost
+        t_c = t_app = g_extra = 0.0
     t_ring = (
         t_app
         + ring_recurrence(
@@ -178,11 +181,12 @@ def closed_form(ctx, on) -> AttnCost:
     n_rest = np.where(on, R - 1, 0)
     for w, cnt in ((first, one), (init, one), (merge, n_rest), (fin, one)):
         acc.add(w, count=ctx.full(cnt))
-    hon = np.where(has, one, 0.0)
-    acc.add(cached_w, count=ctx.full(hon * R))
-    acc.add(merge, count=ctx.full(hon * R))
-    acc.add(app, count=ctx.full(hon))
-    acc.note_kernel(cached_w, hon > 0)
+    if has.any():
+        hon = np.where(has, one, 0.0)
+        acc.add(cached_w, count=ctx.full(hon * R))
+        acc.add(merge, count=ctx.full(hon * R))
+        acc.add(app, count=ctx.full(hon))
+        acc.note_kernel(cached_w, hon > 0)
     for i, w in enumerate(rest):
         acc.add(w, count=np.where(slowest == i, n_rest, 0.0))
         acc.note_kernel(w, n_rest > 0)
