@@ -34,6 +34,10 @@ class Setting:
     topo_kind: str = "nvswitch"
     pp_send: str = "scatter"
     gpus_per_node: int = 8
+    cached: object = (
+        0  # prefill: tokens per sequence already in the KV cache (scalar or array; partial prefill)
+    )
+    prefill_attn: str = "pass-kv"  # prefill ring: pass-kv | pass-q
 
 
 class Acc:

@@ -674,6 +674,7 @@ class Workload:
     context_len: int = 0  # decode: tokens already in the KV cache (0: same as seq_len)
     gen_tokens: int = 1  # decode: tokens generated per sequence (TPOT averages over them)
     causal: bool = True
+    cached_len: int = 0  # prefill: tokens per sequence already in the KV cache (partial prefill)
 
     def __post_init__(self) -> None:
         check(
@@ -699,6 +700,16 @@ class Workload:
             self.gen_tokens,
             f"must be 1 to {MAX_GEN_TOKENS:,} (every step's figures are kept)",
         )
+        check(
+            type(self.cached_len) is int and self.cached_len >= 0,
+            "--cached",
+            self.cached_len,
+            "must be a count >= 0 (tokens per sequence already in the KV cache)",
+        )
+        if self.cached_len and self.phase == Phase.DECODE:
+            raise SpecError(
+                f"--cached {self.cached_len} applies to prefill only: a decode step's cache is --context"
+            )
 
     @property
     def context(self) -> int:

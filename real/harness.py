@@ -184,7 +184,16 @@ def reference_output(
     if wl.phase == Phase.PREFILL:
         cb = None if attn is None else (lambda layer, a: errs.append(rel_err(attn[layer], a)))
         out = reference.prefill(
-            cfg.model, cfg.model.layers, wl.batch, wl.seq_len, wl.causal, seed, device, dtype, on_attn=cb
+            cfg.model,
+            cfg.model.layers,
+            wl.batch,
+            wl.seq_len,
+            wl.causal,
+            seed,
+            device,
+            dtype,
+            on_attn=cb,
+            cached=wl.cached_len,
         )
     else:
         virt = max(layout.decode_rows(plan, wl, r)[2] for r in range(plan.n_ranks))

@@ -966,6 +966,8 @@ def _main(argv: list[str]) -> int:
 def _name(s: dict) -> str:
     wl = s["workload"]
     n = f"context={wl['context_len'] or wl['seq_len']}" if wl["phase"] == "decode" else f"L={wl['seq_len']}"
+    if wl.get("cached_len"):  # partial prefill: the cached tokens before the L new ones
+        n += f" C={wl['cached_len']}"
     return f"{s['plan']['name']} {n} B={wl['batch']} layers={s['model']['layers']} {wl['phase']}" + (
         f" {s['plan']['decode_attn']}" if wl["phase"] == "decode" and s["plan"]["ring"] > 1 else ""
     )

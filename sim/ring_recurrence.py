@@ -62,6 +62,8 @@ def applies(cfg: Config, options: SimOptions | None) -> bool:
         and p.microbatches == 1
         and p.chunks == 1
         and cfg.model.layers == 1
+        and p.prefill_attn == "pass-kv"  # pass-Q's ring and a prefix cache's two calls a step: the engine
+        and not wl.cached_len
     )
 
 

@@ -235,6 +235,8 @@ def label_of(cfg: Config) -> str:
     """A readable name of a configuration (plan, phase, sizes, kernel)."""
     wl, p = cfg.workload, cfg.plan
     size = f"L={wl.seq_len}" if wl.phase == "prefill" else f"ctx={wl.context}"
+    if wl.cached_len:  # partial prefill
+        size += f" C={wl.cached_len}"
     name = p.label(wl.phase)
     return f"{name} {wl.phase} B={wl.batch} {size} layers={cfg.model.layers} {cfg.kernel}"
 
