@@ -6,10 +6,10 @@
 #     graph decode B = 20 at 20Ki; the seed model (16 layers) prefill 44Ki and graph decode B = 6 at 40Ki.
 #   P = 2: seed model, 2 layers: ring=2 zigzag/plain/striped, ulysses=2, tp=2 prefill at 44Ki and 84Ki,
 #     pp=2 (2 micro-batches, B = 2) at 44Ki; graph decode B = 6 and 20 at 40Ki and 100Ki for tp=2 and
-#     ring=2 (pass-Q, all-gather, pass-KV); llama3-8b (4 layers, LM head) prefill 52Ki ring/tp/ulysses and
+#     ring=2 (pass-Q, all-gather, pass-KV; B = 20); llama3-8b (4 layers, LM head) prefill 52Ki ring/tp/ulysses and
 #     graph decode B = 20 at 40Ki tp=2 / ring=2 pass-Q; the decode step timed both ways (--timing
 #     barrier beside the default aligned) for the protocol's effect; the GPU run of the fault battery.
-#   Then the helpers' scripts if present (fused executor, partial prefill, chunked pipeline).
+#   The fused executor, partial prefill and chunked pipeline: device_h200x2_validation_d.sh (a second call).
 set -u
 export PYTHONPATH=. PYTHONUNBUFFERED=1
 OUT=${OUT:-out}; mkdir -p "$OUT"
@@ -41,7 +41,7 @@ step 200 $TR -m real.run $C2 --out "$P" --batch 1 --seq '44Ki;84Ki' --plan ring=
 step 150 $TR -m real.run $C2 --out "$P" --batch 1 --seq '44Ki;84Ki' --plan 'ulysses=2;tp=2'
 step 90 $TR -m real.run $C2 --out "$P" --batch 2 --seq 44Ki --plan pp=2 --microbatches 2
 step 150 $TR -m real.run $C2 --out "$D" --phase decode --exec graph --batch '6;20' --context '40Ki;100Ki' --plan tp=2
-step 200 $TR -m real.run $C2 --out "$D" --phase decode --exec graph --batch '6;20' --context '40Ki;100Ki' --plan ring=2 \
+step 200 $TR -m real.run $C2 --out "$D" --phase decode --exec graph --batch 20 --context '40Ki;100Ki' --plan ring=2 \
     --decode-attn 'pass-q;allgather;pass-kv'
 step 120 $TR -m real.run $C2 --out "$OUT/h200x2_real_decode_graph_barrier_c.jsonl" --timing barrier --phase decode \
     --exec graph --batch '6;20' --context 40Ki --plan 'tp=2;ring=2' --decode-attn pass-q
@@ -50,7 +50,4 @@ step 150 $TR -m real.run $L8 --out "$OUT/h200x2_real_prefill_llama3_8b_c.jsonl" 
 step 120 $TR -m real.run $L8 --out "$OUT/h200x2_real_decode_graph_llama3_8b_c.jsonl" --phase decode --exec graph \
     --batch 20 --context 40Ki --plan 'tp=2;ring=2' --decode-attn pass-q
 OUT="$OUT" bash benchmarks/device_check_faults.sh >/dev/null 2>&1; tail -20 "$OUT/check_faults.log" | tee -a "$LOG"
-for s in benchmarks/device_h200x2_fused.sh benchmarks/device_h200x2_partial_prefill.sh; do
-  [ -f "$s" ] && step 330 env OUT="$OUT" bash "$s"
-done
 echo "=== done $(date -u +%T)" | tee -a "$LOG"
