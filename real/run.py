@@ -275,6 +275,17 @@ def _check_argv(argv: list[str], cfg: Config, check_seq: int) -> tuple[list[str]
     return out, {key.lstrip("-"): n, "reduced": True}
 
 
+ALIGN_SPIN_S = 300e-6  # longer than a host needs to enqueue an event and a graph launch (tens of us)
+
+
+def _sm_hz(device) -> float:
+    """The SM clock (cycles per second) that torch.cuda._sleep counts, from the device's properties."""
+    try:
+        return float(torch.cuda.get_device_properties(device).clock_rate) * 1e3  # kHz
+    except (AttributeError, RuntimeError):
+        return 1.98e9  # H100/H200 SXM boost clock (NVIDIA datasheets)
+
+
 def _time_reps(
     ex,
     n: int,
@@ -290,7 +301,10 @@ def _time_reps(
     all-reduce on the compute stream just before the start event, so the clocks of all ranks start when
     the last rank's GPU arrives, not when each host left the barrier: the host-side release skew of the
     barrier (measured 60-70 us at P = 2 in a decode step's first all-reduce, 2026-11-28) stays out of
-    the pass, as it does between consecutive steps of a serving loop."""
+    the pass, as it does between consecutive steps of a serving loop.  The GPU then spins
+    ``ALIGN_SPIN_S`` before the start event, so that the host's own time to enqueue the pass is not in it
+    either (without the spin the aligned steps measured 50-90 us longer than after a barrier alone:
+    the start event ran as soon as the all-reduce ended, before the late host had launched the step).
     align = (
         torch.zeros(1, device=device)
         if timing == "aligned" and device.type == "cuda" and dist.get_world_size() > 1
@@ -313,6 +327,9 @@ def _time_reps(
             a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             if align is not None:
                 dist.all_reduce(align)  # on the current (compute) stream: every GPU leaves it together
+                # then spins ALIGN_SPIN_S on the GPU while this host enqueues the pass behind it: the
+                # start event is recorded when the pass is already queued (not host launch latency)
+                torch.cuda._sleep(int(ALIGN_SPIN_S * _sm_hz(device)))
             a.record()
             ex.run()
             b.record()
