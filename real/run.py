@@ -304,7 +304,7 @@ def _time_reps(
     the pass, as it does between consecutive steps of a serving loop.  The GPU then spins
     ``ALIGN_SPIN_S`` before the start event, so that the host's own time to enqueue the pass is not in it
     either (without the spin the aligned steps measured 50-90 us longer than after a barrier alone:
-    the start event ran as soon as the all-reduce ended, before the late host had launched the step).
+    the start event ran as soon as the all-reduce ended, before the late host had launched the step)."""
     align = (
         torch.zeros(1, device=device)
         if timing == "aligned" and device.type == "cuda" and dist.get_world_size() > 1
