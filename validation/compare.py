@@ -197,12 +197,16 @@ class Row:
     )
     ranks: int = 1  # the plan's GPU count (P)
     profile: str = ""  # the hardware profile it was predicted with
+    partial: bool = False  # partial prefill (issue 13: cached tokens, or the pass-Q prefill ring)
 
     @property
     def group(self) -> str:
-        """Summary group: the phase, '-graph' for graph-replayed runs (device-bound, no host issue), and
-        '-fused' for the fused executor (held against the ideal profile)."""
-        g = self.phase if self.exec == "eager" else f"{self.phase}-{self.exec}"
+        """Summary group: the phase, '-partial' for partial prefill (cached tokens or pass-Q rings: a
+        workload of its own, added after issue 5's prefill targets were set), '-graph' for graph-replayed
+        runs (device-bound, no host issue), and '-fused' for the fused executor (held against the ideal
+        profile)."""
+        ph = f"{self.phase}-partial" if self.partial else self.phase
+        g = ph if self.exec == "eager" else f"{ph}-{self.exec}"
         return g if self.fusion == "eager" else f"{g}-{self.fusion}"
 
     def err(self, engine: str) -> float | None:
@@ -308,6 +312,7 @@ def _row(src: str, rec: dict, hardware: str | None, simulate: bool) -> Row:
         fusion,
         cfg.plan.n_ranks,
         cfg.hardware.name,
+        bool(cfg.workload.cached_len) or str(cfg.plan.prefill_attn) == "pass-q",
     )
 
 
