@@ -62,6 +62,7 @@ def applies(cfg: Config, options: SimOptions | None) -> bool:
         and p.microbatches == 1
         and p.chunks == 1
         and cfg.model.layers == 1
+        and not cfg.hardware.comm_gate_kinds  # the kernel-boundary gate: the engine applies it
     )
 
 
