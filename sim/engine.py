@@ -35,8 +35,6 @@ from dataclasses import dataclass, field
 import simpy
 from simpy.events import NORMAL, Event
 
-LATE = NORMAL + 1  # after every NORMAL event of the same instant (the gate's check: ties go to the kernel)
-
 from costmodel.errors import SpecError
 from costmodel.schedule import COMPUTE_KINDS, OpKind, Schedule
 from costmodel.specs import Collective, Hardware
@@ -45,6 +43,7 @@ from costmodel.topology import Topology
 from .network import Network
 
 _P2P = (OpKind.SEND, OpKind.RECV)
+LATE = NORMAL + 1  # after every NORMAL event of the same instant (the gate's check: ties go to the kernel)
 PROGRESS_EVERY = 1 << 13  # ops finished between two updates of a progress bar
 
 
