@@ -75,25 +75,31 @@ def parse_trace(trace: dict) -> list[dict]:
     for i, r in enumerate(reps):
         lo, hi = r["ts"], r["ts"] + r["dur"]
         nxt = reps[i + 1]["ts"] if i + 1 < len(reps) else float("inf")
-        rec = {"compute": [], "comm": None, "ready": None, "rep_ts": lo}
+        rec = {"compute": [], "comm": None, "ready": None, "rep_ts": lo, "spin": [], "release": None}
         post = next((e for e in posts if lo <= e["ts"] <= hi), None)
+        ncs = []
         for k in kern:
             la = launch.get(k.get("args", {}).get("correlation"))
             # by its launch call when the trace has it (runtime and driver API), else by when it ran
             inside = (lo <= la["ts"] <= hi) if la is not None else (lo <= k["ts"] < nxt)
             if not inside:
                 continue
+            span = (k["ts"], k["ts"] + k["dur"])
             if "nccl" in k["name"].lower():
-                if rec["comm"] is None:
-                    rec["comm"] = (k["ts"], k["ts"] + k["dur"])
-                    rec["ready"] = (
-                        la["ts"] + la["dur"]
-                        if la is not None
-                        else (post["ts"] + post["dur"] if post else None)
-                    )
-                    rec["comm_name"] = k["name"][:80]
+                ready = (
+                    la["ts"] + la["dur"] if la is not None else (post["ts"] + post["dur"] if post else None)
+                )
+                ncs.append((span, ready, k["name"][:80]))
+            elif "spin" in k["name"].lower():  # torch.cuda._sleep: the tie modes' predecessor
+                rec["spin"].append(span)
             else:
-                rec["compute"].append((k["ts"], k["ts"] + k["dur"]))
+                rec["compute"].append(span)
+        if ncs:  # the measured op is the last NCCL kernel; an earlier one released it (mode tie_comm)
+            rec["comm"], rec["ready"], rec["comm_name"] = ncs[-1]
+            if len(ncs) > 1:
+                rec["release"] = ncs[0][0][1]
+            elif rec["spin"]:
+                rec["release"] = max(e for _, e in rec["spin"])
         out.append(rec)
     return out
 
@@ -102,6 +108,12 @@ def derive(rec: dict) -> dict:
     """Times relative to the compute kernel's end (µs → s) and the first boundary the op could take."""
     d: dict = {}
     comp, comm, ready, t0 = rec["compute"], rec["comm"], rec["ready"], rec["rep_ts"]
+    if rec.get("release") is not None:  # tie modes: the op and the kernel were released together
+        ready = rec["release"]
+        if comp and comm is not None:
+            d["tie_kernel_first"] = comp[0][0] < comm[0]
+            d["k_start_after_release_s"] = (comp[0][0] - ready) * 1e-6
+            d["c_start_after_release_s"] = (comm[0] - ready) * 1e-6
     # relative to the repetition's start (the shared host time t0 on every rank: cross-rank comparable)
     d["rel_s"] = {
         "compute": [((s - t0) * 1e-6, (e - t0) * 1e-6) for s, e in comp],
@@ -121,6 +133,8 @@ def derive(rec: dict) -> dict:
         d["start_minus_kend_s"] = (comm[0] - kend) * 1e-6
         d["end_minus_kend_s"] = (comm[1] - kend) * 1e-6
         running = [c for c in comp if c[0] <= ready < c[1]]
+        if rec.get("release") is not None and not running and comp[0][0] >= ready:
+            running = comp[:1]  # a tie: the kernel started as the op became ready
         d["ready_inside_kernel"] = bool(running)
         if running:  # the first boundary at or after ready: the running kernel's end
             b = running[0][1]
@@ -186,8 +200,20 @@ def common_t0(dev, margin_s: float = 0.003) -> float:
     return float(t.item())
 
 
+SPIN_CYCLES = 2_000_000  # torch.cuda._sleep before the tie modes' release: ~1 ms, the host runs ahead
+
+
 def run_case(
-    case: Case | None, op: str | None, frac: float, mode: str, t_k: float, reps: int, dev, comm, bufs
+    case: Case | None,
+    op: str | None,
+    frac: float,
+    mode: str,
+    t_k: float,
+    reps: int,
+    dev,
+    comm,
+    bufs,
+    small=None,
 ):
     """``reps`` repetitions under one profiler session; returns per-rep derived figures of this rank."""
     rank, world = dist.get_rank(), dist.get_world_size()
@@ -203,6 +229,29 @@ def run_case(
             spin_until(t0)
             with torch.profiler.record_function(f"gate_rep{i}"):
                 works = []
+                if mode == "tie_kernel":  # a kernel releases the op and K together (the ring's recv does)
+                    torch.cuda._sleep(SPIN_CYCLES)
+                    ev = torch.cuda.Event()
+                    ev.record()
+                    comm.wait_event(ev)
+                    with on(comm), torch.profiler.record_function("gate_post"):
+                        works = post(op, bufs, rank, world)
+                    case.run()
+                    for w in works:
+                        w.wait()
+                    continue
+                if mode == "tie_comm":  # a transfer releases the next one and K (a ring step's recv)
+                    with on(comm):
+                        torch.cuda._sleep(SPIN_CYCLES)
+                        first = post(op, small, rank, world)
+                        with torch.profiler.record_function("gate_post"):
+                            works = post(op, bufs, rank, world)
+                    for w in first:
+                        w.wait()  # the compute stream waits for the first transfer
+                    case.run()
+                    for w in works:
+                        w.wait()
+                    continue
                 if op is not None and frac < 0:
                     with on(comm), torch.profiler.record_function("gate_post"):
                         works = post(op, bufs, rank, world)
@@ -270,22 +319,32 @@ def main() -> int:
     t_begin = time.monotonic()
     # (kernel kind, B, lr, split, ops, modes): ring-local lengths / batches no validation record uses
     plan = [
-        ("attn_cudnn_full", 1, 14336, 1, ("p2p", "a2a"), ("both", "peer")),
+        ("attn_cudnn_full", 1, 14336, 1, ("p2p", "a2a"), ("both", "peer", "tie_kernel", "tie_comm")),
         ("attn_cudnn_full", 1, 10240, 1, ("p2p",), ("both",)),
         ("attn_cudnn_full", 1, 28672, 1, ("p2p",), ("both",)),
         ("attn_cudnn_full", 3, 6144, 1, ("p2p",), ("both",)),
-        ("attn_cudnn_causal", 1, 14336, 1, ("p2p", "a2a"), ("both",)),
-        ("attn_flash_full", 1, 14336, 1, ("p2p",), ("both",)),
+        ("attn_cudnn_causal", 1, 14336, 1, ("p2p", "a2a"), ("both", "tie_comm")),
+        ("attn_flash_full", 1, 14336, 1, ("p2p",), ("both", "tie_comm")),
         ("attn_cudnn_full", 1, 14336, 2, ("p2p",), ("both",)),
         ("attn_cudnn_full", 1, 14336, 4, ("p2p",), ("both",)),
-        ("gemm", 1, 14336, 1, ("p2p", "a2a"), ("both", "peer")),
+        ("gemm", 1, 14336, 1, ("p2p", "a2a"), ("both", "peer", "tie_kernel", "tie_comm")),
         ("gemm", 1, 28672, 1, ("p2p",), ("both",)),
-        ("elementwise", 1, 14336, 1, ("p2p",), ("both",)),
+        ("elementwise", 1, 14336, 1, ("p2p",), ("both", "tie_comm")),
     ]
     if a.quick:
         plan = [x for x in plan if x[2] == 14336 and x[3] in (1, 2)]
     out = []
     bufs_cache: dict = {}
+    small_bufs = {}  # the tie_comm mode's first transfer: 1 MiB
+    for op in ("p2p", "a2a"):
+        n = 2**19
+        small_bufs[op] = (
+            torch.randn(n, device=dev, dtype=DT[dev.type]),
+            torch.empty(n, device=dev, dtype=DT[dev.type]),
+        )
+        for w in post(op, small_bufs[op], rank, world):
+            w.wait()
+    sync(dev)
     for kind, B, lr, split, ops, modes in plan:
         lr //= a.scale
         case = Case(dev, comm, kind, B, lr, split)
@@ -310,9 +369,13 @@ def main() -> int:
             base = {"kernel": kind, "batch": B, "ring_len": lr, "split": split, "op": "comm_gate"}
             base.update(comm_op=op, comm_bytes=float(nbytes), kernel_alone_s=t_k, flops=case.flops)
             # the op alone (no compute kernel), then beside K at each offset and mode
-            runs = [("alone", None, 0.0)] + [(m, case, f) for m in modes for f in fracs]
+            runs = [("alone", None, 0.0)] + [
+                (m, case, f) for m in modes for f in ([0.0] if m.startswith("tie") else fracs)
+            ]
             for mode, c, f in runs:
-                per_rep = run_case(c, op, f, mode, t_k, a.reps, dev, comm, bufs)
+                if mode.startswith("tie") and not cuda:
+                    continue  # torch.cuda._sleep: GPU only
+                per_rep = run_case(c, op, f, mode, t_k, a.reps, dev, comm, bufs, small_bufs[op])
                 ranks = gather(per_rep)
                 r = dict(base, mode=mode, frac=f, ranks=ranks)
                 out.append(r)
@@ -323,13 +386,19 @@ def main() -> int:
                         return f"{statistics.median(v) * 1e3:7.3f}" if v else "    -  "
 
                     print(
-                        f"{kind:17s} B={B} lr={lr:5d} split={split} {op:3s} {mode:5s} f={f:+.1f} "
+                        f"{kind:17s} B={B} lr={lr:5d} split={split} {op:3s} {mode:10s} f={f:+.1f} "
                         f"K {t_k * 1e3:6.3f} ms | rank0 ready-kend {med('ready_minus_kend_s', ranks[0])} "
                         f"start-kend {med('start_minus_kend_s', ranks[0])} "
                         f"start-boundary {med('start_minus_boundary_s', ranks[0])} "
                         f"dur {med('c_dur_s', ranks[0])} | "
                         f"rank1 start-ready {med('start_after_ready_s', ranks[1])} "
-                        f"dur {med('c_dur_s', ranks[1])} ms",
+                        f"dur {med('c_dur_s', ranks[1])} ms"
+                        + (
+                            f" | tie: kernel first {sum(x.get('tie_kernel_first', 0) for x in ranks[0])}"
+                            f"/{len(ranks[0])}"
+                            if mode.startswith("tie")
+                            else ""
+                        ),
                         flush=True,
                     )
         # K alone, profiled (its kernel count and duration without a transfer)

@@ -137,3 +137,37 @@ def test_kernel_without_launch_record_is_placed_by_when_it_ran():
     d = b.derive(rec)
     assert d["ready_minus_kend_s"] == pytest.approx(-3000e-6)
     assert d["start_minus_boundary_s"] == pytest.approx(10e-6)
+
+
+def test_tie_mode_measures_from_the_release():
+    """tie_comm: a first NCCL kernel releases the measured one and the attention together; the figures
+    count from its end, and a kernel that started first holds the op to its end."""
+    b = _bench()
+    tr = _trace([6010.0], ready_at=1008.0, c_start=5700.0, c_end=6800.0)
+    ev = tr["traceEvents"]
+    ev.append(
+        {
+            "ph": "X",
+            "cat": "cuda_driver",
+            "name": "cuLaunchKernelEx",
+            "ts": 1001.5,
+            "dur": 1.0,
+            "args": {"correlation": 77},
+        }
+    )
+    ev.append(
+        {
+            "ph": "X",
+            "cat": "kernel",
+            "name": "ncclDevKernel_SendRecv(first)",
+            "ts": 995.0,
+            "dur": 10.0,
+            "args": {"correlation": 77},
+        }
+    )
+    (rec,) = b.parse_trace(tr)
+    d = b.derive(rec)
+    assert d["tie_kernel_first"] is True
+    assert d["k_start_after_release_s"] == pytest.approx(5e-6)
+    assert d["c_start_after_release_s"] == pytest.approx(4695e-6)
+    assert d["start_minus_boundary_s"] == pytest.approx(-310e-6)
