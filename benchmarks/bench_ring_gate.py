@@ -12,9 +12,11 @@ repetition, on each rank:
 * ``k_start`` / ``k_end`` and every compute-kernel boundary (K as 1 kernel, or split into n kernels over
   head groups: ``split``), and the NCCL kernel's ``c_start`` / ``c_end``.
 
-Modes: ``both`` (both ranks run K and post the op at the same host time, shared CLOCK_MONOTONIC),
-``peer`` (only rank 0 runs K; rank 1 posts the op at the same time on an idle GPU: a send/recv ends only
-when the neighbour's kernel has run), ``alone`` (the op without K, and K without the op).
+Modes (``gate_mode`` in the raw): ``both`` (both ranks run K and post the op at the same host time,
+shared CLOCK_MONOTONIC), ``peer`` (only rank 0 runs K; rank 1 posts the op at the same time on an idle
+GPU: a send/recv ends only when the neighbour's kernel has run), ``alone`` (the op without K, and K
+without the op), ``tie_kernel`` / ``tie_comm`` (the op and K released together by a kernel, or by a
+first transfer, as a ring step's recv releases the next send and the attention: who wins the SMs).
 
 What the model takes from it (validation/calibrate.py fits it): which kernel classes gate (the NCCL
 kernel starts at the first compute-kernel boundary after it is ready instead of at once), the latency
@@ -377,7 +379,7 @@ def main() -> int:
                     continue  # torch.cuda._sleep: GPU only
                 per_rep = run_case(c, op, f, mode, t_k, a.reps, dev, comm, bufs, small_bufs[op])
                 ranks = gather(per_rep)
-                r = dict(base, mode=mode, frac=f, ranks=ranks)
+                r = dict(base, gate_mode=mode, frac=f, ranks=ranks)
                 out.append(r)
                 if rank == 0:
 
@@ -406,7 +408,7 @@ def main() -> int:
             dict(
                 {"kernel": kind, "batch": B, "ring_len": lr, "split": split, "op": "comm_gate"},
                 comm_op=None,
-                mode="kernel_alone",
+                gate_mode="kernel_alone",
                 frac=None,
                 kernel_alone_s=t_k,
                 flops=case.flops,
