@@ -176,7 +176,11 @@ def _curve(t: _Strict, xkey: str, ykey: str, scale: float = 1.0) -> Curve:
     )
 
 
-HW_OPTIONAL_ACHIEVABLE = ("comm_gate_kinds", "comm_gate_lead_us")  # absent: no kernel-boundary gate
+HW_OPTIONAL_ACHIEVABLE = (
+    "comm_gate_kinds",
+    "comm_gate_lead_us",
+    "attention_slowdown_under_comm",
+)  # default if absent
 
 
 def _gate_kinds(ach: _Strict) -> tuple[str, ...]:
