@@ -114,12 +114,66 @@ def test_decode_attention_does_not_gate():
     assert predict(base).latency_s == predict(off).latency_s
 
 
-def test_large_rings_fall_back_to_the_engine_under_the_gate():
+FIGS = ("busy_s", "waiting_s", "idle_s", "compute_s", "transfer_s", "overlap_s")
+
+
+@pytest.mark.parametrize(
+    "hw,sets,plan,topo,seq,batch,kw",
+    [
+        ("h100-sxm", GATE, "ring=16", "nvlink-domain:16", 16 * 16384, 4, {}),  # compute-bound
+        ("h100-sxm", GATE, "ring=16", "ib:2x8", 16 * 16384, 4, {}),  # IB hops: ranks out of phase
+        ("h100-sxm", GATE[:1] + ["achievable.comm_gate_lead_us=2000"], "ring=12", "ib:3x4", 12 * 4096, 2, {}),
+        ("h100-sxm", GATE, "ring=32", "ib:4x8", 32 * 8192, 2, {"ring_variant": "striped"}),
+        ("h100-sxm-eager", GATE, "ring=16", "ib:2x8", 16 * 2048, 1, {}),  # host issue time per op
+        ("h200-sxm", [], "ring=8", "nvlink-domain:8", 8 * 8192, 2, {}),  # the profile's own gate
+    ],
+)
+@pytest.mark.parametrize("opt", [None, "no-slowdown"])
+def test_ring_recurrence_applies_the_gate_as_the_engine(hw, sets, plan, topo, seq, batch, kw, opt):
+    """The simulator's rank x step recurrence (large rings) holds units to the attention's last wave as
+    the engine does: latency, every rank's figures and the critical path to 1e-9."""
+    import time
+
+    from costmodel.config import Config
+    from costmodel.plan import parse_plan
+    from costmodel.presets import load_model
+    from costmodel.specs import Workload
+    from costmodel.topology import parse_topology
+    from sim import SimOptions
+    from sim.report import critical_path
+    from sim.ring_recurrence import run_ring
+
+    opt = SimOptions(compute_slowdown=False) if opt else None
+    cfg = Config(
+        hardware=load_hardware(hw, sets),
+        topology=parse_topology(topo),
+        model=load_model("seed-dense", layers=1),
+        workload=Workload(batch=batch, seq_len=seq),
+        plan=parse_plan(plan, **kw),
+    )
+    assert cfg.hardware.gates_comm("attention")
+    fast = run_ring(cfg, opt, time.perf_counter())
+    assert fast is not None and fast.method == "recurrence"
+    full = run_config(cfg, opt, coarsen=False)
+    T = full.latency_s
+    assert fast.latency_s == pytest.approx(T, rel=1e-9)
+    for a, b in zip(fast.ranks, full.ranks, strict=True):
+        for k in FIGS:
+            assert a[k] == pytest.approx(b[k], rel=1e-9, abs=1e-9 * T), (a["rank"], k)
+    cp = critical_path(full.result)
+    for k in ("compute_s", "comm_s", "gaps_s", "length_s"):
+        assert fast.critical[k] == pytest.approx(cp[k], rel=1e-9, abs=1e-9 * T), k
+    off = replace(cfg, hardware=replace(cfg.hardware, comm_gate_kinds=()))
+    assert run_ring(off, opt, time.perf_counter()).latency_s <= T  # the gate only ever delays
+
+
+def test_ring_recurrence_leaves_other_gating_kinds_to_the_engine():
     from sim.ring_recurrence import applies
 
     cfg = _cfg("ring=128", "512Ki", "zigzag", "nvlink-domain:128")
-    assert cfg.hardware.comm_gate_kinds and not applies(cfg, None)
-    assert applies(replace(cfg, hardware=replace(cfg.hardware, comm_gate_kinds=())), None)
+    assert applies(cfg, None)
+    gemm = replace(cfg, hardware=replace(cfg.hardware, comm_gate_kinds=("attention", "gemm")))
+    assert not applies(gemm, None)
 
 
 # -- profile fields --------------------------------------------------------------------------------
