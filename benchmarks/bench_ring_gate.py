@@ -310,7 +310,7 @@ def main() -> int:
     p.add_argument("--out", required=True)
     p.add_argument("--reps", type=int, default=5)
     p.add_argument(
-        "--fracs", default="-1,0.2,0.5,0.8", help="post offsets as fractions of K's time (<0: before K)"
+        "--fracs", default="-1,0.25,0.6", help="post offsets as fractions of K's time (<0: before K)"
     )
     p.add_argument("--quick", action="store_true", help="one kernel per class (a smoke run)")
     p.add_argument("--scale", type=int, default=1, help="divide every length by this (CPU smoke runs)")
