@@ -735,6 +735,7 @@ def fit_comm_gate(results: list[dict]) -> tuple[dict, list[str]] | None:
         return None
     held: dict[str, list[float]] = {}  # class -> per kernel: fraction held
     leads: dict[str, list[float]] = {}
+    by_call: dict[str, list[float]] = {}  # the lead per call shape (does it scale with the keys?)
     for r in recs:
         cls = "attention" if str(r["kernel"]).startswith("attn") else _GATE_CLASS.get(r["kernel"])
         if cls is None or not 0 < (r.get("frac") or -1) < 1:
@@ -750,6 +751,9 @@ def fit_comm_gate(results: list[dict]) -> tuple[dict, list[str]] | None:
         h = [x for x in reps if x["start_minus_kend_s"] - x["ready_minus_kend_s"] > -x["start_minus_kend_s"]]
         held.setdefault(cls, []).append(len(h) / len(reps))
         leads.setdefault(cls, []).extend(max(-x["start_minus_kend_s"], 0.0) for x in h)
+        if h:
+            call = f"{r['kernel']} B={r.get('batch', '?')} keys={r.get('ring_len', '?')}"
+            by_call.setdefault(call, []).extend(max(-x["start_minus_kend_s"], 0.0) for x in h)
     if not held:
         return None
     kinds = sorted(c for c, f in held.items() if statistics.median(f) > 0.5)
@@ -767,7 +771,9 @@ def fit_comm_gate(results: list[dict]) -> tuple[dict, list[str]] | None:
     note = (
         f"achievable.comm_gate_kinds = {kinds}, comm_gate_lead_us = {lead_us}: measured (benchmarks/"
         f"bench_ring_gate.py: a transfer posted while a kernel runs, held to its last wave in {seen}; lead = "
-        f"median of kernel end - NCCL start over {len(lead)} held repetitions)"
+        f"median of kernel end - NCCL start over {len(lead)} held repetitions; by call: "
+        + ", ".join(f"{c} {statistics.median(v) * 1e6:.0f} us" for c, v in sorted(by_call.items()))
+        + ")"
         + (
             f"; ties (op and kernel released together): the kernel began first in {sum(ties)} of {len(ties)}"
             if ties
