@@ -247,3 +247,12 @@ def test_profile_fit_takes_the_fallback_on_h200_only():
     ach = {}
     _gate_figures([_rec("attn_cudnn_full", held)], ach, "NVIDIA H200")
     assert ach == {"comm_gate_kinds": ["attention"], "comm_gate_lead_us": 200.0}
+
+
+def test_malformed_gate_records_are_one_clear_error():
+    from validation.calibrate import _gate_figures
+
+    with pytest.raises(SpecError, match="comm_gate records"):
+        _gate_figures([{"op": "comm_gate", "gate_mode": "both", "kernel": "gemm", "frac": 0.5}], {}, "H200")
+    with pytest.raises(SpecError, match="comm_gate records"):
+        _gate_figures([_rec("attn_cudnn_full", "not a list of ranks")], {}, "H200")

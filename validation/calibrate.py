@@ -786,7 +786,13 @@ def fit_comm_gate(results: list[dict]) -> tuple[dict, list[str]] | None:
 def _gate_figures(res: list[dict], ach: dict, gpu: str) -> list[str]:
     """Set the gate's figures: fitted from bench_ring_gate records, else the H200 fallback (H200 runs only),
     else left as the base profile has them."""
-    fit = fit_comm_gate(res)
+    try:
+        fit = fit_comm_gate(res)
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise SpecError(
+            f"the raw calibration data's comm_gate records (benchmarks/bench_ring_gate.py) are malformed: "
+            f"{type(e).__name__} {e}"
+        ) from None
     if fit is not None:
         ach.update(fit[0])
         return fit[1]
