@@ -12,9 +12,13 @@ repetition, on each rank:
 * ``k_start`` / ``k_end`` and every compute-kernel boundary (K as 1 kernel, or split into n kernels over
   head groups: ``split``), and the NCCL kernel's ``c_start`` / ``c_end``.
 
-Modes: ``both`` (both ranks run K and post the op at the same host time, shared CLOCK_MONOTONIC),
-``peer`` (only rank 0 runs K; rank 1 posts the op at the same time on an idle GPU: a send/recv ends only
-when the neighbour's kernel has run), ``alone`` (the op without K, and K without the op).
+Modes (``gate_mode`` in the raw): ``both`` (both ranks run K and post the op at the same host time,
+shared CLOCK_MONOTONIC), ``peer`` (only rank 0 runs K; rank 1 posts the op at the same time on an idle
+GPU: a send/recv ends only when the neighbour's kernel has run), ``peer_wait`` (both run K; rank 1
+posts the op before its K, rank 0 at the offset: rank 1's K runs beside an NCCL kernel that waits for
+rank 0's: its ``k_s`` against ``kernel_alone_s``), ``alone`` (the op without K, and K without the
+op), ``tie_kernel`` / ``tie_comm`` (the op and K released together by a kernel, or by a first
+transfer, as a ring step's recv releases the next send and the attention: who wins the SMs).
 
 What the model takes from it (validation/calibrate.py fits it): which kernel classes gate (the NCCL
 kernel starts at the first compute-kernel boundary after it is ready instead of at once), the latency
@@ -252,12 +256,15 @@ def run_case(
                     for w in works:
                         w.wait()
                     continue
-                if op is not None and frac < 0:
+                # peer_wait: rank 1 posts first and then runs K beside its NCCL kernel, which waits for
+                # rank 0's (held by rank 0's K): does a waiting NCCL kernel slow the compute beside it?
+                first = frac < 0 or (mode == "peer_wait" and rank == 1)
+                if op is not None and first:
                     with on(comm), torch.profiler.record_function("gate_post"):
                         works = post(op, bufs, rank, world)
                 if runs_k:
                     case.run()
-                if op is not None and frac >= 0:
+                if op is not None and not first:
                     spin_until(t0 + frac * t_k)
                     with on(comm), torch.profiler.record_function("gate_post"):
                         works = post(op, bufs, rank, world)
@@ -303,7 +310,7 @@ def main() -> int:
     p.add_argument("--out", required=True)
     p.add_argument("--reps", type=int, default=5)
     p.add_argument(
-        "--fracs", default="-1,0.2,0.5,0.8", help="post offsets as fractions of K's time (<0: before K)"
+        "--fracs", default="-1,0.25,0.6", help="post offsets as fractions of K's time (<0: before K)"
     )
     p.add_argument("--quick", action="store_true", help="one kernel per class (a smoke run)")
     p.add_argument("--scale", type=int, default=1, help="divide every length by this (CPU smoke runs)")
@@ -319,7 +326,14 @@ def main() -> int:
     t_begin = time.monotonic()
     # (kernel kind, B, lr, split, ops, modes): ring-local lengths / batches no validation record uses
     plan = [
-        ("attn_cudnn_full", 1, 14336, 1, ("p2p", "a2a"), ("both", "peer", "tie_kernel", "tie_comm")),
+        (
+            "attn_cudnn_full",
+            1,
+            14336,
+            1,
+            ("p2p", "a2a"),
+            ("both", "peer", "peer_wait", "tie_kernel", "tie_comm"),
+        ),
         ("attn_cudnn_full", 1, 10240, 1, ("p2p",), ("both",)),
         ("attn_cudnn_full", 1, 28672, 1, ("p2p",), ("both",)),
         ("attn_cudnn_full", 3, 6144, 1, ("p2p",), ("both",)),
@@ -377,7 +391,7 @@ def main() -> int:
                     continue  # torch.cuda._sleep: GPU only
                 per_rep = run_case(c, op, f, mode, t_k, a.reps, dev, comm, bufs, small_bufs[op])
                 ranks = gather(per_rep)
-                r = dict(base, mode=mode, frac=f, ranks=ranks)
+                r = dict(base, gate_mode=mode, frac=f, ranks=ranks)
                 out.append(r)
                 if rank == 0:
 
@@ -406,7 +420,7 @@ def main() -> int:
             dict(
                 {"kernel": kind, "batch": B, "ring_len": lr, "split": split, "op": "comm_gate"},
                 comm_op=None,
-                mode="kernel_alone",
+                gate_mode="kernel_alone",
                 frac=None,
                 kernel_alone_s=t_k,
                 flops=case.flops,

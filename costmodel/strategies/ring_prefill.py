@@ -130,7 +130,8 @@ def closed_form(ctx, on) -> AttnCost:
     """The max-plus recurrence of the double-buffered ring; each step's compute is the slowest rank's
     (the causal imbalance of the plain layout); attention beside a transfer is slowed by the profile's
     ``attention_slowdown_under_comm`` and the merges by ``compute_slowdown_under_comm``, while the
-    transfer is in flight."""
+    transfer is in flight; where the profile's attention holds the SMs (``comm_gate_kinds``), a transfer
+    ready as or while a step's attention runs waits for its last wave (``ring_recurrence_gated``)."""
     geo, hw, acc, m = ctx.geo, ctx.hw, ctx.acc, ctx.model
     R, lr, mb, hq, hkv = geo.ring, geo.ring_len, geo.mb, geo.q_heads, geo.kv_heads
     first_s, rest_s = ring_step_shapes(ctx.st.ring_variant, ctx.st.causal, lr)
@@ -174,6 +175,7 @@ def closed_form(ctx, on) -> AttnCost:
             R,
             hw.attention_slowdown_under_comm,
             slowdown_g=hw.compute_slowdown_under_comm,
+            gate_lead=hw.comm_gate_lead_s if hw.gates_comm("attention") else None,
         )
         + t_fin
     )
