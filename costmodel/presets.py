@@ -180,6 +180,8 @@ HW_OPTIONAL_ACHIEVABLE = (
     "comm_gate_kinds",
     "comm_gate_lead_us",
     "attention_slowdown_under_comm",
+    "a2a_copy_passes_qkv",
+    "a2a_copy_passes_o",
 )  # default if absent
 
 
@@ -341,6 +343,8 @@ def hardware_from_dict(raw: dict) -> Hardware:
         attention_slowdown_under_comm=_get(ach, "attention_slowdown_under_comm", 1.0),
         comm_gate_kinds=_gate_kinds(ach),
         comm_gate_lead_s=_get(ach, "comm_gate_lead_us", 0.0) * 1e-6,
+        a2a_copy_passes_qkv=_get(ach, "a2a_copy_passes_qkv", 0.0),
+        a2a_copy_passes_o=_get(ach, "a2a_copy_passes_o", 0.0),
         workspace_bytes=_get(ach, "workspace_GiB") * 2**30,
         provenance=dict(prov),
     )

@@ -77,6 +77,7 @@ class Role(enum.StrEnum):
     TP_ALL_REDUCE = "tp_all_reduce"
     A2A_QKV = "a2a_qkv"  # ulysses: tokens split -> heads split
     A2A_O = "a2a_o"  # ulysses: back
+    A2A_PACK = "a2a_pack"  # ulysses: the layout copies of an all-to-all's buffer (profile: passes over it)
     RING_KV = "ring_kv"  # a K/V block (prefill) or cache shard (decode pass-KV) to the next ring rank
     RING_Q = "ring_q"  # pass-Q: the queries that visit the next ring rank (decode: with their running output)
     A2A_PARTS = "a2a_parts"  # prefill pass-Q: partial outputs and log-sum-exps back to the queries' owners
@@ -111,6 +112,7 @@ _OP_CLASS = {
     Role.MERGE_PARTS: "merge",
     Role.INIT: "init",
     Role.KV_APPEND: "init",
+    Role.A2A_PACK: "init",
     Role.FINALIZE: "finalize",
     Role.QKV: "gemm",
     Role.O_PROJ: "gemm",

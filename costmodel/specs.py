@@ -405,6 +405,11 @@ class Hardware:
     # only as a prefill call (more than one query row); () = no gate (communication starts when ready).
     comm_gate_kinds: tuple[str, ...] = ()
     comm_gate_lead_s: float = 0.0
+    # ulysses: elementwise passes (read and write) over an all-to-all's buffer that the implementation
+    # makes to lay it out, for the Q/K/V all-to-all and the output's (ideal: 0, the all-to-all reads and
+    # writes the tensors in place; the executor: counted from real/executor.py)
+    a2a_copy_passes_qkv: float = 0.0
+    a2a_copy_passes_o: float = 0.0
     workspace_bytes: float  # CUDA context, cuBLAS/NCCL workspaces, allocator slack
     ops: Mapping[str, OpFigures] = field(default_factory=dict)  # per op class; absent: ideal fused kernels
     pass_launch_s: float = 0.0  # before a forward pass's first kernel runs (a captured CUDA graph's launch)
@@ -471,6 +476,18 @@ class Hardware:
             "achievable.comm_gate_kinds",
             self.comm_gate_kinds,
             f"must be a list of distinct compute op kinds among {list(GATE_KINDS)}",
+        )
+        check(
+            _finite(self.a2a_copy_passes_qkv) and 0 <= self.a2a_copy_passes_qkv <= 16,
+            "achievable.a2a_copy_passes_qkv",
+            self.a2a_copy_passes_qkv,
+            "must be a number of passes in [0, 16]",
+        )
+        check(
+            _finite(self.a2a_copy_passes_o) and 0 <= self.a2a_copy_passes_o <= 16,
+            "achievable.a2a_copy_passes_o",
+            self.a2a_copy_passes_o,
+            "must be a number of passes in [0, 16]",
         )
         check(
             _finite(self.comm_gate_lead_s) and 0 <= self.comm_gate_lead_s < 1e-2,

@@ -596,6 +596,7 @@ class Executor:
         Role.TP_ALL_REDUCE: _all_reduce,
         Role.GATHER_PARTS: _all_gather,
         Role.A2A_QKV: _a2a_qkv,
+        Role.A2A_PACK: lambda self, op: None,  # its copies run inside _a2a_qkv / _a2a_o (the model's op)
         Role.A2A_O: _a2a_o,
         Role.PP_GATHER: _pp_gather,
         Role.CHUNK_ATTN: _op_chunk_attn,

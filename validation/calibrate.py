@@ -531,6 +531,10 @@ def _ops_of(
 MODES = ("ideal", "eager", "graph")
 
 
+# passes over an all-to-all's buffer that the executor's ulysses makes (real/executor.py _a2a_qkv, _a2a_o)
+EXECUTOR_A2A_COPY_PASSES = (3, 2)
+
+
 def fit_profile(raw: dict, base: str, name: str, mode: str = "ideal") -> tuple[dict, list[str]]:
     """The base preset's TOML dict with every measured figure replaced; returns (profile, notes).
 
@@ -557,6 +561,15 @@ def fit_profile(raw: dict, base: str, name: str, mode: str = "ideal") -> tuple[d
     notes.append(
         "achievable.gemm: measured (efficiency by FLOPs per call at the model's layer shapes, tp=1 and 2)"
     )
+    if with_ops:  # the executor's layout copies around ulysses' all-to-alls (issue 12), from its code
+        ach["a2a_copy_passes_qkv"], ach["a2a_copy_passes_o"] = EXECUTOR_A2A_COPY_PASSES
+        notes.append(
+            "achievable.a2a_copy_passes_qkv = 3, a2a_copy_passes_o = 2: counted from real/executor.py, not "
+            "measured (Q/K/V: each peer's heads cut out and joined, the pieces stacked into the send "
+            "buffer, the received pieces joined: 3 reads and writes of the buffer; the output: stacked and "
+            "joined: 2), timed as elementwise passes; the P = 4 ulysses trace showed about 2 ms of such "
+            "copies inside the all-to-all at 96Ki (benchmarks/results/ring_bias_x4_20261128/gate_model.md)"
+        )
     layouts = {r.get("layout", "contiguous") for r in _by(res, "decode_attention")}
     layout = (
         "executor" if "executor" in layouts and (with_ops or "contiguous" not in layouts) else "contiguous"
