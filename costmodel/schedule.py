@@ -112,7 +112,7 @@ _OP_CLASS = {
     Role.MERGE_PARTS: "merge",
     Role.INIT: "init",
     Role.KV_APPEND: "init",
-    Role.A2A_PACK: "init",
+    Role.A2A_PACK: "residual",  # plain copies: an elementwise pass at the measured add bandwidth
     Role.FINALIZE: "finalize",
     Role.QKV: "gemm",
     Role.O_PROJ: "gemm",
