@@ -2,11 +2,9 @@
 eager maths, it runs every plan family against the single-device FP32 reference (seed-like tiny model and a
 shrunk llama3-8b: grouped-query, SwiGLU), and ``ringsim validate`` holds fused records against the ideal
 profile.  On CPU the fused functions run uncompiled (the same Python functions a GPU compiles); the compiled
-path is tested only with RINGSIM_TEST_COMPILE=1 (compiling on a CPU takes about a minute)."""
+path is checked by benchmarks/check_fused_compile.py (compiling on a CPU takes about a minute)."""
 
 from __future__ import annotations
-
-import os
 
 import pytest
 import torch
@@ -279,17 +277,3 @@ def test_ideal_vs_fused_group_by_phase_and_gpu_count(tmp_path):
     got = compare([str(f)], simulate=False)
     assert [r.group for r in got] == ["prefill-fused", "prefill"]
     assert got[0].analytic_s < got[1].analytic_s  # the ideal kernels are faster than the executor's own
-
-
-@pytest.mark.skipif(
-    not os.environ.get("RINGSIM_TEST_COMPILE"), reason="set RINGSIM_TEST_COMPILE=1 (a minute)"
-)
-def test_compiled_functions_match_uncompiled():
-    k = fused.Kernels(compile=True)
-    parts = _parts([None, slice(6, 12)], 12)
-    rows = ((0, 12), (6, 12))
-    args = ([p.out for p in parts], [p.lse for p in parts], rows, 12, torch.float32, True)
-    torch.testing.assert_close(k.merge_parts(*args), fused.merge_parts(*args), rtol=1e-5, atol=1e-6)
-    x, w = torch.randn(4, 16), torch.randn(16)
-    torch.testing.assert_close(k.rmsnorm(x, w), fused.rmsnorm(x, w), rtol=1e-5, atol=1e-6)
-    assert not k.fallbacks
