@@ -259,7 +259,7 @@ def test_fp8_gemm_time_fallback_and_calibrated_curve():
     from costmodel import kernels
     from costmodel.specs import Curve
 
-    assert _cfg().hardware.fp8_calibrated  # h200-sxm: fitted from h200x1_fp8_raw_20261128.json
+    assert _cfg().hardware.fp8_calibrated  # h200-sxm: fitted from h200x1_fp8_raw_20261128b.json
     hw = _cfg(hardware="h100-sxm").hardware  # no FP8 measurement: the estimate
     assert not hw.fp8_calibrated and hw.fp8_peak_flops == 2 * hw.peak_flops  # the profile gives no FP8 peak
     fl, m = 2.0 * 8192 * 4096 * 14336, 8192

@@ -27,7 +27,7 @@ RAWS = {
         "h200x1_attention_batch_raw_20261128.json",
         "h200x2_ring_causes_disjoint_20261128.json",
         "h200x4_comm_g4_raw_20261128.json",
-        "h200x1_fp8_raw_20261128.json",
+        "h200x1_fp8_raw_20261128b.json",
         "h200x1_decode_grid_raw_20261128.json",
         "h200x1_decode_grid_gaps_raw_20261128.json",
         "h200x2_ring_gate_raw_20261128.json",
