@@ -7,7 +7,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from . import strategies
+from . import predict_fast, strategies
 from .analytic import evaluate, evaluate_memory
 from .closedform import Setting
 from .config import Config
@@ -28,9 +28,11 @@ def setting(cfg: Config) -> Setting:
     )
 
 
-def _eval(cfg: Config, batch=None, seq=None, context=None) -> dict:
+def _eval(cfg: Config, batch=None, seq=None, context=None, fast: bool = False) -> dict:
+    """The model at ``cfg`` (or at other batches / lengths, arrays).  ``fast``: one point by the scalar
+    copy of the model (``predict_fast``: the same values, without numpy's per-call overhead)."""
     p, wl = cfg.plan, cfg.workload
-    return evaluate(
+    return (predict_fast.evaluate if fast else evaluate)(
         cfg.model,
         cfg.hardware,
         setting(cfg),
@@ -174,6 +176,13 @@ def _searches_at(cfg: Config, qs: list, at: dict) -> list[int] | None:
     return out
 
 
+def _point(cfg: Config, fast: bool = True) -> dict:
+    """The outputs at the configuration itself, each as a numpy scalar (or 0-d array)."""
+    if fast:
+        return _eval(cfg, fast=True)
+    return {k: np.asarray(v) for k, v in _eval(cfg).items()}
+
+
 def max_batch(cfg: Config) -> int:
     """Largest batch that fits (with one micro-batch, or at this plan's micro-batch size); 0 if none."""
     return _searches(cfg, ("batch",))[0]
@@ -184,9 +193,10 @@ def max_length(cfg: Config) -> int:
     return _searches(cfg, ("length",))[0]
 
 
-def predict(cfg: Config) -> Result:
-    o = {k: (v.item() if isinstance(v, np.ndarray) and v.ndim == 0 else v) for k, v in _eval(cfg).items()}
-    o = {k: (v.item() if hasattr(v, "item") else v) for k, v in o.items()}
+def predict(cfg: Config, fast: bool = True) -> Result:
+    """The analytic model's figures for one configuration, with the largest batch and length that fit.
+    ``fast=False``: the point evaluated by the array code (the values are the same; tests compare)."""
+    o = {k: v.item() for k, v in _point(cfg, fast).items()}
     decode = cfg.workload.phase == Phase.DECODE
     feasible = bool(o["feasible"])
     mem = {
