@@ -138,6 +138,41 @@ def broadcast_to(v, shape):
     return _scalar_of(_np_broadcast_to(v, shape))
 
 
+_SCALARS = (_F, _I, _B, float, int, bool)
+
+
+def broadcast_shapes(*shapes):
+    return () if all(s == () for s in shapes) else np.broadcast_shapes(*shapes)
+
+
+class _Point:
+    """``np.broadcast`` of scalars: its shape."""
+
+    shape = ()
+
+
+def broadcast(*args):
+    return _Point() if all(type(a) in _SCALARS for a in args) else np.broadcast(*args)
+
+
+def prod(a, *args, **kw):
+    return 1 if a == () and not args and not kw else np.prod(a, *args, **kw)
+
+
+def any_(a, *args, **kw):
+    t = type(a)
+    return _B(a) if (t is _B or t is bool) and not args and not kw else np.any(a, *args, **kw)
+
+
+def max_(a, axis=None, **kw):
+    return a.max(axis=axis, **kw) if type(a) is _ND else np.max(a, axis=axis, **kw)
+
+
+def ones_like(a):
+    t = type(a)
+    return t(1) if t is _F or t is _I else np.ones_like(a)
+
+
 def stack(arrays, axis=0):
     """``np.stack`` of numpy scalars of one type is the 1-d array of them (made directly: faster)."""
     if axis == 0 and type(arrays) is list and arrays:
@@ -150,8 +185,10 @@ def stack(arrays, axis=0):
 def _shim() -> types.ModuleType:
     m = types.ModuleType("costmodel._scalar_np", "numpy, with the closed forms' hot functions for scalars")
     m.__dict__.update({k: v for k, v in vars(np).items() if not k.startswith("__")})
-    for f in (where, maximum, minimum, asarray, full, zeros, broadcast_to, stack):
+    for f in (where, maximum, minimum, asarray, full, zeros, broadcast_to, stack, ones_like):
         setattr(m, f.__name__, f)
+    for f in (broadcast_shapes, broadcast, prod, any_, max_):
+        setattr(m, f.__name__.rstrip("_"), f)
     return m
 
 
@@ -179,7 +216,139 @@ def _load() -> types.ModuleType:
             mod.np = SCALAR_NP
     layers = sys.modules[f"{PACKAGE}.layers"]
     layers.Role = _EnumOf(layers.Role)
+    acc = sys.modules[f"{PACKAGE}.closedform"].Acc
+    acc.add = _scalar_add(acc.add)
+    _scalar_kernels(sys.modules[f"{PACKAGE}.kernels"])
+    strategies = sys.modules[f"{PACKAGE}.strategies"]
+    for s in (*strategies.WRAPPERS, strategies.local, strategies.chunked, *strategies.CORES.values()):
+        s.closed_form = _skip_when_off(s.closed_form, sys.modules[f"{PACKAGE}.closedform"].AttnCost)
     return analytic
+
+
+def _skip_when_off(closed_form, attn_cost):
+    """A strategy's ``closed_form(ctx, on, ...)`` at a point where it is off (``on`` False): nothing.  The
+    array code runs it there with its counts and costs masked to zero (adding 0 to the sums), so the
+    result is the same; here it is not run at all."""
+
+    def skipping(ctx, on, *rest):
+        if (type(on) is _B or type(on) is bool) and not on:
+            return attn_cost()
+        return closed_form(ctx, on, *rest)
+
+    return skipping
+
+
+def _compiled_interp():
+    """numpy's C interpolation, which ``np.interp`` calls after checks that cost more than it on one
+    point (the same function on the same arguments: the same value); ``np.interp`` where not found."""
+    for where in ("numpy.lib._function_base_impl", "numpy.lib.function_base"):
+        f = getattr(sys.modules.get(where), "compiled_interp", None)
+        if f is not None:
+            return f
+    return np.interp
+
+
+_interp = _compiled_interp()
+
+
+def _curve(c, x):
+    """``Curve.__call__`` (``specs.py``) of one point: np.interp(log2(max(x, 1e-30))) on its points."""
+    lx, y = c._points
+    return _interp(np.log2(maximum(x, 1e-30)), lx, y)
+
+
+def _scalar_kernels(k: types.ModuleType) -> None:
+    """In the scalar copy of ``kernels``: its functions that read a measured curve, written as there with
+    the curve read by ``_curve``, and ``attn_choice``'s minimum over the kernels without an array.  Any
+    argument that is an array goes to the copy's own function.  ``tests/test_predict_fast.py`` holds
+    them to ``kernels.py``."""
+    from .specs import Curve
+
+    own = {f: getattr(k, f) for f in ("gemm_device_time", "attn_device_time", "attn_choice", "comm_time")}
+
+    def curve(c, x):
+        return _curve(c, x) if type(c) is Curve else c(x)
+
+    def gemm_device_time(hw, flops, hbm_bytes, m, fp8=False):
+        if type(flops) is _ND or type(m) is _ND or type(hbm_bytes) is _ND:
+            return own["gemm_device_time"](hw, flops, hbm_bytes, m, fp8)
+        x = maximum(m, 1) if hw.gemm_efficiency_by == "tokens" else maximum(flops, 1)
+        if fp8 and hw.gemm_fp8_efficiency is not None:
+            peak, eff = hw.fp8_peak_flops, curve(hw.gemm_fp8_efficiency, maximum(flops, 1))
+        else:
+            peak, eff = (hw.fp8_peak_flops if fp8 else hw.peak_flops), curve(hw.gemm_efficiency, x)
+        return maximum(flops / (peak * eff), hbm_bytes / hw.elementwise_bw_Bps)
+
+    def attn_device_time(hw, kernel, flops, hbm_bytes, kv_len, causal, q_len=None, dims=()):
+        if kernel == "auto" or _ND in (type(flops), type(hbm_bytes), type(kv_len), type(q_len)):
+            return own["attn_device_time"](hw, kernel, flops, hbm_bytes, kv_len, causal, q_len, dims)
+        fig = hw.attn(kernel)
+        thr = curve(fig.causal if causal else fig.full, maximum(kv_len, 1))
+        t = maximum(flops / thr, hbm_bytes / hw.elementwise_bw_Bps)
+        if q_len is None:
+            return t
+        if fig.decode is not None and dims:
+            b, h, hk, hd, db = dims
+            t = where(asarray(q_len) <= 1, fig.decode.time(b, h, hk, kv_len, hd, db), t)
+        elif fig.decode_bw is not None:
+            t = where(asarray(q_len) <= 1, hbm_bytes / curve(fig.decode_bw, maximum(hbm_bytes, 1)), t)
+        return t
+
+    def attn_choice(hw, flops, hbm_bytes, kv_len, causal, q_len=None, dims=()):
+        ts = [
+            asarray(attn_device_time(hw, name, flops, hbm_bytes, kv_len, causal, q_len, dims), dtype=float)
+            for name in sorted(hw.attention)
+        ]
+        if any(type(t) is not _F or t != t for t in ts):  # arrays, or a NaN: numpy's min and argmin
+            return own["attn_choice"](hw, flops, hbm_bytes, kv_len, causal, q_len, dims)
+        best = min(ts)
+        return best, _I(ts.index(best))  # the first of equal times, as argmin
+
+    def comm_time(hw, link, coll, msg_bytes, group):
+        if type(msg_bytes) is _ND or type(group) is _ND:
+            return own["comm_time"](hw, link, coll, msg_bytes, group)
+        base = hw.comm[str(link)][str(coll)]
+        steps, vol = k.ring_factors(coll, group)
+
+        def one(f):
+            bw = f.bw_Bps if f.bw_curve is None else curve(f.bw_curve, msg_bytes)
+            return f.latency_s + steps * f.hop_latency_s + vol * msg_bytes / bw
+
+        t = one(base)
+        for g in sorted(base.by_group):
+            t = where(asarray(group) >= g, one(base.by_group[g]), t)
+        return where(asarray(group) > 1, t, 0.0) if coll != k.Collective.P2P else t
+
+    for f in (gemm_device_time, attn_device_time, attn_choice, comm_time):
+        setattr(k, f.__name__, f)
+
+
+def _scalar_add(array_add):
+    """``Acc.add`` of one point: the same sums, the compute- or memory-bound side chosen by the point's
+    flag itself (``cb.all()`` and ``cb.any()`` are numpy calls); arrays go to ``array_add``."""
+    from .schedule import OpKind
+
+    def add(self, w, count=1.0, scale=1.0):
+        t, cb = self.parts(w)
+        if type(cb) is not _B or type(count) is _ND or type(scale) is _ND:
+            return array_add(self, w, count, scale)
+        if w.kind == OpKind.ATTN:
+            self.note_kernel(w, count > 0)
+        one = type(count) in (int, float) and count == 1 and type(scale) in (int, float) and scale == 1
+        k = None if one else count * scale
+        if cb:
+            self.compute += t if one else k * t
+        else:
+            self.memory += t if one else k * t
+        self.host += count * self.hw.op(w.role.op_class).issue_s
+        fl, hb = asarray(w.flops, dtype=float), asarray(w.hbm_bytes, dtype=float)
+        self.flops += fl if one else count * fl
+        self.hbm += hb if one else count * hb
+        if w.fp8:
+            self.flops_fp8 = self.flops_fp8 + (fl if one else count * fl)
+        return t * scale
+
+    return add
 
 
 class _EnumOf:
