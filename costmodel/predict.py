@@ -90,12 +90,17 @@ def _fits(cfg: Config, parts: list[dict]) -> list[np.ndarray]:
     return np.split(ok, np.cumsum([len(q["batch"]) for q in parts])[:-1])
 
 
-_BATCH_GRID = np.unique(np.round(np.geomspace(1, 2**20, 400)).astype(int))
+def _distinct(sorted_ints: np.ndarray) -> np.ndarray:
+    """``np.unique`` of a sorted array (np.unique imports numpy.ma, some 30 ms at start-up)."""
+    return sorted_ints[np.concatenate(([True], sorted_ints[1:] != sorted_ints[:-1]))]
+
+
+_BATCH_GRID = _distinct(np.round(np.geomspace(1, 2**20, 400)).astype(int))
 
 
 @lru_cache(maxsize=64)
 def _length_grid(mult: int) -> np.ndarray:
-    return mult * np.unique(np.round(np.geomspace(1, 2**26 / mult, 600)).astype(int))
+    return mult * _distinct(np.round(np.geomspace(1, 2**26 / mult, 600)).astype(int))
 
 
 def _searches(cfg: Config, which=("batch", "length"), at: dict | None = None) -> list[int]:
@@ -193,9 +198,18 @@ def max_length(cfg: Config) -> int:
     return _searches(cfg, ("length",))[0]
 
 
-def predict(cfg: Config, fast: bool = True) -> Result:
+_calls = [0]  # predict calls in this process (the first runs the array code: see predict)
+
+
+def predict(cfg: Config, fast: bool | None = None) -> Result:
     """The analytic model's figures for one configuration, with the largest batch and length that fit.
-    ``fast=False``: the point evaluated by the array code (the values are the same; tests compare)."""
+    ``fast``: the point evaluated by the scalar copy of the model (``predict_fast``) or (False) by the
+    array code: the values are the same (tests compare).  None: the scalar copy from the second call
+    on (loading it costs some 30 ms once, more than one call saves: a command that predicts once, such
+    as ``ringsim predict`` or ``simulate``, does not load it)."""
+    if fast is None:
+        _calls[0] += 1
+        fast = _calls[0] > 1
     o = {k: v.item() for k, v in _point(cfg, fast).items()}
     decode = cfg.workload.phase == Phase.DECODE
     feasible = bool(o["feasible"])
