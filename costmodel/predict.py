@@ -87,7 +87,12 @@ def _fits(cfg: Config, parts: list[dict]) -> list[np.ndarray]:
         chunks=p.chunks,
         **cat,
     )["feasible"]
-    return np.split(ok, np.cumsum([len(q["batch"]) for q in parts])[:-1])
+    out, i = [], 0
+    for q in parts:  # each part's slice (np.split's bookkeeping costs more than the slicing)
+        n = len(q["batch"])
+        out.append(ok[i : i + n])
+        i += n
+    return out
 
 
 def _distinct(sorted_ints: np.ndarray) -> np.ndarray:

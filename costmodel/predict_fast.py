@@ -20,6 +20,7 @@ path, not copied: their enums and classes are the same objects.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import sys
 import types
@@ -216,8 +217,16 @@ def _load() -> types.ModuleType:
             mod.np = SCALAR_NP
     layers = sys.modules[f"{PACKAGE}.layers"]
     layers.Role = _EnumOf(layers.Role)
-    acc = sys.modules[f"{PACKAGE}.closedform"].Acc
-    acc.add = _scalar_add(acc.add)
+    geometry = sys.modules[f"{PACKAGE}.geometry"].Geometry
+    for name, attr in list(vars(geometry).items()):
+        if isinstance(attr, functools.cached_property):
+            setattr(geometry, name, _Cached(attr.func, name))
+    closedform = sys.modules[f"{PACKAGE}.closedform"]
+    closedform.Acc.add = _scalar_add(closedform.Acc.add)
+    ring = _scalar_ring(closedform)
+    for name, mod in list(sys.modules.items()):  # the strategies import it by name
+        if name.startswith(PACKAGE + ".") and getattr(mod, "ring_recurrence", None) is ring.array_ring:
+            mod.ring_recurrence = ring
     _scalar_kernels(sys.modules[f"{PACKAGE}.kernels"])
     strategies = sys.modules[f"{PACKAGE}.strategies"]
     for s in (*strategies.WRAPPERS, strategies.local, strategies.chunked, *strategies.CORES.values()):
@@ -323,6 +332,23 @@ def _scalar_kernels(k: types.ModuleType) -> None:
         setattr(k, f.__name__, f)
 
 
+def _scalar_ring(cf: types.ModuleType):
+    """``ring_recurrence`` of one short ring straight to its step-by-step loop in floats (what it does for
+    one point of at most ``SCALAR_STEPS`` steps, without flattening its inputs into arrays first)."""
+    array_ring = cf.ring_recurrence
+
+    def ring_recurrence(c0, g0, c1, g1, x, R, slowdown, x_first=None, slowdown_g=None):
+        xf = x if x_first is None else x_first
+        sg = slowdown if slowdown_g is None else slowdown_g
+        args = (c0, g0, c1, g1, x, xf, slowdown, sg)
+        if all(type(v) in _SCALARS for v in args) and type(R) in _SCALARS and R <= cf.SCALAR_STEPS:
+            return _F(cf._ring_scalar(*(float(v) for v in args), int(R)))
+        return array_ring(c0, g0, c1, g1, x, R, slowdown, x_first, slowdown_g)
+
+    ring_recurrence.array_ring = array_ring
+    return ring_recurrence
+
+
 def _scalar_add(array_add):
     """``Acc.add`` of one point: the same sums, the compute- or memory-bound side chosen by the point's
     flag itself (``cb.all()`` and ``cb.any()`` are numpy calls); arrays go to ``array_add``."""
@@ -349,6 +375,20 @@ def _scalar_add(array_add):
         return t * scale
 
     return add
+
+
+class _Cached:
+    """``functools.cached_property`` without its lock (Python < 3.12 takes one at each first read): the
+    value computed once and stored on the instance, which then answers every later read itself."""
+
+    def __init__(self, func, name: str):
+        self.func, self.name = func, name
+
+    def __get__(self, obj, cls=None):
+        if obj is None:
+            return self
+        v = obj.__dict__[self.name] = self.func(obj)
+        return v
 
 
 class _EnumOf:
