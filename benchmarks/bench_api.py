@@ -118,23 +118,38 @@ def main() -> None:
 
 
 def _predict(a) -> None:
-    """predict() per call (CPU, best of many single calls), beside the array path it replaces."""
-    for plan, kw in (
+    """predict() per call: CPU time, the least of single calls taken round by round over all the cases
+    and both paths (a slow spell of the host then spoils a few calls of each, not a whole case), beside
+    the array path it replaces (predict(fast=False), timed in the same rounds)."""
+    cases = [
         ("ring=16", {}),
         ("tp=8,pp=2", {"microbatches": 16}),
         ("tp=4,ring=4", {"fp8": "linear"}),
         ("ring=16", {"phase": "decode", "context": 100000}),
         ("tp=8,pp=2", {"phase": "decode", "context": 100000, "decode_attn": "pass-kv", "microbatches": 4}),
-    ):
-        cfg = load_config(topology="ib:2x8", plan=plan, batch=128, seq=100000, **kw)
-        runs = max(50, 15 * a.repeat)
-        wall, cpu, _ = _best(runs, predict, cfg)
-        wall_a, cpu_a, _ = _best(runs, predict, cfg, fast=False)
+    ]
+    cfgs = [load_config(topology="ib:2x8", plan=plan, batch=128, seq=100000, **kw) for plan, kw in cases]
+    for cfg in cfgs:  # the scalar copy loaded, every path warm
+        predict(cfg, fast=True), predict(cfg, fast=False)
+    rounds = 20 * a.repeat
+    best = {(i, f): (np.inf, np.inf) for i in range(len(cfgs)) for f in (True, False)}
+    for _ in range(rounds):
+        for i, cfg in enumerate(cfgs):
+            for fast in (True, False):
+                for _ in range(5):
+                    t0, c0 = time.perf_counter(), time.process_time()
+                    predict(cfg, fast=fast)
+                    w, c = time.perf_counter() - t0, time.process_time() - c0
+                    bw, bc = best[i, fast]
+                    best[i, fast] = (min(bw, w), min(bc, c))
+    for i, cfg in enumerate(cfgs):
+        (wall, cpu), (_, cpu_a) = best[i, True], best[i, False]
         ok = "met" if cpu <= 1e-3 else "MISSED"
         print(
             f"predict {cfg.plan.label(cfg.workload.phase):26s} {cfg.workload.phase:8s}: "
-            f"wall {wall * 1e3:6.2f} ms  cpu {cpu * 1e3:6.2f} ms per call (best of {runs}; the array path "
-            f"predict(fast=False): cpu {cpu_a * 1e3:5.2f} ms)  [target <= 1 ms cpu: {ok}]",
+            f"wall {wall * 1e3:6.2f} ms  cpu {cpu * 1e3:6.2f} ms per call (best of {5 * rounds}; the array "
+            f"path predict(fast=False): cpu {cpu_a * 1e3:5.2f} ms, {cpu_a / cpu:3.1f}x)  "
+            f"[target <= 1 ms cpu: {ok}]",
             flush=True,
         )
 
