@@ -196,6 +196,47 @@ def _shim() -> types.ModuleType:
 SCALAR_NP = _shim()
 
 
+# What the one-point versions below mirror, by a digest of its source.  One whose original has changed
+# is not installed (the copy then runs the original: slower, the same values), and ``INSTALLED`` says so
+# (tests/test_predict_fast.py expects all: after a change, update the version and its digest).
+MIRRORS = {
+    "kernels.gemm_device_time": "7382466a8470",
+    "kernels.attn_device_time": "a05feeb04b42",
+    "kernels.attn_choice": "7b28b768fb5f",
+    "kernels.comm_time": "0c616e3b1c68",
+    "closedform.Acc.add": "b53940ce0627",
+    "closedform.ring_recurrence": "02e204b3b733",
+    "closedform._ring_scalar": "67462be115eb",
+    "specs.Curve.__call__": "bc865382bad3",
+    "specs.CommFigures.bw": "c8c2fdb48a4e",
+}
+VERSIONS = {  # each one-point version: what it mirrors
+    "gemm_device_time": ("kernels.gemm_device_time", "specs.Curve.__call__"),
+    "attn_device_time": ("kernels.attn_device_time", "specs.Curve.__call__"),
+    "attn_choice": ("kernels.attn_choice",),
+    "comm_time": ("kernels.comm_time", "specs.Curve.__call__", "specs.CommFigures.bw"),
+    "Acc.add": ("closedform.Acc.add",),
+    "ring_recurrence": ("closedform.ring_recurrence", "closedform._ring_scalar"),
+}
+INSTALLED: set[str] = set()
+
+
+def _unchanged(version: str) -> bool:
+    import hashlib
+    import inspect
+
+    from . import closedform, kernels, specs
+
+    mods = {"kernels": kernels, "closedform": closedform, "specs": specs}
+    for name in VERSIONS[version]:
+        obj = mods[name.split(".")[0]]
+        for part in name.split(".")[1:]:
+            obj = getattr(obj, part, None)
+        if obj is None or hashlib.sha1(inspect.getsource(obj).encode()).hexdigest()[:12] != MIRRORS[name]:
+            return False
+    return True
+
+
 def _load() -> types.ModuleType:
     """The scalar copy's ``analytic`` module (loaded once)."""
     got = sys.modules.get(f"{PACKAGE}.analytic")
@@ -222,11 +263,15 @@ def _load() -> types.ModuleType:
         if isinstance(attr, functools.cached_property):
             setattr(geometry, name, _Cached(attr.func, name))
     closedform = sys.modules[f"{PACKAGE}.closedform"]
-    closedform.Acc.add = _scalar_add(closedform.Acc.add)
-    ring = _scalar_ring(closedform)
-    for name, mod in list(sys.modules.items()):  # the strategies import it by name
-        if name.startswith(PACKAGE + ".") and getattr(mod, "ring_recurrence", None) is ring.array_ring:
-            mod.ring_recurrence = ring
+    if _unchanged("Acc.add"):
+        closedform.Acc.add = _scalar_add(closedform.Acc.add)
+        INSTALLED.add("Acc.add")
+    if _unchanged("ring_recurrence"):
+        ring = _scalar_ring(closedform)
+        for name, mod in list(sys.modules.items()):  # the strategies import it by name
+            if name.startswith(PACKAGE + ".") and getattr(mod, "ring_recurrence", None) is ring.array_ring:
+                mod.ring_recurrence = ring
+        INSTALLED.add("ring_recurrence")
     _scalar_kernels(sys.modules[f"{PACKAGE}.kernels"])
     strategies = sys.modules[f"{PACKAGE}.strategies"]
     for s in (*strategies.WRAPPERS, strategies.local, strategies.chunked, *strategies.CORES.values()):
@@ -329,7 +374,9 @@ def _scalar_kernels(k: types.ModuleType) -> None:
         return where(asarray(group) > 1, t, 0.0) if coll != k.Collective.P2P else t
 
     for f in (gemm_device_time, attn_device_time, attn_choice, comm_time):
-        setattr(k, f.__name__, f)
+        if _unchanged(f.__name__):
+            setattr(k, f.__name__, f)
+            INSTALLED.add(f.__name__)
 
 
 def _scalar_ring(cf: types.ModuleType):
@@ -410,4 +457,4 @@ def evaluate(*args, **kw) -> dict:
     return _load().evaluate(*args, **kw)
 
 
-__all__ = ["SCALAR_NP", "evaluate"]
+__all__ = ["INSTALLED", "MIRRORS", "SCALAR_NP", "VERSIONS", "evaluate"]

@@ -155,3 +155,11 @@ def test_shim_functions_follow_numpy_types_and_nan():
     assert type(s.asarray(3)) is np.int64 and type(s.asarray(3, dtype=float)) is np.float64
     assert type(s.asarray(True)) is np.bool_ and type(s.zeros((), dtype=int)) is np.int64
     assert type(s.full((), 7)) is np.int64 and type(s.full((), 7, dtype=float)) is np.float64
+
+
+def test_the_one_point_versions_are_in_use():
+    """Each one-point version in predict_fast mirrors code of kernels / closedform / specs (a digest of its
+    source); a change there turns it off (same values, slower).  All are in use: after such a change,
+    update the version and its digest (MIRRORS)."""
+    predict_fast._load()
+    assert predict_fast.INSTALLED == set(predict_fast.VERSIONS)
