@@ -426,9 +426,10 @@ def run_config(
     progress=None,
 ) -> SimRun:
     """Simulate one configuration (coarsened where provably unchanged, or where the period repeats to
-    ``tolerance``: see the module docstring; 0 accepts exact repeats only).  ``progress``: None, or
-    ``progress(total, desc)`` returning a bar (``update``, ``close``) each simulation reports to (ops
-    finished; ring steps for the recurrence)."""
+    ``tolerance``: see the module docstring; None: ``COARSEN_TOLERANCE`` for units of layers,
+    ``PIPELINE_TOLERANCE`` for a pipeline's micro-batches; 0 accepts exact repeats only).
+    ``progress``: None, or ``progress(total, desc)`` returning a bar (``update``, ``close``) each
+    simulation reports to (ops finished; ring steps for the recurrence)."""
     with no_gc():
         tally = [0, 0.0, progress]
         run = _run_config(cfg, options, coarsen, tally, tolerance)
