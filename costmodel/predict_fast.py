@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import importlib
 import sys
+import threading
 import types
 
 import numpy as np
@@ -232,16 +233,30 @@ def _unchanged(version: str) -> bool:
         obj = mods[name.split(".")[0]]
         for part in name.split(".")[1:]:
             obj = getattr(obj, part, None)
-        if obj is None or hashlib.sha1(inspect.getsource(obj).encode()).hexdigest()[:12] != MIRRORS[name]:
+        try:
+            src = inspect.getsource(obj)
+        except (OSError, TypeError):  # no source to compare (a build without .py files): not installed
+            return False
+        if hashlib.sha1(src.encode()).hexdigest()[:12] != MIRRORS[name]:
             return False
     return True
 
 
+_LOADED: list[types.ModuleType] = []
+_LOCK = threading.Lock()
+
+
 def _load() -> types.ModuleType:
-    """The scalar copy's ``analytic`` module (loaded once)."""
-    got = sys.modules.get(f"{PACKAGE}.analytic")
-    if got is not None:
-        return got
+    """The scalar copy's ``analytic`` module (loaded once, under a lock: a thread sees it whole)."""
+    if _LOADED:
+        return _LOADED[0]
+    with _LOCK:
+        if not _LOADED:
+            _LOADED.append(_load_copy())
+    return _LOADED[0]
+
+
+def _load_copy() -> types.ModuleType:
     import costmodel
 
     pkg = types.ModuleType(PACKAGE, "a second copy of the closed forms, numpy replaced by SCALAR_NP")
