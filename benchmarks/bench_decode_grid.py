@@ -49,12 +49,18 @@ def main() -> None:
     p.add_argument("--kernels", default="", help="comma separated (default: flash,cudnn on GPU, math on CPU)")
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--budget-s", type=float, default=200.0, help="start no new cache after this (0: none)")
+    p.add_argument(
+        "--subset",
+        default="all",
+        choices=("all", "gaps"),
+        help="gaps: only the corners the first grid missed (1-2 heads, batch 128, 512Ki) and its warm caches",
+    )
     p.add_argument("--dry-run", action="store_true")
     a = p.parse_args()
     if a.reps < 1:
         p.error(f"--reps {a.reps} is not valid: give 1 or more")
     kernels = [k for k in a.kernels.split(",") if k] or None
-    cases = microbench.decode_grid_cases(a.quick)
+    cases = microbench.decode_grid_cases(a.quick, subset=a.subset)
     print(
         f"{len(cases)} points ({sum(c['held_out'] for c in cases)} held out), "
         f"estimated {estimate_s(cases, len(kernels or [0, 0])):.0f} s of device time",
@@ -62,7 +68,7 @@ def main() -> None:
     )
     if a.dry_run:
         return
-    raw = microbench.run_decode_grid(a.quick, kernels, a.reps, a.budget_s)
+    raw = microbench.run_decode_grid(a.quick, kernels, a.reps, a.budget_s, a.subset)
     tmp = a.out + ".tmp"
     with open(tmp, "w") as f:
         json.dump(raw, f, indent=1)

@@ -29,6 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from costmodel.build import build_schedule
 from costmodel.schedule import COMPUTE_KINDS
+from costmodel.specs import Phase
 from sim.engine import SimOptions, simulate
 from validation.compare import config_of, measured_s
 
@@ -45,6 +46,34 @@ def op_class(tag: str) -> str:
         step = int(m.group(1))
         return f"ring/{'step0' if step == 0 else 'stepN'}/{m.group(2)}"
     return t
+
+
+# a CUDA graph replay carries no op annotations: its kernels are classed by name (cuBLAS/cuBLASLt GEMMs
+# are nvjet/cutlass/xmma kernels on Hopper, attention the SDPA/cuDNN/flash kernels, NCCL its own)
+_KERNEL_CLASSES = (
+    ("exchange (nccl kernels)", re.compile(r"nccl", re.I)),
+    ("attention", re.compile(r"sdpa|flash|fmha|attention", re.I)),
+    ("gemm", re.compile(r"nvjet|gemm|cutlass|xmma|splitKreduce|scaled_mm", re.I)),
+    ("fp8 quantise", re.compile(r"AbsMax|float8|clamp_sc", re.I)),
+)
+
+
+def kernel_class(name: str) -> str:
+    for cls, pat in _KERNEL_CLASSES:
+        if pat.search(name):
+            return cls
+    return "elementwise and copies"
+
+
+def kind_class(kind: str) -> str:
+    """The kernel class of a model op kind (for graph traces)."""
+    if kind in ("attention",):
+        return "attention"
+    if kind == "gemm":
+        return "gemm"
+    if kind in ("elementwise", "lse_merge"):
+        return "elementwise and copies"
+    return "exchange (nccl kernels)"
 
 
 def trace_times(path: str) -> dict:
@@ -79,30 +108,60 @@ def trace_times(path: str) -> dict:
     span = (max(e["ts"] + e["dur"] for e in ker) - min(e["ts"] for e in ker)) * 1e-6
     busy = sum(e["dur"] for e in ck) * 1e-6
     cspan = (max(e["ts"] + e["dur"] for e in ck) - min(e["ts"] for e in ck)) * 1e-6
-    return {"by_tag": dict(by_tag), "span_s": span, "compute_busy_s": busy, "compute_gap_s": cspan - busy}
+    by_kernel: dict[str, float] = defaultdict(float)
+    for e in ker:
+        by_kernel[kernel_class(e["name"])] += e["dur"] * 1e-6
+    return {
+        "by_tag": dict(by_tag),
+        "by_kernel": dict(by_kernel),
+        "span_s": span,
+        "compute_busy_s": busy,
+        "compute_gap_s": cspan - busy,
+    }
 
 
 def model_times(cfg, rank: int) -> dict:
     sched = build_schedule(cfg.model, cfg.workload, cfg.plan, cfg.topology, cfg.hardware, kernel=cfg.kernel)
     res = simulate(sched, cfg.topology, cfg.hardware, SimOptions())
     by_tag: dict[str, float] = defaultdict(float)
+    by_kind: dict[str, float] = defaultdict(float)
     comp_busy = 0.0
+    first, last = float("inf"), 0.0
     for i, op in enumerate(sched.ops):
         if op.rank != rank:
             continue
+        if op.kind in COMPUTE_KINDS:
+            first, last = min(first, res.start[i]), max(last, res.end[i])
         d = res.end[i] - (res.xstart[i] if op.kind not in COMPUTE_KINDS and res.xstart[i] else res.start[i])
         by_tag[op.tag] += d * sched.layer_repeat if _LAYER.match(op.tag) else d
+        by_kind[kind_class(str(op.kind))] += d * sched.layer_repeat if _LAYER.match(op.tag) else d
         if op.kind in COMPUTE_KINDS:
             comp_busy += (res.end[i] - res.start[i]) * (sched.layer_repeat if _LAYER.match(op.tag) else 1)
-    return {"by_tag": dict(by_tag), "latency_s": res.latency_s, "compute_busy_s": comp_busy}
+    # the compute stream's idle time inside its span on this rank (a schedule of built layers only)
+    span = last - first if sched.layer_repeat == 1 else float("nan")
+    return {
+        "by_tag": dict(by_tag),
+        "by_kind": dict(by_kind),
+        "latency_s": res.latency_s,
+        "compute_busy_s": comp_busy,
+        "compute_gap_s": max(span - comp_busy, 0.0),
+    }
 
 
 def decompose(rec: dict, trace_dir: str) -> str | None:
     cfg = config_of(rec)
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"trace_{cfg.plan.name}_")
-    files = sorted(glob.glob(os.path.join(trace_dir, name + f"*L{cfg.workload.seq_len}_*rank*.json")))
+    wl = cfg.workload
+    size = f"ctx{wl.context}_" if wl.phase == Phase.DECODE else f"L{wl.seq_len}_"
+    files = sorted(glob.glob(os.path.join(trace_dir, name + f"*{size}*rank*.json")))
     b = cfg.workload.batch
-    files = [f for f in files if f"layers{cfg.model.layers}_" in f and ("_B" not in f or f"_B{b}_" in f)]
+    quant = (f"_fp8{cfg.model.fp8}" if cfg.model.fp8 != "none" else "") + (
+        f"_kv{cfg.model.kv_dtype}" if cfg.model.kv_dtype != "bf16" else ""
+    )
+    tail = f"layers{cfg.model.layers}{quant}_{rec.get('exec', 'eager')}_rank"
+    files = [f for f in files if tail in f and ("_B" not in f or f"_B{b}_" in f)]
+    if wl.phase == Phase.DECODE:
+        files = [f for f in files if f"_{cfg.plan.decode_attn}_" in f]
     if not files:
         return None
     ranks = {int(re.search(r"rank(\d+)\.json$", f).group(1)): trace_times(f) for f in files}
@@ -110,13 +169,22 @@ def decompose(rec: dict, trace_dir: str) -> str | None:
     m = model_times(cfg, slow)
     meas = ranks[slow]
     classes: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
-    for tag, t in meas["by_tag"].items():  # NCCL's kernels carry their own annotation, not the op's
-        classes["exchange (nccl kernels)" if tag.startswith("nccl") else op_class(tag)][0] += t
-    for tag, t in m["by_tag"].items():
-        classes[op_class(tag)][1] += t
+    if any(not t.startswith(("nccl", "ProfilerStep")) for t in meas["by_tag"]):
+        for tag, t in meas["by_tag"].items():  # NCCL's kernels carry their own annotation, not the op's
+            if tag.startswith("ProfilerStep"):
+                continue
+            classes["exchange (nccl kernels)" if tag.startswith("nccl") else op_class(tag)][0] += t
+        for tag, t in m["by_tag"].items():
+            classes[op_class(tag)][1] += t
+    else:  # a graph replay: no op annotations; kernels by name, the model's ops by kind
+        for cls, t in meas["by_kernel"].items():
+            classes[cls][0] += t
+        for cls, t in m["by_kind"].items():
+            classes[cls][1] += t
     spans = ", ".join(f"{ranks[r]['span_s'] * 1e3:.2f}" for r in sorted(ranks))
     lines = [
-        f"### {cfg.plan.name}, L = {cfg.workload.seq_len}, B = {cfg.workload.batch}, "
+        f"### {cfg.plan.name}, {size.rstrip('_').replace('ctx', 'context ').replace('L', 'L = ')}, "
+        f"B = {cfg.workload.batch}, "
         f"layers {cfg.model.layers} "
         f"(rank {slow} of {len(ranks)}; kernel {cfg.kernel})",
         "",
@@ -124,7 +192,8 @@ def decompose(rec: dict, trace_dir: str) -> str | None:
         f"(ranks {spans}); "
         f"model latency {m['latency_s'] * 1e3:.3f} ms",
         f"compute stream busy {meas['compute_busy_s'] * 1e3:.3f} ms, idle inside the pass "
-        f"{meas['compute_gap_s'] * 1e3:.3f} ms; model compute busy {m['compute_busy_s'] * 1e3:.3f} ms",
+        f"{meas['compute_gap_s'] * 1e3:.3f} ms; model compute busy {m['compute_busy_s'] * 1e3:.3f} ms, "
+        f"idle {m['compute_gap_s'] * 1e3:.3f} ms",
         "",
         "| op class | measured ms | model ms | model - measured |",
         "| --- | ---: | ---: | ---: |",

@@ -145,7 +145,7 @@ def _evaluate(
             cost = cost + w.closed_form(ctx, is_u)
         cost = cost + strategies.local.closed_form(ctx, no_ring & ~chunked)
         cost = cost + strategies.chunked.closed_form(ctx, chunked, c)
-        core = strategies.core_for_phase(st.phase, st.decode_attn)
+        core = strategies.core_for_phase(st.phase, st.decode_attn, st.prefill_attn)
         cost = cost + core.closed_form(ctx, (~no_ring & ~is_u) if decode else ~no_ring)
         units.append((acc, cost, acc.busy + cost.exposed_s, c < N))
     acc, cost = units[0][0], units[0][1]
@@ -204,7 +204,7 @@ def _evaluate(
     out["bottleneck"] = bottleneck(out, coded=True)
     out.update(memory(ctx))
     out.update(roofline(hw, out, acc.flops_fp8 * lps * m, coded=True))
-    out["total_flops"] = _full(_total_flops(model, st, B, L, C), shape)
+    out["total_flops"] = _full(_total_flops(model, st, B, L, C, geo.cached), shape)
     names = kernels.kernels_label(hw, st.kernel, np.arange(1 << len(hw.attn_names(st.kernel))))
     out["attn_kernel_used"] = Categorical(names, _full(acc.kernel_mask, shape))  # = acc.kernels_used
     return out
@@ -259,6 +259,8 @@ def _geometry(model: Model, st: Setting, batch, seq, tp, pp, ring, ulysses, micr
         causal=st.causal,
         pp_send=st.pp_send,
         chunks=N,
+        cached=0 if st.phase == Phase.DECODE else np.asarray(st.cached, dtype=float),
+        prefill_attn=st.prefill_attn,
     )
     return geo, shape
 
@@ -316,7 +318,7 @@ def memory(ctx: Ctx) -> dict[str, A]:
     )
     per_layer = per_layer + (geo.qkv_cols * b if model.qkv_bias else 0)  # the Q, K, V biases
     weights = lps * per_layer + strategies.lm_head.weights_bytes(ctx)
-    cached = (C if decode else L) / R
+    cached = (C if decode else L + geo.cached) / R  # partial prefill: the cache holds C + L tokens
     # decode owners (pass-KV, pass-Q, ulysses) pad each micro-batch to a multiple of the group
     B_cache = m * geo.cache_batch if decode else B
     kv_cache = B_cache * lps * cached * 2 * hkv * hd * model.kv_elem_bytes
@@ -333,7 +335,7 @@ def memory(ctx: Ctx) -> dict[str, A]:
     # the LM head (last stage, after the layers): the normed rows and their logits
     activations = x + np.maximum(np.maximum(attn_phase, mlp_phase), strategies.lm_head.activation_bytes(ctx))
     # the communication buffers of the strategies the points use
-    core = strategies.core_for_phase(st.phase, st.decode_attn)
+    core = strategies.core_for_phase(st.phase, st.decode_attn, st.prefill_attn)
     comm_buf = np.where(R > 1, core.buffers(ctx), 0.0)
     for w in strategies.WRAPPERS:
         comm_buf = comm_buf + np.where(U > 1, w.buffers(ctx), 0.0)
@@ -387,11 +389,11 @@ def bottleneck(out: dict, coded: bool = False) -> A:
     return c if coded else c.decode()
 
 
-def _total_flops(model: Model, st: Setting, B, L, C):
+def _total_flops(model: Model, st: Setting, B, L, C, cached=0):
     """All FLOPs of the phase over all devices (independent of the plan)."""
     if st.phase == Phase.DECODE:
         return B * (model.dense_flops_per_token() + 4.0 * C * model.q_dim * model.layers)
-    pairs = L * (L + 1) / 2 if st.causal else L * L
+    pairs = (L * (L + 1) / 2 if st.causal else L * L) + L * cached  # partial prefill: every cached key
     head = model.lm_head_flops_per_token()  # prefill: the last token's logits only
     return (
         B * L * (model.dense_flops_per_token() - head)

@@ -34,6 +34,10 @@ class Setting:
     topo_kind: str = "nvswitch"
     pp_send: str = "scatter"
     gpus_per_node: int = 8
+    cached: object = (
+        0  # prefill: tokens per sequence already in the KV cache (scalar or array; partial prefill)
+    )
+    prefill_attn: str = "pass-kv"  # prefill ring: pass-kv | pass-q
 
 
 class Acc:
@@ -228,7 +232,7 @@ SCALAR_STEPS = 64  # ring_recurrence: one ring of at most this many steps runs s
 POWER_AFTER = 8  # ring_recurrence: steps after which rings not yet periodic finish by a max-plus power
 
 
-def ring_recurrence(c0, g0, c1, g1, x, R, slowdown, x_first=None, slowdown_g=None):
+def ring_recurrence(c0, g0, c1, g1, x, R, slowdown, x_first=None, slowdown_g=None, gate_lead=None):
     """End time of a pass-KV ring of R steps (from the moment the local block is ready).
 
     Step 0 computes c0 then g0, steps >= 1 compute c1 then g1; each of the first R-1 steps moves a
@@ -243,7 +247,13 @@ def ring_recurrence(c0, g0, c1, g1, x, R, slowdown, x_first=None, slowdown_g=Non
     them: such a point jumps to step R-2 at once.  Only rings still running are stepped.  Without a
     slowdown the map is max-plus linear, and rings not periodic after ``POWER_AFTER`` steps finish with
     its max-plus power (by squaring); with one they keep stepping.
+
+    ``gate_lead`` (not None: the profile's kernel-boundary gate, ``ring_recurrence_gated``): a transfer
+    that becomes ready as or while a step's attention runs starts when that call has ``gate_lead``
+    seconds of work left.
     """
+    if gate_lead is not None:
+        return ring_recurrence_gated(c0, g0, c1, g1, x, R, slowdown, gate_lead, x_first, slowdown_g)
     shape = np.broadcast(c0, g0, c1, g1, x, R).shape
     n = int(np.prod(shape))
     sg = slowdown if slowdown_g is None else slowdown_g
@@ -314,6 +324,72 @@ def ring_recurrence(c0, g0, c1, g1, x, R, slowdown, x_first=None, slowdown_g=Non
     return done.reshape(shape)
 
 
+def ring_recurrence_gated(c0, g0, c1, g1, x, R, slowdown, lead, x_first=None, slowdown_g=None):
+    """``ring_recurrence`` with the kernel-boundary gate (``Hardware.comm_gate_kinds``, issue 12): the
+    attention kernels hold every SM until their last wave, so a transfer that becomes ready as a step's
+    attention starts (ties go to the kernel) or while it runs starts only when that call has ``lead``
+    seconds of its work left; the simulator applies the same rule op by op (``sim/engine.py``).
+
+    Step 0's transfer and attention become ready together (the local block is written by the op before
+    the ring): the transfer starts at c0 - lead.  Step t >= 1's transfer is ready at G = R_{t-1} (t = 1)
+    or max(R_{t-1}, A_{t-1}); step t's attention starts at s = max(E_{t-1}, R_{t-1}) >= G: where G == s
+    (the block arrived last and released both), the transfer waits for the call's last wave.  Stepped
+    over every step, with ``ring_recurrence``'s periodic jump (the map still commutes with adding a
+    constant); no max-plus power (the gate's comparison is not max-plus)."""
+    shape = np.broadcast(c0, g0, c1, g1, x, R).shape
+    n = int(np.prod(shape))
+    sg = slowdown if slowdown_g is None else slowdown_g
+    flat = [
+        np.broadcast_to(np.asarray(v, dtype=float), shape).reshape(n)
+        for v in (c0, g0, c1, g1, x, x if x_first is None else x_first, slowdown, sg, lead)
+    ]
+    c0, g0, c1, g1, x, xf, slow, slow_g, lead = flat
+    Rn = np.broadcast_to(np.asarray(R), shape).reshape(n)
+    done = np.zeros(n)
+    has_x = Rn > 1
+    X0 = np.where(has_x, np.maximum(c0 - lead, 0.0), 0.0)
+    lo0, hi0 = X0, np.where(has_x, X0 + xf, 0.0)
+    A = stretched_end(0.0, c0, lo0, hi0, slow)
+    E = stretched_end(A, g0, lo0, hi0, slow_g)
+    Rp = np.where(has_x, X0 + xf, 0.0)
+    done = np.where(Rn >= 1, E, done)
+    idx = np.flatnonzero(Rn > 1)
+    E, Rp, A = E[idx], Rp[idx], A[idx]
+    Ri, c1, g1, x, slow, slow_g, lead = (v[idx] for v in (Rn, c1, g1, x, slow, slow_g, lead))
+    prev = None
+    t = 1
+    while idx.size:
+        has_x = t < Ri - 1
+        start = np.maximum(E, Rp)
+        G = np.maximum(Rp, A) if t >= 2 else Rp
+        X = np.where(has_x & (G >= start), start + np.maximum(c1 - lead, 0.0), G)
+        lo, hi = np.where(has_x, X, 0.0), np.where(has_x, X + x, 0.0)
+        A_new = stretched_end(start, c1, lo, hi, slow)
+        E_new = stretched_end(A_new, g1, lo, hi, slow_g)
+        Rp_new = np.where(has_x, X + x, Rp)
+        last = ~has_x
+        done[idx[last]] = E_new[last]
+        if t >= 3:
+            dE, dR, dA = E_new - prev[0], Rp_new - prev[1], A_new - prev[2]
+            eps = np.maximum(np.abs(dR - dE), np.abs(dA - dE))
+            jump = has_x & (Ri - 2 > t) & (eps <= PERIODIC_TOL * np.abs(dE))
+            if jump.any():  # state at step R-2, then the last step (no transfer beside it)
+                k = (Ri - 2 - t)[jump]
+                Ej, Rj = E_new[jump] + k * dE[jump], Rp_new[jump] + k * dR[jump]
+                done[idx[jump]] = (np.maximum(Ej, Rj) + c1[jump]) + g1[jump]
+                last = last | jump
+        if last.any():
+            keep = ~last
+            idx, Ri, c1, g1, x, slow, slow_g, lead = (
+                v[keep] for v in (idx, Ri, c1, g1, x, slow, slow_g, lead)
+            )
+            E_new, Rp_new, A_new = E_new[keep], Rp_new[keep], A_new[keep]
+        prev = (E_new, Rp_new, A_new) if t >= 2 else None
+        E, Rp, A = E_new, Rp_new, A_new
+        t += 1
+    return done.reshape(shape)
+
+
 def _ring_scalar(c0, g0, c1, g1, x, xf, slow, slow_g, R):
     """``ring_recurrence_loop`` of one ring, step by step in Python floats (the same operations)."""
     E = Rp = Ap = 0.0
@@ -357,8 +433,9 @@ def _ring_power(E, A, Rr, cs, gs, x, c1, g1, n):
     return (np.maximum(v[0], v[2]) + c1) + g1
 
 
-def ring_recurrence_loop(c0, g0, c1, g1, x, R, slowdown, x_first=None, slowdown_g=None):
-    """``ring_recurrence`` step by step over every point up to max(R): the reference it is tested against."""
+def ring_recurrence_loop(c0, g0, c1, g1, x, R, slowdown, x_first=None, slowdown_g=None, gate_lead=None):
+    """``ring_recurrence`` step by step over every point up to max(R): the reference it is tested against
+    (``gate_lead``: ``ring_recurrence_gated``'s rule)."""
     shape = np.broadcast(c0, g0, c1, g1, x, R).shape
     R = np.broadcast_to(R, shape)
     xf = x if x_first is None else x_first
@@ -375,9 +452,11 @@ def ring_recurrence_loop(c0, g0, c1, g1, x, R, slowdown, x_first=None, slowdown_
             G = np.zeros(shape)
         else:
             G = np.maximum(Rprev, Aprev) if t >= 2 else Rprev
+        start = np.maximum(E, Rprev) if t else E
+        if gate_lead is not None:  # ready as or while the step's attention runs: its last wave
+            G = np.where(has_x & (G >= start), start + np.maximum(c - gate_lead, 0.0), G)
         Rt = G + (xf if t == 0 else x)
         lo, hi = np.where(has_x, G, 0.0), np.where(has_x, Rt, 0.0)  # no transfer: an empty window
-        start = np.maximum(E, Rprev) if t else E
         A = stretched_end(start, c, lo, hi, slowdown)
         E_new = stretched_end(A, g, lo, hi, slowdown if slowdown_g is None else slowdown_g)
         Aprev = np.where(live, A, Aprev)

@@ -8,6 +8,7 @@ shared grammar of ``options.py`` and convert them into that dict once; nothing h
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,10 +18,24 @@ from typing import Any
 from . import presets, strategies
 from .build import asdict_values
 from .errors import SpecError
-from .plan import DecodeAttn, Plan, PpSend, RingVariant, parse_plan
+from .plan import DecodeAttn, Plan, PpSend, PrefillAttn, RingVariant, parse_plan
 from .specs import AttnKernel, Hardware, Model, Phase, Workload
 from .topology import Topology, parse_topology
 from .units import parse_count
+
+
+def parse_cached(v) -> int:
+    """``--cached``: a count (plain, k, Ki, M, Mi) or 0."""
+    if isinstance(v, int) and not isinstance(v, bool):
+        if v < 0:
+            raise SpecError(f"--cached {v!r} is not valid: it must be a count >= 0")
+        return v if v == 0 else parse_count(v, "--cached")
+    if isinstance(v, str) and re.fullmatch(r"\s*0+\s*(k|Ki|M|Mi)?\s*", v, re.ASCII):
+        return 0
+    if isinstance(v, str) and v.strip().startswith("-"):
+        raise SpecError(f"--cached {v!r} is not valid: it must be a count >= 0 (plain, k, Ki, M, Mi)")
+    return parse_count(v, "--cached")
+
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -78,6 +93,11 @@ OPTIONS: dict[str, tuple[Any, str]] = {
     "seq": ("8Ki", "sequence length (prompt): plain, k = x1000, Ki = x1024"),
     "phase": (Phase.PREFILL.value, "prefill | decode"),
     "context": (None, "decode: tokens in the KV cache (default: seq)"),
+    "cached": (
+        "0",
+        "prefill: tokens per sequence already in the KV cache (prefix cache); --seq new tokens follow "
+        "them (partial prefill); plain, k, Ki, M, Mi",
+    ),
     "gen_tokens": (1, "decode: tokens generated per sequence"),
     "causal": (True, "causal attention (False: bidirectional)"),
     "plan": ("tp=8", "e.g. 'tp=8,pp=2', 'ring=16', 'tp=2,ring=4', 'ulysses=4'"),
@@ -85,6 +105,11 @@ OPTIONS: dict[str, tuple[Any, str]] = {
     "chunks": (None, "prefill: chunks per sequence flowing through the pipeline (chunked prefill, TP x PP)"),
     "ring_variant": (RingVariant.ZIGZAG.value, "plain | zigzag | striped"),
     "decode_attn": (DecodeAttn.ALLGATHER.value, "pass-kv | pass-q | allgather"),
+    "prefill_attn": (
+        PrefillAttn.PASS_KV.value,
+        "prefill ring: pass-kv (K/V blocks, cached ones included, travel) | pass-q (the new queries travel, "
+        "partial outputs return by an all-to-all)",
+    ),
     "pp_send": (
         PpSend.SCATTER.value,
         (
@@ -167,6 +192,7 @@ def build_config(options: Mapping[str, Any]) -> Config:
         context_len=parse_count(o["context"], "--context") if o["context"] else 0,
         gen_tokens=gen,
         causal=o["causal"],
+        cached_len=parse_cached(o["cached"]),
     )
     plan = parse_plan(
         o["plan"],
@@ -175,6 +201,7 @@ def build_config(options: Mapping[str, Any]) -> Config:
         decode_attn=o["decode_attn"],
         pp_send=o["pp_send"],
         chunks=_int(o["chunks"], "--chunks"),
+        prefill_attn=o["prefill_attn"],
     )
     topo = parse_topology(o["topology"])
     if o["attn_kernel"] not in [k.value for k in AttnKernel]:

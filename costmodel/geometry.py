@@ -18,6 +18,13 @@ all-to-all.  Decode: the cache of ``context`` tokens is split in ``sp`` chunks p
 (pass-KV, pass-Q, ulysses) compute the new tokens of sequences [i*c, (i+1)*c), c = ceil(mb/sp), padding
 the micro-batch to c*sp rows, and hold the *last* chunk of those sequences; with the all-gather merge
 every rank computes every new token and ring rank R-1 holds the last chunk of every sequence.
+
+Partial prefill (``--cached C``): C tokens per sequence sit in the KV cache (positions 0..C-1) before the
+prefill of the L new ones (positions C..C+L-1).  A ring shards the cache like the prompt: ring rank ``r``
+holds the cached positions ``ring_positions(variant, R, r, C)`` (plain: a contiguous C/R; zigzag: chunks
+r and 2R-1-r of 2R) and the new positions C + ``ring_positions(variant, R, r, L)``; ulysses ranks hold
+their heads of their ring rank's cache; without a ring a rank holds the whole cache of its heads.  A
+rank's local K/V is [cached | new] (``ring_cached`` + ``ring_len`` rows): the block pass-KV sends.
 """
 
 from __future__ import annotations
@@ -59,6 +66,8 @@ class Geometry:
     causal: bool = True
     pp_send: str = "scatter"
     chunks: object = 1  # prefill: chunks of each sequence flowing through the pipeline (chunked prefill)
+    cached: object = 0  # prefill: tokens per sequence already in the KV cache (partial prefill)
+    prefill_attn: str = "pass-kv"  # prefill ring: pass-kv | pass-q
 
     @classmethod
     def of(cls, model: Model, wl: Workload, plan: Plan) -> Geometry:
@@ -78,6 +87,8 @@ class Geometry:
             causal=wl.causal,
             pp_send=plan.pp_send,
             chunks=plan.chunks,
+            cached=wl.cached_len,
+            prefill_attn=plan.prefill_attn,
         )
 
     @property
@@ -162,6 +173,11 @@ class Geometry:
         return self.seq // self.ring
 
     @cached_property
+    def ring_cached(self):
+        """Partial prefill: cached tokens per sequence one ring rank holds (all of them without a ring)."""
+        return self.cached // self.ring
+
+    @cached_property
     def shard_len(self):
         """Decode: cache tokens per sequence one ring rank holds."""
         return self.context // self.ring
@@ -189,9 +205,23 @@ class Geometry:
 
     @cached_property
     def kv_block_bytes(self):
-        """Prefill pass-KV: the K/V block one ring step moves."""
+        """Prefill pass-KV: the K/V block one ring step moves (the rank's cached shard and its new tokens;
+        the KV heads it holds, not the query heads)."""
         m = self.model
-        return self.mb * self.ring_len * 2 * self.kv_heads * m.head_dim * m.kv_elem_bytes
+        return self.mb * (self.ring_len + self.ring_cached) * 2 * self.kv_heads * m.head_dim * m.kv_elem_bytes
+
+    @cached_property
+    def q_block_bytes(self):
+        """Prefill pass-Q: the new queries one ring step moves (a rank's L/R tokens, its query heads)."""
+        m = self.model
+        return self.mb * self.ring_len * self.q_heads * m.head_dim * m.dtype_bytes
+
+    @cached_property
+    def out_parts_bytes(self):
+        """Prefill pass-Q: the all-to-all returning partial outputs (FP32) and log-sum-exps to the queries'
+        owners, nccl-tests 'size' (the whole send buffer: one block per ring rank, the own one included)."""
+        m = self.model
+        return self.ring * self.mb * self.ring_len * self.q_heads * (m.head_dim * m.accum_bytes + 4)
 
     @cached_property
     def a2a_qkv_bytes(self):
@@ -282,6 +312,23 @@ def ring_blocks(
     return [(slice(1, lr), slice(0, lr - 1), True)] if lr > 1 else []
 
 
+def ring_blocks_cached(
+    variant: str, causal: bool, ring: int, lr: int, lc: int, p: int, t: int, pass_q: bool = False
+) -> list[tuple[slice, slice, bool]]:
+    """Partial prefill: (query rows, key rows, causal) of each call ring rank ``p`` makes at step ``t``, key
+    rows in a [cached ``lc`` | new ``lr``] block.  The first call (if ``lc``) takes the whole cached shard
+    (every cached position precedes every new one: no mask), then ``ring_blocks``' calls on the new keys.
+    pass-KV: p's queries against the block of rank s = p - t; ``pass_q``: the queries of rank s (which
+    visit p) against p's own block, i.e. ``ring_blocks`` of s at the step where s meets p's block."""
+    if pass_q:
+        s = (p - t) % ring
+        new = ring_blocks(variant, causal, ring, lr, s, (s - p) % ring)
+    else:
+        new = ring_blocks(variant, causal, ring, lr, p, t)
+    head = [(slice(0, lr), slice(0, lc), False)] if lc else []
+    return head + [(q, slice(k.start + lc, k.stop + lc), c) for q, k, c in new]
+
+
 def ring_calls(variant: str, causal: bool, ring: int, lr: int, p: int, t: int) -> list[tuple[int, int, bool]]:
     """(q_len, kv_len, causal) of the calls of ``ring_blocks``."""
     return [
@@ -315,6 +362,12 @@ def ring_positions(variant: str, ring: int, r: int, seq_len: int) -> list[int]:
         c = seq_len // (2 * ring)
         return list(range(r * c, (r + 1) * c)) + list(range((2 * ring - 1 - r) * c, (2 * ring - r) * c))
     return list(range(r, seq_len, ring))
+
+
+def cached_positions(variant: str, ring: int, r: int, cached: int) -> list[int]:
+    """Partial prefill: cache positions (0..C-1) ring rank ``r`` holds, in local order (the prompt's layout
+    applied to the C cached tokens; all of them without a ring).  Its new ones: C + ``ring_positions``."""
+    return ring_positions(variant, ring, r, cached) if cached else []
 
 
 def last_token_coords(plan: Plan) -> tuple[int, int]:
@@ -400,6 +453,7 @@ def decode_chunk(plan: Plan, wl: Workload, rank: int, seq: int) -> int:
 
 __all__ = [
     "Geometry",
+    "cached_positions",
     "ceil_div",
     "decode_chunk",
     "decode_group",
@@ -408,6 +462,7 @@ __all__ = [
     "holds_last_token",
     "last_token_coords",
     "ring_blocks",
+    "ring_blocks_cached",
     "ring_calls",
     "ring_positions",
     "ring_step_shapes",

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from . import presets
 from .config import OPTIONS, Config, build_config
-from .plan import DecodeAttn, PpSend, RingVariant
+from .plan import DecodeAttn, PpSend, PrefillAttn, RingVariant
 from .specs import AttnKernel, Phase
 
 _CHOICES = {
     "phase": [p.value for p in Phase],
     "ring_variant": [v.value for v in RingVariant],
     "decode_attn": [v.value for v in DecodeAttn],
+    "prefill_attn": [v.value for v in PrefillAttn],
     "attn_kernel": [k.value for k in AttnKernel],
     "mlp": ["gelu", "swiglu"],
     "fp8": ["none", "ffn", "linear"],

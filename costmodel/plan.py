@@ -33,6 +33,14 @@ class PpSend(enum.StrEnum):
     FULL = "full"
 
 
+class PrefillAttn(enum.StrEnum):
+    """What a prefill ring circulates: the K/V blocks (``pass-kv``) or the new queries (``pass-q``, whose
+    partial outputs return to their owners by an all-to-all; Meta, arXiv 2411.01783)."""
+
+    PASS_KV = "pass-kv"
+    PASS_Q = "pass-q"
+
+
 class DecodeAttn(enum.StrEnum):
     PASS_KV = "pass-kv"
     PASS_Q = "pass-q"
@@ -65,7 +73,15 @@ class Plan:
     ``Plan(tp=8, pp=2, microbatches=4)``; ``plan.tp`` (any axis name) is that axis' degree.
     Immutable and hashable."""
 
-    __slots__ = ("degrees", "microbatches", "ring_variant", "decode_attn", "pp_send", "chunks")
+    __slots__ = (
+        "degrees",
+        "microbatches",
+        "ring_variant",
+        "decode_attn",
+        "pp_send",
+        "chunks",
+        "prefill_attn",
+    )
 
     def __init__(
         self,
@@ -75,6 +91,7 @@ class Plan:
         decode_attn: str = DecodeAttn.ALLGATHER,
         pp_send: str = PpSend.SCATTER,
         chunks: int = 1,
+        prefill_attn: str = PrefillAttn.PASS_KV,
         **degrees: int,
     ) -> None:
         unknown = [k for k in degrees if k not in AXIS_NAMES]
@@ -98,6 +115,7 @@ class Plan:
             ("ring_variant", RingVariant, ring_variant),
             ("decode_attn", DecodeAttn, decode_attn),
             ("pp_send", PpSend, pp_send),
+            ("prefill_attn", PrefillAttn, prefill_attn),
         ):
             try:
                 set_(self, f, enum_(v))
@@ -122,6 +140,7 @@ class Plan:
             self.decode_attn,
             self.pp_send,
             self.chunks,
+            self.prefill_attn,
         )
 
     def __eq__(self, other) -> bool:
@@ -141,6 +160,7 @@ class Plan:
             "decode_attn": self.decode_attn,
             "pp_send": self.pp_send,
             "chunks": self.chunks,
+            "prefill_attn": self.prefill_attn,
         }
         d.update(kw)
         return Plan(**d)
@@ -230,12 +250,13 @@ class Plan:
         if self.pp > 1 and self.tp > 1 and self.pp_send != PpSend.SCATTER:
             s += f",send={self.pp_send.value}"
         if self.ring > 1:
+            pq = "/pass-q" if self.prefill_attn == PrefillAttn.PASS_Q else ""
             if phase == "prefill":
-                s += f":{self.ring_variant.value}"
+                s += f":{self.ring_variant.value}{pq}"
             elif phase == "decode":
                 s += f":{self.decode_attn.value}"
             else:
-                s += f":{self.ring_variant.value}/{self.decode_attn.value}"
+                s += f":{self.ring_variant.value}{pq}/{self.decode_attn.value}"
         if kernel is not None and str(kernel) != "auto":
             s += f",kernel={kernel}"
         return s
@@ -249,6 +270,8 @@ class Plan:
             kw["ring_variant"] = RingVariant.ZIGZAG
         if self.ring == 1 or phase == "prefill":
             kw["decode_attn"] = DecodeAttn.ALLGATHER
+        if self.ring == 1 or phase == "decode":
+            kw["prefill_attn"] = PrefillAttn.PASS_KV
         if self.pp == 1 or self.tp == 1:
             kw["pp_send"] = PpSend.SCATTER
         return self.replace(**kw) if kw else self
@@ -259,6 +282,8 @@ class Plan:
         s = ",".join(f"{n}={d}" for n, d in self.active()) or "single"
         if self.ring > 1:
             s += f"[{self.ring_variant.value}]"
+            if self.prefill_attn == PrefillAttn.PASS_Q:
+                s += "[pass-q]"
         if self.pp > 1:
             s += f"[m={self.microbatches}]"
         if self.chunks > 1:
@@ -274,6 +299,7 @@ class Plan:
             "decode_attn": self.decode_attn.value,
             "pp_send": self.pp_send.value,
             "chunks": self.chunks,
+            "prefill_attn": self.prefill_attn.value,
             "name": self.name,
             "label": self.label(phase, kernel),
         }
@@ -281,7 +307,7 @@ class Plan:
     @classmethod
     def from_dict(cls, d: dict) -> Plan:
         kw = {k: d[k] for k in AXIS_NAMES if k in d}
-        for k in ("microbatches", "ring_variant", "decode_attn", "pp_send", "chunks"):
+        for k in ("microbatches", "ring_variant", "decode_attn", "pp_send", "chunks", "prefill_attn"):
             if k in d:
                 kw[k] = d[k]
         return cls(**kw)
@@ -309,4 +335,14 @@ def parse_plan(text: str, **kw) -> Plan:
     return Plan(**degrees)
 
 
-__all__ = ["AXES", "AXIS_NAMES", "Axis", "DecodeAttn", "Plan", "PpSend", "RingVariant", "parse_plan"]
+__all__ = [
+    "AXES",
+    "AXIS_NAMES",
+    "Axis",
+    "DecodeAttn",
+    "Plan",
+    "PpSend",
+    "PrefillAttn",
+    "RingVariant",
+    "parse_plan",
+]

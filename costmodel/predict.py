@@ -25,6 +25,8 @@ def setting(cfg: Config) -> Setting:
         topo_kind=cfg.topology.kind.value,
         gpus_per_node=cfg.topology.gpus_per_node,
         pp_send=cfg.plan.pp_send,
+        cached=cfg.workload.cached_len,
+        prefill_attn=cfg.plan.prefill_attn,
     )
 
 

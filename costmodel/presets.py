@@ -106,8 +106,8 @@ def apply_overrides(raw: dict, overrides: list[str] | None, kind: str) -> dict:
             if not isinstance(node.get(part), dict):
                 raise SpecError(f"--set {item!r}: {kind} has no section {part!r}")
             node = node[part]
-        optional = (
-            kind == "model" and len(parts) == 1 and parts[-1] in MODEL_KEYS
+        optional = (kind == "model" and len(parts) == 1 and parts[-1] in MODEL_KEYS) or (
+            kind == "hardware" and parts[:-1] == ["achievable"] and parts[-1] in HW_OPTIONAL_ACHIEVABLE
         )  # a field left at its default
         if parts[-1] not in node and not optional:
             known = set(node) | (set(MODEL_KEYS) if kind == "model" and len(parts) == 1 else set())
@@ -174,6 +174,26 @@ def _curve(t: _Strict, xkey: str, ykey: str, scale: float = 1.0) -> Curve:
         y=tuple(_num(v, f"{t.where}.{ykey}") * scale for v in ys),
         name=f"{t.where}.{ykey}",
     )
+
+
+HW_OPTIONAL_ACHIEVABLE = (
+    "comm_gate_kinds",
+    "comm_gate_lead_us",
+    "attention_slowdown_under_comm",
+    "a2a_copy_passes_qkv",
+    "a2a_copy_passes_o",
+)  # default if absent
+
+
+def _gate_kinds(ach: _Strict) -> tuple[str, ...]:
+    """``achievable.comm_gate_kinds``: a list of op kind names (absent: no gate)."""
+    v = ach("comm_gate_kinds", [])
+    if not isinstance(v, list) or not all(isinstance(k, str) for k in v):
+        raise SpecError(
+            f"{ach.where}.comm_gate_kinds={v!r} is not valid: must be a list of op kind names, "
+            'e.g. ["attention"]'
+        )
+    return tuple(v)
 
 
 def _comm_figures(c: _Strict, by_group: dict | None = None) -> CommFigures:
@@ -321,6 +341,10 @@ def hardware_from_dict(raw: dict) -> Hardware:
         comm=comm,
         compute_slowdown_under_comm=_get(ach, "compute_slowdown_under_comm"),
         attention_slowdown_under_comm=_get(ach, "attention_slowdown_under_comm", 1.0),
+        comm_gate_kinds=_gate_kinds(ach),
+        comm_gate_lead_s=_get(ach, "comm_gate_lead_us", 0.0) * 1e-6,
+        a2a_copy_passes_qkv=_get(ach, "a2a_copy_passes_qkv", 0.0),
+        a2a_copy_passes_o=_get(ach, "a2a_copy_passes_o", 0.0),
         workspace_bytes=_get(ach, "workspace_GiB") * 2**30,
         provenance=dict(prov),
     )

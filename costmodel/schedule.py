@@ -61,7 +61,8 @@ class Role(enum.StrEnum):
     ROPE = "rope"
     ATTN = "attn"  # attention of the rank's own tokens against its own (or gathered) keys
     RING_ATTN = "ring_attn"  # attention of a ring step (a travelling block, or a cache shard)
-    CHUNK_ATTN = "chunk_attn"  # chunked prefill: a chunk's queries against cached chunks, or its own (causal)
+    CHUNK_ATTN = "chunk_attn"  # queries against cached K/V (chunked prefill's earlier chunks, or a prefix
+    # cache without a ring: partial prefill), or against their own K/V (causal)
     INIT = "init"  # first partial output -> FP32 accumulator
     MERGE = "merge"  # partial output merged into the accumulator (log-sum-exp)
     MERGE_PARTS = "merge_parts"  # every ring rank's gathered partials merged at once (decode all-gather)
@@ -76,8 +77,11 @@ class Role(enum.StrEnum):
     TP_ALL_REDUCE = "tp_all_reduce"
     A2A_QKV = "a2a_qkv"  # ulysses: tokens split -> heads split
     A2A_O = "a2a_o"  # ulysses: back
+    A2A_PACK = "a2a_pack"  # ulysses: the layout copies of an all-to-all's buffer (profile: passes over it)
     RING_KV = "ring_kv"  # a K/V block (prefill) or cache shard (decode pass-KV) to the next ring rank
-    RING_Q = "ring_q"  # decode pass-Q: queries with their running output
+    RING_Q = "ring_q"  # pass-Q: the queries that visit the next ring rank (decode: with their running output)
+    A2A_PARTS = "a2a_parts"  # prefill pass-Q: partial outputs and log-sum-exps back to the queries' owners
+    KV_APPEND = "kv_append"  # partial prefill: the new tokens' K/V written behind the rank's cached shard
     GATHER_PARTS = "gather_parts"  # decode all-gather of partial outputs
     PP_ACT = "pp_act"  # activations to the next pipeline stage (all of them, or a TP rank's 1/tp slice)
     PP_GATHER = "pp_gather"  # the receiving stage's all-gather of the slices over its TP group (scatter)
@@ -107,6 +111,8 @@ _OP_CLASS = {
     Role.MERGE: "merge",
     Role.MERGE_PARTS: "merge",
     Role.INIT: "init",
+    Role.KV_APPEND: "init",
+    Role.A2A_PACK: "residual",  # plain copies: an elementwise pass at the measured add bandwidth
     Role.FINALIZE: "finalize",
     Role.QKV: "gemm",
     Role.O_PROJ: "gemm",
@@ -123,6 +129,7 @@ _OP_CLASS = {
             Role.A2A_O,
             Role.RING_KV,
             Role.RING_Q,
+            Role.A2A_PARTS,
             Role.GATHER_PARTS,
             Role.PP_ACT,
             Role.PP_GATHER,

@@ -46,7 +46,15 @@ def chunk_counts(wl, mesh: dict) -> list[int]:
     """Chunked prefill (TP x PP plans): 1 and the powers of two up to 32 that divide the prompt."""
     if wl.phase == Phase.DECODE or mesh["pp"] == 1 or mesh["ring"] > 1 or mesh["ulysses"] > 1:
         return [1]
+    if wl.cached_len:  # partial prefill runs without chunks (strategies.prefix_cache.rules)
+        return [1]
     return [1] + [n for n in (2, 4, 8, 16, 32) if wl.seq_len % n == 0]
+
+
+def _prefill_attns(wl) -> tuple[str, ...]:
+    """What a prefill ring may circulate: the K/V blocks, and with cached tokens (partial prefill) also the
+    new queries (pass-Q, which only pays off when the cache is large)."""
+    return ("pass-kv", "pass-q") if wl.cached_len else ("pass-kv",)
 
 
 def enumerate_plans(cfg: Config, n_gpus: int) -> tuple[list[Plan], list[dict]]:
@@ -60,7 +68,7 @@ def enumerate_plans(cfg: Config, n_gpus: int) -> tuple[list[Plan], list[dict]]:
             if mesh["ring"] == 1
             else [{"decode_attn": v} for v in DecodeAttn]
             if decode
-            else [{"ring_variant": v} for v in RingVariant]
+            else [{"ring_variant": v, "prefill_attn": a} for v in RingVariant for a in _prefill_attns(wl)]
         )
         for var in variants:
             counts = [(m, n) for m in microbatch_counts(wl.batch, mesh["pp"]) for n in chunk_counts(wl, mesh)]
@@ -92,6 +100,8 @@ def _setting(cfg: Config, plan: Plan) -> Setting:
         topo_kind=t.kind.value,
         gpus_per_node=t.gpus_per_node,
         pp_send=plan.pp_send,
+        cached=wl.cached_len,
+        prefill_attn=plan.prefill_attn,
     )
 
 
@@ -149,7 +159,9 @@ def rank_plans(cfg: Config, n_gpus: int, objective: str = "latency", max_batch: 
         # one call per (setting, tp, ulysses, ring): analytic._ring_prefill picks the slowest-rank kernel by
         # its mean over the whole array, so only plans sharing these degrees may share a call (exactness)
         groups.setdefault(
-            (p.ring_variant, p.decode_attn) + tuple(d for n, d in p.mesh().items() if n != "pp"), []
+            (p.ring_variant, p.decode_attn, p.prefill_attn)
+            + tuple(d for n, d in p.mesh().items() if n != "pp"),
+            [],
         ).append(p)
     rows = []
     for group in groups.values():

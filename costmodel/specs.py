@@ -368,6 +368,9 @@ class OpFigures:
 OP_CLASSES = ("norm", "rope", "residual", "act", "merge", "init", "finalize", "gemm", "attention", "comm")
 
 
+GATE_KINDS = ("attention", "gemm", "elementwise", "lse_merge")  # compute op kinds (schedule.OpKind values)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Hardware:
     name: str
@@ -395,6 +398,18 @@ class Hardware:
     compute_slowdown_under_comm: float  # compute time multiplier while NCCL kernels run beside it
     attention_slowdown_under_comm: float = 1.0  # the same for attention kernels (measured beside the ring's
     #                                             K/V exchange: benchmarks/bench_ring_causes.py)
+    # The kernel-boundary gate (issue 12): kernels of these op kinds hold every SM until their last wave,
+    # so a communication op (its NCCL kernel) that becomes ready while one runs on its GPU, or as one
+    # starts, begins only when that kernel has ``comm_gate_lead_s`` of its work left (its last wave frees
+    # SMs); a send/recv or collective then moves its data once every member has begun.  Attention gates
+    # only as a prefill call (more than one query row); () = no gate (communication starts when ready).
+    comm_gate_kinds: tuple[str, ...] = ()
+    comm_gate_lead_s: float = 0.0
+    # ulysses: elementwise passes (read and write) over an all-to-all's buffer that the implementation
+    # makes to lay it out, for the Q/K/V all-to-all and the output's (ideal: 0, the all-to-all reads and
+    # writes the tensors in place; the executor: counted from real/executor.py)
+    a2a_copy_passes_qkv: float = 0.0
+    a2a_copy_passes_o: float = 0.0
     workspace_bytes: float  # CUDA context, cuBLAS/NCCL workspaces, allocator slack
     ops: Mapping[str, OpFigures] = field(default_factory=dict)  # per op class; absent: ideal fused kernels
     pass_launch_s: float = 0.0  # before a forward pass's first kernel runs (a captured CUDA graph's launch)
@@ -455,6 +470,32 @@ class Hardware:
             "must be in [1, 3)",
         )
         check(
+            isinstance(self.comm_gate_kinds, tuple)
+            and all(k in GATE_KINDS for k in self.comm_gate_kinds)
+            and len(set(self.comm_gate_kinds)) == len(self.comm_gate_kinds),
+            "achievable.comm_gate_kinds",
+            self.comm_gate_kinds,
+            f"must be a list of distinct compute op kinds among {list(GATE_KINDS)}",
+        )
+        check(
+            _finite(self.a2a_copy_passes_qkv) and 0 <= self.a2a_copy_passes_qkv <= 16,
+            "achievable.a2a_copy_passes_qkv",
+            self.a2a_copy_passes_qkv,
+            "must be a number of passes in [0, 16]",
+        )
+        check(
+            _finite(self.a2a_copy_passes_o) and 0 <= self.a2a_copy_passes_o <= 16,
+            "achievable.a2a_copy_passes_o",
+            self.a2a_copy_passes_o,
+            "must be a number of passes in [0, 16]",
+        )
+        check(
+            _finite(self.comm_gate_lead_s) and 0 <= self.comm_gate_lead_s < 1e-2,
+            "achievable.comm_gate_lead_us",
+            self.comm_gate_lead_s * 1e6,
+            "must be in [0, 10000) microseconds",
+        )
+        check(
             0 <= self.workspace_bytes < self.hbm_capacity_bytes,
             "hardware.workspace_bytes",
             self.workspace_bytes,
@@ -468,6 +509,12 @@ class Hardware:
         )
         for k in self.ops:
             check(k in OP_CLASSES, "hardware.achievable.ops", k, f"op classes are {list(OP_CLASSES)}")
+
+    def gates_comm(self, kind: str, q_rows: int = 2) -> bool:
+        """Whether a compute kernel of op kind ``kind`` holds a communication op that becomes ready
+        beside it (``comm_gate_kinds``); an attention call only with more than one query row (decode
+        calls were not measured: a few CTAs per head, they do not fill the SMs at small batch)."""
+        return kind in self.comm_gate_kinds and (kind != "attention" or q_rows > 1)
         check(
             len(self.attention) > 0, "hardware.attention", list(self.attention), "needs at least one kernel"
         )
@@ -674,6 +721,7 @@ class Workload:
     context_len: int = 0  # decode: tokens already in the KV cache (0: same as seq_len)
     gen_tokens: int = 1  # decode: tokens generated per sequence (TPOT averages over them)
     causal: bool = True
+    cached_len: int = 0  # prefill: tokens per sequence already in the KV cache (partial prefill)
 
     def __post_init__(self) -> None:
         check(
@@ -699,6 +747,16 @@ class Workload:
             self.gen_tokens,
             f"must be 1 to {MAX_GEN_TOKENS:,} (every step's figures are kept)",
         )
+        check(
+            type(self.cached_len) is int and self.cached_len >= 0,
+            "--cached",
+            self.cached_len,
+            "must be a count >= 0 (tokens per sequence already in the KV cache)",
+        )
+        if self.cached_len and self.phase == Phase.DECODE:
+            raise SpecError(
+                f"--cached {self.cached_len} applies to prefill only: a decode step's cache is --context"
+            )
 
     @property
     def context(self) -> int:

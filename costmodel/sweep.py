@@ -101,8 +101,13 @@ def run_sweep(
     templates: list[PlanTemplate],
     progress=None,
     coded: bool = False,
+    cached: int = 0,
+    prefill_attn: str = "pass-kv",
 ) -> tuple[dict[str, np.ndarray], list[dict]]:
     """Evaluate every (template, P) over the L grid.  Returns (columns, skipped).
+
+    ``cached``: partial prefill, tokens per sequence in the KV cache before the L new ones; ``prefill_attn``:
+    what the plans with a ring circulate (pass-kv | pass-q; plans without one attend locally).
 
     The (template, P) pairs are checked first, so every output column is allocated once at its final
     length and each block of the model's outputs is written into it (no copies to concatenate).
@@ -122,10 +127,16 @@ def run_sweep(
                 )
                 continue
             try:
-                plan = Plan(ring_variant=ring_variant, decode_attn=decode_attn, **deg)
+                pa = prefill_attn if deg.get("ring", 1) > 1 else "pass-kv"
+                plan = Plan(ring_variant=ring_variant, decode_attn=decode_attn, prefill_attn=pa, **deg)
                 topo = topology_for(topo_kind, P)
                 wl = Workload(
-                    batch=batch, seq_len=int(seqs[0]), phase=phase, context_len=int(seqs[0]), causal=causal
+                    batch=batch,
+                    seq_len=int(seqs[0]),
+                    phase=phase,
+                    context_len=int(seqs[0]),
+                    causal=causal,
+                    cached_len=cached,
                 )
                 strategies.validate(plan, model, wl, topo)
             except SpecError as e:
@@ -144,6 +155,8 @@ def run_sweep(
         decode_attn=decode_attn,
         topo_kind=topo_kind,
         gpus_per_node=gpn,
+        cached=cached,
+        prefill_attn=prefill_attn,
     )
     # the grid's columns as codes: template, plan, P (an index into gpus) and L (an index into seqs)
     names = [r[1].label(phase, kernel) for _, rows in work for r in rows]

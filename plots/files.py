@@ -14,7 +14,8 @@ from .style import layout, plt, save
 
 
 def kind_of(path: str | Path) -> str:
-    """sweep | crossover | timeline | validation | seed-report, from the file's content."""
+    """sweep | crossover | timeline | validation | seed-report | explore-maps | partial-prefill, from the
+    file's content."""
     p = Path(path)
     if not p.is_file():
         raise SpecError(f"results file {str(p)!r} does not exist or is not a file")
@@ -51,12 +52,12 @@ def kind_of(path: str | Path) -> str:
         if d.get("kind") == "explore-maps":
             return "explore-maps"
         kind = (d.get("specs") or {}).get("kind") or d.get("kind")
-        if kind in ("sweep", "crossover", "seed-report"):
+        if kind in ("sweep", "crossover", "seed-report", "partial-prefill"):
             return kind
     raise SpecError(
         f"{p}: not a results file ringsim can plot: expected a sweep (npz/CSV/JSON), crossover.json, "
-        f"a timeline ({{'timeline': [...]}}), validation records (JSON/JSONL), seed_report.json "
-        f"or an explore maps.json"
+        f"a timeline ({{'timeline': [...]}}), validation records (JSON/JSONL), seed_report.json, "
+        f"an explore maps.json or a partial_prefill.json"
     )
 
 
@@ -75,6 +76,11 @@ def plot_file(path: str | Path, out: str | Path, name: str | None = None, step=N
         from .explore import explore_figures
 
         return explore_figures(path, out, stem)
+    if kind == "partial-prefill":  # studies/partial_prefill.py
+        from .partial_prefill import fig_partial_prefill
+
+        with open(path) as f:
+            return fig_partial_prefill(json.load(f), out, stem + "_crossover")
     if kind == "timeline":
         return timeline.fig_timeline(timeline.load_timelines(path), out, stem)
     if kind == "validation":

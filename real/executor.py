@@ -29,7 +29,7 @@ from costmodel.plan import DecodeAttn
 from costmodel.schedule import Op, OpKind, Role, Schedule
 from costmodel.specs import Phase
 
-from . import comm, kernels, layout
+from . import comm, fused, kernels, layout, partial
 from . import model as M
 from .buffers import Acc, Packed, Part
 
@@ -48,6 +48,7 @@ class Executor:
         groups: comm.Groups | None = None,
         comm_priority: str = "high",
         attn_split: int = 1,
+        exec_mode: str = "eager",
     ):
         self.cfg, self.plan, self.model, self.wl = cfg, cfg.plan, cfg.model, cfg.workload
         self.rank, self.device, self.dtype, self.kernel, self.seed = rank, device, dtype, kernel, seed
@@ -113,6 +114,11 @@ class Executor:
         # the per-layer check (real.run, real.selftest): when a dict, each layer's attention output (after
         # the output projection, before the residual add) of each unit lands in it as {(layer, unit): rows}
         self.probe: dict[tuple[int, int], torch.Tensor] | None = None
+        if exec_mode not in fused.EXEC_MODES:
+            raise ValueError(f"exec_mode {exec_mode!r} is not valid: choose one of {list(fused.EXEC_MODES)}")
+        self.exec_mode = exec_mode
+        if exec_mode == "fused":  # fused kernels for the elementwise ops and the ring merge (real/fused.py)
+            fused.install(self)
 
     # ------------------------------------------------------------------------------------------
     # setup: inputs, caches, tables (not timed)
@@ -123,6 +129,9 @@ class Executor:
         self.S = len(pos)
         self.lr = wl.seq_len // plan.ring
         self.cos, self.sin = M.rope_tables(torch.tensor(pos, device=dev), model.head_dim, self.dtype)
+        self.lc = 0  # partial prefill: cached rows of this rank's block (real/partial.py)
+        if wl.cached_len:
+            partial.setup(self, pos)
         N = plan.chunks
         if N > 1:  # chunked prefill (no ring, no ulysses): units u = j N + c of mb sequences x L/N tokens
             self.S = self.lr = lc = wl.seq_len // N
@@ -341,6 +350,10 @@ class Executor:
         kv = torch.empty(2, b, raw.shape[1], hk, D, device=raw.device, dtype=raw.dtype)
         M.apply_rope(raw[:, :, hq : hq + hk], cos, sin, out=kv[0])
         kv[1].copy_(raw[:, :, hq + hk :])
+        self._rope_store(op, q, kv)
+
+    def _rope_store(self, op: Op, q: torch.Tensor, kv: torch.Tensor) -> None:
+        """q (B, S, hq, D) and this rank's new K/V (2, B, S, hk, D) where the schedule's buffers want them."""
         self.env[op.writes[0]] = q
         name = op.writes[1]
         if self.plan.ulysses > 1:
@@ -373,16 +386,7 @@ class Executor:
     def _op_ring_attn(self, op: Op) -> None:
         if self.decode:
             return self._decode_ring_attn(op)
-        qs, ks, causal = layout.checked_ring_blocks(
-            self.plan.ring_variant,
-            self.wl.causal,
-            self.plan.ring,
-            self.lr,
-            self.r,
-            op.step,
-            op.call,
-            op.shape,
-        )
+        qs, ks, causal = partial.attn_blocks(self, op)
         q, kv = self.env[op.reads[0]], self.env[op.reads[1]]
         out, lse = self._call(q[:, qs], kv[0][:, ks], kv[1][:, ks], causal)
         self.env[op.writes[0]] = Part(out, lse, qs)
@@ -442,6 +446,8 @@ class Executor:
             env[op.reads[1]].merge(part)
 
     def _op_merge_parts(self, op: Op) -> None:
+        if not self.decode:  # prefill pass-Q: the owner's R partials (real/partial.py)
+            return partial.op_merge_parts(self, op)
         parts = self.env[op.reads[0]]  # (R, n, H, D + 1): output and lse of every ring rank
         o, lse = parts[..., :-1], parts[..., -1]
         total = torch.logsumexp(lse, dim=0)
@@ -460,6 +466,10 @@ class Executor:
         buf = self._pool.get(name)
         if buf is not None:
             return buf
+        buf = partial.recv_buffer(self, name)  # pass-Q's query blocks
+        if buf is not None:
+            self._pool[name] = buf
+            return buf
         D, dev = self.model.head_dim, self.device
         if name.startswith("x@") and name.endswith("/part"):  # pipeline scatter: this TP rank's slice
             n = self.x_rows * self.model.d_model // self.plan.tp
@@ -471,7 +481,7 @@ class Executor:
                 buf = torch.empty(2, self.virt, self.Cl, self.hk, D, device=dev, dtype=self.kv_dtype)
             else:
                 hk = self.uk.stop - self.uk.start if self.plan.ulysses > 1 else self.hk
-                buf = torch.empty(2, self.mb, self.lr, hk, D, device=dev, dtype=self.kv_dtype)
+                buf = torch.empty(2, self.mb, self.lc + self.lr, hk, D, device=dev, dtype=self.kv_dtype)
         elif name.startswith("qblk"):
             buf = torch.empty(Packed.nbytes(self.rows, self.hq, D, self.dtype), device=dev, dtype=torch.uint8)
         else:
@@ -586,9 +596,12 @@ class Executor:
         Role.TP_ALL_REDUCE: _all_reduce,
         Role.GATHER_PARTS: _all_gather,
         Role.A2A_QKV: _a2a_qkv,
+        Role.A2A_PACK: lambda self, op: None,  # its copies run inside _a2a_qkv / _a2a_o (the model's op)
         Role.A2A_O: _a2a_o,
         Role.PP_GATHER: _pp_gather,
         Role.CHUNK_ATTN: _op_chunk_attn,
+        Role.KV_APPEND: partial.op_kv_append,
+        Role.A2A_PARTS: partial.op_a2a_parts,
         Role.QKV_BIAS: _op_qkv_bias,
         Role.FINAL_NORM: _op_final_norm,
         Role.LM_HEAD: _op_lm_head,

@@ -51,6 +51,7 @@ def make_executor(
     groups: comm.Groups,
     comm_priority: str = "high",
     attn_split: int = 1,
+    exec_mode: str = "eager",
 ) -> Executor:
     sched = build_schedule(cfg.model, cfg.workload, cfg.plan, cfg.topology, cfg.hardware, kernel=cfg.kernel)
     groups.prepare(cfg.plan)
@@ -65,6 +66,7 @@ def make_executor(
         groups=groups,
         comm_priority=comm_priority,
         attn_split=attn_split,
+        exec_mode=exec_mode,
     )
 
 
@@ -172,17 +174,39 @@ def reference_logits(cfg: Config, ref_out: torch.Tensor, *, device, seed: int) -
 
 
 def reference_output(
-    cfg: Config, *, device, seed: int, dtype=torch.float32, attn: list[torch.Tensor] | None = None
+    cfg: Config,
+    *,
+    device,
+    seed: int,
+    dtype=torch.float32,
+    attn: list[torch.Tensor] | None = None,
+    keep_attn: list | None = None,
 ) -> torch.Tensor | tuple[torch.Tensor, list[float]]:
     """The single-device reference output.  With ``attn`` (the executor's per-layer attention outputs,
     ``gather_attn``): (output, the relative error of each layer's attention output against the
-    reference's), each layer compared as soon as the reference has computed it."""
+    reference's), each layer compared as soon as the reference has computed it.  ``keep_attn`` (a list):
+    the reference's own per-layer attention outputs are appended to it (the BF16 noise floor)."""
     wl, plan = cfg.workload, cfg.plan
     errs: list[float] = []
     if wl.phase == Phase.PREFILL:
-        cb = None if attn is None else (lambda layer, a: errs.append(rel_err(attn[layer], a)))
+
+        def cb(layer, a):
+            if attn is not None:
+                errs.append(rel_err(attn[layer], a))
+            if keep_attn is not None:
+                keep_attn.append(a.detach().clone())
+
         out = reference.prefill(
-            cfg.model, cfg.model.layers, wl.batch, wl.seq_len, wl.causal, seed, device, dtype, on_attn=cb
+            cfg.model,
+            cfg.model.layers,
+            wl.batch,
+            wl.seq_len,
+            wl.causal,
+            seed,
+            device,
+            dtype,
+            on_attn=cb if (attn is not None or keep_attn is not None) else None,
+            cached=wl.cached_len,
         )
     else:
         virt = max(layout.decode_rows(plan, wl, r)[2] for r in range(plan.n_ranks))
@@ -201,6 +225,8 @@ def reference_output(
         )
         if attn is not None:
             errs = [rel_err(a, r) for a, r in zip(attn, ref_attn, strict=True)]
+        if keep_attn is not None:
+            keep_attn.extend(ref_attn)
     return out if attn is None else (out, errs)
 
 

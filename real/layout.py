@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from costmodel.geometry import (
     Geometry,
+    cached_positions,
     decode_chunk,
     decode_group,
     decode_rows,
     dense_positions,
     ring_blocks,
+    ring_blocks_cached,
     ring_positions,
     tp_kv_heads,
     tp_q_heads,
@@ -24,6 +26,8 @@ __all__ = [
     "ring_positions",
     "dense_positions",
     "ring_blocks",
+    "ring_blocks_cached",
+    "cached_positions",
     "tp_q_heads",
     "tp_kv_heads",
     "ulysses_heads",
@@ -41,11 +45,24 @@ def decode_owners(plan, wl) -> bool:
 
 
 def checked_ring_blocks(
-    variant: str, causal: bool, ring: int, lr: int, p: int, t: int, call: int, op_shape: tuple
+    variant: str,
+    causal: bool,
+    ring: int,
+    lr: int,
+    p: int,
+    t: int,
+    call: int,
+    op_shape: tuple,
+    lc: int = 0,
+    pass_q: bool = False,
 ) -> tuple[slice, slice, bool]:
-    """Call ``call`` of ``ring_blocks``, checked against the attention op's shape (batch, heads, q_len,
-    kv_len, head_dim): the executor must run the call the schedule counted."""
-    qs, ks, causal_ = ring_blocks(variant, causal, ring, lr, p, t)[call]
+    """Call ``call`` of ``ring_blocks`` (with ``lc`` cached rows per block or pass-Q:
+    ``ring_blocks_cached``), checked against the attention op's shape (batch, heads, q_len, kv_len,
+    head_dim): the executor must run the call the schedule counted."""
+    if lc or pass_q:
+        qs, ks, causal_ = ring_blocks_cached(variant, causal, ring, lr, lc, p, t, pass_q)[call]
+    else:
+        qs, ks, causal_ = ring_blocks(variant, causal, ring, lr, p, t)[call]
     if (qs.stop - qs.start, ks.stop - ks.start) != tuple(op_shape[2:4]):
         raise RuntimeError(
             f"ring layout {variant} p={p} t={t} call {call}: executor block "

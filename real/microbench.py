@@ -66,12 +66,15 @@ def _rec(samples: list[float], **kw) -> dict:
 # ---------------------------------------------------------------------------------------------
 # compute
 # ---------------------------------------------------------------------------------------------
-def gemm_shapes(d_model: int, d_ff: int, q_dim: int, kv_dim: int, tp: int) -> dict[str, tuple[int, int]]:
-    """(n, k) of the layer's four GEMMs on one TP rank."""
+def gemm_shapes(
+    d_model: int, d_ff: int, q_dim: int, kv_dim: int, tp: int, up_factor: int = 1
+) -> dict[str, tuple[int, int]]:
+    """(n, k) of the layer's four GEMMs on one TP rank.  ``up_factor`` 2: a gated MLP (SwiGLU), whose
+    gate and up projections the executor runs as one GEMM of 2 d_ff outputs (``real.model``'s wup)."""
     return {
         "qkv": ((q_dim + 2 * kv_dim) // tp, d_model),
         "o_proj": (d_model, q_dim // tp),
-        "mlp_up": (d_ff // tp, d_model),
+        "mlp_up": (up_factor * d_ff // tp, d_model),
         "mlp_down": (d_model, d_ff // tp),
     }
 
@@ -334,6 +337,9 @@ def provenance(dev) -> dict:
 # ---------------------------------------------------------------------------------------------
 # FP8 (the 'fp8' suite): torch._scaled_mm GEMMs at the model's layer shapes, and the activation quantise
 # ---------------------------------------------------------------------------------------------
+# issue 12: GEMMs at the row counts long-context prefill runs (between and beyond the eager suite's 16Ki
+# and 64Ki), where the in-layer GEMMs of the P = 4 traces ran 10-15% faster than the curve
+GEMM_ROWS_TOKENS = [8192, 12288, 24576, 40960, 98304, 131072]
 FP8_TOKENS = [1, 2, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 131072]
 
 
@@ -370,7 +376,7 @@ def bench_fp8(
     seen: set[tuple[int, int]] = set()  # (m, k) of the quantise calls measured
     for tp in tps:
         for m in tokens:
-            for name, (n, k) in gemm_shapes(d, ff, qd, kvd, tp).items():
+            for name, (n, k) in gemm_shapes(d, ff, qd, kvd, tp, model_dims.get("up_factor", 1)).items():
                 x = torch.randn(m, k, device=dev, dtype=dtype)
                 w = torch.randn(n, k, device=dev, dtype=dtype) / math.sqrt(k)
                 wq = M.quantize_weight(w)
@@ -428,7 +434,7 @@ def run_all(
         "device": dev.type,
         "model_dims": model_dims,
         "results": [],
-        "suites": [s for s in suites if s == "eager" or cuda],
+        "suites": [s for s in suites if s in ("eager", "gemm-rows") or cuda],
     }
     R = res["results"]
     if "fp8" in suites:  # GPU only: bench_fp8 says why not elsewhere
@@ -436,13 +442,26 @@ def run_all(
     if cuda and "graph" in suites:
         R += run_graph(model_dims, quick)
         tick("graph")
+    if "gemm-rows" in suites:  # the layer's GEMMs between and beyond the eager suite's row counts
+        d, ff, qd, kvd = (model_dims[k] for k in ("d_model", "d_ff", "q_dim", "kv_dim"))
+        for tp in (1,) if quick else (1, 2):
+            R += bench_gemm(
+                dev,
+                dtype,
+                [32, 96] if quick else GEMM_ROWS_TOKENS,
+                gemm_shapes(d, ff, qd, kvd, tp, model_dims.get("up_factor", 1)),
+                tp,
+                reps,
+            )
     if "eager" not in suites:
         return res
     d, ff, qd, kvd, hd = (model_dims[k] for k in ("d_model", "d_ff", "q_dim", "kv_dim", "head_dim"))
     heads = qd // hd
     tokens = [16, 64] if quick else [16, 64, 256, 1024, 4096, 16384, 65536]
     for tp in (1,) if quick else (1, 2):
-        R += bench_gemm(dev, dtype, tokens, gemm_shapes(d, ff, qd, kvd, tp), tp, reps)
+        R += bench_gemm(
+            dev, dtype, tokens, gemm_shapes(d, ff, qd, kvd, tp, model_dims.get("up_factor", 1)), tp, reps
+        )
     tick("gemm")
     kernels = ["flash", "cudnn"] if cuda else ["math"]
     lengths = [128, 256] if quick else [512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072]
@@ -808,7 +827,7 @@ def run_graph(model_dims: dict, quick: bool = False) -> list[dict]:
     tokens = [1, 16] if quick else [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536]
     for tp in (1,) if quick else (1, 2):
         for m in tokens:
-            for name, (n, k) in gemm_shapes(d, ff, qd, kvd, tp).items():
+            for name, (n, k) in gemm_shapes(d, ff, qd, kvd, tp, model_dims.get("up_factor", 1)).items():
                 x = torch.randn(m, k, device=dev, dtype=dtype)
                 w = torch.randn(n, k, device=dev, dtype=dtype) / math.sqrt(k)
                 s = time_graph(lambda: F.linear(x, w), dev, calls=10 if m <= 4096 else 2, reps=reps)
@@ -910,6 +929,11 @@ DECODE_GRID = {
 }
 # held out of the fit (the check of its interpolation): batches and contexts between the grid's
 DECODE_GRID_HELD_OUT = {"batch": (2, 48), "context": (6144, 49152, 196608)}
+# the corners the first grid left out (issue 12: 1-2 query heads per GPU, batch 128, 512Ki keys per GPU),
+# measured as a supplement (``--subset gaps``) with the grid's caches that fit in L2 re-measured cold
+DECODE_GRID_GAPS = {"heads": (1, 2), "batch": (128,), "context": (524288,)}
+DECODE_GRID_GAPS_HELD_OUT = {"batch": (96,), "context": (393216,)}
+DECODE_GRID_WARM_BYTES = 100 * 2**20  # caches below this were read from L2 in the first grid (no rotation)
 # the H200's L2 is 50 MB (NVIDIA H200 datasheet / Hopper whitepaper: "50 MB L2"); calls rotate over cache
 # copies so that at least this many bytes are read between two reads of one copy
 DECODE_GRID_COLD = 256 * 2**20
@@ -918,10 +942,17 @@ DECODE_GRID_CACHE_CAP = 12 * 2**30  # bytes of one K/V cache (2 x B x S x Hk x D
 DECODE_GRID_EXPAND_CAP = 24 * 2**30  # bytes of the K/V expanded to the query heads (GQA) at most
 
 
-def decode_grid_cases(quick: bool = False, head_dim: int = 128, dtype_bytes: int = 2) -> list[dict]:
+def decode_grid_cases(
+    quick: bool = False, head_dim: int = 128, dtype_bytes: int = 2, subset: str = "all"
+) -> list[dict]:
     """The grid's points, (kv_heads, batch, context) outer so one cache serves every head count: each a
     dict of heads, kv_heads, batch, kv_len, held_out.  Points whose cache or GQA-expanded K/V exceeds the
-    caps are left out (they would only re-measure the bandwidth plateau at minutes of device time)."""
+    caps are left out (they would only re-measure the bandwidth plateau at minutes of device time).
+    ``subset="gaps"``: only the points of the grid widened by ``DECODE_GRID_GAPS`` that the first grid did
+    not measure cold (1-2 query heads, batch 128, 512Ki keys, and caches small enough to have been
+    served from L2), with ``DECODE_GRID_GAPS_HELD_OUT`` held out beside the grid's own held-out points."""
+    if subset not in ("all", "gaps"):
+        raise ValueError(f"subset {subset!r} is not valid: give all or gaps")
     if quick:
         return [
             {"heads": h, "kv_heads": hk, "batch": b, "kv_len": L, "held_out": b == 2}
@@ -929,9 +960,15 @@ def decode_grid_cases(quick: bool = False, head_dim: int = 128, dtype_bytes: int
             for b, L in ((1, 64), (2, 128))
             for h in (2, 4)
         ]
+    gaps = subset == "gaps"
+    heads = tuple(sorted(set(DECODE_GRID["heads"]) | (set(DECODE_GRID_GAPS["heads"]) if gaps else set())))
+    batches = DECODE_GRID["batch"] + (DECODE_GRID_GAPS["batch"] if gaps else ())
+    contexts = DECODE_GRID["context"] + (DECODE_GRID_GAPS["context"] if gaps else ())
+    held_b = DECODE_GRID_HELD_OUT["batch"] + (DECODE_GRID_GAPS_HELD_OUT["batch"] if gaps else ())
+    held_c = DECODE_GRID_HELD_OUT["context"] + (DECODE_GRID_GAPS_HELD_OUT["context"] if gaps else ())
     out = []
-    grid = [(b, L, False) for b in DECODE_GRID["batch"] for L in DECODE_GRID["context"]]
-    grid += [(b, L, True) for b in DECODE_GRID_HELD_OUT["batch"] for L in DECODE_GRID_HELD_OUT["context"]]
+    grid = [(b, L, False) for b in batches for L in contexts]
+    grid += [(b, L, True) for b in held_b for L in held_c]
     groups = [(hk, b, L, held) for hk in DECODE_GRID["kv_heads"] for b, L, held in grid]
     # a fixed shuffle of the caches: a run cut short by its time budget still covers the whole grid
     order = np.random.default_rng(12).permutation(len(groups))
@@ -940,10 +977,17 @@ def decode_grid_cases(quick: bool = False, head_dim: int = 128, dtype_bytes: int
         cache = 2 * b * L * hk * head_dim * dtype_bytes
         if cache > DECODE_GRID_CACHE_CAP:
             continue
-        for h in DECODE_GRID["heads"]:
+        for h in heads:
             if h < hk or h % hk:
                 continue
             if h > hk and 2 * b * L * h * head_dim * dtype_bytes > DECODE_GRID_EXPAND_CAP:
+                continue
+            if gaps and not (
+                h in DECODE_GRID_GAPS["heads"]
+                or b in DECODE_GRID_GAPS["batch"] + DECODE_GRID_GAPS_HELD_OUT["batch"]
+                or L in DECODE_GRID_GAPS["context"] + DECODE_GRID_GAPS_HELD_OUT["context"]
+                or cache < DECODE_GRID_WARM_BYTES
+            ):
                 continue
             out.append({"heads": h, "kv_heads": hk, "batch": b, "kv_len": L, "held_out": held})
     return out
@@ -1045,7 +1089,11 @@ def bench_decode_grid(
 
 
 def run_decode_grid(
-    quick: bool = False, kernels: list[str] | None = None, reps: int = 5, budget_s: float = 0.0
+    quick: bool = False,
+    kernels: list[str] | None = None,
+    reps: int = 5,
+    budget_s: float = 0.0,
+    subset: str = "all",
 ) -> dict:
     """The decode-attention grid as a raw calibration file (fitted with ``ringsim calibrate --from-raw``
     beside a full run): GPU, BF16, CUDA-graph replay; on CPU (tests), FP32 math kernel, eager timing."""
@@ -1055,12 +1103,13 @@ def run_decode_grid(
     kern = kernels or (["flash", "cudnn"] if cuda else ["math"])
     hd = 8 if quick and not cuda else 128
     t0 = time.perf_counter()
-    res = bench_decode_grid(dev, dtype, kern, decode_grid_cases(quick, hd), hd, reps, cuda, budget_s)
+    cases = decode_grid_cases(quick, hd, subset=subset)
+    res = bench_decode_grid(dev, dtype, kern, cases, hd, reps, cuda, budget_s)
     return {
         "provenance": {**provenance(dev), "wall_s": round(time.perf_counter() - t0, 1)},
         "device": dev.type,
         "results": res,
-        "suites": ["decode-grid"],
+        "suites": ["decode-grid" if subset == "all" else "decode-grid-gaps"],
     }
 
 
@@ -1075,18 +1124,23 @@ def main(argv: list[str] | None = None) -> int:
     from costmodel.results import write_json
 
     p = argparse.ArgumentParser(prog="python -m real.microbench", description=main.__doc__)
-    p.add_argument("--suites", default="fp8", help="comma-separated: eager, graph, fp8 (default fp8)")
+    p.add_argument(
+        "--suites", default="fp8", help="comma-separated: eager, graph, fp8, gemm-rows (default fp8)"
+    )
     p.add_argument("--model", default="seed-dense", help="model whose layer shapes are measured")
     p.add_argument("--out", required=True, help="raw JSON to write")
     p.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
     a = p.parse_args(argv)
     try:
         suites = tuple(x.strip() for x in a.suites.split(",") if x.strip())
-        bad = [x for x in suites if x not in ("eager", "graph", "fp8")]
+        bad = [x for x in suites if x not in ("eager", "graph", "fp8", "gemm-rows")]
         if bad or not suites:
-            raise SpecError(f"--suites {a.suites!r} is not valid: give one or more of eager, graph, fp8")
+            raise SpecError(
+                f"--suites {a.suites!r} is not valid: give one or more of eager, graph, fp8, gemm-rows"
+            )
         m = presets.load_model(a.model)
         dims = {k: getattr(m, k) for k in ("d_model", "d_ff", "q_dim", "kv_dim", "head_dim")}
+        dims["up_factor"] = 2 if m.mlp == "swiglu" else 1  # gate and up as one GEMM (real.model)
         raw = run_all(dims, quick=a.quick, suites=suites)
     except SpecError as e:
         print(f"real.microbench: error: {e}", file=sys.stderr)

@@ -129,6 +129,13 @@ def decode_cache_seq(
     )
 
 
+def prefix_kv(model: Model, layer: int, seq: int, cached: int, seed: int, device) -> torch.Tensor:
+    """Partial prefill: the cached K/V (already rotated, as a cache stores them) of global sequence ``seq``
+    at ``layer``, positions 0..cached-1: (2, cached, kv_heads, D), FP32.  Drawn per sequence and layer, so
+    that every rank and the reference build the same cache without a prefill of their own."""
+    return randn((2, cached, model.n_kv_heads, model.head_dim), f"prefix/L{layer}/seq{seq}", seed, device)
+
+
 def decode_cache(model: Model, layer: int, mb: int, n: int, context: int, seed: int, device) -> torch.Tensor:
     """The first ``n`` sequences' caches of micro-batch ``mb`` at ``layer``: (2, n, context, kv_heads, D),
     FP32."""

@@ -22,7 +22,13 @@ def _attention(q, k, v, causal: bool) -> torch.Tensor:
     if hk != h:
         k, v = k.repeat_interleave(h // hk, dim=2), v.repeat_interleave(h // hk, dim=2)
     q, k, v = (x.transpose(1, 2) for x in (q, k, v))
-    if q.device.type == "cuda":
+    if (
+        q.device.type == "cuda" and causal and 1 < q.shape[2] < k.shape[2]
+    ):  # a prefix cache: aligned at the end
+        sq, sk = q.shape[2], k.shape[2]
+        mask = torch.ones(sq, sk, dtype=torch.bool, device=q.device).tril(sk - sq)
+        o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    elif q.device.type == "cuda":
         o = F.scaled_dot_product_attention(q, k, v, is_causal=causal and q.shape[2] > 1)
     else:
         s = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(q.shape[-1])
@@ -62,17 +68,24 @@ def prefill(
     device,
     dtype=torch.float32,
     on_attn=None,
+    cached: int = 0,
 ) -> torch.Tensor:
-    """Output hidden states (batch, seq_len, d) after ``layers`` layers.
+    """Output hidden states (batch, seq_len, d) after ``layers`` layers.  ``cached``: tokens per sequence
+    already in the KV cache (``model.prefix_kv``); the new ones sit at positions cached..cached+seq_len-1.
 
     ``on_attn(layer, a)``, if given, sees each layer's attention output after the output projection and
     before the residual add, (batch, seq_len, d): the per-layer check compares it with the executor's."""
     x = M.prefill_input(model, batch, seq_len, seed, device).to(dtype)
-    cos, sin = M.rope_tables(torch.arange(seq_len, device=device), model.head_dim, dtype)
+    cos, sin = M.rope_tables(torch.arange(cached, cached + seq_len, device=device), model.head_dim, dtype)
     for layer in range(layers):
         w = M.layer_shard(model, layer, seed, 1, 0, device, dtype)
         q, k, v = _qkv(model, w, x)
         q, k = M.apply_rope(q, cos, sin), M.apply_rope(k, cos, sin)
+        if cached:
+            pre = torch.stack([M.prefix_kv(model, layer, b, cached, seed, device) for b in range(batch)], 1)
+            pre = pre.to(dtype)
+            k, v = torch.cat([pre[0], k], dim=1), torch.cat([pre[1], v], dim=1)
+            del pre
         a = F.linear(_attention(q, k, v, causal).flatten(-2), w.wo)
         del q, k, v
         if on_attn is not None:

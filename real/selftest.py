@@ -214,12 +214,14 @@ FAULTS = {
 
 
 def check_case(
-    argv: list[str], groups: comm.Groups, seed: int = 0, fault: str | None = None
+    argv: list[str], groups: comm.Groups, seed: int = 0, fault: str | None = None, exec_mode: str = "eager"
 ) -> tuple[float, list[float]]:
     """(relative error of the whole output, relative error of each layer's attention output)."""
     cfg = parse(argv)
     dev = torch.device("cpu")
-    ex = harness.make_executor(cfg, device=dev, dtype=torch.float32, kernel="math", seed=seed, groups=groups)
+    ex = harness.make_executor(
+        cfg, device=dev, dtype=torch.float32, kernel="math", seed=seed, groups=groups, exec_mode=exec_mode
+    )
     if fault is not None:
         FAULTS[fault](ex)
     ex.run()
@@ -242,7 +244,13 @@ def check_case(
 
 
 def _worker(
-    rank: int, n: int, port: int, case_list: list[list[str]], result_path: str, faults: list[str | None]
+    rank: int,
+    n: int,
+    port: int,
+    case_list: list[list[str]],
+    result_path: str,
+    faults: list[str | None],
+    exec_mode: str = "eager",
 ) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(n))
     torch.set_num_threads(1)
@@ -251,7 +259,7 @@ def _worker(
     results = []
     for argv, fault in zip(case_list, faults, strict=True):
         try:
-            (err, attn), msg = check_case(argv, groups, fault=fault), ""
+            (err, attn), msg = check_case(argv, groups, fault=fault, exec_mode=exec_mode), ""
         except Exception as e:  # noqa: BLE001 - reported per case
             err, attn, msg = float("nan"), [], f"{type(e).__name__}: {e}\n{traceback.format_exc()}"
         results.append(
@@ -271,9 +279,13 @@ def free_port() -> int:
 
 
 def run_cases(
-    n: int, case_list: list[list[str]] | None = None, fault: str | list[str | None] | None = None
+    n: int,
+    case_list: list[list[str]] | None = None,
+    fault: str | list[str | None] | None = None,
+    exec_mode: str = "eager",
 ) -> list[dict]:
-    """Run the cases in one spawn of ``n`` processes; ``fault``: one fault for every case, or one per case."""
+    """Run the cases in one spawn of ``n`` processes; ``fault``: one fault for every case, or one per case;
+    ``exec_mode``: the executor's eager or fused kernels (real/fused.py; on CPU uncompiled)."""
     case_list = cases(n) if case_list is None else case_list
     faults = list(fault) if isinstance(fault, list) else [fault] * len(case_list)
     for f in faults:
@@ -281,7 +293,7 @@ def run_cases(
             raise ValueError(f"fault {f!r} is not known: valid are {sorted(FAULTS)}")
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "results.json")
-        mp.spawn(_worker, args=(n, free_port(), case_list, path, faults), nprocs=n, join=True)
+        mp.spawn(_worker, args=(n, free_port(), case_list, path, faults, exec_mode), nprocs=n, join=True)
         with open(path) as f:
             return json.load(f)
 
@@ -290,9 +302,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m real.selftest")
     p.add_argument("--nproc", type=int, default=2)
     p.add_argument("--fault", choices=sorted(FAULTS), help="inject this fault into every case")
+    p.add_argument("--exec-mode", default="eager", choices=["eager", "fused"], help="the executor's kernels")
     a = p.parse_args(argv)
     bad = 0
-    for r in run_cases(a.nproc, fault=a.fault):
+    for r in run_cases(a.nproc, fault=a.fault, exec_mode=a.exec_mode):
         amax = max(r["attn_rel_err"], default=float("nan"))
         ok = r["error"] == "" and r["rel_err"] <= 1e-5 and amax <= 1e-5
         bad += not ok

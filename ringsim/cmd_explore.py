@@ -59,6 +59,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--ring-variant", nargs="+", default=None, help="prefill ring layouts (default all three)")
     p.add_argument("--decode-attn", nargs="+", default=None, help="decode ring merges (default all three)")
+    p.add_argument("--cached", default=None, help=KEYS["cached"][1] + " (default 0)")
+    p.add_argument(
+        "--prefill-attn", nargs="+", default=None, help=KEYS["prefill_attn"][1] + " (default pass-kv)"
+    )
     p.add_argument("--attn-kernel", default=None, help="auto (default: the fastest per call) | flash | cudnn")
     p.add_argument("--pp-send", default=None, help="scatter (default: Megatron) | full")
     p.add_argument("--no-causal", action="store_true", help="bidirectional attention")
@@ -91,6 +95,8 @@ def experiment_from_args(a: argparse.Namespace):
         "families": _split(a.families),
         "ring_variant": _split(a.ring_variant),
         "decode_attn": _split(a.decode_attn),
+        "cached": a.cached,
+        "prefill_attn": _split(a.prefill_attn),
         "attn_kernel": a.attn_kernel,
         "pp_send": a.pp_send,
         "causal": False if a.no_causal else None,

@@ -12,8 +12,9 @@ import numpy as np
 from tqdm import tqdm
 
 from costmodel import presets
+from costmodel.config import parse_cached
 from costmodel.errors import SpecError
-from costmodel.plan import DecodeAttn, RingVariant
+from costmodel.plan import DecodeAttn, PrefillAttn, RingVariant
 from costmodel.results import write_sweep_files
 from costmodel.specs import AttnKernel, Phase
 from costmodel.sweep import lcm_multiple, parse_template, run_sweep, seq_grid
@@ -60,6 +61,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ring-variant", default="zigzag", choices=[v.value for v in RingVariant])
     p.add_argument("--decode-attn", default="allgather", choices=[v.value for v in DecodeAttn])
     p.add_argument(
+        "--cached",
+        default="0",
+        help="prefill: tokens per sequence already in the KV cache before the L new ones (partial prefill)",
+    )
+    p.add_argument(
+        "--prefill-attn",
+        default="pass-kv",
+        choices=[v.value for v in PrefillAttn],
+        help="what the plans with a ring circulate in prefill: pass-kv (K/V blocks) | pass-q (new queries)",
+    )
+    p.add_argument(
         "--attn-kernel",
         default="auto",
         choices=[k.value for k in AttnKernel],
@@ -104,6 +116,11 @@ def run(a: argparse.Namespace) -> int:
         )
     if a.points < 1:
         raise SpecError(f"--points {a.points} must be >= 1")
+    cached = parse_cached(a.cached)
+    if cached and a.phase != "prefill":
+        raise SpecError(
+            f"--cached {cached} applies to prefill only: a decode step's cache is --seq (its context)"
+        )
     _check_out(a.out)
     templates = [parse_template(t) for t in a.plans]
     hw = presets.load_hardware(a.hardware)
@@ -120,6 +137,8 @@ def run(a: argparse.Namespace) -> int:
         kernel=a.attn_kernel,
         ring_variant=a.ring_variant,
         decode_attn=a.decode_attn,
+        cached=cached,
+        prefill_attn=a.prefill_attn,
         batch=parse_count(a.batch, "--batch"),
         seqs=seqs,
         gpus=gpus,
@@ -144,6 +163,8 @@ def run(a: argparse.Namespace) -> int:
         "batch": parse_count(a.batch),
         "ring_variant": a.ring_variant,
         "decode_attn": a.decode_attn,
+        "cached": cached,
+        "prefill_attn": a.prefill_attn,
         "attn_kernel": a.attn_kernel,
         "gpus": gpus,
         "plans": a.plans,

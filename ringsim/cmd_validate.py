@@ -24,7 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(a: argparse.Namespace) -> int:
-    from validation.compare import breakdown, compare, format_table, summarise
+    from validation.compare import breakdown, compare, format_table, ideal_vs_fused, summarise
     from validation.stored import DATA_DIR, measurement_files, shown
 
     paths = a.data or [shown(p) for p in measurement_files()]
@@ -50,6 +50,7 @@ def run(a: argparse.Namespace) -> int:
         "summary": summary,
         "summary_unseen": unseen,
         "unseen_by_model_family": breakdown(rows),
+        "ideal_vs_fused": ideal_vs_fused(rows),
         "records": [r.as_dict() for r in rows],
         "left_out": rows.left_out,
         "warnings": rows.warnings,

@@ -30,6 +30,7 @@ def _rows(r: dict) -> list[tuple[str, str]]:
             f"{wl['phase']}, batch {wl['batch']}, "
             + (
                 f"prompt {wl['seq_len']}"
+                + (f" after {wl['cached_len']} cached" if wl.get("cached_len") else "")
                 if wl["phase"] == "prefill"
                 else f"context {wl['context_len'] or wl['seq_len']}"
             )

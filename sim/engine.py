@@ -14,7 +14,11 @@ It implements the IR's semantics (``costmodel/schedule.py``) exactly:
   that runs while a communication op of the same GPU is in flight (started and not done: NCCL kernels
   occupy SMs while they wait for a peer, too);
 * transfers move their bytes over the links they hold (``network.py``), sharing bandwidth with the
-  transfers that overlap them; alone on their links they take exactly ``est_s``.
+  transfers that overlap them; alone on their links they take exactly ``est_s``;
+* the kernel-boundary gate (``hw.comm_gate_kinds``, issue 12): a comm op issued while a compute op of a
+  gating kind runs on its GPU, or as one starts there (ties go to the kernel: the check runs after
+  every other event of the instant), starts only when that kernel has ``hw.comm_gate_lead_s`` of its
+  work left (its last wave frees SMs), wherever its stretch beside other transfers puts that moment.
 
 Events live in simpy's queue, ordered by (time, priority, sequence number): the same inputs give the
 same timeline, always.  Everything that happens at an instant without taking time (an op finishing
@@ -39,6 +43,7 @@ from costmodel.topology import Topology
 from .network import Network
 
 _P2P = (OpKind.SEND, OpKind.RECV)
+LATE = NORMAL + 1  # after every NORMAL event of the same instant (the gate's check: ties go to the kernel)
 PROGRESS_EVERY = 1 << 13  # ops finished between two updates of a progress bar
 
 
@@ -127,6 +132,16 @@ class Engine:
         # per op: how much slower it runs while a transfer is in flight on its GPU
         self.slow_of = [s_attn if op.kind == OpKind.ATTN else s_other for op in sched.ops]
         self.slow = max(s_attn, s_other)  # 1.0: no op is ever slowed, nothing to rescale
+        # the kernel-boundary gate: which compute ops hold a comm op that becomes ready beside them
+        self.gated = bool(hw.comm_gate_kinds)
+        self.gate_lead = hw.comm_gate_lead_s
+        self.gates = [
+            op.kind.is_compute
+            and hw.gates_comm(
+                op.kind.value, op.shape[2] if op.kind == OpKind.ATTN and len(op.shape) > 2 else 2
+            )
+            for op in sched.ops
+        ]
         self._index()
 
     # -- static structure ----------------------------------------------------------------------
@@ -212,6 +227,7 @@ class Engine:
         self.comm_active = [0] * self.s.n_ranks
         self.running: list[list[int]] = [[] for _ in range(self.s.n_ranks)]  # compute ops in flight
         self.c_state: dict[int, list] = {}  # op -> [remaining uncontended s, since, factor, version]
+        self.gate_wait: dict[int, list[int]] = {}  # gating compute op -> comm ops waiting for its last wave
         self.matched: dict[int, list[int]] = {}
         L = self.net.n_links
         self.demand = [0.0] * L
@@ -298,14 +314,54 @@ class Engine:
 
     def _start_op(self, i: int) -> None:
         now = self.env._now
-        self.start[i] = now
         r = self.rank[i]
         if not self.is_comm[i]:
+            self.start[i] = now
             f = self.slow_of[i] if self.comm_active[r] else 1.0
             self.c_state[i] = st = [self.est[i], now, f, 0]
             self.running[r].append(i)
             self._post(st[0] * f, self._compute_done, (i, 0))
             return
+        if self.gated:  # decided once every other event of this instant has run (a kernel starting now)
+            self.env.schedule(_Wake(self.env, self._gate_check, i), LATE, 0.0)
+            return
+        self._comm_begin(i)
+
+    # -- the kernel-boundary gate ----------------------------------------------------------------
+    def _gate_check(self, ev) -> None:
+        """Comm op ``i`` is ready: wait for the last wave of a gating kernel running on its GPU."""
+        i = ev._value
+        self.n_events += 1
+        now = self.env._now
+        for k in self.running[self.rank[i]]:
+            if self.gates[k]:
+                st = self.c_state[k]
+                left = st[0] - (now - st[1]) / st[2]  # uncontended work still to do
+                if left > self.gate_lead:
+                    w = self.gate_wait.get(k)
+                    if w is None:
+                        self.gate_wait[k] = w = []
+                        self._post((left - self.gate_lead) * st[2], self._gate_open, (k, st[3]))
+                    w.append(i)
+                    return
+        self._comm_begin(i)
+
+    def _gate_open(self, ev) -> None:
+        k, ver = ev._value
+        self.n_events += 1
+        st = self.c_state.get(k)
+        if k not in self.gate_wait or (st is not None and st[3] != ver):
+            return  # released already, or superseded by a rescale (which posted the new moment)
+        self._gate_release(k)
+
+    def _gate_release(self, k: int) -> None:
+        for i in self.gate_wait.pop(k):
+            self.trigger[self.unit_of[i]] = k  # the critical path runs through the kernel that held it
+            self._comm_begin(i)
+
+    def _comm_begin(self, i: int) -> None:
+        now = self.env._now
+        self.start[i] = now
         op = self.s.ops[i]
         m = op.match
         if m < 0:
@@ -338,6 +394,8 @@ class Engine:
             return  # superseded by a rescale
         del self.c_state[i]
         self.running[self.rank[i]].remove(i)
+        if i in self.gate_wait:  # its last wave is over: the comm ops waiting for it begin first
+            self._gate_release(i)
         self._finish(i)
 
     def _rescale(self, r: int) -> None:
@@ -351,6 +409,8 @@ class Engine:
             st[1], st[2] = now, f_new
             st[3] += 1
             self._post(st[0] * f_new, self._compute_done, (i, st[3]))
+            if i in self.gate_wait:  # the moment its last wave begins moved with it
+                self._post(max(st[0] - self.gate_lead, 0.0) * f_new, self._gate_open, (i, st[3]))
 
     def _finish(self, i: int) -> None:
         self.end[i] = self.env._now

@@ -62,6 +62,9 @@ def applies(cfg: Config, options: SimOptions | None) -> bool:
         and p.microbatches == 1
         and p.chunks == 1
         and cfg.model.layers == 1
+        and p.prefill_attn == "pass-kv"  # pass-Q's ring and a prefix cache's two calls a step: the engine
+        and not wl.cached_len
+        and set(cfg.hardware.comm_gate_kinds) <= {"attention"}  # other gating kinds: the engine
     )
 
 
@@ -256,6 +259,15 @@ def _run(cfg: Config, opt: SimOptions, t0: float, SimRun, progress=None):
     bw = col(lambda row: hw.comm[row[0].link][Collective.P2P].bw_Bps, send)
     lat = np.maximum(col(lambda row: row[0].est_s, send) - nbytes / bw, 0.0)
     xfer = nbytes / bw
+    # the kernel-boundary gate (engine.py): a unit ready as or while a step's attention runs starts at
+    # that call's last wave (``lead`` of its work left)
+    gate = hw.gates_comm("attention")
+    lead = hw.comm_gate_lead_s
+    if gate:
+        if kvw != tpl.n_pre - 1:
+            raise _Skip("gate: ops between the K/V block's write and the ring")
+        if any(d["attn"].shape[2] <= 1 for row in tpl.pos for d in row):
+            raise _Skip("gate: a decode-shaped ring attention")
     on = opt.compute_slowdown
     f_attn = hw.attention_slowdown_under_comm if on else 1.0
     f_other = hw.compute_slowdown_under_comm if on else 1.0
@@ -309,7 +321,8 @@ def _run(cfg: Config, opt: SimOptions, t0: float, SimRun, progress=None):
     E = np.full((R - 1, n), np.nan)  # ... and ends (with the recv on i + 1)
     AS, AE = np.empty((n_steps, n)), np.empty((n_steps, n))
     MS, ME = np.empty((n_steps, n)), np.empty((n_steps, n))
-    trig_u = np.zeros((R - 1, n), dtype=np.int8)  # what released a unit: 0 stream, 1 recv, 2 attn, 3 dep
+    # what released a unit: 0 stream, 1 recv, 2 attn (the step before), 3 dep, 4 its step's attention (gate)
+    trig_u = np.zeros((R - 1, n), dtype=np.int8)
     trig_a = np.zeros((n_steps, n), dtype=np.int8)  # 0 compute stream, 1 recv
     pre_s, pre_e = np.empty((tpl.n_pre, n)), np.empty((tpl.n_pre, n))
     post_s, post_e = np.empty((tpl.n_post, n)), np.empty((tpl.n_post, n))
@@ -338,6 +351,14 @@ def _run(cfg: Config, opt: SimOptions, t0: float, SimRun, progress=None):
     def unit_end(t):
         return np.maximum(E[t], E[t][prv])
 
+    def gate_at(s, a_s, w, wins):
+        """Start of a unit ready at ``s`` on ranks whose attention (start ``a_s``, ``w`` of work, beside
+        ``wins``) runs at ``s`` (or starts then) and has more than ``lead`` left: its last wave."""
+        rest = w - lead
+        tg = np.where(rest > 0, _comp(a_s, np.maximum(rest, 0.0), fa, wins), a_s)
+        held = (a_s <= s) & (s < tg)
+        return np.where(held, tg, s), held
+
     # before the ring, up to the op that wrote the K/V block: no transfer yet
     c_end = np.zeros(n)
     done_units = -1
@@ -350,14 +371,33 @@ def _run(cfg: Config, opt: SimOptions, t0: float, SimRun, progress=None):
         pre_s[k], pre_e[k] = s, c_end
         if k == kvw:
             # unit 0 (its send waits for the K/V block), then unit 1 (waits for unit 0 only)
-            h = h_pre[-1] + iss[(0, "send")] + iss[(0, "recv")]
-            unit(0, c_end, h)
-            trig_u[0] = 3
+            h0 = h = h_pre[-1] + iss[(0, "send")] + iss[(0, "recv")]
+            if gate:  # step 0's attention starts with it (the K/V block's write is the last op before)
+                a0s = np.maximum(c_end, h + iss[(0, "attn")])
+                S0, held0 = gate_at(np.maximum(c_end, h), a0s, est[(0, "attn")], [])
+                unit(0, S0, h)
+                trig_u[0] = np.where(held0, 4, 3)
+            else:
+                unit(0, c_end, h)
+                trig_u[0] = 3
             h = h + iss[(0, "attn")] + iss[(0, "acc")] + iss[(1, "send")] + iss[(1, "recv")]
             if R - 2 >= 1:
                 u0 = unit_end(0)
-                unit(1, u0, h)
-                trig_u[1] = 0
+                if gate:
+                    # ready inside step 0's attention, or as step 1's starts (the block arrived last):
+                    # step 1's start is taken without unit 1's transfers, which (held) begin after it
+                    s1 = np.maximum(u0, h)
+                    S1, by0 = gate_at(s1, a0s, est[(0, "attn")], win(0))
+                    h_acc = h0 + iss[(0, "attn")] + iss[(0, "acc")]
+                    ae0 = _comp(a0s, est[(0, "attn")], fa, win(0))
+                    ie0 = _comp(np.maximum(ae0, h_acc), est[(0, "acc")], fo, win(0))
+                    a1s = np.maximum(np.maximum(ie0, E[0][prv]), h + iss[(1, "attn")])
+                    S1b, by1 = gate_at(s1, a1s, attn_est(1), win(0))
+                    unit(1, np.where(by0, S1, S1b), h)
+                    trig_u[1] = np.where(by0, 2, np.where(by1, 4, 0))
+                else:
+                    unit(1, u0, h)
+                    trig_u[1] = 0
             done_units = 1
     H = h_pre[-1] + iss[(0, "send")] + iss[(0, "recv")]
     bar = progress(n_steps, "ring steps") if progress is not None else None
@@ -380,6 +420,16 @@ def _run(cfg: Config, opt: SimOptions, t0: float, SimRun, progress=None):
             u_prev = unit_end(t)
             dep = np.maximum(u_prev, a_end)
             trig_u[t + 1] = np.where(a_end > u_prev, 2, 0)
+            if gate:  # ready as the next attention starts (its block arrived last): its last wave
+                jn = pos_of(t + 1)
+                h_acc = H + iss[(j, "acc")]
+                me0 = _comp(np.maximum(a_end, h_acc), est[(j, "acc")], fo, win(t - 1) + win(t))
+                an_s = np.maximum(
+                    np.maximum(me0, E[t][prv]),
+                    h_acc + iss[(jn, "send")] + iss[(jn, "recv")] + iss[(jn, "attn")],
+                )
+                dep, held = gate_at(np.maximum(dep, hn), an_s, attn_est(t + 1), win(t))
+                trig_u[t + 1] = np.where(held, 4, trig_u[t + 1])
             unit(t + 1, dep, hn)
         H = H + iss[(j, "acc")]
         ms = np.maximum(a_end, H)
@@ -549,7 +599,9 @@ def _critical_path(
             rcv = int(nxt[snd])
             r = rcv if S[k, rcv] > S[k, snd] else snd
             c = trig_u[k, r]
-            if k == 0:
+            if c == 4:  # held to the last wave of its own step's attention (the kernel-boundary gate)
+                state = ("attn", k)
+            elif k == 0:
                 state = ("pre", kvw)
             elif c == 2:
                 state = ("attn", k - 1)

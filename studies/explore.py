@@ -34,9 +34,9 @@ import numpy as np
 from costmodel import strategies
 from costmodel.analytic import evaluate
 from costmodel.closedform import Setting
-from costmodel.config import Config, build_config
+from costmodel.config import Config, build_config, parse_cached
 from costmodel.errors import SpecError
-from costmodel.plan import AXIS_NAMES, DecodeAttn, Plan, PpSend, RingVariant
+from costmodel.plan import AXIS_NAMES, DecodeAttn, Plan, PpSend, PrefillAttn, RingVariant
 from costmodel.results import atomic_write_text, ensure_dir, write_csv, write_json, write_sweep_files
 from costmodel.search import enumerate_plans
 from costmodel.specs import AttnKernel, Phase, Workload
@@ -104,11 +104,30 @@ KEYS: dict[str, tuple[object, str]] = {
     "families": (list(FAMILIES), f"plan families: {', '.join(FAMILIES)}"),
     "ring_variant": ([v.value for v in RingVariant], "prefill ring layouts tried"),
     "decode_attn": ([v.value for v in DecodeAttn], "decode ring merges tried"),
+    "cached": (
+        0,
+        "partial prefill: tokens per sequence already in the KV cache before the prompt (prefill rows; "
+        "decode rows take none)",
+    ),
+    "prefill_attn": (
+        [PrefillAttn.PASS_KV.value],
+        "prefill ring kinds tried: pass-kv and/or pass-q (pass-Q rings only with cached tokens)",
+    ),
     "attn_kernel": ("auto", "attention kernel: auto (the profile's fastest per call) | flash | cudnn"),
     "pp_send": ("scatter", "pipeline sends with TP: scatter (Megatron) | full"),
     "causal": (True, "causal attention"),
 }
-LIST_KEYS = ("set", "topology", "phase", "batch", "gpus", "families", "ring_variant", "decode_attn")
+LIST_KEYS = (
+    "set",
+    "topology",
+    "phase",
+    "batch",
+    "gpus",
+    "families",
+    "ring_variant",
+    "decode_attn",
+    "prefill_attn",
+)
 
 
 @dataclass(frozen=True)
@@ -130,6 +149,8 @@ class Experiment:
     attn_kernel: str
     pp_send: str
     causal: bool
+    cached: int = 0  # partial prefill: cached tokens per sequence before the prompt (prefill rows)
+    prefill_attn: tuple[str, ...] = (PrefillAttn.PASS_KV.value,)
     source: str = ""  # the experiment file, when there is one
     config: Config = field(default=None, repr=False, compare=False)  # hardware + model, validated
 
@@ -206,6 +227,8 @@ def make_experiment(values: dict, source: str = "") -> Experiment:
     fams = _choose("families", v["families"], FAMILIES)
     rvs = _choose("ring_variant", v["ring_variant"], [r.value for r in RingVariant])
     das = _choose("decode_attn", v["decode_attn"], [d.value for d in DecodeAttn])
+    pas = _choose("prefill_attn", v["prefill_attn"], [d.value for d in PrefillAttn])
+    cached = parse_cached(v["cached"])
     kern = _choose("attn_kernel", [v["attn_kernel"]], [k.value for k in AttnKernel])[0]
     pps = _choose("pp_send", [v["pp_send"]], [s.value for s in PpSend])[0]
     if not isinstance(v["causal"], bool):
@@ -268,6 +291,8 @@ def make_experiment(values: dict, source: str = "") -> Experiment:
         attn_kernel=kern,
         pp_send=pps,
         causal=v["causal"],
+        cached=cached,
+        prefill_attn=pas,
         source=source,
         config=cfg,
     )
@@ -314,6 +339,8 @@ def _plans(exp: Experiment, cfg: Config, P: int, phase: str) -> tuple[list[Plan]
             continue
         if p.ring > 1 and phase == Phase.DECODE and p.decode_attn not in exp.decode_attn:
             continue
+        if p.ring > 1 and phase == Phase.PREFILL and p.prefill_attn not in exp.prefill_attn:
+            continue
         keep.append(p)
     return keep, rejected
 
@@ -349,12 +376,14 @@ def evaluate_row(exp: Experiment, item: str, P: int, topo, phase: str, batch: in
     """Every plan of one (topology, P, phase, batch) at every length: (columns or None, skipped list)."""
     cfg = exp.config
     skipped = []
+    cached = exp.cached if phase == Phase.PREFILL else 0  # partial prefill: prefill rows only
     wl0 = Workload(
         batch=batch,
         seq_len=_ENUM_LEN,
         phase=phase,
         context_len=_ENUM_LEN if phase == Phase.DECODE else 0,
         causal=exp.causal,
+        cached_len=cached,
     )
     base = replace(cfg, topology=topo, workload=wl0, plan=cfg.plan.replace(pp_send=exp.pp_send))
     plans, _ = _plans(exp, base, P, phase)
@@ -387,6 +416,7 @@ def evaluate_row(exp: Experiment, item: str, P: int, topo, phase: str, batch: in
             phase=phase,
             context_len=int(n) if phase == Phase.DECODE else 0,
             causal=exp.causal,
+            cached_len=cached,
         )
         for j, p in enumerate(plans):
             try:
@@ -407,7 +437,9 @@ def evaluate_row(exp: Experiment, item: str, P: int, topo, phase: str, batch: in
     groups: dict[tuple, list[int]] = {}
     for j, p in enumerate(plans):
         # one call per (variant, tp, ulysses, ring), as costmodel.search groups them
-        groups.setdefault((p.ring_variant, p.decode_attn, p.tp, p.ulysses, p.ring), []).append(j)
+        groups.setdefault(
+            (p.ring_variant, p.decode_attn, p.prefill_attn, p.tp, p.ulysses, p.ring), []
+        ).append(j)
     parts = []
     for idx in groups.values():
         g = [plans[j] for j in idx]
@@ -423,6 +455,8 @@ def evaluate_row(exp: Experiment, item: str, P: int, topo, phase: str, batch: in
             topo_kind=topo.kind.value,
             gpus_per_node=topo.gpus_per_node,
             pp_send=g[0].pp_send,
+            cached=cached,
+            prefill_attn=g[0].prefill_attn,
         )
         Lc = L[:, None].astype(float)
         o = evaluate(cfg.model, cfg.hardware, st, batch=batch, seq=Lc, context=Lc, **deg)
@@ -452,6 +486,13 @@ def evaluate_row(exp: Experiment, item: str, P: int, topo, phase: str, batch: in
                 np.array([p.decode_attn.value if p.ring > 1 else "" for p in g])[None, :], shape
             ),
             "pp_send": np.broadcast_to(np.array([p.pp_send.value for p in g])[None, :], shape),
+            "prefill_attn": np.broadcast_to(
+                np.array([p.prefill_attn.value if p.ring > 1 and phase == Phase.PREFILL else "" for p in g])[
+                    None, :
+                ],
+                shape,
+            ),
+            "cached": np.full(shape, cached, dtype=np.int64),
         }
         for k, val in o.items():
             block[k] = np.broadcast_to(np.asarray(val), shape)
@@ -918,7 +959,13 @@ def render_markdown(exp, specs, maps, rows, figures, skipped, *, n_points, runti
         f"Plan families: {', '.join(exp.families)}; prefill ring layouts {', '.join(exp.ring_variant)}; "
         f"decode merges {', '.join(exp.decode_attn)}; micro-batch and chunk counts as `ringsim best` "
         "tries them. "
-        "A plan *fits* when its memory per device (weights, KV cache, activations, buffers, workspace) is "
+        + (
+            f"Partial prefill: every prefill row follows {exp.cached:,} cached tokens per sequence (the "
+            f"length is the new tokens'); prefill rings tried: {', '.join(exp.prefill_attn)}. "
+            if exp.cached
+            else ""
+        )
+        + "A plan *fits* when its memory per device (weights, KV cache, activations, buffers, workspace) is "
         "within the HBM capacity; the winner of a cell is the fastest plan that fits (lowest latency: the "
         "prompt's prefill, or one decode step).",
         "",

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from costmodel import presets
-from costmodel.plan import DecodeAttn, Plan, PpSend, RingVariant
+from costmodel.plan import DecodeAttn, Plan, PpSend, PrefillAttn, RingVariant
 from costmodel.sweep import parse_template, run_sweep
 from ringsim import load_config
 
@@ -18,7 +18,7 @@ from ringsim import load_config
 def _plans():
     for tp, uly, ring, pp in itertools.product((1, 2, 8), (1, 2), (1, 2, 16), (1, 2)):
         for mb, chunks in itertools.product((1, 2, 8), (1, 4)):
-            for rv, da, send in itertools.product(RingVariant, DecodeAttn, PpSend):
+            for rv, da, send, pa in itertools.product(RingVariant, DecodeAttn, PpSend, PrefillAttn):
                 yield Plan(
                     tp=tp,
                     ulysses=uly,
@@ -29,6 +29,7 @@ def _plans():
                     ring_variant=rv,
                     decode_attn=da,
                     pp_send=send,
+                    prefill_attn=pa,
                 )
 
 

@@ -8,8 +8,9 @@ checked here never fed them.
   decode target with both engines: the step is device-bound, which is what the model is for.
 * Decode steps issued op by op (eager) are host-bound: Python issues each op in 70-250 us, and the
   host's speed varies between device leases (the calibration's executor walk took 2.2 to 5.4 ms on six
-  leases), so another lease's host figures predict them only to that spread.  They are reported, and
-  held at today's level so that a regression fails; they are not a target.
+  leases), so another lease's host figures predict them only to that spread.  They are reported by
+  ``ringsim validate``, and out of the targets: the guard that held them was loosened from 17% to 18% to
+  40% as data came in (issue 12), which guards nothing, so none is kept.
 """
 
 import glob
@@ -44,11 +45,3 @@ def test_graph_decode_meets_target(summary, engine):
     assert s["n"] >= 40  # tp=2, ring=2 x 3 decode variants, single GPU; B 1/16/64; context 16Ki-256Ki
     assert s["median_abs_err"] <= 0.10
     assert s["meets_targets"]
-
-
-@pytest.mark.parametrize("engine", ["analytic", "simulator"])
-def test_eager_decode_held_at_current_accuracy(summary, engine):
-    s = summary[f"decode/{engine}"]
-    assert s["n"] >= 30
-    # host-bound, lease-dependent (module docstring): a regression guard, not the target
-    assert s["median_abs_err"] <= 0.40

@@ -531,6 +531,10 @@ def _ops_of(
 MODES = ("ideal", "eager", "graph")
 
 
+# passes over an all-to-all's buffer that the executor's ulysses makes (real/executor.py _a2a_qkv, _a2a_o)
+EXECUTOR_A2A_COPY_PASSES = (3, 2)
+
+
 def fit_profile(raw: dict, base: str, name: str, mode: str = "ideal") -> tuple[dict, list[str]]:
     """The base preset's TOML dict with every measured figure replaced; returns (profile, notes).
 
@@ -557,6 +561,15 @@ def fit_profile(raw: dict, base: str, name: str, mode: str = "ideal") -> tuple[d
     notes.append(
         "achievable.gemm: measured (efficiency by FLOPs per call at the model's layer shapes, tp=1 and 2)"
     )
+    if with_ops:  # the executor's layout copies around ulysses' all-to-alls (issue 12), from its code
+        ach["a2a_copy_passes_qkv"], ach["a2a_copy_passes_o"] = EXECUTOR_A2A_COPY_PASSES
+        notes.append(
+            "achievable.a2a_copy_passes_qkv = 3, a2a_copy_passes_o = 2: counted from real/executor.py, not "
+            "measured (Q/K/V: each peer's heads cut out and joined, the pieces stacked into the send "
+            "buffer, the received pieces joined: 3 reads and writes of the buffer; the output: stacked and "
+            "joined: 2), timed as elementwise passes; the P = 4 ulysses trace showed about 2 ms of such "
+            "copies inside the all-to-all at 96Ki (benchmarks/results/ring_bias_x4_20261128/gate_model.md)"
+        )
     layouts = {r.get("layout", "contiguous") for r in _by(res, "decode_attention")}
     layout = (
         "executor" if "executor" in layouts and (with_ops or "contiguous" not in layouts) else "contiguous"
@@ -645,6 +658,12 @@ def fit_profile(raw: dict, base: str, name: str, mode: str = "ideal") -> tuple[d
                 if len(gs) > 1
                 else ""
             )
+            + f". Larger groups (the rule, costmodel/kernels.py comm_time): a group of g ranks takes the "
+            f"figures of the largest measured group <= g (here {gs[-1]}): its latency and bus bandwidth, "
+            "with NCCL's ring algorithm's steps (2(g-1) for all-reduce, g-1 for all-gather, reduce-scatter "
+            "and all-to-all) each adding hop_latency_us and each rank sending 2(g-1)/g (all-reduce) or "
+            "(g-1)/g of the message, the bus-bandwidth convention of nccl-tests (github.com/NVIDIA/"
+            "nccl-tests, doc/PERFORMANCE.md): on one NVSwitch node the bus bandwidth stays flat as g grows"
         )
         notes.append("achievable.comm.ib.*: published (one node: InfiniBand not measurable here)")
     else:
@@ -679,6 +698,7 @@ def fit_profile(raw: dict, base: str, name: str, mode: str = "ideal") -> tuple[d
         notes.append(
             "achievable.compute_slowdown_under_comm: published estimate (not measured: no second GPU)"
         )
+    notes += _gate_figures(res, ach, raw["provenance"].get("gpu", ""))
     for s in raw.get("supplements", []):
         sp = s.get("provenance", {})
         notes.append(
@@ -705,6 +725,124 @@ def fit_profile(raw: dict, base: str, name: str, mode: str = "ideal") -> tuple[d
     }
     presets.hardware_from_dict(copy.deepcopy(prof))  # validate before anyone writes it
     return prof, notes
+
+
+# The kernel-boundary gate where no bench_ring_gate raw is given: what the P = 4 traces of issue 12 show
+# (benchmarks/results/ring_bias_x4_20261128: cuDNN attention, NCCL 2.28.9 on H200), applied to H200 runs.
+GATE_FALLBACK = {"gpu": "H200", "kinds": ["attention"], "lead_us": 291.0}
+GATE_FALLBACK_NOTE = (
+    "achievable.comm_gate_kinds, comm_gate_lead_us: FALLBACK from the P = 4 traces of "
+    "benchmarks/results/ring_bias_x4_20261128 (cuDNN attention, NCCL 2.28.9): 28 NCCL send/recv kernels that "
+    "began inside an attention kernel began 291 us (median; 146-341) before its end; no GEMM was seen to "
+    "hold one; to be replaced by the fit of benchmarks/bench_ring_gate.py (ringsim calibrate --from-raw)"
+)
+_GATE_CLASS = {"gemm": "gemm", "elementwise": "elementwise"}  # bench kernel -> op kind; attn_* -> attention
+
+
+MODELLED_GATE_KINDS = ("attention",)  # gating kinds both engines model (costmodel closed forms, sim)
+
+
+def _gate_mode(r: dict) -> str:
+    """A comm_gate record's placement: ``gate_mode``; the bench's first schema (the raw of 2026-11-28
+    16:35 UTC) called it ``mode``, a name the other records use for eager/graph."""
+    return str(r.get("gate_mode", r.get("mode", "")))
+
+
+def fit_comm_gate(results: list[dict]) -> tuple[dict, list[str]] | None:
+    """``achievable.comm_gate_kinds`` and ``comm_gate_lead_us`` from benchmarks/bench_ring_gate.py records
+    (``op`` = comm_gate), or None without them.
+
+    A repetition of mode ``both`` (both ranks run the kernel K, the op posted at a fraction of K's time,
+    one kernel: ``split`` 1) whose op became ready inside K is *held* when the NCCL kernel began nearer
+    to K's end than to its ready time.  A kernel class gates when most such repetitions of each of its
+    kernels are held; the lead is the median of (K's end - the NCCL start) over the held repetitions of
+    the gating classes.  The tie modes (op and kernel released together) are reported, not fitted: the
+    model gives ties to the kernel."""
+    recs = [r for r in _by(results, "comm_gate") if _gate_mode(r) == "both" and r.get("split", 1) == 1]
+    if not recs:
+        return None
+    held: dict[str, list[float]] = {}  # class -> per kernel: fraction held
+    leads: dict[str, list[float]] = {}
+    by_call: dict[str, list[float]] = {}  # the lead per call shape (does it scale with the keys?)
+    for r in recs:
+        cls = "attention" if str(r["kernel"]).startswith("attn") else _GATE_CLASS.get(r["kernel"])
+        if cls is None or not 0 < (r.get("frac") or -1) < 1:
+            continue
+        reps = [
+            x
+            for rank in r["ranks"]
+            for x in rank
+            if x.get("ready_inside_kernel") and "start_minus_kend_s" in x and "ready_minus_kend_s" in x
+        ]
+        if not reps:
+            continue
+        h = [x for x in reps if x["start_minus_kend_s"] - x["ready_minus_kend_s"] > -x["start_minus_kend_s"]]
+        held.setdefault(cls, []).append(len(h) / len(reps))
+        leads.setdefault(cls, []).extend(max(-x["start_minus_kend_s"], 0.0) for x in h)
+        if h:
+            call = f"{r['kernel']} B={r.get('batch', '?')} keys={r.get('ring_len', '?')}"
+            by_call.setdefault(call, []).extend(max(-x["start_minus_kend_s"], 0.0) for x in h)
+    if not held:
+        return None
+    gating = sorted(c for c, f in held.items() if statistics.median(f) > 0.5)
+    # the profile gates the kinds both engines model (the closed forms and the ring recurrence hold
+    # transfers to attention's last wave only); the others measured are named in the note
+    kinds = [c for c in gating if c in MODELLED_GATE_KINDS]
+    lead = [v for c in kinds for v in leads[c]]
+    lead_us = _sig(statistics.median(lead) * 1e6) if lead else 0.0
+    ties = [
+        x.get("tie_kernel_first")
+        for r in _by(results, "comm_gate")
+        if str(_gate_mode(r)).startswith("tie")
+        for rank in r["ranks"]
+        for x in rank
+        if "tie_kernel_first" in x
+    ]
+    seen = ", ".join(f"{c} {statistics.median(f):.0%} of {len(f)} kernel(s)" for c, f in sorted(held.items()))
+    note = (
+        f"achievable.comm_gate_kinds = {kinds}, comm_gate_lead_us = {lead_us}: measured (benchmarks/"
+        f"bench_ring_gate.py: a transfer posted while a kernel runs, held to its last wave in {seen}; lead = "
+        f"median of kernel end - NCCL start over {len(lead)} held repetitions; by call: "
+        + ", ".join(f"{c} {statistics.median(v) * 1e6:.0f} us" for c, v in sorted(by_call.items()))
+        + ")"
+        + (
+            f"; also held, not in the profile (the closed forms model attention only): "
+            f"{', '.join(c for c in gating if c not in kinds)}, lead "
+            + ", ".join(
+                f"{c} {statistics.median(leads[c]) * 1e6:.0f} us"
+                for c in gating
+                if c not in kinds and leads[c]
+            )
+            if any(c not in kinds for c in gating)
+            else ""
+        )
+        + (
+            f"; ties (op and kernel released together): the kernel began first in {sum(ties)} of {len(ties)}"
+            if ties
+            else ""
+        )
+    )
+    return {"comm_gate_kinds": kinds, "comm_gate_lead_us": lead_us}, [note]
+
+
+def _gate_figures(res: list[dict], ach: dict, gpu: str) -> list[str]:
+    """Set the gate's figures: fitted from bench_ring_gate records, else the H200 fallback (H200 runs only),
+    else left as the base profile has them."""
+    try:
+        fit = fit_comm_gate(res)
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise SpecError(
+            f"the raw calibration data's comm_gate records (benchmarks/bench_ring_gate.py) are malformed: "
+            f"{type(e).__name__} {e}"
+        ) from None
+    if fit is not None:
+        ach.update(fit[0])
+        return fit[1]
+    if GATE_FALLBACK["gpu"] in str(gpu):
+        ach["comm_gate_kinds"] = list(GATE_FALLBACK["kinds"])
+        ach["comm_gate_lead_us"] = GATE_FALLBACK["lead_us"]
+        return [GATE_FALLBACK_NOTE]
+    return []
 
 
 def _fit_fp8(results: list[dict], prof: dict, mode: str = "ideal") -> list[str]:

@@ -23,6 +23,19 @@ from costmodel.predict import predict
 from costmodel.results import read_jsonl_lines
 
 TARGETS = {"prefill": {"median": 0.05, "max": 0.15}, "decode": {"median": 0.10}}
+# issue 12: the ideal-kernel profile (h200-sxm: ideal fused kernels from a CUDA graph) against the executor's
+# fused mode (real.run --exec-mode fused), at P <= 2
+FUSED_TARGETS = {"median": 0.05}
+EXEC_MODES = ("eager", "fused")  # a record's exec_mode: the executor's kernels (real/fused.py)
+
+
+def exec_mode_of(rec: dict) -> str:
+    """A record's kernels: 'eager' (the executor's own, and every record written before the fused mode)
+    or 'fused'."""
+    m = rec.get("exec_mode", "eager")
+    if m not in EXEC_MODES:
+        raise SpecError(f"its exec_mode is {m!r}: valid are {', '.join(repr(x) for x in EXEC_MODES)}")
+    return m
 
 
 def options_of(rec: dict) -> list[str]:
@@ -60,6 +73,8 @@ def config_of(rec: dict, hardware: str | None = None) -> Config:
     mode = rec.get("exec", "eager")  # how the executor ran: issued op by op, or replayed from a CUDA graph
     if hardware:
         a.hardware = hardware
+    elif exec_mode_of(rec) == "fused":
+        pass  # fused kernels: the profile named (the ideal one, h200-sxm) is what they are held against
     elif f"{a.hardware}-{mode}" in presets.available("hardware"):
         a.hardware = f"{a.hardware}-{mode}"  # the profile of the executor as it ran: its own op figures
     elif mode == "graph":
@@ -136,6 +151,8 @@ def left_out_reason(rec: dict) -> str | None:
     chk = rec.get("check")
     if status == "refused":
         return "refused (not measured)"
+    if status == "ok" and exec_mode_of(rec) == "fused" and rec.get("fused_fallbacks"):
+        return "fused mode ran some functions uncompiled (their compilation failed)"
     if status == "failed" or (isinstance(chk, dict) and (chk.get("passed") is False or _over_tol(chk))):
         return "failed its check against the reference"
     if status != "ok":
@@ -175,11 +192,22 @@ class Row:
     seen: str | None = None  # why the record is not an unseen one (None: unseen), see ``seen_by_calibration``
     model: str = ""  # the model preset's name (the summary by model)
     family: str = ""  # the plan's family: ring, ulysses, tp, pp, tp+pp, hybrid, single (mean signed error)
+    fusion: str = (
+        "eager"  # the executor's kernels: its own (eager) or fused (predicted with the ideal profile)
+    )
+    ranks: int = 1  # the plan's GPU count (P)
+    profile: str = ""  # the hardware profile it was predicted with
+    partial: bool = False  # partial prefill (issue 13: cached tokens, or the pass-Q prefill ring)
 
     @property
     def group(self) -> str:
-        """Summary group: the phase, and '-graph' for graph-replayed runs (device-bound, no host issue)."""
-        return self.phase if self.exec == "eager" else f"{self.phase}-{self.exec}"
+        """Summary group: the phase, '-partial' for partial prefill (cached tokens or pass-Q rings: a
+        workload of its own, added after issue 5's prefill targets were set), '-graph' for graph-replayed
+        runs (device-bound, no host issue), and '-fused' for the fused executor (held against the ideal
+        profile)."""
+        ph = f"{self.phase}-partial" if self.partial else self.phase
+        g = ph if self.exec == "eager" else f"{ph}-{self.exec}"
+        return g if self.fusion == "eager" else f"{g}-{self.fusion}"
 
     def err(self, engine: str) -> float | None:
         v = self.analytic_s if engine == "analytic" else self.simulated_s
@@ -201,6 +229,9 @@ class Row:
             "seen_because": self.seen,
             "model": self.model,
             "family": self.family,
+            "exec_mode": self.fusion,
+            "ranks": self.ranks,
+            "profile": self.profile,
         }
 
 
@@ -208,6 +239,8 @@ def label_of(cfg: Config) -> str:
     """A readable name of a configuration (plan, phase, sizes, kernel)."""
     wl, p = cfg.workload, cfg.plan
     size = f"L={wl.seq_len}" if wl.phase == "prefill" else f"ctx={wl.context}"
+    if wl.cached_len:  # partial prefill
+        size += f" C={wl.cached_len}"
     name = p.label(wl.phase)
     return f"{name} {wl.phase} B={wl.batch} {size} layers={cfg.model.layers} {cfg.kernel}"
 
@@ -262,7 +295,8 @@ def _row(src: str, rec: dict, hardware: str | None, simulate: bool) -> Row:
         from sim import run_config  # validation may import every engine
 
         s = run_config(cfg).latency_s
-    label = label_of(cfg) + ("" if mode == "eager" else f" {mode}")
+    fusion = exec_mode_of(rec)
+    label = label_of(cfg) + ("" if mode == "eager" else f" {mode}") + ("" if fusion == "eager" else " fused")
     return Row(
         label,
         str(cfg.workload.phase),
@@ -275,6 +309,10 @@ def _row(src: str, rec: dict, hardware: str | None, simulate: bool) -> Row:
         seen_by_calibration(rec, cfg),
         cfg.model.name,
         plan_family(cfg.plan),
+        fusion,
+        cfg.plan.n_ranks,
+        cfg.hardware.name,
+        bool(cfg.workload.cached_len) or str(cfg.plan.prefill_attn) == "pass-q",
     )
 
 
@@ -423,13 +461,63 @@ def summarise(rows: list[Row], unseen: bool = False) -> dict:
             if not errs:
                 continue
             d = {"n": len(errs), "median_abs_err": statistics.median(errs), "max_abs_err": max(errs)}
-            t = TARGETS[phase]
+            t = FUSED_TARGETS if group.endswith("-fused") else TARGETS[phase]
             d["targets"] = t
             d["meets_targets"] = (d["median_abs_err"] <= t["median"]) and (
                 d["max_abs_err"] <= t.get("max", 1e9)
             )
             out[f"{group}/{engine}"] = d
     return out
+
+
+def ideal_vs_fused(rows: list[Row]) -> dict:
+    """The ideal profile against the fused executor's records (issue 12): per phase group (prefill,
+    prefill-graph, decode-graph, ...) and GPU count, and over all of them at P <= 2, n, median and max
+    |error| and the mean signed error of the analytic model; the target median applies at P <= 2."""
+    fused = [r for r in rows if r.fusion == "fused"]
+    profiles = sorted({r.profile for r in fused if r.profile}) or ["h200-sxm"]
+    out: dict = {"profile": ", ".join(profiles), "targets": FUSED_TARGETS, "groups": {}}
+
+    def stats(rs: list[Row]) -> dict:
+        errs = [r.err("analytic") for r in rs]
+        return {
+            "n": len(errs),
+            "median_abs_err": statistics.median(abs(e) for e in errs),
+            "max_abs_err": max(abs(e) for e in errs),
+            "mean_signed_err": statistics.fmean(errs),
+        }
+
+    for key in sorted({(r.group, r.ranks) for r in fused}):
+        out["groups"][f"{key[0]} P={key[1]}"] = stats([r for r in fused if (r.group, r.ranks) == key])
+    small = [r for r in fused if r.ranks <= 2]
+    if small:
+        out["all_p_le_2"] = d = stats(small)
+        d["meets_targets"] = d["median_abs_err"] <= FUSED_TARGETS["median"]
+    return out
+
+
+def _ideal_lines(rows: list[Row]) -> list[str]:
+    d = ideal_vs_fused(rows)
+    lines = [
+        "",
+        f"ideal profile ({d['profile']}) vs fused executor records (real.run --exec-mode fused; analytic)",
+    ]
+    if not d["groups"]:
+        return lines + ["  (no fused-executor records yet: benchmarks/device_h200x2_fused.sh measures them)"]
+    for key, g in d["groups"].items():
+        lines.append(
+            f"  {key:<23} n={g['n']:<3} median {g['median_abs_err']:6.1%}  max {g['max_abs_err']:6.1%}  "
+            f"mean signed {g['mean_signed_err']:+6.1%}"
+        )
+    if "all_p_le_2" in d:
+        a = d["all_p_le_2"]
+        lines.append(
+            f"  {'all, P <= 2':<23} n={a['n']:<3} median {a['median_abs_err']:6.1%}  "
+            f"max {a['max_abs_err']:6.1%}  "
+            f"mean signed {a['mean_signed_err']:+6.1%}  (target median <= {FUSED_TARGETS['median']:.0%}: "
+            f"{'met' if a['meets_targets'] else 'NOT met'})"
+        )
+    return lines
 
 
 def _summary_line(key: str, d: dict) -> str:
@@ -461,6 +549,7 @@ def format_table(rows: list[Row], summary: dict, unseen_summary: dict | None = N
     lines.append("")
     lines.append("summary: median and max |error| per phase and engine")
     lines += [_summary_line(k, d) for k, d in summary.items()]
+    lines += _ideal_lines(rows)
     if unseen_summary is not None:
         lines.append("")
         lines.append(

@@ -9,8 +9,11 @@ it holds (``buffers``) and when it is allowed (``rules``, raising ``SpecError`` 
 * ``lm_head``   -- the final norm and the logits on the last stage (vocab-parallel under TP);
 * ``ulysses``   -- all-to-all to heads and back around the attention core (the ``ulysses`` axis);
 * attention cores, exactly one per layer: ``local`` (no ring), ``ring_prefill`` (pass-KV ring with
-  the plain, zigzag and striped layouts), and the decode merges ``decode_allgather``,
-  ``decode_pass_q`` and ``decode_pass_kv``.
+  the plain, zigzag and striped layouts), ``ring_prefill_pass_q`` (the new queries travel, partial
+  outputs return by an all-to-all), and the decode merges ``decode_allgather``, ``decode_pass_q`` and
+  ``decode_pass_kv``;
+* ``prefix_cache``  -- partial prefill (``--cached``): its rules, the cached K/V, the attention without a
+  ring.
 
 Adding a strategy: write its module with the functions above and register it below (``CORES`` or
 ``WRAPPERS``); ``attention_for`` picks it, ``validate`` runs its rules, the builder and the analytic
@@ -22,7 +25,7 @@ from __future__ import annotations
 from types import ModuleType
 
 from ..errors import SpecError
-from ..plan import DecodeAttn, Plan
+from ..plan import DecodeAttn, Plan, PrefillAttn
 from ..specs import Model, Phase, Workload
 from ..topology import Topology
 from . import (
@@ -34,13 +37,16 @@ from . import (
     lm_head,
     local,
     pipeline,
+    prefix_cache,
     ring_prefill,
+    ring_prefill_pass_q,
     ulysses,
 )
 
 # the attention core of a layer, by (phase, ring merge); ``local`` when the plan has no ring
 CORES: dict[tuple[str, str | None], ModuleType] = {
     (Phase.PREFILL, None): ring_prefill,
+    (Phase.PREFILL, PrefillAttn.PASS_Q): ring_prefill_pass_q,
     (Phase.DECODE, DecodeAttn.ALLGATHER): decode_allgather,
     (Phase.DECODE, DecodeAttn.PASS_Q): decode_pass_q,
     (Phase.DECODE, DecodeAttn.PASS_KV): decode_pass_kv,
@@ -53,20 +59,25 @@ ALL: tuple[ModuleType, ...] = (
     *WRAPPERS,
     local,
     chunked,
+    prefix_cache,
     *dict.fromkeys(CORES.values()),
 )
 
 
-def core_for_phase(phase: str, decode_attn: str) -> ModuleType:
-    """The ring's attention core in this phase (prefill: pass-KV; decode: by its merge)."""
-    return CORES[(phase, None if phase == Phase.PREFILL else DecodeAttn(decode_attn))]
+def core_for_phase(phase: str, decode_attn: str, prefill_attn: str = PrefillAttn.PASS_KV) -> ModuleType:
+    """The ring's attention core in this phase (prefill: pass-KV or pass-Q; decode: by its merge)."""
+    if phase == Phase.PREFILL:
+        return CORES[
+            (phase, None if PrefillAttn(prefill_attn) == PrefillAttn.PASS_KV else PrefillAttn.PASS_Q)
+        ]
+    return CORES[(phase, DecodeAttn(decode_attn))]
 
 
 def core_for(plan: Plan, phase: str) -> ModuleType:
     """The attention core of a layer of this plan: ``local`` without a ring (``chunked`` with chunks)."""
     if plan.ring == 1:
         return chunked if plan.chunks > 1 and phase == Phase.PREFILL else local
-    return core_for_phase(phase, plan.decode_attn)
+    return core_for_phase(phase, plan.decode_attn, plan.prefill_attn)
 
 
 def attention_for(plan: Plan, phase: str) -> list[ModuleType]:

@@ -1,5 +1,6 @@
 """Attention without a ring: each rank attends its own queries to all the keys it holds (after the
-ulysses all-to-all, if any, the whole sequence or the whole cache of its heads)."""
+ulysses all-to-all, if any, the whole sequence or the whole cache of its heads).  With cached tokens
+(partial prefill) the attention is ``prefix_cache``'s: against the cache, then the new keys."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import numpy as np
 from .. import layers as Lr
 from ..closedform import AttnCost
 from ..schedule import Role
+from . import prefix_cache
 
 
 def rules(plan, model, wl, topo) -> None:
@@ -48,11 +50,17 @@ def _work(geo, q, kv, o):
 
 
 def emit(b, site, q, kv, o) -> None:
+    if prefix_cache.used(b.geo):
+        return prefix_cache.emit_local(b, site, q, kv, o)
     w = _work(b.geo, q, kv, o)
     site.prog.work(w, f"{site.tag}/attn", label="attn", **site.fields())
 
 
 def closed_form(ctx, on) -> AttnCost:
+    has = np.asarray(ctx.geo.cached) > 0
+    if not ctx.geo.decode and has.any():  # partial prefill where cached tokens are
+        prefix_cache.closed_form_local(ctx, on & has)
+        on = on & ~has
     w = _work(ctx.geo, "q", "kv", "o")
     ctx.acc.add(w, count=np.where(on, 1.0, 0.0))
     return AttnCost()

@@ -1,7 +1,9 @@
 """Ring Attention, prefill, pass-KV (the ``ring`` axis): R steps; at step t each rank attends its
 queries to the K/V block that left rank p - t, t steps ago, while the next block moves (double
 buffer); partial outputs merge into an FP32 accumulator by their log-sum-exps.  The layout (plain,
-zigzag, striped) decides which calls each step makes (``geometry.ring_blocks``)."""
+zigzag, striped) decides which calls each step makes (``geometry.ring_blocks``).  With cached tokens
+(partial prefill, ``prefix_cache``) a block is the rank's cached shard and its new K/V, and each step
+first attends to the cached part (``geometry.ring_blocks_cached``)."""
 
 from __future__ import annotations
 
@@ -10,10 +12,11 @@ import numpy as np
 from .. import layers as Lr
 from ..closedform import AttnCost, ring_recurrence, split_links
 from ..errors import SpecError
-from ..geometry import ring_calls, ring_step_shapes, seq_multiple
+from ..geometry import ring_blocks_cached, ring_calls, ring_step_shapes, seq_multiple
 from ..plan import RingVariant
 from ..schedule import Role
 from ..specs import Collective, Phase
+from . import prefix_cache
 
 
 def rules(plan, model, wl, topo) -> None:
@@ -79,10 +82,22 @@ def _call(b, ql, kl, causal, q, cur):
     )
 
 
+def step_calls(variant, causal, R, lr, lc, i, t, pass_q=False) -> list[tuple[int, int, bool]]:
+    """(q_len, kv_len, causal) of rank i's calls at step t: ``ring_calls``, or with ``lc`` cached tokens
+    per rank (or pass-Q) ``ring_blocks_cached``'s."""
+    if not lc and not pass_q:
+        return ring_calls(variant, causal, R, lr, i, t)
+    blocks = ring_blocks_cached(variant, causal, R, lr, lc, i, t, pass_q)
+    return [(q.stop - q.start, k.stop - k.start, c) for q, k, c in blocks]
+
+
 def emit(b, site, q, kv, o) -> None:
     plan, geo, prog = b.plan, b.geo, site.prog
     group, i = b.group_pos("ring", site.rank)
     R, lr, m = plan.ring, geo.ring_len, geo.model
+    lc = geo.ring_cached if prefix_cache.used(geo) else 0
+    if lc:  # the block that travels: the cached shard with the new K/V behind it
+        kv = prefix_cache.emit_append(b, site, kv)
     nxt, prv = group[(i + 1) % R], group[(i - 1) % R]
     tok = geo.mb * lr
     have = False
@@ -97,7 +112,7 @@ def emit(b, site, q, kv, o) -> None:
             prog.sendrecv(
                 Role.RING_KV, stag, nxt, cur, prv, f"kvbuf{(j + 1) % 2}", geo.kv_block_bytes, exchange=R, **f
             )
-        for c, (ql, kl, causal) in enumerate(ring_calls(plan.ring_variant, b.wl.causal, R, lr, i, t)):
+        for c, (ql, kl, causal) in enumerate(step_calls(plan.ring_variant, b.wl.causal, R, lr, lc, i, t)):
             prog.work(_call(b, ql, kl, causal, q, cur), stag, label=f"attn{c}" if c else "attn", call=c, **f)
             if have:
                 prog.work(Lr.lse_merge(Role.MERGE, m, tok, geo.q_heads, ("part", "acc"), ("acc",)), stag, **f)
@@ -115,7 +130,8 @@ def closed_form(ctx, on) -> AttnCost:
     """The max-plus recurrence of the double-buffered ring; each step's compute is the slowest rank's
     (the causal imbalance of the plain layout); attention beside a transfer is slowed by the profile's
     ``attention_slowdown_under_comm`` and the merges by ``compute_slowdown_under_comm``, while the
-    transfer is in flight."""
+    transfer is in flight; where the profile's attention holds the SMs (``comm_gate_kinds``), a transfer
+    ready as or while a step's attention runs waits for its last wave (``ring_recurrence_gated``)."""
     geo, hw, acc, m = ctx.geo, ctx.hw, ctx.acc, ctx.model
     R, lr, mb, hq, hkv = geo.ring, geo.ring_len, geo.mb, geo.q_heads, geo.kv_heads
     first_s, rest_s = ring_step_shapes(ctx.st.ring_variant, ctx.st.causal, lr)
@@ -135,16 +151,31 @@ def closed_form(ctx, on) -> AttnCost:
     c1 = times.max(axis=0)
     slowest = times.argmax(axis=0)  # per point: which of the step's kernels is the slowest rank's
     g_init, g_merge, t_fin = acc.time(init), acc.time(merge), acc.time(fin)
+    # partial prefill: every step also attends to the block's cached shard (and merges once more); the
+    # new K/V is first written behind the rank's own shard
+    has = np.asarray(geo.ring_cached) > 0
+    if has.any():
+        cached_w = Lr.attention(
+            Role.RING_ATTN, m, mb, hq, lr, np.maximum(geo.ring_cached, 1), False, (), (), kv_heads=hkv
+        )
+        app = prefix_cache.append_work(geo)
+        t_c = np.where(has, acc.time(cached_w), 0.0)
+        t_app = np.where(has, acc.time(app), 0.0)
+        g_extra = np.where(has, g_merge, 0.0)
+    else:  # no prefix cache anywhere: nothing more to cost
+        t_c = t_app = g_extra = 0.0
     t_ring = (
-        ring_recurrence(
-            c0,
-            g_init,
-            c1,
-            g_merge,
+        t_app
+        + ring_recurrence(
+            c0 + t_c,
+            g_init + g_extra,
+            c1 + t_c,
+            g_merge + g_extra,
             x,
             R,
             hw.attention_slowdown_under_comm,
             slowdown_g=hw.compute_slowdown_under_comm,
+            gate_lead=hw.comm_gate_lead_s if hw.gates_comm("attention") else None,
         )
         + t_fin
     )
@@ -152,11 +183,17 @@ def closed_form(ctx, on) -> AttnCost:
     n_rest = np.where(on, R - 1, 0)
     for w, cnt in ((first, one), (init, one), (merge, n_rest), (fin, one)):
         acc.add(w, count=ctx.full(cnt))
+    if has.any():
+        hon = np.where(has, one, 0.0)
+        acc.add(cached_w, count=ctx.full(hon * R))
+        acc.add(merge, count=ctx.full(hon * R))
+        acc.add(app, count=ctx.full(hon))
+        acc.note_kernel(cached_w, hon > 0)
     for i, w in enumerate(rest):
         acc.add(w, count=np.where(slowest == i, n_rest, 0.0))
         acc.note_kernel(w, n_rest > 0)
     acc.issue_comm(2 * (R - 1) * one)
-    busy = (c0 + g_init + t_fin) + n_rest * (c1 + g_merge)
+    busy = (c0 + g_init + t_fin) + n_rest * (c1 + g_merge) + np.where(on, t_app + R * (t_c + g_extra), 0.0)
     sent = (R - 1) * geo.kv_block_bytes
     # the ring's time beyond its kernels is exposed communication; inner hops are NVLink, the busiest
     # rank (at a node boundary) sends every block over IB: each byte counted once, on its link

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import kernels
+from .. import layers as Lr
 from ..closedform import AttnCost
 from ..errors import SpecError
 from ..plan import RingVariant
@@ -46,9 +47,20 @@ def length_multiple(plan, phase) -> int:
     return plan.ulysses
 
 
+def pack_work(passes: float, nbytes, bufs: tuple) -> Lr.Work:
+    """The implementation's layout copies around one all-to-all: ``passes`` reads and writes of its
+    buffer (``achievable.a2a_copy_passes_*``: the executor cuts each peer's heads out, stacks them, and
+    joins the pieces it receives; an ideal implementation sends the tensors in place)."""
+    return Lr.elementwise(Role.A2A_PACK, 2.0 * passes * nbytes, bufs, bufs)
+
+
 def emit_enter(b, site, q, kv, o):
     """The all-to-all of Q, K, V; the core then reads the head-split buffers."""
     g = b.plan.group("ulysses", site.rank)
+    passes = b.hw.a2a_copy_passes_qkv if b.hw else 0.0
+    if passes:
+        w = pack_work(passes, b.geo.a2a_qkv_bytes, (q, kv))
+        site.prog.work(w, f"{site.tag}/ulysses", label="pack_qkv", **site.fields())
     site.prog.collective(
         OpKind.ALL_TO_ALL,
         Role.A2A_QKV,
@@ -64,6 +76,10 @@ def emit_enter(b, site, q, kv, o):
 
 def emit_leave(b, site) -> None:
     g = b.plan.group("ulysses", site.rank)
+    passes = b.hw.a2a_copy_passes_o if b.hw else 0.0
+    if passes:
+        w = pack_work(passes, b.geo.a2a_o_bytes, ("o_h",))
+        site.prog.work(w, f"{site.tag}/ulysses", label="pack_o", **site.fields())
     site.prog.collective(
         OpKind.ALL_TO_ALL,
         Role.A2A_O,
@@ -86,6 +102,10 @@ def closed_form(ctx, on) -> AttnCost:
     )
     sent = kernels.sent_bytes(Collective.ALL_TO_ALL, qkv + o, U) * on
     ctx.acc.issue_comm(2 * on)
+    hw = ctx.hw
+    for passes, nbytes in ((hw.a2a_copy_passes_qkv, qkv), (hw.a2a_copy_passes_o, o)):
+        if passes:  # the layout copies, on the compute path (as the builder emits them)
+            ctx.acc.add(pack_work(passes, nbytes, ()), count=on)
     return AttnCost(
         exposed_s=t, xfer_s=t, sent_nvlink=np.where(u_ib, 0.0, sent), sent_ib=np.where(u_ib, sent, 0.0)
     )
