@@ -206,7 +206,7 @@ MIRRORS = {
     "kernels.attn_choice": "7b28b768fb5f",
     "kernels.comm_time": "0c616e3b1c68",
     "closedform.Acc.add": "b53940ce0627",
-    "closedform.ring_recurrence": "02e204b3b733",
+    "closedform.ring_recurrence": "16b5f3bf4dae",
     "closedform._ring_scalar": "67462be115eb",
     "specs.Curve.__call__": "bc865382bad3",
     "specs.CommFigures.bw": "c8c2fdb48a4e",
@@ -399,13 +399,18 @@ def _scalar_ring(cf: types.ModuleType):
     one point of at most ``SCALAR_STEPS`` steps, without flattening its inputs into arrays first)."""
     array_ring = cf.ring_recurrence
 
-    def ring_recurrence(c0, g0, c1, g1, x, R, slowdown, x_first=None, slowdown_g=None):
+    def ring_recurrence(c0, g0, c1, g1, x, R, slowdown, x_first=None, slowdown_g=None, gate_lead=None):
         xf = x if x_first is None else x_first
         sg = slowdown if slowdown_g is None else slowdown_g
         args = (c0, g0, c1, g1, x, xf, slowdown, sg)
-        if all(type(v) in _SCALARS for v in args) and type(R) in _SCALARS and R <= cf.SCALAR_STEPS:
+        if (
+            gate_lead is None
+            and all(type(v) in _SCALARS for v in args)
+            and type(R) in _SCALARS
+            and R <= cf.SCALAR_STEPS
+        ):
             return _F(cf._ring_scalar(*(float(v) for v in args), int(R)))
-        return array_ring(c0, g0, c1, g1, x, R, slowdown, x_first, slowdown_g)
+        return array_ring(c0, g0, c1, g1, x, R, slowdown, x_first, slowdown_g, gate_lead)
 
     ring_recurrence.array_ring = array_ring
     return ring_recurrence

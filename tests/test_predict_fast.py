@@ -1,6 +1,7 @@
 """``predict``'s fast path (``costmodel.predict_fast``: the model's own modules run on numpy scalars) gives
 the values of the array path, on random configurations of every plan family and phase, with FP8, FP8
-caches, models with and without an LM head, GQA, chunks and every decode merge."""
+caches, models with and without an LM head, GQA, chunks, prefix caches, both prefill rings and every
+decode merge."""
 
 from __future__ import annotations
 
@@ -67,6 +68,11 @@ def _random_config(rng: random.Random):
         )
     elif "pp" in plan and "ring" not in plan and "ulysses" not in plan and rng.random() < 0.4:
         opts["chunks"] = rng.choice((2, 4))
+    else:
+        if "ring" in plan:
+            opts["prefill_attn"] = rng.choice(("pass-kv", "pass-q"))
+        if rng.random() < 0.3:  # a partial prefill after a prefix cache
+            opts["cached"] = rng.choice((4096, 65536))
     if rng.random() < 0.15:  # a model without an LM head (the records measured before it ran)
         opts["set"] = ("model.lm_head=false",)
     return load_config(**opts)
@@ -102,6 +108,8 @@ def test_the_configurations_cover_every_family():
     assert any(not c.model.has_lm_head for c in CONFIGS) and any(c.model.has_lm_head for c in CONFIGS)
     assert any(c.model.n_kv_heads < c.model.n_heads for c in CONFIGS)  # GQA
     assert {c.plan.ring_variant for c in CONFIGS if c.plan.ring > 1} == {"zigzag", "plain", "striped"}
+    assert any(c.workload.cached_len > 0 for c in CONFIGS)  # partial prefill (prefix cache)
+    assert any(c.plan.prefill_attn == "pass-q" and c.plan.ring > 1 for c in CONFIGS)
 
 
 @pytest.mark.parametrize("i", range(0, len(CONFIGS), 50))
