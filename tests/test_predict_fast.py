@@ -171,3 +171,18 @@ def test_the_one_point_versions_are_in_use():
     update the version and its digest (MIRRORS)."""
     predict_fast._load()
     assert predict_fast.INSTALLED == set(predict_fast.VERSIONS)
+
+
+def test_only_the_closed_forms_are_copied():
+    """The scalar copy holds the closed forms' modules (predict_fast.COPIED) and shares every other one
+    (specs, plan, schedule, results ...: the same classes and enums as the array path)."""
+    import sys
+
+    predict_fast._load()
+    pre = predict_fast.PACKAGE + "."
+    copies = {
+        n[len(pre) :]
+        for n, m in list(sys.modules.items())
+        if n.startswith(pre) and m is not sys.modules.get("costmodel." + n[len(pre) :])
+    }
+    assert copies and {c.split(".")[0] for c in copies} == set(predict_fast.COPIED)
