@@ -9,6 +9,7 @@ which tokens and heads, and the size of each message, come from ``geometry.py``.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
 import numpy as np
@@ -397,12 +398,27 @@ def build_schedule(
     return sched
 
 
-def asdict_values(obj) -> dict:
-    """A spec dataclass as a dict of plain values (enums by value)."""
-    from dataclasses import asdict
+_PLAIN = (int, float, str, bool, type(None))
 
-    d = asdict(obj)
-    return {k: (v.value if hasattr(v, "value") else v) for k, v in d.items()}
+
+def asdict_values(obj) -> dict:
+    """A spec dataclass as a dict of plain values (enums by value).  Fields of plain values, enums and
+    tuples of plain values are read directly (what ``dataclasses.asdict`` would copy them to); anything
+    else goes through ``asdict``."""
+    from dataclasses import asdict, fields
+
+    out = {}
+    for f in fields(obj):
+        v = getattr(obj, f.name)
+        t = type(v)
+        if t in _PLAIN or (t is tuple and all(type(e) in _PLAIN for e in v)):
+            out[f.name] = v
+        elif isinstance(v, enum.Enum) and type(v.value) in _PLAIN:
+            out[f.name] = v.value
+        else:
+            d = asdict(obj)
+            return {k: (v.value if hasattr(v, "value") else v) for k, v in d.items()}
+    return out
 
 
 __all__ = ["Builder", "Prog", "Site", "asdict_values", "build_schedule"]

@@ -7,7 +7,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from . import strategies
+from . import predict_fast, strategies
 from .analytic import evaluate, evaluate_memory
 from .closedform import Setting
 from .config import Config
@@ -30,9 +30,11 @@ def setting(cfg: Config) -> Setting:
     )
 
 
-def _eval(cfg: Config, batch=None, seq=None, context=None) -> dict:
+def _eval(cfg: Config, batch=None, seq=None, context=None, fast: bool = False) -> dict:
+    """The model at ``cfg`` (or at other batches / lengths, arrays).  ``fast``: one point by the scalar
+    copy of the model (``predict_fast``: the same values, without numpy's per-call overhead)."""
     p, wl = cfg.plan, cfg.workload
-    return evaluate(
+    return (predict_fast.evaluate if fast else evaluate)(
         cfg.model,
         cfg.hardware,
         setting(cfg),
@@ -87,15 +89,25 @@ def _fits(cfg: Config, parts: list[dict]) -> list[np.ndarray]:
         chunks=p.chunks,
         **cat,
     )["feasible"]
-    return np.split(ok, np.cumsum([len(q["batch"]) for q in parts])[:-1])
+    out, i = [], 0
+    for q in parts:  # each part's slice (np.split's bookkeeping costs more than the slicing)
+        n = len(q["batch"])
+        out.append(ok[i : i + n])
+        i += n
+    return out
 
 
-_BATCH_GRID = np.unique(np.round(np.geomspace(1, 2**20, 400)).astype(int))
+def _distinct(sorted_ints: np.ndarray) -> np.ndarray:
+    """``np.unique`` of a sorted array (np.unique imports numpy.ma, some 30 ms at start-up)."""
+    return sorted_ints[np.concatenate(([True], sorted_ints[1:] != sorted_ints[:-1]))]
+
+
+_BATCH_GRID = _distinct(np.round(np.geomspace(1, 2**20, 400)).astype(int))
 
 
 @lru_cache(maxsize=64)
 def _length_grid(mult: int) -> np.ndarray:
-    return mult * np.unique(np.round(np.geomspace(1, 2**26 / mult, 600)).astype(int))
+    return mult * _distinct(np.round(np.geomspace(1, 2**26 / mult, 600)).astype(int))
 
 
 def _searches(cfg: Config, which=("batch", "length"), at: dict | None = None) -> list[int]:
@@ -176,6 +188,13 @@ def _searches_at(cfg: Config, qs: list, at: dict) -> list[int] | None:
     return out
 
 
+def _point(cfg: Config, fast: bool = True) -> dict:
+    """The outputs at the configuration itself, each as a numpy scalar (or 0-d array)."""
+    if fast:
+        return _eval(cfg, fast=True)
+    return {k: np.asarray(v) for k, v in _eval(cfg).items()}
+
+
 def max_batch(cfg: Config) -> int:
     """Largest batch that fits (with one micro-batch, or at this plan's micro-batch size); 0 if none."""
     return _searches(cfg, ("batch",))[0]
@@ -186,9 +205,19 @@ def max_length(cfg: Config) -> int:
     return _searches(cfg, ("length",))[0]
 
 
-def predict(cfg: Config) -> Result:
-    o = {k: (v.item() if isinstance(v, np.ndarray) and v.ndim == 0 else v) for k, v in _eval(cfg).items()}
-    o = {k: (v.item() if hasattr(v, "item") else v) for k, v in o.items()}
+_calls = [0]  # predict calls in this process (the first runs the array code: see predict)
+
+
+def predict(cfg: Config, fast: bool | None = None) -> Result:
+    """The analytic model's figures for one configuration, with the largest batch and length that fit.
+    ``fast``: the point evaluated by the scalar copy of the model (``predict_fast``) or (False) by the
+    array code: the values are the same (tests compare).  None: the scalar copy from the second call
+    on (loading it costs some 30 ms once, more than one call saves: a command that predicts once, such
+    as ``ringsim predict`` or ``simulate``, does not load it)."""
+    if fast is None:
+        _calls[0] += 1
+        fast = _calls[0] > 1
+    o = {k: v.item() for k, v in _point(cfg, fast).items()}
     decode = cfg.workload.phase == Phase.DECODE
     feasible = bool(o["feasible"])
     mem = {

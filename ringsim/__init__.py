@@ -13,13 +13,21 @@ from costmodel.build import build_schedule
 from costmodel.config import Config, build_config, load_config_toml
 from costmodel.predict import predict
 
-try:  # one source of the version: the installed package's metadata (pyproject.toml)
-    from importlib.metadata import PackageNotFoundError
-    from importlib.metadata import version as _version
 
-    __version__ = _version("ringsim")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree that was never installed
-    __version__ = "unknown"
+def __getattr__(name: str):
+    """``__version__``, read when first asked (importlib.metadata costs some 30 ms at start-up)."""
+    if name != "__version__":
+        raise AttributeError(f"module 'ringsim' has no attribute {name!r}")
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:  # one source of the version: the installed package's metadata (pyproject.toml)
+        v = version("ringsim")
+    except PackageNotFoundError:  # pragma: no cover - a source tree that was never installed
+        v = "unknown"
+    globals()["__version__"] = v
+    return v
+
+
 __all__ = ["Config", "load_config", "load_config_toml", "predict", "build_schedule", "__version__"]
 
 

@@ -10,8 +10,21 @@ engine is deterministic and time-invariant and a unit only interacts with its ne
 then on every unit repeats with the same period; the phase ends
 (N - k) * c after the k simulated units.  If the check fails we simulate more units, then all of
 them.  Bytes per link scale exactly with the unit count; busy, waiting and idle add one period's
-worth per extra unit.  Pipelines (pp > 1) are simulated in full: a faster first stage runs ahead of
-the next a little more each micro-batch, so its ops never repeat with the last stage's period.
+worth per extra unit.
+
+Pipelines (pp > 1, no chunks, m >= 2 (S + 3) micro-batches).  A faster stage runs ahead of the next a
+little more each micro-batch, so its ops never repeat with the last stage's period and the check above
+fails.  A pipeline's units are its micro-batches (each rank's layers, transfers and LM head of one
+micro-batch); k = S + 3 of them are simulated (then 2k, where that is at most half of m): the fill,
+middle units and the drain (the last micro-batch, with nothing behind it).  If on the rank of the op
+that ends last (the critical path's stage) the middle units repeat exactly with period c (every op,
+twice, to 1e-9 of the latency), the phase of m micro-batches ends (m - k) c later: more middle units
+only delay the drain, and the latency is that of the full simulation (to 1e-12 in
+``tests/test_sim_pipeline_coarsen.py``).  The stages that run ahead are off the critical path: their
+ops shift by c to ``PIPELINE_TOLERANCE`` (5e-2) of c, the drift the result reports (``coarsen_exact``
+False, ``coarsen_drift``); their busy, compute and transfer times are good to the drift x the latency,
+waiting and idle (a stage ahead waits a little longer each micro-batch) to S x the drift x the
+latency (what the tests check).  Bytes and busy time per link scale with the micro-batches.
 
 Within a tolerance.  Some ranks settle slowly (an NVLink domain of 16 with 16 micro-batches: a rank
 off the critical path drifts by ~1% of the period, shrinking ~5% a unit), so the exact check fails
@@ -22,7 +35,7 @@ than that are only extrapolated when they repeat exactly).  The result says so: 
 False, ``coarsen_tolerance`` and the drift observed (``coarsen_drift``) in the ``sim`` section;
 per-rank figures are then good to the drift x the phase, the latency to what
 ``tests/test_sim_coarsen_tolerance.py`` checks against the full simulation.
-``run_config(tolerance=0)`` accepts exact repeats only; ``coarsen=False`` runs all.
+``run_config(tolerance=0)`` accepts exact repeats only (pipelines included); ``coarsen=False`` runs all.
 
 Ring steps.  A phase of one unit (one layer, one micro-batch, pp == 1) whose pass-KV prefill ring has
 R - 2 middle steps (1..R-2) that cost the same on every rank (``build_schedule(ring_steps=k)`` says so)
@@ -63,6 +76,9 @@ TRIES = (3, 12)  # units simulated before falling back to the full schedule
 LONG_TRY = 20  # instead of 12 units, where that is at most a quarter of the phase (ranks that settle slowly)
 COARSEN_TOLERANCE = 1e-2  # the largest drift of a unit's period (relative) coarsening accepts (docstring)
 TOLERANCE_AFTER = 12  # units simulated before a drift within the tolerance is accepted (ranks settle first)
+PIPELINE_TRY = 3  # micro-batches beyond the stages a pipeline is simulated with (S + 3: the fill, two
+#                   middle units that must repeat, the drain), where it has at least twice as many
+PIPELINE_TOLERANCE = 5e-2  # the drift of a stage off the critical path a pipeline's coarsening accepts
 RING_SETTLE = 4  # ring steps to settle, beyond a node's worth when hops cross nodes (a slow hop's lag
 #                  moves one rank per step, so after a node's worth of steps every rank has felt it)
 
@@ -116,7 +132,9 @@ def _build(cfg: Config, microbatches: int, layers: int):
 def _unit_slices(res: SimResult, k: int) -> list[list[int]] | None:
     """Op indices of each rank's layers, or None if ranks' ops do not split into k equal units.  Ops
     outside a layer (the LM head) may follow the units (they shift with the last one); between units
-    they would make the units unequal: None."""
+    they would make the units unequal: None.  A pipeline's units are its micro-batches (``_mb_slices``)."""
+    if _is_pipeline(res):
+        return _mb_slices(res, k)
     out: list[list[int]] = [[] for _ in range(res.schedule.n_ranks)]
     tail = [False] * res.schedule.n_ranks
     for i, op in enumerate(res.schedule.ops):  # one pass over the ops
@@ -129,6 +147,25 @@ def _unit_slices(res: SimResult, k: int) -> list[list[int]] | None:
     if any(len(idx) % k for idx in out):
         return None
     return out
+
+
+def _is_pipeline(res: SimResult) -> bool:
+    return res.schedule.specs.get("plan", {}).get("pp", 1) > 1
+
+
+def _mb_slices(res: SimResult, k: int) -> list[list[int]] | None:
+    """A pipeline's units: each rank's ops of micro-batch 0, then of 1, ... (its stage's layers, the
+    transfers and gathers of that micro-batch, its LM head), or None unless every rank has the same
+    number of ops in each of the k micro-batches."""
+    n = res.schedule.n_ranks
+    per: list[list[list[int]]] = [[[] for _ in range(k)] for _ in range(n)]
+    for i, op in enumerate(res.schedule.ops):
+        if not 0 <= op.mb < k:
+            return None
+        per[op.rank][op.mb].append(i)
+    if any(len(u) != len(units[0]) or not units[0] for units in per for u in units):
+        return None
+    return [[i for u in units for i in u] for units in per]
 
 
 def _shifts(res: SimResult, k: int, u: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
@@ -181,11 +218,39 @@ def _period(res: SimResult, k: int, tolerance: float = 0.0) -> tuple[float, floa
     return c, drift
 
 
-def _unit_stats(res: SimResult, k: int) -> list[dict]:
-    """Per-rank busy / waiting of the last unit alone (its ops' intervals)."""
+def _pipeline_period(res: SimResult, k: int, tolerance: float) -> tuple[float, float] | None:
+    """(c, drift) if a pipeline of k micro-batches has reached its period c: on the rank of the op that
+    ends last, the middle units k-4 -> k-3 -> k-2 repeat exactly (every op shifted by the same c, to
+    1e-9 of the latency), and on every rank every op of unit k-2 is shifted from unit k-3 by c to
+    ``tolerance`` x c (drift: the largest such deviation, relative to c).  Unit k - 1 is the drain (the
+    last micro-batch, nothing behind it), so the phase of m micro-batches ends (m - k) c after these k:
+    inserting middle units only delays the drain (module docstring)."""
+    if k < 4:
+        return None
+    now, before = _shifts(res, k, k - 2), _shifts(res, k, k - 3)
+    if now is None or before is None:
+        return None
+    ops, e = res.schedule.ops, np.asarray(res.end)
+    crit = ops[int(np.argmax(e))].rank
+    mine = np.asarray([ops[i].rank == crit for i in now[2]])
+    tol = 1e-9 * max(res.latency_s, 1e-30)
+    c = float(now[1][mine][-1])
+    for ds, de, _ in (now, before):
+        if c <= 0 or max(np.abs(ds[mine] - c).max(), np.abs(de[mine] - c).max()) > tol:
+            return None
+    ds, de, _ = now
+    dev = float(np.maximum(np.abs(ds - c), np.abs(de - c)).max())
+    if dev <= tol:
+        return c, 0.0
+    return (c, dev / c) if dev <= tolerance * c else None
+
+
+def _unit_stats(res: SimResult, k: int, u: int | None = None) -> list[dict]:
+    """Per-rank busy / waiting of unit u alone (its ops' intervals; default the last)."""
     per_rank = _unit_slices(res, k)
     ops = res.schedule.ops
-    last = [i for idx in per_rank for i in idx[(k - 1) * (len(idx) // k) :]]
+    u = k - 1 if u is None else u
+    last = [i for idx in per_rank for i in idx[u * (len(idx) // k) : (u + 1) * (len(idx) // k)]]
     rank = np.asarray([ops[i].rank for i in last])
     comm = np.asarray([ops[i].kind not in COMPUTE_KINDS for i in last])
     s, e, x = (np.asarray(v)[last] for v in (res.start, res.end, res.xstart))
@@ -333,17 +398,38 @@ def _run_ring_steps(cfg: Config, options: SimOptions | None, t0: float, tally: l
     return None
 
 
+def _run_pipeline(
+    cfg: Config, options: SimOptions | None, t0: float, tally: list, tolerance: float
+) -> SimRun | None:
+    """A pipeline of m micro-batches from k = S + ``PIPELINE_TRY`` of them, then (where the stages ahead
+    have not settled yet) 2k, each where it is at most half of m (``_pipeline_period``); or None."""
+    m, build_s = cfg.plan.microbatches, 0.0
+    for k in (cfg.plan.pp + PIPELINE_TRY, 2 * (cfg.plan.pp + PIPELINE_TRY)):
+        if 2 * k > m:
+            break
+        tb = _time.perf_counter()
+        sched = _build(cfg, k, cfg.model.layers)
+        build_s += _time.perf_counter() - tb
+        res = _simulate(tally, sched, cfg, options)
+        got = _pipeline_period(res, k, tolerance)
+        if got is not None:
+            c, drift = got
+            return _extrapolated(res, k, m, c, drift, tolerance if drift else 0.0, build_s, t0, u=k - 2)
+    return None
+
+
 def run_config(
     cfg: Config,
     options: SimOptions | None = None,
     coarsen: bool = True,
-    tolerance: float = COARSEN_TOLERANCE,
+    tolerance: float | None = None,
     progress=None,
 ) -> SimRun:
     """Simulate one configuration (coarsened where provably unchanged, or where the period repeats to
-    ``tolerance``: see the module docstring; 0 accepts exact repeats only).  ``progress``: None, or
-    ``progress(total, desc)`` returning a bar (``update``, ``close``) each simulation reports to (ops
-    finished; ring steps for the recurrence)."""
+    ``tolerance``: see the module docstring; None: ``COARSEN_TOLERANCE`` for units of layers,
+    ``PIPELINE_TOLERANCE`` for a pipeline's micro-batches; 0 accepts exact repeats only).
+    ``progress``: None, or ``progress(total, desc)`` returning a bar (``update``, ``close``) each
+    simulation reports to (ops finished; ring steps for the recurrence)."""
     with no_gc():
         tally = [0, 0.0, progress]
         run = _run_config(cfg, options, coarsen, tally, tolerance)
@@ -359,14 +445,60 @@ def _simulate(tally: list, sched, cfg: Config, options: SimOptions | None) -> Si
     return res
 
 
+def _extrapolated(
+    res: SimResult,
+    k: int,
+    n_units: int,
+    c: float,
+    drift: float,
+    tol: float,
+    build_s: float,
+    t0: float,
+    u: int | None = None,
+) -> SimRun:
+    """The phase of ``n_units`` units from the k simulated ones and their period c: the latency grows by
+    c per extra unit, per-rank figures by unit u's (default the last), bytes per link in proportion, and
+    the time links are busy in proportion to the latency (units of layers) or, given u (a pipeline's
+    micro-batches: the fill and drain are not busier), to the units."""
+    extra = n_units - k
+    latency = res.latency_s + extra * c
+    unit = _unit_stats(res, k, u)
+    ranks = rank_stats(res)
+    for r, one in zip(ranks, unit):
+        for key in ("busy_s", "waiting_s", "compute_s", "transfer_s", "overlap_s"):
+            r[key] += extra * float(one[key])
+        r["idle_s"] = max(latency - r["busy_s"] - r["waiting_s"], 0.0)
+        r["utilisation"] = r["compute_s"] / latency if latency > 0 else 0.0
+    links = link_stats(res)
+    scale = n_units / k
+    for lk in links:
+        lk["bytes"] *= scale
+        lk["busy_s"] *= scale if u is not None else latency / res.latency_s if res.latency_s > 0 else 1.0
+        lk["busy_fraction"] = lk["busy_s"] / latency if latency > 0 else 0.0
+        lk["utilisation"] = lk["bytes"] / (lk["capacity_Bps"] * latency) if latency > 0 else 0.0
+    return SimRun(
+        result=res,
+        latency_s=latency,
+        units_total=n_units,
+        units_simulated=k,
+        period_s=c,
+        ranks=ranks,
+        links=links,
+        build_s=build_s,
+        wall_s=_time.perf_counter() - t0,
+        coarsen_exact=drift == 0.0,
+        coarsen_drift=drift,
+        coarsen_tolerance=tol,
+    )
+
+
 def _run_config(
-    cfg: Config, options: SimOptions | None, coarsen: bool, tally: list, tolerance: float
+    cfg: Config, options: SimOptions | None, coarsen: bool, tally: list, tolerance: float | None
 ) -> SimRun:
     t0 = _time.perf_counter()
     p = cfg.plan
     lps = cfg.model.layers // p.pp
-    # pipelines run in full: a first stage runs ahead of a slower second one by a little more each
-    # micro-batch (tp=8,pp=2 of the seed: 1% of a unit), so its ops never repeat with one period
+    # pipelines: their micro-batches (_run_pipeline); the units below are identical layers (pp == 1)
     n_units = p.microbatches * lps if p.pp == 1 else 0
     if coarsen and p.ring >= MIN_RING:
         run = run_ring(
@@ -376,6 +508,11 @@ def _run_config(
             return run
     if coarsen and n_units == 1 and p.ring > 2 and cfg.workload.phase == Phase.PREFILL:
         run = _run_ring_steps(cfg, options, t0, tally)
+        if run is not None:
+            return run
+    if coarsen and p.pp > 1 and p.chunks == 1 and p.microbatches >= 2 * (p.pp + PIPELINE_TRY):
+        tol = PIPELINE_TOLERANCE if tolerance is None else tolerance
+        run = _run_pipeline(cfg, options, t0, tally, tol)
         if run is not None:
             return run
     tries = []  # (micro-batches, layers) to build
@@ -394,41 +531,12 @@ def _run_config(
         sched = _build(cfg, m, layers)
         build_s += _time.perf_counter() - tb
         res = _simulate(tally, sched, cfg, options)
-        tol_k = tolerance if k >= TOLERANCE_AFTER else 0.0
+        tol_k = (COARSEN_TOLERANCE if tolerance is None else tolerance) if k >= TOLERANCE_AFTER else 0.0
         got = _period(res, k, tol_k)
         if got is None:
             continue
         c, drift = got
-        extra = n_units - k
-        latency = res.latency_s + extra * c
-        unit = _unit_stats(res, k)
-        ranks = rank_stats(res)
-        for r, u in zip(ranks, unit):
-            for key in ("busy_s", "waiting_s", "compute_s", "transfer_s", "overlap_s"):
-                r[key] += extra * float(u[key])
-            r["idle_s"] = max(latency - r["busy_s"] - r["waiting_s"], 0.0)
-            r["utilisation"] = r["compute_s"] / latency if latency > 0 else 0.0
-        links = link_stats(res)
-        scale = n_units / k
-        for lk in links:
-            lk["bytes"] *= scale
-            lk["busy_s"] *= latency / res.latency_s if res.latency_s > 0 else 1.0
-            lk["busy_fraction"] = lk["busy_s"] / latency if latency > 0 else 0.0
-            lk["utilisation"] = lk["bytes"] / (lk["capacity_Bps"] * latency) if latency > 0 else 0.0
-        return SimRun(
-            result=res,
-            latency_s=latency,
-            units_total=n_units,
-            units_simulated=k,
-            period_s=c,
-            ranks=ranks,
-            links=links,
-            build_s=build_s,
-            wall_s=_time.perf_counter() - t0,
-            coarsen_exact=drift == 0.0,
-            coarsen_drift=drift,
-            coarsen_tolerance=tol_k,
-        )
+        return _extrapolated(res, k, n_units, c, drift, tol_k, build_s, t0)
     tb = _time.perf_counter()
     sched = build_schedule(cfg.model, cfg.workload, p, cfg.topology, cfg.hardware, kernel=cfg.kernel)
     build_s += _time.perf_counter() - tb

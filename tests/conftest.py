@@ -30,3 +30,29 @@ def seed():
 def tiny():
     """A small model for building whole schedules quickly."""
     return Model(name="tiny", layers=2, d_model=256, n_heads=8, n_kv_heads=8, head_dim=32, d_ff=1024)
+
+
+@pytest.fixture(scope="session")
+def reproduced(tmp_path_factory):
+    """(out, result) of one small ``reproduce`` run, shared by the tests that read what it writes
+    (test_reproduce.py, test_repository_paths.py): small maps (one P, one topology, 3 lengths) and one
+    small question keep it fast; the seed tables are complete.  Tests must not write into ``out``."""
+    from studies.reproduce import reproduce
+
+    out = tmp_path_factory.mktemp("rep")
+    q = tmp_path_factory.mktemp("q") / "small-question.toml"
+    q.write_text(
+        'title = "a small question"\nmodel = "llama3-8b"\ntopology = ["ib"]\ngpus = [16]\n'
+        'phase = ["decode"]\nseq = "128Ki:1Mi"\npoints = 2\n'
+    )
+    r = reproduce(
+        out,
+        points=3,
+        gpus=(16,),
+        topologies=("nvlink-domain",),
+        phases=("prefill",),
+        questions=(q,),
+        timeline=False,
+        log=lambda *a: None,
+    )
+    return out, r

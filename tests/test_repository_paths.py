@@ -105,22 +105,13 @@ def test_repository_docs_link_only_inside_the_repository():
     assert not bad, bad
 
 
-def test_generated_reports_link_only_inside_their_folder(tmp_path):
-    """REPORT.md (and any other page reproduce writes) links only to files in its output folder."""
-    from studies.reproduce import reproduce
-
-    reproduce(
-        tmp_path,
-        points=3,
-        gpus=(16,),
-        topologies=("nvlink-domain",),
-        phases=("prefill",),
-        timeline=False,
-        log=lambda *a: None,
-    )
-    pages = sorted(tmp_path.glob("**/*.md"))
+def test_generated_reports_link_only_inside_their_folder(reproduced):
+    """REPORT.md (and any other page reproduce writes: the question's too) links only to files in its
+    output folder (the session's small reproduce run, conftest.py)."""
+    out, _ = reproduced
+    pages = sorted(out.glob("**/*.md"))
     assert any(p.name == "REPORT.md" for p in pages)
-    bad = [b for p in pages for b in links_leaving(p, tmp_path)]
+    bad = [b for p in pages for b in links_leaving(p, out)]
     assert not bad, bad
 
 

@@ -12,31 +12,13 @@ from costmodel.predict import predict
 from costmodel.units import fmt_count, fmt_seconds
 from plots.files import kind_of, plot_file
 from ringsim.cli import main
-from studies.reproduce import reproduce
 from studies.seed import load_claims, make_config
 
 
 @pytest.fixture(scope="module")
-def rep(tmp_path_factory):
-    out = tmp_path_factory.mktemp("rep")
-    # small maps (one P, one topology, 3 lengths) and one small question keep the test fast; the seed
-    # tables are complete
-    q = tmp_path_factory.mktemp("q") / "small-question.toml"
-    q.write_text(
-        'title = "a small question"\nmodel = "llama3-8b"\ntopology = ["ib"]\ngpus = [16]\n'
-        'phase = ["decode"]\nseq = "128Ki:1Mi"\npoints = 2\n'
-    )
-    r = reproduce(
-        out,
-        points=3,
-        gpus=(16,),
-        topologies=("nvlink-domain",),
-        phases=("prefill",),
-        questions=(q,),
-        timeline=False,
-        log=lambda *a: None,
-    )
-    return out, r
+def rep(reproduced):
+    """The small reproduce run the session shares (conftest.py: ``reproduced``); the tests only read it."""
+    return reproduced
 
 
 def test_report_numbers_are_the_models(rep):
