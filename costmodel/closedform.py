@@ -226,6 +226,7 @@ def _stretched_end1(start: float, work: float, lo: float, hi: float, slowdown: f
 PERIODIC_TOL = 2e-13  # ring_recurrence: increments equal to this (relative) count as periodic
 SCALAR_STEPS = 64  # ring_recurrence: one ring of at most this many steps runs step by step in floats
 POWER_AFTER = 8  # ring_recurrence: steps after which rings not yet periodic finish by a max-plus power
+SCALAR_TAIL = 16  # ring_recurrence: rings left after POWER_AFTER steps, at most this many, finish in floats
 
 
 def ring_recurrence(c0, g0, c1, g1, x, R, slowdown, x_first=None, slowdown_g=None):
@@ -311,7 +312,36 @@ def ring_recurrence(c0, g0, c1, g1, x, R, slowdown, x_first=None, slowdown_g=Non
         prev = (E_new, Rp_new, A_new) if t >= 2 else None
         E, Rp, A = E_new, Rp_new, A_new
         t += 1
+        if t > POWER_AFTER and 0 < idx.size <= SCALAR_TAIL:  # a few slow rings: on in Python floats
+            state = (E, Rp, A, *prev, c1, g1, x, slow, slow_g, Ri)
+            for j, i in enumerate(idx.tolist()):
+                done[i] = _ring_tail(*(float(v[j]) for v in state), t)
+            break
     return done.reshape(shape)
+
+
+def _ring_tail(E, Rp, A, pE, pR, pA, c1, g1, x, slow, slow_g, R, t):
+    """``ring_recurrence``'s loop for one ring from step t (state E, Rp, A; the previous step's pE, pR,
+    pA), in Python floats: the same operations in the same order, so the same end to the last bit.  Only
+    for rings the max-plus power does not take (a slowdown other than 1)."""
+    tol = PERIODIC_TOL
+    while True:
+        has_x = t < R - 1
+        start = max(E, Rp)
+        G = max(Rp, A)
+        Rt = G + x
+        lo, hi = (G, Rt) if has_x else (0.0, 0.0)
+        A_new = _stretched_end1(start, c1, lo, hi, slow)
+        E_new = _stretched_end1(A_new, g1, lo, hi, slow_g)
+        if not has_x:
+            return E_new
+        Rp_new = Rt
+        dE, dR, dA = E_new - pE, Rp_new - pR, A_new - pA
+        if R - 2 > t and max(abs(dR - dE), abs(dA - dE)) <= tol * abs(dE):
+            k = R - 2 - t
+            return (max(E_new + k * dE, Rp_new + k * dR) + c1) + g1
+        pE, pR, pA = E, Rp, A = E_new, Rp_new, A_new
+        t += 1
 
 
 def _ring_scalar(c0, g0, c1, g1, x, xf, slow, slow_g, R):
