@@ -473,12 +473,22 @@ def write_sweep_files(
     try:
         files: dict[str, str] = {}
         cats = categoricals(columns, "USObiu" if with_csv else "USO")
-        if with_npz:
-            write_npz(tmp / f"{stem}.npz", columns, specs, categories=cats)
-            files["npz"] = f"{stem}.npz"
-        if with_csv:
-            write_csv(tmp / f"{stem}.csv", columns, header_comment=specs, categories=cats)
-            files["csv"] = f"{stem}.csv"
+        from concurrent.futures import ThreadPoolExecutor
+
+        # the npz beside the CSV, in a thread (both spend their time in C: zip CRCs and writes, polars'
+        # formatting); an error in either is raised once both have stopped
+        with ThreadPoolExecutor(1) as ex:
+            npz = (
+                ex.submit(write_npz, tmp / f"{stem}.npz", columns, specs, categories=cats)
+                if with_npz
+                else None
+            )
+            if with_csv:
+                write_csv(tmp / f"{stem}.csv", columns, header_comment=specs, categories=cats)
+                files["csv"] = f"{stem}.csv"
+            if npz is not None:
+                npz.result()
+                files = {"npz": f"{stem}.npz", **files}
         write_json(
             tmp / f"{stem}.json",
             {"specs": specs, "skipped": skipped, "points": n, "columns": list(columns), "files": files},
