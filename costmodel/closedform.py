@@ -106,7 +106,7 @@ class Acc:
         self.hbm += hb if one else count * hb
         if w.fp8:
             self.flops_fp8 = self.flops_fp8 + (fl if one else count * fl)
-        return t * scale
+        return t if type(scale) in (int, float) and scale == 1 else t * scale
 
     def note_kernel(self, w: Work, where=True) -> None:
         """Record the attention kernel w runs on (where ``where``): a call the rank makes whose time is

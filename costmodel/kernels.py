@@ -40,16 +40,27 @@ def attn_device_time(hw: Hardware, kernel: str, flops, hbm_bytes, kv_len, causal
     if kernel == "auto":
         return attn_choice(hw, flops, hbm_bytes, kv_len, causal, q_len, dims)[0]
     fig = hw.attn(kernel)
-    thr = (fig.causal if causal else fig.full)(np.maximum(kv_len, 1))
-    t = np.maximum(flops / thr, hbm_bytes / hw.elementwise_bw_Bps)
-    if q_len is None:
-        return t
+    one_q = None if q_len is None or (fig.decode is None or not dims) and fig.decode_bw is None else q_len
+    if one_q is not None:
+        one_q = np.asarray(one_q) <= 1
+        if not one_q.any():  # no decode-shaped call (a prefill): the decode model would be thrown away
+            one_q = None
+    t = None
+    if one_q is None or not one_q.all():  # (a decode: every call decode-shaped, this one is not needed)
+        thr = (fig.causal if causal else fig.full)(np.maximum(kv_len, 1))
+        t = np.maximum(flops / thr, hbm_bytes / hw.elementwise_bw_Bps)
+        if one_q is None:
+            return t
     if fig.decode is not None and dims:
         b, h, hk, hd, db = dims
-        t = np.where(np.asarray(q_len) <= 1, fig.decode.time(b, h, hk, kv_len, hd, db), t)
-    elif fig.decode_bw is not None:
-        t = np.where(np.asarray(q_len) <= 1, hbm_bytes / fig.decode_bw(np.maximum(hbm_bytes, 1)), t)
-    return t
+        d = fig.decode.time(b, h, hk, kv_len, hd, db)
+    else:
+        d = hbm_bytes / fig.decode_bw(np.maximum(hbm_bytes, 1))
+    if t is None:  # what np.where(one_q, d, t) gives where one_q holds everywhere, at its shape
+        shape = np.broadcast_shapes(one_q.shape, np.shape(d), np.shape(flops), np.shape(hbm_bytes))
+        shape = np.broadcast_shapes(shape, np.shape(kv_len))
+        return np.array(np.broadcast_to(np.asarray(d, dtype=float), shape))
+    return np.where(one_q, d, t)
 
 
 def attn_choice(hw: Hardware, flops, hbm_bytes, kv_len, causal: bool, q_len=None, dims=()):
@@ -110,7 +121,12 @@ def comm_time(hw: Hardware, link: str, coll: str, msg_bytes, group):
     def one(f):
         return f.latency_s + steps * f.hop_latency_s + vol * msg_bytes / f.bw(msg_bytes)
 
-    t = one(base)
-    for g in sorted(base.by_group):
-        t = np.where(np.asarray(group) >= g, one(base.by_group[g]), t)
+    # the figures of the largest measured group each point reaches (a figure no point reaches, or one
+    # every point passes beyond, is not computed: np.where would throw it away)
+    figs = [(None, base)] + [(np.asarray(group) >= g, base.by_group[g]) for g in sorted(base.by_group)]
+    first = max(i for i, (on, _) in enumerate(figs) if on is None or on.all())
+    t = one(figs[first][1])
+    for on, f in figs[first + 1 :]:
+        if on.any():
+            t = np.where(on, one(f), t)
     return np.where(np.asarray(group) > 1, t, 0.0) if coll != Collective.P2P else t

@@ -194,3 +194,60 @@ def test_one_call_memory_search_is_taken_and_equals_the_grid_search(monkeypatch)
         P.predict(cfg)
     n = len(CFGS[::25]) + len(CFGS)
     assert len(taken) == n and sum(taken) >= 0.8 * n  # the one call is the rule, the grid the exception
+
+
+def _attn_reference(hw, kernel, flops, hbm, kv, causal, q, dims):
+    """attn_device_time as it was: both models at every point, then np.where by the query count."""
+    fig = hw.attn(kernel)
+    t = np.maximum(
+        flops / (fig.causal if causal else fig.full)(np.maximum(kv, 1)), hbm / hw.elementwise_bw_Bps
+    )
+    if fig.decode is not None and dims:
+        return np.where(np.asarray(q) <= 1, fig.decode.time(*dims[:3], kv, *dims[3:]), t)
+    if fig.decode_bw is not None:
+        return np.where(np.asarray(q) <= 1, hbm / fig.decode_bw(np.maximum(hbm, 1)), t)
+    return t
+
+
+@pytest.mark.parametrize("hwname", ["h100-sxm", "h200-sxm", "b200"])
+def test_attention_time_shortcuts_equal_both_models_everywhere(hwname):
+    """A prefill (no decode-shaped call) skips the decode model, a decode (all decode-shaped) the prefill
+    curve: the times are those of computing both and choosing by point."""
+    from costmodel import kernels
+
+    hw = presets.load_hardware(hwname)
+    rng = np.random.default_rng(11)
+    kv = np.floor(2.0 ** rng.uniform(0, 22, (40, 7)))
+    for q in (np.maximum(kv // 3, 2), np.ones_like(kv), np.where(rng.random(kv.shape) < 0.5, 1.0, kv)):
+        for dims in ((), (4, 32, 8, 128, 2)):
+            w = Lr.attention(Role.RING_ATTN, MODEL, 4, 32, q, kv, True, (), (), kv_heads=8)
+            for k in sorted(hw.attention):
+                got = kernels.attn_device_time(hw, k, w.flops, w.hbm_bytes, kv, True, q, dims)
+                ref = _attn_reference(hw, k, w.flops, w.hbm_bytes, kv, True, q, dims)
+                assert got.shape == ref.shape and np.array_equal(got, ref), (k, dims)
+
+
+def test_comm_time_skips_only_figures_no_point_uses():
+    from costmodel import kernels
+    from costmodel.specs import Collective
+
+    rng = np.random.default_rng(12)
+    groups_seen = 0
+    for hwname in ("h100-sxm", "h200-sxm", "b200", "gb200"):
+        hw = presets.load_hardware(hwname)
+        for link in ("nvlink", "ib"):
+            for coll in (Collective.ALL_REDUCE, Collective.ALL_GATHER, Collective.P2P):
+                base = hw.comm[link][str(coll)]
+                groups_seen += len(base.by_group)
+                msg = 2.0 ** rng.uniform(4, 34, (50, 1))
+                for group in (np.array([[1, 2, 8, 64, 1024]]), np.array([[2]]), np.array([[4096]]), 8):
+                    steps, vol = kernels.ring_factors(coll, group)
+                    one = lambda f, s=steps, v=vol, m=msg: f.latency_s + s * f.hop_latency_s + v * m / f.bw(m)  # noqa: E731
+                    t = one(base)  # the loop as it was: every figure at every point
+                    for g in sorted(base.by_group):
+                        t = np.where(np.asarray(group) >= g, one(base.by_group[g]), t)
+                    if coll != Collective.P2P:
+                        t = np.where(np.asarray(group) > 1, t, 0.0)
+                    got = kernels.comm_time(hw, link, coll, msg, group)
+                    assert got.shape == t.shape and np.array_equal(got, t), (hwname, link, coll, group)
+    assert groups_seen > 0  # some profile has figures by group size: the skipping was exercised
