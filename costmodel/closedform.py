@@ -124,7 +124,7 @@ class Acc:
                 else 1
             )
             self._bits[id(w)] = (w, bit)
-        self.kernel_mask = self.kernel_mask | np.where(where, bit, 0)
+        self.kernel_mask = self.kernel_mask | kernels.select(where, bit, 0)
 
     @property
     def kernels_used(self):
@@ -160,9 +160,13 @@ class Ctx:
 
     def comm(self, is_ib, coll: str, msg, group):
         """Uncontended time of one call, on IB where ``is_ib`` and NVLink elsewhere."""
-        t_nv = kernels.comm_time(self.hw, "nvlink", coll, msg, group)
-        t_ib = kernels.comm_time(self.hw, "ib", coll, msg, group)
-        return np.where(is_ib, t_ib, t_nv)
+        on = np.asarray(is_ib)
+        t_nv = None if on.all() else kernels.comm_time(self.hw, "nvlink", coll, msg, group)
+        t_ib = None if not on.any() else kernels.comm_time(self.hw, "ib", coll, msg, group)
+        if t_nv is None or t_ib is None:  # one link for every point: the other is not computed
+            t = t_ib if t_nv is None else t_nv
+            return kernels.select(on, t, t)  # np.where's shape and dtype
+        return kernels.select(on, t_ib, t_nv)
 
     def full(self, v):
         return np.broadcast_to(np.asarray(v, dtype=float), self.shape)
@@ -180,7 +184,10 @@ class AttnCost:
 
     def masked(self, on) -> AttnCost:
         return AttnCost(
-            *(np.where(on, v, 0.0) for v in (self.exposed_s, self.xfer_s, self.sent_nvlink, self.sent_ib))
+            *(
+                kernels.select(on, v, 0.0)
+                for v in (self.exposed_s, self.xfer_s, self.sent_nvlink, self.sent_ib)
+            )
         )
 
     def __add__(self, o: AttnCost) -> AttnCost:
@@ -196,7 +203,7 @@ def split_links(is_ib, sent) -> tuple:
     """(NVLink bytes, IB bytes) of ``sent``: each transfer's bytes counted once, on the link it crosses.
     Per-device totals are those of the busiest rank: where a group crosses InfiniBand, the rank at the node
     boundary, whose sends of that group all go over IB (the others' go over NVLink and are no more)."""
-    return np.where(is_ib, 0.0, sent), np.where(is_ib, sent, 0.0)
+    return kernels.select(is_ib, 0.0, sent), kernels.select(is_ib, sent, 0.0)
 
 
 def stretched_end(start, work, lo, hi, slowdown):

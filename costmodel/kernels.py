@@ -12,6 +12,24 @@ import numpy as np
 from .specs import Collective, Hardware
 
 
+def select(cond, a, b):
+    """``np.where(cond, a, b)``, the same array (shape, dtype, values), without numpy's per-element
+    branch where a boolean ``cond`` is the same everywhere (in a sweep, most conditions are one plan's
+    property over a block: numpy's select costs ~10x an add on a mixed mask, and as much on a uniform one)."""
+    c = np.asarray(cond)
+    if c.dtype != np.bool_ or not c.size:
+        return np.where(cond, a, b)
+    if c.all():
+        pick = a
+    elif not c.any():
+        pick = b
+    else:
+        return np.where(c, a, b)
+    out = np.empty(np.broadcast(c, a, b).shape, np.result_type(a, b))
+    out[...] = pick
+    return out
+
+
 def gemm_device_time(hw: Hardware, flops, hbm_bytes, m, fp8: bool = False):
     """max(compute at the shape's efficiency, memory); efficiency by rows (tokens) or by FLOPs per call.
     ``fp8``: at the FP8 peak, with the calibrated FP8 curve (by FLOPs per call), or without one the BF16
@@ -28,7 +46,7 @@ def fp8_quant_time(hw: Hardware, quant_bytes):
     """The activation quantise before an FP8 GEMM (amax per row, scale, cast): an elementwise pass over
     ``quant_bytes`` (read BF16, write FP8 and the row scales) at the profile's measured factor and floor."""
     t = hw.fp8_quant_bytes_factor * quant_bytes / hw.elementwise_bw_Bps
-    return np.where(np.asarray(quant_bytes) > 0, np.maximum(t, hw.fp8_quant_floor_s), 0.0)
+    return select(np.asarray(quant_bytes) > 0, np.maximum(t, hw.fp8_quant_floor_s), 0.0)
 
 
 def attn_device_time(hw: Hardware, kernel: str, flops, hbm_bytes, kv_len, causal: bool, q_len=None, dims=()):
@@ -60,7 +78,7 @@ def attn_device_time(hw: Hardware, kernel: str, flops, hbm_bytes, kv_len, causal
         shape = np.broadcast_shapes(one_q.shape, np.shape(d), np.shape(flops), np.shape(hbm_bytes))
         shape = np.broadcast_shapes(shape, np.shape(kv_len))
         return np.array(np.broadcast_to(np.asarray(d, dtype=float), shape))
-    return np.where(one_q, d, t)
+    return select(one_q, d, t)
 
 
 def attn_choice(hw: Hardware, flops, hbm_bytes, kv_len, causal: bool, q_len=None, dims=()):
@@ -128,5 +146,5 @@ def comm_time(hw: Hardware, link: str, coll: str, msg_bytes, group):
     t = one(figs[first][1])
     for on, f in figs[first + 1 :]:
         if on.any():
-            t = np.where(on, one(f), t)
-    return np.where(np.asarray(group) > 1, t, 0.0) if coll != Collective.P2P else t
+            t = select(on, one(f), t)
+    return select(np.asarray(group) > 1, t, 0.0) if coll != Collective.P2P else t

@@ -251,3 +251,30 @@ def test_comm_time_skips_only_figures_no_point_uses():
                     got = kernels.comm_time(hw, link, coll, msg, group)
                     assert got.shape == t.shape and np.array_equal(got, t), (hwname, link, coll, group)
     assert groups_seen > 0  # some profile has figures by group size: the skipping was exercised
+
+
+def test_select_is_np_where():
+    """kernels.select: np.where's array (shape, dtype, values, signs of zero), uniform conditions or not."""
+    from costmodel.kernels import select
+
+    rng = np.random.default_rng(13)
+    a = rng.normal(size=(30, 4))
+    conds = [
+        np.ones((1, 4), bool),
+        np.zeros((30, 1), bool),
+        rng.random((30, 4)) < 0.5,
+        np.array(True),
+        False,
+        np.array([[True, False, True, True]]),
+        np.zeros((0, 4), bool),
+        np.array([[1, 0, 2, 0]]),  # not booleans: as np.where reads them
+    ]
+    for c in conds:
+        for x, y in ((a, 0.0), (0.0, a), (a, -a), (3, 0), (a[:1], -np.inf), (np.int64(2), a > 0), (-0.0, a)):
+            try:
+                ref = np.where(c, x, y)
+            except ValueError:
+                continue
+            got = select(c, x, y)
+            assert got.shape == ref.shape and got.dtype == ref.dtype, (c, x, y)
+            assert np.array_equal(got, ref) and np.array_equal(np.signbit(got), np.signbit(ref))

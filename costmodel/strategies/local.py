@@ -3,8 +3,7 @@ ulysses all-to-all, if any, the whole sequence or the whole cache of its heads).
 
 from __future__ import annotations
 
-import numpy as np
-
+from .. import kernels
 from .. import layers as Lr
 from ..closedform import AttnCost
 from ..schedule import Role
@@ -54,7 +53,7 @@ def emit(b, site, q, kv, o) -> None:
 
 def closed_form(ctx, on) -> AttnCost:
     w = _work(ctx.geo, "q", "kv", "o")
-    ctx.acc.add(w, count=np.where(on, 1.0, 0.0))
+    ctx.acc.add(w, count=kernels.select(on, 1.0, 0.0))
     return AttnCost()
 
 

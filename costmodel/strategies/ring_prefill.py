@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import kernels
 from .. import layers as Lr
 from ..closedform import AttnCost, ring_recurrence, split_links
 from ..errors import SpecError
@@ -148,12 +149,12 @@ def closed_form(ctx, on) -> AttnCost:
         )
         + t_fin
     )
-    one = np.where(on, 1.0, 0.0)
-    n_rest = np.where(on, R - 1, 0)
+    one = kernels.select(on, 1.0, 0.0)
+    n_rest = kernels.select(on, R - 1, 0)
     for w, cnt in ((first, one), (init, one), (merge, n_rest), (fin, one)):
         acc.add(w, count=ctx.full(cnt))
     for i, w in enumerate(rest):
-        acc.add(w, count=np.where(slowest == i, n_rest, 0.0))
+        acc.add(w, count=kernels.select(slowest == i, n_rest, 0.0))
         acc.note_kernel(w, n_rest > 0)
     acc.issue_comm(2 * (R - 1) * one)
     busy = (c0 + g_init + t_fin) + n_rest * (c1 + g_merge)
