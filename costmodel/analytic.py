@@ -364,11 +364,11 @@ def roofline(hw: Hardware, out: dict, flops_fp8=0.0, coded: bool = False) -> dic
         "nvlink": out["comm_nvlink_bytes"] / hw.nvlink_bw_Bps,
         "ib": out["comm_ib_bytes"] / hw.nic_bw_Bps,
     }
-    stack = np.stack(list(bounds.values()))
+    top, which = kernels.first_max(_same_shape(list(bounds.values())))
     names = np.array(list(bounds))
     return {
-        "roofline_latency_s": stack.max(axis=0),
-        "roofline_bound": Categorical(names, stack.argmax(axis=0)) if coded else names[stack.argmax(axis=0)],
+        "roofline_latency_s": top,
+        "roofline_bound": Categorical(names, which) if coded else names[which],
         **{f"roofline_{k}_s": v for k, v in bounds.items()},
     }
 
@@ -384,9 +384,15 @@ def bottleneck(out: dict, coded: bool = False) -> A:
         "pipeline-bubble": out["t_bubble_s"],
         "launch-overhead": out["t_overhead_s"],
     }
-    stack = np.stack([np.asarray(v, dtype=float) for v in parts.values()])
-    c = Categorical(np.array(list(parts)), stack.argmax(axis=0))
+    c = Categorical(np.array(list(parts)), kernels.first_max(_same_shape(list(parts.values())))[1])
     return c if coded else c.decode()
+
+
+def _same_shape(rows: list) -> list:
+    """The rows, checked to share one shape (as np.stack would)."""
+    if len({np.shape(r) for r in rows}) > 1:
+        raise ValueError("rows of different shapes")
+    return rows
 
 
 def _total_flops(model: Model, st: Setting, B, L, C):

@@ -278,3 +278,25 @@ def test_select_is_np_where():
             got = select(c, x, y)
             assert got.shape == ref.shape and got.dtype == ref.dtype, (c, x, y)
             assert np.array_equal(got, ref) and np.array_equal(np.signbit(got), np.signbit(ref))
+
+
+def test_first_max_is_the_stack_reduction():
+    """kernels.first_max: np.stack(rows).max/argmax (min/argmin) along the first axis, ties to the first
+    row, NaN as numpy has it, 0-d rows as numpy scalars."""
+    from costmodel.kernels import first_max
+
+    rng = np.random.default_rng(14)
+    for k in (1, 2, 3, 5):
+        for shape in ((), (7,), (40, 5)):
+            rows = [np.round(rng.normal(size=shape), 1) for _ in range(k)]  # rounded: ties are common
+            if shape:
+                rows[0].flat[0] = -0.0
+                rows[-1].flat[-1] = np.nan if k > 2 else rows[-1].flat[-1]
+            st = np.stack(rows)
+            for least in (False, True):
+                top, which = first_max(rows, least=least)
+                ref = (st.min(axis=0), st.argmin(axis=0)) if least else (st.max(axis=0), st.argmax(axis=0))
+                assert type(top) is type(ref[0]) and np.shape(top) == ref[0].shape
+                assert np.array_equal(top, ref[0], equal_nan=True)
+                assert np.array_equal(np.signbit(top), np.signbit(ref[0]))
+                assert np.array_equal(which, ref[1]) and np.asarray(which).dtype == ref[1].dtype

@@ -132,9 +132,8 @@ def closed_form(ctx, on) -> AttnCost:
     ring_ib = ctx.crosses_ib(geo.span("ring")) & (R > 1)
     x = ctx.comm(ring_ib, Collective.P2P, geo.kv_block_bytes, R)
     c0 = acc.time(first)
-    times = np.stack([np.broadcast_to(acc.time(w), ctx.shape) for w in rest])
-    c1 = times.max(axis=0)
-    slowest = times.argmax(axis=0)  # per point: which of the step's kernels is the slowest rank's
+    # per point: the slowest of the step's kernels (the slowest rank's), and which it is
+    c1, slowest = kernels.first_max([np.broadcast_to(acc.time(w), ctx.shape) for w in rest])
     g_init, g_merge, t_fin = acc.time(init), acc.time(merge), acc.time(fin)
     t_ring = (
         ring_recurrence(
