@@ -273,10 +273,11 @@ def sweep_writer_interrupt(k: int, where: str):
         def wrap(fn):
             def w(*a, **kw):
                 n["calls"] += 1
-                if n["calls"] == k and where == "before":
+                i = n["calls"]  # this call's number (the npz is written in a thread beside the CSV)
+                if i == k and where == "before":
                     raise KeyboardInterrupt
                 r = fn(*a, **kw)
-                if n["calls"] == k:
+                if i == k:
                     raise KeyboardInterrupt
                 return r
 

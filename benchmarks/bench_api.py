@@ -90,7 +90,8 @@ def main() -> None:
                 f"invalid (plan, P) skipped) wall {wall:6.3f} s  cpu {cpu:6.3f} s  "
                 f"= {n / wall:>12,.0f} configs/s wall"
                 f"  {n / cpu:>12,.0f} configs/s cpu  "
-                f"[target >= 1e6/s: {'met' if n / wall >= 1e6 else 'MISSED'}]",
+                f"[target >= 1e6/s: wall {'met' if n / wall >= 1e6 else 'MISSED'}, "
+                f"CPU {'met' if n / cpu >= 1e6 else 'MISSED'}]",
                 flush=True,
             )
         # evaluate alone: one call over L x ring (a million points)

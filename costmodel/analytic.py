@@ -152,11 +152,11 @@ def _evaluate(
     if len(units) > 1:  # the sums over the chunks that exist at each point
         acc = Acc(hw, st.kernel, shape)
         for f in ("compute", "memory", "flops", "hbm", "host", "flops_fp8"):
-            setattr(acc, f, sum(np.where(e, getattr(a, f), 0.0) for a, _, _, e in units))
-        acc.kernel_mask = np.bitwise_or.reduce([np.where(e, a.kernel_mask, 0) for a, _, _, e in units])
+            setattr(acc, f, sum(kernels.select(e, getattr(a, f), 0.0) for a, _, _, e in units))
+        acc.kernel_mask = np.bitwise_or.reduce([kernels.select(e, a.kernel_mask, 0) for a, _, _, e in units])
         cost = AttnCost(
             *(
-                sum(np.where(e, getattr(k, f), 0.0) for _, k, _, e in units)
+                sum(kernels.select(e, getattr(k, f), 0.0) for _, k, _, e in units)
                 for f in ("exposed_s", "xfer_s", "sent_nvlink", "sent_ib")
             )
         )
@@ -322,13 +322,15 @@ def memory(ctx: Ctx) -> dict[str, A]:
     # decode owners (pass-KV, pass-Q, ulysses) pad each micro-batch to a multiple of the group
     B_cache = m * geo.cache_batch if decode else B
     kv_cache = B_cache * lps * cached * 2 * hkv * hd * model.kv_elem_bytes
-    x = tok * d * b * np.where(S > 1, 2, 1)
+    x = tok * d * b * kernels.select(S > 1, 2, 1)
     qd_t = model.q_dim / T
     if decode:
-        attn_phase = tok * d * b + tok * qd_t * (2 * b + ab) + np.where(R > 1, R * mb * hq * (hd * ab + 4), 0)
+        attn_phase = (
+            tok * d * b + tok * qd_t * (2 * b + ab) + kernels.select(R > 1, R * mb * hq * (hd * ab + 4), 0)
+        )
     else:
         atok = mb * L / (R * geo.chunks)  # a chunk's queries (the whole ring-local sequence without chunks)
-        attn_phase = tok * d * b + atok * hq * hd * (b + np.where(R > 1, ab + b, b)) + atok * hq * 4
+        attn_phase = tok * d * b + atok * hq * hd * (b + kernels.select(R > 1, ab + b, b)) + atok * hq * 4
     mlp_phase = tok * d * b + tok * model.d_ff / T * b * model.mlp_mats + tok * d * b
     if "mlp_down" in f8:  # the FP8 copy of the down projection's input (and its row scales)
         mlp_phase = mlp_phase + tok * (model.d_ff / T + 4)
@@ -336,9 +338,9 @@ def memory(ctx: Ctx) -> dict[str, A]:
     activations = x + np.maximum(np.maximum(attn_phase, mlp_phase), strategies.lm_head.activation_bytes(ctx))
     # the communication buffers of the strategies the points use
     core = strategies.core_for_phase(st.phase, st.decode_attn, st.prefill_attn)
-    comm_buf = np.where(R > 1, core.buffers(ctx), 0.0)
+    comm_buf = kernels.select(R > 1, core.buffers(ctx), 0.0)
     for w in strategies.WRAPPERS:
-        comm_buf = comm_buf + np.where(U > 1, w.buffers(ctx), 0.0)
+        comm_buf = comm_buf + kernels.select(U > 1, w.buffers(ctx), 0.0)
     workspace = np.full(ctx.shape, hw.workspace_bytes)
     total = weights + kv_cache + activations + comm_buf + workspace
     out = {
@@ -364,11 +366,11 @@ def roofline(hw: Hardware, out: dict, flops_fp8=0.0, coded: bool = False) -> dic
         "nvlink": out["comm_nvlink_bytes"] / hw.nvlink_bw_Bps,
         "ib": out["comm_ib_bytes"] / hw.nic_bw_Bps,
     }
-    stack = np.stack(list(bounds.values()))
+    top, which = kernels.first_max(_same_shape(list(bounds.values())))
     names = np.array(list(bounds))
     return {
-        "roofline_latency_s": stack.max(axis=0),
-        "roofline_bound": Categorical(names, stack.argmax(axis=0)) if coded else names[stack.argmax(axis=0)],
+        "roofline_latency_s": top,
+        "roofline_bound": Categorical(names, which) if coded else names[which],
         **{f"roofline_{k}_s": v for k, v in bounds.items()},
     }
 
@@ -384,9 +386,15 @@ def bottleneck(out: dict, coded: bool = False) -> A:
         "pipeline-bubble": out["t_bubble_s"],
         "launch-overhead": out["t_overhead_s"],
     }
-    stack = np.stack([np.asarray(v, dtype=float) for v in parts.values()])
-    c = Categorical(np.array(list(parts)), stack.argmax(axis=0))
+    c = Categorical(np.array(list(parts)), kernels.first_max(_same_shape(list(parts.values())))[1])
     return c if coded else c.decode()
+
+
+def _same_shape(rows: list) -> list:
+    """The rows, checked to share one shape (as np.stack would)."""
+    if len({np.shape(r) for r in rows}) > 1:
+        raise ValueError("rows of different shapes")
+    return rows
 
 
 def _total_flops(model: Model, st: Setting, B, L, C, cached=0):

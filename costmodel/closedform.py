@@ -110,7 +110,7 @@ class Acc:
         self.hbm += hb if one else count * hb
         if w.fp8:
             self.flops_fp8 = self.flops_fp8 + (fl if one else count * fl)
-        return t * scale
+        return t if type(scale) in (int, float) and scale == 1 else t * scale
 
     def note_kernel(self, w: Work, where=True) -> None:
         """Record the attention kernel w runs on (where ``where``): a call the rank makes whose time is
@@ -128,7 +128,7 @@ class Acc:
                 else 1
             )
             self._bits[id(w)] = (w, bit)
-        self.kernel_mask = self.kernel_mask | np.where(where, bit, 0)
+        self.kernel_mask = self.kernel_mask | kernels.select(where, bit, 0)
 
     @property
     def kernels_used(self):
@@ -164,9 +164,13 @@ class Ctx:
 
     def comm(self, is_ib, coll: str, msg, group):
         """Uncontended time of one call, on IB where ``is_ib`` and NVLink elsewhere."""
-        t_nv = kernels.comm_time(self.hw, "nvlink", coll, msg, group)
-        t_ib = kernels.comm_time(self.hw, "ib", coll, msg, group)
-        return np.where(is_ib, t_ib, t_nv)
+        on = np.asarray(is_ib)
+        t_nv = None if on.all() else kernels.comm_time(self.hw, "nvlink", coll, msg, group)
+        t_ib = None if not on.any() else kernels.comm_time(self.hw, "ib", coll, msg, group)
+        if t_nv is None or t_ib is None:  # one link for every point: the other is not computed
+            t = t_ib if t_nv is None else t_nv
+            return kernels.select(on, t, t)  # np.where's shape and dtype
+        return kernels.select(on, t_ib, t_nv)
 
     def full(self, v):
         return np.broadcast_to(np.asarray(v, dtype=float), self.shape)
@@ -184,7 +188,10 @@ class AttnCost:
 
     def masked(self, on) -> AttnCost:
         return AttnCost(
-            *(np.where(on, v, 0.0) for v in (self.exposed_s, self.xfer_s, self.sent_nvlink, self.sent_ib))
+            *(
+                kernels.select(on, v, 0.0)
+                for v in (self.exposed_s, self.xfer_s, self.sent_nvlink, self.sent_ib)
+            )
         )
 
     def __add__(self, o: AttnCost) -> AttnCost:
@@ -200,7 +207,7 @@ def split_links(is_ib, sent) -> tuple:
     """(NVLink bytes, IB bytes) of ``sent``: each transfer's bytes counted once, on the link it crosses.
     Per-device totals are those of the busiest rank: where a group crosses InfiniBand, the rank at the node
     boundary, whose sends of that group all go over IB (the others' go over NVLink and are no more)."""
-    return np.where(is_ib, 0.0, sent), np.where(is_ib, sent, 0.0)
+    return kernels.select(is_ib, 0.0, sent), kernels.select(is_ib, sent, 0.0)
 
 
 def stretched_end(start, work, lo, hi, slowdown):
@@ -230,6 +237,7 @@ def _stretched_end1(start: float, work: float, lo: float, hi: float, slowdown: f
 PERIODIC_TOL = 2e-13  # ring_recurrence: increments equal to this (relative) count as periodic
 SCALAR_STEPS = 64  # ring_recurrence: one ring of at most this many steps runs step by step in floats
 POWER_AFTER = 8  # ring_recurrence: steps after which rings not yet periodic finish by a max-plus power
+SCALAR_TAIL = 16  # ring_recurrence: rings left after POWER_AFTER steps, at most this many, finish in floats
 
 
 def ring_recurrence(c0, g0, c1, g1, x, R, slowdown, x_first=None, slowdown_g=None, gate_lead=None):
@@ -321,6 +329,11 @@ def ring_recurrence(c0, g0, c1, g1, x, R, slowdown, x_first=None, slowdown_g=Non
         prev = (E_new, Rp_new, A_new) if t >= 2 else None
         E, Rp, A = E_new, Rp_new, A_new
         t += 1
+        if t > POWER_AFTER and 0 < idx.size <= SCALAR_TAIL:  # a few slow rings: on in Python floats
+            state = (E, Rp, A, *prev, c1, g1, x, slow, slow_g, Ri)
+            for j, i in enumerate(idx.tolist()):
+                done[i] = _ring_tail(*(float(v[j]) for v in state), t)
+            break
     return done.reshape(shape)
 
 
@@ -388,6 +401,30 @@ def ring_recurrence_gated(c0, g0, c1, g1, x, R, slowdown, lead, x_first=None, sl
         E, Rp, A = E_new, Rp_new, A_new
         t += 1
     return done.reshape(shape)
+
+
+def _ring_tail(E, Rp, A, pE, pR, pA, c1, g1, x, slow, slow_g, R, t):
+    """``ring_recurrence``'s loop for one ring from step t (state E, Rp, A; the previous step's pE, pR,
+    pA), in Python floats: the same operations in the same order, so the same end to the last bit.  Only
+    for rings the max-plus power does not take (a slowdown other than 1)."""
+    tol = PERIODIC_TOL
+    while True:
+        has_x = t < R - 1
+        start = max(E, Rp)
+        G = max(Rp, A)
+        Rt = G + x
+        lo, hi = (G, Rt) if has_x else (0.0, 0.0)
+        A_new = _stretched_end1(start, c1, lo, hi, slow)
+        E_new = _stretched_end1(A_new, g1, lo, hi, slow_g)
+        if not has_x:
+            return E_new
+        Rp_new = Rt
+        dE, dR, dA = E_new - pE, Rp_new - pR, A_new - pA
+        if R - 2 > t and max(abs(dR - dE), abs(dA - dE)) <= tol * abs(dE):
+            k = R - 2 - t
+            return (max(E_new + k * dE, Rp_new + k * dR) + c1) + g1
+        pE, pR, pA = E, Rp, A = E_new, Rp_new, A_new
+        t += 1
 
 
 def _ring_scalar(c0, g0, c1, g1, x, xf, slow, slow_g, R):

@@ -12,6 +12,24 @@ import numpy as np
 from .specs import Collective, Hardware
 
 
+def select(cond, a, b):
+    """``np.where(cond, a, b)``, the same array (shape, dtype, values), without numpy's per-element
+    branch where a boolean ``cond`` is the same everywhere (in a sweep, most conditions are one plan's
+    property over a block: numpy's select costs ~10x an add on a mixed mask, and as much on a uniform one)."""
+    c = np.asarray(cond)
+    if c.dtype != np.bool_ or not c.size:
+        return np.where(cond, a, b)
+    if c.all():
+        pick = a
+    elif not c.any():
+        pick = b
+    else:
+        return np.where(c, a, b)
+    out = np.empty(np.broadcast(c, a, b).shape, np.result_type(a, b))
+    out[...] = pick
+    return out
+
+
 def gemm_device_time(hw: Hardware, flops, hbm_bytes, m, fp8: bool = False):
     """max(compute at the shape's efficiency, memory); efficiency by rows (tokens) or by FLOPs per call.
     ``fp8``: at the FP8 peak, with the calibrated FP8 curve (by FLOPs per call), or without one the BF16
@@ -28,7 +46,7 @@ def fp8_quant_time(hw: Hardware, quant_bytes):
     """The activation quantise before an FP8 GEMM (amax per row, scale, cast): an elementwise pass over
     ``quant_bytes`` (read BF16, write FP8 and the row scales) at the profile's measured factor and floor."""
     t = hw.fp8_quant_bytes_factor * quant_bytes / hw.elementwise_bw_Bps
-    return np.where(np.asarray(quant_bytes) > 0, np.maximum(t, hw.fp8_quant_floor_s), 0.0)
+    return select(np.asarray(quant_bytes) > 0, np.maximum(t, hw.fp8_quant_floor_s), 0.0)
 
 
 def attn_device_time(hw: Hardware, kernel: str, flops, hbm_bytes, kv_len, causal: bool, q_len=None, dims=()):
@@ -40,29 +58,54 @@ def attn_device_time(hw: Hardware, kernel: str, flops, hbm_bytes, kv_len, causal
     if kernel == "auto":
         return attn_choice(hw, flops, hbm_bytes, kv_len, causal, q_len, dims)[0]
     fig = hw.attn(kernel)
-    thr = (fig.causal if causal else fig.full)(np.maximum(kv_len, 1))
-    t = np.maximum(flops / thr, hbm_bytes / hw.elementwise_bw_Bps)
-    if q_len is None:
-        return t
+    one_q = None if q_len is None or (fig.decode is None or not dims) and fig.decode_bw is None else q_len
+    if one_q is not None:
+        one_q = np.asarray(one_q) <= 1
+        if not one_q.any():  # no decode-shaped call (a prefill): the decode model would be thrown away
+            one_q = None
+    t = None
+    if one_q is None or not one_q.all():  # (a decode: every call decode-shaped, this one is not needed)
+        thr = (fig.causal if causal else fig.full)(np.maximum(kv_len, 1))
+        t = np.maximum(flops / thr, hbm_bytes / hw.elementwise_bw_Bps)
+        if one_q is None:
+            return t
     if fig.decode is not None and dims:
         b, h, hk, hd, db = dims
-        t = np.where(np.asarray(q_len) <= 1, fig.decode.time(b, h, hk, kv_len, hd, db), t)
-    elif fig.decode_bw is not None:
-        t = np.where(np.asarray(q_len) <= 1, hbm_bytes / fig.decode_bw(np.maximum(hbm_bytes, 1)), t)
-    return t
+        d = fig.decode.time(b, h, hk, kv_len, hd, db)
+    else:
+        d = hbm_bytes / fig.decode_bw(np.maximum(hbm_bytes, 1))
+    if t is None:  # what np.where(one_q, d, t) gives where one_q holds everywhere, at its shape
+        shape = np.broadcast_shapes(one_q.shape, np.shape(d), np.shape(flops), np.shape(hbm_bytes))
+        shape = np.broadcast_shapes(shape, np.shape(kv_len))
+        return np.array(np.broadcast_to(np.asarray(d, dtype=float), shape))
+    return select(one_q, d, t)
+
+
+def first_max(rows, least: bool = False):
+    """``(st.max(axis=0), st.argmax(axis=0))`` of ``st = np.stack(rows)`` (``least``: min and argmin), the
+    first of equal extremes winning, computed by comparisons a row at a time: numpy's arg-reductions
+    along the first axis cost ~30x an elementwise pass.  Rows with NaN take numpy's own path."""
+    best = np.array(rows[0], dtype=float)  # a new array, as the reduction gives
+    idx = np.zeros(best.shape, np.intp)
+    for i in range(1, len(rows)):
+        r = np.asarray(rows[i], dtype=float)
+        beats = r < best if least else r > best
+        idx = np.maximum(idx, beats * i)  # i grows: the last row to beat the best so far is the first extreme
+        best = np.minimum(best, r) if least else np.maximum(best, r)
+    if np.isnan(best).any():
+        st = np.stack(np.broadcast_arrays(*(np.asarray(r, dtype=float) for r in rows)))
+        return (st.min(axis=0), st.argmin(axis=0)) if least else (st.max(axis=0), st.argmax(axis=0))
+    return (best[()], idx[()]) if best.ndim == 0 else (best, idx)
 
 
 def attn_choice(hw: Hardware, flops, hbm_bytes, kv_len, causal: bool, q_len=None, dims=()):
     """(time, index) of the fastest kernel of the profile for this call, per point; the index is into
     ``sorted(hw.attention)`` (ties: the first name)."""
     names = sorted(hw.attention)
-    ts = np.stack(
-        [
-            np.asarray(attn_device_time(hw, k, flops, hbm_bytes, kv_len, causal, q_len, dims), dtype=float)
-            for k in names
-        ]
-    )
-    return ts.min(axis=0), ts.argmin(axis=0)
+    ts = [np.asarray(attn_device_time(hw, k, flops, hbm_bytes, kv_len, causal, q_len, dims)) for k in names]
+    if len({t.shape for t in ts}) > 1:  # what np.stack asks of the kernels' times
+        raise ValueError("attn_choice: the kernels' times differ in shape")
+    return first_max(ts, least=True)
 
 
 def kernels_label(hw: Hardware, kernel: str, mask):
@@ -110,7 +153,12 @@ def comm_time(hw: Hardware, link: str, coll: str, msg_bytes, group):
     def one(f):
         return f.latency_s + steps * f.hop_latency_s + vol * msg_bytes / f.bw(msg_bytes)
 
-    t = one(base)
-    for g in sorted(base.by_group):
-        t = np.where(np.asarray(group) >= g, one(base.by_group[g]), t)
-    return np.where(np.asarray(group) > 1, t, 0.0) if coll != Collective.P2P else t
+    # the figures of the largest measured group each point reaches (a figure no point reaches, or one
+    # every point passes beyond, is not computed: np.where would throw it away)
+    figs = [(None, base)] + [(np.asarray(group) >= g, base.by_group[g]) for g in sorted(base.by_group)]
+    first = max(i for i, (on, _) in enumerate(figs) if on is None or on.all())
+    t = one(figs[first][1])
+    for on, f in figs[first + 1 :]:
+        if on.any():
+            t = select(on, one(f), t)
+    return select(np.asarray(group) > 1, t, 0.0) if coll != Collective.P2P else t

@@ -149,82 +149,118 @@ def write_csv(
     columns: dict,
     header_comment: dict | None = None,
     *,
-    chunk_rows: int = 1 << 14,
+    chunk_rows: int = 1 << 16,
     categories: dict | None = None,
-    threads: int | None = None,
 ) -> Path:
-    """CSV of equal-length columns, formatted a column at a time; an optional first line '# {json}' carries
-    the specs.  Written atomically.
+    """CSV of equal-length columns; an optional first line '# {json}' carries the specs.  Written atomically.
 
-    Floats are written with 17 significant digits in scientific notation (trailing zeros dropped, e.g.
-    ``8.552081e+10``, ``1.0000000000000001e-01``): enough that ``float(text)`` gives back the same double
-    exactly, though not always the shortest text ``repr`` would give.  NaN is an empty field, infinities
-    ``inf``/``-inf``.  Booleans are ``True``/``False``; integers and strings are written as ``str`` does,
-    strings quoted as the csv module quotes them.
+    Floats are written as the shortest text that reads back (``float(text)``) as the same double: the
+    digits Python's ``repr`` gives, positional from 1e-5 to below 1e16 (``0.00001``, ``123.0``,
+    ``85520810000.0``) and scientific outside, the exponent unpadded (``1e-7``, ``1.5e+20``).  NaN is an
+    empty field, infinities ``inf``/``-inf``.  Booleans are ``True``/``False``; integers and strings are
+    written as ``str`` does, strings quoted as the csv module quotes them.
 
-    Every column that is not floats, and a float column that holds one value throughout, is written from
-    its labels (each formatted once) and codes: a ``Categorical`` column as it is, the others coded here
-    (or taken from ``categories``).  Blocks of ``chunk_rows`` rows are formatted by ``threads`` threads
-    (default: the cores this process may use; numpy lets go of the GIL while it formats), and written in
-    order."""
+    The rows are formatted by polars' CSV writer (multi-threaded, in batches of ``chunk_rows`` rows; floats
+    by its shortest round-trip formatter).  Every column that is not floats, and a float column that holds
+    one value throughout, goes to it as labels (each formatted here once) and codes: a ``Categorical``
+    column as it is, the others coded here (or taken from ``categories``)."""
     names = list(columns)
     n = len(columns[names[0]]) if names else 0
-    cols, enc = [], []
+    series = []
     for name in names:
         v = columns[name]
         if isinstance(v, Categorical):
-            c, (labels, codes) = None, (v.labels, v.codes)
+            labels, codes = v.labels, v.codes
         else:
             c = np.asarray(v)
             if c.ndim != 1 or len(c) != n:
                 raise ValueError("write_csv needs 1-D columns of equal length")
             if _is_float(c):
+                c = c.astype(np.float64, copy=False)
                 one = _one_value(c)
                 if one is None:
-                    cols.append(c)
-                    enc.append(None)
+                    series.append((name, c))
                     continue
-                c, (labels, codes) = None, (one, np.zeros(n, np.int8))
+                labels, codes = one, np.zeros(n, np.int8)
             else:
                 labels, codes = (categories or {}).get(name) or categorical(c)
         if len(codes) != n or np.ndim(codes) != 1:
             raise ValueError("write_csv needs 1-D columns of equal length")
-        if labels.dtype.kind == "f":
-            labels = np.array(format_floats(labels), dtype=object)
-        cols.append(c)
-        enc.append({"codes": codes, 44: _label_table(labels, 44), 10: _label_table(labels, 10)})
+        series.append((name, _field_texts(labels), codes))
     head = io.StringIO()
     if header_comment is not None:
         head.write("# " + dumps(header_comment) + "\n")
     csv.writer(head, lineterminator="\n").writerow(names)
-    if threads is None:
-        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    nthreads = max(1, threads)
-
-    def block(lo):
-        return _csv_block(
-            [None if c is None else c[lo : lo + chunk_rows] for c in cols], enc, lo, n, chunk_rows
-        )
 
     def write(f):
         f.write(head.getvalue().encode())
-        starts = range(0, n, chunk_rows)
-        if nthreads == 1 or len(starts) < 2:
-            for lo in starts:
-                f.write(block(lo))
-            return
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(nthreads) as ex:  # at most 2 x threads blocks in memory at once
-            pending = []
-            for lo in starts:
-                pending.append(ex.submit(block, lo))
-                if len(pending) >= 2 * nthreads:
-                    f.write(pending.pop(0).result())
-            for p in pending:
-                f.write(p.result())
+        if n and names:
+            _frame(series).write_csv(
+                f,
+                include_header=False,
+                quote_style="never",  # string fields come quoted as the csv module quotes them
+                null_value="",
+                line_terminator="\n",
+                batch_size=max(1, chunk_rows),
+            )
 
     return atomic_write_with(path, write)
+
+
+def _frame(series: list):
+    """A polars DataFrame of the CSV's columns: floats as they are (NaN as null: an empty field), coded
+    columns as an Enum of their fields' texts gathered by the codes (no string per row is made)."""
+    import polars as pl
+
+    cols = []
+    for item in series:
+        if len(item) == 2:
+            name, c = item
+            s = pl.Series(name, c)
+            cols.append(s.fill_nan(None) if np.isnan(c).any() else s)
+            continue
+        name, texts, codes = item
+        index: dict[str, int] = {}  # equal texts (labels repeated in a Categorical) share one category
+        remap = np.fromiter((index.setdefault(t, len(index)) for t in texts), np.int64, len(texts))
+        cats = list(index)
+        dtype = pl.Enum(cats)
+        cols.append(pl.Series(name, cats, dtype=dtype).gather(remap[np.asarray(codes)]))
+    return pl.DataFrame(cols)
+
+
+def _field_texts(labels: np.ndarray) -> list[str]:
+    """Each label as its CSV field: floats as ``format_floats``, the rest as the csv module writes str()."""
+    labels = np.asarray(labels)
+    if labels.dtype.kind == "f":
+        return format_floats(labels)
+    if labels.dtype.kind in "iub":  # no character that needs quoting
+        return [str(v) for v in labels.tolist()]
+    texts = []
+    for v in labels.tolist():
+        b = io.StringIO()
+        csv.writer(b, lineterminator="\n").writerow([v])  # a field holding "\n" is quoted
+        t = b.getvalue()[:-1]
+        if "\0" in t:
+            raise ValueError("CSV fields cannot hold NUL characters")
+        texts.append(t if t != '""' else "")
+    return texts
+
+
+def format_floats(x: np.ndarray) -> list[str]:
+    """The text write_csv gives each float ('' for NaN): polars' shortest round-trip formatting."""
+    import polars as pl
+
+    x = np.asarray(x, np.float64).reshape(-1)
+    if not len(x):
+        return []
+    s = pl.Series("x", x)
+    text = pl.DataFrame([s.fill_nan(None)]).write_csv(
+        include_header=False, quote_style="never", null_value="", line_terminator="\n"
+    )
+    out = text.split("\n")[: len(x)]
+    if len(out) != len(x):  # not met: one line per value
+        raise AssertionError("format_floats: polars wrote a line count other than the values'")
+    return out
 
 
 def _one_value(c: np.ndarray) -> np.ndarray | None:
@@ -304,194 +340,6 @@ def categoricals(columns: dict, kinds: str = "USObiu") -> dict[str, tuple[np.nda
         for k, v in columns.items()
         if not isinstance(v, Categorical) and np.asarray(v).dtype.kind in kinds
     }
-
-
-def _label_table(labels: np.ndarray, sep: int) -> np.ndarray:
-    """Labels as CSV fields followed by the separator, in a (labels, words) uint64 table, zero-padded."""
-    texts = []
-    for v in labels.tolist():
-        b = io.StringIO()
-        csv.writer(b, lineterminator="").writerow([v])
-        t = b.getvalue()
-        t = (t if t != '""' else "").encode()
-        if b"\0" in t:
-            raise ValueError("CSV fields cannot hold NUL characters")
-        texts.append(t + bytes([sep]))
-    w = -(-max(map(len, texts), default=1) // 8) * 8
-    tab = np.zeros((max(len(texts), 1), w), np.uint8)
-    for i, t in enumerate(texts):
-        tab[i, : len(t)] = np.frombuffer(t, np.uint8)
-    return tab.view(np.uint64)
-
-
-# floats: 17 significant digits, so that float(text) is the same double.  The 17-digit integer
-# D = round(|x| * 10**k) comes from an error-free product (Dekker) of |x| with 10**k held as a sum of two
-# doubles: its error is ~1e-31 relative, far below the half unit that decides the rounding.  A field is
-# four little-endian uint64 words: [sign, first digit, '.'], 8 decimals, 8 decimals, exponent + separator;
-# zero bytes are padding and are dropped when the block is written.
-_KMAX = 300
-_RANGE = (1e-280, 1e280)  # outside (never in a sweep's outputs): repr, one value at a time
-
-
-def _pow10_pairs():
-    from fractions import Fraction
-
-    hi, lo = np.empty(2 * _KMAX + 1), np.empty(2 * _KMAX + 1)
-    for k in range(-_KMAX, _KMAX + 1):
-        v = Fraction(10) ** k
-        hi[k + _KMAX] = float(v)
-        lo[k + _KMAX] = float(v - Fraction(hi[k + _KMAX]))
-    return hi, lo
-
-
-_P10_HI, _P10_LO = _pow10_pairs()
-_SPLIT = 134217729.0  # 2**27 + 1
-_P10_HH = _P10_HI * _SPLIT - (_P10_HI * _SPLIT - _P10_HI)
-_P10_HL = _P10_HI - _P10_HH
-_T4 = np.array([np.frombuffer(f"{i:04d}".encode(), np.uint8) for i in range(10000)]).view(np.uint32).ravel()
-_T4 = _T4.astype(np.uint64)
-_MASK = np.array([(1 << (8 * i)) - 1 for i in range(8)] + [(1 << 64) - 1], dtype=np.uint64)
-
-
-def _exp_table(sep: int) -> np.ndarray:
-    t = np.zeros((801, 8), np.uint8)
-    for e in range(-400, 401):
-        b = f"e{e:+03d}".encode() + bytes([sep])
-        t[e + 400, : len(b)] = np.frombuffer(b, np.uint8)
-    return t.view(np.uint64).ravel()
-
-
-_EXP = {44: _exp_table(44), 10: _exp_table(10), 0: _exp_table(0)}
-_SPECIAL = {
-    k: int.from_bytes(v, "little")
-    for k, v in (("0", b"0.0"), ("-0", b"-0.0"), ("inf", b"inf"), ("-inf", b"-inf"))
-}
-
-
-def _digits17(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(D, e): D = round(a * 10**(16 - e)) in [1e16, 1e17) as uint64, for a > 0 inside _RANGE."""
-    e = np.floor(np.log10(a)).astype(np.int64)
-    D = np.empty(len(a), np.uint64)
-    todo = None  # every point, then those whose decade was off
-    for _ in range(4):  # log10 may land one decade off next to a power of ten
-        ai, idx = (a, (16 + _KMAX) - e) if todo is None else (a[todo], (16 + _KMAX) - e[todo])
-        c = ai * _SPLIT
-        ah = c - (c - ai)
-        al = ai - ah
-        p = ai * _P10_HI[idx]
-        err = ((ah * _P10_HH[idx] - p) + ah * _P10_HL[idx] + al * _P10_HH[idx]) + al * _P10_HL[idx]
-        err += ai * _P10_LO[idx]
-        d = p.astype(np.int64) + np.rint(err).astype(np.int64)
-        hi, lo = d >= 10**17, d < 10**16
-        bad = hi | lo
-        if todo is None:
-            D[:] = d
-            if not bad.any():
-                break
-            todo = np.flatnonzero(bad)
-            e[todo] += hi[todo].astype(np.int64) - lo[todo].astype(np.int64)
-            continue
-        D[todo] = d
-        if not bad.any():
-            break
-        e[todo] += hi.astype(np.int64) - lo.astype(np.int64)
-        todo = todo[bad]
-    return D, e
-
-
-def _digits_to_keep(w: np.ndarray) -> np.ndarray:
-    """Bytes of a word of eight ASCII digits (first digit in the lowest byte) up to its last digit that is
-    not '0' (0 if all are).  Each byte less '0' is 0..9, so the word's value lies in [2**(8h), 2**(8h+4))
-    where h is the highest byte not zero, and its double (rounded, below 2**(8h+4)) has exponent 8h+1..8h+4:
-    frexp's exponent gives h exactly."""
-    x = (w ^ np.uint64(0x3030303030303030)).astype(np.float64)
-    return (np.frexp(x)[1] + 7) >> 3
-
-
-def _t8(v: np.ndarray) -> np.ndarray:
-    """Eight decimal digits of v < 10**8 as the bytes of a uint64 (little-endian: first digit first)."""
-    q = v // np.uint64(10000)
-    return _T4[q] | (_T4[v - q * np.uint64(10000)] << np.uint64(32))
-
-
-def float_words(x: np.ndarray, sep: int = 44, out: np.ndarray | None = None) -> np.ndarray:
-    """(n, 4) uint64 words of each float's text and the separator byte ``sep`` (see above), written into
-    ``out`` (any (n, 4) uint64 view, e.g. four columns of a row buffer) when given."""
-    x = np.asarray(x, np.float64)
-    n = len(x)
-    if out is None:
-        out = np.empty((4, n), np.uint64).T
-    a = np.abs(x)
-    reg = (a >= _RANGE[0]) & (a <= _RANGE[1])
-    allreg = bool(reg.all())
-    if allreg or reg.any():
-        ar = a if allreg else np.where(reg, a, 1.0)
-        D, e = _digits17(ar)
-        first = D // np.uint64(10**16)
-        frac = D - first * np.uint64(10**16)
-        h8 = frac // np.uint64(10**8)
-        l8 = frac - h8 * np.uint64(10**8)
-        w1, w2 = _t8(h8), _t8(l8)
-        # trailing zeros of the 16 decimals dropped (one kept when all are zeros): the digits to keep in
-        # a word end at its highest byte that is not '0'
-        k2 = _digits_to_keep(w2)
-        k1 = np.where(k2 > 0, 8, np.maximum(_digits_to_keep(w1), 1))
-        w1 &= _MASK[k1]
-        w2 &= _MASK[k2]
-        w0 = (np.signbit(x).astype(np.uint64) * np.uint64(45)) | ((first + np.uint64(48)) << np.uint64(8))
-        w0 |= np.uint64(46 << 16)
-        w3 = _EXP[sep][e + 400]
-    else:
-        w0 = w1 = w2 = np.zeros(n, np.uint64)
-        w3 = np.uint64(sep)
-    if not allreg:  # NaN: an empty field; zeros and infinities: words; the rest (tiny, huge): repr
-        neg = np.signbit(x)
-        special = np.where(
-            np.isnan(x),
-            np.uint64(0),
-            np.where(
-                np.isinf(x),
-                np.where(neg, np.uint64(_SPECIAL["-inf"]), np.uint64(_SPECIAL["inf"])),
-                np.where(neg, np.uint64(_SPECIAL["-0"]), np.uint64(_SPECIAL["0"])),
-            ),
-        )
-        w0 = np.where(reg, w0, special)
-        w1 = np.where(reg, w1, np.uint64(0))
-        w2 = np.where(reg, w2, np.uint64(0))
-        w3 = np.where(reg, w3, np.uint64(sep))
-    out[:, 0], out[:, 1], out[:, 2], out[:, 3] = w0, w1, w2, w3
-    if not allreg:
-        for i in np.flatnonzero(~reg & np.isfinite(x) & (x != 0)):
-            b = np.zeros(32, np.uint8)
-            tb = repr(float(x[i])).encode()
-            b[: len(tb)] = np.frombuffer(tb, np.uint8)
-            b[len(tb)] = sep
-            out[i] = b.view(np.uint64)
-    return out
-
-
-def format_floats(x: np.ndarray) -> list[str]:
-    """The text write_csv gives each float ('' for NaN)."""
-    b = np.ascontiguousarray(float_words(x, 0)).view(np.uint8).reshape(len(x), 32)
-    return [bytes(r[r != 0]).decode() for r in b]
-
-
-def _csv_block(cols: list, enc: list, lo: int, n: int, chunk_rows: int) -> bytes:
-    """Rows lo..lo + chunk_rows of the columns (of n rows; a coded column is None in ``cols``) as CSV
-    bytes: fields as uint64 words side by side, then the padding dropped."""
-    m = min(n - lo, chunk_rows)
-    last = len(cols) - 1
-    widths = [4 if e is None else e[44].shape[1] for e in enc]
-    buf = np.empty((m, sum(widths)), np.uint64)
-    at = 0
-    for i, (c, e, w) in enumerate(zip(cols, enc, widths)):
-        sep = 10 if i == last else 44
-        if e is None:
-            float_words(c, sep, out=buf[:, at : at + w])
-        else:
-            buf[:, at : at + w] = e[sep][e["codes"][lo : lo + m]]
-        at += w
-    return buf.tobytes().translate(None, b"\0")
 
 
 def read_csv(path) -> tuple[dict | None, list[dict]]:
@@ -625,12 +473,22 @@ def write_sweep_files(
     try:
         files: dict[str, str] = {}
         cats = categoricals(columns, "USObiu" if with_csv else "USO")
-        if with_npz:
-            write_npz(tmp / f"{stem}.npz", columns, specs, categories=cats)
-            files["npz"] = f"{stem}.npz"
-        if with_csv:
-            write_csv(tmp / f"{stem}.csv", columns, header_comment=specs, categories=cats)
-            files["csv"] = f"{stem}.csv"
+        from concurrent.futures import ThreadPoolExecutor
+
+        # the npz beside the CSV, in a thread (both spend their time in C: zip CRCs and writes, polars'
+        # formatting); an error in either is raised once both have stopped
+        with ThreadPoolExecutor(1) as ex:
+            npz = (
+                ex.submit(write_npz, tmp / f"{stem}.npz", columns, specs, categories=cats)
+                if with_npz
+                else None
+            )
+            if with_csv:
+                write_csv(tmp / f"{stem}.csv", columns, header_comment=specs, categories=cats)
+                files["csv"] = f"{stem}.csv"
+            if npz is not None:
+                npz.result()
+                files = {"npz": f"{stem}.npz", **files}
         write_json(
             tmp / f"{stem}.json",
             {"specs": specs, "skipped": skipped, "points": n, "columns": list(columns), "files": files},

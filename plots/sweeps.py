@@ -70,7 +70,10 @@ def load_sweep(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
         if k in NUMERIC:
             if v.dtype.kind == "O":  # JSON rows: None for NaN
                 v = np.array(["" if x is None else str(x) for x in v.tolist()])
-            cols[k] = np.where(v == "", "nan", v).astype(float) if v.dtype.kind in "US" else v.astype(float)
+            try:
+                cols[k] = (np.where(v == "", "nan", v) if v.dtype.kind in "US" else v).astype(float)
+            except (TypeError, ValueError) as e:
+                raise SpecError(f"sweep {str(p)!r}: the column {k!r} is not numbers ({e})") from None
         elif k == "feasible":
             cols[k] = (
                 v

@@ -82,7 +82,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--no-csv",
         action="store_true",
-        help="write the binary columns (sweep.npz) and the manifest only: the CSV is most of the "
+        help="write the binary columns (sweep.npz) and the manifest only: the CSV is about half of the "
         "time of a sweep of millions of points",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -49,3 +49,32 @@ def test_one_short_ring_in_floats_is_the_loop_bit_for_bit():
         args = (c0[i], g0[i], c1[i], g1[i], x[i], int(R[i]), 1.2)
         got = ring_recurrence(*args, x_first=xf[i])
         assert got.shape == () and float(got) == float(ring_recurrence_loop(*args, x_first=xf[i]))
+
+
+@pytest.mark.parametrize("slow,slow_g", [(1.0, 1.05), (1.25, 1.25), (1.1, 1.0)])
+def test_rings_finished_in_floats_equal_the_vector_loop_bit_for_bit(monkeypatch, slow, slow_g):
+    """The few slow-to-settle rings left after POWER_AFTER steps finish in Python floats (SCALAR_TAIL);
+    they must end exactly where the vector loop would have taken them."""
+    import costmodel.closedform as cf
+
+    rng = np.random.default_rng(7)
+    c0, g0, c1, g1, x, xf, R = _inputs(rng, 3000, 1024)
+    x[:40] = (c1[:40] + g1[:40]) * (1 + 1e-4)  # balanced: transients that last hundreds of steps
+    R[:40] = 1024
+    runs = {}
+    for tail in (0, 10**9):
+        monkeypatch.setattr(cf, "SCALAR_TAIL", tail)
+        calls = []
+        real = cf._ring_tail
+        monkeypatch.setattr(cf, "_ring_tail", lambda *a, _r=real, _c=calls: _c.append(1) or _r(*a))
+        for k in range(0, 3000, 40):  # blocks of 40: the tail starts with at most 40 rings left
+            sl = slice(k, k + 40)
+            runs.setdefault(tail, []).append(
+                ring_recurrence(c0[sl], g0[sl], c1[sl], g1[sl], x[sl], R[sl], slow, xf[sl], slow_g)
+            )
+        runs[tail, "calls"] = len(calls)
+    assert runs[0, "calls"] == 0 and runs[10**9, "calls"] >= 5  # both paths were taken
+    a, b = np.concatenate(runs[0]), np.concatenate(runs[10**9])
+    assert np.array_equal(a, b)
+    ref = ring_recurrence_loop(c0, g0, c1, g1, x, R, slow, x_first=xf, slowdown_g=slow_g)
+    np.testing.assert_allclose(a, ref, rtol=1e-12, atol=0)

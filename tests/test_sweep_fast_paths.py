@@ -11,12 +11,13 @@ import io
 
 import numpy as np
 import pytest
+from test_sweep_files import float_text
 
 from costmodel import layers as Lr
 from costmodel import presets, results
 from costmodel.analytic import evaluate, evaluate_blocks
 from costmodel.closedform import Acc, Setting
-from costmodel.results import Categorical, format_floats, read_npz, write_csv, write_sweep_files
+from costmodel.results import Categorical, read_npz, write_csv, write_sweep_files
 from costmodel.schedule import Role
 from costmodel.search import _evaluate_group, enumerate_plans, rank_plans
 from costmodel.sweep import parse_template, run_sweep, seq_grid
@@ -96,21 +97,24 @@ def test_files_from_coded_columns_are_the_same_bytes(tmp_path):
 
 
 def _reference_csv(columns: dict) -> bytes:
-    """Value by value: floats as format_floats writes one value, the rest as the csv module writes str()."""
+    """Value by value: floats as ``float_text`` (from repr) writes one value, the rest as the csv module
+    writes str()."""
     f = io.StringIO()
     w = csv.writer(f, lineterminator="\n")
     w.writerow(list(columns))
     cols = []
     for v in columns.values():
         v = np.asarray(v)
-        cols.append(format_floats(v) if v.dtype.kind == "f" else [str(x) for x in v.tolist()])
+        cols.append(
+            [float_text(x) for x in v.tolist()] if v.dtype.kind == "f" else [str(x) for x in v.tolist()]
+        )
     for row in zip(*cols):
         w.writerow(row)
-    return f.getvalue().replace('""', "").encode()  # an empty field is written bare (NaN)
+    return f.getvalue().encode()
 
 
-@pytest.mark.parametrize("threads,chunk", [(1, 1 << 14), (2, 7), (3, 100)])
-def test_csv_shortcuts_write_the_reference_text(tmp_path, threads, chunk):
+@pytest.mark.parametrize("chunk", [1 << 16, 7, 100])
+def test_csv_shortcuts_write_the_reference_text(tmp_path, chunk):
     rng = np.random.default_rng(3)
     n = 1000
     cols = {
@@ -124,8 +128,11 @@ def test_csv_shortcuts_write_the_reference_text(tmp_path, threads, chunk):
         "inf": np.full(n, np.inf),
         "ok": rng.random(n) < 0.3,
         "trail": 10.0 ** rng.integers(-20, 20, n) * rng.integers(1, 10**6, n),  # trailing zeros
+        "some_nan": np.where(rng.random(n) < 0.2, np.nan, rng.normal(0, 1e-5, n)),
+        "text": np.array(["a", 'say "hi"', "x\ny", ""])[rng.integers(0, 4, n)],
+        "repeated": Categorical(np.array(["same", "same", "other"]), rng.integers(0, 3, n)),
     }
-    write_csv(tmp_path / "a.csv", cols, threads=threads, chunk_rows=chunk)
+    write_csv(tmp_path / "a.csv", cols, chunk_rows=chunk)
     assert (tmp_path / "a.csv").read_bytes() == _reference_csv(cols)
 
 
@@ -187,3 +194,109 @@ def test_one_call_memory_search_is_taken_and_equals_the_grid_search(monkeypatch)
         P.predict(cfg)
     n = len(CFGS[::25]) + len(CFGS)
     assert len(taken) == n and sum(taken) >= 0.8 * n  # the one call is the rule, the grid the exception
+
+
+def _attn_reference(hw, kernel, flops, hbm, kv, causal, q, dims):
+    """attn_device_time as it was: both models at every point, then np.where by the query count."""
+    fig = hw.attn(kernel)
+    t = np.maximum(
+        flops / (fig.causal if causal else fig.full)(np.maximum(kv, 1)), hbm / hw.elementwise_bw_Bps
+    )
+    if fig.decode is not None and dims:
+        return np.where(np.asarray(q) <= 1, fig.decode.time(*dims[:3], kv, *dims[3:]), t)
+    if fig.decode_bw is not None:
+        return np.where(np.asarray(q) <= 1, hbm / fig.decode_bw(np.maximum(hbm, 1)), t)
+    return t
+
+
+@pytest.mark.parametrize("hwname", ["h100-sxm", "h200-sxm", "b200"])
+def test_attention_time_shortcuts_equal_both_models_everywhere(hwname):
+    """A prefill (no decode-shaped call) skips the decode model, a decode (all decode-shaped) the prefill
+    curve: the times are those of computing both and choosing by point."""
+    from costmodel import kernels
+
+    hw = presets.load_hardware(hwname)
+    rng = np.random.default_rng(11)
+    kv = np.floor(2.0 ** rng.uniform(0, 22, (40, 7)))
+    for q in (np.maximum(kv // 3, 2), np.ones_like(kv), np.where(rng.random(kv.shape) < 0.5, 1.0, kv)):
+        for dims in ((), (4, 32, 8, 128, 2)):
+            w = Lr.attention(Role.RING_ATTN, MODEL, 4, 32, q, kv, True, (), (), kv_heads=8)
+            for k in sorted(hw.attention):
+                got = kernels.attn_device_time(hw, k, w.flops, w.hbm_bytes, kv, True, q, dims)
+                ref = _attn_reference(hw, k, w.flops, w.hbm_bytes, kv, True, q, dims)
+                assert got.shape == ref.shape and np.array_equal(got, ref), (k, dims)
+
+
+def test_comm_time_skips_only_figures_no_point_uses():
+    from costmodel import kernels
+    from costmodel.specs import Collective
+
+    rng = np.random.default_rng(12)
+    groups_seen = 0
+    for hwname in ("h100-sxm", "h200-sxm", "b200", "gb200"):
+        hw = presets.load_hardware(hwname)
+        for link in ("nvlink", "ib"):
+            for coll in (Collective.ALL_REDUCE, Collective.ALL_GATHER, Collective.P2P):
+                base = hw.comm[link][str(coll)]
+                groups_seen += len(base.by_group)
+                msg = 2.0 ** rng.uniform(4, 34, (50, 1))
+                for group in (np.array([[1, 2, 8, 64, 1024]]), np.array([[2]]), np.array([[4096]]), 8):
+                    steps, vol = kernels.ring_factors(coll, group)
+                    one = lambda f, s=steps, v=vol, m=msg: f.latency_s + s * f.hop_latency_s + v * m / f.bw(m)  # noqa: E731
+                    t = one(base)  # the loop as it was: every figure at every point
+                    for g in sorted(base.by_group):
+                        t = np.where(np.asarray(group) >= g, one(base.by_group[g]), t)
+                    if coll != Collective.P2P:
+                        t = np.where(np.asarray(group) > 1, t, 0.0)
+                    got = kernels.comm_time(hw, link, coll, msg, group)
+                    assert got.shape == t.shape and np.array_equal(got, t), (hwname, link, coll, group)
+    assert groups_seen > 0  # some profile has figures by group size: the skipping was exercised
+
+
+def test_select_is_np_where():
+    """kernels.select: np.where's array (shape, dtype, values, signs of zero), uniform conditions or not."""
+    from costmodel.kernels import select
+
+    rng = np.random.default_rng(13)
+    a = rng.normal(size=(30, 4))
+    conds = [
+        np.ones((1, 4), bool),
+        np.zeros((30, 1), bool),
+        rng.random((30, 4)) < 0.5,
+        np.array(True),
+        False,
+        np.array([[True, False, True, True]]),
+        np.zeros((0, 4), bool),
+        np.array([[1, 0, 2, 0]]),  # not booleans: as np.where reads them
+    ]
+    for c in conds:
+        for x, y in ((a, 0.0), (0.0, a), (a, -a), (3, 0), (a[:1], -np.inf), (np.int64(2), a > 0), (-0.0, a)):
+            try:
+                ref = np.where(c, x, y)
+            except ValueError:
+                continue
+            got = select(c, x, y)
+            assert got.shape == ref.shape and got.dtype == ref.dtype, (c, x, y)
+            assert np.array_equal(got, ref) and np.array_equal(np.signbit(got), np.signbit(ref))
+
+
+def test_first_max_is_the_stack_reduction():
+    """kernels.first_max: np.stack(rows).max/argmax (min/argmin) along the first axis, ties to the first
+    row, NaN as numpy has it, 0-d rows as numpy scalars."""
+    from costmodel.kernels import first_max
+
+    rng = np.random.default_rng(14)
+    for k in (1, 2, 3, 5):
+        for shape in ((), (7,), (40, 5)):
+            rows = [np.round(rng.normal(size=shape), 1) for _ in range(k)]  # rounded: ties are common
+            if shape:
+                rows[0].flat[0] = -0.0
+                rows[-1].flat[-1] = np.nan if k > 2 else rows[-1].flat[-1]
+            st = np.stack(rows)
+            for least in (False, True):
+                top, which = first_max(rows, least=least)
+                ref = (st.min(axis=0), st.argmin(axis=0)) if least else (st.max(axis=0), st.argmax(axis=0))
+                assert type(top) is type(ref[0]) and np.shape(top) == ref[0].shape
+                assert np.array_equal(top, ref[0], equal_nan=True)
+                assert np.array_equal(np.signbit(top), np.signbit(ref[0]))
+                assert np.array_equal(which, ref[1]) and np.asarray(which).dtype == ref[1].dtype

@@ -3,7 +3,9 @@ bad input and empty sweeps are one-sentence errors before anything is written.""
 
 from __future__ import annotations
 
+import decimal
 import json
+import math
 import subprocess
 
 import numpy as np
@@ -64,13 +66,40 @@ def _same(a: np.ndarray, b: np.ndarray) -> bool:
     return a.dtype.kind != "f" or np.array_equal(np.signbit(a[~np.isnan(a)]), np.signbit(b[~np.isnan(b)]))
 
 
-def test_float_text_is_exact():
+def float_text(v: float) -> str:
+    """The CSV's text of one float, value by value from Python's ``repr`` (its shortest round-trip
+    digits): positional for decimal exponents -5..15, else d.ddde+X with the exponent unpadded; NaN ''."""
+    if math.isnan(v):
+        return ""
+    if math.isinf(v) or v == 0:
+        return repr(v)
+    _, digits, exp = decimal.Decimal(repr(abs(v))).as_tuple()  # value = digits x 10**exp, no leading 0
+    e = len(digits) - 1 + exp  # the decimal exponent of the first digit
+    d = "".join(map(str, digits)).rstrip("0")
+    s = "-" if v < 0 else ""
+    if -5 <= e < 16:
+        if e >= 0:
+            whole = (d[: e + 1]).ljust(e + 1, "0")
+            return f"{s}{whole}.{d[e + 1 :] or '0'}"
+        return f"{s}0.{'0' * (-e - 1)}{d}"
+    return f"{s}{d[0]}{'.' + d[1:] if len(d) > 1 else ''}e{'+' if e >= 0 else '-'}{abs(e)}"
+
+
+def test_float_text_is_exact_and_shortest():
     x = _floats()
     texts = format_floats(x)
     back = np.array([float(t) if t else np.nan for t in texts])
     assert _same(back, x)
     assert texts[-len(SPECIAL) :][:5] == ["0.0", "-0.0", "inf", "-inf", ""]
-    assert "8.552081e+10" == format_floats(np.array([8.552081e10]))[0]
+    assert texts == [float_text(v) for v in x.tolist()]  # the shortest digits, as repr finds them
+    assert format_floats(np.array([8.552081e10, 1e16, 1e-5, 1.5e-7, 0.1, -(2.0**70)])) == [
+        "85520810000.0",
+        "1e+16",
+        "0.00001",
+        "1.5e-7",
+        "0.1",
+        "-1.1805916207174113e+21",
+    ]
 
 
 def _columns(n=5000, seed=1):
@@ -285,3 +314,16 @@ def test_manifest_with_rows_still_reads(tmp_path):
     f.write_text(json.dumps({"specs": {"kind": "sweep"}, "rows": rows}))
     _, cols = load_sweep(f)
     assert cols["L"].tolist() == [1024.0, 2048.0] and np.isnan(cols["tps"]).all() and cols["feasible"].all()
+
+
+def test_a_numeric_csv_field_that_is_not_a_number_is_one_sentence(tmp_path):
+    cols, skipped, specs = _sweep()
+    files = write_sweep_files(tmp_path, cols, specs, skipped)
+    text = files["csv"].read_text()
+    at = text.index("\n", text.index("\n") + 1) + 1  # the first row (after the specs and the header)
+    at = (
+        text.index(",", text.rindex('"', at, text.index("\n", at)) + 1) + 1
+    )  # past the quoted plan fields (P next)
+    files["csv"].write_text(text[:at] + "\0" + text[at:])  # a byte of junk in the P field
+    with pytest.raises(results.SpecError, match="the column 'P' is not numbers"):
+        load_sweep(files["csv"])

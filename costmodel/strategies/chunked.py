@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import kernels
 from .. import layers as Lr
 from ..closedform import AttnCost
 from ..errors import SpecError
@@ -85,7 +86,7 @@ def emit(b, site, q, kv, o) -> None:
 
 def closed_form(ctx, on, c: int) -> AttnCost:
     """Chunk c's attention kernels, where ``on`` (the units that do not exist are masked by the caller)."""
-    one = ctx.full(np.where(on, 1.0, 0.0))
+    one = ctx.full(kernels.select(on, 1.0, 0.0))
     for w in _works(ctx.geo, c):
         if w is not None:
             ctx.acc.add(w, count=one)

@@ -3,8 +3,6 @@ cache shard; the partial outputs and log-sum-exps are all-gathered and merged on
 
 from __future__ import annotations
 
-import numpy as np
-
 from .. import kernels
 from .. import layers as Lr
 from ..closedform import AttnCost, split_links
@@ -59,7 +57,7 @@ def emit(b, site, q, kv, o) -> None:
 def closed_form(ctx, on) -> AttnCost:
     geo, R = ctx.geo, ctx.geo.ring
     a, merge = _works(geo)
-    one = ctx.full(np.where(on, 1.0, 0.0))
+    one = ctx.full(kernels.select(on, 1.0, 0.0))
     ctx.acc.add(a, count=one)
     ctx.acc.add(merge, count=one)
     ctx.acc.issue_comm(one)

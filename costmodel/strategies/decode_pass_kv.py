@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import kernels
 from .. import layers as Lr
 from ..closedform import AttnCost, ring_recurrence, split_links
 from ..schedule import Role
@@ -68,10 +69,10 @@ def closed_form(ctx, on) -> AttnCost:
         ctx.hw.attention_slowdown_under_comm,
         slowdown_g=ctx.hw.compute_slowdown_under_comm,
     )
-    n = ctx.full(np.where(on, R, 0.0))
+    n = ctx.full(kernels.select(on, R, 0.0))
     ctx.acc.add(a, count=n)
     ctx.acc.add(merge, count=n)
-    ctx.acc.add(fin, count=ctx.full(np.where(on, 1.0, 0.0)))
+    ctx.acc.add(fin, count=ctx.full(kernels.select(on, 1.0, 0.0)))
     ctx.acc.issue_comm(2 * np.maximum(n - 1, 0))
     sent = (R - 1) * geo.cache_shard_bytes
     nv, ib = split_links(ring_ib(ctx), sent)

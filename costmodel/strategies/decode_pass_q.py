@@ -3,8 +3,7 @@ each rank attends them to its shard of their sequences and merges; after R hops 
 
 from __future__ import annotations
 
-import numpy as np
-
+from .. import kernels
 from .. import layers as Lr
 from ..closedform import AttnCost, split_links
 from ..schedule import Role
@@ -47,10 +46,10 @@ def closed_form(ctx, on) -> AttnCost:
     geo, R = ctx.geo, ctx.geo.ring
     a, merge = _works(geo)
     fin = Lr.elementwise(Role.FINALIZE, geo.accum_bytes(geo.dense_tokens), (), ())
-    n = ctx.full(np.where(on, R, 0.0))
+    n = ctx.full(kernels.select(on, R, 0.0))
     ctx.acc.add(a, count=n)
     ctx.acc.add(merge, count=n)
-    ctx.acc.add(fin, count=ctx.full(np.where(on, 1.0, 0.0)))
+    ctx.acc.add(fin, count=ctx.full(kernels.select(on, 1.0, 0.0)))
     ctx.acc.issue_comm(2 * n)
     # every hop waits for the slowest link of the ring: R hops, each bounded by the IB one if any
     t = R * ctx.comm(ring_ib(ctx), Collective.P2P, geo.q_packet_bytes, R)

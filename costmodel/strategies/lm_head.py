@@ -79,7 +79,7 @@ def closed_form(ctx) -> AttnCost:
     T = geo.tp
     tp_ib = ctx.crosses_ib(geo.span("tp"))
     msg = geo.logits_gather_bytes
-    t = np.where(T > 1, ctx.comm(tp_ib, Collective.ALL_GATHER, msg, T), 0.0)
+    t = kernels.select(T > 1, ctx.comm(tp_ib, Collective.ALL_GATHER, msg, T), 0.0)
     ctx.acc.issue_comm(1 * (T > 1))
     sent = kernels.sent_bytes(Collective.ALL_GATHER, msg, T) * (T > 1) + np.zeros(ctx.shape)
     nv, ib = split_links(tp_ib, sent)
@@ -92,7 +92,7 @@ def weights_bytes(ctx):
     geo, model = ctx.geo, ctx.model
     one = geo.vocab_cols * model.d_model * model.dtype_bytes
     both = model.has_lm_head and not model.tie_embeddings
-    return one * np.where(geo.pp > 1, 1, 2 if both else 1) * (model.vocab > 0)
+    return one * kernels.select(geo.pp > 1, 1, 2 if both else 1) * (model.vocab > 0)
 
 
 def activation_bytes(ctx):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import kernels
 from .. import layers as Lr
 from ..closedform import AttnCost
 from ..schedule import Role
@@ -62,7 +63,7 @@ def closed_form(ctx, on) -> AttnCost:
         prefix_cache.closed_form_local(ctx, on & has)
         on = on & ~has
     w = _work(ctx.geo, "q", "kv", "o")
-    ctx.acc.add(w, count=np.where(on, 1.0, 0.0))
+    ctx.acc.add(w, count=kernels.select(on, 1.0, 0.0))
     return AttnCost()
 
 

@@ -109,36 +109,38 @@ def closed_form(ctx, units, head=(0.0, 0.0)) -> dict:
     # the host issues a stage's ops ahead of its GPU: a stage takes its device path or its host path
     h_dev, h_host = head
     t_head = np.maximum(h_dev, h_host)
-    t_dev = sum(np.where(e, lps * t, 0.0) for t, _, e in units) + h_dev  # one micro-batch, all its chunks
-    t_unit = [np.where(e, np.maximum(lps * t, lps * h), 0.0) for t, h, e in units]
+    t_dev = (
+        sum(kernels.select(e, lps * t, 0.0) for t, _, e in units) + h_dev
+    )  # one micro-batch, all its chunks
+    t_unit = [kernels.select(e, np.maximum(lps * t, lps * h), 0.0) for t, h, e in units]
     t_stage = sum(t_unit) + t_head  # the last stage's (it runs the LM head)
     act, msg, sc = geo.act_bytes, geo.pp_msg_bytes, geo.pp_scatter
     pp_ib = ctx.crosses_ib(geo.span("pp")) & (S > 1)
     tp_ib = ctx.crosses_ib(geo.span("tp"))  # a TP group larger than a node gathers over IB
     # the send of a slice (or all) to the next stage, then (scatter) its all-gather over that stage's TP group
-    gather = np.where(sc, ctx.comm(tp_ib, Collective.ALL_GATHER, act, geo.tp), 0.0)
-    x_pp = np.where(S > 1, ctx.comm(pp_ib, Collective.P2P, msg, 2) + gather, 0.0)
+    gather = kernels.select(sc, ctx.comm(tp_ib, Collective.ALL_GATHER, act, geo.tp), 0.0)
+    x_pp = kernels.select(S > 1, ctx.comm(pp_ib, Collective.P2P, msg, 2) + gather, 0.0)
     via = np.max(
         np.stack(
             [
-                np.where(e, (S - 1) * t - c * x_pp, -np.inf)
+                kernels.select(e, (S - 1) * t - c * x_pp, -np.inf)
                 for c, (t, (_, _, e)) in enumerate(zip(t_unit, units))
             ]
         ),
         axis=0,
     )
-    latency = np.where(S > 1, m * t_stage + (S + m * N - 2) * x_pp + via, m * t_stage)
+    latency = kernels.select(S > 1, m * t_stage + (S + m * N - 2) * x_pp + via, m * t_stage)
     # several micro-batches of chunks: the grid's longest path, up to GRID_UNITS units (beyond, the formula
     # above, which takes one descent only: a lower bound, a few percent low in the tests' cases)
     several = (N > 1) & (m > 1) & (S > 1) & (m * N <= GRID_UNITS)
     if np.any(several):
-        latency = np.where(
+        latency = kernels.select(
             several,
             _grid_path(
                 t_unit,
-                np.where(several, S, 1),
-                np.where(several, m, 1),
-                np.where(several, N, 1),
+                kernels.select(several, S, 1),
+                kernels.select(several, m, 1),
+                kernels.select(several, N, 1),
                 x_pp,
                 geo.tp > 1,
                 PRE_ALL_REDUCE / lps,
@@ -151,15 +153,15 @@ def closed_form(ctx, units, head=(0.0, 0.0)) -> dict:
     latency = latency + hw.pass_launch_s
     # bytes of the busiest rank: a middle stage sends and gathers; with two stages, the sender or the
     # receiver, whichever keeps its links busier (send over the pp link, gather over NVLink)
-    send = np.where(S > 1, m * N * msg, 0.0)
-    g = np.where(sc, m * N * kernels.sent_bytes(Collective.ALL_GATHER, act, geo.tp), 0.0)
-    s_nv, s_ib = np.where(pp_ib, 0.0, send), np.where(pp_ib, send, 0.0)
+    send = kernels.select(S > 1, m * N * msg, 0.0)
+    g = kernels.select(sc, m * N * kernels.sent_bytes(Collective.ALL_GATHER, act, geo.tp), 0.0)
+    s_nv, s_ib = kernels.select(pp_ib, 0.0, send), kernels.select(pp_ib, send, 0.0)
     g_nv, g_ib = split_links(tp_ib, g)
     sender_t = s_nv / hw.nvlink_bw_Bps + s_ib / hw.nic_bw_Bps
     recv_wins = (S == 2) & (g_nv / hw.nvlink_bw_Bps + g_ib / hw.nic_bw_Bps > sender_t)
     both = S > 2
-    sent_nv = np.where(recv_wins, g_nv, s_nv + np.where(both, g_nv, 0.0))
-    sent_ib = np.where(recv_wins, g_ib, s_ib + np.where(both, g_ib, 0.0))
+    sent_nv = kernels.select(recv_wins, g_nv, s_nv + kernels.select(both, g_nv, 0.0))
+    sent_ib = kernels.select(recv_wins, g_ib, s_ib + kernels.select(both, g_ib, 0.0))
     return {
         "latency": latency,
         "t_dev": t_dev,
@@ -200,17 +202,17 @@ def _grid_path(t_unit, S, m, N, x, coupled, pre=0.0, gathers=False, g=0.0):
                 start = np.maximum(start, prev[s] + (x if s else 0.0))
                 if s + 1 < S_max:  # the send of unit u - 1 (its receiver started it)
                     slack = 0.0 if s else pre * tu
-                    slack = np.where(gathers, slack, pre * tu)
-                    done = prev[s + 1] - t_prev - np.where(gathers, g, 0.0)
-                    start = np.maximum(start, np.where(coupled & (s + 1 < S), done - slack, 0.0))
+                    slack = kernels.select(gathers, slack, pre * tu)
+                    done = prev[s + 1] - t_prev - kernels.select(gathers, g, 0.0)
+                    start = np.maximum(start, kernels.select(coupled & (s + 1 < S), done - slack, 0.0))
             if s:
                 start = np.maximum(start, row[s - 1] + x)
             d = start + tu
-            row.append(np.where(live, d, prev[s] if prev is not None else 0.0))
-        prev, t_prev = row, np.where(live, tu, t_prev if t_prev is not None else 0.0)
+            row.append(kernels.select(live, d, prev[s] if prev is not None else 0.0))
+        prev, t_prev = row, kernels.select(live, tu, t_prev if t_prev is not None else 0.0)
     out = np.zeros(np.shape(x))
     for s in range(S_max):
-        out = np.where(s == S - 1, prev[s], out)
+        out = kernels.select(s == S - 1, prev[s], out)
     return out
 
 

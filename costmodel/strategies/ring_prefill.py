@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import kernels
 from .. import layers as Lr
 from ..closedform import AttnCost, ring_recurrence, split_links
 from ..errors import SpecError
@@ -147,9 +148,8 @@ def closed_form(ctx, on) -> AttnCost:
     ring_ib = ctx.crosses_ib(geo.span("ring")) & (R > 1)
     x = ctx.comm(ring_ib, Collective.P2P, geo.kv_block_bytes, R)
     c0 = acc.time(first)
-    times = np.stack([np.broadcast_to(acc.time(w), ctx.shape) for w in rest])
-    c1 = times.max(axis=0)
-    slowest = times.argmax(axis=0)  # per point: which of the step's kernels is the slowest rank's
+    # per point: the slowest of the step's kernels (the slowest rank's), and which it is
+    c1, slowest = kernels.first_max([np.broadcast_to(acc.time(w), ctx.shape) for w in rest])
     g_init, g_merge, t_fin = acc.time(init), acc.time(merge), acc.time(fin)
     # partial prefill: every step also attends to the block's cached shard (and merges once more); the
     # new K/V is first written behind the rank's own shard
@@ -179,8 +179,8 @@ def closed_form(ctx, on) -> AttnCost:
         )
         + t_fin
     )
-    one = np.where(on, 1.0, 0.0)
-    n_rest = np.where(on, R - 1, 0)
+    one = kernels.select(on, 1.0, 0.0)
+    n_rest = kernels.select(on, R - 1, 0)
     for w, cnt in ((first, one), (init, one), (merge, n_rest), (fin, one)):
         acc.add(w, count=ctx.full(cnt))
     if has.any():
@@ -190,7 +190,7 @@ def closed_form(ctx, on) -> AttnCost:
         acc.add(app, count=ctx.full(hon))
         acc.note_kernel(cached_w, hon > 0)
     for i, w in enumerate(rest):
-        acc.add(w, count=np.where(slowest == i, n_rest, 0.0))
+        acc.add(w, count=kernels.select(slowest == i, n_rest, 0.0))
         acc.note_kernel(w, n_rest > 0)
     acc.issue_comm(2 * (R - 1) * one)
     busy = (c0 + g_init + t_fin) + n_rest * (c1 + g_merge) + np.where(on, t_app + R * (t_c + g_extra), 0.0)

@@ -4,8 +4,6 @@ Decode: the owners' new tokens go to every head group; each attends to the cache
 
 from __future__ import annotations
 
-import numpy as np
-
 from .. import kernels
 from .. import layers as Lr
 from ..closedform import AttnCost
@@ -97,7 +95,7 @@ def closed_form(ctx, on) -> AttnCost:
     U = geo.ulysses
     u_ib = ctx.crosses_ib(geo.span("ulysses"))
     qkv, o = geo.a2a_qkv_bytes, geo.a2a_o_bytes
-    t = np.where(
+    t = kernels.select(
         on, ctx.comm(u_ib, Collective.ALL_TO_ALL, qkv, U) + ctx.comm(u_ib, Collective.ALL_TO_ALL, o, U), 0.0
     )
     sent = kernels.sent_bytes(Collective.ALL_TO_ALL, qkv + o, U) * on
@@ -107,7 +105,10 @@ def closed_form(ctx, on) -> AttnCost:
         if passes:  # the layout copies, on the compute path (as the builder emits them)
             ctx.acc.add(pack_work(passes, nbytes, ()), count=on)
     return AttnCost(
-        exposed_s=t, xfer_s=t, sent_nvlink=np.where(u_ib, 0.0, sent), sent_ib=np.where(u_ib, sent, 0.0)
+        exposed_s=t,
+        xfer_s=t,
+        sent_nvlink=kernels.select(u_ib, 0.0, sent),
+        sent_ib=kernels.select(u_ib, sent, 0.0),
     )
 
 
