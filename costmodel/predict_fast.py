@@ -202,11 +202,11 @@ SCALAR_NP = _shim()
 # (tests/test_predict_fast.py expects all: after a change, update the version and its digest).
 MIRRORS = {
     "kernels.gemm_device_time": "7382466a8470",
-    "kernels.attn_device_time": "a05feeb04b42",
-    "kernels.attn_choice": "7b28b768fb5f",
-    "kernels.comm_time": "0c616e3b1c68",
-    "closedform.Acc.add": "b53940ce0627",
-    "closedform.ring_recurrence": "16b5f3bf4dae",
+    "kernels.attn_device_time": "3640dba4e6aa",
+    "kernels.attn_choice": "edf1577d79ac",
+    "kernels.comm_time": "a313ea1e19fb",
+    "closedform.Acc.add": "f4e369152ed4",
+    "closedform.ring_recurrence": "c47a641a3375",
     "closedform._ring_scalar": "67462be115eb",
     "specs.Curve.__call__": "bc865382bad3",
     "specs.CommFigures.bw": "c8c2fdb48a4e",
