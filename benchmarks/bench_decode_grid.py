@@ -52,8 +52,9 @@ def main() -> None:
     p.add_argument(
         "--subset",
         default="all",
-        choices=("all", "gaps"),
-        help="gaps: only the corners the first grid missed (1-2 heads, batch 128, 512Ki) and its warm caches",
+        choices=("all", "gaps", "batches"),
+        help="gaps: the corners the first grid missed (1-2 heads, batch 128, 512Ki) and its warm caches; "
+        "batches: batches between the grid's (6-40) at 36Ki and 90Ki keys",
     )
     p.add_argument("--dry-run", action="store_true")
     a = p.parse_args()

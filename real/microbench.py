@@ -933,7 +933,15 @@ DECODE_GRID_HELD_OUT = {"batch": (2, 48), "context": (6144, 49152, 196608)}
 # measured as a supplement (``--subset gaps``) with the grid's caches that fit in L2 re-measured cold
 DECODE_GRID_GAPS = {"heads": (1, 2), "batch": (128,), "context": (524288,)}
 DECODE_GRID_GAPS_HELD_OUT = {"batch": (96,), "context": (393216,)}
-DECODE_GRID_WARM_BYTES = 100 * 2**20  # caches below this were read from L2 in the first grid (no rotation)
+DECODE_GRID_WARM_BYTES = 100 * 2**20
+# batches between the grid's (issue 12: a TP = 2 decode step at B = 20, 16 heads per GPU, missed by 18%):
+# a thread-block count that fills waves badly; keys no validation record uses (``--subset batches``)
+DECODE_GRID_BATCHES = {
+    "heads": (8, 16, 32),
+    "kv_heads": (8, 16, 32),
+    "batch": (6, 10, 12, 20, 24, 40),
+    "context": (36864, 92160),
+}  # caches below this were read from L2 in the first grid (no rotation)
 # the H200's L2 is 50 MB (NVIDIA H200 datasheet / Hopper whitepaper: "50 MB L2"); calls rotate over cache
 # copies so that at least this many bytes are read between two reads of one copy
 DECODE_GRID_COLD = 256 * 2**20
@@ -951,8 +959,18 @@ def decode_grid_cases(
     ``subset="gaps"``: only the points of the grid widened by ``DECODE_GRID_GAPS`` that the first grid did
     not measure cold (1-2 query heads, batch 128, 512Ki keys, and caches small enough to have been
     served from L2), with ``DECODE_GRID_GAPS_HELD_OUT`` held out beside the grid's own held-out points."""
-    if subset not in ("all", "gaps"):
-        raise ValueError(f"subset {subset!r} is not valid: give all or gaps")
+    if subset not in ("all", "gaps", "batches"):
+        raise ValueError(f"subset {subset!r} is not valid: give all, gaps or batches")
+    if subset == "batches" and not quick:
+        g = DECODE_GRID_BATCHES
+        return [
+            {"heads": h, "kv_heads": hk, "batch": b, "kv_len": L, "held_out": b == 10}
+            for hk in g["kv_heads"]
+            for b in g["batch"]
+            for L in g["context"]
+            for h in g["heads"]
+            if h >= hk and h % hk == 0 and 2 * b * L * hk * head_dim * dtype_bytes <= DECODE_GRID_CACHE_CAP
+        ]
     if quick:
         return [
             {"heads": h, "kv_heads": hk, "batch": b, "kv_len": L, "held_out": b == 2}
@@ -1109,7 +1127,7 @@ def run_decode_grid(
         "provenance": {**provenance(dev), "wall_s": round(time.perf_counter() - t0, 1)},
         "device": dev.type,
         "results": res,
-        "suites": ["decode-grid" if subset == "all" else "decode-grid-gaps"],
+        "suites": ["decode-grid" if subset == "all" else f"decode-grid-{subset}"],
     }
 
 
