@@ -443,6 +443,40 @@ def _ring_scalar(c0, g0, c1, g1, x, xf, slow, slow_g, R):
     return E
 
 
+def _ring_scalar_gated(c0, g0, c1, g1, x, xf, slow, slow_g, lead, R):
+    """``ring_recurrence_gated`` of one ring in Python floats: the same operations in the same order,
+    its periodic jump included (the one-point predict's copy, ``costmodel/predict_fast.py``)."""
+    has_x = R > 1
+    X0 = max(c0 - lead, 0.0) if has_x else 0.0
+    lo0, hi0 = (X0, X0 + xf) if has_x else (0.0, 0.0)
+    A = _stretched_end1(0.0, c0, lo0, hi0, slow)
+    E = _stretched_end1(A, g0, lo0, hi0, slow_g)
+    Rp = X0 + xf if has_x else 0.0
+    if not has_x:
+        return E
+    prev = None
+    t = 1
+    while True:
+        has_x = t < R - 1
+        start = max(E, Rp)
+        G = max(Rp, A) if t >= 2 else Rp
+        X = start + max(c1 - lead, 0.0) if (has_x and G >= start) else G
+        lo, hi = (X, X + x) if has_x else (0.0, 0.0)
+        A_new = _stretched_end1(start, c1, lo, hi, slow)
+        E_new = _stretched_end1(A_new, g1, lo, hi, slow_g)
+        if not has_x:
+            return E_new
+        Rp_new = X + x
+        if t >= 3:
+            dE, dR, dA = E_new - prev[0], Rp_new - prev[1], A_new - prev[2]
+            if R - 2 > t and max(abs(dR - dE), abs(dA - dE)) <= PERIODIC_TOL * abs(dE):
+                k = R - 2 - t
+                return (max(E_new + k * dE, Rp_new + k * dR) + c1) + g1
+        prev = (E_new, Rp_new, A_new) if t >= 2 else None
+        E, Rp, A = E_new, Rp_new, A_new
+        t += 1
+
+
 def _mp(a, b):
     """Max-plus product of 3x3 matrices of arrays (lists of rows)."""
     return [

@@ -208,6 +208,8 @@ MIRRORS = {
     "closedform.Acc.add": "f4e369152ed4",
     "closedform.ring_recurrence": "c47a641a3375",
     "closedform._ring_scalar": "67462be115eb",
+    "closedform.ring_recurrence_gated": "c2e47be88bdb",
+    "closedform._ring_scalar_gated": "e97c84721a80",
     "specs.Curve.__call__": "bc865382bad3",
     "specs.CommFigures.bw": "c8c2fdb48a4e",
 }
@@ -217,7 +219,12 @@ VERSIONS = {  # each one-point version: what it mirrors
     "attn_choice": ("kernels.attn_choice",),
     "comm_time": ("kernels.comm_time", "specs.Curve.__call__", "specs.CommFigures.bw"),
     "Acc.add": ("closedform.Acc.add",),
-    "ring_recurrence": ("closedform.ring_recurrence", "closedform._ring_scalar"),
+    "ring_recurrence": (
+        "closedform.ring_recurrence",
+        "closedform._ring_scalar",
+        "closedform.ring_recurrence_gated",
+        "closedform._ring_scalar_gated",
+    ),
 }
 INSTALLED: set[str] = set()
 
@@ -403,13 +410,11 @@ def _scalar_ring(cf: types.ModuleType):
         xf = x if x_first is None else x_first
         sg = slowdown if slowdown_g is None else slowdown_g
         args = (c0, g0, c1, g1, x, xf, slowdown, sg)
-        if (
-            gate_lead is None
-            and all(type(v) in _SCALARS for v in args)
-            and type(R) in _SCALARS
-            and R <= cf.SCALAR_STEPS
-        ):
-            return _F(cf._ring_scalar(*(float(v) for v in args), int(R)))
+        if all(type(v) in _SCALARS for v in args) and type(R) in _SCALARS:
+            if gate_lead is None and R <= cf.SCALAR_STEPS:
+                return _F(cf._ring_scalar(*(float(v) for v in args), int(R)))
+            if gate_lead is not None and type(gate_lead) in _SCALARS:
+                return _F(cf._ring_scalar_gated(*(float(v) for v in args), float(gate_lead), int(R)))
         return array_ring(c0, g0, c1, g1, x, R, slowdown, x_first, slowdown_g, gate_lead)
 
     ring_recurrence.array_ring = array_ring
