@@ -201,6 +201,7 @@ SCALAR_NP = _shim()
 # is not installed (the copy then runs the original: slower, the same values), and ``INSTALLED`` says so
 # (tests/test_predict_fast.py expects all: after a change, update the version and its digest).
 MIRRORS = {
+    "kernels.select": "b5f110a523c9",
     "kernels.gemm_device_time": "7382466a8470",
     "kernels.attn_device_time": "3640dba4e6aa",
     "kernels.attn_choice": "edf1577d79ac",
@@ -214,6 +215,7 @@ MIRRORS = {
     "specs.CommFigures.bw": "c8c2fdb48a4e",
 }
 VERSIONS = {  # each one-point version: what it mirrors
+    "select": ("kernels.select",),
     "gemm_device_time": ("kernels.gemm_device_time", "specs.Curve.__call__"),
     "attn_device_time": ("kernels.attn_device_time", "specs.Curve.__call__"),
     "attn_choice": ("kernels.attn_choice",),
@@ -341,6 +343,9 @@ def _scalar_kernels(k: types.ModuleType) -> None:
     from .specs import Curve
 
     own = {f: getattr(k, f) for f in ("gemm_device_time", "attn_device_time", "attn_choice", "comm_time")}
+    if _unchanged("select"):  # np.where's values without its per-element branch: here, the copy's where
+        k.select = where
+        INSTALLED.add("select")
 
     def curve(c, x):
         return _curve(c, x) if type(c) is Curve else c(x)
