@@ -87,3 +87,31 @@ def test_real_run_fails_the_record_on_the_per_layer_check(tmp_path):
     assert len(chk["attn_rel_err"]) == 3 and chk["attn_rel_err_max"] == max(chk["attn_rel_err"])
     assert chk["attn_rel_err"][0] >= 10 * GPU_TOL, chk  # the layer the fault is in
     assert "layer 0's attention output" in rec["reason"], rec["reason"]
+
+
+@pytest.mark.parametrize("fault", [None, "drop-microbatch"])
+def test_bf16_check_tolerance_stands_on_the_noise_floor(tmp_path, fault):
+    """In BF16 the tolerance is at least twice the noise floor (the reference itself in BF16 against FP32,
+    per layer, recorded): a clean run passes it, and a dropped micro-batch still fails it by >= 10x."""
+    out = tmp_path / "r.jsonl"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", RINGSIM_REAL_FAULT=fault or "")
+    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(k, None)
+    r = subprocess.run(
+        [sys.executable, "-m", "real.run", "--topology", "nvswitch:1", "--plan", "tp=1", *selftest.TINY[2:],
+         "--layers", "2", "--seq", "64", "--batch", "2", "--microbatches", "2", "--dtype", "bf16",
+         "--out", str(out)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert "Traceback" not in r.stderr, r.stderr[-2000:]
+    (rec,) = [json.loads(x) for x in out.read_text().splitlines()]
+    chk = rec["check"]
+    floor = chk["noise_floor_attn_rel_err"]
+    assert len(floor) == 2 and all(f > 0 for f in floor) and chk["noise_floor_rel_err"] > 0
+    assert all(t >= max(GPU_TOL, 2 * f) for t, f in zip(chk["attn_tol"], floor, strict=True))
+    assert chk["tol"] >= max(GPU_TOL, 2 * chk["noise_floor_rel_err"])
+    if fault is None:
+        assert r.returncode == 0 and rec["status"] == "ok" and chk["passed"], chk
+    else:
+        assert r.returncode == 1 and rec["status"] == "failed"
+        assert chk["attn_rel_err"][0] >= 10 * chk["attn_tol"][0], chk
