@@ -29,6 +29,7 @@ graph launch).
 from __future__ import annotations
 
 import copy
+import math
 import statistics
 from collections import defaultdict
 
@@ -49,7 +50,12 @@ def fit_gemm(results: list[dict], peak_flops: float) -> dict:
         raise SpecError("calibration data has no GEMM measurements")
     buckets: dict[float, list[tuple[float, float]]] = defaultdict(list)
     for r in g:
-        buckets[round(float(np.log2(r["flops"])), 1)].append((r["flops"], r["median_s"]))
+        f, t = r["flops"], r["median_s"]
+        if not (isinstance(f, (int, float)) and math.isfinite(f) and f > 0):
+            raise SpecError(
+                f"calibration data: a GEMM record's flops {f!r} is not valid: a finite number > 0"
+            )
+        buckets[round(float(np.log2(f)), 1)].append((f, t))
     xs, ys = [], []
     for key in sorted(buckets):
         fl = sum(f for f, _ in buckets[key])
