@@ -127,6 +127,23 @@ def emit(b, site, q, kv, o) -> None:
     )
 
 
+def step_works(ctx):
+    """The closed forms' kernels of a ring step on a rank (pass-KV's and pass-Q's rings meet the same block
+    shapes): (the first step's attention, the other steps' distinct attention calls, the LSE merge, the
+    accumulator's init, the rank's rows)."""
+    geo, m = ctx.geo, ctx.model
+    lr, mb, hq, hkv = geo.ring_len, geo.mb, geo.q_heads, geo.kv_heads
+    first_s, rest_s = ring_step_shapes(ctx.st.ring_variant, ctx.st.causal, lr)
+    att = [
+        Lr.attention(Role.RING_ATTN, m, mb, hq, ql, kl, c, (), (), kv_heads=hkv)
+        for ql, kl, c in [first_s] + rest_s
+    ]
+    tok = mb * lr
+    merge = Lr.lse_merge(Role.MERGE, m, tok, hq, (), ())
+    init = Lr.elementwise(Role.INIT, geo.accum_bytes(tok), (), ())
+    return att[0], att[1:], merge, init, tok
+
+
 def closed_form(ctx, on) -> AttnCost:
     """The max-plus recurrence of the double-buffered ring; each step's compute is the slowest rank's
     (the causal imbalance of the plain layout); attention beside a transfer is slowed by the profile's
@@ -135,15 +152,7 @@ def closed_form(ctx, on) -> AttnCost:
     ready as or while a step's attention runs waits for its last wave (``ring_recurrence_gated``)."""
     geo, hw, acc, m = ctx.geo, ctx.hw, ctx.acc, ctx.model
     R, lr, mb, hq, hkv = geo.ring, geo.ring_len, geo.mb, geo.q_heads, geo.kv_heads
-    first_s, rest_s = ring_step_shapes(ctx.st.ring_variant, ctx.st.causal, lr)
-    att = [
-        Lr.attention(Role.RING_ATTN, m, mb, hq, ql, kl, c, (), (), kv_heads=hkv)
-        for ql, kl, c in [first_s] + rest_s
-    ]
-    first, rest = att[0], att[1:]
-    tok = mb * lr
-    merge = Lr.lse_merge(Role.MERGE, m, tok, hq, (), ())
-    init = Lr.elementwise(Role.INIT, geo.accum_bytes(tok), (), ())
+    first, rest, merge, init, tok = step_works(ctx)
     fin = Lr.elementwise(Role.FINALIZE, geo.accum_bytes(tok), (), ())
     ring_ib = ctx.crosses_ib(geo.span("ring")) & (R > 1)
     x = ctx.comm(ring_ib, Collective.P2P, geo.kv_block_bytes, R)

@@ -22,11 +22,10 @@ import numpy as np
 from .. import kernels
 from .. import layers as Lr
 from ..closedform import AttnCost, ring_recurrence, split_links
-from ..geometry import ring_step_shapes
 from ..schedule import OpKind, Role
 from ..specs import Collective, Phase
 from . import prefix_cache
-from .ring_prefill import step_calls
+from .ring_prefill import step_calls, step_works
 
 
 def rules(plan, model, wl, topo) -> None:
@@ -115,15 +114,7 @@ def closed_form(ctx, on) -> AttnCost:
     step's compute is the slowest rank's; the visiting queries meet the same block shapes as pass-KV's."""
     geo, hw, acc, m = ctx.geo, ctx.hw, ctx.acc, ctx.model
     R, lr, mb, hq, hkv = geo.ring, geo.ring_len, geo.mb, geo.q_heads, geo.kv_heads
-    first_s, rest_s = ring_step_shapes(ctx.st.ring_variant, ctx.st.causal, lr)
-    att = [
-        Lr.attention(Role.RING_ATTN, m, mb, hq, ql, kl, c, (), (), kv_heads=hkv)
-        for ql, kl, c in [first_s] + rest_s
-    ]
-    first, rest = att[0], att[1:]
-    tok = mb * lr
-    merge = Lr.lse_merge(Role.MERGE, m, tok, hq, (), ())
-    init = Lr.elementwise(Role.INIT, geo.accum_bytes(tok), (), ())
+    first, rest, merge, init, tok = step_works(ctx)
     has = (np.asarray(geo.ring_cached) > 0) & (ctx.st.phase == Phase.PREFILL)
     cached_w = Lr.attention(
         Role.RING_ATTN, m, mb, hq, lr, np.maximum(geo.ring_cached, 1), False, (), (), kv_heads=hkv
