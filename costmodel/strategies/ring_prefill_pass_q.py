@@ -144,6 +144,7 @@ def closed_form(ctx, on) -> AttnCost:
             R,
             hw.attention_slowdown_under_comm,
             slowdown_g=hw.compute_slowdown_under_comm,
+            gate_lead=hw.comm_gate_lead_s if hw.gates_comm("attention") else None,
         )
         + t_a2a
         + t_mp
