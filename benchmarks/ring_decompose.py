@@ -158,8 +158,20 @@ def decompose(rec: dict, trace_dir: str) -> str | None:
     quant = (f"_fp8{cfg.model.fp8}" if cfg.model.fp8 != "none" else "") + (
         f"_kv{cfg.model.kv_dtype}" if cfg.model.kv_dtype != "bf16" else ""
     )
-    tail = f"layers{cfg.model.layers}{quant}_{rec.get('exec', 'eager')}_rank"
-    files = [f for f in files if tail in f and ("_B" not in f or f"_B{b}_" in f)]
+    # names: trace_{plan}[_{model}]_{size}_layers{n}{quant}_{exec}[_{fusion}]_rank{r}.json (model and fusion
+    # since 2026-11-28; traces of two models in one folder were one file before)
+    tail = re.compile(rf"layers{cfg.model.layers}{quant}_{rec.get('exec', 'eager')}(_[a-z]+)?_rank")
+    mname = re.sub(r"[^A-Za-z0-9_.-]+", "_", cfg.model.name)
+    files = [
+        f
+        for f in files
+        if tail.search(f)
+        and ("_B" not in f or f"_B{b}_" in f)
+        and (
+            os.path.basename(f).startswith(name + mname + "_")
+            or not re.match(name + r"[a-z]", os.path.basename(f))
+        )
+    ]
     if wl.phase == Phase.DECODE:
         files = [f for f in files if f"_{cfg.plan.decode_attn}_" in f]
     if not files:

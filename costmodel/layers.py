@@ -8,7 +8,7 @@ op graph agree by construction.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -35,6 +35,7 @@ class Work:
     writes: tuple = ()
     fp8: bool = False  # GEMM: FP8 operands (--fp8), its input quantised first
     quant_bytes: object = 0.0  # FP8 GEMM: the quantise's traffic (part of hbm_bytes, timed as elementwise)
+    glu: bool = False  # the gated activation (SwiGLU): its implementation's traffic over the ideal's applies
 
 
 def work_time(hw: Hardware, w: Work, kernel: str):
@@ -50,7 +51,11 @@ def work_time(hw: Hardware, w: Work, kernel: str):
         t = kernels.attn_device_time(hw, kernel, w.flops, w.hbm_bytes, w.kv_len, w.causal, w.q_len, w.dims)
     else:
         t = kernels.elementwise_device_time(hw, w.hbm_bytes, cls)
+        if w.glu and hw.glu_act_traffic != 1.0:
+            t = t * hw.glu_act_traffic
     floor = hw.op(cls).floor_s
+    if w.glu:
+        floor = floor * hw.glu_act_floor_ratio
     return np.maximum(t, floor) if floor else t
 
 
@@ -129,8 +134,13 @@ def lse_merge(role, model: Model, tokens, heads, reads, writes) -> Work:
 # ----------------------------------------------------------------------------------------------
 # the dense part of a layer on one rank: `tok` token rows, weights split tp ways
 # ----------------------------------------------------------------------------------------------
-def pre_attention(model: Model, tok, qkv_n) -> list[Work]:
+def pre_attention(model: Model, tok, qkv_n, q_n=None) -> list[Work]:
+    """Norm, the fused QKV projection (``qkv_n`` output columns on this rank, ``q_n`` of them the query
+    heads'; default: every query head) and RoPE, which rotates the query and key heads (not V): with
+    grouped KV heads that is q_n + (qkv_n - q_n) / 2 columns, not two thirds of them."""
     d, b = model.d_model, model.dtype_bytes
+    q_n = model.q_dim if q_n is None else q_n
+    rope_n = q_n + (qkv_n - q_n) / 2
     bias = (  # qkv_bias: add the biases to the projection's output (read it and the bias, write it)
         [elementwise("qkv_bias", (2 * tok + 1) * qkv_n * b, ("q", "kv_local"), ("q", "kv_local"))]
         if model.qkv_bias
@@ -140,7 +150,7 @@ def pre_attention(model: Model, tok, qkv_n) -> list[Work]:
         elementwise("norm1", 2 * tok * d * b, ("x",), ("h",)),
         gemm("qkv", tok, qkv_n, d, b, ("h",), ("q", "kv_local"), "qkv" in model.fp8_roles),
         *bias,
-        elementwise("rope", 2 * tok * qkv_n * 2 / 3 * b, ("q", "kv_local"), ("q", "kv_local")),
+        elementwise("rope", 2 * tok * rope_n * b, ("q", "kv_local"), ("q", "kv_local")),
     ]
 
 
@@ -172,7 +182,7 @@ def mlp_in(model: Model, tok, tp) -> list[Work]:
     return [
         elementwise("norm2", 2 * tok * d * b, ("x",), ("h",)),
         gemm("mlp_up", tok, up_n, d, b, ("h",), ("u",), "mlp_up" in model.fp8_roles),
-        elementwise("act", act_bytes, ("u",), ("a",)),
+        replace(elementwise("act", act_bytes, ("u",), ("a",)), glu=model.mlp_mats == 3),
         gemm("mlp_down", tok, d, f, b, ("a",), ("y",), "mlp_down" in model.fp8_roles),
     ]
 
@@ -182,7 +192,7 @@ def layer_dense_works(geo) -> list[Work]:
     one rank of a ``geometry.Geometry`` (its dense token rows, its TP shard)."""
     model, tok, tp = geo.model, geo.dense_tokens, geo.tp
     return (
-        pre_attention(model, tok, geo.qkv_cols)
+        pre_attention(model, tok, geo.qkv_cols, model.q_dim / tp)
         + post_attention_proj(model, tok, tp)
         + [residual("resid1", model, tok)]
         + mlp_in(model, tok, tp)

@@ -182,6 +182,8 @@ HW_OPTIONAL_ACHIEVABLE = (
     "attention_slowdown_under_comm",
     "a2a_copy_passes_qkv",
     "a2a_copy_passes_o",
+    "glu_act_traffic",
+    "glu_act_floor_ratio",
 )  # default if absent
 
 
@@ -219,6 +221,8 @@ DECODE_MODEL_OPTIONAL = (
     "decode_expand_TBps",
     "decode_expand_contig_TBps",
     "decode_expand_floor_us",
+    "decode_items",
+    "decode_items_factor",
 )
 
 
@@ -255,7 +259,19 @@ def _decode_model(k: _Strict) -> DecodeAttnModel | None:
         expand_bw_Bps=_get(k, "decode_expand_TBps", 1.0) * 1e12,
         expand_contig_bw_Bps=_get(k, "decode_expand_contig_TBps", 1.0) * 1e12,
         expand_floor_s=_get(k, "decode_expand_floor_us", 0.0) * 1e-6,
+        **_items_factor(k),
     )
+
+
+def _items_factor(k: _Strict) -> dict:
+    """``decode_items`` and ``decode_items_factor``: both or neither."""
+    have = [key for key in ("decode_items", "decode_items_factor") if key in k.t]
+    if not have:
+        return {}
+    if len(have) == 1:
+        raise SpecError(f"{k.where}.{have[0]} is not valid alone: give decode_items and decode_items_factor")
+    c = _curve(k, "decode_items", "decode_items_factor", 1.0)
+    return {"items": c.x, "items_factor": c.y}
 
 
 def hardware_from_dict(raw: dict) -> Hardware:
@@ -345,6 +361,8 @@ def hardware_from_dict(raw: dict) -> Hardware:
         comm_gate_lead_s=_get(ach, "comm_gate_lead_us", 0.0) * 1e-6,
         a2a_copy_passes_qkv=_get(ach, "a2a_copy_passes_qkv", 0.0),
         a2a_copy_passes_o=_get(ach, "a2a_copy_passes_o", 0.0),
+        glu_act_traffic=_get(ach, "glu_act_traffic", 1.0),
+        glu_act_floor_ratio=_get(ach, "glu_act_floor_ratio", 1.0),
         workspace_bytes=_get(ach, "workspace_GiB") * 2**30,
         provenance=dict(prov),
     )

@@ -229,8 +229,21 @@ class DecodeAttnModel:
     expand_bw_Bps: float = 1e12
     expand_contig_bw_Bps: float = 1e12
     expand_floor_s: float = 0.0
+    # measured correction of the read time by work items (sequences x heads read): the kernel's own split
+    # and wave rule (cuDNN's is not published) makes counts off the powers of two 5-16% slower than the
+    # wave model gives; the median ratio at each count measured, piecewise linear in log2, flat beyond
+    items: tuple[float, ...] = ()
+    items_factor: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
+        if self.items or self.items_factor:
+            Curve(x=tuple(self.items), y=tuple(self.items_factor), name="decode_items/decode_items_factor")
+            check(
+                all(0.5 <= f <= 2.0 for f in self.items_factor),
+                "decode_items_factor",
+                list(self.items_factor),
+                "must be ratios in [0.5, 2]",
+            )
         check(
             0 <= self.floor_s < 1e-3,
             "decode_floor_us",
@@ -328,7 +341,21 @@ class DecodeAttnModel:
         else:
             read, seen, extra = cache, hk, 0.0
         compute = 4.0 * b * h * keys * head_dim / self.flops if self.flops else 0.0
-        return self.floor_s + self.kernel_seconds(read, self.items_of(b * seen, keys)) + compute + extra
+        kern = self.kernel_seconds(read, self.items_of(b * seen, keys))
+        if self.items:
+            kern = kern * self.factor_of(b * seen)
+        return self.floor_s + kern + compute + extra
+
+    def factor_of(self, items):
+        """The measured read-time factor at ``items`` work items (1 where none was fitted)."""
+        if not self.items:
+            return np.ones_like(np.asarray(items, dtype=float))
+        x = np.log2(np.maximum(np.asarray(items, dtype=float), 1.0))
+        return np.interp(x, *self._items_points)
+
+    @functools.cached_property
+    def _items_points(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.log2(np.asarray(self.items, dtype=float)), np.asarray(self.items_factor, dtype=float)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -410,6 +437,13 @@ class Hardware:
     # writes the tensors in place; the executor: counted from real/executor.py)
     a2a_copy_passes_qkv: float = 0.0
     a2a_copy_passes_o: float = 0.0
+    # the gated activation (SwiGLU, silu(gate) x up): its time over the time the act class's figures give
+    # its ideal fused traffic (read gate and up, write the product: 3 units of tokens x d_ff); the
+    # executor's silu then multiply over strided halves (two non-vectorised kernels) measured
+    # (benchmarks/bench_act_glu.py), else counted (5 units moved: 5/3)
+    glu_act_traffic: float = 1.0
+    # ... and its fixed cost per call (the class floor) over the ungated activation's: two kernels for one
+    glu_act_floor_ratio: float = 1.0
     workspace_bytes: float  # CUDA context, cuBLAS/NCCL workspaces, allocator slack
     ops: Mapping[str, OpFigures] = field(default_factory=dict)  # per op class; absent: ideal fused kernels
     pass_launch_s: float = 0.0  # before a forward pass's first kernel runs (a captured CUDA graph's launch)
@@ -488,6 +522,18 @@ class Hardware:
             "achievable.a2a_copy_passes_o",
             self.a2a_copy_passes_o,
             "must be a number of passes in [0, 16]",
+        )
+        check(
+            _finite(self.glu_act_traffic) and 0.5 <= self.glu_act_traffic <= 10,
+            "achievable.glu_act_traffic",
+            self.glu_act_traffic,
+            "must be a ratio in [0.5, 10] (the gated activation's traffic over the ideal kernel's; 1: ideal)",
+        )
+        check(
+            _finite(self.glu_act_floor_ratio) and 0.5 <= self.glu_act_floor_ratio <= 10,
+            "achievable.glu_act_floor_ratio",
+            self.glu_act_floor_ratio,
+            "must be a ratio in [0.5, 10] (the gated activation's floor over the act class's; 1: ideal)",
         )
         check(
             _finite(self.comm_gate_lead_s) and 0 <= self.comm_gate_lead_s < 1e-2,

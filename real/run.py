@@ -576,7 +576,7 @@ def measure(
         _profile(
             ex,
             a.profile_dir,
-            f"{cfg.plan.name}_{size}_layers{cfg.model.layers}{quant}_{a.exec_mode}_{a.fusion}",
+            f"{cfg.plan.name}_{cfg.model.name}_{size}_layers{cfg.model.layers}{quant}_{a.exec_mode}_{a.fusion}",
         )
     peak = torch.tensor(
         [torch.cuda.max_memory_allocated(device) if device.type == "cuda" else 0], device=device

@@ -157,6 +157,8 @@ def _model_of(p: dict, expanded: bool = True) -> DecodeAttnModel:
         expand_bw_Bps=p["expand_bw_Bps"],
         expand_contig_bw_Bps=p["expand_contig_bw_Bps"],
         expand_floor_s=p["expand_floor_s"],
+        items=tuple(p.get("items", ())),
+        items_factor=tuple(p.get("items_factor", ())),
     )
 
 
@@ -428,3 +430,67 @@ def test_warm_grid_points_small_enough_for_l2_are_left_out_of_the_fit():
     assert err(bent)[len(big) // 2] > 0.01 and err(bent)[-1] > 0.2
     cold = calibrate.fit_decode_grid([{**r, "cache_copies": 4} for r in recs], "flash", 4.8e12)
     assert cold["warm_left_out"] == 0 and cold["n_fit"] + cold["n_held_out"] == len(recs)
+
+
+def test_items_factor_is_fitted_where_the_kernel_is_slower_at_some_item_counts():
+    """Data made 12% slower in their read time at every call of 48 work items (sequences x KV heads:
+    the kernel's own split/wave rule, which the wave model does not follow): the fit's factor there
+    comes out near 1.12, near 1 elsewhere, and the fitted model then predicts those calls."""
+    from dataclasses import replace
+
+    truth = _truth(False)
+    slow = replace(truth, items=(32.0, 48.0, 64.0), items_factor=(1.0, 1.12, 1.0))
+    recs = _synthetic(0.0, False)
+    cases = [c for c in microbench.decode_grid_cases() if c["heads"] == c["kv_heads"]]
+    for b, hk, kv in ((12, 4, 65536), (6, 8, 131072), (48, 1, 32768), (24, 2, 65536)):
+        t = float(slow.time(b, hk, hk, kv, 128, 2))
+        recs.append(
+            {
+                **recs[0],
+                "batch": b,
+                "heads": hk,
+                "kv_heads": hk,
+                "kv_len": kv,
+                "median_s": t,
+                "kv_bytes": 2.0 * b * kv * hk * 128 * 2,
+                "kv_expanded": False,
+            }
+        )
+    assert cases  # the grid has plain calls
+    f = calibrate.fit_decode_model(recs, 4.8e12, expanded=False)
+    got = dict(zip(f["items"], f["items_factor"]))
+    assert got[48.0] == pytest.approx(1.12, abs=0.02)
+    assert all(abs(v - 1.0) < 0.02 for k, v in got.items() if k != 48.0)
+    m = _model_of(f, expanded=False)
+    assert float(m.time(12, 4, 4, 65536, 128, 2)) == pytest.approx(
+        float(slow.time(12, 4, 4, 65536, 128, 2)), rel=0.02
+    )
+
+
+def test_items_factor_of_ones_changes_nothing_and_bad_factors_are_refused():
+    from dataclasses import replace
+
+    m = _truth(False)
+    ones = replace(m, items=(1.0, 64.0, 4096.0), items_factor=(1.0, 1.0, 1.0))
+    for b, h, kv in ((1, 1, 2048), (20, 16, 40960), (128, 8, 524288)):
+        assert float(ones.time(b, h, h, kv, 128, 2)) == pytest.approx(
+            float(m.time(b, h, h, kv, 128, 2)), rel=1e-12
+        )
+    with pytest.raises(SpecError, match="decode_items_factor"):
+        replace(m, items=(1.0, 2.0), items_factor=(1.0, 3.0))
+    with pytest.raises(SpecError, match="decode_items"):
+        replace(m, items=(2.0, 1.0), items_factor=(1.0, 1.0))
+
+
+def test_a_profile_with_decode_items_alone_is_one_sentence():
+    import copy
+
+    from costmodel import presets
+
+    raw = copy.deepcopy(presets.load_toml("hardware", "h200-sxm-graph"))
+    cud = raw["achievable"]["attention"]["cudnn"]
+    assert "decode_items" in cud  # the calibrated profile has the factor
+    assert presets.hardware_from_dict(raw).attn("cudnn").decode.items
+    del cud["decode_items_factor"]
+    with pytest.raises(SpecError, match=r"decode_items is not valid alone"):
+        presets.hardware_from_dict(raw)

@@ -68,3 +68,29 @@ def test_ideal_profile_meets_fused_executor_target(rows_all):
     d = ideal_vs_fused(rows_all)["all_p_le_2"]
     assert d["n"] >= 12
     assert d["median_abs_err"] <= 0.05 and d["meets_targets"]
+
+
+@pytest.mark.parametrize("engine", ["analytic", "simulator"])
+def test_unseen_graph_decode_meets_issue_12_median(rows_all, engine):
+    """Issue 12: graph decode on records no calibration measured, median <= 5% with both engines.  Its
+    other target, max <= 12%, is not met (12.2%: llama3-8b decode steps with an FP8 MLP, whose executor
+    path the model under-counts; README, "Calibration and validation") and so is not held here."""
+    s = summarise(rows_all, unseen=True)[f"decode-graph/{engine}"]
+    assert s["n"] >= 60
+    assert s["median_abs_err"] <= 0.05
+
+
+@pytest.mark.parametrize("engine", ["analytic", "simulator"])
+def test_unseen_ring_and_ulysses_prefill_lean_within_2_percent(rows_all, engine):
+    """Issue 12: no systematic optimism about one family: the mean signed error of the unseen ring and
+    ulysses prefill records (every model) within +-2%, with both engines."""
+    from validation.compare import breakdown
+
+    fam = {
+        d["family"]: d
+        for d in breakdown(rows_all, unseen=True, by_model=False, engine=engine)
+        if d["group"] == "prefill"
+    }
+    for f in ("ring", "ulysses"):
+        assert fam[f]["n"] >= 10
+        assert abs(fam[f]["mean_signed_err"]) <= 0.02, (f, fam[f])

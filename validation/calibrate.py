@@ -227,11 +227,45 @@ def _query_flops(r: dict) -> float:
     return 4.0 * r["batch"] * r["heads"] * r["kv_len"] * r["head_dim"]
 
 
+def _items_factor(p: dict, items: float) -> float:
+    if not p.get("items"):
+        return 1.0
+    return float(np.interp(np.log2(max(items, 1.0)), np.log2(p["items"]), p["items_factor"]))
+
+
+def _read_time(p: dict, r: dict, expanded: bool) -> float:
+    """The read part of the kernel's time (what ``items_factor`` scales): no floor, no query FLOPs."""
+    compute = _query_flops(r) / p["flops"] if p.get("flops") else 0.0
+    return _kernel_time(p, r, expanded) - p["floor_s"] - compute
+
+
 def decode_model_time(p: dict, r: dict, expanded: bool) -> float:
     """Seconds the fitted decode model ``p`` gives grid record r (what ``DecodeAttnModel.time`` computes)."""
     s = _decode_shape(r, expanded)
     copy = s[3] / p["expand_bw_Bps"] + s[4] / p["expand_contig_bw_Bps"]
-    return _kernel_time(p, r, expanded) + (p["expand_floor_s"] + copy if s[3] or s[4] else 0.0)
+    read = _read_time(p, r, expanded)
+    kern = _kernel_time(p, r, expanded) + read * (_items_factor(p, s[2]) - 1.0)
+    return kern + (p["expand_floor_s"] + copy if s[3] or s[4] else 0.0)
+
+
+DECODE_ITEMS_MIN_POINTS = 2  # records at one work-item count for its factor to be kept
+
+
+def fit_items_factor(p: dict, fit: list[dict], expanded: bool) -> tuple[list[float], list[float]]:
+    """The read-time factor by work items (``DecodeAttnModel.items_factor``): at each count of work items
+    (sequences x heads the kernel reads) with at least ``DECODE_ITEMS_MIN_POINTS`` fitted records, the
+    median over them of (measured - the rest of the model) / the model's read time; the wave model's
+    continuous split cannot follow the kernel's own split and wave rule between the powers of two."""
+    by: dict[float, list[float]] = {}
+    for r in fit:
+        s = _decode_shape(r, expanded)
+        read = _read_time(p, r, expanded)
+        if read <= 0:
+            continue
+        rest = decode_model_time({**p, "items": []}, r, expanded) - read
+        by.setdefault(s[2], []).append((r["median_s"] - rest) / read)
+    items = sorted(k for k, v in by.items() if len(v) >= DECODE_ITEMS_MIN_POINTS)
+    return [float(k) for k in items], [float(np.clip(statistics.median(by[k]), 0.5, 2.0)) for k in items]
 
 
 def _monotone_bw(occ: np.ndarray, bw: np.ndarray) -> np.ndarray:
@@ -315,6 +349,8 @@ def fit_decode_model(
         p["expand_floor_s"] = float(xe[0])
         p["expand_bw_Bps"] = 1.0 / xe[1] if xe[1] > 0 else peak_Bps
         p["expand_contig_bw_Bps"] = 1.0 / xe[2] if xe[2] > 0 else peak_Bps
+
+    p["items"], p["items_factor"] = fit_items_factor(p, fit, expanded)
 
     def errs(rows):
         return [abs(decode_model_time(p, r, expanded) / r["median_s"] - 1) for r in rows]
@@ -539,6 +575,50 @@ MODES = ("ideal", "eager", "graph")
 
 # passes over an all-to-all's buffer that the executor's ulysses makes (real/executor.py _a2a_qkv, _a2a_o)
 EXECUTOR_A2A_COPY_PASSES = (3, 2)
+# the executor's SwiGLU (real/model.py activation: F.silu(gate) * up, two kernels): silu reads gate and
+# writes its result, the product reads that and up and writes: 5 units of tokens x d_ff against the ideal
+# fused kernel's 3; two kernels where GELU is one (what a profile keeps without benchmarks/bench_act_glu.py)
+EXECUTOR_GLU_ACT_TRAFFIC = 5.0 / 3.0
+EXECUTOR_GLU_ACT_KERNELS = 2.0
+
+
+def _fit_glu(ach: dict, results: list[dict]) -> list[str]:
+    """``glu_act_traffic`` and ``glu_act_floor_ratio`` of an executor profile: from ``act_variant``
+    records (benchmarks/bench_act_glu.py: SwiGLU and GELU as the executor runs them, one lease) when the
+    raw files have them, else counted from the code."""
+    recs = _by(results, "act_variant")
+
+    def times(mode: str, variant: str, per_byte: bool) -> dict[int, float]:
+        return {
+            r["tokens"]: r["median_s"] / (r["ideal_bytes"] if per_byte else 1.0)
+            for r in recs
+            if r["mode"] == mode and r["variant"] == variant
+        }
+
+    ratios = {}
+    for mode, per_byte in (("eager", True), ("graph", False)):
+        # eager: time per ideal byte (SwiGLU over GELU); graph (decode-sized rows: a few KiB): per call
+        g, s = times(mode, "gelu", per_byte), times(mode, "swiglu", per_byte)
+        ratios[mode] = [s[t] / g[t] for t in sorted(set(g) & set(s))]
+    if ratios.get("eager"):
+        traffic = statistics.median(ratios["eager"])
+        floor = statistics.median(ratios["graph"]) if ratios.get("graph") else EXECUTOR_GLU_ACT_KERNELS
+        ach["glu_act_traffic"] = _sig(traffic)
+        ach["glu_act_floor_ratio"] = _sig(floor)
+        return [
+            f"achievable.glu_act_traffic = {traffic:.3g}, glu_act_floor_ratio = {floor:.3g}: measured "
+            f"(benchmarks/bench_act_glu.py: the executor's SwiGLU, silu over the strided gate half then the "
+            f"product, two non-vectorised kernels, against its one-kernel GELU whose figures the act class "
+            f"carries: time per ideal byte at {len(ratios['eager'])} token counts, and per call at "
+            f"{len(ratios.get('graph') or [])} decode-sized row counts replayed from a graph)"
+        ]
+    ach["glu_act_traffic"] = round(EXECUTOR_GLU_ACT_TRAFFIC, 4)
+    ach["glu_act_floor_ratio"] = EXECUTOR_GLU_ACT_KERNELS
+    return [
+        "achievable.glu_act_traffic = 5/3, glu_act_floor_ratio = 2: counted from real/model.py, not measured "
+        "(the gated activation as two kernels, silu(gate) written and read back before the product: 5 units "
+        "of tokens x d_ff against the fused kernel's 3, two kernel floors for GELU's one)"
+    ]
 
 
 def fit_profile(raw: dict, base: str, name: str, mode: str = "ideal") -> tuple[dict, list[str]]:
@@ -576,6 +656,7 @@ def fit_profile(raw: dict, base: str, name: str, mode: str = "ideal") -> tuple[d
             "joined: 2), timed as elementwise passes; the P = 4 ulysses trace showed about 2 ms of such "
             "copies inside the all-to-all at 96Ki (benchmarks/results/ring_bias_x4_20261128/gate_model.md)"
         )
+        notes += _fit_glu(ach, raw["results"])
     layouts = {r.get("layout", "contiguous") for r in _by(res, "decode_attention")}
     layout = (
         "executor" if "executor" in layouts and (with_ops or "contiguous" not in layouts) else "contiguous"
@@ -607,6 +688,14 @@ def fit_profile(raw: dict, base: str, name: str, mode: str = "ideal") -> tuple[d
             decode_expand_TBps=_sig(dm["expand_bw_Bps"] / 1e12),
             decode_expand_contig_TBps=_sig(dm["expand_contig_bw_Bps"] / 1e12),
             decode_expand_floor_us=_sig(dm["expand_floor_s"] * 1e6),
+            **(
+                {
+                    "decode_items": [_sig(v) for v in dm["items"]],
+                    "decode_items_factor": [_sig(v) for v in dm["items_factor"]],
+                }
+                if dm["items"]
+                else {}
+            ),
         )
         how = "expanded to the query heads" if dm["expanded"] else "as the kernel takes them"
         notes.append(
@@ -614,6 +703,12 @@ def fit_profile(raw: dict, base: str, name: str, mode: str = "ideal") -> tuple[d
             f"heads, KV heads, batch, keys per GPU; graph-timed, grouped K/V {how}); relative error median "
             f"{dm['fit_median']:.1%}, max {dm['fit_max']:.1%}; on {dm['n_held_out']} held-out points median "
             f"{dm['held_out_median'] or 0:.1%}, max {dm['held_out_max'] or 0:.1%}"
+            + (
+                f"; the read time scaled by a measured factor at {len(dm['items'])} work-item counts "
+                f"({min(dm['items_factor']):.3f}-{max(dm['items_factor']):.3f}; decode_items)"
+                if dm["items"]
+                else ""
+            )
             + (
                 f"; {dm['warm_left_out']} points left out: caches under 100 MB re-read call after call "
                 "(served from the 50 MB L2, which a decode step's once-read caches are not)"
