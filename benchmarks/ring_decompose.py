@@ -169,7 +169,7 @@ def decompose(rec: dict, trace_dir: str) -> str | None:
         and ("_B" not in f or f"_B{b}_" in f)
         and (
             os.path.basename(f).startswith(name + mname + "_")
-            or not re.match(name + r"[a-z]", os.path.basename(f))
+            or re.match(re.escape(name) + r"(ctx|L)\d", os.path.basename(f))  # named before the model was
         )
     ]
     if wl.phase == Phase.DECODE:

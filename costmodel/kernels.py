@@ -30,16 +30,22 @@ def select(cond, a, b):
     return out
 
 
-def gemm_device_time(hw: Hardware, flops, hbm_bytes, m, fp8: bool = False):
+def gemm_device_time(hw: Hardware, flops, hbm_bytes, m, fp8: bool = False, weight_bytes=None):
     """max(compute at the shape's efficiency, memory); efficiency by rows (tokens) or by FLOPs per call.
     ``fp8``: at the FP8 peak, with the calibrated FP8 curve (by FLOPs per call), or without one the BF16
-    curve's efficiency at the FP8 peak (an estimate: ``Hardware.fp8_calibrated`` says which)."""
+    curve's efficiency at the FP8 peak (an estimate: ``Hardware.fp8_calibrated`` says which).  Memory: the
+    call's bytes at the elementwise bandwidth, and its ``weight_bytes`` at the weight-streaming bandwidth
+    the profile measured for calls of that many weight bytes (``gemm_stream_bw``), the slower of the two."""
     x = np.maximum(m, 1) if hw.gemm_efficiency_by == "tokens" else np.maximum(flops, 1)
     if fp8 and hw.gemm_fp8_efficiency is not None:
         peak, eff = hw.fp8_peak_flops, hw.gemm_fp8_efficiency(np.maximum(flops, 1))
     else:
         peak, eff = (hw.fp8_peak_flops if fp8 else hw.peak_flops), hw.gemm_efficiency(x)
-    return np.maximum(flops / (peak * eff), hbm_bytes / hw.elementwise_bw_Bps)
+    mem = hbm_bytes / hw.elementwise_bw_Bps
+    stream = hw.gemm_fp8_stream_bw if fp8 else hw.gemm_stream_bw
+    if stream is not None and weight_bytes is not None:
+        mem = np.maximum(mem, weight_bytes / stream(np.maximum(weight_bytes, 1)))
+    return np.maximum(flops / (peak * eff), mem)
 
 
 def fp8_quant_time(hw: Hardware, quant_bytes):

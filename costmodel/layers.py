@@ -36,6 +36,7 @@ class Work:
     fp8: bool = False  # GEMM: FP8 operands (--fp8), its input quantised first
     quant_bytes: object = 0.0  # FP8 GEMM: the quantise's traffic (part of hbm_bytes, timed as elementwise)
     glu: bool = False  # the gated activation (SwiGLU): its implementation's traffic over the ideal's applies
+    weight_bytes: object = None  # GEMM: the weight's bytes (what a call of few rows streams)
 
 
 def work_time(hw: Hardware, w: Work, kernel: str):
@@ -43,10 +44,10 @@ def work_time(hw: Hardware, w: Work, kernel: str):
     profile's ``op(cls).issue_s``, kept apart)."""
     cls = w.role.op_class
     if w.kind == OpKind.GEMM and w.fp8:  # the quantise of the input rows, then the FP8 GEMM
-        t = kernels.gemm_device_time(hw, w.flops, w.hbm_bytes - w.quant_bytes, w.m, fp8=True)
+        t = kernels.gemm_device_time(hw, w.flops, w.hbm_bytes - w.quant_bytes, w.m, True, w.weight_bytes)
         t = t + kernels.fp8_quant_time(hw, w.quant_bytes)
     elif w.kind == OpKind.GEMM:
-        t = kernels.gemm_device_time(hw, w.flops, w.hbm_bytes, w.m)
+        t = kernels.gemm_device_time(hw, w.flops, w.hbm_bytes, w.m, False, w.weight_bytes)
     elif w.kind == OpKind.ATTN:
         t = kernels.attn_device_time(hw, kernel, w.flops, w.hbm_bytes, w.kv_len, w.causal, w.q_len, w.dims)
     else:
@@ -77,6 +78,7 @@ def gemm(role, m, n, k, dtype_bytes, reads, writes, fp8: bool = False) -> Work:
             writes=writes,
             fp8=True,
             quant_bytes=quant,
+            weight_bytes=k * n + 4 * n,
         )
     return Work(
         Role(role),
@@ -88,6 +90,7 @@ def gemm(role, m, n, k, dtype_bytes, reads, writes, fp8: bool = False) -> Work:
         k=k,
         reads=reads,
         writes=writes,
+        weight_bytes=k * n * dtype_bytes,
     )
 
 

@@ -202,7 +202,7 @@ SCALAR_NP = _shim()
 # (tests/test_predict_fast.py expects all: after a change, update the version and its digest).
 MIRRORS = {
     "kernels.select": "b5f110a523c9",
-    "kernels.gemm_device_time": "7382466a8470",
+    "kernels.gemm_device_time": "0423296b07c1",
     "kernels.attn_device_time": "3640dba4e6aa",
     "kernels.attn_choice": "edf1577d79ac",
     "kernels.comm_time": "a313ea1e19fb",
@@ -350,15 +350,19 @@ def _scalar_kernels(k: types.ModuleType) -> None:
     def curve(c, x):
         return _curve(c, x) if type(c) is Curve else c(x)
 
-    def gemm_device_time(hw, flops, hbm_bytes, m, fp8=False):
-        if type(flops) is _ND or type(m) is _ND or type(hbm_bytes) is _ND:
-            return own["gemm_device_time"](hw, flops, hbm_bytes, m, fp8)
+    def gemm_device_time(hw, flops, hbm_bytes, m, fp8=False, weight_bytes=None):
+        if type(flops) is _ND or type(m) is _ND or type(hbm_bytes) is _ND or type(weight_bytes) is _ND:
+            return own["gemm_device_time"](hw, flops, hbm_bytes, m, fp8, weight_bytes)
         x = maximum(m, 1) if hw.gemm_efficiency_by == "tokens" else maximum(flops, 1)
         if fp8 and hw.gemm_fp8_efficiency is not None:
             peak, eff = hw.fp8_peak_flops, curve(hw.gemm_fp8_efficiency, maximum(flops, 1))
         else:
             peak, eff = (hw.fp8_peak_flops if fp8 else hw.peak_flops), curve(hw.gemm_efficiency, x)
-        return maximum(flops / (peak * eff), hbm_bytes / hw.elementwise_bw_Bps)
+        mem = hbm_bytes / hw.elementwise_bw_Bps
+        stream = hw.gemm_fp8_stream_bw if fp8 else hw.gemm_stream_bw
+        if stream is not None and weight_bytes is not None:
+            mem = maximum(mem, weight_bytes / curve(stream, maximum(weight_bytes, 1)))
+        return maximum(flops / (peak * eff), mem)
 
     def attn_device_time(hw, kernel, flops, hbm_bytes, kv_len, causal, q_len=None, dims=()):
         if kernel == "auto" or _ND in (type(flops), type(hbm_bytes), type(kv_len), type(q_len)):

@@ -226,6 +226,18 @@ DECODE_MODEL_OPTIONAL = (
 )
 
 
+def _stream(t: _Strict) -> Curve | None:
+    """``stream_weight_MB`` and ``stream_TBps`` of a GEMM table (the weight-streaming bandwidth of calls of
+    few rows by weight bytes): both or neither."""
+    have = [key for key in ("stream_weight_MB", "stream_TBps") if key in t.t]
+    if not have:
+        return None
+    if len(have) == 1:
+        raise SpecError(f"{t.where}.{have[0]} is not valid alone: give stream_weight_MB and stream_TBps")
+    c = _curve(t, "stream_weight_MB", "stream_TBps", 1e12)
+    return Curve(x=tuple(v * 1e6 for v in c.x), y=c.y, name=c.name)
+
+
 def _decode_model(k: _Strict) -> DecodeAttnModel | None:
     """The decode-attention physics of one kernel (issue 12): all of ``DECODE_MODEL_KEYS`` or none."""
     have = [key for key in DECODE_MODEL_KEYS if key in k.t]
@@ -308,10 +320,11 @@ def hardware_from_dict(raw: dict) -> Hardware:
             comm[link][coll] = _comm_figures(c, by_group)
         lt.done()
     comm_t.done()
-    gemm_fp8 = None
+    gemm_fp8 = gemm_fp8_stream = None
     if "gemm_fp8" in ach.t:  # calibrated FP8 GEMM efficiency (over the FP8 peak) by FLOPs per call
         g8 = ach.sub("gemm_fp8")
         gemm_fp8 = _curve(g8, "flops", "efficiency")
+        gemm_fp8_stream = _stream(g8)
         g8.done()
     quant = {"bytes_factor": 1.0, "floor_us": 0.0}
     if "fp8_quant" in ach.t:  # the activation quantise (amax per row, scale, cast), measured
@@ -348,6 +361,8 @@ def hardware_from_dict(raw: dict) -> Hardware:
         gemm_efficiency=_curve(gemm, "flops" if "flops" in gemm.t else "tokens", "efficiency"),
         gemm_efficiency_by="flops" if "flops" in gemm.t else "tokens",
         gemm_fp8_efficiency=gemm_fp8,
+        gemm_stream_bw=_stream(gemm),
+        gemm_fp8_stream_bw=gemm_fp8_stream,
         fp8_quant_bytes_factor=quant["bytes_factor"],
         fp8_quant_floor_s=quant["floor_us"] * 1e-6,
         attention=attention,

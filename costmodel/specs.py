@@ -414,6 +414,10 @@ class Hardware:
     # FP8 GEMMs (torch._scaled_mm, e4m3, row-wise scales): efficiency over the FP8 peak by FLOPs per call
     # (None: not calibrated; FP8 GEMMs then use gemm_efficiency at the FP8 peak, an estimate)
     gemm_fp8_efficiency: Curve | None = None
+    # a GEMM of few rows streams its weights: bytes/s by weight bytes per call, measured at <= 64 rows
+    # (the shape's tiles over N and K decide how much of HBM it reaches; None: the elementwise bandwidth)
+    gemm_stream_bw: Curve | None = None
+    gemm_fp8_stream_bw: Curve | None = None
     # quantising an activation to FP8 (amax per row, scale, cast): device time over the ideal traffic
     # (read BF16, write FP8 and one FP32 scale per row) at elementwise_bw, and the op's floor
     fp8_quant_bytes_factor: float = 1.0

@@ -43,18 +43,49 @@ def _by(results: list[dict], op: str) -> list[dict]:
     return [r for r in results if r.get("op") == op and "error" not in r]
 
 
-def fit_gemm(results: list[dict], peak_flops: float) -> dict:
-    """Efficiency by FLOPs per call, from all measured shapes (sorted, merged where sizes coincide)."""
+GEMM_STREAM_MAX_ROWS = 64  # calls of at most this many rows stream their weights (the stream curve's data)
+
+
+def _weight_bytes(r: dict, fp8: bool) -> float | None:
+    n, k = r.get("n"), r.get("k")
+    if not all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0 for v in (n, k)):
+        return None
+    return float(k * n + 4 * n) if fp8 else float(2 * k * n)
+
+
+def fit_gemm(results: list[dict], peak_flops: float, fp8: bool = False) -> dict:
+    """Efficiency by FLOPs per call, from the measured shapes (sorted, merged where sizes coincide); and,
+    where calls of at most ``GEMM_STREAM_MAX_ROWS`` rows were measured, the weight-streaming bandwidth by
+    weight bytes (median over those calls of each weight size: weight bytes / time), the efficiency then
+    from the larger calls only: at a few rows a call's time is its weights' read, which depends on the
+    shape (N and K tiles), not on its FLOPs, so one curve by FLOPs cannot hold both (it put the seed's
+    o_proj at 4-64 rows 1.5-2.0x over and its down projection 20-25% under)."""
     g = _by(results, "gemm")
     if not g:
         raise SpecError("calibration data has no GEMM measurements")
-    buckets: dict[float, list[tuple[float, float]]] = defaultdict(list)
     for r in g:
-        f, t = r["flops"], r["median_s"]
+        f = r["flops"]
         if not (isinstance(f, (int, float)) and math.isfinite(f) and f > 0):
             raise SpecError(
                 f"calibration data: a GEMM record's flops {f!r} is not valid: a finite number > 0"
             )
+    small = [r for r in g if r.get("m", 1 << 30) <= GEMM_STREAM_MAX_ROWS and _weight_bytes(r, fp8)]
+    big = [r for r in g if r not in small]
+    stream: dict[float, list[float]] = defaultdict(list)
+    for r in small:
+        wb = _weight_bytes(r, fp8)
+        stream[wb].append(wb / r["median_s"])
+    out = {}
+    if stream and big:
+        g = big
+        xs = sorted(stream)
+        out = {
+            "stream_weight_MB": [_sig(x / 1e6) for x in xs],
+            "stream_TBps": [_sig(statistics.median(stream[x]) / 1e12) for x in xs],
+        }
+    buckets: dict[float, list[tuple[float, float]]] = defaultdict(list)
+    for r in g:
+        f, t = r["flops"], r["median_s"]
         buckets[round(float(np.log2(f)), 1)].append((f, t))
     xs, ys = [], []
     for key in sorted(buckets):
@@ -62,7 +93,7 @@ def fit_gemm(results: list[dict], peak_flops: float) -> dict:
         t = sum(s for _, s in buckets[key])
         xs.append(fl / len(buckets[key]))
         ys.append(min(fl / t / peak_flops, 1.0))
-    return {"flops": [_sig(x) for x in xs], "efficiency": [_sig(y) for y in ys]}
+    return {"flops": [_sig(x) for x in xs], "efficiency": [_sig(y) for y in ys], **out}
 
 
 def fit_gemm_fp8(results: list[dict], peak_fp8_flops: float) -> dict | None:
@@ -71,7 +102,7 @@ def fit_gemm_fp8(results: list[dict], peak_fp8_flops: float) -> dict | None:
     g = [r for r in _by(results, "gemm_fp8") if not r.get("emulated")]
     if not g:
         return None
-    return fit_gemm([{**r, "op": "gemm"} for r in g], peak_fp8_flops)
+    return fit_gemm([{**r, "op": "gemm"} for r in g], peak_fp8_flops, fp8=True)
 
 
 def fit_fp8_quant(results: list[dict], elementwise_Bps: float) -> dict | None:
@@ -645,7 +676,13 @@ def fit_profile(raw: dict, base: str, name: str, mode: str = "ideal") -> tuple[d
     notes = []
     ach["gemm"] = fit_gemm(res, peak)
     notes.append(
-        "achievable.gemm: measured (efficiency by FLOPs per call at the model's layer shapes, tp=1 and 2)"
+        "achievable.gemm: measured (efficiency by FLOPs per call at the model's layer shapes, tp=1 and 2"
+        + (
+            f"; calls of <= {GEMM_STREAM_MAX_ROWS} rows: weight-streaming bandwidth by weight bytes, "
+            "stream_weight_MB / stream_TBps, the efficiency from the larger calls)"
+            if "stream_TBps" in ach["gemm"]
+            else ")"
+        )
     )
     if with_ops:  # the executor's layout copies around ulysses' all-to-alls (issue 12), from its code
         ach["a2a_copy_passes_qkv"], ach["a2a_copy_passes_o"] = EXECUTOR_A2A_COPY_PASSES
