@@ -9,7 +9,8 @@ its two all-reduces a layer at about 41 us each where the profile gives 16.  Thi
 size (16 KiB, 128 KiB, 1 MiB) and collective (all-reduce, all-gather, the ring's send/recv), one graph of
 10 x [an elementwise pass over 16 MiB, the collective] and one of the 10 passes alone, both ranks
 together; the collective's cost in a step = (first - second) / 10, beside the back-to-back figure (10
-collectives alone).  Nothing is fitted here; ``validation.calibrate`` reads ``comm_in_step`` records.
+collectives alone).  Diagnostic: nothing reads the ``comm_in_step`` and ``rank_start_skew`` records
+(``validation.calibrate`` fits none of them).
 """
 
 from __future__ import annotations

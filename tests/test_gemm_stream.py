@@ -4,6 +4,8 @@ takes the slower of the two memory bounds."""
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 
 from costmodel import kernels, presets
@@ -50,11 +52,40 @@ def test_cost_model_streams_the_weights_of_a_few_row_call():
 
 
 def test_stream_keys_come_in_pairs():
-    import copy
-
     from costmodel.errors import SpecError
 
     raw = copy.deepcopy(presets.load_toml("hardware", "h200-sxm-graph"))
     del raw["achievable"]["gemm"]["stream_TBps"]
     with pytest.raises(SpecError, match="stream_weight_MB is not valid alone"):
         presets.hardware_from_dict(raw)
+
+
+def test_weight_sizes_that_write_alike_are_one_point_and_the_profile_loads():
+    """Two FP8 weights of one K x N (an up and a down projection) differ only by their scales' 4 N bytes;
+    where that rounds away in the written MB figure they are one point (median of both), not two equal
+    x values that the profile would refuse."""
+    peak = 1979e12
+    n1, k1 = 10000, 10240  # 102.44 and 102.44096 MB: 102.4 either way at 4 significant digits
+    n2, k2 = 10240, 10000
+    recs = [
+        {**_rec(m, n, k, (k * n + 4 * n) / bw), "op": "gemm"}
+        for n, k, bw in ((n1, k1, 2.0e12), (n2, k2, 3.0e12))
+        for m in (1, 16)
+    ] + [_rec(8192, 8192, 8192, 2.0 * 8192**3 / (0.6 * peak))]
+    f = calibrate.fit_gemm(recs, peak, fp8=True)
+    assert f["stream_weight_MB"] == [102.4] and f["stream_TBps"] == [pytest.approx(2.5, rel=1e-3)]
+    raw = copy.deepcopy(presets.load_toml("hardware", "h200-sxm-graph"))
+    raw["achievable"]["gemm_fp8"].update(f)
+    assert presets.hardware_from_dict(raw).gemm_fp8_stream_bw is not None
+
+
+@pytest.mark.parametrize(
+    "key,bad", [("m", None), ("m", "4"), ("m", 0), ("median_s", 0.0), ("median_s", None)]
+)
+def test_a_gemm_record_with_a_bad_field_is_one_sentence(key, bad):
+    from costmodel.errors import SpecError
+
+    recs = [_rec(4, 4096, 4096, 1e-5), _rec(4096, 4096, 4096, 1e-3)]
+    recs[0][key] = bad
+    with pytest.raises(SpecError, match=f"a GEMM record's {key} .* is not valid"):
+        calibrate.fit_gemm(recs, 989e12)

@@ -64,23 +64,25 @@ def fit_gemm(results: list[dict], peak_flops: float, fp8: bool = False) -> dict:
     if not g:
         raise SpecError("calibration data has no GEMM measurements")
     for r in g:
-        f = r["flops"]
-        if not (isinstance(f, (int, float)) and math.isfinite(f) and f > 0):
-            raise SpecError(
-                f"calibration data: a GEMM record's flops {f!r} is not valid: a finite number > 0"
-            )
+        for key, v in (("flops", r["flops"]), ("median_s", r["median_s"]), ("m", r.get("m", 1))):
+            if isinstance(v, bool) or not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+                raise SpecError(
+                    f"calibration data: a GEMM record's {key} {v!r} is not valid: a finite number > 0"
+                )
     small = [r for r in g if r.get("m", 1 << 30) <= GEMM_STREAM_MAX_ROWS and _weight_bytes(r, fp8)]
     big = [r for r in g if r not in small]
+    # keyed by the weight size as written (MB, _sig): sizes that write alike are one point, so the curve's
+    # x increases strictly (e.g. FP8 up and down projections of one K x N differ only by their scales)
     stream: dict[float, list[float]] = defaultdict(list)
     for r in small:
         wb = _weight_bytes(r, fp8)
-        stream[wb].append(wb / r["median_s"])
+        stream[_sig(wb / 1e6)].append(wb / r["median_s"])
     out = {}
     if stream and big:
         g = big
         xs = sorted(stream)
         out = {
-            "stream_weight_MB": [_sig(x / 1e6) for x in xs],
+            "stream_weight_MB": xs,
             "stream_TBps": [_sig(statistics.median(stream[x]) / 1e12) for x in xs],
         }
     buckets: dict[float, list[tuple[float, float]]] = defaultdict(list)
