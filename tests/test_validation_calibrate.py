@@ -33,6 +33,7 @@ RAWS = {
         "h200x2_ring_gate_raw_20261128.json",
         "h200x1_decode_grid_batches_raw_20261128.json",
         "h200x1_act_glu_raw_20261128.json",
+        "h200x1_gemm_stream_raw_20261128.json",
     ],
     "h100-sxm": ["h100x1_raw.json"],
 }

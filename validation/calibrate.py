@@ -53,7 +53,30 @@ def _weight_bytes(r: dict, fp8: bool) -> float | None:
     return float(k * n + 4 * n) if fp8 else float(2 * k * n)
 
 
-def fit_gemm(results: list[dict], peak_flops: float, fp8: bool = False) -> dict:
+def _cold_stream(cold: list[dict]) -> dict[float, list[float]]:
+    """Weight-streaming bandwidths of ``gemm_stream`` records (weights rotated out of L2,
+    benchmarks/bench_gemm_stream.py), grouped by weight size in half-octaves (log2 rounded to 0.5):
+    shapes of one size band share a point, so the curve does not jump between two shapes of nearly one
+    size (the FP8 down and up projections of one K x N) and interpolates between bands."""
+    by: dict[float, list[tuple[float, float]]] = defaultdict(list)
+    for r in cold:
+        wb, t = r.get("weight_bytes"), r.get("median_s")
+        if not all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0 for v in (wb, t)):
+            raise SpecError(
+                f"calibration data: a gemm_stream record's weight_bytes {wb!r} or median_s {t!r} is not "
+                "valid: finite numbers > 0"
+            )
+        by[round(2 * float(np.log2(wb))) / 2].append((wb, wb / t))
+    out: dict[float, list[float]] = {}
+    for key in sorted(by):
+        x = _sig(statistics.median(w for w, _ in by[key]) / 1e6)
+        out[x] = [b for _, b in by[key]]
+    return out
+
+
+def fit_gemm(
+    results: list[dict], peak_flops: float, fp8: bool = False, cold: list[dict] | None = None
+) -> dict:
     """Efficiency by FLOPs per call, from the measured shapes (sorted, merged where sizes coincide); and,
     where calls of at most ``GEMM_STREAM_MAX_ROWS`` rows were measured, the weight-streaming bandwidth by
     weight bytes (median over those calls of each weight size: weight bytes / time), the efficiency then
@@ -74,9 +97,12 @@ def fit_gemm(results: list[dict], peak_flops: float, fp8: bool = False) -> dict:
     # keyed by the weight size as written (MB, _sig): sizes that write alike are one point, so the curve's
     # x increases strictly (e.g. FP8 up and down projections of one K x N differ only by their scales)
     stream: dict[float, list[float]] = defaultdict(list)
-    for r in small:
-        wb = _weight_bytes(r, fp8)
-        stream[_sig(wb / 1e6)].append(wb / r["median_s"])
+    if cold:  # weights read from HBM (rotated out of L2): what a decode step's GEMMs read
+        stream.update(_cold_stream(cold))
+    else:  # one weight re-read call after call: those under a few x the L2 read from it in part
+        for r in small:
+            wb = _weight_bytes(r, fp8)
+            stream[_sig(wb / 1e6)].append(wb / r["median_s"])
     out = {}
     if stream and big:
         g = big
@@ -104,7 +130,8 @@ def fit_gemm_fp8(results: list[dict], peak_fp8_flops: float) -> dict | None:
     g = [r for r in _by(results, "gemm_fp8") if not r.get("emulated")]
     if not g:
         return None
-    return fit_gemm([{**r, "op": "gemm"} for r in g], peak_fp8_flops, fp8=True)
+    cold = [r for r in _by(results, "gemm_stream") if r.get("dtype") == "fp8"]
+    return fit_gemm([{**r, "op": "gemm"} for r in g], peak_fp8_flops, fp8=True, cold=cold)
 
 
 def fit_fp8_quant(results: list[dict], elementwise_Bps: float) -> dict | None:
@@ -632,7 +659,10 @@ def _fit_glu(ach: dict, results: list[dict]) -> list[str]:
     for mode, per_byte in (("eager", True), ("graph", False)):
         # eager: time per ideal byte (SwiGLU over GELU); graph (decode-sized rows: a few KiB): per call
         g, s = times(mode, "gelu", per_byte), times(mode, "swiglu", per_byte)
-        ratios[mode] = [s[t] / g[t] for t in sorted(set(g) & set(s))]
+        common = sorted(set(g) & set(s))
+        if mode == "graph":  # the fixed cost: at the fewest rows only (more rows add their bytes' time)
+            common = common[:1]
+        ratios[mode] = [s[t] / g[t] for t in common]
     if ratios.get("eager"):
         traffic = statistics.median(ratios["eager"])
         floor = statistics.median(ratios["graph"]) if ratios.get("graph") else EXECUTOR_GLU_ACT_KERNELS
@@ -642,8 +672,8 @@ def _fit_glu(ach: dict, results: list[dict]) -> list[str]:
             f"achievable.glu_act_traffic = {traffic:.3g}, glu_act_floor_ratio = {floor:.3g}: measured "
             f"(benchmarks/bench_act_glu.py: the executor's SwiGLU, silu over the strided gate half then the "
             f"product, two non-vectorised kernels, against its one-kernel GELU whose figures the act class "
-            f"carries: time per ideal byte at {len(ratios['eager'])} token counts, and per call at "
-            f"{len(ratios.get('graph') or [])} decode-sized row counts replayed from a graph)"
+            f"carries: time per ideal byte at {len(ratios['eager'])} token counts, and per call at the "
+            "fewest rows replayed from a graph, one row: its fixed cost)"
         ]
     ach["glu_act_traffic"] = round(EXECUTOR_GLU_ACT_TRAFFIC, 4)
     ach["glu_act_floor_ratio"] = EXECUTOR_GLU_ACT_KERNELS
@@ -676,12 +706,20 @@ def fit_profile(raw: dict, base: str, name: str, mode: str = "ideal") -> tuple[d
     peak = prof["peak"]["bf16_TFLOPs"] * 1e12
     ach = prof["achievable"]
     notes = []
-    ach["gemm"] = fit_gemm(res, peak)
+    cold = [r for r in _by(raw["results"], "gemm_stream") if r.get("dtype") == "bf16"]
+    ach["gemm"] = fit_gemm(res, peak, cold=cold)
+    how = (
+        f"from {len(cold)} calls of 1-64 rows with the weight rotated out of L2 "
+        "(benchmarks/bench_gemm_stream.py; bands of half an octave)"
+        if cold
+        else f"from the calls of <= {GEMM_STREAM_MAX_ROWS} rows (one weight re-read: in part from L2 below a "
+        "few x its 50 MB)"
+    )
     notes.append(
         "achievable.gemm: measured (efficiency by FLOPs per call at the model's layer shapes, tp=1 and 2"
         + (
-            f"; calls of <= {GEMM_STREAM_MAX_ROWS} rows: weight-streaming bandwidth by weight bytes, "
-            "stream_weight_MB / stream_TBps, the efficiency from the larger calls)"
+            f"; the bound of a few-row call, weight bytes at the weight-streaming bandwidth "
+            f"(stream_weight_MB / stream_TBps) {how}; the efficiency from the calls of more rows)"
             if "stream_TBps" in ach["gemm"]
             else ")"
         )
@@ -1000,7 +1038,19 @@ def _fit_fp8(results: list[dict], prof: dict, mode: str = "ideal") -> list[str]:
         src = "peak.fp8_TFLOPs" if prof["peak"].get("fp8_TFLOPs") else "2 x peak.bf16_TFLOPs (no fp8_TFLOPs)"
         notes.append(
             "achievable.gemm_fp8: measured (torch._scaled_mm, e4m3, row-wise scales, BF16 out; efficiency "
-            f"over {src} = {peak:g} TFLOP/s by FLOPs per call at the model's layer shapes, graph-timed)"
+            f"over {src} = {peak:g} TFLOP/s by FLOPs per call at the model's layer shapes, graph-timed"
+            + (
+                "; the bound of a few-row call, weight bytes at the weight-streaming bandwidth "
+                "(stream_weight_MB / stream_TBps) "
+                + (
+                    "from calls with the weight rotated out of L2 (benchmarks/bench_gemm_stream.py)"
+                    if any(r.get("op") == "gemm_stream" and r.get("dtype") == "fp8" for r in results)
+                    else f"from the calls of <= {GEMM_STREAM_MAX_ROWS} rows"
+                )
+                + ", the efficiency from the calls of more rows)"
+                if "stream_TBps" in g8
+                else ")"
+            )
         )
     q8 = fit_fp8_quant(results, ach["elementwise_TBps"] * 1e12)
     if q8 and mode == "ideal":

@@ -1,0 +1,128 @@
+"""GEMMs of few rows with their weights read from HBM, not L2 (issues 12 and 14).
+
+    python3 benchmarks/bench_gemm_stream.py --out raw_gemm_stream.json [--quick]
+
+A GEMM of 1-64 rows streams its weight.  The calibration suites time one weight call after call, so a
+weight that fits in the 50 MB L2 a few times over is served from L2 (the H100's fitted 33.5 MB figure,
+3.55 TB/s, is above its HBM's 3.35): a decode step reads each layer's weights once, from HBM.  This times
+the layer GEMMs of seed-dense, llama3-8b and llama3-70b on one TP rank (tp 1, 2, 4, 8) at 1, 8, 32 and 64
+rows, BF16 (``F.linear``) and FP8 (``torch._scaled_mm``, e4m3, row-wise scales: the executor's), replayed
+from a CUDA graph whose calls rotate over copies of the weight (at least 256 MB between reuses).  Records
+``{"op": "gemm_stream", "dtype": "bf16"|"fp8", "m", "n", "k", "weight_bytes", "copies", samples}``;
+``validation.calibrate.fit_gemm`` fits the weight-streaming bandwidth from them when a raw file has them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from costmodel import presets  # noqa: E402
+from real import model as M  # noqa: E402
+from real.microbench import _rec, gemm_shapes, provenance, time_graph  # noqa: E402
+
+MODELS = ("seed-dense", "llama3-8b", "llama3-70b")
+TPS = (1, 2, 4, 8)
+ROWS = (1, 8, 32, 64)
+COLD_BYTES = 256 * 2**20  # bytes read between two uses of one weight copy
+MAX_COPIES = 64
+
+
+def run(quick: bool) -> list[dict]:
+    dev = torch.device("cuda", 0)
+    dt = torch.bfloat16
+    out = []
+    models = MODELS[:1] if quick else MODELS
+    for mname in models:
+        md = presets.load_model(mname)
+        up = 2 if md.mlp_mats == 3 else 1
+        for tp in (1, 2) if quick else TPS:
+            shapes = gemm_shapes(md.d_model, md.d_ff, md.q_dim, md.kv_dim, tp, up)
+            for name, (n, k) in shapes.items():
+                for fp8 in (False, True):
+                    wb = k * n + 4 * n if fp8 else 2 * k * n
+                    copies = int(min(MAX_COPIES, max(2, math.ceil(COLD_BYTES / wb))))
+                    ws = []
+                    for _ in range(copies):
+                        w = torch.randn(n, k, device=dev, dtype=dt) / math.sqrt(k)
+                        ws.append(M.quantize_weight(w) if fp8 else w)
+                        del w
+                    for m in (1, 8) if quick else ROWS:
+                        x = torch.randn(m, k, device=dev, dtype=dt)
+                        if fp8:
+                            x8, sa = M.quantize_rows(x)
+
+                            def calls(x8=x8, sa=sa, ws=ws):
+                                for wq in ws:
+                                    torch._scaled_mm(
+                                        x8, wq.w8.t(), scale_a=sa, scale_b=wq.scale, out_dtype=dt
+                                    )
+
+                        else:
+
+                            def calls(x=x, ws=ws):
+                                for w in ws:
+                                    F.linear(x, w)
+
+                        s = time_graph(calls, dev, calls=1, reps=5)
+                        s = [v / copies for v in s]
+                        out.append(
+                            _rec(
+                                s,
+                                op="gemm_stream",
+                                mode="graph",
+                                dtype="fp8" if fp8 else "bf16",
+                                model=mname,
+                                name=name,
+                                tp=tp,
+                                m=m,
+                                n=n,
+                                k=k,
+                                flops=2.0 * m * n * k,
+                                weight_bytes=float(wb),
+                                copies=copies,
+                            )
+                        )
+                    del ws
+                    torch.cuda.empty_cache()
+    return out
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--out", required=True)
+    p.add_argument("--quick", action="store_true")
+    a = p.parse_args()
+    if not torch.cuda.is_available():
+        print("bench_gemm_stream: needs a GPU (HBM streaming)", file=sys.stderr)
+        return 2
+    dev = torch.device("cuda", 0)
+    raw = {
+        "provenance": provenance(dev),
+        "device": "cuda",
+        "results": run(a.quick),
+        "suites": ["gemm-stream"],
+    }
+    tmp = a.out + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(raw, f, indent=1)
+    os.replace(tmp, a.out)
+    for r in raw["results"]:
+        print(
+            f"{r['dtype']:4s} {r['model']:10s} tp={r['tp']} {r['name']:8s} m={r['m']:3d} "
+            f"{r['weight_bytes'] / 1e6:8.1f} MB x{r['copies']:2d} {r['median_s'] * 1e6:8.1f} us "
+            f"{r['weight_bytes'] / r['median_s'] / 1e12:5.2f} TB/s"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
