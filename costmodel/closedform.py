@@ -406,25 +406,49 @@ def ring_recurrence_gated(c0, g0, c1, g1, x, R, slowdown, lead, x_first=None, sl
 def _ring_tail(E, Rp, A, pE, pR, pA, c1, g1, x, slow, slow_g, R, t):
     """``ring_recurrence``'s loop for one ring from step t (state E, Rp, A; the previous step's pE, pR,
     pA), in Python floats: the same operations in the same order, so the same end to the last bit.  Only
-    for rings the max-plus power does not take (a slowdown other than 1)."""
+    for rings the max-plus power does not take (a slowdown other than 1).  A ring here often runs hundreds
+    of middle steps: ``_stretched_end1`` is written out inline for them, and ``max(a, b)`` / ``min(a, b)``
+    as ``b if b > a else a`` / ``b if b < a else a`` (what the builtins return, NaN included)."""
     tol = PERIODIC_TOL
-    while True:
-        has_x = t < R - 1
-        start = max(E, Rp)
-        G = max(Rp, A)
+    while t < R - 1:  # a middle step: its transfer runs during [G, G + x)
+        start = Rp if Rp > E else E
+        G = A if A > Rp else Rp
         Rt = G + x
-        lo, hi = (G, Rt) if has_x else (0.0, 0.0)
-        A_new = _stretched_end1(start, c1, lo, hi, slow)
-        E_new = _stretched_end1(A_new, g1, lo, hi, slow_g)
-        if not has_x:
-            return E_new
-        Rp_new = Rt
-        dE, dR, dA = E_new - pE, Rp_new - pR, A_new - pA
-        if R - 2 > t and max(abs(dR - dE), abs(dA - dE)) <= tol * abs(dE):
+        # A_new = _stretched_end1(start, c1, G, Rt, slow)
+        t2 = G if G > start else start
+        before = G - start
+        before = 0.0 if 0.0 > before else before
+        before = before if before < c1 else c1
+        rem = c1 - before
+        if rem <= 0:
+            A_new = start + before
+        else:
+            win = Rt - t2
+            win = 0.0 if 0.0 > win else win
+            A_new = t2 + rem * slow if rem * slow <= win else t2 + win + (rem - win / slow)
+        # E_new = _stretched_end1(A_new, g1, G, Rt, slow_g)
+        t2 = G if G > A_new else A_new
+        before = G - A_new
+        before = 0.0 if 0.0 > before else before
+        before = before if before < g1 else g1
+        rem = g1 - before
+        if rem <= 0:
+            E_new = A_new + before
+        else:
+            win = Rt - t2
+            win = 0.0 if 0.0 > win else win
+            E_new = t2 + rem * slow_g if rem * slow_g <= win else t2 + win + (rem - win / slow_g)
+        dE, dR, dA = E_new - pE, Rt - pR, A_new - pA
+        e1, e2 = abs(dR - dE), abs(dA - dE)
+        if R - 2 > t and (e2 if e2 > e1 else e1) <= tol * abs(dE):
             k = R - 2 - t
-            return (max(E_new + k * dE, Rp_new + k * dR) + c1) + g1
-        pE, pR, pA = E, Rp, A = E_new, Rp_new, A_new
+            Ej, Rj = E_new + k * dE, Rt + k * dR
+            return ((Rj if Rj > Ej else Ej) + c1) + g1
+        pE, pR, pA = E, Rp, A = E_new, Rt, A_new
         t += 1
+    # the last step: no transfer beside it (an empty window)
+    A_new = _stretched_end1(max(E, Rp), c1, 0.0, 0.0, slow)
+    return _stretched_end1(A_new, g1, 0.0, 0.0, slow_g)
 
 
 def _ring_scalar(c0, g0, c1, g1, x, xf, slow, slow_g, R):
