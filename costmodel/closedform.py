@@ -213,14 +213,28 @@ def split_links(is_ib, sent) -> tuple:
 def stretched_end(start, work, lo, hi, slowdown):
     """End of ``work`` seconds of compute begun at ``start`` on a GPU where a transfer runs during
     [lo, hi): inside that window compute runs ``slowdown`` times slower (NCCL's kernels share the SMs),
-    outside it at full speed.  Vectorised.  The simulator applies the same rule op by op."""
+    outside it at full speed.  Vectorised.  The simulator applies the same rule op by op.
+
+    A branch every point takes is computed alone (what ``np.where`` would pick), and a slowdown of exactly
+    1 (a Python float) is not multiplied by: the same values, bit for bit, in fewer passes."""
     t2 = np.maximum(start, lo)  # compute reaches the window (or starts inside it)
     before = np.minimum(work, np.maximum(lo - start, 0.0))
     rem = work - before
     win = np.maximum(hi - t2, 0.0)  # window left once compute reaches it
-    inside = rem * slowdown <= win
-    end = np.where(inside, t2 + rem * slowdown, t2 + win + (rem - win / slowdown))
-    return np.where(rem > 0, end, start + before)
+    one = type(slowdown) is float and slowdown == 1.0  # x * 1.0 and x / 1.0 are x
+    rs = rem if one else rem * slowdown
+    inside = rs <= win
+    if inside.all():
+        end = t2 + rs
+        if np.shape(end) != inside.shape:  # (the window's end alone broadcast further)
+            end = np.array(np.broadcast_to(end, inside.shape))
+    else:
+        out = t2 + win + (rem - (win if one else win / slowdown))
+        end = out if not inside.any() else np.where(inside, t2 + rs, out)
+    pos = rem > 0
+    if pos.all():
+        return end
+    return np.where(pos, end, start + before)
 
 
 def _stretched_end1(start: float, work: float, lo: float, hi: float, slowdown: float) -> float:
@@ -273,17 +287,26 @@ def ring_recurrence(c0, g0, c1, g1, x, R, slowdown, x_first=None, slowdown_g=Non
     Rn = np.broadcast_to(np.asarray(R), shape).reshape(n)
     if n == 1 and Rn[0] <= SCALAR_STEPS:  # one short ring (predict): the plain loop in Python floats
         return np.full(shape, _ring_scalar(*(float(v[0]) for v in flat), int(Rn[0])))
+    # a slowdown the same at every point stays one Python float (no column of it is indexed step by step)
+    slow, slow_g = _one_float(slowdown, slow), _one_float(sg, slow_g)
     done = np.zeros(n)
     # step 0 (every ring with R >= 1): its transfer runs during [0, xf)
     has_x = Rn > 1
-    hi0 = np.where(has_x, xf, 0.0)
+    every = bool(has_x.all())  # every ring has R >= 2 (a sweep's block of ring plans)
+    hi0 = xf if every else np.where(has_x, xf, 0.0)
     A = stretched_end(0.0, c0, 0.0, hi0, slow)
     E = stretched_end(A, g0, 0.0, hi0, slow_g)
-    Rp = np.where(has_x, 0.0 + xf, 0.0)
-    done = np.where(Rn >= 1, E, done)
+    Rp = 0.0 + xf if every else np.where(has_x, 0.0 + xf, 0.0)
+    done = E if every else np.where(Rn >= 1, E, done)
     idx = np.flatnonzero(Rn > 1)
-    E, Rp, A = E[idx], Rp[idx], A[idx]
-    Ri, c1, g1, x, slow, slow_g = Rn[idx], c1[idx], g1[idx], x[idx], slow[idx], slow_g[idx]
+    if not every:
+        E, Rp, A = E[idx], Rp[idx], A[idx]
+    Ri, c1, g1, x = (v if every else v[idx] for v in (Rn, c1, g1, x))
+    if type(slow) is not float:
+        slow = slow if every else slow[idx]
+    if type(slow_g) is not float:
+        slow_g = slow_g if every else slow_g[idx]
+    done = np.array(done)  # its own (written by index below)
     prev = None
     t = 1
     while idx.size:
@@ -291,12 +314,19 @@ def ring_recurrence(c0, g0, c1, g1, x, R, slowdown, x_first=None, slowdown_g=Non
         start = np.maximum(E, Rp)
         G = np.maximum(Rp, A) if t >= 2 else Rp
         Rt = G + x
-        lo, hi = np.where(has_x, G, 0.0), np.where(has_x, Rt, 0.0)  # no transfer: an empty window
+        if has_x.all():  # no ring ends at this step (np.where would pick G, Rt and Rt)
+            lo, hi, Rp_new = G, Rt, Rt
+            last = None
+        else:  # no transfer: an empty window
+            lo, hi = np.where(has_x, G, 0.0), np.where(has_x, Rt, 0.0)
+            last = ~has_x  # t == R - 1: this ring is done
         A_new = stretched_end(start, c1, lo, hi, slow)
         E_new = stretched_end(A_new, g1, lo, hi, slow_g)
-        Rp_new = np.where(has_x, Rt, Rp)
-        last = ~has_x  # t == R - 1: this ring is done
-        done[idx[last]] = E_new[last]
+        if last is None:
+            last = np.zeros(idx.size, bool)
+        else:
+            Rp_new = np.where(has_x, Rt, Rp)
+            done[idx[last]] = E_new[last]
         if t >= 3:
             dE, dR, dA = E_new - prev[0], Rp_new - prev[1], A_new - prev[2]
             eps = np.maximum(np.abs(dR - dE), np.abs(dA - dE))
@@ -308,7 +338,7 @@ def ring_recurrence(c0, g0, c1, g1, x, R, slowdown, x_first=None, slowdown_g=Non
                 last = last | jump
         if t >= POWER_AFTER:  # the rest (slow to settle), where the map is max-plus: its power
             rest = ~last & (slow == 1.0) & (slow_g == 1.0)
-            if rest.any():
+            if np.any(rest):
                 done[idx[rest]] = _ring_power(
                     E_new[rest],
                     A_new[rest],
@@ -324,17 +354,27 @@ def ring_recurrence(c0, g0, c1, g1, x, R, slowdown, x_first=None, slowdown_g=Non
         if last.any():
             keep = ~last
             idx, Ri, c1, g1, x = idx[keep], Ri[keep], c1[keep], g1[keep], x[keep]
-            slow, slow_g = slow[keep], slow_g[keep]
+            slow = slow if type(slow) is float else slow[keep]
+            slow_g = slow_g if type(slow_g) is float else slow_g[keep]
             E_new, Rp_new, A_new = E_new[keep], Rp_new[keep], A_new[keep]
         prev = (E_new, Rp_new, A_new) if t >= 2 else None
         E, Rp, A = E_new, Rp_new, A_new
         t += 1
         if t > POWER_AFTER and 0 < idx.size <= SCALAR_TAIL:  # a few slow rings: on in Python floats
-            state = (E, Rp, A, *prev, c1, g1, x, slow, slow_g, Ri)
+            sl = np.broadcast_to(slow, idx.shape)
+            sl_g = np.broadcast_to(slow_g, idx.shape)
+            state = (E, Rp, A, *prev, c1, g1, x, sl, sl_g, Ri)
             for j, i in enumerate(idx.tolist()):
                 done[i] = _ring_tail(*(float(v[j]) for v in state), t)
             break
     return done.reshape(shape)
+
+
+def _one_float(value, column):
+    """``value`` as a Python float where it is one number for every point (a profile's slowdown), else the
+    column itself."""
+    v = np.asarray(value)
+    return float(v) if v.ndim == 0 else column
 
 
 def ring_recurrence_gated(c0, g0, c1, g1, x, R, slowdown, lead, x_first=None, slowdown_g=None):

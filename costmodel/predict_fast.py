@@ -207,7 +207,7 @@ MIRRORS = {
     "kernels.attn_choice": "edf1577d79ac",
     "kernels.comm_time": "a313ea1e19fb",
     "closedform.Acc.add": "f4e369152ed4",
-    "closedform.ring_recurrence": "c47a641a3375",
+    "closedform.ring_recurrence": "9599afc2749f",
     "closedform._ring_scalar": "67462be115eb",
     "closedform.ring_recurrence_gated": "c2e47be88bdb",
     "closedform._ring_scalar_gated": "e97c84721a80",
