@@ -27,7 +27,7 @@ from .specs import Hardware, Model, Phase
 A = np.ndarray
 
 
-CHUNK = 1 << 14  # points per block of a large evaluation (numpy's temporaries stay in cache)
+CHUNK = 1 << 15  # points per block of a large evaluation (numpy's temporaries stay in cache)
 
 
 def evaluate(
