@@ -15,7 +15,7 @@ from test_sweep_files import float_text
 
 from costmodel import layers as Lr
 from costmodel import presets, results
-from costmodel.analytic import evaluate, evaluate_blocks
+from costmodel.analytic import CHUNK, evaluate, evaluate_blocks
 from costmodel.closedform import Acc, Setting
 from costmodel.results import Categorical, read_npz, write_csv, write_sweep_files
 from costmodel.schedule import Role
@@ -65,7 +65,7 @@ def test_coded_columns_decode_to_the_plain_columns(phase, kernel):
 
 def test_evaluate_blocks_and_coded_evaluate_equal_evaluate():
     st = Setting(phase="prefill", kernel="auto", topo_kind="ib", gpus_per_node=8)
-    L = (2048 * np.arange(1, 40000, 3))[:, None].astype(float)
+    L = (2048 * np.arange(1, 2 * CHUNK, 3))[:, None].astype(float)  # 4 x 2/3 x 2 CHUNK points: blocks
     R = np.array([1, 2, 8, 64])[None, :]
     full = evaluate(MODEL, HW, st, batch=2, seq=L, ring=R)
     coded = evaluate(MODEL, HW, st, batch=2, seq=L, ring=R, coded=True)
