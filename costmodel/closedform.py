@@ -93,6 +93,8 @@ class Acc:
         # in place (the accumulators have the evaluation's shape); a factor of exactly 1 is left out, and
         # so is the side (compute- or memory-bound) no point of w is on (adding zeros)
         one = type(count) in (int, float) and count == 1 and type(scale) in (int, float) and scale == 1
+        if not one and type(scale) in (int, float) and scale == 1 and _all_one(count):
+            count, one = 1.0, True  # a column of ones (a strategy on at every point): x * 1.0 is x
         k = None if one else count * scale
         if cb.all():
             c, m = t, None
@@ -138,6 +140,17 @@ class Acc:
     @property
     def busy(self):
         return self.compute + self.memory
+
+
+def _all_one(count) -> bool:
+    """True if ``count`` is a float array whose every element is exactly 1, checked on the array it is a
+    view of where that one is smaller (a broadcast column of one plan's counts: a few values, not one per
+    point)."""
+    if type(count) is not np.ndarray or count.dtype.kind != "f":
+        return False
+    b = count.base
+    a = b if type(b) is np.ndarray and b.dtype == count.dtype and b.size < count.size else count
+    return a.size > 0 and a.flat[0] == 1.0 and bool((a == 1.0).all())
 
 
 @dataclass

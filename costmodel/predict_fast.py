@@ -206,7 +206,7 @@ MIRRORS = {
     "kernels.attn_device_time": "3640dba4e6aa",
     "kernels.attn_choice": "edf1577d79ac",
     "kernels.comm_time": "a313ea1e19fb",
-    "closedform.Acc.add": "f4e369152ed4",
+    "closedform.Acc.add": "84652581f922",
     "closedform.ring_recurrence": "9599afc2749f",
     "closedform._ring_scalar": "67462be115eb",
     "closedform.ring_recurrence_gated": "c2e47be88bdb",
