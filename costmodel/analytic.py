@@ -27,7 +27,7 @@ from .specs import Hardware, Model, Phase
 A = np.ndarray
 
 
-CHUNK = 1 << 14  # points per block of a large evaluation (numpy's temporaries stay in cache)
+CHUNK = 1 << 15  # points per block of a large evaluation (numpy's temporaries stay in cache)
 
 
 def evaluate(
@@ -142,11 +142,11 @@ def _evaluate(
         ctx = Ctx(hw=hw, st=st, geo=geo, acc=acc, shape=shape)
         cost = strategies.dense.closed_form(ctx)
         for w in strategies.WRAPPERS:
-            cost = cost + w.closed_form(ctx, is_u)
-        cost = cost + strategies.local.closed_form(ctx, no_ring & ~chunked)
-        cost = cost + strategies.chunked.closed_form(ctx, chunked, c)
+            cost = cost + _where_on(w.closed_form, ctx, is_u)
+        cost = cost + _where_on(strategies.local.closed_form, ctx, no_ring & ~chunked)
+        cost = cost + _where_on(strategies.chunked.closed_form, ctx, chunked, c)
         core = strategies.core_for_phase(st.phase, st.decode_attn, st.prefill_attn)
-        cost = cost + core.closed_form(ctx, (~no_ring & ~is_u) if decode else ~no_ring)
+        cost = cost + _where_on(core.closed_form, ctx, (~no_ring & ~is_u) if decode else ~no_ring)
         units.append((acc, cost, acc.busy + cost.exposed_s, c < N))
     acc, cost = units[0][0], units[0][1]
     if len(units) > 1:  # the sums over the chunks that exist at each point
@@ -208,6 +208,17 @@ def _evaluate(
     names = kernels.kernels_label(hw, st.kernel, np.arange(1 << len(hw.attn_names(st.kernel))))
     out["attn_kernel_used"] = Categorical(names, _full(acc.kernel_mask, shape))  # = acc.kernels_used
     return out
+
+
+def _where_on(closed_form, ctx: Ctx, on, *rest) -> AttnCost:
+    """A strategy's ``closed_form(ctx, on, ...)``, not run where it is off at every point of the block (a
+    sweep's block is one plan template: a ring's core at ring=1, ulysses without it): there it would add
+    its kernels with counts of zero and return costs masked to zero, so skipping it leaves every sum as it
+    was (``predict_fast`` skips it the same way at one point; ``tests/test_sweep_fast_paths.py``)."""
+    a = np.asarray(on)
+    if a.dtype == np.bool_ and not a.any():
+        return AttnCost()
+    return closed_form(ctx, on, *rest)
 
 
 def _full(v, shape) -> A:

@@ -93,6 +93,8 @@ class Acc:
         # in place (the accumulators have the evaluation's shape); a factor of exactly 1 is left out, and
         # so is the side (compute- or memory-bound) no point of w is on (adding zeros)
         one = type(count) in (int, float) and count == 1 and type(scale) in (int, float) and scale == 1
+        if not one and type(scale) in (int, float) and scale == 1 and _all_one(count):
+            count, one = 1.0, True  # a column of ones (a strategy on at every point): x * 1.0 is x
         k = None if one else count * scale
         if cb.all():
             c, m = t, None
@@ -138,6 +140,17 @@ class Acc:
     @property
     def busy(self):
         return self.compute + self.memory
+
+
+def _all_one(count) -> bool:
+    """True if ``count`` is a float array whose every element is exactly 1, checked on the array it is a
+    view of where that one is smaller (a broadcast column of one plan's counts: a few values, not one per
+    point)."""
+    if type(count) is not np.ndarray or count.dtype.kind != "f":
+        return False
+    b = count.base
+    a = b if type(b) is np.ndarray and b.dtype == count.dtype and b.size < count.size else count
+    return a.size > 0 and a.flat[0] == 1.0 and bool((a == 1.0).all())
 
 
 @dataclass
@@ -213,14 +226,28 @@ def split_links(is_ib, sent) -> tuple:
 def stretched_end(start, work, lo, hi, slowdown):
     """End of ``work`` seconds of compute begun at ``start`` on a GPU where a transfer runs during
     [lo, hi): inside that window compute runs ``slowdown`` times slower (NCCL's kernels share the SMs),
-    outside it at full speed.  Vectorised.  The simulator applies the same rule op by op."""
+    outside it at full speed.  Vectorised.  The simulator applies the same rule op by op.
+
+    A branch every point takes is computed alone (what ``np.where`` would pick), and a slowdown of exactly
+    1 (a Python float) is not multiplied by: the same values, bit for bit, in fewer passes."""
     t2 = np.maximum(start, lo)  # compute reaches the window (or starts inside it)
     before = np.minimum(work, np.maximum(lo - start, 0.0))
     rem = work - before
     win = np.maximum(hi - t2, 0.0)  # window left once compute reaches it
-    inside = rem * slowdown <= win
-    end = np.where(inside, t2 + rem * slowdown, t2 + win + (rem - win / slowdown))
-    return np.where(rem > 0, end, start + before)
+    one = type(slowdown) is float and slowdown == 1.0  # x * 1.0 and x / 1.0 are x
+    rs = rem if one else rem * slowdown
+    inside = rs <= win
+    if inside.all():
+        end = t2 + rs
+        if np.shape(end) != inside.shape:  # (the window's end alone broadcast further)
+            end = np.array(np.broadcast_to(end, inside.shape))
+    else:
+        out = t2 + win + (rem - (win if one else win / slowdown))
+        end = out if not inside.any() else np.where(inside, t2 + rs, out)
+    pos = rem > 0
+    if pos.all():
+        return end
+    return np.where(pos, end, start + before)
 
 
 def _stretched_end1(start: float, work: float, lo: float, hi: float, slowdown: float) -> float:
@@ -273,17 +300,26 @@ def ring_recurrence(c0, g0, c1, g1, x, R, slowdown, x_first=None, slowdown_g=Non
     Rn = np.broadcast_to(np.asarray(R), shape).reshape(n)
     if n == 1 and Rn[0] <= SCALAR_STEPS:  # one short ring (predict): the plain loop in Python floats
         return np.full(shape, _ring_scalar(*(float(v[0]) for v in flat), int(Rn[0])))
+    # a slowdown the same at every point stays one Python float (no column of it is indexed step by step)
+    slow, slow_g = _one_float(slowdown, slow), _one_float(sg, slow_g)
     done = np.zeros(n)
     # step 0 (every ring with R >= 1): its transfer runs during [0, xf)
     has_x = Rn > 1
-    hi0 = np.where(has_x, xf, 0.0)
+    every = bool(has_x.all())  # every ring has R >= 2 (a sweep's block of ring plans)
+    hi0 = xf if every else np.where(has_x, xf, 0.0)
     A = stretched_end(0.0, c0, 0.0, hi0, slow)
     E = stretched_end(A, g0, 0.0, hi0, slow_g)
-    Rp = np.where(has_x, 0.0 + xf, 0.0)
-    done = np.where(Rn >= 1, E, done)
+    Rp = 0.0 + xf if every else np.where(has_x, 0.0 + xf, 0.0)
+    done = E if every else np.where(Rn >= 1, E, done)
     idx = np.flatnonzero(Rn > 1)
-    E, Rp, A = E[idx], Rp[idx], A[idx]
-    Ri, c1, g1, x, slow, slow_g = Rn[idx], c1[idx], g1[idx], x[idx], slow[idx], slow_g[idx]
+    if not every:
+        E, Rp, A = E[idx], Rp[idx], A[idx]
+    Ri, c1, g1, x = (v if every else v[idx] for v in (Rn, c1, g1, x))
+    if type(slow) is not float:
+        slow = slow if every else slow[idx]
+    if type(slow_g) is not float:
+        slow_g = slow_g if every else slow_g[idx]
+    done = np.array(done)  # its own (written by index below)
     prev = None
     t = 1
     while idx.size:
@@ -291,12 +327,19 @@ def ring_recurrence(c0, g0, c1, g1, x, R, slowdown, x_first=None, slowdown_g=Non
         start = np.maximum(E, Rp)
         G = np.maximum(Rp, A) if t >= 2 else Rp
         Rt = G + x
-        lo, hi = np.where(has_x, G, 0.0), np.where(has_x, Rt, 0.0)  # no transfer: an empty window
+        if has_x.all():  # no ring ends at this step (np.where would pick G, Rt and Rt)
+            lo, hi, Rp_new = G, Rt, Rt
+            last = None
+        else:  # no transfer: an empty window
+            lo, hi = np.where(has_x, G, 0.0), np.where(has_x, Rt, 0.0)
+            last = ~has_x  # t == R - 1: this ring is done
         A_new = stretched_end(start, c1, lo, hi, slow)
         E_new = stretched_end(A_new, g1, lo, hi, slow_g)
-        Rp_new = np.where(has_x, Rt, Rp)
-        last = ~has_x  # t == R - 1: this ring is done
-        done[idx[last]] = E_new[last]
+        if last is None:
+            last = np.zeros(idx.size, bool)
+        else:
+            Rp_new = np.where(has_x, Rt, Rp)
+            done[idx[last]] = E_new[last]
         if t >= 3:
             dE, dR, dA = E_new - prev[0], Rp_new - prev[1], A_new - prev[2]
             eps = np.maximum(np.abs(dR - dE), np.abs(dA - dE))
@@ -308,7 +351,7 @@ def ring_recurrence(c0, g0, c1, g1, x, R, slowdown, x_first=None, slowdown_g=Non
                 last = last | jump
         if t >= POWER_AFTER:  # the rest (slow to settle), where the map is max-plus: its power
             rest = ~last & (slow == 1.0) & (slow_g == 1.0)
-            if rest.any():
+            if np.any(rest):
                 done[idx[rest]] = _ring_power(
                     E_new[rest],
                     A_new[rest],
@@ -324,17 +367,27 @@ def ring_recurrence(c0, g0, c1, g1, x, R, slowdown, x_first=None, slowdown_g=Non
         if last.any():
             keep = ~last
             idx, Ri, c1, g1, x = idx[keep], Ri[keep], c1[keep], g1[keep], x[keep]
-            slow, slow_g = slow[keep], slow_g[keep]
+            slow = slow if type(slow) is float else slow[keep]
+            slow_g = slow_g if type(slow_g) is float else slow_g[keep]
             E_new, Rp_new, A_new = E_new[keep], Rp_new[keep], A_new[keep]
         prev = (E_new, Rp_new, A_new) if t >= 2 else None
         E, Rp, A = E_new, Rp_new, A_new
         t += 1
         if t > POWER_AFTER and 0 < idx.size <= SCALAR_TAIL:  # a few slow rings: on in Python floats
-            state = (E, Rp, A, *prev, c1, g1, x, slow, slow_g, Ri)
+            sl = np.broadcast_to(slow, idx.shape)
+            sl_g = np.broadcast_to(slow_g, idx.shape)
+            state = (E, Rp, A, *prev, c1, g1, x, sl, sl_g, Ri)
             for j, i in enumerate(idx.tolist()):
                 done[i] = _ring_tail(*(float(v[j]) for v in state), t)
             break
     return done.reshape(shape)
+
+
+def _one_float(value, column):
+    """``value`` as a Python float where it is one number for every point (a profile's slowdown), else the
+    column itself."""
+    v = np.asarray(value)
+    return float(v) if v.ndim == 0 else column
 
 
 def ring_recurrence_gated(c0, g0, c1, g1, x, R, slowdown, lead, x_first=None, slowdown_g=None):
@@ -406,25 +459,49 @@ def ring_recurrence_gated(c0, g0, c1, g1, x, R, slowdown, lead, x_first=None, sl
 def _ring_tail(E, Rp, A, pE, pR, pA, c1, g1, x, slow, slow_g, R, t):
     """``ring_recurrence``'s loop for one ring from step t (state E, Rp, A; the previous step's pE, pR,
     pA), in Python floats: the same operations in the same order, so the same end to the last bit.  Only
-    for rings the max-plus power does not take (a slowdown other than 1)."""
+    for rings the max-plus power does not take (a slowdown other than 1).  A ring here often runs hundreds
+    of middle steps: ``_stretched_end1`` is written out inline for them, and ``max(a, b)`` / ``min(a, b)``
+    as ``b if b > a else a`` / ``b if b < a else a`` (what the builtins return, NaN included)."""
     tol = PERIODIC_TOL
-    while True:
-        has_x = t < R - 1
-        start = max(E, Rp)
-        G = max(Rp, A)
+    while t < R - 1:  # a middle step: its transfer runs during [G, G + x)
+        start = Rp if Rp > E else E
+        G = A if A > Rp else Rp
         Rt = G + x
-        lo, hi = (G, Rt) if has_x else (0.0, 0.0)
-        A_new = _stretched_end1(start, c1, lo, hi, slow)
-        E_new = _stretched_end1(A_new, g1, lo, hi, slow_g)
-        if not has_x:
-            return E_new
-        Rp_new = Rt
-        dE, dR, dA = E_new - pE, Rp_new - pR, A_new - pA
-        if R - 2 > t and max(abs(dR - dE), abs(dA - dE)) <= tol * abs(dE):
+        # A_new = _stretched_end1(start, c1, G, Rt, slow)
+        t2 = G if G > start else start
+        before = G - start
+        before = 0.0 if 0.0 > before else before
+        before = before if before < c1 else c1
+        rem = c1 - before
+        if rem <= 0:
+            A_new = start + before
+        else:
+            win = Rt - t2
+            win = 0.0 if 0.0 > win else win
+            A_new = t2 + rem * slow if rem * slow <= win else t2 + win + (rem - win / slow)
+        # E_new = _stretched_end1(A_new, g1, G, Rt, slow_g)
+        t2 = G if G > A_new else A_new
+        before = G - A_new
+        before = 0.0 if 0.0 > before else before
+        before = before if before < g1 else g1
+        rem = g1 - before
+        if rem <= 0:
+            E_new = A_new + before
+        else:
+            win = Rt - t2
+            win = 0.0 if 0.0 > win else win
+            E_new = t2 + rem * slow_g if rem * slow_g <= win else t2 + win + (rem - win / slow_g)
+        dE, dR, dA = E_new - pE, Rt - pR, A_new - pA
+        e1, e2 = abs(dR - dE), abs(dA - dE)
+        if R - 2 > t and (e2 if e2 > e1 else e1) <= tol * abs(dE):
             k = R - 2 - t
-            return (max(E_new + k * dE, Rp_new + k * dR) + c1) + g1
-        pE, pR, pA = E, Rp, A = E_new, Rp_new, A_new
+            Ej, Rj = E_new + k * dE, Rt + k * dR
+            return ((Rj if Rj > Ej else Ej) + c1) + g1
+        pE, pR, pA = E, Rp, A = E_new, Rt, A_new
         t += 1
+    # the last step: no transfer beside it (an empty window)
+    A_new = _stretched_end1(max(E, Rp), c1, 0.0, 0.0, slow)
+    return _stretched_end1(A_new, g1, 0.0, 0.0, slow_g)
 
 
 def _ring_scalar(c0, g0, c1, g1, x, xf, slow, slow_g, R):

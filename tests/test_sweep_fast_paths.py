@@ -15,7 +15,7 @@ from test_sweep_files import float_text
 
 from costmodel import layers as Lr
 from costmodel import presets, results
-from costmodel.analytic import evaluate, evaluate_blocks
+from costmodel.analytic import CHUNK, evaluate, evaluate_blocks
 from costmodel.closedform import Acc, Setting
 from costmodel.results import Categorical, read_npz, write_csv, write_sweep_files
 from costmodel.schedule import Role
@@ -65,7 +65,7 @@ def test_coded_columns_decode_to_the_plain_columns(phase, kernel):
 
 def test_evaluate_blocks_and_coded_evaluate_equal_evaluate():
     st = Setting(phase="prefill", kernel="auto", topo_kind="ib", gpus_per_node=8)
-    L = (2048 * np.arange(1, 40000, 3))[:, None].astype(float)
+    L = (2048 * np.arange(1, 2 * CHUNK, 3))[:, None].astype(float)  # 4 x 2/3 x 2 CHUNK points: blocks
     R = np.array([1, 2, 8, 64])[None, :]
     full = evaluate(MODEL, HW, st, batch=2, seq=L, ring=R)
     coded = evaluate(MODEL, HW, st, batch=2, seq=L, ring=R, coded=True)
@@ -300,3 +300,110 @@ def test_first_max_is_the_stack_reduction():
                 assert np.array_equal(top, ref[0], equal_nan=True)
                 assert np.array_equal(np.signbit(top), np.signbit(ref[0]))
                 assert np.array_equal(which, ref[1]) and np.asarray(which).dtype == ref[1].dtype
+
+
+@pytest.mark.parametrize("phase,extra", [("prefill", {}), ("prefill", {"cached": 8192}), ("decode", {})])
+def test_sweep_columns_equal_evaluate_per_plan_and_strategies_skipped_where_off(monkeypatch, phase, extra):
+    """run_sweep evaluates each template as plans x lengths and skips a strategy off at every point of a
+    block (``analytic._where_on``): every column equals, bit for bit, ``evaluate`` of each (plan, P) alone
+    over the lengths (lengths x plans order), and a sweep that runs every strategy everywhere."""
+    from costmodel import analytic
+
+    tpls = [parse_template(t) for t in ("ring=P", "tp=8,ring=P/8", "ulysses=8,ring=P/8", "tp=8,pp=P/8")]
+    seqs = seq_grid(16384, 1 << 21, 40, 1024)
+    kw = dict(
+        topo_kind="ib",
+        phase=phase,
+        causal=True,
+        kernel="auto",
+        ring_variant="zigzag",
+        decode_attn="pass-kv",
+        batch=4,
+        seqs=seqs,
+        gpus=[8, 16, 64],  # tp=8,ring=P/8 at P=8: ring=1 beside rings in one block (a mixed mask)
+        templates=tpls,
+        **extra,
+    )
+    cols, skipped = run_sweep(MODEL, HW, **kw)
+    skip = {(d["plan"], d["P"]) for d in skipped}
+    calls = []
+    real = analytic._where_on
+    monkeypatch.setattr(analytic, "_where_on", lambda f, ctx, on, *rest: calls.append(1) or f(ctx, on, *rest))
+    every, _ = run_sweep(MODEL, HW, **kw)
+    assert calls and real is not analytic._where_on
+    st = Setting(
+        phase=phase,
+        kernel="auto",
+        ring_variant="zigzag",
+        decode_attn="pass-kv",
+        topo_kind="ib",
+        gpus_per_node=8,
+        cached=extra.get("cached", 0),
+    )
+    L = seqs.astype(float)
+    at = 0
+    for tpl in tpls:
+        degs = [(P, tpl.degrees(P)) for P in (8, 16, 64) if (tpl.text, P) not in skip]
+        rows = [evaluate(MODEL, HW, st, batch=4, seq=L, context=L, **d) for _, d in degs]
+        n = len(L) * len(rows)
+        for k, v in cols.items():
+            assert np.array_equal(v, every[k], equal_nan=v.dtype.kind == "f"), k
+            if k in ("plan_template", "plan", "P", "L"):
+                continue
+            want = np.stack([np.asarray(r[k]) for r in rows], axis=1).reshape(-1)  # lengths x plans
+            assert np.array_equal(v[at : at + n], want, equal_nan=v.dtype.kind == "f"), (tpl.text, k)
+        at += n
+    assert at == len(cols["latency_s"])
+
+
+def _stretched_end_reference(start, work, lo, hi, slowdown):
+    """``closedform.stretched_end`` as first written: both branches everywhere, then ``np.where``."""
+    t2 = np.maximum(start, lo)
+    before = np.minimum(work, np.maximum(lo - start, 0.0))
+    rem = work - before
+    win = np.maximum(hi - t2, 0.0)
+    inside = rem * slowdown <= win
+    end = np.where(inside, t2 + rem * slowdown, t2 + win + (rem - win / slowdown))
+    return np.where(rem > 0, end, start + before)
+
+
+@pytest.mark.parametrize("slow", [1.0, 1.25, "array"])
+def test_stretched_end_shortcuts_are_the_plain_formula_bit_for_bit(slow):
+    from costmodel.closedform import stretched_end
+
+    rng = np.random.default_rng(3)
+    n = 5000
+    start = rng.uniform(0, 1, n)
+    work = np.where(rng.random(n) < 0.1, 0.0, rng.uniform(0, 1, n))
+    lo = start + rng.uniform(-1, 1, n)
+    hi = lo + rng.uniform(0, 2, n)
+    s = rng.uniform(1, 1.5, n) if slow == "array" else slow
+    cases = [
+        (start, work, lo, hi),  # mixed branches
+        (start, work + 1.0, lo, lo),  # empty windows: every point outside
+        (start, work * 1e-9 + 1e-12, start - 1.0, start + 5.0),  # every point inside its window
+        (0.0, work, 0.0, hi[:1]),  # scalars beside arrays, the window's end alone an array
+    ]
+    for args in cases:
+        got = stretched_end(*args, s)
+        want = _stretched_end_reference(*args, s)
+        assert got.shape == want.shape and got.dtype == want.dtype
+        assert np.array_equal(got, want)
+
+
+def test_ring_recurrence_with_a_float_slowdown_is_the_array_slowdown_bit_for_bit():
+    """A slowdown the same at every point runs as one float (``closedform._one_float``): the ends are
+    those of the same slowdown given as a column, for rings that all run and for some of R = 1."""
+    from costmodel.closedform import ring_recurrence
+
+    rng = np.random.default_rng(11)
+    n = 3000
+    c1 = 10 ** rng.uniform(-5, -2, n)
+    g1 = c1 * 10 ** rng.uniform(-3, -1, n)
+    x = (c1 + g1) * 10 ** rng.uniform(-0.5, 0.5, n)
+    x[:300] = (c1[:300] + g1[:300]) * (1 + 1e-4)  # long transients (the float tail)
+    for R in (rng.integers(2, 1025, n), rng.integers(1, 300, n)):
+        for slow, slow_g in ((1.0, 1.05), (1.2, 1.0), (1.0, 1.0)):
+            got = ring_recurrence(2 * c1, g1, c1, g1, x, R, slow, slowdown_g=slow_g)
+            want = ring_recurrence(2 * c1, g1, c1, g1, x, R, np.full(n, slow), slowdown_g=np.full(n, slow_g))
+            assert np.array_equal(got, want)
