@@ -50,38 +50,14 @@ def _python(args: list[str]) -> subprocess.CompletedProcess:
     )
 
 
-def _in_process(args: list[str], capsys, monkeypatch) -> subprocess.CompletedProcess:
-    """``python -m real.run ARGS`` for arguments refused before anything runs (or --help), called in this
-    process (its interpreter and torch are already loaded: a fresh process costs seconds to import torch).
-    The same environment as ``_python`` (no torchrun variables); an unexpected error, which the command
-    ends with ``os._exit(1)`` after its traceback, ends the call with code 1 here.  The entry point's own
-    lines (``python -m real.run``) run as a process in the tests that measure."""
-    from real import run as real_run
-
-    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
-        monkeypatch.delenv(k, raising=False)
-
-    def _exit(code):
-        raise SystemExit(code)
-
-    monkeypatch.setattr(real_run.os, "_exit", _exit)
-    capsys.readouterr()
-    try:
-        code = real_run.main(args)
-    except SystemExit as e:  # argparse's --help and usage errors, or the command's os._exit
-        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    out = capsys.readouterr()
-    return subprocess.CompletedProcess(["real.run", *args], code, out.out, out.err)
-
-
 def test_expand_lists_every_combination():
     got = expand(["--seq", "8;16", "--plan", "tp=2,pp=2;ring=4", "--out", "x"])
     assert len(got) == 4
     assert ["--seq", "16", "--plan", "ring=4", "--out", "x"] in got
 
 
-def test_help(capsys, monkeypatch):
-    r = _in_process(["--help"], capsys, monkeypatch)
+def test_help(real_run_main):
+    r = real_run_main(["--help"])
     assert r.returncode == 0 and "--reps" in r.stdout and "--plan" in r.stdout
 
 
@@ -121,8 +97,8 @@ def test_two_ranks_append_records_and_keep_them(tmp_path):
     assert recs2[:2] == recs and len(recs2) == 3 and recs2[2]["world_size"] == 1
 
 
-def test_plan_that_does_not_match_the_processes_is_refused_with_a_sentence(tmp_path, capsys, monkeypatch):
-    r = _in_process(
+def test_plan_that_does_not_match_the_processes_is_refused_with_a_sentence(tmp_path, real_run_main):
+    r = real_run_main(
         [
             "--topology",
             "nvswitch:4",
@@ -136,29 +112,23 @@ def test_plan_that_does_not_match_the_processes_is_refused_with_a_sentence(tmp_p
             "--out",
             str(tmp_path / "r.jsonl"),
         ],
-        capsys,
-        monkeypatch,
     )
     assert r.returncode == 2
     assert "has 4 ranks but torchrun started 1 processes" in r.stderr
     assert "Traceback" not in r.stderr
 
 
-def test_bad_input_exits_2(tmp_path, capsys, monkeypatch):
-    r = _in_process(
+def test_bad_input_exits_2(tmp_path, real_run_main):
+    r = real_run_main(
         ["--topology", "nvswitch:1", "--plan", "tp=1", "--reps", "3", "--out", str(tmp_path / "r.jsonl")],
-        capsys,
-        monkeypatch,
     )
     assert r.returncode == 2 and "--reps 3" in r.stderr and "Traceback" not in r.stderr
-    r = _in_process(
+    r = real_run_main(
         ["--topology", "nvswitch:1", "--plan", "tp=1", "--seq", "12q", "--out", str(tmp_path / "r.jsonl")],
-        capsys,
-        monkeypatch,
     )
     assert r.returncode == 2 and "--seq" in r.stderr
     if not __import__("torch").cuda.is_available():  # CUDA graphs need a GPU: one sentence, nothing written
-        r = _in_process(
+        r = real_run_main(
             [
                 "--topology",
                 "nvswitch:1",
@@ -169,8 +139,6 @@ def test_bad_input_exits_2(tmp_path, capsys, monkeypatch):
                 "--out",
                 str(tmp_path / "g.jsonl"),
             ],
-            capsys,
-            monkeypatch,
         )
         assert r.returncode == 2 and "--exec graph" in r.stderr and "Traceback" not in r.stderr
         assert not (tmp_path / "g.jsonl").exists()
