@@ -10,19 +10,6 @@ if ROOT not in sys.path:
 from costmodel.presets import load_hardware, load_model  # noqa: E402
 from costmodel.specs import Model  # noqa: E402
 
-# the modules that read the session's ``reproduced`` run: one worker makes it once for all of them
-_REPRODUCED = {"test_reproduce.py", "test_repository_paths.py"}
-
-
-def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist (``--dist loadgroup``, pyproject.toml) each test file goes to one worker whole, so
-    its module-scoped fixtures (simulations, predictions, executor runs) are made once; the files that read
-    the ``reproduced`` run share one group.  Without xdist the marks change nothing."""
-    for item in items:
-        if not any(m.name == "xdist_group" for m in item.iter_markers()):
-            name = item.path.name
-            item.add_marker(pytest.mark.xdist_group("reproduced" if name in _REPRODUCED else name))
-
 
 @pytest.fixture
 def real_run_main(capsys, monkeypatch):
