@@ -108,11 +108,14 @@ PROGRESS_MIN_OPS = 200_000  # schedules smaller than this run in seconds: no bar
 
 def _progress(total: int, desc: str):
     """The project's progress bar (``ringsim.progress``: stderr, only on a terminal) for a large
-    simulation: ``total`` ops, or ring steps of the recurrence (~4 x ring ops a step)."""
+    simulation: ``total`` ops, or ring steps of the recurrence (~4 x ring ops a step); None (no bar,
+    and tqdm not even imported) for a small one."""
+    big = total >= PROGRESS_MIN_OPS or (desc == "ring steps" and 4 * total * total >= PROGRESS_MIN_OPS)
+    if not big:
+        return None
     from .progress import bar
 
-    big = total >= PROGRESS_MIN_OPS or (desc == "ring steps" and 4 * total * total >= PROGRESS_MIN_OPS)
-    return bar(desc=desc, unit="op" if desc == "simulate" else "step", total=total, quiet=not big)
+    return bar(desc=desc, unit="op" if desc == "simulate" else "step", total=total)
 
 
 def _writable_file(flag: str, path: str) -> None:

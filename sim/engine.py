@@ -85,6 +85,7 @@ class SimResult:
     n_events: int
     wall_s: float
     options: SimOptions = field(default_factory=SimOptions)
+    memo: dict = field(default_factory=dict, repr=False, compare=False)  # figures derived from it (run.py)
 
 
 class _Wake(Event):
@@ -117,7 +118,7 @@ class Engine:
         progress=None,
     ):
         """``progress``: None, or ``progress(total, desc)`` returning a bar (``update(n)``, ``close()``,
-        e.g. a ``tqdm``) that is told how many of the ``total`` ops have finished."""
+        e.g. a ``tqdm``; or None: no bar) that is told how many of the ``total`` ops have finished."""
         self.s, self.topo, self.hw = sched, topo, hw
         self.progress = progress
         self.opt = options or SimOptions()
@@ -129,69 +130,86 @@ class Engine:
         on = self.opt.compute_slowdown
         s_attn = hw.attention_slowdown_under_comm if on else 1.0
         s_other = hw.compute_slowdown_under_comm if on else 1.0
+        ops = sched.ops
+        attn = OpKind.ATTN
         # per op: how much slower it runs while a transfer is in flight on its GPU
-        self.slow_of = [s_attn if op.kind == OpKind.ATTN else s_other for op in sched.ops]
+        self.slow_of = [s_attn if op.kind == attn else s_other for op in ops]
         self.slow = max(s_attn, s_other)  # 1.0: no op is ever slowed, nothing to rescale
         # the kernel-boundary gate: which compute ops hold a comm op that becomes ready beside them
         self.gated = bool(hw.comm_gate_kinds)
         self.gate_lead = hw.comm_gate_lead_s
-        self.gates = [
-            op.kind.is_compute
-            and hw.gates_comm(
-                op.kind.value, op.shape[2] if op.kind == OpKind.ATTN and len(op.shape) > 2 else 2
-            )
-            for op in sched.ops
-        ]
+        self.gates = (
+            [
+                op.kind.is_compute
+                and hw.gates_comm(op.kind.value, op.shape[2] if op.kind == attn and len(op.shape) > 2 else 2)
+                for op in ops
+            ]
+            if self.gated
+            else [False] * len(ops)
+        )
         self._index()
 
     # -- static structure ----------------------------------------------------------------------
     def _index(self) -> None:
         ops = self.s.ops
         n = len(ops)
-        pos = {op.id: i for i, op in enumerate(ops)} if any(op.id != i for i, op in enumerate(ops)) else None
-        self.rank = [op.rank for op in ops]
+        n_ranks = self.s.n_ranks
+        pos = None if [op.id for op in ops] == list(range(n)) else {op.id: i for i, op in enumerate(ops)}
+        self.rank = rank = [op.rank for op in ops]
         self.is_comm = [op.kind not in COMPUTE_KINDS for op in ops]
         self.est = [op.est_s for op in ops]
-        for op in ops:
-            if op.stream not in ("compute", "comm"):
-                raise SpecError(
-                    f"op {op.id} ({op.tag}) has stream {op.stream!r}: valid are 'compute' and 'comm'"
-                )
-            if not 0 <= op.rank < self.s.n_ranks:
-                raise SpecError(
-                    f"op {op.id} ({op.tag}) has rank {op.rank}: valid are 0..{self.s.n_ranks - 1}"
-                )
-        # issue units per (rank, stream), in list order
+        # issue units per (rank, stream), in list order; the host of a rank issues its ops in list order,
+        # ahead of the GPU: a unit cannot start before the host has issued all of its ops (cumulative
+        # issue time of the rank's ops up to them; a captured graph's launch delays the first op)
         unit_of = [0] * n
         units: list[list[int]] = []
-        stream_units: list[list[int]] = [[] for _ in range(2 * self.s.n_ranks)]
-        open_batch: dict[tuple[int, int, int], int] = {}
+        stream_units: list[list[int]] = [[] for _ in range(2 * n_ranks)]
+        open_batch: dict[tuple[int, int], int] = {}
+        host_clock = [self.s.launch_s] * n_ranks
+        host_ready: list[float] = []
         for i, op in enumerate(ops):
-            st = 2 * op.rank + (op.stream == "comm")
-            if op.batch >= 0:
-                u = open_batch.get((st, op.batch))
-                if u is None:
-                    u = open_batch[(st, op.batch)] = len(units)
-                    units.append([])
-                    stream_units[st].append(u)
+            r, stream = op.rank, op.stream
+            if stream == "comm":
+                st = 2 * r + 1
+            elif stream == "compute":
+                st = 2 * r
             else:
+                raise SpecError(
+                    f"op {op.id} ({op.tag}) has stream {stream!r}: valid are 'compute' and 'comm'"
+                )
+            if not 0 <= r < n_ranks:
+                raise SpecError(f"op {op.id} ({op.tag}) has rank {r}: valid are 0..{n_ranks - 1}")
+            b = op.batch
+            u = open_batch.get((st, b)) if b >= 0 else None
+            if u is None:
                 u = len(units)
-                units.append([])
+                if b >= 0:
+                    open_batch[(st, b)] = u
+                units.append([i])
                 stream_units[st].append(u)
-            units[u].append(i)
+                host_ready.append(0.0)
+            else:
+                units[u].append(i)
             unit_of[i] = u
+            c = host_clock[r] = host_clock[r] + op.issue_s
+            if c > host_ready[u]:
+                host_ready[u] = c
         pend = [0] * len(units)
         dependents: list[list[int]] = [[] for _ in range(n)]
         for i, op in enumerate(ops):
-            for d in op.deps:
+            deps = op.deps
+            if not deps:
+                continue
+            ui, r = unit_of[i], rank[i]
+            for d in deps:
                 j = d if pos is None else pos.get(d)
-                if j is None or not 0 <= j < n or ops[j].rank != op.rank:
+                if j is None or not 0 <= j < n or rank[j] != r:
                     raise SpecError(
                         f"op {op.id} ({op.tag}) depends on op {d}, which is not an op of rank {op.rank}"
                     )
-                if unit_of[j] != unit_of[i]:
+                if unit_of[j] != ui:
                     dependents[j].append(i)
-                    pend[unit_of[i]] += 1
+                    pend[ui] += 1
         self.unit_of, self.units, self.stream_units, self.pend, self.dependents = (
             unit_of,
             units,
@@ -199,15 +217,6 @@ class Engine:
             pend,
             dependents,
         )
-        # the host of a rank issues its ops in list order, ahead of the GPU: a unit cannot start before
-        # the host has issued all of its ops (cumulative issue time of the rank's ops up to them)
-        host_clock = [self.s.launch_s] * self.s.n_ranks  # a captured graph's launch delays the first op
-        host_ready = [0.0] * len(units)
-        for i, op in enumerate(ops):
-            host_clock[op.rank] += op.issue_s
-            u = unit_of[i]
-            if host_clock[op.rank] > host_ready[u]:
-                host_ready[u] = host_clock[op.rank]
         self.host_ready = host_ready
 
     # -- run -----------------------------------------------------------------------------------
@@ -238,8 +247,9 @@ class Engine:
         self.n_events = 0
         self._n_done, self._tick, self._bar = 0, float("inf"), None
         if self.progress is not None:
-            self._bar = self.progress(n, "simulate")
-            self._tick = PROGRESS_EVERY
+            self._bar = self.progress(n, "simulate")  # None: no bar for this one
+            if self._bar is not None:
+                self._tick = PROGRESS_EVERY
         try:
             for st in range(len(self.stream_units)):
                 self._try_issue(st, -1)

@@ -132,7 +132,15 @@ def _build(cfg: Config, microbatches: int, layers: int):
 def _unit_slices(res: SimResult, k: int) -> list[list[int]] | None:
     """Op indices of each rank's layers, or None if ranks' ops do not split into k equal units.  Ops
     outside a layer (the LM head) may follow the units (they shift with the last one); between units
-    they would make the units unequal: None.  A pipeline's units are its micro-batches (``_mb_slices``)."""
+    they would make the units unequal: None.  A pipeline's units are its micro-batches (``_mb_slices``).
+    Computed once per result and k (the checks and the statistics ask several times)."""
+    memo = res.memo.setdefault("unit_slices", {})
+    if k not in memo:
+        memo[k] = _find_unit_slices(res, k)
+    return memo[k]
+
+
+def _find_unit_slices(res: SimResult, k: int) -> list[list[int]] | None:
     if _is_pipeline(res):
         return _mb_slices(res, k)
     out: list[list[int]] = [[] for _ in range(res.schedule.n_ranks)]

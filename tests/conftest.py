@@ -11,6 +11,38 @@ from costmodel.presets import load_hardware, load_model  # noqa: E402
 from costmodel.specs import Model  # noqa: E402
 
 
+@pytest.fixture
+def real_run_main(capsys, monkeypatch):
+    """``python -m real.run ARGS`` as a call in this process, for arguments refused before anything runs
+    (or --help): the interpreter and torch are loaded already, where a fresh process takes seconds to
+    import torch.  Same environment as the tests' subprocesses (no torchrun variables); an unexpected
+    error, which the command ends with ``os._exit(1)`` after its traceback, ends the call with code 1
+    here.  Returns a ``subprocess.CompletedProcess`` (returncode, stdout, stderr).  The entry point's own
+    lines run as processes in the tests that measure."""
+    import subprocess
+
+    from real import run as real_run
+
+    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(k, raising=False)
+
+    def _exit(code):
+        raise SystemExit(code)
+
+    monkeypatch.setattr(real_run.os, "_exit", _exit)
+
+    def call(args: list[str]) -> subprocess.CompletedProcess:
+        capsys.readouterr()
+        try:
+            code = real_run.main(list(args))
+        except SystemExit as e:  # argparse's --help and usage errors, or the command's os._exit
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        out = capsys.readouterr()
+        return subprocess.CompletedProcess(["real.run", *args], code, out.out, out.err)
+
+    return call
+
+
 @pytest.fixture(scope="session")
 def h100():
     return load_hardware("h100-sxm")

@@ -239,7 +239,7 @@ def test_gen_tokens_simulator_interpolation_and_agreement():
     assert every.latency_s == pytest.approx(predict(cfg).latency_s, rel=0.01)
 
 
-def test_gen_tokens_real_run_measures_independent_steps(tmp_path):
+def test_gen_tokens_real_run_measures_independent_steps(tmp_path, real_run_main):
     import json
     import os
     import subprocess
@@ -303,15 +303,7 @@ def test_gen_tokens_real_run_measures_independent_steps(tmp_path):
     import statistics
 
     assert rec["latency_s"]["median"] == pytest.approx(statistics.median(rec["latency_s"]["samples"]))
-    bad = subprocess.run(
-        [sys.executable, "-m", "real.run", *args, "--gen-tokens", "33"],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    bad = real_run_main([*args, "--gen-tokens", "33"])
     assert bad.returncode == 2 and "--gen-tokens 33 is not valid for real.run" in bad.stderr
 
 

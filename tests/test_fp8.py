@@ -142,12 +142,12 @@ def test_executor_fp8_tp2_matches_reference(tmp_path):
     assert rec["check"]["passed"] and rec["check"]["rel_err"] > 5e-3
 
 
-def test_fp8_flag_bad_input():
+def test_fp8_flag_bad_input(real_run_main):
     with pytest.raises(SpecError, match="--fp8 'mlp' is not valid"):
         build_config({"fp8": "mlp"})
     with pytest.raises(SpecError, match="--kv-dtype 'int8' is not valid"):
         build_config({"kv_dtype": "int8"})
-    r = _run(["--out", "/tmp/never.jsonl", "--fp8", "half"])
+    r = real_run_main(["--out", "/tmp/never.jsonl", "--fp8", "half"])
     assert r.returncode == 2
 
 

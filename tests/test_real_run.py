@@ -56,8 +56,8 @@ def test_expand_lists_every_combination():
     assert ["--seq", "16", "--plan", "ring=4", "--out", "x"] in got
 
 
-def test_help():
-    r = _python(["--help"])
+def test_help(real_run_main):
+    r = real_run_main(["--help"])
     assert r.returncode == 0 and "--reps" in r.stdout and "--plan" in r.stdout
 
 
@@ -97,8 +97,8 @@ def test_two_ranks_append_records_and_keep_them(tmp_path):
     assert recs2[:2] == recs and len(recs2) == 3 and recs2[2]["world_size"] == 1
 
 
-def test_plan_that_does_not_match_the_processes_is_refused_with_a_sentence(tmp_path):
-    r = _python(
+def test_plan_that_does_not_match_the_processes_is_refused_with_a_sentence(tmp_path, real_run_main):
+    r = real_run_main(
         [
             "--topology",
             "nvswitch:4",
@@ -111,24 +111,24 @@ def test_plan_that_does_not_match_the_processes_is_refused_with_a_sentence(tmp_p
             "ring=4",
             "--out",
             str(tmp_path / "r.jsonl"),
-        ]
+        ],
     )
     assert r.returncode == 2
     assert "has 4 ranks but torchrun started 1 processes" in r.stderr
     assert "Traceback" not in r.stderr
 
 
-def test_bad_input_exits_2(tmp_path):
-    r = _python(
-        ["--topology", "nvswitch:1", "--plan", "tp=1", "--reps", "3", "--out", str(tmp_path / "r.jsonl")]
+def test_bad_input_exits_2(tmp_path, real_run_main):
+    r = real_run_main(
+        ["--topology", "nvswitch:1", "--plan", "tp=1", "--reps", "3", "--out", str(tmp_path / "r.jsonl")],
     )
     assert r.returncode == 2 and "--reps 3" in r.stderr and "Traceback" not in r.stderr
-    r = _python(
-        ["--topology", "nvswitch:1", "--plan", "tp=1", "--seq", "12q", "--out", str(tmp_path / "r.jsonl")]
+    r = real_run_main(
+        ["--topology", "nvswitch:1", "--plan", "tp=1", "--seq", "12q", "--out", str(tmp_path / "r.jsonl")],
     )
     assert r.returncode == 2 and "--seq" in r.stderr
     if not __import__("torch").cuda.is_available():  # CUDA graphs need a GPU: one sentence, nothing written
-        r = _python(
+        r = real_run_main(
             [
                 "--topology",
                 "nvswitch:1",
@@ -138,7 +138,7 @@ def test_bad_input_exits_2(tmp_path):
                 "graph",
                 "--out",
                 str(tmp_path / "g.jsonl"),
-            ]
+            ],
         )
         assert r.returncode == 2 and "--exec graph" in r.stderr and "Traceback" not in r.stderr
         assert not (tmp_path / "g.jsonl").exists()

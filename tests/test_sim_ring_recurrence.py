@@ -211,6 +211,18 @@ def test_cli_progress_bar_is_quiet_without_a_terminal(capsys):
     assert capsys.readouterr().err == ""
 
 
+def test_cli_progress_makes_no_bar_for_a_small_run():
+    """A run too small for a bar gets none (tqdm is not even imported for it); the engine runs the same."""
+    from ringsim.cmd_simulate import PROGRESS_MIN_OPS, _progress
+
+    assert _progress(PROGRESS_MIN_OPS - 1, "simulate") is None
+    assert _progress(PROGRESS_MIN_OPS, "simulate") is not None
+    cfg = _cfg("h100-sxm", "ring=8", "ib:1x8", 8 * 256)
+    quiet = run_config(cfg, coarsen=False, progress=_progress)
+    plain = run_config(cfg, coarsen=False)
+    assert quiet.result.end == plain.result.end and quiet.latency_s == plain.latency_s
+
+
 @st.composite
 def _rings(draw):
     gpn = draw(st.sampled_from([2, 4, 8]))

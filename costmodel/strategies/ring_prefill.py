@@ -105,6 +105,8 @@ def emit(b, site, q, kv, o) -> None:
     ts = _steps(b, R)
     if len(ts) < R and not _middle_uniform(b, i):
         b.ring_uniform = False
+    merge = Lr.lse_merge(Role.MERGE, m, tok, geo.q_heads, ("part", "acc"), ("acc",))  # every step's
+    init = Lr.elementwise(Role.INIT, geo.accum_bytes(tok), ("part",), ("acc",))
     for j, t in enumerate(ts):  # j == t unless coarsened (buffers alternate by position)
         cur = kv if j == 0 else f"kvbuf{j % 2}"
         stag = f"{site.tag}/ring/step{t}"
@@ -116,9 +118,9 @@ def emit(b, site, q, kv, o) -> None:
         for c, (ql, kl, causal) in enumerate(step_calls(plan.ring_variant, b.wl.causal, R, lr, lc, i, t)):
             prog.work(_call(b, ql, kl, causal, q, cur), stag, label=f"attn{c}" if c else "attn", call=c, **f)
             if have:
-                prog.work(Lr.lse_merge(Role.MERGE, m, tok, geo.q_heads, ("part", "acc"), ("acc",)), stag, **f)
+                prog.work(merge, stag, **f)
             else:
-                prog.work(Lr.elementwise(Role.INIT, geo.accum_bytes(tok), ("part",), ("acc",)), stag, **f)
+                prog.work(init, stag, **f)
                 have = True
     prog.work(
         Lr.elementwise(Role.FINALIZE, geo.accum_bytes(tok), ("acc",), (o,)),
