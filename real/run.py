@@ -299,22 +299,27 @@ def _time_reps(
     bound=(float("inf"), ""),
     first_bound=None,
     timing: str = "barrier",
+    hosts: dict | None = None,
 ) -> list[float]:
-    """Per-repetition seconds, max over ranks.  Each repetition is a watchdog step with ``bound``
-    (the first one ``first_bound`` if given).  ``timing="aligned"`` (GPU, several ranks): a one-element
-    all-reduce on the compute stream just before the start event, so the clocks of all ranks start when
-    the last rank's GPU arrives, not when each host left the barrier: the host-side release skew of the
-    barrier (measured 60-70 us at P = 2 in a decode step's first all-reduce, 2026-11-28) stays out of
-    the pass, as it does between consecutive steps of a serving loop.  The GPU then spins
-    ``ALIGN_SPIN_S`` before the start event, so that the host's own time to enqueue the pass is not in it
-    either (without the spin the aligned steps measured 50-90 us longer than after a barrier alone:
-    the start event ran as soon as the all-reduce ended, before the late host had launched the step)."""
+    """Per-repetition seconds, max over ranks.  ``hosts`` (GPU, several ranks): filled with each repetition's
+    spread of the hosts' start of the pass over ranks (``start_skew_us``: the last rank's host clock,
+    CLOCK_MONOTONIC, shared on one machine, minus the first's, at the call of the pass) and each rank's
+    time to enqueue it (``enqueue_us``, per rank: the median over repetitions), a diagnostic of what a
+    P >= 2 step waits for at its first collective.  Each repetition is a watchdog step with ``bound`` (the
+    first one ``first_bound`` if given).  ``timing="aligned"`` (GPU, several ranks): a one-element
+    all-reduce on the compute stream just before the start event, so the clocks of all ranks start when the
+    last rank's GPU arrives, not when each host left the barrier: the host-side release skew of the
+    barrier (measured 60-70 us at P = 2 in a decode step's first all-reduce, 2026-11-28) stays out of the
+    pass, as it does between consecutive steps of a serving loop.  The GPU then spins ``ALIGN_SPIN_S``
+    before the start event, so that the host's own time to enqueue the pass is not in it either (without
+    the spin the aligned steps measured 50-90 us longer than after a barrier alone: the start event ran as
+    soon as the all-reduce ended, before the late host had launched the step)."""
     align = (
         torch.zeros(1, device=device)
         if timing == "aligned" and device.type == "cuda" and dist.get_world_size() > 1
         else None
     )
-    ts = []
+    ts, starts, enq = [], [], []
     for i in range(n):
         if wd is not None:
             b, why = first_bound if (i == 0 and first_bound) else bound
@@ -335,16 +340,27 @@ def _time_reps(
                 # start event is recorded when the pass is already queued (not host launch latency)
                 torch.cuda._sleep(int(ALIGN_SPIN_S * _sm_hz(device)))
             a.record()
+            h0 = time.monotonic_ns()
             ex.run()
+            h1 = time.monotonic_ns()
             b.record()
             b.synchronize()
             ts.append(a.elapsed_time(b) / 1e3)
+            starts.append(h0)
+            enq.append(h1 - h0)
         else:
             t0 = time.perf_counter()
             ex.run()
             ts.append(time.perf_counter() - t0)
     t = torch.tensor(ts, dtype=torch.float64, device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    if hosts is not None and starts and dist.get_world_size() > 1:
+        mine = torch.tensor([starts, enq], dtype=torch.int64, device=device)
+        every = [torch.empty_like(mine) for _ in range(dist.get_world_size())]
+        dist.all_gather(every, mine)
+        st = torch.stack([e[0] for e in every]).double()  # (ranks, reps)
+        hosts["start_skew_us"] = ((st.max(0).values - st.min(0).values) / 1e3).tolist()
+        hosts["enqueue_us"] = [statistics.median((e[1].double() / 1e3).tolist()) for e in every]
     return t.tolist()
 
 
@@ -551,6 +567,7 @@ def measure(
             wd.step(f"{name}: CUDA graph capture", *bd["setup"])
         ex.capture()
         _time_reps(ex, a.warmup, device, wd, f"{name}: warm-up replay", bd["pass"], bd["first"], a.timing)
+    hosts: dict = {}
     samples = _time_reps(
         ex,
         a.reps,
@@ -560,6 +577,7 @@ def measure(
         bd["pass"],
         None if n_warm else bd["first"],
         a.timing,
+        hosts,
     )
     if a.profile_dir:
         if wd is not None:
@@ -610,6 +628,7 @@ def measure(
         comm_priority=a.comm_priority,
         attn_split=a.attn_split,
         timing=a.timing if world > 1 else "single",
+        **({"hosts": hosts} if hosts else {}),  # the hosts' start skew and enqueue time per pass (diagnostic)
         attn_gqa_native=dict(kernels.GQA_NATIVE),  # grouped-query K/V taken as they are, or expanded first
         latency_s=_latency(samples, a, how),
         tps=tokens / med,
