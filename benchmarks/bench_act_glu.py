@@ -31,6 +31,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from costmodel import presets  # noqa: E402
+from costmodel.results import atomic_write_text  # noqa: E402
 from real import model as M  # noqa: E402
 from real.microbench import _rec, provenance, time_fn, time_graph  # noqa: E402
 
@@ -90,10 +91,7 @@ def main() -> int:
     a = p.parse_args()
     dev = torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
     raw = {"provenance": provenance(dev), "device": dev.type, "results": run(a.quick), "suites": ["act-glu"]}
-    tmp = a.out + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(raw, f, indent=1)
-    os.replace(tmp, a.out)
+    atomic_write_text(a.out, json.dumps(raw, indent=1))
     for r in raw["results"]:
         print(
             f"{r['variant']:6s} {r['mode']:5s} {r['tokens']:6d} rows {r['median_s'] * 1e6:9.1f} us "

@@ -26,6 +26,7 @@ import torch.distributed as dist
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from costmodel.results import atomic_write_text  # noqa: E402
 from real.microbench import provenance, time_graph  # noqa: E402
 
 SIZES = (16384, 131072, 1048576)
@@ -129,10 +130,7 @@ def main() -> int:
     if dist.get_rank() == 0:
         dev = torch.device("cuda", 0)
         raw = {"provenance": provenance(dev), "device": "cuda", "results": res, "suites": ["comm-in-step"]}
-        tmp = a.out + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(raw, f, indent=1)
-        os.replace(tmp, a.out)
+        atomic_write_text(a.out, json.dumps(raw, indent=1))
         for r in res:
             if r["op"] == "rank_start_skew":
                 print(

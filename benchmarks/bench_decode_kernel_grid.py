@@ -23,6 +23,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from costmodel.results import atomic_write_text  # noqa: E402
 from real import kernels as K  # noqa: E402
 from real.microbench import provenance  # noqa: E402
 
@@ -115,10 +116,7 @@ def main() -> int:
         "results": run(a.quick),
         "suites": ["decode-kernel-grid"],
     }
-    tmp = a.out + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(raw, f, indent=1)
-    os.replace(tmp, a.out)
+    atomic_write_text(a.out, json.dumps(raw, indent=1))
     for r in raw["results"]:
         main_k = max(r["kernels"], key=lambda k: k["dur_us"]) if r["kernels"] else {}
         print(

@@ -25,7 +25,9 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from costmodel import layers as Lr  # noqa: E402
 from costmodel import presets  # noqa: E402
+from costmodel.results import atomic_write_text  # noqa: E402
 from real import model as M  # noqa: E402
 from real.microbench import _rec, gemm_shapes, provenance, time_graph  # noqa: E402
 
@@ -48,7 +50,7 @@ def run(quick: bool) -> list[dict]:
             shapes = gemm_shapes(md.d_model, md.d_ff, md.q_dim, md.kv_dim, tp, up)
             for name, (n, k) in shapes.items():
                 for fp8 in (False, True):
-                    wb = k * n + 4 * n if fp8 else 2 * k * n
+                    wb = Lr.gemm(name, 1, n, k, 2, (), (), fp8).weight_bytes  # the cost model's count
                     copies = int(min(MAX_COPIES, max(2, math.ceil(COLD_BYTES / wb))))
                     ws = []
                     for _ in range(copies):
@@ -111,10 +113,7 @@ def main() -> int:
         "results": run(a.quick),
         "suites": ["gemm-stream"],
     }
-    tmp = a.out + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(raw, f, indent=1)
-    os.replace(tmp, a.out)
+    atomic_write_text(a.out, json.dumps(raw, indent=1))
     for r in raw["results"]:
         print(
             f"{r['dtype']:4s} {r['model']:10s} tp={r['tp']} {r['name']:8s} m={r['m']:3d} "

@@ -36,6 +36,7 @@ from collections import defaultdict
 import numpy as np
 
 from costmodel import kernels, presets
+from costmodel import layers as Lr
 from costmodel.errors import SpecError
 
 
@@ -50,7 +51,7 @@ def _weight_bytes(r: dict, fp8: bool) -> float | None:
     n, k = r.get("n"), r.get("k")
     if not all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0 for v in (n, k)):
         return None
-    return float(k * n + 4 * n) if fp8 else float(2 * k * n)
+    return float(Lr.gemm("qkv", 1, n, k, 2, (), (), fp8).weight_bytes)  # the cost model's own count
 
 
 def _cold_stream(cold: list[dict]) -> dict[float, list[float]]:
