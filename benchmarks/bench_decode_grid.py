@@ -52,9 +52,10 @@ def main() -> None:
     p.add_argument(
         "--subset",
         default="all",
-        choices=("all", "gaps", "batches"),
+        choices=("all", "gaps", "batches", "items"),
         help="gaps: the corners the first grid missed (1-2 heads, batch 128, 512Ki) and its warm caches; "
-        "batches: batches between the grid's (6-40) at 36Ki and 90Ki keys",
+        "batches: batches between the grid's (6-40) at 36Ki and 90Ki keys; "
+        "items: every batch 1-96 for the presets' TP head pairs at 15Ki and 66Ki keys",
     )
     p.add_argument("--dry-run", action="store_true")
     a = p.parse_args()

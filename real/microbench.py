@@ -748,12 +748,13 @@ def _executor_variants(world: int) -> list:
 
 
 def bench_executor_ops_graph(
-    dev, dtype, model_dims: dict, calls: int = 10, reps: int = 5, context: int = 256
+    dev, dtype, model_dims: dict, calls: int = 10, reps: int = 5, context: int = 256, batch: int = 1
 ) -> list[dict]:
-    """Device time of each op of the executor's own decode step, in place: one layer of the model at one
-    sequence and a short context, every op group (a kernel, or an NCCL group) captured alone in a CUDA
-    graph of ``calls`` repetitions and replayed by every rank together.  At these shapes an
-    elementwise op's time is its floor: the fixed cost of the kernels its implementation runs."""
+    """Device time of each op of the executor's own decode step, in place: one layer of the model at
+    ``batch`` sequences (one by default) and a short context, every op group (a kernel, or an NCCL group)
+    captured alone in a CUDA graph of ``calls`` repetitions and replayed by every rank together.  At one
+    sequence an elementwise op's time is its floor: the fixed cost of the kernels its implementation
+    runs; at more, how that cost grows with rows."""
     from costmodel import presets
     from costmodel.build import build_schedule
     from costmodel.config import Config
@@ -768,8 +769,8 @@ def bench_executor_ops_graph(
     model = Model(
         name="dims", layers=1, d_model=d, n_heads=qd // hd, n_kv_heads=kvd // hd, head_dim=hd, d_ff=ff
     )
-    wl = Workload(batch=1, seq_len=context, phase="decode", context_len=context)
-    kern = "cudnn"
+    wl = Workload(batch=batch, seq_len=context, phase="decode", context_len=context)
+    kern = "cudnn" if dev.type == "cuda" else "math"
     out = []
     for plan in _executor_variants(world):
         cfg = Config(
@@ -808,6 +809,7 @@ def bench_executor_ops_graph(
                     plan=plan.name,
                     decode_attn=str(plan.decode_attn),
                     ops_in_group=len(grp),
+                    **({"batch": batch} if batch != 1 else {}),
                 )
             )
             ex.run_ops(grp, env)  # on to the next group's inputs
@@ -941,7 +943,19 @@ DECODE_GRID_BATCHES = {
     "kv_heads": (8, 16, 32),
     "batch": (6, 10, 12, 20, 24, 40),
     "context": (36864, 92160),
-}  # caches below this were read from L2 in the first grid (no rotation)
+}
+# every batch 1-96 (issue 12: unseen decode steps at B = 9, 10, 20 missed by 8-16%: 72, 80 and 288 work
+# items, between the grid's counts, where the kernel's split and wave rule change): the (query, KV) head
+# pairs per GPU of the presets' TP shards, at key counts no validation record uses (``--subset items``);
+# the read-time factor is fitted at each measured count of work items (sequences x KV heads)
+DECODE_GRID_ITEMS = {
+    "pairs": ((32, 32), (16, 16), (8, 8), (32, 8), (16, 4), (8, 2), (4, 1)),
+    "batch": tuple(range(1, 97)),
+    "context": (15360, 67584),
+    "held_out_batch": (11, 27, 45, 77),
+}
+DECODE_GRID_ITEMS_CACHE_CAP = 24 * 2**30
+# caches below this were read from L2 in the first grid (no rotation)
 # the H200's L2 is 50 MB (NVIDIA H200 datasheet / Hopper whitepaper: "50 MB L2"); calls rotate over cache
 # copies so that at least this many bytes are read between two reads of one copy
 DECODE_GRID_COLD = 256 * 2**20
@@ -959,8 +973,18 @@ def decode_grid_cases(
     ``subset="gaps"``: only the points of the grid widened by ``DECODE_GRID_GAPS`` that the first grid did
     not measure cold (1-2 query heads, batch 128, 512Ki keys, and caches small enough to have been
     served from L2), with ``DECODE_GRID_GAPS_HELD_OUT`` held out beside the grid's own held-out points."""
-    if subset not in ("all", "gaps", "batches"):
-        raise ValueError(f"subset {subset!r} is not valid: give all, gaps or batches")
+    if subset not in ("all", "gaps", "batches", "items"):
+        raise ValueError(f"subset {subset!r} is not valid: give all, gaps, batches or items")
+    if subset == "items" and not quick:
+        g = DECODE_GRID_ITEMS
+        return [
+            {"heads": h, "kv_heads": hk, "batch": b, "kv_len": L, "held_out": b in g["held_out_batch"]}
+            for hk in sorted({hk for _, hk in g["pairs"]})
+            for L in g["context"]
+            for b in g["batch"]
+            for h in sorted(h for h, k in g["pairs"] if k == hk)
+            if 2 * b * L * hk * head_dim * dtype_bytes <= DECODE_GRID_ITEMS_CACHE_CAP
+        ]
     if subset == "batches" and not quick:
         g = DECODE_GRID_BATCHES
         return [
