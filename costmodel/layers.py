@@ -54,7 +54,7 @@ def work_time(hw: Hardware, w: Work, kernel: str):
         t = kernels.elementwise_device_time(hw, w.hbm_bytes, cls)
         if w.glu and hw.glu_act_traffic != 1.0:
             t = t * hw.glu_act_traffic
-    floor = hw.op(cls).floor_s
+    floor = hw.op(cls).floor_at(w.m) if w.kind != OpKind.GEMM else hw.op(cls).floor_s
     if w.glu:
         floor = floor * hw.glu_act_floor_ratio
     return np.maximum(t, floor) if floor else t
@@ -94,8 +94,10 @@ def gemm(role, m, n, k, dtype_bytes, reads, writes, fp8: bool = False) -> Work:
     )
 
 
-def elementwise(role, hbm_bytes, reads, writes, kind=OpKind.ELEMENTWISE) -> Work:
-    return Work(Role(role), kind, hbm_bytes=hbm_bytes, reads=reads, writes=writes)
+def elementwise(role, hbm_bytes, reads, writes, kind=OpKind.ELEMENTWISE, rows=0) -> Work:
+    """An op that streams its bytes; ``rows``: the rows (tokens) of one call, where its floor grows with
+    them (``OpFigures.floor_at``; 0: not counted, the floor at one row)."""
+    return Work(Role(role), kind, hbm_bytes=hbm_bytes, reads=reads, writes=writes, m=rows)
 
 
 def attention(role, model: Model, batch, heads, q_len, kv_len, causal, reads, writes, kv_heads=None) -> Work:
@@ -150,10 +152,10 @@ def pre_attention(model: Model, tok, qkv_n, q_n=None) -> list[Work]:
         else []
     )
     return [
-        elementwise("norm1", 2 * tok * d * b, ("x",), ("h",)),
+        elementwise("norm1", 2 * tok * d * b, ("x",), ("h",), rows=tok),
         gemm("qkv", tok, qkv_n, d, b, ("h",), ("q", "kv_local"), "qkv" in model.fp8_roles),
         *bias,
-        elementwise("rope", 2 * tok * rope_n * b, ("q", "kv_local"), ("q", "kv_local")),
+        elementwise("rope", 2 * tok * rope_n * b, ("q", "kv_local"), ("q", "kv_local"), rows=tok),
     ]
 
 
@@ -163,7 +165,7 @@ def lm_head_works(model: Model, rows, cols) -> list[Work]:
     logit and its index in that slice (greedy choice; under TP the ranks then all-gather those pairs)."""
     d, b = model.d_model, model.dtype_bytes
     return [
-        elementwise("final_norm", 2 * rows * d * b, ("x",), ("h_last",)),
+        elementwise("final_norm", 2 * rows * d * b, ("x",), ("h_last",), rows=rows),
         gemm("lm_head", rows, cols, d, b, ("h_last",), ("logits",)),
         elementwise("logits_max", rows * cols * b + rows * 8, ("logits",), ("top",)),
     ]
@@ -175,7 +177,7 @@ def post_attention_proj(model: Model, tok, tp) -> list[Work]:
 
 
 def residual(name, model: Model, tok) -> Work:
-    return elementwise(name, 3 * tok * model.d_model * model.dtype_bytes, ("x", "y"), ("x",))
+    return elementwise(name, 3 * tok * model.d_model * model.dtype_bytes, ("x", "y"), ("x",), rows=tok)
 
 
 def mlp_in(model: Model, tok, tp) -> list[Work]:
@@ -183,9 +185,9 @@ def mlp_in(model: Model, tok, tp) -> list[Work]:
     up_n = f * (model.mlp_mats - 1)
     act_bytes = (2 if model.mlp_mats == 2 else 3) * tok * f * b
     return [
-        elementwise("norm2", 2 * tok * d * b, ("x",), ("h",)),
+        elementwise("norm2", 2 * tok * d * b, ("x",), ("h",), rows=tok),
         gemm("mlp_up", tok, up_n, d, b, ("h",), ("u",), "mlp_up" in model.fp8_roles),
-        replace(elementwise("act", act_bytes, ("u",), ("a",)), glu=model.mlp_mats == 3),
+        replace(elementwise("act", act_bytes, ("u",), ("a",), rows=tok), glu=model.mlp_mats == 3),
         gemm("mlp_down", tok, d, f, b, ("a",), ("y",), "mlp_down" in model.fp8_roles),
     ]
 

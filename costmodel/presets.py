@@ -336,10 +336,13 @@ def hardware_from_dict(raw: dict) -> Hardware:
         ops_t = ach.sub("ops")
         for cls in list(ops_t.t):
             o = ops_t.sub(cls)
+            rows = _curve(o, "floor_rows", "floor_rows_factor") if "floor_rows" in o.t else None
             ops[cls] = OpFigures(
                 bytes_factor=_get(o, "bytes_factor", 1.0),
                 issue_s=_get(o, "issue_us") * 1e-6,
                 floor_s=_get(o, "floor_us", 0.0) * 1e-6,
+                floor_rows=rows.x if rows else (),
+                floor_rows_factor=rows.y if rows else (),
             )
             o.done()
         ops_t.done()

@@ -378,11 +378,17 @@ class OpFigures:
     cannot finish sooner, so it is the floor of short ops (decode) when the host issues op by op.
     ``floor_s``: device time of the op at its smallest shape (the fixed cost of each kernel it runs,
     as seen when a CUDA graph replays it with no host in the way): its device time is at least this.
+    ``floor_rows`` / ``floor_rows_factor``: how that fixed cost grows with the rows (tokens) of a call, as
+    measured (the floor at so many rows over the floor at one; piecewise linear in log2 of the rows, flat
+    beyond the knots): a row-wise reduction of 32 rows is not the cost of one.  None given: the same
+    floor at every row count.
     """
 
     bytes_factor: float = 1.0
     issue_s: float
     floor_s: float = 0.0
+    floor_rows: tuple[float, ...] = ()
+    floor_rows_factor: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         check(0.1 <= self.bytes_factor <= 100, "ops.bytes_factor", self.bytes_factor, "must be in [0.1, 100]")
@@ -390,6 +396,21 @@ class OpFigures:
         check(
             0 <= self.floor_s < 1e-2, "ops.floor_us", self.floor_s * 1e6, "must be in [0, 10000) microseconds"
         )
+        if self.floor_rows or self.floor_rows_factor:
+            Curve(x=tuple(self.floor_rows), y=tuple(self.floor_rows_factor), name="ops.floor_rows")
+            check(
+                all(0.5 <= f <= 10.0 for f in self.floor_rows_factor),
+                "ops.floor_rows_factor",
+                list(self.floor_rows_factor),
+                "must be numbers in [0.5, 10] (the floor at so many rows over the floor at one)",
+            )
+
+    def floor_at(self, rows=None):
+        """The op's floor (seconds) at ``rows`` rows a call (numpy-vectorised; None or 0: one row)."""
+        if not self.floor_rows or rows is None or not self.floor_s:
+            return self.floor_s
+        x = np.log2(np.maximum(np.asarray(rows, dtype=float), 1.0))
+        return self.floor_s * np.interp(x, np.log2(np.asarray(self.floor_rows)), self.floor_rows_factor)
 
 
 OP_CLASSES = ("norm", "rope", "residual", "act", "merge", "init", "finalize", "gemm", "attention", "comm")

@@ -529,10 +529,12 @@ def fit_ops_graph(results: list[dict], elementwise_Bps: float) -> tuple[dict | N
     are graph-timed per call already."""
     floors: dict[str, list[float]] = defaultdict(list)
     for r in _by(results, "op_floor"):
-        floors[r["cls"]].append(r["median_s"])
+        if "batch" not in r:  # at one sequence (records by rows give the growth, fit_floor_rows)
+            floors[r["cls"]].append(r["median_s"])
     if not floors:
         return None, []
     dev = {r["cls"]: r for r in _by(results, "op_device") if r.get("mode") == "graph"}
+    by_rows = fit_floor_rows(results)
     from costmodel.specs import OP_CLASSES
 
     out, notes = {}, []
@@ -540,6 +542,8 @@ def fit_ops_graph(results: list[dict], elementwise_Bps: float) -> tuple[dict | N
         d: dict = {"issue_us": 0.0}
         if cls not in ("gemm", "comm") and floors.get(cls):
             d["floor_us"] = _sig(float(np.median(floors[cls])) * 1e6)
+            if cls in by_rows:
+                d["floor_rows"], d["floor_rows_factor"] = by_rows[cls]
         if cls in dev:
             ideal = dev[cls]["ideal_bytes"] / elementwise_Bps
             d["bytes_factor"] = _sig(min(max(dev[cls]["median_s"] / ideal, 0.1), 100.0))
@@ -550,11 +554,41 @@ def fit_ops_graph(results: list[dict], elementwise_Bps: float) -> tuple[dict | N
     return out, notes
 
 
+FLOOR_ROWS_CLASSES = ("norm", "rope", "residual", "act")  # the row-wise ops of every decode step
+
+
+def fit_floor_rows(results: list[dict]) -> dict[str, tuple[list[float], list[float]]]:
+    """How each elementwise class's floor grows with rows (``OpFigures.floor_rows``): from ``op_floor``
+    records measured at several batches of one sequence each (``benchmarks/bench_op_floor_rows.py``:
+    rows = batch), for each class and row count the median over the models and ops measured of the
+    op's time at those rows over its time at one row (the same op, model and run); at least 1.  Classes
+    measured at one row only get none."""
+    t1: dict[tuple, float] = {}
+    at: dict[tuple, float] = {}
+    for r in _by(results, "op_floor"):
+        if "batch" not in r or r["cls"] not in FLOOR_ROWS_CLASSES:
+            continue
+        key = (r.get("model"), r.get("plan"), r["tag"], r["cls"])
+        if int(r["batch"]) == 1:
+            t1[key] = r["median_s"]
+        at[(*key, int(r["batch"]))] = r["median_s"]
+    by: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for (*key, rows), t in at.items():
+        one = t1.get(tuple(key))
+        if one:
+            by[key[3]][rows].append(max(t / one, 1.0))
+    return {
+        cls: ([float(n) for n in sorted(v)], [_sig(float(np.median(v[n]))) for n in sorted(v)])
+        for cls, v in by.items()
+        if len(v) >= 2
+    }
+
+
 def fit_ops_ideal(results: list[dict]) -> dict | None:
     """Fused kernels issued from a CUDA graph: no host issue time, bytes factor 1, and for the elementwise
     classes the floor of one elementwise kernel in place (the median graph-timed residual add of the
     executor's decode steps: a single kernel); GEMM, attention and communication curves carry theirs."""
-    one = [r["median_s"] for r in _by(results, "op_floor") if r["cls"] == "residual"]
+    one = [r["median_s"] for r in _by(results, "op_floor") if r["cls"] == "residual" and "batch" not in r]
     if not one:
         return None
     from costmodel.specs import OP_CLASSES
@@ -614,6 +648,16 @@ def _ops_of(
                 "(TP and every ring decode variant); bytes_factor = graph-timed device time at 16384 "
                 "tokens over the ideal traffic"
             ]
+            + (
+                [
+                    "achievable.ops.{norm,rope,residual,act}.floor_rows*: the floor's growth with the rows "
+                    "of a call, measured at 1-128 sequences of one layer on one GPU (op_floor records with a "
+                    "batch; benchmarks/bench_op_floor_rows.py): median over the seed's and llama3-8b's ops "
+                    "of the time at those rows over the time at one"
+                ]
+                if any("floor_rows" in d for d in (ops or {}).values())
+                else []
+            )
             if ops
             else []
         )
