@@ -71,14 +71,12 @@ def test_ideal_profile_meets_fused_executor_target(rows_all):
 
 
 @pytest.mark.parametrize("engine", ["analytic", "simulator"])
-def test_unseen_graph_decode_meets_issue_12_median(rows_all, engine):
-    """Issue 12: graph decode on records no calibration measured, median <= 5% with both engines.  Its
-    other target, max <= 12%, is not met (16.0%: a seed ring=2 all-gather step at B = 9; P >= 2 steps
-    start skewed between the ranks, and llama3-8b's FP8-MLP steps are short; README, "Calibration and
-    validation") and so is not held here."""
+def test_unseen_graph_decode_meets_issue_12_targets(rows_all, engine):
+    """Issue 12: graph decode on records no calibration measured, median <= 5% and max <= 12% with both
+    engines (the max held since the decode grid measured every batch 1-96 and the floors by rows)."""
     s = summarise(rows_all, unseen=True)[f"decode-graph/{engine}"]
-    assert s["n"] >= 60
-    assert s["median_abs_err"] <= 0.05
+    assert s["n"] >= 150
+    assert s["median_abs_err"] <= 0.05 and s["max_abs_err"] <= 0.12
 
 
 @pytest.mark.parametrize("engine", ["analytic", "simulator"])
