@@ -40,6 +40,10 @@ def main(argv: list[str]) -> int:
                 a = r["args"]
                 prov = prov or {k: r["provenance"].get(k) for k in ("gpu", "driver", "torch", "cuda", "nccl")}
                 prov.setdefault("date_utc", r["provenance"].get("date_utc"))
+                prov.setdefault("source_sha256", r["provenance"].get("source_sha256"))
+                # the machine's boot: what tells this calibration call from a validation call near in time
+                boots = set(prov.get("boot_ids", [])) | set(r["provenance"].get("boot_ids") or [])
+                prov["boot_ids"] = sorted(boots)
                 res.append(
                     {
                         "op": "start_skew",

@@ -195,8 +195,8 @@ def _evaluate(
         "stage_time_s": t_stage,
         "t_compute_s": (acc.compute * lps + head.compute) * m,
         "t_memory_s": (acc.memory * lps + head.memory) * m,
-        "t_overhead_s": (t_stage - t_dev) * m + hw.pass_launch_s,
-        "t_bubble_s": latency - hw.pass_launch_s - m * t_stage,
+        "t_overhead_s": (t_stage - t_dev) * m + hw.pass_start_s(geo.tp * geo.ulysses * geo.ring * geo.pp),
+        "t_bubble_s": latency - hw.pass_start_s(geo.tp * geo.ulysses * geo.ring * geo.pp) - m * t_stage,
     }
     out["t_comm_exposed_s"] = np.maximum(m * t_dev - (acc.busy * lps + head.busy) * m, 0.0)
     out["t_comm_s"] = (cost.xfer_s * lps + hcost.xfer_s) * m + (S + m * N - 2) * x_pp * (S > 1)

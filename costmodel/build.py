@@ -390,7 +390,7 @@ def build_schedule(
         specs=specs,
         layers_built=b.layers_per_stage * plan.pp,
         layer_repeat=repeat,
-        launch_s=hw.pass_launch_s if hw else 0.0,
+        launch_s=float(hw.pass_start_s(plan.n_ranks)) if hw else 0.0,
     )
     if b.ring_steps_built:
         sched.ring_steps_built, sched.ring_steps_total = b.ring_steps_built, plan.ring - 2

@@ -372,6 +372,9 @@ def hardware_from_dict(raw: dict) -> Hardware:
         elementwise_bw_Bps=_get(ach, "elementwise_TBps") * 1e12,
         launch_s=_get(ach, "launch_us") * 1e-6,
         pass_launch_s=_get(ach, "pass_launch_us", 0.0) * 1e-6,
+        start_skew=_curve(ach, "start_skew_ranks", "start_skew_us", 1e-6)
+        if "start_skew_ranks" in ach.t
+        else None,
         comm=comm,
         compute_slowdown_under_comm=_get(ach, "compute_slowdown_under_comm"),
         attention_slowdown_under_comm=_get(ach, "attention_slowdown_under_comm", 1.0),

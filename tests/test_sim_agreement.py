@@ -261,7 +261,10 @@ def test_graph_profile_floors_and_launch_in_both_engines(plan, decode):
     s = run_config(cfg).latency_s
     assert s == pytest.approx(a, rel=0.01)
     sched = build_schedule(model, wl, p, cfg.topology, hw)
-    assert sched.launch_s == hw.pass_launch_s > 0
+    # the pass's launch, and on several ranks the hosts' measured start skew (the first waits for the last)
+    assert sched.launch_s == pytest.approx(float(hw.pass_start_s(p.n_ranks))) and hw.pass_launch_s > 0
+    skew = float(hw.start_skew_s(p.n_ranks))
+    assert (skew == 0.0) if p.n_ranks == 1 else (skew > 0 and sched.launch_s > hw.pass_launch_s)
     norms = [op for op in sched.rank_ops(0) if op.tag.endswith("/norm1")]
     assert norms and all(
         op.est_s == pytest.approx(hw.op("norm").floor_s) for op in norms

@@ -554,6 +554,17 @@ def fit_ops_graph(results: list[dict], elementwise_Bps: float) -> tuple[dict | N
     return out, notes
 
 
+def fit_start_skew(results: list[dict]) -> dict[int, tuple[float, int]]:
+    """{ranks: (median over the runs at that many ranks of each run's median start skew in us, runs)} from
+    ``start_skew`` records (``benchmarks/start_skew_raw.py``); groups of one run are kept."""
+    by: dict[int, list[float]] = defaultdict(list)
+    for r in _by(results, "start_skew"):
+        s = [float(x) for x in r.get("samples_us") or []]
+        if s and int(r["group"]) >= 2:
+            by[int(r["group"])].append(statistics.median(s))
+    return {g: (float(statistics.median(v)), len(v)) for g, v in by.items()}
+
+
 FLOOR_ROWS_CLASSES = ("norm", "rope", "residual", "act")  # the row-wise ops of every decode step
 
 
@@ -861,6 +872,20 @@ def fit_profile(raw: dict, base: str, name: str, mode: str = "ideal") -> tuple[d
             notes.append(
                 "achievable.pass_launch_us: measured (replay time of graphs of 1, 30 and 300 tiny kernels: "
                 "the intercept of a straight line)"
+            )
+        skew = fit_start_skew(res) if mode == "graph" else {}
+        if skew:
+            ach["start_skew_ranks"] = [float(g) for g in sorted(skew)]
+            ach["start_skew_us"] = [_sig(skew[g][0]) for g in sorted(skew)]
+            notes.append(
+                "achievable.start_skew_ranks/start_skew_us: the hosts' start skew of the executor's "
+                "graph-decode steps (real.run's hosts.start_skew_us, the last rank's host clock minus the "
+                "first's at the call of the pass; benchmarks/device_start_skew.sh, calibration calls of "
+                "their own, seed 1-8 layers, tp and ring, B = 4, 8Ki): the median over "
+                + ", ".join(f"{skew[g][1]} runs at {g} ranks" for g in sorted(skew))
+                + " of each run's median; within a run a step lasts longer by about its repetition's skew "
+                "(the first rank waits at the first collective); extrapolated beyond the largest group by "
+                "its last step per doubling (Hardware.start_skew_s)"
             )
         notes.append(
             "GEMM, decode attention, elementwise and communication figures are timed as CUDA graph "

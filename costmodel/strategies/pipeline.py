@@ -150,7 +150,7 @@ def closed_form(ctx, units, head=(0.0, 0.0)) -> dict:
             + m * t_head,
             latency,
         )
-    latency = latency + hw.pass_launch_s
+    latency = latency + hw.pass_start_s(geo.tp * geo.ulysses * geo.ring * geo.pp)
     # bytes of the busiest rank: a middle stage sends and gathers; with two stages, the sender or the
     # receiver, whichever keeps its links busier (send over the pp link, gather over NVLink)
     send = kernels.select(S > 1, m * N * msg, 0.0)
