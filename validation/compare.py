@@ -242,7 +242,9 @@ def label_of(cfg: Config) -> str:
     if wl.cached_len:  # partial prefill
         size += f" C={wl.cached_len}"
     name = p.label(wl.phase)
-    return f"{name} {wl.phase} B={wl.batch} {size} layers={cfg.model.layers} {cfg.kernel}"
+    m = cfg.model
+    prec = "" if str(m.fp8) == "none" else f" fp8={m.fp8}"  # FP8 GEMMs (--fp8 ffn|linear)
+    return f"{name} {wl.phase} B={wl.batch} {size} layers={m.layers}{prec} {cfg.kernel}"
 
 
 def compare(paths: list[str], hardware: str | None = None, simulate: bool = True, progress=None) -> Rows:
