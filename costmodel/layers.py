@@ -57,7 +57,8 @@ def work_time(hw: Hardware, w: Work, kernel: str):
     floor = hw.op(cls).floor_at(w.m) if w.kind != OpKind.GEMM else hw.op(cls).floor_s
     if w.glu:
         floor = floor * hw.glu_act_floor_ratio
-    return np.maximum(t, floor) if floor else t
+    # a floor by rows is an array where the rows are (a sweep's points): its truth value is ambiguous
+    return np.maximum(t, floor) if (type(floor) is np.ndarray or floor) else t
 
 
 def gemm(role, m, n, k, dtype_bytes, reads, writes, fp8: bool = False) -> Work:

@@ -83,3 +83,29 @@ def test_graph_profile_charges_a_decode_norm_more_at_32_rows_than_at_one():
     assert t32 == pytest.approx(hw.op("norm").floor_at(32)) and t32 > 1.3 * t1
     ideal = load_hardware("h200-sxm")  # ideal fused kernels: one floor at every row count
     assert not ideal.op("norm").floor_rows
+
+
+def test_floor_by_rows_takes_arrays_of_rows_as_a_sweep_gives_them():
+    """A sweep evaluates many batches at once: the floor by rows is then an array (review of 0af17f9:
+    ``ringsim sweep``/``best`` with the '-graph' profile stopped on its truth value)."""
+    hw = load_hardware("h200-sxm-graph")
+    m = load_model("llama3-8b")
+    rows = np.array([1.0, 8.0, 32.0])
+    got = Lr.work_time(hw, Lr.pre_attention(m, rows, m.q_dim + 2 * m.kv_dim)[0], "cudnn")
+    one = [float(Lr.work_time(hw, Lr.pre_attention(m, r, m.q_dim + 2 * m.kv_dim)[0], "cudnn")) for r in rows]
+    np.testing.assert_allclose(got, one)
+
+
+def test_graph_profile_sweeps_as_it_predicts_one_point():
+    from costmodel.analytic import evaluate
+    from costmodel.closedform import Setting
+
+    hw, m = load_hardware("h200-sxm-graph"), load_model("llama3-8b")
+    st = Setting(phase="decode")
+    batch = np.array([1, 9, 32])
+    arr = evaluate(m, hw, st, batch=batch, seq=1, tp=2, pp=1, ring=1, ulysses=1, context=65536)["latency_s"]
+    one = [
+        float(evaluate(m, hw, st, batch=b, seq=1, tp=2, pp=1, ring=1, ulysses=1, context=65536)["latency_s"])
+        for b in batch
+    ]
+    np.testing.assert_allclose(np.ravel(arr), one)
