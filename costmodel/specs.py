@@ -399,6 +399,12 @@ class OpFigures:
         if self.floor_rows or self.floor_rows_factor:
             Curve(x=tuple(self.floor_rows), y=tuple(self.floor_rows_factor), name="ops.floor_rows")
             check(
+                self.floor_rows[0] == 1 and self.floor_rows_factor[0] == 1,
+                "ops.floor_rows",
+                (self.floor_rows[0], self.floor_rows_factor[0]),
+                "must start at 1 row with factor 1 (the floor itself is the floor at one row)",
+            )
+            check(
                 all(0.5 <= f <= 10.0 for f in self.floor_rows_factor),
                 "ops.floor_rows_factor",
                 list(self.floor_rows_factor),
@@ -628,7 +634,9 @@ class Hardware:
         rank or without a measured curve): piecewise linear in log2(ranks) through (1, 0) and the measured
         points, extrapolated beyond the largest group measured by its last step per doubling (the expected
         range of P independent start times grows less than that: the normal's is 1.13, 2.06, 2.85 and 3.53
-        sigma at 2, 4, 8 and 16, so the rule errs long at large groups)."""
+        sigma at 2, 4, 8 and 16, so the rule errs long at large groups).  ``n_ranks`` counts every rank of
+        the plan, pipeline stages included (an early stage waits for its input as a rank waits at a
+        collective); measured for tp and ring groups on one node only."""
         n = np.maximum(np.asarray(n_ranks, dtype=float), 1.0)
         if self.start_skew is None:
             return np.zeros_like(n) if n.ndim else 0.0

@@ -25,7 +25,13 @@ def test_floor_at_interpolates_in_log2_rows_and_is_flat_beyond():
 
 @pytest.mark.parametrize(
     "rows,factor",
-    [((1.0, 4.0), (1.0,)), ((4.0, 1.0), (1.0, 1.2)), ((1.0, 4.0), (1.0, 20.0)), ((1.0, 4.0), (1.0, 0.1))],
+    [
+        ((1.0, 4.0), (1.0,)),
+        ((4.0, 1.0), (1.0, 1.2)),
+        ((1.0, 4.0), (1.0, 20.0)),
+        ((1.0, 4.0), (1.0, 0.1)),
+        ((4.0, 16.0), (1.2, 1.6)),
+    ],
 )
 def test_bad_floor_rows_are_refused_naming_the_field(rows, factor):
     with pytest.raises(SpecError, match="floor_rows"):

@@ -885,7 +885,10 @@ def fit_profile(raw: dict, base: str, name: str, mode: str = "ideal") -> tuple[d
                 + ", ".join(f"{skew[g][1]} runs at {g} ranks" for g in sorted(skew))
                 + " of each run's median; within a run a step lasts longer by about its repetition's skew "
                 "(the first rank waits at the first collective); extrapolated beyond the largest group by "
-                "its last step per doubling (Hardware.start_skew_s)"
+                "its last step per doubling (Hardware.start_skew_s), to pipeline stages and to hosts on "
+                "several machines unmeasured; tied to real.run's default timing (--timing barrier: each "
+                "host launches its replay after a barrier), which a serving loop whose hosts run ahead "
+                "of the GPUs would not pay (the ideal profile carries none)"
             )
         notes.append(
             "GEMM, decode attention, elementwise and communication figures are timed as CUDA graph "
