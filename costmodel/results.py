@@ -144,6 +144,10 @@ def write_json(path, obj) -> Path:
     return atomic_write_text(path, dumps(obj, indent=2) + "\n")
 
 
+CSV_COLUMNS = "csv_columns"  # header keys of a CSV whose one-valued float columns are in its header
+CSV_CONSTANTS = "csv_constant_columns"
+
+
 def write_csv(
     path,
     columns: dict,
@@ -151,14 +155,24 @@ def write_csv(
     *,
     chunk_rows: int = 1 << 16,
     categories: dict | None = None,
+    constants_in_header: bool = False,
 ) -> Path:
     """CSV of equal-length columns; an optional first line '# {json}' carries the specs.  Written atomically.
 
     Floats are written as the shortest text that reads back (``float(text)``) as the same double: the
     digits Python's ``repr`` gives, positional from 1e-5 to below 1e16 (``0.00001``, ``123.0``,
     ``85520810000.0``) and scientific outside, the exponent unpadded (``1e-7``, ``1.5e+20``).  NaN is an
-    empty field, infinities ``inf``/``-inf``.  Booleans are ``True``/``False``; integers and strings are
-    written as ``str`` does, strings quoted as the csv module quotes them.
+    empty field, infinities ``inf``/``-inf``.  A float column whose every value is a whole number of
+    magnitude below 2**53 (NaN aside; no -0.0), such as a count of bytes, is written as those integers
+    (``125829120``, the same digits without ``.0``; ``float(text)`` gives the same double).  Booleans are
+    ``True``/``False``; integers and strings are written as ``str`` does, strings quoted as the csv module
+    quotes them.
+
+    ``constants_in_header`` (with a ``header_comment`` dict and at least 2 rows): a float column that holds
+    one value throughout (the same bits; NaN included) is not repeated on every row: the comment line
+    names it with its field's text under ``csv_constant_columns`` and gives the order of all the columns
+    under ``csv_columns``.  ``read_csv_columns`` and ``read_csv`` put such columns back (in their place,
+    the same text on every row) and return the comment without those two keys.
 
     The rows are formatted by polars' CSV writer (multi-threaded, in batches of ``chunk_rows`` rows; floats
     by its shortest round-trip formatter).  Every column that is not floats, and a float column that holds
@@ -166,9 +180,12 @@ def write_csv(
     column as it is, the others coded here (or taken from ``categories``)."""
     names = list(columns)
     n = len(columns[names[0]]) if names else 0
-    series = []
+    to_header = constants_in_header and isinstance(header_comment, dict) and n >= 2
+    series, constants = [], {}
     for name in names:
         v = columns[name]
+        if isinstance(v, Categorical) and v.labels.dtype.kind == "f":
+            v = v.decode()  # floats: the float column's rules (whole numbers, one value)
         if isinstance(v, Categorical):
             labels, codes = v.labels, v.codes
         else:
@@ -179,22 +196,37 @@ def write_csv(
                 c = c.astype(np.float64, copy=False)
                 one = _one_value(c)
                 if one is None:
-                    series.append((name, c))
+                    whole = _whole_numbers(c)
+                    series.append(("int", name, *whole) if whole is not None else ("float", name, c))
                     continue
-                labels, codes = one, np.zeros(n, np.int8)
-            else:
-                labels, codes = (categories or {}).get(name) or categorical(c)
+                text = _float_field_texts(one)[0]
+                if to_header:
+                    constants[name] = text
+                    continue
+                series.append(("coded", name, [text], np.zeros(n, np.int8)))
+                continue
+            labels, codes = (categories or {}).get(name) or categorical(c)
         if len(codes) != n or np.ndim(codes) != 1:
             raise ValueError("write_csv needs 1-D columns of equal length")
-        series.append((name, _field_texts(labels), codes))
+        series.append(("coded", name, _field_texts(labels), codes))
+    if constants and not series:  # every column one-valued: the rows keep them
+        constants.clear()
+        return write_csv(path, columns, header_comment, chunk_rows=chunk_rows, categories=categories)
     head = io.StringIO()
     if header_comment is not None:
-        head.write("# " + dumps(header_comment) + "\n")
-    csv.writer(head, lineterminator="\n").writerow(names)
+        comment = header_comment
+        if constants:
+            if CSV_COLUMNS in comment or CSV_CONSTANTS in comment:
+                raise ValueError(
+                    f"write_csv: the header comment's keys {CSV_COLUMNS}, {CSV_CONSTANTS} are its own"
+                )
+            comment = {**comment, CSV_COLUMNS: names, CSV_CONSTANTS: constants}
+        head.write("# " + dumps(comment) + "\n")
+    csv.writer(head, lineterminator="\n").writerow([k for k in names if k not in constants])
 
     def write(f):
         f.write(head.getvalue().encode())
-        if n and names:
+        if n and series:
             _frame(series).write_csv(
                 f,
                 include_header=False,
@@ -207,19 +239,56 @@ def write_csv(
     return atomic_write_with(path, write)
 
 
+def _whole_numbers(c: np.ndarray) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """(int64 values, NaN mask or None) of a float64 column whose values are all whole numbers of magnitude
+    below 2**53 (NaN allowed, -0.0 and infinities not), else None.  A few values are looked at first:
+    a column of times is turned down there."""
+    h = c[:64]
+    h = h[h == h]
+    if len(h) and not (np.trunc(h) == h).all():
+        return None
+    with np.errstate(invalid="ignore"):
+        i = c.astype(np.int64)  # NaN and infinities: some integer, told apart below
+    same = i.astype(np.float64).view(np.int64) == c.view(np.int64)  # the bits: -0.0 is not 0
+    small = (i < 2**53) & (i > -(2**53))
+    ok = same & small
+    if ok.all():
+        return i, None
+    nan = np.isnan(c)
+    if not (ok | nan).all():
+        return None
+    return i, nan
+
+
+def _float_field_texts(x: np.ndarray) -> list[str]:
+    """The fields of the float values x as write_csv writes a column of them (whole numbers as integers)."""
+    x = np.asarray(x, np.float64).reshape(-1)
+    whole = _whole_numbers(x)
+    if whole is None:
+        return format_floats(x)
+    i, nan = whole
+    return ["" if nan is not None and nan[k] else str(v) for k, v in enumerate(i.tolist())]
+
+
 def _frame(series: list):
-    """A polars DataFrame of the CSV's columns: floats as they are (NaN as null: an empty field), coded
-    columns as an Enum of their fields' texts gathered by the codes (no string per row is made)."""
+    """A polars DataFrame of the CSV's columns: floats as they are (NaN as null: an empty field), whole
+    numbers as int64 (NaN as null), coded columns as an Enum of their fields' texts gathered by the codes
+    (no string per row is made)."""
     import polars as pl
 
     cols = []
-    for item in series:
-        if len(item) == 2:
-            name, c = item
+    for kind, name, *item in series:
+        if kind == "float":
+            (c,) = item
             s = pl.Series(name, c)
             cols.append(s.fill_nan(None) if np.isnan(c).any() else s)
             continue
-        name, texts, codes = item
+        if kind == "int":
+            i, nan = item
+            s = pl.Series(name, i)
+            cols.append(s if nan is None else s.scatter(np.flatnonzero(nan), None))
+            continue
+        texts, codes = item
         index: dict[str, int] = {}  # equal texts (labels repeated in a Categorical) share one category
         remap = np.fromiter((index.setdefault(t, len(index)) for t in texts), np.int64, len(texts))
         cats = list(index)
@@ -350,7 +419,27 @@ def read_csv(path) -> tuple[dict | None, list[dict]]:
         if specs is None:
             f.seek(0)
         rows = list(csv.DictReader(f))
+    specs, names, constants = _header_constants(specs)
+    if constants:
+        rows = [{k: r[k] if k not in constants else constants[k] for k in names} for r in rows]
     return specs, rows
+
+
+def _header_constants(specs):
+    """(specs without write_csv's own keys, every column's name in order, {name: text} of the one-valued
+    columns left out of the rows) of a CSV's comment line (``write_csv(constants_in_header=True)``)."""
+    if not isinstance(specs, dict) or CSV_CONSTANTS not in specs:
+        return specs, None, {}
+    specs = dict(specs)
+    names, constants = specs.pop(CSV_COLUMNS, None), specs.pop(CSV_CONSTANTS)
+    if (
+        not isinstance(constants, dict)
+        or not isinstance(names, list)
+        or not all(isinstance(t, str) for t in constants.values())
+        or not set(constants) <= set(names)
+    ):
+        raise ValueError(f"the comment line's {CSV_CONSTANTS} and {CSV_COLUMNS} do not match")
+    return specs, names, constants
 
 
 def read_csv_columns(path) -> tuple[dict | None, dict[str, np.ndarray]]:
@@ -374,9 +463,14 @@ def _read_csv_columns(path) -> tuple[dict | None, dict[str, np.ndarray]]:
         data = list(zip(*r))
     if data and len(data) != len(names):
         raise ValueError(f"{path}: rows do not have {len(names)} fields")
-    return specs, {
-        k: np.array(v if data else [], dtype=str) for k, v in zip(names, data or [()] * len(names))
-    }
+    cols = {k: np.array(v if data else [], dtype=str) for k, v in zip(names, data or [()] * len(names))}
+    specs, order, constants = _header_constants(specs)
+    if constants:
+        if set(order) != set(names) | set(constants) or set(names) & set(constants):
+            raise ValueError(f"the columns do not match the comment line's {CSV_COLUMNS}")
+        n = len(data[0]) if data else 0
+        cols = {k: np.full(n, constants[k]) if k in constants else cols[k] for k in order}
+    return specs, cols
 
 
 def write_npz(path, columns: dict, specs: dict | None = None, *, categories: dict | None = None) -> Path:
@@ -484,7 +578,13 @@ def write_sweep_files(
                 else None
             )
             if with_csv:
-                write_csv(tmp / f"{stem}.csv", columns, header_comment=specs, categories=cats)
+                write_csv(
+                    tmp / f"{stem}.csv",
+                    columns,
+                    header_comment=specs,
+                    categories=cats,
+                    constants_in_header=True,
+                )
                 files["csv"] = f"{stem}.csv"
             if npz is not None:
                 npz.result()
