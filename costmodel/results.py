@@ -292,8 +292,10 @@ def _frame(series: list):
         index: dict[str, int] = {}  # equal texts (labels repeated in a Categorical) share one category
         remap = np.fromiter((index.setdefault(t, len(index)) for t in texts), np.int64, len(texts))
         cats = list(index)
-        dtype = pl.Enum(cats)
-        cols.append(pl.Series(name, cats, dtype=dtype).gather(remap[np.asarray(codes)]))
+        codes = np.asarray(codes)
+        if len(cats) != len(texts):  # else the codes index the categories as they are
+            codes = remap[codes]
+        cols.append(pl.Series(name, cats, dtype=pl.Enum(cats)).gather(codes))
     return pl.DataFrame(cols)
 
 
