@@ -146,6 +146,7 @@ def write_json(path, obj) -> Path:
 
 CSV_COLUMNS = "csv_columns"  # header keys of a CSV whose one-valued float columns are in its header
 CSV_CONSTANTS = "csv_constant_columns"
+CSV_SAME = "csv_same_columns"  # ... and its float columns equal throughout to an earlier one
 
 
 def write_csv(
@@ -171,8 +172,10 @@ def write_csv(
     ``constants_in_header`` (with a ``header_comment`` dict and at least 2 rows): a float column that holds
     one value throughout (the same bits; NaN included) is not repeated on every row: the comment line
     names it with its field's text under ``csv_constant_columns`` and gives the order of all the columns
-    under ``csv_columns``.  ``read_csv_columns`` and ``read_csv`` put such columns back (in their place,
-    the same text on every row) and return the comment without those two keys.
+    under ``csv_columns``; likewise a float column equal throughout (the same bits) to an earlier float
+    column that is written (a prefill's ``ttft_s`` and ``latency_s``) is named under ``csv_same_columns``
+    with that column's name.  ``read_csv_columns`` and ``read_csv`` put such columns back (in their place,
+    the same text on every row, or the earlier column's fields) and return the comment without those keys.
 
     The rows are formatted by polars' CSV writer (multi-threaded, in batches of ``chunk_rows`` rows; floats
     by its shortest round-trip formatter).  Every column that is not floats, and a float column that holds
@@ -181,7 +184,8 @@ def write_csv(
     names = list(columns)
     n = len(columns[names[0]]) if names else 0
     to_header = constants_in_header and isinstance(header_comment, dict) and n >= 2
-    series, constants = [], {}
+    series, constants, same = [], {}, {}
+    floats: list[tuple[str, np.ndarray]] = []  # the float columns written so far (to_header: for `same`)
     for name in names:
         v = columns[name]
         if isinstance(v, Categorical) and v.labels.dtype.kind == "f":
@@ -196,6 +200,12 @@ def write_csv(
                 c = c.astype(np.float64, copy=False)
                 one = _one_value(c)
                 if one is None:
+                    if to_header:
+                        twin = next((k for k, e in floats if _same_bits(c, e)), None)
+                        if twin is not None:
+                            same[name] = twin
+                            continue
+                        floats.append((name, c))
                     whole = _whole_numbers(c)
                     series.append(("int", name, *whole) if whole is not None else ("float", name, c))
                     continue
@@ -210,19 +220,20 @@ def write_csv(
             raise ValueError("write_csv needs 1-D columns of equal length")
         series.append(("coded", name, _field_texts(labels), codes))
     if constants and not series:  # every column one-valued: the rows keep them
-        constants.clear()
         return write_csv(path, columns, header_comment, chunk_rows=chunk_rows, categories=categories)
+    left = {**constants, **same}  # the columns the rows leave out
     head = io.StringIO()
     if header_comment is not None:
         comment = header_comment
-        if constants:
-            if CSV_COLUMNS in comment or CSV_CONSTANTS in comment:
+        if left:
+            if {CSV_COLUMNS, CSV_CONSTANTS, CSV_SAME} & set(comment):
                 raise ValueError(
-                    f"write_csv: the header comment's keys {CSV_COLUMNS}, {CSV_CONSTANTS} are its own"
+                    f"write_csv: the header comment's keys {CSV_COLUMNS}, {CSV_CONSTANTS}, {CSV_SAME} "
+                    "are its own"
                 )
-            comment = {**comment, CSV_COLUMNS: names, CSV_CONSTANTS: constants}
+            comment = {**comment, CSV_COLUMNS: names, CSV_CONSTANTS: constants, CSV_SAME: same}
         head.write("# " + dumps(comment) + "\n")
-    csv.writer(head, lineterminator="\n").writerow([k for k in names if k not in constants])
+    csv.writer(head, lineterminator="\n").writerow([k for k in names if k not in left])
 
     def write(f):
         f.write(head.getvalue().encode())
@@ -237,6 +248,12 @@ def write_csv(
             )
 
     return atomic_write_with(path, write)
+
+
+def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    """Two float64 columns of the same bits throughout (the first element checked first)."""
+    x, y = a.view(np.int64), b.view(np.int64)
+    return bool(x[0] == y[0] and x[-1] == y[-1] and np.array_equal(x, y))
 
 
 def _whole_numbers(c: np.ndarray) -> tuple[np.ndarray, np.ndarray | None] | None:
@@ -421,27 +438,32 @@ def read_csv(path) -> tuple[dict | None, list[dict]]:
         if specs is None:
             f.seek(0)
         rows = list(csv.DictReader(f))
-    specs, names, constants = _header_constants(specs)
-    if constants:
-        rows = [{k: r[k] if k not in constants else constants[k] for k in names} for r in rows]
+    specs, names, constants, same = _header_constants(specs)
+    if constants or same:
+        rows = [{k: constants[k] if k in constants else r[same.get(k, k)] for k in names} for r in rows]
     return specs, rows
 
 
 def _header_constants(specs):
     """(specs without write_csv's own keys, every column's name in order, {name: text} of the one-valued
-    columns left out of the rows) of a CSV's comment line (``write_csv(constants_in_header=True)``)."""
-    if not isinstance(specs, dict) or CSV_CONSTANTS not in specs:
-        return specs, None, {}
+    columns and {name: earlier column} of the repeated columns left out of the rows) of a CSV's comment
+    line (``write_csv(constants_in_header=True)``)."""
+    if not isinstance(specs, dict) or CSV_COLUMNS not in specs:
+        return specs, None, {}, {}
     specs = dict(specs)
-    names, constants = specs.pop(CSV_COLUMNS, None), specs.pop(CSV_CONSTANTS)
+    names = specs.pop(CSV_COLUMNS)
+    constants, same = specs.pop(CSV_CONSTANTS, {}), specs.pop(CSV_SAME, {})
     if (
         not isinstance(constants, dict)
+        or not isinstance(same, dict)
         or not isinstance(names, list)
         or not all(isinstance(t, str) for t in constants.values())
-        or not set(constants) <= set(names)
+        or not set(constants) | set(same) <= set(names)
+        or set(same.values()) & (set(constants) | set(same))
+        or not set(same.values()) <= set(names)
     ):
-        raise ValueError(f"the comment line's {CSV_CONSTANTS} and {CSV_COLUMNS} do not match")
-    return specs, names, constants
+        raise ValueError(f"the comment line's {CSV_CONSTANTS}, {CSV_SAME} and {CSV_COLUMNS} do not match")
+    return specs, names, constants, same
 
 
 def read_csv_columns(path) -> tuple[dict | None, dict[str, np.ndarray]]:
@@ -466,12 +488,13 @@ def _read_csv_columns(path) -> tuple[dict | None, dict[str, np.ndarray]]:
     if data and len(data) != len(names):
         raise ValueError(f"{path}: rows do not have {len(names)} fields")
     cols = {k: np.array(v if data else [], dtype=str) for k, v in zip(names, data or [()] * len(names))}
-    specs, order, constants = _header_constants(specs)
-    if constants:
-        if set(order) != set(names) | set(constants) or set(names) & set(constants):
+    specs, order, constants, same = _header_constants(specs)
+    if order is not None:
+        left = set(constants) | set(same)
+        if set(order) != set(names) | left or set(names) & left:
             raise ValueError(f"the columns do not match the comment line's {CSV_COLUMNS}")
         n = len(data[0]) if data else 0
-        cols = {k: np.full(n, constants[k]) if k in constants else cols[k] for k in order}
+        cols = {k: np.full(n, constants[k]) if k in constants else cols[same.get(k, k)].copy() for k in order}
     return specs, cols
 
 

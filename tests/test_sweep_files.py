@@ -138,9 +138,10 @@ def test_csv_round_trip(tmp_path):
     assert len(rows) == 1 + len(cols["P"]) and all(len(r) == len(cols) for r in rows)
 
 
-def test_one_valued_columns_in_the_header_read_back(tmp_path):
-    """write_csv(constants_in_header=True): the one-valued float columns leave the rows for the comment
-    line; both readers give back every column, in order, with the text a plain write gives."""
+def test_one_valued_and_repeated_columns_in_the_header_read_back(tmp_path):
+    """write_csv(constants_in_header=True): the one-valued float columns and those equal to an earlier one
+    leave the rows for the comment line; both readers give back every column, in order, with the text a
+    plain write gives."""
     cols = _columns()
     n = len(cols["P"])
     cols = {
@@ -150,6 +151,9 @@ def test_one_valued_columns_in_the_header_read_back(tmp_path):
         **dict(list(cols.items())[3:]),
         "negzero": np.full(n, -0.0),
         "bytes": np.arange(n) * 1024.0,
+        "ttft_s": cols["latency_s"].copy(),  # the same bits: named, not written
+        "almost": np.where(np.arange(n) == n - 1, np.nextafter(cols["tps"], 0), cols["tps"]),
+        "bytes_again": np.arange(n) * 1024.0,
     }
     specs = {"kind": "sweep", "x": [1, 2]}
     write_csv(tmp_path / "plain.csv", cols, header_comment=specs)
@@ -162,8 +166,10 @@ def test_one_valued_columns_in_the_header_read_back(tmp_path):
         "tpot_s": "",
         "negzero": "-0.0",
     }
+    assert comment[results.CSV_SAME] == {"ttft_s": "latency_s", "bytes_again": "bytes"}
     assert comment[results.CSV_COLUMNS] == list(cols)
-    assert lines[1].split(",") == [k for k in cols if k not in comment[results.CSV_CONSTANTS]]
+    left = {**comment[results.CSV_CONSTANTS], **comment[results.CSV_SAME]}
+    assert lines[1].split(",") == [k for k in cols if k not in left]
     assert (tmp_path / "short.csv").stat().st_size < (tmp_path / "plain.csv").stat().st_size
     s_plain, plain = read_csv_columns(tmp_path / "plain.csv")
     s_short, short = read_csv_columns(tmp_path / "short.csv")
