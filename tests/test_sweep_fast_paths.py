@@ -431,3 +431,31 @@ def test_ring_recurrence_with_a_float_slowdown_is_the_array_slowdown_bit_for_bit
             got = ring_recurrence(2 * c1, g1, c1, g1, x, R, slow, slowdown_g=slow_g)
             want = ring_recurrence(2 * c1, g1, c1, g1, x, R, np.full(n, slow), slowdown_g=np.full(n, slow_g))
             assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("step", [1, 7, 1 << 16])
+def test_whole_number_columns_found_step_by_step(step):
+    """results._whole_numbers, over the column in steps of any size, takes the columns the value-by-value
+    rule (``_whole``) takes, with their integers and NaN mask."""
+    rng = np.random.default_rng(5)
+    n = 200
+    base = rng.integers(-(2**40), 2**40, n) * 1.0
+    cases = [
+        base,
+        np.where(rng.random(n) < 0.2, np.nan, base),
+        np.where(np.arange(n) == 150, np.nan, base),  # a NaN in a later step only
+        np.where(np.arange(n) == 190, 0.5, base),  # a fraction after the first 64 values
+        np.where(np.arange(n) == 120, -0.0, base),
+        np.where(np.arange(n) == 99, np.inf, base),
+        np.where(np.arange(n) == 180, 2.0**53, base),
+        np.full(n, np.nan),
+        rng.random(n),
+    ]
+    for c in cases:
+        got = results._whole_numbers(c, step)
+        assert (got is not None) == _whole(c.tolist())
+        if got is not None:
+            i, nan = got
+            isnan = np.isnan(c)
+            assert np.array_equal(isnan, np.zeros(n, bool) if nan is None else nan)
+            assert np.array_equal(i[~isnan], c[~isnan].astype(np.int64))
