@@ -135,9 +135,7 @@ def run(a: argparse.Namespace) -> int:
     model = presets.load_model(a.model, layers=a.layers, fp8=a.fp8, kv_dtype=a.kv_dtype)
     mult = lcm_multiple(templates, gpus, a.ring_variant)
     seqs = seq_grid(lo, hi, a.points, mult)
-    if not a.no_csv and not os.environ.get(
-        "S3_NOTHREAD"
-    ):  # the CSV's writer (polars: ~0.35 s of imports) loads beside the sweep, not after it
+    if not a.no_csv:  # the CSV's writer (polars: ~0.35 s of imports) loads beside the sweep, not after it
         threading.Thread(target=importlib.import_module, args=("polars",), name="import-polars").start()
     t0 = time.perf_counter()
     cols, skipped = run_sweep(
