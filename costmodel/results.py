@@ -227,8 +227,7 @@ def write_csv(
                             same[name] = twin
                             continue
                         floats.append((name, c))
-                    whole = _whole_numbers(c)
-                    series.append(("int", name, *whole) if whole is not None else ("float", name, c))
+                    series.append(("int" if _is_whole(c) else "float", name, c))
                     continue
                 text = _float_field_texts(one)[0]
                 if to_header:
@@ -258,8 +257,12 @@ def write_csv(
 
     def write(f):
         f.write(head.getvalue().encode())
-        if n and series:
-            _frame(series).write_csv(
+        # the rows a piece at a time (a few of polars' batches each): the frame of each piece (whole
+        # numbers as int64, labels gathered) is small, so its memory is reused, not faulted in afresh
+        piece = 4 * max(1, chunk_rows)
+        items = [(k, nm, *_enum(nm, it[0]), it[1]) if k == "coded" else (k, nm, *it) for k, nm, *it in series]
+        for a in range(0, n if series else 0, piece):
+            _frame(items, a, a + piece).write_csv(
                 f,
                 include_header=False,
                 quote_style="never",  # string fields come quoted as the csv module quotes them
@@ -277,33 +280,36 @@ def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
     return bool(x[0] == y[0] and x[-1] == y[-1] and np.array_equal(x, y))
 
 
-def _whole_numbers(c: np.ndarray, step: int = 1 << 16) -> tuple[np.ndarray, np.ndarray | None] | None:
-    """(int64 values, NaN mask or None) of a float64 column whose values are all whole numbers of magnitude
-    below 2**53 (NaN allowed, -0.0 and infinities not), else None.  A few values are looked at first:
-    a column of times is turned down there; the rest is checked ``step`` values at a time (the checks'
-    arrays stay small)."""
+def _whole_piece(x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """(int64 values, NaN mask or None) of float64 values that are all whole numbers of magnitude below
+    2**53 or NaN (-0.0 and infinities are not), else None."""
+    with np.errstate(invalid="ignore"):
+        k = x.astype(np.int64)  # NaN and infinities: some integer, told apart below
+    # the bits: -0.0 is not 0; NaN and infinities never equal
+    ok = (k.astype(np.float64).view(np.int64) == x.view(np.int64)) & (k < 2**53) & (k > -(2**53))
+    if ok.all():
+        return k, None
+    isnan = np.isnan(x)
+    return (k, isnan) if (ok | isnan).all() else None
+
+
+def _is_whole(c: np.ndarray, step: int = 1 << 16) -> bool:
+    """Every value of the float64 column c a whole number of magnitude below 2**53, or NaN (-0.0 and
+    infinities not): write_csv writes such a column as integers.  A few values are looked at first (a
+    column of times is turned down there), then the rest ``step`` values at a time (small arrays)."""
     h = c[:64]
     h = h[h == h]
     if len(h) and not (np.trunc(h) == h).all():
+        return False
+    return all(_whole_piece(c[a : a + step]) is not None for a in range(0, len(c), step))
+
+
+def _whole_numbers(c: np.ndarray, step: int = 1 << 16) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """(int64 values, NaN mask or None) of a float64 column that ``_is_whole``, else None."""
+    if not _is_whole(c, step):
         return None
-    i = np.empty(len(c), np.int64)
-    nan = None
-    for a in range(0, len(c), step):
-        x = c[a : a + step]
-        with np.errstate(invalid="ignore"):
-            k = x.astype(np.int64)  # NaN and infinities: some integer, told apart below
-        i[a : a + step] = k
-        # the bits: -0.0 is not 0; NaN and infinities never equal
-        ok = (k.astype(np.float64).view(np.int64) == x.view(np.int64)) & (k < 2**53) & (k > -(2**53))
-        if ok.all():
-            continue
-        isnan = np.isnan(x)
-        if not (ok | isnan).all():
-            return None
-        if nan is None:
-            nan = np.zeros(len(c), bool)
-        nan[a : a + step] = isnan
-    return i, nan
+    k, nan = _whole_piece(c)
+    return k, (nan if nan is not None and nan.any() else None)
 
 
 def _float_field_texts(x: np.ndarray) -> list[str]:
@@ -316,33 +322,39 @@ def _float_field_texts(x: np.ndarray) -> list[str]:
     return ["" if nan is not None and nan[k] else str(v) for k, v in enumerate(i.tolist())]
 
 
-def _frame(series: list):
-    """A polars DataFrame of the CSV's columns: floats as they are (NaN as null: an empty field), whole
-    numbers as int64 (NaN as null), coded columns as an Enum of their fields' texts gathered by the codes
-    (no string per row is made)."""
+def _frame(series: list, a: int, b: int):
+    """A polars DataFrame of rows a..b of the CSV's columns: floats as they are (NaN as null: an empty
+    field), whole numbers as int64 (NaN as null), coded columns as an Enum of their fields' texts gathered
+    by the codes (no string per row is made)."""
     import polars as pl
 
     cols = []
     for kind, name, *item in series:
         if kind == "float":
-            (c,) = item
+            c = item[0][a:b]
             s = pl.Series(name, c)
             cols.append(s.fill_nan(None) if np.isnan(c).any() else s)
             continue
         if kind == "int":
-            i, nan = item
+            i, nan = _whole_piece(item[0][a:b])
             s = pl.Series(name, i)
             cols.append(s if nan is None else s.scatter(np.flatnonzero(nan), None))
             continue
-        texts, codes = item
-        index: dict[str, int] = {}  # equal texts (labels repeated in a Categorical) share one category
-        remap = np.fromiter((index.setdefault(t, len(index)) for t in texts), np.int64, len(texts))
-        cats = list(index)
-        codes = np.asarray(codes)
-        if len(cats) != len(texts):  # else the codes index the categories as they are
-            codes = remap[codes]
-        cols.append(pl.Series(name, cats, dtype=pl.Enum(cats)).gather(codes))
+        cats, remap, codes = item
+        codes = np.asarray(codes)[a:b]
+        cols.append(cats.gather(codes if remap is None else remap[codes]))
     return pl.DataFrame(cols)
+
+
+def _enum(name: str, texts: list[str]):
+    """(polars Enum series of the distinct texts, the map from a label's code to its category or None
+    where the texts are distinct): equal texts (labels repeated in a Categorical) share one category."""
+    import polars as pl
+
+    index: dict[str, int] = {}
+    remap = np.fromiter((index.setdefault(t, len(index)) for t in texts), np.int64, len(texts))
+    cats = list(index)
+    return pl.Series(name, cats, dtype=pl.Enum(cats)), (None if len(cats) == len(texts) else remap)
 
 
 def _field_texts(labels: np.ndarray) -> list[str]:
