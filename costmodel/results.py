@@ -64,6 +64,27 @@ class Categorical:
         return Categorical(labels, remap[self.codes])
 
 
+@contextlib.contextmanager
+def small_pages():
+    """numpy's advice to the kernel to back its large arrays (4 MiB and more) with transparent huge pages,
+    switched off inside the block and restored after.  A sweep writes hundreds of MB of fresh columns
+    (``sweep.run_sweep``) and its files' writers fresh arrays of the same size (``write_sweep_files``); on
+    the machines it is measured on (Linux, transparent huge pages on ``madvise`` with ``defrag`` on
+    ``madvise``: the fault that maps a huge page first compacts memory) the first touch of those columns
+    costs 2-4x the 4 KiB faults it replaces (the string columns of a 1e6-point sweep: 0.56-0.87 s CPU
+    with the advice, 0.20-0.23 s without).  Where numpy has no such switch, nothing changes."""
+    mod = getattr(getattr(np, "_core", None), "multiarray", None)
+    setter = getattr(mod, "_set_madvise_hugepage", None)
+    if setter is None:
+        yield
+        return
+    old = setter(False)
+    try:
+        yield
+    finally:
+        setter(old)
+
+
 def _default(o):
     if hasattr(o, "to_dict"):
         return o.to_dict()
@@ -144,6 +165,11 @@ def write_json(path, obj) -> Path:
     return atomic_write_text(path, dumps(obj, indent=2) + "\n")
 
 
+CSV_COLUMNS = "csv_columns"  # header keys of a CSV whose one-valued float columns are in its header
+CSV_CONSTANTS = "csv_constant_columns"
+CSV_SAME = "csv_same_columns"  # ... and its float columns equal throughout to an earlier one
+
+
 def write_csv(
     path,
     columns: dict,
@@ -151,14 +177,26 @@ def write_csv(
     *,
     chunk_rows: int = 1 << 16,
     categories: dict | None = None,
+    constants_in_header: bool = False,
 ) -> Path:
     """CSV of equal-length columns; an optional first line '# {json}' carries the specs.  Written atomically.
 
     Floats are written as the shortest text that reads back (``float(text)``) as the same double: the
     digits Python's ``repr`` gives, positional from 1e-5 to below 1e16 (``0.00001``, ``123.0``,
     ``85520810000.0``) and scientific outside, the exponent unpadded (``1e-7``, ``1.5e+20``).  NaN is an
-    empty field, infinities ``inf``/``-inf``.  Booleans are ``True``/``False``; integers and strings are
-    written as ``str`` does, strings quoted as the csv module quotes them.
+    empty field, infinities ``inf``/``-inf``.  A float column whose every value is a whole number of
+    magnitude below 2**53 (NaN aside; no -0.0), such as a count of bytes, is written as those integers
+    (``125829120``, the same digits without ``.0``; ``float(text)`` gives the same double).  Booleans are
+    ``True``/``False``; integers and strings are written as ``str`` does, strings quoted as the csv module
+    quotes them.
+
+    ``constants_in_header`` (with a ``header_comment`` dict and at least 2 rows): a float column that holds
+    one value throughout (the same bits; NaN included) is not repeated on every row: the comment line
+    names it with its field's text under ``csv_constant_columns`` and gives the order of all the columns
+    under ``csv_columns``; likewise a float column equal throughout (the same bits) to an earlier float
+    column that is written (a prefill's ``ttft_s`` and ``latency_s``) is named under ``csv_same_columns``
+    with that column's name.  ``read_csv_columns`` and ``read_csv`` put such columns back (in their place,
+    the same text on every row, or the earlier column's fields) and return the comment without those keys.
 
     The rows are formatted by polars' CSV writer (multi-threaded, in batches of ``chunk_rows`` rows; floats
     by its shortest round-trip formatter).  Every column that is not floats, and a float column that holds
@@ -166,9 +204,13 @@ def write_csv(
     column as it is, the others coded here (or taken from ``categories``)."""
     names = list(columns)
     n = len(columns[names[0]]) if names else 0
-    series = []
+    to_header = constants_in_header and isinstance(header_comment, dict) and n >= 2
+    series, constants, same = [], {}, {}
+    floats: list[tuple[str, np.ndarray]] = []  # the float columns written so far (to_header: for `same`)
     for name in names:
         v = columns[name]
+        if isinstance(v, Categorical) and v.labels.dtype.kind == "f":
+            v = v.decode()  # floats: the float column's rules (whole numbers, one value)
         if isinstance(v, Categorical):
             labels, codes = v.labels, v.codes
         else:
@@ -179,23 +221,48 @@ def write_csv(
                 c = c.astype(np.float64, copy=False)
                 one = _one_value(c)
                 if one is None:
-                    series.append((name, c))
+                    if to_header:
+                        twin = next((k for k, e in floats if _same_bits(c, e)), None)
+                        if twin is not None:
+                            same[name] = twin
+                            continue
+                        floats.append((name, c))
+                    series.append(("int" if _is_whole(c) else "float", name, c))
                     continue
-                labels, codes = one, np.zeros(n, np.int8)
-            else:
-                labels, codes = (categories or {}).get(name) or categorical(c)
+                text = _float_field_texts(one)[0]
+                if to_header:
+                    constants[name] = text
+                    continue
+                series.append(("coded", name, [text], np.zeros(n, np.int8)))
+                continue
+            labels, codes = (categories or {}).get(name) or categorical(c)
         if len(codes) != n or np.ndim(codes) != 1:
             raise ValueError("write_csv needs 1-D columns of equal length")
-        series.append((name, _field_texts(labels), codes))
+        series.append(("coded", name, _field_texts(labels), codes))
+    if constants and not series:  # every column one-valued: the rows keep them
+        return write_csv(path, columns, header_comment, chunk_rows=chunk_rows, categories=categories)
+    left = {**constants, **same}  # the columns the rows leave out
     head = io.StringIO()
     if header_comment is not None:
-        head.write("# " + dumps(header_comment) + "\n")
-    csv.writer(head, lineterminator="\n").writerow(names)
+        comment = header_comment
+        if left:
+            if {CSV_COLUMNS, CSV_CONSTANTS, CSV_SAME} & set(comment):
+                raise ValueError(
+                    f"write_csv: the header comment's keys {CSV_COLUMNS}, {CSV_CONSTANTS}, {CSV_SAME} "
+                    "are its own"
+                )
+            comment = {**comment, CSV_COLUMNS: names, CSV_CONSTANTS: constants, CSV_SAME: same}
+        head.write("# " + dumps(comment) + "\n")
+    csv.writer(head, lineterminator="\n").writerow([k for k in names if k not in left])
 
     def write(f):
         f.write(head.getvalue().encode())
-        if n and names:
-            _frame(series).write_csv(
+        # the rows a piece at a time (a few of polars' batches each): the frame of each piece (whole
+        # numbers as int64, labels gathered) is small, so its memory is reused, not faulted in afresh
+        piece = 4 * max(1, chunk_rows)
+        items = [(k, nm, *_enum(nm, it[0]), it[1]) if k == "coded" else (k, nm, *it) for k, nm, *it in series]
+        for a in range(0, n if series else 0, piece):
+            _frame(items, a, a + piece).write_csv(
                 f,
                 include_header=False,
                 quote_style="never",  # string fields come quoted as the csv module quotes them
@@ -207,25 +274,87 @@ def write_csv(
     return atomic_write_with(path, write)
 
 
-def _frame(series: list):
-    """A polars DataFrame of the CSV's columns: floats as they are (NaN as null: an empty field), coded
-    columns as an Enum of their fields' texts gathered by the codes (no string per row is made)."""
+def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    """Two float64 columns of the same bits throughout (the first element checked first)."""
+    x, y = a.view(np.int64), b.view(np.int64)
+    return bool(x[0] == y[0] and x[-1] == y[-1] and np.array_equal(x, y))
+
+
+def _whole_piece(x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """(int64 values, NaN mask or None) of float64 values that are all whole numbers of magnitude below
+    2**53 or NaN (-0.0 and infinities are not), else None."""
+    with np.errstate(invalid="ignore"):
+        k = x.astype(np.int64)  # NaN and infinities: some integer, told apart below
+    # the bits: -0.0 is not 0; NaN and infinities never equal
+    ok = (k.astype(np.float64).view(np.int64) == x.view(np.int64)) & (k < 2**53) & (k > -(2**53))
+    if ok.all():
+        return k, None
+    isnan = np.isnan(x)
+    return (k, isnan) if (ok | isnan).all() else None
+
+
+def _is_whole(c: np.ndarray, step: int = 1 << 16) -> bool:
+    """Every value of the float64 column c a whole number of magnitude below 2**53, or NaN (-0.0 and
+    infinities not): write_csv writes such a column as integers.  A few values are looked at first (a
+    column of times is turned down there), then the rest ``step`` values at a time (small arrays)."""
+    h = c[:64]
+    h = h[h == h]
+    if len(h) and not (np.trunc(h) == h).all():
+        return False
+    return all(_whole_piece(c[a : a + step]) is not None for a in range(0, len(c), step))
+
+
+def _whole_numbers(c: np.ndarray, step: int = 1 << 16) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """(int64 values, NaN mask or None) of a float64 column that ``_is_whole``, else None."""
+    if not _is_whole(c, step):
+        return None
+    k, nan = _whole_piece(c)
+    return k, (nan if nan is not None and nan.any() else None)
+
+
+def _float_field_texts(x: np.ndarray) -> list[str]:
+    """The fields of the float values x as write_csv writes a column of them (whole numbers as integers)."""
+    x = np.asarray(x, np.float64).reshape(-1)
+    whole = _whole_numbers(x)
+    if whole is None:
+        return format_floats(x)
+    i, nan = whole
+    return ["" if nan is not None and nan[k] else str(v) for k, v in enumerate(i.tolist())]
+
+
+def _frame(series: list, a: int, b: int):
+    """A polars DataFrame of rows a..b of the CSV's columns: floats as they are (NaN as null: an empty
+    field), whole numbers as int64 (NaN as null), coded columns as an Enum of their fields' texts gathered
+    by the codes (no string per row is made)."""
     import polars as pl
 
     cols = []
-    for item in series:
-        if len(item) == 2:
-            name, c = item
+    for kind, name, *item in series:
+        if kind == "float":
+            c = item[0][a:b]
             s = pl.Series(name, c)
             cols.append(s.fill_nan(None) if np.isnan(c).any() else s)
             continue
-        name, texts, codes = item
-        index: dict[str, int] = {}  # equal texts (labels repeated in a Categorical) share one category
-        remap = np.fromiter((index.setdefault(t, len(index)) for t in texts), np.int64, len(texts))
-        cats = list(index)
-        dtype = pl.Enum(cats)
-        cols.append(pl.Series(name, cats, dtype=dtype).gather(remap[np.asarray(codes)]))
+        if kind == "int":
+            i, nan = _whole_piece(item[0][a:b])
+            s = pl.Series(name, i)
+            cols.append(s if nan is None else s.scatter(np.flatnonzero(nan), None))
+            continue
+        cats, remap, codes = item
+        codes = np.asarray(codes)[a:b]
+        cols.append(cats.gather(codes if remap is None else remap[codes]))
     return pl.DataFrame(cols)
+
+
+def _enum(name: str, texts: list[str]):
+    """(polars Enum series of the distinct texts, the map from a label's code to its category or None
+    where the texts are distinct): equal texts (labels repeated in a Categorical) share one category."""
+    import polars as pl
+
+    index: dict[str, int] = {}
+    remap = np.fromiter((index.setdefault(t, len(index)) for t in texts), np.int64, len(texts))
+    cats = list(index)
+    return pl.Series(name, cats, dtype=pl.Enum(cats)), (None if len(cats) == len(texts) else remap)
 
 
 def _field_texts(labels: np.ndarray) -> list[str]:
@@ -350,7 +479,32 @@ def read_csv(path) -> tuple[dict | None, list[dict]]:
         if specs is None:
             f.seek(0)
         rows = list(csv.DictReader(f))
+    specs, names, constants, same = _header_constants(specs)
+    if constants or same:
+        rows = [{k: constants[k] if k in constants else r[same.get(k, k)] for k in names} for r in rows]
     return specs, rows
+
+
+def _header_constants(specs):
+    """(specs without write_csv's own keys, every column's name in order, {name: text} of the one-valued
+    columns and {name: earlier column} of the repeated columns left out of the rows) of a CSV's comment
+    line (``write_csv(constants_in_header=True)``)."""
+    if not isinstance(specs, dict) or CSV_COLUMNS not in specs:
+        return specs, None, {}, {}
+    specs = dict(specs)
+    names = specs.pop(CSV_COLUMNS)
+    constants, same = specs.pop(CSV_CONSTANTS, {}), specs.pop(CSV_SAME, {})
+    if (
+        not isinstance(constants, dict)
+        or not isinstance(same, dict)
+        or not isinstance(names, list)
+        or not all(isinstance(t, str) for t in constants.values())
+        or not set(constants) | set(same) <= set(names)
+        or set(same.values()) & (set(constants) | set(same))
+        or not set(same.values()) <= set(names)
+    ):
+        raise ValueError(f"the comment line's {CSV_CONSTANTS}, {CSV_SAME} and {CSV_COLUMNS} do not match")
+    return specs, names, constants, same
 
 
 def read_csv_columns(path) -> tuple[dict | None, dict[str, np.ndarray]]:
@@ -374,9 +528,15 @@ def _read_csv_columns(path) -> tuple[dict | None, dict[str, np.ndarray]]:
         data = list(zip(*r))
     if data and len(data) != len(names):
         raise ValueError(f"{path}: rows do not have {len(names)} fields")
-    return specs, {
-        k: np.array(v if data else [], dtype=str) for k, v in zip(names, data or [()] * len(names))
-    }
+    cols = {k: np.array(v if data else [], dtype=str) for k, v in zip(names, data or [()] * len(names))}
+    specs, order, constants, same = _header_constants(specs)
+    if order is not None:
+        left = set(constants) | set(same)
+        if set(order) != set(names) | left or set(names) & left:
+            raise ValueError(f"the columns do not match the comment line's {CSV_COLUMNS}")
+        n = len(data[0]) if data else 0
+        cols = {k: np.full(n, constants[k]) if k in constants else cols[same.get(k, k)].copy() for k in order}
+    return specs, cols
 
 
 def write_npz(path, columns: dict, specs: dict | None = None, *, categories: dict | None = None) -> Path:
@@ -467,6 +627,11 @@ def write_sweep_files(
     the old set as it was; one during the renames is delivered after them.  Were the process killed
     outright (SIGKILL, power loss) between two renames, no manifest is left beside data it did not
     describe (each data file carries its own specs)."""
+    with small_pages():
+        return _write_sweep_files(folder, columns, specs, skipped, stem, with_csv, with_npz)
+
+
+def _write_sweep_files(folder, columns, specs, skipped, stem, with_csv, with_npz) -> dict[str, Path]:
     folder = ensure_dir(folder, "--out")
     n = len(next(iter(columns.values()))) if columns else 0
     tmp = Path(tempfile.mkdtemp(dir=folder, prefix=f".{stem}.", suffix=".tmp"))
@@ -484,7 +649,13 @@ def write_sweep_files(
                 else None
             )
             if with_csv:
-                write_csv(tmp / f"{stem}.csv", columns, header_comment=specs, categories=cats)
+                write_csv(
+                    tmp / f"{stem}.csv",
+                    columns,
+                    header_comment=specs,
+                    categories=cats,
+                    constants_in_header=True,
+                )
                 files["csv"] = f"{stem}.csv"
             if npz is not None:
                 npz.result()

@@ -8,7 +8,6 @@ fit in memory are kept with ``feasible = False``.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import re
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from .closedform import Setting
 from .errors import SpecError
 from .geometry import seq_multiple
 from .plan import AXIS_NAMES, Plan
-from .results import Categorical
+from .results import Categorical, small_pages
 from .specs import Hardware, Model, Phase, Workload
 from .topology import topology_for
 from .units import length_grid
@@ -134,26 +133,6 @@ def run_sweep(
             cached=cached,
             prefill_attn=prefill_attn,
         )
-
-
-@contextlib.contextmanager
-def small_pages():
-    """numpy's advice to the kernel to back its large arrays (4 MiB and more) with transparent huge pages,
-    switched off inside the block and restored after.  A sweep writes hundreds of MB of fresh columns; on
-    the machines it is measured on (Linux, transparent huge pages on ``madvise`` with ``defrag`` on
-    ``madvise``: the fault that maps a huge page first compacts memory) the first touch of those columns
-    costs 2-4x the 4 KiB faults it replaces (the string columns of a 1e6-point sweep: 0.56-0.87 s CPU
-    with the advice, 0.20-0.23 s without).  Where numpy has no such switch, nothing changes."""
-    mod = getattr(getattr(np, "_core", None), "multiarray", None)
-    setter = getattr(mod, "_set_madvise_hugepage", None)
-    if setter is None:
-        yield
-        return
-    old = setter(False)
-    try:
-        yield
-    finally:
-        setter(old)
 
 
 def _run_sweep(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 
 import numpy as np
 import pytest
@@ -96,18 +97,32 @@ def test_files_from_coded_columns_are_the_same_bytes(tmp_path):
         assert specs == {"phase": phase} and list(cols) == list(plain)
 
 
+def _whole(values: list) -> bool:
+    """A float column write_csv writes as integers: every value but NaN a whole number below 2**53 in
+    magnitude, none of them -0.0 (checked value by value)."""
+    return all(
+        math.isnan(x)
+        or (math.isfinite(x) and x == int(x) and abs(x) < 2**53 and not (x == 0 and math.copysign(1, x) < 0))
+        for x in values
+    )
+
+
 def _reference_csv(columns: dict) -> bytes:
-    """Value by value: floats as ``float_text`` (from repr) writes one value, the rest as the csv module
-    writes str()."""
+    """Value by value: floats as ``float_text`` (from repr) writes one value, or as ``str(int(x))`` where
+    the whole column is whole numbers (``_whole``), the rest as the csv module writes str()."""
     f = io.StringIO()
     w = csv.writer(f, lineterminator="\n")
     w.writerow(list(columns))
     cols = []
     for v in columns.values():
         v = np.asarray(v)
-        cols.append(
-            [float_text(x) for x in v.tolist()] if v.dtype.kind == "f" else [str(x) for x in v.tolist()]
-        )
+        x = v.tolist()
+        if v.dtype.kind == "f" and _whole(x):
+            cols.append(["" if math.isnan(y) else str(int(y)) for y in x])
+        elif v.dtype.kind == "f":
+            cols.append([float_text(y) for y in x])
+        else:
+            cols.append([str(y) for y in x])
     for row in zip(*cols):
         w.writerow(row)
     return f.getvalue().encode()
@@ -131,6 +146,15 @@ def test_csv_shortcuts_write_the_reference_text(tmp_path, chunk):
         "some_nan": np.where(rng.random(n) < 0.2, np.nan, rng.normal(0, 1e-5, n)),
         "text": np.array(["a", 'say "hi"', "x\ny", ""])[rng.integers(0, 4, n)],
         "repeated": Categorical(np.array(["same", "same", "other"]), rng.integers(0, 3, n)),
+        "bytes": np.where(rng.random(n) < 0.1, np.nan, rng.integers(0, 2**40, n) * 2.0),  # whole numbers
+        "whole_edge": rng.choice([2.0**53 - 1, -(2.0**53) + 1, 0.0, 1.0, -7.0], n),
+        "too_big": np.where(np.arange(n) == n // 2, 2.0**53, rng.integers(0, 100, n) * 1.0),
+        "negzero_late": np.where(np.arange(n) == n - 1, -0.0, rng.integers(0, 100, n) * 1.0),
+        "inf_late": np.where(np.arange(n) == n - 1, np.inf, rng.integers(0, 100, n) * 1.0),
+        "half_late": np.where(np.arange(n) == 900, 0.5, rng.integers(0, 100, n) * 1.0),
+        "float_codes": Categorical(np.array([1.5, 3.0, 2.0**60]), rng.integers(0, 3, n)),
+        "whole_codes": Categorical(np.array([1.0, 3.0, 2.0**40]), rng.integers(0, 3, n)),
+        "one_whole": np.full(n, 2147483648.0),
     }
     write_csv(tmp_path / "a.csv", cols, chunk_rows=chunk)
     assert (tmp_path / "a.csv").read_bytes() == _reference_csv(cols)
@@ -407,3 +431,31 @@ def test_ring_recurrence_with_a_float_slowdown_is_the_array_slowdown_bit_for_bit
             got = ring_recurrence(2 * c1, g1, c1, g1, x, R, slow, slowdown_g=slow_g)
             want = ring_recurrence(2 * c1, g1, c1, g1, x, R, np.full(n, slow), slowdown_g=np.full(n, slow_g))
             assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("step", [1, 7, 1 << 16])
+def test_whole_number_columns_found_step_by_step(step):
+    """results._whole_numbers, over the column in steps of any size, takes the columns the value-by-value
+    rule (``_whole``) takes, with their integers and NaN mask."""
+    rng = np.random.default_rng(5)
+    n = 200
+    base = rng.integers(-(2**40), 2**40, n) * 1.0
+    cases = [
+        base,
+        np.where(rng.random(n) < 0.2, np.nan, base),
+        np.where(np.arange(n) == 150, np.nan, base),  # a NaN in a later step only
+        np.where(np.arange(n) == 190, 0.5, base),  # a fraction after the first 64 values
+        np.where(np.arange(n) == 120, -0.0, base),
+        np.where(np.arange(n) == 99, np.inf, base),
+        np.where(np.arange(n) == 180, 2.0**53, base),
+        np.full(n, np.nan),
+        rng.random(n),
+    ]
+    for c in cases:
+        got = results._whole_numbers(c, step)
+        assert (got is not None) == _whole(c.tolist())
+        if got is not None:
+            i, nan = got
+            isnan = np.isnan(c)
+            assert np.array_equal(isnan, np.zeros(n, bool) if nan is None else nan)
+            assert np.array_equal(i[~isnan], c[~isnan].astype(np.int64))

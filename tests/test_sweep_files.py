@@ -138,6 +138,54 @@ def test_csv_round_trip(tmp_path):
     assert len(rows) == 1 + len(cols["P"]) and all(len(r) == len(cols) for r in rows)
 
 
+def test_one_valued_and_repeated_columns_in_the_header_read_back(tmp_path):
+    """write_csv(constants_in_header=True): the one-valued float columns and those equal to an earlier one
+    leave the rows for the comment line; both readers give back every column, in order, with the text a
+    plain write gives."""
+    cols = _columns()
+    n = len(cols["P"])
+    cols = {
+        **dict(list(cols.items())[:3]),
+        "capacity_bytes": np.full(n, 85520810000.0),
+        "t_overhead_s": np.full(n, 1.199e-05),
+        **dict(list(cols.items())[3:]),
+        "negzero": np.full(n, -0.0),
+        "bytes": np.arange(n) * 1024.0,
+        "ttft_s": cols["latency_s"].copy(),  # the same bits: named, not written
+        "almost": np.where(np.arange(n) == n - 1, np.nextafter(cols["tps"], 0), cols["tps"]),
+        "bytes_again": np.arange(n) * 1024.0,
+    }
+    specs = {"kind": "sweep", "x": [1, 2]}
+    write_csv(tmp_path / "plain.csv", cols, header_comment=specs)
+    write_csv(tmp_path / "short.csv", cols, header_comment=specs, constants_in_header=True)
+    lines = (tmp_path / "short.csv").read_text().splitlines()
+    comment = json.loads(lines[0][2:])
+    assert comment[results.CSV_CONSTANTS] == {
+        "capacity_bytes": "85520810000",
+        "t_overhead_s": "0.00001199",
+        "tpot_s": "",
+        "negzero": "-0.0",
+    }
+    assert comment[results.CSV_SAME] == {"ttft_s": "latency_s", "bytes_again": "bytes"}
+    assert comment[results.CSV_COLUMNS] == list(cols)
+    left = {**comment[results.CSV_CONSTANTS], **comment[results.CSV_SAME]}
+    assert lines[1].split(",") == [k for k in cols if k not in left]
+    assert (tmp_path / "short.csv").stat().st_size < (tmp_path / "plain.csv").stat().st_size
+    s_plain, plain = read_csv_columns(tmp_path / "plain.csv")
+    s_short, short = read_csv_columns(tmp_path / "short.csv")
+    assert s_plain == s_short == specs and list(plain) == list(short) == list(cols)
+    assert all(np.array_equal(plain[k], short[k]) for k in cols)
+    assert float(short["capacity_bytes"][0]) == 85520810000.0 and short["bytes"][3] == "3072"
+    assert results.read_csv(tmp_path / "plain.csv") == results.read_csv(tmp_path / "short.csv")
+    # every column one-valued, or a single row: nothing left for the rows, so the rows keep them all
+    one = {k: v[:1] for k, v in cols.items()}
+    write_csv(tmp_path / "one.csv", one, header_comment=specs, constants_in_header=True)
+    assert results.CSV_CONSTANTS not in (tmp_path / "one.csv").read_text().splitlines()[0]
+    same = {"a": np.full(4, 1.5), "b": np.full(4, np.nan)}
+    write_csv(tmp_path / "same.csv", same, header_comment=specs, constants_in_header=True)
+    assert read_csv_columns(tmp_path / "same.csv")[1]["a"].tolist() == ["1.5"] * 4
+
+
 def test_npz_round_trip(tmp_path):
     cols = _columns()
     cols["obj"] = np.array(["a", "b"] * (len(cols["P"]) // 2), dtype=object)
