@@ -223,8 +223,8 @@ class Prog:
             )
         _, kind, role, causal, shape, flops, hbm, est, issue, role_name, reads, writes = got
         if rename:
-            reads = tuple(rename.get(x, x) for x in reads)
-            writes = tuple(rename.get(x, x) for x in writes)
+            reads = tuple([rename.get(x, x) for x in reads])
+            writes = tuple([rename.get(x, x) for x in writes])
         return self._add(
             COMPUTE,
             kind,
@@ -270,7 +270,7 @@ class Prog:
         if len(group) <= 1:
             return None
         b = self.b
-        link = b.topo.group_link(group)
+        link = b.group_link(group)
         coll = kind.collective
         return self._add(
             COMM,
@@ -323,8 +323,9 @@ class Prog:
         b = self.b
         batch = b.next_batch()
         fb = float(nbytes)
+        me = self.rank
         if send_to is not None:
-            link = b.topo.link(self.rank, send_to)
+            link, est = b.p2p(me, send_to, nbytes, exchange)
             self._add(
                 COMM,
                 OpKind.SEND,
@@ -341,17 +342,17 @@ class Prog:
                 0.0,
                 fb,
                 fb,
-                link.value,
+                link,
                 (send_to,),
-                b.key(f"{tag}|{self.rank}->{send_to}"),
+                b.key(f"{tag}|{me}->{send_to}"),
                 batch,
                 (),
                 False,
-                b.comm_est(link, _P2P, nbytes, exchange),
+                est,
                 b.comm_issue_s,
             )
         if recv_from is not None:
-            link = b.topo.link(recv_from, self.rank)
+            link, est = b.p2p(recv_from, me, nbytes, exchange)
             rtag = recv_tag or tag
             if recv_fields is not None:
                 f = {"layer": -1, "mb": -1, "step": -1, "call": 0, "chunk": -1, **recv_fields}
@@ -376,13 +377,13 @@ class Prog:
                 0.0,
                 0.0,
                 fb,
-                link.value,
+                link,
                 (recv_from,),
-                b.key(f"{rtag}|{recv_from}->{self.rank}"),
+                b.key(f"{rtag}|{recv_from}->{me}"),
                 batch,
                 (),
                 False,
-                b.comm_est(link, _P2P, nbytes, exchange),
+                est,
                 b.comm_issue_s,
             )
 
@@ -428,6 +429,8 @@ class Builder:
         self._work_memo: dict[tuple, tuple] = {}
         self._comm_memo: dict[tuple, float] = {}
         self._sent_memo: dict[tuple, float] = {}
+        self._p2p_memo: dict[tuple, tuple] = {}
+        self._group_link_memo: dict[tuple, object] = {}
         self._attn_memo: dict[tuple, Work] = {}
         self._op_memo: dict[int, tuple] = {}  # id(Work) -> (the Work, its op's cost fields)
 
@@ -443,7 +446,22 @@ class Builder:
         """(shape, flops, hbm_bytes, est_s) of a compute kernel, memoised on its cost inputs."""
         shape = (w.m, w.n, w.k) if w.kind == OpKind.GEMM else w.shape
         try:
-            key = (w.kind, w.role, w.flops, w.hbm_bytes, w.m, w.kv_len, w.q_len, w.causal, shape, w.dims)
+            key = (
+                w.kind,
+                w.role,
+                w.flops,
+                w.hbm_bytes,
+                w.m,
+                w.kv_len,
+                w.q_len,
+                w.causal,
+                shape,
+                w.dims,
+                w.fp8,
+                w.quant_bytes,
+                w.glu,
+                w.weight_bytes,
+            )  # every field work_time reads (not the buffers' names)
             hash(key)
         except TypeError:  # array-valued fields: no memo
             key = None
@@ -473,6 +491,22 @@ class Builder:
         if t is None:
             t = self._comm_memo[key] = float(kernels.comm_time(self.hw, link, coll, msg_bytes, group))
         return t
+
+    def p2p(self, src: int, dst: int, msg_bytes: float, exchange: int) -> tuple[str, float]:
+        """(the link's name, est_s) of a point-to-point message from GPU src to dst, memoised."""
+        key = (src, dst, msg_bytes, exchange)
+        got = self._p2p_memo.get(key)
+        if got is None:
+            link = self.topo.link(src, dst)
+            got = self._p2p_memo[key] = (link.value, self.comm_est(link, _P2P, msg_bytes, exchange))
+        return got
+
+    def group_link(self, group: tuple[int, ...]):
+        """``topo.group_link(group)``, memoised."""
+        link = self._group_link_memo.get(group)
+        if link is None:
+            link = self._group_link_memo[group] = self.topo.group_link(group)
+        return link
 
     def sent(self, coll: str, msg_bytes: float, group: int) -> float:
         key = (str(coll), msg_bytes, group)
