@@ -171,6 +171,41 @@ def _cli(plan, topo, layers, batch, seq, repeat, target_s, bytecode: bool = True
     )
 
 
+def _header() -> str:
+    """What ran where: the command, the UTC date, the git revision (+ if the tree has changes), the
+    machine (CPU model, cores), Python, numpy and simpy."""
+    import datetime
+    import platform
+
+    import numpy as np
+    import simpy
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        git = ["git", "-C", root]
+        rev = subprocess.run(
+            [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            [*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
+        )
+        rev = (rev or "unknown") + ("+" if dirty.stdout.strip() else "")
+    except OSError:
+        rev = "unknown (no git)"
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
+    except OSError:
+        pass
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return (
+        f"# {date}  git {rev}  python {' '.join(['benchmarks/bench_sim.py', *sys.argv[1:]])}\n"
+        f"# machine: {cpu}, {os.cpu_count()} cores; Python {platform.python_version()}, "
+        f"numpy {np.__version__}, simpy {simpy.__version__}, {platform.system()} {platform.release()}"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rings", action="store_true", help="also rings of one layer on 128 and 256 GPUs")
@@ -189,6 +224,7 @@ def main() -> None:
     if a.repeat < 1:
         ap.error(f"--repeat {a.repeat} is not valid: it must be a positive integer")
     cli = not a.no_cli
+    print(_header())
     print(f"cores available: {len(os.sched_getaffinity(0))}, load average {os.getloadavg()[0]:.1f}")
     for topo in ("ib:2x8", "nvlink-domain:16"):
         for plan in ("tp=8,pp=2,mb=16", "ring=16,mb=16"):

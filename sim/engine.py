@@ -157,9 +157,9 @@ class Engine:
         n = len(ops)
         n_ranks = self.s.n_ranks
         pos = None if [op.id for op in ops] == list(range(n)) else {op.id: i for i, op in enumerate(ops)}
-        self.rank = rank = [0] * n
-        self.is_comm = is_comm = [False] * n
-        self.est = est = [0.0] * n
+        self.rank = rank = [op.rank for op in ops]
+        self.is_comm = [op.kind not in COMPUTE_KINDS for op in ops]
+        self.est = [op.est_s for op in ops]
         # issue units per (rank, stream), in list order; the host of a rank issues its ops in list order,
         # ahead of the GPU: a unit cannot start before the host has issued all of its ops (cumulative
         # issue time of the rank's ops up to them; a captured graph's launch delays the first op)
@@ -169,7 +169,6 @@ class Engine:
         open_batch: dict[tuple[int, int], int] = {}
         host_clock = [self.s.launch_s] * n_ranks
         host_ready: list[float] = []
-        compute = COMPUTE_KINDS
         for i, op in enumerate(ops):
             r, stream = op.rank, op.stream
             if stream == "comm":
@@ -182,9 +181,6 @@ class Engine:
                 )
             if not 0 <= r < n_ranks:
                 raise SpecError(f"op {op.id} ({op.tag}) has rank {r}: valid are 0..{n_ranks - 1}")
-            rank[i] = r
-            is_comm[i] = op.kind not in compute
-            est[i] = op.est_s
             b = op.batch
             u = open_batch.get((st, b)) if b >= 0 else None
             if u is None:
