@@ -212,17 +212,21 @@ def _header() -> str:
 
 
 _AGAINST_CODE = """
-import json, sys, time
+import json, os, sys
 sys.path.insert(0, {bench!r})
 from bench_sim import _case
 r = _case({plan!r}, {topo!r}, None, {batch}, {seq}, True)
-print(json.dumps({{"cpu": r["cpu"], "latency": r["latency"].hex(), "how": r["how"]}}))
+import costmodel
+src = os.path.abspath(list(costmodel.__path__)[0])
+got = {{"cpu": r["cpu"], "latency": r["latency"].hex(), "how": r["how"], "from": src}}
+print(json.dumps(got))
 """
 
 
 def _against(other: str, repeat: int) -> None:
     """Each seed case run ``repeat`` times alternately with this tree's packages and with ``other``'s (a
-    fresh interpreter each, ``PYTHONPATH`` naming the tree): least and median CPU of ``run_config``."""
+    fresh interpreter each, started in the tree, ``PYTHONPATH`` naming it): least and median CPU of
+    ``run_config``; the tree each run imported is checked."""
     import json
     import statistics
 
@@ -242,10 +246,19 @@ def _against(other: str, repeat: int) -> None:
             for _ in range(repeat):
                 for name, root in trees.items():
                     env = {**os.environ, "PYTHONPATH": root}
-                    out = subprocess.run(
-                        [sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True
+                    out = subprocess.run(  # cwd: python -c puts it first on sys.path, before PYTHONPATH
+                        [sys.executable, "-c", code],
+                        env=env,
+                        cwd=root,
+                        check=True,
+                        capture_output=True,
+                        text=True,
                     ).stdout
                     got[name].append(json.loads(out.strip().splitlines()[-1]))
+                    if os.path.dirname(got[name][-1]["from"]) != root:
+                        raise RuntimeError(
+                            f"{name} imported costmodel from {got[name][-1]['from']}, not {root}"
+                        )
             cpu = {k: [r["cpu"] for r in v] for k, v in got.items()}
             lats = {r["latency"] for v in got.values() for r in v}
             mine, theirs = min(cpu["this tree"]), min(cpu["other"])
