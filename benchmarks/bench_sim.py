@@ -11,6 +11,11 @@
     python benchmarks/bench_sim.py --full     # + the seed ring (nvlink-domain:16) with coarsening off
     python benchmarks/bench_sim.py --repeat 5 # best of 5 runs of each case (default 3)
     python benchmarks/bench_sim.py --no-cli   # leave out the `ringsim simulate` command-line timings
+    python benchmarks/bench_sim.py --against DIR --repeat 7
+                                              # only the seed cases, each run alternately with this tree's
+                                              # costmodel and sim and with those of the checkout DIR (e.g.
+                                              # a worktree of main): CPU time of each, the ratio, and
+                                              # whether the latencies agree bit for bit
 
 Each run is a fresh process.  ``wall`` and ``cpu`` (that process's CPU time) cover ``run_config``:
 building and simulating (the best of ``--repeat`` runs; the machine is shared, so CPU time is the
@@ -171,6 +176,102 @@ def _cli(plan, topo, layers, batch, seq, repeat, target_s, bytecode: bool = True
     )
 
 
+def _header() -> str:
+    """What ran where: the command, the UTC date, the git revision (+ if the tree has changes), the
+    machine (CPU model, cores), Python, numpy and simpy."""
+    import datetime
+    import platform
+
+    import numpy as np
+    import simpy
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        git = ["git", "-C", root]
+        rev = subprocess.run(
+            [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            [*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
+        )
+        rev = (rev or "unknown") + ("+" if dirty.stdout.strip() else "")
+    except OSError:
+        rev = "unknown (no git)"
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
+    except OSError:
+        pass
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return (
+        f"# {date}  git {rev}  python {' '.join(['benchmarks/bench_sim.py', *sys.argv[1:]])}\n"
+        f"# machine: {cpu}, {os.cpu_count()} cores; Python {platform.python_version()}, "
+        f"numpy {np.__version__}, simpy {simpy.__version__}, {platform.system()} {platform.release()}"
+    )
+
+
+_AGAINST_CODE = """
+import json, os, sys
+sys.path.insert(0, {bench!r})
+from bench_sim import _case
+r = _case({plan!r}, {topo!r}, None, {batch}, {seq}, True)
+import costmodel
+src = os.path.abspath(list(costmodel.__path__)[0])
+got = {{"cpu": r["cpu"], "latency": r["latency"].hex(), "how": r["how"], "from": src}}
+print(json.dumps(got))
+"""
+
+
+def _against(other: str, repeat: int) -> None:
+    """Each seed case run ``repeat`` times alternately with this tree's packages and with ``other``'s (a
+    fresh interpreter each, started in the tree, ``PYTHONPATH`` naming it): least and median CPU of
+    ``run_config``; the tree each run imported is checked."""
+    import json
+    import statistics
+
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    trees = {"this tree": here, "other": os.path.abspath(other)}
+    print(f"# other: {trees['other']}")
+    for topo in ("ib:2x8", "nvlink-domain:16"):
+        for plan in ("tp=8,pp=2,mb=16", "ring=16,mb=16"):
+            code = _AGAINST_CODE.format(
+                bench=os.path.dirname(os.path.abspath(__file__)),
+                plan=plan,
+                topo=topo,
+                batch=SEED["batch"],
+                seq=SEED["seq"],
+            )
+            got: dict[str, list] = {k: [] for k in trees}
+            for _ in range(repeat):
+                for name, root in trees.items():
+                    env = {**os.environ, "PYTHONPATH": root}
+                    out = subprocess.run(  # cwd: python -c puts it first on sys.path, before PYTHONPATH
+                        [sys.executable, "-c", code],
+                        env=env,
+                        cwd=root,
+                        check=True,
+                        capture_output=True,
+                        text=True,
+                    ).stdout
+                    got[name].append(json.loads(out.strip().splitlines()[-1]))
+                    if os.path.dirname(got[name][-1]["from"]) != root:
+                        raise RuntimeError(
+                            f"{name} imported costmodel from {got[name][-1]['from']}, not {root}"
+                        )
+            cpu = {k: [r["cpu"] for r in v] for k, v in got.items()}
+            lats = {r["latency"] for v in got.values() for r in v}
+            mine, theirs = min(cpu["this tree"]), min(cpu["other"])
+            med = {k: statistics.median(v) for k, v in cpu.items()}
+            same = "identical bit for bit" if len(lats) == 1 else "DIFFERS: " + ", ".join(sorted(lats))
+            print(
+                f"seed {plan} ({topo}): cpu this tree {mine:.3f} s (median {med['this tree']:.3f}), "
+                f"other {theirs:.3f} s (median {med['other']:.3f}), ratio {theirs / mine:.2f}x; "
+                f"latency {same} ({got['this tree'][0]['how']})",
+                flush=True,
+            )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rings", action="store_true", help="also rings of one layer on 128 and 256 GPUs")
@@ -185,10 +286,26 @@ def main() -> None:
     ap.add_argument(
         "--ring1024", action="store_true", help="(kept for old command lines: the 1024-GPU ring always runs)"
     )
+    ap.add_argument(
+        "--against",
+        metavar="DIR",
+        default=None,
+        help="only the seed cases, run alternately with this tree and the checkout DIR (CPU, ratio, latency)",
+    )
     a = ap.parse_args()
     if a.repeat < 1:
         ap.error(f"--repeat {a.repeat} is not valid: it must be a positive integer")
+    if a.against is not None and not os.path.isdir(os.path.join(a.against, "costmodel")):
+        ap.error(
+            f"--against {a.against!r} is not valid: it must be a checkout of this project (with costmodel/)"
+        )
     cli = not a.no_cli
+    print(_header())
+    if a.against is not None:
+        print(f"cores available: {len(os.sched_getaffinity(0))}, load average {os.getloadavg()[0]:.1f}")
+        _against(a.against, a.repeat)
+        print(f"load average at the end {os.getloadavg()[0]:.1f}")
+        return
     print(f"cores available: {len(os.sched_getaffinity(0))}, load average {os.getloadavg()[0]:.1f}")
     for topo in ("ib:2x8", "nvlink-domain:16"):
         for plan in ("tp=8,pp=2,mb=16", "ring=16,mb=16"):

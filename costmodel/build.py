@@ -19,11 +19,12 @@ from . import layers as Lr
 from .geometry import Geometry
 from .layers import Work
 from .plan import Plan
-from .schedule import Op, OpKind, Role, Schedule
+from .schedule import Op, OpKind, Role, Schedule, make_op
 from .specs import Hardware, Model, Workload
 from .topology import Topology
 
 COMPUTE, COMM = "compute", "comm"
+_P2P = OpKind.SEND.collective  # the profile's figures of a send/recv pair
 
 
 @dataclass(frozen=True)
@@ -51,28 +52,129 @@ class Prog:
         self.writer: dict[str, int] = {}
         self.readers: dict[str, list[int]] = {}
 
-    def add(self, *, stream: str, kind: OpKind, role: Role, tag: str, reads=(), writes=(), **f) -> Op:
+    def add(
+        self,
+        *,
+        stream: str,
+        kind: OpKind,
+        role: Role,
+        tag: str,
+        reads=(),
+        writes=(),
+        layer: int = -1,
+        mb: int = -1,
+        step: int = -1,
+        call: int = 0,
+        chunk: int = -1,
+        flops: float = 0.0,
+        hbm_bytes: float = 0.0,
+        link_bytes: float = 0.0,
+        msg_bytes: float = 0.0,
+        link: str = "",
+        peers: tuple = (),
+        match: int = -1,
+        batch: int = -1,
+        shape: tuple = (),
+        causal: bool = False,
+        est_s: float = 0.0,
+        issue_s: float = 0.0,
+    ) -> Op:
+        """Append an op (the fields of ``Op``; ``deps`` derived from the buffers it reads and writes)."""
+        return self._add(
+            stream,
+            kind,
+            role,
+            tag,
+            tuple(reads),
+            tuple(writes),
+            layer,
+            mb,
+            step,
+            call,
+            chunk,
+            flops,
+            hbm_bytes,
+            link_bytes,
+            msg_bytes,
+            link,
+            peers,
+            match,
+            batch,
+            shape,
+            causal,
+            est_s,
+            issue_s,
+        )
+
+    def _add(
+        self,
+        stream,
+        kind,
+        role,
+        tag,
+        reads: tuple,
+        writes: tuple,
+        layer,
+        mb,
+        step,
+        call,
+        chunk,
+        flops,
+        hbm_bytes,
+        link_bytes,
+        msg_bytes,
+        link,
+        peers,
+        match,
+        batch,
+        shape,
+        causal,
+        est_s,
+        issue_s,
+    ) -> Op:
+        """``add`` with every field given, in order (the emitters' fast path: no keywords to bind)."""
         writer, readers = self.writer, self.readers
-        deps = {writer[x] for x in reads if x in writer}
+        deps = set()
+        for x in reads:
+            w = writer.get(x)
+            if w is not None:
+                deps.add(w)
         for x in writes:
             rd = readers.get(x)
             if rd:
                 deps.update(rd)
-            if x in writer:
-                deps.add(writer[x])
+            w = writer.get(x)
+            if w is not None:
+                deps.add(w)
         ops = self.b.ops
         i = len(ops)
-        op = Op(
-            id=i,
-            rank=self.rank,
-            stream=stream,
-            kind=kind,
-            role=role,
-            tag=tag,
-            deps=tuple(sorted(deps)) if len(deps) > 1 else tuple(deps),
-            reads=tuple(reads),
-            writes=tuple(writes),
-            **f,
+        op = make_op(
+            i,
+            self.rank,
+            stream,
+            kind,
+            role,
+            tag,
+            layer,
+            mb,
+            step,
+            call,
+            chunk,
+            tuple(sorted(deps)) if len(deps) > 1 else tuple(deps),
+            flops,
+            hbm_bytes,
+            link_bytes,
+            msg_bytes,
+            link,
+            peers,
+            match,
+            batch,
+            shape,
+            causal,
+            reads,
+            writes,
+            est_s,
+            issue_s,
         )
         ops.append(op)
         for x in reads:
@@ -87,7 +189,17 @@ class Prog:
         return op
 
     def work(
-        self, w: Work, tag: str, rename: dict[str, str] | None = None, label: str | None = None, **fields
+        self,
+        w: Work,
+        tag: str,
+        rename: dict[str, str] | None = None,
+        label: str | None = None,
+        *,
+        layer: int = -1,
+        mb: int = -1,
+        step: int = -1,
+        call: int = 0,
+        chunk: int = -1,
     ) -> Op:
         """A compute kernel; its tag is ``tag/label`` (label: the role's name unless given)."""
         b = self.b
@@ -97,6 +209,9 @@ class Prog:
             issue = b.hw.op(w.role.op_class).issue_s if b.hw else 0.0
             got = b._op_memo[id(w)] = (
                 w,
+                w.kind,
+                w.role,
+                w.causal,
                 shape,
                 flops,
                 hbm,
@@ -106,24 +221,34 @@ class Prog:
                 tuple(w.reads),
                 tuple(w.writes),
             )
-        _, shape, flops, hbm, est, issue, role_name, reads, writes = got
+        _, kind, role, causal, shape, flops, hbm, est, issue, role_name, reads, writes = got
         if rename:
-            reads = tuple(rename.get(x, x) for x in reads)
-            writes = tuple(rename.get(x, x) for x in writes)
-        return self.add(
-            stream=COMPUTE,
-            kind=w.kind,
-            role=w.role,
-            tag=f"{tag}/{label or role_name}",
-            reads=reads,
-            writes=writes,
-            flops=flops,
-            hbm_bytes=hbm,
-            shape=shape,
-            causal=w.causal,
-            est_s=est,
-            issue_s=issue,
-            **fields,
+            reads = tuple([rename.get(x, x) for x in reads])
+            writes = tuple([rename.get(x, x) for x in writes])
+        return self._add(
+            COMPUTE,
+            kind,
+            role,
+            f"{tag}/{label or role_name}",
+            reads,
+            writes,
+            layer,
+            mb,
+            step,
+            call,
+            chunk,
+            flops,
+            hbm,
+            0.0,
+            0.0,
+            "",
+            (),
+            -1,
+            -1,
+            shape,
+            causal,
+            est,
+            issue,
         )
 
     def collective(
@@ -135,28 +260,42 @@ class Prog:
         tag: str,
         reads,
         writes,
-        **fields,
+        *,
+        layer: int = -1,
+        mb: int = -1,
+        step: int = -1,
+        call: int = 0,
+        chunk: int = -1,
     ) -> Op | None:
         if len(group) <= 1:
             return None
         b = self.b
-        link = b.topo.group_link(group)
+        link = b.group_link(group)
         coll = kind.collective
-        return self.add(
-            stream=COMM,
-            kind=kind,
-            role=role,
-            tag=tag,
-            reads=reads,
-            writes=writes,
-            peers=group,
-            match=b.key(f"{tag}|{group}"),
-            msg_bytes=float(msg_bytes),
-            link=link.value,
-            link_bytes=b.sent(coll, msg_bytes, len(group)),
-            est_s=b.comm_est(link, coll, msg_bytes, len(group)),
-            issue_s=b.comm_issue_s,
-            **fields,
+        return self._add(
+            COMM,
+            kind,
+            role,
+            tag,
+            tuple(reads),
+            tuple(writes),
+            layer,
+            mb,
+            step,
+            call,
+            chunk,
+            0.0,
+            0.0,
+            b.sent(coll, msg_bytes, len(group)),
+            float(msg_bytes),
+            link.value,
+            group,
+            b.key(f"{tag}|{group}"),
+            -1,
+            (),
+            False,
+            b.comm_est(link, coll, msg_bytes, len(group)),
+            b.comm_issue_s,
         )
 
     def sendrecv(
@@ -171,48 +310,81 @@ class Prog:
         recv_tag: str | None = None,
         recv_fields: dict | None = None,
         exchange: int = 2,
-        **fields,
+        *,
+        layer: int = -1,
+        mb: int = -1,
+        step: int = -1,
+        call: int = 0,
+        chunk: int = -1,
     ) -> None:
         """A send and/or a recv issued together (one NCCL group) on the comm stream; ``exchange``: how many
-        ranks exchange at once (a ring's size), which picks the profile's figures for the transfer."""
+        ranks exchange at once (a ring's size), which picks the profile's figures for the transfer.
+        The recv has the send's fields (layer, mb, step, call, chunk) unless ``recv_fields`` gives its own."""
         b = self.b
         batch = b.next_batch()
-        p2p = OpKind.SEND.collective
+        fb = float(nbytes)
+        me = self.rank
         if send_to is not None:
-            link = b.topo.link(self.rank, send_to)
-            self.add(
-                stream=COMM,
-                kind=OpKind.SEND,
-                role=role,
-                tag=f"{tag}/send",
-                reads=(send_buf,),
-                peers=(send_to,),
-                match=b.key(f"{tag}|{self.rank}->{send_to}"),
-                batch=batch,
-                msg_bytes=float(nbytes),
-                link=link.value,
-                link_bytes=float(nbytes),
-                est_s=b.comm_est(link, p2p, nbytes, exchange),
-                issue_s=b.comm_issue_s,
-                **fields,
+            link, est = b.p2p(me, send_to, nbytes, exchange)
+            self._add(
+                COMM,
+                OpKind.SEND,
+                role,
+                f"{tag}/send",
+                (send_buf,),
+                (),
+                layer,
+                mb,
+                step,
+                call,
+                chunk,
+                0.0,
+                0.0,
+                fb,
+                fb,
+                link,
+                (send_to,),
+                b.key(f"{tag}|{me}->{send_to}"),
+                batch,
+                (),
+                False,
+                est,
+                b.comm_issue_s,
             )
         if recv_from is not None:
-            link = b.topo.link(recv_from, self.rank)
+            link, est = b.p2p(recv_from, me, nbytes, exchange)
             rtag = recv_tag or tag
-            self.add(
-                stream=COMM,
-                kind=OpKind.RECV,
-                role=role,
-                tag=f"{rtag}/recv",
-                writes=(recv_buf,),
-                peers=(recv_from,),
-                match=b.key(f"{rtag}|{recv_from}->{self.rank}"),
-                batch=batch,
-                msg_bytes=float(nbytes),
-                link=link.value,
-                est_s=b.comm_est(link, p2p, nbytes, exchange),
-                issue_s=b.comm_issue_s,
-                **(fields if recv_fields is None else recv_fields),
+            if recv_fields is not None:
+                f = {"layer": -1, "mb": -1, "step": -1, "call": 0, "chunk": -1, **recv_fields}
+                if len(f) > 5:
+                    raise TypeError(
+                        f"recv_fields {sorted(recv_fields)}: valid are layer, mb, step, call, chunk"
+                    )
+                layer, mb, step, call, chunk = f["layer"], f["mb"], f["step"], f["call"], f["chunk"]
+            self._add(
+                COMM,
+                OpKind.RECV,
+                role,
+                f"{rtag}/recv",
+                (),
+                (recv_buf,),
+                layer,
+                mb,
+                step,
+                call,
+                chunk,
+                0.0,
+                0.0,
+                0.0,
+                fb,
+                link,
+                (recv_from,),
+                b.key(f"{rtag}|{recv_from}->{me}"),
+                batch,
+                (),
+                False,
+                est,
+                b.comm_issue_s,
             )
 
 
@@ -257,6 +429,8 @@ class Builder:
         self._work_memo: dict[tuple, tuple] = {}
         self._comm_memo: dict[tuple, float] = {}
         self._sent_memo: dict[tuple, float] = {}
+        self._p2p_memo: dict[tuple, tuple] = {}
+        self._group_link_memo: dict[tuple, object] = {}
         self._attn_memo: dict[tuple, Work] = {}
         self._op_memo: dict[int, tuple] = {}  # id(Work) -> (the Work, its op's cost fields)
 
@@ -272,7 +446,22 @@ class Builder:
         """(shape, flops, hbm_bytes, est_s) of a compute kernel, memoised on its cost inputs."""
         shape = (w.m, w.n, w.k) if w.kind == OpKind.GEMM else w.shape
         try:
-            key = (w.kind, w.role, w.flops, w.hbm_bytes, w.m, w.kv_len, w.q_len, w.causal, shape, w.dims)
+            key = (
+                w.kind,
+                w.role,
+                w.flops,
+                w.hbm_bytes,
+                w.m,
+                w.kv_len,
+                w.q_len,
+                w.causal,
+                shape,
+                w.dims,
+                w.fp8,
+                w.quant_bytes,
+                w.glu,
+                w.weight_bytes,
+            )  # every field work_time reads (not the buffers' names)
             hash(key)
         except TypeError:  # array-valued fields: no memo
             key = None
@@ -302,6 +491,22 @@ class Builder:
         if t is None:
             t = self._comm_memo[key] = float(kernels.comm_time(self.hw, link, coll, msg_bytes, group))
         return t
+
+    def p2p(self, src: int, dst: int, msg_bytes: float, exchange: int) -> tuple[str, float]:
+        """(the link's name, est_s) of a point-to-point message from GPU src to dst, memoised."""
+        key = (src, dst, msg_bytes, exchange)
+        got = self._p2p_memo.get(key)
+        if got is None:
+            link = self.topo.link(src, dst)
+            got = self._p2p_memo[key] = (link.value, self.comm_est(link, _P2P, msg_bytes, exchange))
+        return got
+
+    def group_link(self, group: tuple[int, ...]):
+        """``topo.group_link(group)``, memoised."""
+        link = self._group_link_memo.get(group)
+        if link is None:
+            link = self._group_link_memo[group] = self.topo.group_link(group)
+        return link
 
     def sent(self, coll: str, msg_bytes: float, group: int) -> float:
         key = (str(coll), msg_bytes, group)

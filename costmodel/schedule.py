@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import FrozenInstanceError, dataclass, field
 
 from .specs import Collective
 
@@ -139,44 +139,210 @@ _OP_CLASS = {
 }
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Op:
-    id: int
-    rank: int
-    stream: str  # "compute" | "comm"
-    kind: OpKind
-    role: Role
-    tag: str  # a label for traces only, e.g. "L3/mb0/ring/step2/attn"
-    layer: int = -1  # the model layer the op belongs to (-1: none, e.g. a pipeline transfer)
-    mb: int = -1  # micro-batch
-    step: int = -1  # ring step (-1: not a ring step)
-    call: int = 0  # index of the op among the attention calls of one ring step
-    chunk: int = -1  # chunked prefill: the chunk of the micro-batch's sequences (-1: no chunks)
-    deps: tuple[int, ...] = ()
-    flops: float = 0.0
-    hbm_bytes: float = 0.0
-    link_bytes: float = 0.0  # bytes this rank sends over links for this op
-    msg_bytes: float = 0.0  # comm: message size (p2p payload; collective buffer as nccl-tests 'size')
-    link: str = ""  # comm: "nvlink" | "ib" (the slowest link the op crosses)
-    peers: tuple[int, ...] = ()  # send: (dst,); recv: (src,); collective: the group's ranks
-    match: int = -1
-    batch: int = -1
-    shape: tuple = ()  # gemm: (m, n, k); attention: (batch, heads, q_len, kv_len, head_dim)
-    causal: bool = False
-    reads: tuple[str, ...] = ()
-    writes: tuple[str, ...] = ()
-    est_s: float = 0.0
-    issue_s: float = 0.0  # host time to issue the op (the host walks a rank's ops in list order)
+OP_FIELDS = (
+    "id",
+    "rank",
+    "stream",
+    "kind",
+    "role",
+    "tag",
+    "layer",
+    "mb",
+    "step",
+    "call",
+    "chunk",
+    "deps",
+    "flops",
+    "hbm_bytes",
+    "link_bytes",
+    "msg_bytes",
+    "link",
+    "peers",
+    "match",
+    "batch",
+    "shape",
+    "causal",
+    "reads",
+    "writes",
+    "est_s",
+    "issue_s",
+)
 
-    def __post_init__(self) -> None:
-        if type(self.kind) is not OpKind:
-            object.__setattr__(self, "kind", OpKind(self.kind))
-        if type(self.role) is not Role:
-            object.__setattr__(self, "role", Role(self.role))
+
+class _OpSlots:
+    """An op's storage (a mutable record, only ever seen while ``Op`` fills it in)."""
+
+    __slots__ = OP_FIELDS
+
+
+_new = object.__new__
+
+
+class Op(_OpSlots):
+    """One op of a rank's program: immutable (assigning a field raises ``FrozenInstanceError``), equal
+    to and hashed like another op of the same fields, keyword-only fields with the defaults below.
+
+    A plain slotted class rather than a frozen dataclass: a schedule has 1e4-1e6 ops and the frozen
+    dataclass's ``__init__`` (one ``object.__setattr__`` a field) cost ~5 us an op, most of building a
+    schedule; here the fields are stored into a ``_OpSlots`` record, which then becomes an ``Op``."""
+
+    __slots__ = ()
+
+    def __new__(
+        cls,
+        *,
+        id: int,
+        rank: int,
+        stream: str,  # "compute" | "comm"
+        kind: OpKind,
+        role: Role,
+        tag: str,  # a label for traces only, e.g. "L3/mb0/ring/step2/attn"
+        layer: int = -1,  # the model layer the op belongs to (-1: none, e.g. a pipeline transfer)
+        mb: int = -1,  # micro-batch
+        step: int = -1,  # ring step (-1: not a ring step)
+        call: int = 0,  # index of the op among the attention calls of one ring step
+        chunk: int = -1,  # chunked prefill: the chunk of the micro-batch's sequences (-1: no chunks)
+        deps: tuple[int, ...] = (),
+        flops: float = 0.0,
+        hbm_bytes: float = 0.0,
+        link_bytes: float = 0.0,  # bytes this rank sends over links for this op
+        msg_bytes: float = 0.0,  # comm: message size (p2p payload; collective buffer as nccl-tests 'size')
+        link: str = "",  # comm: "nvlink" | "ib" (the slowest link the op crosses)
+        peers: tuple[int, ...] = (),  # send: (dst,); recv: (src,); collective: the group's ranks
+        match: int = -1,
+        batch: int = -1,
+        shape: tuple = (),  # gemm: (m, n, k); attention: (batch, heads, q_len, kv_len, head_dim)
+        causal: bool = False,
+        reads: tuple[str, ...] = (),
+        writes: tuple[str, ...] = (),
+        est_s: float = 0.0,
+        issue_s: float = 0.0,  # host time to issue the op (the host walks a rank's ops in list order)
+    ) -> Op:
+        return make_op(
+            id,
+            rank,
+            stream,
+            kind,
+            role,
+            tag,
+            layer,
+            mb,
+            step,
+            call,
+            chunk,
+            deps,
+            flops,
+            hbm_bytes,
+            link_bytes,
+            msg_bytes,
+            link,
+            peers,
+            match,
+            batch,
+            shape,
+            causal,
+            reads,
+            writes,
+            est_s,
+            issue_s,
+            cls,
+        )
+
+    def _values(self) -> tuple:
+        return tuple(getattr(self, f) for f in OP_FIELDS)
+
+    def __setattr__(self, name, value):
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name):
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def __eq__(self, other):
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        return f"Op({', '.join(f'{f}={getattr(self, f)!r}' for f in OP_FIELDS)})"
+
+    def __reduce__(self):
+        return _op_from_values, (self.__class__, self._values())
+
+    def replace(self, **changes) -> Op:
+        """A copy with ``changes`` (what ``dataclasses.replace`` did for the frozen dataclass)."""
+        return self.__class__(**{**dict(zip(OP_FIELDS, self._values())), **changes})
 
     @property
     def is_compute(self) -> bool:
         return self.kind.is_compute
+
+
+def make_op(
+    id,
+    rank,
+    stream,
+    kind,
+    role,
+    tag,
+    layer,
+    mb,
+    step,
+    call,
+    chunk,
+    deps,
+    flops,
+    hbm_bytes,
+    link_bytes,
+    msg_bytes,
+    link,
+    peers,
+    match,
+    batch,
+    shape,
+    causal,
+    reads,
+    writes,
+    est_s,
+    issue_s,
+    cls=Op,
+) -> Op:
+    """An ``Op`` of its fields, positionally in ``OP_FIELDS`` order (the builder's fast path)."""
+    self = _new(_OpSlots)
+    self.id = id
+    self.rank = rank
+    self.stream = stream
+    self.tag = tag
+    self.layer = layer
+    self.mb = mb
+    self.step = step
+    self.call = call
+    self.chunk = chunk
+    self.deps = deps
+    self.flops = flops
+    self.hbm_bytes = hbm_bytes
+    self.link_bytes = link_bytes
+    self.msg_bytes = msg_bytes
+    self.link = link
+    self.peers = peers
+    self.match = match
+    self.batch = batch
+    self.shape = shape
+    self.causal = causal
+    self.reads = reads
+    self.writes = writes
+    self.est_s = est_s
+    self.issue_s = issue_s
+    self.kind = kind if type(kind) is OpKind else OpKind(kind)
+    self.role = role if type(role) is Role else Role(role)
+    self.__class__ = cls
+    return self
+
+
+def _op_from_values(cls, values: tuple) -> Op:
+    return make_op(*values, cls)
 
 
 @dataclass

@@ -31,6 +31,7 @@ import contextlib
 import gc
 import time as _time
 from dataclasses import dataclass, field
+from heapq import heappush
 
 import simpy
 from simpy.events import NORMAL, Event
@@ -89,12 +90,13 @@ class SimResult:
 
 
 class _Wake(Event):
-    """A pre-triggered simpy event carrying one callback (cheaper than a Timeout + process)."""
+    """A pre-triggered simpy event carrying one callback (cheaper than a Timeout + process): it holds
+    only what ``Environment.step`` reads (``callbacks``, ``_ok``) and its value."""
 
-    def __init__(self, env, fn, arg):  # noqa: D401 - deliberately skips Event.__init__
-        self.env = env
+    _ok = True
+
+    def __init__(self, fn, arg):  # noqa: D401 - deliberately skips Event.__init__
         self.callbacks = [fn]
-        self._ok = True
         self._value = arg
 
 
@@ -133,7 +135,7 @@ class Engine:
         ops = sched.ops
         attn = OpKind.ATTN
         # per op: how much slower it runs while a transfer is in flight on its GPU
-        self.slow_of = [s_attn if op.kind == attn else s_other for op in ops]
+        self.slow_of = [s_attn if op.kind is attn else s_other for op in ops]
         self.slow = max(s_attn, s_other)  # 1.0: no op is ever slowed, nothing to rescale
         # the kernel-boundary gate: which compute ops hold a comm op that becomes ready beside them
         self.gated = bool(hw.comm_gate_kinds)
@@ -277,7 +279,9 @@ class Engine:
         )
 
     def _post(self, delay: float, fn, arg) -> None:
-        self.env.schedule(_Wake(self.env, fn, arg), NORMAL, delay)
+        """``env.schedule(_Wake(fn, arg), NORMAL, delay)``, inlined (the engine's most frequent call)."""
+        env = self.env
+        heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), _Wake(fn, arg)))
 
     def _check_done(self) -> None:
         stuck = [i for i, e in enumerate(self.end) if e != e]
@@ -328,12 +332,14 @@ class Engine:
         if not self.is_comm[i]:
             self.start[i] = now
             f = self.slow_of[i] if self.comm_active[r] else 1.0
-            self.c_state[i] = st = [self.est[i], now, f, 0]
+            est = self.est[i]
+            self.c_state[i] = [est, now, f, 0]
             self.running[r].append(i)
-            self._post(st[0] * f, self._compute_done, (i, 0))
+            env = self.env  # self._post(est * f, self._compute_done, (i, 0)), inlined
+            heappush(env._queue, (now + est * f, NORMAL, next(env._eid), _Wake(self._compute_done, (i, 0))))
             return
         if self.gated:  # decided once every other event of this instant has run (a kernel starting now)
-            self.env.schedule(_Wake(self.env, self._gate_check, i), LATE, 0.0)
+            self.env.schedule(_Wake(self._gate_check, i), LATE, 0.0)
             return
         self._comm_begin(i)
 
@@ -410,15 +416,24 @@ class Engine:
 
     def _rescale(self, r: int) -> None:
         """The GPU's comm activity switched on or off: stretch or shrink its running compute."""
-        now = self.env._now
+        env = self.env
+        now = env._now
         active = bool(self.comm_active[r])
+        slow_of, c_state, queue, eid, done = (
+            self.slow_of,
+            self.c_state,
+            env._queue,
+            env._eid,
+            self._compute_done,
+        )
         for i in self.running[r]:
-            f_new = self.slow_of[i] if active else 1.0
-            st = self.c_state[i]
+            f_new = slow_of[i] if active else 1.0
+            st = c_state[i]
             st[0] = max(st[0] - (now - st[1]) / st[2], 0.0)
             st[1], st[2] = now, f_new
             st[3] += 1
-            self._post(st[0] * f_new, self._compute_done, (i, st[3]))
+            # self._post(st[0] * f_new, self._compute_done, (i, st[3])), inlined
+            heappush(queue, (now + st[0] * f_new, NORMAL, next(eid), _Wake(done, (i, st[3]))))
             if i in self.gate_wait:  # the moment its last wave begins moved with it
                 self._post(max(st[0] - self.gate_lead, 0.0) * f_new, self._gate_open, (i, st[3]))
 

@@ -239,3 +239,70 @@ def test_coarsened_layers_stand_for_the_rest(seed, h100, text, m):
         a, b = full.totals(r), one.totals(r)
         assert b["flops"] == pytest.approx(a["flops"], rel=1e-12)
         assert b["sent_bytes"] == pytest.approx(a["sent_bytes"], rel=1e-12)
+
+
+def test_op_is_immutable_and_a_value(tiny, h100):
+    """``Op`` (a slotted class, no longer a frozen dataclass): fields cannot be assigned or deleted; ops of
+    equal fields are equal and hash alike; copies, pickles and ``replace`` keep every field; strings for
+    ``kind``/``role`` become their enums."""
+    import copy
+    import dataclasses
+    import pickle
+
+    from costmodel.schedule import OP_FIELDS, Op, OpKind, Role
+
+    s = _sched(tiny, h100, parse_plan("tp=2,ring=2"), "nvswitch:4", batch=2, seq_len=256)
+    op = next(o for o in s if o.kind == OpKind.SEND)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        op.rank = 3
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        del op.est_s
+    fields = {f: getattr(op, f) for f in OP_FIELDS}
+    same = Op(**{**fields, "kind": "send", "role": fields["role"].value})
+    assert same == op and hash(same) == hash(op) and type(same.kind) is OpKind and type(same.role) is Role
+    assert pickle.loads(pickle.dumps(op)) == op and copy.deepcopy(op) == op
+    other = op.replace(rank=op.rank + 1)
+    assert other != op and other.rank == op.rank + 1 and op.rank == fields["rank"]
+    assert {getattr(other, f) for f in OP_FIELDS if f != "rank"} == {
+        v for f, v in fields.items() if f != "rank"
+    }
+    assert len(set(s.ops)) == len(s.ops)  # every op distinct (ids differ), all hashable
+    with pytest.raises(TypeError):
+        Op(**{**fields, "colour": 1})  # unknown fields are refused, as by the dataclass
+
+
+def test_work_cost_memo_tells_apart_every_field_work_time_reads(tiny):
+    """The builder's memo of kernel costs is keyed on every field ``work_time`` reads: kernels equal but
+    for the weight's bytes, FP8, the quantise's bytes or the gated activation each get their own time."""
+    from dataclasses import replace
+
+    from costmodel import layers as Lr
+    from costmodel.build import Builder
+    from costmodel.presets import load_hardware
+    from costmodel.schedule import Role
+
+    hw = load_hardware("h100-sxm", ["achievable.glu_act_traffic=1.5", "achievable.glu_act_floor_ratio=2.0"])
+    b = Builder(
+        tiny,
+        Workload(batch=1, seq_len=256),
+        parse_plan("tp=2"),
+        parse_topology("nvswitch:2"),
+        hw,
+        "auto",
+        None,
+    )
+    g = Lr.gemm(Role.MLP_UP, 16, 4096, 4096, 2, ("x",), ("y",))  # 16 rows: the weight's bytes set its time
+    big = Lr.gemm(Role.MLP_UP, 8192, 4096, 4096, 2, ("x",), ("y",))  # 8192 rows: FP8's peak and quantise
+    act = Lr.elementwise(Role.ACT, 1e8, ("u",), ("a",))
+    works = [
+        g,
+        replace(g, weight_bytes=8 * g.weight_bytes),
+        big,
+        replace(big, fp8=True),
+        replace(big, fp8=True, quant_bytes=4e7),
+        act,
+        replace(act, glu=True),
+    ]
+    times = [b.work_cost(w)[3] for w in works]
+    assert times == [float(Lr.work_time(hw, w, "auto")) for w in works]
+    assert len(set(times)) == len(works)  # each field changes the time: the memo must not mix them up

@@ -67,21 +67,31 @@ def _n_pre(works) -> int:
     return next(i for i, w in enumerate(works) if w.role == Role.ROPE) + 1
 
 
+def _split(b):
+    """The layer's works before attention and after it (memoised: every layer emits them)."""
+    got = b.memo.get("dense_split")
+    if got is None:
+        works = _works(b)
+        n = _n_pre(works)
+        got = b.memo["dense_split"] = (works[:n], works[n:])
+    return got
+
+
 def emit_pre(b, site, rename) -> None:
     """norm, QKV projection (and its bias), RoPE (writes ``q`` and the layer's local K/V)."""
-    works = _works(b)
-    for w in works[: _n_pre(works)]:
-        site.prog.work(w, site.tag, rename, **site.fields())
+    f, work = site.fields(), site.prog.work
+    for w in _split(b)[0]:
+        work(w, site.tag, rename, **f)
 
 
 def emit_post(b, site, rename) -> None:
     """O projection, residual, norm, MLP, residual; an all-reduce after each row-parallel GEMM."""
-    group = b.plan.group("tp", site.rank)
-    works = _works(b)
-    for w in works[_n_pre(works) :]:
-        site.prog.work(w, site.tag, rename, **site.fields())
+    group = b.group_pos("tp", site.rank)[0]
+    f, prog = site.fields(), site.prog
+    for w in _split(b)[1]:
+        prog.work(w, site.tag, rename, **f)
         if w.role in _AR_AFTER:
-            site.prog.collective(
+            prog.collective(
                 OpKind.ALL_REDUCE,
                 Role.TP_ALL_REDUCE,
                 group,
@@ -89,7 +99,7 @@ def emit_post(b, site, rename) -> None:
                 f"{site.tag}/tp/{_AR_AFTER[w.role]}",
                 ("y",),
                 ("y",),
-                **site.fields(),
+                **f,
             )
 
 

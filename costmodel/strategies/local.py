@@ -51,10 +51,12 @@ def _work(geo, q, kv, o):
 
 
 def emit(b, site, q, kv, o) -> None:
-    if prefix_cache.used(b.geo):
+    if prefix_cache.used_by(b):
         return prefix_cache.emit_local(b, site, q, kv, o)
-    w = _work(b.geo, q, kv, o)
-    site.prog.work(w, f"{site.tag}/attn", label="attn", **site.fields())
+    w = b.memo.get("local_attn")  # one Work for every layer, its buffers renamed
+    if w is None:
+        w = b.memo["local_attn"] = _work(b.geo, "q", "kv", "o")
+    site.prog.work(w, f"{site.tag}/attn", {"q": q, "kv": kv, "o": o}, label="attn", **site.fields())
 
 
 def closed_form(ctx, on) -> AttnCost:

@@ -64,6 +64,14 @@ def used(geo) -> bool:
     return bool(np.all(np.asarray(geo.cached) > 0)) and not geo.decode
 
 
+def used_by(b) -> bool:
+    """``used(b.geo)`` for a builder, memoised (its geometry is fixed; emitters ask once per layer)."""
+    got = b.memo.get("prefix_cache_used")
+    if got is None:
+        got = b.memo["prefix_cache_used"] = used(b.geo)
+    return got
+
+
 # ----------------------------------------------------------------------------------------------
 # the new K/V written behind the cached shard (rings: the block pass-KV sends, pass-Q's local keys)
 # ----------------------------------------------------------------------------------------------

@@ -92,11 +92,37 @@ def step_calls(variant, causal, R, lr, lc, i, t, pass_q=False) -> list[tuple[int
     return [(q.stop - q.start, k.stop - k.start, c) for q, k, c in blocks]
 
 
+def _rank_calls(b, i: int, lc: int, t: int) -> list:
+    """Rank i's calls (q_len, kv_len, causal) at ring step t (``step_calls``): every layer and micro-batch
+    of the rank makes the same ones, memoised for the rank being built (the builder builds one rank
+    after another)."""
+    got = b.memo.get("ring_calls")
+    if got is None or got[0] != i:
+        got = b.memo["ring_calls"] = (i, {})
+    calls = got[1].get(t)
+    if calls is None:
+        plan = b.plan
+        calls = got[1][t] = step_calls(plan.ring_variant, b.wl.causal, plan.ring, b.geo.ring_len, lc, i, t)
+    return calls
+
+
+def _unit_works(b, tok: int):
+    """The LSE merge (every step's) and the accumulator's init, the same Work objects for every layer."""
+    got = b.memo.get("ring_merge_init")
+    if got is None:
+        geo = b.geo
+        got = b.memo["ring_merge_init"] = (
+            Lr.lse_merge(Role.MERGE, geo.model, tok, geo.q_heads, ("part", "acc"), ("acc",)),
+            Lr.elementwise(Role.INIT, geo.accum_bytes(tok), ("part",), ("acc",)),
+        )
+    return got
+
+
 def emit(b, site, q, kv, o) -> None:
     plan, geo, prog = b.plan, b.geo, site.prog
     group, i = b.group_pos("ring", site.rank)
-    R, lr, m = plan.ring, geo.ring_len, geo.model
-    lc = geo.ring_cached if prefix_cache.used(geo) else 0
+    R, lr = plan.ring, geo.ring_len
+    lc = geo.ring_cached if prefix_cache.used_by(b) else 0
     if lc:  # the block that travels: the cached shard with the new K/V behind it
         kv = prefix_cache.emit_append(b, site, kv)
     nxt, prv = group[(i + 1) % R], group[(i - 1) % R]
@@ -105,22 +131,42 @@ def emit(b, site, q, kv, o) -> None:
     ts = _steps(b, R)
     if len(ts) < R and not _middle_uniform(b, i):
         b.ring_uniform = False
-    merge = Lr.lse_merge(Role.MERGE, m, tok, geo.q_heads, ("part", "acc"), ("acc",))  # every step's
-    init = Lr.elementwise(Role.INIT, geo.accum_bytes(tok), ("part",), ("acc",))
+    merge, init = _unit_works(b, tok)
+    layer, mb, chunk = site.layer, site.mb, site.chunk
+    last = len(ts) - 1
     for j, t in enumerate(ts):  # j == t unless coarsened (buffers alternate by position)
         cur = kv if j == 0 else f"kvbuf{j % 2}"
         stag = f"{site.tag}/ring/step{t}"
-        f = site.fields(step=t)
-        if j < len(ts) - 1:
+        if j < last:
             prog.sendrecv(
-                Role.RING_KV, stag, nxt, cur, prv, f"kvbuf{(j + 1) % 2}", geo.kv_block_bytes, exchange=R, **f
+                Role.RING_KV,
+                stag,
+                nxt,
+                cur,
+                prv,
+                f"kvbuf{(j + 1) % 2}",
+                geo.kv_block_bytes,
+                exchange=R,
+                layer=layer,
+                mb=mb,
+                step=t,
+                chunk=chunk,
             )
-        for c, (ql, kl, causal) in enumerate(step_calls(plan.ring_variant, b.wl.causal, R, lr, lc, i, t)):
-            prog.work(_call(b, ql, kl, causal, q, cur), stag, label=f"attn{c}" if c else "attn", call=c, **f)
+        for c, (ql, kl, causal) in enumerate(_rank_calls(b, i, lc, t)):
+            prog.work(
+                _call(b, ql, kl, causal, q, cur),
+                stag,
+                label=f"attn{c}" if c else "attn",
+                call=c,
+                layer=layer,
+                mb=mb,
+                step=t,
+                chunk=chunk,
+            )
             if have:
-                prog.work(merge, stag, **f)
+                prog.work(merge, stag, layer=layer, mb=mb, step=t, chunk=chunk)
             else:
-                prog.work(init, stag, **f)
+                prog.work(init, stag, layer=layer, mb=mb, step=t, chunk=chunk)
                 have = True
     prog.work(
         Lr.elementwise(Role.FINALIZE, geo.accum_bytes(tok), ("acc",), (o,)),

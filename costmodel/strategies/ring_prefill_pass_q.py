@@ -70,7 +70,7 @@ def emit(b, site, q, kv, o) -> None:
     group, i = b.group_pos("ring", site.rank)
     R, lr, m = plan.ring, geo.ring_len, geo.model
     nxt, prv = group[(i + 1) % R], group[(i - 1) % R]
-    lc = geo.ring_cached if prefix_cache.used(geo) else 0
+    lc = geo.ring_cached if prefix_cache.used_by(b) else 0
     local = prefix_cache.emit_append(b, site, kv) if lc else kv
     tok = geo.mb * lr
     accs = []
