@@ -11,6 +11,16 @@ from costmodel.presets import load_hardware, load_model  # noqa: E402
 from costmodel.specs import Model  # noqa: E402
 
 
+def pytest_unconfigure(config):
+    """Stop multiprocessing's fork server if a test started one (real.selftest.run_cases forks its ranks
+    from it): it ends with the run, waited for, so that its CPU time and its ranks' count in this process's
+    children like any subprocess's (``time`` of the run sees them)."""
+    fs = sys.modules.get("multiprocessing.forkserver")
+    server = getattr(fs, "_forkserver", None)
+    if server is not None and getattr(server, "_forkserver_pid", None) is not None:
+        server._stop()
+
+
 @pytest.fixture
 def real_run_main(capsys, monkeypatch):
     """``python -m real.run ARGS`` as a call in this process, for arguments refused before anything runs

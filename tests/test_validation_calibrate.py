@@ -201,6 +201,13 @@ def test_calibrate_measures_and_fits_on_cpu(tmp_path):
         if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
     }
     env.update(PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
+    # the layer shapes of a tiny model (the suite's own 'tiny', tests/conftest.py): the seed's 16384 x 4096
+    # weights take a CPU ~20 s to fill and multiply, and the path they run is the same
+    tiny = tmp_path / "tiny.toml"
+    tiny.write_text(
+        'name = "tiny"\nsource = "tests/conftest.py tiny"\nlayers = 2\nd_model = 256\nn_heads = 8\n'
+        "n_kv_heads = 8\nhead_dim = 32\nd_ff = 1024\n"
+    )
     r = subprocess.run(
         [
             sys.executable,
@@ -213,6 +220,8 @@ def test_calibrate_measures_and_fits_on_cpu(tmp_path):
             "ringsim",
             "calibrate",
             "--quick",
+            "--model",
+            str(tiny),
             "--base",
             "h200-sxm-published",
             "--name",

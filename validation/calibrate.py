@@ -29,6 +29,7 @@ graph launch).
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import statistics
 from collections import defaultdict
@@ -258,9 +259,18 @@ def _occupancy(items: float, keys: float, split: float, sms: int, per_sm: int = 
 
 
 def _hat(x: float, knots: np.ndarray) -> np.ndarray:
-    """Weights of the piecewise-linear interpolation (in log2 x) at x over ``knots`` (flat beyond)."""
-    lx, lk = np.log2(x), np.log2(knots)
-    return np.array([np.interp(lx, lk, np.eye(len(knots))[i]) for i in range(len(knots))])
+    """Weights of the piecewise-linear interpolation (in log2 x) at x over ``knots`` (flat beyond).
+    A fit asks for a few hundred distinct (x, knots) some 10^5 times: each is computed once (read-only)."""
+    return _hat_once(float(x), np.asarray(knots, dtype=np.float64).tobytes())
+
+
+@functools.lru_cache(maxsize=4096)
+def _hat_once(x: float, knots_bytes: bytes) -> np.ndarray:
+    knots = np.frombuffer(knots_bytes, dtype=np.float64)
+    lx, lk, eye = np.log2(x), np.log2(knots), np.eye(len(knots))
+    w = np.array([np.interp(lx, lk, eye[i]) for i in range(len(knots))])
+    w.flags.writeable = False
+    return w
 
 
 def _wave_weights(read: float, blocks: float, slots: int, sms: int, knots: np.ndarray) -> np.ndarray:
