@@ -53,6 +53,60 @@ def real_run_main(capsys, monkeypatch):
     return call
 
 
+def _python_m_child(module: str, args: list[str], env: dict, cwd: str, out_path: str, err_path: str) -> None:
+    """In the forked process: the environment, folder and standard streams a subprocess would have, then
+    the module run as ``python -m`` runs it (runpy, as __main__; its exit code is this process's)."""
+    import io
+    import runpy
+
+    os.environ.clear()
+    os.environ.update(env)
+    os.chdir(cwd)
+    n = env.get("OMP_NUM_THREADS", "")
+    if "torch" in sys.modules and n.isdigit() and int(n) > 0:  # torch, imported in the server, read it then
+        sys.modules["torch"].set_num_threads(int(n))
+    for fd, path in ((1, out_path), (2, err_path)):
+        f = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        os.dup2(f, fd)
+        os.close(f)
+    sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), write_through=True)
+    sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), write_through=True)
+    sys.argv = [module, *args]
+    runpy.run_module(module, run_name="__main__", alter_sys=True)
+
+
+@pytest.fixture
+def python_m(tmp_path_factory):
+    """``python -m MODULE ARGS`` (``env``, ``cwd``, ``timeout`` as subprocess.run takes them; output as
+    text) in a new process forked from multiprocessing's fork server, which has torch and the executor
+    imported already (real.selftest's; a fresh interpreter spends seconds of CPU importing torch).  The
+    process is the command's own: its environment, folder, streams, exit code, os._exit and threads;
+    only the imports before ``-m`` are shared.  Returns a ``subprocess.CompletedProcess``.  The tests that
+    run the entry point itself (torchrun, signals) start real subprocesses."""
+    import multiprocessing
+    import subprocess
+
+    from real import selftest
+
+    ctx = multiprocessing.get_context(selftest._start_method())
+
+    def run(module: str, args: list[str], env: dict | None = None, cwd: str = ROOT, timeout: float = 240):
+        d = tmp_path_factory.mktemp("python_m")
+        out, err = str(d / "stdout"), str(d / "stderr")
+        env = dict(os.environ if env is None else env)
+        p = ctx.Process(target=_python_m_child, args=(module, list(args), env, str(cwd), out, err))
+        p.start()
+        p.join(timeout)
+        if p.exitcode is None:
+            p.kill()
+            p.join()
+            raise subprocess.TimeoutExpired([module, *args], timeout)
+        with open(out) as fo, open(err) as fe:
+            return subprocess.CompletedProcess([module, *args], p.exitcode, fo.read(), fe.read())
+
+    return run
+
+
 @pytest.fixture(scope="session")
 def h100():
     return load_hardware("h100-sxm")
