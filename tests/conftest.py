@@ -10,6 +10,67 @@ if ROOT not in sys.path:
 from costmodel.presets import load_hardware, load_model  # noqa: E402
 from costmodel.specs import Model  # noqa: E402
 
+# -- how pytest-xdist shares the tests between its workers (pyproject: -n auto --dist loadfile) -------------
+# A file's tests go to one worker together where the file has a module fixture (made once there) or shares a
+# session fixture with another file (XDIST_TOGETHER); every other test is a unit of its own, so that a file
+# of a few slow tests does not keep one worker busy while the other idles.  The units start heaviest first
+# (longest processing time first), from XDIST_SECONDS: rough seconds on one core of this suite's slow
+# files (the whole file) and slow tests (each of its cases), measured with
+# ``python -m pytest -n0 --durations=0``; what is not listed counts as light.  A wrong figure only
+# changes the order, never what runs.
+XDIST_WHOLE = {
+    "tests/test_best.py",
+    "tests/test_cli_fuzz.py",
+    "tests/test_explore.py",
+    "tests/test_fault_injection.py",
+    "tests/test_lm_head.py",
+    "tests/test_real_executor.py",
+    "tests/test_reproduce.py",
+    "tests/test_sim_agreement.py",
+    "tests/test_sim_effects.py",
+    "tests/test_sim_engine.py",
+    "tests/test_validation_targets.py",
+}
+XDIST_TOGETHER = {"tests/test_repository_paths.py": "tests/test_reproduce.py"}  # the `reproduced` fixture
+XDIST_LIGHT_S = 0.1
+XDIST_SECONDS: dict[str, float] = {}
+
+
+class _XdistPlan:
+    """The scheduler above: pytest-xdist's loadfile one with those units and that order."""
+
+    def pytest_xdist_make_scheduler(self, config, log):
+        if config.getoption("dist") != "loadfile":
+            return None  # another --dist asked for on the command line: xdist's own
+        from xdist.scheduler import LoadFileScheduling
+
+        class Plan(LoadFileScheduling):
+            def _split_scope(self, nodeid: str) -> str:
+                f = nodeid.split("::", 1)[0]
+                f = XDIST_TOGETHER.get(f, f)
+                return f if f in XDIST_WHOLE else nodeid
+
+            def _assign_work_unit(self, node) -> None:
+                if not getattr(self, "_ordered", False):  # the queue is complete at the first assignment
+                    units = sorted(self.workqueue.items(), key=lambda u: -_xdist_cost(*u))
+                    self.workqueue.clear()
+                    self.workqueue.update(units)
+                    self._ordered = True
+                super()._assign_work_unit(node)
+
+        return Plan(config, log)
+
+
+def _xdist_cost(scope: str, nodeids: dict) -> float:
+    if scope in XDIST_SECONDS:
+        return XDIST_SECONDS[scope]
+    return sum(XDIST_SECONDS.get(n.split("[", 1)[0], XDIST_LIGHT_S) for n in nodeids)
+
+
+def pytest_configure(config):
+    if config.pluginmanager.hasplugin("xdist") and not hasattr(config, "workerinput"):
+        config.pluginmanager.register(_XdistPlan(), "ringsim-xdist-plan")
+
 
 def pytest_unconfigure(config):
     """Stop multiprocessing's fork server if a test started one (real.selftest.run_cases forks its ranks
