@@ -132,18 +132,24 @@ def _python_m_child(module: str, args: list[str], env: dict, cwd: str, out_path:
         os.close(f)
     sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), write_through=True)
     sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), write_through=True)
-    sys.argv = [module, *args]
-    runpy.run_module(module, run_name="__main__", alter_sys=True)
+    if module.endswith(".py"):  # a script: ``python PATH ARGS``, its folder first on the path
+        sys.argv = [module, *args]
+        sys.path.insert(0, os.path.dirname(os.path.abspath(module)))
+        runpy.run_path(module, run_name="__main__")
+    else:
+        sys.argv = [module, *args]
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
 
 
 @pytest.fixture
 def python_m(tmp_path_factory):
-    """``python -m MODULE ARGS`` (``env``, ``cwd``, ``timeout`` as subprocess.run takes them; output as
-    text) in a new process forked from multiprocessing's fork server, which has torch and the executor
-    imported already (real.selftest's; a fresh interpreter spends seconds of CPU importing torch).  The
-    process is the command's own: its environment, folder, streams, exit code, os._exit and threads;
-    only the imports before ``-m`` are shared.  Returns a ``subprocess.CompletedProcess``.  The tests that
-    run the entry point itself (torchrun, signals) start real subprocesses."""
+    """``python -m MODULE ARGS``, or ``python SCRIPT.py ARGS`` (``env``, ``cwd``, ``timeout`` as
+    subprocess.run takes them; output as text) in a new process forked from multiprocessing's fork
+    server, which has torch and the executor imported already (real.selftest's; a fresh interpreter
+    spends seconds of CPU importing torch).  The process is the command's own: its environment, folder,
+    streams, exit code, os._exit and threads; only the imports before the command's are shared.
+    Returns a ``subprocess.CompletedProcess``.  The tests that run the entry point itself (torchrun,
+    signals) start real subprocesses."""
     import multiprocessing
     import subprocess
 

@@ -284,6 +284,21 @@ def _wave_weights(read: float, blocks: float, slots: int, sms: int, knots: np.nd
     return read / blocks * w
 
 
+def _wave_rows(
+    reads: list[float], blocks: list[float], slots: int, sms: int, knots: np.ndarray
+) -> np.ndarray:
+    """``_wave_weights`` of many calls, one row each: the same operations element by element (the same
+    bits), the full waves' weights computed once."""
+    read, b = np.asarray(reads, dtype=np.float64), np.asarray(blocks, dtype=np.float64)
+    full = np.floor(b / slots)
+    tail = b - full * slots
+    w = (full * slots)[:, None] * _hat(slots / sms, knots)[None, :]
+    part = tail > 0
+    if part.any():
+        w[part] = w[part] + tail[part][:, None] * np.array([_hat(t / sms, knots) for t in tail[part]])
+    return (read / b)[:, None] * w
+
+
 def _kernel_time(p: dict, r: dict, expanded: bool) -> float:
     _, kb, items, *_ = _decode_shape(r, expanded)
     slots = p["sms"] * p["ctas_per_sm"]
@@ -363,7 +378,7 @@ def _fit_kernel_part(
     hi = float(per_sm)
     n = max(2, int(np.ceil(np.log(hi / lo) / np.log(4))) + 1) if hi > lo * 1.01 else 1
     knots = np.geomspace(lo, hi, n) if n > 1 else np.array([hi])
-    rows = np.array([_wave_weights(s[1], b, slots, sms, knots) for s, b in zip(shapes, blocks)])
+    rows = _wave_rows([s[1] for s in shapes], blocks, slots, sms, knots)
     flops = np.array([_query_flops(r) for r in fit])
     A = np.column_stack([np.ones(len(fit)), rows, flops]) / y[:, None]
     rhs = 1.0 - np.array([s[1] for s in shapes]) / peak_Bps / y  # seconds per byte = 1/peak + u, u >= 0
