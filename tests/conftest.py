@@ -126,19 +126,59 @@ def _python_m_child(module: str, args: list[str], env: dict, cwd: str, out_path:
     n = env.get("OMP_NUM_THREADS", "")
     if "torch" in sys.modules and n.isdigit() and int(n) > 0:  # torch, imported in the server, read it then
         sys.modules["torch"].set_num_threads(int(n))
-    for fd, path in ((1, out_path), (2, err_path)):
-        f = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    for fd, path in ((1, out_path), (2, err_path)):  # appended to: the ranks of a job share them
+        f = os.open(path, os.O_WRONLY | os.O_APPEND)
         os.dup2(f, fd)
         os.close(f)
     sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), write_through=True)
     sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), write_through=True)
+    sys.argv = [module, *args]
     if module.endswith(".py"):  # a script: ``python PATH ARGS``, its folder first on the path
-        sys.argv = [module, *args]
         sys.path.insert(0, os.path.dirname(os.path.abspath(module)))
         runpy.run_path(module, run_name="__main__")
     else:
-        sys.argv = [module, *args]
         runpy.run_module(module, run_name="__main__", alter_sys=True)
+
+
+def _forked(folder, module: str, args: list[str], envs: list[dict], cwd: str, timeout: float):
+    """Run ``module`` once per environment of ``envs`` in processes forked from the fork server (see
+    ``python_m``), sharing one stdout and one stderr; when one ends with an error the others are stopped.
+    Returns (exit codes, stdout, stderr)."""
+    import multiprocessing
+    import subprocess
+    import time
+    from multiprocessing.connection import wait
+
+    from real import selftest
+
+    ctx = multiprocessing.get_context(selftest._start_method())
+    out, err = str(folder / "stdout"), str(folder / "stderr")
+    open(out, "w").close()
+    open(err, "w").close()
+    procs = [
+        ctx.Process(target=_python_m_child, args=(module, list(args), e, str(cwd), out, err)) for e in envs
+    ]
+    for p in procs:
+        p.start()
+    end = time.monotonic() + timeout
+    try:
+        while any(p.exitcode is None for p in procs):
+            left = end - time.monotonic()
+            if left <= 0:
+                raise subprocess.TimeoutExpired([module, *args], timeout)
+            wait([p.sentinel for p in procs if p.exitcode is None], timeout=left)
+            if any(p.exitcode not in (None, 0) for p in procs):
+                break  # a failed rank: the others are stopped, as torchrun stops them
+    finally:
+        for p in procs:
+            if p.exitcode is None:
+                p.terminate()
+                p.join(10)
+                if p.exitcode is None:
+                    p.kill()
+            p.join()
+    with open(out) as fo, open(err) as fe:
+        return [p.exitcode for p in procs], fo.read(), fe.read()
 
 
 @pytest.fixture
@@ -150,26 +190,37 @@ def python_m(tmp_path_factory):
     streams, exit code, os._exit and threads; only the imports before the command's are shared.
     Returns a ``subprocess.CompletedProcess``.  The tests that run the entry point itself (torchrun,
     signals) start real subprocesses."""
-    import multiprocessing
     import subprocess
 
-    from real import selftest
-
-    ctx = multiprocessing.get_context(selftest._start_method())
-
     def run(module: str, args: list[str], env: dict | None = None, cwd: str = ROOT, timeout: float = 240):
-        d = tmp_path_factory.mktemp("python_m")
-        out, err = str(d / "stdout"), str(d / "stderr")
         env = dict(os.environ if env is None else env)
-        p = ctx.Process(target=_python_m_child, args=(module, list(args), env, str(cwd), out, err))
-        p.start()
-        p.join(timeout)
-        if p.exitcode is None:
-            p.kill()
-            p.join()
-            raise subprocess.TimeoutExpired([module, *args], timeout)
-        with open(out) as fo, open(err) as fe:
-            return subprocess.CompletedProcess([module, *args], p.exitcode, fo.read(), fe.read())
+        (code,), out, err = _forked(tmp_path_factory.mktemp("python_m"), module, args, [env], cwd, timeout)
+        return subprocess.CompletedProcess([module, *args], code, out, err)
+
+    return run
+
+
+@pytest.fixture
+def torchrun_m(tmp_path_factory):
+    """``torchrun --standalone --nproc-per-node N -m MODULE ARGS`` for tests whose subject is what the
+    ranks compute, not the launcher: N processes forked as ``python_m`` forks one, each with the variables
+    torchrun gives its ranks (RANK, LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT;
+    OMP_NUM_THREADS 1 unless set), rank 0 holding the job's store; one stdout and stderr for all, as
+    torchrun passes its ranks' through; a rank that fails stops the others and the job exits 1, as
+    torchrun's.  Tests of torchrun's own part (a rank that stops answering, the calibrate command, records
+    that name torchrun) start torchrun itself."""
+    import subprocess
+
+    from real.selftest import free_port
+
+    def run(n: int, module: str, args: list[str], env: dict | None = None, cwd: str = ROOT, timeout=240):
+        base = dict(os.environ if env is None else env)
+        base.setdefault("OMP_NUM_THREADS", "1")
+        base.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()), WORLD_SIZE=str(n))
+        base["LOCAL_WORLD_SIZE"] = str(n)
+        envs = [{**base, "RANK": str(r), "LOCAL_RANK": str(r)} for r in range(n)]
+        codes, out, err = _forked(tmp_path_factory.mktemp("torchrun_m"), module, args, envs, cwd, timeout)
+        return subprocess.CompletedProcess(["torchrun", module, *args], int(any(codes)), out, err)
 
     return run
 

@@ -7,7 +7,6 @@ import json
 import math
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -115,18 +114,10 @@ def test_executor_fp8_within_tolerance(tmp_path, python_m):
             assert chk["tol"] == pytest.approx(FP8_TOL_PER_SQRT_LAYER * math.sqrt(2) + 1e-5)
 
 
-def test_executor_fp8_tp2_matches_reference(tmp_path):
+def test_executor_fp8_tp2_matches_reference(tmp_path, torchrun_m):
     """TP shards quantise their own slices (per output channel of the shard): still within tolerance."""
     out = tmp_path / "r.jsonl"
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc-per-node",
-        "2",
-        "-m",
-        "real.run",
+    args = [
         "--hardware",
         "h200-sxm",
         "--topology",
@@ -143,7 +134,7 @@ def test_executor_fp8_tp2_matches_reference(tmp_path):
         "--fp8",
         "linear",
     ]
-    r = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=240, check=False)
+    r = torchrun_m(2, "real.run", args, env=_env(), cwd=str(ROOT), timeout=240)  # 2 ranks (conftest)
     assert r.returncode == 0, r.stderr[-2000:]
     (rec,) = [json.loads(line) for line in out.read_text().splitlines()]
     assert rec["check"]["passed"] and rec["check"]["rel_err"] > 5e-3
@@ -158,7 +149,7 @@ def test_fp8_flag_bad_input(real_run_main):
     assert r.returncode == 2
 
 
-def test_executor_kv_fp8_p1_and_ring_p2(tmp_path, python_m):
+def test_executor_kv_fp8_p1_and_ring_p2(tmp_path, python_m, torchrun_m):
     """--kv-dtype fp8: caches and K/V blocks stored as e4m3 (static scale 1), sent as bytes, dequantised
     for attention: prefill and decode at P = 1, the pass-KV ring (prefill) and decode pass-KV at P = 2."""
     out = tmp_path / "r.jsonl"
@@ -180,25 +171,8 @@ def test_executor_kv_fp8_p1_and_ring_p2(tmp_path, python_m):
         [*base, "--topology", "nvswitch:1", "--plan", "tp=1", "--phase", "prefill;decode", "--seq", "64"],
     )
     assert r.returncode == 0, r.stderr[-2000:]
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc-per-node",
-        "2",
-        "-m",
-        "real.run",
-    ]
     two = [*base, "--topology", "nvswitch:2", "--plan", "ring=2", "--decode-attn", "pass-kv", "--seq", "64"]
-    r = subprocess.run(
-        [*cmd, *two, "--phase", "prefill;decode"],
-        cwd=ROOT,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+    r = torchrun_m(2, "real.run", [*two, "--phase", "prefill;decode"], env=_env(), cwd=str(ROOT), timeout=240)
     assert r.returncode == 0, r.stderr[-2000:]
     recs = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(recs) == 4 and all(x["specs"]["model"]["kv_dtype"] == "fp8" for x in recs)
