@@ -121,8 +121,9 @@ def pytest_unconfigure(config):
     children like any subprocess's (``time`` of the run sees them)."""
     fs = sys.modules.get("multiprocessing.forkserver")
     server = getattr(fs, "_forkserver", None)
-    if server is not None and getattr(server, "_forkserver_pid", None) is not None:
-        server._stop()
+    stop = getattr(server, "_stop", None)  # CPython's own (its tests stop the server so)
+    if stop is not None and getattr(server, "_forkserver_pid", None) is not None:
+        stop()
 
 
 @pytest.fixture
