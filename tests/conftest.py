@@ -15,9 +15,9 @@ from costmodel.specs import Model  # noqa: E402
 # session fixture with another file (XDIST_TOGETHER); every other test is a unit of its own, so that a file
 # of a few slow tests does not keep one worker busy while the other idles.  The units start heaviest first
 # (longest processing time first), from XDIST_SECONDS: rough seconds on one core of this suite's slow
-# files (the whole file) and slow tests (each of its cases), measured with
-# ``python -m pytest -n0 --durations=0``; what is not listed counts as light.  A wrong figure only
-# changes the order, never what runs.
+# files (the whole file) and slow tests (each of its cases), from each test's CPU and wall time in a run
+# of the suite (benchmarks/results/speed_20261128_tests3/cpu_per_test_xdist.txt); what is not listed
+# counts as light.  A wrong figure only changes the order, never what runs.
 XDIST_WHOLE = {
     "tests/test_best.py",
     "tests/test_cli_fuzz.py",
