@@ -278,6 +278,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _start_method() -> str:
+    """forkserver where the platform has it: one server process imports torch and this module once, and
+    each run's ranks are forked from it (a spawned rank imports torch anew, seconds of CPU each); it
+    serves every later run of this process.  Elsewhere spawn."""
+    import multiprocessing
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return "spawn"
+    multiprocessing.get_context("forkserver").set_forkserver_preload([__name__])
+    return "forkserver"
+
+
 def run_cases(
     n: int,
     case_list: list[list[str]] | None = None,
@@ -293,7 +305,13 @@ def run_cases(
             raise ValueError(f"fault {f!r} is not known: valid are {sorted(FAULTS)}")
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "results.json")
-        mp.spawn(_worker, args=(n, free_port(), case_list, path, faults, exec_mode), nprocs=n, join=True)
+        mp.start_processes(
+            _worker,
+            args=(n, free_port(), case_list, path, faults, exec_mode),
+            nprocs=n,
+            join=True,
+            start_method=_start_method(),
+        )
         with open(path) as f:
             return json.load(f)
 

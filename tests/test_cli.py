@@ -10,9 +10,25 @@ from ringsim.cli import COMMANDS, main
 
 
 def _run(*args):
+    """``python -m ringsim ARGS`` as a process: the command itself, its exit code and streams."""
     return subprocess.run(
         [sys.executable, "-m", "ringsim", *args], check=False, capture_output=True, text=True, timeout=120
     )
+
+
+def _main(*args):
+    """``ringsim ARGS`` in this process (``cli.main``, what ``python -m ringsim`` runs), exit code and
+    output captured as a process's would be; the other tests here start the process."""
+    import contextlib
+    import io
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            rc = main(list(args))
+        except SystemExit as e:  # argparse's usage errors
+            rc = e.code if isinstance(e.code, int) else 1
+    return subprocess.CompletedProcess(list(args), rc, out.getvalue(), err.getvalue())
 
 
 @pytest.mark.parametrize("cmd", sorted(COMMANDS))
@@ -143,7 +159,7 @@ def test_predict_table(capsys):
     ],
 )
 def test_bad_input_one_sentence_exit_2(args, needle):
-    r = _run("predict", *args)
+    r = _main("predict", *args)
     assert r.returncode == 2
     assert needle in r.stderr
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1

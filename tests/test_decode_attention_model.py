@@ -4,7 +4,6 @@ points (CPU, tiny sizes), the physical model's fit and its properties."""
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -43,13 +42,12 @@ def test_grid_fits_the_device_budget():
     assert bench_decode_grid.estimate_s(microbench.decode_grid_cases()) < 150
 
 
-def test_quick_grid_runs_on_cpu_and_writes_raw_records(tmp_path):
+def test_quick_grid_runs_on_cpu_and_writes_raw_records(tmp_path, python_m):
     out = tmp_path / "grid.json"
-    r = subprocess.run(
-        [sys.executable, "benchmarks/bench_decode_grid.py", "--quick", "--reps", "2", "--out", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+    r = python_m(  # python benchmarks/bench_decode_grid.py, forked with torch imported (conftest python_m)
+        "benchmarks/bench_decode_grid.py",
+        ["--quick", "--reps", "2", "--out", str(out)],
+        cwd=str(ROOT),
         timeout=300,
     )
     assert r.returncode == 0, r.stderr

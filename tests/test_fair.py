@@ -239,11 +239,9 @@ def test_gen_tokens_simulator_interpolation_and_agreement():
     assert every.latency_s == pytest.approx(predict(cfg).latency_s, rel=0.01)
 
 
-def test_gen_tokens_real_run_measures_independent_steps(tmp_path, real_run_main):
+def test_gen_tokens_real_run_measures_independent_steps(tmp_path, real_run_main, torchrun_m):
     import json
     import os
-    import subprocess
-    import sys
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
@@ -282,19 +280,7 @@ def test_gen_tokens_real_run_measures_independent_steps(tmp_path, real_run_main)
         "--out",
         str(out),
     ]
-    run = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc-per-node",
-        "2",
-        "-m",
-        "real.run",
-    ]
-    r = subprocess.run(
-        run + args, cwd=root, env=env, capture_output=True, text=True, timeout=300, check=False
-    )
+    r = torchrun_m(2, "real.run", args, env=env, cwd=str(root), timeout=300)  # 2 ranks (conftest)
     assert r.returncode == 0, r.stderr[-3000:]
     rec = json.loads(out.read_text().splitlines()[-1])
     g = rec["generation"]

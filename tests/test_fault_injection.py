@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -68,17 +66,18 @@ def test_per_layer_check(results, i):
     assert ratio >= 10, f"{r['fault']} caught at only {ratio:.1f}x the tolerance: {r}"
 
 
-def test_real_run_fails_the_record_on_the_per_layer_check(tmp_path):
+def test_real_run_fails_the_record_on_the_per_layer_check(tmp_path, python_m):
     """real.run (one process, CPU): the check's executor drops micro-batch 1's attention at layer 0; the
     record carries each layer's error and their max, says failed, and the run exits 1."""
     out = tmp_path / "r.jsonl"
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", RINGSIM_REAL_FAULT="drop-microbatch")
     for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(k, None)
-    r = subprocess.run(
-        [sys.executable, "-m", "real.run", "--topology", "nvswitch:1", "--plan", "tp=1", *selftest.TINY[2:],
+    r = python_m(  # python -m real.run, forked with torch imported (conftest python_m)
+        "real.run",
+        ["--topology", "nvswitch:1", "--plan", "tp=1", *selftest.TINY[2:],
          "--layers", "3", "--seq", "32", "--batch", "2", "--microbatches", "2", "--out", str(out)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
+        cwd=str(ROOT), env=env, timeout=120,
     )  # fmt: skip
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr[-2000:]
     (rec,) = [json.loads(x) for x in out.read_text().splitlines()]
@@ -90,18 +89,19 @@ def test_real_run_fails_the_record_on_the_per_layer_check(tmp_path):
 
 
 @pytest.mark.parametrize("fault", [None, "drop-microbatch"])
-def test_bf16_check_tolerance_stands_on_the_noise_floor(tmp_path, fault):
+def test_bf16_check_tolerance_stands_on_the_noise_floor(tmp_path, fault, python_m):
     """In BF16 the tolerance is at least twice the noise floor (the reference itself in BF16 against FP32,
     per layer, recorded): a clean run passes it, and a dropped micro-batch still fails it by >= 10x."""
     out = tmp_path / "r.jsonl"
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", RINGSIM_REAL_FAULT=fault or "")
     for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(k, None)
-    r = subprocess.run(
-        [sys.executable, "-m", "real.run", "--topology", "nvswitch:1", "--plan", "tp=1", *selftest.TINY[2:],
+    r = python_m(  # python -m real.run, forked with torch imported (conftest python_m)
+        "real.run",
+        ["--topology", "nvswitch:1", "--plan", "tp=1", *selftest.TINY[2:],
          "--layers", "2", "--seq", "64", "--batch", "2", "--microbatches", "2", "--dtype", "bf16",
          "--out", str(out)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
+        cwd=str(ROOT), env=env, timeout=120,
     )  # fmt: skip
     assert "Traceback" not in r.stderr, r.stderr[-2000:]
     (rec,) = [json.loads(x) for x in out.read_text().splitlines()]

@@ -7,7 +7,6 @@ import json
 import math
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -28,16 +27,9 @@ def _env() -> dict:
     return env
 
 
-def _run(args: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "real.run", *args],
-        cwd=ROOT,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
+def _run(python_m, args: list[str]) -> subprocess.CompletedProcess:
+    """``python -m real.run ARGS``: a process of its own, forked with torch imported (conftest python_m)."""
+    return python_m("real.run", args, env=_env(), cwd=str(ROOT), timeout=240)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -83,15 +75,29 @@ def test_scaled_mm_guard_on_cpu():
 # ---------------------------------------------------------------------------------------------
 # the executor with --fp8, against the FP32 reference
 # ---------------------------------------------------------------------------------------------
-def test_executor_fp8_within_tolerance(tmp_path):
+def test_executor_fp8_within_tolerance(tmp_path, python_m):
     out = tmp_path / "r.jsonl"
     base = ["--hardware", "h200-sxm", "--topology", "nvswitch:1", "--plan", "tp=1", "--out", str(out), *TINY]
     r = _run(
-        [*base, "--mlp", "swiglu", "--layers", "2", "--seq", "64", "--batch", "2", "--fp8", "none;ffn;linear"]
+        python_m,
+        [
+            *base,
+            "--mlp",
+            "swiglu",
+            "--layers",
+            "2",
+            "--seq",
+            "64",
+            "--batch",
+            "2",
+            "--fp8",
+            "none;ffn;linear",
+        ],
     )
     assert r.returncode == 0, r.stderr[-2000:]
     r = _run(
-        [*base, "--layers", "2", "--phase", "decode", "--context", "64", "--batch", "3", "--fp8", "linear"]
+        python_m,
+        [*base, "--layers", "2", "--phase", "decode", "--context", "64", "--batch", "3", "--fp8", "linear"],
     )
     assert r.returncode == 0, r.stderr[-2000:]
     recs = [json.loads(line) for line in out.read_text().splitlines()]
@@ -108,18 +114,10 @@ def test_executor_fp8_within_tolerance(tmp_path):
             assert chk["tol"] == pytest.approx(FP8_TOL_PER_SQRT_LAYER * math.sqrt(2) + 1e-5)
 
 
-def test_executor_fp8_tp2_matches_reference(tmp_path):
+def test_executor_fp8_tp2_matches_reference(tmp_path, torchrun_m):
     """TP shards quantise their own slices (per output channel of the shard): still within tolerance."""
     out = tmp_path / "r.jsonl"
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc-per-node",
-        "2",
-        "-m",
-        "real.run",
+    args = [
         "--hardware",
         "h200-sxm",
         "--topology",
@@ -136,7 +134,7 @@ def test_executor_fp8_tp2_matches_reference(tmp_path):
         "--fp8",
         "linear",
     ]
-    r = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=240, check=False)
+    r = torchrun_m(2, "real.run", args, env=_env(), cwd=str(ROOT), timeout=240)  # 2 ranks (conftest)
     assert r.returncode == 0, r.stderr[-2000:]
     (rec,) = [json.loads(line) for line in out.read_text().splitlines()]
     assert rec["check"]["passed"] and rec["check"]["rel_err"] > 5e-3
@@ -151,7 +149,7 @@ def test_fp8_flag_bad_input(real_run_main):
     assert r.returncode == 2
 
 
-def test_executor_kv_fp8_p1_and_ring_p2(tmp_path):
+def test_executor_kv_fp8_p1_and_ring_p2(tmp_path, python_m, torchrun_m):
     """--kv-dtype fp8: caches and K/V blocks stored as e4m3 (static scale 1), sent as bytes, dequantised
     for attention: prefill and decode at P = 1, the pass-KV ring (prefill) and decode pass-KV at P = 2."""
     out = tmp_path / "r.jsonl"
@@ -169,28 +167,12 @@ def test_executor_kv_fp8_p1_and_ring_p2(tmp_path):
         *TINY,
     ]
     r = _run(
-        [*base, "--topology", "nvswitch:1", "--plan", "tp=1", "--phase", "prefill;decode", "--seq", "64"]
+        python_m,
+        [*base, "--topology", "nvswitch:1", "--plan", "tp=1", "--phase", "prefill;decode", "--seq", "64"],
     )
     assert r.returncode == 0, r.stderr[-2000:]
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc-per-node",
-        "2",
-        "-m",
-        "real.run",
-    ]
     two = [*base, "--topology", "nvswitch:2", "--plan", "ring=2", "--decode-attn", "pass-kv", "--seq", "64"]
-    r = subprocess.run(
-        [*cmd, *two, "--phase", "prefill;decode"],
-        cwd=ROOT,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+    r = torchrun_m(2, "real.run", [*two, "--phase", "prefill;decode"], env=_env(), cwd=str(ROOT), timeout=240)
     assert r.returncode == 0, r.stderr[-2000:]
     recs = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(recs) == 4 and all(x["specs"]["model"]["kv_dtype"] == "fp8" for x in recs)
@@ -221,25 +203,13 @@ def test_bench_fp8_records_and_fit():
     assert q and q["bytes_factor"] > 0 and q["floor_us"] > 0
 
 
-def test_microbench_fp8_suite_needs_a_gpu(tmp_path):
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "real.microbench",
-            "--suites",
-            "fp8",
-            "--model",
-            "llama3-8b",
-            "--out",
-            str(tmp_path / "r.json"),
-        ],
-        cwd=ROOT,
+def test_microbench_fp8_suite_needs_a_gpu(tmp_path, python_m):
+    r = python_m(
+        "real.microbench",
+        ["--suites", "fp8", "--model", "llama3-8b", "--out", str(tmp_path / "r.json")],
         env=_env(),
-        capture_output=True,
-        text=True,
+        cwd=str(ROOT),
         timeout=120,
-        check=False,
     )
     assert r.returncode == 2 and "suite fp8 cannot run here" in r.stderr
     assert not (tmp_path / "r.json").exists()

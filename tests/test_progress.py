@@ -32,26 +32,11 @@ def test_bar_shows_on_a_terminal_only():
 
 
 def _sweep(tmp_path):
+    """A small sweep's results file to plot, made in this process (``ringsim sweep``: ``cli.main``)."""
+    from ringsim.cli import main
+
     out = tmp_path / "s"
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ringsim",
-            "sweep",
-            "--points",
-            "4",
-            "--gpus",
-            "8",
-            "--out",
-            str(out),
-            "--quiet",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert r.returncode == 0, r.stderr
+    assert main(["sweep", "--points", "4", "--gpus", "8", "--out", str(out), "--quiet"]) == 0
     return out / "sweep.npz"
 
 

@@ -38,16 +38,9 @@ def _torchrun(n: int, args: list[str], timeout: int = 120, **env) -> subprocess.
     )
 
 
-def _python(args: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "real.run", *args],
-        cwd=ROOT,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+def _python(python_m, args: list[str]) -> subprocess.CompletedProcess:
+    """``python -m real.run ARGS``: a process of its own, forked with torch imported (conftest python_m)."""
+    return python_m("real.run", args, env=_env(), cwd=str(ROOT), timeout=120)
 
 
 def test_expand_lists_every_combination():
@@ -61,7 +54,7 @@ def test_help(real_run_main):
     assert r.returncode == 0 and "--reps" in r.stdout and "--plan" in r.stdout
 
 
-def test_two_ranks_append_records_and_keep_them(tmp_path):
+def test_two_ranks_append_records_and_keep_them(tmp_path, python_m):
     out = tmp_path / "r.jsonl"
     args = ["--topology", "nvswitch:2", *TINY, "--layers", "2", "--plan", "ring=2", "--out", str(out)]
     r = _torchrun(2, args + ["--seq", "16;32"])
@@ -78,6 +71,7 @@ def test_two_ranks_append_records_and_keep_them(tmp_path):
         assert len(x["provenance"]["source_sha256"]) == 64  # names the code even where .git is stale
     # a later run (here: one process, no torchrun) appends; the records already there are kept as they were
     r = _python(
+        python_m,
         [
             *TINY,
             "--layers",
@@ -90,7 +84,7 @@ def test_two_ranks_append_records_and_keep_them(tmp_path):
             "tp=1",
             "--out",
             str(out),
-        ]
+        ],
     )
     assert r.returncode == 0, r.stderr[-3000:]
     recs2 = [json.loads(x) for x in out.read_text().splitlines()]
@@ -144,10 +138,11 @@ def test_bad_input_exits_2(tmp_path, real_run_main):
         assert not (tmp_path / "g.jsonl").exists()
 
 
-def test_configuration_that_does_not_fit_is_refused_with_the_verdict(tmp_path):
+def test_configuration_that_does_not_fit_is_refused_with_the_verdict(tmp_path, python_m):
     out = tmp_path / "r.jsonl"
     r = _python(
-        ["--topology", "nvswitch:1", "--plan", "tp=1", "--batch", "512", "--seq", "128Ki", "--out", str(out)]
+        python_m,
+        ["--topology", "nvswitch:1", "--plan", "tp=1", "--batch", "512", "--seq", "128Ki", "--out", str(out)],
     )
     assert r.returncode == 0, r.stderr[-2000:]
     (rec,) = [json.loads(x) for x in out.read_text().splitlines()]

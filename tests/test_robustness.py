@@ -55,16 +55,9 @@ def _env(**extra) -> dict:
     return env
 
 
-def _python(args: list[str], **env) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "real.run", *args],
-        cwd=ROOT,
-        env=_env(**env),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+def _python(python_m, args: list[str], **env) -> subprocess.CompletedProcess:
+    """``python -m real.run ARGS``: a process of its own, forked with torch imported (conftest python_m)."""
+    return python_m("real.run", args, env=_env(**env), cwd=str(ROOT), timeout=120)
 
 
 def _one_line(err: str) -> str:
@@ -178,11 +171,11 @@ def test_unwritable_outputs_refused_before_anything_is_measured(tmp_path, capsys
     assert not __import__("torch").distributed.is_initialized()
 
 
-def test_read_only_out_is_refused_at_once_not_after_measuring(tmp_path):
+def test_read_only_out_is_refused_at_once_not_after_measuring(tmp_path, python_m):
     """It used to be found after the first configuration was measured (86 s on a GPU), its record lost."""
     out = _readonly_file(tmp_path)
     t0 = time.monotonic()
-    r = _python([*ONE, "--seq", "16;24", "--out", out])
+    r = _python(python_m, [*ONE, "--seq", "16;24", "--out", out])
     took = time.monotonic() - t0
     assert r.returncode == 2, r.stderr[-2000:]
     assert "cannot be appended to" in _one_line(r.stderr) and out in r.stderr
@@ -192,9 +185,9 @@ def test_read_only_out_is_refused_at_once_not_after_measuring(tmp_path):
 # -- 2. a failed check: recorded as failed, the run goes on, exits non-zero; validate leaves it out ----------
 
 
-def test_failed_check_is_recorded_as_failed_and_left_out_of_validation(tmp_path, capsys):
+def test_failed_check_is_recorded_as_failed_and_left_out_of_validation(tmp_path, capsys, python_m):
     out = tmp_path / "r.jsonl"
-    r = _python([*ONE, "--seq", "16;24", "--out", str(out)], RINGSIM_REAL_BAD_CHECK="0")
+    r = _python(python_m, [*ONE, "--seq", "16;24", "--out", str(out)], RINGSIM_REAL_BAD_CHECK="0")
     assert r.returncode == 1, r.stderr[-2000:]
     assert "Traceback" not in r.stderr
     assert "1 of 2 configurations failed their check" in r.stderr.strip().splitlines()[-1]

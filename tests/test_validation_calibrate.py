@@ -198,11 +198,12 @@ def test_config_of_record_and_summary():
     assert config_of(rec).hardware.name == "h200-sxm-eager"
 
 
-def test_calibrate_measures_and_fits_on_cpu(tmp_path):
+def test_calibrate_measures_and_fits_on_cpu(tmp_path, torchrun_m, python_m):
     """The microbenchmarks run end to end (2 gloo processes, tiny sizes): raw file, ideal and eager
-    profiles that load; no '-graph' profile (the graph suite needs a GPU), and that is said by its absence."""
+    profiles that load; no '-graph' profile (the graph suite needs a GPU), and that is said by its absence.
+    The 2 ranks are forked with torchrun's variables (conftest torchrun_m; torchrun itself starts
+    test_real_run.py's jobs)."""
     import os
-    import subprocess
 
     env = {
         k: v
@@ -210,18 +211,21 @@ def test_calibrate_measures_and_fits_on_cpu(tmp_path):
         if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
     }
     env.update(PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
-    r = subprocess.run(
+    # the layer shapes of a tiny model (the suite's own 'tiny', tests/conftest.py): the seed's 16384 x 4096
+    # weights take a CPU ~20 s to fill and multiply, and the path they run is the same
+    tiny = tmp_path / "tiny.toml"
+    tiny.write_text(
+        'name = "tiny"\nsource = "tests/conftest.py tiny"\nlayers = 2\nd_model = 256\nn_heads = 8\n'
+        "n_kv_heads = 8\nhead_dim = 32\nd_ff = 1024\n"
+    )
+    r = torchrun_m(
+        2,
+        "ringsim",
         [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc-per-node",
-            "2",
-            "-m",
-            "ringsim",
             "calibrate",
             "--quick",
+            "--model",
+            str(tiny),
             "--base",
             "h200-sxm-published",
             "--name",
@@ -231,12 +235,9 @@ def test_calibrate_measures_and_fits_on_cpu(tmp_path):
             "--raw-out",
             str(tmp_path / "raw.json"),
         ],
-        cwd=ROOT,
+        cwd=str(ROOT),
         env=env,
-        capture_output=True,
-        text=True,
         timeout=300,
-        check=False,
     )
     assert r.returncode == 0, r.stderr[-2000:]
     raw = json.loads((tmp_path / "raw.json").read_text())
@@ -257,21 +258,11 @@ def test_calibrate_measures_and_fits_on_cpu(tmp_path):
         hw = presets.hardware_from_dict(tomllib.loads((tmp_path / f"{name}.toml").read_text()))
         assert hw.name == name
     assert not (tmp_path / "cpu-graph.toml").exists()
-    bad = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ringsim",
-            "calibrate",
-            "--suite",
-            "graphs",
-            "--out",
-            str(tmp_path / "x.toml"),
-        ],
-        cwd=ROOT,
+    bad = python_m(  # python -m ringsim, forked with torch imported (conftest python_m)
+        "ringsim",
+        ["calibrate", "--suite", "graphs", "--out", str(tmp_path / "x.toml")],
+        cwd=str(ROOT),
         env=env,
-        capture_output=True,
-        text=True,
         timeout=120,
     )
     assert bad.returncode == 2 and "--suite" in bad.stderr and "Traceback" not in bad.stderr

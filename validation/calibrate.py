@@ -29,6 +29,7 @@ graph launch).
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import statistics
 from collections import defaultdict
@@ -258,9 +259,18 @@ def _occupancy(items: float, keys: float, split: float, sms: int, per_sm: int = 
 
 
 def _hat(x: float, knots: np.ndarray) -> np.ndarray:
-    """Weights of the piecewise-linear interpolation (in log2 x) at x over ``knots`` (flat beyond)."""
-    lx, lk = np.log2(x), np.log2(knots)
-    return np.array([np.interp(lx, lk, np.eye(len(knots))[i]) for i in range(len(knots))])
+    """Weights of the piecewise-linear interpolation (in log2 x) at x over ``knots`` (flat beyond).
+    A fit asks for a few hundred distinct (x, knots) some 10^5 times: each is computed once (read-only)."""
+    return _hat_once(float(x), np.asarray(knots, dtype=np.float64).tobytes())
+
+
+@functools.lru_cache(maxsize=4096)
+def _hat_once(x: float, knots_bytes: bytes) -> np.ndarray:
+    knots = np.frombuffer(knots_bytes, dtype=np.float64)
+    lx, lk, eye = np.log2(x), np.log2(knots), np.eye(len(knots))
+    w = np.array([np.interp(lx, lk, eye[i]) for i in range(len(knots))])
+    w.flags.writeable = False
+    return w
 
 
 def _wave_weights(read: float, blocks: float, slots: int, sms: int, knots: np.ndarray) -> np.ndarray:
@@ -272,6 +282,21 @@ def _wave_weights(read: float, blocks: float, slots: int, sms: int, knots: np.nd
     if tail > 0:
         w = w + tail * _hat(tail / sms, knots)
     return read / blocks * w
+
+
+def _wave_rows(
+    reads: list[float], blocks: list[float], slots: int, sms: int, knots: np.ndarray
+) -> np.ndarray:
+    """``_wave_weights`` of many calls, one row each: the same operations element by element (the same
+    bits), the full waves' weights computed once."""
+    read, b = np.asarray(reads, dtype=np.float64), np.asarray(blocks, dtype=np.float64)
+    full = np.floor(b / slots)
+    tail = b - full * slots
+    w = (full * slots)[:, None] * _hat(slots / sms, knots)[None, :]
+    part = tail > 0
+    if part.any():
+        w[part] = w[part] + tail[part][:, None] * np.array([_hat(t / sms, knots) for t in tail[part]])
+    return (read / b)[:, None] * w
 
 
 def _kernel_time(p: dict, r: dict, expanded: bool) -> float:
@@ -353,7 +378,7 @@ def _fit_kernel_part(
     hi = float(per_sm)
     n = max(2, int(np.ceil(np.log(hi / lo) / np.log(4))) + 1) if hi > lo * 1.01 else 1
     knots = np.geomspace(lo, hi, n) if n > 1 else np.array([hi])
-    rows = np.array([_wave_weights(s[1], b, slots, sms, knots) for s, b in zip(shapes, blocks)])
+    rows = _wave_rows([s[1] for s in shapes], blocks, slots, sms, knots)
     flops = np.array([_query_flops(r) for r in fit])
     A = np.column_stack([np.ones(len(fit)), rows, flops]) / y[:, None]
     rhs = 1.0 - np.array([s[1] for s in shapes]) / peak_Bps / y  # seconds per byte = 1/peak + u, u >= 0
