@@ -89,7 +89,18 @@ def load_sweep(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
                 cols[k] = np.where(v == "", "nan", v).astype(float)
             except ValueError:
                 pass
-    for need in ("plan_template", "P", "L", "latency_s", "tps", "feasible"):
+    # every column the figures read (a damaged header must be a one-sentence error, not a KeyError)
+    for need in (
+        "plan_template",
+        "plan",
+        "P",
+        "L",
+        "latency_s",
+        "tps",
+        "feasible",
+        "comm_nvlink_bytes",
+        "mem_total_bytes",
+    ):
         if need not in cols:
             raise SpecError(f"sweep {str(p)!r} lacks the column {need!r}")
     return specs, cols
