@@ -89,18 +89,8 @@ def load_sweep(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
                 cols[k] = np.where(v == "", "nan", v).astype(float)
             except ValueError:
                 pass
-    # every column the figures read (a damaged header must be a one-sentence error, not a KeyError)
-    for need in (
-        "plan_template",
-        "plan",
-        "P",
-        "L",
-        "latency_s",
-        "tps",
-        "feasible",
-        "comm_nvlink_bytes",
-        "mem_total_bytes",
-    ):
+    # the columns every reader of a sweep needs (a damaged header is a one-sentence error, not a KeyError)
+    for need in ("plan_template", "plan", "P", "L", "latency_s", "tps", "feasible"):
         if need not in cols:
             raise SpecError(f"sweep {str(p)!r} lacks the column {need!r}")
     return specs, cols
@@ -282,6 +272,9 @@ def fig_memory(specs, cols, out, name) -> list[Path]:
 def sweep_figures(path, out, prefix: str | None = None, step=None) -> list[Path]:
     """Latency/TPS, communication and memory figures of a sweep; ``step()`` after each one."""
     specs, cols = load_sweep(path)
+    for need in ("comm_nvlink_bytes", "mem_total_bytes"):  # what the communication and memory figures read
+        if need not in cols:
+            raise SpecError(f"sweep {str(path)!r} lacks the column {need!r}")
     stem = prefix or Path(path).stem
     paths: list[Path] = []
     for fig, suffix in ((fig_latency, "latency_tps"), (fig_comm, "comm"), (fig_memory, "memory")):
