@@ -415,8 +415,11 @@ class OpFigures:
         """The op's floor (seconds) at ``rows`` rows a call (numpy-vectorised; None or 0: one row)."""
         if not self.floor_rows or rows is None or not self.floor_s:
             return self.floor_s
-        x = np.log2(np.maximum(np.asarray(rows, dtype=float), 1.0))
-        return self.floor_s * np.interp(x, np.log2(np.asarray(self.floor_rows)), self.floor_rows_factor)
+        return self.floor_s * self._rows_curve(np.asarray(rows, dtype=float))
+
+    @functools.cached_property
+    def _rows_curve(self) -> Curve:
+        return Curve(x=tuple(self.floor_rows), y=tuple(self.floor_rows_factor), name="ops.floor_rows")
 
 
 OP_CLASSES = ("norm", "rope", "residual", "act", "merge", "init", "finalize", "gemm", "attention", "comm")
