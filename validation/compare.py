@@ -22,7 +22,14 @@ from costmodel.options import add_config_arguments, config_from_args
 from costmodel.predict import predict
 from costmodel.results import read_jsonl_lines
 
+# the whole table's guards (in-sample records included: shapes and leases of calibration runs)
 TARGETS = {"prefill": {"median": 0.05, "max": 0.15}, "decode": {"median": 0.10}}
+# issue 12: the records no calibration measured (``seen_by_calibration`` None), by phase group; a group not
+# named here is held to the whole table's guard of its phase
+UNSEEN_TARGETS = {
+    "prefill": {"median": 0.03, "max": 0.08},
+    "decode-graph": {"median": 0.05, "max": 0.12},
+}
 # issue 12: the ideal-kernel profile (h200-sxm: ideal fused kernels from a CUDA graph) against the executor's
 # fused mode (real.run --exec-mode fused), at P <= 2
 FUSED_TARGETS = {"median": 0.05}
@@ -460,7 +467,9 @@ def seen_by_calibration(rec: dict, cfg: Config) -> str | None:
 
 def summarise(rows: list[Row], unseen: bool = False) -> dict:
     """Median and max absolute % error per engine and phase, with the targets and whether each holds;
-    ``unseen``: over the unseen records only (shapes never calibrated, another device call)."""
+    ``unseen``: over the unseen records only (shapes never calibrated, another device call), held to issue
+    12's targets where it sets them (``UNSEEN_TARGETS``), the whole table to the older guards
+    (``TARGETS``)."""
     out: dict = {}
     if unseen:
         rows = [r for r in rows if r.seen is None]
@@ -472,7 +481,12 @@ def summarise(rows: list[Row], unseen: bool = False) -> dict:
             if not errs:
                 continue
             d = {"n": len(errs), "median_abs_err": statistics.median(errs), "max_abs_err": max(errs)}
-            t = FUSED_TARGETS if group.endswith("-fused") else TARGETS[phase]
+            if group.endswith("-fused"):
+                t = FUSED_TARGETS
+            elif unseen and group in UNSEEN_TARGETS:
+                t = UNSEEN_TARGETS[group]
+            else:
+                t = TARGETS[phase]
             d["targets"] = t
             d["meets_targets"] = (d["median_abs_err"] <= t["median"]) and (
                 d["max_abs_err"] <= t.get("max", 1e9)
@@ -558,14 +572,18 @@ def format_table(rows: list[Row], summary: dict, unseen_summary: dict | None = N
         )
     lines.append("(times in ms; err = predicted / measured - 1)")
     lines.append("")
-    lines.append("summary: median and max |error| per phase and engine")
+    lines.append(
+        "summary: median and max |error| per phase and engine, every record (seen ones included; the older "
+        "guards)"
+    )
     lines += [_summary_line(k, d) for k, d in summary.items()]
     lines += _ideal_lines(rows)
     if unseen_summary is not None:
         lines.append("")
         lines.append(
             "unseen subset: shapes no calibration run of the profile measured, another device call, check "
-            "passed"
+            "passed (issue 12's targets: prefill median <= 3%, max <= 8%; graph decode median <= 5%, max "
+            "<= 12%)"
         )
         if not unseen_summary:
             lines.append("  (none)")
