@@ -17,6 +17,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(a: argparse.Namespace) -> int:
-    r = predict(config_from_args(a))
+    from costmodel.envelope import outside_measurements
+
+    cfg = config_from_args(a)
+    r = predict(cfg).to_dict()
+    r["outside_measurements"] = outside_measurements(cfg)  # what of the answer is extrapolated
     print(dumps(r, indent=2) if a.json else format_result(r))
     return 0

@@ -76,6 +76,10 @@ def run(a: argparse.Namespace) -> int:
     else:
         sr = run_config(cfg, opts, coarsen=not full, progress=_progress)
         out = simulate_json(cfg, sr)
+    from costmodel.envelope import outside_measurements
+
+    out = out.to_dict() if hasattr(out, "to_dict") else dict(out)
+    out["outside_measurements"] = outside_measurements(cfg)  # what of the answer is extrapolated
     if a.trace:
         atomic_write_text(
             a.trace,

@@ -105,5 +105,16 @@ def _ib_lines(s: dict) -> list[str]:
 
 def format_result(r: dict) -> str:
     rows = _rows(r)
+    notes = r.get("outside_measurements")
+    if notes is not None:  # ringsim predict / simulate: where the answer leaves the profile's measurements
+        rows.append(
+            (
+                "outside measurements",
+                f"{len(notes)} (the figures below are extrapolated or not measured)"
+                if notes
+                else "none: every figure this configuration reads lies in the profile's measured ranges",
+            )
+        )
+        rows += [("", f"- {n}") for n in notes]
     w = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{w}}  {v}" for k, v in rows)
