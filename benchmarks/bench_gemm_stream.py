@@ -29,13 +29,82 @@ from costmodel import layers as Lr  # noqa: E402
 from costmodel import presets  # noqa: E402
 from costmodel.results import atomic_write_text  # noqa: E402
 from real import model as M  # noqa: E402
-from real.microbench import _rec, gemm_shapes, provenance, time_graph  # noqa: E402
+from real.microbench import _rec, gemm_shapes, provenance, time_fn, time_graph  # noqa: E402
 
 MODELS = ("seed-dense", "llama3-8b", "llama3-70b")
+# --big: weights of 1-4.8 GB (BF16), beyond the largest layer GEMM above (llama3-70b's 940 MB up
+# projection): a dense model served at TP 1-2 (70B-405B class) or an LM head of 128k words streams such
+# weights.  Shapes (n, k) of no preset's layer or LM head, so that records of those models stay unseen.
+BIG = (
+    (40960, 12288),
+    (12288, 65536),
+    (65536, 12288),
+    (49152, 24576),
+    (24576, 81920),
+    (90112, 20480),
+    (131072, 18432),
+)
 TPS = (1, 2, 4, 8)
 ROWS = (1, 8, 32, 64)
 COLD_BYTES = 256 * 2**20  # bytes read between two uses of one weight copy
 MAX_COPIES = 64
+
+
+def run_big(quick: bool) -> list[dict]:
+    """The ``BIG`` weights at ROWS rows, BF16 and FP8, each timed from a CUDA graph (``gemm_stream``, as the
+    layer GEMMs) and, as a diagnostic the fit does not read, the same calls issued eagerly
+    (``gemm_stream_eager``: cuBLAS may choose another kernel, e.g. split-K, outside a capture)."""
+    dev = torch.device("cuda", 0)
+    dt = torch.bfloat16
+    out = []
+    for n, k in BIG[:1] if quick else BIG:
+        for fp8 in (False, True):
+            wb = Lr.gemm("big", 1, n, k, 2, (), (), fp8).weight_bytes
+            copies = int(min(MAX_COPIES, max(2, math.ceil(COLD_BYTES / wb))))
+            ws = []
+            for _ in range(copies):
+                w = torch.randn(n, k, device=dev, dtype=dt) / math.sqrt(k)
+                ws.append(M.quantize_weight(w) if fp8 else w)
+                del w
+            for m in (1, 8) if quick else ROWS:
+                x = torch.randn(m, k, device=dev, dtype=dt)
+                if fp8:
+                    x8, sa = M.quantize_rows(x)
+
+                    def calls(x8=x8, sa=sa, ws=ws):
+                        for wq in ws:
+                            torch._scaled_mm(x8, wq.w8.t(), scale_a=sa, scale_b=wq.scale, out_dtype=dt)
+
+                else:
+
+                    def calls(x=x, ws=ws):
+                        for w in ws:
+                            F.linear(x, w)
+
+                for op, s in (
+                    ("gemm_stream", time_graph(calls, dev, calls=1, reps=5)),
+                    ("gemm_stream_eager", time_fn(calls, dev, reps=5)),
+                ):
+                    out.append(
+                        _rec(
+                            [v / copies for v in s],
+                            op=op,
+                            mode="graph" if op == "gemm_stream" else "eager",
+                            dtype="fp8" if fp8 else "bf16",
+                            model="big",
+                            name=f"n{n}_k{k}",
+                            tp=1,
+                            m=m,
+                            n=n,
+                            k=k,
+                            flops=2.0 * m * n * k,
+                            weight_bytes=float(wb),
+                            copies=copies,
+                        )
+                    )
+            del ws
+            torch.cuda.empty_cache()
+    return out
 
 
 def run(quick: bool) -> list[dict]:
@@ -102,6 +171,9 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", required=True)
     p.add_argument("--quick", action="store_true")
+    p.add_argument(
+        "--big", action="store_true", help="the BIG weights (1-4.8 GB) instead of the presets' layer GEMMs"
+    )
     a = p.parse_args()
     if not torch.cuda.is_available():
         print("bench_gemm_stream: needs a GPU (HBM streaming)", file=sys.stderr)
@@ -110,13 +182,13 @@ def main() -> int:
     raw = {
         "provenance": provenance(dev),
         "device": "cuda",
-        "results": run(a.quick),
+        "results": run_big(a.quick) if a.big else run(a.quick),
         "suites": ["gemm-stream"],
     }
     atomic_write_text(a.out, json.dumps(raw, indent=1))
     for r in raw["results"]:
         print(
-            f"{r['dtype']:4s} {r['model']:10s} tp={r['tp']} {r['name']:8s} m={r['m']:3d} "
+            f"{r['op']:17s} {r['dtype']:4s} {r['model']:10s} tp={r['tp']} {r['name']:8s} m={r['m']:3d} "
             f"{r['weight_bytes'] / 1e6:8.1f} MB x{r['copies']:2d} {r['median_s'] * 1e6:8.1f} us "
             f"{r['weight_bytes'] / r['median_s'] / 1e12:5.2f} TB/s"
         )
