@@ -38,6 +38,7 @@ RAWS = {
         "h200x1_op_floor_rows_20261128.json",
         "h200x2_start_skew_raw_20261128.json",
         "h200x4_start_skew_raw_20261128.json",
+        "h200x1_gemm_stream_big_raw_20261128.json",
     ],
     "h100-sxm": ["h100x1_raw.json"],
 }
