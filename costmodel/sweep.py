@@ -232,7 +232,9 @@ def _run_sweep(
                     v = v.codes
                 if k not in out:
                     out[k] = np.empty(total, np.int32 if k in labels else v.dtype)
-                out[k][at : at + n].reshape(nL, len(rows)).T[index] = v
+                dst = out[k][at : at + n].reshape(nL, len(rows)).T[index]
+                for r, row in enumerate(np.broadcast_to(v, dst.shape)):  # a plan at a time: the lengths
+                    dst[r] = row  # are numpy's inner loop (over the plans, a few: ~2x slower)
         at += n
         j0 += len(rows)
     cols: dict = {}
