@@ -72,8 +72,13 @@ class Acc:
         # compute-bound by the roofline's ridge point: arithmetic intensity above peak FLOP/s per byte/s
         ridge = hw.peak_flops / hw.hbm_bw_Bps
         fl = np.asarray(w.flops, dtype=float)
-        cb = fl >= ridge * np.asarray(w.hbm_bytes, dtype=float)
-        out = np.asarray(t, dtype=float), cb & (fl > 0)
+        hb = w.hbm_bytes
+        if fl.ndim == 0 and not fl > 0 and type(hb) is np.ndarray and hb.ndim:
+            cb = np.zeros(hb.shape, bool)  # no FLOPs (an elementwise op): memory-bound at every point
+        else:
+            cb = fl >= ridge * np.asarray(hb, dtype=float)
+            cb = cb & (fl > 0)
+        out = np.asarray(t, dtype=float), cb
         self._parts[id(w)] = (w, out)
         return out
 
@@ -108,7 +113,8 @@ class Acc:
             self.memory += m if one else k * m
         self.host += count * self.hw.op(w.role.op_class).issue_s
         fl, hb = np.asarray(w.flops, dtype=float), np.asarray(w.hbm_bytes, dtype=float)
-        self.flops += fl if one else count * fl
+        if not (one and fl.ndim == 0 and fl == 0.0):  # + 0.0 leaves a sum begun at +0.0 as it is
+            self.flops += fl if one else count * fl
         self.hbm += hb if one else count * hb
         if w.fp8:
             self.flops_fp8 = self.flops_fp8 + (fl if one else count * fl)
@@ -292,15 +298,18 @@ def ring_recurrence(c0, g0, c1, g1, x, R, slowdown, x_first=None, slowdown_g=Non
     shape = np.broadcast(c0, g0, c1, g1, x, R).shape
     n = int(np.prod(shape))
     sg = slowdown if slowdown_g is None else slowdown_g
+    # a slowdown the same at every point stays one Python float (no column of it is made, nor indexed
+    # step by step), but for one point (the plain loop below)
     flat = [
-        np.broadcast_to(np.asarray(v, dtype=float), shape).reshape(n)
-        for v in (c0, g0, c1, g1, x, x if x_first is None else x_first, slowdown, sg)
+        float(v)
+        if n > 1 and j >= 6 and np.ndim(v) == 0
+        else np.broadcast_to(np.asarray(v, dtype=float), shape).reshape(n)
+        for j, v in enumerate((c0, g0, c1, g1, x, x if x_first is None else x_first, slowdown, sg))
     ]
     c0, g0, c1, g1, x, xf, slow, slow_g = flat
     Rn = np.broadcast_to(np.asarray(R), shape).reshape(n)
     if n == 1 and Rn[0] <= SCALAR_STEPS:  # one short ring (predict): the plain loop in Python floats
         return np.full(shape, _ring_scalar(*(float(v[0]) for v in flat), int(Rn[0])))
-    # a slowdown the same at every point stays one Python float (no column of it is indexed step by step)
     slow, slow_g = _one_float(slowdown, slow), _one_float(sg, slow_g)
     done = np.zeros(n)
     # step 0 (every ring with R >= 1): its transfer runs during [0, xf)

@@ -87,16 +87,25 @@ def attn_device_time(hw: Hardware, kernel: str, flops, hbm_bytes, kv_len, causal
     return select(one_q, d, t)
 
 
+_MINIMUM, _MAXIMUM = np.minimum, np.maximum  # numpy's own (predict's copy of this module replaces np's)
+
+
 def first_max(rows, least: bool = False):
     """``(st.max(axis=0), st.argmax(axis=0))`` of ``st = np.stack(rows)`` (``least``: min and argmin), the
     first of equal extremes winning, computed by comparisons a row at a time: numpy's arg-reductions
     along the first axis cost ~30x an elementwise pass.  Rows with NaN take numpy's own path."""
     best = np.array(rows[0], dtype=float)  # a new array, as the reduction gives
     idx = np.zeros(best.shape, np.intp)
+    own = type(best) is np.ndarray and best.ndim > 0  # (arrays written in place: best and idx are new)
     for i in range(1, len(rows)):
         r = np.asarray(rows[i], dtype=float)
         beats = r < best if least else r > best
-        idx = np.maximum(idx, beats * i)  # i grows: the last row to beat the best so far is the first extreme
+        # i grows: the last row to beat the best so far is the first extreme
+        if own and beats.shape == idx.shape and r.shape == best.shape:
+            np.copyto(idx, i, where=beats)
+            (_MINIMUM if least else _MAXIMUM)(best, r, out=best)
+            continue
+        idx = np.maximum(idx, beats * i)
         best = np.minimum(best, r) if least else np.maximum(best, r)
     if np.isnan(best).any():
         st = np.stack(np.broadcast_arrays(*(np.asarray(r, dtype=float) for r in rows)))
