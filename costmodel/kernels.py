@@ -115,12 +115,50 @@ def first_max(rows, least: bool = False):
 
 def attn_choice(hw: Hardware, flops, hbm_bytes, kv_len, causal: bool, q_len=None, dims=()):
     """(time, index) of the fastest kernel of the profile for this call, per point; the index is into
-    ``sorted(hw.attention)`` (ties: the first name)."""
+    ``sorted(hw.attention)`` (ties: the first name).  Where every point's keys lie where the first kernel's
+    throughput curve is above every other's (``_first_wins_from``), no other kernel is timed: its time
+    could not be less (the same FLOPs over a lower throughput, the same bytes), and the first wins ties."""
     names = sorted(hw.attention)
+    if (
+        type(kv_len) is np.ndarray
+        and kv_len.ndim
+        and len(names) > 1
+        and (q_len is None or bool((np.asarray(q_len) > 1).all()))  # no decode-shaped call
+    ):
+        least = _first_wins_from(hw, causal)
+        if least is not None and bool((kv_len >= least).all()) and bool((np.asarray(flops) >= 0).all()):
+            return first_max(
+                [np.asarray(attn_device_time(hw, names[0], flops, hbm_bytes, kv_len, causal, q_len, dims))],
+                least=True,
+            )
     ts = [np.asarray(attn_device_time(hw, k, flops, hbm_bytes, kv_len, causal, q_len, dims)) for k in names]
     if len({t.shape for t in ts}) > 1:  # what np.stack asks of the kernels' times
         raise ValueError("attn_choice: the kernels' times differ in shape")
     return first_max(ts, least=True)
+
+
+_FIRST_WINS: dict = {}  # (id(hw), causal) -> (hw, keys from which the first kernel is the fastest, or None)
+FIRST_WINS_MARGIN = 1e-6  # the first kernel's throughput at least this much (relative) above the others'
+
+
+def _first_wins_from(hw: Hardware, causal: bool):
+    """The least key count from which the first of ``sorted(hw.attention)`` has the highest prefill
+    throughput of the profile's kernels (by ``FIRST_WINS_MARGIN``: rounding cannot turn it), or None.  The
+    curves are linear in log2 between their knots and flat beyond: compared at every knot of either."""
+    got = _FIRST_WINS.get((id(hw), causal))
+    if got is not None and got[0] is hw:
+        return got[1]
+    curves = [(f.causal if causal else f.full) for f in (hw.attn(k) for k in sorted(hw.attention))]
+    xs = np.array(sorted(set().union(*(c.x for c in curves))))
+    first, others = curves[0](xs), [c(xs) for c in curves[1:]]
+    wins = np.logical_and.reduce([first >= o * (1 + FIRST_WINS_MARGIN) for o in others])
+    least = 0.0 if wins.all() else None  # (below the first knot too: the curves are flat there)
+    for x, w in zip(xs[::-1].tolist(), wins[::-1].tolist()):  # from the last knot down, while it wins
+        if not w or least == 0.0:
+            break
+        least = x
+    _FIRST_WINS[(id(hw), causal)] = (hw, least)
+    return least
 
 
 def kernels_label(hw: Hardware, kernel: str, mask):

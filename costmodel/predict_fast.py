@@ -204,7 +204,7 @@ MIRRORS = {
     "kernels.select": "b5f110a523c9",
     "kernels.gemm_device_time": "0423296b07c1",
     "kernels.attn_device_time": "3640dba4e6aa",
-    "kernels.attn_choice": "edf1577d79ac",
+    "kernels.attn_choice": "2eed90e808db",
     "kernels.comm_time": "a313ea1e19fb",
     "closedform.Acc.add": "7876eb4eed39",
     "closedform.ring_recurrence": "3b537be31e5d",

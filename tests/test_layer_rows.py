@@ -37,3 +37,43 @@ def test_plans_sharing_a_layer_equal_each_plan_alone(phase, case, monkeypatch):
         for k, v in one.items():
             g = np.asarray(got[k])[i]
             assert g.dtype == v.dtype and g.tobytes() == v.tobytes(), (i, k)  # the same bits
+
+
+@pytest.mark.parametrize("hwname", ["h100-sxm", "h200-sxm", "b200", "gb200", "h100-sxm-published"])
+@pytest.mark.parametrize("causal", [True, False])
+def test_attention_choice_times_one_kernel_only_where_it_wins_and_equals_timing_all(
+    hwname, causal, monkeypatch
+):
+    """``kernels.attn_choice`` times only the first kernel where every point's keys lie where its
+    throughput beats every other kernel's (``_first_wins_from``): the same (time, index), bit for bit, as
+    the minimum over every kernel's time; where a point lies below, every kernel is timed."""
+    from costmodel import kernels
+
+    hw = presets.load_hardware(hwname)
+    names = sorted(hw.attention)
+    least = kernels._first_wins_from(hw, causal)
+    assert least is not None  # every profile here: cuDNN wins from some length on
+    rng = np.random.default_rng(11)
+    kv = np.exp(rng.uniform(np.log(max(least, 2.0)), np.log(4e6), (3, 2000))).round()  # q >= 2: prefill calls
+    q = np.minimum(kv, rng.integers(2, 5000, kv.shape)).astype(float)
+    flops = 4.0 * 128 * q * kv * rng.uniform(0.2, 1.0, kv.shape)
+    flops[0, :4] = [0.0, np.inf, 1e-300, 3.0]
+    hbm = rng.uniform(1e3, 1e10, kv.shape)
+    hbm[1, :3] = [np.nan, 0.0, 1e30]
+    calls = []
+    real = kernels.attn_device_time
+    monkeypatch.setattr(kernels, "attn_device_time", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
+    below = np.concatenate([kv, np.full((1, kv.shape[1]), max(least, 2.0) / 2)]) if least > 1 else None
+    nan_flops = flops.copy()
+    nan_flops[2, 7] = np.nan
+    for kvs, fl, one in ((kv, flops, True), (below, flops, False), (kv, nan_flops, False)):
+        if kvs is None:
+            continue
+        qs, fl, hb = (np.resize(v, kvs.shape) for v in (q, fl, hbm))
+        calls.clear()
+        t, i = kernels.attn_choice(hw, fl, hb, kvs, causal, qs)
+        st = np.stack([real(hw, k, fl, hb, kvs, causal, qs) for k in names])
+        ref_t, ref_i = st.min(axis=0), st.argmin(axis=0)
+        assert t.dtype == ref_t.dtype and t.tobytes() == ref_t.tobytes()
+        assert i.dtype == ref_i.dtype and np.array_equal(i, ref_i)
+        assert calls == (names[:1] if one else names)
