@@ -66,7 +66,7 @@ class Acc:
             t, k = kernels.attn_choice(hw, w.flops, w.hbm_bytes, w.kv_len, w.causal, w.q_len, w.dims)
             self._bits[id(w)] = (w, 1 << k)
             floor = hw.op(w.role.op_class).floor_s
-            t = np.maximum(t, floor) if floor else t
+            t = kernels.at_least(t, floor) if floor else t
         else:
             t = Lr.work_time(hw, w, self.kernel)
         # compute-bound by the roofline's ridge point: arithmetic intensity above peak FLOP/s per byte/s
@@ -237,9 +237,9 @@ def stretched_end(start, work, lo, hi, slowdown):
     A branch every point takes is computed alone (what ``np.where`` would pick), and a slowdown of exactly
     1 (a Python float) is not multiplied by: the same values, bit for bit, in fewer passes."""
     t2 = np.maximum(start, lo)  # compute reaches the window (or starts inside it)
-    before = np.minimum(work, np.maximum(lo - start, 0.0))
+    before = np.minimum(work, kernels.at_least(lo - start, 0.0))
     rem = work - before
-    win = np.maximum(hi - t2, 0.0)  # window left once compute reaches it
+    win = kernels.at_least(hi - t2, 0.0)  # window left once compute reaches it
     one = type(slowdown) is float and slowdown == 1.0  # x * 1.0 and x / 1.0 are x
     rs = rem if one else rem * slowdown
     inside = rs <= win

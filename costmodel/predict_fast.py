@@ -202,8 +202,8 @@ SCALAR_NP = _shim()
 # (tests/test_predict_fast.py expects all: after a change, update the version and its digest).
 MIRRORS = {
     "kernels.select": "b5f110a523c9",
-    "kernels.gemm_device_time": "0423296b07c1",
-    "kernels.attn_device_time": "3640dba4e6aa",
+    "kernels.gemm_device_time": "42c9bb669800",
+    "kernels.attn_device_time": "d6bbf5b84a5e",
     "kernels.attn_choice": "2eed90e808db",
     "kernels.comm_time": "a313ea1e19fb",
     "closedform.Acc.add": "7876eb4eed39",

@@ -1,5 +1,7 @@
-"""A sweep's block evaluates one layer per distinct plan row (``analytic._layer_rows``: plans that differ
-only in ``pp`` share their layer): the outputs equal, bit for bit, ``evaluate`` of each plan alone."""
+"""The shortcuts behind the API sweep's speed (issue 16) give the values of the plain code, bit for bit: a
+block evaluates one layer per distinct plan row (``analytic._layer_rows``: plans that differ only in ``pp``
+share their layer), ``kernels.attn_choice`` times only the kernel that must win, ``kernels.at_least`` is
+``np.maximum``."""
 
 from __future__ import annotations
 
@@ -77,3 +79,25 @@ def test_attention_choice_times_one_kernel_only_where_it_wins_and_equals_timing_
         assert t.dtype == ref_t.dtype and t.tobytes() == ref_t.tobytes()
         assert i.dtype == ref_i.dtype and np.array_equal(i, ref_i)
         assert calls == (names[:1] if one else names)
+
+
+@pytest.mark.parametrize("floor", [0.0, 1, 1e-30, 2.5, -1.0])
+def test_at_least_is_np_maximum(floor):
+    from costmodel.kernels import at_least
+
+    rng = np.random.default_rng(2)
+    x = rng.uniform(-3, 3, (5, 2000))
+    x[0, :6] = [np.nan, -0.0, 0.0, np.inf, -np.inf, 1e-300]
+    for v in (
+        x,
+        x[:, :3],
+        x[0, 0],
+        float(x[0, 3]),
+        x.astype(np.float32),
+        np.arange(-9, 9991).reshape(5, 2000),
+    ):
+        got, ref = at_least(v, floor), np.maximum(v, floor)
+        assert type(got) is type(ref) and np.shape(got) == np.shape(ref)
+        assert np.asarray(got).dtype == np.asarray(ref).dtype
+        assert np.asarray(got).tobytes() == np.asarray(ref).tobytes()
+    assert at_least(x, floor) is not at_least(x, floor)  # a new array each time (the floor's is cached)
