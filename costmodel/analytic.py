@@ -236,15 +236,16 @@ def _layer_rows(model: Model, st: Setting, geo: Geometry, shape: tuple, raw: tup
         if name not in LAYER_AXES or v.shape != (shape[0], 1):
             return geo, shape, None
         keys.append(v[:, 0])
-    if keys:
-        _, first, inv = np.unique(np.stack(keys, axis=1), axis=0, return_index=True, return_inverse=True)
-        if len(first) == shape[0]:
-            return geo, shape, None
-    else:
-        first, inv = np.zeros(1, np.intp), np.zeros(shape[0], np.intp)
-    rows = [v[first] if v.ndim == 2 and v.shape[0] > 1 else v for v in vals]
-    lgeo, lshape = _geometry(model, st, *rows)
-    return lgeo, lshape, (None if len(first) == 1 else inv.reshape(-1))
+    rows: dict = {}  # a plan's layer degrees -> its row
+    inv = np.array(
+        [rows.setdefault(k, len(rows)) for k in zip(*(v.tolist() for v in keys))] if keys else [0] * shape[0],
+        np.intp,
+    )
+    if len(rows) == shape[0]:
+        return geo, shape, None
+    first = np.array([list(inv).index(j) for j in range(max(len(rows), 1))], np.intp)
+    lgeo, lshape = _geometry(model, st, *(v[first] if v.ndim == 2 and v.shape[0] > 1 else v for v in vals))
+    return lgeo, lshape, (None if len(first) == 1 else inv)
 
 
 def _rows(v, inv):

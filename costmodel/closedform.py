@@ -249,7 +249,15 @@ def stretched_end(start, work, lo, hi, slowdown):
             end = np.array(np.broadcast_to(end, inside.shape))
     else:
         out = t2 + win + (rem - (win if one else win / slowdown))
-        end = out if not inside.any() else np.where(inside, t2 + rs, out)
+        if not inside.any():
+            end = out
+        else:
+            end = t2 + rs
+            if type(out) is np.ndarray and out.shape == inside.shape and out.dtype == np.asarray(end).dtype:
+                np.copyto(out, end, where=inside)  # np.where's values: ``out`` is this call's own array
+                end = out
+            else:
+                end = np.where(inside, end, out)
     pos = rem > 0
     if pos.all():
         return end
