@@ -49,7 +49,9 @@ class Acc:
         self.compute, self.memory = z.copy(), z.copy()
         self.flops, self.hbm = z.copy(), z.copy()
         self.flops_fp8 = z.copy()  # of which FP8 GEMMs (the roofline charges them at the FP8 peak)
-        self.host = z.copy()  # host time to issue the ops added (compute and comm)
+        # host time to issue the ops added (compute and comm): counts of calls, the same at every length of
+        # a plan, so kept at the shape of the counts (broadcast where read)
+        self.host = np.zeros(())
         self._parts: dict[int, tuple] = {}  # id(w) -> (w, parts): a strategy often asks time(w), then add(w)
         self._bits: dict[int, tuple] = {}  # id(w) -> (w, kernel bit): note_kernel once per Work object
         self.kernel_mask = np.zeros(shape, dtype=int)  # kernels used: bits over hw.attn_names(kernel)
@@ -93,6 +95,7 @@ class Acc:
     def add(self, w: Work, count=1.0, scale=1.0):
         """Add ``count`` runs of w to the path (its time multiplied by ``scale``); returns one run's time."""
         t, cb = self.parts(w)
+        count = _least(count)
         if w.kind == OpKind.ATTN:
             self.note_kernel(w, np.asarray(count) > 0)
         # in place (the accumulators have the evaluation's shape); a factor of exactly 1 is left out, and
@@ -111,7 +114,7 @@ class Acc:
             self.compute += c if one else k * c
         if m is not None:
             self.memory += m if one else k * m
-        self.host += count * self.hw.op(w.role.op_class).issue_s
+        self.host = self.host + count * self.hw.op(w.role.op_class).issue_s
         fl, hb = np.asarray(w.flops, dtype=float), np.asarray(w.hbm_bytes, dtype=float)
         if not (one and fl.ndim == 0 and fl == 0.0):  # + 0.0 leaves a sum begun at +0.0 as it is
             self.flops += fl if one else count * fl
@@ -146,6 +149,14 @@ class Acc:
     @property
     def busy(self):
         return self.compute + self.memory
+
+
+def _least(v):
+    """v with each broadcast axis (stride 0: ``Ctx.full``'s counts) cut to one element: the same values
+    wherever v is broadcast, computed with once per plan rather than once per point."""
+    if type(v) is np.ndarray and v.ndim and 0 in v.strides:
+        return v[tuple(slice(0, 1) if s == 0 else slice(None) for s in v.strides)]
+    return v
 
 
 def _all_one(count) -> bool:

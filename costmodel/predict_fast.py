@@ -206,7 +206,7 @@ MIRRORS = {
     "kernels.attn_device_time": "d6bbf5b84a5e",
     "kernels.attn_choice": "2eed90e808db",
     "kernels.comm_time": "a313ea1e19fb",
-    "closedform.Acc.add": "7876eb4eed39",
+    "closedform.Acc.add": "e4e4effbe242",
     "closedform.ring_recurrence": "3b537be31e5d",
     "closedform._ring_scalar": "67462be115eb",
     "closedform.ring_recurrence_gated": "c2e47be88bdb",
