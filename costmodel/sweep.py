@@ -233,8 +233,10 @@ def _run_sweep(
                 if k not in out:
                     out[k] = np.empty(total, np.int32 if k in labels else v.dtype)
                 dst = out[k][at : at + n].reshape(nL, len(rows)).T[index]
-                for r, row in enumerate(np.broadcast_to(v, dst.shape)):  # a plan at a time: the lengths
-                    dst[r] = row  # are numpy's inner loop (over the plans, a few: ~2x slower)
+                for r, row in enumerate(v if v.shape == dst.shape else np.broadcast_to(v, dst.shape)):
+                    dst[r] = (
+                        row  # a plan at a time: the lengths are numpy's inner loop (the plans: ~2x slower)
+                    )
         at += n
         j0 += len(rows)
     cols: dict = {}
