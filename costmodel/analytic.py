@@ -121,25 +121,19 @@ def _evaluate(
     chunks,
     gen_tokens,
 ) -> dict[str, A]:
-    geo, shape = _geometry(model, st, batch, seq, tp, pp, ring, ulysses, microbatches, context, chunks)
-    B, L, C, S, R, U, m, N = (
-        geo.batch,
-        geo.seq,
-        geo.context,
-        geo.pp,
-        geo.ring,
-        geo.ulysses,
-        geo.microbatches,
-        geo.chunks,
-    )
+    raw = (batch, seq, tp, pp, ring, ulysses, microbatches, context, chunks)
+    geo, shape = _geometry(model, st, *raw)
+    B, L, C, S, m, N = geo.batch, geo.seq, geo.context, geo.pp, geo.microbatches, geo.chunks
     decode = st.phase == Phase.DECODE
-    is_u, no_ring, chunked = U > 1, R == 1, N > 1
 
     # ---- one layer of one unit (a micro-batch, or chunk c of it): dense part, wrappers, attention core ----
+    # (on the distinct layers of the plans: rows that differ in pp only share them, ``_layer_rows``)
+    lgeo, lshape, inv = _layer_rows(model, st, geo, shape, raw)
+    is_u, no_ring, chunked = lgeo.ulysses > 1, lgeo.ring == 1, lgeo.chunks > 1
     units = []
-    for c in range(int(np.max(N))):
-        acc = Acc(hw, st.kernel, shape)
-        ctx = Ctx(hw=hw, st=st, geo=geo, acc=acc, shape=shape)
+    for c in range(int(np.max(lgeo.chunks))):
+        acc = Acc(hw, st.kernel, lshape)
+        ctx = Ctx(hw=hw, st=st, geo=lgeo, acc=acc, shape=lshape)
         cost = strategies.dense.closed_form(ctx)
         for w in strategies.WRAPPERS:
             cost = cost + _where_on(w.closed_form, ctx, is_u)
@@ -147,7 +141,17 @@ def _evaluate(
         cost = cost + _where_on(strategies.chunked.closed_form, ctx, chunked, c)
         core = strategies.core_for_phase(st.phase, st.decode_attn, st.prefill_attn)
         cost = cost + _where_on(core.closed_form, ctx, (~no_ring & ~is_u) if decode else ~no_ring)
-        units.append((acc, cost, acc.busy + cost.exposed_s, c < N))
+        units.append((acc, cost, acc.busy + cost.exposed_s, c < lgeo.chunks))
+    if inv is not None:  # each plan's row of its layer's
+        units = [
+            (
+                _acc_rows(a, inv),
+                AttnCost(*(_rows(v, inv) for v in vars(k).values())),
+                _rows(t, inv),
+                _rows(e, inv),
+            )
+            for a, k, t, e in units
+        ]
     acc, cost = units[0][0], units[0][1]
     if len(units) > 1:  # the sums over the chunks that exist at each point
         acc = Acc(hw, st.kernel, shape)
@@ -207,6 +211,54 @@ def _evaluate(
     out["total_flops"] = _full(_total_flops(model, st, B, L, C, geo.cached), shape)
     names = kernels.kernels_label(hw, st.kernel, np.arange(1 << len(hw.attn_names(st.kernel))))
     out["attn_kernel_used"] = Categorical(names, _full(acc.kernel_mask, shape))  # = acc.kernels_used
+    return out
+
+
+LAYER_AXES = ("tp", "ring", "ulysses", "microbatches", "chunks")  # what a layer's closed forms read of a plan
+
+
+def _layer_rows(model: Model, st: Setting, geo: Geometry, shape: tuple, raw: tuple):
+    """The geometry one layer is evaluated on: (geometry, shape, rows), ``geo`` itself (rows None) unless
+    the evaluation is plans (axis 0, degrees of shape (plans, 1)) x points and some plans differ only in
+    ``pp`` (a sweep's ``tp=8,pp=P/8``: a layer reads no pipeline degree).  Then the distinct plans' rows:
+    ``rows`` maps each plan to its row (None where one row serves all: it broadcasts).  Every output of a
+    point depends on that point's inputs only, so the values are those of the whole evaluation."""
+    if len(shape) != 2 or shape[0] < 2 or np.ndim(st.cached) == 2 and np.shape(st.cached)[0] > 1:
+        return geo, shape, None
+    vals = _arrays(*raw)
+    names = ("batch", "seq", "tp", "pp", "ring", "ulysses", "microbatches", "context", "chunks")
+    keys = []
+    for name, v in zip(names, vals):
+        if v.ndim < 2 or v.shape[0] == 1:
+            continue  # the same for every plan
+        if name == "pp":
+            continue
+        if name not in LAYER_AXES or v.shape != (shape[0], 1):
+            return geo, shape, None
+        keys.append(v[:, 0])
+    rows: dict = {}  # a plan's layer degrees -> its row
+    inv = np.array(
+        [rows.setdefault(k, len(rows)) for k in zip(*(v.tolist() for v in keys))] if keys else [0] * shape[0],
+        np.intp,
+    )
+    if len(rows) == shape[0]:
+        return geo, shape, None
+    first = np.array([list(inv).index(j) for j in range(max(len(rows), 1))], np.intp)
+    lgeo, lshape = _geometry(model, st, *(v[first] if v.ndim == 2 and v.shape[0] > 1 else v for v in vals))
+    return lgeo, lshape, (None if len(first) == 1 else inv)
+
+
+def _rows(v, inv):
+    """v with each plan's row (``_layer_rows``): rows taken where v has the layer's plans axis."""
+    return np.take(v, inv, axis=0) if type(v) is np.ndarray and v.ndim == 2 and v.shape[0] > 1 else v
+
+
+def _acc_rows(a: Acc, inv) -> Acc:
+    out = Acc.__new__(Acc)
+    out.__dict__.update(a.__dict__)
+    for f in ("compute", "memory", "flops", "hbm", "flops_fp8", "host", "kernel_mask"):
+        setattr(out, f, _rows(getattr(a, f), inv))
+    out._parts, out._bits = {}, {}
     return out
 
 

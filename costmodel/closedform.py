@@ -49,7 +49,9 @@ class Acc:
         self.compute, self.memory = z.copy(), z.copy()
         self.flops, self.hbm = z.copy(), z.copy()
         self.flops_fp8 = z.copy()  # of which FP8 GEMMs (the roofline charges them at the FP8 peak)
-        self.host = z.copy()  # host time to issue the ops added (compute and comm)
+        # host time to issue the ops added (compute and comm): counts of calls, the same at every length of
+        # a plan, so kept at the shape of the counts (broadcast where read)
+        self.host = np.zeros(())
         self._parts: dict[int, tuple] = {}  # id(w) -> (w, parts): a strategy often asks time(w), then add(w)
         self._bits: dict[int, tuple] = {}  # id(w) -> (w, kernel bit): note_kernel once per Work object
         self.kernel_mask = np.zeros(shape, dtype=int)  # kernels used: bits over hw.attn_names(kernel)
@@ -66,14 +68,19 @@ class Acc:
             t, k = kernels.attn_choice(hw, w.flops, w.hbm_bytes, w.kv_len, w.causal, w.q_len, w.dims)
             self._bits[id(w)] = (w, 1 << k)
             floor = hw.op(w.role.op_class).floor_s
-            t = np.maximum(t, floor) if floor else t
+            t = kernels.at_least(t, floor) if floor else t
         else:
             t = Lr.work_time(hw, w, self.kernel)
         # compute-bound by the roofline's ridge point: arithmetic intensity above peak FLOP/s per byte/s
         ridge = hw.peak_flops / hw.hbm_bw_Bps
         fl = np.asarray(w.flops, dtype=float)
-        cb = fl >= ridge * np.asarray(w.hbm_bytes, dtype=float)
-        out = np.asarray(t, dtype=float), cb & (fl > 0)
+        hb = w.hbm_bytes
+        if fl.ndim == 0 and not fl > 0 and type(hb) is np.ndarray and hb.ndim:
+            cb = np.zeros(hb.shape, bool)  # no FLOPs (an elementwise op): memory-bound at every point
+        else:
+            cb = fl >= ridge * np.asarray(hb, dtype=float)
+            cb = cb & (fl > 0)
+        out = np.asarray(t, dtype=float), cb
         self._parts[id(w)] = (w, out)
         return out
 
@@ -88,6 +95,7 @@ class Acc:
     def add(self, w: Work, count=1.0, scale=1.0):
         """Add ``count`` runs of w to the path (its time multiplied by ``scale``); returns one run's time."""
         t, cb = self.parts(w)
+        count = _least(count)
         if w.kind == OpKind.ATTN:
             self.note_kernel(w, np.asarray(count) > 0)
         # in place (the accumulators have the evaluation's shape); a factor of exactly 1 is left out, and
@@ -106,9 +114,10 @@ class Acc:
             self.compute += c if one else k * c
         if m is not None:
             self.memory += m if one else k * m
-        self.host += count * self.hw.op(w.role.op_class).issue_s
+        self.host = self.host + count * self.hw.op(w.role.op_class).issue_s
         fl, hb = np.asarray(w.flops, dtype=float), np.asarray(w.hbm_bytes, dtype=float)
-        self.flops += fl if one else count * fl
+        if not (one and fl.ndim == 0 and fl == 0.0):  # + 0.0 leaves a sum begun at +0.0 as it is
+            self.flops += fl if one else count * fl
         self.hbm += hb if one else count * hb
         if w.fp8:
             self.flops_fp8 = self.flops_fp8 + (fl if one else count * fl)
@@ -140,6 +149,14 @@ class Acc:
     @property
     def busy(self):
         return self.compute + self.memory
+
+
+def _least(v):
+    """v with each broadcast axis (stride 0: ``Ctx.full``'s counts) cut to one element: the same values
+    wherever v is broadcast, computed with once per plan rather than once per point."""
+    if type(v) is np.ndarray and v.ndim and 0 in v.strides:
+        return v[tuple(slice(0, 1) if s == 0 else slice(None) for s in v.strides)]
+    return v
 
 
 def _all_one(count) -> bool:
@@ -231,9 +248,9 @@ def stretched_end(start, work, lo, hi, slowdown):
     A branch every point takes is computed alone (what ``np.where`` would pick), and a slowdown of exactly
     1 (a Python float) is not multiplied by: the same values, bit for bit, in fewer passes."""
     t2 = np.maximum(start, lo)  # compute reaches the window (or starts inside it)
-    before = np.minimum(work, np.maximum(lo - start, 0.0))
+    before = np.minimum(work, kernels.at_least(lo - start, 0.0))
     rem = work - before
-    win = np.maximum(hi - t2, 0.0)  # window left once compute reaches it
+    win = kernels.at_least(hi - t2, 0.0)  # window left once compute reaches it
     one = type(slowdown) is float and slowdown == 1.0  # x * 1.0 and x / 1.0 are x
     rs = rem if one else rem * slowdown
     inside = rs <= win
@@ -243,7 +260,15 @@ def stretched_end(start, work, lo, hi, slowdown):
             end = np.array(np.broadcast_to(end, inside.shape))
     else:
         out = t2 + win + (rem - (win if one else win / slowdown))
-        end = out if not inside.any() else np.where(inside, t2 + rs, out)
+        if not inside.any():
+            end = out
+        else:
+            end = t2 + rs
+            if type(out) is np.ndarray and out.shape == inside.shape and out.dtype == np.asarray(end).dtype:
+                np.copyto(out, end, where=inside)  # np.where's values: ``out`` is this call's own array
+                end = out
+            else:
+                end = np.where(inside, end, out)
     pos = rem > 0
     if pos.all():
         return end
@@ -292,15 +317,18 @@ def ring_recurrence(c0, g0, c1, g1, x, R, slowdown, x_first=None, slowdown_g=Non
     shape = np.broadcast(c0, g0, c1, g1, x, R).shape
     n = int(np.prod(shape))
     sg = slowdown if slowdown_g is None else slowdown_g
+    # a slowdown the same at every point stays one Python float (no column of it is made, nor indexed
+    # step by step), but for one point (the plain loop below)
     flat = [
-        np.broadcast_to(np.asarray(v, dtype=float), shape).reshape(n)
-        for v in (c0, g0, c1, g1, x, x if x_first is None else x_first, slowdown, sg)
+        float(v)
+        if n > 1 and j >= 6 and np.ndim(v) == 0
+        else np.broadcast_to(np.asarray(v, dtype=float), shape).reshape(n)
+        for j, v in enumerate((c0, g0, c1, g1, x, x if x_first is None else x_first, slowdown, sg))
     ]
     c0, g0, c1, g1, x, xf, slow, slow_g = flat
     Rn = np.broadcast_to(np.asarray(R), shape).reshape(n)
     if n == 1 and Rn[0] <= SCALAR_STEPS:  # one short ring (predict): the plain loop in Python floats
         return np.full(shape, _ring_scalar(*(float(v[0]) for v in flat), int(Rn[0])))
-    # a slowdown the same at every point stays one Python float (no column of it is indexed step by step)
     slow, slow_g = _one_float(slowdown, slow), _one_float(sg, slow_g)
     done = np.zeros(n)
     # step 0 (every ring with R >= 1): its transfer runs during [0, xf)

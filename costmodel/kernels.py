@@ -30,13 +30,37 @@ def select(cond, a, b):
     return out
 
 
+_CONSTANT: dict = {}  # (value, shape, dtype) -> a read-only array of that value (``at_least``)
+
+
+def at_least(x, floor):
+    """``np.maximum(x, floor)`` (the same values, type and shape) for a number ``floor``: where x is a large
+    array, against a cached read-only array of the floor, since numpy's loop with a broadcast operand runs
+    ~2.5x slower than with two arrays."""
+    if (
+        type(x) is np.ndarray
+        and x.size >= 4096
+        and type(floor) in (float, int, np.float64)
+        and x.dtype == np.float64
+    ):
+        key = (float(floor), x.shape)
+        c = _CONSTANT.get(key)
+        if c is None:
+            if len(_CONSTANT) > 32:
+                _CONSTANT.clear()
+            c = _CONSTANT[key] = np.full(x.shape, float(floor))
+            c.flags.writeable = False
+        return np.maximum(x, c)
+    return np.maximum(x, floor)
+
+
 def gemm_device_time(hw: Hardware, flops, hbm_bytes, m, fp8: bool = False, weight_bytes=None):
     """max(compute at the shape's efficiency, memory); efficiency by rows (tokens) or by FLOPs per call.
     ``fp8``: at the FP8 peak, with the calibrated FP8 curve (by FLOPs per call), or without one the BF16
     curve's efficiency at the FP8 peak (an estimate: ``Hardware.fp8_calibrated`` says which).  Memory: the
     call's bytes at the elementwise bandwidth, and its ``weight_bytes`` at the weight-streaming bandwidth
     the profile measured for calls of that many weight bytes (``gemm_stream_bw``), the slower of the two."""
-    x = np.maximum(m, 1) if hw.gemm_efficiency_by == "tokens" else np.maximum(flops, 1)
+    x = at_least(m, 1) if hw.gemm_efficiency_by == "tokens" else at_least(flops, 1)
     if fp8 and hw.gemm_fp8_efficiency is not None:
         peak, eff = hw.fp8_peak_flops, hw.gemm_fp8_efficiency(np.maximum(flops, 1))
     else:
@@ -71,7 +95,7 @@ def attn_device_time(hw: Hardware, kernel: str, flops, hbm_bytes, kv_len, causal
             one_q = None
     t = None
     if one_q is None or not one_q.all():  # (a decode: every call decode-shaped, this one is not needed)
-        thr = (fig.causal if causal else fig.full)(np.maximum(kv_len, 1))
+        thr = (fig.causal if causal else fig.full)(at_least(kv_len, 1))
         t = np.maximum(flops / thr, hbm_bytes / hw.elementwise_bw_Bps)
         if one_q is None:
             return t
@@ -87,16 +111,25 @@ def attn_device_time(hw: Hardware, kernel: str, flops, hbm_bytes, kv_len, causal
     return select(one_q, d, t)
 
 
+_MINIMUM, _MAXIMUM = np.minimum, np.maximum  # numpy's own (predict's copy of this module replaces np's)
+
+
 def first_max(rows, least: bool = False):
     """``(st.max(axis=0), st.argmax(axis=0))`` of ``st = np.stack(rows)`` (``least``: min and argmin), the
     first of equal extremes winning, computed by comparisons a row at a time: numpy's arg-reductions
     along the first axis cost ~30x an elementwise pass.  Rows with NaN take numpy's own path."""
     best = np.array(rows[0], dtype=float)  # a new array, as the reduction gives
     idx = np.zeros(best.shape, np.intp)
+    own = type(best) is np.ndarray and best.ndim > 0  # (arrays written in place: best and idx are new)
     for i in range(1, len(rows)):
         r = np.asarray(rows[i], dtype=float)
         beats = r < best if least else r > best
-        idx = np.maximum(idx, beats * i)  # i grows: the last row to beat the best so far is the first extreme
+        # i grows: the last row to beat the best so far is the first extreme
+        if own and beats.shape == idx.shape and r.shape == best.shape:
+            np.copyto(idx, i, where=beats)
+            (_MINIMUM if least else _MAXIMUM)(best, r, out=best)
+            continue
+        idx = np.maximum(idx, beats * i)
         best = np.minimum(best, r) if least else np.maximum(best, r)
     if np.isnan(best).any():
         st = np.stack(np.broadcast_arrays(*(np.asarray(r, dtype=float) for r in rows)))
@@ -106,12 +139,50 @@ def first_max(rows, least: bool = False):
 
 def attn_choice(hw: Hardware, flops, hbm_bytes, kv_len, causal: bool, q_len=None, dims=()):
     """(time, index) of the fastest kernel of the profile for this call, per point; the index is into
-    ``sorted(hw.attention)`` (ties: the first name)."""
+    ``sorted(hw.attention)`` (ties: the first name).  Where every point's keys lie where the first kernel's
+    throughput curve is above every other's (``_first_wins_from``), no other kernel is timed: its time
+    could not be less (the same FLOPs over a lower throughput, the same bytes), and the first wins ties."""
     names = sorted(hw.attention)
+    if (
+        type(kv_len) is np.ndarray
+        and kv_len.ndim
+        and len(names) > 1
+        and (q_len is None or bool((np.asarray(q_len) > 1).all()))  # no decode-shaped call
+    ):
+        least = _first_wins_from(hw, causal)
+        if least is not None and bool((kv_len >= least).all()) and bool((np.asarray(flops) >= 0).all()):
+            return first_max(
+                [np.asarray(attn_device_time(hw, names[0], flops, hbm_bytes, kv_len, causal, q_len, dims))],
+                least=True,
+            )
     ts = [np.asarray(attn_device_time(hw, k, flops, hbm_bytes, kv_len, causal, q_len, dims)) for k in names]
     if len({t.shape for t in ts}) > 1:  # what np.stack asks of the kernels' times
         raise ValueError("attn_choice: the kernels' times differ in shape")
     return first_max(ts, least=True)
+
+
+_FIRST_WINS: dict = {}  # (id(hw), causal) -> (hw, keys from which the first kernel is the fastest, or None)
+FIRST_WINS_MARGIN = 1e-6  # the first kernel's throughput at least this much (relative) above the others'
+
+
+def _first_wins_from(hw: Hardware, causal: bool):
+    """The least key count from which the first of ``sorted(hw.attention)`` has the highest prefill
+    throughput of the profile's kernels (by ``FIRST_WINS_MARGIN``: rounding cannot turn it), or None.  The
+    curves are linear in log2 between their knots and flat beyond: compared at every knot of either."""
+    got = _FIRST_WINS.get((id(hw), causal))
+    if got is not None and got[0] is hw:
+        return got[1]
+    curves = [(f.causal if causal else f.full) for f in (hw.attn(k) for k in sorted(hw.attention))]
+    xs = np.array(sorted(set().union(*(c.x for c in curves))))
+    first, others = curves[0](xs), [c(xs) for c in curves[1:]]
+    wins = np.logical_and.reduce([first >= o * (1 + FIRST_WINS_MARGIN) for o in others])
+    least = 0.0 if wins.all() else None  # (below the first knot too: the curves are flat there)
+    for x, w in zip(xs[::-1].tolist(), wins[::-1].tolist()):  # from the last knot down, while it wins
+        if not w or least == 0.0:
+            break
+        least = x
+    _FIRST_WINS[(id(hw), causal)] = (hw, least)
+    return least
 
 
 def kernels_label(hw: Hardware, kernel: str, mask):

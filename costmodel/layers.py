@@ -58,7 +58,7 @@ def work_time(hw: Hardware, w: Work, kernel: str):
     if w.glu:
         floor = floor * hw.glu_act_floor_ratio
     # a floor by rows is an array where the rows are (a sweep's points): its truth value is ambiguous
-    return np.maximum(t, floor) if (type(floor) is np.ndarray or floor) else t
+    return kernels.at_least(t, floor) if (type(floor) is np.ndarray or floor) else t
 
 
 def gemm(role, m, n, k, dtype_bytes, reads, writes, fp8: bool = False) -> Work:

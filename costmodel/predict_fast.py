@@ -202,12 +202,12 @@ SCALAR_NP = _shim()
 # (tests/test_predict_fast.py expects all: after a change, update the version and its digest).
 MIRRORS = {
     "kernels.select": "b5f110a523c9",
-    "kernels.gemm_device_time": "0423296b07c1",
-    "kernels.attn_device_time": "3640dba4e6aa",
-    "kernels.attn_choice": "edf1577d79ac",
+    "kernels.gemm_device_time": "42c9bb669800",
+    "kernels.attn_device_time": "d6bbf5b84a5e",
+    "kernels.attn_choice": "2eed90e808db",
     "kernels.comm_time": "a313ea1e19fb",
-    "closedform.Acc.add": "84652581f922",
-    "closedform.ring_recurrence": "9599afc2749f",
+    "closedform.Acc.add": "e4e4effbe242",
+    "closedform.ring_recurrence": "3b537be31e5d",
     "closedform._ring_scalar": "67462be115eb",
     "closedform.ring_recurrence_gated": "c2e47be88bdb",
     "closedform._ring_scalar_gated": "e97c84721a80",
