@@ -108,16 +108,17 @@ def outside_measurements(cfg: Config) -> list[str]:
             x = op.flops if by_fp8 or hw.gemm_efficiency_by == "flops" else m
             # the time is the slower of compute at the efficiency and memory: a curve counts where it rules
             wb = n * k * (1 if fp8 else cfg.model.dtype_bytes)
-            stream = (hw.gemm_fp8_stream_bw if fp8 else hw.gemm_stream_bw) if m <= 64 else None
-            mem = op.hbm_bytes / hw.elementwise_bw_Bps
-            if stream is not None:
-                mem = max(mem, wb / float(stream(wb)))
+            stream = hw.gemm_fp8_stream_bw if fp8 else hw.gemm_stream_bw
+            if stream is not None:  # as kernels.gemm_device_time
+                mem = wb / float(stream(wb)) + max(op.hbm_bytes - wb, 0.0) / hw.elementwise_bw_Bps
+            else:
+                mem = op.hbm_bytes / hw.elementwise_bw_Bps
             comp = op.flops / ((hw.fp8_peak_flops if fp8 else hw.peak_flops) * float(eff(max(x, 1))))
             name = "an FP8 GEMM of" if by_fp8 else "a GEMM of"
             unit = " FLOP" if by_fp8 or hw.gemm_efficiency_by == "flops" else " rows"
             if comp >= mem:
                 notes.beyond(f"gemm/{by_fp8}", name, x, eff, unit, f"{flat} (efficiency)")
-            elif stream is not None:
+            elif stream is not None and m <= 64:  # measured at 1-64 rows
                 what = "a few-row FP8 GEMM's weight of" if fp8 else "a few-row GEMM's weight of"
                 notes.beyond(f"stream/{fp8}", what, wb, stream, "B", f"{flat} (bandwidth)")
         elif op.kind == OpKind.ATTN:
