@@ -206,8 +206,10 @@ class DecodeAttnModel:
     ``num_splits_heuristic``: split while the SMs' slots would stay idle).  A wave is ``sms`` x
     ``ctas_per_sm`` items; a call of more items runs full waves and a partial last one (wave
     quantization).  A wave's occupancy is its items per SM: few leave SMs idle, several share one.
-    The query heads' work (4 B H S D FLOPs: grouped query heads add work per byte read) takes
-    ``flops`` FLOP/s on top.  ``spb`` (seconds per byte) is a curve over occupancy, piecewise linear in
+    The query heads' work (4 B H S D FLOPs: grouped query heads add work per byte read) at ``flops``
+    FLOP/s overlaps the reads: a call takes the longer of the two (measured: 8, 32 and 64 query heads over
+    8 KV heads read in the same time; an additive term had made 64 of them 5% slow).  ``spb`` (seconds
+    per byte) is a curve over occupancy, piecewise linear in
     log2 of occupancy, flat
     beyond its ends, written as bandwidths (``bw_Bps``).  ``kv_expanded``: the implementation expands
     grouped K/V to the query heads before the kernel (this repository's executor, ``repeat_interleave``):
@@ -344,7 +346,8 @@ class DecodeAttnModel:
         kern = self.kernel_seconds(read, self.items_of(b * seen, keys))
         if self.items:
             kern = kern * self.factor_of(b * seen)
-        return self.floor_s + kern + compute + extra
+        # the query heads' math runs under the reads (the kernel pipelines its loads): the longer of the two
+        return self.floor_s + np.maximum(kern, compute) + extra
 
     def factor_of(self, items):
         """The measured read-time factor at ``items`` work items (1 where none was fitted)."""

@@ -198,6 +198,9 @@ DECODE_SPLIT_KEYS = tuple(float(2**e) for e in range(8, 21)) + (1e9,)  # 1e9: th
 DECODE_SMS = 132
 # L2 of an H200 / H100 SXM: 50 MB (NVIDIA H100 Tensor Core GPU Architecture whitepaper, as above)
 DECODE_WARM_MIN_BYTES = 2 * 50e6
+# the query heads' FLOP rate of a decode kernel, tried from none (inf: the reads alone) to a tenth of the
+# H200's BF16 peak (989 TFLOP/s dense, NVIDIA H200 datasheet): the fit keeps the one of least error
+DECODE_FLOPS_CANDIDATES = (float("inf"),) + tuple(float(v) * 1e12 for v in np.geomspace(1000, 100, 11))
 DECODE_CTAS_PER_SM = (1, 2, 3, 4)  # thread blocks one SM runs at once: the fit picks the count
 
 
@@ -299,13 +302,22 @@ def _wave_rows(
     return (read / b)[:, None] * w
 
 
-def _kernel_time(p: dict, r: dict, expanded: bool) -> float:
+def _read_part(p: dict, r: dict, expanded: bool) -> float:
+    """The kernel's reads by the wave model (no floor, no query FLOPs, no items factor)."""
     _, kb, items, *_ = _decode_shape(r, expanded)
     slots = p["sms"] * p["ctas_per_sm"]
     blocks = _blocks(items, float(r["kv_len"]), p["split_keys"], slots)
     w = _wave_weights(kb, blocks, slots, p["sms"], np.asarray(p["occupancy"]))
-    compute = _query_flops(r) / p["flops"] if p.get("flops") else 0.0
-    return p["floor_s"] + float(w @ (1.0 / np.asarray(p["bw_Bps"]))) + compute
+    return float(w @ (1.0 / np.asarray(p["bw_Bps"])))
+
+
+def _compute_part(p: dict, r: dict) -> float:
+    return _query_flops(r) / p["flops"] if p.get("flops") else 0.0
+
+
+def _kernel_time(p: dict, r: dict, expanded: bool) -> float:
+    """Floor + the longer of the reads and the query heads' FLOPs (they overlap; no items factor)."""
+    return p["floor_s"] + max(_read_part(p, r, expanded), _compute_part(p, r))
 
 
 def _query_flops(r: dict) -> float:
@@ -321,17 +333,20 @@ def _items_factor(p: dict, items: float) -> float:
 
 def _read_time(p: dict, r: dict, expanded: bool) -> float:
     """The read part of the kernel's time (what ``items_factor`` scales): no floor, no query FLOPs."""
-    compute = _query_flops(r) / p["flops"] if p.get("flops") else 0.0
-    return _kernel_time(p, r, expanded) - p["floor_s"] - compute
+    return _read_part(p, r, expanded)
+
+
+def _expansion(p: dict, r: dict, expanded: bool) -> float:
+    s = _decode_shape(r, expanded)
+    copy = s[3] / p["expand_bw_Bps"] + s[4] / p["expand_contig_bw_Bps"]
+    return p["expand_floor_s"] + copy if s[3] or s[4] else 0.0
 
 
 def decode_model_time(p: dict, r: dict, expanded: bool) -> float:
     """Seconds the fitted decode model ``p`` gives grid record r (what ``DecodeAttnModel.time`` computes)."""
     s = _decode_shape(r, expanded)
-    copy = s[3] / p["expand_bw_Bps"] + s[4] / p["expand_contig_bw_Bps"]
-    read = _read_time(p, r, expanded)
-    kern = _kernel_time(p, r, expanded) + read * (_items_factor(p, s[2]) - 1.0)
-    return kern + (p["expand_floor_s"] + copy if s[3] or s[4] else 0.0)
+    read = _read_time(p, r, expanded) * _items_factor(p, s[2])
+    return p["floor_s"] + max(read, _compute_part(p, r)) + _expansion(p, r, expanded)
 
 
 DECODE_ITEMS_MIN_POINTS = 2  # records at one work-item count for its factor to be kept
@@ -348,8 +363,10 @@ def fit_items_factor(p: dict, fit: list[dict], expanded: bool) -> tuple[list[flo
         read = _read_time(p, r, expanded)
         if read <= 0:
             continue
-        rest = decode_model_time({**p, "items": []}, r, expanded) - read
-        by.setdefault(s[2], []).append((r["median_s"] - rest) / read)
+        left = r["median_s"] - p["floor_s"] - _expansion(p, r, expanded)  # what the reads took
+        if left <= _compute_part(p, r):  # the query heads' math set the call's time: no reading of it
+            continue
+        by.setdefault(s[2], []).append(left / read)
     items = sorted(k for k, v in by.items() if len(v) >= DECODE_ITEMS_MIN_POINTS)
     return [float(k) for k in items], [float(np.clip(statistics.median(by[k]), 0.5, 2.0)) for k in items]
 
@@ -367,7 +384,7 @@ def _monotone_bw(occ: np.ndarray, bw: np.ndarray) -> np.ndarray:
 def _fit_kernel_part(
     fit: list[dict], y: np.ndarray, peak_Bps: float, expanded: bool, sms: int, per_sm: int, split: float
 ):
-    """(squared relative error, knots, x = [floor, u per knot, seconds per FLOP]) of the kernel's fit at
+    """(squared relative error, knots, x = [floor, u per knot]) of the kernel's reads fitted at
     one split length and one count of thread blocks per SM; knots 4x apart from the lowest occupancy a
     wave of the data has up to a full wave."""
     slots = sms * per_sm
@@ -379,8 +396,7 @@ def _fit_kernel_part(
     n = max(2, int(np.ceil(np.log(hi / lo) / np.log(4))) + 1) if hi > lo * 1.01 else 1
     knots = np.geomspace(lo, hi, n) if n > 1 else np.array([hi])
     rows = _wave_rows([s[1] for s in shapes], blocks, slots, sms, knots)
-    flops = np.array([_query_flops(r) for r in fit])
-    A = np.column_stack([np.ones(len(fit)), rows, flops]) / y[:, None]
+    A = np.column_stack([np.ones(len(fit)), rows]) / y[:, None]
     rhs = 1.0 - np.array([s[1] for s in shapes]) / peak_Bps / y  # seconds per byte = 1/peak + u, u >= 0
     x = nnls(A, rhs)
     return float(np.sum((A @ x - rhs) ** 2)), knots, x
@@ -413,7 +429,30 @@ def fit_decode_model(
             if best is None or err < best[0] * (1 - 1e-9):
                 best = (err, split, knots, x, per_sm)
     _, split, knots, x, per_sm = best
-    bw = 1.0 / (1.0 / peak_Bps + x[1:-1])
+    # the query heads' FLOPs overlap the reads (t = floor + max(reads, FLOPs / rate)): the rate is fitted
+    # after the reads, each candidate refitting the reads on the calls it leaves read-bound
+    q = np.array([_query_flops(r) for r in plain])
+    best_f = (None, 0.0, x, knots)
+    for rate in DECODE_FLOPS_CANDIDATES:
+        keep = q / rate < 0.9 * y  # the calls this rate leaves read-bound fit the reads
+        if keep.sum() < 8:
+            continue
+        sub = [r for r, k in zip(plain, keep) if k]
+        _, kn, xr = _fit_kernel_part(sub, y[keep], peak_Bps, expanded, sms, per_sm, split)
+        pr = {
+            "floor_s": float(xr[0]),
+            "occupancy": list(kn),
+            "bw_Bps": list(_monotone_bw(kn, 1.0 / (1.0 / peak_Bps + xr[1:]))),
+            "split_keys": split,
+            "sms": sms,
+            "ctas_per_sm": per_sm,
+            "flops": rate if np.isfinite(rate) else 0.0,
+        }
+        err = float(sum((_kernel_time(pr, r, expanded) / t - 1.0) ** 2 for r, t in zip(plain, y)))
+        if best_f[0] is None or err < best_f[0] * (1 - 1e-9):
+            best_f = (err, pr["flops"], xr, kn)
+    _, rate, x, knots = best_f
+    bw = 1.0 / (1.0 / peak_Bps + x[1:])
     p = {
         "floor_s": float(x[0]),
         "occupancy": [float(k) for k in knots],
@@ -421,7 +460,7 @@ def fit_decode_model(
         "split_keys": split,
         "sms": sms,
         "ctas_per_sm": per_sm,
-        "flops": 1.0 / x[-1] if x[-1] > 0 else 0.0,
+        "flops": float(rate),
         "expand_bw_Bps": peak_Bps,
         "expand_contig_bw_Bps": peak_Bps,
         "expand_floor_s": 0.0,
