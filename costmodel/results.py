@@ -456,8 +456,10 @@ class CsvStream:
 
     def matches(self, names: list, n: int, header_comment, to_header: bool) -> bool:
         """The file holds what write_csv would write of these columns (the rows it checked block by block)."""
-        if not self.ok or self.names is None:
+        if self.names is None:
             return False
+        if not self.ok:  # a failed guess: the writer stops at its next piece
+            self._stop.set()
         self._finish()
         return (
             self.ok
