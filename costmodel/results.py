@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import io
 import json
 import math
@@ -221,7 +222,10 @@ def write_csv(
         items = [(k, nm, *_enum(nm, it[0]), it[1]) if k == "coded" else (k, nm, *it) for k, nm, *it in series]
         _write_rows(f, items, 0, n if series else 0, chunk_rows)
 
-    return atomic_write_with(path, write)
+    return atomic_write_with(path, write, direct=n >= DIRECT_ROWS)
+
+
+DIRECT_ROWS = 1 << 16  # a CSV of this many rows or more is written past the page cache (``DirectFile``)
 
 
 def _write_rows(f, items: list, a: int, b: int, chunk_rows: int, stop=None) -> bool:
@@ -418,7 +422,8 @@ class CsvStream:
             q = q.parent
         ensure_dir(self.folder, "--out")
         fd, self.tmp = tempfile.mkstemp(dir=self.folder, prefix=".csvstream.", suffix=".tmp")
-        self._file = os.fdopen(fd, "wb")
+        os.close(fd)
+        self._file = DirectFile(self.tmp)
         self._file.write(head.encode())
         self._thread = threading.Thread(target=self._run, name="csv-stream", daemon=True)
         self._thread.start()
@@ -451,7 +456,10 @@ class CsvStream:
             self._thread.join()
             self._thread = None
         if self._file is not None:
-            self._file.close()
+            try:
+                self._file.close()
+            except OSError:  # the file is not taken: write_csv writes from the columns (and says why)
+                self.ok = False
             self._file = None
 
     def matches(self, names: list, n: int, header_comment, to_header: bool) -> bool:
@@ -622,14 +630,117 @@ def _one_value(c: np.ndarray) -> np.ndarray | None:
     return c[:1].copy()
 
 
-def atomic_write_with(path: str | Path, write) -> Path:
-    """Call ``write(binary file)`` on a temp file beside ``path``, then rename it over ``path``."""
+class DirectFile:
+    """A binary file written past the page cache (``O_DIRECT``) where the platform and file system allow
+    it: ``write`` gathers the bytes in a page-aligned buffer of ``buffer`` bytes and hands the file whole
+    aligned pieces of it; ``close`` writes the last piece padded to the alignment and cuts the file to
+    its length.  A large result file written so costs the writer no copy into the page cache and no pages
+    of it (on the 2-core VMs this project is measured on, 0.3-1 s of system time for a sweep's 408 MB CSV,
+    the pages being fresh memory; ~0.1 s written so).  Where ``O_DIRECT`` is refused (tmpfs, macOS,
+    Windows) the same bytes are written as to any file.  Write-only and sequential (``tell``, no ``seek``)."""
+
+    ALIGN = 4096  # a multiple of every device's logical block size (512 or 4096)
+
+    def __init__(self, path, buffer: int = 8 << 20):
+        import mmap
+
+        self.path, self.size, self._at, self._n = str(path), 0, 0, 0
+        self._cap = max(self.ALIGN, buffer // self.ALIGN * self.ALIGN)
+        flags = os.O_WRONLY | getattr(os, "O_DIRECT", 0) | getattr(os, "O_BINARY", 0)
+        try:
+            self._fd = os.open(self.path, flags)
+            self.direct = bool(getattr(os, "O_DIRECT", 0))
+        except OSError:  # refused (EINVAL on tmpfs): the page cache after all
+            self._fd = os.open(self.path, os.O_WRONLY | getattr(os, "O_BINARY", 0))
+            self.direct = False
+        self._map = mmap.mmap(-1, self._cap)  # page-aligned
+        self._buf = memoryview(self._map)
+        self.closed = False
+
+    def write(self, data) -> int:
+        b = memoryview(data).cast("B") if not isinstance(data, (bytes, bytearray)) else memoryview(data)
+        i, n = 0, len(b)
+        while i < n:
+            k = min(self._cap - self._n, n - i)
+            self._buf[self._n : self._n + k] = b[i : i + k]
+            self._n += k
+            i += k
+            if self._n == self._cap:
+                self._out(self._cap)
+        self.size += n
+        return n
+
+    def _out(self, m: int) -> None:
+        """The whole buffer (m bytes: full, or the last piece padded) to the file at its place."""
+        view, done = self._buf[:m], 0
+        while done < m:
+            try:
+                k = os.pwrite(self._fd, view[done:], self._at + done)
+            except OSError as e:
+                if not self.direct or e.errno != errno.EINVAL:
+                    raise
+                self._buffered()  # O_DIRECT opened but its writes refused: the page cache after all
+                continue
+            if k <= 0:
+                raise OSError(errno.EIO, f"{self.path}: a write wrote nothing")
+            if k < m - done and self.direct:  # a short direct write: the rest through the page cache
+                self._buffered()
+            done += k
+        view.release()
+        self._at += m
+        self._n = 0
+
+    def _buffered(self) -> None:
+        os.close(self._fd)
+        self._fd = os.open(self.path, os.O_WRONLY | getattr(os, "O_BINARY", 0))
+        self.direct = False
+
+    def tell(self) -> int:
+        return self.size
+
+    def flush(self) -> None:
+        pass
+
+    def writable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            if self._n:
+                n = self._n
+                pad = -(-n // self.ALIGN) * self.ALIGN if self.direct else n
+                self._buf[n:pad] = bytes(pad - n)
+                self._out(pad)
+            os.ftruncate(self._fd, self.size)
+        finally:
+            os.close(self._fd)
+            self._buf.release()
+            self._map.close()
+
+    def __enter__(self) -> DirectFile:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def atomic_write_with(path: str | Path, write, *, direct: bool = False) -> Path:
+    """Call ``write(binary file)`` on a temp file beside ``path``, then rename it over ``path``.
+    ``direct``: the temp file is a ``DirectFile`` (large result files: no page-cache copy)."""
     path = Path(path)
     ensure_dir(path.parent, "output folder")
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
+        if direct:
+            os.close(fd)
+            with DirectFile(tmp) as f:
+                write(f)
+        else:
+            with os.fdopen(fd, "wb") as f:
+                write(f)
         os.chmod(tmp, _MODE)
         os.replace(tmp, path)
     except BaseException:

@@ -108,3 +108,45 @@ def test_ringsim_sweep_writes_the_csv_of_its_columns(tmp_path, monkeypatch):
     r = write_csv(tmp_path / "r.csv", cols, specs, constants_in_header=True)
     assert (out / "sweep.csv").read_bytes() == r.read_bytes()
     assert sorted(p.name for p in out.iterdir()) == ["sweep.csv", "sweep.json", "sweep.npz"]
+
+
+@pytest.mark.parametrize("refuse", [False, True])
+def test_direct_file_writes_the_bytes_it_is_given(tmp_path, monkeypatch, refuse):
+    """Pieces of every size across the aligned buffer's edges, from bytes, memoryviews and arrays; where
+    the file system refuses O_DIRECT writes (forged: EINVAL), the same bytes through the page cache."""
+    import errno
+    import os
+
+    from costmodel import results
+
+    if refuse:
+        real = os.pwrite
+
+        def pwrite(fd, data, at):
+            if getattr(pwrite, "first", True):
+                pwrite.first = False
+                raise OSError(errno.EINVAL, "refused")
+            return real(fd, data, at)
+
+        monkeypatch.setattr(results.os, "pwrite", pwrite)
+    rng = np.random.default_rng(5)
+    data = rng.integers(0, 256, 100_003, dtype=np.uint8)
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"")
+    cuts = np.sort(rng.integers(0, len(data), 40))
+    with results.DirectFile(path, buffer=8192) as f:
+        for a, b in zip([0, *cuts], [*cuts, len(data)]):
+            piece = data[a:b]
+            f.write(piece.tobytes() if a % 3 == 0 else memoryview(piece) if a % 3 == 1 else piece)
+        assert f.tell() == len(data)
+    assert path.read_bytes() == data.tobytes()
+
+
+def test_a_large_csv_written_past_the_page_cache_is_the_same_text(tmp_path, monkeypatch):
+    from costmodel import results
+
+    cols = _sweep("decode", PLANS[:2])
+    a = write_csv(tmp_path / "a.csv", cols, {"k": 1}, constants_in_header=True)
+    monkeypatch.setattr(results, "DIRECT_ROWS", 1)  # every CSV a DirectFile
+    b = write_csv(tmp_path / "b.csv", cols, {"k": 1}, constants_in_header=True)
+    assert a.read_bytes() == b.read_bytes()
