@@ -337,7 +337,8 @@ class CsvStream:
         self.folder, self.comment, self.chunk_rows = Path(folder), header_comment, chunk_rows
         self.guess_after = max(1, guess_after)
         self.ok, self.rows, self.tmp, self.names, self._calls = True, 0, None, None, 0
-        self._made: list[Path] = []
+        self._made: list[Path] = []  # the folders _open made (removed again if the file is not taken)
+        self._taken = False
         self._queue: list = []
         self._cv = threading.Condition()
         self._stop = threading.Event()
@@ -487,7 +488,7 @@ class CsvStream:
         path = Path(path)
         os.chmod(self.tmp, _MODE)
         os.replace(self.tmp, path)
-        self.tmp = None
+        self.tmp, self._taken = None, True
         return path
 
     def close(self) -> None:
@@ -499,7 +500,8 @@ class CsvStream:
             with contextlib.suppress(OSError):
                 os.unlink(self.tmp)
             self.tmp = None
-            for d in self._made:
+        if not self._taken:
+            for d in self._made:  # only where empty: a folder the files went into stays
                 with contextlib.suppress(OSError):
                     d.rmdir()
 
@@ -667,7 +669,12 @@ class DirectFile:
         self.closed = False
 
     def write(self, data) -> int:
-        b = memoryview(data).cast("B") if not isinstance(data, (bytes, bytearray)) else memoryview(data)
+        b = memoryview(data)
+        if b.format != "B" or b.ndim != 1:
+            try:
+                b = b.cast("B")
+            except (TypeError, ValueError):  # not contiguous, or a format memoryview cannot recast
+                b = memoryview(b.tobytes())
         i, n = 0, len(b)
         if self._patch_at is not None:
             self._patch(self._patch_at, b)
