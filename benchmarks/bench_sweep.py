@@ -14,8 +14,10 @@ grid: lengths 8Ki..16M (--points geometric, rounded to a multiple of 256, so 600
 distinct lengths) x P in {8, 16, 32, 64, 128} x 10 plan templates, of which 40 (plan, P) pairs place:
 980,720 points.  Rates are given on wall time and on CPU time, each judged against the target: on a
 machine shared with other work the wall is longer than the CPU time the case used, and on an idle one the
-CSV's formatting (polars, on every core) makes the wall shorter than the CPU time.  Each case is the
-best (least CPU) of ``--repeat`` runs (API: of 3 calls in one process).
+CSV's formatting (polars, on every core) and its rows written while the sweep runs (``results.CsvStream``)
+make the wall shorter than the CPU time.  Each case is the best (least CPU) of ``--repeat`` runs (API: of 3
+calls in one process), each run of a case into the same folder (each replaces the previous run's files, as
+a re-run does); the load average is printed at the start and at the end.
 """
 
 from __future__ import annotations
@@ -196,9 +198,11 @@ def main(argv: list[str] | None = None) -> None:
                 label = f"ringsim sweep, {phase}" + ("" if csv else " --no-csv")
                 rows.append((label, points_of(out), wall, cpu, rss, 3e5 if csv else None, 2**30))
                 if "compute_s" in info:
+                    beside = " (the CSV's rows written beside it)" if csv else ""
                     parts.append(
-                        f"{label}: run_sweep {info['compute_s']:.2f} s, files {info['files_s']:.2f} s "
-                        f"(wall, as the command reports them; the rest of {wall:.2f} s: start-up and imports)"
+                        f"{label}: run_sweep {info['compute_s']:.2f} s{beside}, files after it "
+                        f"{info['files_s']:.2f} s (wall, as the command reports them; the rest of "
+                        f"{wall:.2f} s: start-up and imports)"
                     )
     print(
         f"{'case':36s} {'points':>9s} {'configs/s wall':>15s} {'configs/s CPU':>14s} "
@@ -214,6 +218,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     for line in parts:
         print(line)
+    print(f"load average at the end {os.getloadavg()[0]:.2f}")
     print(
         "API: run_sweep's wall and CPU only, best of 3 (peak RSS: the whole child process); ringsim "
         f"sweep: the whole process (start-up, compute, files), the least CPU of {max(1, a.repeat)} runs, "

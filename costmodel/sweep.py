@@ -103,6 +103,7 @@ def run_sweep(
     coded: bool = False,
     cached: int = 0,
     prefill_attn: str = "pass-kv",
+    on_block=None,
 ) -> tuple[dict[str, np.ndarray], list[dict]]:
     """Evaluate every (template, P) over the L grid.  Returns (columns, skipped).
 
@@ -113,7 +114,11 @@ def run_sweep(
     length and each block of the model's outputs is written into it (no copies to concatenate).
     ``coded``: the string columns (plan_template, plan, bottleneck, ...) and the grid's P and L come as
     ``results.Categorical`` (labels and codes; ``np.asarray`` gives the plain column): the files'
-    writers use the codes, and no column of strings is made."""
+    writers use the codes, and no column of strings is made.
+
+    ``on_block(columns, start)``: called after each template with the rows done so far (views of the
+    columns' rows 0..n in their final order, the string columns as ``Categorical`` of the sweep's labels,
+    not compacted), of which rows start..n are that template's -- e.g. ``results.CsvStream.feed``."""
     with small_pages():
         return _run_sweep(
             model,
@@ -132,6 +137,7 @@ def run_sweep(
             coded=coded,
             cached=cached,
             prefill_attn=prefill_attn,
+            on_block=on_block,
         )
 
 
@@ -153,6 +159,7 @@ def _run_sweep(
     coded: bool,
     cached: int,
     prefill_attn: str,
+    on_block=None,
 ) -> tuple[dict[str, np.ndarray], list[dict]]:
     gpn = 8 if topo_kind == "ib" else 72 if topo_kind == "nvl" else max(gpus)  # as topology_for
     skipped: list[dict] = []
@@ -204,6 +211,12 @@ def _run_sweep(
     p_labels = np.unique(np.asarray(gpus, dtype=int))
     out: dict[str, np.ndarray] = {}
     labels: dict[str, np.ndarray] = {}  # string outputs of the model: their labels (codes in out)
+    grid_labels = {
+        "plan_template": np.array([tpl.text for tpl, _ in work]),
+        "plan": np.array(names),
+        "P": p_labels,
+        "L": seqs.astype(np.int64),
+    }
     at = j0 = 0
     it = work if progress is None else progress(work)
     for ti, (_tpl, rows) in enumerate(it):
@@ -233,24 +246,28 @@ def _run_sweep(
                 if k not in out:
                     out[k] = np.empty(total, np.int32 if k in labels else v.dtype)
                 dst = out[k][at : at + n].reshape(nL, len(rows)).T[index]
+                if not np.may_share_memory(dst, out[k]):  # index is slices (a view); a fancy index copies
+                    raise AssertionError("a block's index must be slices: its rows would not be written")
                 for r, row in enumerate(v if v.shape == dst.shape else np.broadcast_to(v, dst.shape)):
                     dst[r] = (
                         row  # a plan at a time: the lengths are numpy's inner loop (the plans: ~2x slower)
                     )
+        if on_block is not None:
+            on_block(_columns(grid_labels, grid, out, labels, 0, at + n), at)
         at += n
         j0 += len(rows)
-    cols: dict = {}
-    if work:
-        tnames = np.array([tpl.text for tpl, _ in work])
-        cols["plan_template"] = Categorical(tnames, grid["plan_template"])
-        cols["plan"] = Categorical(np.array(names), grid["plan"])
-        cols["P"] = Categorical(p_labels, grid["P"])
-        cols["L"] = Categorical(seqs.astype(np.int64), grid["L"])
-    for k, v in out.items():
-        cols[k] = Categorical(labels[k], v) if k in labels else v
+    cols = _columns(grid_labels, grid, out, labels, 0, total) if work else {}
     if coded:
         return {k: v.compact() if _is_text(v) else v for k, v in cols.items()}, skipped
     return {k: v.decode() if isinstance(v, Categorical) else v for k, v in cols.items()}, skipped
+
+
+def _columns(grid_labels: dict, grid: dict, out: dict, labels: dict, a: int, b: int) -> dict:
+    """Rows a..b of the sweep's columns: the grid's and the model's string outputs as ``Categorical``."""
+    cols = {k: Categorical(grid_labels[k], grid[k][a:b]) for k in grid_labels}
+    for k, v in out.items():
+        cols[k] = Categorical(labels[k], v[a:b]) if k in labels else v[a:b]
+    return cols
 
 
 def _is_text(v) -> bool:

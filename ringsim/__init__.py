@@ -9,13 +9,29 @@ The public API is small and wires the packages together:
 
 from __future__ import annotations
 
-from costmodel.build import build_schedule
-from costmodel.config import Config, build_config, load_config_toml
-from costmodel.predict import predict
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from costmodel.config import Config
+
+# the API's names, imported when first asked: ``python -m ringsim sweep`` then loads only what its
+# command needs (costmodel.predict and its fast path: some 40 ms of start-up a command that does not use them)
+_LAZY = {
+    "build_schedule": "costmodel.build",
+    "Config": "costmodel.config",
+    "load_config_toml": "costmodel.config",
+    "predict": "costmodel.predict",
+}
 
 
 def __getattr__(name: str):
-    """``__version__``, read when first asked (importlib.metadata costs some 30 ms at start-up)."""
+    """The API's names (``_LAZY``) and ``__version__``, read when first asked (importlib.metadata costs
+    some 30 ms at start-up)."""
+    if name in _LAZY:
+        v = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = v
+        return v
     if name != "__version__":
         raise AttributeError(f"module 'ringsim' has no attribute {name!r}")
     from importlib.metadata import PackageNotFoundError, version
@@ -28,10 +44,16 @@ def __getattr__(name: str):
     return v
 
 
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
 __all__ = ["Config", "load_config", "load_config_toml", "predict", "build_schedule", "__version__"]
 
 
 def load_config(**options) -> Config:
     """A Config from keyword options (``plan="tp=8,pp=2"``, ``seq="100k"``; see
     ``costmodel.config.OPTIONS``)."""
+    from costmodel.config import build_config
+
     return build_config(options)
