@@ -32,16 +32,25 @@ from pathlib import Path
 import numpy as np
 
 from costmodel import strategies
-from costmodel.analytic import evaluate
+from costmodel.analytic import evaluate, evaluate_blocks
 from costmodel.closedform import Setting
 from costmodel.config import Config, build_config, parse_cached
 from costmodel.errors import SpecError
 from costmodel.plan import AXIS_NAMES, DecodeAttn, Plan, PpSend, PrefillAttn, RingVariant
-from costmodel.results import atomic_write_text, ensure_dir, write_csv, write_json, write_sweep_files
+from costmodel.results import (
+    Categorical,
+    atomic_write_text,
+    ensure_dir,
+    small_pages,
+    write_csv,
+    write_json,
+    write_sweep_files,
+)
 from costmodel.search import enumerate_plans
 from costmodel.specs import AttnKernel, Phase, Workload
 from costmodel.topology import TopoKind, parse_topology, topology_for
 from costmodel.units import parse_count, parse_range
+from costmodel.validity import valid_lengths
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -372,8 +381,14 @@ def skipped_sizes(exp: Experiment) -> list[dict]:
     ]
 
 
-def evaluate_row(exp: Experiment, item: str, P: int, topo, phase: str, batch: int, nominal: np.ndarray):
-    """Every plan of one (topology, P, phase, batch) at every length: (columns or None, skipped list)."""
+def evaluate_row_per_length(
+    exp: Experiment, item: str, P: int, topo, phase: str, batch: int, nominal: np.ndarray
+):
+    """Every plan of one (topology, P, phase, batch) at every length: (columns or None, skipped list).
+
+    The reference path (``run_experiment(..., per_length=True)``): each plan validated at each length,
+    one ``evaluate`` call per (variant, tp, ulysses, ring) group.  ``run_experiment`` takes the fast path
+    (``_row_plans`` + ``_evaluate_rows``); tests/test_explore.py checks both give the same columns."""
     cfg = exp.config
     skipped = []
     cached = exp.cached if phase == Phase.PREFILL else 0  # partial prefill: prefill rows only
@@ -501,24 +516,279 @@ def evaluate_row(exp: Experiment, item: str, P: int, topo, phase: str, batch: in
     return cols, skipped
 
 
-def run_experiment(exp: Experiment, progress=None) -> tuple[dict[str, np.ndarray], list[dict]]:
-    """Evaluate every map row of the experiment.  Returns (columns over every evaluated point, skipped)."""
+# ----------------------------------------------------------------------------------------------
+# the fast path: validity per length as masks, one evaluation per (row, ring layout/merge)
+# ----------------------------------------------------------------------------------------------
+_PLAN_TEXT = ("plan", "family", "side", "ring_variant", "decode_attn", "pp_send", "prefill_attn")
+_PLAN_INT = (*AXIS_NAMES, "microbatches", "chunks")
+
+
+@dataclass
+class _Row:
+    """One map row's plans, lengths and where each of its valid (length, plan) points goes: ``pos[i, j]``
+    is the point's place among the row's points (-1: plan j refused at length i), in the order the
+    reference path writes them (per (variant, tp, ulysses, ring) group, lengths outer, plans inner)."""
+
+    item: str
+    P: int
+    topo: object
+    phase: str
+    batch: int
+    cached: int
+    plans: list
+    L: np.ndarray
+    pos: np.ndarray
+    n: int
+    start: int = 0
+
+
+def _row_plans(exp: Experiment, item: str, P: int, topo, phase: str, batch: int, nominal: np.ndarray):
+    """The plans of one (topology, P, phase, batch), its lengths and each plan's valid lengths
+    (``costmodel.validity.valid_lengths``: one ``validate`` per plan, the length rules as masks):
+    (row or None, skipped list), the same skipped list as ``evaluate_row_per_length``."""
+    cfg = exp.config
+    cached = exp.cached if phase == Phase.PREFILL else 0
+    wl0 = Workload(
+        batch=batch,
+        seq_len=_ENUM_LEN,
+        phase=phase,
+        context_len=_ENUM_LEN if phase == Phase.DECODE else 0,
+        causal=exp.causal,
+        cached_len=cached,
+    )
+    base = replace(cfg, topology=topo, workload=wl0, plan=cfg.plan.replace(pp_send=exp.pp_send))
+    plans, _ = _plans(exp, base, P, phase)
+    where = {"topology": item, "P": P, "phase": phase, "batch": batch}
+    if not plans:
+        why = f"no plan of the chosen families ({', '.join(exp.families)}) can be placed on {topo.spec}"
+        return None, [{**where, "reason": why}]
+    mult = 1
+    for p in plans:
+        m = strategies.length_multiple(p, phase) * (p.chunks if phase == Phase.PREFILL else 1)
+        mult = mult * m // math.gcd(mult, m)
+    L = np.maximum(np.round(nominal / mult), 1).astype(np.int64) * mult
+    ok, _ = valid_lengths(plans, cfg.model, wl0, topo, L)
+    skipped = []
+    # a plan refused at every length is reported with its refusal at the last length (as the reference
+    # path does: there only when the last length differs from the one before it)
+    if len(L) == 1 or L[-1] != L[-2]:
+        wl_last = Workload(
+            batch=batch,
+            seq_len=int(L[-1]),
+            phase=phase,
+            context_len=int(L[-1]) if phase == Phase.DECODE else 0,
+            causal=exp.causal,
+            cached_len=cached,
+        )
+        for j in np.flatnonzero(~ok.any(axis=0)):
+            try:
+                strategies.validate(plans[j], cfg.model, wl_last, topo)
+            except SpecError as e:
+                skipped.append({**where, "plan": plans[j].label(phase), "reason": str(e)})
+    groups: dict[tuple, list[int]] = {}
+    for j, p in enumerate(plans):
+        groups.setdefault(
+            (p.ring_variant, p.decode_attn, p.prefill_attn, p.tp, p.ulysses, p.ring), []
+        ).append(j)
+    pos = np.full(ok.shape, -1, np.int64)
+    at = 0
+    for idx in groups.values():
+        sub = ok[:, idx]
+        k = int(sub.sum())
+        block = np.full(sub.shape, -1, np.int64)
+        block[sub] = np.arange(at, at + k)  # lengths outer, plans inner (C order)
+        pos[:, idx] = block
+        at += k
+    row = _Row(
+        item=item, P=P, topo=topo, phase=phase, batch=batch, cached=cached, plans=plans, L=L, pos=pos, n=at
+    )
+    return row, skipped
+
+
+class _Codes:
+    """A string column being filled: int32 codes into labels gathered as they come."""
+
+    def __init__(self, n: int):
+        self.codes = np.empty(n, np.int32)
+        self.index: dict[str, int] = {}
+
+    def code(self, label: str) -> int:
+        return self.index.setdefault(label, len(self.index))
+
+    def codes_of(self, labels) -> np.ndarray:
+        return np.array([self.code(str(x)) for x in labels], np.int32)
+
+    def column(self) -> Categorical:
+        """The column with only the labels it uses, sorted, as ``results.categorical`` gives them."""
+        labels = np.array(list(self.index), dtype=str) if self.index else np.array([""])
+        used = np.flatnonzero(np.bincount(self.codes, minlength=len(labels)))
+        kept = sorted(labels[used].tolist())
+        remap = np.zeros(len(labels), np.int32)
+        remap[used] = np.searchsorted(np.array(kept, dtype=str), labels[used])
+        return Categorical(np.array(kept, dtype=str), remap[self.codes])
+
+
+def _node_size(topo) -> int | None:
+    """The node size a Setting needs: only IB-joined kinds (ib, nvl) read it (``closedform.Ctx.crosses_ib``);
+    one NVLink domain or switch never leaves its node, so their rows of every size share a call."""
+    return topo.gpus_per_node if topo.kind.value in ("ib", "nvl") else None
+
+
+def _loop_key(p: Plan, phase: str) -> tuple[int, int]:
+    """What the model loops over in Python, over every point of a call: its chunks (each chunk's layer is
+    evaluated apart, up to the call's largest chunk count) and, for pipelines of several chunked
+    micro-batches, the stage x unit grid's longest path (``strategies.pipeline._grid_path``, up to the
+    call's largest stage and unit counts).  Plans are evaluated in calls of one chunk count (and one stage
+    count where the grid is walked), so no point loops over another plan's chunks or stages; micro-batch
+    counts share a call (the grid's loop is Python-bound: fewer, wider calls walk it faster)."""
+    if phase != Phase.PREFILL or p.chunks == 1:
+        return (1, 0)
+    if p.microbatches > 1 and p.pp > 1:
+        return (p.chunks, p.pp)
+    return (p.chunks, 0)
+
+
+def _evaluate_rows(exp: Experiment, rows: list[_Row], nominal: np.ndarray, progress=None) -> dict:
+    """Every valid point of every row into columns allocated once: the row's and plan's fields written per
+    row, the model's outputs by one ``evaluate_blocks`` call per (row, ring layout, decode merge, ring
+    kind, pipeline send), each block written straight to its points' places."""
+    cfg = exp.config
+    total = sum(r.n for r in rows)
+    text = {k: _Codes(total) for k in ("topology", "topology_spec", "phase", *_PLAN_TEXT)}
+    ints = {k: np.empty(total, np.int64) for k in ("batch", "P", "L_nominal", "L", *_PLAN_INT, "cached")}
+    out: dict[str, object] = {}  # the model's outputs: arrays, or _Codes for its string outputs
+    units: dict[tuple, list[tuple[_Row, int]]] = {}  # (Setting's fields) -> (row, plan index)
+    it = rows if progress is None else progress(rows)
+    for r in it:
+        a, b = r.start, r.start + r.n
+        sel = r.pos >= 0
+        order = np.empty(r.n, np.int64)
+        order[r.pos[sel]] = np.flatnonzero(sel.reshape(-1))
+        li, pj = np.divmod(order, len(r.plans))  # each point's length and plan, in the row's order
+        for k, v in (("topology", r.item), ("topology_spec", r.topo.spec), ("phase", str(r.phase))):
+            text[k].codes[a:b] = text[k].code(v)
+        for k, v in (("batch", r.batch), ("P", r.P), ("cached", r.cached)):
+            ints[k][a:b] = v
+        ints["L_nominal"][a:b] = nominal[li]
+        ints["L"][a:b] = r.L[li]
+        ph = r.phase
+        fams = [plan_family(p) for p in r.plans]
+        per_plan = {
+            "plan": [p.label(ph) for p in r.plans],
+            "family": fams,
+            "side": [plan_side(f) for f in fams],
+            "ring_variant": [p.ring_variant.value if p.ring > 1 else "" for p in r.plans],
+            "decode_attn": [p.decode_attn.value if p.ring > 1 else "" for p in r.plans],
+            "pp_send": [p.pp_send.value for p in r.plans],
+            "prefill_attn": [
+                p.prefill_attn.value if p.ring > 1 and ph == Phase.PREFILL else "" for p in r.plans
+            ],
+        }
+        for k, labels in per_plan.items():
+            text[k].codes[a:b] = text[k].codes_of(labels)[pj]
+        for k in _PLAN_INT:
+            ints[k][a:b] = np.array([getattr(p, k) for p in r.plans], np.int64)[pj]
+        for j, p in enumerate(r.plans):
+            key = (ph, r.topo.kind.value, _node_size(r.topo), r.cached)
+            units.setdefault(
+                (*key, p.ring_variant, p.decode_attn, p.prefill_attn, p.pp_send, _loop_key(p, ph)), []
+            ).append((r, j))
+    # one model call per Setting: the plans of every row that shares it, each with its row's batch and
+    # lengths (plans x lengths; a row's lengths are its nominal grid rounded to its multiple)
+    for (ph, kind, gpn, cached, rv, da, pa, ps, _), members in units.items():
+        st = Setting(
+            phase=ph,
+            causal=exp.causal,
+            kernel=exp.attn_kernel,
+            ring_variant=rv,
+            decode_attn=da,
+            topo_kind=kind,
+            gpus_per_node=members[0][0].topo.gpus_per_node if gpn is None else gpn,
+            pp_send=ps,
+            cached=cached,
+            prefill_attn=pa,
+        )
+        deg = {k: np.array([getattr(r.plans[j], k) for r, j in members])[:, None] for k in _PLAN_INT}
+        batch = np.array([r.batch for r, _ in members])[:, None]
+        seq = np.stack([r.L for r, _ in members]).astype(float)
+        dest_all = np.stack([np.where(r.pos[:, j] >= 0, r.start + r.pos[:, j], -1) for r, j in members])
+        for index, o in evaluate_blocks(
+            cfg.model, cfg.hardware, st, batch=batch, seq=seq, context=seq, **deg
+        ):
+            dest = dest_all[index]
+            m = dest >= 0
+            if not m.any():
+                continue
+            d = dest[m]
+            for k, v in o.items():
+                if isinstance(v, Categorical):
+                    col = out.get(k)
+                    if col is None:
+                        col = out[k] = _Codes(total)
+                    col.codes[d] = col.codes_of(v.labels)[np.broadcast_to(v.codes, dest.shape)[m]]
+                    continue
+                v = np.asarray(v)
+                if k not in out:
+                    out[k] = np.empty(total, v.dtype)
+                out[k][d] = np.broadcast_to(v, dest.shape)[m]
+    cols: dict[str, object] = {}
+    for k in ("topology", "topology_spec", "phase", "batch", "P", "L_nominal", "L", "plan", "family", "side"):
+        cols[k] = text[k] if k in text else ints[k]
+    for k in _PLAN_INT:
+        cols[k] = ints[k]
+    for k in ("ring_variant", "decode_attn", "pp_send", "prefill_attn"):
+        cols[k] = text[k]
+    cols["cached"] = ints["cached"]
+    cols.update(out)
+    return {k: v.column() if isinstance(v, _Codes) else v for k, v in cols.items()}
+
+
+def run_experiment(
+    exp: Experiment, progress=None, *, coded: bool = False, per_length: bool = False
+) -> tuple[dict[str, np.ndarray], list[dict]]:
+    """Evaluate every map row of the experiment.  Returns (columns over every evaluated point, skipped).
+
+    ``coded``: the string columns come as ``results.Categorical`` (labels and int32 codes; the files'
+    writers use them as they are, and no column of strings is made).  ``per_length``: the reference path
+    (``evaluate_row_per_length``: each plan validated at each length, one model call per plan group);
+    the default path gives the same columns (tests/test_explore.py) in a few large calls."""
     nominal = nominal_grid(*exp.seq, exp.points)
     skipped = skipped_sizes(exp)
     todo = tasks(exp)
-    parts = []
-    it = todo if progress is None else progress(todo)
-    for item, P, topo, phase, b in it:
-        cols, sk = evaluate_row(exp, item, P, topo, phase, b, nominal)
+    if per_length:
+        parts = []
+        it = todo if progress is None else progress(todo)
+        for item, P, topo, phase, b in it:
+            cols, sk = evaluate_row_per_length(exp, item, P, topo, phase, b, nominal)
+            skipped += sk
+            if cols is not None:
+                parts.append(cols)
+        if not parts:
+            _nothing(skipped)
+        keys = list(parts[0])
+        cols = {k: np.concatenate([p[k] for p in parts]) for k in keys}
+        return cols, skipped
+    rows = []
+    at = 0
+    for item, P, topo, phase, b in todo:
+        row, sk = _row_plans(exp, item, P, topo, phase, b, nominal)
         skipped += sk
-        if cols is not None:
-            parts.append(cols)
-    if not parts:
-        why = "; ".join(f"{s['topology']} at P={s['P']}: {s['reason']}" for s in skipped[:3]) or "no row"
-        raise SpecError(f"nothing was evaluated: every (topology, P) was skipped ({why})")
-    keys = list(parts[0])
-    cols = {k: np.concatenate([p[k] for p in parts]) for k in keys}
-    return cols, skipped
+        if row is not None:
+            row.start = at
+            at += row.n
+            rows.append(row)
+    if not rows:
+        _nothing(skipped)
+    with small_pages():
+        cols = _evaluate_rows(exp, rows, nominal, progress)
+    if coded:
+        return cols, skipped
+    return {k: v.decode() if isinstance(v, Categorical) else v for k, v in cols.items()}, skipped
+
+
+def _nothing(skipped: list[dict]) -> None:
+    why = "; ".join(f"{s['topology']} at P={s['P']}: {s['reason']}" for s in skipped[:3]) or "no row"
+    raise SpecError(f"nothing was evaluated: every (topology, P) was skipped ({why})")
 
 
 # ----------------------------------------------------------------------------------------------
