@@ -813,71 +813,138 @@ def _best(lat: np.ndarray, labels: list[str]) -> tuple[float, str | None]:
     return float(lat[i]), labels[i]
 
 
+def _labels_codes(col) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted labels, codes) of a column: a ``Categorical``'s own (compact: sorted, every label used) or
+    those of a plain column."""
+    if isinstance(col, Categorical):
+        c = col.compact()
+        return c.labels, c.codes
+    labels, codes = np.unique(np.asarray(col), return_inverse=True)
+    return labels, codes.reshape(-1)
+
+
+def _plan_families(cols: dict, plans) -> dict[str, str]:
+    """{plan label: its family} for the labels in ``plans``."""
+    pl, pc = _labels_codes(cols["plan"])
+    fl, fc = _labels_codes(cols["family"])
+    _, first = np.unique(pc, return_index=True)  # a row of each plan (pc's codes are 0..len(pl)-1)
+    fam = dict(zip(pl.tolist(), fl[fc[first]].tolist()))
+    return {k: fam[k] for k in plans}
+
+
+_CELL_KEYS = (
+    "winner",
+    "winner_latency_s",
+    "ring_plan",
+    "ring_latency_s",
+    "tppp_plan",
+    "tppp_latency_s",
+    "plans_evaluated",
+    "plans_fit",
+)
+
+
 def build_maps(cols: dict[str, np.ndarray], exp: Experiment) -> list[dict]:
     """Per (topology, phase, batch): rows P (ascending), columns the nominal lengths; each cell the
-    fastest feasible plan, the best ring-family and best TP/PP-family plans and their latencies."""
+    fastest feasible plan (ties: the first label in sorted order), the best ring-family and best
+    TP/PP-family plans and their latencies.  Every point is placed in its cell at once (codes, a sort per
+    side), not looked up cell by cell; the columns may be plain or ``Categorical``."""
     nominal = [int(x) for x in nominal_grid(*exp.seq, exp.points)]
-    maps = []
-    topo, phase, batch, P = cols["topology"], cols["phase"], cols["batch"], cols["P"]
-    Ln, lat, feas = cols["L_nominal"], cols["latency_s"], cols["feasible"].astype(bool)
-    plan, side = cols["plan"], cols["side"]
+    nom = np.asarray(nominal, dtype=np.int64)
+    tl, tc = _labels_codes(cols["topology"])
+    phl, phc = _labels_codes(cols["phase"])
+    bl, bc = _labels_codes(cols["batch"])
+    Pl, Pc = _labels_codes(cols["P"])
+    sl, sc = _labels_codes(cols["topology_spec"])
+    plan_l, plan_c = _labels_codes(cols["plan"])  # labels sorted: a code's order is its label's
+    side_l, side_c = _labels_codes(cols["side"])
+    Ln, Lev = np.asarray(cols["L_nominal"]), np.asarray(cols["L"])
+    lat, feas = np.asarray(cols["latency_s"]), np.asarray(cols["feasible"]).astype(bool)
+    where = {str(v): i for i, v in enumerate(tl.tolist())}, {str(v): i for i, v in enumerate(phl.tolist())}
+    bwhere = {int(v): i for i, v in enumerate(bl.tolist())}
+    # map of each point: its (topology, phase, batch) in the experiment's order, -1 when none
+    table = np.full((len(tl), len(phl), len(bl)), -1, np.int64)
+    keys = []
     for item in exp.topology:
         for ph in exp.phase:
             for b in exp.batch:
-                sel = (topo == item) & (phase == ph) & (batch == b)
-                if not sel.any():
-                    continue
-                Ps = sorted({int(x) for x in P[sel]})
-                specs_by_P = {}
-                shape = (len(Ps), len(nominal))
-                m = {
-                    "topology": item,
-                    "phase": ph,
-                    "batch": int(b),
-                    "L": nominal,
-                    "P": Ps,
-                    "topology_specs": [],
-                    "L_evaluated": [],
-                    **{
-                        k: [[None] * shape[1] for _ in range(shape[0])]
-                        for k in (
-                            "winner",
-                            "winner_latency_s",
-                            "ring_plan",
-                            "ring_latency_s",
-                            "tppp_plan",
-                            "tppp_latency_s",
-                            "plans_evaluated",
-                            "plans_fit",
-                        )
-                    },
-                }
-                for r, p in enumerate(Ps):
-                    rs = sel & (P == p)
-                    specs_by_P[p] = str(cols["topology_spec"][rs][0])
-                    m["topology_specs"].append(specs_by_P[p])
-                    Lev = []
-                    for c, n in enumerate(nominal):
-                        cs = rs & (Ln == n)
-                        Lev.append(int(cols["L"][cs][0]) if cs.any() else None)
-                        f = cs & feas
-                        m["plans_evaluated"][r][c] = int(cs.sum())
-                        m["plans_fit"][r][c] = int(f.sum())
-                        for key, mask in (
-                            ("winner", f),
-                            ("ring", f & (side == "ring")),
-                            ("tppp", f & (side == "tppp")),
-                        ):
-                            t, lab = _best(lat[mask], list(plan[mask]))
-                            kl = "winner" if key == "winner" else f"{key}_plan"
-                            m[kl][r][c] = lab
-                            m[f"{'winner' if key == 'winner' else key}_latency_s"][r][c] = (
-                                None if lab is None else t
-                            )
-                    m["L_evaluated"].append(Lev)
-                    m.setdefault("ring_placed", []).append(bool((rs & (side == "ring")).any()))
-                    m.setdefault("tppp_placed", []).append(bool((rs & (side == "tppp")).any()))
-                maps.append(m)
+                i, j, k = where[0].get(item), where[1].get(str(ph)), bwhere.get(int(b))
+                if i is not None and j is not None and k is not None and table[i, j, k] < 0:
+                    table[i, j, k] = len(keys)
+                    keys.append((item, ph, b))
+    n_pts = len(lat)
+    mid = table[tc, phc, bc] if n_pts else np.zeros(0, np.int64)
+    on = mid >= 0
+    # rows: (map, P); columns: the nominal lengths (a point whose L_nominal is not one of them has none)
+    row_key = mid * len(Pl) + Pc
+    rows, first_of_row, row_of = np.unique(row_key[on], return_index=True, return_inverse=True)
+    pts = np.flatnonzero(on)
+    row = np.full(n_pts, -1, np.int64)
+    row[pts] = row_of.reshape(-1)
+    col = np.minimum(np.searchsorted(nom, Ln), len(nom) - 1)
+    in_grid = on & (nom[col] == Ln)
+    nL = len(nom)
+    cell = np.where(in_grid, row * nL + col, -1)
+    n_cells = len(rows) * nL
+    evaluated = np.bincount(cell[in_grid], minlength=n_cells)
+    fitting = np.bincount(cell[in_grid & feas], minlength=n_cells)
+    first_L = np.full(n_cells, -1, np.int64)
+    filled, first = np.unique(cell[in_grid], return_index=True)
+    first_L[filled] = Lev[in_grid][first]  # the L of each cell's first point
+    # sides present per row (placed at any length)
+    ring_code = np.flatnonzero(side_l == "ring")
+    tppp_code = np.flatnonzero(side_l == "tppp")
+    is_ring = side_c == ring_code[0] if len(ring_code) else np.zeros(n_pts, bool)
+    is_tppp = side_c == tppp_code[0] if len(tppp_code) else np.zeros(n_pts, bool)
+    ring_placed = np.bincount(row[on & is_ring], minlength=len(rows)) > 0
+    tppp_placed = np.bincount(row[on & is_tppp], minlength=len(rows)) > 0
+
+    def best(mask):
+        """(plan code, latency) of each cell's fastest point of ``mask`` (ties: the first label), -1."""
+        i = np.flatnonzero(mask & in_grid)
+        order = i[np.lexsort((plan_c[i], lat[i], cell[i]))]
+        cs = cell[order]
+        head = np.ones(len(order), bool)
+        head[1:] = cs[1:] != cs[:-1]
+        got = np.full(n_cells, -1, np.int64)
+        got[cs[head]] = order[head]
+        return got
+
+    winners = {"winner": best(feas), "ring": best(feas & is_ring), "tppp": best(feas & is_tppp)}
+    maps = []
+    for k, (item, ph, b) in enumerate(keys):
+        r0 = np.searchsorted(rows, k * len(Pl))
+        r1 = np.searchsorted(rows, (k + 1) * len(Pl))
+        if r0 == r1:
+            continue
+        Ps = [int(Pl[rows[r] - k * len(Pl)]) for r in range(r0, r1)]
+        m = {
+            "topology": item,
+            "phase": ph,
+            "batch": int(b),
+            "L": nominal,
+            "P": Ps,
+            "topology_specs": [str(sl[sc[pts[first_of_row[r]]]]) for r in range(r0, r1)],
+            "L_evaluated": [],
+            **{key: [] for key in _CELL_KEYS},
+        }
+        for r in range(r0, r1):
+            cells = range(r * nL, (r + 1) * nL)
+            m["L_evaluated"].append([int(first_L[c]) if first_L[c] >= 0 else None for c in cells])
+            m["plans_evaluated"].append([int(evaluated[c]) for c in cells])
+            m["plans_fit"].append([int(fitting[c]) for c in cells])
+            for side, got in winners.items():
+                name, t = (
+                    ("winner", "winner_latency_s")
+                    if side == "winner"
+                    else (f"{side}_plan", f"{side}_latency_s")
+                )
+                pick = got[r * nL : (r + 1) * nL]
+                m[name].append([str(plan_l[plan_c[i]]) if i >= 0 else None for i in pick])
+                m[t].append([float(lat[i]) if i >= 0 else None for i in pick])
+        m["ring_placed"] = [bool(x) for x in ring_placed[r0:r1]]
+        m["tppp_placed"] = [bool(x) for x in tppp_placed[r0:r1]]
+        maps.append(m)
     return maps
 
 
@@ -1149,11 +1216,12 @@ def write_explore(
     from plots.explore import explore_figures
 
     t0 = time.perf_counter()
-    cols, skipped = run_experiment(exp, progress=progress)
+    cols, skipped = run_experiment(exp, progress=progress, coded=True)
     feas = cols["feasible"].astype(bool)
+    n_plans = len(_labels_codes(cols["plan"])[0])
     if not feas.any():
         raise SpecError(
-            f"nothing fits: none of the {len(feas)} evaluated points ({len(set(cols['plan']))} plans) "
+            f"nothing fits: none of the {len(feas)} evaluated points ({n_plans} plans) "
             f"fits in {exp.config.hardware.name}'s memory at any length of "
             f"{fmt_len(exp.seq[0])}..{fmt_len(exp.seq[1])}; "
             "try more GPUs, a smaller batch or shorter lengths"
@@ -1164,8 +1232,8 @@ def write_explore(
     write_sweep_files(data, cols, specs, skipped, stem="explore")
     maps = build_maps(cols, exp)
     rows = crossover(maps)
-    fam = dict(zip(cols["plan"].tolist(), cols["family"].tolist()))
     shown = {x for m in maps for row in m["winner"] for x in row if x}  # the plans a winner map colours
+    fam = _plan_families(cols, shown)
     maps_file = write_json(
         data / "maps.json",
         {
@@ -1190,7 +1258,7 @@ def write_explore(
         exp, specs, maps, rows, figures, skipped, n_points=len(feas), runtime_s=dt, command=command
     )
     atomic_write_text(out / "EXPLORE.md", md)
-    log(f"{len(feas)} points ({len(set(cols['plan']))} plans) in {dt:.1f} s; {len(maps)} maps")
+    log(f"{len(feas)} points ({n_plans} plans) in {dt:.1f} s; {len(maps)} maps")
     return {
         "maps": maps,
         "crossover": rows,
