@@ -5,7 +5,9 @@ hardware, the model (with overrides), topology families or explicit topologies, 
 range, GPU counts and plan families.  For every (topology, phase, batch, P) every placeable plan of those
 families is enumerated (``costmodel.search.enumerate_plans``: meshes over every axis, ring layouts, decode
 merges, micro-batch and chunk counts) and evaluated over the whole length grid with the analytic model
-(``costmodel.analytic.evaluate``, one numpy call per plan group).  The output folder holds:
+(``costmodel.analytic.evaluate_blocks``: the plans of every row that share a setting in one numpy call,
+plans x lengths; which lengths a plan can split decided as masks by ``costmodel.validity``).  The output
+folder holds:
 
 * ``data/explore.npz`` + ``data/explore.csv`` (every evaluated point) with ``data/explore.json`` (specs,
   skipped (topology, P) pairs and plans, columns);
@@ -649,17 +651,20 @@ def _loop_key(p: Plan, phase: str) -> tuple[int, int]:
 
 
 def _evaluate_rows(exp: Experiment, rows: list[_Row], nominal: np.ndarray, progress=None) -> dict:
-    """Every valid point of every row into columns allocated once: the row's and plan's fields written per
-    row, the model's outputs by one ``evaluate_blocks`` call per (row, ring layout, decode merge, ring
-    kind, pipeline send), each block written straight to its points' places."""
+    """Every valid point of every row into columns allocated once (string columns as int32 codes): the
+    row's and plan's fields written per row; the model's outputs by one ``evaluate_blocks`` call per shared
+    ``Setting`` (phase, topology kind, node size where it matters, cached tokens, ring layout, decode merge,
+    ring kind, pipeline send) and loop key (``_loop_key``), over the plans of every row that shares it as
+    plans x lengths, each block written straight to its points' places.  The values are those of the
+    per-length path (every output of a point depends on that point's inputs only;
+    tests/test_explore.py compares them bit for bit)."""
     cfg = exp.config
     total = sum(r.n for r in rows)
     text = {k: _Codes(total) for k in ("topology", "topology_spec", "phase", *_PLAN_TEXT)}
     ints = {k: np.empty(total, np.int64) for k in ("batch", "P", "L_nominal", "L", *_PLAN_INT, "cached")}
     out: dict[str, object] = {}  # the model's outputs: arrays, or _Codes for its string outputs
     units: dict[tuple, list[tuple[_Row, int]]] = {}  # (Setting's fields) -> (row, plan index)
-    it = rows if progress is None else progress(rows)
-    for r in it:
+    for r in rows:
         a, b = r.start, r.start + r.n
         sel = r.pos >= 0
         order = np.empty(r.n, np.int64)
@@ -695,7 +700,8 @@ def _evaluate_rows(exp: Experiment, rows: list[_Row], nominal: np.ndarray, progr
             ).append((r, j))
     # one model call per Setting: the plans of every row that shares it, each with its row's batch and
     # lengths (plans x lengths; a row's lengths are its nominal grid rounded to its multiple)
-    for (ph, kind, gpn, cached, rv, da, pa, ps, _), members in units.items():
+    work = list(units.items())
+    for (ph, kind, gpn, cached, rv, da, pa, ps, _), members in work if progress is None else progress(work):
         st = Setting(
             phase=ph,
             causal=exp.causal,
