@@ -339,7 +339,7 @@ def test_experiment_files_are_package_data():
 FAST_CASES = [
     # ib rows of every size share calls; nvlink-domain rows of two sizes share calls; B = 2 gives chunked
     # pipelines of several micro-batches (the stage x unit grid)
-    {**SMALL, "topology": ["ib", "nvlink-domain"], "batch": [1, 2], "seq": "6000:300000", "points": 3},
+    {**SMALL, "topology": ["ib", "nvlink-domain"], "batch": [2], "seq": "6000:300000", "points": 2},
     # partial prefill with pass-Q rings; nvl domains joined by IB
     {
         "model": "llama3-8b",
@@ -369,12 +369,10 @@ def test_fast_path_equals_the_per_length_path(case):
 
     exp = make_experiment(FAST_CASES[case])
     ref, ref_skipped = run_experiment(exp, per_length=True)
-    fast, skipped = run_experiment(exp)
-    coded, _ = run_experiment(exp, coded=True)
+    coded, skipped = run_experiment(exp, coded=True)
     assert len(ref["plan"]) > 200
-    assert list(fast) == list(ref) and list(coded) == list(ref)
+    assert list(coded) == list(ref)
     for k in ref:
-        assert _same_column(fast[k], ref[k]), k
         assert _same_column(np.asarray(coded[k]), ref[k]), k
     assert skipped == ref_skipped
     assert build_maps(coded, exp) == build_maps(ref, exp)
