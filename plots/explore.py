@@ -21,9 +21,15 @@ import re
 from pathlib import Path
 
 import numpy as np
+from matplotlib.artist import Artist
+from matplotlib.backends.backend_agg import RendererAgg
+from matplotlib.collections import PathCollection, PolyCollection
 from matplotlib.colors import TwoSlopeNorm, to_rgb
-from matplotlib.patches import Patch, Rectangle
+from matplotlib.patches import Patch
+from matplotlib.text import Text
+from matplotlib.textpath import TextPath
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+from matplotlib.transforms import Affine2D, IdentityTransform
 
 from costmodel.errors import SpecError
 
@@ -148,8 +154,122 @@ def _axes(ax, m: dict, edges: np.ndarray) -> None:
         s.set_visible(False)
 
 
-def _cell(ax, edges, c, r, **kw) -> None:
-    ax.add_patch(Rectangle((edges[c], r - 0.5), edges[c + 1] - edges[c], 1.0, linewidth=0.4, **kw))
+def _cells(ax, edges, cells: list[tuple[int, int, dict]]) -> None:
+    """Draw the cells ``(column, row, style)`` (a style: facecolor, edgecolor, optional hatch) as
+    rectangles of linewidth 0.4, in the given order: each run of cells sharing an edge colour and hatch
+    is one ``PolyCollection`` (one artist, not one patch per cell: the same rectangles, drawn in the same
+    order, so where a cell's edge overlaps its neighbour the later one is on top as before)."""
+    run: list[tuple[int, int, dict]] = []
+
+    def flush():
+        if not run:
+            return
+        st = run[0][2]
+        verts = [
+            [(edges[c], r - 0.5), (edges[c + 1], r - 0.5), (edges[c + 1], r + 0.5), (edges[c], r + 0.5)]
+            for c, r, _ in run
+        ]
+        # a collection's hatch colour is read from rcParams when it is made (every matplotlib >= 3.7); a
+        # patch's follows its edge colour: the same colour either way
+        with plt.rc_context({"hatch.color": st["edgecolor"]}):
+            coll = PolyCollection(
+                verts,
+                closed=True,
+                facecolors=[x[2]["facecolor"] for x in run],
+                edgecolors=st["edgecolor"],
+                linewidths=0.4,
+                hatch=st.get("hatch"),
+            )
+        ax.add_collection(coll, autolim=False)
+        run.clear()
+
+    for cell in cells:
+        st = cell[2]
+        if run and (run[0][2]["edgecolor"], run[0][2].get("hatch")) != (st["edgecolor"], st.get("hatch")):
+            flush()
+        run.append(cell)
+    flush()
+
+
+class _Labels(Artist):
+    """The cells' texts as one artist, centred in their cells like ``ax.text(..., ha="center",
+    va="center")``.  SVG (and any renderer but Agg): one ``Text`` moved to each cell and drawn there, so
+    the file holds the same ``<text>`` elements as one ``ax.text`` per cell.  PNG (Agg): the outline of each
+    distinct (label, colour) is made once (``TextPath``, placed where that ``Text`` puts its baseline) and
+    stamped at every cell holding it by one ``PathCollection`` (the label is the same glyphs at the same
+    place, filled as a path instead of rasterised per cell: the same look at a fifth of the cost)."""
+
+    zorder = 3  # a Text's
+
+    def __init__(self, items: list[tuple[float, float, str, str]], fontsize: float):
+        super().__init__()
+        self._items = items
+        self._text = Text(0, 0, "", ha="center", va="center", fontsize=fontsize)
+
+    def set_figure(self, fig):
+        super().set_figure(fig)
+        self._text.set_figure(fig)
+
+    def draw(self, renderer):
+        if not self.get_visible():
+            return
+        t = self._text
+        t.set_transform(self.get_transform())
+        renderer.open_group("cell_labels", gid=self.get_gid())
+        if isinstance(renderer, RendererAgg):
+            self._stamp(renderer)
+        else:
+            for x, y, s, c in self._items:
+                t.set_position((x, y))
+                t.set_text(s)
+                t.set_color(c)
+                t.draw(renderer)
+        renderer.close_group("cell_labels")
+        self.stale = False
+
+    def _stamp(self, renderer) -> None:
+        t, tr = self._text, self.get_transform()
+        prop = t.get_fontproperties()
+        groups: dict[tuple[str, str], list[tuple[float, float]]] = {}
+        for x, y, s, c in self._items:
+            groups.setdefault((s, c), []).append((x, y))
+        px = renderer.points_to_pixels(1.0)
+        lp_d = renderer.get_text_width_height_descent("lp", prop, ismath=False)[2]
+        for (s, c), xy in groups.items():
+            # where Text puts this label's baseline start, relative to its anchor (the cell's centre): the
+            # left of its box, and the box's bottom raised by its descent (the larger of the label's and
+            # "lp"'s, as Text's layout takes it)
+            t.set_position(xy[0])
+            t.set_text(s)
+            box = t.get_window_extent(renderer)
+            d = max(renderer.get_text_width_height_descent(s, prop, ismath=False)[2], lp_d)
+            x0, y0 = tr.transform(xy[0])
+            glyphs = (
+                Affine2D()
+                .scale(px)
+                .translate(box.x0 - x0, box.y0 + d - y0)
+                .transform_path(TextPath((0, 0), s, prop=prop))
+            )
+            stamp = PathCollection(
+                [glyphs],
+                offsets=tr.transform(np.asarray(xy, dtype=float)),
+                offset_transform=IdentityTransform(),
+                transform=IdentityTransform(),
+                facecolors=[c],
+                edgecolors="none",
+                linewidths=0,
+            )
+            stamp.set_figure(self.figure)
+            stamp.set_clip_path(t.get_clip_path())
+            stamp.draw(renderer)
+
+
+def _labels(ax, items, fontsize: float) -> None:
+    if items:
+        art = _Labels(items, fontsize)
+        art.set_transform(ax.transData)
+        ax.add_artist(art)
+        art._text.set_clip_path(ax.patch)  # as ax.text clips its text to the axes
 
 
 def _fontsize(edges, fig_w_in, ax_frac) -> float:
@@ -195,18 +315,21 @@ def fig_winner(m: dict, styles: dict, out, name: str) -> list[Path]:
     ax = _place(fig, w_in, h_in, w_data, _left_in(m))
     fs = _fontsize(edges, w_in, w_data / w_in)
     nofit = False
+    cells, labels = [], []
     for r in range(len(P)):
         for c in range(len(L)):
             w = m["winner"][r][c]
             if w is None:
                 nofit = True
-                _cell(ax, edges, c, r, **NOFIT)
+                cells.append((c, r, NOFIT))
                 continue
             key, col = styles[w]
-            _cell(ax, edges, c, r, facecolor=col, edgecolor="white")
+            cells.append((c, r, {"facecolor": col, "edgecolor": "white"}))
             if fs >= 4:
                 x = math.sqrt(edges[c] * edges[c + 1])
-                ax.text(x, r, key, ha="center", va="center", fontsize=fs, color=_text_color(col))
+                labels.append((x, r, key, _text_color(col)))
+    _cells(ax, edges, cells)
+    _labels(ax, labels, fs)
     _axes(ax, m, edges)
     ax.set_title(_title(m, "the fastest plan that fits"), loc="left")
     handles = [Patch(facecolor=styles[p][1], edgecolor="none", label=f"{styles[p][0]}  {p}") for p in present]
@@ -252,21 +375,24 @@ def fig_speedup(m: dict, out, name: str) -> list[Path]:
     ax = _place(fig, w_in, h_in, w_data, _left_in(m))
     fs = _fontsize(edges, w_in, w_data / w_in)
     used = set()
+    cells, labels = [], []
     for r in range(len(P)):
         for c in range(len(L)):
             if np.isfinite(sp[r, c]):
                 col = cmap(norm(lg[r, c]))
-                _cell(ax, edges, c, r, facecolor=col, edgecolor="white")
+                cells.append((c, r, {"facecolor": col, "edgecolor": "white"}))
                 if fs >= 4:
                     x = math.sqrt(edges[c] * edges[c + 1])
                     v = sp[r, c]
                     txt = f"{v:.2f}" if v < 10 else f"{v:.0f}"
-                    ax.text(x, r, txt, ha="center", va="center", fontsize=fs * 0.9, color=_text_color(col))
+                    labels.append((x, r, txt, _text_color(col)))
                 continue
             has_r, has_t = rl[r][c] is not None, tl[r][c] is not None
             style = ONLY_RING if has_r else ONLY_TPPP if has_t else NOFIT
             used.add("r" if has_r else "t" if has_t else "n")
-            _cell(ax, edges, c, r, **style)
+            cells.append((c, r, style))
+    _cells(ax, edges, cells)
+    _labels(ax, labels, fs * 0.9)
     _axes(ax, m, edges)
     ax.set_title(
         _title(m, "speed-up of the best ring plan")

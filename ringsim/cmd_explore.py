@@ -69,10 +69,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _bar(it):
-    """A progress bar over the rows (tqdm imported here: --quiet runs without it, ~0.1 s of start-up)."""
+    """A progress bar over the model's calls (one per shared setting and loop count; tqdm imported here:
+    --quiet runs without it, ~0.1 s of start-up)."""
     from tqdm import tqdm
 
-    return tqdm(it, desc="explore", unit="row", file=sys.stderr)
+    return tqdm(it, desc="explore", unit="call", file=sys.stderr)
 
 
 def _split(values):

@@ -5,7 +5,9 @@ hardware, the model (with overrides), topology families or explicit topologies, 
 range, GPU counts and plan families.  For every (topology, phase, batch, P) every placeable plan of those
 families is enumerated (``costmodel.search.enumerate_plans``: meshes over every axis, ring layouts, decode
 merges, micro-batch and chunk counts) and evaluated over the whole length grid with the analytic model
-(``costmodel.analytic.evaluate``, one numpy call per plan group).  The output folder holds:
+(``costmodel.analytic.evaluate_blocks``: the plans of every row that share a setting in one numpy call,
+plans x lengths; which lengths a plan can split decided as masks by ``costmodel.validity``).  The output
+folder holds:
 
 * ``data/explore.npz`` + ``data/explore.csv`` (every evaluated point) with ``data/explore.json`` (specs,
   skipped (topology, P) pairs and plans, columns);
@@ -32,16 +34,25 @@ from pathlib import Path
 import numpy as np
 
 from costmodel import strategies
-from costmodel.analytic import evaluate
+from costmodel.analytic import evaluate, evaluate_blocks
 from costmodel.closedform import Setting
 from costmodel.config import Config, build_config, parse_cached
 from costmodel.errors import SpecError
 from costmodel.plan import AXIS_NAMES, DecodeAttn, Plan, PpSend, PrefillAttn, RingVariant
-from costmodel.results import atomic_write_text, ensure_dir, write_csv, write_json, write_sweep_files
+from costmodel.results import (
+    Categorical,
+    atomic_write_text,
+    ensure_dir,
+    small_pages,
+    write_csv,
+    write_json,
+    write_sweep_files,
+)
 from costmodel.search import enumerate_plans
 from costmodel.specs import AttnKernel, Phase, Workload
 from costmodel.topology import TopoKind, parse_topology, topology_for
 from costmodel.units import parse_count, parse_range
+from costmodel.validity import valid_lengths
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -372,8 +383,14 @@ def skipped_sizes(exp: Experiment) -> list[dict]:
     ]
 
 
-def evaluate_row(exp: Experiment, item: str, P: int, topo, phase: str, batch: int, nominal: np.ndarray):
-    """Every plan of one (topology, P, phase, batch) at every length: (columns or None, skipped list)."""
+def evaluate_row_per_length(
+    exp: Experiment, item: str, P: int, topo, phase: str, batch: int, nominal: np.ndarray
+):
+    """Every plan of one (topology, P, phase, batch) at every length: (columns or None, skipped list).
+
+    The reference path (``run_experiment(..., per_length=True)``): each plan validated at each length,
+    one ``evaluate`` call per (variant, tp, ulysses, ring) group.  ``run_experiment`` takes the fast path
+    (``_row_plans`` + ``_evaluate_rows``); tests/test_explore.py checks both give the same columns."""
     cfg = exp.config
     skipped = []
     cached = exp.cached if phase == Phase.PREFILL else 0  # partial prefill: prefill rows only
@@ -501,24 +518,283 @@ def evaluate_row(exp: Experiment, item: str, P: int, topo, phase: str, batch: in
     return cols, skipped
 
 
-def run_experiment(exp: Experiment, progress=None) -> tuple[dict[str, np.ndarray], list[dict]]:
-    """Evaluate every map row of the experiment.  Returns (columns over every evaluated point, skipped)."""
+# ----------------------------------------------------------------------------------------------
+# the fast path: validity per length as masks, one evaluation per (row, ring layout/merge)
+# ----------------------------------------------------------------------------------------------
+_PLAN_TEXT = ("plan", "family", "side", "ring_variant", "decode_attn", "pp_send", "prefill_attn")
+_PLAN_INT = (*AXIS_NAMES, "microbatches", "chunks")
+
+
+@dataclass
+class _Row:
+    """One map row's plans, lengths and where each of its valid (length, plan) points goes: ``pos[i, j]``
+    is the point's place among the row's points (-1: plan j refused at length i), in the order the
+    reference path writes them (per (variant, tp, ulysses, ring) group, lengths outer, plans inner)."""
+
+    item: str
+    P: int
+    topo: object
+    phase: str
+    batch: int
+    cached: int
+    plans: list
+    L: np.ndarray
+    pos: np.ndarray
+    n: int
+    start: int = 0
+
+
+def _row_plans(exp: Experiment, item: str, P: int, topo, phase: str, batch: int, nominal: np.ndarray):
+    """The plans of one (topology, P, phase, batch), its lengths and each plan's valid lengths
+    (``costmodel.validity.valid_lengths``: one ``validate`` per plan, the length rules as masks):
+    (row or None, skipped list), the same skipped list as ``evaluate_row_per_length``."""
+    cfg = exp.config
+    cached = exp.cached if phase == Phase.PREFILL else 0
+    wl0 = Workload(
+        batch=batch,
+        seq_len=_ENUM_LEN,
+        phase=phase,
+        context_len=_ENUM_LEN if phase == Phase.DECODE else 0,
+        causal=exp.causal,
+        cached_len=cached,
+    )
+    base = replace(cfg, topology=topo, workload=wl0, plan=cfg.plan.replace(pp_send=exp.pp_send))
+    plans, _ = _plans(exp, base, P, phase)
+    where = {"topology": item, "P": P, "phase": phase, "batch": batch}
+    if not plans:
+        why = f"no plan of the chosen families ({', '.join(exp.families)}) can be placed on {topo.spec}"
+        return None, [{**where, "reason": why}]
+    mult = 1
+    for p in plans:
+        m = strategies.length_multiple(p, phase) * (p.chunks if phase == Phase.PREFILL else 1)
+        mult = mult * m // math.gcd(mult, m)
+    L = np.maximum(np.round(nominal / mult), 1).astype(np.int64) * mult
+    ok, _ = valid_lengths(plans, cfg.model, wl0, topo, L)
+    skipped = []
+    # a plan refused at every length is reported with its refusal at the last length (as the reference
+    # path does: there only when the last length differs from the one before it)
+    if len(L) == 1 or L[-1] != L[-2]:
+        wl_last = Workload(
+            batch=batch,
+            seq_len=int(L[-1]),
+            phase=phase,
+            context_len=int(L[-1]) if phase == Phase.DECODE else 0,
+            causal=exp.causal,
+            cached_len=cached,
+        )
+        for j in np.flatnonzero(~ok.any(axis=0)):
+            try:
+                strategies.validate(plans[j], cfg.model, wl_last, topo)
+            except SpecError as e:
+                skipped.append({**where, "plan": plans[j].label(phase), "reason": str(e)})
+    groups: dict[tuple, list[int]] = {}
+    for j, p in enumerate(plans):
+        groups.setdefault(
+            (p.ring_variant, p.decode_attn, p.prefill_attn, p.tp, p.ulysses, p.ring), []
+        ).append(j)
+    pos = np.full(ok.shape, -1, np.int64)
+    at = 0
+    for idx in groups.values():
+        sub = ok[:, idx]
+        k = int(sub.sum())
+        block = np.full(sub.shape, -1, np.int64)
+        block[sub] = np.arange(at, at + k)  # lengths outer, plans inner (C order)
+        pos[:, idx] = block
+        at += k
+    row = _Row(
+        item=item, P=P, topo=topo, phase=phase, batch=batch, cached=cached, plans=plans, L=L, pos=pos, n=at
+    )
+    return row, skipped
+
+
+class _Codes:
+    """A string column being filled: int32 codes into labels gathered as they come."""
+
+    def __init__(self, n: int):
+        self.codes = np.empty(n, np.int32)
+        self.index: dict[str, int] = {}
+
+    def code(self, label: str) -> int:
+        return self.index.setdefault(label, len(self.index))
+
+    def codes_of(self, labels) -> np.ndarray:
+        return np.array([self.code(str(x)) for x in labels], np.int32)
+
+    def column(self) -> Categorical:
+        """The column with only the labels it uses, sorted, as ``results.categorical`` gives them."""
+        labels = np.array(list(self.index), dtype=str) if self.index else np.array([""])
+        used = np.flatnonzero(np.bincount(self.codes, minlength=len(labels)))
+        kept = sorted(labels[used].tolist())
+        remap = np.zeros(len(labels), np.int32)
+        remap[used] = np.searchsorted(np.array(kept, dtype=str), labels[used])
+        return Categorical(np.array(kept, dtype=str), remap[self.codes])
+
+
+def _node_size(topo) -> int | None:
+    """The node size a Setting needs: only IB-joined kinds (ib, nvl) read it (``closedform.Ctx.crosses_ib``);
+    one NVLink domain or switch never leaves its node, so their rows of every size share a call."""
+    return topo.gpus_per_node if topo.kind.value in ("ib", "nvl") else None
+
+
+def _loop_key(p: Plan, phase: str) -> tuple[int, int]:
+    """What the model loops over in Python, over every point of a call: its chunks (each chunk's layer is
+    evaluated apart, up to the call's largest chunk count) and, for pipelines of several chunked
+    micro-batches, the stage x unit grid's longest path (``strategies.pipeline._grid_path``, up to the
+    call's largest stage and unit counts).  Plans are evaluated in calls of one chunk count (and one stage
+    count where the grid is walked), so no point loops over another plan's chunks or stages; micro-batch
+    counts share a call (the grid's loop is Python-bound: fewer, wider calls walk it faster)."""
+    if phase != Phase.PREFILL or p.chunks == 1:
+        return (1, 0)
+    if p.microbatches > 1 and p.pp > 1:
+        return (p.chunks, p.pp)
+    return (p.chunks, 0)
+
+
+def _evaluate_rows(exp: Experiment, rows: list[_Row], nominal: np.ndarray, progress=None) -> dict:
+    """Every valid point of every row into columns allocated once (string columns as int32 codes): the
+    row's and plan's fields written per row; the model's outputs by one ``evaluate_blocks`` call per shared
+    ``Setting`` (phase, topology kind, node size where it matters, cached tokens, ring layout, decode merge,
+    ring kind, pipeline send) and loop key (``_loop_key``), over the plans of every row that shares it as
+    plans x lengths, each block written straight to its points' places.  The values are those of the
+    per-length path (every output of a point depends on that point's inputs only;
+    tests/test_explore.py compares them bit for bit)."""
+    cfg = exp.config
+    total = sum(r.n for r in rows)
+    text = {k: _Codes(total) for k in ("topology", "topology_spec", "phase", *_PLAN_TEXT)}
+    ints = {k: np.empty(total, np.int64) for k in ("batch", "P", "L_nominal", "L", *_PLAN_INT, "cached")}
+    out: dict[str, object] = {}  # the model's outputs: arrays, or _Codes for its string outputs
+    units: dict[tuple, list[tuple[_Row, int]]] = {}  # (Setting's fields) -> (row, plan index)
+    for r in rows:
+        a, b = r.start, r.start + r.n
+        sel = r.pos >= 0
+        order = np.empty(r.n, np.int64)
+        order[r.pos[sel]] = np.flatnonzero(sel.reshape(-1))
+        li, pj = np.divmod(order, len(r.plans))  # each point's length and plan, in the row's order
+        for k, v in (("topology", r.item), ("topology_spec", r.topo.spec), ("phase", str(r.phase))):
+            text[k].codes[a:b] = text[k].code(v)
+        for k, v in (("batch", r.batch), ("P", r.P), ("cached", r.cached)):
+            ints[k][a:b] = v
+        ints["L_nominal"][a:b] = nominal[li]
+        ints["L"][a:b] = r.L[li]
+        ph = r.phase
+        fams = [plan_family(p) for p in r.plans]
+        per_plan = {
+            "plan": [p.label(ph) for p in r.plans],
+            "family": fams,
+            "side": [plan_side(f) for f in fams],
+            "ring_variant": [p.ring_variant.value if p.ring > 1 else "" for p in r.plans],
+            "decode_attn": [p.decode_attn.value if p.ring > 1 else "" for p in r.plans],
+            "pp_send": [p.pp_send.value for p in r.plans],
+            "prefill_attn": [
+                p.prefill_attn.value if p.ring > 1 and ph == Phase.PREFILL else "" for p in r.plans
+            ],
+        }
+        for k, labels in per_plan.items():
+            text[k].codes[a:b] = text[k].codes_of(labels)[pj]
+        for k in _PLAN_INT:
+            ints[k][a:b] = np.array([getattr(p, k) for p in r.plans], np.int64)[pj]
+        for j, p in enumerate(r.plans):
+            key = (ph, r.topo.kind.value, _node_size(r.topo), r.cached)
+            units.setdefault(
+                (*key, p.ring_variant, p.decode_attn, p.prefill_attn, p.pp_send, _loop_key(p, ph)), []
+            ).append((r, j))
+    # one model call per Setting: the plans of every row that shares it, each with its row's batch and
+    # lengths (plans x lengths; a row's lengths are its nominal grid rounded to its multiple)
+    work = list(units.items())
+    for (ph, kind, gpn, cached, rv, da, pa, ps, _), members in work if progress is None else progress(work):
+        st = Setting(
+            phase=ph,
+            causal=exp.causal,
+            kernel=exp.attn_kernel,
+            ring_variant=rv,
+            decode_attn=da,
+            topo_kind=kind,
+            gpus_per_node=members[0][0].topo.gpus_per_node if gpn is None else gpn,
+            pp_send=ps,
+            cached=cached,
+            prefill_attn=pa,
+        )
+        deg = {k: np.array([getattr(r.plans[j], k) for r, j in members])[:, None] for k in _PLAN_INT}
+        batch = np.array([r.batch for r, _ in members])[:, None]
+        seq = np.stack([r.L for r, _ in members]).astype(float)
+        dest_all = np.stack([np.where(r.pos[:, j] >= 0, r.start + r.pos[:, j], -1) for r, j in members])
+        for index, o in evaluate_blocks(
+            cfg.model, cfg.hardware, st, batch=batch, seq=seq, context=seq, **deg
+        ):
+            dest = dest_all[index]
+            m = dest >= 0
+            if not m.any():
+                continue
+            d = dest[m]
+            for k, v in o.items():
+                if isinstance(v, Categorical):
+                    col = out.get(k)
+                    if col is None:
+                        col = out[k] = _Codes(total)
+                    col.codes[d] = col.codes_of(v.labels)[np.broadcast_to(v.codes, dest.shape)[m]]
+                    continue
+                v = np.asarray(v)
+                if k not in out:
+                    out[k] = np.empty(total, v.dtype)
+                out[k][d] = np.broadcast_to(v, dest.shape)[m]
+    cols: dict[str, object] = {}
+    for k in ("topology", "topology_spec", "phase", "batch", "P", "L_nominal", "L", "plan", "family", "side"):
+        cols[k] = text[k] if k in text else ints[k]
+    for k in _PLAN_INT:
+        cols[k] = ints[k]
+    for k in ("ring_variant", "decode_attn", "pp_send", "prefill_attn"):
+        cols[k] = text[k]
+    cols["cached"] = ints["cached"]
+    cols.update(out)
+    return {k: v.column() if isinstance(v, _Codes) else v for k, v in cols.items()}
+
+
+def run_experiment(
+    exp: Experiment, progress=None, *, coded: bool = False, per_length: bool = False
+) -> tuple[dict[str, np.ndarray], list[dict]]:
+    """Evaluate every map row of the experiment.  Returns (columns over every evaluated point, skipped).
+
+    ``coded``: the string columns come as ``results.Categorical`` (labels and int32 codes; the files'
+    writers use them as they are, and no column of strings is made).  ``per_length``: the reference path
+    (``evaluate_row_per_length``: each plan validated at each length, one model call per plan group);
+    the default path gives the same columns (tests/test_explore.py) in a few large calls."""
     nominal = nominal_grid(*exp.seq, exp.points)
     skipped = skipped_sizes(exp)
     todo = tasks(exp)
-    parts = []
-    it = todo if progress is None else progress(todo)
-    for item, P, topo, phase, b in it:
-        cols, sk = evaluate_row(exp, item, P, topo, phase, b, nominal)
+    if per_length:
+        parts = []
+        it = todo if progress is None else progress(todo)
+        for item, P, topo, phase, b in it:
+            cols, sk = evaluate_row_per_length(exp, item, P, topo, phase, b, nominal)
+            skipped += sk
+            if cols is not None:
+                parts.append(cols)
+        if not parts:
+            _nothing(skipped)
+        keys = list(parts[0])
+        cols = {k: np.concatenate([p[k] for p in parts]) for k in keys}
+        return cols, skipped
+    rows = []
+    at = 0
+    for item, P, topo, phase, b in todo:
+        row, sk = _row_plans(exp, item, P, topo, phase, b, nominal)
         skipped += sk
-        if cols is not None:
-            parts.append(cols)
-    if not parts:
-        why = "; ".join(f"{s['topology']} at P={s['P']}: {s['reason']}" for s in skipped[:3]) or "no row"
-        raise SpecError(f"nothing was evaluated: every (topology, P) was skipped ({why})")
-    keys = list(parts[0])
-    cols = {k: np.concatenate([p[k] for p in parts]) for k in keys}
-    return cols, skipped
+        if row is not None:
+            row.start = at
+            at += row.n
+            rows.append(row)
+    if not rows:
+        _nothing(skipped)
+    with small_pages():
+        cols = _evaluate_rows(exp, rows, nominal, progress)
+    if coded:
+        return cols, skipped
+    return {k: v.decode() if isinstance(v, Categorical) else v for k, v in cols.items()}, skipped
+
+
+def _nothing(skipped: list[dict]) -> None:
+    why = "; ".join(f"{s['topology']} at P={s['P']}: {s['reason']}" for s in skipped[:3]) or "no row"
+    raise SpecError(f"nothing was evaluated: every (topology, P) was skipped ({why})")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -543,71 +819,138 @@ def _best(lat: np.ndarray, labels: list[str]) -> tuple[float, str | None]:
     return float(lat[i]), labels[i]
 
 
+def _labels_codes(col) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted labels, codes) of a column: a ``Categorical``'s own (compact: sorted, every label used) or
+    those of a plain column."""
+    if isinstance(col, Categorical):
+        c = col.compact()
+        return c.labels, c.codes
+    labels, codes = np.unique(np.asarray(col), return_inverse=True)
+    return labels, codes.reshape(-1)
+
+
+def _plan_families(cols: dict, plans) -> dict[str, str]:
+    """{plan label: its family} for the labels in ``plans``."""
+    pl, pc = _labels_codes(cols["plan"])
+    fl, fc = _labels_codes(cols["family"])
+    _, first = np.unique(pc, return_index=True)  # a row of each plan (pc's codes are 0..len(pl)-1)
+    fam = dict(zip(pl.tolist(), fl[fc[first]].tolist()))
+    return {k: fam[k] for k in plans}
+
+
+_CELL_KEYS = (
+    "winner",
+    "winner_latency_s",
+    "ring_plan",
+    "ring_latency_s",
+    "tppp_plan",
+    "tppp_latency_s",
+    "plans_evaluated",
+    "plans_fit",
+)
+
+
 def build_maps(cols: dict[str, np.ndarray], exp: Experiment) -> list[dict]:
     """Per (topology, phase, batch): rows P (ascending), columns the nominal lengths; each cell the
-    fastest feasible plan, the best ring-family and best TP/PP-family plans and their latencies."""
+    fastest feasible plan (ties: the first label in sorted order), the best ring-family and best
+    TP/PP-family plans and their latencies.  Every point is placed in its cell at once (codes, a sort per
+    side), not looked up cell by cell; the columns may be plain or ``Categorical``."""
     nominal = [int(x) for x in nominal_grid(*exp.seq, exp.points)]
-    maps = []
-    topo, phase, batch, P = cols["topology"], cols["phase"], cols["batch"], cols["P"]
-    Ln, lat, feas = cols["L_nominal"], cols["latency_s"], cols["feasible"].astype(bool)
-    plan, side = cols["plan"], cols["side"]
+    nom = np.asarray(nominal, dtype=np.int64)
+    tl, tc = _labels_codes(cols["topology"])
+    phl, phc = _labels_codes(cols["phase"])
+    bl, bc = _labels_codes(cols["batch"])
+    Pl, Pc = _labels_codes(cols["P"])
+    sl, sc = _labels_codes(cols["topology_spec"])
+    plan_l, plan_c = _labels_codes(cols["plan"])  # labels sorted: a code's order is its label's
+    side_l, side_c = _labels_codes(cols["side"])
+    Ln, Lev = np.asarray(cols["L_nominal"]), np.asarray(cols["L"])
+    lat, feas = np.asarray(cols["latency_s"]), np.asarray(cols["feasible"]).astype(bool)
+    where = {str(v): i for i, v in enumerate(tl.tolist())}, {str(v): i for i, v in enumerate(phl.tolist())}
+    bwhere = {int(v): i for i, v in enumerate(bl.tolist())}
+    # map of each point: its (topology, phase, batch) in the experiment's order, -1 when none
+    table = np.full((len(tl), len(phl), len(bl)), -1, np.int64)
+    keys = []
     for item in exp.topology:
         for ph in exp.phase:
             for b in exp.batch:
-                sel = (topo == item) & (phase == ph) & (batch == b)
-                if not sel.any():
-                    continue
-                Ps = sorted({int(x) for x in P[sel]})
-                specs_by_P = {}
-                shape = (len(Ps), len(nominal))
-                m = {
-                    "topology": item,
-                    "phase": ph,
-                    "batch": int(b),
-                    "L": nominal,
-                    "P": Ps,
-                    "topology_specs": [],
-                    "L_evaluated": [],
-                    **{
-                        k: [[None] * shape[1] for _ in range(shape[0])]
-                        for k in (
-                            "winner",
-                            "winner_latency_s",
-                            "ring_plan",
-                            "ring_latency_s",
-                            "tppp_plan",
-                            "tppp_latency_s",
-                            "plans_evaluated",
-                            "plans_fit",
-                        )
-                    },
-                }
-                for r, p in enumerate(Ps):
-                    rs = sel & (P == p)
-                    specs_by_P[p] = str(cols["topology_spec"][rs][0])
-                    m["topology_specs"].append(specs_by_P[p])
-                    Lev = []
-                    for c, n in enumerate(nominal):
-                        cs = rs & (Ln == n)
-                        Lev.append(int(cols["L"][cs][0]) if cs.any() else None)
-                        f = cs & feas
-                        m["plans_evaluated"][r][c] = int(cs.sum())
-                        m["plans_fit"][r][c] = int(f.sum())
-                        for key, mask in (
-                            ("winner", f),
-                            ("ring", f & (side == "ring")),
-                            ("tppp", f & (side == "tppp")),
-                        ):
-                            t, lab = _best(lat[mask], list(plan[mask]))
-                            kl = "winner" if key == "winner" else f"{key}_plan"
-                            m[kl][r][c] = lab
-                            m[f"{'winner' if key == 'winner' else key}_latency_s"][r][c] = (
-                                None if lab is None else t
-                            )
-                    m["L_evaluated"].append(Lev)
-                    m.setdefault("ring_placed", []).append(bool((rs & (side == "ring")).any()))
-                    m.setdefault("tppp_placed", []).append(bool((rs & (side == "tppp")).any()))
-                maps.append(m)
+                i, j, k = where[0].get(item), where[1].get(str(ph)), bwhere.get(int(b))
+                if i is not None and j is not None and k is not None and table[i, j, k] < 0:
+                    table[i, j, k] = len(keys)
+                    keys.append((item, ph, b))
+    n_pts = len(lat)
+    mid = table[tc, phc, bc] if n_pts else np.zeros(0, np.int64)
+    on = mid >= 0
+    # rows: (map, P); columns: the nominal lengths (a point whose L_nominal is not one of them has none)
+    row_key = mid * len(Pl) + Pc
+    rows, first_of_row, row_of = np.unique(row_key[on], return_index=True, return_inverse=True)
+    pts = np.flatnonzero(on)
+    row = np.full(n_pts, -1, np.int64)
+    row[pts] = row_of.reshape(-1)
+    col = np.minimum(np.searchsorted(nom, Ln), len(nom) - 1)
+    in_grid = on & (nom[col] == Ln)
+    nL = len(nom)
+    cell = np.where(in_grid, row * nL + col, -1)
+    n_cells = len(rows) * nL
+    evaluated = np.bincount(cell[in_grid], minlength=n_cells)
+    fitting = np.bincount(cell[in_grid & feas], minlength=n_cells)
+    first_L = np.full(n_cells, -1, np.int64)
+    filled, first = np.unique(cell[in_grid], return_index=True)
+    first_L[filled] = Lev[in_grid][first]  # the L of each cell's first point
+    # sides present per row (placed at any length)
+    ring_code = np.flatnonzero(side_l == "ring")
+    tppp_code = np.flatnonzero(side_l == "tppp")
+    is_ring = side_c == ring_code[0] if len(ring_code) else np.zeros(n_pts, bool)
+    is_tppp = side_c == tppp_code[0] if len(tppp_code) else np.zeros(n_pts, bool)
+    ring_placed = np.bincount(row[on & is_ring], minlength=len(rows)) > 0
+    tppp_placed = np.bincount(row[on & is_tppp], minlength=len(rows)) > 0
+
+    def best(mask):
+        """(plan code, latency) of each cell's fastest point of ``mask`` (ties: the first label), -1."""
+        i = np.flatnonzero(mask & in_grid)
+        order = i[np.lexsort((plan_c[i], lat[i], cell[i]))]
+        cs = cell[order]
+        head = np.ones(len(order), bool)
+        head[1:] = cs[1:] != cs[:-1]
+        got = np.full(n_cells, -1, np.int64)
+        got[cs[head]] = order[head]
+        return got
+
+    winners = {"winner": best(feas), "ring": best(feas & is_ring), "tppp": best(feas & is_tppp)}
+    maps = []
+    for k, (item, ph, b) in enumerate(keys):
+        r0 = np.searchsorted(rows, k * len(Pl))
+        r1 = np.searchsorted(rows, (k + 1) * len(Pl))
+        if r0 == r1:
+            continue
+        Ps = [int(Pl[rows[r] - k * len(Pl)]) for r in range(r0, r1)]
+        m = {
+            "topology": item,
+            "phase": ph,
+            "batch": int(b),
+            "L": nominal,
+            "P": Ps,
+            "topology_specs": [str(sl[sc[pts[first_of_row[r]]]]) for r in range(r0, r1)],
+            "L_evaluated": [],
+            **{key: [] for key in _CELL_KEYS},
+        }
+        for r in range(r0, r1):
+            cells = range(r * nL, (r + 1) * nL)
+            m["L_evaluated"].append([int(first_L[c]) if first_L[c] >= 0 else None for c in cells])
+            m["plans_evaluated"].append([int(evaluated[c]) for c in cells])
+            m["plans_fit"].append([int(fitting[c]) for c in cells])
+            for side, got in winners.items():
+                name, t = (
+                    ("winner", "winner_latency_s")
+                    if side == "winner"
+                    else (f"{side}_plan", f"{side}_latency_s")
+                )
+                pick = got[r * nL : (r + 1) * nL]
+                m[name].append([str(plan_l[plan_c[i]]) if i >= 0 else None for i in pick])
+                m[t].append([float(lat[i]) if i >= 0 else None for i in pick])
+        m["ring_placed"] = [bool(x) for x in ring_placed[r0:r1]]
+        m["tppp_placed"] = [bool(x) for x in tppp_placed[r0:r1]]
+        maps.append(m)
     return maps
 
 
@@ -879,11 +1222,12 @@ def write_explore(
     from plots.explore import explore_figures
 
     t0 = time.perf_counter()
-    cols, skipped = run_experiment(exp, progress=progress)
+    cols, skipped = run_experiment(exp, progress=progress, coded=True)
     feas = cols["feasible"].astype(bool)
+    n_plans = len(_labels_codes(cols["plan"])[0])
     if not feas.any():
         raise SpecError(
-            f"nothing fits: none of the {len(feas)} evaluated points ({len(set(cols['plan']))} plans) "
+            f"nothing fits: none of the {len(feas)} evaluated points ({n_plans} plans) "
             f"fits in {exp.config.hardware.name}'s memory at any length of "
             f"{fmt_len(exp.seq[0])}..{fmt_len(exp.seq[1])}; "
             "try more GPUs, a smaller batch or shorter lengths"
@@ -894,8 +1238,8 @@ def write_explore(
     write_sweep_files(data, cols, specs, skipped, stem="explore")
     maps = build_maps(cols, exp)
     rows = crossover(maps)
-    fam = dict(zip(cols["plan"].tolist(), cols["family"].tolist()))
     shown = {x for m in maps for row in m["winner"] for x in row if x}  # the plans a winner map colours
+    fam = _plan_families(cols, shown)
     maps_file = write_json(
         data / "maps.json",
         {
@@ -920,7 +1264,7 @@ def write_explore(
         exp, specs, maps, rows, figures, skipped, n_points=len(feas), runtime_s=dt, command=command
     )
     atomic_write_text(out / "EXPLORE.md", md)
-    log(f"{len(feas)} points ({len(set(cols['plan']))} plans) in {dt:.1f} s; {len(maps)} maps")
+    log(f"{len(feas)} points ({n_plans} plans) in {dt:.1f} s; {len(maps)} maps")
     return {
         "maps": maps,
         "crossover": rows,

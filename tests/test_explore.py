@@ -330,3 +330,125 @@ def test_experiment_files_are_package_data():
     for f in files:
         inside = f.relative_to(root / "studies").as_posix()
         assert any(fnmatch.fnmatch(inside, pat) for pat in data["studies"]), inside
+
+
+# ----------------------------------------------------------------------------------------------
+# the fast path (validity masks, a few large model calls, coded columns, maps in one pass) against the
+# reference path (each plan validated at each length, one model call per plan group, cell by cell)
+# ----------------------------------------------------------------------------------------------
+FAST_CASES = [
+    # ib rows of every size share calls; nvlink-domain rows of two sizes share calls; B = 2 gives chunked
+    # pipelines of several micro-batches (the stage x unit grid)
+    {**SMALL, "topology": ["ib", "nvlink-domain"], "batch": [2], "seq": "6000:300000", "points": 2},
+    # partial prefill with pass-Q rings; nvl domains joined by IB
+    {
+        "model": "llama3-8b",
+        "topology": ["nvl", "ib:2x8"],
+        "gpus": [16],
+        "seq": "4Ki:16Ki",
+        "points": 2,
+        "families": ["ring", "hybrid", "tp-pp", "ulysses"],
+        "cached": "64Ki",
+        "prefill_attn": ["pass-kv", "pass-q"],
+    },
+]
+
+
+def _same_column(a, b) -> bool:
+    a, b = np.asarray(a), np.asarray(b)
+    if a.dtype != b.dtype or a.shape != b.shape:
+        return False
+    if a.dtype.kind == "f":  # the same bits (NaN, -0.0 included)
+        return bool(np.array_equal(a.view(np.int64), b.view(np.int64)))
+    return bool(np.array_equal(a, b))
+
+
+@pytest.mark.parametrize("case", range(len(FAST_CASES)))
+def test_fast_path_equals_the_per_length_path(case):
+    from studies.explore import run_experiment
+
+    exp = make_experiment(FAST_CASES[case])
+    ref, ref_skipped = run_experiment(exp, per_length=True)
+    coded, skipped = run_experiment(exp, coded=True)
+    assert len(ref["plan"]) > 200
+    assert list(coded) == list(ref)
+    for k in ref:
+        assert _same_column(np.asarray(coded[k]), ref[k]), k
+    assert skipped == ref_skipped
+    assert build_maps(coded, exp) == build_maps(ref, exp)
+
+
+def _maps_cell_by_cell(cols, exp):
+    """The maps' cells looked up one cell at a time (the reference ``build_maps`` is checked against)."""
+    out = {}
+    for i in range(len(cols["plan"])):
+        key = (str(cols["topology"][i]), str(cols["phase"][i]), int(cols["batch"][i]), int(cols["P"][i]))
+        out.setdefault((*key, int(cols["L_nominal"][i])), []).append(i)
+    cells = {}
+    for key, idx in out.items():
+        got = {}
+        for side in ("winner", "ring", "tppp"):
+            c = [
+                (float(cols["latency_s"][i]), str(cols["plan"][i]))
+                for i in idx
+                if cols["feasible"][i] and (side == "winner" or cols["side"][i] == side)
+            ]
+            got[side] = min(c) if c else (None, None)
+        got["evaluated"], got["fit"] = len(idx), sum(bool(cols["feasible"][i]) for i in idx)
+        got["L"] = int(cols["L"][idx[0]])
+        cells[key] = got
+    return cells
+
+
+def test_maps_hold_each_cells_best(small):
+    out, exp, r = small
+    _, cols = read_npz(out / "data" / "explore.npz")
+    ref = _maps_cell_by_cell(cols, exp)
+    n = 0
+    for m in r["maps"]:
+        for i, P in enumerate(m["P"]):
+            for c, L in enumerate(m["L"]):
+                got = ref.get((m["topology"], m["phase"], m["batch"], P, L))
+                if got is None:
+                    assert m["plans_evaluated"][i][c] == 0 and m["winner"][i][c] is None
+                    continue
+                assert (m["winner_latency_s"][i][c], m["winner"][i][c]) == got["winner"]
+                assert (m["ring_latency_s"][i][c], m["ring_plan"][i][c]) == got["ring"]
+                assert (m["tppp_latency_s"][i][c], m["tppp_plan"][i][c]) == got["tppp"]
+                assert m["plans_evaluated"][i][c] == got["evaluated"] and m["plans_fit"][i][c] == got["fit"]
+                assert m["L_evaluated"][i][c] == got["L"]
+                n += 1
+    assert n == len(ref) and n >= 20
+
+
+def test_map_cells_are_one_polygon_each(small, tmp_path):
+    """The figures draw every cell (as a few collections, not a patch per cell) and every cell's label."""
+    from matplotlib.collections import PolyCollection
+
+    from plots import explore as pe
+
+    out, _, r = small
+    m = r["maps"][0]
+    doc = json.loads((out / "data" / "maps.json").read_text())
+    styles = plan_styles(doc["plan_families"])
+    seen = {}
+    real_save = pe.save
+
+    def keep(fig, where, name):
+        ax = fig.axes[0]
+        seen[name] = (
+            sum(len(c.get_paths()) for c in ax.collections if isinstance(c, PolyCollection)),
+            len(ax.patches),
+            sum(len(a._items) for a in ax.artists if isinstance(a, pe._Labels)),
+        )
+        return real_save(fig, where, name)
+
+    pe.save = keep
+    try:
+        pe.fig_winner(m, styles, tmp_path, "w")
+        pe.fig_speedup(m, tmp_path, "s")
+    finally:
+        pe.save = real_save
+    cells = len(m["P"]) * len(m["L"])
+    assert seen["w"] == (cells, 0, sum(w is not None for row in m["winner"] for w in row))
+    assert seen["s"][:2] == (cells, 0)

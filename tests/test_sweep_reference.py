@@ -4,7 +4,7 @@ grid over phases, kernels, topologies, ring layouts and decode merges, against t
 run in a checkout of that commit).  The hardware profiles are that commit's too (``data_*_47a119f.toml``):
 refits since (the kernel-boundary gate, the decode grid's gaps, FP8) change the physics, not the fast paths
 this test holds.  The decode model's one change of form since (the query heads' FLOPs overlap the reads:
-``floor + max(reads, FLOPs / rate)``, was their sum; 2026-11-29) is applied to that checkout's
+``floor + max(reads, FLOPs / rate)``, was their sum; 2026-11-28, sixth session) is applied to that checkout's
 ``DecodeAttnModel.time`` before writing (the unpatched checkout writes the previous file byte for byte)."""
 
 from __future__ import annotations
