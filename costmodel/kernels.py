@@ -70,7 +70,8 @@ def gemm_device_time(hw: Hardware, flops, hbm_bytes, m, fp8: bool = False, weigh
         peak, eff = (hw.fp8_peak_flops if fp8 else hw.peak_flops), hw.gemm_efficiency(x)
     stream = hw.gemm_fp8_stream_bw if fp8 else hw.gemm_stream_bw
     if stream is not None and weight_bytes is not None:
-        rest = np.maximum(hbm_bytes - weight_bytes, 0.0)
+        rest = hbm_bytes - weight_bytes
+        rest = rest * (rest > 0)  # not np.maximum: a Python int beyond int64 (a fuzzed preset) stays one
         mem = weight_bytes / stream(np.maximum(weight_bytes, 1)) + rest / hw.elementwise_bw_Bps
     else:
         mem = hbm_bytes / hw.elementwise_bw_Bps

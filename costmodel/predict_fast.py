@@ -202,7 +202,7 @@ SCALAR_NP = _shim()
 # (tests/test_predict_fast.py expects all: after a change, update the version and its digest).
 MIRRORS = {
     "kernels.select": "b5f110a523c9",
-    "kernels.gemm_device_time": "fdf42a014052",
+    "kernels.gemm_device_time": "10d1de2e052f",
     "kernels.attn_device_time": "d6bbf5b84a5e",
     "kernels.attn_choice": "2eed90e808db",
     "kernels.comm_time": "a313ea1e19fb",
@@ -360,7 +360,8 @@ def _scalar_kernels(k: types.ModuleType) -> None:
             peak, eff = (hw.fp8_peak_flops if fp8 else hw.peak_flops), curve(hw.gemm_efficiency, x)
         stream = hw.gemm_fp8_stream_bw if fp8 else hw.gemm_stream_bw
         if stream is not None and weight_bytes is not None:
-            rest = maximum(hbm_bytes - weight_bytes, 0.0)
+            rest = hbm_bytes - weight_bytes
+            rest = rest * (rest > 0)
             mem = weight_bytes / curve(stream, maximum(weight_bytes, 1)) + rest / hw.elementwise_bw_Bps
         else:
             mem = hbm_bytes / hw.elementwise_bw_Bps

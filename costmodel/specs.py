@@ -21,6 +21,7 @@ from .errors import SpecError, check
 # Largest models people serve have under 200 layers (Llama 3.1 405B: 126); 1,024 leaves room and bounds the
 # simulator's and executor's work.  Multi-token decode keeps each step's figures: a million steps at most.
 MAX_LAYERS = 1024
+MAX_DIM = 1 << 24  # a model's widths (d_model, heads, head_dim, d_ff, vocab): 16.7M, ~1000x today's
 MAX_GEN_TOKENS = 1 << 20
 
 
@@ -707,6 +708,8 @@ class Model:
         for f in ("layers", "d_model", "n_heads", "n_kv_heads", "head_dim", "d_ff"):
             v = getattr(self, f)
             check(_int(v) and v >= 1, f"model.{f}", v, "must be a positive integer")
+            # bounded sizes: products of them stay machine numbers (a 1e23 d_model overflowed an int64)
+            check(v <= MAX_DIM, f"model.{f}", v, f"must be 1 to {MAX_DIM:,}")
         # bounded work: the simulator walks every layer it cannot prove identical; the executor builds all
         check(self.layers <= MAX_LAYERS, "model.layers", self.layers, f"must be 1 to {MAX_LAYERS:,}")
         check(
@@ -727,7 +730,12 @@ class Model:
             self.accum_bytes,
             "must be 2 or 4",
         )
-        check(_int(self.vocab) and self.vocab >= 0, "model.vocab", self.vocab, "must be an integer >= 0")
+        check(
+            _int(self.vocab) and 0 <= self.vocab <= MAX_DIM,
+            "model.vocab",
+            self.vocab,
+            f"must be an integer from 0 to {MAX_DIM:,}",
+        )
         check(
             _number(self.rope_theta) and _finite(self.rope_theta) and self.rope_theta >= 0,
             "model.rope_theta",
