@@ -19,6 +19,7 @@ import re
 
 from .build import Builder
 from .config import Config
+from .geometry import Geometry
 from .schedule import OpKind
 from .specs import Curve
 from .units import fmt_bytes, fmt_count
@@ -99,6 +100,7 @@ def outside_measurements(cfg: Config) -> list[str]:
     flat = "the model holds the end value"
     published = _published_links(hw)
     ops, kernels = _ops(cfg)
+    geo = Geometry.of(cfg.model, cfg.workload, cfg.plan)
     for op in ops:
         if op.kind == OpKind.GEMM:
             m, n, k = op.shape[:3]
@@ -107,7 +109,7 @@ def outside_measurements(cfg: Config) -> list[str]:
             eff = hw.gemm_fp8_efficiency if by_fp8 else hw.gemm_efficiency
             x = op.flops if by_fp8 or hw.gemm_efficiency_by == "flops" else m
             # the time is the slower of compute at the efficiency and memory: a curve counts where it rules
-            wb = n * k * (1 if fp8 else cfg.model.dtype_bytes)
+            wb = n * k + 4 * n if fp8 else n * k * cfg.model.dtype_bytes  # as layers.gemm (FP8: row scales)
             stream = hw.gemm_fp8_stream_bw if fp8 else hw.gemm_stream_bw
             if stream is not None:  # as kernels.gemm_device_time
                 mem = wb / float(stream(wb)) + max(op.hbm_bytes - wb, 0.0) / hw.elementwise_bw_Bps
@@ -133,7 +135,9 @@ def outside_measurements(cfg: Config) -> list[str]:
                         f"attn/{kern}", f"{kern} attention over", kv_len, c, " keys", f"{flat} (throughput)"
                     )
                 elif a.decode is not None and a.decode.items:
-                    items = batch * max(1, min(heads, cfg.model.n_kv_heads // max(1, cfg.plan.tp)))
+                    # as DecodeAttnModel.time: sequences x the KV heads a GPU reads (x query heads when the
+                    # implementation expands grouped K/V)
+                    items = batch * (heads if a.decode.kv_expanded else geo.kv_heads)
                     c = Curve(x=tuple(a.decode.items), y=tuple(a.decode.items_factor), name="decode_items")
                     notes.beyond(
                         f"decode/{kern}",

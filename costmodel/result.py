@@ -25,6 +25,9 @@ DEFINITIONS = {
     "per device with datasheet peaks: no implementation of this plan can be faster",
     "time_breakdown_s": "analytic: kernel time by bound, communication on and off the path, bubble, launch; "
     "simulator: the critical path's time in compute kernels, communication and gaps",
+    "outside_measurements": "ringsim predict / simulate only: one sentence per figure the configuration "
+    "reads beyond its profile's measured ranges (costmodel/envelope.py); empty: every figure lies in a "
+    "measured range",
 }
 
 

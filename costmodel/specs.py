@@ -200,7 +200,8 @@ class DecodeAttnModel:
     """Decode attention (one query per sequence against a cache) as physics (issue 12).  The kernel reads
     ``bytes`` of K/V after a fixed floor per call, in waves of thread blocks:
 
-        t = floor_s + sum over waves (bytes of the wave x spb(occupancy of the wave)) [+ expansion]
+        t = floor_s + max(sum over waves (bytes of the wave x spb(occupancy of the wave)) x items factor,
+                          query-head FLOPs / flops) [+ expansion]
 
     A work item is one thread block: one sequence and head the kernel reads, the keys split into pieces of
     ``split_keys`` only as far as that fills one wave (the split-KV rule of FlashAttention-2's
@@ -227,7 +228,7 @@ class DecodeAttnModel:
     split_keys: float
     sms: int = 132
     ctas_per_sm: int = 1
-    flops: float = 0.0  # FLOP/s of the query heads' work (4 B H S D), added to the reads; 0: none
+    flops: float = 0.0  # FLOP/s of the query heads' work (4 B H S D), overlapping the reads; 0: none
     kv_expanded: bool = False
     expand_bw_Bps: float = 1e12
     expand_contig_bw_Bps: float = 1e12
@@ -710,6 +711,12 @@ class Model:
             check(_int(v) and v >= 1, f"model.{f}", v, "must be a positive integer")
             # bounded sizes: products of them stay machine numbers (a 1e23 d_model overflowed an int64)
             check(v <= MAX_DIM, f"model.{f}", v, f"must be 1 to {MAX_DIM:,}")
+        check(
+            self.n_heads * self.head_dim <= MAX_DIM,
+            "model.n_heads",
+            self.n_heads,
+            f"times head_dim={self.head_dim} must be at most {MAX_DIM:,} (the query width)",
+        )
         # bounded work: the simulator walks every layer it cannot prove identical; the executor builds all
         check(self.layers <= MAX_LAYERS, "model.layers", self.layers, f"must be 1 to {MAX_LAYERS:,}")
         check(

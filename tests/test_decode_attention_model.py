@@ -179,6 +179,34 @@ def test_fit_recovers_known_parameters(expanded):
     assert f["held_out_max"] < 1e-4 and f["n_held_out"] > 50
 
 
+def test_query_flops_overlap_the_reads_and_their_rate_is_recovered():
+    """The query heads' FLOPs run under the reads (the longer of the two): a known model with a finite rate
+    that makes the grid's many-query-head calls compute-bound; the fit finds that rate among its
+    candidates, and the fit's time and the cost model's agree on every point, compute-bound ones
+    included."""
+    import dataclasses
+
+    rate = calibrate.DECODE_FLOPS_CANDIDATES[-2]  # ~126 TFLOP/s: one of the rates the fit tries
+    truth = dataclasses.replace(_truth(False), flops=rate)
+    recs = _synthetic(0.0, False)
+    for r in recs:
+        r["median_s"] = float(truth.time(r["batch"], r["heads"], r["kv_heads"], r["kv_len"], 128, 2))
+    bound = [r for r in recs if calibrate._query_flops(r) / rate > r["median_s"] - truth.floor_s - 1e-12]
+    assert len(bound) > 20  # compute-bound points exist (the max, not a sum, sets their time)
+    for r in bound[:5]:
+        assert r["median_s"] == pytest.approx(truth.floor_s + calibrate._query_flops(r) / rate, rel=1e-12)
+    f = calibrate.fit_decode_model(recs, 4.8e12, False)
+    assert f["flops"] == pytest.approx(rate, rel=1e-12)
+    m = _model_of(f, False)
+    for r in recs[::7]:
+        want = calibrate.decode_model_time(f, r, False)
+        assert float(m.time(r["batch"], r["heads"], r["kv_heads"], r["kv_len"], 128, 2)) == pytest.approx(
+            want, rel=1e-9
+        )
+        assert want == pytest.approx(r["median_s"], rel=2e-2)
+    assert f["fit_median"] < 1e-3  # the reads refitted on the read-bound points: 0.06% median, 1.4% max
+
+
 def test_fit_with_noise_stays_close_and_reports_held_out_error():
     truth = _truth()
     f = calibrate.fit_decode_model(_synthetic(0.03, seed=3), 4.8e12)

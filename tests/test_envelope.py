@@ -94,3 +94,41 @@ def test_cli_reports_them(cmd):
         cmd, "--hardware", "h200-sxm", "--topology", "nvswitch:2", "--plan", "ring=2", "--seq", "64Ki"
     )
     assert "outside measurements" in inside and "none: every figure" in inside
+
+
+def test_decode_items_count_the_kv_heads_a_gpu_reads():
+    # llama3-70b under Ulysses 8: each GPU reads 8 // 8 = 1 KV head for 8 query heads, so B = 40 is 40 work
+    # items (inside the grid's 1-3072); counting the query heads (320) or tp alone would be other figures
+    n = notes(
+        hardware="h200-sxm-graph",
+        topology="nvswitch:8",
+        model="llama3-70b",
+        plan="ulysses=8",
+        phase="decode",
+        batch=40,
+        context="32Ki",
+    )
+    assert not any("decode attention" in x for x in n)
+    # beyond the grid's largest count (96 sequences x 32 KV heads): sequences x KV heads, above
+    big = notes(
+        hardware="h200-sxm-graph",
+        topology="nvswitch:1",
+        model="seed-dense",
+        plan="tp=1",
+        phase="decode",
+        batch=512,
+        context="8Ki",
+    )
+    assert any("decode attention of 16.38k work items" in x and "above" in x for x in big), big
+
+
+def test_widths_whose_product_overflows_are_refused():
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main(
+            "predict --hardware h200-sxm --topology nvswitch:1 --model llama3-8b --plan tp=1 --phase decode "
+            "--batch 1 --context 1Ki --set model.n_heads=16777216 --set model.head_dim=16777216 "
+            "--set model.d_model=16777216 --set model.layers=1".split()
+        )
+    assert rc == 2 and "Traceback" not in err.getvalue()
+    assert "model.n_heads" in err.getvalue() and len(err.getvalue().strip().splitlines()) == 1

@@ -55,11 +55,27 @@ def _weight_bytes(r: dict, fp8: bool) -> float | None:
     return float(Lr.gemm("qkv", 1, n, k, 2, (), (), fp8).weight_bytes)  # the cost model's own count
 
 
-def _cold_stream(cold: list[dict]) -> dict[float, list[float]]:
+def _weight_time(r: dict, t: float, fp8: bool, elem_Bps: float | None) -> float:
+    """The part of a few-row call's time ``t`` that reads its weight: ``t`` less its other bytes (the rows
+    in and out, the cost model's count) at the elementwise bandwidth, as ``kernels.gemm_device_time`` adds
+    them back; ``t`` itself without that bandwidth or the call's shape (or where the rows would take over
+    half of it)."""
+    m, n, k = r.get("m"), r.get("n"), r.get("k")
+    if not elem_Bps or not all(isinstance(v, (int, float)) and v > 0 for v in (m, n, k)):
+        return t
+    w = Lr.gemm("mlp_up", m, n, k, 2, (), (), fp8)
+    rest = (w.hbm_bytes - w.quant_bytes - w.weight_bytes) / elem_Bps
+    return t - rest if rest < 0.5 * t else t
+
+
+def _cold_stream(
+    cold: list[dict], fp8: bool = False, elem_Bps: float | None = None
+) -> dict[float, list[float]]:
     """Weight-streaming bandwidths of ``gemm_stream`` records (weights rotated out of L2,
     benchmarks/bench_gemm_stream.py), grouped by weight size in half-octaves (log2 rounded to 0.5):
     shapes of one size band share a point, so the curve does not jump between two shapes of nearly one
-    size (the FP8 down and up projections of one K x N) and interpolates between bands."""
+    size (the FP8 down and up projections of one K x N) and interpolates between bands.  Each call's
+    weight bytes over its time less its rows' bytes at ``elem_Bps`` (``_weight_time``)."""
     by: dict[float, list[tuple[float, float]]] = defaultdict(list)
     for r in cold:
         wb, t = r.get("weight_bytes"), r.get("median_s")
@@ -68,7 +84,7 @@ def _cold_stream(cold: list[dict]) -> dict[float, list[float]]:
                 f"calibration data: a gemm_stream record's weight_bytes {wb!r} or median_s {t!r} is not "
                 "valid: finite numbers > 0"
             )
-        by[round(2 * float(np.log2(wb))) / 2].append((wb, wb / t))
+        by[round(2 * float(np.log2(wb))) / 2].append((wb, wb / _weight_time(r, t, fp8, elem_Bps)))
     out: dict[float, list[float]] = {}
     for key in sorted(by):
         x = _sig(statistics.median(w for w, _ in by[key]) / 1e6)
@@ -77,7 +93,11 @@ def _cold_stream(cold: list[dict]) -> dict[float, list[float]]:
 
 
 def fit_gemm(
-    results: list[dict], peak_flops: float, fp8: bool = False, cold: list[dict] | None = None
+    results: list[dict],
+    peak_flops: float,
+    fp8: bool = False,
+    cold: list[dict] | None = None,
+    elem_Bps: float | None = None,
 ) -> dict:
     """Efficiency by FLOPs per call, from the measured shapes (sorted, merged where sizes coincide); and,
     where calls of at most ``GEMM_STREAM_MAX_ROWS`` rows were measured, the weight-streaming bandwidth by
@@ -100,11 +120,11 @@ def fit_gemm(
     # x increases strictly (e.g. FP8 up and down projections of one K x N differ only by their scales)
     stream: dict[float, list[float]] = defaultdict(list)
     if cold:  # weights read from HBM (rotated out of L2): what a decode step's GEMMs read
-        stream.update(_cold_stream(cold))
+        stream.update(_cold_stream(cold, fp8, elem_Bps))
     else:  # one weight re-read call after call: those under a few x the L2 read from it in part
         for r in small:
             wb = _weight_bytes(r, fp8)
-            stream[_sig(wb / 1e6)].append(wb / r["median_s"])
+            stream[_sig(wb / 1e6)].append(wb / _weight_time(r, r["median_s"], fp8, elem_Bps))
     out = {}
     if stream and big:
         g = big
@@ -126,14 +146,14 @@ def fit_gemm(
     return {"flops": [_sig(x) for x in xs], "efficiency": [_sig(y) for y in ys], **out}
 
 
-def fit_gemm_fp8(results: list[dict], peak_fp8_flops: float) -> dict | None:
+def fit_gemm_fp8(results: list[dict], peak_fp8_flops: float, elem_Bps: float | None = None) -> dict | None:
     """FP8 GEMM efficiency (over the FP8 peak) by FLOPs per call, as ``fit_gemm``, from the ``gemm_fp8``
     records of the fp8 suite measured on a GPU (emulated CPU records are left out); None without them."""
     g = [r for r in _by(results, "gemm_fp8") if not r.get("emulated")]
     if not g:
         return None
     cold = [r for r in _by(results, "gemm_stream") if r.get("dtype") == "fp8"]
-    return fit_gemm([{**r, "op": "gemm"} for r in g], peak_fp8_flops, fp8=True, cold=cold)
+    return fit_gemm([{**r, "op": "gemm"} for r in g], peak_fp8_flops, fp8=True, cold=cold, elem_Bps=elem_Bps)
 
 
 def fit_fp8_quant(results: list[dict], elementwise_Bps: float) -> dict | None:
@@ -198,8 +218,9 @@ DECODE_SPLIT_KEYS = tuple(float(2**e) for e in range(8, 21)) + (1e9,)  # 1e9: th
 DECODE_SMS = 132
 # L2 of an H200 / H100 SXM: 50 MB (NVIDIA H100 Tensor Core GPU Architecture whitepaper, as above)
 DECODE_WARM_MIN_BYTES = 2 * 50e6
-# the query heads' FLOP rate of a decode kernel, tried from none (inf: the reads alone) to a tenth of the
-# H200's BF16 peak (989 TFLOP/s dense, NVIDIA H200 datasheet): the fit keeps the one of least error
+# the query heads' FLOP rate of a decode kernel, tried from none (inf: the reads alone) and from about the
+# H200's BF16 peak (989 TFLOP/s dense, NVIDIA H200 datasheet) down to a tenth of it: the least error wins
+DECODE_READ_BOUND = 0.9  # a call is read-bound where its FLOPs at the rate take under this share of its time
 DECODE_FLOPS_CANDIDATES = (float("inf"),) + tuple(float(v) * 1e12 for v in np.geomspace(1000, 100, 11))
 DECODE_CTAS_PER_SM = (1, 2, 3, 4)  # thread blocks one SM runs at once: the fit picks the count
 
@@ -364,7 +385,7 @@ def fit_items_factor(p: dict, fit: list[dict], expanded: bool) -> tuple[list[flo
         if read <= 0:
             continue
         left = r["median_s"] - p["floor_s"] - _expansion(p, r, expanded)  # what the reads took
-        if left <= _compute_part(p, r):  # the query heads' math set the call's time: no reading of it
+        if left * DECODE_READ_BOUND <= _compute_part(p, r):  # the math set (or nearly) the call's time
             continue
         by.setdefault(s[2], []).append(left / read)
     items = sorted(k for k, v in by.items() if len(v) >= DECODE_ITEMS_MIN_POINTS)
@@ -434,7 +455,7 @@ def fit_decode_model(
     q = np.array([_query_flops(r) for r in plain])
     best_f = (None, 0.0, x, knots)
     for rate in DECODE_FLOPS_CANDIDATES:
-        keep = q / rate < 0.9 * y  # the calls this rate leaves read-bound fit the reads
+        keep = q / rate < DECODE_READ_BOUND * y  # the calls this rate leaves read-bound fit the reads
         if keep.sum() < 8:
             continue
         sub = [r for r, k in zip(plain, keep) if k]
@@ -827,7 +848,11 @@ def fit_profile(raw: dict, base: str, name: str, mode: str = "ideal") -> tuple[d
     ach = prof["achievable"]
     notes = []
     cold = [r for r in _by(raw["results"], "gemm_stream") if r.get("dtype") == "bf16"]
-    ach["gemm"] = fit_gemm(res, peak, cold=cold)
+    ew = sorted(
+        _by(res, "elementwise"), key=lambda r: r["bytes"]
+    )  # its bandwidth: the rows of a few-row call
+    ew_Bps = float(_sig(ew[-1]["bytes"] / ew[-1]["median_s"] / 1e12)) * 1e12 if ew else None
+    ach["gemm"] = fit_gemm(res, peak, cold=cold, elem_Bps=ew_Bps)
     how = (
         f"from {len(cold)} calls of 1-64 rows with the weight rotated out of L2 "
         "(benchmarks/bench_gemm_stream.py; bands of half an octave)"
@@ -1169,7 +1194,8 @@ def _fit_fp8(results: list[dict], prof: dict, mode: str = "ideal") -> list[str]:
     peak = prof["peak"].get("fp8_TFLOPs") or 2.0 * prof["peak"]["bf16_TFLOPs"]
     ach = prof["achievable"]
     notes = []
-    g8 = fit_gemm_fp8(results, peak * 1e12)
+    ew = ach.get("elementwise_TBps")
+    g8 = fit_gemm_fp8(results, peak * 1e12, elem_Bps=float(ew) * 1e12 if ew else None)
     if g8:
         ach["gemm_fp8"] = g8
         src = "peak.fp8_TFLOPs" if prof["peak"].get("fp8_TFLOPs") else "2 x peak.bf16_TFLOPs (no fp8_TFLOPs)"
