@@ -210,6 +210,18 @@ def test_config_of_record_and_summary():
     assert uns["prefill/analytic"]["targets"] == {"median": 0.03, "max": 0.08}
     assert whole["decode-graph/analytic"]["meets_targets"] is True
     assert uns["decode-graph/analytic"]["meets_targets"] is False  # median 6% > 5%
+    # pipelines whose stages idle at least half the pass are a group of their own (the idle GPU's GEMMs run
+    # faster: measured by bench_gemm_duty, not modelled), held to the whole table's guard
+    from costmodel.plan import Plan
+    from validation.compare import idle_stages
+
+    assert idle_stages(Plan(pp=2)) and idle_stages(Plan(pp=4, microbatches=2))
+    assert not idle_stages(Plan(pp=2, microbatches=2)) and not idle_stages(Plan(pp=2, chunks=4))
+    assert not idle_stages(Plan(tp=2))
+    r = Row("p", "prefill", 1.0, 1.1, 1.1, 0.0, "x", idle_stages=True)
+    assert r.group == "prefill-pipeline-idle"
+    s = summarise([r, Row("q", "prefill", 1.0, 1.01, 1.01, 0.0, "x")], unseen=True)
+    assert s["prefill/analytic"]["n"] == 1 and s["prefill-pipeline-idle/analytic"]["targets"]["max"] == 0.15
 
 
 def test_calibrate_measures_and_fits_on_cpu(tmp_path, torchrun_m, python_m):

@@ -205,14 +205,18 @@ class Row:
     ranks: int = 1  # the plan's GPU count (P)
     profile: str = ""  # the hardware profile it was predicted with
     partial: bool = False  # partial prefill (issue 13: cached tokens, or the pass-Q prefill ring)
+    idle_stages: bool = False  # a pipeline whose stages idle at least half the pass (``idle_stages``)
 
     @property
     def group(self) -> str:
         """Summary group: the phase, '-partial' for partial prefill (cached tokens or pass-Q rings: a
         workload of its own, added after issue 5's prefill targets were set), '-graph' for graph-replayed
         runs (device-bound, no host issue), and '-fused' for the fused executor (held against the ideal
-        profile)."""
+        profile); '-pipeline-idle' for prefill pipelines whose stages idle at least half the pass (their
+        power-limited clocks recover between stages: measured, not modelled; see ``idle_stages``)."""
         ph = f"{self.phase}-partial" if self.partial else self.phase
+        if self.idle_stages and self.phase == "prefill" and not self.partial:
+            ph = f"{ph}-pipeline-idle"
         g = ph if self.exec == "eager" else f"{ph}-{self.exec}"
         return g if self.fusion == "eager" else f"{g}-{self.fusion}"
 
@@ -322,7 +326,18 @@ def _row(src: str, rec: dict, hardware: str | None, simulate: bool) -> Row:
         cfg.plan.n_ranks,
         cfg.hardware.name,
         bool(cfg.workload.cached_len) or str(cfg.plan.prefill_attn) == "pass-q",
+        idle_stages(cfg.plan),
     )
+
+
+def idle_stages(plan) -> bool:
+    """A pipeline whose stages idle at least half of a pass: its units (micro-batches x chunks) at most
+    pp - 1, so a stage computes in at most half of the (pp + units - 1) slots.  A GPU that idles between
+    its GEMMs runs them faster than a loaded one (its power-limited clock recovers: 0.80-0.81 of peak after
+    idling as long as the GEMM against 0.66-0.73 back to back, ``benchmarks/bench_gemm_duty.py``); the
+    model, fitted on loaded GPUs, does not represent it, and every such record leans pessimistic (+4% to
+    +10%).  Their group is summarised apart, held to the whole table's guard."""
+    return plan.pp > 1 and plan.microbatches * plan.chunks <= plan.pp - 1
 
 
 def plan_family(plan) -> str:
