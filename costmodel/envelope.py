@@ -168,6 +168,16 @@ def outside_measurements(cfg: Config) -> list[str]:
                     f"{', '.join(map(str, measured))}; larger groups use the largest group's figures with "
                     "NCCL's ring step count (latency + steps x hop latency + volume / bus bandwidth)",
                 )
+    plan = cfg.plan
+    units = plan.microbatches * plan.chunks
+    if plan.pp > 1 and units <= plan.pp - 1:  # as validation.compare.idle_stages
+        notes.add(
+            "duty",
+            f"a pipeline of {plan.pp} stages and {units} unit{'s' if units > 1 else ''}: each stage idles "
+            "at least half the pass, and an idling GPU's power-limited clock recovers (GEMMs at 0.80-0.81 "
+            "of peak after idling, 0.66-0.73 loaded, benchmarks/bench_gemm_duty.py); the profile is the "
+            "loaded GPU's, so this answer leans pessimistic (measured: +4% to +10%)",
+        )
     n = cfg.plan.n_ranks
     if hw.start_skew is not None and n > max(hw.start_skew.x):
         at = ", ".join(str(int(x)) for x in hw.start_skew.x)

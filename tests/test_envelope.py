@@ -132,3 +132,12 @@ def test_widths_whose_product_overflows_are_refused():
         )
     assert rc == 2 and "Traceback" not in err.getvalue()
     assert "model.n_heads" in err.getvalue() and len(err.getvalue().strip().splitlines()) == 1
+
+
+def test_pipelines_whose_stages_idle_are_named():
+    idle = notes(hardware="h200-sxm", topology="nvswitch:2", model="seed-dense", plan="pp=2", seq="32Ki")
+    assert any("each stage idles at least half the pass" in x for x in idle)
+    busy = notes(
+        hardware="h200-sxm", topology="nvswitch:2", model="seed-dense", plan="pp=2,mb=4", seq="32Ki", batch=4
+    )
+    assert not any("idles" in x for x in busy)
