@@ -50,6 +50,39 @@ COLD_BYTES = 256 * 2**20  # bytes read between two uses of one weight copy
 MAX_COPIES = 64
 
 
+def _weights(role: str, n: int, k: int, fp8: bool, dev, dt) -> tuple[float, int, list]:
+    """The weight's bytes (the cost model's count), how many copies keep COLD_BYTES between two reads of
+    one, and the copies (FP8: quantised with their scales)."""
+    wb = Lr.gemm(role, 1, n, k, 2, (), (), fp8).weight_bytes
+    copies = int(min(MAX_COPIES, max(2, math.ceil(COLD_BYTES / wb))))
+    ws = []
+    for _ in range(copies):
+        w = torch.randn(n, k, device=dev, dtype=dt) / math.sqrt(k)
+        ws.append(M.quantize_weight(w) if fp8 else w)
+        del w
+    return wb, copies, ws
+
+
+def _calls(ws: list, m: int, k: int, fp8: bool, dev, dt):
+    """One call of m rows against every copy in turn (BF16 ``F.linear``; FP8 ``torch._scaled_mm`` on rows
+    quantised once, as the executor's)."""
+    x = torch.randn(m, k, device=dev, dtype=dt)
+    if fp8:
+        x8, sa = M.quantize_rows(x)
+
+        def calls():
+            for wq in ws:
+                torch._scaled_mm(x8, wq.w8.t(), scale_a=sa, scale_b=wq.scale, out_dtype=dt)
+
+        return calls
+
+    def calls():
+        for w in ws:
+            F.linear(x, w)
+
+    return calls
+
+
 def run_big(quick: bool) -> list[dict]:
     """The ``BIG`` weights at ROWS rows, BF16 and FP8, each timed from a CUDA graph (``gemm_stream``, as the
     layer GEMMs) and, as a diagnostic the fit does not read, the same calls issued eagerly
@@ -59,28 +92,9 @@ def run_big(quick: bool) -> list[dict]:
     out = []
     for n, k in BIG[:1] if quick else BIG:
         for fp8 in (False, True):
-            wb = Lr.gemm("mlp_up", 1, n, k, 2, (), (), fp8).weight_bytes  # the cost model's count
-            copies = int(min(MAX_COPIES, max(2, math.ceil(COLD_BYTES / wb))))
-            ws = []
-            for _ in range(copies):
-                w = torch.randn(n, k, device=dev, dtype=dt) / math.sqrt(k)
-                ws.append(M.quantize_weight(w) if fp8 else w)
-                del w
+            wb, copies, ws = _weights("mlp_up", n, k, fp8, dev, dt)
             for m in (1, 8) if quick else ROWS:
-                x = torch.randn(m, k, device=dev, dtype=dt)
-                if fp8:
-                    x8, sa = M.quantize_rows(x)
-
-                    def calls(x8=x8, sa=sa, ws=ws):
-                        for wq in ws:
-                            torch._scaled_mm(x8, wq.w8.t(), scale_a=sa, scale_b=wq.scale, out_dtype=dt)
-
-                else:
-
-                    def calls(x=x, ws=ws):
-                        for w in ws:
-                            F.linear(x, w)
-
+                calls = _calls(ws, m, k, fp8, dev, dt)
                 for op, s in (
                     ("gemm_stream", time_graph(calls, dev, calls=1, reps=5)),
                     ("gemm_stream_eager", time_fn(calls, dev, reps=5)),
@@ -119,30 +133,9 @@ def run(quick: bool) -> list[dict]:
             shapes = gemm_shapes(md.d_model, md.d_ff, md.q_dim, md.kv_dim, tp, up)
             for name, (n, k) in shapes.items():
                 for fp8 in (False, True):
-                    wb = Lr.gemm(name, 1, n, k, 2, (), (), fp8).weight_bytes  # the cost model's count
-                    copies = int(min(MAX_COPIES, max(2, math.ceil(COLD_BYTES / wb))))
-                    ws = []
-                    for _ in range(copies):
-                        w = torch.randn(n, k, device=dev, dtype=dt) / math.sqrt(k)
-                        ws.append(M.quantize_weight(w) if fp8 else w)
-                        del w
+                    wb, copies, ws = _weights(name, n, k, fp8, dev, dt)
                     for m in (1, 8) if quick else ROWS:
-                        x = torch.randn(m, k, device=dev, dtype=dt)
-                        if fp8:
-                            x8, sa = M.quantize_rows(x)
-
-                            def calls(x8=x8, sa=sa, ws=ws):
-                                for wq in ws:
-                                    torch._scaled_mm(
-                                        x8, wq.w8.t(), scale_a=sa, scale_b=wq.scale, out_dtype=dt
-                                    )
-
-                        else:
-
-                            def calls(x=x, ws=ws):
-                                for w in ws:
-                                    F.linear(x, w)
-
+                        calls = _calls(ws, m, k, fp8, dev, dt)
                         s = time_graph(calls, dev, calls=1, reps=5)
                         s = [v / copies for v in s]
                         out.append(

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import re
 
+from . import kernels as km
+from . import layers as Lr
 from .build import Builder
 from .config import Config
 from .geometry import Geometry
@@ -108,14 +110,13 @@ def outside_measurements(cfg: Config) -> list[str]:
             by_fp8 = fp8 and hw.gemm_fp8_efficiency is not None
             eff = hw.gemm_fp8_efficiency if by_fp8 else hw.gemm_efficiency
             x = op.flops if by_fp8 or hw.gemm_efficiency_by == "flops" else m
-            # the time is the slower of compute at the efficiency and memory: a curve counts where it rules
-            wb = n * k + 4 * n if fp8 else n * k * cfg.model.dtype_bytes  # as layers.gemm (FP8: row scales)
+            # compute and memory as the cost model times them (a curve counts where its term rules): the
+            # call's Work as layers.gemm makes it, each term from kernels.gemm_device_time with the other zero
+            w = Lr.gemm(str(op.role), m, n, k, cfg.model.dtype_bytes, (), (), fp8)
+            wb, mem_bytes = w.weight_bytes, w.hbm_bytes - w.quant_bytes
             stream = hw.gemm_fp8_stream_bw if fp8 else hw.gemm_stream_bw
-            if stream is not None:  # as kernels.gemm_device_time
-                mem = wb / float(stream(wb)) + max(op.hbm_bytes - wb, 0.0) / hw.elementwise_bw_Bps
-            else:
-                mem = op.hbm_bytes / hw.elementwise_bw_Bps
-            comp = op.flops / ((hw.fp8_peak_flops if fp8 else hw.peak_flops) * float(eff(max(x, 1))))
+            mem = float(km.gemm_device_time(hw, 0.0, mem_bytes, m, fp8, wb))
+            comp = float(km.gemm_device_time(hw, w.flops, 0.0, m, fp8, 0.0 if stream is not None else None))
             name = "an FP8 GEMM of" if by_fp8 else "a GEMM of"
             unit = " FLOP" if by_fp8 or hw.gemm_efficiency_by == "flops" else " rows"
             if comp >= mem:
