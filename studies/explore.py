@@ -650,21 +650,43 @@ def _loop_key(p: Plan, phase: str) -> tuple[int, int]:
     return (p.chunks, 0)
 
 
-def _evaluate_rows(exp: Experiment, rows: list[_Row], nominal: np.ndarray, progress=None) -> dict:
+def _evaluate_rows(
+    exp: Experiment, rows: list[_Row], nominal: np.ndarray, progress=None, *, int_codes: bool = False
+) -> dict:
     """Every valid point of every row into columns allocated once (string columns as int32 codes): the
     row's and plan's fields written per row; the model's outputs by one ``evaluate_blocks`` call per shared
     ``Setting`` (phase, topology kind, node size where it matters, cached tokens, ring layout, decode merge,
     ring kind, pipeline send) and loop key (``_loop_key``), over the plans of every row that shares it as
     plans x lengths, each block written straight to its points' places.  The values are those of the
     per-length path (every output of a point depends on that point's inputs only;
-    tests/test_explore.py compares them bit for bit)."""
+    tests/test_explore.py compares them bit for bit).
+
+    The integer columns are filled as int32 codes into their few distinct values (a row's batch, P and
+    cached tokens, its lengths, its plans' degrees): ``int_codes`` returns them as ``Categorical`` (the
+    files' writers then format each value once instead of sorting a million values to find them),
+    otherwise as the plain int64 columns."""
     cfg = exp.config
     total = sum(r.n for r in rows)
     text = {k: _Codes(total) for k in ("topology", "topology_spec", "phase", *_PLAN_TEXT)}
-    ints = {k: np.empty(total, np.int64) for k in ("batch", "P", "L_nominal", "L", *_PLAN_INT, "cached")}
+    ints = {k: np.empty(total, np.int32) for k in ("batch", "P", "L_nominal", "L", *_PLAN_INT, "cached")}
+    # each integer column's labels (sorted, distinct) and each row's / plan's code into them
+    int_labels: dict[str, np.ndarray] = {"L_nominal": np.asarray(nominal, np.int64)}  # sorted, distinct
+    row_code, plan_code = {}, {}
+    for k in ("batch", "P", "cached"):
+        int_labels[k], row_code[k] = np.unique(
+            np.array([getattr(r, k) for r in rows], np.int64), return_inverse=True
+        )
+    for k in _PLAN_INT:
+        vals = np.array([getattr(p, k) for r in rows for p in r.plans], np.int64)
+        int_labels[k], plan_code[k] = np.unique(vals, return_inverse=True)
+    int_labels["L"], L_code = np.unique(
+        np.concatenate([r.L for r in rows]).astype(np.int64), return_inverse=True
+    )
+    l_at = np.cumsum([0] + [len(r.L) for r in rows])  # each row's first length / plan in those lists
+    p_at = np.cumsum([0] + [len(r.plans) for r in rows])
     out: dict[str, object] = {}  # the model's outputs: arrays, or _Codes for its string outputs
     units: dict[tuple, list[tuple[_Row, int]]] = {}  # (Setting's fields) -> (row, plan index)
-    for r in rows:
+    for ri, r in enumerate(rows):
         a, b = r.start, r.start + r.n
         sel = r.pos >= 0
         order = np.empty(r.n, np.int64)
@@ -672,10 +694,10 @@ def _evaluate_rows(exp: Experiment, rows: list[_Row], nominal: np.ndarray, progr
         li, pj = np.divmod(order, len(r.plans))  # each point's length and plan, in the row's order
         for k, v in (("topology", r.item), ("topology_spec", r.topo.spec), ("phase", str(r.phase))):
             text[k].codes[a:b] = text[k].code(v)
-        for k, v in (("batch", r.batch), ("P", r.P), ("cached", r.cached)):
-            ints[k][a:b] = v
-        ints["L_nominal"][a:b] = nominal[li]
-        ints["L"][a:b] = r.L[li]
+        for k in ("batch", "P", "cached"):
+            ints[k][a:b] = row_code[k][ri]
+        ints["L_nominal"][a:b] = li
+        ints["L"][a:b] = L_code[l_at[ri] : l_at[ri + 1]][li]
         ph = r.phase
         fams = [plan_family(p) for p in r.plans]
         per_plan = {
@@ -692,7 +714,7 @@ def _evaluate_rows(exp: Experiment, rows: list[_Row], nominal: np.ndarray, progr
         for k, labels in per_plan.items():
             text[k].codes[a:b] = text[k].codes_of(labels)[pj]
         for k in _PLAN_INT:
-            ints[k][a:b] = np.array([getattr(p, k) for p in r.plans], np.int64)[pj]
+            ints[k][a:b] = plan_code[k][p_at[ri] : p_at[ri + 1]][pj]
         for j, p in enumerate(r.plans):
             key = (ph, r.topo.kind.value, _node_size(r.topo), r.cached)
             units.setdefault(
@@ -737,6 +759,9 @@ def _evaluate_rows(exp: Experiment, rows: list[_Row], nominal: np.ndarray, progr
                 if k not in out:
                     out[k] = np.empty(total, v.dtype)
                 out[k][d] = np.broadcast_to(v, dest.shape)[m]
+    ints = {
+        k: Categorical(int_labels[k], c) if int_codes else int_labels[k][c] for k, c in ints.items()
+    }  # labels int64: the plain column's dtype
     cols: dict[str, object] = {}
     for k in ("topology", "topology_spec", "phase", "batch", "P", "L_nominal", "L", "plan", "family", "side"):
         cols[k] = text[k] if k in text else ints[k]
@@ -750,12 +775,19 @@ def _evaluate_rows(exp: Experiment, rows: list[_Row], nominal: np.ndarray, progr
 
 
 def run_experiment(
-    exp: Experiment, progress=None, *, coded: bool = False, per_length: bool = False
+    exp: Experiment,
+    progress=None,
+    *,
+    coded: bool = False,
+    per_length: bool = False,
+    int_codes: bool = False,
 ) -> tuple[dict[str, np.ndarray], list[dict]]:
     """Evaluate every map row of the experiment.  Returns (columns over every evaluated point, skipped).
 
     ``coded``: the string columns come as ``results.Categorical`` (labels and int32 codes; the files'
-    writers use them as they are, and no column of strings is made).  ``per_length``: the reference path
+    writers use them as they are, and no column of strings is made); with ``int_codes`` the integer
+    columns too (their few values and int32 codes: the files' writers then need no sort of a million
+    values to find them).  ``per_length``: the reference path
     (``evaluate_row_per_length``: each plan validated at each length, one model call per plan group);
     the default path gives the same columns (tests/test_explore.py) in a few large calls."""
     nominal = nominal_grid(*exp.seq, exp.points)
@@ -786,7 +818,7 @@ def run_experiment(
     if not rows:
         _nothing(skipped)
     with small_pages():
-        cols = _evaluate_rows(exp, rows, nominal, progress)
+        cols = _evaluate_rows(exp, rows, nominal, progress, int_codes=coded and int_codes)
     if coded:
         return cols, skipped
     return {k: v.decode() if isinstance(v, Categorical) else v for k, v in cols.items()}, skipped
@@ -1222,7 +1254,7 @@ def write_explore(
     from plots.explore import explore_figures
 
     t0 = time.perf_counter()
-    cols, skipped = run_experiment(exp, progress=progress, coded=True)
+    cols, skipped = run_experiment(exp, progress=progress, coded=True, int_codes=True)
     feas = cols["feasible"].astype(bool)
     n_plans = len(_labels_codes(cols["plan"])[0])
     if not feas.any():
