@@ -185,35 +185,71 @@ def _grid_path(t_unit, S, m, N, x, coupled, pre=0.0, gathers=False, g=0.0):
     started it, less ``pre`` x t(u) (the part of its first layer before the first all-reduce); a stage
     that all-gathers its input (scatter sends, ``gathers``, g seconds) waits for it at the start of the
     unit; the send is done when the receiver's gather starts.
-    Vectorised over points; loops over max (m N) x max S."""
-    T = np.stack([np.broadcast_to(np.asarray(v, dtype=float), np.shape(x)) for v in t_unit])
+    Vectorised over points; loops over max (m N) x max S, each step a few numpy operations on the
+    points (what does not change along a loop is computed before it; a condition that holds at every
+    point or at none is taken as such, as ``kernels.select`` does: the same values)."""
+    shape = np.shape(x)
+    T = np.stack([np.broadcast_to(np.asarray(v, dtype=float), shape) for v in t_unit])
     S_max, U_max = int(np.max(S)), int(np.max(m * N))
-    Ni = np.broadcast_to(N, np.shape(x)).astype(int)
-    U = np.broadcast_to(m * N, np.shape(x))
+    Ni = np.broadcast_to(N, shape).astype(int)
+    U = np.broadcast_to(m * N, shape)
+    zero = np.zeros(shape)
+    g_off = kernels.select(gathers, g, 0.0)
+    # per stage: does its send of the previous unit hold it (TP > 1, a next stage)?  True / False / mask
+    held = [_uniform(coupled & (s + 1 < S)) for s in range(S_max)]
+    uniform_N = Ni.size and (Ni == Ni.flat[0]).all()
     prev = None  # D[s] (end of unit u - 1 on stage s) for every s
     t_prev = None
     for u in range(U_max):
-        live = u < U
-        tu = np.take_along_axis(T, (u % Ni)[None], axis=0)[0]
+        live = _uniform(u < U)
+        if uniform_N:
+            tu = np.broadcast_to(T[u % int(Ni.flat[0])], shape)
+        else:
+            tu = np.take_along_axis(T, (u % Ni)[None], axis=0)[0]
+        pre_tu = pre * tu
+        slack = kernels.select(gathers, 0.0, pre_tu)  # stages s >= 1 (stage 0: pre_tu)
         row = []
         for s in range(S_max):
-            start = np.zeros(np.shape(x))
+            start = zero
             if prev is not None:
                 start = np.maximum(start, prev[s] + (x if s else 0.0))
                 if s + 1 < S_max:  # the send of unit u - 1 (its receiver started it)
-                    slack = 0.0 if s else pre * tu
-                    slack = kernels.select(gathers, slack, pre * tu)
-                    done = prev[s + 1] - t_prev - kernels.select(gathers, g, 0.0)
-                    start = np.maximum(start, kernels.select(coupled & (s + 1 < S), done - slack, 0.0))
+                    h = held[s]
+                    if h is False:
+                        start = np.maximum(start, 0.0)
+                    else:
+                        done = prev[s + 1] - t_prev - g_off
+                        late = done - (pre_tu if s == 0 else slack)
+                        start = np.maximum(start, late if h is True else np.where(h, late, 0.0))
             if s:
                 start = np.maximum(start, row[s - 1] + x)
             d = start + tu
-            row.append(kernels.select(live, d, prev[s] if prev is not None else 0.0))
-        prev, t_prev = row, kernels.select(live, tu, t_prev if t_prev is not None else 0.0)
-    out = np.zeros(np.shape(x))
+            if live is True:
+                row.append(d)
+            else:
+                keep = prev[s] if prev is not None else 0.0
+                row.append(np.broadcast_to(keep, shape) if live is False else np.where(live, d, keep))
+        if live is True:
+            t_prev = tu
+        else:
+            keep = t_prev if t_prev is not None else 0.0
+            t_prev = np.broadcast_to(keep, shape) if live is False else np.where(live, tu, keep)
+        prev = row
+    out = np.zeros(shape)
     for s in range(S_max):
         out = kernels.select(s == S - 1, prev[s], out)
     return out
+
+
+def _uniform(cond):
+    """A boolean array as True or False where it holds everywhere or nowhere, else the array itself."""
+    c = np.asarray(cond)
+    if c.dtype == np.bool_ and c.size:
+        if c.all():
+            return True
+        if not c.any():
+            return False
+    return c
 
 
 def buffers(ctx):
