@@ -640,13 +640,17 @@ def _loop_key(p: Plan, phase: str) -> tuple[int, int]:
     """What the model loops over in Python, over every point of a call: its chunks (each chunk's layer is
     evaluated apart, up to the call's largest chunk count) and, for pipelines of several chunked
     micro-batches, the stage x unit grid's longest path (``strategies.pipeline._grid_path``, up to the
-    call's largest stage and unit counts).  Plans are evaluated in calls of one chunk count (and one stage
-    count where the grid is walked), so no point loops over another plan's chunks or stages; micro-batch
-    counts share a call (the grid's loop is Python-bound: fewer, wider calls walk it faster)."""
+    call's largest stage and unit counts).  Plans are evaluated in calls of one chunk count, so no point
+    loops over another plan's chunks; where the grid is walked, in calls of one band of stage counts (2-7,
+    8-31, 32-127, ...: a call walks at most ~4x the stages of its shortest pipeline).  Micro-batch counts
+    and the stage counts of a band share a call: the grid's loop and the chunks' are Python-bound (fewer,
+    wider calls walk them faster), and plans that differ in their stage count only share their layers'
+    evaluation (``analytic._layer_rows``).  Issue 16, seed.toml at --points 240: one call per stage count
+    took ~0.8 s CPU more."""
     if phase != Phase.PREFILL or p.chunks == 1:
         return (1, 0)
     if p.microbatches > 1 and p.pp > 1:
-        return (p.chunks, p.pp)
+        return (p.chunks, p.pp.bit_length() // 2)  # bands: pp 2-7 -> 1, 8-31 -> 2, 32-127 -> 3
     return (p.chunks, 0)
 
 
