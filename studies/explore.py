@@ -523,6 +523,7 @@ def evaluate_row_per_length(
 # ----------------------------------------------------------------------------------------------
 _PLAN_TEXT = ("plan", "family", "side", "ring_variant", "decode_attn", "pp_send", "prefill_attn")
 _PLAN_INT = (*AXIS_NAMES, "microbatches", "chunks")
+_RING = AXIS_NAMES.index("ring")
 
 
 @dataclass
@@ -680,16 +681,19 @@ def _evaluate_rows(
         int_labels[k], row_code[k] = np.unique(
             np.array([getattr(r, k) for r in rows], np.int64), return_inverse=True
         )
-    for k in _PLAN_INT:
-        vals = np.array([getattr(p, k) for r in rows for p in r.plans], np.int64)
-        int_labels[k], plan_code[k] = np.unique(vals, return_inverse=True)
+    # every plan's integer fields (rows' plans one after another; columns as _PLAN_INT)
+    pint = np.array([(*p.degrees, p.microbatches, p.chunks) for r in rows for p in r.plans], np.int64)
+    pint = pint.reshape(-1, len(_PLAN_INT))
+    for i, k in enumerate(_PLAN_INT):
+        int_labels[k], plan_code[k] = np.unique(pint[:, i], return_inverse=True)
     int_labels["L"], L_code = np.unique(
         np.concatenate([r.L for r in rows]).astype(np.int64), return_inverse=True
     )
     l_at = np.cumsum([0] + [len(r.L) for r in rows])  # each row's first length / plan in those lists
     p_at = np.cumsum([0] + [len(r.plans) for r in rows])
     out: dict[str, object] = {}  # the model's outputs: arrays, or _Codes for its string outputs
-    units: dict[tuple, list[tuple[_Row, int]]] = {}  # (Setting's fields) -> (row, plan index)
+    units: dict[tuple, list[tuple[int, list[int]]]] = {}  # (Setting's fields) -> [(row, its plans)]
+    labels_of: dict[tuple, str] = {}  # (plan, phase) -> label: rows of other batches share plans
     for ri, r in enumerate(rows):
         a, b = r.start, r.start + r.n
         sel = r.pos >= 0
@@ -703,27 +707,31 @@ def _evaluate_rows(
         ints["L_nominal"][a:b] = li
         ints["L"][a:b] = L_code[l_at[ri] : l_at[ri + 1]][li]
         ph = r.phase
+        ring = [p.degrees[_RING] > 1 for p in r.plans]
         fams = [plan_family(p) for p in r.plans]
         per_plan = {
-            "plan": [p.label(ph) for p in r.plans],
+            "plan": [labels_of.get((p, ph)) or labels_of.setdefault((p, ph), p.label(ph)) for p in r.plans],
             "family": fams,
             "side": [plan_side(f) for f in fams],
-            "ring_variant": [p.ring_variant.value if p.ring > 1 else "" for p in r.plans],
-            "decode_attn": [p.decode_attn.value if p.ring > 1 else "" for p in r.plans],
+            "ring_variant": [p.ring_variant.value if g else "" for p, g in zip(r.plans, ring)],
+            "decode_attn": [p.decode_attn.value if g else "" for p, g in zip(r.plans, ring)],
             "pp_send": [p.pp_send.value for p in r.plans],
             "prefill_attn": [
-                p.prefill_attn.value if p.ring > 1 and ph == Phase.PREFILL else "" for p in r.plans
+                p.prefill_attn.value if g and ph == Phase.PREFILL else "" for p, g in zip(r.plans, ring)
             ],
         }
         for k, labels in per_plan.items():
             text[k].codes[a:b] = text[k].codes_of(labels)[pj]
         for k in _PLAN_INT:
             ints[k][a:b] = plan_code[k][p_at[ri] : p_at[ri + 1]][pj]
+        key = (ph, r.topo.kind.value, _node_size(r.topo), r.cached)
+        mine: dict[tuple, list[int]] = {}
         for j, p in enumerate(r.plans):
-            key = (ph, r.topo.kind.value, _node_size(r.topo), r.cached)
-            units.setdefault(
+            mine.setdefault(
                 (*key, p.ring_variant, p.decode_attn, p.prefill_attn, p.pp_send, _loop_key(p, ph)), []
-            ).append((r, j))
+            ).append(j)
+        for k, js in mine.items():
+            units.setdefault(k, []).append((ri, js))
     # one model call per Setting: the plans of every row that shares it, each with its row's batch and
     # lengths (plans x lengths; a row's lengths are its nominal grid rounded to its multiple)
     work = list(units.items())
@@ -735,15 +743,23 @@ def _evaluate_rows(
             ring_variant=rv,
             decode_attn=da,
             topo_kind=kind,
-            gpus_per_node=members[0][0].topo.gpus_per_node if gpn is None else gpn,
+            gpus_per_node=rows[members[0][0]].topo.gpus_per_node if gpn is None else gpn,
             pp_send=ps,
             cached=cached,
             prefill_attn=pa,
         )
-        deg = {k: np.array([getattr(r.plans[j], k) for r, j in members])[:, None] for k in _PLAN_INT}
-        batch = np.array([r.batch for r, _ in members])[:, None]
-        seq = np.stack([r.L for r, _ in members]).astype(float)
-        dest_all = np.stack([np.where(r.pos[:, j] >= 0, r.start + r.pos[:, j], -1) for r, j in members])
+        which = np.concatenate([p_at[ri] + np.asarray(js) for ri, js in members])  # rows of pint
+        deg = {k: pint[which, i][:, None] for i, k in enumerate(_PLAN_INT)}
+        batch = np.concatenate([np.full(len(js), rows[ri].batch) for ri, js in members])[:, None]
+        seq = np.concatenate(
+            [np.broadcast_to(rows[ri].L, (len(js), len(rows[ri].L))) for ri, js in members]
+        ).astype(float)
+        dest_all = np.concatenate(
+            [
+                np.where(rows[ri].pos[:, js] >= 0, rows[ri].start + rows[ri].pos[:, js], -1).T
+                for ri, js in members
+            ]
+        )
         for index, o in evaluate_blocks(
             cfg.model, cfg.hardware, st, batch=batch, seq=seq, context=seq, **deg
         ):
