@@ -655,6 +655,15 @@ def _loop_key(p: Plan, phase: str) -> tuple[int, int]:
     return (p.chunks, 0)
 
 
+def _at_valid(v: np.ndarray, m: np.ndarray, src) -> np.ndarray:
+    """A block output's values (v, broadcast to the block's shape) at its valid points ``m`` (the flat
+    indices ``src`` of m's true elements; None where m holds everywhere), flat, in C order."""
+    if v.shape == m.shape:
+        return v.reshape(-1) if src is None else v.reshape(-1)[src]
+    w = np.broadcast_to(v, m.shape)
+    return w.reshape(-1) if src is None else w[m]
+
+
 def _evaluate_rows(
     exp: Experiment, rows: list[_Row], nominal: np.ndarray, progress=None, *, int_codes: bool = False
 ) -> dict:
@@ -767,18 +776,21 @@ def _evaluate_rows(
             m = dest >= 0
             if not m.any():
                 continue
-            d = dest[m]
+            every = bool(m.all())
+            d = dest.reshape(-1) if every else dest[m]
+            src = None if every else np.flatnonzero(m.reshape(-1))
+            valid = lambda v, m=m, src=src: _at_valid(v, m, src)  # noqa: E731
             for k, v in o.items():
                 if isinstance(v, Categorical):
                     col = out.get(k)
                     if col is None:
                         col = out[k] = _Codes(total)
-                    col.codes[d] = col.codes_of(v.labels)[np.broadcast_to(v.codes, dest.shape)[m]]
+                    col.codes[d] = col.codes_of(v.labels)[valid(np.asarray(v.codes))]
                     continue
                 v = np.asarray(v)
                 if k not in out:
                     out[k] = np.empty(total, v.dtype)
-                out[k][d] = np.broadcast_to(v, dest.shape)[m]
+                out[k][d] = valid(v)
     ints = {
         k: Categorical(int_labels[k], c) if int_codes else int_labels[k][c] for k, c in ints.items()
     }  # labels int64: the plain column's dtype
