@@ -1301,27 +1301,11 @@ def explore(
     return result
 
 
-def write_explore(
-    out: Path, exp: Experiment, *, version="", command="ringsim explore", progress=None, log=print
-) -> dict:
-    """Evaluate and write everything into ``out`` (an existing, empty folder)."""
-    from plots.explore import explore_figures
+def _maps_and_figures(out: Path, data: Path, exp: Experiment, cols: dict, specs: dict):
+    """The maps, the crossover and their files (maps.json, crossover.csv/.md, experiment.toml) and the
+    figures: (maps, crossover rows, figure paths)."""
+    from plots.explore import explore_figures  # matplotlib: imported once the evaluation is done
 
-    t0 = time.perf_counter()
-    cols, skipped = run_experiment(exp, progress=progress, coded=True, int_codes=True)
-    feas = cols["feasible"].astype(bool)
-    n_plans = len(_labels_codes(cols["plan"])[0])
-    if not feas.any():
-        raise SpecError(
-            f"nothing fits: none of the {len(feas)} evaluated points ({n_plans} plans) "
-            f"fits in {exp.config.hardware.name}'s memory at any length of "
-            f"{fmt_len(exp.seq[0])}..{fmt_len(exp.seq[1])}; "
-            "try more GPUs, a smaller batch or shorter lengths"
-        )
-    dt = time.perf_counter() - t0
-    data = ensure_dir(out / "data", "--out")
-    specs = specs_of(exp, version)
-    write_sweep_files(data, cols, specs, skipped, stem="explore")
     maps = build_maps(cols, exp)
     rows = crossover(maps)
     shown = {x for m in maps for row in m["winner"] for x in row if x}  # the plans a winner map colours
@@ -1344,6 +1328,37 @@ def write_explore(
     atomic_write_text(out / "crossover.md", crossover_markdown(rows) + "\n\n" + verdict_legend() + "\n")
     atomic_write_text(out / "experiment.toml", experiment_toml(exp))
     figs = explore_figures(maps_file, out / "figures")
+    return maps, rows, figs
+
+
+def write_explore(
+    out: Path, exp: Experiment, *, version="", command="ringsim explore", progress=None, log=print
+) -> dict:
+    """Evaluate and write everything into ``out`` (an existing, empty folder).
+
+    The data files (explore.npz/.csv/.json: ~0.9 GB at 1e6 points, formatted and written mostly in C,
+    without the GIL) are written by a thread while the maps, the crossover and the figures are made; an
+    error in either is raised once both have stopped (the folder is then removed by ``explore``)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    t0 = time.perf_counter()
+    cols, skipped = run_experiment(exp, progress=progress, coded=True, int_codes=True)
+    feas = cols["feasible"].astype(bool)
+    n_plans = len(_labels_codes(cols["plan"])[0])
+    if not feas.any():
+        raise SpecError(
+            f"nothing fits: none of the {len(feas)} evaluated points ({n_plans} plans) "
+            f"fits in {exp.config.hardware.name}'s memory at any length of "
+            f"{fmt_len(exp.seq[0])}..{fmt_len(exp.seq[1])}; "
+            "try more GPUs, a smaller batch or shorter lengths"
+        )
+    dt = time.perf_counter() - t0
+    data = ensure_dir(out / "data", "--out")
+    specs = specs_of(exp, version)
+    with ThreadPoolExecutor(1, thread_name_prefix="explore-files") as pool:
+        files = pool.submit(write_sweep_files, data, cols, specs, skipped, stem="explore")
+        maps, rows, figs = _maps_and_figures(out, data, exp, cols, specs)
+        files.result()
     rel = lambda p: os.path.relpath(p, out).replace(os.sep, "/")  # noqa: E731
     figures = [rel(p) for p in figs if p.suffix == ".png"]
     md = render_markdown(
