@@ -970,25 +970,11 @@ def build_maps(cols: dict[str, np.ndarray], exp: Experiment) -> list[dict]:
     tppp_placed = np.bincount(row[on & is_tppp], minlength=len(rows)) > 0
 
     def best(mask):
-        """Each cell's fastest point of ``mask`` (ties: the first plan label, then the first point), -1
-        where it has none: per cell the least latency, of the points at it the least plan code, of those
-        the first point (``np.minimum.at``, no sort); the same points as ``_best_sorted``."""
+        """Each cell's fastest point of ``mask`` (ties: the first plan label, then the first point), -1."""
         i = np.flatnonzero(mask & in_grid)
-        t = lat[i]
-        if np.isnan(t).any():  # NaN latencies order last in a sort, not least: sort as before
+        if np.isnan(lat[i]).any():  # NaN latencies order last in a sort, not least: sort as before
             return _best_sorted(i, plan_c, lat, cell, n_cells)
-        c = cell[i]
-        least = np.full(n_cells, np.inf)
-        np.minimum.at(least, c, t)
-        i = i[t == least[c]]  # each cell's points at its least latency
-        pc, c = plan_c[i], cell[i]
-        first = np.full(n_cells, np.iinfo(np.int64).max)
-        np.minimum.at(first, c, pc)
-        i = i[pc == first[c]]  # ... of the least plan code
-        got = np.full(n_cells, np.iinfo(np.int64).max)
-        np.minimum.at(got, cell[i], i)  # ... the first of them
-        got[got == np.iinfo(np.int64).max] = -1
-        return got
+        return _best_least(i, plan_c, lat, cell, n_cells)
 
     winners = {"winner": best(feas), "ring": best(feas & is_ring), "tppp": best(feas & is_tppp)}
     maps = []
@@ -1026,6 +1012,25 @@ def build_maps(cols: dict[str, np.ndarray], exp: Experiment) -> list[dict]:
         m["tppp_placed"] = [bool(x) for x in tppp_placed[r0:r1]]
         maps.append(m)
     return maps
+
+
+def _best_least(i, plan_c, lat, cell, n_cells) -> np.ndarray:
+    """Each cell's fastest point of ``i`` (ascending point indices; latencies not NaN), -1 where it has
+    none: per cell the least latency, of its points at it the least plan code, of those the first point
+    (``np.minimum.at``, no sort of the points); the same points as ``_best_sorted``."""
+    t, c = lat[i], cell[i]
+    least = np.full(n_cells, np.inf)
+    np.minimum.at(least, c, t)
+    i = i[t == least[c]]  # each cell's points at its least latency
+    pc, c = plan_c[i], cell[i]
+    big = np.iinfo(np.int64).max
+    first = np.full(n_cells, big)
+    np.minimum.at(first, c, pc)
+    i = i[pc == first[c]]  # ... of the least plan code
+    got = np.full(n_cells, big)
+    np.minimum.at(got, cell[i], i)  # ... the first of them
+    got[got == big] = -1
+    return got
 
 
 def _best_sorted(i, plan_c, lat, cell, n_cells) -> np.ndarray:

@@ -68,3 +68,85 @@ def test_grid_path_equals_its_reference(seed):
     assert got.shape == ref.shape
     assert np.array_equal(_bits(got), _bits(ref))
     assert (ref > 0).all()  # a path was walked (not a vacuous equality of zeros)
+
+
+# ----------------------------------------------------------------------------------------------
+# studies.explore: the fast paths of the evaluation, the maps and the files
+# ----------------------------------------------------------------------------------------------
+def _seed_bands():
+    """The seed's model on IB nodes at 16 and 64 GPUs, B = 2: chunked pipelines of several micro-batches
+    at 2, 4, 8 and 16 stages (two bands of stage counts, each evaluated in shared calls)."""
+    from studies.explore import load_experiment_file, make_experiment
+
+    raw = load_experiment_file("studies/experiments/seed.toml")
+    return make_experiment(
+        {**raw, "points": 3, "gpus": [16, 64], "batch": [2], "phase": ["prefill"], "topology": ["ib"]}
+    )
+
+
+def _same(a, b) -> bool:
+    a, b = np.asarray(a), np.asarray(b)
+    if a.dtype != b.dtype or a.shape != b.shape:
+        return False
+    if a.dtype.kind == "f":
+        return bool(np.array_equal(a.view(np.int64), b.view(np.int64)))
+    return bool(np.array_equal(a, b))
+
+
+def test_bands_of_stage_counts_equal_the_per_length_path():
+    from studies.explore import _loop_key, build_maps, run_experiment
+
+    exp = _seed_bands()
+    ref, ref_skipped = run_experiment(exp, per_length=True)
+    pp, m, ch = (np.asarray(ref[k]) for k in ("pp", "microbatches", "chunks"))
+    grid = (pp > 1) & (m > 1) & (ch > 1)
+    assert {2, 4, 8, 16} <= set(pp[grid].tolist())  # the grid is walked at every stage count
+    # two stage counts share a call (the band), so a call walks more stages than some of its pipelines
+    from costmodel.plan import Plan
+
+    keys = {_loop_key(Plan(tp=1, pp=p, microbatches=2, chunks=4), "prefill") for p in (2, 4, 8, 16)}
+    assert len(keys) == 2
+    got, skipped = run_experiment(exp, coded=True, int_codes=True)
+    assert list(got) == list(ref) and skipped == ref_skipped
+    for k in ref:
+        assert _same(np.asarray(got[k]), ref[k]), k
+    assert build_maps(got, exp) == build_maps(ref, exp)
+
+
+def test_integer_columns_as_codes_write_the_same_files(tmp_path):
+    from costmodel.results import Categorical, write_sweep_files
+    from studies.explore import run_experiment, specs_of
+
+    exp = _seed_bands()
+    plain, skipped = run_experiment(exp, coded=True)
+    coded, _ = run_experiment(exp, coded=True, int_codes=True)
+    ints = [k for k, v in coded.items() if isinstance(v, Categorical) and v.labels.dtype.kind == "i"]
+    assert {"batch", "P", "L_nominal", "L", "tp", "pp", "microbatches", "chunks", "cached"} <= set(ints)
+    for k in ints:
+        assert not isinstance(plain[k], Categorical) and plain[k].dtype == np.int64
+        assert _same(coded[k].decode(), plain[k]), k
+    specs = specs_of(exp, "test")
+    for name, cols in (("plain", plain), ("coded", coded)):
+        write_sweep_files(tmp_path / name, cols, specs, skipped, stem="explore")
+    for f in ("explore.csv", "explore.npz", "explore.json"):
+        a, b = (tmp_path / n / f for n in ("plain", "coded"))
+        assert a.stat().st_size > 1000 and a.read_bytes() == b.read_bytes(), f
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_best_per_cell_without_a_sort_equals_the_sort(seed):
+    from studies.explore import _best_least, _best_sorted
+
+    rng = np.random.default_rng(seed)
+    n, n_cells = 5000, 300
+    lat = rng.integers(0, 6, n).astype(float) * 1e-3  # many ties in latency
+    plan_c = rng.integers(0, 8, n).astype(np.int32)  # ... and in plan
+    cell = rng.integers(0, n_cells - 20, n).astype(np.int64)  # the last 20 cells hold no point
+    if seed % 2:
+        lat[rng.random(n) < 0.3] = np.inf  # nothing fits at some points
+        lat[:5] = -0.0
+    i = np.flatnonzero(rng.random(n) < 0.6)
+    got = _best_least(i, plan_c, lat, cell, n_cells)
+    ref = _best_sorted(i, plan_c, lat, cell, n_cells)
+    assert (ref >= 0).sum() > 200 and (ref < 0).any()
+    assert np.array_equal(got, ref)
