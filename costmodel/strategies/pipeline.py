@@ -186,59 +186,55 @@ def _grid_path(t_unit, S, m, N, x, coupled, pre=0.0, gathers=False, g=0.0):
     that all-gathers its input (scatter sends, ``gathers``, g seconds) waits for it at the start of the
     unit; the send is done when the receiver's gather starts.
     Vectorised over points; loops over max (m N) x max S, each step a few numpy operations on the
-    points (what does not change along a loop is computed before it; a condition that holds at every
-    point or at none is taken as such, as ``kernels.select`` does: the same values)."""
+    points whose unit u exists (the points ordered by their unit count, most first: those of unit u are
+    a prefix; the others keep their stages' ends), what does not change along a loop computed before it,
+    and a condition that holds at every point or at none taken as such (as ``kernels.select`` does): the
+    values of the grid walked over every point."""
     shape = np.shape(x)
-    T = np.stack([np.broadcast_to(np.asarray(v, dtype=float), shape) for v in t_unit])
-    S_max, U_max = int(np.max(S)), int(np.max(m * N))
-    Ni = np.broadcast_to(N, shape).astype(int)
-    U = np.broadcast_to(m * N, shape)
-    zero = np.zeros(shape)
-    g_off = kernels.select(gathers, g, 0.0)
+    U = np.broadcast_to(m * N, shape).reshape(-1)
+    order = np.argsort(-U, kind="stable")  # most units first: unit u's points are a prefix
+    n_live = len(U) - np.searchsorted(U[order][::-1], np.arange(int(U.max())), side="right")
+
+    def flat(v, dtype=None):  # a per-point input, flat, in that order
+        return np.broadcast_to(np.asarray(v, dtype=dtype), shape).reshape(-1)[order]
+
+    T = np.stack([flat(v, float) for v in t_unit])
+    S_f, N_f, x_f, pre_f = flat(S), flat(N).astype(int), flat(x), flat(pre)
+    gathers_f, g_off = flat(gathers), flat(kernels.select(gathers, g, 0.0))
+    S_max = int(np.max(S))
     # per stage: does its send of the previous unit hold it (TP > 1, a next stage)?  True / False / mask
-    held = [_uniform(coupled & (s + 1 < S)) for s in range(S_max)]
-    uniform_N = Ni.size and (Ni == Ni.flat[0]).all()
-    prev = None  # D[s] (end of unit u - 1 on stage s) for every s
-    t_prev = None
-    for u in range(U_max):
-        live = _uniform(u < U)
-        if uniform_N:
-            tu = np.broadcast_to(T[u % int(Ni.flat[0])], shape)
-        else:
-            tu = np.take_along_axis(T, (u % Ni)[None], axis=0)[0]
-        pre_tu = pre * tu
-        slack = kernels.select(gathers, 0.0, pre_tu)  # stages s >= 1 (stage 0: pre_tu)
-        row = []
+    held = [_uniform(flat(coupled) & (s + 1 < S_f)) for s in range(S_max)]
+    N0 = int(N_f[0]) if len(N_f) and (N_f == N_f[0]).all() else None
+    n = len(U)
+    zero = np.zeros(n)
+    D = [np.zeros(n) for _ in range(S_max)]  # D[s]: the end of the last unit each point ran on stage s
+    t_prev = np.zeros(n)  # the time of that unit
+    for u, k in enumerate(n_live.tolist()):
+        tu = T[u % N0, :k] if N0 is not None else T[u % N_f[:k], np.arange(k)]
+        pre_tu = pre_f[:k] * tu
+        slack = kernels.select(gathers_f[:k], 0.0, pre_tu)  # stages s >= 1 (stage 0: pre_tu)
         for s in range(S_max):
-            start = zero
-            if prev is not None:
-                start = np.maximum(start, prev[s] + (x if s else 0.0))
+            start = zero[:k]
+            if u:
+                start = np.maximum(start, D[s][:k] + (x_f[:k] if s else 0.0))
                 if s + 1 < S_max:  # the send of unit u - 1 (its receiver started it)
                     h = held[s]
                     if h is False:
                         start = np.maximum(start, 0.0)
                     else:
-                        done = prev[s + 1] - t_prev - g_off
+                        done = D[s + 1][:k] - t_prev[:k] - g_off[:k]
                         late = done - (pre_tu if s == 0 else slack)
-                        start = np.maximum(start, late if h is True else np.where(h, late, 0.0))
+                        start = np.maximum(start, late if h is True else np.where(h[:k], late, 0.0))
             if s:
-                start = np.maximum(start, row[s - 1] + x)
-            d = start + tu
-            if live is True:
-                row.append(d)
-            else:
-                keep = prev[s] if prev is not None else 0.0
-                row.append(np.broadcast_to(keep, shape) if live is False else np.where(live, d, keep))
-        if live is True:
-            t_prev = tu
-        else:
-            keep = t_prev if t_prev is not None else 0.0
-            t_prev = np.broadcast_to(keep, shape) if live is False else np.where(live, tu, keep)
-        prev = row
-    out = np.zeros(shape)
+                start = np.maximum(start, D[s - 1][:k] + x_f[:k])
+            D[s][:k] = start + tu
+        t_prev[:k] = tu
+    out = np.zeros(n)
     for s in range(S_max):
-        out = kernels.select(s == S - 1, prev[s], out)
-    return out
+        out = kernels.select(s == S_f - 1, D[s], out)
+    res = np.empty(n)
+    res[order] = out
+    return res.reshape(shape)
 
 
 def _uniform(cond):
