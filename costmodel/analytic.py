@@ -131,13 +131,22 @@ def _evaluate(
     lgeo, lshape, inv = _layer_rows(model, st, geo, shape, raw)
     is_u, no_ring, chunked = lgeo.ulysses > 1, lgeo.ring == 1, lgeo.chunks > 1
     units = []
-    for c in range(int(np.max(lgeo.chunks))):
-        acc = Acc(hw, st.kernel, lshape)
-        ctx = Ctx(hw=hw, st=st, geo=lgeo, acc=acc, shape=lshape)
-        cost = strategies.dense.closed_form(ctx)
-        for w in strategies.WRAPPERS:
-            cost = cost + _where_on(w.closed_form, ctx, is_u)
-        cost = cost + _where_on(strategies.local.closed_form, ctx, no_ring & ~chunked)
+    n_chunks = int(np.max(lgeo.chunks))
+    before = None  # (accumulator, cost) after a layer's dense part, wrappers and local attention
+    for c in range(n_chunks):
+        if before is None:
+            acc = Acc(hw, st.kernel, lshape)
+            ctx = Ctx(hw=hw, st=st, geo=lgeo, acc=acc, shape=lshape)
+            cost = strategies.dense.closed_form(ctx)
+            for w in strategies.WRAPPERS:
+                cost = cost + _where_on(w.closed_form, ctx, is_u)
+            cost = cost + _where_on(strategies.local.closed_form, ctx, no_ring & ~chunked)
+            if n_chunks > 1 and SHARE_CHUNK_PREFIX:
+                before = (_acc_copy(acc), cost)
+        else:  # that part reads no chunk index: every chunk's layer starts from the same sums
+            acc = _acc_copy(before[0])
+            ctx = Ctx(hw=hw, st=st, geo=lgeo, acc=acc, shape=lshape)
+            cost = before[1]
         cost = cost + _where_on(strategies.chunked.closed_form, ctx, chunked, c)
         core = strategies.core_for_phase(st.phase, st.decode_attn, st.prefill_attn)
         cost = cost + _where_on(core.closed_form, ctx, (~no_ring & ~is_u) if decode else ~no_ring)
@@ -251,6 +260,23 @@ def _layer_rows(model: Model, st: Setting, geo: Geometry, shape: tuple, raw: tup
 def _rows(v, inv):
     """v with each plan's row (``_layer_rows``): rows taken where v has the layer's plans axis."""
     return np.take(v, inv, axis=0) if type(v) is np.ndarray and v.ndim == 2 and v.shape[0] > 1 else v
+
+
+# a chunked layer's part before its chunk's attention (dense kernels, wrappers, local attention: the same
+# for every chunk) computed once per evaluation and copied into each chunk's sums (the same values, bit
+# for bit: tests/test_explore_speed.py evaluates with it off)
+SHARE_CHUNK_PREFIX = True
+
+
+def _acc_copy(a: Acc) -> Acc:
+    """An accumulator with a's sums (arrays copied: ``Acc.add`` adds in place) and caches."""
+    out = Acc.__new__(Acc)
+    out.__dict__.update(a.__dict__)
+    for f in ("compute", "memory", "flops", "hbm", "flops_fp8", "kernel_mask"):
+        v = getattr(a, f)
+        setattr(out, f, v.copy() if type(v) is np.ndarray else v)
+    out._parts, out._bits = dict(a._parts), dict(a._bits)
+    return out
 
 
 def _acc_rows(a: Acc, inv) -> Acc:

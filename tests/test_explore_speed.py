@@ -150,3 +150,20 @@ def test_best_per_cell_without_a_sort_equals_the_sort(seed):
     ref = _best_sorted(i, plan_c, lat, cell, n_cells)
     assert (ref >= 0).sum() > 200 and (ref < 0).any()
     assert np.array_equal(got, ref)
+
+
+def test_chunk_prefix_shared_equals_each_chunk_alone(monkeypatch):
+    """``analytic.SHARE_CHUNK_PREFIX``: a chunked layer's dense part, wrappers and local attention
+    computed once and copied into each chunk's sums gives the model's outputs of each chunk computed
+    alone, bit for bit (chunked pipelines of 2..32 chunks, several micro-batches, TP and PP)."""
+    from costmodel import analytic
+    from studies.explore import run_experiment
+
+    exp = _seed_bands()
+    got, _ = run_experiment(exp)
+    assert (np.asarray(got["chunks"]) >= 16).sum() > 50
+    monkeypatch.setattr(analytic, "SHARE_CHUNK_PREFIX", False)
+    ref, _ = run_experiment(exp)
+    assert list(got) == list(ref)
+    for k in ref:
+        assert _same(got[k], ref[k]), k
