@@ -21,15 +21,12 @@ import re
 from pathlib import Path
 
 import numpy as np
-from matplotlib.artist import Artist
-from matplotlib.backends.backend_agg import RendererAgg
-from matplotlib.collections import PathCollection, PolyCollection
-from matplotlib.colors import TwoSlopeNorm, to_rgb
+from matplotlib.collections import PolyCollection
+from matplotlib.colors import BoundaryNorm, ListedColormap, TwoSlopeNorm, to_rgb
+from matplotlib.font_manager import FontProperties
 from matplotlib.patches import Patch
-from matplotlib.text import Text
-from matplotlib.textpath import TextPath
+from matplotlib.textpath import text_to_path
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
-from matplotlib.transforms import Affine2D, IdentityTransform
 
 from costmodel.errors import SpecError
 
@@ -154,128 +151,104 @@ def _axes(ax, m: dict, edges: np.ndarray) -> None:
         s.set_visible(False)
 
 
-def _cells(ax, edges, cells: list[tuple[int, int, dict]]) -> None:
-    """Draw the cells ``(column, row, style)`` (a style: facecolor, edgecolor, optional hatch) as
-    rectangles of linewidth 0.4, in the given order: each run of cells sharing an edge colour and hatch
-    is one ``PolyCollection`` (one artist, not one patch per cell: the same rectangles, drawn in the same
-    order, so where a cell's edge overlaps its neighbour the later one is on top as before)."""
-    run: list[tuple[int, int, dict]] = []
+# the data's width: 0.36 in a length at few lengths (a cell wide enough for its key, edges and all), never
+# under 6 in nor over 12 in (8 octaves of lengths at 1.5 in an octave: a map read whole on a screen or a
+# page; beyond ~33 lengths the cells narrow instead of the figure growing)
+W_DATA_IN = (6.0, 12.0)
+W_CELL_IN = 0.36
+EDGE_MIN_PT = 9.0  # white cell edges only where every cell is at least this wide (else they swamp the fill)
+RUN_EDGE_PT = (0.8, 1.8)  # the white line between two winners' runs: cells without / with edges
+LABEL_PAD_PT = 2.0  # room each side of a label inside its run or cell
+WINNER_FS, SPEEDUP_FS = 8.0, 7.2
 
-    def flush():
-        if not run:
-            return
-        st = run[0][2]
-        verts = [
-            [(edges[c], r - 0.5), (edges[c + 1], r - 0.5), (edges[c + 1], r + 0.5), (edges[c], r + 0.5)]
-            for c, r, _ in run
-        ]
+
+def _runs(row) -> list[tuple[int, int, object]]:
+    """Contiguous runs of one value in a row: ``(first column, one past the last, value)``."""
+    out, c0 = [], 0
+    for c in range(1, len(row) + 1):
+        if c == len(row) or row[c] != row[c0]:
+            out.append((c0, c, row[c0]))
+            c0 = c
+    return out
+
+
+def _x_pt(edges, w_data: float) -> np.ndarray:
+    """Each cell edge's distance from the left of the data, in points (the x axis is log2)."""
+    x = np.log2(edges)
+    return (x - x[0]) / (x[-1] - x[0]) * w_data * 72
+
+
+def _wide(edges, w_data: float) -> bool:
+    """Whether every cell is wide enough to show white edges round it."""
+    return bool(np.diff(_x_pt(edges, w_data)).min() >= EDGE_MIN_PT)
+
+
+def _mesh(ax, edges, values, cmap, norm, w_data: float):
+    """Every cell's fill as one ``QuadMesh`` over the cells' edges (NaN: not drawn, the hatched runs lie
+    there).  White cell edges where the narrowest cell is wide enough to show them; else only white lines
+    between the rows, and the mesh is rasterised in vector outputs (one image, not a path per cell; the
+    texts stay text)."""
+    nP = values.shape[0]
+    wide = _wide(edges, w_data)
+    mesh = ax.pcolormesh(
+        edges,
+        np.arange(nP + 1) - 0.5,
+        np.ma.masked_invalid(values),
+        cmap=cmap,
+        norm=norm,
+        shading="flat",
+        edgecolors="white" if wide else "none",
+        linewidth=0.4 if wide else 0.0,
+        rasterized=not wide,
+    )
+    if not wide and nP > 1:
+        ax.hlines(np.arange(1, nP) - 0.5, edges[0], edges[-1], colors="white", linewidth=0.8, zorder=1.5)
+    return mesh
+
+
+def _hatched(ax, edges, runs: list[tuple[int, int, int, dict]]) -> None:
+    """The runs ``(first column, one past the last, row, style)`` of cells drawn hatched (nothing fits, or
+    only one side), each run one rectangle; one ``PolyCollection`` per style."""
+    by_style: dict[int, list] = {}
+    for c0, c1, r, st in runs:
+        by_style.setdefault(id(st), [st, []])[1].append(
+            [(edges[c0], r - 0.5), (edges[c1], r - 0.5), (edges[c1], r + 0.5), (edges[c0], r + 0.5)]
+        )
+    for st, verts in by_style.values():
         # a collection's hatch colour is read from rcParams when it is made (every matplotlib >= 3.7); a
         # patch's follows its edge colour: the same colour either way
         with plt.rc_context({"hatch.color": st["edgecolor"]}):
             coll = PolyCollection(
                 verts,
                 closed=True,
-                facecolors=[x[2]["facecolor"] for x in run],
+                facecolors=st["facecolor"],
                 edgecolors=st["edgecolor"],
                 linewidths=0.4,
                 hatch=st.get("hatch"),
+                zorder=1.6,
             )
         ax.add_collection(coll, autolim=False)
-        run.clear()
-
-    for cell in cells:
-        st = cell[2]
-        if run and (run[0][2]["edgecolor"], run[0][2].get("hatch")) != (st["edgecolor"], st.get("hatch")):
-            flush()
-        run.append(cell)
-    flush()
 
 
-class _Labels(Artist):
-    """The cells' texts as one artist, centred in their cells like ``ax.text(..., ha="center",
-    va="center")``.  SVG (and any renderer but Agg): one ``Text`` moved to each cell and drawn there, so
-    the file holds the same ``<text>`` elements as one ``ax.text`` per cell.  PNG (Agg): the outline of each
-    distinct (label, colour) is made once (``TextPath``, placed where that ``Text`` puts its baseline) and
-    stamped at every cell holding it by one ``PathCollection`` (the label is the same glyphs at the same
-    place, filled as a path instead of rasterised per cell: the same look at a fifth of the cost)."""
-
-    zorder = 3  # a Text's
-
-    def __init__(self, items: list[tuple[float, float, str, str]], fontsize: float):
-        super().__init__()
-        self._items = items
-        self._text = Text(0, 0, "", ha="center", va="center", fontsize=fontsize)
-
-    def set_figure(self, fig):
-        super().set_figure(fig)
-        self._text.set_figure(fig)
-
-    def draw(self, renderer):
-        if not self.get_visible():
-            return
-        t = self._text
-        t.set_transform(self.get_transform())
-        renderer.open_group("cell_labels", gid=self.get_gid())
-        if isinstance(renderer, RendererAgg):
-            self._stamp(renderer)
-        else:
-            for x, y, s, c in self._items:
-                t.set_position((x, y))
-                t.set_text(s)
-                t.set_color(c)
-                t.draw(renderer)
-        renderer.close_group("cell_labels")
-        self.stale = False
-
-    def _stamp(self, renderer) -> None:
-        t, tr = self._text, self.get_transform()
-        prop = t.get_fontproperties()
-        groups: dict[tuple[str, str], list[tuple[float, float]]] = {}
-        for x, y, s, c in self._items:
-            groups.setdefault((s, c), []).append((x, y))
-        px = renderer.points_to_pixels(1.0)
-        lp_d = renderer.get_text_width_height_descent("lp", prop, ismath=False)[2]
-        for (s, c), xy in groups.items():
-            # where Text puts this label's baseline start, relative to its anchor (the cell's centre): the
-            # left of its box, and the box's bottom raised by its descent (the larger of the label's and
-            # "lp"'s, as Text's layout takes it)
-            t.set_position(xy[0])
-            t.set_text(s)
-            box = t.get_window_extent(renderer)
-            d = max(renderer.get_text_width_height_descent(s, prop, ismath=False)[2], lp_d)
-            x0, y0 = tr.transform(xy[0])
-            glyphs = (
-                Affine2D()
-                .scale(px)
-                .translate(box.x0 - x0, box.y0 + d - y0)
-                .transform_path(TextPath((0, 0), s, prop=prop))
-            )
-            stamp = PathCollection(
-                [glyphs],
-                offsets=tr.transform(np.asarray(xy, dtype=float)),
-                offset_transform=IdentityTransform(),
-                transform=IdentityTransform(),
-                facecolors=[c],
-                edgecolors="none",
-                linewidths=0,
-            )
-            stamp.set_figure(self.figure)
-            stamp.set_clip_path(t.get_clip_path())
-            stamp.draw(renderer)
+_WIDTHS: dict[tuple[str, float], float] = {}
 
 
-def _labels(ax, items, fontsize: float) -> None:
-    if items:
-        art = _Labels(items, fontsize)
-        art.set_transform(ax.transData)
-        ax.add_artist(art)
-        art._text.set_clip_path(ax.patch)  # as ax.text clips its text to the axes
+def _text_pt(s: str, fs: float) -> float:
+    """The width of a label in points (the default font at ``fs`` points)."""
+    k = (s, fs)
+    if k not in _WIDTHS:
+        _WIDTHS[k] = text_to_path.get_text_width_height_descent(s, FontProperties(size=fs), ismath=False)[0]
+    return _WIDTHS[k]
 
 
-def _fontsize(edges, fig_w_in, ax_frac) -> float:
-    """Points that fit the narrowest cell's width (about 3.5 characters)."""
-    w = np.diff(np.log2(edges)).min() / (np.log2(edges[-1]) - np.log2(edges[0])) * fig_w_in * ax_frac * 72
-    return float(np.clip(w / 2.4, 0, 8))
+def _fits(s: str, fs: float, width_pt: float) -> bool:
+    return _text_pt(s, fs) + 2 * LABEL_PAD_PT <= width_pt
+
+
+def _labels(ax, items: list[tuple[float, float, str, str]], fontsize: float) -> None:
+    """The labels ``(x, row, text, colour)``, centred at their points, clipped to the axes."""
+    for x, y, s, c in items:
+        ax.text(x, y, s, ha="center", va="center", fontsize=fontsize, color=c, clip_on=True)
 
 
 def _title(m: dict, what: str) -> str:
@@ -284,7 +257,7 @@ def _title(m: dict, what: str) -> str:
 
 def _size(m: dict, n_legend: int, legend_cols: int) -> tuple[float, float, float]:
     nL, nP = len(m["L"]), len(m["P"])
-    w_data = max(6.0, 0.36 * nL)
+    w_data = float(np.clip(W_CELL_IN * nL, *W_DATA_IN))
     w_leg = 2.6 * legend_cols
     h = max(1.9 + 0.42 * nP, 1.2 + 0.19 * math.ceil(n_legend / legend_cols))
     return w_data + w_leg + _left_in(m) + 0.2, h, w_data
@@ -303,7 +276,7 @@ def _place(fig, w_in, h_in, w_data, left_in):
 
 
 def fig_winner(m: dict, styles: dict, out, name: str) -> list[Path]:
-    L, P = m["L"], m["P"]
+    L = m["L"]
     edges = _edges(L)
     present = sorted(
         {w for row in m["winner"] for w in row if w is not None}, key=lambda s: _natural(styles[s][0])
@@ -313,27 +286,38 @@ def fig_winner(m: dict, styles: dict, out, name: str) -> list[Path]:
     w_in, h_in, w_data = _size(m, len(present) + 1, ncol)
     fig = plt.figure(figsize=(w_in, h_in))
     ax = _place(fig, w_in, h_in, w_data, _left_in(m))
-    fs = _fontsize(edges, w_in, w_data / w_in)
-    nofit = False
-    cells, labels = [], []
-    for r in range(len(P)):
-        for c in range(len(L)):
-            w = m["winner"][r][c]
+    # the fills: each cell its winner's index in ``present``, one colour per index (the plan's colour)
+    index = {p: i for i, p in enumerate(present)}
+    cat = np.array([[np.nan if w is None else index[w] for w in row] for row in m["winner"]], dtype=float)
+    n = max(len(present), 1)
+    cmap = ListedColormap([styles[p][1] for p in present] or ["white"])
+    _mesh(ax, edges, cat, cmap, BoundaryNorm(np.arange(n + 1) - 0.5, n), w_data)
+    # a key per run of one winner in a row where the run is wide enough for it: centred in the run, or
+    # where the cells have edges, in the run's middle cell (not astride an edge)
+    x_pt, wide = _x_pt(edges, w_data), _wide(edges, w_data)
+    hatched, labels, bounds = [], [], []
+    for r, row in enumerate(m["winner"]):
+        for c0, c1, w in _runs(row):
             if w is None:
-                nofit = True
-                cells.append((c, r, NOFIT))
+                hatched.append((c0, c1, r, NOFIT))
                 continue
+            if c0 > 0:
+                bounds.append((edges[c0], r))
             key, col = styles[w]
-            cells.append((c, r, {"facecolor": col, "edgecolor": "white"}))
-            if fs >= 4:
-                x = math.sqrt(edges[c] * edges[c + 1])
-                labels.append((x, r, key, _text_color(col)))
-    _cells(ax, edges, cells)
-    _labels(ax, labels, fs)
+            if _fits(key, WINNER_FS, x_pt[c1] - x_pt[c0]):
+                a, b = (c0 + (c1 - c0 - 1) // 2, c0 + (c1 - c0 + 1) // 2) if wide else (c0, c1)
+                labels.append((math.sqrt(edges[a] * edges[b]), r, key, _text_color(col)))
+    _hatched(ax, edges, hatched)
+    # a white line where the winner changes, wider than the cells' edges (where they have them)
+    if bounds:
+        x, r = np.array(bounds).T
+        lw = RUN_EDGE_PT[wide]
+        ax.vlines(x, r - 0.5, r + 0.5, colors="white", linewidth=lw, zorder=1.5)
+    _labels(ax, labels, WINNER_FS)
     _axes(ax, m, edges)
     ax.set_title(_title(m, "the fastest plan that fits"), loc="left")
     handles = [Patch(facecolor=styles[p][1], edgecolor="none", label=f"{styles[p][0]}  {p}") for p in present]
-    if nofit:
+    if hatched:
         handles.append(Patch(label="no plan fits in memory", **NOFIT))
     ax.legend(
         handles=handles,
@@ -373,26 +357,28 @@ def fig_speedup(m: dict, out, name: str) -> list[Path]:
     w_in += 0.6 if not np.isfinite(sp).all() else -1.4  # the hatch legend only where a cell needs it
     fig = plt.figure(figsize=(w_in, h_in))
     ax = _place(fig, w_in, h_in, w_data, _left_in(m))
-    fs = _fontsize(edges, w_in, w_data / w_in)
+    _mesh(ax, edges, lg, cmap, norm, w_data)
+    # the numbers in the cells where every cell is wide enough for its own (else none: the colour bar
+    # carries the values, rather than numbers in a few wide cells only); the runs of cells where only one
+    # side (or neither) fits, hatched
+    cell_pt = np.diff(_x_pt(edges, w_data))
     used = set()
-    cells, labels = [], []
+    hatched, labels = [], []
     for r in range(len(P)):
         for c in range(len(L)):
             if np.isfinite(sp[r, c]):
+                v = sp[r, c]
+                txt = f"{v:.2f}" if v < 10 else f"{v:.0f}"
                 col = cmap(norm(lg[r, c]))
-                cells.append((c, r, {"facecolor": col, "edgecolor": "white"}))
-                if fs >= 4:
-                    x = math.sqrt(edges[c] * edges[c + 1])
-                    v = sp[r, c]
-                    txt = f"{v:.2f}" if v < 10 else f"{v:.0f}"
-                    labels.append((x, r, txt, _text_color(col)))
-                continue
-            has_r, has_t = rl[r][c] is not None, tl[r][c] is not None
-            style = ONLY_RING if has_r else ONLY_TPPP if has_t else NOFIT
-            used.add("r" if has_r else "t" if has_t else "n")
-            cells.append((c, r, style))
-    _cells(ax, edges, cells)
-    _labels(ax, labels, fs * 0.9)
+                labels.append((math.sqrt(edges[c] * edges[c + 1]), r, txt, _text_color(col), cell_pt[c]))
+        side = ["r" if a is not None else "t" if b is not None else "n" for a, b in zip(rl[r], tl[r])]
+        for c0, c1, k in _runs([None if np.isfinite(sp[r, c]) else side[c] for c in range(len(L))]):
+            if k is not None:
+                used.add(k)
+                hatched.append((c0, c1, r, {"r": ONLY_RING, "t": ONLY_TPPP, "n": NOFIT}[k]))
+    _hatched(ax, edges, hatched)
+    if all(_fits(s, SPEEDUP_FS, w) for *_, s, _, w in labels):
+        _labels(ax, [x[:4] for x in labels], SPEEDUP_FS)
     _axes(ax, m, edges)
     ax.set_title(
         _title(m, "speed-up of the best ring plan")
