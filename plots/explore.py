@@ -186,8 +186,8 @@ def _wide(edges, w_data: float) -> bool:
 def _mesh(ax, edges, values, cmap, norm, w_data: float):
     """Every cell's fill as one ``QuadMesh`` over the cells' edges (NaN: not drawn, the hatched runs lie
     there).  White cell edges where the narrowest cell is wide enough to show them; else only white lines
-    between the rows, and the mesh is rasterised in vector outputs (one image, not a path per cell; the
-    texts stay text)."""
+    between the rows, and the mesh and lines are rasterised in vector outputs (an image, not a path per
+    cell; the texts stay text)."""
     nP = values.shape[0]
     wide = _wide(edges, w_data)
     mesh = ax.pcolormesh(
@@ -202,7 +202,9 @@ def _mesh(ax, edges, values, cmap, norm, w_data: float):
         rasterized=not wide,
     )
     if not wide and nP > 1:
-        ax.hlines(np.arange(1, nP) - 0.5, edges[0], edges[-1], colors="white", linewidth=0.8, zorder=1.5)
+        ax.hlines(
+            np.arange(1, nP) - 0.5, edges[0], edges[-1], colors="white", linewidth=0.8, zorder=1.5
+        ).set_rasterized(True)
     return mesh
 
 
@@ -312,7 +314,7 @@ def fig_winner(m: dict, styles: dict, out, name: str) -> list[Path]:
     if bounds:
         x, r = np.array(bounds).T
         lw = RUN_EDGE_PT[wide]
-        ax.vlines(x, r - 0.5, r + 0.5, colors="white", linewidth=lw, zorder=1.5)
+        ax.vlines(x, r - 0.5, r + 0.5, colors="white", linewidth=lw, zorder=1.5).set_rasterized(not wide)
     _labels(ax, labels, WINNER_FS)
     _axes(ax, m, edges)
     ax.set_title(_title(m, "the fastest plan that fits"), loc="left")
