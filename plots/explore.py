@@ -397,7 +397,11 @@ def fig_speedup(m: dict, out, name: str) -> list[Path]:
         ]
     )
     cb = fig.colorbar(sm, cax=cax)
-    ticks = [t for t in range(-8, 9) if abs(t) <= span + 1e-9] if span >= 1 else [-span, 0.0, span]
+    if span >= 1:
+        ticks = [t for t in range(-8, 9) if abs(t) <= span + 1e-9]
+    else:  # the ends and the round ratios between them that leave room for their labels
+        inner = [math.log2(v) for v in (2 / 3, 0.8, 1.25, 1.5) if abs(math.log2(v)) <= span - 0.15]
+        ticks = sorted([-span, 0.0, span, *inner])
     cb.set_ticks(ticks)
     cb.set_ticklabels([f"{2.0**t:.3g}x" for t in ticks])
     cb.set_label("speed-up", fontsize=8)
