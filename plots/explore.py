@@ -345,11 +345,7 @@ def fig_speedup(m: dict, out, name: str) -> list[Path]:
     L, P = m["L"], m["P"]
     edges = _edges(L)
     rl, tl = m["ring_latency_s"], m["tppp_latency_s"]
-    sp = np.full((len(P), len(L)), np.nan)
-    for r in range(len(P)):
-        for c in range(len(L)):
-            if rl[r][c] is not None and tl[r][c] is not None:
-                sp[r, c] = tl[r][c] / rl[r][c]
+    sp = np.array(tl, dtype=float) / np.array(rl, dtype=float)  # None: NaN, where a side does not fit
     lg = np.log2(sp)
     span = np.nanmax(np.abs(lg)) if np.isfinite(lg).any() else 1.0
     span = max(span, math.log2(1.25))
@@ -364,23 +360,22 @@ def fig_speedup(m: dict, out, name: str) -> list[Path]:
     # carries the values, rather than numbers in a few wide cells only); the runs of cells where only one
     # side (or neither) fits, hatched
     cell_pt = np.diff(_x_pt(edges, w_data))
+    fin = np.isfinite(sp)
+    nums = {(r, c): f"{v:.2f}" if v < 10 else f"{v:.0f}" for (r, c), v in np.ndenumerate(sp) if fin[r, c]}
+    order = sorted(nums, key=lambda rc: cell_pt[rc[1]])  # the narrowest cells first: a misfit ends the check
+    if all(_fits(nums[r, c], SPEEDUP_FS, cell_pt[c]) for r, c in order):
+        rgba = cmap(norm(np.where(fin, lg, 0.0)))
+        mid = np.sqrt(edges[:-1] * edges[1:])
+        _labels(ax, [(mid[c], r, s, _text_color(rgba[r, c])) for (r, c), s in nums.items()], SPEEDUP_FS)
     used = set()
-    hatched, labels = [], []
+    hatched = []
     for r in range(len(P)):
-        for c in range(len(L)):
-            if np.isfinite(sp[r, c]):
-                v = sp[r, c]
-                txt = f"{v:.2f}" if v < 10 else f"{v:.0f}"
-                col = cmap(norm(lg[r, c]))
-                labels.append((math.sqrt(edges[c] * edges[c + 1]), r, txt, _text_color(col), cell_pt[c]))
         side = ["r" if a is not None else "t" if b is not None else "n" for a, b in zip(rl[r], tl[r])]
-        for c0, c1, k in _runs([None if np.isfinite(sp[r, c]) else side[c] for c in range(len(L))]):
+        for c0, c1, k in _runs([None if fin[r, c] else side[c] for c in range(len(L))]):
             if k is not None:
                 used.add(k)
                 hatched.append((c0, c1, r, {"r": ONLY_RING, "t": ONLY_TPPP, "n": NOFIT}[k]))
     _hatched(ax, edges, hatched)
-    if all(_fits(s, SPEEDUP_FS, w) for *_, s, _, w in labels):
-        _labels(ax, [x[:4] for x in labels], SPEEDUP_FS)
     _axes(ax, m, edges)
     ax.set_title(
         _title(m, "speed-up of the best ring plan")
