@@ -21,12 +21,16 @@ import re
 from pathlib import Path
 
 import numpy as np
-from matplotlib.collections import PolyCollection
+from matplotlib.artist import Artist
+from matplotlib.backends.backend_agg import RendererAgg
+from matplotlib.collections import PathCollection, PolyCollection
 from matplotlib.colors import BoundaryNorm, ListedColormap, TwoSlopeNorm, to_rgb
 from matplotlib.font_manager import FontProperties
 from matplotlib.patches import Patch
-from matplotlib.textpath import text_to_path
+from matplotlib.text import Text
+from matplotlib.textpath import TextPath, text_to_path
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+from matplotlib.transforms import Affine2D, IdentityTransform
 
 from costmodel.errors import SpecError
 
@@ -247,10 +251,86 @@ def _fits(s: str, fs: float, width_pt: float) -> bool:
     return _text_pt(s, fs) + 2 * LABEL_PAD_PT <= width_pt
 
 
+class _Labels(Artist):
+    """The cells' texts as one artist, centred in their cells like ``ax.text(..., ha="center",
+    va="center")``.  SVG (and any renderer but Agg): one ``Text`` moved to each cell and drawn there, so
+    the file holds the same ``<text>`` elements as one ``ax.text`` per cell.  PNG (Agg): the outline of each
+    distinct (label, colour) is made once (``TextPath``, placed where that ``Text`` puts its baseline) and
+    stamped at every cell holding it by one ``PathCollection`` (the label is the same glyphs at the same
+    place, filled as a path instead of rasterised per cell: the same look at a fifth of the cost)."""
+
+    zorder = 3  # a Text's
+
+    def __init__(self, items: list[tuple[float, float, str, str]], fontsize: float):
+        super().__init__()
+        self._items = items
+        self._text = Text(0, 0, "", ha="center", va="center", fontsize=fontsize)
+
+    def set_figure(self, fig):
+        super().set_figure(fig)
+        self._text.set_figure(fig)
+
+    def draw(self, renderer):
+        if not self.get_visible():
+            return
+        t = self._text
+        t.set_transform(self.get_transform())
+        renderer.open_group("cell_labels", gid=self.get_gid())
+        if isinstance(renderer, RendererAgg):
+            self._stamp(renderer)
+        else:
+            for x, y, s, c in self._items:
+                t.set_position((x, y))
+                t.set_text(s)
+                t.set_color(c)
+                t.draw(renderer)
+        renderer.close_group("cell_labels")
+        self.stale = False
+
+    def _stamp(self, renderer) -> None:
+        t, tr = self._text, self.get_transform()
+        prop = t.get_fontproperties()
+        groups: dict[tuple[str, str], list[tuple[float, float]]] = {}
+        for x, y, s, c in self._items:
+            groups.setdefault((s, c), []).append((x, y))
+        px = renderer.points_to_pixels(1.0)
+        lp_d = renderer.get_text_width_height_descent("lp", prop, ismath=False)[2]
+        for (s, c), xy in groups.items():
+            # where Text puts this label's baseline start, relative to its anchor (the cell's centre): the
+            # left of its box, and the box's bottom raised by its descent (the larger of the label's and
+            # "lp"'s, as Text's layout takes it)
+            t.set_position(xy[0])
+            t.set_text(s)
+            box = t.get_window_extent(renderer)
+            d = max(renderer.get_text_width_height_descent(s, prop, ismath=False)[2], lp_d)
+            x0, y0 = tr.transform(xy[0])
+            glyphs = (
+                Affine2D()
+                .scale(px)
+                .translate(box.x0 - x0, box.y0 + d - y0)
+                .transform_path(TextPath((0, 0), s, prop=prop))
+            )
+            stamp = PathCollection(
+                [glyphs],
+                offsets=tr.transform(np.asarray(xy, dtype=float)),
+                offset_transform=IdentityTransform(),
+                transform=IdentityTransform(),
+                facecolors=[c],
+                edgecolors="none",
+                linewidths=0,
+            )
+            stamp.set_figure(self.figure)
+            stamp.set_clip_path(t.get_clip_path())
+            stamp.draw(renderer)
+
+
 def _labels(ax, items: list[tuple[float, float, str, str]], fontsize: float) -> None:
-    """The labels ``(x, row, text, colour)``, centred at their points, clipped to the axes."""
-    for x, y, s, c in items:
-        ax.text(x, y, s, ha="center", va="center", fontsize=fontsize, color=c, clip_on=True)
+    """The labels ``(x, row, text, colour)``, centred at their points, clipped to the axes, as one artist."""
+    if items:
+        art = _Labels(items, fontsize)
+        art.set_transform(ax.transData)
+        ax.add_artist(art)
+        art._text.set_clip_path(ax.patch)  # as ax.text clips its text to the axes
 
 
 def _title(m: dict, what: str) -> str:

@@ -447,6 +447,34 @@ def _mesh_rgba(ax, shape):
     return meshes[0], rgba
 
 
+def _label_texts(ax):
+    """The cell labels of the axes as ``Text`` objects (one per label of its ``_Labels`` artists, with the
+    artist's font and centring), to read their texts and measure them."""
+    from matplotlib.text import Text
+
+    from plots import explore as pe
+
+    out = []
+    for art in ax.artists:
+        if isinstance(art, pe._Labels):
+            for x, y, txt, colour in art._items:
+                t = Text(x, y, txt, color=colour, fontsize=art._text.get_fontsize(), ha="center", va="center")
+                t.set_figure(ax.figure)
+                t.set_transform(ax.transData)
+                out.append(t)
+    return out + list(ax.texts)
+
+
+def _svg_cell_labels(fig) -> list[str]:
+    """The ``<text>`` elements of the figure's SVG inside its cell-label groups."""
+    import re
+
+    svg = io.StringIO()
+    fig.savefig(svg, format="svg")
+    groups = re.findall(r'\n( *)<g id="cell_labels[^"]*">(.*?)\n\1</g>', svg.getvalue(), flags=re.S)
+    return [t for _, g in groups for t in re.findall(r"<text[^>]*>([^<]*)</text>", g)]
+
+
 def _runs_of(row):
     out, c0 = [], 0
     for c in range(1, len(row) + 1):
@@ -482,8 +510,9 @@ def test_map_fills_are_one_mesh_and_keys_one_per_run(small, monkeypatch):
                 checked += 1
         hatched = sum(len(c.get_paths()) for c in ax.collections if isinstance(c, PolyCollection))
         assert hatched == sum(w is None for *_, w in runs)
-        keys = sorted(t.get_text() for t in ax.texts)
+        keys = sorted(t.get_text() for t in _label_texts(ax))
         assert keys == sorted(styles[w][0] for *_, w in runs if w is not None)
+        assert sorted(_svg_cell_labels(figs["w"])) == keys
         # the speed-up map: tp/pp latency over ring latency, a number in each cell where both fit
         ax = figs["s"].axes[0]
         rl, tl = np.array(m["ring_latency_s"], float), np.array(m["tppp_latency_s"], float)
@@ -492,7 +521,8 @@ def test_map_fills_are_one_mesh_and_keys_one_per_run(small, monkeypatch):
         assert np.array_equal(np.isnan(rgba).any(axis=-1), np.isnan(sp))
         want = mesh.cmap(mesh.norm(np.log2(sp)))[..., :3]
         assert np.allclose(rgba[np.isfinite(sp)], want[np.isfinite(sp)])
-        nums = sorted(float(t.get_text()) for t in ax.texts)
+        nums = sorted(float(t.get_text()) for t in _label_texts(ax))
+        assert len(_svg_cell_labels(figs["s"])) == len(nums)
         assert nums == pytest.approx(sorted(sp[np.isfinite(sp)]), abs=0.006)
     assert checked >= 10
 
@@ -559,7 +589,7 @@ def test_maps_at_many_lengths_stay_readable(monkeypatch, tmp_path):
         + [L[-1] ** 1.5 / L[-2] ** 0.5]
     )
     labelled = {}
-    for t in ax.texts:
+    for t in _label_texts(ax):
         i, x = round(t.get_position()[1]), t.get_position()[0]
         c0, c1, w = next(r for r in _runs_of(m["winner"][i]) if edges[r[0]] <= x <= edges[r[1]])
         assert t.get_text() == styles[w][0] and (i, c0) not in labelled
@@ -577,7 +607,8 @@ def test_maps_at_many_lengths_stay_readable(monkeypatch, tmp_path):
     assert rows.count(0) == 1 and rows.count(2) == 2 and 5 <= rows.count(3) <= len(_runs_of(m["winner"][3]))
     # one-cell runs: keys only in the widest cells, those of the shortest lengths
     assert sorted(c for i, c in labelled if i == 1) == list(range(rows.count(1))) and 0 < rows.count(1) < 20
-    assert not figs["s"].axes[0].texts
+    assert not _label_texts(figs["s"].axes[0]) and not _svg_cell_labels(figs["s"])
+    assert sorted(_svg_cell_labels(figs["w"])) == sorted(t.get_text() for t in _label_texts(ax))
 
 
 def test_maps_width_is_capped_and_grows_at_few_lengths(monkeypatch, tmp_path):
