@@ -1,12 +1,18 @@
 """The maps of ``ringsim explore``, drawn from ``data/maps.json`` alone (``ringsim plot data/maps.json``).
 
 * Winner map per (topology, phase, batch): length on x (log scale, Ki/Mi ticks), GPU count on y; each cell
-  coloured by its fastest plan that fits and marked with the plan's key (``R1``, ``TP3``, ...), the keys
-  and colours the same in every map of the file (``plan_styles``); cells where nothing fits are grey and
-  hatched; the legend sits outside the data.
+  coloured by its fastest plan that fits, each run of one plan in a row marked once with the plan's key
+  (``R1``, ``TP3``, ...) where the run is wide enough for it and set off from the next run by a white
+  line; the keys and colours the same in every map of the file (``plan_styles``); cells where nothing fits
+  are grey and hatched; the legend sits outside the data.
 * Speed-up map: best ring-family plan over best TP/PP-family plan (latency of TP/PP / latency of ring, > 1:
-  ring is faster) on a diverging colour scale centred at 1, numbers in the cells where they are readable;
-  cells where only one side (or neither) fits are hatched and say which.
+  ring is faster) on a diverging colour scale centred at 1, a number in every cell where every cell is
+  wide enough for its own (else the colour bar carries the values); cells where only one side (or
+  neither) fits are hatched and say which.
+
+At any number of lengths a map stays one readable figure: the data is 0.36 in a length wide, between 6
+and 12 in; the fills are one ``QuadMesh`` (white cell edges where cells are wide enough, else rasterised in
+SVG), each run of hatched cells one rectangle, the labels one artist (``_Labels``).
 
 ``plan_styles`` is the one per-plan colour function of the explore figures: colours by family (ring reds,
 hybrids oranges, Ulysses purples, TP blues, TP x PP greens, chunked pipelines teals, PP browns), shades
@@ -252,12 +258,13 @@ def _fits(s: str, fs: float, width_pt: float) -> bool:
 
 
 class _Labels(Artist):
-    """The cells' texts as one artist, centred in their cells like ``ax.text(..., ha="center",
-    va="center")``.  SVG (and any renderer but Agg): one ``Text`` moved to each cell and drawn there, so
-    the file holds the same ``<text>`` elements as one ``ax.text`` per cell.  PNG (Agg): the outline of each
-    distinct (label, colour) is made once (``TextPath``, placed where that ``Text`` puts its baseline) and
-    stamped at every cell holding it by one ``PathCollection`` (the label is the same glyphs at the same
-    place, filled as a path instead of rasterised per cell: the same look at a fifth of the cost)."""
+    """The maps' labels (keys of runs, numbers of cells) as one artist, each centred at its point like
+    ``ax.text(..., ha="center", va="center")``.  SVG (and any renderer but Agg): one ``Text`` moved to each
+    point and drawn there, so the file holds the same ``<text>`` elements as one ``ax.text`` per label.
+    PNG (Agg): the outline of each distinct (label, colour) is made once (``TextPath``, placed where that
+    ``Text`` puts its baseline) and stamped at every point holding it by one ``PathCollection`` (the label
+    is the same glyphs at the same place, filled as a path instead of rasterised per label: the same look
+    at a fifth of the cost)."""
 
     zorder = 3  # a Text's
 
