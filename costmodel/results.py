@@ -662,8 +662,12 @@ class DirectFile:
         except OSError:  # refused (EINVAL on tmpfs): the page cache after all
             self._fd = os.open(self.path, os.O_WRONLY | getattr(os, "O_BINARY", 0))
             self.direct = False
-        self._map = mmap.mmap(-1, self._cap)  # page-aligned
-        self._buf = memoryview(self._map)
+        # two page-aligned buffers: one filled while the other is written by a thread (``_out``)
+        self._maps = [mmap.mmap(-1, self._cap), mmap.mmap(-1, self._cap)]
+        self._bufs = [memoryview(m) for m in self._maps]
+        self._buf = self._bufs[0]
+        self._flight: threading.Thread | None = None  # the write of the other buffer, if one runs
+        self._flight_error: BaseException | None = None
         self._patch_at: int | None = None  # a seek back: where the next write goes
         self._patches: list[tuple[int, bytes]] = []
         self.closed = False
@@ -691,11 +695,40 @@ class DirectFile:
         return n
 
     def _out(self, m: int) -> None:
-        """The whole buffer (m bytes: full, or the last piece padded) to the file at its place."""
-        view, done = self._buf[:m], 0
+        """The whole buffer (m bytes: full) to the file at its place, by a thread while the other buffer
+        fills (the disk's time beside the formatting's, not after it)."""
+        self._land()
+        view, at = self._buf[:m], self._at
+        t = threading.Thread(target=self._write_job, args=(view, at, m), name="directfile-write", daemon=True)
+        self._flight = t
+        t.start()
+        self._buf = self._bufs[1] if self._buf is self._bufs[0] else self._bufs[0]
+        self._at += m
+        self._n = 0
+
+    def _write_job(self, view: memoryview, at: int, m: int) -> None:
+        try:
+            self._pwrite_all(view, at, m)
+        except BaseException as e:  # noqa: BLE001 - raised in the writer's thread by _land
+            self._flight_error = e
+        finally:
+            view.release()
+
+    def _land(self) -> None:
+        """Wait for the buffer being written; its error, if it had one, raised here."""
+        t, self._flight = self._flight, None
+        if t is not None:
+            t.join()
+        e, self._flight_error = self._flight_error, None
+        if e is not None:
+            raise e
+
+    def _pwrite_all(self, view: memoryview, at: int, m: int) -> None:
+        done = 0
         while done < m:
             try:
-                k = os.pwrite(self._fd, view[done:], self._at + done)
+                with view[done:m] as part:  # released even where the write raises (the buffer closes later)
+                    k = os.pwrite(self._fd, part, at + done)
             except OSError as e:
                 if not self.direct or e.errno != errno.EINVAL:
                     raise
@@ -706,9 +739,6 @@ class DirectFile:
             if k < m - done and self.direct:  # a short direct write: the rest through the page cache
                 self._buffered()
             done += k
-        view.release()
-        self._at += m
-        self._n = 0
 
     def _buffered(self) -> None:
         os.close(self._fd)
@@ -735,6 +765,7 @@ class DirectFile:
         written at ``close``, through the page cache."""
         if pos + len(b) > self.size:
             raise OSError(errno.EINVAL, f"{self.path}: a write past the end after a seek back")
+        self._land()  # everything before self._at in the file
         cut = min(len(b), max(0, self._at - pos))  # the part already in the file
         if cut:
             self._patches.append((pos, bytes(b[:cut])))
@@ -753,11 +784,14 @@ class DirectFile:
             return
         self.closed = True
         try:
+            self._land()
             if self._n:
                 n = self._n
                 pad = -(-n // self.ALIGN) * self.ALIGN if self.direct else n
                 self._buf[n:pad] = bytes(pad - n)
-                self._out(pad)
+                self._pwrite_all(self._buf, self._at, pad)
+                self._at += pad
+                self._n = 0
             os.ftruncate(self._fd, self.size)
             if self._patches:
                 fd = os.open(self.path, os.O_WRONLY | getattr(os, "O_BINARY", 0))
@@ -767,9 +801,13 @@ class DirectFile:
                 finally:
                     os.close(fd)
         finally:
+            if self._flight is not None:  # an error above: the write in flight ends before its file
+                self._flight.join()
             os.close(self._fd)
-            self._buf.release()
-            self._map.close()
+            for b in self._bufs:
+                b.release()
+            for mp in self._maps:
+                mp.close()
 
     def __enter__(self) -> DirectFile:
         return self

@@ -1,12 +1,18 @@
 """The maps of ``ringsim explore``, drawn from ``data/maps.json`` alone (``ringsim plot data/maps.json``).
 
 * Winner map per (topology, phase, batch): length on x (log scale, Ki/Mi ticks), GPU count on y; each cell
-  coloured by its fastest plan that fits and marked with the plan's key (``R1``, ``TP3``, ...), the keys
-  and colours the same in every map of the file (``plan_styles``); cells where nothing fits are grey and
-  hatched; the legend sits outside the data.
+  coloured by its fastest plan that fits, each run of one plan in a row marked once with the plan's key
+  (``R1``, ``TP3``, ...) where the run is wide enough for it and set off from the next run by a white
+  line; the keys and colours the same in every map of the file (``plan_styles``); cells where nothing fits
+  are grey and hatched; the legend sits outside the data.
 * Speed-up map: best ring-family plan over best TP/PP-family plan (latency of TP/PP / latency of ring, > 1:
-  ring is faster) on a diverging colour scale centred at 1, numbers in the cells where they are readable;
-  cells where only one side (or neither) fits are hatched and say which.
+  ring is faster) on a diverging colour scale centred at 1, a number in every cell where every cell is
+  wide enough for its own (else the colour bar carries the values); cells where only one side (or
+  neither) fits are hatched and say which.
+
+At any number of lengths a map stays one readable figure: the data is 0.36 in a length wide, between 6
+and 12 in; the fills are one ``QuadMesh`` (white cell edges where cells are wide enough, else rasterised in
+SVG), each run of hatched cells one rectangle, the labels one artist (``_Labels``).
 
 ``plan_styles`` is the one per-plan colour function of the explore figures: colours by family (ring reds,
 hybrids oranges, Ulysses purples, TP blues, TP x PP greens, chunked pipelines teals, PP browns), shades
@@ -24,10 +30,11 @@ import numpy as np
 from matplotlib.artist import Artist
 from matplotlib.backends.backend_agg import RendererAgg
 from matplotlib.collections import PathCollection, PolyCollection
-from matplotlib.colors import TwoSlopeNorm, to_rgb
+from matplotlib.colors import BoundaryNorm, ListedColormap, TwoSlopeNorm, to_rgb
+from matplotlib.font_manager import FontProperties
 from matplotlib.patches import Patch
 from matplotlib.text import Text
-from matplotlib.textpath import TextPath
+from matplotlib.textpath import TextPath, text_to_path
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 from matplotlib.transforms import Affine2D, IdentityTransform
 
@@ -154,50 +161,110 @@ def _axes(ax, m: dict, edges: np.ndarray) -> None:
         s.set_visible(False)
 
 
-def _cells(ax, edges, cells: list[tuple[int, int, dict]]) -> None:
-    """Draw the cells ``(column, row, style)`` (a style: facecolor, edgecolor, optional hatch) as
-    rectangles of linewidth 0.4, in the given order: each run of cells sharing an edge colour and hatch
-    is one ``PolyCollection`` (one artist, not one patch per cell: the same rectangles, drawn in the same
-    order, so where a cell's edge overlaps its neighbour the later one is on top as before)."""
-    run: list[tuple[int, int, dict]] = []
+# the data's width: 0.36 in a length at few lengths (a cell wide enough for its key, edges and all), never
+# under 6 in nor over 12 in (8 octaves of lengths at 1.5 in an octave: a map read whole on a screen or a
+# page; beyond ~33 lengths the cells narrow instead of the figure growing)
+W_DATA_IN = (6.0, 12.0)
+W_CELL_IN = 0.36
+EDGE_MIN_PT = 9.0  # white cell edges only where every cell is at least this wide (else they swamp the fill)
+RUN_EDGE_PT = (0.8, 1.8)  # the white line between two winners' runs: cells without / with edges
+LABEL_PAD_PT = 2.0  # room each side of a label inside its run or cell
+WINNER_FS, SPEEDUP_FS = 8.0, 7.2
 
-    def flush():
-        if not run:
-            return
-        st = run[0][2]
-        verts = [
-            [(edges[c], r - 0.5), (edges[c + 1], r - 0.5), (edges[c + 1], r + 0.5), (edges[c], r + 0.5)]
-            for c, r, _ in run
-        ]
+
+def _runs(row) -> list[tuple[int, int, object]]:
+    """Contiguous runs of one value in a row: ``(first column, one past the last, value)``."""
+    out, c0 = [], 0
+    for c in range(1, len(row) + 1):
+        if c == len(row) or row[c] != row[c0]:
+            out.append((c0, c, row[c0]))
+            c0 = c
+    return out
+
+
+def _x_pt(edges, w_data: float) -> np.ndarray:
+    """Each cell edge's distance from the left of the data, in points (the x axis is log2)."""
+    x = np.log2(edges)
+    return (x - x[0]) / (x[-1] - x[0]) * w_data * 72
+
+
+def _wide(edges, w_data: float) -> bool:
+    """Whether every cell is wide enough to show white edges round it."""
+    return bool(np.diff(_x_pt(edges, w_data)).min() >= EDGE_MIN_PT)
+
+
+def _mesh(ax, edges, values, cmap, norm, w_data: float):
+    """Every cell's fill as one ``QuadMesh`` over the cells' edges (NaN: not drawn, the hatched runs lie
+    there).  White cell edges where the narrowest cell is wide enough to show them; else only white lines
+    between the rows, and the mesh and lines are rasterised in vector outputs (an image, not a path per
+    cell; the texts stay text)."""
+    nP = values.shape[0]
+    wide = _wide(edges, w_data)
+    mesh = ax.pcolormesh(
+        edges,
+        np.arange(nP + 1) - 0.5,
+        np.ma.masked_invalid(values),
+        cmap=cmap,
+        norm=norm,
+        shading="flat",
+        edgecolors="white" if wide else "none",
+        linewidth=0.4 if wide else 0.0,
+        rasterized=not wide,
+    )
+    if not wide and nP > 1:
+        ax.hlines(
+            np.arange(1, nP) - 0.5, edges[0], edges[-1], colors="white", linewidth=0.8, zorder=1.5
+        ).set_rasterized(True)
+    return mesh
+
+
+def _hatched(ax, edges, runs: list[tuple[int, int, int, dict]]) -> None:
+    """The runs ``(first column, one past the last, row, style)`` of cells drawn hatched (nothing fits, or
+    only one side), each run one rectangle; one ``PolyCollection`` per style."""
+    by_style: dict[int, list] = {}
+    for c0, c1, r, st in runs:
+        by_style.setdefault(id(st), [st, []])[1].append(
+            [(edges[c0], r - 0.5), (edges[c1], r - 0.5), (edges[c1], r + 0.5), (edges[c0], r + 0.5)]
+        )
+    for st, verts in by_style.values():
         # a collection's hatch colour is read from rcParams when it is made (every matplotlib >= 3.7); a
         # patch's follows its edge colour: the same colour either way
         with plt.rc_context({"hatch.color": st["edgecolor"]}):
             coll = PolyCollection(
                 verts,
                 closed=True,
-                facecolors=[x[2]["facecolor"] for x in run],
+                facecolors=st["facecolor"],
                 edgecolors=st["edgecolor"],
                 linewidths=0.4,
                 hatch=st.get("hatch"),
+                zorder=1.6,
             )
         ax.add_collection(coll, autolim=False)
-        run.clear()
 
-    for cell in cells:
-        st = cell[2]
-        if run and (run[0][2]["edgecolor"], run[0][2].get("hatch")) != (st["edgecolor"], st.get("hatch")):
-            flush()
-        run.append(cell)
-    flush()
+
+_WIDTHS: dict[tuple[str, float], float] = {}
+
+
+def _text_pt(s: str, fs: float) -> float:
+    """The width of a label in points (the default font at ``fs`` points)."""
+    k = (s, fs)
+    if k not in _WIDTHS:
+        _WIDTHS[k] = text_to_path.get_text_width_height_descent(s, FontProperties(size=fs), ismath=False)[0]
+    return _WIDTHS[k]
+
+
+def _fits(s: str, fs: float, width_pt: float) -> bool:
+    return _text_pt(s, fs) + 2 * LABEL_PAD_PT <= width_pt
 
 
 class _Labels(Artist):
-    """The cells' texts as one artist, centred in their cells like ``ax.text(..., ha="center",
-    va="center")``.  SVG (and any renderer but Agg): one ``Text`` moved to each cell and drawn there, so
-    the file holds the same ``<text>`` elements as one ``ax.text`` per cell.  PNG (Agg): the outline of each
-    distinct (label, colour) is made once (``TextPath``, placed where that ``Text`` puts its baseline) and
-    stamped at every cell holding it by one ``PathCollection`` (the label is the same glyphs at the same
-    place, filled as a path instead of rasterised per cell: the same look at a fifth of the cost)."""
+    """The maps' labels (keys of runs, numbers of cells) as one artist, each centred at its point like
+    ``ax.text(..., ha="center", va="center")``.  SVG (and any renderer but Agg): one ``Text`` moved to each
+    point and drawn there, so the file holds the same ``<text>`` elements as one ``ax.text`` per label.
+    PNG (Agg): the outline of each distinct (label, colour) is made once (``TextPath``, placed where that
+    ``Text`` puts its baseline) and stamped at every point holding it by one ``PathCollection`` (the label
+    is the same glyphs at the same place, filled as a path instead of rasterised per label: the same look
+    at a fifth of the cost)."""
 
     zorder = 3  # a Text's
 
@@ -264,18 +331,13 @@ class _Labels(Artist):
             stamp.draw(renderer)
 
 
-def _labels(ax, items, fontsize: float) -> None:
+def _labels(ax, items: list[tuple[float, float, str, str]], fontsize: float) -> None:
+    """The labels ``(x, row, text, colour)``, centred at their points, clipped to the axes, as one artist."""
     if items:
         art = _Labels(items, fontsize)
         art.set_transform(ax.transData)
         ax.add_artist(art)
         art._text.set_clip_path(ax.patch)  # as ax.text clips its text to the axes
-
-
-def _fontsize(edges, fig_w_in, ax_frac) -> float:
-    """Points that fit the narrowest cell's width (about 3.5 characters)."""
-    w = np.diff(np.log2(edges)).min() / (np.log2(edges[-1]) - np.log2(edges[0])) * fig_w_in * ax_frac * 72
-    return float(np.clip(w / 2.4, 0, 8))
 
 
 def _title(m: dict, what: str) -> str:
@@ -284,7 +346,7 @@ def _title(m: dict, what: str) -> str:
 
 def _size(m: dict, n_legend: int, legend_cols: int) -> tuple[float, float, float]:
     nL, nP = len(m["L"]), len(m["P"])
-    w_data = max(6.0, 0.36 * nL)
+    w_data = float(np.clip(W_CELL_IN * nL, *W_DATA_IN))
     w_leg = 2.6 * legend_cols
     h = max(1.9 + 0.42 * nP, 1.2 + 0.19 * math.ceil(n_legend / legend_cols))
     return w_data + w_leg + _left_in(m) + 0.2, h, w_data
@@ -303,7 +365,7 @@ def _place(fig, w_in, h_in, w_data, left_in):
 
 
 def fig_winner(m: dict, styles: dict, out, name: str) -> list[Path]:
-    L, P = m["L"], m["P"]
+    L = m["L"]
     edges = _edges(L)
     present = sorted(
         {w for row in m["winner"] for w in row if w is not None}, key=lambda s: _natural(styles[s][0])
@@ -313,27 +375,38 @@ def fig_winner(m: dict, styles: dict, out, name: str) -> list[Path]:
     w_in, h_in, w_data = _size(m, len(present) + 1, ncol)
     fig = plt.figure(figsize=(w_in, h_in))
     ax = _place(fig, w_in, h_in, w_data, _left_in(m))
-    fs = _fontsize(edges, w_in, w_data / w_in)
-    nofit = False
-    cells, labels = [], []
-    for r in range(len(P)):
-        for c in range(len(L)):
-            w = m["winner"][r][c]
+    # the fills: each cell its winner's index in ``present``, one colour per index (the plan's colour)
+    index = {p: i for i, p in enumerate(present)}
+    cat = np.array([[np.nan if w is None else index[w] for w in row] for row in m["winner"]], dtype=float)
+    n = max(len(present), 1)
+    cmap = ListedColormap([styles[p][1] for p in present] or ["white"])
+    _mesh(ax, edges, cat, cmap, BoundaryNorm(np.arange(n + 1) - 0.5, n), w_data)
+    # a key per run of one winner in a row where the run is wide enough for it: centred in the run, or
+    # where the cells have edges, in the run's middle cell (not astride an edge)
+    x_pt, wide = _x_pt(edges, w_data), _wide(edges, w_data)
+    hatched, labels, bounds = [], [], []
+    for r, row in enumerate(m["winner"]):
+        for c0, c1, w in _runs(row):
             if w is None:
-                nofit = True
-                cells.append((c, r, NOFIT))
+                hatched.append((c0, c1, r, NOFIT))
                 continue
+            if c0 > 0:
+                bounds.append((edges[c0], r))
             key, col = styles[w]
-            cells.append((c, r, {"facecolor": col, "edgecolor": "white"}))
-            if fs >= 4:
-                x = math.sqrt(edges[c] * edges[c + 1])
-                labels.append((x, r, key, _text_color(col)))
-    _cells(ax, edges, cells)
-    _labels(ax, labels, fs)
+            if _fits(key, WINNER_FS, x_pt[c1] - x_pt[c0]):
+                a, b = (c0 + (c1 - c0 - 1) // 2, c0 + (c1 - c0 + 1) // 2) if wide else (c0, c1)
+                labels.append((math.sqrt(edges[a] * edges[b]), r, key, _text_color(col)))
+    _hatched(ax, edges, hatched)
+    # a white line where the winner changes, wider than the cells' edges (where they have them)
+    if bounds:
+        x, r = np.array(bounds).T
+        lw = RUN_EDGE_PT[wide]
+        ax.vlines(x, r - 0.5, r + 0.5, colors="white", linewidth=lw, zorder=1.5).set_rasterized(not wide)
+    _labels(ax, labels, WINNER_FS)
     _axes(ax, m, edges)
     ax.set_title(_title(m, "the fastest plan that fits"), loc="left")
     handles = [Patch(facecolor=styles[p][1], edgecolor="none", label=f"{styles[p][0]}  {p}") for p in present]
-    if nofit:
+    if hatched:
         handles.append(Patch(label="no plan fits in memory", **NOFIT))
     ax.legend(
         handles=handles,
@@ -359,11 +432,7 @@ def fig_speedup(m: dict, out, name: str) -> list[Path]:
     L, P = m["L"], m["P"]
     edges = _edges(L)
     rl, tl = m["ring_latency_s"], m["tppp_latency_s"]
-    sp = np.full((len(P), len(L)), np.nan)
-    for r in range(len(P)):
-        for c in range(len(L)):
-            if rl[r][c] is not None and tl[r][c] is not None:
-                sp[r, c] = tl[r][c] / rl[r][c]
+    sp = np.array(tl, dtype=float) / np.array(rl, dtype=float)  # None: NaN, where a side does not fit
     lg = np.log2(sp)
     span = np.nanmax(np.abs(lg)) if np.isfinite(lg).any() else 1.0
     span = max(span, math.log2(1.25))
@@ -373,26 +442,27 @@ def fig_speedup(m: dict, out, name: str) -> list[Path]:
     w_in += 0.6 if not np.isfinite(sp).all() else -1.4  # the hatch legend only where a cell needs it
     fig = plt.figure(figsize=(w_in, h_in))
     ax = _place(fig, w_in, h_in, w_data, _left_in(m))
-    fs = _fontsize(edges, w_in, w_data / w_in)
+    _mesh(ax, edges, lg, cmap, norm, w_data)
+    # the numbers in the cells where every cell is wide enough for its own (else none: the colour bar
+    # carries the values, rather than numbers in a few wide cells only); the runs of cells where only one
+    # side (or neither) fits, hatched
+    cell_pt = np.diff(_x_pt(edges, w_data))
+    fin = np.isfinite(sp)
+    nums = {(r, c): f"{v:.2f}" if v < 10 else f"{v:.0f}" for (r, c), v in np.ndenumerate(sp) if fin[r, c]}
+    order = sorted(nums, key=lambda rc: cell_pt[rc[1]])  # the narrowest cells first: a misfit ends the check
+    if all(_fits(nums[r, c], SPEEDUP_FS, cell_pt[c]) for r, c in order):
+        rgba = cmap(norm(np.where(fin, lg, 0.0)))
+        mid = np.sqrt(edges[:-1] * edges[1:])
+        _labels(ax, [(mid[c], r, s, _text_color(rgba[r, c])) for (r, c), s in nums.items()], SPEEDUP_FS)
     used = set()
-    cells, labels = [], []
+    hatched = []
     for r in range(len(P)):
-        for c in range(len(L)):
-            if np.isfinite(sp[r, c]):
-                col = cmap(norm(lg[r, c]))
-                cells.append((c, r, {"facecolor": col, "edgecolor": "white"}))
-                if fs >= 4:
-                    x = math.sqrt(edges[c] * edges[c + 1])
-                    v = sp[r, c]
-                    txt = f"{v:.2f}" if v < 10 else f"{v:.0f}"
-                    labels.append((x, r, txt, _text_color(col)))
-                continue
-            has_r, has_t = rl[r][c] is not None, tl[r][c] is not None
-            style = ONLY_RING if has_r else ONLY_TPPP if has_t else NOFIT
-            used.add("r" if has_r else "t" if has_t else "n")
-            cells.append((c, r, style))
-    _cells(ax, edges, cells)
-    _labels(ax, labels, fs * 0.9)
+        side = ["r" if a is not None else "t" if b is not None else "n" for a, b in zip(rl[r], tl[r])]
+        for c0, c1, k in _runs([None if fin[r, c] else side[c] for c in range(len(L))]):
+            if k is not None:
+                used.add(k)
+                hatched.append((c0, c1, r, {"r": ONLY_RING, "t": ONLY_TPPP, "n": NOFIT}[k]))
+    _hatched(ax, edges, hatched)
     _axes(ax, m, edges)
     ax.set_title(
         _title(m, "speed-up of the best ring plan")
@@ -409,7 +479,11 @@ def fig_speedup(m: dict, out, name: str) -> list[Path]:
         ]
     )
     cb = fig.colorbar(sm, cax=cax)
-    ticks = [t for t in range(-8, 9) if abs(t) <= span + 1e-9] if span >= 1 else [-span, 0.0, span]
+    if span >= 1:
+        ticks = [t for t in range(-8, 9) if abs(t) <= span + 1e-9]
+    else:  # the ends and the round ratios between them that leave room for their labels
+        inner = [math.log2(v) for v in (2 / 3, 0.8, 1.25, 1.5) if abs(math.log2(v)) <= span - 0.15]
+        ticks = sorted([-span, 0.0, span, *inner])
     cb.set_ticks(ticks)
     cb.set_ticklabels([f"{2.0**t:.3g}x" for t in ticks])
     cb.set_label("speed-up", fontsize=8)

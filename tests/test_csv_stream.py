@@ -168,3 +168,28 @@ def test_a_large_npz_written_past_the_page_cache_holds_the_same_members(tmp_path
         assert zb.testzip() is None and za.namelist() == zb.namelist()
         assert all(za.read(k) == zb.read(k) for k in za.namelist())
     assert a.stat().st_size == b.stat().st_size
+
+
+def test_a_failed_write_in_the_writer_thread_is_raised_to_the_caller(tmp_path, monkeypatch):
+    """DirectFile writes a full buffer by a thread while the next one fills: a write that fails there
+    (the disk full) is raised by the next write or by close, never lost."""
+    import errno
+
+    from costmodel import results
+
+    real, calls = results.os.pwrite, []
+
+    def pwrite(fd, data, at):
+        calls.append(at)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd, data, at)
+
+    monkeypatch.setattr(results.os, "pwrite", pwrite)
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"")
+    with pytest.raises(OSError, match="No space left"):
+        with results.DirectFile(path, buffer=8192) as f:
+            for _ in range(10):
+                f.write(bytes(8192))
+    assert len(calls) >= 2

@@ -4,7 +4,9 @@ the same experiment, and bad input or an empty result is one line with exit 2 be
 
 from __future__ import annotations
 
+import io
 import json
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -421,34 +423,199 @@ def test_maps_hold_each_cells_best(small):
     assert n == len(ref) and n >= 20
 
 
-def test_map_cells_are_one_polygon_each(small, tmp_path):
-    """The figures draw every cell (as a few collections, not a patch per cell) and every cell's label."""
-    from matplotlib.collections import PolyCollection
+def _drawn(monkeypatch, m, styles, where):
+    """The winner map ("w") and speed-up map ("s") of ``m`` as figures (``plots.explore.save`` kept from
+    writing them)."""
+    from plots import explore as pe
+
+    seen = {}
+    monkeypatch.setattr(pe, "save", lambda fig, _where, name: seen.setdefault(name, fig) and [])
+    pe.fig_winner(m, styles, where, "w")
+    pe.fig_speedup(m, where, "s")
+    return seen
+
+
+def _mesh_rgba(ax, shape):
+    """The fill of every cell, read back from the one QuadMesh of the axes (NaN where it is masked)."""
+    from matplotlib.collections import QuadMesh
+
+    meshes = [c for c in ax.collections if isinstance(c, QuadMesh)]
+    assert len(meshes) == 1
+    arr = np.ma.masked_invalid(np.ma.asarray(meshes[0].get_array()).reshape(shape))
+    rgba = meshes[0].to_rgba(arr.filled(np.nan))[..., :3]
+    rgba[arr.mask] = np.nan
+    return meshes[0], rgba
+
+
+def _label_texts(ax):
+    """The cell labels of the axes as ``Text`` objects (one per label of its ``_Labels`` artists, with the
+    artist's font and centring), to read their texts and measure them."""
+    from matplotlib.text import Text
 
     from plots import explore as pe
 
+    out = []
+    for art in ax.artists:
+        if isinstance(art, pe._Labels):
+            for x, y, txt, colour in art._items:
+                t = Text(x, y, txt, color=colour, fontsize=art._text.get_fontsize(), ha="center", va="center")
+                t.set_figure(ax.figure)
+                t.set_transform(ax.transData)
+                out.append(t)
+    return out + list(ax.texts)
+
+
+def _svg_cell_labels(fig) -> list[str]:
+    """The ``<text>`` elements of the figure's SVG inside its cell-label groups."""
+    import re
+
+    svg = io.StringIO()
+    fig.savefig(svg, format="svg")
+    groups = re.findall(r'\n( *)<g id="cell_labels[^"]*">(.*?)\n\1</g>', svg.getvalue(), flags=re.S)
+    return [t for _, g in groups for t in re.findall(r"<text[^>]*>([^<]*)</text>", g)]
+
+
+def _runs_of(row):
+    out, c0 = [], 0
+    for c in range(1, len(row) + 1):
+        if c == len(row) or row[c] != row[c0]:
+            out.append((c0, c, row[c0]))
+            c0 = c
+    return out
+
+
+def test_map_fills_are_one_mesh_and_keys_one_per_run(small, monkeypatch):
+    """At few lengths: every cell's fill is its winner's colour in one QuadMesh with white cell edges (no
+    patch per cell), the no-fit cells one hatched rectangle per run, one key per run of one winner (every
+    run is wide enough here), and the speed-up map a number in every cell where both sides fit."""
+    from matplotlib.collections import PolyCollection
+
     out, _, r = small
-    m = r["maps"][0]
     doc = json.loads((out / "data" / "maps.json").read_text())
     styles = plan_styles(doc["plan_families"])
-    seen = {}
-    real_save = pe.save
+    checked = 0
+    for m in r["maps"]:
+        figs = _drawn(monkeypatch, m, styles, out)
+        shape = (len(m["P"]), len(m["L"]))
+        ax = figs["w"].axes[0]
+        mesh, rgba = _mesh_rgba(ax, shape)
+        assert not mesh.get_rasterized() and len(ax.patches) == 0
+        assert np.allclose(mesh.get_edgecolor()[0][:3], 1.0) and mesh.get_linewidth()[0] == pytest.approx(0.4)
+        runs = [(i, *x) for i, row in enumerate(m["winner"]) for x in _runs_of(row)]
+        for i, c, w in [(i, c, w) for i, row in enumerate(m["winner"]) for c, w in enumerate(row)]:
+            if w is None:
+                assert np.isnan(rgba[i, c]).all()
+            else:
+                assert np.allclose(rgba[i, c], styles[w][1]), (i, c, w)
+                checked += 1
+        hatched = sum(len(c.get_paths()) for c in ax.collections if isinstance(c, PolyCollection))
+        assert hatched == sum(w is None for *_, w in runs)
+        keys = sorted(t.get_text() for t in _label_texts(ax))
+        assert keys == sorted(styles[w][0] for *_, w in runs if w is not None)
+        assert sorted(_svg_cell_labels(figs["w"])) == keys
+        # the speed-up map: tp/pp latency over ring latency, a number in each cell where both fit
+        ax = figs["s"].axes[0]
+        rl, tl = np.array(m["ring_latency_s"], float), np.array(m["tppp_latency_s"], float)
+        mesh, rgba = _mesh_rgba(ax, shape)
+        sp = tl / rl
+        assert np.array_equal(np.isnan(rgba).any(axis=-1), np.isnan(sp))
+        want = mesh.cmap(mesh.norm(np.log2(sp)))[..., :3]
+        assert np.allclose(rgba[np.isfinite(sp)], want[np.isfinite(sp)])
+        nums = sorted(float(t.get_text()) for t in _label_texts(ax))
+        assert len(_svg_cell_labels(figs["s"])) == len(nums)
+        assert nums == pytest.approx(sorted(sp[np.isfinite(sp)]), abs=0.006)
+    assert checked >= 10
 
-    def keep(fig, where, name):
+
+def _many_lengths_map(n_len=200):
+    """A synthetic map of ``n_len`` lengths (1Ki steps from 4Ki): row 0 one winner, row 1 a winner per cell
+    alternating, row 2 two long runs then nothing fits, row 3 runs of 30 cells."""
+    L = [4096 + 1024 * k for k in range(n_len)]
+    plans = ["ring=8:zigzag", "tp=8", "ulysses=8", "tp=8,pp=2,mb=1"]
+    rows = [
+        [plans[0]] * n_len,
+        [plans[c % 2] for c in range(n_len)],
+        [plans[2]] * (n_len // 3) + [plans[3]] * (n_len // 3) + [None] * (n_len - 2 * (n_len // 3)),
+        [plans[(c // 30) % 4] for c in range(n_len)],
+    ]
+    lat = [[None if w is None else 1.0 + 0.001 * c for c, w in enumerate(row)] for row in rows]
+    tl = [
+        [None if w is None else (1.0 + 0.001 * c) * (0.8 + 0.004 * c) for c, w in enumerate(row)]
+        for row in rows
+    ]
+    tl[1] = [None] * n_len  # only the ring side fits in row 1
+    m = {
+        "topology": "ib",
+        "phase": "prefill",
+        "batch": 1,
+        "L": L,
+        "P": [8, 16, 32, 64],
+        "topology_specs": ["ib:1x8", "ib:2x8", "ib:4x8", "ib:8x8"],
+        "winner": rows,
+        "ring_latency_s": lat,
+        "tppp_latency_s": tl,
+    }
+    fams = {"ring=8:zigzag": "ring", "tp=8": "tp", "ulysses=8": "ulysses", "tp=8,pp=2,mb=1": "tp-pp"}
+    return m, plan_styles(fams)
+
+
+def test_maps_at_many_lengths_stay_readable(monkeypatch, tmp_path):
+    """At 200 lengths: the data width is capped (not 0.36 in a length), the mesh has no cell edges and is
+    rasterised in SVG (one image, not a path per cell: a small file), a key only in runs wide enough for it
+    (its text inside its run), none in one-cell runs, and no numbers in the speed-up map's cells."""
+    m, styles = _many_lengths_map()
+    figs = _drawn(monkeypatch, m, styles, tmp_path)
+    for fig in figs.values():
         ax = fig.axes[0]
-        seen[name] = (
-            sum(len(c.get_paths()) for c in ax.collections if isinstance(c, PolyCollection)),
-            len(ax.patches),
-            sum(len(a._items) for a in ax.artists if isinstance(a, pe._Labels)),
-        )
-        return real_save(fig, where, name)
+        w_data = ax.get_position().width * fig.get_size_inches()[0]
+        assert w_data == pytest.approx(12.0) and fig.get_size_inches()[0] < 20
+        mesh, rgba = _mesh_rgba(ax, (4, len(m["L"])))
+        assert mesh.get_rasterized() and mesh.get_linewidth()[0] == 0
+        svg = io.StringIO()
+        fig.savefig(svg, format="svg")
+        svg = svg.getvalue()
+        assert svg.count("<image") >= 1 and svg.count("<path") < len(m["L"]) and len(svg) < 200_000
+    ax = figs["w"].axes[0]
+    _, rgba = _mesh_rgba(ax, (4, len(m["L"])))
+    for i, c in [(0, 0), (1, 7), (2, 70), (3, 95), (3, 199)]:
+        assert np.allclose(rgba[i, c], styles[m["winner"][i][c]][1]), (i, c)
+    renderer = figs["w"].canvas.get_renderer()
+    px = ax.transData.transform
+    L = m["L"]
+    # the cells' edges: halfway (geometric) between lengths, mirrored at the ends
+    edges = (
+        [L[0] ** 1.5 / L[1] ** 0.5]
+        + [math.sqrt(a * b) for a, b in zip(L, L[1:])]
+        + [L[-1] ** 1.5 / L[-2] ** 0.5]
+    )
+    labelled = {}
+    for t in _label_texts(ax):
+        i, x = round(t.get_position()[1]), t.get_position()[0]
+        c0, c1, w = next(r for r in _runs_of(m["winner"][i]) if edges[r[0]] <= x <= edges[r[1]])
+        assert t.get_text() == styles[w][0] and (i, c0) not in labelled
+        box = t.get_window_extent(renderer)
+        assert px((edges[c0], 0))[0] <= box.x0 and box.x1 <= px((edges[c1], 0))[0]
+        labelled[(i, c0)] = box.width
+    # every run without a key is too narrow for one (its key's width and 2 pt each side, 1 px of slack)
+    key_px = max(labelled.values())
+    pad = 4 / 72 * figs["w"].dpi
+    for i, row in enumerate(m["winner"]):
+        for c0, c1, w in _runs_of(row):
+            if w is not None and (i, c0) not in labelled:
+                assert px((edges[c1], 0))[0] - px((edges[c0], 0))[0] < key_px + pad + 1, (i, c0, c1)
+    rows = [i for i, _ in labelled]
+    assert rows.count(0) == 1 and rows.count(2) == 2 and 5 <= rows.count(3) <= len(_runs_of(m["winner"][3]))
+    # one-cell runs: keys only in the widest cells, those of the shortest lengths
+    assert sorted(c for i, c in labelled if i == 1) == list(range(rows.count(1))) and 0 < rows.count(1) < 20
+    assert not _label_texts(figs["s"].axes[0]) and not _svg_cell_labels(figs["s"])
+    assert sorted(_svg_cell_labels(figs["w"])) == sorted(t.get_text() for t in _label_texts(ax))
 
-    pe.save = keep
-    try:
-        pe.fig_winner(m, styles, tmp_path, "w")
-        pe.fig_speedup(m, tmp_path, "s")
-    finally:
-        pe.save = real_save
-    cells = len(m["P"]) * len(m["L"])
-    assert seen["w"] == (cells, 0, sum(w is not None for row in m["winner"] for w in row))
-    assert seen["s"][:2] == (cells, 0)
+
+def test_maps_width_is_capped_and_grows_at_few_lengths(monkeypatch, tmp_path):
+    """0.36 in a length between 6 and 12 in: 10 lengths 6 in, 25 lengths 9 in (cells with edges), 60 and 600
+    lengths 12 in."""
+    for n, want in ((10, 6.0), (25, 9.0), (60, 12.0), (600, 12.0)):
+        m, styles = _many_lengths_map(n)
+        figs = _drawn(monkeypatch, m, styles, tmp_path)
+        ax = figs["w"].axes[0]
+        assert ax.get_position().width * figs["w"].get_size_inches()[0] == pytest.approx(want)
