@@ -9,6 +9,7 @@ SVG).  A benchmark, not a test: it prints, it asserts nothing about speed.
     python benchmarks/bench_explore.py --quick         # --points 10 (~5e4 points)
     python benchmarks/bench_explore.py --repeat 5      # each case 5 times, the run of least CPU kept
     python benchmarks/bench_explore.py --points 100    # one case
+    python benchmarks/bench_explore.py --no-csv        # each case also with --no-csv (npz only)
 
 Each run is a fresh child process (``ringsim explore studies/experiments/seed.toml --points N --quiet``,
 the explore module's stages wrapped with timers); its peak RSS and CPU time come from
@@ -88,11 +89,11 @@ with open(sys.argv[1], "w") as f:
 """
 
 
-def run_once(points: int) -> dict:
+def run_once(points: int, no_csv: bool = False) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench_explore.") as tmp:
         stages, usage = Path(tmp) / "stages.json", Path(tmp) / "usage.json"
         argv = [sys.executable, "-c", CHILD, str(stages), "explore", str(EXPERIMENT), "--points", str(points)]
-        argv += ["--out", str(Path(tmp) / "out"), "--quiet"]
+        argv += ["--out", str(Path(tmp) / "out"), "--quiet"] + (["--no-csv"] if no_csv else [])
         env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
         subprocess.run([sys.executable, "-c", RUNNER, str(usage), *argv], check=True, cwd=REPO, env=env)
         u = json.loads(usage.read_text())
@@ -124,6 +125,7 @@ def main(argv=None) -> int:
     ap.add_argument("--points", type=int, nargs="+", default=None, help="lengths per map (default 100 200)")
     ap.add_argument("--quick", action="store_true", help="--points 10")
     ap.add_argument("--repeat", type=int, default=3, help="runs per case, the least CPU kept (default 3)")
+    ap.add_argument("--no-csv", action="store_true", help="each case also with ringsim explore --no-csv")
     a = ap.parse_args(argv)
     cases = a.points or ([10] if a.quick else [100, 200])
     print(
@@ -132,12 +134,12 @@ def main(argv=None) -> int:
         f"{time.strftime('%Y-%m-%d %H:%M:%S')}"
     )
     print(f"# experiment {EXPERIMENT.relative_to(REPO)}; best (least CPU) of {a.repeat} runs per case")
-    for pts in cases:
-        runs = [run_once(pts) for _ in range(max(1, a.repeat))]
+    for pts, no_csv in [(p, c) for p in cases for c in ((False, True) if a.no_csv else (False,))]:
+        runs = [run_once(pts, no_csv) for _ in range(max(1, a.repeat))]
         best = min(runs, key=lambda r: r["cpu"])
         n = best["points"]
         rss = best["maxrss_kib"] * 1024
-        print(f"\n## --points {pts}: {n:,} points")
+        print(f"\n## --points {pts}{' --no-csv' if no_csv else ''}: {n:,} points")
         print(
             f"configurations/s: {fmt_rate(n, best['cpu'])} on CPU ({best['cpu']:.2f} s: user "
             f"{best['user']:.2f}, sys {best['sys']:.2f}), {fmt_rate(n, best['wall'])} on wall "

@@ -619,3 +619,30 @@ def test_maps_width_is_capped_and_grows_at_few_lengths(monkeypatch, tmp_path):
         figs = _drawn(monkeypatch, m, styles, tmp_path)
         ax = figs["w"].axes[0]
         assert ax.get_position().width * figs["w"].get_size_inches()[0] == pytest.approx(want)
+
+
+def test_no_csv_writes_the_same_npz_and_maps_without_the_csv(small, tmp_path):
+    """``ringsim explore --no-csv``: data/explore.csv is not written, the npz, maps and crossover are the
+    same as with it, and EXPLORE.md links only files that exist (it says there is no CSV)."""
+    import numpy as np
+
+    from ringsim.cli import main
+
+    out, _, _ = small
+    mine = tmp_path / "nocsv"
+    argv = ["explore", str(out / "experiment.toml"), "--out", str(mine), "--quiet", "--no-csv"]
+    assert main(argv) == 0
+    assert not (mine / "data" / "explore.csv").exists()
+    assert json.loads((mine / "data" / "explore.json").read_text())["files"] == {"npz": "explore.npz"}
+    with np.load(out / "data" / "explore.npz") as a, np.load(mine / "data" / "explore.npz") as b:
+        assert sorted(a.files) == sorted(b.files)
+        for k in a.files:
+            if k != "__specs__":  # the version string may differ (the CLI's own)
+                assert np.array_equal(a[k], b[k], equal_nan=a[k].dtype.kind == "f"), k
+    assert (mine / "crossover.csv").read_text() == (out / "crossover.csv").read_text()
+    text = (mine / "EXPLORE.md").read_text()
+    assert "explore.csv" not in text and "--no-csv" in text
+    import re
+
+    links = re.findall(r"\]\(([^)]+)\)", text)
+    assert links and all((mine / link).exists() for link in links)
