@@ -666,7 +666,7 @@ class DirectFile:
         self._maps = [mmap.mmap(-1, self._cap), mmap.mmap(-1, self._cap)]
         self._bufs = [memoryview(m) for m in self._maps]
         self._buf = self._bufs[0]
-        self._flight: threading.Thread | None = None  # the write of the other buffer, if one runs
+        self._flight: threading.Event | None = None  # set once the other buffer's write is over
         self._flight_error: BaseException | None = None
         self._patch_at: int | None = None  # a seek back: where the next write goes
         self._patches: list[tuple[int, bytes]] = []
@@ -699,26 +699,35 @@ class DirectFile:
         fills (the disk's time beside the formatting's, not after it)."""
         self._land()
         view, at = self._buf[:m], self._at
-        t = threading.Thread(target=self._write_job, args=(view, at, m), name="directfile-write", daemon=True)
-        self._flight = t
-        t.start()
+        done = threading.Event()  # set by the thread once its write is over and its view released
+        t = threading.Thread(
+            target=self._write_job, args=(view, at, m, done), name="directfile-write", daemon=True
+        )
+        with signals_deferred():  # an interrupt lands before the thread starts or once it is recorded
+            t.start()
+            self._flight = done
         self._buf = self._bufs[1] if self._buf is self._bufs[0] else self._bufs[0]
         self._at += m
         self._n = 0
 
-    def _write_job(self, view: memoryview, at: int, m: int) -> None:
+    def _write_job(self, view: memoryview, at: int, m: int, done: threading.Event) -> None:
         try:
             self._pwrite_all(view, at, m)
         except BaseException as e:  # noqa: BLE001 - raised in the writer's thread by _land
             self._flight_error = e
         finally:
             view.release()
+            done.set()
 
     def _land(self) -> None:
-        """Wait for the buffer being written; its error, if it had one, raised here."""
-        t, self._flight = self._flight, None
-        if t is not None:
-            t.join()
+        """Wait for the buffer being written; its error, if it had one, raised here.  An interrupted wait
+        (Ctrl-C) leaves the write marked in flight, so ``close`` still waits for it before it frees the
+        buffers and the file (an Event, not ``Thread.join``: an interrupted join may mark a running thread
+        stopped)."""
+        done = self._flight
+        if done is not None:
+            done.wait()
+            self._flight = None
         e, self._flight_error = self._flight_error, None
         if e is not None:
             raise e
@@ -741,8 +750,9 @@ class DirectFile:
             done += k
 
     def _buffered(self) -> None:
-        os.close(self._fd)
-        self._fd = os.open(self.path, os.O_WRONLY | getattr(os, "O_BINARY", 0))
+        fd = os.open(self.path, os.O_WRONLY | getattr(os, "O_BINARY", 0))  # the new one first: no stale fd
+        old, self._fd = self._fd, fd
+        os.close(old)
         self.direct = False
 
     def tell(self) -> int:
@@ -801,8 +811,8 @@ class DirectFile:
                 finally:
                     os.close(fd)
         finally:
-            if self._flight is not None:  # an error above: the write in flight ends before its file
-                self._flight.join()
+            if self._flight is not None:  # an error or interrupt above: the write in flight ends first
+                self._flight.wait()
             os.close(self._fd)
             for b in self._bufs:
                 b.release()

@@ -9,13 +9,14 @@ merges, micro-batch and chunk counts) and evaluated over the whole length grid w
 plans x lengths; which lengths a plan can split decided as masks by ``costmodel.validity``).  The output
 folder holds:
 
-* ``data/explore.npz`` + ``data/explore.csv`` (every evaluated point) with ``data/explore.json`` (specs,
-  skipped (topology, P) pairs and plans, columns);
+* ``data/explore.npz`` + ``data/explore.csv`` (every evaluated point; the CSV not with ``--no-csv``) with
+  ``data/explore.json`` (specs, skipped (topology, P) pairs and plans, columns);
 * ``data/maps.json``: per (topology, phase, batch) the grid of winners, best ring-family and best TP/PP-family
   plans (``plots.explore`` draws the maps from it; ``ringsim plot data/maps.json`` re-makes them);
 * ``crossover.csv`` + ``crossover.md``: the memory-aware crossover table;
 * ``figures/``: a winner map and a speed-up map per (topology, phase, batch);
-* ``experiment.toml`` (the resolved experiment: re-running it gives the same folder) and ``EXPLORE.md``.
+* ``experiment.toml`` (the resolved experiment: re-running it gives the same folder, ``--no-csv`` aside: the
+  file does not record it) and ``EXPLORE.md``.
 
 The folder is written as a unit: into a temporary sibling, renamed into place at the end.
 """

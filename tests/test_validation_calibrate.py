@@ -339,3 +339,21 @@ def test_communication_by_group_size():
         raw = presets.load_toml("hardware", "h200-sxm")
         raw["achievable"]["comm"]["nvlink"]["all_reduce"]["groupx"] = dict(ar)
         presets.hardware_from_dict(raw)
+
+
+def test_a_record_of_a_model_of_no_preset_is_judged_from_any_folder(tmp_path, monkeypatch):
+    """Lease Z's records name their model as the repository holds it (``--model
+    validation/models/qwen2.5-7b.toml``): compared from another working folder (as an installed copy
+    is), the model is found beside the package, and the prediction is the one made from the repository."""
+    from pathlib import Path
+
+    from validation.compare import compare
+
+    repo = Path(__file__).resolve().parent.parent
+    data = repo / "validation" / "data" / "h200x1_real_prefill_qwen2_5_7b_20261129z.jsonl"
+    here = compare([str(data)], simulate=False)
+    monkeypatch.chdir(tmp_path)
+    there = compare([str(data)], simulate=False)
+    assert len(here) == len(there) == 4
+    assert [r.analytic_s for r in here] == [r.analytic_s for r in there]
+    assert all(r.model == "qwen2.5-7b" for r in there)

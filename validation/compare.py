@@ -73,10 +73,26 @@ class _Parser(argparse.ArgumentParser):
         raise SpecError(f"its options are not valid: {message}")
 
 
+# the folder holding ``validation/`` (the repository, or site-packages in an installed copy)
+_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _model_path(model):
+    """A record's ``--model`` as given, or, where it names a .toml that is not there from here, the same
+    path under the folder that holds this package: the records of models of no preset name their file as
+    the repository holds it (``validation/models/...``), which an installed copy ships as package data."""
+    if isinstance(model, str) and model.endswith(".toml") and not Path(model).exists():
+        alt = _ROOT / model
+        if alt.exists():
+            return str(alt)
+    return model
+
+
 def config_of(rec: dict, hardware: str | None = None) -> Config:
     p = _Parser(add_help=False)
     add_config_arguments(p)
     a, _ = p.parse_known_args(options_of(rec))
+    a.model = _model_path(a.model)
     mode = rec.get("exec", "eager")  # how the executor ran: issued op by op, or replayed from a CUDA graph
     if hardware:
         a.hardware = hardware
