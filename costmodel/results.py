@@ -662,12 +662,8 @@ class DirectFile:
         except OSError:  # refused (EINVAL on tmpfs): the page cache after all
             self._fd = os.open(self.path, os.O_WRONLY | getattr(os, "O_BINARY", 0))
             self.direct = False
-        # two page-aligned buffers: one filled while the other is written by a thread (``_out``)
-        self._maps = [mmap.mmap(-1, self._cap), mmap.mmap(-1, self._cap)]
-        self._bufs = [memoryview(m) for m in self._maps]
-        self._buf = self._bufs[0]
-        self._flight: threading.Event | None = None  # set once the other buffer's write is over
-        self._flight_error: BaseException | None = None
+        self._map = mmap.mmap(-1, self._cap)  # page-aligned
+        self._buf = memoryview(self._map)
         self._patch_at: int | None = None  # a seek back: where the next write goes
         self._patches: list[tuple[int, bytes]] = []
         self.closed = False
@@ -695,59 +691,27 @@ class DirectFile:
         return n
 
     def _out(self, m: int) -> None:
-        """The whole buffer (m bytes: full) to the file at its place, by a thread while the other buffer
-        fills (the disk's time beside the formatting's, not after it)."""
-        self._land()
-        view, at = self._buf[:m], self._at
-        done = threading.Event()  # set by the thread once its write is over and its view released
-        t = threading.Thread(
-            target=self._write_job, args=(view, at, m, done), name="directfile-write", daemon=True
-        )
-        with signals_deferred():  # an interrupt lands before the thread starts or once it is recorded
-            t.start()
-            self._flight = done
-        self._buf = self._bufs[1] if self._buf is self._bufs[0] else self._bufs[0]
+        """The whole buffer (m bytes: full, or the last piece padded) to the file at its place."""
+        done = 0
+        # the views released even where a write raises: else closing the buffer raises BufferError in
+        # place of the write's error (a full disk shown as "cannot close exported pointers")
+        with self._buf[:m] as view:
+            while done < m:
+                try:
+                    with view[done:] as rest:
+                        k = os.pwrite(self._fd, rest, self._at + done)
+                except OSError as e:
+                    if not self.direct or e.errno != errno.EINVAL:
+                        raise
+                    self._buffered()  # O_DIRECT opened but its writes refused: the page cache after all
+                    continue
+                if k <= 0:
+                    raise OSError(errno.EIO, f"{self.path}: a write wrote nothing")
+                if k < m - done and self.direct:  # a short direct write: the rest through the page cache
+                    self._buffered()
+                done += k
         self._at += m
         self._n = 0
-
-    def _write_job(self, view: memoryview, at: int, m: int, done: threading.Event) -> None:
-        try:
-            self._pwrite_all(view, at, m)
-        except BaseException as e:  # noqa: BLE001 - raised in the writer's thread by _land
-            self._flight_error = e
-        finally:
-            view.release()
-            done.set()
-
-    def _land(self) -> None:
-        """Wait for the buffer being written; its error, if it had one, raised here.  An interrupted wait
-        (Ctrl-C) leaves the write marked in flight, so ``close`` still waits for it before it frees the
-        buffers and the file (an Event, not ``Thread.join``: an interrupted join may mark a running thread
-        stopped)."""
-        done = self._flight
-        if done is not None:
-            done.wait()
-            self._flight = None
-        e, self._flight_error = self._flight_error, None
-        if e is not None:
-            raise e
-
-    def _pwrite_all(self, view: memoryview, at: int, m: int) -> None:
-        done = 0
-        while done < m:
-            try:
-                with view[done:m] as part:  # released even where the write raises (the buffer closes later)
-                    k = os.pwrite(self._fd, part, at + done)
-            except OSError as e:
-                if not self.direct or e.errno != errno.EINVAL:
-                    raise
-                self._buffered()  # O_DIRECT opened but its writes refused: the page cache after all
-                continue
-            if k <= 0:
-                raise OSError(errno.EIO, f"{self.path}: a write wrote nothing")
-            if k < m - done and self.direct:  # a short direct write: the rest through the page cache
-                self._buffered()
-            done += k
 
     def _buffered(self) -> None:
         fd = os.open(self.path, os.O_WRONLY | getattr(os, "O_BINARY", 0))  # the new one first: no stale fd
@@ -775,7 +739,6 @@ class DirectFile:
         written at ``close``, through the page cache."""
         if pos + len(b) > self.size:
             raise OSError(errno.EINVAL, f"{self.path}: a write past the end after a seek back")
-        self._land()  # everything before self._at in the file
         cut = min(len(b), max(0, self._at - pos))  # the part already in the file
         if cut:
             self._patches.append((pos, bytes(b[:cut])))
@@ -794,14 +757,11 @@ class DirectFile:
             return
         self.closed = True
         try:
-            self._land()
             if self._n:
                 n = self._n
                 pad = -(-n // self.ALIGN) * self.ALIGN if self.direct else n
                 self._buf[n:pad] = bytes(pad - n)
-                self._pwrite_all(self._buf, self._at, pad)
-                self._at += pad
-                self._n = 0
+                self._out(pad)
             os.ftruncate(self._fd, self.size)
             if self._patches:
                 fd = os.open(self.path, os.O_WRONLY | getattr(os, "O_BINARY", 0))
@@ -811,13 +771,9 @@ class DirectFile:
                 finally:
                     os.close(fd)
         finally:
-            if self._flight is not None:  # an error or interrupt above: the write in flight ends first
-                self._flight.wait()
             os.close(self._fd)
-            for b in self._bufs:
-                b.release()
-            for mp in self._maps:
-                mp.close()
+            self._buf.release()
+            self._map.close()
 
     def __enter__(self) -> DirectFile:
         return self

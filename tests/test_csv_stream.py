@@ -170,9 +170,8 @@ def test_a_large_npz_written_past_the_page_cache_holds_the_same_members(tmp_path
     assert a.stat().st_size == b.stat().st_size
 
 
-def test_a_failed_write_in_the_writer_thread_is_raised_to_the_caller(tmp_path, monkeypatch):
-    """DirectFile writes a full buffer by a thread while the next one fills: a write that fails there
-    (the disk full) is raised by the next write or by close, never lost."""
+def test_a_failed_write_is_raised_to_the_caller(tmp_path, monkeypatch):
+    """A DirectFile write that fails (the disk full) is raised to the writer, never lost."""
     import errno
 
     from costmodel import results
@@ -193,49 +192,3 @@ def test_a_failed_write_in_the_writer_thread_is_raised_to_the_caller(tmp_path, m
             for _ in range(10):
                 f.write(bytes(8192))
     assert len(calls) >= 2
-
-
-def test_an_interrupt_while_a_write_is_in_flight_leaves_no_buffer_in_use(tmp_path, monkeypatch):
-    """An interrupt (Ctrl-C) that lands while DirectFile waits for its writer thread propagates as itself:
-    close waits for the write still in flight before freeing the buffers and the file (no BufferError in
-    its place, no fd closed under the thread)."""
-    import sys
-    import threading
-    import time
-
-    from costmodel import results
-
-    class Interrupted(BaseException):
-        pass
-
-    real_pwrite, real_event = results.os.pwrite, results.threading.Event
-    writes_over = []
-
-    def slow(fd, data, at):
-        if threading.current_thread().name == "directfile-write":
-            time.sleep(0.2)
-        n = real_pwrite(fd, data, at)
-        writes_over.append(threading.current_thread().name)
-        return n
-
-    class FirstWaitInterrupted(real_event):
-        fired = False
-
-        def wait(self, timeout=None):
-            waiter = sys._getframe(1).f_code.co_name  # DirectFile's wait, not Thread.start's own Event
-            if waiter == "_land" and not FirstWaitInterrupted.fired and not self.is_set():
-                FirstWaitInterrupted.fired = True
-                raise Interrupted  # as a signal handler raising inside the wait
-            return super().wait(timeout)
-
-    monkeypatch.setattr(results.os, "pwrite", slow)
-    monkeypatch.setattr(results.threading, "Event", FirstWaitInterrupted)
-    path = tmp_path / "f.bin"
-    path.write_bytes(b"")
-    with pytest.raises(Interrupted):
-        with results.DirectFile(path, buffer=8192) as f:
-            for _ in range(4):
-                f.write(bytes(8192))
-    assert FirstWaitInterrupted.fired
-    assert "directfile-write" in writes_over  # the write in flight ended before close returned
-    assert not any(t.name == "directfile-write" and t.is_alive() for t in threading.enumerate())
