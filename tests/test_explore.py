@@ -476,11 +476,15 @@ def _svg_cell_labels(fig) -> list[str]:
 
 
 def _runs_of(row):
+    """(first column, one past the last, value) of each run of one value: itertools.groupby's runs, an
+    account of its own beside plots.explore._runs."""
+    import itertools
+
     out, c0 = [], 0
-    for c in range(1, len(row) + 1):
-        if c == len(row) or row[c] != row[c0]:
-            out.append((c0, c, row[c0]))
-            c0 = c
+    for value, group in itertools.groupby(row):
+        n = sum(1 for _ in group)
+        out.append((c0, c0 + n, value))
+        c0 += n
     return out
 
 
