@@ -17,7 +17,8 @@ from costmodel.specs import Model  # noqa: E402
 # (longest processing time first), from XDIST_SECONDS: rough seconds on one core of this suite's slow
 # files (the whole file) and slow tests (each of its cases), from each test's CPU and wall time in a run
 # of the suite (benchmarks/results/speed_20261128_tests3/cpu_per_test_xdist.txt); what is not listed
-# counts as light.  A wrong figure only changes the order, never what runs.
+# counts as light.  A wrong figure only changes the order, never what runs.  The scheduler itself is
+# tests/xdist_plan.py (a worker that dies fails its test; the run goes on).
 XDIST_WHOLE = {
     "tests/test_best.py",
     "tests/test_cli_fuzz.py",
@@ -45,6 +46,7 @@ XDIST_SECONDS: dict[str, float] = {  # 2026-11-28, this 2-core machine under oth
     "tests/test_sim_agreement.py": 3,
     "tests/test_lm_head.py": 1.5,
     "tests/test_validation_calibrate.py::test_calibrate_measures_and_fits_on_cpu": 10,
+    "tests/test_xdist_plan.py::test_a_dead_worker_fails_its_test_and_the_run_goes_on": 4,  # each case
     "tests/test_real_run.py::test_a_rank_that_stops_answering_ends_every_rank_with_an_error": 10,
     "tests/test_sim_ring_recurrence.py::test_slowly_settling_units_coarsen_exactly_from_the_long_try": 10,
     "tests/test_bad_inputs.py::test_interrupted_reproduce_leaves_the_previous_results": 9,
@@ -79,40 +81,13 @@ XDIST_SECONDS: dict[str, float] = {  # 2026-11-28, this 2-core machine under oth
 }
 
 
-class _XdistPlan:
-    """The scheduler above: pytest-xdist's loadfile one with those units and that order."""
-
-    def pytest_xdist_make_scheduler(self, config, log):
-        if config.getoption("dist") != "loadfile":
-            return None  # another --dist asked for on the command line: xdist's own
-        from xdist.scheduler import LoadFileScheduling
-
-        class Plan(LoadFileScheduling):
-            def _split_scope(self, nodeid: str) -> str:
-                f = nodeid.split("::", 1)[0]
-                f = XDIST_TOGETHER.get(f, f)
-                return f if f in XDIST_WHOLE else nodeid
-
-            def _assign_work_unit(self, node) -> None:
-                if not getattr(self, "_ordered", False):  # the queue is complete at the first assignment
-                    units = sorted(self.workqueue.items(), key=lambda u: -_xdist_cost(*u))
-                    self.workqueue.clear()
-                    self.workqueue.update(units)
-                    self._ordered = True
-                super()._assign_work_unit(node)
-
-        return Plan(config, log)
-
-
-def _xdist_cost(scope: str, nodeids: dict) -> float:
-    if scope in XDIST_SECONDS:
-        return XDIST_SECONDS[scope]
-    return sum(XDIST_SECONDS.get(n.split("[", 1)[0], XDIST_LIGHT_S) for n in nodeids)
-
-
 def pytest_configure(config):
     if config.pluginmanager.hasplugin("xdist") and not hasattr(config, "workerinput"):
-        config.pluginmanager.register(_XdistPlan(), "ringsim-xdist-plan")
+        from xdist_plan import XdistPlan
+
+        config.pluginmanager.register(
+            XdistPlan(XDIST_WHOLE, XDIST_TOGETHER, XDIST_SECONDS, XDIST_LIGHT_S), "ringsim-xdist-plan"
+        )
 
 
 def pytest_unconfigure(config):
