@@ -352,11 +352,12 @@ class CsvStream:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def feed(self, columns: dict, start: int = 0) -> None:
+    def feed(self, columns: dict, start: int = 0, total: int | None = None) -> None:
         """The rows computed so far (``columns``: rows 0..n of every column, in the final column order),
-        of which rows ``start``..n are new.  The guess is made from the rows of the first ``guess_after``
-        calls (the first template's rows alone would take a column that is one-valued within each
-        template, such as a plan's weights, for one-valued throughout)."""
+        of which rows ``start``..n are new (``total``, the sweep's row count, is not needed here).  The
+        guess is made from the rows of the first ``guess_after`` calls (the first template's rows alone
+        would take a column that is one-valued within each template, such as a plan's weights, for
+        one-valued throughout)."""
         if not self.ok:
             return
         self._calls += 1
@@ -929,6 +930,13 @@ def write_npz(path, columns: dict, specs: dict | None = None, *, categories: dic
     """Binary columns (uncompressed npz, no pickles): numbers and booleans as they are, strings (and object
     columns) as int32 codes ``NAME@codes`` + ``NAME@labels``; ``__columns__`` keeps the order and
     ``__specs__`` the specs as JSON.  Written atomically.  Read back with ``read_npz``."""
+    arrays = npz_members(columns, specs, categories=categories)
+    big = sum(a.nbytes for a in arrays.values()) >= DIRECT_BYTES
+    return atomic_write_with(path, lambda f: _savez(f, arrays), direct=big)
+
+
+def npz_members(columns: dict, specs: dict | None = None, *, categories: dict | None = None) -> dict:
+    """{member name without .npy: array} of the npz ``write_npz`` writes, in its order."""
     arrays: dict[str, np.ndarray] = {
         "__columns__": np.array(list(columns), dtype=str),
         "__specs__": np.array(dumps(specs) if specs is not None else ""),
@@ -945,8 +953,7 @@ def write_npz(path, columns: dict, specs: dict | None = None, *, categories: dic
             arrays[f"{k}@labels"], arrays[f"{k}@codes"] = (categories or {}).get(k) or categorical(v)
         else:
             arrays[k] = v
-    big = sum(a.nbytes for a in arrays.values()) >= DIRECT_BYTES
-    return atomic_write_with(path, lambda f: _savez(f, arrays), direct=big)
+    return arrays
 
 
 def _savez(f, arrays: dict[str, np.ndarray]) -> None:
@@ -1029,6 +1036,7 @@ def write_sweep_files(
     with_csv: bool = True,
     with_npz: bool = True,
     csv_stream: CsvStream | None = None,
+    npz_stream=None,
 ) -> dict[str, Path]:
     """A sweep's files as a unit: ``STEM.npz`` (binary columns), ``STEM.csv`` (optional) and the manifest
     ``STEM.json`` (specs, skipped pairs, point count, the data files' names; no rows).
@@ -1041,13 +1049,16 @@ def write_sweep_files(
     describe (each data file carries its own specs).
 
     ``csv_stream``: the ``CsvStream`` the sweep's rows were fed to as they were computed (``write_csv``
-    takes its file where it is the CSV of these columns and specs)."""
+    takes its file where it is the CSV of these columns and specs); ``npz_stream``: likewise an
+    ``npzstream.NpzStream`` (its file is taken where it holds these columns whole)."""
     with small_pages():
-        return _write_sweep_files(folder, columns, specs, skipped, stem, with_csv, with_npz, csv_stream)
+        return _write_sweep_files(
+            folder, columns, specs, skipped, stem, with_csv, with_npz, csv_stream, npz_stream
+        )
 
 
 def _write_sweep_files(
-    folder, columns, specs, skipped, stem, with_csv, with_npz, csv_stream=None
+    folder, columns, specs, skipped, stem, with_csv, with_npz, csv_stream=None, npz_stream=None
 ) -> dict[str, Path]:
     folder = ensure_dir(folder, "--out")
     n = len(next(iter(columns.values()))) if columns else 0
@@ -1061,7 +1072,7 @@ def _write_sweep_files(
         # formatting); an error in either is raised once both have stopped
         with ThreadPoolExecutor(1) as ex:
             npz = (
-                ex.submit(write_npz, tmp / f"{stem}.npz", columns, specs, categories=cats)
+                ex.submit(_npz_file, tmp / f"{stem}.npz", columns, specs, cats, npz_stream)
                 if with_npz
                 else None
             )
@@ -1093,6 +1104,12 @@ def _write_sweep_files(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return {k: folder / v for k, v in {**files, "json": f"{stem}.json"}.items()}
+
+
+def _npz_file(path, columns: dict, specs: dict, cats: dict, stream=None) -> Path:
+    """The streamed npz where the stream holds these columns whole, else ``write_npz``'s."""
+    p = stream.finish(path, columns, specs, cats) if stream is not None else None
+    return p if p is not None else write_npz(path, columns, specs, categories=cats)
 
 
 def append_jsonl(path, record: dict) -> None:

@@ -116,9 +116,10 @@ def run_sweep(
     ``results.Categorical`` (labels and codes; ``np.asarray`` gives the plain column): the files'
     writers use the codes, and no column of strings is made.
 
-    ``on_block(columns, start)``: called after each template with the rows done so far (views of the
-    columns' rows 0..n in their final order, the string columns as ``Categorical`` of the sweep's labels,
-    not compacted), of which rows start..n are that template's -- e.g. ``results.CsvStream.feed``."""
+    ``on_block(columns, start, total)``: called after each template with the rows done so far (views of
+    the columns' rows 0..n in their final order, the string columns as ``Categorical`` of the sweep's
+    labels, not compacted), of which rows start..n are that template's, and the sweep's row count --
+    e.g. ``results.CsvStream.feed``, ``npzstream.NpzStream.feed``."""
     with small_pages():
         return _run_sweep(
             model,
@@ -253,7 +254,7 @@ def _run_sweep(
                         row  # a plan at a time: the lengths are numpy's inner loop (the plans: ~2x slower)
                     )
         if on_block is not None:
-            on_block(_columns(grid_labels, grid, out, labels, 0, at + n), at)
+            on_block(_columns(grid_labels, grid, out, labels, 0, at + n), at, total)
         at += n
         j0 += len(rows)
     cols = _columns(grid_labels, grid, out, labels, 0, total) if work else {}

@@ -15,6 +15,7 @@ import numpy as np
 from costmodel import presets
 from costmodel.config import parse_cached
 from costmodel.errors import SpecError
+from costmodel.npzstream import NpzStream
 from costmodel.plan import DecodeAttn, PrefillAttn, RingVariant
 from costmodel.results import CsvStream, write_sweep_files
 from costmodel.specs import AttnKernel, Phase
@@ -184,6 +185,14 @@ def run(a: argparse.Namespace) -> int:
     # compute of the next plans); its file is taken at the end where it is the CSV of the whole columns
     # (else the CSV is written from them as before), and removed if the run stops first
     stream = None if a.no_csv else CsvStream(a.out, specs)
+    # likewise the npz's numeric columns, each block of rows to its place in the file (npzstream)
+    npz = NpzStream(a.out)
+
+    def on_block(columns: dict, start: int, total: int) -> None:
+        npz.feed(columns, start, total)
+        if stream is not None:
+            stream.feed(columns, start, total)
+
     _reuse_freed_memory()
     try:
         t0 = time.perf_counter()
@@ -204,7 +213,7 @@ def run(a: argparse.Namespace) -> int:
             templates=templates,
             progress=None if a.quiet else _bar,
             coded=True,  # string and grid columns as codes: the files' writers use them as they are
-            on_block=None if stream is None else stream.feed,
+            on_block=on_block,
         )
         dt = time.perf_counter() - t0
         n = len(next(iter(cols.values()))) if cols else 0
@@ -222,9 +231,12 @@ def run(a: argparse.Namespace) -> int:
                 f"{cols['capacity_bytes'][i] / 1e9:.1f} GB per device; reduce --batch or --seq, or add GPUs"
             )
         t1 = time.perf_counter()
-        files = write_sweep_files(a.out, cols, specs, skipped, with_csv=not a.no_csv, csv_stream=stream)
+        files = write_sweep_files(
+            a.out, cols, specs, skipped, with_csv=not a.no_csv, csv_stream=stream, npz_stream=npz
+        )
         dw = time.perf_counter() - t1
     finally:
+        npz.close()
         if stream is not None:
             stream.close()
     print(

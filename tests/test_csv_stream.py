@@ -81,7 +81,7 @@ def test_an_interrupted_sweep_leaves_no_stream_file_nor_the_folder_it_made(tmp_p
     out = tmp_path / "new" / "s"
     calls = []
 
-    def feed(columns, start):
+    def feed(columns, start, total):
         stream.feed(columns, start)
         calls.append(start)
         if len(calls) == 3:  # the stream's file is open and being written

@@ -1,0 +1,216 @@
+"""npzstream.NpzStream: a sweep's npz written while the sweep runs holds the members write_npz writes (the
+same names in the same order, the same .npy headers and bytes; zipfile checks every CRC as it reads), its
+numeric members' data on 4 KiB boundaries; where it does not hold the columns it is given whole, or its
+writes fail, ``finish`` declines and the npz is written from the columns as before; an interrupted run
+leaves no file behind."""
+
+from __future__ import annotations
+
+import errno
+import struct
+import zipfile
+
+import numpy as np
+import pytest
+
+from costmodel import npzstream, presets
+from costmodel.npzstream import ALIGN, NpzStream
+from costmodel.results import categoricals, read_npz, write_npz, write_sweep_files
+from costmodel.sweep import lcm_multiple, parse_template, run_sweep, seq_grid
+
+PLANS = ["ring=P", "tp=8,pp=P/8", "tp=8,ring=P/8", "ulysses=8,ring=P/8"]
+
+
+def _sweep(phase: str, on_block=None, points: int = 300, plans=PLANS):
+    hw, model = presets.load_hardware("h100-sxm"), presets.load_model("seed-dense")
+    tpls = [parse_template(t) for t in plans]
+    gpus = [8, 16, 32]
+    seqs = seq_grid(8192, 1 << 22, points, lcm_multiple(tpls, gpus, "zigzag"))
+    return run_sweep(
+        model,
+        hw,
+        topo_kind="nvlink-domain",
+        phase=phase,
+        causal=True,
+        kernel="auto",
+        ring_variant="zigzag",
+        decode_attn="allgather",
+        batch=1,
+        seqs=seqs,
+        gpus=gpus,
+        templates=tpls,
+        coded=True,
+        on_block=on_block,
+    )[0]
+
+
+def _members(path) -> dict[str, bytes]:
+    with zipfile.ZipFile(path) as z:
+        assert z.testzip() is None  # every member's CRC
+        return {n: z.read(n) for n in z.namelist()}
+
+
+def _local_extras(path) -> dict[str, tuple[int, int]]:
+    """(where its stored bytes begin, its local header's extra field length) of each member, read from the
+    file itself."""
+    out = {}
+    with zipfile.ZipFile(path) as z, open(path, "rb") as f:
+        for i in z.infolist():
+            f.seek(i.header_offset)
+            h = f.read(30)
+            n, x = struct.unpack("<HH", h[26:30])
+            out[i.filename] = (i.header_offset + 30 + n + x, x)
+    return out
+
+
+def _data_offsets(path) -> dict[str, int]:
+    return {k: v[0] for k, v in _local_extras(path).items()}
+
+
+@pytest.mark.parametrize("phase", ["prefill", "decode"])
+@pytest.mark.parametrize("buffer", [2 * ALIGN, 8 << 20])  # a staging buffer smaller than a block, and not
+def test_streamed_npz_holds_the_members_write_npz_writes(tmp_path, phase, buffer):
+    specs = {"kind": "sweep", "phase": phase}
+    with NpzStream(tmp_path / "s", buffer=buffer, min_bytes=0) as stream:
+        cols = _sweep(phase, stream.feed)
+        cats = categoricals(cols, "USO")
+        a = stream.finish(tmp_path / "s" / "a.npz", cols, specs, cats)
+    assert a is not None
+    b = write_npz(tmp_path / "b.npz", cols, specs, categories=cats)
+    ma, mb = _members(a), _members(b)
+    assert list(ma) == list(mb)  # the same names, in write_npz's order
+    assert all(ma[k] == mb[k] for k in mb)  # .npy header and data, byte for byte
+    sa, ca = read_npz(a)
+    sb, cb = read_npz(b)
+    assert sa == sb == specs and list(ca) == list(cb)
+    off = _data_offsets(a)
+    with np.load(a) as z:
+        numeric = [k for k in z.files if z[k].dtype.kind in "fbiu" and z[k].ndim == 1 and len(z[k]) > 100]
+    streamed = [k for k in numeric if "@" not in k and k not in ("P", "L")]
+    assert len(streamed) >= 20
+    for k in streamed:  # the data (after the .npy header) on a 4 KiB boundary: written past the page cache
+        head = ma[k + ".npy"][: ma[k + ".npy"].index(b"\n") + 1]
+        assert (off[k + ".npy"] + len(head)) % ALIGN == 0, k
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["a.npz"]  # no temporary file left
+
+
+def test_a_small_sweep_is_not_streamed(tmp_path):
+    with NpzStream(tmp_path) as stream:  # the default: below 16 MiB of numeric columns
+        cols = _sweep("prefill", stream.feed, points=40)
+        assert stream.finish(tmp_path / "a.npz", cols, {}, categoricals(cols, "USO")) is None
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_columns_other_than_those_fed_are_declined(tmp_path):
+    """The stream hands its file over only for the very arrays it was fed, every row once, in order."""
+    with NpzStream(tmp_path, min_bytes=0) as stream:
+        cols = _sweep("prefill", stream.feed)
+        other = dict(cols, latency_s=cols["latency_s"].copy())  # the same values, another array
+        assert stream.finish(tmp_path / "a.npz", other, {}, categoricals(cols, "USO")) is None
+    cols = _sweep("prefill")
+    n = len(cols["L"])
+    cuts = np.linspace(0, n, 4).astype(int)
+    with NpzStream(tmp_path, min_bytes=0) as stream:
+        for a, b in [(cuts[0], cuts[1]), (cuts[2], cuts[3])]:  # a block left out
+            stream.feed({k: v[:b] for k, v in cols.items()}, int(a), n)
+        assert stream.finish(tmp_path / "b.npz", cols, {}, categoricals(cols, "USO")) is None
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sweep_files_fall_back_to_write_npz_when_the_stream_declines(tmp_path):
+    cols = _sweep("prefill")
+    specs = {"kind": "sweep"}
+    with NpzStream(tmp_path / "s", min_bytes=0) as stream:
+        stream.feed(dict(cols), 0, len(cols["L"]) + 1)  # a row count the sweep never reaches
+        f = write_sweep_files(tmp_path / "s", cols, specs, [], with_csv=False, npz_stream=stream)
+    g = write_sweep_files(tmp_path / "r", cols, specs, [], with_csv=False)
+    assert _members(f["npz"]) == _members(g["npz"])
+    assert {x for _, x in _local_extras(f["npz"]).values()} == {20}  # zip64 sizes alone: write_npz's file
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["sweep.json", "sweep.npz"]
+
+
+def test_refused_direct_writes_go_through_the_page_cache(tmp_path, monkeypatch):
+    """O_DIRECT opened but its writes refused (EINVAL): the same file, written through the page cache."""
+    real = npzstream.os.pwrite
+    calls = []
+
+    def pwrite(fd, data, at):
+        calls.append(at)
+        if len(calls) == 1:
+            raise OSError(errno.EINVAL, "refused")
+        return real(fd, data, at)
+
+    monkeypatch.setattr(npzstream.os, "pwrite", pwrite)
+    with NpzStream(tmp_path, min_bytes=0) as stream:
+        cols = _sweep("prefill", stream.feed)
+        a = stream.finish(tmp_path / "a.npz", cols, {}, categoricals(cols, "USO"))
+    assert a is not None and not stream._direct and len(calls) > 2
+    assert _members(a) == _members(write_npz(tmp_path / "b.npz", cols, {}))
+
+
+def test_a_failed_write_declines_and_leaves_no_file(tmp_path, monkeypatch):
+    """A full disk in the writer thread: ``finish`` declines (write_npz then raises the error itself)."""
+
+    def pwrite(fd, data, at):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(npzstream.os, "pwrite", pwrite)
+    with NpzStream(tmp_path, min_bytes=0) as stream:
+        cols = _sweep("prefill", stream.feed)
+        assert stream.finish(tmp_path / "a.npz", cols, {}, categoricals(cols, "USO")) is None
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_interrupted_sweep_leaves_no_stream_file_nor_the_folder_it_made(tmp_path):
+    out = tmp_path / "new" / "s"
+    calls = []
+
+    def feed(columns, start, total):
+        stream.feed(columns, start, total)
+        calls.append(start)
+        if len(calls) == 2:
+            assert stream.tmp is not None
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt), NpzStream(out, min_bytes=0) as stream:
+        _sweep("prefill", feed)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_ringsim_sweep_streams_a_large_npz_and_it_reads_as_the_columns(tmp_path):
+    """End to end at ~9e4 points (past the 16 MiB below which nothing is streamed): the command's npz has
+    its numeric members on 4 KiB boundaries (streamed) and holds what write_npz writes of the API's
+    columns."""
+    from ringsim.cli import main
+
+    out = tmp_path / "s"
+    args = ["sweep", "--seq", "8Ki:4Mi", "--points", "10000", "--gpus", "8,16,32", "--no-csv", "--quiet"]
+    assert main([*args, "--out", str(out), "--plans", *PLANS]) == 0
+    f = out / "sweep.npz"
+    off = _data_offsets(f)
+    m = _members(f)
+    head = m["latency_s.npy"][: m["latency_s.npy"].index(b"\n") + 1]
+    assert (off["latency_s.npy"] + len(head)) % ALIGN == 0  # streamed
+    specs, cols = read_npz(f)
+    assert len(cols["L"]) > 80_000
+    hw, model = presets.load_hardware(specs["hardware"]), presets.load_model(specs["model"])
+    tpls = [parse_template(t) for t in PLANS]
+    ref, _ = run_sweep(
+        model,
+        hw,
+        topo_kind=specs["topology"],
+        phase="prefill",
+        causal=True,
+        kernel=specs["attn_kernel"],
+        ring_variant=specs["ring_variant"],
+        decode_attn=specs["decode_attn"],
+        batch=1,
+        seqs=np.unique(np.asarray(cols["L"])),
+        gpus=[8, 16, 32],
+        templates=tpls,
+    )
+    assert list(ref) == list(cols)
+    for k in ref:
+        a, b = np.asarray(ref[k]), cols[k]
+        assert a.dtype.kind == b.dtype.kind or a.dtype.kind in "OU", k
+        assert np.array_equal(a, b, equal_nan=a.dtype.kind == "f"), k
