@@ -15,7 +15,9 @@ never sent.  Here the dead worker's completed units and the test it died in (alr
 as pytest-xdist's ``load`` scheduler does: a test that kills its worker would kill the next one too) are
 not put back, an empty unit is never sent, and a worker is given units until it holds two tests or the
 queue is empty, when it is told so at once; a replacement worker is given work once it has collected
-(pytest-dev/pytest-xdist#1189: not before).
+(pytest-dev/pytest-xdist#1189: not before); work sent to a worker that has died before its end is
+handled (a broken pipe: pytest-xdist ends the run with an INTERNALERROR) stays assigned to it, and is put
+back with the rest when its end is handled.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ class XdistPlan:
                 f = plan.together.get(f, f)
                 return f if f in plan.whole else nodeid
 
-            def _assign_work_unit(self, node) -> None:
+            def _assign_work_unit(self, node) -> bool:
                 if not getattr(self, "_ordered", False):  # the queue is complete at the first assignment
                     units = sorted(self.workqueue.items(), key=lambda u: -plan.cost(*u))
                     self.workqueue.clear()
@@ -55,16 +57,22 @@ class XdistPlan:
                         break
                     del self.workqueue[scope]  # nothing left to run in it
                 else:
-                    return
-                super()._assign_work_unit(node)
+                    return True
+                try:
+                    super()._assign_work_unit(node)
+                except OSError:  # the worker died and its end is not yet handled: the unit stays assigned
+                    return False  # to it, and remove_node puts it back
+                return True
 
             def _reschedule(self, node) -> None:
                 if node.shutting_down or node not in self.registered_collections:
                     return  # a replacement worker still collecting is scheduled once it has
                 if self.workqueue and self._pending_of(self.assigned_work[node]) <= 2:
-                    self._assign_work_unit(node)
+                    if not self._assign_work_unit(node):
+                        return
                     while self.workqueue and self._pending_of(self.assigned_work[node]) < 2:
-                        self._assign_work_unit(node)
+                        if not self._assign_work_unit(node):
+                            return
                 if not self.workqueue:
                     node.shutdown()
 
