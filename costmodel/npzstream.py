@@ -259,10 +259,25 @@ class NpzStream:
             self.ok = False
 
     def _put(self, k: str, b: np.ndarray) -> None:
-        """The bytes b after member k's carried ones: whole aligned pieces written, the rest carried."""
-        buf, cap = self._buf, self._cap
+        """The bytes b after member k's carried ones: whole aligned pieces written, the rest carried.  Where
+        b's memory lines up with the file (a column on a page boundary: ``run_sweep`` allocates them so),
+        its whole pages go to the file from where they lie; else through the staging buffer."""
         carry = self._carry[k]
         c = len(carry)
+        if (b.ctypes.data - c) % ALIGN == 0 and c + len(b) >= ALIGN:
+            head = (ALIGN - c) % ALIGN
+            if c:  # the carried page completed in the staging buffer
+                self._buf[:c] = np.frombuffer(carry, np.uint8)
+                self._buf[c:ALIGN] = b[:head]
+                self._pwrite(self._map, ALIGN, self._pos[k])
+                self._pos[k] += ALIGN
+            w = (len(b) - head) // ALIGN * ALIGN
+            if w:
+                self._pwrite(b[head : head + w], w, self._pos[k])
+                self._pos[k] += w
+            self._carry[k] = bytes(b[head + w :])
+            return
+        buf, cap = self._buf, self._cap
         buf[:c] = np.frombuffer(carry, np.uint8)
         i = 0
         while True:
@@ -271,7 +286,7 @@ class NpzStream:
             i, c = i + m, c + m
             w = c // ALIGN * ALIGN
             if w:
-                self._pwrite(w, self._pos[k])
+                self._pwrite(self._map, w, self._pos[k])
                 self._pos[k] += w
             rest = bytes(buf[w:c])
             c = len(rest)
@@ -280,9 +295,10 @@ class NpzStream:
                 break
         self._carry[k] = bytes(buf[:c])
 
-    def _pwrite(self, n: int, at: int) -> None:
+    def _pwrite(self, src, n: int, at: int) -> None:
+        """src's first n bytes (page-aligned memory, n a whole number of pages) to the file at ``at``."""
         done = 0
-        with memoryview(self._map) as view:
+        with memoryview(src) as view:
             while done < n:
                 try:
                     with view[done:n] as rest:

@@ -245,7 +245,7 @@ def _run_sweep(
                         raise AssertionError(f"{k}: labels differ between blocks")
                     v = v.codes
                 if k not in out:
-                    out[k] = np.empty(total, np.int32 if k in labels else v.dtype)
+                    out[k] = _page_aligned_empty(total, np.int32 if k in labels else v.dtype)
                 dst = out[k][at : at + n].reshape(nL, len(rows)).T[index]
                 if not np.may_share_memory(dst, out[k]):  # index is slices (a view); a fancy index copies
                     raise AssertionError("a block's index must be slices: its rows would not be written")
@@ -261,6 +261,15 @@ def _run_sweep(
     if coded:
         return {k: v.compact() if _is_text(v) else v for k, v in cols.items()}, skipped
     return {k: v.decode() if isinstance(v, Categorical) else v for k, v in cols.items()}, skipped
+
+
+def _page_aligned_empty(n: int, dtype) -> np.ndarray:
+    """``np.empty(n, dtype)`` starting on a 4 KiB page boundary: ``npzstream.NpzStream`` writes a column's
+    rows to disk past the page cache straight from where they lie (no copy)."""
+    dtype = np.dtype(dtype)
+    raw = np.empty(n * dtype.itemsize + 4096, np.uint8)
+    at = -raw.ctypes.data % 4096
+    return raw[at : at + n * dtype.itemsize].view(dtype)
 
 
 def _columns(grid_labels: dict, grid: dict, out: dict, labels: dict, a: int, b: int) -> dict:
