@@ -8,7 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from costmodel.predict import predict
 from real.run import expand
+from validation.compare import config_of
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--d-model", "32", "--heads", "4", "--kv-heads", "2", "--head-dim", "8", "--d-ff", "64"]
@@ -69,6 +71,12 @@ def test_two_ranks_append_records_and_keep_them(tmp_path, python_m):
         assert x["attn_kernel_real"]["chosen"] == "math"
         assert "real.run" in x["provenance"]["command"] and x["provenance"]["torch"]
         assert len(x["provenance"]["source_sha256"]) == 64  # names the code even where .git is stale
+        # beside the named (ideal) profile's prediction, the one validate holds the run against: the
+        # executor's own profile, and the line says that one first
+        pe = x["predicted_executor"]
+        assert pe["hardware"] == "h100-sxm-eager" and pe["latency_s"] > x["predicted"]["latency_s"]
+        assert pe["latency_s"] == predict(config_of(x))["latency_s"]
+    assert r.stdout.count("with h100-sxm-eager (the executor's profile, as validate compares;") == 2, r.stdout
     # a later run (here: one process, no torchrun) appends; the records already there are kept as they were
     r = _python(
         python_m,
