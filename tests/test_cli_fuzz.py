@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -460,16 +461,42 @@ def one_process(monkeypatch):
 
 @settings(max_examples=30, **_HYP)
 @given(argv=real_run_line())
-def test_real_run_arguments_end_cleanly(argv, tmp_path_factory, capsys, one_process):
+def test_real_run_arguments_end_cleanly(argv, tmp_path_factory, capsys, one_process, monkeypatch):
+    """real.run's entry point in this process.  Its last resort for an unexpected error is ``os._exit(1)``
+    (every rank stops at once), which here would end the pytest-xdist worker with no word (the traceback
+    captured, then lost): it raises SystemExit instead, so that such an error fails this test with its
+    traceback.  A run that reaches its process group may find the port it was given taken meanwhile by
+    another process of the machine (EADDRINUSE: ``free_port`` only says the port was free): that attempt
+    is run again on a new port, at most twice; any other error stands."""
     import torch.distributed as dist
 
     from real import run as real_run
     from real.selftest import free_port
 
-    os.environ["MASTER_PORT"] = str(free_port())
+    def _exit(code):
+        raise SystemExit(code)
+
+    monkeypatch.setattr(real_run.os, "_exit", _exit)
+
+    def run(a: list[str]) -> int:
+        for attempt in range(3):
+            monkeypatch.setenv("MASTER_PORT", str(free_port()))
+            try:
+                return real_run.main(a)
+            except SystemExit as e:
+                out, err = capsys.readouterr()
+                if e.code == 1 and "EADDRINUSE" in err and attempt < 2:
+                    if dist.is_initialized():
+                        dist.destroy_process_group()
+                    continue  # the port was taken between free_port and the store's bind
+                sys.stdout.write(out)  # as it was, for _ends_cleanly to judge
+                sys.stderr.write(err)
+                raise
+        raise AssertionError("not reached")
+
     d = tmp_path_factory.mktemp("rr")
     try:
-        rc, _ = _ends_cleanly(argv, d, capsys, run=real_run.main, out_made=False)
+        rc, _ = _ends_cleanly(argv, d, capsys, run=run, out_made=False)
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
