@@ -128,6 +128,18 @@ def _readonly_file(tmp_path: Path) -> str:
     return str(f)
 
 
+@pytest.fixture(autouse=True)
+def _exit_raises(monkeypatch):
+    """real.run's last resort for an unexpected error, ``os._exit(1)``, raises SystemExit in this module's
+    tests, which call its entry point in the test process: the error fails the test with its traceback
+    instead of ending the pytest-xdist worker with no word (test_cli_fuzz says more)."""
+
+    def _exit(code):
+        raise SystemExit(code)
+
+    monkeypatch.setattr(real_run.os, "_exit", _exit)
+
+
 @pytest.fixture()
 def one_process(monkeypatch):
     """The environment of a job of one process (restored afterwards): real.run starts its process group
