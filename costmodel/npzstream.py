@@ -27,13 +27,11 @@ removes a file not handed over."""
 from __future__ import annotations
 
 import contextlib
-import errno
 import io
 import mmap
 import os
 import struct
 import tempfile
-import threading
 import time
 import zlib
 from pathlib import Path
@@ -41,7 +39,17 @@ from pathlib import Path
 import numpy as np
 from numpy.lib import format as npy
 
-from .results import _MODE, DIRECT, DIRECT_BYTES, Categorical, ensure_dir, npz_members
+from .results import (
+    _MODE,
+    DIRECT,
+    DIRECT_BYTES,
+    Categorical,
+    Jobs,
+    make_folder,
+    npz_members,
+    pwrite_whole,
+    remove_made,
+)
 
 ALIGN = 4096  # a multiple of every device's logical block size; a member's data starts at a multiple
 _PAD_ID = 0xD935  # the extra field zipalign pads with: a 2-byte alignment, then zeros (ignored by readers)
@@ -150,11 +158,9 @@ class NpzStream:
         self._pos: dict[str, int] = {}  # next file offset to write of each streamed member (aligned)
         self._carry: dict[str, bytes] = {}  # its bytes after that offset not yet written (< ALIGN)
         self._end = 0  # where the members settled at the end go
-        self._queue: list = []
-        self._cv = threading.Condition()
-        self._thread: threading.Thread | None = None
+        self._jobs = Jobs()
         self._fd: int | None = None
-        self._direct = False
+        self.direct = False  # the file written past the page cache (O_DIRECT)
         self._made: list[Path] = []
         self._taken = False
         self._when = _dos_time(time.time())
@@ -176,9 +182,7 @@ class NpzStream:
         if job is None:
             self.ok = False
             return
-        with self._cv:
-            self._queue.append(job)
-            self._cv.notify()
+        self._jobs.put(job)
 
     def _job(self, columns: dict, start: int, total: int | None):
         names = list(columns)
@@ -222,41 +226,30 @@ class NpzStream:
         self._open()
 
     def _open(self) -> None:
-        q = self.folder.absolute()
-        while not q.exists() and q != q.parent:
-            self._made.append(q)
-            q = q.parent
-        ensure_dir(self.folder, "--out")
+        self._made = make_folder(self.folder)
         fd, self.tmp = tempfile.mkstemp(dir=self.folder, prefix=".npzstream.", suffix=".tmp")
-        self._fd, self._direct = fd, False
+        self._fd, self.direct = fd, False
         if DIRECT:
             try:
                 self._fd = os.open(self.tmp, os.O_WRONLY | os.O_DIRECT)
                 os.close(fd)
-                self._direct = True
+                self.direct = True
             except OSError:  # refused (tmpfs): the page cache
                 self._fd = fd
         self._map = mmap.mmap(-1, self._cap)  # page-aligned
         self._buf = np.frombuffer(self._map, np.uint8)
-        self._thread = threading.Thread(target=self._run, name="npz-stream", daemon=True)
-        self._thread.start()
+        self._jobs.start("npz-stream", self._write)
+
+    @property
+    def path(self):
+        return self.tmp
 
     # -- the writer thread ------------------------------------------------------------------------------
-    def _run(self) -> None:
-        try:
-            while True:
-                with self._cv:
-                    while not self._queue:
-                        self._cv.wait()
-                    job = self._queue.pop(0)
-                if job is None:
-                    return
-                for k, b in job:
-                    m = self._streamed[k]
-                    m.crc = zlib.crc32(b, m.crc)
-                    self._put(k, b)
-        except BaseException:  # noqa: BLE001 - the file is not handed over: write_npz writes it
-            self.ok = False
+    def _write(self, job) -> None:
+        for k, b in job:
+            m = self._streamed[k]
+            m.crc = zlib.crc32(b, m.crc)
+            self._put(k, b)
 
     def _put(self, k: str, b: np.ndarray) -> None:
         """The bytes b after member k's carried ones: whole aligned pieces written, the rest carried.  Where
@@ -297,36 +290,24 @@ class NpzStream:
 
     def _pwrite(self, src, n: int, at: int) -> None:
         """src's first n bytes (page-aligned memory, n a whole number of pages) to the file at ``at``."""
-        done = 0
-        with memoryview(src) as view:
-            while done < n:
-                try:
-                    with view[done:n] as rest:
-                        k = os.pwrite(self._fd, rest, at + done)
-                except OSError as e:
-                    if not self._direct or e.errno != errno.EINVAL:
-                        raise
-                    self._buffered()  # O_DIRECT opened but its writes refused
-                    continue
-                if k <= 0:
-                    raise OSError(errno.EIO, f"{self.tmp}: a write wrote nothing")
-                if k < n - done and self._direct:
-                    self._buffered()
-                done += k
+        with memoryview(src) as whole, whole[:n] as view:
+            pwrite_whole(self, view, at)
+
+    def _put_at(self, data, at: int) -> None:
+        """Bytes (any buffer) at ``at``, through the page cache (after ``_buffered``)."""
+        with memoryview(data) as v, v.cast("B") as b:
+            pwrite_whole(self, b, at)
 
     def _buffered(self) -> None:
         fd = os.open(self.tmp, os.O_WRONLY)
         old, self._fd = self._fd, fd
         os.close(old)
-        self._direct = False
+        self.direct = False
 
     def _stop(self) -> None:
-        if self._thread is not None:
-            with self._cv:
-                self._queue.append(None)
-                self._cv.notify()
-            self._thread.join()
-            self._thread = None
+        self._jobs.join()
+        if self._jobs.failed:  # the file is not handed over: write_npz writes it
+            self.ok = False
 
     # -- the end ---------------------------------------------------------------------------------------
     def finish(self, path, columns: dict, specs: dict | None, categories: dict | None = None) -> Path | None:
@@ -352,12 +333,10 @@ class NpzStream:
         return path
 
     def _write_rest(self, arrays: dict) -> None:
-        os.close(self._fd)
-        self._fd = os.open(self.tmp, os.O_WRONLY)  # through the page cache: small and unaligned pieces
-        fd = self._fd
+        self._buffered()  # through the page cache from here: small and unaligned pieces
         for k, m in self._streamed.items():  # the last piece of each, its local header (its CRC now known)
-            _pwrite_all(fd, self._carry[k], self._pos[k])
-            _pwrite_all(fd, m.local_header(self._when) + m.npy_head, m.offset)
+            self._put_at(self._carry[k], self._pos[k])
+            self._put_at(m.local_header(self._when) + m.npy_head, m.offset)
         members: list[_Member] = []
         at = self._end
         for k, a in arrays.items():
@@ -372,8 +351,8 @@ class NpzStream:
             m.offset = at
             data = a.reshape(-1).view(np.uint8)
             m.crc = zlib.crc32(data, zlib.crc32(m.npy_head))
-            _pwrite_all(fd, m.local_header(self._when) + m.npy_head, at)
-            _pwrite_all(fd, data, at + m.head_len() + len(m.npy_head))
+            self._put_at(m.local_header(self._when) + m.npy_head, at)
+            self._put_at(data, at + m.head_len() + len(m.npy_head))
             at += m.head_len() + m.size
             members.append(m)
         cd = b"".join(m.central(self._when) for m in members)
@@ -391,8 +370,8 @@ class NpzStream:
             _FFFFFFFF,
             0,
         )
-        _pwrite_all(fd, cd + eocd64 + loc + eocd, at)
-        os.ftruncate(fd, at + len(cd) + len(eocd64) + len(loc) + len(eocd))
+        self._put_at(cd + eocd64 + loc + eocd, at)
+        os.ftruncate(self._fd, at + len(cd) + len(eocd64) + len(loc) + len(eocd))
 
     def close(self) -> None:
         """Stop the writer; remove the file (and the folders it made) unless it was handed over."""
@@ -411,16 +390,4 @@ class NpzStream:
                 os.unlink(self.tmp)
             self.tmp = None
         if not self._taken:
-            for d in self._made:  # only where empty
-                with contextlib.suppress(OSError):
-                    d.rmdir()
-
-
-def _pwrite_all(fd: int, data, at: int) -> None:
-    b = memoryview(data).cast("B")
-    done = 0
-    while done < len(b):
-        k = os.pwrite(fd, b[done:], at + done)
-        if k <= 0:
-            raise OSError(errno.EIO, "a write wrote nothing")
-        done += k
+            remove_made(self._made)

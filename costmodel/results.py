@@ -317,6 +317,68 @@ def _rows(v, a: int, b: int):
     return Categorical(v.labels, v.codes[a:b]) if isinstance(v, Categorical) else v[a:b]
 
 
+class Jobs:
+    """Jobs done in order by a thread of their own, beside the caller: ``start(name, work)``, ``put(job)``
+    as often as needed, ``join()`` once every job put is done (or the thread stopped).  ``work(job)``
+    returning False, or raising, stops the thread and sets ``failed`` (the jobs after it are dropped).
+    Used by the sweep's streamed files (``CsvStream``, ``npzstream.NpzStream``)."""
+
+    def __init__(self) -> None:
+        self.failed = False
+        self._queue: list = []
+        self._cv = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def start(self, name: str, work) -> None:
+        self._thread = threading.Thread(target=self._run, args=(work,), name=name, daemon=True)
+        self._thread.start()
+
+    def put(self, job) -> None:
+        with self._cv:
+            self._queue.append(job)
+            self._cv.notify()
+
+    def join(self) -> None:
+        if self._thread is not None:
+            self.put(None)
+            self._thread.join()
+            self._thread = None
+
+    def _run(self, work) -> None:
+        try:
+            while True:
+                with self._cv:
+                    while not self._queue:
+                        self._cv.wait()
+                    job = self._queue.pop(0)
+                if job is None:
+                    return
+                if work(job) is False:
+                    self.failed = True
+                    return
+        except BaseException:  # noqa: BLE001 - the stream's file is not taken (its owner says why)
+            self.failed = True
+
+
+def make_folder(folder, what: str = "--out") -> list[Path]:
+    """``ensure_dir(folder)``, returning the folders it made (deepest first): ``remove_made`` takes them
+    away again where a streamed file is not taken."""
+    made = []
+    q = Path(folder).absolute()
+    while not q.exists() and q != q.parent:
+        made.append(q)
+        q = q.parent
+    ensure_dir(folder, what)
+    return made
+
+
+def remove_made(made: list[Path]) -> None:
+    """The folders ``make_folder`` made, where they are still empty (a folder files went into stays)."""
+    for d in made:
+        with contextlib.suppress(OSError):
+            d.rmdir()
+
+
 class CsvStream:
     """A sweep's CSV written while the sweep runs: ``feed`` hands it the rows as the sweep finishes them
     (``run_sweep(on_block=)``, a template at a time); a thread formats and writes them (polars' formatting
@@ -339,10 +401,8 @@ class CsvStream:
         self.ok, self.rows, self.tmp, self.names, self._calls = True, 0, None, None, 0
         self._made: list[Path] = []  # the folders _open made (removed again if the file is not taken)
         self._taken = False
-        self._queue: list = []
-        self._cv = threading.Condition()
+        self._jobs = Jobs()
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._file = None
         self._texts: dict = {}  # labels array id -> (labels, enum, remap)
 
@@ -370,9 +430,7 @@ class CsvStream:
         if job is None:
             self._fail()
             return
-        with self._cv:
-            self._queue.append(job)
-            self._cv.notify()
+        self._jobs.put(job)
 
     def _job(self, columns: dict, start: int):
         names = list(columns)
@@ -420,11 +478,7 @@ class CsvStream:
         return items, n - start
 
     def _open(self, head: str) -> None:
-        q = self.folder.absolute()
-        while not q.exists() and q != q.parent:
-            self._made.append(q)
-            q = q.parent
-        ensure_dir(self.folder, "--out")
+        self._made = make_folder(self.folder)
         fd, self.tmp = tempfile.mkstemp(dir=self.folder, prefix=".csvstream.", suffix=".tmp")
         if DIRECT:
             os.close(fd)
@@ -432,36 +486,21 @@ class CsvStream:
         else:
             self._file = os.fdopen(fd, "wb")
         self._file.write(head.encode())
-        self._thread = threading.Thread(target=self._run, name="csv-stream", daemon=True)
-        self._thread.start()
+        self._jobs.start("csv-stream", self._write)
 
-    def _run(self) -> None:
-        try:
-            while True:
-                with self._cv:
-                    while not self._queue:
-                        self._cv.wait()
-                    job = self._queue.pop(0)
-                if job is None:
-                    return
-                items, n = job
-                if not _write_rows(self._file, items, 0, n, self.chunk_rows, self._stop):
-                    self.ok = False
-                    return
-        except BaseException:  # the file is not taken: write_csv writes from the columns (and says why)
-            self.ok = False
+    def _write(self, job) -> bool:
+        """One feed's rows formatted and written (False: a whole-number guess failed, or stopped)."""
+        items, n = job
+        return _write_rows(self._file, items, 0, n, self.chunk_rows, self._stop)
 
     def _fail(self) -> None:
         self.ok = False
         self._stop.set()
 
     def _finish(self) -> None:
-        if self._thread is not None:
-            with self._cv:
-                self._queue.append(None)
-                self._cv.notify()
-            self._thread.join()
-            self._thread = None
+        self._jobs.join()
+        if self._jobs.failed:  # the file is not taken: write_csv writes from the columns (and says why)
+            self.ok = False
         if self._file is not None:
             try:
                 self._file.close()
@@ -502,9 +541,7 @@ class CsvStream:
                 os.unlink(self.tmp)
             self.tmp = None
         if not self._taken:
-            for d in self._made:  # only where empty: a folder the files went into stays
-                with contextlib.suppress(OSError):
-                    d.rmdir()
+            remove_made(self._made)
 
 
 def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
@@ -638,6 +675,28 @@ def _one_value(c: np.ndarray) -> np.ndarray | None:
     return c[:1].copy()
 
 
+def pwrite_whole(f, view: memoryview, at: int) -> None:
+    """Every byte of ``view`` to the file ``f`` holds open (``f._fd``), from offset ``at``.  Where ``f``
+    writes past the page cache (``f.direct``) and a write is refused (EINVAL: O_DIRECT opened, its writes
+    not taken) or falls short, ``f._buffered()`` reopens the file through the page cache and the rest
+    goes that way (``DirectFile``, ``npzstream.NpzStream``)."""
+    done, m = 0, len(view)
+    while done < m:
+        try:
+            with view[done:] as rest:
+                k = os.pwrite(f._fd, rest, at + done)
+        except OSError as e:
+            if not f.direct or e.errno != errno.EINVAL:
+                raise
+            f._buffered()
+            continue
+        if k <= 0:
+            raise OSError(errno.EIO, f"{f.path}: a write wrote nothing")
+        if k < m - done and f.direct:  # a short direct write: the rest through the page cache
+            f._buffered()
+        done += k
+
+
 class DirectFile:
     """A binary file written past the page cache (``O_DIRECT``) where the platform and file system allow
     it: ``write`` gathers the bytes in a page-aligned buffer of ``buffer`` bytes and hands the file whole
@@ -693,24 +752,10 @@ class DirectFile:
 
     def _out(self, m: int) -> None:
         """The whole buffer (m bytes: full, or the last piece padded) to the file at its place."""
-        done = 0
         # the views released even where a write raises: else closing the buffer raises BufferError in
         # place of the write's error (a full disk shown as "cannot close exported pointers")
         with self._buf[:m] as view:
-            while done < m:
-                try:
-                    with view[done:] as rest:
-                        k = os.pwrite(self._fd, rest, self._at + done)
-                except OSError as e:
-                    if not self.direct or e.errno != errno.EINVAL:
-                        raise
-                    self._buffered()  # O_DIRECT opened but its writes refused: the page cache after all
-                    continue
-                if k <= 0:
-                    raise OSError(errno.EIO, f"{self.path}: a write wrote nothing")
-                if k < m - done and self.direct:  # a short direct write: the rest through the page cache
-                    self._buffered()
-                done += k
+            pwrite_whole(self, view, self._at)
         self._at += m
         self._n = 0
 

@@ -6,35 +6,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from sweeps import coded_sweep
 
-from costmodel import presets
 from costmodel.results import CsvStream, write_csv
-from costmodel.sweep import lcm_multiple, parse_template, run_sweep, seq_grid
 
 PLANS = ["ring=P", "tp=8,pp=P/8", "tp=8,ring=P/8", "ulysses=8,ring=P/8", "tp=2,pp=2,ring=P/4"]
 
 
 def _sweep(phase: str, plans: list[str], on_block=None, points: int = 40):
-    hw, model = presets.load_hardware("h100-sxm"), presets.load_model("seed-dense")
-    tpls = [parse_template(t) for t in plans]
-    gpus = [8, 16, 32]
-    seqs = seq_grid(8192, 1 << 20, points, lcm_multiple(tpls, gpus, "zigzag"))
-    return run_sweep(
-        model,
-        hw,
-        topo_kind="nvlink-domain",
-        phase=phase,
-        causal=True,
-        kernel="auto",
-        ring_variant="zigzag",
-        decode_attn="allgather",
-        batch=1,
-        seqs=seqs,
-        gpus=gpus,
-        templates=tpls,
-        coded=True,
-        on_block=on_block,
-    )[0]
+    return coded_sweep(phase, plans, on_block, points)
 
 
 @pytest.mark.parametrize("phase", ["prefill", "decode"])

@@ -12,36 +12,18 @@ import zipfile
 
 import numpy as np
 import pytest
+from sweeps import coded_sweep
 
 from costmodel import npzstream, presets
 from costmodel.npzstream import ALIGN, NpzStream
 from costmodel.results import categoricals, read_npz, write_npz, write_sweep_files
-from costmodel.sweep import lcm_multiple, parse_template, run_sweep, seq_grid
+from costmodel.sweep import parse_template, run_sweep
 
 PLANS = ["ring=P", "tp=8,pp=P/8", "tp=8,ring=P/8", "ulysses=8,ring=P/8"]
 
 
 def _sweep(phase: str, on_block=None, points: int = 300, plans=PLANS):
-    hw, model = presets.load_hardware("h100-sxm"), presets.load_model("seed-dense")
-    tpls = [parse_template(t) for t in plans]
-    gpus = [8, 16, 32]
-    seqs = seq_grid(8192, 1 << 22, points, lcm_multiple(tpls, gpus, "zigzag"))
-    return run_sweep(
-        model,
-        hw,
-        topo_kind="nvlink-domain",
-        phase=phase,
-        causal=True,
-        kernel="auto",
-        ring_variant="zigzag",
-        decode_attn="allgather",
-        batch=1,
-        seqs=seqs,
-        gpus=gpus,
-        templates=tpls,
-        coded=True,
-        on_block=on_block,
-    )[0]
+    return coded_sweep(phase, plans, on_block, points, hi=1 << 22)
 
 
 def _members(path) -> dict[str, bytes]:
@@ -144,7 +126,7 @@ def test_refused_direct_writes_go_through_the_page_cache(tmp_path, monkeypatch):
     with NpzStream(tmp_path, min_bytes=0) as stream:
         cols = _sweep("prefill", stream.feed)
         a = stream.finish(tmp_path / "a.npz", cols, {}, categoricals(cols, "USO"))
-    assert a is not None and not stream._direct and len(calls) > 2
+    assert a is not None and not stream.direct and len(calls) > 2
     assert _members(a) == _members(write_npz(tmp_path / "b.npz", cols, {}))
 
 
