@@ -975,14 +975,18 @@ def _writable_file(path: str, field: str) -> None:
 
 
 def _file_checks(a: argparse.Namespace, rank: int) -> str | None:
-    """The files this rank writes can be written: None, or the sentence that says why not."""
-    try:
-        if rank == 0:
-            _writable_file(a.out, "--out")
-        if a.profile_dir:
-            _writable_dir(a.profile_dir, "--profile-dir")
-    except SpecError as e:
-        return str(e)
+    """The files this rank writes can be written: None, or the sentence that says why not (a path the
+    system refuses to look at, such as a name longer than the file system takes, included)."""
+    checks = ([(_writable_file, a.out, "--out")] if rank == 0 else []) + (
+        [(_writable_dir, a.profile_dir, "--profile-dir")] if a.profile_dir else []
+    )
+    for check, path, field in checks:
+        try:
+            check(path, field)
+        except SpecError as e:
+            return str(e)
+        except OSError as e:  # ENAMETOOLONG, ELOOP, EACCES on the way, ...: os.stat's own refusal
+            return f"{field} {path!r} cannot be used ({e.strerror or e}): name a file it can write"
     return None
 
 

@@ -156,6 +156,16 @@ def one_process(monkeypatch):
         monkeypatch.setenv(k, v)
 
 
+def test_an_output_name_the_file_system_refuses_is_one_sentence(tmp_path, capsys, one_process):
+    """A name longer than the file system takes (ENAMETOOLONG from the check's own stat): exit 2 with one
+    sentence before anything is measured (was: a traceback, and in a test's process the worker's end)."""
+    long = str(tmp_path / ("x" * 300))
+    assert real_run.main([*ONE, "--out", long]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert line.startswith("real.run: error: --out ") and "cannot be used (File name too long)" in line, line
+    assert os.listdir(tmp_path) == []
+
+
 @pytest.mark.parametrize("kind", ["folder", "under a file", "profile-dir read-only", "profile-dir is a file"])
 def test_unwritable_outputs_refused_before_anything_is_measured(tmp_path, capsys, one_process, kind):
     f = tmp_path / "file"
