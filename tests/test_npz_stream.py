@@ -196,3 +196,27 @@ def test_ringsim_sweep_streams_a_large_npz_and_it_reads_as_the_columns(tmp_path)
         a, b = np.asarray(ref[k]), cols[k]
         assert a.dtype.kind == b.dtype.kind or a.dtype.kind in "OU", k
         assert np.array_equal(a, b, equal_nan=a.dtype.kind == "f"), k
+
+
+def test_an_interrupted_ringsim_sweep_with_both_streams_leaves_no_folder_it_made(tmp_path, monkeypatch):
+    """A sweep large enough to stream its npz, with its CSV, into a new --out folder, interrupted after a
+    few blocks: the npz stream made the folder (it is fed first) while the CSV stream's file lay in it too;
+    neither file nor folder is left behind."""
+    from costmodel import results
+    from ringsim.cli import main
+
+    feed, calls = results.CsvStream.feed, []
+
+    def interrupted(self, columns, start=0, total=None):
+        feed(self, columns, start, total)
+        calls.append(start)
+        if len(calls) == 3:
+            assert self.tmp is not None  # both streams' files are open in the new folder
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(results.CsvStream, "feed", interrupted)
+    out = tmp_path / "new" / "s"
+    args = ["sweep", "--seq", "8Ki:4Mi", "--points", "10000", "--gpus", "8,16,32", "--quiet"]
+    assert main([*args, "--out", str(out), "--plans", *PLANS]) == 130
+    assert len(calls) == 3
+    assert list(tmp_path.iterdir()) == []
