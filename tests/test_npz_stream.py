@@ -220,3 +220,34 @@ def test_an_interrupted_ringsim_sweep_with_both_streams_leaves_no_folder_it_made
     assert main([*args, "--out", str(out), "--plans", *PLANS]) == 130
     assert len(calls) == 3
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_declined_stream_file_is_gone_before_write_npz_writes_its_own(tmp_path, monkeypatch):
+    """Where the stream declines (here: a full disk after its first writes), its file, up to the npz's
+    size, is removed before write_npz writes the npz anew beside it: not two copies at once on a disk
+    that is full already."""
+    from costmodel import results
+
+    real, calls = npzstream.os.pwrite, []
+
+    def pwrite(fd, data, at):
+        calls.append(at)
+        if len(calls) > 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd, data, at)
+
+    monkeypatch.setattr(npzstream.os, "pwrite", pwrite)
+    write, seen = results.write_npz, []
+
+    def write_npz(path, *args, **kw):
+        seen.append(sorted(p.name for p in (tmp_path / "s").iterdir() if p.name.startswith(".npzstream.")))
+        return write(path, *args, **kw)
+
+    monkeypatch.setattr(results, "write_npz", write_npz)
+    with NpzStream(tmp_path / "s", min_bytes=0) as stream:
+        cols = _sweep("prefill", stream.feed)
+        assert stream.tmp is not None
+        f = write_sweep_files(tmp_path / "s", cols, {}, [], with_csv=False, npz_stream=stream)
+    assert len(calls) > 3  # its file was written to, then its writes failed
+    assert seen == [[]]  # write_npz called once, the stream's file gone by then
+    assert _members(f["npz"]) == _members(write(tmp_path / "b.npz", cols, {}))
