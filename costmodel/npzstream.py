@@ -315,22 +315,34 @@ class NpzStream:
         folder or one beside it), or None where this stream does not hold those columns whole."""
         self._stop()
         if not (self.ok and self._names == list(columns) and self.rows == self.total):
-            return None
+            return self._decline()
         arrays = npz_members(columns, specs, categories=categories)
         for k in self._streamed:
             a = arrays.get(k)
             if a is not columns[k] or a.ctypes.data != self._ptr[k] or len(a) != self.total:
-                return None
+                return self._decline()
         try:
             self._write_rest(arrays)
         except OSError:
-            self.ok = False
-            return None
+            return self._decline()
         path = Path(path)
         os.chmod(self.tmp, _MODE)
         os.replace(self.tmp, path)
         self.tmp, self._taken = None, True
         return path
+
+    def _decline(self) -> None:
+        """Not handed over: its file (up to the npz's size) removed now, before write_npz writes the npz
+        beside it (a disk full already is not asked for two copies); ``close`` removes the rest."""
+        self.ok = False
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
+        if self.tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self.tmp)
+            self.tmp = None
 
     def _write_rest(self, arrays: dict) -> None:
         self._buffered()  # through the page cache from here: small and unaligned pieces

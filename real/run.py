@@ -498,6 +498,11 @@ def measure_generation(argv: list[str], cfg: Config, a, groups, device, dtype, p
         },
     )
     out.pop("check", None)
+    # the executor's-profile prediction of the whole generation (the first step's came with recs[0])
+    out.pop("predicted_executor", None)
+    pe = _executor_prediction(argv, a, out["attn_kernel_real"]["chosen"])
+    if pe is not None:
+        out["predicted_executor"] = pe
     out["checks_passed"] = all(s["check_passed"] is not False for s in out["generation"]["steps"])
     return out
 

@@ -236,9 +236,11 @@ def run(a: argparse.Namespace) -> int:
         )
         dw = time.perf_counter() - t1
     finally:
-        npz.close()
+        # the CSV's stream first: the npz's, fed first, made a new --out folder, which its close removes
+        # only once the CSV's file has left it
         if stream is not None:
             stream.close()
+        npz.close()
     print(
         f"{n} points ({len(seqs)} lengths x {len(gpus)} device counts x {len(templates)} plans) in "
         f"{dt * 1e3:.1f} ms, written in {dw * 1e3:.1f} ms; {len(skipped)} (plan, P) skipped; wrote "

@@ -7,6 +7,7 @@ leaves no file behind."""
 from __future__ import annotations
 
 import errno
+import os
 import struct
 import zipfile
 
@@ -43,6 +44,21 @@ def _local_extras(path) -> dict[str, tuple[int, int]]:
             n, x = struct.unpack("<HH", h[26:30])
             out[i.filename] = (i.header_offset + 30 + n + x, x)
     return out
+
+
+def _direct_opens(folder) -> bool:
+    """Whether a file in ``folder`` opens with O_DIRECT (tmpfs before Linux 6.6 refuses it)."""
+    if not npzstream.DIRECT:
+        return False
+    f = folder / ".direct-probe"
+    f.touch()
+    try:
+        os.close(os.open(f, os.O_WRONLY | os.O_DIRECT))
+        return True
+    except OSError:
+        return False
+    finally:
+        f.unlink()
 
 
 def _data_offsets(path) -> dict[str, int]:
@@ -113,11 +129,13 @@ def test_sweep_files_fall_back_to_write_npz_when_the_stream_declines(tmp_path):
 
 def test_refused_direct_writes_go_through_the_page_cache(tmp_path, monkeypatch):
     """O_DIRECT opened but its writes refused (EINVAL): the same file, written through the page cache."""
+    if not _direct_opens(tmp_path):
+        pytest.skip("this file system refuses O_DIRECT at open: the stream writes through the page cache")
     real = npzstream.os.pwrite
-    calls = []
+    calls = []  # (offset, stream.direct) of each write
 
     def pwrite(fd, data, at):
-        calls.append(at)
+        calls.append((at, stream.direct))
         if len(calls) == 1:
             raise OSError(errno.EINVAL, "refused")
         return real(fd, data, at)
@@ -126,7 +144,9 @@ def test_refused_direct_writes_go_through_the_page_cache(tmp_path, monkeypatch):
     with NpzStream(tmp_path, min_bytes=0) as stream:
         cols = _sweep("prefill", stream.feed)
         a = stream.finish(tmp_path / "a.npz", cols, {}, categoricals(cols, "USO"))
-    assert a is not None and not stream.direct and len(calls) > 2
+    assert a is not None and len(calls) > 2
+    # the refused write was a direct one; it was written again at the same place through the page cache
+    assert calls[0][1] and calls[1] == (calls[0][0], False)
     assert _members(a) == _members(write_npz(tmp_path / "b.npz", cols, {}))
 
 
@@ -196,3 +216,58 @@ def test_ringsim_sweep_streams_a_large_npz_and_it_reads_as_the_columns(tmp_path)
         a, b = np.asarray(ref[k]), cols[k]
         assert a.dtype.kind == b.dtype.kind or a.dtype.kind in "OU", k
         assert np.array_equal(a, b, equal_nan=a.dtype.kind == "f"), k
+
+
+def test_an_interrupted_ringsim_sweep_with_both_streams_leaves_no_folder_it_made(tmp_path, monkeypatch):
+    """A sweep large enough to stream its npz, with its CSV, into a new --out folder, interrupted after a
+    few blocks: the npz stream made the folder (it is fed first) while the CSV stream's file lay in it too;
+    neither file nor folder is left behind."""
+    from costmodel import results
+    from ringsim.cli import main
+
+    feed, calls = results.CsvStream.feed, []
+
+    def interrupted(self, columns, start=0, total=None):
+        feed(self, columns, start, total)
+        calls.append(start)
+        if len(calls) == 3:
+            assert self.tmp is not None  # both streams' files are open in the new folder
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(results.CsvStream, "feed", interrupted)
+    out = tmp_path / "new" / "s"
+    args = ["sweep", "--seq", "8Ki:4Mi", "--points", "10000", "--gpus", "8,16,32", "--quiet"]
+    assert main([*args, "--out", str(out), "--plans", *PLANS]) == 130
+    assert len(calls) == 3
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_declined_stream_file_is_gone_before_write_npz_writes_its_own(tmp_path, monkeypatch):
+    """Where the stream declines (here: a full disk after its first writes), its file, up to the npz's
+    size, is removed before write_npz writes the npz anew beside it: not two copies at once on a disk
+    that is full already."""
+    from costmodel import results
+
+    real, calls = npzstream.os.pwrite, []
+
+    def pwrite(fd, data, at):
+        calls.append(at)
+        if len(calls) > 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd, data, at)
+
+    monkeypatch.setattr(npzstream.os, "pwrite", pwrite)
+    write, seen = results.write_npz, []
+
+    def write_npz(path, *args, **kw):
+        seen.append(sorted(p.name for p in (tmp_path / "s").iterdir() if p.name.startswith(".npzstream.")))
+        return write(path, *args, **kw)
+
+    monkeypatch.setattr(results, "write_npz", write_npz)
+    with NpzStream(tmp_path / "s", min_bytes=0) as stream:
+        cols = _sweep("prefill", stream.feed)
+        assert stream.tmp is not None
+        f = write_sweep_files(tmp_path / "s", cols, {}, [], with_csv=False, npz_stream=stream)
+    assert len(calls) > 3  # its file was written to, then its writes failed
+    assert seen == [[]]  # write_npz called once, the stream's file gone by then
+    assert _members(f["npz"]) == _members(write(tmp_path / "b.npz", cols, {}))

@@ -210,3 +210,39 @@ def test_a_rank_that_stops_answering_ends_every_rank_with_an_error(tmp_path):
     print(
         f"hung rank 1 ended the job {waited:.1f} s into its step (bound {bound:.0f} s); {took:.1f} s in all"
     )
+
+
+def test_a_generation_record_keeps_the_prediction_validate_compares(monkeypatch):
+    """--gen-tokens N: the record is the sum over N steps, and so is the executor's-profile prediction it
+    keeps (and its line prints as the one validate compares), not the first step's alone.  The steps'
+    measurements are stood in for (no process group): each as ``measure`` writes it."""
+    from real import run as real_run
+
+    argv = ["--topology", "nvswitch:2", *TINY, "--layers", "2", "--plan", "ring=2", "--phase", "decode"]
+    argv += ["--context", "16", "--batch", "2", "--gen-tokens", "3", "--out", "unused.jsonl"]
+    a = real_run.build_parser().parse_args(argv)
+    cfg = real_run.config_from_args(a)
+
+    def measure(step, a, *_):
+        c = real_run.config_from_args(real_run.build_parser().parse_args(step))
+        rec = {
+            "status": "ok",
+            "specs": c.specs(),
+            "args": step,
+            "exec": a.exec_mode,
+            "exec_mode": a.fusion,
+            "attn_kernel_real": {"chosen": "math"},
+            "latency_s": {"samples": [1e-3] * 3, "median": 1e-3, "how": "timed"},
+            "check": {"passed": True},
+        }
+        pe = real_run._executor_prediction(step, a, "math")
+        assert pe is not None  # h100-sxm has its eager profile
+        return {**rec, "predicted_executor": pe}
+
+    monkeypatch.setattr(real_run, "measure", measure)
+    rec = real_run.measure_generation(argv, cfg, a, None, None, None, {})
+    assert rec["generation"]["tokens"] == 3
+    compared = predict(config_of(rec))["latency_s"]
+    assert rec["predicted_executor"]["latency_s"] == compared
+    assert rec["predicted_executor"]["latency_s"] > rec["predicted"]["latency_s"]
+    assert f"predicted {compared * 1e3:.2f} ms with h100-sxm-eager" in real_run._predicted_text(rec)

@@ -123,3 +123,35 @@ def test_work_sent_to_a_worker_that_died_unseen_is_put_back_with_the_rest():
     assert b.shutting_down
     assert sorted(ids[i] for i in b.sent) == sorted(set(ids) - {"t_whole.py::w1", "t_whole.py::w2"})
     assert len(b.sent) == len(set(b.sent))  # each once
+
+
+def test_a_replacement_still_collecting_at_the_first_schedule_waits_for_its_collection():
+    """A worker dies after its collection, before the other's (the run's collection is then complete with
+    the other's); its replacement, still collecting, is not given work by the first schedule (pytest-xdist
+    3.8: KeyError, an INTERNALERROR), and is given work once it has collected; every test is sent once."""
+    from xdist_plan import XdistPlan
+
+    sched = XdistPlan(set(), {}, {}, 0.1).pytest_xdist_make_scheduler(_Config(), None)
+    ids = [f"t_a.py::a{i}" for i in range(8)]
+    a, b = _Worker("a"), _Worker("b")
+    sched.add_node(a)
+    sched.add_node(b)
+    sched.add_node_collection(a, list(ids))
+    assert sched.remove_node(a) is None  # died before it was given anything
+    c = _Worker("c")  # its replacement
+    sched.add_node(c)
+    sched.add_node_collection(b, list(ids))
+    sched.schedule()
+    assert len(b.sent) >= 2 and c.sent == []
+    sched.add_node_collection(c, list(ids))
+    sched.schedule()  # as pytest-xdist calls it when a later worker has collected
+    assert len(c.sent) >= 2
+    done = {w: [] for w in (b, c)}
+    while any(i not in done[w] for w in (b, c) for i in w.sent):
+        for w in (b, c):
+            todo = [i for i in w.sent if i not in done[w]]
+            if todo:
+                done[w].append(todo[0])
+                sched.mark_test_complete(w, todo[0])
+    assert b.shutting_down and c.shutting_down
+    assert sorted(b.sent + c.sent) == list(range(len(ids)))  # each test sent once, to one worker

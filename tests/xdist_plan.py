@@ -46,6 +46,8 @@ class XdistPlan:
                 return f if f in plan.whole else nodeid
 
             def _assign_work_unit(self, node) -> bool:
+                if node not in self.registered_collections:  # a replacement still collecting (the first
+                    return False  # schedule gives every worker a unit): _reschedule gives it work later
                 if not getattr(self, "_ordered", False):  # the queue is complete at the first assignment
                     units = sorted(self.workqueue.items(), key=lambda u: -plan.cost(*u))
                     self.workqueue.clear()
