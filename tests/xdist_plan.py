@@ -1,5 +1,6 @@
 """pytest-xdist's loadfile scheduler with this suite's units and order (tests/conftest.py says which), and
-safe when a worker dies.
+safe when a worker dies.  It overrides methods of pytest-xdist's own scheduler (``LoadScopeScheduling``),
+checked against 3.8: pyproject.toml pins the test extra to 3.8.x.
 
 Units: a file's tests go to one worker together where the file is in ``whole`` (or ``together`` maps it
 to another file that is); every other test is a unit of its own.  Order: heaviest first, from
