@@ -40,11 +40,11 @@ import numpy as np
 from numpy.lib import format as npy
 
 from .results import (
-    _MODE,
     DIRECT,
     DIRECT_BYTES,
     Categorical,
     Jobs,
+    hand_over,
     make_folder,
     npz_members,
     pwrite_whole,
@@ -325,9 +325,7 @@ class NpzStream:
             self._write_rest(arrays)
         except OSError:
             return self._decline()
-        path = Path(path)
-        os.chmod(self.tmp, _MODE)
-        os.replace(self.tmp, path)
+        path = hand_over(self.tmp, path)
         self.tmp, self._taken = None, True
         return path
 
@@ -387,19 +385,11 @@ class NpzStream:
 
     def close(self) -> None:
         """Stop the writer; remove the file (and the folders it made) unless it was handed over."""
-        self.ok = False
         self._stop()
-        if self._fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(self._fd)
-            self._fd = None
+        self._decline()  # its descriptor closed, its file removed (where not handed over)
         if getattr(self, "_map", None) is not None:
             self._buf = None
             self._map.close()
             self._map = None
-        if self.tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(self.tmp)
-            self.tmp = None
         if not self._taken:
             remove_made(self._made)

@@ -372,6 +372,15 @@ def make_folder(folder, what: str = "--out") -> list[Path]:
     return made
 
 
+def hand_over(tmp, path) -> Path:
+    """A streamed file's temporary ``tmp`` renamed to ``path`` (the same file system), with the mode
+    ``open`` would give it."""
+    path = Path(path)
+    os.chmod(tmp, _MODE)
+    os.replace(tmp, path)
+    return path
+
+
 def remove_made(made: list[Path]) -> None:
     """The folders ``make_folder`` made, where they are still empty (a folder files went into stays)."""
     for d in made:
@@ -525,9 +534,7 @@ class CsvStream:
 
     def commit(self, path) -> Path:
         """The streamed file renamed to ``path`` (in the same folder or one beside it)."""
-        path = Path(path)
-        os.chmod(self.tmp, _MODE)
-        os.replace(self.tmp, path)
+        path = hand_over(self.tmp, path)
         self.tmp, self._taken = None, True
         return path
 
